@@ -1,0 +1,101 @@
+"""tradepipe: run trading strategies against Interactive Brokers as a pipeline of plugins.
+
+This module is the public facade; plugin authors import from here::
+
+    from tradepipe import Decision, Strategy, hookimpl
+"""
+
+from __future__ import annotations
+
+from tradepipe.adapter import Broker, BrokerStatus, OrderReport, OrderUpdate
+from tradepipe.clock import Clock, ManualClock, SystemClock
+from tradepipe.component import Component, ComponentSettings
+from tradepipe.decisions import Action, Decision, OrderType, SizingHints, TimeInForce
+from tradepipe.errors import (
+    BrokerAuthError,
+    BrokerCapabilityError,
+    BrokerError,
+    BrokerRejectedError,
+    BrokerUnavailableError,
+    ConfigError,
+    FeedError,
+    InvalidOrderTransition,
+    PersistenceError,
+    PluginError,
+    SizingError,
+    StrategyError,
+    TradepipeError,
+    UnknownComponentError,
+)
+from tradepipe.feed import Feed
+from tradepipe.hookspecs import hookimpl, hookspec
+from tradepipe.indicators import SMA
+from tradepipe.instruments import Combo, Instrument, Leg, Option, Stock
+from tradepipe.market import Bar, Quote
+from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, Side
+from tradepipe.portfolio import AccountSummary, Position
+from tradepipe.risk import Check, Outcome, RiskContext, RiskFilter, RiskVerdict
+from tradepipe.sink import RunInfo, Sink
+from tradepipe.strategy import Strategy, StrategyContext
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SMA",
+    "AccountSummary",
+    "Action",
+    "Bar",
+    "Broker",
+    "BrokerAuthError",
+    "BrokerCapabilityError",
+    "BrokerError",
+    "BrokerRejectedError",
+    "BrokerStatus",
+    "BrokerUnavailableError",
+    "Check",
+    "Clock",
+    "Combo",
+    "Component",
+    "ComponentSettings",
+    "ConfigError",
+    "Decision",
+    "Feed",
+    "FeedError",
+    "Fill",
+    "Instrument",
+    "InvalidOrderTransition",
+    "Leg",
+    "ManualClock",
+    "Option",
+    "Order",
+    "OrderEvent",
+    "OrderIntent",
+    "OrderReport",
+    "OrderStatus",
+    "OrderType",
+    "OrderUpdate",
+    "Outcome",
+    "PersistenceError",
+    "PluginError",
+    "Position",
+    "Quote",
+    "RiskContext",
+    "RiskFilter",
+    "RiskVerdict",
+    "RunInfo",
+    "Side",
+    "Sink",
+    "SizingHints",
+    "SizingError",
+    "Stock",
+    "Strategy",
+    "StrategyContext",
+    "StrategyError",
+    "SystemClock",
+    "TimeInForce",
+    "TradepipeError",
+    "UnknownComponentError",
+    "__version__",
+    "hookimpl",
+    "hookspec",
+]

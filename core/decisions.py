@@ -1,0 +1,139 @@
+"""Decisions: what a decision source wants done.
+
+A :class:`Decision` is the only thing a strategy or an AI model produces. It says
+what to trade and how sure the source is; sizing turns it into an order
+quantity and the risk filters decide whether it may reach the broker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from tradepipe.instruments import Instrument, Symbol
+
+
+class Action(StrEnum):
+    """What the source wants: open or add (buy/sell), flatten (close), or nothing (hold)."""
+
+    BUY = "buy"
+    SELL = "sell"
+    CLOSE = "close"
+    HOLD = "hold"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    GTC = "gtc"
+
+
+Price = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]
+Quantity = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]
+
+
+class SizingHints(BaseModel):
+    """What a source may say about size when it does not give a quantity.
+
+    :param risk_fraction: fraction of equity to risk on this trade (0-1].
+    :param stop_distance: price distance to the protective stop, per unit.
+    :param notional: money to commit, in the account currency.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    risk_fraction: Annotated[Decimal, Field(gt=0, le=1)] | None = None
+    stop_distance: Price | None = None
+    notional: Price | None = None
+
+
+class Decision(BaseModel):
+    """A request from a decision source.
+
+    :param id: stable id; derived from source, symbol, time and action when empty,
+        so the same decision always yields the same client order id.
+    :param source: the strategy or model that made the decision.
+    :param created_at: when it was made (timezone-aware).
+    :param expires_at: after this it must not be acted on.
+    :param confidence: 0-100; the minimum-confidence filter reads it.
+    :param quantity: exact quantity; when absent, sizing decides from ``sizing``.
+    :param stop_loss: protective stop price; also gives sizing its risk distance.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(default="", max_length=128)
+    source: str = Field(default="", max_length=128)
+    created_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    symbol: Symbol
+    instrument: Instrument | None = None
+    action: Action
+    confidence: float = Field(ge=0, le=100)
+    quantity: Quantity | None = None
+    sizing: SizingHints | None = None
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Price | None = None
+    stop_price: Price | None = None
+    tif: TimeInForce = TimeInForce.DAY
+    outside_rth: bool = False
+    stop_loss: Price | None = None
+    take_profit: Price | None = None
+    rationale: str = Field(default="", max_length=4000)
+    inputs_hash: str | None = Field(default=None, max_length=128)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        needs_limit = self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_stop = self.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        if needs_limit and self.limit_price is None:
+            raise ValueError(f"limit_price is required for a {self.order_type} order")
+        if needs_stop and self.stop_price is None:
+            raise ValueError(f"stop_price is required for a {self.order_type} order")
+        if not needs_limit and self.limit_price is not None:
+            raise ValueError(f"limit_price makes no sense for a {self.order_type} order")
+        if not needs_stop and self.stop_price is not None:
+            raise ValueError(f"stop_price makes no sense for a {self.order_type} order")
+        if self.expires_at and self.created_at and self.expires_at <= self.created_at:
+            raise ValueError("expires_at must be after created_at")
+        if not self.id and self.source and self.created_at is not None:
+            object.__setattr__(self, "id", decision_id(self))
+        return self
+
+    def with_origin(self, source: str, created_at: Any) -> Decision:
+        """Return this decision with ``source``/``created_at`` filled where missing."""
+        data = self.model_dump(exclude_unset=True)
+        data.setdefault("source", source)
+        if not data.get("source"):
+            data["source"] = source
+        if data.get("created_at") is None:
+            data["created_at"] = created_at
+        return Decision.model_validate(data)
+
+
+def decision_id(decision: Decision) -> str:
+    """Derive a stable id from what makes a decision unique."""
+    assert decision.created_at is not None
+    key = "|".join(
+        (
+            decision.source,
+            decision.symbol,
+            decision.created_at.isoformat(),
+            decision.action.value,
+            str(decision.quantity or ""),
+            decision.order_type.value,
+            str(decision.limit_price or ""),
+            str(decision.stop_price or ""),
+        )
+    )
+    return "d-" + hashlib.sha256(key.encode()).hexdigest()[:20]

@@ -1,0 +1,282 @@
+"""The plugin host: loads plugins, collects their components, calls their hooks.
+
+One :class:`PluginHost` per invocation (never a global). Loading goes through
+our own reader of the ``tradepipe`` entry-point group rather than pluggy's
+``load_setuptools_entrypoints``, because pluggy silently keeps the first of two
+entry points with one name, cannot tell built-ins from third-party plugins, and
+cannot block by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from tradepipe import hookspecs
+from tradepipe.adapter import Broker
+from tradepipe.component import Component
+from tradepipe.errors import PluginError, UnknownComponentError
+from tradepipe.feed import Feed
+from tradepipe.risk import RiskFilter
+from tradepipe.sink import Sink
+from tradepipe.strategy import Strategy
+
+if TYPE_CHECKING:
+    import click
+
+    from tradepipe.settings import AppSettings, PluginSettings
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "tradepipe"
+BUILTIN_DISTRIBUTION = "tradepipe"
+
+#: kind -> (base class, settings table, registration hook)
+KINDS: dict[str, tuple[type[Component], str, str]] = {
+    "strategy": (Strategy, "strategies", "tradepipe_register_strategies"),
+    "risk_filter": (RiskFilter, "risk", "tradepipe_register_risk_filters"),
+    "broker": (Broker, "brokers", "tradepipe_register_brokers"),
+    "sink": (Sink, "sinks", "tradepipe_register_sinks"),
+    "feed": (Feed, "feeds", "tradepipe_register_feeds"),
+}
+
+
+@dataclass
+class PluginInfo:
+    """What ``tradepipe plugins`` shows about one loaded plugin."""
+
+    name: str
+    distribution: str
+    version: str
+    builtin: bool
+    hooks: list[str] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Registration:
+    kind: str
+    name: str
+    cls: type[Component]
+    plugin: str
+
+
+class PluginHost:
+    """Loaded plugins and the components they registered."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self._registry: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
+        self._commands: dict[str, tuple[click.Command, str]] = {}
+        self._collected = False
+
+    # -- loading ---------------------------------------------------------------
+
+    def load_entry_points(self, settings: PluginSettings | None = None) -> None:
+        """Import and register the plugins of the ``tradepipe`` entry-point group.
+
+        :raises PluginError: two entry points share a name, a plugin fails to
+            import, or a plugin implements a hook that does not exist.
+        """
+        disabled = set(settings.disabled) if settings else set()
+        autoload = settings.autoload if settings else True
+        seen: dict[str, EntryPoint] = {}
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in seen:
+                raise PluginError(
+                    f"two plugins are named {ep.name!r}: {_origin(seen[ep.name])} and "
+                    f"{_origin(ep)}; uninstall one or disable it in [plugins] disabled",
+                    plugin=ep.name,
+                )
+            seen[ep.name] = ep
+        for name, ep in seen.items():
+            builtin = _distribution(ep)[0] == BUILTIN_DISTRIBUTION
+            if name in disabled:
+                log.info("plugin %s disabled by [plugins] disabled", name)
+                continue
+            if not builtin and not autoload:
+                log.info("plugin %s not loaded: [plugins] autoload is off", name)
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {name!r} ({ep.value}) failed to import: {exc}", plugin=name
+                ) from exc
+            dist, version = _distribution(ep)
+            self.register(module, name, distribution=dist, version=version, builtin=builtin)
+        self.check()
+
+    def register(
+        self,
+        plugin: Any,
+        name: str,
+        *,
+        distribution: str = "",
+        version: str = "",
+        builtin: bool = False,
+    ) -> None:
+        """Register a plugin object (a module or an instance with hook methods)."""
+        if name in self.plugins:
+            raise PluginError(f"a plugin named {name!r} is already registered", plugin=name)
+        if self._collected:
+            raise PluginError(f"plugin {name!r} registered after components were collected")
+        try:
+            self.pm.register(plugin, name=name)
+        except ValueError as exc:
+            raise PluginError(f"plugin {name!r} could not be registered: {exc}") from exc
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {name!r} is invalid: {exc}", plugin=name) from exc
+        hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or ())
+        self.plugins[name] = PluginInfo(name, distribution, version, builtin, hooks)
+
+    def check(self) -> None:
+        """Fail loudly on hook implementations that match no hook (e.g. a typo)."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"{exc}; check the hook name against tradepipe.hookspecs") from exc
+
+    # -- components ------------------------------------------------------------
+
+    def collect(self) -> None:
+        """Call every registration hook once and build the component registry."""
+        if self._collected:
+            return
+        self._collected = True
+        for kind, (base, _table, hook_name) in KINDS.items():
+            caller = getattr(self.pm.hook, hook_name)
+            for impl in caller.get_hookimpls():
+                impl.function(register=self._registrar(kind, base, impl.plugin_name))
+        for impl in self.pm.hook.tradepipe_register_commands.get_hookimpls():
+            impl.function(register=self._command_registrar(impl.plugin_name))
+
+    def _registrar(
+        self, kind: str, base: type[Component], plugin: str
+    ) -> Callable[[type[Component]], None]:
+        def register(cls: type[Component]) -> None:
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                raise PluginError(
+                    f"plugin {plugin!r} registered {cls!r} as a {kind}, but it is not a "
+                    f"subclass of {base.__name__}",
+                    plugin=plugin,
+                )
+            if not cls.name:
+                raise PluginError(f"plugin {plugin!r}: {cls.__name__} has no name", plugin=plugin)
+            taken = self._registry[kind].get(cls.name)
+            if taken is not None:
+                raise PluginError(
+                    f"{kind} {cls.name!r} is registered twice: by plugin {taken.plugin!r} and "
+                    f"by plugin {plugin!r}",
+                    plugin=plugin,
+                )
+            self._registry[kind][cls.name] = Registration(kind, cls.name, cls, plugin)
+            self.plugins[plugin].components.append(f"{kind}:{cls.name}")
+
+        return register
+
+    def _command_registrar(self, plugin: str) -> Callable[[click.Command], None]:
+        def register(command: click.Command) -> None:
+            name = command.name or ""
+            if name in self._commands:
+                other = self._commands[name][1]
+                raise PluginError(
+                    f"command {name!r} is registered twice: by {other!r} and by {plugin!r}",
+                    plugin=plugin,
+                )
+            self._commands[name] = (command, plugin)
+            self.plugins[plugin].commands.append(name)
+
+        return register
+
+    def components(self, kind: str) -> dict[str, Registration]:
+        self.collect()
+        return dict(self._registry[kind])
+
+    def component(self, kind: str, name: str) -> type[Component]:
+        """The component class ``name`` of ``kind``.
+
+        :raises UnknownComponentError: no loaded plugin provides it; the error
+            lists the names that would work.
+        """
+        registry = self.components(kind)
+        try:
+            return registry[name].cls
+        except KeyError:
+            table = KINDS[kind][1]
+            raise UnknownComponentError(
+                kind.replace("_", " "), name, list(registry), key=f"run.{table}"
+            ) from None
+
+    def commands(self) -> dict[str, click.Command]:
+        self.collect()
+        return {name: cmd for name, (cmd, _plugin) in self._commands.items()}
+
+    # -- the typed facade over hooks --------------------------------------------
+
+    def configure(self, settings: AppSettings) -> None:
+        self.pm.hook.tradepipe_configure.call_historic(kwargs={"settings": settings})
+
+    def observers(self, hook_name: str) -> Broadcast | None:
+        """A caller of event hook ``hook_name``, or ``None`` when nobody listens.
+
+        The executor asks once per run so an event nobody observes costs nothing.
+        """
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        return Broadcast(hook_name, impls) if impls else None
+
+
+class Broadcast:
+    """Calls every implementation of an event hook, isolating their failures.
+
+    pluggy stops at the first implementation that raises; an observer's bug
+    must neither stop a run nor hide the event from the other observers, so
+    each one is called on its own (in pluggy's order) and its error logged.
+    """
+
+    __slots__ = ("_calls", "hook_name")
+
+    def __init__(self, hook_name: str, impls: list[Any]) -> None:
+        self.hook_name = hook_name
+        self._calls = [(i.plugin_name, i.function, tuple(i.argnames)) for i in reversed(impls)]
+
+    def __call__(self, **kwargs: Any) -> None:
+        for plugin, function, argnames in self._calls:
+            try:
+                function(*[kwargs[name] for name in argnames])
+            except Exception as exc:
+                log.error(
+                    "plugin %s failed in %s: %s: %s (ignored)",
+                    plugin, self.hook_name, type(exc).__name__, exc,
+                )
+
+
+def _distribution(ep: EntryPoint) -> tuple[str, str]:
+    dist = ep.dist
+    if dist is None:
+        return "", ""
+    return dist.metadata["Name"] or "", dist.version or ""
+
+
+def _origin(ep: EntryPoint) -> str:
+    dist, version = _distribution(ep)
+    return f"{ep.value} from {dist or 'an unknown distribution'} {version}".rstrip()
+
+
+def load_host(settings: PluginSettings | None = None, extra: Iterable[Any] = ()) -> PluginHost:
+    """A host with the entry-point plugins loaded and ``extra`` plugin objects added."""
+    host = PluginHost()
+    host.load_entry_points(settings)
+    for plugin in extra:
+        name = getattr(plugin, "__name__", None) or type(plugin).__name__
+        host.register(plugin, name)
+    host.check()
+    return host

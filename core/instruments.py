@@ -1,0 +1,81 @@
+"""Instruments: what an order trades.
+
+A stock is identified by its symbol; an option by underlying, expiry, strike and
+right; a combo by its legs. ``conid`` is the broker's contract id where one is
+known (IBKR), ``None`` for the paper simulator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Symbol = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9][A-Z0-9.\-/ ]{0,20}$"),
+]
+
+
+class _Instrument(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    conid: int | None = None
+    currency: str = "USD"
+    exchange: str = "SMART"
+
+
+class Stock(_Instrument):
+    """A share of a listed company or fund."""
+
+    kind: Literal["stock"] = "stock"
+    symbol: Symbol
+    multiplier: Decimal = Decimal(1)
+
+
+class Option(_Instrument):
+    """A listed equity option."""
+
+    kind: Literal["option"] = "option"
+    underlying: Symbol
+    expiry: dt.date
+    strike: Decimal = Field(gt=0)
+    right: Literal["C", "P"]
+    multiplier: Decimal = Decimal(100)
+
+    @property
+    def symbol(self) -> str:
+        """OCC-style human symbol, e.g. ``AAPL 2026-12-18 200 C``."""
+        return f"{self.underlying} {self.expiry.isoformat()} {self.strike.normalize():f} {self.right}"
+
+
+class Leg(BaseModel):
+    """One leg of a combo: an option (or stock) and a signed ratio (+ buy, - sell)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instrument: Stock | Option = Field(discriminator="kind")
+    ratio: int = Field(ne=0)
+
+
+class Combo(_Instrument):
+    """Several legs traded as one order."""
+
+    kind: Literal["combo"] = "combo"
+    legs: tuple[Leg, ...] = Field(min_length=2)
+
+    @property
+    def symbol(self) -> str:
+        """The underlyings the legs trade, joined (combos rarely span more than one)."""
+        names = []
+        for leg in self.legs:
+            inst = leg.instrument
+            name = inst.underlying if isinstance(inst, Option) else inst.symbol
+            if name not in names:
+                names.append(name)
+        return "+".join(names)
+
+
+Instrument = Annotated[Stock | Option | Combo, Field(discriminator="kind")]

@@ -1,0 +1,270 @@
+"""Order intents, orders and their state machine, order events and fills.
+
+An :class:`OrderIntent` is a sized decision, carrying a client order id derived
+deterministically from the decision (so a restart can recognise an order it
+already sent). An :class:`Order` is the intent plus its life at the broker; its
+status only moves along the edges in :data:`TRANSITIONS`, and every move yields
+an :class:`OrderEvent` that the ledger keeps as history::
+
+    INITIALIZED ─┬─> DENIED                      (risk said no; never sent)
+                 └─> SUBMITTED ─┬─> REJECTED     (the broker said no)
+                                ├─> UNKNOWN ──> (any broker outcome, once known)
+                                └─> ACCEPTED ─┬─> PARTIALLY_FILLED ─> FILLED
+                                              ├─> FILLED
+                                              ├─> PENDING_CANCEL ─> CANCELED
+                                              ├─> CANCELED
+                                              └─> EXPIRED
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import AwareDatetime, Field
+
+from tradepipe.decisions import OrderType, TimeInForce
+from tradepipe.errors import InvalidOrderTransition
+from tradepipe.money import ZERO
+from tradepipe.record import Record
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+
+def client_order_id(namespace: str, decision_id: str, leg: int = 0) -> str:
+    """Deterministic client order id for leg ``leg`` of a decision.
+
+    The same namespace and decision always give the same id, which is how a
+    restarted run recognises orders it already sent. 24 characters: short
+    enough for every broker we speak to (IBKR's ``cOID``).
+    """
+    digest = hashlib.sha256(f"{namespace}|{decision_id}|{leg}".encode()).hexdigest()
+    return "tp-" + digest[:21]
+
+
+class OrderIntent(Record):
+    """A sized order, ready for the risk filters and then the broker."""
+
+    client_order_id: str
+    decision_id: str
+    source: str
+    symbol: str
+    side: Side
+    quantity: Decimal = Field(gt=0)
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    tif: TimeInForce = TimeInForce.DAY
+    outside_rth: bool = False
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    reference_price: Decimal | None = Field(
+        default=None, description="the price sizing and the risk filters used"
+    )
+    created_at: AwareDatetime
+
+    def with_quantity(self, quantity: Decimal) -> OrderIntent:
+        """The same intent with another quantity (a risk filter reduced it)."""
+        return self.model_copy(update={"quantity": quantity})
+
+
+class OrderStatus(StrEnum):
+    INITIALIZED = "initialized"
+    DENIED = "denied"
+    SUBMITTED = "submitted"
+    UNKNOWN = "unknown"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    PENDING_CANCEL = "pending_cancel"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+    @property
+    def is_working(self) -> bool:
+        """Live at the broker: may still fill."""
+        return self in WORKING
+
+    @property
+    def event_name(self) -> str:
+        """Past-tense event name for reaching this status, e.g. ``OrderFilled``."""
+        return _EVENT_NAMES[self]
+
+
+S = OrderStatus
+TERMINAL = frozenset({S.DENIED, S.REJECTED, S.FILLED, S.CANCELED, S.EXPIRED})
+WORKING = frozenset({S.SUBMITTED, S.UNKNOWN, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
+_BROKER_OUTCOMES = frozenset(
+    {S.ACCEPTED, S.REJECTED, S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}
+)
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.INITIALIZED: frozenset({S.DENIED, S.SUBMITTED}),
+    # A broker may answer a submission with any outcome directly (an immediate fill).
+    S.SUBMITTED: _BROKER_OUTCOMES | {S.UNKNOWN},
+    S.UNKNOWN: _BROKER_OUTCOMES,
+    S.ACCEPTED: frozenset(
+        {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED, S.REJECTED}
+    ),
+    S.PARTIALLY_FILLED: frozenset(
+        {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}
+    ),
+    # A cancel request can lose the race against a fill, or be refused.
+    S.PENDING_CANCEL: frozenset({S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.ACCEPTED, S.EXPIRED}),
+    **{status: frozenset() for status in TERMINAL},
+}
+_EVENT_NAMES = {
+    S.INITIALIZED: "OrderInitialized",
+    S.DENIED: "OrderDenied",
+    S.SUBMITTED: "OrderSubmitted",
+    S.UNKNOWN: "OrderStatusUnknown",
+    S.ACCEPTED: "OrderAccepted",
+    S.REJECTED: "OrderRejected",
+    S.PARTIALLY_FILLED: "OrderPartiallyFilled",
+    S.FILLED: "OrderFilled",
+    S.PENDING_CANCEL: "OrderPendingCancel",
+    S.CANCELED: "OrderCanceled",
+    S.EXPIRED: "OrderExpired",
+}
+
+
+class OrderEvent(Record):
+    """One status change of one order; the ledger keeps every one."""
+
+    client_order_id: str
+    decision_id: str
+    seq: int = Field(ge=1, description="position in this order's history; the first change is 1")
+    status: OrderStatus
+    previous: OrderStatus | None
+    ts: AwareDatetime
+    reason: str = ""
+    broker_order_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.status.event_name
+
+
+class Fill(Record):
+    """An execution: part or all of an order traded at one price."""
+
+    execution_id: str
+    client_order_id: str
+    decision_id: str
+    broker_order_id: str | None = None
+    symbol: str
+    side: Side
+    quantity: Decimal = Field(gt=0)
+    price: Decimal = Field(gt=0)
+    commission: Decimal = ZERO
+    multiplier: Decimal = Decimal(1)
+    ts: AwareDatetime
+
+    @property
+    def notional(self) -> Decimal:
+        return self.quantity * self.price * self.multiplier
+
+
+class Order(Record):
+    """An intent's life at the broker.
+
+    Frozen to the outside: the status moves only through :meth:`transition` and
+    :meth:`apply_fill`, which check the move against :data:`TRANSITIONS` and
+    return the :class:`OrderEvent` to record.
+    """
+
+    intent: OrderIntent
+    status: OrderStatus = OrderStatus.INITIALIZED
+    broker_order_id: str | None = None
+    filled_quantity: Decimal = ZERO
+    avg_fill_price: Decimal | None = None
+    reason: str = ""
+    updated_at: AwareDatetime
+    seq: int = 0
+
+    @classmethod
+    def from_intent(cls, intent: OrderIntent) -> Order:
+        return cls.trusted(intent=intent, updated_at=intent.created_at)
+
+    @property
+    def client_order_id(self) -> str:
+        return self.intent.client_order_id
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.intent.quantity - self.filled_quantity
+
+    def can_transition(self, status: OrderStatus) -> bool:
+        return status in TRANSITIONS[self.status]
+
+    def transition(
+        self,
+        status: OrderStatus,
+        ts: datetime,
+        reason: str = "",
+        broker_order_id: str | None = None,
+    ) -> OrderEvent:
+        """Move to ``status`` and return the event recording the move.
+
+        :raises InvalidOrderTransition: when ``status`` is not reachable from
+            the current status.
+        """
+        state = self.__dict__
+        previous = state["status"]
+        if status not in TRANSITIONS[previous]:
+            raise InvalidOrderTransition(
+                f"order {self.intent.client_order_id}: cannot go from {previous} to {status}",
+                client_order_id=self.intent.client_order_id,
+            )
+        seq = state["seq"] + 1
+        state["status"] = status
+        state["updated_at"] = ts
+        state["seq"] = seq
+        if reason:
+            state["reason"] = reason
+        if broker_order_id:
+            state["broker_order_id"] = broker_order_id
+        return OrderEvent.trusted(
+            client_order_id=self.intent.client_order_id,
+            decision_id=self.intent.decision_id,
+            seq=seq,
+            status=status,
+            previous=previous,
+            ts=ts,
+            reason=reason,
+            broker_order_id=state["broker_order_id"],
+        )
+
+    def apply_fill(self, fill: Fill) -> OrderEvent:
+        """Account for ``fill`` and move to FILLED or PARTIALLY_FILLED.
+
+        :raises InvalidOrderTransition: when the fill is more than what remains.
+        """
+        state = self.__dict__
+        filled = state["filled_quantity"] + fill.quantity
+        if filled > self.intent.quantity:
+            raise InvalidOrderTransition(
+                f"order {self.intent.client_order_id}: fill of {fill.quantity} exceeds the "
+                f"remaining {self.remaining}",
+                client_order_id=self.intent.client_order_id,
+            )
+        prior = state["avg_fill_price"] or ZERO
+        state["avg_fill_price"] = (
+            prior * state["filled_quantity"] + fill.price * fill.quantity
+        ) / filled
+        state["filled_quantity"] = filled
+        status = S.FILLED if filled == self.intent.quantity else S.PARTIALLY_FILLED
+        return self.transition(status, fill.ts, broker_order_id=fill.broker_order_id)

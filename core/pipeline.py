@@ -1,0 +1,287 @@
+"""Building a pipeline from settings and plugins, and running it.
+
+This is the one place that reads ``[run]`` and turns names into component
+instances; the :class:`~tradepipe.executor.Executor` then only moves events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from tradepipe.adapter import Broker
+from tradepipe.clock import Clock, ManualClock, SystemClock
+from tradepipe.component import Component
+from tradepipe.errors import ConfigError, TradepipeError
+from tradepipe.executor import Executor, RunResult
+from tradepipe.feed import Feed
+from tradepipe.host import KINDS, PluginHost
+from tradepipe.risk import RiskFilter
+from tradepipe.settings import AppSettings, settings_error
+from tradepipe.sink import RunInfo, Sink
+from tradepipe.sizing import Sizer
+from tradepipe.strategy import Strategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What a component may use besides its own settings."""
+
+    settings: AppSettings
+    clock: Clock
+    run: RunInfo
+
+
+@dataclass
+class Pipeline:
+    settings: AppSettings
+    host: PluginHost
+    run: RunInfo
+    clock: Clock
+    feed: Feed
+    strategies: list[Strategy]
+    sizer: Sizer
+    filters: list[RiskFilter]
+    broker: Broker
+    sinks: list[Sink]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Progress(Protocol):
+    """Something that shows how far a run has come (a progress bar)."""
+
+    def start(self, total: int | None) -> None: ...
+
+    def update(self, done: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class Summarizer(Protocol):
+    """A sink that can summarise a run from what it stored."""
+
+    def summary(self, run_id: str) -> dict[str, Any]: ...
+
+
+def make_component(
+    host: PluginHost, settings: AppSettings, kind: str, name: str, runtime: Runtime | None = None
+) -> Any:
+    """Instantiate component ``name`` of ``kind`` with its validated settings table.
+
+    :raises UnknownComponentError: no plugin provides ``name``.
+    :raises ConfigError: its settings table has a bad key or value.
+    """
+    cls = host.component(kind, name)
+    table = KINDS[kind][1]
+    try:
+        component_settings = cls.Settings.model_validate(settings.component_table(table, name))
+    except ValidationError as exc:
+        raise settings_error(
+            exc, source=settings.path or "settings", prefix=(table, name), model=cls.Settings
+        ) from None
+    component: Component = cls(component_settings)
+    if runtime is not None:
+        attach = getattr(component, "attach", None)
+        if attach is not None:
+            attach(runtime)
+    return component
+
+
+def check_components(settings: AppSettings, host: PluginHost) -> list[str]:
+    """Validate every component the settings name or configure; return what was checked.
+
+    :raises ConfigError: an unknown name or a bad settings table.
+    """
+    run = settings.run
+    checked = []
+    wanted = {
+        "broker": [run.broker],
+        "feed": [run.feed],
+        "strategy": list(run.strategies),
+        "risk_filter": list(run.risk_filters),
+        "sink": list(run.sinks),
+    }
+    for kind, names in wanted.items():
+        table = KINDS[kind][1]
+        configured = list(getattr(settings, table))
+        known = host.components(kind)
+        for name in dict.fromkeys(names + configured):
+            if name not in known and name in configured and name not in names:
+                # A table for a component that is not installed: say so, don't guess.
+                raise ConfigError(
+                    f"{settings.path or 'settings'}: [{table}.{name}] configures an unknown "
+                    f"{kind.replace('_', ' ')}; installed: {', '.join(sorted(known)) or 'none'}",
+                    key=f"{table}.{name}",
+                )
+            make_component(host, settings, kind, name)
+            checked.append(f"{table}.{name}")
+    return checked
+
+
+def build_pipeline(
+    settings: AppSettings,
+    host: PluginHost,
+    *,
+    clock: Clock | None = None,
+    wall: Clock | None = None,
+) -> Pipeline:
+    """Turn the settings into component instances, ready to run."""
+    run_cfg = settings.run
+    wall = wall or SystemClock()
+    started = wall.now()
+    run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    run = RunInfo(
+        run_id=run_id,
+        namespace=run_cfg.session or run_id,
+        started_at=started,
+        env=settings.env,
+        broker=run_cfg.broker,
+        feed=run_cfg.feed,
+        strategies=tuple(run_cfg.strategies),
+    )
+    clock = clock or ManualClock(started)
+    runtime = Runtime(settings, clock, run)
+    if len(set(run_cfg.strategies)) != len(run_cfg.strategies):
+        raise ConfigError("[run] strategies lists a strategy twice", key="run.strategies")
+
+    def make(kind: str, name: str) -> Any:
+        return make_component(host, settings, kind, name, runtime)
+
+    return Pipeline(
+        settings=settings,
+        host=host,
+        run=run,
+        clock=clock,
+        feed=make("feed", run_cfg.feed),
+        strategies=[make("strategy", n) for n in run_cfg.strategies],
+        sizer=Sizer(settings.sizing),
+        filters=[make("risk_filter", n) for n in run_cfg.risk_filters],
+        broker=make("broker", run_cfg.broker),
+        sinks=[make("sink", n) for n in run_cfg.sinks],
+    )
+
+
+def connect_broker(broker: Broker, settings: AppSettings) -> None:
+    """Connect and refuse a live account unless the settings opt in.
+
+    :raises ConfigError: the account is live and ``[run] allow_live`` is false.
+    """
+    status = broker.connect()
+    if not status.is_paper and not settings.run.allow_live:
+        broker.disconnect()
+        raise ConfigError(
+            f"broker {broker.name!r} is connected to a live account "
+            f"({mask_account(status.account_id)}); refusing to trade it. Set "
+            "[run] allow_live = true in the environment meant for live trading to allow it.",
+            key="run.allow_live",
+        )
+
+
+def mask_account(account_id: str | None) -> str:
+    """``U1234567`` → ``U***4567``: enough to recognise, not enough to use."""
+    if not account_id:
+        return "unknown account"
+    if len(account_id) <= 4:
+        return "*" * len(account_id)
+    head = account_id[:2] if account_id[:2].isalpha() else account_id[:1]
+    return f"{head}***{account_id[-4:]}"
+
+
+def run_pipeline(
+    pipeline: Pipeline, progress: Progress | None = None, progress_every: int = 1000
+) -> tuple[RunResult, dict[str, Any]]:
+    """Run ``pipeline`` to the end of its feed; return its result and summary.
+
+    The summary comes from the first sink that can summarise (the ledger), so
+    it shows what was recorded, not what the process remembers.
+    """
+    t0 = time.perf_counter()
+    pipeline.feed.load()
+    pipeline.timings["load_seconds"] = time.perf_counter() - t0
+    connect_broker(pipeline.broker, pipeline.settings)
+    run = pipeline.run
+    for sink in pipeline.sinks:
+        sink.open(run)
+    started = pipeline.host.observers("tradepipe_run_started")
+    if started is not None:
+        started(run=run)
+    executor = Executor(
+        pipeline, progress=progress.update if progress else None, progress_every=progress_every
+    )
+    status = "failed"
+    result = RunResult(0, status, 0, 0, 0, 0)
+    if progress is not None:
+        progress.start(pipeline.feed.total())
+    t0 = time.perf_counter()
+    try:
+        executor.start()
+        result = executor.run()
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        pipeline.timings["run_seconds"] = time.perf_counter() - t0
+        if progress is not None:
+            progress.stop()
+        _finish(pipeline, executor, status)
+    summary = summarize(pipeline, result)
+    finished = pipeline.host.observers("tradepipe_run_finished")
+    if finished is not None:
+        finished(run=run, status=status, summary=summary)
+    return result, summary
+
+
+def _finish(pipeline: Pipeline, executor: Executor, status: str) -> None:
+    """Snapshot the account, flush and close the sinks, disconnect. Never loses a record."""
+    errors: list[BaseException] = []
+    try:
+        broker = pipeline.broker
+        positions = broker.positions()
+        account = broker.account()
+        for sink in pipeline.sinks:
+            sink.record_snapshot(positions, account)
+    except TradepipeError as exc:
+        log.error("could not snapshot the account at the end of the run: %s", exc)
+    for sink in pipeline.sinks:
+        try:
+            sink.flush()
+            sink.close(pipeline.run, executor.bars, status)
+        except BaseException as exc:  # keep closing the others, then re-raise
+            errors.append(exc)
+    pipeline.broker.disconnect()
+    if errors:
+        raise errors[0]
+
+
+def summarize(pipeline: Pipeline, result: RunResult) -> dict[str, Any]:
+    for sink in pipeline.sinks:
+        summary = getattr(sink, "summary", None)
+        if summary is not None:
+            data: dict[str, Any] = summary(pipeline.run.run_id)
+            data["timings"] = {k: round(v, 3) for k, v in pipeline.timings.items()}
+            return data
+    # No ledger configured: say so, and report what the broker holds.
+    account = pipeline.broker.account()
+    return {
+        "run_id": pipeline.run.run_id,
+        "source": "memory (no ledger sink configured)",
+        "status": result.status,
+        "bars": result.bars,
+        "decisions": result.decisions,
+        "orders": {"total": result.orders},
+        "fills": result.fills,
+        "positions": [
+            {"symbol": p.symbol, "quantity": str(p.quantity)} for p in pipeline.broker.positions()
+        ],
+        "cash": str(account.cash),
+        "equity": str(account.equity),
+        "timings": {k: round(v, 3) for k, v in pipeline.timings.items()},
+    }

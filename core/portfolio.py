@@ -1,0 +1,176 @@
+"""Positions, account summary, and the book that keeps them.
+
+:class:`Book` is the arithmetic of an account: it applies fills to cash and
+positions (average cost, realized P&L) and marks positions to market. The paper
+simulator keeps its account with it, and the executor keeps its own view of the
+broker's account with it, so both do the same sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import AwareDatetime
+
+from tradepipe.money import ZERO, to_decimal
+from tradepipe.orders import Fill
+from tradepipe.record import Record
+
+
+class Position(Record):
+    """Holdings of one instrument. ``quantity`` is negative for a short."""
+
+    symbol: str
+    quantity: Decimal
+    avg_cost: Decimal = ZERO
+    multiplier: Decimal = Decimal(1)
+    mark_price: Decimal | None = None
+    realized_pnl: Decimal = ZERO
+
+    @property
+    def market_value(self) -> Decimal | None:
+        if self.mark_price is None:
+            return None
+        return self.quantity * self.mark_price * self.multiplier
+
+    @property
+    def unrealized_pnl(self) -> Decimal | None:
+        if self.mark_price is None:
+            return None
+        return (self.mark_price - self.avg_cost) * self.quantity * self.multiplier
+
+
+class AccountSummary(Record):
+    """Money in an account at one moment, in its base currency."""
+
+    account_id: str
+    currency: str = "USD"
+    cash: Decimal
+    equity: Decimal
+    buying_power: Decimal
+    gross_position_value: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+    unrealized_pnl: Decimal = ZERO
+    ts: AwareDatetime
+
+
+class _Holding:
+    __slots__ = ("avg_cost", "multiplier", "quantity", "realized")
+
+    def __init__(self, multiplier: Decimal) -> None:
+        self.quantity = ZERO
+        self.avg_cost = ZERO
+        self.realized = ZERO
+        self.multiplier = multiplier
+
+
+Marks = Mapping[str, float]
+
+
+class Book:
+    """Cash and positions of one account, updated fill by fill.
+
+    Valuations take the latest prices as ``marks`` (symbol -> last price), so
+    the book itself never needs updating as prices move.
+    """
+
+    def __init__(self, cash: Decimal, currency: str = "USD") -> None:
+        self.cash = cash
+        self.currency = currency
+        self.realized_pnl = ZERO
+        self.commissions = ZERO
+        self._holdings: dict[str, _Holding] = {}
+
+    def seed(self, position: Position) -> None:
+        """Start from a position the broker already holds."""
+        holding = self._holdings[position.symbol] = _Holding(position.multiplier)
+        holding.quantity = position.quantity
+        holding.avg_cost = position.avg_cost
+
+    def quantity(self, symbol: str) -> Decimal:
+        holding = self._holdings.get(symbol)
+        return holding.quantity if holding is not None else ZERO
+
+    def apply(self, fill: Fill) -> Decimal:
+        """Apply ``fill`` to cash and the position; return the P&L it realized."""
+        holding = self._holdings.get(fill.symbol)
+        if holding is None:
+            holding = self._holdings[fill.symbol] = _Holding(fill.multiplier)
+        qty = fill.quantity if fill.side == "buy" else -fill.quantity
+        price = fill.price
+        mult = holding.multiplier
+        old = holding.quantity
+        new = old + qty
+        realized = ZERO
+        if old == 0 or (old > 0) == (qty > 0):
+            # Opening or adding: the average cost moves towards this price.
+            holding.avg_cost = (holding.avg_cost * old + price * qty) / new
+        else:
+            closed = min(abs(qty), abs(old))
+            direction = 1 if old > 0 else -1
+            realized = (price - holding.avg_cost) * closed * direction * mult
+            if new == 0:
+                holding.avg_cost = ZERO
+            elif (new > 0) != (old > 0):
+                # Flipped through zero: the remainder opened at this price.
+                holding.avg_cost = price
+        holding.quantity = new
+        holding.realized += realized
+        self.cash -= qty * price * mult + fill.commission
+        self.commissions += fill.commission
+        self.realized_pnl += realized
+        return realized
+
+    def positions(self, marks: Marks | None = None, *, include_flat: bool = False) -> list[Position]:
+        """Open positions (and flat ones that realized P&L, with ``include_flat``)."""
+        marks = marks or {}
+        out = []
+        for symbol, h in sorted(self._holdings.items()):
+            if h.quantity == 0 and not include_flat:
+                continue
+            mark = marks.get(symbol)
+            out.append(
+                Position.trusted(
+                    symbol=symbol,
+                    quantity=h.quantity,
+                    avg_cost=h.avg_cost,
+                    multiplier=h.multiplier,
+                    mark_price=None if mark is None else to_decimal(mark),
+                    realized_pnl=h.realized,
+                )
+            )
+        return out
+
+    def market_value(self, marks: Marks) -> Decimal:
+        """Signed value of all positions; unmarked ones count at their cost."""
+        total = ZERO
+        for symbol, h in self._holdings.items():
+            if h.quantity:
+                mark = marks.get(symbol)
+                price = to_decimal(mark) if mark is not None else h.avg_cost
+                total += h.quantity * price * h.multiplier
+        return total
+
+    def equity(self, marks: Marks) -> Decimal:
+        return self.cash + self.market_value(marks)
+
+    def summary(
+        self, account_id: str, ts: datetime, buying_power: Decimal, marks: Marks
+    ) -> AccountSummary:
+        positions = self.positions(marks)
+        market = self.market_value(marks)
+        gross = sum((abs(p.market_value or ZERO) for p in positions), ZERO)
+        unrealized = sum((p.unrealized_pnl or ZERO for p in positions), ZERO)
+        return AccountSummary.trusted(
+            account_id=account_id,
+            currency=self.currency,
+            cash=self.cash,
+            equity=self.cash + market,
+            buying_power=buying_power,
+            gross_position_value=gross,
+            realized_pnl=self.realized_pnl,
+            unrealized_pnl=unrealized,
+            ts=ts,
+        )

@@ -1,0 +1,112 @@
+"""Risk verdicts and the base class of risk filters.
+
+A risk filter looks at one sized :class:`~tradepipe.orders.OrderIntent` and
+answers pass, deny or reduce, with a reason and the numbers it used. Filters run
+in the configured order; the first denial stops the order; a filter that raises
+denies it (fail closed). A denial is a recorded event, never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from pydantic import AwareDatetime
+
+from tradepipe.component import Component
+from tradepipe.record import Record
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from tradepipe.decisions import Decision
+    from tradepipe.orders import OrderIntent
+
+
+class Outcome(StrEnum):
+    PASS = "pass"
+    DENY = "deny"
+    REDUCE = "reduce"
+
+
+class RiskVerdict(Record):
+    """What one filter said about one intent."""
+
+    decision_id: str
+    client_order_id: str
+    filter: str
+    seq: int
+    outcome: Outcome
+    reason: str
+    quantity_before: Decimal
+    quantity_after: Decimal
+    figures: dict[str, Any] = {}
+    ts: AwareDatetime
+
+
+class Check(NamedTuple):
+    """A filter's answer; build it with :meth:`RiskFilter.allow` and friends."""
+
+    outcome: Outcome
+    reason: str
+    quantity: Decimal | None
+    figures: dict[str, Any]
+
+
+class RiskContext(Protocol):
+    """What a filter may look at. The executor provides it."""
+
+    def now(self) -> datetime: ...
+
+    def position(self, symbol: str) -> Decimal:
+        """Signed quantity held, including what open orders will not change."""
+        ...
+
+    def last_price(self, symbol: str) -> Decimal | None: ...
+
+    def equity(self) -> Decimal: ...
+
+    def cash(self) -> Decimal: ...
+
+    def reserved_cash(self) -> Decimal:
+        """Cash that open buy orders will use when they fill."""
+        ...
+
+    def is_paper(self) -> bool: ...
+
+
+class RiskFilter(Component):
+    """Base class of a risk filter: implement :meth:`check`."""
+
+    def check(self, intent: OrderIntent, decision: Decision, ctx: RiskContext) -> Check:
+        """Judge ``intent``. Return :meth:`allow`, :meth:`deny` or :meth:`reduce`."""
+        raise NotImplementedError
+
+    @staticmethod
+    def allow(reason: str = "", **figures: Any) -> Check:
+        return Check(Outcome.PASS, reason, None, figures)
+
+    @staticmethod
+    def deny(reason: str, **figures: Any) -> Check:
+        return Check(Outcome.DENY, reason, None, figures)
+
+    @staticmethod
+    def reduce(quantity: Decimal, reason: str, **figures: Any) -> Check:
+        return Check(Outcome.REDUCE, reason, quantity, figures)
+
+
+@dataclass(slots=True)
+class FilterOutcome:
+    """The result of running the whole chain of filters over one intent."""
+
+    intent: OrderIntent
+    verdicts: list[RiskVerdict] = field(default_factory=list)
+
+    @property
+    def denied(self) -> RiskVerdict | None:
+        for verdict in self.verdicts:
+            if verdict.outcome is Outcome.DENY:
+                return verdict
+        return None

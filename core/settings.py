@@ -1,0 +1,315 @@
+"""Settings: ``settings.toml`` + ``.secrets.toml`` + ``TRADEPIPE_*`` variables.
+
+This is the only module that touches dynaconf. The merged result goes straight
+into the pydantic :class:`AppSettings`, so a wrong key or value stops tradepipe
+at start with a :class:`~tradepipe.errors.ConfigError` that names the table, the
+key, the value and what was expected.
+
+Precedence, lowest first: the ``[default]`` tables of ``settings.toml``, the
+tables of the selected environment (``[development]``, ``[paper]``, ``[live]``,
+…), ``.secrets.toml`` beside the settings file (same layout), then environment
+variables such as ``TRADEPIPE_RUN__BROKER=client_portal`` (``__`` separates
+tables). The environment is chosen with ``--env``, else ``TRADEPIPE_ENV``, else
+``development``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tradepipe.errors import ConfigError
+
+DEFAULT_ENV = "development"
+SETTINGS_FILE = "settings.toml"
+SECRETS_FILE = ".secrets.toml"
+MASK = "********"
+
+# Key names whose values are secret wherever they appear.
+_SECRET_KEY = re.compile(
+    r"(secret|token|password|passwd|passphrase|cookie|credential|api_key|private_key|"
+    r"consumer_key|client_assertion|bearer)",
+    re.IGNORECASE,
+)
+# dynaconf's own options come back from as_dict(); they are not ours.
+_DYNACONF_KEYS = {"load_dotenv", "environments", "envvar_prefix", "env_switcher", "merge_enabled"}
+_KINDS = ("brokers", "strategies", "risk", "sinks", "feeds")
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSettings(_Table):
+    """``[run]``: which components a pipeline is made of."""
+
+    broker: str = "paper"
+    feed: str = "synthetic"
+    strategies: list[str] = Field(default_factory=lambda: ["sma_cross"])
+    risk_filters: list[str] = Field(
+        default_factory=lambda: [
+            "min_confidence",
+            "max_position_value",
+            "max_risk_per_trade",
+            "buying_power",
+        ]
+    )
+    sinks: list[str] = Field(default_factory=lambda: ["sql"])
+    #: What a raising strategy does to the run: ``skip`` the event, or ``stop`` the run.
+    on_strategy_error: Literal["skip", "stop"] = "skip"
+    #: Namespace of client order ids. Empty: a fresh one per run (replays).
+    #: Set it for a live pipeline so a restart recognises orders it already sent.
+    session: str = ""
+    #: Live (non-paper) accounts are refused unless this is true.
+    allow_live: bool = False
+    #: How many records a sink may buffer before writing them.
+    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+
+
+class SizingSettings(_Table):
+    """``[sizing]``: how a decision without a quantity gets one."""
+
+    method: Literal["fixed_quantity", "fixed_notional", "risk"] = "risk"
+    quantity: Decimal = Field(default=Decimal(100), gt=0)
+    notional: Decimal = Field(default=Decimal(10_000), gt=0)
+    #: Fraction of equity risked per trade for ``risk`` sizing (0.01 = 1%).
+    risk_fraction: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
+    #: Cap on the value of one position, whatever the method says.
+    max_position_value: Decimal = Field(default=Decimal(10_000), gt=0)
+    #: Allow fractional quantities; otherwise sizes are rounded down to whole units.
+    fractional: bool = False
+
+
+class LoggingSettings(_Table):
+    """``[logging]``: console output and daily log files."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    console_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    dir: str = "logs"
+    file: bool = True
+    keep_days: int = Field(default=14, ge=1)
+
+
+class PluginSettings(_Table):
+    """``[plugins]``: which installed plugins load."""
+
+    #: Load third-party plugins found through the ``tradepipe`` entry-point group.
+    autoload: bool = True
+    #: Entry-point names that must not load, built-in or not.
+    disabled: list[str] = Field(default_factory=list)
+
+
+ComponentTables = dict[str, dict[str, Any]]
+
+
+class AppSettings(_Table):
+    """All settings of one invocation, after merging and validation."""
+
+    env: str = DEFAULT_ENV
+    path: str | None = None
+    run: RunSettings = Field(default_factory=RunSettings)
+    sizing: SizingSettings = Field(default_factory=SizingSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
+    brokers: ComponentTables = Field(default_factory=dict)
+    strategies: ComponentTables = Field(default_factory=dict)
+    risk: ComponentTables = Field(default_factory=dict)
+    sinks: ComponentTables = Field(default_factory=dict)
+    feeds: ComponentTables = Field(default_factory=dict)
+    #: Dotted keys whose values are secret (from ``.secrets.toml`` or by name).
+    secret_keys: frozenset[str] = frozenset()
+
+    def component_table(self, kind: str, name: str) -> dict[str, Any]:
+        """The raw settings table of component ``name`` of ``kind`` (e.g. ``risk``)."""
+        tables: ComponentTables = getattr(self, kind)
+        return dict(tables.get(name, {}))
+
+    def secret_values(self) -> list[str]:
+        """Every secret value, for the log redaction filter."""
+        found = []
+        data = self.model_dump(mode="json", exclude={"secret_keys"})
+        for key, value in _walk(data):
+            if isinstance(value, str) and value and self.is_secret(key):
+                found.append(value)
+        return found
+
+    def is_secret(self, dotted: str) -> bool:
+        return dotted in self.secret_keys or bool(_SECRET_KEY.search(dotted.rsplit(".", 1)[-1]))
+
+    def masked(self) -> dict[str, Any]:
+        """The merged settings as a dict, every secret value replaced by a mask."""
+        data = self.model_dump(mode="json", exclude={"secret_keys"})
+        return _mask(data, "", self)
+
+
+def _walk(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _walk(value, dotted + ".")
+        else:
+            yield dotted, value
+
+
+def _mask(data: Mapping[str, Any], prefix: str, settings: AppSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out[key] = _mask(value, dotted + ".", settings)
+        elif value not in (None, "") and settings.is_secret(dotted):
+            out[key] = MASK
+        else:
+            out[key] = value
+    return out
+
+
+def _lower_keys(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower_keys(v) for v in value]
+    return value
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", key=str(path)) from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}", key=str(path)) from exc
+
+
+def _secret_keys(secrets: dict[str, Any], env: str) -> set[str]:
+    keys: set[str] = set()
+    for section in ("default", env, "global"):
+        table = secrets.get(section)
+        if isinstance(table, Mapping):
+            keys.update(k.lower() for k, _ in _walk(table))
+    return keys
+
+
+def load_settings(
+    path: str | Path | None = None,
+    env: str | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> AppSettings:
+    """Read, merge and validate the settings.
+
+    :param path: the settings file; ``./settings.toml`` when ``None`` (built-in
+        defaults if that file does not exist). An explicit path must exist.
+    :param env: the environment; ``TRADEPIPE_ENV`` or ``development`` when ``None``.
+    :param overrides: tables whose keys replace the merged ones, e.g.
+        ``{"run": {"broker": "paper"}}`` for ``--broker paper``.
+    :raises ConfigError: for a missing file, bad TOML, an unknown environment,
+        or any key or value the models refuse.
+    """
+    from dynaconf import Dynaconf  # imported here: this module is its only user
+
+    explicit = path is not None
+    settings_path = Path(path) if path is not None else Path(SETTINGS_FILE)
+    env = (env or os.environ.get("TRADEPIPE_ENV") or DEFAULT_ENV).lower()
+    files: list[str] = []
+    if settings_path.exists():
+        declared = _read_toml(settings_path)
+        files.append(str(settings_path))
+    elif explicit:
+        raise ConfigError(f"settings file {settings_path} does not exist", key=str(settings_path))
+    else:
+        declared = {}
+    envs = sorted(k for k in declared if k not in ("default", "global"))
+    if declared and env not in envs and env != DEFAULT_ENV:
+        raise ConfigError(
+            f"unknown environment {env!r}; {settings_path} defines: {', '.join(envs) or 'none'}",
+            key="env",
+        )
+    secrets_path = settings_path.parent / SECRETS_FILE
+    secrets = _read_toml(secrets_path) if secrets_path.exists() else {}
+
+    dyn = Dynaconf(
+        settings_files=files,
+        secrets=str(secrets_path) if secrets else None,
+        environments=True,
+        env=env,
+        default_env="default",
+        envvar_prefix="TRADEPIPE",
+        env_switcher="TRADEPIPE_ENV",
+        merge_enabled=True,
+        load_dotenv=False,
+        core_loaders=["TOML"],
+    )
+    raw = {k: v for k, v in _lower_keys(dyn.as_dict()).items() if k not in _DYNACONF_KEYS}
+    raw.pop("env", None)  # TRADEPIPE_ENV is the switcher, not a setting
+    for table, values in (overrides or {}).items():
+        merged = dict(raw.get(table) or {})
+        merged.update(values)
+        raw[table] = merged
+    raw["env"] = env
+    raw["path"] = str(settings_path) if files else None
+    secret_keys = _secret_keys(secrets, env)
+    secret_keys.update(
+        name[len("TRADEPIPE_") :].lower().replace("__", ".")
+        for name in os.environ
+        if name.startswith("TRADEPIPE_") and _SECRET_KEY.search(name)
+    )
+    raw["secret_keys"] = frozenset(secret_keys)
+    return validate_settings(raw, source=str(settings_path) if files else "built-in defaults")
+
+
+def validate_settings(raw: Mapping[str, Any], source: str = "settings") -> AppSettings:
+    """Validate merged settings, turning the first problem into a :class:`ConfigError`."""
+    try:
+        return AppSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise settings_error(exc, source=source, model=AppSettings) from None
+
+
+def _model_at(model: type[BaseModel], path: tuple[str, ...]) -> type[BaseModel] | None:
+    for part in path:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def settings_error(
+    exc: ValidationError,
+    *,
+    source: str,
+    prefix: tuple[str, ...] = (),
+    model: type[BaseModel] | None = None,
+) -> ConfigError:
+    """Describe a pydantic error as table, key, value and what was expected."""
+    first = exc.errors(include_url=False)[0]
+    loc = prefix + tuple(str(part) for part in first["loc"])
+    table = ".".join(loc[:-1])
+    key = loc[-1] if loc else "?"
+    where = f"[{table}] {key}" if table else key
+    value = first.get("input")
+    if first["type"] == "extra_forbidden":
+        detail = "is not a known key"
+        owner = _model_at(model, tuple(str(p) for p in first["loc"][:-1])) if model else None
+        if owner is not None:
+            detail += f"; expected one of: {', '.join(sorted(owner.model_fields))}"
+    elif first["type"] == "missing":
+        detail = "is required"
+        value = None
+    else:
+        detail = f"expected {first['msg'][0].lower()}{first['msg'][1:]}"
+    shown = "" if value is None or isinstance(value, dict) else f" = {value!r}"
+    if value is not None and ".".join(loc) and _SECRET_KEY.search(str(key)):
+        shown = f" = {MASK}"
+    more = len(exc.errors()) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return ConfigError(f"{source}: {where}{shown}: {detail}{tail}", key=".".join(loc))

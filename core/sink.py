@@ -1,0 +1,71 @@
+"""The base class of persistence sinks.
+
+A sink receives every record of a run: the decisions, each risk verdict, each
+order and every status change, each fill, and snapshots of positions and the
+account. Sinks may buffer; :meth:`Sink.flush` must make everything received so
+far durable, and the executor calls it before any order reaches a broker that
+requires durable intents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import AwareDatetime
+
+from tradepipe.component import Component
+from tradepipe.decisions import Decision
+from tradepipe.orders import Fill, Order, OrderEvent
+from tradepipe.portfolio import AccountSummary, Position
+from tradepipe.record import Record
+from tradepipe.risk import RiskVerdict
+
+
+class RunInfo(Record):
+    """One execution of a pipeline."""
+
+    run_id: str
+    namespace: str
+    started_at: AwareDatetime
+    env: str
+    broker: str
+    feed: str
+    strategies: tuple[str, ...]
+    account_id: str | None = None
+
+
+class Sink(Component):
+    """Override the ``record_*`` methods for the records you keep."""
+
+    def open(self, run: RunInfo) -> None:  # noqa: B027
+        """A run starts."""
+
+    def record_decision(self, decision: Decision) -> None:  # noqa: B027
+        pass
+
+    def record_decision_rejected(self, raw: Any, source: str, error: str) -> None:  # noqa: B027
+        """A source produced something that is not a valid decision."""
+
+    def record_verdict(self, verdict: RiskVerdict) -> None:  # noqa: B027
+        pass
+
+    def record_order(self, order: Order) -> None:  # noqa: B027
+        """A new order was created from an intent (before any status change)."""
+
+    def record_order_event(self, event: OrderEvent) -> None:  # noqa: B027
+        pass
+
+    def record_fill(self, fill: Fill) -> None:  # noqa: B027
+        pass
+
+    def record_snapshot(  # noqa: B027
+        self, positions: Sequence[Position], account: AccountSummary
+    ) -> None:
+        pass
+
+    def flush(self) -> None:  # noqa: B027
+        """Make everything received so far durable."""
+
+    def close(self, run: RunInfo, bars: int, status: str) -> None:  # noqa: B027
+        """The run ended (``status`` is ``completed``, ``failed`` or ``interrupted``)."""

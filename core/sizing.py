@@ -1,0 +1,95 @@
+"""Sizing: turning a decision into a side and a quantity.
+
+Methods (``[sizing] method``):
+
+* ``fixed_quantity`` — ``quantity`` units;
+* ``fixed_notional`` — ``notional`` (or the decision's ``sizing.notional``) ÷ price;
+* ``risk`` — equity × risk fraction ÷ distance to the stop, where the distance
+  is the decision's ``sizing.stop_distance`` or ``|price - stop_loss|``.
+
+Whatever the method, the resulting position is capped at ``max_position_value``
+and, unless ``fractional`` is on, rounded down to whole units. A quantity given
+in the decision is used as is (the risk filters still judge it).
+
+``close`` sells (or buys back) the whole position. ``sell`` without a quantity
+while long sells the whole holding; otherwise it is sized like a new position.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal
+
+from tradepipe.decisions import Action, Decision
+from tradepipe.errors import SizingError
+from tradepipe.money import ZERO
+from tradepipe.orders import Side
+from tradepipe.settings import SizingSettings
+
+_WHOLE = Decimal(1)
+_FRACTION = Decimal("0.0001")
+
+
+class Sizer:
+    """Applies the ``[sizing]`` settings."""
+
+    def __init__(self, settings: SizingSettings) -> None:
+        self.settings = settings
+
+    def size(
+        self, decision: Decision, price: Decimal | None, position: Decimal, equity: Decimal
+    ) -> tuple[Side, Decimal]:
+        """Return the side and quantity for ``decision``.
+
+        :param price: the reference price (last trade or limit); ``None`` if unknown.
+        :param position: the signed quantity currently held.
+        :param equity: account equity, for risk sizing.
+        :raises SizingError: with the reason no quantity could be found.
+        """
+        action = decision.action
+        if action is Action.HOLD:
+            raise SizingError("a hold decision has nothing to size")
+        if action is Action.CLOSE:
+            if position == 0:
+                raise SizingError(f"nothing to close: no position in {decision.symbol}")
+            side = Side.SELL if position > 0 else Side.BUY
+            return side, decision.quantity or abs(position)
+        side = Side.BUY if action is Action.BUY else Side.SELL
+        if decision.quantity is not None:
+            return side, decision.quantity
+        if side is Side.SELL and position > 0:
+            return side, position
+        if price is None or price <= 0:
+            raise SizingError(f"no price known for {decision.symbol}; cannot size")
+        quantity = self._by_method(decision, price, equity)
+        held_value = abs(position) * price if (position > 0) == (side is Side.BUY) else ZERO
+        room = (self.settings.max_position_value - held_value) / price
+        quantity = self._round(min(quantity, room))
+        if quantity <= 0:
+            raise SizingError(
+                f"sized to zero: {decision.symbol} at {price} with "
+                f"max_position_value {self.settings.max_position_value}"
+            )
+        return side, quantity
+
+    def _by_method(self, decision: Decision, price: Decimal, equity: Decimal) -> Decimal:
+        method = self.settings.method
+        hints = decision.sizing
+        if method == "fixed_quantity":
+            return self.settings.quantity
+        if method == "fixed_notional":
+            notional = hints.notional if hints and hints.notional else self.settings.notional
+            return notional / price
+        fraction = hints.risk_fraction if hints and hints.risk_fraction else None
+        fraction = fraction or self.settings.risk_fraction
+        distance = hints.stop_distance if hints and hints.stop_distance else None
+        if distance is None and decision.stop_loss is not None:
+            distance = abs(price - decision.stop_loss)
+        if not distance:
+            raise SizingError(
+                "risk sizing needs a stop: give sizing.stop_distance or stop_loss in the decision"
+            )
+        return equity * fraction / distance
+
+    def _round(self, quantity: Decimal) -> Decimal:
+        step = _FRACTION if self.settings.fractional else _WHOLE
+        return quantity.quantize(step, rounding=ROUND_DOWN)

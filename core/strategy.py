@@ -1,0 +1,52 @@
+"""The base class of decision sources (strategies)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from tradepipe.component import Component
+from tradepipe.decisions import Decision
+from tradepipe.market import Bar
+from tradepipe.orders import Fill
+
+
+class StrategyContext(Protocol):
+    """What a strategy may look at while deciding."""
+
+    def now(self) -> datetime: ...
+
+    def position(self, symbol: str) -> Decimal:
+        """Signed quantity held of ``symbol`` (0 when flat)."""
+        ...
+
+    def cash(self) -> Decimal: ...
+
+    def equity(self) -> Decimal: ...
+
+
+DecideResult = Decision | Iterable[Decision] | None
+
+
+class Strategy(Component):
+    """A decision source: looks at market events and proposes decisions.
+
+    Subclasses set ``name``, optionally a nested ``Settings`` model, and
+    implement :meth:`decide`. Exceptions raised here are caught by the executor,
+    reported with the strategy's name, and cost only this event's decisions.
+    """
+
+    def decide(self, bar: Bar, ctx: StrategyContext) -> DecideResult:
+        """Return the decisions ``bar`` leads to: one, several, or ``None``."""
+        raise NotImplementedError
+
+    def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:  # noqa: B027
+        """Called after one of this strategy's orders traded. Optional."""
+
+    def decision(self, ctx: StrategyContext, **fields: Any) -> Decision:
+        """Build a :class:`Decision` stamped with this strategy's name and the time."""
+        fields.setdefault("source", self.name)
+        fields.setdefault("created_at", ctx.now())
+        return Decision(**fields)

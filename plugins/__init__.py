@@ -1,0 +1,1 @@
+"""Built-in risk filters, persistence sinks and feeds."""

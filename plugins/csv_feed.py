@@ -1,0 +1,157 @@
+"""Bars from CSV files.
+
+Columns (a header row is required, extra columns are ignored):
+
+``timestamp``
+    ISO-8601 bar start time with a UTC offset (``2026-03-02T14:30:00Z`` or
+    ``…+00:00``). Times without an offset are refused unless ``timezone`` says
+    what they mean.
+``open``, ``high``, ``low``, ``close``
+    prices, positive, with high/low bracketing open and close.
+``volume``
+    zero or more.
+``symbol``
+    optional; without it the file's symbol is ``symbol`` from the settings, or
+    the file name without ``.csv``.
+
+Every row is checked; the first bad one stops loading with its file and line.
+Within a symbol, timestamps must increase. Several files (or a directory of
+them) are merged into one time-ordered stream.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import heapq
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+
+from tradepipe import Bar, ComponentSettings, Feed, FeedError, hookimpl
+from tradepipe.market import check_bar
+
+REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
+
+
+def read_csv(path: Path, symbol: str | None = None, tz: dt.tzinfo | None = None) -> list[Bar]:
+    """Read and check one CSV file of bars.
+
+    :raises FeedError: the file is missing, lacks a column, or has a bad row.
+    """
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise FeedError(f"cannot read {path}: {exc.strerror}", path=str(path)) from exc
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = [h.strip().lower() for h in next(reader)]
+        except StopIteration:
+            raise FeedError(f"{path} is empty", path=str(path)) from None
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise FeedError(
+                f"{path}: missing column(s) {', '.join(missing)}; "
+                f"expected {', '.join(REQUIRED)} (and optionally symbol)",
+                path=str(path),
+            )
+        i_ts, i_o, i_h, i_l, i_c, i_v = (header.index(c) for c in REQUIRED)
+        i_sym = header.index("symbol") if "symbol" in header else None
+        default_symbol = (symbol or path.stem).upper()
+        parse = dt.datetime.fromisoformat
+        bars: list[Bar] = []
+        last: dict[str, dt.datetime] = {}
+        line = 1
+        try:
+            for line, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                ts = parse(row[i_ts])
+                if ts.tzinfo is None:
+                    if tz is None:
+                        raise ValueError(
+                            "timestamp has no UTC offset (add one, or set [feeds.csv] timezone)"
+                        )
+                    ts = ts.replace(tzinfo=tz)
+                ts = ts.astimezone(dt.UTC)
+                sym = row[i_sym].strip().upper() if i_sym is not None else default_symbol
+                bar = Bar(
+                    sym, ts, float(row[i_o]), float(row[i_h]), float(row[i_l]),
+                    float(row[i_c]), float(row[i_v]),
+                )
+                problem = check_bar(bar)
+                if problem:
+                    raise ValueError(problem)
+                previous = last.get(sym)
+                if previous is not None and ts <= previous:
+                    raise ValueError(f"timestamp {ts.isoformat()} is not after {previous.isoformat()}")
+                last[sym] = ts
+                bars.append(bar)
+        except (ValueError, IndexError) as exc:
+            raise FeedError(f"{path}, line {line}: {exc}", path=str(path), line=line) from exc
+    return bars
+
+
+class CsvFeed(Feed):
+    """Historical bars from one or more CSV files."""
+
+    name = "csv"
+    summary = "bars from CSV files (timestamp,open,high,low,close,volume[,symbol])"
+
+    class Settings(ComponentSettings):
+        #: Files or directories (every ``*.csv`` inside) to read.
+        paths: list[str] = Field(min_length=1)
+        #: Symbol for files without a symbol column (default: the file name).
+        symbol: str | None = None
+        #: Timezone for timestamps written without an offset (IANA name).
+        timezone: str | None = None
+
+    settings: Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._bars: list[Bar] | None = None
+
+    def files(self) -> list[Path]:
+        found: list[Path] = []
+        for entry in self.settings.paths:
+            path = Path(entry).expanduser()
+            if path.is_dir():
+                found.extend(sorted(path.glob("*.csv")))
+            else:
+                found.append(path)
+        if not found:
+            raise FeedError(f"no CSV files in {', '.join(self.settings.paths)}")
+        return found
+
+    def load(self) -> None:
+        tz = ZoneInfo(self.settings.timezone) if self.settings.timezone else None
+        per_file = [read_csv(path, self.settings.symbol, tz) for path in self.files()]
+        if len(per_file) == 1:
+            self._bars = per_file[0]
+        else:
+            self._bars = list(heapq.merge(*per_file, key=lambda b: (b.ts, b.symbol)))
+
+    def symbols(self) -> list[str]:
+        if self._bars is None:
+            self.load()
+        assert self._bars is not None
+        return sorted({bar.symbol for bar in self._bars})
+
+    def total(self) -> int | None:
+        return len(self._bars) if self._bars is not None else None
+
+    def bars(self) -> Iterator[Bar]:
+        if self._bars is None:
+            self.load()
+        assert self._bars is not None
+        return iter(self._bars)
+
+
+@hookimpl
+def tradepipe_register_feeds(register: Any) -> None:
+    register(CsvFeed)

@@ -1,0 +1,247 @@
+"""The ledger's tables.
+
+Money and quantities are exact: ``NUMERIC`` on PostgreSQL, decimal text on
+SQLite (whose own numeric type is a binary float). Timestamps keep their UTC
+offset: ``timestamptz`` on PostgreSQL, ISO-8601 text on SQLite. Rows are never
+updated to show progress: an order's history is its ``order_events`` rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import DateTime, Index, MetaData, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlmodel import Field, SQLModel
+
+metadata = MetaData()
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A decimal stored without loss on every backend."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(30, 10, asdecimal=True))
+        return dialect.type_descriptor(String(48))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = Decimal(value)
+        return value if dialect.name == "postgresql" else str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware timestamp that comes back aware."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(DateTime(timezone=True))
+        return dialect.type_descriptor(String(40))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the ledger only stores timezone-aware timestamps")
+        return value if dialect.name == "postgresql" else value.isoformat()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None or isinstance(value, dt.datetime):
+            return value
+        return dt.datetime.fromisoformat(value)
+
+
+class _Ledger(SQLModel):
+    metadata = metadata
+
+
+def _money(**kw: Any) -> Any:
+    return Field(sa_type=ExactDecimal, **kw)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+class RunRow(_Ledger, table=True):
+    __tablename__ = "runs"
+
+    run_id: str = Field(primary_key=True, max_length=64)
+    namespace: str = Field(max_length=128)
+    started_at: dt.datetime = _ts()
+    finished_at: dt.datetime | None = _ts(default=None)
+    env: str
+    broker: str
+    feed: str
+    strategies: str = Field(sa_type=Text)
+    account_id: str | None = None
+    bars: int = 0
+    status: str = "running"
+
+
+class DecisionRow(_Ledger, table=True):
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_run_decision", "run_id", "decision_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=64)
+    decision_id: str = Field(max_length=128)
+    created_at: dt.datetime = _ts()
+    source: str
+    symbol: str
+    action: str
+    confidence: float
+    quantity: Decimal | None = _money(default=None)
+    order_type: str
+    limit_price: Decimal | None = _money(default=None)
+    stop_price: Decimal | None = _money(default=None)
+    stop_loss: Decimal | None = _money(default=None)
+    take_profit: Decimal | None = _money(default=None)
+    tif: str
+    rationale: str = Field(sa_type=Text)
+    #: The rest of the decision (sizing hints, instrument, expiry …) as JSON.
+    extra: str | None = Field(default=None, sa_type=Text)
+
+
+class RejectedDecisionRow(_Ledger, table=True):
+    __tablename__ = "rejected_decisions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=64, index=True)
+    ts: dt.datetime = _ts()
+    source: str
+    raw: str | None = Field(default=None, sa_type=Text)
+    error: str = Field(sa_type=Text)
+
+
+class VerdictRow(_Ledger, table=True):
+    __tablename__ = "verdicts"
+    __table_args__ = (Index("ix_verdicts_run_order", "run_id", "client_order_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=64)
+    decision_id: str = Field(max_length=128)
+    client_order_id: str = Field(max_length=64)
+    seq: int
+    filter: str
+    outcome: str
+    reason: str = Field(sa_type=Text)
+    quantity_before: Decimal = _money()
+    quantity_after: Decimal = _money()
+    figures: str = Field(sa_type=Text)
+    ts: dt.datetime = _ts()
+
+
+class OrderRow(_Ledger, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("run_id", "client_order_id", name="uq_orders_run_cid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=64)
+    client_order_id: str = Field(max_length=64)
+    decision_id: str = Field(max_length=128)
+    source: str
+    symbol: str
+    side: str
+    quantity: Decimal = _money()
+    order_type: str
+    limit_price: Decimal | None = _money(default=None)
+    stop_price: Decimal | None = _money(default=None)
+    tif: str
+    outside_rth: bool = False
+    stop_loss: Decimal | None = _money(default=None)
+    take_profit: Decimal | None = _money(default=None)
+    reference_price: Decimal | None = _money(default=None)
+    created_at: dt.datetime = _ts()
+
+
+class OrderEventRow(_Ledger, table=True):
+    __tablename__ = "order_events"
+    __table_args__ = (
+        UniqueConstraint("run_id", "client_order_id", "seq", name="uq_order_events_seq"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=64)
+    client_order_id: str = Field(max_length=64)
+    decision_id: str = Field(max_length=128)
+    seq: int
+    status: str
+    previous: str | None = None
+    ts: dt.datetime = _ts()
+    reason: str = Field(default="", sa_type=Text)
+    broker_order_id: str | None = None
+
+
+class FillRow(_Ledger, table=True):
+    __tablename__ = "fills"
+    __table_args__ = (UniqueConstraint("run_id", "execution_id", name="uq_fills_run_exec"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=64)
+    execution_id: str = Field(max_length=128)
+    client_order_id: str = Field(max_length=64, index=True)
+    decision_id: str = Field(max_length=128)
+    broker_order_id: str | None = None
+    symbol: str
+    side: str
+    quantity: Decimal = _money()
+    price: Decimal = _money()
+    commission: Decimal = _money()
+    multiplier: Decimal = _money()
+    ts: dt.datetime = _ts()
+
+
+class PositionRow(_Ledger, table=True):
+    __tablename__ = "position_snapshots"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=64, index=True)
+    ts: dt.datetime = _ts()
+    symbol: str
+    quantity: Decimal = _money()
+    avg_cost: Decimal = _money()
+    multiplier: Decimal = _money()
+    mark_price: Decimal | None = _money(default=None)
+    realized_pnl: Decimal = _money()
+
+
+class AccountRow(_Ledger, table=True):
+    __tablename__ = "account_snapshots"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=64, index=True)
+    ts: dt.datetime = _ts()
+    account_id: str
+    currency: str
+    cash: Decimal = _money()
+    equity: Decimal = _money()
+    buying_power: Decimal = _money()
+    gross_position_value: Decimal = _money()
+    realized_pnl: Decimal = _money()
+    unrealized_pnl: Decimal = _money()
+
+
+TABLES = [
+    RunRow, DecisionRow, RejectedDecisionRow, VerdictRow, OrderRow, OrderEventRow, FillRow,
+    PositionRow, AccountRow,
+]
+
+
+def insert_columns(model: type[SQLModel]) -> list[str]:
+    """The columns a bulk insert fills: all but the autoincrement id."""
+    return [c.name for c in model.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]

@@ -1,0 +1,110 @@
+"""A seeded random-walk feed: realistic-looking bars without any data files.
+
+Prices follow a geometric random walk (``drift`` and ``volatility`` per bar),
+rounded to cents, with a small opening gap and a high/low that bracket open
+and close. Bars fall on weekdays, in regular US hours (09:30-16:00 New York)
+for intraday intervals. The same seed always gives the same bars.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+
+from tradepipe import Bar, ComponentSettings, Feed, hookimpl
+
+_NY = ZoneInfo("America/New_York")
+_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "1d": 390}
+_SESSION_MINUTES = 390
+
+
+def session_times(start: dt.date, interval: str, count: int) -> Iterator[dt.datetime]:
+    """Bar start times (UTC): weekdays, regular New York hours."""
+    step = _MINUTES[interval]
+    per_day = 1 if interval == "1d" else _SESSION_MINUTES // step
+    day = start
+    produced = 0
+    while produced < count:
+        if day.weekday() < 5:
+            opening = dt.datetime.combine(day, dt.time(9, 30), _NY).astimezone(dt.UTC)
+            for i in range(min(per_day, count - produced)):
+                yield opening + dt.timedelta(minutes=i * step)
+            produced += per_day
+        day += dt.timedelta(days=1)
+
+
+def random_walk(
+    rng: random.Random, start_price: float, count: int, drift: float, volatility: float
+) -> Iterator[tuple[float, float, float, float, float]]:
+    """Yield ``count`` (open, high, low, close, volume) rows."""
+    close = start_price
+    gauss = rng.gauss
+    for _ in range(count):
+        open_ = round(max(close * math.exp(gauss(0, volatility / 4)), 0.01), 2)
+        close = round(max(open_ * math.exp(drift + gauss(0, volatility)), 0.01), 2)
+        high = round(max(open_, close) * (1 + abs(gauss(0, volatility / 2))), 2)
+        low = round(max(min(open_, close) * (1 - abs(gauss(0, volatility / 2))), 0.01), 2)
+        volume = float(int(1_000 + abs(gauss(0, 50_000))))
+        yield open_, high, low, close, volume
+
+
+class SyntheticFeed(Feed):
+    """Generated bars for a few symbols (the demo's feed)."""
+
+    name = "synthetic"
+    summary = "seeded random-walk bars, no data files needed"
+
+    class Settings(ComponentSettings):
+        symbols: list[str] = Field(default_factory=lambda: ["AAPL", "MSFT", "SPY"], min_length=1)
+        bars: int = Field(default=1000, ge=1, le=50_000_000, description="bars per symbol")
+        interval: Literal["1m", "5m", "15m", "1h", "1d"] = "1d"
+        start: dt.date = dt.date(2022, 1, 3)
+        seed: int = 7
+        start_price: Decimal = Field(default=Decimal(100), gt=0)
+        drift: float = 0.0003
+        volatility: float = Field(default=0.015, gt=0, lt=1)
+
+    settings: Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._bars: list[Bar] | None = None
+
+    def symbols(self) -> list[str]:
+        return [s.upper() for s in self.settings.symbols]
+
+    def total(self) -> int:
+        return self.settings.bars * len(self.settings.symbols)
+
+    def load(self) -> None:
+        s = self.settings
+        times = list(session_times(s.start, s.interval, s.bars))
+        columns = []
+        for index, symbol in enumerate(self.symbols()):
+            rng = random.Random(f"{s.seed}:{symbol}")
+            price = float(s.start_price) * (1 + 0.25 * index)
+            rows = random_walk(rng, price, s.bars, s.drift, s.volatility)
+            columns.append([Bar(symbol, ts, *row) for ts, row in zip(times, rows, strict=True)])
+        if len(columns) == 1:
+            self._bars = columns[0]
+        else:
+            # Interleave: at each time, every symbol's bar, in the listed order.
+            self._bars = [bar for group in zip(*columns, strict=True) for bar in group]
+
+    def bars(self) -> Iterator[Bar]:
+        if self._bars is None:
+            self.load()
+        assert self._bars is not None
+        return iter(self._bars)
+
+
+@hookimpl
+def tradepipe_register_feeds(register: Any) -> None:
+    register(SyntheticFeed)

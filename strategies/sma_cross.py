@@ -1,0 +1,107 @@
+"""SMA crossover: long when the fast average crosses above the slow one, flat when below."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from tradepipe import (
+    SMA,
+    Action,
+    Bar,
+    ComponentSettings,
+    Decision,
+    SizingHints,
+    Strategy,
+    StrategyContext,
+    hookimpl,
+)
+from tradepipe.money import to_decimal
+
+_STEP = Decimal("0.0001")
+
+
+class SmaCross(Strategy):
+    """Long-only moving-average crossover, one state per symbol.
+
+    A cross above is ``fast(t-1) <= slow(t-1)`` and ``fast(t) > slow(t)``; it
+    buys when flat. A cross below (the mirror image) closes a long position.
+    """
+
+    name = "sma_cross"
+    summary = "long when SMA(fast) crosses above SMA(slow), flat when it crosses below"
+
+    class Settings(ComponentSettings):
+        fast: int = Field(default=10, ge=1)
+        slow: int = Field(default=30, ge=2)
+        confidence: float = Field(default=80, ge=0, le=100)
+        #: Fixed quantity per entry; when unset, sizing decides.
+        quantity: Decimal | None = Field(default=None, gt=0)
+        #: Stop distance as a fraction of the price, given to risk-based sizing.
+        stop_distance_pct: Decimal | None = Field(default=Decimal("0.02"), gt=0, lt=1)
+        #: Only these symbols (empty: every symbol the feed has).
+        symbols: list[str] = Field(default_factory=list)
+
+        @model_validator(mode="after")
+        def _fast_below_slow(self) -> SmaCross.Settings:
+            if self.fast >= self.slow:
+                raise ValueError(f"fast ({self.fast}) must be shorter than slow ({self.slow})")
+            return self
+
+    settings: Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._state: dict[str, list[Any]] = {}
+        self._only = {s.upper() for s in self.settings.symbols}
+
+    def decide(self, bar: Bar, ctx: StrategyContext) -> Decision | None:
+        symbol = bar.symbol
+        state = self._state.get(symbol)
+        if state is None:
+            if self._only and symbol not in self._only:
+                return None
+            s = self.settings
+            state = self._state[symbol] = [SMA(s.fast), SMA(s.slow), None]
+        fast = state[0].update(bar.close)
+        slow = state[1].update(bar.close)
+        if slow is None:
+            return None
+        diff = fast - slow
+        previous = state[2]
+        state[2] = diff
+        if previous is None:
+            return None
+        if previous <= 0 < diff:
+            if ctx.position(symbol) > 0:
+                return None
+            return self._entry(bar, ctx)
+        if previous >= 0 > diff and ctx.position(symbol) > 0:
+            return self.decision(
+                ctx, symbol=symbol, action=Action.CLOSE, confidence=self.settings.confidence,
+                rationale=f"SMA({self.settings.fast}) crossed below SMA({self.settings.slow})",
+            )
+        return None
+
+    def _entry(self, bar: Bar, ctx: StrategyContext) -> Decision:
+        s = self.settings
+        hints = None
+        if s.quantity is None and s.stop_distance_pct is not None:
+            distance = (to_decimal(bar.close) * s.stop_distance_pct).quantize(_STEP)
+            hints = SizingHints(stop_distance=max(distance, _STEP))
+        return self.decision(
+            ctx,
+            symbol=bar.symbol,
+            action=Action.BUY,
+            confidence=s.confidence,
+            quantity=s.quantity,
+            sizing=hints,
+            rationale=f"SMA({s.fast}) crossed above SMA({s.slow}) at {bar.close}",
+        )
+
+
+@hookimpl
+def tradepipe_register_strategies(register: Any) -> None:
+    register(SmaCross)
