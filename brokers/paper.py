@@ -78,7 +78,7 @@ class PaperBroker(Broker):
     """Simulated broker account (see the module docstring for fill rules)."""
 
     name = "paper"
-    summary = "in-process simulator filling orders against bars"
+    description = "in-process simulator filling orders against bars"
     requires_durable_intents = False
 
     class Settings(ComponentSettings):

@@ -25,7 +25,7 @@ class Component:
     #: The name settings use to pick this component.
     name: ClassVar[str] = ""
     #: One line shown by ``tradepipe plugins``.
-    summary: ClassVar[str] = ""
+    description: ClassVar[str] = ""
 
     class Settings(ComponentSettings):
         pass

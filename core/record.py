@@ -25,21 +25,27 @@ class Record(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    _static_defaults: ClassVar[dict[str, Any] | None] = None
+    _template: ClassVar[dict[str, Any] | None] = None
     _factories: ClassVar[tuple[tuple[str, Any], ...]] = ()
 
     @classmethod
-    def _prepare_defaults(cls) -> dict[str, Any]:
-        static: dict[str, Any] = {}
+    def _prepare(cls) -> dict[str, Any]:
+        # Every field in declaration order, so trusted instances dump and
+        # print exactly like validated ones; required fields hold a placeholder
+        # until the caller's values overwrite them in place.
+        template: dict[str, Any] = {}
         factories = []
         for name, field in cls.model_fields.items():
             if field.default_factory is not None:
                 factories.append((name, field.default_factory))
+                template[name] = None
             elif field.default is not PydanticUndefined:
-                static[name] = field.default
-        cls._static_defaults = static
+                template[name] = field.default
+            else:
+                template[name] = None
+        cls._template = template
         cls._factories = tuple(factories)
-        return static
+        return template
 
     @classmethod
     def trusted(cls, **values: Any) -> Self:
@@ -49,14 +55,14 @@ class Record(BaseModel):
         validated inputs; anything from outside goes through the normal
         constructor.
         """
-        static = cls.__dict__.get("_static_defaults")
-        if static is None:
-            static = cls._prepare_defaults()
-        data = dict(static)
+        template = cls.__dict__.get("_template")
+        if template is None:
+            template = cls._prepare()
+        data = template.copy()
+        data.update(values)
         for name, factory in cls._factories:
             if name not in values:
                 data[name] = factory()
-        data.update(values)
         obj = _new(cls)
         _set(obj, "__dict__", data)
         _set(obj, "__pydantic_fields_set__", set(values))

@@ -100,7 +100,7 @@ class CsvFeed(Feed):
     """Historical bars from one or more CSV files."""
 
     name = "csv"
-    summary = "bars from CSV files (timestamp,open,high,low,close,volume[,symbol])"
+    description = "bars from CSV files (timestamp,open,high,low,close,volume[,symbol])"
 
     class Settings(ComponentSettings):
         #: Files or directories (every ``*.csv`` inside) to read.

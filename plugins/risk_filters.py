@@ -54,7 +54,7 @@ class MinConfidence(RiskFilter):
     """Deny decisions whose confidence is below a threshold."""
 
     name = "min_confidence"
-    summary = "deny decisions less confident than the threshold (0-100)"
+    description = "deny decisions less confident than the threshold (0-100)"
 
     class Settings(ComponentSettings):
         threshold: float = Field(default=70, ge=0, le=100)
@@ -75,7 +75,7 @@ class MaxPositionValue(RiskFilter):
     """Cap the value of the position in one symbol after the order fills."""
 
     name = "max_position_value"
-    summary = "cap one symbol's position value; reduce orders that would exceed it"
+    description = "cap one symbol's position value; reduce orders that would exceed it"
 
     class Settings(ComponentSettings):
         limit: Decimal = Field(default=Decimal(10_000), gt=0)
@@ -113,7 +113,7 @@ class MaxRiskPerTrade(RiskFilter):
     """Cap what one trade can lose at its stop, as a fraction of equity."""
 
     name = "max_risk_per_trade"
-    summary = "cap the loss at the stop to a fraction of equity"
+    description = "cap the loss at the stop to a fraction of equity"
 
     class Settings(ComponentSettings):
         max_fraction: Decimal = Field(default=Decimal("0.02"), gt=0, le=1)
@@ -154,7 +154,7 @@ class BuyingPower(RiskFilter):
     """Keep buys within the cash not already committed to open buy orders."""
 
     name = "buying_power"
-    summary = "keep buys within available cash (minus open buy orders)"
+    description = "keep buys within available cash (minus open buy orders)"
 
     class Settings(ComponentSettings):
         #: Fraction of cash to keep aside (0.05 keeps 5% uninvested).

@@ -59,7 +59,7 @@ class SyntheticFeed(Feed):
     """Generated bars for a few symbols (the demo's feed)."""
 
     name = "synthetic"
-    summary = "seeded random-walk bars, no data files needed"
+    description = "seeded random-walk bars, no data files needed"
 
     class Settings(ComponentSettings):
         symbols: list[str] = Field(default_factory=lambda: ["AAPL", "MSFT", "SPY"], min_length=1)

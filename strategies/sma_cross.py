@@ -31,7 +31,7 @@ class SmaCross(Strategy):
     """
 
     name = "sma_cross"
-    summary = "long when SMA(fast) crosses above SMA(slow), flat when it crosses below"
+    description = "long when SMA(fast) crosses above SMA(slow), flat when it crosses below"
 
     class Settings(ComponentSettings):
         fast: int = Field(default=10, ge=1)

@@ -1,0 +1,101 @@
+"""The ``tradepipe`` command line.
+
+Commands are thin: they parse options, load settings and plugins through the
+shared :class:`~tradepipe.cli.context.AppContext`, and call library functions.
+Plugins add commands through ``tradepipe_register_commands``; those are looked
+up only when needed, so ``tradepipe --help`` works even with a broken plugin.
+
+Exit codes: 0 success, 2 usage or settings error, 1 anything else. Errors are
+one line; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from tradepipe.cli.context import app_context
+from tradepipe.errors import ConfigError, TradepipeError
+
+
+class TradepipeGroup(click.Group):
+    """A group that adds plugin commands and turns errors into exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        try:
+            names.update(app_context(ctx).host.commands())
+        except TradepipeError:
+            pass  # --help still lists the built-in commands
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        return app_context(ctx).host.commands().get(cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except ConfigError as exc:
+            _fail(ctx, exc, 2)
+        except TradepipeError as exc:
+            _fail(ctx, exc, 1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            _fail(ctx, exc, 1, internal=True)
+
+
+def _fail(ctx: click.Context, exc: BaseException, code: int, internal: bool = False) -> None:
+    app = app_context(ctx)
+    message = str(exc) if not internal else f"internal error: {type(exc).__name__}: {exc}"
+    if app.redaction is not None:
+        message = app.redaction.redact(message)
+    if app.debug:
+        text = "".join(traceback.format_exception(exc))
+        click.echo(app.redaction.redact(text) if app.redaction else text, err=True)
+    click.echo(f"error: {message}", err=True)
+    if internal and not app.debug:
+        click.echo("run again with --debug to see where it happened", err=True)
+    ctx.exit(code)
+
+
+@click.group(cls=TradepipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--settings", "settings_path", metavar="FILE", envvar="TRADEPIPE_SETTINGS",
+    help="Settings file (default: ./settings.toml).",
+)
+@click.option("--env", metavar="NAME", help="Settings environment (default: development).")
+@click.option("--debug", is_flag=True, help="Verbose logs and tracebacks on errors.")
+@click.version_option(package_name="tradepipe")
+@click.pass_context
+def cli(ctx: click.Context, settings_path: str | None, env: str | None, debug: bool) -> None:
+    """Run trading strategies against Interactive Brokers as a pipeline of plugins."""
+    app_context(ctx)
+
+
+def main() -> None:
+    cli.main(prog_name="tradepipe")
+
+
+def _register_builtin_commands() -> None:
+    from tradepipe.cli.config import config
+    from tradepipe.cli.plugin_list import plugins
+    from tradepipe.cli.run import run_pipeline
+
+    for command in (config, plugins, run_pipeline):
+        cli.add_command(command)
+
+
+_register_builtin_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

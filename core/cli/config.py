@@ -1,0 +1,37 @@
+"""``tradepipe config show|check``."""
+
+from __future__ import annotations
+
+import click
+
+from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.output import print_json
+from tradepipe.pipeline import check_components
+
+
+@click.group()
+def config() -> None:
+    """Show or check the merged settings."""
+
+
+@config.command("show")
+@pass_app
+def show(app: AppContext) -> None:
+    """Print the merged settings as JSON, secrets masked."""
+    print_json(app.settings.masked())
+
+
+@config.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_app
+def check(app: AppContext, as_json: bool) -> None:
+    """Validate the settings and every component they name; exit 2 on a problem."""
+    settings = app.settings
+    checked = check_components(settings, app.host)
+    if as_json:
+        print_json({"ok": True, "env": settings.env, "file": settings.path, "checked": checked})
+        return
+    source = settings.path or "built-in defaults"
+    click.echo(f"settings OK: {source}, environment {settings.env}")
+    for item in checked:
+        click.echo(f"  [{item}] ok")

@@ -1,0 +1,74 @@
+"""``tradepipe run-pipeline``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.output import ProgressBar, console, print_json, table
+from tradepipe.pipeline import build_pipeline, run_pipeline as run
+
+
+@click.command("run-pipeline")
+@click.option("--broker", metavar="NAME", help="Use this broker for this run ([run] broker).")
+@click.option("--env", metavar="NAME", help="Settings environment for this run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
+@pass_app
+def run_pipeline(
+    app: AppContext, broker: str | None, env: str | None, as_json: bool, no_progress: bool
+) -> None:
+    """Run the configured pipeline over its feed and print a summary from the ledger."""
+    if env:
+        app.env = env
+    if broker:
+        app.override("run", broker=broker)
+    app.setup_logging()
+    pipeline = build_pipeline(app.settings, app.host)
+    progress = None if no_progress else ProgressBar(f"run {pipeline.run.run_id}")
+    _result, summary = run(pipeline, progress)
+    if as_json:
+        print_json(summary)
+    else:
+        print_summary(summary)
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    orders = s["orders"]
+    rows = [
+        ("run", f"{s['run_id']} ({s['status']}, env {s.get('env', '?')}, broker {s.get('broker', '?')})"),
+        ("bars processed", s["bars"]),
+        ("decisions", f"{s['decisions']} ({s.get('decisions_rejected', 0)} rejected as invalid)"),
+        (
+            "orders",
+            f"{orders.get('total', 0)}: {orders.get('submitted', 0)} submitted, "
+            f"{orders.get('denied', 0)} denied, {orders.get('filled', 0)} filled, "
+            f"{orders.get('canceled', 0)} canceled, {orders.get('rejected', 0)} rejected, "
+            f"{orders.get('expired', 0)} expired, {orders.get('open', 0)} open",
+        ),
+        ("fills", f"{s['fills']} (commissions {s.get('commissions', '0')})"),
+        ("cash", s.get("cash")),
+        ("equity", s.get("equity")),
+        ("realized P&L", s.get("realized_pnl")),
+        ("unrealized P&L", s.get("unrealized_pnl")),
+        ("ledger", s.get("ledger", s.get("source"))),
+    ]
+    out = console()
+    out.print(table("Run summary", ["", ""], rows))
+    positions = s.get("positions") or []
+    if positions:
+        out.print(
+            table(
+                "Final positions",
+                ["symbol", "quantity", "avg cost", "mark", "market value", "unrealized P&L"],
+                [
+                    (p["symbol"], p["quantity"], p.get("avg_cost"), p.get("mark_price"),
+                     p.get("market_value"), p.get("unrealized_pnl"))
+                    for p in positions
+                ],
+            )
+        )
+    else:
+        out.print("No open positions.")

@@ -1,0 +1,137 @@
+"""Logging: a readable console, daily-rotated files, and redaction everywhere.
+
+Every handler tradepipe installs carries a :class:`RedactionFilter`, which
+rewrites each record before it is written: secret values from the settings,
+bearer tokens, OAuth parameters, cookies, ``password=``-style pairs and IBKR
+account numbers (``U1234567`` → ``U***4567``) never reach a console or a file.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+ROOT = "tradepipe"
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+MASK = "[REDACTED]"
+
+_PATTERNS = [
+    # Authorization headers and bearer tokens.
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
+    (re.compile(r'(?i)(authorization["\']?\s*[:=]\s*["\']?)[^"\',\n]+'), r"\1" + MASK),
+    # Cookies.
+    (re.compile(r"(?i)((?:set-)?cookie[\"']?\s*[:=]\s*[\"']?)[^\"'\n]+"), r"\1" + MASK),
+    # key=value and "key": "value" pairs whose key names a secret.
+    (
+        re.compile(
+            r"(?i)([\"']?\b[\w-]*(?:token|secret|password|passwd|api[_-]?key|signature|"
+            r"verifier|session|cookie|credential)[\w-]*[\"']?\s*[:=]\s*[\"']?)"
+            r"([^\"'&\s,;}]+)"
+        ),
+        r"\1" + MASK,
+    ),
+]
+# IBKR account ids: U…, DU…, DF…, F…, I… followed by digits.
+_ACCOUNT = re.compile(r"\b(DU|DF|DI|U|F|I)(\d{3,})(\d{4})\b")
+
+
+def redact_accounts(text: str) -> str:
+    return _ACCOUNT.sub(lambda m: f"{m.group(1)}***{m.group(3)}", text)
+
+
+class RedactionFilter(logging.Filter):
+    """Masks secrets and account numbers in a record's message and traceback."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets: list[str] = []
+        self.add_secrets(secrets)
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Mask these exact values from now on (values under 4 characters are ignored)."""
+        merged = set(self._secrets) | {s for s in secrets if s and len(s) >= 4}
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = sorted(merged, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+        return redact_accounts(text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not lose the record
+            message = f"{record.msg!r} % {record.args!r}"
+        record.msg = self.redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+class _PrivateFileHandler(logging.handlers.TimedRotatingFileHandler):
+    """A daily-rotated log file readable by its owner only."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        fd = os.open(self.baseFilename, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600)
+        return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
+def setup_logging(
+    *,
+    level: str = "INFO",
+    console_level: str = "WARNING",
+    directory: str | Path | None = "logs",
+    keep_days: int = 14,
+    secrets: Iterable[str] = (),
+) -> RedactionFilter:
+    """Install tradepipe's handlers (replacing earlier ones); return the shared filter."""
+    logger = logging.getLogger(ROOT)
+    for handler in list(logger.handlers):
+        if getattr(handler, "_tradepipe", False):
+            logger.removeHandler(handler)
+            handler.close()
+    redaction = RedactionFilter(secrets)
+    console = logging.StreamHandler()
+    console.setLevel(console_level)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handlers: list[logging.Handler] = [console]
+    if directory is not None:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        file_handler = _PrivateFileHandler(
+            path / "tradepipe.log", when="midnight", backupCount=keep_days, utc=True,
+            encoding="utf-8",
+        )
+        file_handler.setLevel(level)
+        file_handler.setFormatter(logging.Formatter(_FORMAT))
+        handlers.append(file_handler)
+    for handler in handlers:
+        handler.addFilter(redaction)
+        handler._tradepipe = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    lowest = min(logging.getLevelName(level), logging.getLevelName(console_level))
+    logger.setLevel(lowest)
+    logger.propagate = False
+    return redaction
+
+
+def shutdown_logging() -> None:
+    """Close tradepipe's handlers (files are flushed)."""
+    logger = logging.getLogger(ROOT)
+    for handler in list(logger.handlers):
+        if getattr(handler, "_tradepipe", False):
+            logger.removeHandler(handler)
+            handler.close()

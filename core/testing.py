@@ -1,0 +1,197 @@
+"""Test helpers and pytest fixtures for tradepipe and its plugins.
+
+A plugin's test suite gets them with one line in its ``conftest.py``::
+
+    pytest_plugins = ["tradepipe.testing"]
+
+Then ``tradepipe_host`` gives a plugin host with the installed plugins loaded,
+``make_settings`` builds validated settings from plain dicts, and
+:func:`replay` runs a whole pipeline over a list of bars in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from tradepipe.adapter import Broker
+from tradepipe.clock import ManualClock
+from tradepipe.decisions import Decision
+from tradepipe.executor import RunResult
+from tradepipe.feed import Feed
+from tradepipe.hookspecs import hookimpl
+from tradepipe.host import PluginHost, load_host
+from tradepipe.market import Bar
+from tradepipe.orders import Fill, Order, OrderEvent
+from tradepipe.pipeline import Pipeline, build_pipeline, run_pipeline
+from tradepipe.portfolio import AccountSummary, Position
+from tradepipe.risk import RiskVerdict
+from tradepipe.settings import AppSettings, validate_settings
+from tradepipe.sink import RunInfo, Sink
+
+T0 = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
+
+
+def bar(
+    symbol: str = "AAPL",
+    ts: dt.datetime | int = 0,
+    open: float = 100.0,
+    high: float | None = None,
+    low: float | None = None,
+    close: float | None = None,
+    volume: float = 1000.0,
+) -> Bar:
+    """A bar with sensible defaults; an int ``ts`` is that many days after :data:`T0`."""
+    when = T0 + dt.timedelta(days=ts) if isinstance(ts, int) else ts
+    close = open if close is None else close
+    high = max(open, close) if high is None else high
+    low = min(open, close) if low is None else low
+    return Bar(symbol, when, open, high, low, close, volume)
+
+
+def bars_from_closes(closes: Sequence[float], symbol: str = "AAPL") -> list[Bar]:
+    """Daily bars whose open equals the previous close (open of the first = its close)."""
+    out = []
+    previous = closes[0]
+    for day, close in enumerate(closes):
+        out.append(bar(symbol, day, open=previous, close=close))
+        previous = close
+    return out
+
+
+class ListFeed(Feed):
+    """A feed over bars handed to it in code (``ListFeed.source = [...]``)."""
+
+    name = "list"
+    description = "bars from a Python list (tests)"
+    source: list[Bar] = []
+
+    def bars(self) -> Iterator[Bar]:
+        return iter(type(self).source)
+
+    def symbols(self) -> list[str]:
+        return sorted({b.symbol for b in type(self).source})
+
+    def total(self) -> int:
+        return len(type(self).source)
+
+
+class MemorySink(Sink):
+    """Keeps every record in lists; ``MemorySink.last`` is the latest instance."""
+
+    name = "memory"
+    description = "records kept in memory (tests)"
+    last: MemorySink | None = None
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self.decisions: list[Decision] = []
+        self.rejected: list[tuple[Any, str, str]] = []
+        self.verdicts: list[RiskVerdict] = []
+        self.orders: list[Order] = []
+        self.events: list[OrderEvent] = []
+        self.fills: list[Fill] = []
+        self.snapshots: list[tuple[Sequence[Position], AccountSummary]] = []
+        self.flushes = 0
+        self.closed: tuple[int, str] | None = None
+        MemorySink.last = self
+
+    def record_decision(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+
+    def record_decision_rejected(self, raw: Any, source: str, error: str) -> None:
+        self.rejected.append((raw, source, error))
+
+    def record_verdict(self, verdict: RiskVerdict) -> None:
+        self.verdicts.append(verdict)
+
+    def record_order(self, order: Order) -> None:
+        self.orders.append(order)
+
+    def record_order_event(self, event: OrderEvent) -> None:
+        self.events.append(event)
+
+    def record_fill(self, fill: Fill) -> None:
+        self.fills.append(fill)
+
+    def record_snapshot(self, positions: Sequence[Position], account: AccountSummary) -> None:
+        self.snapshots.append((positions, account))
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def close(self, run: RunInfo, bars: int, status: str) -> None:
+        self.closed = (bars, status)
+
+
+class TestComponents:
+    """Registers :class:`ListFeed` and :class:`MemorySink`."""
+
+    __name__ = "tradepipe.testing"
+
+    @hookimpl
+    def tradepipe_register_feeds(self, register: Any) -> None:
+        register(ListFeed)
+
+    @hookimpl
+    def tradepipe_register_sinks(self, register: Any) -> None:
+        register(MemorySink)
+
+
+def test_host(*extra: Any) -> PluginHost:
+    """A host with the installed plugins, the test components and ``extra`` plugins."""
+    return load_host(None, [TestComponents(), *extra])
+
+
+test_host.__test__ = False  # type: ignore[attr-defined]
+
+
+def settings(**tables: Any) -> AppSettings:
+    """Validated settings from keyword tables, e.g. ``settings(run={"broker": "paper"})``."""
+    return validate_settings(tables, source="test settings")
+
+
+def replay(
+    bars: Iterable[Bar],
+    *,
+    host: PluginHost | None = None,
+    **tables: Any,
+) -> tuple[Pipeline, RunResult, dict[str, Any]]:
+    """Run a pipeline over ``bars`` (list feed, paper broker, memory sink by default).
+
+    Keyword tables override settings, e.g. ``run={"strategies": ["mine"]}``.
+    Returns the pipeline (its components hold their state), the executor's
+    counts, and the summary.
+    """
+    ListFeed.source = list(bars)
+    run = {"feed": "list", "sinks": ["memory"], "broker": "paper", **tables.pop("run", {})}
+    app = settings(run=run, **tables)
+    host = host or test_host()
+    first = ListFeed.source[0].ts if ListFeed.source else T0
+    pipeline = build_pipeline(app, host, clock=ManualClock(first))
+    result, summary = run_pipeline(pipeline)
+    return pipeline, result, summary
+
+
+def broker_of(pipeline: Pipeline) -> Broker:
+    return pipeline.broker
+
+
+@pytest.fixture
+def tradepipe_host() -> PluginHost:
+    """A plugin host with the installed plugins and the test components."""
+    return test_host()
+
+
+@pytest.fixture
+def make_settings() -> Any:
+    """Build validated settings from keyword tables."""
+    return settings
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    return ManualClock(T0)

@@ -1,0 +1,241 @@
+"""Reading the ledger: runs, decisions, orders with their status, fills, summaries."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from tradepipe import PersistenceError
+from tradepipe.money import ZERO, fmt
+from tradepipe.plugins.ledger_schema import (
+    AccountRow,
+    DecisionRow,
+    FillRow,
+    OrderEventRow,
+    OrderRow,
+    PositionRow,
+    RejectedDecisionRow,
+    RunRow,
+    VerdictRow,
+)
+
+ORDER_STATES = (
+    "submitted", "denied", "rejected", "accepted", "partially_filled", "filled",
+    "pending_cancel", "canceled", "expired", "unknown",
+)
+
+
+def _t(col: Any) -> Any:
+    return col  # typing helper: sqlmodel columns are Any to mypy
+
+
+class Ledger:
+    """Read access to one ledger database."""
+
+    def __init__(self, engine: Engine, where: str = "") -> None:
+        self.engine = engine
+        self.where = where
+
+    def _session(self) -> Session:
+        return Session(self.engine)
+
+    def _guard(self, what: str) -> PersistenceError:
+        return PersistenceError(f"could not read {what} from the ledger at {self.where}")
+
+    def runs(self, limit: int = 20) -> list[RunRow]:
+        try:
+            with self._session() as s:
+                stmt = select(RunRow).order_by(_t(RunRow.started_at).desc()).limit(limit)
+                return list(s.scalars(stmt))
+        except SQLAlchemyError as exc:
+            raise self._guard("runs") from exc
+
+    def run(self, run_id: str | None = None) -> RunRow | None:
+        """The run ``run_id``, or the latest run when ``None``."""
+        if run_id is None:
+            latest = self.runs(limit=1)
+            return latest[0] if latest else None
+        try:
+            with self._session() as s:
+                return s.get(RunRow, run_id)
+        except SQLAlchemyError as exc:
+            raise self._guard("the run") from exc
+
+    def _rows(self, model: Any, run_id: str, order: Any, limit: int | None) -> list[Any]:
+        try:
+            with self._session() as s:
+                stmt = select(model).where(model.run_id == run_id).order_by(order)
+                if limit:
+                    stmt = stmt.limit(limit)
+                return list(s.scalars(stmt))
+        except SQLAlchemyError as exc:
+            raise self._guard(model.__tablename__) from exc
+
+    def decisions(self, run_id: str, limit: int | None = None) -> list[DecisionRow]:
+        return self._rows(DecisionRow, run_id, DecisionRow.id, limit)
+
+    def rejected_decisions(self, run_id: str) -> list[RejectedDecisionRow]:
+        return self._rows(RejectedDecisionRow, run_id, RejectedDecisionRow.id, None)
+
+    def verdicts(self, run_id: str, limit: int | None = None) -> list[VerdictRow]:
+        return self._rows(VerdictRow, run_id, VerdictRow.id, limit)
+
+    def fills(self, run_id: str, limit: int | None = None) -> list[FillRow]:
+        return self._rows(FillRow, run_id, FillRow.id, limit)
+
+    def order_events(self, run_id: str, client_order_id: str) -> list[OrderEventRow]:
+        try:
+            with self._session() as s:
+                stmt = (
+                    select(OrderEventRow)
+                    .where(OrderEventRow.run_id == run_id)
+                    .where(OrderEventRow.client_order_id == client_order_id)
+                    .order_by(OrderEventRow.seq)
+                )
+                return list(s.scalars(stmt))
+        except SQLAlchemyError as exc:
+            raise self._guard("order events") from exc
+
+    def _latest_events(self, run_id: str) -> Any:
+        last = (
+            select(
+                _t(OrderEventRow.client_order_id).label("cid"),
+                func.max(OrderEventRow.seq).label("seq"),
+            )
+            .where(OrderEventRow.run_id == run_id)
+            .group_by(OrderEventRow.client_order_id)
+            .subquery()
+        )
+        return (
+            select(OrderEventRow)
+            .join(
+                last,
+                (_t(OrderEventRow.client_order_id) == last.c.cid)
+                & (_t(OrderEventRow.seq) == last.c.seq),
+            )
+            .where(OrderEventRow.run_id == run_id)
+        )
+
+    def orders(self, run_id: str, limit: int | None = None) -> list[tuple[OrderRow, str, str]]:
+        """Orders with their current status and the reason of their last change."""
+        try:
+            with self._session() as s:
+                latest = {
+                    e.client_order_id: e for e in s.scalars(self._latest_events(run_id))
+                }
+                stmt = select(OrderRow).where(OrderRow.run_id == run_id).order_by(OrderRow.id)
+                if limit:
+                    stmt = stmt.limit(limit)
+                out = []
+                for row in s.scalars(stmt):
+                    event = latest.get(row.client_order_id)
+                    out.append((row, event.status if event else "initialized",
+                                event.reason if event else ""))
+                return out
+        except SQLAlchemyError as exc:
+            raise self._guard("orders") from exc
+
+    def positions(self, run_id: str) -> tuple[list[PositionRow], AccountRow | None]:
+        """The run's last snapshot of positions and of the account."""
+        try:
+            with self._session() as s:
+                account = s.scalars(
+                    select(AccountRow).where(AccountRow.run_id == run_id)
+                    .order_by(_t(AccountRow.id).desc()).limit(1)
+                ).first()
+                if account is None:
+                    return [], None
+                positions = s.scalars(
+                    select(PositionRow).where(PositionRow.run_id == run_id)
+                    .where(PositionRow.ts == account.ts).order_by(PositionRow.symbol)
+                )
+                return list(positions), account
+        except SQLAlchemyError as exc:
+            raise self._guard("positions") from exc
+
+    def summary(self, run_id: str) -> dict[str, Any]:
+        """The run's figures, all read from the ledger."""
+        run = self.run(run_id)
+        if run is None:
+            raise PersistenceError(f"no run {run_id} in the ledger at {self.where}")
+        try:
+            with self._session() as s:
+                def count(model: Any) -> int:
+                    stmt = select(func.count()).select_from(model).where(model.run_id == run_id)
+                    return int(s.scalar(stmt) or 0)
+
+                states = dict.fromkeys(ORDER_STATES, 0)
+                for event in s.scalars(self._latest_events(run_id)):
+                    states[event.status] = states.get(event.status, 0) + 1
+                submitted = s.scalar(
+                    select(func.count(func.distinct(OrderEventRow.client_order_id)))
+                    .where(OrderEventRow.run_id == run_id)
+                    .where(OrderEventRow.status == "submitted")
+                )
+                commissions = sum(
+                    (f for f in s.scalars(select(FillRow.commission).where(FillRow.run_id == run_id))),
+                    ZERO,
+                )
+                decisions = count(DecisionRow)
+                rejected = count(RejectedDecisionRow)
+                orders = count(OrderRow)
+                fills = count(FillRow)
+        except SQLAlchemyError as exc:
+            raise self._guard("the run summary") from exc
+        positions, account = self.positions(run_id)
+        states["submitted"] = int(submitted or 0)
+        working = ("accepted", "partially_filled", "pending_cancel")
+        return {
+            "run_id": run.run_id,
+            "status": run.status,
+            "env": run.env,
+            "broker": run.broker,
+            "feed": run.feed,
+            "ledger": self.where,
+            "bars": run.bars,
+            "decisions": decisions,
+            "decisions_rejected": rejected,
+            "orders": {
+                "total": orders,
+                "submitted": states["submitted"],
+                "denied": states["denied"],
+                "rejected": states["rejected"],
+                "filled": states["filled"],
+                "canceled": states["canceled"],
+                "expired": states["expired"],
+                "open": sum(states[k] for k in working),
+                "unknown": states["unknown"],
+            },
+            "fills": fills,
+            "commissions": fmt(commissions),
+            "positions": [position_json(p) for p in positions],
+            "account_id": account.account_id if account else None,
+            "cash": fmt(account.cash) if account else None,
+            "equity": fmt(account.equity) if account else None,
+            "realized_pnl": fmt(account.realized_pnl) if account else None,
+            "unrealized_pnl": fmt(account.unrealized_pnl) if account else None,
+        }
+
+
+def position_json(p: PositionRow) -> dict[str, Any]:
+    value = p.quantity * p.mark_price * p.multiplier if p.mark_price is not None else None
+    unrealized = (
+        (p.mark_price - p.avg_cost) * p.quantity * p.multiplier if p.mark_price is not None else None
+    )
+    return {
+        "symbol": p.symbol,
+        "quantity": fmt(p.quantity),
+        "avg_cost": fmt(p.avg_cost),
+        "mark_price": fmt(p.mark_price),
+        "market_value": fmt(value),
+        "unrealized_pnl": fmt(unrealized),
+        "realized_pnl": fmt(p.realized_pnl),
+    }
+
+
+def as_decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)

@@ -1,0 +1,151 @@
+"""``tradepipe ledger …``: read what runs recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.output import console, print_json, table
+from tradepipe.errors import ConfigError, PersistenceError
+from tradepipe.money import fmt
+from tradepipe.pipeline import make_component
+from tradepipe.plugins.ledger import Ledger, position_json
+
+
+def _ledger(app: AppContext) -> Ledger:
+    sink = make_component(app.host, app.settings, "sink", "sql")
+    return Ledger(sink.engine(), sink.where)
+
+
+def _run_id(ledger: Ledger, run_id: str | None) -> str:
+    run = ledger.run(run_id)
+    if run is None:
+        if run_id:
+            raise ConfigError(f"no run {run_id!r} in the ledger at {ledger.where}", key="run")
+        raise PersistenceError(f"the ledger at {ledger.where} has no runs yet")
+    return run.run_id
+
+
+run_option = click.option("--run", "run_id", metavar="RUN_ID", help="A run id (default: latest).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+limit_option = click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
+
+
+@click.group()
+def ledger() -> None:
+    """Read the ledger: runs, decisions, orders, fills, positions."""
+
+
+@ledger.command("runs")
+@json_option
+@limit_option
+@pass_app
+def runs(app: AppContext, as_json: bool, limit: int | None) -> None:
+    """The most recent runs."""
+    rows = _ledger(app).runs(limit or 20)
+    data = [r.model_dump(mode="json") for r in rows]
+    if as_json:
+        print_json(data)
+        return
+    console().print(table(
+        "Runs", ["run", "started", "env", "broker", "bars", "status"],
+        [(r.run_id, r.started_at.isoformat(timespec="seconds"), r.env, r.broker, r.bars,
+          r.status) for r in rows],
+    ))
+
+
+@ledger.command("decisions")
+@run_option
+@json_option
+@limit_option
+@pass_app
+def decisions(app: AppContext, run_id: str | None, as_json: bool, limit: int | None) -> None:
+    """Decisions of a run."""
+    led = _ledger(app)
+    rid = _run_id(led, run_id)
+    rows = led.decisions(rid, limit)
+    if as_json:
+        print_json([r.model_dump(mode="json", exclude={"id"}) for r in rows])
+        return
+    console().print(table(
+        f"Decisions of {rid}", ["decision", "time", "source", "action", "symbol", "confidence"],
+        [(r.decision_id, r.created_at.isoformat(), r.source, r.action, r.symbol, r.confidence)
+         for r in rows],
+    ))
+
+
+@ledger.command("orders")
+@run_option
+@json_option
+@limit_option
+@pass_app
+def orders(app: AppContext, run_id: str | None, as_json: bool, limit: int | None) -> None:
+    """Orders of a run with their current status."""
+    led = _ledger(app)
+    rid = _run_id(led, run_id)
+    rows = led.orders(rid, limit)
+    if as_json:
+        print_json([
+            {**o.model_dump(mode="json", exclude={"id"}), "status": status, "reason": reason}
+            for o, status, reason in rows
+        ])
+        return
+    console().print(table(
+        f"Orders of {rid}",
+        ["order", "decision", "side", "quantity", "symbol", "type", "status", "reason"],
+        [(o.client_order_id, o.decision_id, o.side, fmt(o.quantity), o.symbol, o.order_type,
+          status, reason) for o, status, reason in rows],
+    ))
+
+
+@ledger.command("fills")
+@run_option
+@json_option
+@limit_option
+@pass_app
+def fills(app: AppContext, run_id: str | None, as_json: bool, limit: int | None) -> None:
+    """Fills of a run."""
+    led = _ledger(app)
+    rid = _run_id(led, run_id)
+    rows = led.fills(rid, limit)
+    if as_json:
+        print_json([f.model_dump(mode="json", exclude={"id"}) for f in rows])
+        return
+    console().print(table(
+        f"Fills of {rid}",
+        ["execution", "order", "time", "side", "quantity", "symbol", "price", "commission"],
+        [(f.execution_id, f.client_order_id, f.ts.isoformat(), f.side, fmt(f.quantity),
+          f.symbol, fmt(f.price), fmt(f.commission)) for f in rows],
+    ))
+
+
+@ledger.command("positions")
+@run_option
+@json_option
+@pass_app
+def positions(app: AppContext, run_id: str | None, as_json: bool) -> None:
+    """Positions and account at the end of a run."""
+    led = _ledger(app)
+    rid = _run_id(led, run_id)
+    rows, account = led.positions(rid)
+    data: dict[str, Any] = {
+        "run_id": rid,
+        "positions": [position_json(p) for p in rows],
+        "account": account.model_dump(mode="json", exclude={"id", "run_id"}) if account else None,
+    }
+    if as_json:
+        print_json(data)
+        return
+    console().print(table(
+        f"Positions at the end of {rid}",
+        ["symbol", "quantity", "avg cost", "mark", "market value", "unrealized P&L"],
+        [(p["symbol"], p["quantity"], p["avg_cost"], p["mark_price"], p["market_value"],
+          p["unrealized_pnl"]) for p in data["positions"]],
+    ))
+    if account:
+        console().print(
+            f"cash {fmt(account.cash)}  equity {fmt(account.equity)}  "
+            f"realized {fmt(account.realized_pnl)}  unrealized {fmt(account.unrealized_pnl)}"
+        )

@@ -1,0 +1,304 @@
+"""The SQL ledger sink (SQLite by default, any SQLAlchemy URL).
+
+Records are buffered as plain tuples and written in one transaction per batch
+(``[run] batch_size``) through the driver's ``executemany``: building ORM
+objects or SQLAlchemy Core parameter dicts per record would cost more than the
+whole rest of a replay. Before an order goes to a broker that requires durable
+intents, the executor calls :meth:`SqlSink.flush`, which commits everything
+buffered so far.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from sqlalchemy import Engine, create_engine, event, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from tradepipe import (
+    AccountSummary,
+    ComponentSettings,
+    Decision,
+    Fill,
+    Order,
+    OrderEvent,
+    PersistenceError,
+    Position,
+    RiskVerdict,
+    RunInfo,
+    Sink,
+    hookimpl,
+)
+from tradepipe.clock import Clock, SystemClock
+from tradepipe.plugins import ledger_schema as schema
+
+log = logging.getLogger(__name__)
+
+
+def _figures_json(figures: dict[str, Any]) -> str:
+    if not figures:
+        return "{}"
+    return json.dumps({k: str(v) if isinstance(v, Decimal) else v for k, v in figures.items()})
+
+
+class SqlSink(Sink):
+    """Writes every record of a run to the SQL ledger."""
+
+    name = "sql"
+    description = "the ledger: decisions, verdicts, orders and their history, fills, snapshots"
+
+    class Settings(ComponentSettings):
+        #: SQLite file of the ledger (relative to the working directory).
+        path: str = "tradepipe.db"
+        #: A SQLAlchemy URL instead of ``path``, e.g. ``postgresql+psycopg://…``.
+        url: str | None = None
+        #: SQLite fsync policy: ``full`` survives power loss, ``normal`` only crashes.
+        synchronous: Literal["full", "normal"] = "full"
+        batch_size: int | None = Field(default=None, ge=1)
+
+    settings: Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._engine: Engine | None = None
+        self._run_id = ""
+        self._batch_size = self.settings.batch_size or 5000
+        self._pending: dict[type[Any], list[tuple[Any, ...]]] = {t: [] for t in schema.TABLES}
+        self._count = 0
+        self._sql: dict[type[Any], str] = {}
+        self._dec: Callable[[Any], Any] = str
+        self._ts: Callable[[Any], Any] = lambda t: t.isoformat()
+        self._clock: Clock = SystemClock()
+
+    def attach(self, runtime: Any) -> None:
+        self._clock = runtime.clock
+        if self.settings.batch_size is None:
+            self._batch_size = runtime.settings.run.batch_size
+
+    # -- connection ------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.settings.url or f"sqlite:///{self.settings.path}"
+
+    def engine(self) -> Engine:
+        """The ledger's engine, created (with its tables) on first use."""
+        if self._engine is None:
+            self._engine = open_engine(self.url, self.settings.synchronous)
+            sqlite = self._engine.dialect.name == "sqlite"
+            mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+            for table in schema.TABLES:
+                cols = schema.insert_columns(table)
+                self._sql[table] = (
+                    f"INSERT INTO {table.__tablename__} ({', '.join(cols)}) "
+                    f"VALUES ({', '.join([mark] * len(cols))})"
+                )
+            if not sqlite:
+                self._dec = _identity
+                self._ts = _identity
+        return self._engine
+
+    # -- records ---------------------------------------------------------------
+
+    def open(self, run: RunInfo) -> None:
+        self.engine()
+        self._run_id = run.run_id
+        self._add(
+            schema.RunRow,
+            (run.run_id, run.namespace, self._ts(run.started_at), None, run.env, run.broker,
+             run.feed, json.dumps(list(run.strategies)), run.account_id, 0, "running"),
+        )
+        self.flush()
+
+    def _add(self, table: type[Any], row: tuple[Any, ...]) -> None:
+        self._pending[table].append(row)
+        self._count += 1
+        if self._count >= self._batch_size:
+            self.flush()
+
+    def record_decision(self, d: Decision) -> None:
+        dec = self._dec
+        extra = None
+        if d.sizing or d.instrument or d.expires_at or d.inputs_hash or d.outside_rth:
+            extra = d.model_dump_json(
+                include={"sizing", "instrument", "expires_at", "inputs_hash", "outside_rth"},
+                exclude_none=True,
+            )
+        self._add(
+            schema.DecisionRow,
+            (self._run_id, d.id, self._ts(d.created_at), d.source, d.symbol, d.action.value,
+             d.confidence, _opt(dec, d.quantity), d.order_type.value, _opt(dec, d.limit_price),
+             _opt(dec, d.stop_price), _opt(dec, d.stop_loss), _opt(dec, d.take_profit),
+             d.tif.value, d.rationale, extra),
+        )
+
+    def record_decision_rejected(self, raw: Any, source: str, error: str) -> None:
+        try:
+            text = json.dumps(raw, default=str) if raw is not None else None
+        except (TypeError, ValueError):
+            text = repr(raw)
+        self._add(
+            schema.RejectedDecisionRow,
+            (self._run_id, self._ts(self._clock.now()), source, text, error),
+        )
+
+    def record_verdict(self, v: RiskVerdict) -> None:
+        dec = self._dec
+        self._add(
+            schema.VerdictRow,
+            (self._run_id, v.decision_id, v.client_order_id, v.seq, v.filter, v.outcome.value,
+             v.reason, dec(v.quantity_before), dec(v.quantity_after), _figures_json(v.figures),
+             self._ts(v.ts)),
+        )
+
+    def record_order(self, order: Order) -> None:
+        i = order.intent
+        dec = self._dec
+        self._add(
+            schema.OrderRow,
+            (self._run_id, i.client_order_id, i.decision_id, i.source, i.symbol, i.side.value,
+             dec(i.quantity), i.order_type.value, _opt(dec, i.limit_price),
+             _opt(dec, i.stop_price), i.tif.value, i.outside_rth, _opt(dec, i.stop_loss),
+             _opt(dec, i.take_profit), _opt(dec, i.reference_price), self._ts(i.created_at)),
+        )
+
+    def record_order_event(self, e: OrderEvent) -> None:
+        self._add(
+            schema.OrderEventRow,
+            (self._run_id, e.client_order_id, e.decision_id, e.seq, e.status.value,
+             e.previous.value if e.previous else None, self._ts(e.ts), e.reason,
+             e.broker_order_id),
+        )
+
+    def record_fill(self, f: Fill) -> None:
+        dec = self._dec
+        self._add(
+            schema.FillRow,
+            (self._run_id, f.execution_id, f.client_order_id, f.decision_id, f.broker_order_id,
+             f.symbol, f.side.value, dec(f.quantity), dec(f.price), dec(f.commission),
+             dec(f.multiplier), self._ts(f.ts)),
+        )
+
+    def record_snapshot(self, positions: Sequence[Position], account: AccountSummary) -> None:
+        dec = self._dec
+        ts = self._ts(account.ts)
+        for p in positions:
+            self._add(
+                schema.PositionRow,
+                (self._run_id, ts, p.symbol, dec(p.quantity), dec(p.avg_cost), dec(p.multiplier),
+                 _opt(dec, p.mark_price), dec(p.realized_pnl)),
+            )
+        a = account
+        self._add(
+            schema.AccountRow,
+            (self._run_id, ts, a.account_id, a.currency, dec(a.cash), dec(a.equity),
+             dec(a.buying_power), dec(a.gross_position_value), dec(a.realized_pnl),
+             dec(a.unrealized_pnl)),
+        )
+
+    # -- durability --------------------------------------------------------------
+
+    def flush(self) -> None:
+        if not self._count:
+            return
+        try:
+            with self.engine().begin() as conn:
+                for table, rows in self._pending.items():
+                    if rows:
+                        conn.exec_driver_sql(self._sql[table], rows)
+        except SQLAlchemyError as exc:
+            raise PersistenceError(
+                f"could not write {self._count} records to the ledger at {self.where}: "
+                f"{exc.__class__.__name__}: {getattr(exc, 'orig', exc)}"
+            ) from exc
+        for rows in self._pending.values():
+            rows.clear()
+        self._count = 0
+
+    def close(self, run: RunInfo, bars: int, status: str) -> None:
+        self.flush()
+        try:
+            with self.engine().begin() as conn:
+                conn.execute(
+                    update(schema.RunRow.__table__)  # type: ignore[arg-type]
+                    .where(schema.RunRow.__table__.c.run_id == run.run_id)  # type: ignore[attr-defined]
+                    .values(bars=bars, status=status, finished_at=SystemClock().now())
+                )
+        except SQLAlchemyError as exc:
+            raise PersistenceError(f"could not close run {run.run_id} in the ledger") from exc
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- reads -------------------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        """The ledger's location, safe to show (no password)."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def summary(self, run_id: str) -> dict[str, Any]:
+        from tradepipe.plugins.ledger import Ledger
+
+        ledger = Ledger(self.engine(), self.where)
+        return ledger.summary(run_id)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _opt(convert: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else convert(value)
+
+
+def open_engine(url: str, synchronous: str = "full") -> Engine:
+    """Create an engine for ``url`` and make sure the ledger's tables exist.
+
+    SQLite files are created readable by their owner only, in WAL mode (readers
+    do not block the writer), with a busy timeout so two processes can share one.
+
+    :raises PersistenceError: the database cannot be opened or created.
+    """
+    try:
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            path = Path(url[len("sqlite:///"):])
+            if str(path) and not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        engine = create_engine(url)
+        if engine.dialect.name == "sqlite":
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
+                cursor.execute("PRAGMA busy_timeout=10000")
+                cursor.close()
+
+        schema.metadata.create_all(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        raise PersistenceError(f"cannot open the ledger at {url.split('@')[-1]}: {exc}") from exc
+    return engine
+
+
+@hookimpl
+def tradepipe_register_sinks(register: Any) -> None:
+    register(SqlSink)
+
+
+@hookimpl
+def tradepipe_register_commands(register: Any) -> None:
+    from tradepipe.plugins.ledger_cli import ledger
+
+    register(ledger)
