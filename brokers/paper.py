@@ -62,11 +62,14 @@ _HISTORY = 2_000
 
 
 class _SimOrder:
-    __slots__ = ("broker_id", "intent", "limit", "session", "status", "stop", "triggered")
+    __slots__ = (
+        "broker_id", "intent", "limit", "placed", "session", "status", "stop", "triggered",
+    )
 
-    def __init__(self, intent: OrderIntent, broker_id: str) -> None:
+    def __init__(self, intent: OrderIntent, broker_id: str, placed: dt.datetime) -> None:
         self.intent = intent
         self.broker_id = broker_id
+        self.placed = placed
         self.status = OrderStatus.ACCEPTED
         self.session: dt.date | None = None
         self.triggered = False
@@ -183,7 +186,7 @@ class PaperBroker(Broker):
 
     def history(self, symbol: str, *, bars: int = 100, bar_size: str = "1d") -> list[Bar]:
         seen = self._history.get(symbol.upper(), ())
-        return list(seen)[-bars:]
+        return list(seen)[-bars:] if bars > 0 else []
 
     # -- orders ----------------------------------------------------------------
 
@@ -203,7 +206,7 @@ class PaperBroker(Broker):
                 ts=now,
                 reason=problem,
             )
-        sim = _SimOrder(intent, f"P{self._next_id}")
+        sim = _SimOrder(intent, f"P{self._next_id}", now)
         self._next_id += 1
         self._orders[intent.client_order_id] = sim
         self._working.setdefault(intent.symbol, []).append(sim)
@@ -277,6 +280,10 @@ class PaperBroker(Broker):
             return ()
         events: list[BrokerEvent] = []
         for sim in list(orders):
+            if bar.ts <= sim.placed:
+                # The bar opened before the order existed (another symbol's bar
+                # at the same time led to it): its prices are not available.
+                continue
             if sim.intent.tif == "day":
                 session = self._session(bar.ts)
                 if sim.session is None:

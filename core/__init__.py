@@ -41,7 +41,6 @@ from tradepipe.strategy import Strategy, StrategyContext
 __version__ = "0.1.0"
 
 __all__ = [
-    "SMA",
     "AccountSummary",
     "Action",
     "Bar",
@@ -83,10 +82,11 @@ __all__ = [
     "RiskFilter",
     "RiskVerdict",
     "RunInfo",
+    "SMA",
     "Side",
     "Sink",
-    "SizingHints",
     "SizingError",
+    "SizingHints",
     "Stock",
     "Strategy",
     "StrategyContext",
@@ -95,7 +95,7 @@ __all__ = [
     "TimeInForce",
     "TradepipeError",
     "UnknownComponentError",
-    "__version__",
     "hookimpl",
     "hookspec",
+    "__version__",
 ]

@@ -112,7 +112,9 @@ class Decision(BaseModel):
 
     def with_origin(self, source: str, created_at: Any) -> Decision:
         """Return this decision with ``source``/``created_at`` filled where missing."""
-        data = self.model_dump(exclude_unset=True)
+        # Field values, not a dump: a nested model dumped with exclude_unset
+        # loses its defaulted discriminator (``kind``) and cannot be re-read.
+        data = {name: getattr(self, name) for name in self.model_fields_set}
         data.setdefault("source", source)
         if not data.get("source"):
             data["source"] = source

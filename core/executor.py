@@ -109,6 +109,7 @@ class Executor:
         self.book = Book(ZERO)
         self.ctx = RunContext(pipeline, self.book, self.working)
         self._seen_executions: set[str] = set()
+        self._client_ids: set[str] = set()
         self._by_source: dict[str, Strategy] = {s.name: s for s in pipeline.strategies}
         self._fill_listeners = {
             s.name: s for s in pipeline.strategies if type(s).on_fill is not Strategy.on_fill
@@ -240,10 +241,15 @@ class Executor:
         symbol = decision.symbol
         price = decision.limit_price or decision.stop_price or ctx.last_price(symbol)
         cid = client_order_id(self.p.run.namespace, decision.id)
-        try:
-            side, quantity = self.p.sizer.size(
-                decision, price, ctx.position(symbol), ctx.equity()
+        if cid in self._client_ids:
+            self._verdict(
+                decision.id, cid, "duplicate", 0, Outcome.DENY,
+                f"decision {decision.id} already produced order {cid} in this run",
+                ZERO, ZERO, {}, now,
             )
+            return None
+        try:
+            side, quantity = self.p.sizer.size(decision, price, ctx.position(symbol), ctx.equity)
         except SizingError as exc:
             self._verdict(decision.id, cid, "sizing", 0, Outcome.DENY, str(exc), ZERO, ZERO, {}, now)
             return None
@@ -295,6 +301,7 @@ class Executor:
                 denial = f"{flt.name}: {reason}"
                 break
         order = Order.from_intent(intent)
+        self._client_ids.add(intent.client_order_id)
         self.orders += 1
         for record in self._sink_order:
             record(order)
@@ -364,7 +371,7 @@ class Executor:
             self._obs_fill(fill=fill)
         if self._log:
             log.info(
-                "OrderFilled execution=%s order=%s decision=%s %s %s %s @ %s",
+                "Fill execution=%s order=%s decision=%s %s %s %s @ %s",
                 fill.execution_id, fill.client_order_id, fill.decision_id,
                 fill.side, fill.quantity, fill.symbol, fill.price,
             )

@@ -11,11 +11,14 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Symbol = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9][A-Z0-9.\-/ ]{0,20}$"),
+    # The pattern is checked before ``to_upper`` applies, so it accepts lower case.
+    StringConstraints(
+        strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-/ ]{0,20}$"
+    ),
 ]
 
 
@@ -57,7 +60,15 @@ class Leg(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     instrument: Stock | Option = Field(discriminator="kind")
-    ratio: int = Field(ne=0)
+    ratio: int
+
+    @field_validator("ratio")
+    @classmethod
+    def _nonzero(cls, ratio: int) -> int:
+        # pydantic has no ``ne`` constraint; ``Field(ne=0)`` was silently ignored.
+        if ratio == 0:
+            raise ValueError("ratio must not be 0")
+        return ratio
 
 
 class Combo(_Instrument):

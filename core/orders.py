@@ -261,10 +261,13 @@ class Order(Record):
                 f"remaining {self.remaining}",
                 client_order_id=self.intent.client_order_id,
             )
+        status = S.FILLED if filled == self.intent.quantity else S.PARTIALLY_FILLED
+        # Check the edge before touching the quantities, so a refused fill
+        # (e.g. on a canceled order) leaves the order as it was.
+        event = self.transition(status, fill.ts, broker_order_id=fill.broker_order_id)
         prior = state["avg_fill_price"] or ZERO
         state["avg_fill_price"] = (
             prior * state["filled_quantity"] + fill.price * fill.quantity
         ) / filled
         state["filled_quantity"] = filled
-        status = S.FILLED if filled == self.intent.quantity else S.PARTIALLY_FILLED
-        return self.transition(status, fill.ts, broker_order_id=fill.broker_order_id)
+        return event

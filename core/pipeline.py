@@ -209,6 +209,10 @@ def run_pipeline(
     run = pipeline.run
     for sink in pipeline.sinks:
         sink.open(run)
+    log.info(
+        "run %s started: env %s, broker %s, feed %s, strategies %s, ledger namespace %s",
+        run.run_id, run.env, run.broker, run.feed, ",".join(run.strategies), run.namespace,
+    )
     started = pipeline.host.observers("tradepipe_run_started")
     if started is not None:
         started(run=run)
@@ -227,12 +231,19 @@ def run_pipeline(
     except KeyboardInterrupt:
         status = "interrupted"
         raise
+    except BaseException as exc:
+        log.error("run %s %s: %s", run.run_id, status, exc)
+        raise
     finally:
         pipeline.timings["run_seconds"] = time.perf_counter() - t0
         if progress is not None:
             progress.stop()
         _finish(pipeline, executor, status)
     summary = summarize(pipeline, result)
+    log.info(
+        "run %s %s: %d bars, %d decisions, %d orders, %d fills",
+        run.run_id, status, result.bars, result.decisions, result.orders, result.fills,
+    )
     finished = pipeline.host.observers("tradepipe_run_finished")
     if finished is not None:
         finished(run=run, status=status, summary=summary)

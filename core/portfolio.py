@@ -161,7 +161,15 @@ class Book:
     ) -> AccountSummary:
         positions = self.positions(marks)
         market = self.market_value(marks)
-        gross = sum((abs(p.market_value or ZERO) for p in positions), ZERO)
+        # Unmarked positions count at cost here too, as they do in equity.
+        gross = sum(
+            (
+                abs(p.quantity * (p.avg_cost if p.mark_price is None else p.mark_price))
+                * p.multiplier
+                for p in positions
+            ),
+            ZERO,
+        )
         unrealized = sum((p.unrealized_pnl or ZERO for p in positions), ZERO)
         return AccountSummary.trusted(
             account_id=account_id,

@@ -11,6 +11,8 @@ same way.
 
 from __future__ import annotations
 
+import copy
+from functools import partial
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
@@ -40,7 +42,14 @@ class Record(BaseModel):
                 factories.append((name, field.default_factory))
                 template[name] = None
             elif field.default is not PydanticUndefined:
-                template[name] = field.default
+                default = field.default
+                if isinstance(default, (dict, list, set, bytearray)):
+                    # A mutable default must not be shared between instances
+                    # (pydantic copies it for validated ones too).
+                    factories.append((name, partial(copy.deepcopy, default)))
+                    template[name] = None
+                else:
+                    template[name] = default
             else:
                 template[name] = None
         cls._template = template

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -189,6 +189,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}", key=str(path)) from exc
 
 
+def _check_layout(declared: Mapping[str, Any], path: Path) -> None:
+    """Refuse top-level keys and tables that dynaconf would silently ignore."""
+    tables = set(AppSettings.model_fields) - {"env", "path", "secret_keys"}
+    for name, value in declared.items():
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"{path}: {name} = {MASK if _SECRET_KEY.search(name) else repr(value)}: "
+                "is outside any table; expected it inside [default.<table>] or "
+                "[<environment>.<table>]",
+                key=name,
+            )
+        if name in tables:
+            raise ConfigError(
+                f"{path}: [{name}] is not inside an environment; expected [default.{name}] "
+                f"(every environment) or [<environment>.{name}], e.g. [development.{name}]",
+                key=name,
+            )
+
+
 def _secret_keys(secrets: dict[str, Any], env: str) -> set[str]:
     keys: set[str] = set()
     for section in ("default", env, "global"):
@@ -221,25 +240,30 @@ def load_settings(
     files: list[str] = []
     if settings_path.exists():
         declared = _read_toml(settings_path)
+        _check_layout(declared, settings_path)
         files.append(str(settings_path))
     elif explicit:
         raise ConfigError(f"settings file {settings_path} does not exist", key=str(settings_path))
     else:
         declared = {}
-    envs = sorted(k for k in declared if k not in ("default", "global"))
+    secrets_path = settings_path.parent / SECRETS_FILE
+    secrets = _read_toml(secrets_path) if secrets_path.exists() else {}
+    _check_layout(secrets, secrets_path)
+    # An environment may exist only for its secrets (e.g. [live] credentials).
+    envs = sorted({*declared, *secrets} - {"default", "global"})
     if declared and env not in envs and env != DEFAULT_ENV:
         raise ConfigError(
             f"unknown environment {env!r}; {settings_path} defines: {', '.join(envs) or 'none'}",
             key="env",
         )
-    secrets_path = settings_path.parent / SECRETS_FILE
-    secrets = _read_toml(secrets_path) if secrets_path.exists() else {}
 
     dyn = Dynaconf(
         settings_files=files,
         secrets=str(secrets_path) if secrets else None,
         environments=True,
         env=env,
+        # Forced: dynaconf would otherwise let TRADEPIPE_ENV beat an explicit --env.
+        force_env=env,
         default_env="default",
         envvar_prefix="TRADEPIPE",
         env_switcher="TRADEPIPE_ENV",
@@ -249,6 +273,7 @@ def load_settings(
     )
     raw = {k: v for k, v in _lower_keys(dyn.as_dict()).items() if k not in _DYNACONF_KEYS}
     raw.pop("env", None)  # TRADEPIPE_ENV is the switcher, not a setting
+    raw.pop("settings", None)  # TRADEPIPE_SETTINGS is the CLI's --settings, not a setting
     for table, values in (overrides or {}).items():
         merged = dict(raw.get(table) or {})
         merged.update(values)
@@ -270,7 +295,10 @@ def validate_settings(raw: Mapping[str, Any], source: str = "settings") -> AppSe
     try:
         return AppSettings.model_validate(raw)
     except ValidationError as exc:
-        raise settings_error(exc, source=source, model=AppSettings) from None
+        secret_keys = frozenset(raw.get("secret_keys") or ())
+        raise settings_error(
+            exc, source=source, model=AppSettings, secret_keys=secret_keys
+        ) from None
 
 
 def _model_at(model: type[BaseModel], path: tuple[str, ...]) -> type[BaseModel] | None:
@@ -289,8 +317,12 @@ def settings_error(
     source: str,
     prefix: tuple[str, ...] = (),
     model: type[BaseModel] | None = None,
+    secret_keys: Collection[str] = (),
 ) -> ConfigError:
-    """Describe a pydantic error as table, key, value and what was expected."""
+    """Describe a pydantic error as table, key, value and what was expected.
+
+    The value is masked when its key is secret by name or listed in ``secret_keys``.
+    """
     first = exc.errors(include_url=False)[0]
     loc = prefix + tuple(str(part) for part in first["loc"])
     table = ".".join(loc[:-1])
@@ -308,8 +340,10 @@ def settings_error(
     else:
         detail = f"expected {first['msg'][0].lower()}{first['msg'][1:]}"
     shown = "" if value is None or isinstance(value, dict) else f" = {value!r}"
-    if value is not None and ".".join(loc) and _SECRET_KEY.search(str(key)):
+    dotted = ".".join(loc)
+    from_secrets = any(dotted == k or dotted.startswith(k + ".") for k in secret_keys)
+    if value is not None and dotted and (from_secrets or _SECRET_KEY.search(str(key))):
         shown = f" = {MASK}"
     more = len(exc.errors()) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return ConfigError(f"{source}: {where}{shown}: {detail}{tail}", key=".".join(loc))
+    return ConfigError(f"{source}: {where}{shown}: {detail}{tail}", key=dotted)

@@ -17,6 +17,7 @@ while long sells the whole holding; otherwise it is sized like a new position.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
 
 from tradepipe.decisions import Action, Decision
@@ -36,13 +37,18 @@ class Sizer:
         self.settings = settings
 
     def size(
-        self, decision: Decision, price: Decimal | None, position: Decimal, equity: Decimal
+        self,
+        decision: Decision,
+        price: Decimal | None,
+        position: Decimal,
+        equity: Decimal | Callable[[], Decimal],
     ) -> tuple[Side, Decimal]:
         """Return the side and quantity for ``decision``.
 
         :param price: the reference price (last trade or limit); ``None`` if unknown.
         :param position: the signed quantity currently held.
-        :param equity: account equity, for risk sizing.
+        :param equity: account equity for risk sizing, or a function returning it
+            (only called when needed).
         :raises SizingError: with the reason no quantity could be found.
         """
         action = decision.action
@@ -71,7 +77,9 @@ class Sizer:
             )
         return side, quantity
 
-    def _by_method(self, decision: Decision, price: Decimal, equity: Decimal) -> Decimal:
+    def _by_method(
+        self, decision: Decision, price: Decimal, equity: Decimal | Callable[[], Decimal]
+    ) -> Decimal:
         method = self.settings.method
         hints = decision.sizing
         if method == "fixed_quantity":
@@ -88,6 +96,8 @@ class Sizer:
             raise SizingError(
                 "risk sizing needs a stop: give sizing.stop_distance or stop_loss in the decision"
             )
+        if callable(equity):
+            equity = equity()
         return equity * fraction / distance
 
     def _round(self, quantity: Decimal) -> Decimal:

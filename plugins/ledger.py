@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -169,16 +168,19 @@ class Ledger:
                     return int(s.scalar(stmt) or 0)
 
                 states = dict.fromkeys(ORDER_STATES, 0)
-                for event in s.scalars(self._latest_events(run_id)):
-                    states[event.status] = states.get(event.status, 0) + 1
+                latest = self._latest_events(run_id).subquery()
+                for status, n in s.execute(
+                    select(latest.c.status, func.count()).group_by(latest.c.status)
+                ):
+                    states[status] = int(n)
                 submitted = s.scalar(
                     select(func.count(func.distinct(OrderEventRow.client_order_id)))
                     .where(OrderEventRow.run_id == run_id)
                     .where(OrderEventRow.status == "submitted")
                 )
+                # Summed in Python: SQLite would add the decimal text as floats.
                 commissions = sum(
-                    (f for f in s.scalars(select(FillRow.commission).where(FillRow.run_id == run_id))),
-                    ZERO,
+                    s.scalars(select(FillRow.commission).where(FillRow.run_id == run_id)), ZERO
                 )
                 decisions = count(DecisionRow)
                 rejected = count(RejectedDecisionRow)
@@ -235,7 +237,3 @@ def position_json(p: PositionRow) -> dict[str, Any]:
         "unrealized_pnl": fmt(unrealized),
         "realized_pnl": fmt(p.realized_pnl),
     }
-
-
-def as_decimal(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(value)

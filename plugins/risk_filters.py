@@ -97,8 +97,12 @@ class MaxPositionValue(RiskFilter):
         }
         if value <= limit:
             return self.allow(**figures)
-        same_side_held = abs(position) if (position > 0) == (intent.side == "buy") else ZERO
-        allowed = floor_units(limit / price - same_side_held, intent.quantity)
+        if position != 0 and (position > 0) != (intent.side == "buy"):
+            # Crossing zero: the order may close the position and open up to the limit.
+            room = abs(position) + limit / price
+        else:
+            room = limit / price - abs(position)
+        allowed = floor_units(room, intent.quantity)
         if allowed <= 0:
             return self.deny(
                 f"{intent.symbol} position would be worth {cents(value)}, over the limit "
@@ -127,7 +131,10 @@ class MaxRiskPerTrade(RiskFilter):
             return self.allow("reduces the position")
         distance = decision.sizing.stop_distance if decision.sizing else None
         price = order_price(intent, ctx)
-        if distance is None and intent.stop_loss is not None and price is not None:
+        if distance is None and intent.stop_loss is not None:
+            if price is None:
+                # A stop that cannot be measured must not pass as "no stop" (fail closed).
+                return self.deny(f"no price known for {intent.symbol} to measure the stop")
             distance = abs(price - intent.stop_loss)
         if not distance:
             if self.settings.require_stop:

@@ -42,10 +42,44 @@ from tradepipe.plugins import ledger_schema as schema
 log = logging.getLogger(__name__)
 
 
+_dumps = json.dumps
+
+
 def _figures_json(figures: dict[str, Any]) -> str:
+    """JSON of a verdict's figures; decimals as strings so they stay exact.
+
+    Hand-rolled for the common value types because it runs for every verdict.
+    """
     if not figures:
         return "{}"
-    return json.dumps({k: str(v) if isinstance(v, Decimal) else v for k, v in figures.items()})
+    parts = []
+    for key, value in figures.items():
+        kind = type(value)
+        if kind is Decimal:
+            text = f'"{value}"'
+        elif kind is int or kind is float or kind is bool or value is None:
+            text = _dumps(value)
+        else:
+            text = _dumps(value if kind is str else str(value))
+        parts.append(f"{_dumps(key)}:{text}")
+    return "{" + ",".join(parts) + "}"
+
+
+class _Timestamps:
+    """ISO text of a timestamp, remembering the last one: records come in runs
+    sharing the time of the bar that caused them."""
+
+    __slots__ = ("_last", "_text")
+
+    def __init__(self) -> None:
+        self._last: Any = None
+        self._text = ""
+
+    def __call__(self, ts: Any) -> str:
+        if ts is not self._last:
+            self._last = ts
+            self._text = ts.isoformat()
+        return self._text
 
 
 class SqlSink(Sink):
@@ -74,7 +108,7 @@ class SqlSink(Sink):
         self._count = 0
         self._sql: dict[type[Any], str] = {}
         self._dec: Callable[[Any], Any] = str
-        self._ts: Callable[[Any], Any] = lambda t: t.isoformat()
+        self._ts: Callable[[Any], Any] = _Timestamps()
         self._clock: Clock = SystemClock()
 
     def attach(self, runtime: Any) -> None:
@@ -133,10 +167,10 @@ class SqlSink(Sink):
             )
         self._add(
             schema.DecisionRow,
-            (self._run_id, d.id, self._ts(d.created_at), d.source, d.symbol, d.action.value,
-             d.confidence, _opt(dec, d.quantity), d.order_type.value, _opt(dec, d.limit_price),
+            (self._run_id, d.id, self._ts(d.created_at), d.source, d.symbol, d.action,
+             d.confidence, _opt(dec, d.quantity), d.order_type, _opt(dec, d.limit_price),
              _opt(dec, d.stop_price), _opt(dec, d.stop_loss), _opt(dec, d.take_profit),
-             d.tif.value, d.rationale, extra),
+             d.tif, d.rationale, extra),
         )
 
     def record_decision_rejected(self, raw: Any, source: str, error: str) -> None:
@@ -153,7 +187,7 @@ class SqlSink(Sink):
         dec = self._dec
         self._add(
             schema.VerdictRow,
-            (self._run_id, v.decision_id, v.client_order_id, v.seq, v.filter, v.outcome.value,
+            (self._run_id, v.decision_id, v.client_order_id, v.seq, v.filter, v.outcome,
              v.reason, dec(v.quantity_before), dec(v.quantity_after), _figures_json(v.figures),
              self._ts(v.ts)),
         )
@@ -163,17 +197,17 @@ class SqlSink(Sink):
         dec = self._dec
         self._add(
             schema.OrderRow,
-            (self._run_id, i.client_order_id, i.decision_id, i.source, i.symbol, i.side.value,
-             dec(i.quantity), i.order_type.value, _opt(dec, i.limit_price),
-             _opt(dec, i.stop_price), i.tif.value, i.outside_rth, _opt(dec, i.stop_loss),
+            (self._run_id, i.client_order_id, i.decision_id, i.source, i.symbol, i.side,
+             dec(i.quantity), i.order_type, _opt(dec, i.limit_price),
+             _opt(dec, i.stop_price), i.tif, i.outside_rth, _opt(dec, i.stop_loss),
              _opt(dec, i.take_profit), _opt(dec, i.reference_price), self._ts(i.created_at)),
         )
 
     def record_order_event(self, e: OrderEvent) -> None:
         self._add(
             schema.OrderEventRow,
-            (self._run_id, e.client_order_id, e.decision_id, e.seq, e.status.value,
-             e.previous.value if e.previous else None, self._ts(e.ts), e.reason,
+            (self._run_id, e.client_order_id, e.decision_id, e.seq, e.status,
+             e.previous, self._ts(e.ts), e.reason,
              e.broker_order_id),
         )
 
@@ -182,7 +216,7 @@ class SqlSink(Sink):
         self._add(
             schema.FillRow,
             (self._run_id, f.execution_id, f.client_order_id, f.decision_id, f.broker_order_id,
-             f.symbol, f.side.value, dec(f.quantity), dec(f.price), dec(f.commission),
+             f.symbol, f.side, dec(f.quantity), dec(f.price), dec(f.commission),
              dec(f.multiplier), self._ts(f.ts)),
         )
 

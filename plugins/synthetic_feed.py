@@ -1,7 +1,9 @@
 """A seeded random-walk feed: realistic-looking bars without any data files.
 
-Prices follow a geometric random walk (``drift`` and ``volatility`` per bar),
-rounded to cents, with a small opening gap and a high/low that bracket open
+Prices follow a geometric random walk, rounded to cents. ``drift`` and
+``volatility`` are per trading day and scaled to the bar length (a 1-minute bar
+gets 1/390 of the day's drift and 1/sqrt(390) of its volatility), so every
+interval gives plausible prices, with a small opening gap and a high/low that bracket open
 and close. Bars fall on weekdays, in regular US hours (09:30-16:00 New York)
 for intraday intervals. The same seed always gives the same bars.
 """
@@ -68,7 +70,9 @@ class SyntheticFeed(Feed):
         start: dt.date = dt.date(2022, 1, 3)
         seed: int = 7
         start_price: Decimal = Field(default=Decimal(100), gt=0)
-        drift: float = 0.0003
+        #: Expected log return per trading day.
+        drift: float = Field(default=0.0003, gt=-0.1, lt=0.1)
+        #: Standard deviation of the log return per trading day.
         volatility: float = Field(default=0.015, gt=0, lt=1)
 
     settings: Settings
@@ -86,11 +90,13 @@ class SyntheticFeed(Feed):
     def load(self) -> None:
         s = self.settings
         times = list(session_times(s.start, s.interval, s.bars))
+        share = _MINUTES[s.interval] / _SESSION_MINUTES
+        drift, volatility = s.drift * share, s.volatility * math.sqrt(share)
         columns = []
         for index, symbol in enumerate(self.symbols()):
             rng = random.Random(f"{s.seed}:{symbol}")
             price = float(s.start_price) * (1 + 0.25 * index)
-            rows = random_walk(rng, price, s.bars, s.drift, s.volatility)
+            rows = random_walk(rng, price, s.bars, drift, volatility)
             columns.append([Bar(symbol, ts, *row) for ts, row in zip(times, rows, strict=True)])
         if len(columns) == 1:
             self._bars = columns[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -14,12 +15,12 @@ from rich.table import Table
 
 
 def console() -> Console:
-    # Built per call so CliRunner's captured stdout is the one written to.
-    return Console(file=click.get_text_stream("stdout"), soft_wrap=True)
+    # Built per call, on the current sys.stdout, so captured output works.
+    return Console(file=sys.stdout, soft_wrap=True)
 
 
 def err_console() -> Console:
-    return Console(file=click.get_text_stream("stderr"))
+    return Console(file=sys.stderr)
 
 
 def _default(value: Any) -> Any:

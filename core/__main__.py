@@ -1,0 +1,5 @@
+"""``python -m tradepipe`` runs the CLI."""
+
+from tradepipe.cli import main
+
+main()

@@ -1,0 +1,137 @@
+"""Replay benchmark: the full pipeline over one symbol's bars, ledger on.
+
+    python tests/benchmarks/replay.py --workload sma|churn [--data BARS.csv] [--bars N]
+
+Workloads (market orders decided on bar t fill at the open of bar t+1; no
+commission, no slippage):
+
+* ``sma``   — SMA(10)/SMA(30) crossover on closes: long 100 shares when the fast
+  average crosses above the slow one, flat when it crosses below (long only).
+* ``churn`` — every bar alternately buy 100 / sell 100.
+
+Every stage runs as in a live run: the strategy, sizing, the four default risk
+filters, the paper simulator, and the SQL ledger (a temporary SQLite file), with
+every decision, verdict, order event and fill written. ``--data`` takes a CSV
+with ``timestamp,open,high,low,close,volume`` (ISO-8601 UTC bar start times, one
+symbol); without it bars are generated (1-minute random walk, fixed seed).
+
+Prints one JSON line. ``seconds`` times the run only, from connecting the broker
+to the last ledger commit and the summary read back from it; ``load_seconds``
+times reading or generating the bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tradepipe import Action, Bar, Decision, Strategy, StrategyContext, hookimpl
+from tradepipe.clock import ManualClock
+from tradepipe.host import load_host
+from tradepipe.pipeline import build_pipeline, run_pipeline
+from tradepipe.settings import validate_settings
+
+SYMBOL = "BENCH"
+
+
+class Churn(Strategy):
+    """Buy 100 on even bars, sell 100 on odd bars."""
+
+    name = "churn"
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self._n = 0
+
+    def decide(self, bar: Bar, ctx: StrategyContext) -> Decision:
+        action = Action.BUY if self._n % 2 == 0 else Action.SELL
+        self._n += 1
+        return self.decision(ctx, symbol=bar.symbol, action=action, confidence=100, quantity=100)
+
+
+class BenchPlugin:
+    __name__ = "benchmark"
+
+    @hookimpl
+    def tradepipe_register_strategies(self, register: Any) -> None:
+        register(Churn)
+
+
+def settings_for(workload: str, data: str | None, bars: int, ledger: Path) -> Any:
+    feed = "csv" if data else "synthetic"
+    feeds = (
+        {"csv": {"paths": [data], "symbol": SYMBOL}}
+        if data
+        else {"synthetic": {"symbols": [SYMBOL], "bars": bars, "interval": "1m", "seed": 1}}
+    )
+    return validate_settings(
+        {
+            "run": {
+                "broker": "paper",
+                "feed": feed,
+                "strategies": ["sma_cross" if workload == "sma" else "churn"],
+                "sinks": ["sql"],
+                "batch_size": 20_000,
+            },
+            "strategies": {
+                "sma_cross": {"fast": 10, "slow": 30, "quantity": 100, "confidence": 100}
+            },
+            "risk": {"max_position_value": {"limit": 1_000_000_000}},
+            "sizing": {"max_position_value": 1_000_000_000},
+            "brokers": {"paper": {"initial_cash": 1_000_000_000, "commission": "none"}},
+            "feeds": feeds,
+            "sinks": {"sql": {"path": str(ledger), "synchronous": "normal"}},
+            "logging": {"level": "WARNING", "file": False},
+        },
+        source="benchmark",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", choices=["sma", "churn"], required=True)
+    parser.add_argument("--data", help="CSV of bars (timestamp,open,high,low,close,volume)")
+    parser.add_argument("--bars", type=int, help="bars to generate (default 1e6 sma, 1e5 churn)")
+    args = parser.parse_args(argv)
+    bars = args.bars or (1_000_000 if args.workload == "sma" else 100_000)
+
+    with tempfile.TemporaryDirectory(prefix="tradepipe-bench-") as tmp:
+        ledger = Path(tmp) / "ledger.db"
+        settings = settings_for(args.workload, args.data, bars, ledger)
+        host = load_host(settings.plugins, [BenchPlugin()])
+        pipeline = build_pipeline(settings, host, clock=ManualClock())
+        t0 = time.perf_counter()
+        result, summary = run_pipeline(pipeline, progress=None)
+        total = time.perf_counter() - t0
+    load = pipeline.timings["load_seconds"]
+    seconds = total - load
+    position = next(
+        (p["quantity"] for p in summary["positions"] if p["symbol"] == SYMBOL), "0"
+    )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = {
+        "framework": "tradepipe",
+        "workload": args.workload,
+        "bars": result.bars,
+        "orders": summary["orders"]["total"],
+        "fills": summary["fills"],
+        "final_position": float(position),
+        "realized_pnl": float(summary["realized_pnl"] or 0),
+        "seconds": round(seconds, 3),
+        "load_seconds": round(load, 3),
+        "bars_per_second": round(result.bars / seconds),
+        "orders_per_second": round(summary["orders"]["total"] / seconds),
+        "peak_rss_mb": round(peak_mb),
+    }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,749 @@
+"""The paper simulator, driven directly: fills, expiry, costs, accounting, refusals, orders.
+
+Every expected number is worked out by hand next to its test. Bars come from
+``tradepipe.testing.bar`` (an int ``ts`` is that many days after ``T0``, a Monday
+09:30 New York); :func:`feed` moves the clock to each bar before the broker sees
+it, as the executor does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from decimal import Decimal as D
+from typing import Any
+
+import pytest
+
+from tradepipe import (
+    BrokerAuthError,
+    BrokerRejectedError,
+    Fill,
+    ManualClock,
+    OrderIntent,
+    OrderReport,
+    OrderStatus,
+    OrderUpdate,
+)
+from tradepipe.brokers.paper import PaperBroker
+from tradepipe.market import Bar
+from tradepipe.testing import T0, MemorySink, bar, bars_from_closes, replay
+
+_ids = itertools.count(1)
+
+
+def make_broker(**settings: Any) -> PaperBroker:
+    broker = PaperBroker(PaperBroker.Settings(**settings))
+    broker.connect()
+    broker.clock = ManualClock(T0)
+    return broker
+
+
+def feed(broker: PaperBroker, *bars: Bar) -> list[Any]:
+    """Show ``bars`` to the broker, the clock at each bar's time first; return the events."""
+    clock = broker.clock
+    assert isinstance(clock, ManualClock)
+    events: list[Any] = []
+    for b in bars:
+        clock.set(b.ts)
+        events.extend(broker.on_bar(b))
+    return events
+
+
+def report(broker: PaperBroker, cid: str) -> OrderReport:
+    found = broker.order(cid)
+    assert found is not None, f"the broker does not know order {cid}"
+    return found
+
+
+def intent(
+    side: str = "buy",
+    quantity: str | int = 10,
+    order_type: str = "market",
+    *,
+    limit: str | None = None,
+    stop: str | None = None,
+    symbol: str = "AAPL",
+    tif: str = "day",
+    cid: str | None = None,
+) -> OrderIntent:
+    return OrderIntent(
+        client_order_id=cid or f"c{next(_ids)}",
+        decision_id="d1",
+        source="test",
+        symbol=symbol,
+        side=side,
+        quantity=D(quantity),
+        order_type=order_type,
+        limit_price=None if limit is None else D(limit),
+        stop_price=None if stop is None else D(stop),
+        tif=tif,
+        created_at=T0,
+    )
+
+
+def fills_of(events: list[Any]) -> list[Fill]:
+    return [e for e in events if isinstance(e, Fill)]
+
+
+def updates_of(events: list[Any]) -> list[OrderUpdate]:
+    return [e for e in events if isinstance(e, OrderUpdate)]
+
+
+def set_up(broker: PaperBroker, held: int, working: list[OrderIntent]) -> None:
+    """Hold ``held`` shares bought at 100, then place ``working``; the last close is 100."""
+    feed(broker, bar(ts=0, open=100))
+    if held:
+        broker.place(intent("buy", held))
+    feed(broker, bar(ts=1, open=100))
+    assert broker.book.quantity("AAPL") == held
+    for order in working:
+        assert broker.place(order).status is OrderStatus.ACCEPTED
+
+
+# -- when and at what price orders fill ----------------------------------------------------
+
+
+def test_market_order_fills_at_the_next_bars_open_not_at_placement() -> None:
+    broker = make_broker(commission="none")
+    feed(broker, bar(ts=0, open=100, close=104))
+    placed = broker.place(intent("buy", 10))
+    assert placed.status is OrderStatus.ACCEPTED
+    assert broker.fills() == []
+
+    events = feed(broker, bar(ts=1, open=101.5, high=103, low=99, close=102))
+
+    [fill] = fills_of(events)
+    assert (fill.price, fill.quantity, fill.ts) == (D("101.5"), D(10), T0 + dt.timedelta(days=1))
+    assert fill.broker_order_id == placed.broker_order_id
+    assert report(broker, placed.client_order_id).status is OrderStatus.FILLED
+
+
+@pytest.mark.parametrize(
+    "first_bar",
+    [
+        pytest.param(bar(ts=1, open=100), id="same-bar-again"),
+        pytest.param(bar(ts=1, open=90), id="other-bar-same-start"),
+    ],
+)
+def test_order_never_fills_on_a_bar_that_started_before_it_was_placed(first_bar: Bar) -> None:
+    # Placed while bar 1 is current (a decision on bar 1 of another symbol, say):
+    # a bar starting at that same moment opened before the decision was made.
+    broker = make_broker(commission="none")
+    feed(broker, bar(ts=1, open=100))
+    broker.place(intent("buy", 10))
+
+    assert fills_of(feed(broker, first_bar)) == []
+    [fill] = fills_of(feed(broker, bar(ts=2, open=107)))
+    assert fill.price == D(107)
+
+
+# Seeded with a bar closing at 100; the next bar (open/high/low/close) decides.
+MATCHING = [
+    # side, type, limit, stop, (open, high, low, close), fill price or None
+    pytest.param("buy", "market", None, None, (101, 103, 99, 102), "101", id="market-buy"),
+    pytest.param("sell", "market", None, None, (99, 101, 97, 98), "99", id="market-sell"),
+    pytest.param("buy", "limit", "100", None, (99, 101, 98, 100), "99", id="limit-buy-gap"),
+    pytest.param("buy", "limit", "100", None, (102, 103, 99.5, 101), "100", id="limit-buy-touch"),
+    pytest.param("buy", "limit", "100", None, (102, 103, 100.5, 101), None, id="limit-buy-miss"),
+    pytest.param("sell", "limit", "100", None, (101, 102, 99, 100), "101", id="limit-sell-gap"),
+    pytest.param("sell", "limit", "100", None, (98, 100.5, 97, 99), "100", id="limit-sell-touch"),
+    pytest.param("sell", "limit", "100", None, (98, 99.5, 97, 99), None, id="limit-sell-miss"),
+    pytest.param("buy", "stop", None, "102", (103, 104, 101, 103), "103", id="stop-buy-gap"),
+    pytest.param("buy", "stop", None, "102", (100, 102.5, 99, 101), "102", id="stop-buy-touch"),
+    pytest.param("buy", "stop", None, "102", (100, 101.9, 99, 101), None, id="stop-buy-miss"),
+    pytest.param("sell", "stop", None, "98", (97, 99, 96, 97), "97", id="stop-sell-gap"),
+    pytest.param("sell", "stop", None, "98", (100, 101, 97.5, 99), "98", id="stop-sell-touch"),
+    pytest.param("sell", "stop", None, "98", (100, 101, 98.5, 99), None, id="stop-sell-miss"),
+    # stop-limit, triggered by a gap: the better of open and limit, or the limit if traded through
+    pytest.param("buy", "stop_limit", "103", "102", (102.5, 104, 102, 103), "102.5",
+                 id="stoplimit-buy-gap-open-inside-limit"),
+    pytest.param("buy", "stop_limit", "103", "102", (104, 105, 102.8, 104), "103",
+                 id="stoplimit-buy-gap-trades-to-limit"),
+    pytest.param("buy", "stop_limit", "103", "102", (104, 105, 103.5, 104), None,
+                 id="stoplimit-buy-gap-limit-missed"),
+    pytest.param("sell", "stop_limit", "97", "98", (97.5, 98, 96, 97), "97.5",
+                 id="stoplimit-sell-gap-open-inside-limit"),
+    pytest.param("sell", "stop_limit", "97", "98", (96, 97.2, 95, 96), "97",
+                 id="stoplimit-sell-gap-trades-to-limit"),
+    # stop-limit, triggered inside the bar: at the stop if the limit allows it, else wait
+    pytest.param("buy", "stop_limit", "103", "102", (100, 104, 99, 103), "102",
+                 id="stoplimit-buy-intrabar"),
+    pytest.param("buy", "stop_limit", "101.5", "102", (100, 104, 99, 103), None,
+                 id="stoplimit-buy-intrabar-limit-below-stop"),
+    pytest.param("sell", "stop_limit", "97", "98", (100, 101, 96, 97), "98",
+                 id="stoplimit-sell-intrabar"),
+    pytest.param("sell", "stop_limit", "98.5", "98", (100, 101, 96, 97), None,
+                 id="stoplimit-sell-intrabar-limit-above-stop"),
+    pytest.param("buy", "stop_limit", "101.5", "102", (101, 101.8, 100, 101), None,
+                 id="stoplimit-buy-not-triggered"),
+]
+
+
+@pytest.mark.parametrize(("side", "order_type", "limit", "stop", "ohlc", "expected"), MATCHING)
+def test_fill_price(
+    side: str,
+    order_type: str,
+    limit: str | None,
+    stop: str | None,
+    ohlc: tuple[float, float, float, float],
+    expected: str | None,
+) -> None:
+    broker = make_broker(commission="none", allow_short=True)
+    feed(broker, bar(ts=0, open=100))
+    placed = broker.place(intent(side, 10, order_type, limit=limit, stop=stop))
+    assert placed.status is OrderStatus.ACCEPTED, placed.reason
+
+    o, h, low, c = ohlc
+    events = feed(broker, bar(ts=1, open=o, high=h, low=low, close=c))
+
+    if expected is None:
+        assert events == []
+        assert [r.client_order_id for r in broker.open_orders()] == [placed.client_order_id]
+    else:
+        [fill] = fills_of(events)
+        assert fill.price == D(expected)
+        assert fill.side == side
+        assert broker.open_orders() == []
+
+
+def test_stop_limit_triggered_with_limit_on_the_wrong_side_then_works_as_a_limit() -> None:
+    broker = make_broker(commission="none")
+    feed(broker, bar(ts=0, open=100))
+    broker.place(intent("buy", 10, "stop_limit", stop="102", limit="101.5", tif="gtc"))
+
+    # Trades through the stop (trigger) but a bar cannot tell whether 101.5 came after.
+    assert feed(broker, bar(ts=1, open=100, high=104, low=99, close=103)) == []
+    # Never reaches the stop again, yet fills: it is a 101.5 limit order now.
+    [fill] = fills_of(feed(broker, bar(ts=2, open=101, high=101.2, low=100.8, close=101)))
+    assert fill.price == D(101)
+
+
+def test_a_bar_only_matches_orders_for_its_own_symbol() -> None:
+    broker = make_broker(commission="none", symbols=["MSFT"])
+    feed(broker, bar("AAPL", ts=0, open=100), bar("MSFT", ts=0, open=100))
+    aapl = broker.place(intent("buy", 10, "limit", limit="100", symbol="AAPL"))
+
+    assert feed(broker, bar("MSFT", ts=1, open=95, high=96, low=90, close=95)) == []
+    assert [r.client_order_id for r in broker.open_orders()] == [aapl.client_order_id]
+
+    [fill] = fills_of(feed(broker, bar("AAPL", ts=1, open=99)))
+    assert (fill.symbol, fill.price) == ("AAPL", D(99))
+
+
+# -- time in force ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tif", "filled"), [("day", False), ("gtc", True)])
+def test_day_orders_expire_with_their_trading_date_gtc_orders_stay(tif: str, filled: bool) -> None:
+    broker = make_broker(commission="none")
+    feed(broker, bar(ts=0, open=100))
+    placed = broker.place(intent("buy", 10, "limit", limit="90", tif=tif))
+    # The order's first session: Monday 2 March (bar at 15:00 New York), no touch.
+    feed(broker, bar(ts=T0 + dt.timedelta(hours=5), open=100, low=95))
+
+    # Tuesday's first bar trades through the limit.
+    events = feed(broker, bar(ts=1, open=92, high=93, low=85, close=91))
+
+    status = report(broker, placed.client_order_id).status
+    if filled:
+        assert [f.price for f in fills_of(events)] == [D(90)]
+        assert status is OrderStatus.FILLED
+    else:
+        [update] = events
+        assert (update.status, update.reason) == (OrderStatus.EXPIRED, "day order expired")
+        assert update.client_order_id == placed.client_order_id
+        assert status is OrderStatus.EXPIRED
+        assert broker.fills() == []
+    assert broker.open_orders() == []
+
+
+MIDNIGHT_UTC = dt.datetime(2026, 3, 3, 0, 30, tzinfo=dt.UTC)  # Monday 19:30 in New York
+
+
+@pytest.mark.parametrize(
+    ("timezone", "expires_at"),
+    [
+        # 00:30 UTC on Tuesday is still Monday evening in New York (UTC-5 in early March)
+        ("America/New_York", MIDNIGHT_UTC + dt.timedelta(hours=14)),
+        ("UTC", MIDNIGHT_UTC),
+    ],
+)
+def test_day_order_trading_date_is_taken_in_the_exchange_timezone(
+    timezone: str, expires_at: dt.datetime
+) -> None:
+    broker = make_broker(commission="none", timezone=timezone)
+    monday = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+    feed(broker, bar(ts=monday, open=100))
+    placed = broker.place(intent("buy", 10, "limit", limit="90"))
+
+    expired_at = None
+    for ts in (monday + dt.timedelta(hours=5), MIDNIGHT_UTC, MIDNIGHT_UTC + dt.timedelta(hours=14)):
+        for update in updates_of(feed(broker, bar(ts=ts, open=100, low=95))):
+            assert update.status is OrderStatus.EXPIRED
+            expired_at = update.ts
+    assert expired_at == expires_at
+    assert report(broker, placed.client_order_id).status is OrderStatus.EXPIRED
+
+
+# -- commission and slippage -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "quantity", "price", "commission"),
+    [
+        # 400 x 0.005 = 2.00; minimum 1.00 and cap 1% of 20 000 = 200 do not bind
+        pytest.param({}, 400, 50, "2.00", id="per-share"),
+        # 100 x 0.005 = 0.50, raised to the 1.00 minimum (cap 1% of 5 000 = 50)
+        pytest.param({}, 100, 50, "1.00", id="minimum"),
+        # the 1.00 minimum exceeds 1% of 10 x 5 = 50: capped at 0.50
+        pytest.param({}, 10, 5, "0.50", id="cap-over-minimum"),
+        # 1 000 x 0.005 = 5.00, more than 1% of 1 000 x 0.40 = 400: capped at 4.00
+        pytest.param({}, 1000, 0.4, "4.00", id="cap-over-per-share"),
+        # own rates: 300 x 0.01 = 3.00, above a 2.00 minimum, below 2% of 6 000 = 120
+        pytest.param(
+            {"commission_per_share": "0.01", "commission_minimum": "2",
+             "commission_max_fraction": "0.02"}, 300, 20, "3.00", id="own-rates",
+        ),
+        pytest.param({"commission": "none"}, 400, 50, "0", id="none"),
+    ],
+)
+def test_commission(settings: dict[str, Any], quantity: int, price: float, commission: str) -> None:
+    broker = make_broker(initial_cash=D(100_000), **settings)
+    feed(broker, bar(ts=0, open=price))
+    broker.place(intent("buy", quantity))
+    [fill] = fills_of(feed(broker, bar(ts=1, open=price)))
+
+    assert fill.commission == D(commission)
+    assert broker.account().cash == D(100_000) - quantity * D(str(price)) - D(commission)
+
+
+@pytest.mark.parametrize(
+    ("side", "order_type", "limit", "stop", "ohlc", "expected"),
+    [
+        # 10 bps: buys pay 0.1% more, sells get 0.1% less
+        pytest.param("buy", "market", None, None, (100, 101, 99, 100), "100.1", id="market-buy"),
+        pytest.param("sell", "market", None, None, (100, 101, 99, 100), "99.9", id="market-sell"),
+        pytest.param("buy", "stop", None, "102", (100, 103, 99, 102), "102.102", id="stop-buy"),
+        pytest.param("sell", "stop", None, "98", (97, 99, 96, 97), "96.903", id="stop-sell-gap"),
+        pytest.param("buy", "limit", "100", None, (101, 102, 99, 100), "100", id="limit-buy"),
+        pytest.param("sell", "limit", "100", None, (102, 103, 101, 102), "102", id="limit-sell"),
+        pytest.param("buy", "stop_limit", "102", "102", (100, 103, 99, 102), "102",
+                     id="stop-limit-buy"),
+    ],
+)
+def test_slippage_worsens_market_and_stop_fills_only(
+    side: str,
+    order_type: str,
+    limit: str | None,
+    stop: str | None,
+    ohlc: tuple[float, float, float, float],
+    expected: str,
+) -> None:
+    broker = make_broker(commission="none", allow_short=True, slippage_bps=D(10))
+    feed(broker, bar(ts=0, open=100))
+    broker.place(intent(side, 10, order_type, limit=limit, stop=stop))
+    o, h, low, c = ohlc
+    [fill] = fills_of(feed(broker, bar(ts=1, open=o, high=h, low=low, close=c)))
+    assert fill.price == D(expected)
+
+
+# -- the account -----------------------------------------------------------------------------
+
+
+def test_account_arithmetic_long_round_trip() -> None:
+    broker = make_broker(initial_cash=D(10_000), commission="none")
+    feed(broker, bar(ts=0, open=10))
+
+    broker.place(intent("buy", 100))
+    feed(broker, bar(ts=1, open=10))  # 100 @ 10
+    broker.place(intent("buy", 50))
+    feed(broker, bar(ts=2, open=13))  # 50 @ 13: avg (1000 + 650) / 150 = 11
+    [position] = broker.positions()
+    assert (position.quantity, position.avg_cost, position.realized_pnl) == (150, 11, 0)
+    assert broker.account().cash == 10_000 - 1_000 - 650
+
+    broker.place(intent("sell", 60))
+    feed(broker, bar(ts=3, open=15, close=16))  # 60 @ 15 realizes (15 - 11) x 60 = 240
+    [position] = broker.positions()
+    assert (position.quantity, position.avg_cost, position.realized_pnl) == (90, 11, 240)
+    assert position.mark_price == 16  # the last bar's close
+    account = broker.account()
+    assert account.cash == 8_350 + 900
+    assert account.realized_pnl == 240
+    assert account.unrealized_pnl == (16 - 11) * 90
+    assert account.equity == 9_250 + 90 * 16  # = 10 000 + 240 + 450
+    assert account.buying_power == account.cash
+
+    broker.place(intent("sell", 90))
+    feed(broker, bar(ts=4, open=12))  # 90 @ 12 realizes (12 - 11) x 90 = 90
+    account = broker.account()
+    assert broker.positions() == []
+    assert account.cash == account.equity == 10_330
+    assert (account.realized_pnl, account.unrealized_pnl) == (330, 0)
+
+
+def test_account_arithmetic_short_cover_and_flip() -> None:
+    broker = make_broker(initial_cash=D(10_000), commission="none", allow_short=True)
+    feed(broker, bar(ts=0, open=20))
+
+    broker.place(intent("sell", 50))
+    feed(broker, bar(ts=1, open=20))  # short 50 @ 20
+    broker.place(intent("sell", 30))
+    feed(broker, bar(ts=2, open=24))  # short 30 more @ 24: avg (1000 + 720) / 80 = 21.5
+    broker.place(intent("buy", 20))
+    feed(broker, bar(ts=3, open=15))  # cover 20 @ 15: (21.5 - 15) x 20 = 130
+    [position] = broker.positions()
+    assert (position.quantity, position.avg_cost, position.realized_pnl) == (-60, D("21.5"), 130)
+
+    broker.place(intent("buy", 90))
+    feed(broker, bar(ts=4, open=16, close=17))  # cover 60 @ 16 (+330), then long 30 @ 16
+    [position] = broker.positions()
+    assert (position.quantity, position.avg_cost, position.realized_pnl) == (30, 16, 460)
+    account = broker.account()
+    assert account.cash == 10_000 + 1_000 + 720 - 300 - 1_440
+    assert account.unrealized_pnl == (17 - 16) * 30
+    assert account.equity == 9_980 + 30 * 17  # = 10 000 + 460 + 30
+
+
+def test_commission_is_paid_from_cash_and_not_counted_in_realized_pnl() -> None:
+    broker = make_broker(initial_cash=D(10_000))  # ibkr_fixed: 1.00 per order here
+    feed(broker, bar(ts=0, open=10))
+    broker.place(intent("buy", 100))
+    feed(broker, bar(ts=1, open=10))
+    broker.place(intent("sell", 100))
+    feed(broker, bar(ts=2, open=12))
+
+    account = broker.account()
+    assert account.realized_pnl == 200
+    assert account.cash == 10_000 - 1_000 - 1 + 1_200 - 1
+
+
+# -- refusals at placement -------------------------------------------------------------------
+
+
+def _trusted(quantity: str) -> OrderIntent:
+    good = intent("buy", 1)
+    return OrderIntent.trusted(**{**dict(good), "quantity": D(quantity)})
+
+
+REJECTIONS = [
+    # settings, shares held (bought @ 100), orders already working, order, reason
+    pytest.param({}, 0, [], _trusted("0"), "quantity must be positive", id="zero-quantity"),
+    pytest.param({}, 0, [], _trusted("-5"), "quantity must be positive", id="negative-quantity"),
+    pytest.param({}, 0, [], intent("buy", 1, "limit", limit="10", symbol="MSFT"),
+                 "unknown symbol MSFT", id="unknown-symbol"),
+    # 101 x 100 = 10 100 > 10 000
+    pytest.param({}, 0, [], intent("buy", 101, "limit", limit="100"),
+                 "insufficient buying power", id="cash"),
+    # 100 x 100 = 10 000 is affordable, but not with the 1.00 commission on top
+    pytest.param({"commission": "ibkr_fixed"}, 0, [], intent("buy", 100, "limit", limit="100"),
+                 "insufficient buying power", id="cash-with-commission"),
+    # 60 x 100 reserved by a working buy leaves 4 000; 41 x 100 = 4 100
+    pytest.param({}, 0, [intent("buy", 60, "limit", limit="100")],
+                 intent("buy", 41, "limit", limit="100"), "insufficient buying power",
+                 id="cash-reserved-by-working-buy"),
+    # a market buy is priced at the last close (100)
+    pytest.param({}, 0, [intent("buy", 60, "limit", limit="90")], intent("buy", 47),
+                 "insufficient buying power", id="market-buy-at-last-close"),
+    pytest.param({}, 0, [], intent("sell", 1), "short sale refused", id="short"),
+    pytest.param({}, 100, [], intent("sell", 101), "short sale refused", id="more-than-held"),
+    pytest.param({}, 100, [intent("sell", 60, "limit", limit="120")], intent("sell", 41),
+                 "short sale refused", id="held-but-committed-to-working-sell"),
+]
+
+
+@pytest.mark.parametrize(("settings", "held", "working", "order", "reason"), REJECTIONS)
+def test_refused_orders_are_rejected_and_change_nothing(
+    settings: dict[str, Any], held: int, working: list[OrderIntent], order: OrderIntent, reason: str
+) -> None:
+    broker = make_broker(**{"initial_cash": D(10_000), "commission": "none", **settings})
+    set_up(broker, held, working)
+    before = (broker.account(), broker.positions(), broker.open_orders(), broker.fills())
+
+    update = broker.place(order)
+
+    assert update.status is OrderStatus.REJECTED
+    assert update.client_order_id == order.client_order_id
+    assert reason in update.reason
+    assert (broker.account(), broker.positions(), broker.open_orders(), broker.fills()) == before
+    assert broker.order(order.client_order_id) is None
+    feed(broker, bar(ts=2, open=100, high=200, low=50))
+    assert order.client_order_id not in {f.client_order_id for f in broker.fills()}
+
+
+@pytest.mark.parametrize(
+    ("settings", "held", "working", "order"),
+    [
+        # exactly the 4 000 left after a 6 000 reservation
+        pytest.param({}, 0, [intent("buy", 60, "limit", limit="100")],
+                     intent("buy", 40, "limit", limit="100"), id="cash-to-the-cent"),
+        pytest.param({}, 100, [intent("sell", 60, "limit", limit="120")], intent("sell", 40),
+                     id="rest-of-holding"),
+        pytest.param({"allow_short": True}, 0, [], intent("sell", 1_000), id="allow-short"),
+        pytest.param({"symbols": ["MSFT"]}, 0, [], intent("buy", 1, "limit", limit="10",
+                     symbol="MSFT"), id="symbol-from-settings"),
+    ],
+)
+def test_orders_just_within_the_limits_are_accepted(
+    settings: dict[str, Any], held: int, working: list[OrderIntent], order: OrderIntent
+) -> None:
+    broker = make_broker(**{"initial_cash": D(10_000), "commission": "none", **settings})
+    set_up(broker, held, working)
+
+    update = broker.place(order)
+
+    assert (update.status, update.reason) == (OrderStatus.ACCEPTED, "")
+    assert order.client_order_id in {r.client_order_id for r in broker.open_orders()}
+
+
+def test_allowed_short_sale_fills_and_goes_short() -> None:
+    broker = make_broker(initial_cash=D(10_000), commission="none", allow_short=True)
+    feed(broker, bar(ts=0, open=100))
+    broker.place(intent("sell", 30))
+    feed(broker, bar(ts=1, open=100))
+    [position] = broker.positions()
+    assert position.quantity == -30
+    assert broker.account().cash == 13_000
+
+
+@pytest.mark.parametrize("disconnect", [False, True], ids=["never-connected", "disconnected"])
+def test_placing_while_not_connected_raises_auth_error(disconnect: bool) -> None:
+    broker = PaperBroker(PaperBroker.Settings(symbols=["AAPL"]))
+    broker.clock = ManualClock(T0)
+    if disconnect:
+        broker.connect()
+        broker.disconnect()
+    order = intent("buy", 1, "limit", limit="10")
+    with pytest.raises(BrokerAuthError):
+        broker.place(order)
+    assert broker.order(order.client_order_id) is None
+    assert broker.status().connected is False
+
+
+def test_placing_the_same_client_order_id_twice_places_one_order() -> None:
+    broker = make_broker(commission="none")
+    feed(broker, bar(ts=0, open=100))
+    first = broker.place(intent("buy", 10, cid="dup"))
+    again = broker.place(intent("buy", 20, cid="dup"))
+
+    assert (again.status, again.reason) == (OrderStatus.ACCEPTED, "already placed")
+    assert again.broker_order_id == first.broker_order_id
+    assert len(broker.open_orders()) == 1
+
+    feed(broker, bar(ts=1, open=100))
+    after_fill = broker.place(intent("buy", 10, cid="dup"))
+    feed(broker, bar(ts=2, open=100))
+
+    assert (after_fill.status, after_fill.reason) == (OrderStatus.FILLED, "already placed")
+    [fill] = broker.fills()
+    assert fill.quantity == 10
+    assert broker.account().cash == 100_000 - 1_000
+
+
+# -- cancel and modify -----------------------------------------------------------------------
+
+
+def test_cancel_is_confirmed_by_the_next_poll_and_the_order_never_fills() -> None:
+    broker = make_broker(initial_cash=D(10_000), commission="none")
+    feed(broker, bar(ts=0, open=100))
+    placed = broker.place(intent("buy", 10, "limit", limit="95", tif="gtc"))
+    assert broker.account().buying_power == 10_000 - 950
+
+    pending = broker.cancel(placed.client_order_id)
+
+    assert pending.status is OrderStatus.PENDING_CANCEL
+    assert broker.open_orders() == []
+    assert broker.account().buying_power == 10_000
+    assert feed(broker, bar(ts=1, open=96, low=90)) == []
+    [confirmed] = broker.poll()
+    assert (confirmed.client_order_id, confirmed.status) == (
+        placed.client_order_id, OrderStatus.CANCELED,
+    )
+    assert list(broker.poll()) == []
+    assert broker.fills() == []
+
+
+@pytest.mark.parametrize("state", ["unknown", "filled", "canceled", "expired"])
+@pytest.mark.parametrize("action", ["cancel", "modify"])
+def test_cancel_or_modify_of_an_order_that_is_not_working_is_refused(
+    state: str, action: str
+) -> None:
+    broker = make_broker(commission="none")
+    feed(broker, bar(ts=0, open=100))
+    cid = "nope"
+    if state != "unknown":
+        cid = broker.place(intent("buy", 10, "limit", limit="100")).client_order_id
+        if state == "filled":
+            feed(broker, bar(ts=1, open=99))
+        elif state == "canceled":
+            broker.cancel(cid)
+        else:
+            feed(broker, bar(ts=1, open=101), bar(ts=2, open=101))
+    before = broker.order(cid)
+
+    with pytest.raises(BrokerRejectedError):
+        if action == "cancel":
+            broker.cancel(cid)
+        else:
+            broker.modify(cid, limit_price=D(50))
+    assert broker.order(cid) == before
+
+
+def test_modify_changes_quantity_and_limit_of_a_working_order() -> None:
+    broker = make_broker(initial_cash=D(10_000), commission="none")
+    feed(broker, bar(ts=0, open=100))
+    placed = broker.place(intent("buy", 10, "limit", limit="95"))
+
+    update = broker.modify(placed.client_order_id, quantity=D(20), limit_price=D(98))
+
+    assert (update.status, update.reason) == (OrderStatus.ACCEPTED, "modified")
+    modified = report(broker, placed.client_order_id)
+    assert (modified.quantity, modified.limit_price) == (20, 98)
+    assert broker.account().buying_power == 10_000 - 20 * 98
+    # low 97 reaches 98 but not the old 95
+    [fill] = fills_of(feed(broker, bar(ts=1, open=99, high=99, low=97, close=98)))
+    assert (fill.quantity, fill.price) == (20, 98)
+
+
+def test_modify_may_reuse_the_cash_the_order_itself_reserved() -> None:
+    broker = make_broker(initial_cash=D(10_000), commission="none")
+    feed(broker, bar(ts=0, open=100))
+    placed = broker.place(intent("buy", 50, "limit", limit="100"))
+    # 100 x 100 = 10 000: affordable once this order's own 5 000 is not counted twice
+    broker.modify(placed.client_order_id, quantity=D(100))
+    assert report(broker, placed.client_order_id).quantity == 100
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"quantity": D(101)}, "insufficient buying power"),
+        ({"limit_price": D(250)}, "insufficient buying power"),
+        ({"quantity": D(0)}, "quantity must be positive"),
+    ],
+)
+def test_invalid_modify_raises_and_leaves_the_order_unchanged(
+    change: dict[str, D], reason: str
+) -> None:
+    broker = make_broker(initial_cash=D(10_000), commission="none")
+    feed(broker, bar(ts=0, open=100))
+    placed = broker.place(intent("buy", 50, "limit", limit="100"))
+    before = broker.order(placed.client_order_id)
+
+    with pytest.raises(BrokerRejectedError, match=reason):
+        broker.modify(placed.client_order_id, **change)
+
+    assert broker.order(placed.client_order_id) == before
+    assert broker.account().buying_power == 10_000 - 5_000
+    [fill] = fills_of(feed(broker, bar(ts=1, open=101, low=99)))
+    assert (fill.quantity, fill.price) == (50, 100)
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+def test_open_orders_and_order_reports() -> None:
+    broker = make_broker(commission="none", symbols=["MSFT"])
+    feed(broker, bar(ts=0, open=100))
+    limit = broker.place(intent("buy", 10, "limit", limit="95"))
+    stop = broker.place(intent("buy", 5, "stop", stop="120", symbol="MSFT"))
+
+    reports = {r.client_order_id: r for r in broker.open_orders()}
+    assert set(reports) == {limit.client_order_id, stop.client_order_id}
+    r = reports[limit.client_order_id]
+    assert (r.broker_order_id, r.symbol, r.side, r.order_type) == (
+        limit.broker_order_id, "AAPL", "buy", "limit",
+    )
+    assert (r.quantity, r.filled_quantity, r.limit_price, r.stop_price, r.status) == (
+        10, 0, 95, None, OrderStatus.ACCEPTED,
+    )
+    assert reports[stop.client_order_id].stop_price == 120
+    assert limit.broker_order_id != stop.broker_order_id
+
+    feed(broker, bar(ts=1, open=94))
+    done = report(broker, limit.client_order_id)
+    assert (done.status, done.filled_quantity) == (OrderStatus.FILLED, 10)
+    assert [r.client_order_id for r in broker.open_orders()] == [stop.client_order_id]
+    assert broker.order("never-placed") is None
+
+
+def test_fills_since() -> None:
+    broker = make_broker(commission="none")
+    feed(broker, bar(ts=0, open=100))
+    first = broker.place(intent("buy", 10))
+    feed(broker, bar(ts=1, open=101))
+    second = broker.place(intent("buy", 5))
+    feed(broker, bar(ts=2, open=102))
+    day2 = T0 + dt.timedelta(days=2)
+
+    assert [f.client_order_id for f in broker.fills()] == [
+        first.client_order_id, second.client_order_id,
+    ]
+    [late] = broker.fills(since=day2)
+    assert (late.client_order_id, late.price, late.ts) == (second.client_order_id, 102, day2)
+    assert broker.fills(since=day2 + dt.timedelta(seconds=1)) == []
+
+
+def test_quotes_are_the_last_bar_of_each_symbol() -> None:
+    broker = make_broker()
+    feed(
+        broker,
+        bar("AAPL", ts=0, open=100, close=101),
+        bar("MSFT", ts=0, open=300, close=299.5, volume=7),
+        bar("AAPL", ts=1, open=101, close=102.25, volume=3),
+    )
+    quotes = {q.symbol: q for q in broker.quotes(["aapl", "MSFT", "NVDA"])}
+
+    assert set(quotes) == {"AAPL", "MSFT"}
+    assert (quotes["AAPL"].last, quotes["AAPL"].volume) == (D("102.25"), 3)
+    assert quotes["AAPL"].ts == T0 + dt.timedelta(days=1)
+    assert (quotes["MSFT"].last, quotes["MSFT"].volume) == (D("299.5"), 7)
+
+
+def test_history_returns_the_latest_bars_oldest_first() -> None:
+    broker = make_broker()
+    bars = bars_from_closes([100, 101, 102, 103])
+    feed(broker, *bars, bar("MSFT", ts=3, open=5))
+
+    assert broker.history("AAPL", bars=2) == bars[2:]
+    assert broker.history("AAPL", bars=0) == []
+    assert broker.history("aapl") == bars
+    assert broker.history("NVDA") == []
+
+
+# -- a whole pipeline ------------------------------------------------------------------------
+
+
+def test_replayed_pipeline_ends_with_positions_equal_to_the_sum_of_its_fills() -> None:
+    # Up, down and up again: SMA(2)/SMA(4) crosses up, down, up on each symbol.
+    closes = [10, 10, 10, 10, 11, 12, 13, 14, 13, 12, 11, 10, 9, 10, 11, 12, 13]
+    aapl = bars_from_closes(closes, "AAPL")
+    msft = bars_from_closes([c * 3 for c in closes[2:]], "MSFT")
+    bars = sorted(aapl + msft, key=lambda b: (b.ts, b.symbol))
+
+    pipeline, result, _ = replay(
+        bars,
+        run={"strategies": ["sma_cross"], "risk_filters": []},
+        strategies={"sma_cross": {"fast": 2, "slow": 4, "quantity": 10}},
+    )
+    broker = pipeline.broker
+    fills = broker.fills()
+    [sink] = pipeline.sinks
+    assert isinstance(sink, MemorySink)
+
+    assert len(fills) == result.fills > 0
+    net: dict[str, D] = {}
+    for f in fills:
+        net[f.symbol] = net.get(f.symbol, D(0)) + f.side.sign * f.quantity
+    held = {p.symbol: p.quantity for p in broker.positions()}
+    assert held == {symbol: q for symbol, q in net.items() if q}
+    assert held and any(f.side == "sell" for f in fills)  # bought, sold, and still holds
+    spent = sum(f.side.sign * f.notional + f.commission for f in fills)
+    assert broker.account().cash == D(100_000) - spent
+    # every fill is at the open of its symbol's next bar after the order was decided
+    opens = {(b.symbol, b.ts): b.open for b in bars}
+    decided = {o.client_order_id: o.intent.created_at for o in sink.orders}
+    for f in fills:
+        assert f.price == D(str(opens[f.symbol, f.ts]))
+        assert f.ts == decided[f.client_order_id] + dt.timedelta(days=1)

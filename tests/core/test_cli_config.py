@@ -1,0 +1,178 @@
+"""``tradepipe config show|check`` and the top-level help, through CliRunner."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tradepipe.cli import cli
+from tradepipe.settings import MASK
+
+REPO_SETTINGS = Path(__file__).resolve().parents[2] / "settings.toml"
+ACCOUNT = "DU5550001"
+DB_URL = "postgresql://bob:pw-9f8e7d6c@db.internal/ledger"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory holding a copy of the repository's settings.toml."""
+    for name in list(os.environ):
+        if name.startswith("TRADEPIPE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(REPO_SETTINGS, tmp_path / "settings.toml")
+    return tmp_path
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def assert_config_error(result: Result, *fragments: str) -> str:
+    """Exit 2 with one line ``error: …`` on stderr holding every fragment."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_help_lists_the_builtin_and_plugin_commands(project: Path) -> None:
+    result = invoke("--help")
+
+    assert result.exit_code == 0
+    commands = result.stdout.split("Commands:", 1)[1]
+    listed = {line.split()[0] for line in commands.splitlines() if line.strip()}
+    assert {"run-pipeline", "config", "plugins", "ledger"} <= listed
+
+
+def test_config_show_prints_merged_settings_as_json_with_secrets_masked(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / ".secrets.toml").write_text(
+        f'[default.brokers.paper]\naccount_id = "{ACCOUNT}"\n'
+        f'[default.sinks.sql]\nurl = "{DB_URL}"\n'
+    )
+    monkeypatch.setenv("TRADEPIPE_BROKERS__WEB_API__ACCESS_TOKEN", "tok-from-env-123456")
+
+    result = invoke("--settings", "settings.toml", "config", "show")
+
+    assert result.exit_code == 0, result.output
+    for secret in (ACCOUNT, DB_URL, "pw-9f8e7d6c", "tok-from-env-123456"):
+        assert secret not in result.output
+    data = json.loads(result.stdout)
+    assert data["env"] == "development"
+    assert data["path"] == "settings.toml"
+    assert data["brokers"]["paper"]["account_id"] == MASK
+    assert data["brokers"]["paper"]["initial_cash"] == 100000  # not secret, shown
+    assert data["sinks"]["sql"] == {"path": "tradepipe.db", "url": MASK}
+    assert data["brokers"]["web_api"]["access_token"] == MASK
+    assert data["strategies"]["sma_cross"]["fast"] == 10
+    assert data["sizing"]["risk_fraction"] == "0.01"
+    assert "secret_keys" not in data
+
+
+def test_config_show_uses_the_selected_environment(project: Path) -> None:
+    result = invoke("--settings", "settings.toml", "--env", "live", "config", "show")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["env"] == "live"
+
+
+def test_config_check_passes_on_the_repository_settings(project: Path) -> None:
+    result = invoke("--settings", "settings.toml", "config", "check")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "settings OK: settings.toml, environment development"
+    for table in (
+        "brokers.paper",
+        "feeds.synthetic",
+        "strategies.sma_cross",
+        "risk.min_confidence",
+        "risk.max_position_value",
+        "risk.max_risk_per_trade",
+        "risk.buying_power",
+        "sinks.sql",
+    ):
+        assert f"  [{table}] ok" in lines
+    # Checking must not start anything: no ledger database, no log directory.
+    assert not (project / "tradepipe.db").exists()
+    assert not (project / "logs").exists()
+
+
+def test_config_check_json(project: Path) -> None:
+    result = invoke("--settings", "settings.toml", "--env", "paper", "config", "check", "--json")
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["ok"] is True
+    assert data["env"] == "paper"
+    assert data["file"] == "settings.toml"
+    assert "strategies.sma_cross" in data["checked"]
+
+
+def test_config_check_uses_tradepipe_settings_variable(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = project / "conf"
+    elsewhere.mkdir()
+    shutil.move(project / "settings.toml", elsewhere / "settings.toml")
+    monkeypatch.setenv("TRADEPIPE_SETTINGS", str(elsewhere / "settings.toml"))
+
+    result = invoke("config", "check")
+
+    assert result.exit_code == 0, result.output
+    assert f"settings OK: {elsewhere / 'settings.toml'}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("[default.sizing]\nrisk_fraction = 5\n", ["[sizing] risk_fraction = 5", "less than"]),
+        ('[default.run]\nbrokr = "x"\n', ["[run] brokr = 'x'", "not a known key", "broker"]),
+        (
+            "[default.risk.min_confidence]\ntreshold = 60\n",
+            ["[risk.min_confidence] treshold = 60", "not a known key", "threshold"],
+        ),
+        ('[default.run]\nstrategies = ["meanrev"]\n', ["'meanrev'", "sma_cross"]),
+    ],
+)
+def test_config_check_exits_2_with_one_line_naming_the_problem(
+    project: Path, text: str, fragments: list[str]
+) -> None:
+    (project / "bad.toml").write_text(text)
+
+    result = invoke("--settings", "bad.toml", "config", "check")
+
+    assert_config_error(result, *fragments)
+    assert "settings OK" not in result.stdout
+
+
+def test_config_check_does_not_show_a_bad_secret(project: Path) -> None:
+    (project / ".secrets.toml").write_text('[default.run]\nallow_live = "opensesame-42"\n')
+
+    result = invoke("--settings", "settings.toml", "config", "check")
+
+    assert_config_error(result, "[run] allow_live")
+    assert "opensesame-42" not in result.output
+
+
+def test_unknown_environment_exits_2(project: Path) -> None:
+    result = invoke("--settings", "settings.toml", "--env", "nope", "config", "check")
+
+    assert_config_error(result, "unknown environment 'nope'", "paper", "live")
+
+
+def test_missing_settings_file_exits_2(project: Path) -> None:
+    result = invoke("--settings", "missing.toml", "config", "show")
+
+    assert_config_error(result, "missing.toml", "does not exist")

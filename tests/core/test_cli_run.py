@@ -1,0 +1,147 @@
+"""``tradepipe run-pipeline`` and ``tradepipe ledger`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tradepipe.cli import cli
+
+REPO_SETTINGS = Path(__file__).parents[2] / "settings.toml"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in list(__import__("os").environ):
+        if name.startswith("TRADEPIPE_"):
+            monkeypatch.delenv(name)
+    shutil.copy(REPO_SETTINGS, tmp_path / "settings.toml")
+    return tmp_path
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_demo_runs_end_to_end_and_the_ledger_holds_everything(workdir: Path) -> None:
+    result = invoke("run-pipeline", "--json", "--no-progress")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["status"] == "completed"
+    assert summary["bars"] == 3 * 750
+
+    db = sqlite3.connect(workdir / "tradepipe.db")
+    q = lambda sql: db.execute(sql).fetchall()  # noqa: E731
+    run_id = summary["run_id"]
+    assert q("select bars, status from runs") == [(2250, "completed")]
+    decisions = q("select count(*) from decisions")[0][0]
+    assert decisions == summary["decisions"] > 10
+    # Every decision that led to an order has one verdict per filter, in order.
+    for (cid,) in q("select client_order_id from orders"):
+        filters = [r[0] for r in q(
+            f"select filter from verdicts where client_order_id = '{cid}' order by seq")]
+        assert filters[0] == "min_confidence"
+    statuses = dict(q(
+        "select e.status, count(*) from order_events e join (select client_order_id c, "
+        "max(seq) s from order_events group by client_order_id) l on e.client_order_id = l.c "
+        "and e.seq = l.s group by e.status"))
+    assert statuses.get("filled", 0) == summary["orders"]["filled"] > 0
+    assert summary["orders"]["denied"] == statuses.get("denied", 0)
+    fills = q("select side, quantity, price, commission from fills")
+    assert len(fills) == summary["fills"]
+    # Cash from the ledger's fills equals the reported cash, to the cent.
+    cash = Decimal(100_000)
+    for side, qty, price, commission in fills:
+        sign = 1 if side == "buy" else -1
+        cash -= sign * Decimal(qty) * Decimal(price) + Decimal(commission)
+    assert cash == Decimal(summary["cash"])
+    # Every fill links back to its order and decision.
+    orphans = q("select count(*) from fills f left join orders o on o.client_order_id = "
+                "f.client_order_id left join decisions d on d.decision_id = o.decision_id "
+                "where d.decision_id is null")
+    assert orphans == [(0,)]
+    # Positions in the summary equal the net of the fills.
+    net: dict[str, Decimal] = {}
+    for symbol, side, qty in q("select symbol, side, quantity from fills"):
+        net[symbol] = net.get(symbol, Decimal(0)) + (Decimal(qty) if side == "buy" else -Decimal(qty))
+    assert {p["symbol"]: Decimal(p["quantity"]) for p in summary["positions"]} == {
+        s: v for s, v in net.items() if v
+    }
+    equity = Decimal(summary["cash"]) + sum(Decimal(p["market_value"]) for p in summary["positions"])
+    assert equity == Decimal(summary["equity"])
+    assert run_id in (workdir / "logs" / "tradepipe.log").read_text()
+
+
+def test_table_output_and_ledger_commands(workdir: Path) -> None:
+    result = invoke("run-pipeline", "--no-progress")
+    assert result.exit_code == 0, result.output
+    for word in ("bars processed", "2250", "decisions", "orders", "fills", "cash", "equity",
+                 "realized P&L", "unrealized P&L"):
+        assert word in result.output
+    orders = json.loads(invoke("ledger", "orders", "--json").output)
+    assert orders and {"client_order_id", "decision_id", "status"} <= set(orders[0])
+    fills = json.loads(invoke("ledger", "fills", "--json").output)
+    assert {f["client_order_id"] for f in fills} <= {o["client_order_id"] for o in orders}
+    decisions = json.loads(invoke("ledger", "decisions", "--json", "--limit", "3").output)
+    assert len(decisions) == 3 and decisions[0]["source"] == "sma_cross"
+    positions = json.loads(invoke("ledger", "positions", "--json").output)
+    assert positions["account"]["account_id"] == "PAPER"
+    runs = json.loads(invoke("ledger", "runs", "--json").output)
+    assert runs[0]["status"] == "completed"
+    for command in ("orders", "fills", "decisions", "positions", "runs"):
+        assert invoke("ledger", command).exit_code == 0
+
+
+def test_settings_path_for_ledger_and_overrides(workdir: Path) -> None:
+    text = (workdir / "settings.toml").read_text().replace(
+        'path = "tradepipe.db"', 'path = "data/ledger.db"').replace("bars = 750", "bars = 60")
+    (workdir / "custom.toml").write_text(text)
+    result = invoke("--settings", "custom.toml", "run-pipeline", "--json", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert (workdir / "data" / "ledger.db").exists()
+    assert not (workdir / "tradepipe.db").exists()
+    assert json.loads(result.output)["bars"] == 180
+    assert (workdir / "data" / "ledger.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_unknown_broker_exits_2_with_the_choices(workdir: Path) -> None:
+    result = CliRunner().invoke(cli, ["run-pipeline", "--broker", "nope"])
+    assert result.exit_code == 2
+    assert "unknown broker 'nope'; choose one of: paper" in result.output
+    assert "Traceback" not in result.output
+    assert not (workdir / "tradepipe.db").exists()
+
+
+def test_unknown_env_and_bad_settings_exit_2(workdir: Path) -> None:
+    assert CliRunner().invoke(cli, ["run-pipeline", "--env", "nope"]).exit_code == 2
+    (workdir / "settings.toml").write_text("[default.run]\nbroker = 5\n")
+    result = CliRunner().invoke(cli, ["run-pipeline"])
+    assert result.exit_code == 2
+    assert "[run] broker = 5" in result.output
+
+
+def test_failures_exit_1_and_debug_shows_the_traceback(workdir: Path) -> None:
+    (workdir / "settings.toml").write_text(
+        '[default.run]\nfeed = "csv"\n[default.feeds.csv]\npaths = ["missing.csv"]\n'
+    )
+    result = CliRunner().invoke(cli, ["run-pipeline", "--no-progress"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("error: cannot read missing.csv")
+    assert "Traceback" not in result.output
+    debug = CliRunner().invoke(cli, ["--debug", "run-pipeline", "--no-progress"])
+    assert debug.exit_code == 1 and "Traceback" in debug.output
+
+
+def test_ledger_commands_on_an_empty_ledger(workdir: Path) -> None:
+    result = CliRunner().invoke(cli, ["ledger", "orders"])
+    assert result.exit_code == 1
+    assert "has no runs yet" in result.output
+    result = CliRunner().invoke(cli, ["ledger", "orders", "--run", "nope"])
+    assert result.exit_code == 2

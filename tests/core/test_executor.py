@@ -1,0 +1,365 @@
+"""The executor: decisions through sizing, risk filters and the broker, every record kept."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import pytest
+
+from tradepipe import (
+    Action,
+    Bar,
+    BrokerRejectedError,
+    BrokerStatus,
+    BrokerUnavailableError,
+    Check,
+    ConfigError,
+    Decision,
+    OrderIntent,
+    OrderStatus,
+    RiskFilter,
+    Strategy,
+    StrategyContext,
+    StrategyError,
+    hookimpl,
+)
+from tradepipe.brokers.paper import PaperBroker
+from tradepipe.testing import MemorySink, bar, bars_from_closes, replay, test_host
+
+
+class Scripted(Strategy):
+    """Emits the decisions listed for each bar index in ``Scripted.script``."""
+
+    name = "scripted"
+    script: ClassVar[dict[int, Any]] = {}
+    fills: ClassVar[list[Any]] = []
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self.n = -1
+
+    def decide(self, bar: Bar, ctx: StrategyContext) -> Any:
+        self.n += 1
+        item = type(self).script.get(self.n)
+        if callable(item):
+            return item(self, bar, ctx)
+        return item
+
+    def on_fill(self, fill: Any, ctx: StrategyContext) -> None:
+        type(self).fills.append(fill)
+
+
+def buy(qty: int = 10, **kw: Any) -> Any:
+    def make(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> Decision:
+        fields = {"symbol": bar.symbol, "action": Action.BUY, "confidence": 90, "quantity": qty}
+        fields.update(kw)
+        return strategy.decision(ctx, **fields)
+
+    return make
+
+
+class Deny(RiskFilter):
+    name = "deny_all"
+
+    def check(self, intent: OrderIntent, decision: Decision, ctx: Any) -> Check:
+        return self.deny("nothing today", tried=intent.quantity)
+
+
+class Explode(RiskFilter):
+    name = "explode"
+
+    def check(self, intent: OrderIntent, decision: Decision, ctx: Any) -> Check:
+        raise ZeroDivisionError("bug in a filter")
+
+
+class Halve(RiskFilter):
+    name = "halve"
+
+    def check(self, intent: OrderIntent, decision: Decision, ctx: Any) -> Check:
+        return self.reduce(intent.quantity / 2, "half is enough")
+
+
+class Counter(RiskFilter):
+    name = "counter"
+    calls = 0
+
+    def check(self, intent: OrderIntent, decision: Decision, ctx: Any) -> Check:
+        type(self).calls += 1
+        return self.allow()
+
+
+class Flaky(PaperBroker):
+    """A paper broker whose sends fail in a chosen way."""
+
+    name = "flaky"
+    requires_durable_intents = True
+    mode = "timeout"
+    sent: ClassVar[list[str]] = []
+    flushes_at_send: ClassVar[list[int]] = []
+
+    def place(self, intent: OrderIntent) -> Any:
+        type(self).sent.append(intent.client_order_id)
+        type(self).flushes_at_send.append(MemorySink.last.flushes if MemorySink.last else -1)
+        if self.mode == "timeout":
+            raise BrokerUnavailableError("read timed out after sending")
+        if self.mode == "reject":
+            raise BrokerRejectedError("price outside the allowed band")
+        return super().place(intent)
+
+
+class Live(PaperBroker):
+    name = "live_like"
+    disconnected = False
+
+    def status(self) -> BrokerStatus:
+        return super().status().model_copy(update={"is_paper": False, "account_id": "U1234567"})
+
+    def disconnect(self) -> None:
+        type(self).disconnected = True
+        super().disconnect()
+
+
+class TestPlugin:
+    __name__ = "executor_tests"
+
+    @hookimpl
+    def tradepipe_register_strategies(self, register: Any) -> None:
+        register(Scripted)
+
+    @hookimpl
+    def tradepipe_register_risk_filters(self, register: Any) -> None:
+        for cls in (Deny, Explode, Halve, Counter):
+            register(cls)
+
+    @hookimpl
+    def tradepipe_register_brokers(self, register: Any) -> None:
+        register(Flaky)
+        register(Live)
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    Scripted.script = {}
+    Scripted.fills = []
+    Counter.calls = 0
+    Flaky.sent = []
+    Flaky.flushes_at_send = []
+
+
+def run(script: dict[int, Any], bars: list[Bar] | None = None, **tables: Any) -> Any:
+    Scripted.script = script
+    run_table = {"strategies": ["scripted"], **tables.pop("run", {})}
+    return replay(
+        bars or [bar("AAPL", day, open=100 + day, close=100 + day) for day in range(5)],
+        host=test_host(TestPlugin()),
+        run=run_table,
+        **tables,
+    )
+
+
+def test_a_decision_travels_to_a_fill_with_every_record_linked() -> None:
+    _, result, summary = run({0: buy(10)})
+    sink = MemorySink.last
+    assert sink is not None
+    decision = sink.decisions[0]
+    assert decision.source == "scripted" and decision.id.startswith("d-")
+    assert [v.filter for v in sink.verdicts] == [
+        "min_confidence", "max_position_value", "max_risk_per_trade", "buying_power"
+    ]
+    assert all(v.outcome == "pass" and v.decision_id == decision.id for v in sink.verdicts)
+    order = sink.orders[0]
+    assert order.intent.decision_id == decision.id
+    assert [e.status for e in sink.events] == ["submitted", "accepted", "filled"]
+    assert [e.seq for e in sink.events] == [1, 2, 3]
+    fill = sink.fills[0]
+    assert (fill.client_order_id, fill.decision_id) == (order.client_order_id, decision.id)
+    # Decided on bar 0 (close 100), filled at the open of bar 1.
+    assert fill.price == Decimal("101") and fill.quantity == 10
+    assert Scripted.fills == [fill]
+    assert (result.decisions, result.orders, result.fills) == (1, 1, 1)
+    assert sink.closed == (5, "completed")
+    positions, account = sink.snapshots[-1]
+    assert [(p.symbol, p.quantity) for p in positions] == [("AAPL", Decimal(10))]
+    assert account.cash == Decimal(100_000) - Decimal(1010) - Decimal("1.00")  # 1.00 commission
+
+
+def test_first_denial_stops_and_nothing_reaches_the_broker() -> None:
+    run({0: buy(10)}, run={"risk_filters": ["min_confidence", "deny_all", "counter"]})
+    sink = MemorySink.last
+    assert [(v.filter, v.outcome) for v in sink.verdicts] == [
+        ("min_confidence", "pass"), ("deny_all", "deny")
+    ]
+    assert sink.verdicts[1].figures == {"tried": Decimal(10)}
+    assert Counter.calls == 0
+    assert [e.status for e in sink.events] == ["denied"]
+    assert "deny_all: nothing today" in sink.events[0].reason
+    assert sink.fills == []
+
+
+def test_a_filter_that_raises_denies_the_order() -> None:
+    run({0: buy(10)}, run={"risk_filters": ["explode", "counter"]})
+    sink = MemorySink.last
+    assert sink.verdicts[0].outcome == "deny"
+    assert "ZeroDivisionError: bug in a filter" in sink.verdicts[0].reason
+    assert [e.status for e in sink.events] == ["denied"]
+    assert Counter.calls == 0
+
+
+def test_a_reduction_changes_the_order_quantity() -> None:
+    run({0: buy(10)}, run={"risk_filters": ["halve", "counter"]})
+    sink = MemorySink.last
+    halve = sink.verdicts[0]
+    assert (halve.outcome, halve.quantity_before, halve.quantity_after) == ("reduce", 10, 5)
+    assert sink.orders[0].intent.quantity == 5
+    assert sink.fills[0].quantity == 5
+
+
+def test_low_confidence_is_denied_by_default() -> None:
+    run({0: buy(10, confidence=50)})
+    sink = MemorySink.last
+    assert sink.verdicts[0].outcome == "deny"
+    assert sink.verdicts[0].reason == "confidence 50 is below 70"
+
+
+def test_hold_is_recorded_but_not_ordered_and_close_when_flat_is_explained() -> None:
+    def hold(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> Decision:
+        return strategy.decision(ctx, symbol="AAPL", action=Action.HOLD, confidence=99)
+
+    def close(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> Decision:
+        return strategy.decision(ctx, symbol="AAPL", action=Action.CLOSE, confidence=99)
+
+    run({0: hold, 1: close})
+    sink = MemorySink.last
+    assert [d.action for d in sink.decisions] == ["hold", "close"]
+    assert sink.orders == []
+    assert [(v.filter, v.outcome) for v in sink.verdicts] == [("sizing", "deny")]
+    assert "nothing to close" in sink.verdicts[0].reason
+
+
+def test_the_same_decision_twice_is_denied_as_duplicate() -> None:
+    fixed = buy(10, id="d-fixed")
+    run({0: fixed, 1: fixed})
+    sink = MemorySink.last
+    assert len(sink.orders) == 1
+    assert sink.verdicts[-1].filter == "duplicate"
+    assert sink.verdicts[-1].outcome == "deny"
+
+
+def test_raising_strategy_is_skipped_unless_settings_say_stop() -> None:
+    def boom(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> None:
+        raise KeyError("missing indicator")
+
+    _, result, summary = run({0: boom, 1: buy(10)})
+    assert result.strategy_errors == 1
+    assert result.fills == 1
+    assert MemorySink.last.closed == (5, "completed")
+
+    with pytest.raises(StrategyError, match="strategy 'scripted' failed: KeyError"):
+        run({0: boom}, run={"on_strategy_error": "stop"})
+    assert MemorySink.last.closed == (0, "failed")
+
+
+def test_invalid_decisions_are_rejected_with_the_field_named() -> None:
+    def bad_dict(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> dict[str, Any]:
+        return {"symbol": "AAPL", "action": "buy", "confidence": 150}
+
+    def bad_model(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> Decision:
+        return strategy.decision(ctx, symbol="AAPL", action="moon", confidence=90)
+
+    _, result, _ = run({0: bad_dict, 1: bad_model})
+    sink = MemorySink.last
+    assert [r[1] for r in sink.rejected] == ["scripted", "scripted"]
+    assert "confidence" in sink.rejected[0][2]
+    assert sink.rejected[0][0]["confidence"] == 150
+    assert "action" in sink.rejected[1][2]
+    assert sink.orders == [] and result.decisions == 0
+
+
+def test_observers_see_every_record_in_order() -> None:
+    seen: list[str] = []
+
+    class Observer:
+        __name__ = "observer"
+
+        @hookimpl
+        def tradepipe_run_started(self, run: Any) -> None:
+            seen.append("started")
+
+        @hookimpl
+        def tradepipe_decision_made(self, decision: Decision) -> None:
+            seen.append(f"decision:{decision.action}")
+
+        @hookimpl
+        def tradepipe_risk_verdict(self, verdict: Any) -> None:
+            seen.append(f"verdict:{verdict.filter}")
+
+        @hookimpl
+        def tradepipe_order_event(self, order: Any, event: Any) -> None:
+            seen.append(event.name)
+
+        @hookimpl
+        def tradepipe_order_filled(self, fill: Any) -> None:
+            seen.append("fill")
+
+        @hookimpl
+        def tradepipe_run_finished(self, run: Any, status: str, summary: Any) -> None:
+            seen.append(f"finished:{status}")
+
+    Scripted.script = {0: buy(10)}
+    replay(
+        [bar("AAPL", d) for d in range(3)],
+        host=test_host(TestPlugin(), Observer()),
+        run={"strategies": ["scripted"], "risk_filters": ["min_confidence"]},
+    )
+    assert seen == [
+        "started", "decision:buy", "verdict:min_confidence", "OrderSubmitted", "OrderAccepted",
+        "fill", "OrderFilled", "finished:completed",
+    ]
+
+
+def test_ambiguous_send_marks_unknown_and_never_resends() -> None:
+    Flaky.mode = "timeout"
+    run({0: buy(10)}, run={"broker": "flaky"})
+    sink = MemorySink.last
+    assert [e.status for e in sink.events] == ["submitted", "unknown"]
+    assert "timed out" in sink.events[-1].reason
+    assert len(Flaky.sent) == 1
+    # The intent was made durable before the broker saw it.
+    assert Flaky.flushes_at_send == [1]
+
+
+def test_broker_rejection_is_recorded_as_rejected() -> None:
+    Flaky.mode = "reject"
+    run({0: buy(10)}, run={"broker": "flaky"})
+    assert [e.status for e in MemorySink.last.events] == ["submitted", "rejected"]
+    assert MemorySink.last.events[-1].reason == "price outside the allowed band"
+
+
+def test_paper_rejection_reaches_the_ledger_with_its_reason() -> None:
+    run({0: buy(10_000)}, run={"risk_filters": []})
+    sink = MemorySink.last
+    assert [e.status for e in sink.events] == ["submitted", "rejected"]
+    assert "insufficient buying power" in sink.events[-1].reason
+
+
+def test_live_account_is_refused_without_opt_in() -> None:
+    Live.disconnected = False
+    with pytest.raises(ConfigError, match=r"live account \(U\*\*\*4567\)"):
+        run({0: buy(1)}, run={"broker": "live_like"})
+    assert Live.disconnected
+    _, result, _ = run({0: buy(1)}, run={"broker": "live_like", "allow_live": True})
+    assert result.fills == 1
+
+
+def test_client_order_ids_repeat_only_within_a_session() -> None:
+    closes = [100, 101, 102]
+    fixed = {0: buy(5, id="d-same")}
+    run(fixed, bars_from_closes(closes))
+    first = MemorySink.last.orders[0].client_order_id
+    run(fixed, bars_from_closes(closes))
+    assert MemorySink.last.orders[0].client_order_id != first  # a new run, a new namespace
+    run(fixed, bars_from_closes(closes), run={"session": "acct-1"})
+    session_id = MemorySink.last.orders[0].client_order_id
+    run(fixed, bars_from_closes(closes), run={"session": "acct-1"})
+    assert MemorySink.last.orders[0].client_order_id == session_id

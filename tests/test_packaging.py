@@ -1,0 +1,62 @@
+"""The layout promise of DESIGN.md: four folders, one import namespace."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+FOLDERS = {"core": "tradepipe", "brokers": "tradepipe.brokers",
+           "strategies": "tradepipe.strategies", "plugins": "tradepipe.plugins"}
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_every_package_folder_is_listed() -> None:
+    setuptools = _pyproject()["tool"]["setuptools"]
+    packages = set(setuptools["packages"])
+    mapping = setuptools["package-dir"]
+    for folder in FOLDERS:
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            dotted = ".".join((FOLDERS[folder], *rel.parts)) if rel.parts else FOLDERS[folder]
+            assert dotted in packages, f"{init.parent} is not in [tool.setuptools] packages"
+            assert mapping[dotted] == str(init.parent.relative_to(ROOT)), dotted
+
+
+def test_core_holds_no_module_named_like_a_sibling_package() -> None:
+    for name in ("brokers", "strategies", "plugins"):
+        assert not (ROOT / "core" / f"{name}.py").exists()
+        assert not (ROOT / "core" / name).exists()
+
+
+def test_code_never_imports_folders_by_their_bare_names() -> None:
+    for folder in [*FOLDERS, "tests"]:
+        for path in (ROOT / folder).rglob("*.py"):
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module]
+                for name in names:
+                    assert name.split(".")[0] not in FOLDERS, f"{path}: imports {name}"
+
+
+def test_builtin_plugins_are_declared_as_entry_points() -> None:
+    group = _pyproject()["project"]["entry-points"]["tradepipe"]
+    for module in group.values():
+        folder = {v: k for k, v in FOLDERS.items()}[module.rsplit(".", 1)[0]]
+        assert (ROOT / folder / f"{module.rsplit('.', 1)[1]}.py").exists(), module
+
+
+def test_public_facade_is_sorted_and_importable() -> None:
+    import tradepipe
+
+    assert tradepipe.__all__ == sorted(tradepipe.__all__, key=lambda s: (s.startswith("_"), s))
+    for name in tradepipe.__all__:
+        assert hasattr(tradepipe, name), name
