@@ -36,13 +36,13 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "tradepipe"
 BUILTIN_DISTRIBUTION = "tradepipe"
 
-#: kind -> (base class, settings table, registration hook)
-KINDS: dict[str, tuple[type[Component], str, str]] = {
-    "strategy": (Strategy, "strategies", "tradepipe_register_strategies"),
-    "risk_filter": (RiskFilter, "risk", "tradepipe_register_risk_filters"),
-    "broker": (Broker, "brokers", "tradepipe_register_brokers"),
-    "sink": (Sink, "sinks", "tradepipe_register_sinks"),
-    "feed": (Feed, "feeds", "tradepipe_register_feeds"),
+#: kind -> (base class, settings table, registration hook, the [run] key naming it)
+KINDS: dict[str, tuple[type[Component], str, str, str]] = {
+    "strategy": (Strategy, "strategies", "tradepipe_register_strategies", "strategies"),
+    "risk_filter": (RiskFilter, "risk", "tradepipe_register_risk_filters", "risk_filters"),
+    "broker": (Broker, "brokers", "tradepipe_register_brokers", "broker"),
+    "sink": (Sink, "sinks", "tradepipe_register_sinks", "sinks"),
+    "feed": (Feed, "feeds", "tradepipe_register_feeds", "feed"),
 }
 
 
@@ -152,7 +152,7 @@ class PluginHost:
         if self._collected:
             return
         self._collected = True
-        for kind, (base, _table, hook_name) in KINDS.items():
+        for kind, (base, _table, hook_name, _key) in KINDS.items():
             caller = getattr(self.pm.hook, hook_name)
             for impl in caller.get_hookimpls():
                 impl.function(register=self._registrar(kind, base, impl.plugin_name))
@@ -211,9 +211,8 @@ class PluginHost:
         try:
             return registry[name].cls
         except KeyError:
-            table = KINDS[kind][1]
             raise UnknownComponentError(
-                kind.replace("_", " "), name, list(registry), key=f"run.{table}"
+                kind.replace("_", " "), name, list(registry), key=f"run.{KINDS[kind][3]}"
             ) from None
 
     def commands(self) -> dict[str, click.Command]:

@@ -29,7 +29,7 @@ _PATTERNS = [
     (
         re.compile(
             r"(?i)([\"']?\b[\w-]*(?:token|secret|password|passwd|api[_-]?key|signature|"
-            r"verifier|session|cookie|credential)[\w-]*[\"']?\s*[:=]\s*[\"']?)"
+            r"verifier|session|cookie|credential|consumer_key)[\w-]*[\"']?\s*[:=]\s*[\"']?)"
             r"([^\"'&\s,;}]+)"
         ),
         r"\1" + MASK,

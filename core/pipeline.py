@@ -84,7 +84,8 @@ def make_component(
         component_settings = cls.Settings.model_validate(settings.component_table(table, name))
     except ValidationError as exc:
         raise settings_error(
-            exc, source=settings.path or "settings", prefix=(table, name), model=cls.Settings
+            exc, source=settings.path or "settings", prefix=(table, name), model=cls.Settings,
+            secret_keys=settings.secret_keys,
         ) from None
     component: Component = cls(component_settings)
     if runtime is not None:

@@ -136,8 +136,8 @@ class AppSettings(_Table):
         found = []
         data = self.model_dump(mode="json", exclude={"secret_keys"})
         for key, value in _walk(data):
-            if isinstance(value, str) and value and self.is_secret(key):
-                found.append(value)
+            if value not in (None, "") and not isinstance(value, bool) and self.is_secret(key):
+                found.append(str(value))
         return found
 
     def is_secret(self, dotted: str) -> bool:
@@ -325,9 +325,13 @@ def settings_error(
     """
     first = exc.errors(include_url=False)[0]
     loc = prefix + tuple(str(part) for part in first["loc"])
-    table = ".".join(loc[:-1])
-    key = loc[-1] if loc else "?"
-    where = f"[{table}] {key}" if table else key
+    if first["loc"] or not prefix:
+        table = ".".join(loc[:-1])
+        key = loc[-1] if loc else "?"
+        where = f"[{table}] {key}" if table else key
+    else:
+        # A rule across several keys of one table (a model validator).
+        table, key, where = ".".join(prefix), "", f"[{'.'.join(prefix)}]"
     value = first.get("input")
     if first["type"] == "extra_forbidden":
         detail = "is not a known key"
@@ -337,6 +341,8 @@ def settings_error(
     elif first["type"] == "missing":
         detail = "is required"
         value = None
+    elif first["type"] == "value_error":
+        detail = first["msg"].removeprefix("Value error, ")
     else:
         detail = f"expected {first['msg'][0].lower()}{first['msg'][1:]}"
     shown = "" if value is None or isinstance(value, dict) else f" = {value!r}"

@@ -1,0 +1,208 @@
+"""The SQL ledger sink and its reader, on a real SQLite file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tradepipe import (
+    AccountSummary,
+    Decision,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    PersistenceError,
+    Position,
+    RunInfo,
+)
+from tradepipe.orders import Side
+from tradepipe.plugins.ledger import Ledger
+from tradepipe.plugins.sql_sink import SqlSink, _figures_json
+from tradepipe.risk import Outcome, RiskVerdict
+from tradepipe.testing import bars_from_closes, replay
+
+T = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
+
+
+def make_sink(path: Path, **kw: Any) -> SqlSink:
+    return SqlSink(SqlSink.Settings(path=str(path), **kw))
+
+
+def run_info(run_id: str = "r1") -> RunInfo:
+    return RunInfo(run_id=run_id, namespace=run_id, started_at=T, env="test", broker="paper",
+                   feed="list", strategies=("s",))
+
+
+def decision(n: int = 1) -> Decision:
+    return Decision(source="s", created_at=T + dt.timedelta(minutes=n), symbol="AAPL",
+                    action="buy", confidence=80, quantity=Decimal("0.3"),
+                    sizing={"stop_distance": "1.25"}, rationale="why not")
+
+
+def order_for(d: Decision, cid: str = "tp-1") -> Order:
+    intent = OrderIntent(client_order_id=cid, decision_id=d.id, source="s", symbol="AAPL",
+                         side=Side.BUY, quantity=d.quantity, created_at=T,
+                         reference_price=Decimal("100.10"))
+    return Order.from_intent(intent)
+
+
+def fill_for(order: Order, price: str = "0.1", commission: str = "0.2") -> Fill:
+    return Fill(execution_id=f"x-{order.client_order_id}", client_order_id=order.client_order_id,
+                decision_id=order.intent.decision_id, symbol="AAPL", side=Side.BUY,
+                quantity=order.intent.quantity, price=Decimal(price),
+                commission=Decimal(commission), ts=T + dt.timedelta(days=1))
+
+
+def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(sql).fetchall()
+
+
+def test_everything_round_trips_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    sink = make_sink(path)
+    sink.open(run_info())
+    d = decision()
+    sink.record_decision(d)
+    order = order_for(d)
+    sink.record_order(order)
+    sink.record_verdict(RiskVerdict.trusted(
+        decision_id=d.id, client_order_id="tp-1", filter="f", seq=1, outcome=Outcome.REDUCE,
+        reason="r", quantity_before=Decimal("0.3"), quantity_after=Decimal("0.1"),
+        figures={"price": Decimal("100.10"), "n": 3, "x": 0.5, "why": "text", "none": None},
+        ts=T))
+    for status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED):
+        sink.record_order_event(order.transition(status, T, "because"))
+    fill = fill_for(order)
+    sink.record_order_event(order.apply_fill(fill))
+    sink.record_fill(fill)
+    sink.record_snapshot(
+        [Position(symbol="AAPL", quantity=Decimal("0.3"), avg_cost=Decimal("0.1"),
+                  mark_price=Decimal("0.3"))],
+        AccountSummary(account_id="PAPER", cash=Decimal("99999.77"), equity=Decimal("99999.86"),
+                       buying_power=Decimal("99999.77"), ts=T + dt.timedelta(days=1)),
+    )
+    sink.close(run_info(), bars=7, status="completed")
+
+    ledger = Ledger(make_sink(path).engine(), str(path))
+    [drow] = ledger.decisions("r1")
+    assert drow.quantity == Decimal("0.3") and drow.created_at == d.created_at
+    assert drow.created_at.tzinfo is not None
+    assert '"stop_distance":"1.25"' in (drow.extra or "")
+    [(orow, status, reason)] = ledger.orders("r1")
+    assert (orow.reference_price, status) == (Decimal("100.10"), "filled")
+    assert [e.status for e in ledger.order_events("r1", "tp-1")] == [
+        "submitted", "accepted", "filled"]
+    [frow] = ledger.fills("r1")
+    assert frow.price * frow.quantity == Decimal("0.03")  # no binary float anywhere
+    [vrow] = ledger.verdicts("r1")
+    assert vrow.figures == '{"price":"100.10","n":3,"x":0.5,"why":"text","none":null}'
+    summary = ledger.summary("r1")
+    assert summary["bars"] == 7 and summary["status"] == "completed"
+    assert summary["orders"]["filled"] == 1 and summary["orders"]["submitted"] == 1
+    assert summary["commissions"] == "0.2"
+    assert summary["positions"][0]["unrealized_pnl"] == "0.06"
+    assert summary["cash"] == "99999.77"
+    # Stored as text, not REAL, so SQLite itself cannot round it.
+    assert rows(path, "select typeof(price), price from fills") == [("text", "0.1")]
+
+
+def test_records_wait_for_the_batch_or_a_flush(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    sink = make_sink(path, batch_size=3)
+    sink.open(run_info())
+    sink.record_decision(decision(1))
+    sink.record_decision(decision(2))
+    assert rows(path, "select count(*) from decisions") == [(0,)]
+    sink.record_decision(decision(3))  # the third record fills the batch
+    assert rows(path, "select count(*) from decisions") == [(3,)]
+    sink.record_decision(decision(4))
+    sink.flush()
+    assert rows(path, "select count(*) from decisions") == [(4,)]
+
+
+def test_a_failed_batch_writes_nothing_and_says_why(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    sink = make_sink(path)
+    sink.open(run_info())
+    d = decision()
+    order = order_for(d)
+    sink.record_decision(d)
+    sink.record_order(order)
+    sink.record_order(order)  # the same client order id twice violates uniqueness
+    with pytest.raises(PersistenceError, match="could not write 3 records to the ledger"):
+        sink.flush()
+    # One transaction: the decision in the same batch was not half-written.
+    assert rows(path, "select count(*) from decisions") == [(0,)]
+
+
+def test_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "l.db"
+    sink = make_sink(path)
+    sink.open(run_info())
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert rows(path, "pragma journal_mode") == [("wal",)]
+
+
+def test_unopenable_ledger_is_a_persistence_error(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(PersistenceError, match="cannot open the ledger"):
+        make_sink(tmp_path / "dir.db").engine()
+
+
+def test_two_writers_on_one_file_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    make_sink(path).engine()  # create the schema once
+
+    def writer(name: str) -> None:
+        sink = make_sink(path, batch_size=7)
+        sink.open(run_info(name))
+        for n in range(200):
+            sink.record_decision(decision(n))
+        sink.close(run_info(name), bars=200, status="completed")
+
+    threads = [threading.Thread(target=writer, args=(f"run{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert rows(path, "select run_id, count(*) from decisions group by run_id order by 1") == [
+        ("run0", 200), ("run1", 200), ("run2", 200)]
+
+
+def test_figures_json_matches_json_dumps() -> None:
+    import json
+
+    figures = {"a": Decimal("1.50"), "b": 2, "c": 2.5, "d": "x\"y", "e": None, "f": True,
+               "g": dt.date(2026, 1, 2)}
+    assert json.loads(_figures_json(figures)) == {
+        "a": "1.50", "b": 2, "c": 2.5, "d": "x\"y", "e": None, "f": True, "g": "2026-01-02"}
+    assert _figures_json({}) == "{}"
+
+
+def test_a_whole_replay_lands_in_the_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    closes = [100 + (i % 40) - (i % 7) for i in range(400)]
+    _, result, summary = replay(
+        bars_from_closes(closes),
+        run={"sinks": ["sql"], "batch_size": 50},
+        sinks={"sql": {"path": str(path)}},
+        strategies={"sma_cross": {"quantity": 10}},
+    )
+    assert summary["orders"]["total"] == result.orders > 5
+    assert summary["fills"] == result.fills
+    assert summary["decisions"] == result.decisions
+    assert rows(path, "select count(*) from orders") == [(result.orders,)]
+    orders = summary["orders"]
+    assert orders["denied"] == orders["rejected"] == orders["canceled"] == 0
+    assert orders["filled"] + orders["open"] == orders["total"]
+    # submitted, accepted, filled for each fill; submitted, accepted for an open order.
+    events = rows(path, "select count(*) from order_events")[0][0]
+    assert events == 3 * orders["filled"] + 2 * orders["open"]
