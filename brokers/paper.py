@@ -16,7 +16,10 @@ was accepted, so an order decided on bar *t* can first fill on bar *t+1*):
 
 Orders fill completely. Slippage (``slippage_bps``) worsens market and stop
 fills; limit fills never cross their limit. DAY orders expire when the first
-bar of a later trading date (in ``timezone``) arrives; GTC orders stay.
+bar of a later trading date (in ``timezone``) arrives; GTC orders stay. A DAY order's trading date is that of the first bar it can
+fill on, which is what lets a daily replay fill on the next day's open; with
+intraday bars, an order placed after a session's last bar is good for the next
+session.
 Commission ``ibkr_fixed`` follows IBKR's fixed US-stock rate: a per-share fee
 with a per-order minimum and a cap of a fraction of the trade value.
 
@@ -191,8 +194,7 @@ class PaperBroker(Broker):
     # -- orders ----------------------------------------------------------------
 
     def place(self, intent: OrderIntent) -> OrderUpdate:
-        if not self._connected:
-            raise BrokerAuthError("the paper broker is not connected", broker=self.name)
+        self._require_connection()
         now = self.clock.now()
         existing = self._orders.get(intent.client_order_id)
         if existing is not None:
@@ -212,7 +214,12 @@ class PaperBroker(Broker):
         self._working.setdefault(intent.symbol, []).append(sim)
         return self._update(sim, OrderStatus.ACCEPTED, now)
 
+    def _require_connection(self) -> None:
+        if not self._connected:
+            raise BrokerAuthError("the paper broker is not connected", broker=self.name)
+
     def cancel(self, client_order_id: str) -> OrderUpdate:
+        self._require_connection()
         sim = self._orders.get(client_order_id)
         if sim is None:
             raise BrokerRejectedError(
@@ -237,6 +244,7 @@ class PaperBroker(Broker):
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
     ) -> OrderUpdate:
+        self._require_connection()
         sim = self._orders.get(client_order_id)
         if sim is None or sim.status.is_terminal:
             raise BrokerRejectedError(

@@ -23,10 +23,11 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from tradepipe.decisions import OrderType, TimeInForce
 from tradepipe.errors import InvalidOrderTransition
+from tradepipe.instruments import Symbol
 from tradepipe.money import ZERO
 from tradepipe.record import Record
 
@@ -54,15 +55,15 @@ def client_order_id(namespace: str, decision_id: str, leg: int = 0) -> str:
 class OrderIntent(Record):
     """A sized order, ready for the risk filters and then the broker."""
 
-    client_order_id: str
+    client_order_id: str = Field(min_length=1, max_length=64)
     decision_id: str
     source: str
-    symbol: str
+    symbol: Symbol
     side: Side
     quantity: Decimal = Field(gt=0)
     order_type: OrderType = OrderType.MARKET
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
+    limit_price: Decimal | None = Field(default=None, gt=0)
+    stop_price: Decimal | None = Field(default=None, gt=0)
     tif: TimeInForce = TimeInForce.DAY
     outside_rth: bool = False
     stop_loss: Decimal | None = None
@@ -71,6 +72,22 @@ class OrderIntent(Record):
         default=None, description="the price sizing and the risk filters used"
     )
     created_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _prices_match_type(self) -> OrderIntent:
+        needs_limit = self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_stop = self.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        if needs_limit != (self.limit_price is not None):
+            raise ValueError(
+                f"limit_price is {'required' if needs_limit else 'not allowed'} "
+                f"for a {self.order_type} order"
+            )
+        if needs_stop != (self.stop_price is not None):
+            raise ValueError(
+                f"stop_price is {'required' if needs_stop else 'not allowed'} "
+                f"for a {self.order_type} order"
+            )
+        return self
 
     def with_quantity(self, quantity: Decimal) -> OrderIntent:
         """The same intent with another quantity (a risk filter reduced it)."""

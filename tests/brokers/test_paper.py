@@ -144,16 +144,16 @@ MATCHING = [
     pytest.param("buy", "market", None, None, (101, 103, 99, 102), "101", id="market-buy"),
     pytest.param("sell", "market", None, None, (99, 101, 97, 98), "99", id="market-sell"),
     pytest.param("buy", "limit", "100", None, (99, 101, 98, 100), "99", id="limit-buy-gap"),
-    pytest.param("buy", "limit", "100", None, (102, 103, 99.5, 101), "100", id="limit-buy-touch"),
+    pytest.param("buy", "limit", "100", None, (102, 103, 100, 101), "100", id="limit-buy-touch"),
     pytest.param("buy", "limit", "100", None, (102, 103, 100.5, 101), None, id="limit-buy-miss"),
     pytest.param("sell", "limit", "100", None, (101, 102, 99, 100), "101", id="limit-sell-gap"),
-    pytest.param("sell", "limit", "100", None, (98, 100.5, 97, 99), "100", id="limit-sell-touch"),
+    pytest.param("sell", "limit", "100", None, (98, 100, 97, 99), "100", id="limit-sell-touch"),
     pytest.param("sell", "limit", "100", None, (98, 99.5, 97, 99), None, id="limit-sell-miss"),
     pytest.param("buy", "stop", None, "102", (103, 104, 101, 103), "103", id="stop-buy-gap"),
-    pytest.param("buy", "stop", None, "102", (100, 102.5, 99, 101), "102", id="stop-buy-touch"),
+    pytest.param("buy", "stop", None, "102", (100, 102, 99, 101), "102", id="stop-buy-touch"),
     pytest.param("buy", "stop", None, "102", (100, 101.9, 99, 101), None, id="stop-buy-miss"),
     pytest.param("sell", "stop", None, "98", (97, 99, 96, 97), "97", id="stop-sell-gap"),
-    pytest.param("sell", "stop", None, "98", (100, 101, 97.5, 99), "98", id="stop-sell-touch"),
+    pytest.param("sell", "stop", None, "98", (100, 101, 98, 99), "98", id="stop-sell-touch"),
     pytest.param("sell", "stop", None, "98", (100, 101, 98.5, 99), None, id="stop-sell-miss"),
     # stop-limit, triggered by a gap: the better of open and limit, or the limit if traded through
     pytest.param("buy", "stop_limit", "103", "102", (102.5, 104, 102, 103), "102.5",
@@ -519,6 +519,21 @@ def test_placing_while_not_connected_raises_auth_error(disconnect: bool) -> None
         broker.place(order)
     assert broker.order(order.client_order_id) is None
     assert broker.status().connected is False
+
+
+def test_cancel_and_modify_while_disconnected_raise_and_keep_the_order() -> None:
+    broker = make_broker(commission="none")
+    feed(broker, bar(ts=0, open=100))
+    order = intent("buy", 1, "limit", limit="10")
+    broker.place(order)
+    broker.disconnect()
+    with pytest.raises(BrokerAuthError):
+        broker.cancel(order.client_order_id)
+    with pytest.raises(BrokerAuthError):
+        broker.modify(order.client_order_id, limit_price=D("11"))
+    report = broker.order(order.client_order_id)
+    assert report is not None
+    assert (report.status, report.limit_price) == (OrderStatus.ACCEPTED, D("10"))
 
 
 def test_placing_the_same_client_order_id_twice_places_one_order() -> None:
