@@ -8,6 +8,7 @@ quantity and the risk filters decide whether it may reach the broker.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -130,7 +131,7 @@ def decision_id(decision: Decision) -> str:
         (
             decision.source,
             decision.symbol,
-            decision.created_at.isoformat(),
+            decision.created_at.astimezone(UTC).isoformat(),
             decision.action.value,
             str(decision.quantity or ""),
             decision.order_type.value,

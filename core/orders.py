@@ -19,6 +19,7 @@ an :class:`OrderEvent` that the ledger keeps as history::
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -48,7 +49,9 @@ def client_order_id(namespace: str, decision_id: str, leg: int = 0) -> str:
     restarted run recognises orders it already sent. 24 characters: short
     enough for every broker we speak to (IBKR's ``cOID``).
     """
-    digest = hashlib.sha256(f"{namespace}|{decision_id}|{leg}".encode()).hexdigest()
+    # JSON keeps the parts apart whatever characters they contain.
+    key = json.dumps([namespace, decision_id, leg])
+    digest = hashlib.sha256(key.encode()).hexdigest()
     return "tp-" + digest[:21]
 
 

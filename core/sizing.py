@@ -58,7 +58,8 @@ class Sizer:
             if position == 0:
                 raise SizingError(f"nothing to close: no position in {decision.symbol}")
             side = Side.SELL if position > 0 else Side.BUY
-            return side, decision.quantity or abs(position)
+            # A close never goes past flat, whatever quantity it names.
+            return side, min(decision.quantity or abs(position), abs(position))
         side = Side.BUY if action is Action.BUY else Side.SELL
         if decision.quantity is not None:
             return side, decision.quantity

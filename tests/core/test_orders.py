@@ -487,3 +487,34 @@ def test_trusted_risk_verdict_figures_are_fresh() -> None:
     assert RiskVerdict.trusted(**values).figures == {}
     assert RiskVerdict(**values).figures == {}
     assert RiskVerdict.trusted(**values) == RiskVerdict(**values)
+
+
+def test_client_order_id_parts_cannot_run_into_each_other() -> None:
+    assert client_order_id("a|b", "c") != client_order_id("a", "b|c")
+
+
+@pytest.mark.parametrize(
+    ("order_type", "prices", "problem"),
+    [
+        ("limit", {}, "limit_price is required"),
+        ("market", {"limit_price": "10"}, "limit_price is not allowed"),
+        ("stop", {}, "stop_price is required"),
+        ("stop_limit", {"stop_price": "10"}, "limit_price is required"),
+        ("limit", {"limit_price": "0"}, "greater than 0"),
+        ("stop", {"stop_price": "-1"}, "greater than 0"),
+    ],
+)
+def test_intent_prices_must_fit_the_order_type(
+    order_type: str, prices: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        OrderIntent(
+            client_order_id="tp-x", decision_id="d", source="s", symbol="aapl", side="buy",
+            quantity=1, order_type=order_type, created_at=T0, **prices,
+        )
+
+
+def test_intent_symbol_is_normalised() -> None:
+    intent = OrderIntent(client_order_id="tp-x", decision_id="d", source="s", symbol=" aapl ",
+                         side="buy", quantity=1, created_at=T0)
+    assert intent.symbol == "AAPL"

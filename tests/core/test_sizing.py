@@ -85,6 +85,22 @@ def test_stop_distance_hint_wins_over_stop_loss() -> None:
     assert sizer().size(hinted, D(20), D(0), D(100_000)) == (Side.BUY, D(250))
 
 
+def test_equity_may_be_a_function_called_only_for_risk_sizing() -> None:
+    calls: list[int] = []
+
+    def equity() -> Decimal:
+        calls.append(1)
+        return D(100_000)
+
+    assert sizer(method="fixed_quantity", quantity=D(5)).size(decide(), D(20), D(0), equity) == (
+        Side.BUY, D(5),
+    )
+    assert calls == []
+    # 100000 x 0.01 / 2.5 = 400
+    assert sizer().size(decide(stop_loss=D("17.5")), D(20), D(0), equity) == (Side.BUY, D(400))
+    assert calls == [1]
+
+
 def test_risk_rounds_down() -> None:
     # 50000 x 0.01 / 3 = 166.67 -> 166
     assert sizer().size(decide(stop_loss=D(47)), D(50), D(0), D(50_000)) == (Side.BUY, D(166))
@@ -132,7 +148,8 @@ def test_cap_ignores_an_opposite_position() -> None:
 
 def test_no_room_left_raises() -> None:
     # held 500 x 20 = 10000 = the cap
-    with pytest.raises(SizingError, match="sized to zero: AAPL at 20 with max_position_value 10000"):
+    expected = "sized to zero: AAPL at 20 with max_position_value 10000"
+    with pytest.raises(SizingError, match=expected):
         sizer(method="fixed_quantity").size(decide(), D(20), D(500), D(0))
 
 
@@ -172,6 +189,12 @@ def test_close_a_long() -> None:
 
 def test_close_a_short() -> None:
     assert sizer().size(decide("close"), None, D("-2.5"), D(0)) == (Side.BUY, D("2.5"))
+
+
+def test_close_with_a_quantity_closes_part_and_never_flips() -> None:
+    assert sizer().size(decide("close", quantity=D(10)), None, D(25), D(0)) == (Side.SELL, D(10))
+    assert sizer().size(decide("close", quantity=D(40)), None, D(25), D(0)) == (Side.SELL, D(25))
+    assert sizer().size(decide("close", quantity=D(9)), None, D(-4), D(0)) == (Side.BUY, D(4))
 
 
 def test_close_when_flat_raises() -> None:

@@ -225,6 +225,13 @@ def test_risk_within_budget_passes() -> None:
     }
 
 
+def test_risk_exactly_at_the_budget_passes() -> None:
+    # 200 x 5 = 1000 = 50000 x 0.02
+    hinted = decision(sizing=SizingHints(stop_distance=D(5)))
+    check = max_risk().check(intent(quantity="200"), hinted, ctx(equity_=D(50_000)))
+    assert check.outcome is Outcome.PASS
+
+
 def test_risk_over_budget_reduces() -> None:
     # stop 95 on a price of 100: 300 x 5 = 1500 > 1000; 1000 / 5 = 200
     order = intent(quantity="300", stop_loss=D(95), reference_price=D(100))
@@ -296,6 +303,12 @@ def test_buy_within_cash_passes() -> None:
     assert check.figures == {
         "cost": D("5000.00"), "available": D("10000.00"), "cash": D("10000.00"),
     }
+
+
+def test_cost_exactly_at_available_passes() -> None:
+    # 100 x 100 = 10000 - 0 reserved
+    check = buying_power().check(intent(quantity="100"), decision(), ctx(cash_=D(10_000)))
+    assert check.outcome is Outcome.PASS
 
 
 def test_open_buy_orders_reduce_what_is_available() -> None:
@@ -434,7 +447,8 @@ def test_max_risk_keeps_the_loss_at_the_stop_within_budget(
         dec = decision()
         if stop <= 0:
             distance = D(0)
-    check = max_risk(str(fraction)).check(order, dec, ctx(str(position), str(price), equity_=equity))
+    context = ctx(str(position), str(price), equity_=equity)
+    check = max_risk(str(fraction)).check(order, dec, context)
     if check.outcome is Outcome.DENY or distance == 0:
         return
     if check.reason == "reduces the position":
