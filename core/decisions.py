@@ -8,14 +8,14 @@ quantity and the risk filters decide whether it may reach the broker.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from tradepipe.instruments import Instrument, Symbol
+from tradepipe.record import Record
 
 
 class Action(StrEnum):
@@ -43,7 +43,7 @@ Price = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]
 Quantity = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]
 
 
-class SizingHints(BaseModel):
+class SizingHints(Record):
     """What a source may say about size when it does not give a quantity.
 
     :param risk_fraction: fraction of equity to risk on this trade (0-1].
@@ -51,14 +51,12 @@ class SizingHints(BaseModel):
     :param notional: money to commit, in the account currency.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     risk_fraction: Annotated[Decimal, Field(gt=0, le=1)] | None = None
     stop_distance: Price | None = None
     notional: Price | None = None
 
 
-class Decision(BaseModel):
+class Decision(Record):
     """A request from a decision source.
 
     :param id: stable id; derived from source, symbol, time and action when empty,
@@ -70,8 +68,6 @@ class Decision(BaseModel):
     :param quantity: exact quantity; when absent, sizing decides from ``sizing``.
     :param stop_loss: protective stop price; also gives sizing its risk distance.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(default="", max_length=128)
     source: str = Field(default="", max_length=128)
@@ -125,18 +121,17 @@ class Decision(BaseModel):
 
 
 def decision_id(decision: Decision) -> str:
-    """Derive a stable id from what makes a decision unique."""
+    """Derive a stable id from what makes a decision unique.
+
+    The instant is taken as a POSIX timestamp, so the same moment written in
+    two timezones gives one id; the free-text source is length-prefixed so no
+    choice of characters can make two different decisions' keys equal.
+    """
     assert decision.created_at is not None
-    key = "|".join(
-        (
-            decision.source,
-            decision.symbol,
-            decision.created_at.astimezone(UTC).isoformat(),
-            decision.action.value,
-            str(decision.quantity or ""),
-            decision.order_type.value,
-            str(decision.limit_price or ""),
-            str(decision.stop_price or ""),
-        )
+    source = decision.source
+    key = (
+        f"{len(source)}:{source}|{decision.symbol}|{decision.created_at.timestamp()!r}|"
+        f"{decision.action.value}|{decision.quantity}|{decision.order_type.value}|"
+        f"{decision.limit_price}|{decision.stop_price}"
     )
-    return "d-" + hashlib.sha256(key.encode()).hexdigest()[:20]
+    return "d-" + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()

@@ -67,11 +67,11 @@ class Record(BaseModel):
         template = cls.__dict__.get("_template")
         if template is None:
             template = cls._prepare()
-        data = template.copy()
-        data.update(values)
-        for name, factory in cls._factories:
-            if name not in values:
-                data[name] = factory()
+        data = {**template, **values}
+        if cls._factories:
+            for name, factory in cls._factories:
+                if name not in values:
+                    data[name] = factory()
         obj = _new(cls)
         _set(obj, "__dict__", data)
         _set(obj, "__pydantic_fields_set__", set(values))

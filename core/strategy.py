@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from tradepipe.component import Component
-from tradepipe.decisions import Decision
+from tradepipe.decisions import Decision, decision_id
 from tradepipe.market import Bar
 from tradepipe.orders import Fill
 
@@ -50,3 +50,18 @@ class Strategy(Component):
         fields.setdefault("source", self.name)
         fields.setdefault("created_at", ctx.now())
         return Decision(**fields)
+
+    def trusted_decision(self, ctx: StrategyContext, **fields: Any) -> Decision:
+        """Like :meth:`decision`, without validation, for a hot loop.
+
+        Only for values the strategy computed itself from validated inputs
+        (settings, bars): they must already have their final types (``Action``
+        members, ``Decimal`` quantities and prices, an upper-case symbol). A
+        wrong value here reaches sizing and the risk filters unchecked.
+        """
+        fields.setdefault("source", self.name)
+        fields.setdefault("created_at", ctx.now())
+        made = Decision.trusted(**fields)
+        if not made.id:
+            made.__dict__["id"] = decision_id(made)
+        return made

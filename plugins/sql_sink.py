@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import Engine, create_engine, event, update
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from tradepipe import (
@@ -38,6 +38,7 @@ from tradepipe import (
 )
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.plugins import ledger_schema as schema
+from tradepipe.plugins.ledger_writer import WriterError, WriterProcess
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ _dumps = json.dumps
 def _figures_json(figures: dict[str, Any]) -> str:
     """JSON of a verdict's figures; decimals as strings so they stay exact.
 
-    Hand-rolled for the common value types because it runs for every verdict.
+    Hand-rolled for the common value types because it runs for every verdict;
+    keys are keyword-argument names, so they need no escaping.
     """
     if not figures:
         return "{}"
@@ -56,12 +58,14 @@ def _figures_json(figures: dict[str, Any]) -> str:
     for key, value in figures.items():
         kind = type(value)
         if kind is Decimal:
-            text = f'"{value}"'
-        elif kind is int or kind is float or kind is bool or value is None:
-            text = _dumps(value)
+            parts.append(f'"{key}":"{value}"')
+        elif kind is int:
+            parts.append(f'"{key}":{value}')
+        elif kind is float:
+            parts.append(f'"{key}":{_dumps(value)}')
         else:
-            text = _dumps(value if kind is str else str(value))
-        parts.append(f"{_dumps(key)}:{text}")
+            text = _dumps(value if kind is str or value is None or kind is bool else str(value))
+            parts.append(f'"{key}":{text}')
     return "{" + ",".join(parts) + "}"
 
 
@@ -95,6 +99,9 @@ class SqlSink(Sink):
         url: str | None = None
         #: SQLite fsync policy: ``full`` survives power loss, ``normal`` only crashes.
         synchronous: Literal["full", "normal"] = "full"
+        #: Who writes to a SQLite ledger: a separate ``process`` (the pipeline goes
+        #: on while a batch is committed) or the pipeline itself (``inline``).
+        writer: Literal["process", "inline"] = "process"
         batch_size: int | None = Field(default=None, ge=1)
 
     settings: Settings
@@ -110,6 +117,9 @@ class SqlSink(Sink):
         self._dec: Callable[[Any], Any] = str
         self._ts: Callable[[Any], Any] = _Timestamps()
         self._clock: Clock = SystemClock()
+        self._writer: WriterProcess | None = None
+        self._broken = ""
+        self._mark = "?"
 
     def attach(self, runtime: Any) -> None:
         self._clock = runtime.clock
@@ -127,7 +137,7 @@ class SqlSink(Sink):
         if self._engine is None:
             self._engine = open_engine(self.url, self.settings.synchronous)
             sqlite = self._engine.dialect.name == "sqlite"
-            mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+            mark = self._mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
             for table in schema.TABLES:
                 cols = schema.insert_columns(table)
                 self._sql[table] = (
@@ -142,7 +152,11 @@ class SqlSink(Sink):
     # -- records ---------------------------------------------------------------
 
     def open(self, run: RunInfo) -> None:
-        self.engine()
+        engine = self.engine()
+        if self.settings.writer == "process" and engine.dialect.name == "sqlite":
+            database = engine.url.database
+            if database and database != ":memory:":
+                self._writer = WriterProcess(database, sqlite_pragmas(self.settings.synchronous))
         self._run_id = run.run_id
         self._add(
             schema.RunRow,
@@ -155,7 +169,9 @@ class SqlSink(Sink):
         self._pending[table].append(row)
         self._count += 1
         if self._count >= self._batch_size:
-            self.flush()
+            # A full batch goes to the writer without waiting for its commit;
+            # flush() is what waits.
+            self._write(self._take(), wait=False)
 
     def record_decision(self, d: Decision) -> None:
         dec = self._dec
@@ -167,10 +183,10 @@ class SqlSink(Sink):
             )
         self._add(
             schema.DecisionRow,
-            (self._run_id, d.id, self._ts(d.created_at), d.source, d.symbol, d.action,
-             d.confidence, _opt(dec, d.quantity), d.order_type, _opt(dec, d.limit_price),
+            (self._run_id, d.id, self._ts(d.created_at), d.source, d.symbol, _s(d.action),
+             d.confidence, _opt(dec, d.quantity), _s(d.order_type), _opt(dec, d.limit_price),
              _opt(dec, d.stop_price), _opt(dec, d.stop_loss), _opt(dec, d.take_profit),
-             d.tif, d.rationale, extra),
+             _s(d.tif), d.rationale, extra),
         )
 
     def record_decision_rejected(self, raw: Any, source: str, error: str) -> None:
@@ -187,7 +203,7 @@ class SqlSink(Sink):
         dec = self._dec
         self._add(
             schema.VerdictRow,
-            (self._run_id, v.decision_id, v.client_order_id, v.seq, v.filter, v.outcome,
+            (self._run_id, v.decision_id, v.client_order_id, v.seq, v.filter, _s(v.outcome),
              v.reason, dec(v.quantity_before), dec(v.quantity_after), _figures_json(v.figures),
              self._ts(v.ts)),
         )
@@ -197,17 +213,17 @@ class SqlSink(Sink):
         dec = self._dec
         self._add(
             schema.OrderRow,
-            (self._run_id, i.client_order_id, i.decision_id, i.source, i.symbol, i.side,
-             dec(i.quantity), i.order_type, _opt(dec, i.limit_price),
-             _opt(dec, i.stop_price), i.tif, i.outside_rth, _opt(dec, i.stop_loss),
+            (self._run_id, i.client_order_id, i.decision_id, i.source, i.symbol, _s(i.side),
+             dec(i.quantity), _s(i.order_type), _opt(dec, i.limit_price),
+             _opt(dec, i.stop_price), _s(i.tif), i.outside_rth, _opt(dec, i.stop_loss),
              _opt(dec, i.take_profit), _opt(dec, i.reference_price), self._ts(i.created_at)),
         )
 
     def record_order_event(self, e: OrderEvent) -> None:
         self._add(
             schema.OrderEventRow,
-            (self._run_id, e.client_order_id, e.decision_id, e.seq, e.status,
-             e.previous, self._ts(e.ts), e.reason,
+            (self._run_id, e.client_order_id, e.decision_id, e.seq, _s(e.status),
+             _opt(_s, e.previous), self._ts(e.ts), e.reason,
              e.broker_order_id),
         )
 
@@ -216,7 +232,7 @@ class SqlSink(Sink):
         self._add(
             schema.FillRow,
             (self._run_id, f.execution_id, f.client_order_id, f.decision_id, f.broker_order_id,
-             f.symbol, f.side, dec(f.quantity), dec(f.price), dec(f.commission),
+             f.symbol, _s(f.side), dec(f.quantity), dec(f.price), dec(f.commission),
              dec(f.multiplier), self._ts(f.ts)),
         )
 
@@ -239,37 +255,65 @@ class SqlSink(Sink):
 
     # -- durability --------------------------------------------------------------
 
-    def flush(self) -> None:
-        if not self._count:
-            return
-        try:
-            with self.engine().begin() as conn:
-                for table, rows in self._pending.items():
-                    if rows:
-                        conn.exec_driver_sql(self._sql[table], rows)
-        except SQLAlchemyError as exc:
-            raise PersistenceError(
-                f"could not write {self._count} records to the ledger at {self.where}: "
-                f"{exc.__class__.__name__}: {getattr(exc, 'orig', exc)}"
-            ) from exc
-        for rows in self._pending.values():
-            rows.clear()
+    def _take(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """Everything buffered, as statements, leaving the buffers empty."""
+        statements = []
+        for table, rows in self._pending.items():
+            if rows:
+                statements.append((self._sql[table], rows))
+                self._pending[table] = []
         self._count = 0
+        return statements
+
+    def _write(self, statements: list[tuple[str, list[tuple[Any, ...]]]], wait: bool) -> None:
+        """Commit ``statements`` as one transaction (``wait``: before returning)."""
+        if self._broken:
+            raise PersistenceError(
+                f"the ledger at {self.where} refuses writes after an earlier failure "
+                f"({self._broken}); nothing after it was recorded"
+            )
+        records = sum(len(rows) for _sql, rows in statements)
+        try:
+            if self._writer is not None:
+                self._writer.write(statements, wait=wait)
+                return
+            with self.engine().begin() as conn:
+                for sql, rows in statements:
+                    conn.exec_driver_sql(sql, rows)
+        except WriterError as exc:
+            self._broken = str(exc)
+            raise PersistenceError(f"could not write to the ledger at {self.where}: {exc}") from exc
+        except SQLAlchemyError as exc:
+            # A later batch must not land on top of a missing one: fail closed.
+            self._broken = f"{exc.__class__.__name__}: {getattr(exc, 'orig', exc)}"
+            raise PersistenceError(
+                f"could not write {records} records to the ledger at {self.where}: {self._broken}"
+            ) from exc
+
+    def flush(self) -> None:
+        """Commit everything received so far; return once it is on disk."""
+        if self._count:
+            self._write(self._take(), wait=True)
 
     def close(self, run: RunInfo, bars: int, status: str) -> None:
-        self.flush()
+        statements = self._take()
+        statements.append((
+            f"UPDATE runs SET bars = {self._mark}, status = {self._mark}, "
+            f"finished_at = {self._mark} WHERE run_id = {self._mark}",
+            [(bars, status, self._ts(SystemClock().now()), run.run_id)],
+        ))
         try:
-            with self.engine().begin() as conn:
-                conn.execute(
-                    update(schema.RunRow.__table__)  # type: ignore[arg-type]
-                    .where(schema.RunRow.__table__.c.run_id == run.run_id)  # type: ignore[attr-defined]
-                    .values(bars=bars, status=status, finished_at=SystemClock().now())
-                )
-        except SQLAlchemyError as exc:
-            raise PersistenceError(f"could not close run {run.run_id} in the ledger") from exc
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+            self._write(statements, wait=True)
+        finally:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                try:
+                    writer.close()
+                except WriterError as exc:
+                    raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
 
     # -- reads -------------------------------------------------------------------
 
@@ -287,12 +331,26 @@ class SqlSink(Sink):
         return ledger.summary(run_id)
 
 
+# Enum members become plain strings: drivers bind those faster, and the writer
+# process must be able to unpickle rows without importing tradepipe.
+_s = str
+
+
 def _identity(value: Any) -> Any:
     return value
 
 
 def _opt(convert: Callable[[Any], Any], value: Any) -> Any:
     return None if value is None else convert(value)
+
+
+def sqlite_pragmas(synchronous: str) -> list[str]:
+    """WAL so readers never block the writer; a busy timeout so processes share."""
+    return [
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA synchronous={synchronous.upper()}",
+        "PRAGMA busy_timeout=10000",
+    ]
 
 
 def open_engine(url: str, synchronous: str = "full") -> Engine:
@@ -315,9 +373,8 @@ def open_engine(url: str, synchronous: str = "full") -> Engine:
             @event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
                 cursor = dbapi_conn.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
-                cursor.execute("PRAGMA busy_timeout=10000")
+                for pragma in sqlite_pragmas(synchronous):
+                    cursor.execute(pragma)
                 cursor.close()
 
         schema.metadata.create_all(engine)

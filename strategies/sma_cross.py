@@ -56,6 +56,9 @@ class SmaCross(Strategy):
         super().__init__(settings)
         self._state: dict[str, list[Any]] = {}
         self._only = {s.upper() for s in self.settings.symbols}
+        fast, slow = self.settings.fast, self.settings.slow
+        self._above = f"SMA({fast}) crossed above SMA({slow})"
+        self._below = f"SMA({fast}) crossed below SMA({slow})"
 
     def decide(self, bar: Bar, ctx: StrategyContext) -> Decision | None:
         symbol = bar.symbol
@@ -79,9 +82,9 @@ class SmaCross(Strategy):
                 return None
             return self._entry(bar, ctx)
         if previous >= 0 > diff and ctx.position(symbol) > 0:
-            return self.decision(
+            return self.trusted_decision(
                 ctx, symbol=symbol, action=Action.CLOSE, confidence=self.settings.confidence,
-                rationale=f"SMA({self.settings.fast}) crossed below SMA({self.settings.slow})",
+                rationale=self._below,
             )
         return None
 
@@ -90,15 +93,16 @@ class SmaCross(Strategy):
         hints = None
         if s.quantity is None and s.stop_distance_pct is not None:
             distance = (to_decimal(bar.close) * s.stop_distance_pct).quantize(_STEP)
-            hints = SizingHints(stop_distance=max(distance, _STEP))
-        return self.decision(
+            hints = SizingHints.trusted(stop_distance=max(distance, _STEP))
+        # Every value comes from the validated settings or a checked bar.
+        return self.trusted_decision(
             ctx,
             symbol=bar.symbol,
             action=Action.BUY,
             confidence=s.confidence,
             quantity=s.quantity,
             sizing=hints,
-            rationale=f"SMA({s.fast}) crossed above SMA({s.slow}) at {bar.close}",
+            rationale=self._above,
         )
 
 

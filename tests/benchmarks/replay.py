@@ -28,6 +28,7 @@ import resource
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from tradepipe.pipeline import build_pipeline, run_pipeline
 from tradepipe.settings import validate_settings
 
 SYMBOL = "BENCH"
+HUNDRED = Decimal(100)
 
 
 class Churn(Strategy):
@@ -52,7 +54,9 @@ class Churn(Strategy):
     def decide(self, bar: Bar, ctx: StrategyContext) -> Decision:
         action = Action.BUY if self._n % 2 == 0 else Action.SELL
         self._n += 1
-        return self.decision(ctx, symbol=bar.symbol, action=action, confidence=100, quantity=100)
+        return self.trusted_decision(
+            ctx, symbol=bar.symbol, action=action, confidence=100.0, quantity=HUNDRED
+        )
 
 
 class BenchPlugin:

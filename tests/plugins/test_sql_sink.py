@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import os
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,29 @@ from tradepipe.testing import bars_from_closes, replay
 T = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
 
 
+@pytest.fixture(params=["process", "inline"])
+def writer(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+_open: list[SqlSink] = []
+
+
 def make_sink(path: Path, **kw: Any) -> SqlSink:
-    return SqlSink(SqlSink.Settings(path=str(path), **kw))
+    sink = SqlSink(SqlSink.Settings(path=str(path), **kw))
+    _open.append(sink)
+    return sink
+
+
+@pytest.fixture(autouse=True)
+def _close_sinks() -> Any:
+    yield
+    while _open:
+        sink = _open.pop()
+        try:
+            sink.close(run_info(), bars=0, status="test ended")
+        except PersistenceError:
+            pass  # tests of failures leave a broken ledger behind on purpose
 
 
 def run_info(run_id: str = "r1") -> RunInfo:
@@ -65,9 +88,9 @@ def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return db.execute(sql).fetchall()
 
 
-def test_everything_round_trips_exactly(tmp_path: Path) -> None:
+def test_everything_round_trips_exactly(tmp_path: Path, writer: str) -> None:
     path = tmp_path / "l.db"
-    sink = make_sink(path)
+    sink = make_sink(path, writer=writer)
     sink.open(run_info())
     d = decision()
     sink.record_decision(d)
@@ -114,33 +137,46 @@ def test_everything_round_trips_exactly(tmp_path: Path) -> None:
     assert rows(path, "select typeof(price), price from fills") == [("text", "0.1")]
 
 
-def test_records_wait_for_the_batch_or_a_flush(tmp_path: Path) -> None:
+def test_records_wait_for_the_batch_or_a_flush(tmp_path: Path, writer: str) -> None:
     path = tmp_path / "l.db"
-    sink = make_sink(path, batch_size=3)
+    sink = make_sink(path, batch_size=3, writer=writer)
     sink.open(run_info())
     sink.record_decision(decision(1))
     sink.record_decision(decision(2))
     assert rows(path, "select count(*) from decisions") == [(0,)]
-    sink.record_decision(decision(3))  # the third record fills the batch
-    assert rows(path, "select count(*) from decisions") == [(3,)]
+    sink.record_decision(decision(3))  # the third record fills the batch: it is sent
     sink.record_decision(decision(4))
-    sink.flush()
+    sink.flush()  # flush returns once everything is committed
     assert rows(path, "select count(*) from decisions") == [(4,)]
+    sink.close(run_info(), bars=0, status="completed")
 
 
-def test_a_failed_batch_writes_nothing_and_says_why(tmp_path: Path) -> None:
+def test_inline_writer_commits_a_full_batch_at_once(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
-    sink = make_sink(path)
+    sink = make_sink(path, batch_size=3, writer="inline")
+    sink.open(run_info())
+    for n in range(3):
+        sink.record_decision(decision(n))
+    assert rows(path, "select count(*) from decisions") == [(3,)]
+
+
+def test_a_failed_batch_writes_nothing_and_says_why(tmp_path: Path, writer: str) -> None:
+    path = tmp_path / "l.db"
+    sink = make_sink(path, writer=writer)
     sink.open(run_info())
     d = decision()
     order = order_for(d)
     sink.record_decision(d)
     sink.record_order(order)
     sink.record_order(order)  # the same client order id twice violates uniqueness
-    with pytest.raises(PersistenceError, match="could not write 3 records to the ledger"):
+    with pytest.raises(PersistenceError, match="could not write.*UNIQUE constraint failed"):
         sink.flush()
     # One transaction: the decision in the same batch was not half-written.
     assert rows(path, "select count(*) from decisions") == [(0,)]
+    # The failure is not forgotten: the ledger refuses further writes.
+    sink.record_decision(decision(2))
+    with pytest.raises(PersistenceError):
+        sink.flush()
 
 
 def test_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
@@ -155,6 +191,53 @@ def test_unopenable_ledger_is_a_persistence_error(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
     with pytest.raises(PersistenceError, match="cannot open the ledger"):
         make_sink(tmp_path / "dir.db").engine()
+
+
+def test_writer_process_that_dies_is_reported_not_ignored(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    path = tmp_path / "l.db"
+    sink = make_sink(path)
+    sink.open(run_info())
+    assert sink._writer is not None
+    os.kill(sink._writer.pid, signal.SIGKILL)
+    sink.record_decision(decision())
+    with pytest.raises(PersistenceError, match="ledger writer stopped"):
+        sink.flush()
+
+
+def test_writer_process_stops_when_the_pipeline_dies(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_sql_sink import make_sink, run_info, decision
+        from pathlib import Path
+        sink = make_sink(Path({str(tmp_path / "l.db")!r}), batch_size=2)
+        sink.open(run_info())
+        sink.record_decision(decision(1))
+        sink.record_decision(decision(2))   # a full batch, sent without waiting
+        sink.flush()
+        sink.record_decision(decision(3))   # buffered, never sent
+        print(sink._writer.pid, flush=True)
+        os._exit(0)                         # the pipeline dies without closing
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, check=True)
+    child = int(out.stdout.strip())
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the writer process outlived its pipeline")
+    assert rows(tmp_path / "l.db", "select count(*) from decisions") == [(2,)]
 
 
 def test_two_writers_on_one_file_lose_nothing(tmp_path: Path) -> None:

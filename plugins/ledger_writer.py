@@ -1,0 +1,187 @@
+"""A separate process that writes ledger batches to SQLite.
+
+CPython runs one thread of Python at a time, and SQLite's ``executemany`` needs
+that thread for every row it binds, so a writer *thread* only adds contention.
+A writer *process* takes the whole cost of writing off the pipeline's core: the
+pipeline pickles each batch (about half a microsecond per row) and goes on while
+the child commits it.
+
+This file is both the parent's client (:class:`WriterProcess`) and the child
+(run as a script). It imports only the standard library, so the child starts in
+a fraction of a second without loading tradepipe.
+
+Protocol, over the child's stdin and stdout: frames of a 4-byte little-endian
+length and a pickle. Parent to child: ``("open", path, pragmas)``,
+``("write", seq, [(sql, rows), ...], ack)``, ``("close",)``. Child to parent:
+``("ack", seq)`` when asked, ``("error", seq, message)`` after which the child
+exits, and ``("closed",)``. Each ``write`` is one transaction: it is committed
+whole or not at all. If the parent dies, the child sees end of input and stops;
+a frame cut short is discarded, never half applied.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import sqlite3
+import struct
+import subprocess
+import sys
+from typing import IO, Any
+
+_HEADER = struct.Struct("<I")
+Statements = list[tuple[str, list[tuple[Any, ...]]]]
+
+
+class WriterError(Exception):
+    """The writer process failed or is gone; the message says why."""
+
+
+def _send(stream: IO[bytes], message: Any) -> None:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload)))
+    stream.write(payload)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    payload = stream.read(size)
+    if len(payload) < size:
+        return None
+    return pickle.loads(payload)
+
+
+class WriterProcess:
+    """The parent's handle on one writer child."""
+
+    def __init__(self, path: str, pragmas: list[str]) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-S", os.path.abspath(__file__)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._seq = 0
+        self._failed: str | None = None
+        self._call(("open", path, pragmas))
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def write(self, statements: Statements, *, wait: bool) -> None:
+        """Hand a batch to the child; with ``wait``, return once it is committed.
+
+        :raises WriterError: this or an earlier batch failed, or the child is gone.
+        """
+        self._check()
+        self._seq += 1
+        self._call(("write", self._seq, statements, wait), wait=wait)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Wait for everything sent to be committed, then stop the child."""
+        if self._proc.poll() is None and self._failed is None:
+            try:
+                self._call(("close",), wait=True, until="closed")
+            except WriterError:
+                pass
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+            self._fail("the ledger writer did not stop in time and was killed")
+        for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            if stream is not None:
+                stream.close()
+        if self._failed:
+            raise WriterError(self._failed)
+        if self._proc.returncode:
+            raise WriterError(f"the ledger writer exited with status {self._proc.returncode}")
+
+    def _call(self, message: Any, wait: bool = True, until: str = "ack") -> None:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            _send(self._proc.stdin, message)
+        except (BrokenPipeError, OSError):
+            self._fail(self._death())
+        if not wait:
+            return
+        while True:
+            reply = _receive(self._proc.stdout)
+            if reply is None:
+                self._fail(self._death())
+            if reply[0] == "error":
+                self._fail(reply[2])
+            if reply[0] == until and (until != "ack" or reply[1] == self._seq):
+                return
+
+    def _check(self) -> None:
+        """Surface a failure of an earlier, unacknowledged batch without blocking."""
+        if self._failed:
+            raise WriterError(self._failed)
+        stdout = self._proc.stdout
+        assert stdout is not None
+        readable, _, _ = select.select([stdout], [], [], 0)
+        if readable:
+            reply = _receive(stdout)
+            if reply is None:
+                self._fail(self._death())
+            if reply[0] == "error":
+                self._fail(reply[2])
+
+    def _death(self) -> str:
+        self._proc.wait(timeout=10)
+        detail = (self._proc.stderr.read() if self._proc.stderr else b"").decode(errors="replace")
+        last = detail.strip().splitlines()[-1] if detail.strip() else ""
+        return f"the ledger writer stopped (status {self._proc.returncode}){': ' + last if last else ''}"
+
+    def _fail(self, message: str) -> None:
+        self._failed = self._failed or message
+        raise WriterError(self._failed)
+
+
+def main() -> int:
+    """The child: apply batches until told to close or the parent goes away."""
+    source = sys.stdin.buffer
+    sink = sys.stdout.buffer
+    conn: sqlite3.Connection | None = None
+    while True:
+        message = _receive(source)
+        if message is None:
+            return 0
+        kind = message[0]
+        if kind == "open":
+            conn = sqlite3.connect(message[1], isolation_level=None)
+            for pragma in message[2]:
+                conn.execute(pragma)
+            _send(sink, ("ack", 0))
+        elif kind == "write":
+            _seq, statements, ack = message[1], message[2], message[3]
+            assert conn is not None
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for sql, rows in statements:
+                    conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                _send(sink, ("error", _seq, f"{type(exc).__name__}: {exc}"))
+                return 1
+            if ack:
+                _send(sink, ("ack", _seq))
+        elif kind == "close":
+            if conn is not None:
+                conn.close()
+            _send(sink, ("closed",))
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
