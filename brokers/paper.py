@@ -16,10 +16,10 @@ was accepted, so an order decided on bar *t* can first fill on bar *t+1*):
 
 Orders fill completely. Slippage (``slippage_bps``) worsens market and stop
 fills; limit fills never cross their limit. DAY orders expire when the first
-bar of a later trading date (in ``timezone``) arrives; GTC orders stay. A DAY order's trading date is that of the first bar it can
-fill on, which is what lets a daily replay fill on the next day's open; with
-intraday bars, an order placed after a session's last bar is good for the next
-session.
+bar of a later trading date (in ``timezone``) arrives; GTC orders stay. A DAY
+order's trading date is that of the first bar it can fill on, which is what
+lets a daily replay fill at the next day's open; with intraday bars, an order
+placed after a session's last bar is good for the next session.
 Commission ``ibkr_fixed`` follows IBKR's fixed US-stock rate: a per-share fee
 with a per-order minimum and a cap of a fraction of the trade value.
 
@@ -38,7 +38,6 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
-
 from tradepipe import (
     Bar,
     Broker,
@@ -66,7 +65,14 @@ _HISTORY = 2_000
 
 class _SimOrder:
     __slots__ = (
-        "broker_id", "intent", "limit", "placed", "session", "status", "stop", "triggered",
+        "broker_id",
+        "intent",
+        "limit",
+        "placed",
+        "session",
+        "status",
+        "stop",
+        "triggered",
     )
 
     def __init__(self, intent: OrderIntent, broker_id: str, placed: dt.datetime) -> None:
@@ -182,8 +188,12 @@ class PaperBroker(Broker):
             bar = self._last.get(symbol.upper())
             if bar is not None:
                 out.append(
-                    Quote(symbol=bar.symbol, ts=bar.ts, last=to_decimal(bar.close),
-                          volume=to_decimal(bar.volume))
+                    Quote(
+                        symbol=bar.symbol,
+                        ts=bar.ts,
+                        last=to_decimal(bar.close),
+                        volume=to_decimal(bar.volume),
+                    )
                 )
         return out
 
@@ -379,8 +389,10 @@ class PaperBroker(Broker):
         if symbol not in self._last and symbol not in self._known:
             return f"unknown symbol {symbol}: no market data for it"
         last = self._last.get(symbol)
-        price = intent.limit_price or intent.stop_price or (
-            to_decimal(last.close) if last is not None else None
+        price = (
+            intent.limit_price
+            or intent.stop_price
+            or (to_decimal(last.close) if last is not None else None)
         )
         if intent.side == "buy":
             if price is None:

@@ -41,6 +41,7 @@ from tradepipe.strategy import Strategy, StrategyContext
 __version__ = "0.1.0"
 
 __all__ = [
+    "SMA",
     "AccountSummary",
     "Action",
     "Bar",
@@ -82,7 +83,6 @@ __all__ = [
     "RiskFilter",
     "RiskVerdict",
     "RunInfo",
-    "SMA",
     "Side",
     "Sink",
     "SizingError",
@@ -95,7 +95,7 @@ __all__ = [
     "TimeInForce",
     "TradepipeError",
     "UnknownComponentError",
+    "__version__",
     "hookimpl",
     "hookspec",
-    "__version__",
 ]

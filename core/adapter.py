@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import AwareDatetime
-
 from tradepipe.component import Component
 from tradepipe.errors import BrokerCapabilityError
 from tradepipe.market import Bar, Quote

@@ -13,7 +13,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, Field, model_validator
-
 from tradepipe.instruments import Instrument, Symbol
 from tradepipe.record import Record
 

@@ -20,7 +20,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-
 from tradepipe.adapter import OrderUpdate
 from tradepipe.decisions import Action, Decision
 from tradepipe.errors import (
@@ -237,7 +236,10 @@ class Executor:
         if self._log:
             log.info(
                 "DecisionMade decision=%s source=%s %s %s confidence=%s",
-                decision.id, decision.source, decision.action, decision.symbol,
+                decision.id,
+                decision.source,
+                decision.action,
+                decision.symbol,
                 decision.confidence,
             )
         if decision.action is Action.HOLD:
@@ -254,15 +256,24 @@ class Executor:
         cid = client_order_id(self.p.run.namespace, decision.id)
         if cid in self._client_ids:
             self._verdict(
-                decision.id, cid, "duplicate", 0, Outcome.DENY,
+                decision.id,
+                cid,
+                "duplicate",
+                0,
+                Outcome.DENY,
                 f"decision {decision.id} already produced order {cid} in this run",
-                ZERO, ZERO, {}, now,
+                ZERO,
+                ZERO,
+                {},
+                now,
             )
             return None
         try:
             side, quantity = self.p.sizer.size(decision, price, ctx.position(symbol), ctx.equity)
         except SizingError as exc:
-            self._verdict(decision.id, cid, "sizing", 0, Outcome.DENY, str(exc), ZERO, ZERO, {}, now)
+            self._verdict(
+                decision.id, cid, "sizing", 0, Outcome.DENY, str(exc), ZERO, ZERO, {}, now
+            )
             return None
         return OrderIntent.trusted(
             client_order_id=cid,
@@ -291,7 +302,10 @@ class Executor:
                 outcome, reason, quantity, figures = flt.check(intent, decision, ctx)
             except Exception as exc:  # a broken filter must not let an order through
                 outcome, reason, quantity, figures = (
-                    Outcome.DENY, f"filter raised {type(exc).__name__}: {exc}", None, {},
+                    Outcome.DENY,
+                    f"filter raised {type(exc).__name__}: {exc}",
+                    None,
+                    {},
                 )
             after = before
             if outcome is Outcome.REDUCE:
@@ -305,8 +319,16 @@ class Executor:
             if outcome is Outcome.DENY:
                 after = ZERO
             self._verdict(
-                decision.id, intent.client_order_id, flt.name, seq, outcome, reason,
-                before, after, figures, now,
+                decision.id,
+                intent.client_order_id,
+                flt.name,
+                seq,
+                outcome,
+                reason,
+                before,
+                after,
+                figures,
+                now,
             )
             if outcome is Outcome.DENY:
                 denial = f"{flt.name}: {reason}"
@@ -356,7 +378,8 @@ class Executor:
         if order is None:
             log.warning(
                 "broker reported %s for order %s, which this run did not send",
-                update.status, update.client_order_id,
+                update.status,
+                update.client_order_id,
             )
             return
         if order.status is update.status and update.status is not _S.PARTIALLY_FILLED:
@@ -383,8 +406,13 @@ class Executor:
         if self._log:
             log.info(
                 "Fill execution=%s order=%s decision=%s %s %s %s @ %s",
-                fill.execution_id, fill.client_order_id, fill.decision_id,
-                fill.side, fill.quantity, fill.symbol, fill.price,
+                fill.execution_id,
+                fill.client_order_id,
+                fill.decision_id,
+                fill.side,
+                fill.quantity,
+                fill.symbol,
+                fill.price,
             )
         order = self.working.get(fill.client_order_id)
         if order is None:
@@ -413,8 +441,12 @@ class Executor:
         if self._log:
             log.info(
                 "%s order=%s decision=%s %s %s %s%s",
-                event.name, event.client_order_id, event.decision_id, order.intent.side,
-                order.intent.quantity, order.intent.symbol,
+                event.name,
+                event.client_order_id,
+                event.decision_id,
+                order.intent.side,
+                order.intent.quantity,
+                order.intent.symbol,
                 f" reason={event.reason}" if event.reason else "",
             )
         if event.status.is_terminal:
@@ -452,7 +484,11 @@ class Executor:
         if self._log and outcome is not Outcome.PASS:
             log.info(
                 "RiskVerdict decision=%s order=%s filter=%s %s: %s",
-                decision_id, cid, name, outcome, reason,
+                decision_id,
+                cid,
+                name,
+                outcome,
+                reason,
             )
 
     def _reject(self, source: str, raw: Any, exc: ValidationError) -> None:
@@ -475,7 +511,10 @@ class Executor:
             ) from exc
         log.error(
             "strategy %s failed at %s: %s: %s (skipped this event)",
-            strategy.name, self.p.clock.now().isoformat(), type(exc).__name__, exc,
+            strategy.name,
+            self.p.clock.now().isoformat(),
+            type(exc).__name__,
+            exc,
             exc_info=log.isEnabledFor(logging.DEBUG),
         )
 

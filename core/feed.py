@@ -15,7 +15,7 @@ class Feed(Component):
     can be timed and reported apart from the run; :meth:`bars` then yields.
     """
 
-    def load(self) -> None:  # noqa: B027
+    def load(self) -> None:
         """Prepare the data. Called once before :meth:`bars`."""
 
     def bars(self) -> Iterator[Bar]:

@@ -30,7 +30,6 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
-
     from tradepipe.adapter import Broker
     from tradepipe.decisions import Decision
     from tradepipe.feed import Feed

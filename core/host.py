@@ -16,7 +16,6 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
 import pluggy
-
 from tradepipe import hookspecs
 from tradepipe.adapter import Broker
 from tradepipe.component import Component
@@ -28,7 +27,6 @@ from tradepipe.strategy import Strategy
 
 if TYPE_CHECKING:
     import click
-
     from tradepipe.settings import AppSettings, PluginSettings
 
 log = logging.getLogger(__name__)
@@ -254,7 +252,10 @@ class Broadcast:
             except Exception as exc:
                 log.error(
                     "plugin %s failed in %s: %s: %s (ignored)",
-                    plugin, self.hook_name, type(exc).__name__, exc,
+                    plugin,
+                    self.hook_name,
+                    type(exc).__name__,
+                    exc,
                 )
 
 

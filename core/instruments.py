@@ -51,7 +51,8 @@ class Option(_Instrument):
     @property
     def symbol(self) -> str:
         """OCC-style human symbol, e.g. ``AAPL 2026-12-18 200 C``."""
-        return f"{self.underlying} {self.expiry.isoformat()} {self.strike.normalize():f} {self.right}"
+        strike = f"{self.strike.normalize():f}"
+        return f"{self.underlying} {self.expiry.isoformat()} {strike} {self.right}"
 
 
 class Leg(BaseModel):

@@ -112,7 +112,10 @@ def setup_logging(
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         file_handler = _PrivateFileHandler(
-            path / "tradepipe.log", when="midnight", backupCount=keep_days, utc=True,
+            path / "tradepipe.log",
+            when="midnight",
+            backupCount=keep_days,
+            utc=True,
             encoding="utf-8",
         )
         file_handler.setLevel(level)

@@ -24,7 +24,6 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import AwareDatetime, Field, model_validator
-
 from tradepipe.decisions import OrderType, TimeInForce
 from tradepipe.errors import InvalidOrderTransition
 from tradepipe.instruments import Symbol

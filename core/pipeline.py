@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-
 from tradepipe.adapter import Broker
 from tradepipe.clock import Clock, ManualClock, SystemClock
 from tradepipe.component import Component
@@ -84,7 +83,10 @@ def make_component(
         component_settings = cls.Settings.model_validate(settings.component_table(table, name))
     except ValidationError as exc:
         raise settings_error(
-            exc, source=settings.path or "settings", prefix=(table, name), model=cls.Settings,
+            exc,
+            source=settings.path or "settings",
+            prefix=(table, name),
+            model=cls.Settings,
             secret_keys=settings.secret_keys,
         ) from None
     component: Component = cls(component_settings)
@@ -212,7 +214,12 @@ def run_pipeline(
         sink.open(run)
     log.info(
         "run %s started: env %s, broker %s, feed %s, strategies %s, ledger namespace %s",
-        run.run_id, run.env, run.broker, run.feed, ",".join(run.strategies), run.namespace,
+        run.run_id,
+        run.env,
+        run.broker,
+        run.feed,
+        ",".join(run.strategies),
+        run.namespace,
     )
     started = pipeline.host.observers("tradepipe_run_started")
     if started is not None:
@@ -243,7 +250,12 @@ def run_pipeline(
     summary = summarize(pipeline, result)
     log.info(
         "run %s %s: %d bars, %d decisions, %d orders, %d fills",
-        run.run_id, status, result.bars, result.decisions, result.orders, result.fills,
+        run.run_id,
+        status,
+        result.bars,
+        result.decisions,
+        result.orders,
+        result.fills,
     )
     finished = pipeline.host.observers("tradepipe_run_finished")
     if finished is not None:

@@ -13,7 +13,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from pydantic import AwareDatetime
-
 from tradepipe.money import ZERO, to_decimal
 from tradepipe.orders import Fill
 from tradepipe.record import Record
@@ -123,7 +122,9 @@ class Book:
         self.realized_pnl += realized
         return realized
 
-    def positions(self, marks: Marks | None = None, *, include_flat: bool = False) -> list[Position]:
+    def positions(
+        self, marks: Marks | None = None, *, include_flat: bool = False
+    ) -> list[Position]:
         """Open positions (and flat ones that realized P&L, with ``include_flat``)."""
         marks = marks or {}
         out = []

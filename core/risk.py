@@ -13,8 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from pydantic import AwareDatetime
-
+from pydantic import AwareDatetime, Field
 from tradepipe.component import Component
 from tradepipe.record import Record
 
@@ -42,7 +41,7 @@ class RiskVerdict(Record):
     reason: str
     quantity_before: Decimal
     quantity_after: Decimal
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = Field(default_factory=dict)
     ts: AwareDatetime
 
 

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from tradepipe.errors import ConfigError
 
 DEFAULT_ENV = "development"

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import AwareDatetime
-
 from tradepipe.component import Component
 from tradepipe.decisions import Decision
 from tradepipe.orders import Fill, Order, OrderEvent
@@ -38,34 +37,32 @@ class RunInfo(Record):
 class Sink(Component):
     """Override the ``record_*`` methods for the records you keep."""
 
-    def open(self, run: RunInfo) -> None:  # noqa: B027
+    def open(self, run: RunInfo) -> None:
         """A run starts."""
 
-    def record_decision(self, decision: Decision) -> None:  # noqa: B027
+    def record_decision(self, decision: Decision) -> None:
         pass
 
-    def record_decision_rejected(self, raw: Any, source: str, error: str) -> None:  # noqa: B027
+    def record_decision_rejected(self, raw: Any, source: str, error: str) -> None:
         """A source produced something that is not a valid decision."""
 
-    def record_verdict(self, verdict: RiskVerdict) -> None:  # noqa: B027
+    def record_verdict(self, verdict: RiskVerdict) -> None:
         pass
 
-    def record_order(self, order: Order) -> None:  # noqa: B027
+    def record_order(self, order: Order) -> None:
         """A new order was created from an intent (before any status change)."""
 
-    def record_order_event(self, event: OrderEvent) -> None:  # noqa: B027
+    def record_order_event(self, event: OrderEvent) -> None:
         pass
 
-    def record_fill(self, fill: Fill) -> None:  # noqa: B027
+    def record_fill(self, fill: Fill) -> None:
         pass
 
-    def record_snapshot(  # noqa: B027
-        self, positions: Sequence[Position], account: AccountSummary
-    ) -> None:
+    def record_snapshot(self, positions: Sequence[Position], account: AccountSummary) -> None:
         pass
 
-    def flush(self) -> None:  # noqa: B027
+    def flush(self) -> None:
         """Make everything received so far durable."""
 
-    def close(self, run: RunInfo, bars: int, status: str) -> None:  # noqa: B027
+    def close(self, run: RunInfo, bars: int, status: str) -> None:
         """The run ended (``status`` is ``completed``, ``failed`` or ``interrupted``)."""

@@ -42,7 +42,7 @@ class Strategy(Component):
         """Return the decisions ``bar`` leads to: one, several, or ``None``."""
         raise NotImplementedError
 
-    def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:  # noqa: B027
+    def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
         """Called after one of this strategy's orders traded. Optional."""
 
     def decision(self, ctx: StrategyContext, **fields: Any) -> Decision:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-
 from tradepipe.adapter import Broker
 from tradepipe.clock import ManualClock
 from tradepipe.decisions import Decision
@@ -67,7 +66,7 @@ class ListFeed(Feed):
 
     name = "list"
     description = "bars from a Python list (tests)"
-    source: list[Bar] = []
+    source: ClassVar[list[Bar]] = []
 
     def bars(self) -> Iterator[Bar]:
         return iter(type(self).source)

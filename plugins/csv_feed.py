@@ -30,7 +30,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
-
 from tradepipe import Bar, ComponentSettings, Feed, FeedError, hookimpl
 from tradepipe.market import check_bar
 
@@ -67,7 +66,7 @@ def read_csv(path: Path, symbol: str | None = None, tz: dt.tzinfo | None = None)
         last: dict[str, dt.datetime] = {}
         line = 1
         try:
-            for line, row in enumerate(reader, start=2):
+            for line, row in enumerate(reader, start=2):  # noqa: B007 (used in the error)
                 if not row:
                     continue
                 ts = parse(row[i_ts])
@@ -80,15 +79,22 @@ def read_csv(path: Path, symbol: str | None = None, tz: dt.tzinfo | None = None)
                 ts = ts.astimezone(dt.UTC)
                 sym = row[i_sym].strip().upper() if i_sym is not None else default_symbol
                 bar = Bar(
-                    sym, ts, float(row[i_o]), float(row[i_h]), float(row[i_l]),
-                    float(row[i_c]), float(row[i_v]),
+                    sym,
+                    ts,
+                    float(row[i_o]),
+                    float(row[i_h]),
+                    float(row[i_l]),
+                    float(row[i_c]),
+                    float(row[i_v]),
                 )
                 problem = check_bar(bar)
                 if problem:
                     raise ValueError(problem)
                 previous = last.get(sym)
                 if previous is not None and ts <= previous:
-                    raise ValueError(f"timestamp {ts.isoformat()} is not after {previous.isoformat()}")
+                    raise ValueError(
+                        f"timestamp {ts.isoformat()} is not after {previous.isoformat()}"
+                    )
                 last[sym] = ts
                 bars.append(bar)
         except (ValueError, IndexError) as exc:

@@ -6,8 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
-
+from sqlmodel import Session, col
 from tradepipe import PersistenceError
 from tradepipe.money import ZERO, fmt
 from tradepipe.plugins.ledger_schema import (
@@ -22,14 +21,19 @@ from tradepipe.plugins.ledger_schema import (
     VerdictRow,
 )
 
+TERMINAL_STATES = ("denied", "rejected", "filled", "canceled", "expired")
 ORDER_STATES = (
-    "submitted", "denied", "rejected", "accepted", "partially_filled", "filled",
-    "pending_cancel", "canceled", "expired", "unknown",
+    "submitted",
+    "denied",
+    "rejected",
+    "accepted",
+    "partially_filled",
+    "filled",
+    "pending_cancel",
+    "canceled",
+    "expired",
+    "unknown",
 )
-
-
-def _t(col: Any) -> Any:
-    return col  # typing helper: sqlmodel columns are Any to mypy
 
 
 class Ledger:
@@ -48,7 +52,7 @@ class Ledger:
     def runs(self, limit: int = 20) -> list[RunRow]:
         try:
             with self._session() as s:
-                stmt = select(RunRow).order_by(_t(RunRow.started_at).desc()).limit(limit)
+                stmt = select(RunRow).order_by(col(RunRow.started_at).desc()).limit(limit)
                 return list(s.scalars(stmt))
         except SQLAlchemyError as exc:
             raise self._guard("runs") from exc
@@ -67,7 +71,7 @@ class Ledger:
     def _rows(self, model: Any, run_id: str, order: Any, limit: int | None) -> list[Any]:
         try:
             with self._session() as s:
-                stmt = select(model).where(model.run_id == run_id).order_by(order)
+                stmt = select(model).where(col(model.run_id) == run_id).order_by(order)
                 if limit:
                     stmt = stmt.limit(limit)
                 return list(s.scalars(stmt))
@@ -75,25 +79,25 @@ class Ledger:
             raise self._guard(model.__tablename__) from exc
 
     def decisions(self, run_id: str, limit: int | None = None) -> list[DecisionRow]:
-        return self._rows(DecisionRow, run_id, DecisionRow.id, limit)
+        return self._rows(DecisionRow, run_id, col(DecisionRow.id), limit)
 
     def rejected_decisions(self, run_id: str) -> list[RejectedDecisionRow]:
-        return self._rows(RejectedDecisionRow, run_id, RejectedDecisionRow.id, None)
+        return self._rows(RejectedDecisionRow, run_id, col(RejectedDecisionRow.id), None)
 
     def verdicts(self, run_id: str, limit: int | None = None) -> list[VerdictRow]:
-        return self._rows(VerdictRow, run_id, VerdictRow.id, limit)
+        return self._rows(VerdictRow, run_id, col(VerdictRow.id), limit)
 
     def fills(self, run_id: str, limit: int | None = None) -> list[FillRow]:
-        return self._rows(FillRow, run_id, FillRow.id, limit)
+        return self._rows(FillRow, run_id, col(FillRow.id), limit)
 
     def order_events(self, run_id: str, client_order_id: str) -> list[OrderEventRow]:
         try:
             with self._session() as s:
                 stmt = (
                     select(OrderEventRow)
-                    .where(OrderEventRow.run_id == run_id)
-                    .where(OrderEventRow.client_order_id == client_order_id)
-                    .order_by(OrderEventRow.seq)
+                    .where(col(OrderEventRow.run_id) == run_id)
+                    .where(col(OrderEventRow.client_order_id) == client_order_id)
+                    .order_by(col(OrderEventRow.seq))
                 )
                 return list(s.scalars(stmt))
         except SQLAlchemyError as exc:
@@ -102,38 +106,45 @@ class Ledger:
     def _latest_events(self, run_id: str) -> Any:
         last = (
             select(
-                _t(OrderEventRow.client_order_id).label("cid"),
+                col(OrderEventRow.client_order_id).label("cid"),
                 func.max(OrderEventRow.seq).label("seq"),
             )
-            .where(OrderEventRow.run_id == run_id)
-            .group_by(OrderEventRow.client_order_id)
+            .where(col(OrderEventRow.run_id) == run_id)
+            .group_by(col(OrderEventRow.client_order_id))
             .subquery()
         )
         return (
             select(OrderEventRow)
             .join(
                 last,
-                (_t(OrderEventRow.client_order_id) == last.c.cid)
-                & (_t(OrderEventRow.seq) == last.c.seq),
+                (col(OrderEventRow.client_order_id) == last.c.cid)
+                & (col(OrderEventRow.seq) == last.c.seq),
             )
-            .where(OrderEventRow.run_id == run_id)
+            .where(col(OrderEventRow.run_id) == run_id)
         )
 
     def orders(self, run_id: str, limit: int | None = None) -> list[tuple[OrderRow, str, str]]:
         """Orders with their current status and the reason of their last change."""
         try:
             with self._session() as s:
-                latest = {
-                    e.client_order_id: e for e in s.scalars(self._latest_events(run_id))
-                }
-                stmt = select(OrderRow).where(OrderRow.run_id == run_id).order_by(OrderRow.id)
+                latest = {e.client_order_id: e for e in s.scalars(self._latest_events(run_id))}
+                stmt = (
+                    select(OrderRow)
+                    .where(col(OrderRow.run_id) == run_id)
+                    .order_by(col(OrderRow.id))
+                )
                 if limit:
                     stmt = stmt.limit(limit)
                 out = []
                 for row in s.scalars(stmt):
                     event = latest.get(row.client_order_id)
-                    out.append((row, event.status if event else "initialized",
-                                event.reason if event else ""))
+                    out.append(
+                        (
+                            row,
+                            event.status if event else "initialized",
+                            event.reason if event else "",
+                        )
+                    )
                 return out
         except SQLAlchemyError as exc:
             raise self._guard("orders") from exc
@@ -143,18 +154,56 @@ class Ledger:
         try:
             with self._session() as s:
                 account = s.scalars(
-                    select(AccountRow).where(AccountRow.run_id == run_id)
-                    .order_by(_t(AccountRow.id).desc()).limit(1)
+                    select(AccountRow)
+                    .where(col(AccountRow.run_id) == run_id)
+                    .order_by(col(AccountRow.id).desc())
+                    .limit(1)
                 ).first()
                 if account is None:
                     return [], None
                 positions = s.scalars(
-                    select(PositionRow).where(PositionRow.run_id == run_id)
-                    .where(PositionRow.ts == account.ts).order_by(PositionRow.symbol)
+                    select(PositionRow)
+                    .where(col(PositionRow.run_id) == run_id)
+                    .where(col(PositionRow.ts) == account.ts)
+                    .order_by(col(PositionRow.symbol))
                 )
                 return list(positions), account
         except SQLAlchemyError as exc:
             raise self._guard("positions") from exc
+
+    def _status_counts(self, s: Session, run_id: str) -> dict[str, int]:
+        """How many orders of the run are in each status now, and how many were sent.
+
+        A terminal status is always an order's last, and an order reaches each
+        status at most once, except partial fills: so terminal statuses (and
+        ``submitted``) are counted straight from the events, and only orders
+        that never ended need their latest event looked up.
+        """
+        states = dict.fromkeys(ORDER_STATES, 0)
+        counted = ("submitted", *TERMINAL_STATES)
+        for status, n in s.execute(
+            select(col(OrderEventRow.status), func.count())
+            .where(col(OrderEventRow.run_id) == run_id)
+            .where(col(OrderEventRow.status).in_(counted))
+            .group_by(col(OrderEventRow.status))
+        ):
+            states[status] = int(n)
+        ended = (
+            select(col(OrderEventRow.client_order_id))
+            .where(col(OrderEventRow.run_id) == run_id)
+            .where(col(OrderEventRow.status).in_(TERMINAL_STATES))
+        )
+        latest: dict[str, str] = {}
+        for cid, status in s.execute(
+            select(col(OrderEventRow.client_order_id), col(OrderEventRow.status))
+            .where(col(OrderEventRow.run_id) == run_id)
+            .where(col(OrderEventRow.client_order_id).not_in(ended))
+            .order_by(col(OrderEventRow.seq))
+        ):
+            latest[cid] = status
+        for status in latest.values():
+            states[status] += 1
+        return states
 
     def summary(self, run_id: str) -> dict[str, Any]:
         """The run's figures, all read from the ledger."""
@@ -163,24 +212,18 @@ class Ledger:
             raise PersistenceError(f"no run {run_id} in the ledger at {self.where}")
         try:
             with self._session() as s:
+
                 def count(model: Any) -> int:
-                    stmt = select(func.count()).select_from(model).where(model.run_id == run_id)
+                    stmt = (
+                        select(func.count()).select_from(model).where(col(model.run_id) == run_id)
+                    )
                     return int(s.scalar(stmt) or 0)
 
-                states = dict.fromkeys(ORDER_STATES, 0)
-                latest = self._latest_events(run_id).subquery()
-                for status, n in s.execute(
-                    select(latest.c.status, func.count()).group_by(latest.c.status)
-                ):
-                    states[status] = int(n)
-                submitted = s.scalar(
-                    select(func.count(func.distinct(OrderEventRow.client_order_id)))
-                    .where(OrderEventRow.run_id == run_id)
-                    .where(OrderEventRow.status == "submitted")
-                )
+                states = self._status_counts(s, run_id)
                 # Summed in Python: SQLite would add the decimal text as floats.
                 commissions = sum(
-                    s.scalars(select(FillRow.commission).where(FillRow.run_id == run_id)), ZERO
+                    s.scalars(select(col(FillRow.commission)).where(col(FillRow.run_id) == run_id)),
+                    ZERO,
                 )
                 decisions = count(DecisionRow)
                 rejected = count(RejectedDecisionRow)
@@ -189,7 +232,6 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("the run summary") from exc
         positions, account = self.positions(run_id)
-        states["submitted"] = int(submitted or 0)
         working = ("accepted", "partially_filled", "pending_cancel")
         return {
             "run_id": run.run_id,
@@ -225,9 +267,9 @@ class Ledger:
 
 def position_json(p: PositionRow) -> dict[str, Any]:
     value = p.quantity * p.mark_price * p.multiplier if p.mark_price is not None else None
-    unrealized = (
-        (p.mark_price - p.avg_cost) * p.quantity * p.multiplier if p.mark_price is not None else None
-    )
+    unrealized = None
+    if p.mark_price is not None:
+        unrealized = (p.mark_price - p.avg_cost) * p.quantity * p.multiplier
     return {
         "symbol": p.symbol,
         "quantity": fmt(p.quantity),

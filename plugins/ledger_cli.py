@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import console, print_json, table
 from tradepipe.errors import ConfigError, PersistenceError
@@ -49,11 +48,23 @@ def runs(app: AppContext, as_json: bool, limit: int | None) -> None:
     if as_json:
         print_json(data)
         return
-    console().print(table(
-        "Runs", ["run", "started", "env", "broker", "bars", "status"],
-        [(r.run_id, r.started_at.isoformat(timespec="seconds"), r.env, r.broker, r.bars,
-          r.status) for r in rows],
-    ))
+    console().print(
+        table(
+            "Runs",
+            ["run", "started", "env", "broker", "bars", "status"],
+            [
+                (
+                    r.run_id,
+                    r.started_at.isoformat(timespec="seconds"),
+                    r.env,
+                    r.broker,
+                    r.bars,
+                    r.status,
+                )
+                for r in rows
+            ],
+        )
+    )
 
 
 @ledger.command("decisions")
@@ -69,11 +80,23 @@ def decisions(app: AppContext, run_id: str | None, as_json: bool, limit: int | N
     if as_json:
         print_json([r.model_dump(mode="json", exclude={"id"}) for r in rows])
         return
-    console().print(table(
-        f"Decisions of {rid}", ["decision", "time", "source", "action", "symbol", "confidence"],
-        [(r.decision_id, r.created_at.isoformat(), r.source, r.action, r.symbol, r.confidence)
-         for r in rows],
-    ))
+    console().print(
+        table(
+            f"Decisions of {rid}",
+            ["decision", "time", "source", "action", "symbol", "confidence"],
+            [
+                (
+                    r.decision_id,
+                    r.created_at.isoformat(),
+                    r.source,
+                    r.action,
+                    r.symbol,
+                    r.confidence,
+                )
+                for r in rows
+            ],
+        )
+    )
 
 
 @ledger.command("orders")
@@ -87,17 +110,32 @@ def orders(app: AppContext, run_id: str | None, as_json: bool, limit: int | None
     rid = _run_id(led, run_id)
     rows = led.orders(rid, limit)
     if as_json:
-        print_json([
-            {**o.model_dump(mode="json", exclude={"id"}), "status": status, "reason": reason}
-            for o, status, reason in rows
-        ])
+        print_json(
+            [
+                {**o.model_dump(mode="json", exclude={"id"}), "status": status, "reason": reason}
+                for o, status, reason in rows
+            ]
+        )
         return
-    console().print(table(
-        f"Orders of {rid}",
-        ["order", "decision", "side", "quantity", "symbol", "type", "status", "reason"],
-        [(o.client_order_id, o.decision_id, o.side, fmt(o.quantity), o.symbol, o.order_type,
-          status, reason) for o, status, reason in rows],
-    ))
+    console().print(
+        table(
+            f"Orders of {rid}",
+            ["order", "decision", "side", "quantity", "symbol", "type", "status", "reason"],
+            [
+                (
+                    o.client_order_id,
+                    o.decision_id,
+                    o.side,
+                    fmt(o.quantity),
+                    o.symbol,
+                    o.order_type,
+                    status,
+                    reason,
+                )
+                for o, status, reason in rows
+            ],
+        )
+    )
 
 
 @ledger.command("fills")
@@ -113,12 +151,25 @@ def fills(app: AppContext, run_id: str | None, as_json: bool, limit: int | None)
     if as_json:
         print_json([f.model_dump(mode="json", exclude={"id"}) for f in rows])
         return
-    console().print(table(
-        f"Fills of {rid}",
-        ["execution", "order", "time", "side", "quantity", "symbol", "price", "commission"],
-        [(f.execution_id, f.client_order_id, f.ts.isoformat(), f.side, fmt(f.quantity),
-          f.symbol, fmt(f.price), fmt(f.commission)) for f in rows],
-    ))
+    console().print(
+        table(
+            f"Fills of {rid}",
+            ["execution", "order", "time", "side", "quantity", "symbol", "price", "commission"],
+            [
+                (
+                    f.execution_id,
+                    f.client_order_id,
+                    f.ts.isoformat(),
+                    f.side,
+                    fmt(f.quantity),
+                    f.symbol,
+                    fmt(f.price),
+                    fmt(f.commission),
+                )
+                for f in rows
+            ],
+        )
+    )
 
 
 @ledger.command("positions")
@@ -138,12 +189,23 @@ def positions(app: AppContext, run_id: str | None, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    console().print(table(
-        f"Positions at the end of {rid}",
-        ["symbol", "quantity", "avg cost", "mark", "market value", "unrealized P&L"],
-        [(p["symbol"], p["quantity"], p["avg_cost"], p["mark_price"], p["market_value"],
-          p["unrealized_pnl"]) for p in data["positions"]],
-    ))
+    console().print(
+        table(
+            f"Positions at the end of {rid}",
+            ["symbol", "quantity", "avg cost", "mark", "market value", "unrealized P&L"],
+            [
+                (
+                    p["symbol"],
+                    p["quantity"],
+                    p["avg_cost"],
+                    p["mark_price"],
+                    p["market_value"],
+                    p["unrealized_pnl"],
+                )
+                for p in data["positions"]
+            ],
+        )
+    )
     if account:
         console().print(
             f"cash {fmt(account.cash)}  equity {fmt(account.equity)}  "

@@ -236,9 +236,16 @@ class AccountRow(_Ledger, table=True):
     unrealized_pnl: Decimal = _money()
 
 
-TABLES = [
-    RunRow, DecisionRow, RejectedDecisionRow, VerdictRow, OrderRow, OrderEventRow, FillRow,
-    PositionRow, AccountRow,
+TABLES: list[type[SQLModel]] = [
+    RunRow,
+    DecisionRow,
+    RejectedDecisionRow,
+    VerdictRow,
+    OrderRow,
+    OrderEventRow,
+    FillRow,
+    PositionRow,
+    AccountRow,
 ]
 
 

@@ -21,6 +21,7 @@ a frame cut short is discarded, never half applied.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import select
@@ -86,10 +87,8 @@ class WriterProcess:
     def close(self, timeout: float = 60.0) -> None:
         """Wait for everything sent to be committed, then stop the child."""
         if self._proc.poll() is None and self._failed is None:
-            try:
+            with contextlib.suppress(WriterError):  # the failure is kept in _failed
                 self._call(("close",), wait=True, until="closed")
-            except WriterError:
-                pass
         try:
             self._proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -139,7 +138,8 @@ class WriterProcess:
         self._proc.wait(timeout=10)
         detail = (self._proc.stderr.read() if self._proc.stderr else b"").decode(errors="replace")
         last = detail.strip().splitlines()[-1] if detail.strip() else ""
-        return f"the ledger writer stopped (status {self._proc.returncode}){': ' + last if last else ''}"
+        status = self._proc.returncode
+        return f"the ledger writer stopped (status {status}){': ' + last if last else ''}"
 
     def _fail(self, message: str) -> None:
         self._failed = self._failed or message

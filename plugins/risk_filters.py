@@ -12,7 +12,6 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from pydantic import Field
-
 from tradepipe import (
     Check,
     ComponentSettings,
@@ -39,8 +38,11 @@ def reduces_only(intent: OrderIntent, position: Decimal) -> bool:
 
 
 def order_price(intent: OrderIntent, ctx: RiskContext) -> Decimal | None:
-    return intent.limit_price or intent.stop_price or intent.reference_price or ctx.last_price(
-        intent.symbol
+    return (
+        intent.limit_price
+        or intent.stop_price
+        or intent.reference_price
+        or ctx.last_price(intent.symbol)
     )
 
 
@@ -66,7 +68,8 @@ class MinConfidence(RiskFilter):
         if decision.confidence < threshold:
             return self.deny(
                 f"confidence {decision.confidence:g} is below {threshold:g}",
-                confidence=decision.confidence, threshold=threshold,
+                confidence=decision.confidence,
+                threshold=threshold,
             )
         return self.allow(confidence=decision.confidence, threshold=threshold)
 
@@ -93,7 +96,10 @@ class MaxPositionValue(RiskFilter):
         after = abs(position + signed(intent))
         value = after * price
         figures: dict[str, Any] = {
-            "price": price, "position": position, "value_after": cents(value), "limit": limit,
+            "price": price,
+            "position": position,
+            "value_after": cents(value),
+            "limit": limit,
         }
         if value <= limit:
             return self.allow(**figures)
@@ -106,7 +112,8 @@ class MaxPositionValue(RiskFilter):
         if allowed <= 0:
             return self.deny(
                 f"{intent.symbol} position would be worth {cents(value)}, over the limit "
-                f"{limit}, and no smaller order fits", **figures,
+                f"{limit}, and no smaller order fits",
+                **figures,
             )
         return self.reduce(
             allowed, f"reduced to {allowed} to keep {intent.symbol} within {limit}", **figures
@@ -144,8 +151,11 @@ class MaxRiskPerTrade(RiskFilter):
         budget = equity * self.settings.max_fraction
         risk = intent.quantity * distance
         figures: dict[str, Any] = {
-            "stop_distance": distance, "risk": cents(risk), "equity": cents(equity),
-            "max_fraction": self.settings.max_fraction, "budget": cents(budget),
+            "stop_distance": distance,
+            "risk": cents(risk),
+            "equity": cents(equity),
+            "max_fraction": self.settings.max_fraction,
+            "budget": cents(budget),
         }
         if risk <= budget:
             return self.allow(**figures)
@@ -179,7 +189,9 @@ class BuyingPower(RiskFilter):
         available = cash * (1 - self.settings.reserve_fraction) - ctx.reserved_cash()
         cost = intent.quantity * price
         figures: dict[str, Any] = {
-            "cost": cents(cost), "available": cents(available), "cash": cents(cash),
+            "cost": cents(cost),
+            "available": cents(available),
+            "cash": cents(cash),
         }
         if cost <= available:
             return self.allow(**figures)

@@ -21,7 +21,6 @@ from typing import Any, Literal
 from pydantic import Field
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
-
 from tradepipe import (
     AccountSummary,
     ComponentSettings,
@@ -141,7 +140,7 @@ class SqlSink(Sink):
             for table in schema.TABLES:
                 cols = schema.insert_columns(table)
                 self._sql[table] = (
-                    f"INSERT INTO {table.__tablename__} ({', '.join(cols)}) "
+                    f"INSERT INTO {table.__table__.name} ({', '.join(cols)}) "  # type: ignore[attr-defined]
                     f"VALUES ({', '.join([mark] * len(cols))})"
                 )
             if not sqlite:
@@ -160,8 +159,19 @@ class SqlSink(Sink):
         self._run_id = run.run_id
         self._add(
             schema.RunRow,
-            (run.run_id, run.namespace, self._ts(run.started_at), None, run.env, run.broker,
-             run.feed, json.dumps(list(run.strategies)), run.account_id, 0, "running"),
+            (
+                run.run_id,
+                run.namespace,
+                self._ts(run.started_at),
+                None,
+                run.env,
+                run.broker,
+                run.feed,
+                json.dumps(list(run.strategies)),
+                run.account_id,
+                0,
+                "running",
+            ),
         )
         self.flush()
 
@@ -183,10 +193,24 @@ class SqlSink(Sink):
             )
         self._add(
             schema.DecisionRow,
-            (self._run_id, d.id, self._ts(d.created_at), d.source, d.symbol, _s(d.action),
-             d.confidence, _opt(dec, d.quantity), _s(d.order_type), _opt(dec, d.limit_price),
-             _opt(dec, d.stop_price), _opt(dec, d.stop_loss), _opt(dec, d.take_profit),
-             _s(d.tif), d.rationale, extra),
+            (
+                self._run_id,
+                d.id,
+                self._ts(d.created_at),
+                d.source,
+                d.symbol,
+                _s(d.action),
+                d.confidence,
+                _opt(dec, d.quantity),
+                _s(d.order_type),
+                _opt(dec, d.limit_price),
+                _opt(dec, d.stop_price),
+                _opt(dec, d.stop_loss),
+                _opt(dec, d.take_profit),
+                _s(d.tif),
+                d.rationale,
+                extra,
+            ),
         )
 
     def record_decision_rejected(self, raw: Any, source: str, error: str) -> None:
@@ -203,9 +227,19 @@ class SqlSink(Sink):
         dec = self._dec
         self._add(
             schema.VerdictRow,
-            (self._run_id, v.decision_id, v.client_order_id, v.seq, v.filter, _s(v.outcome),
-             v.reason, dec(v.quantity_before), dec(v.quantity_after), _figures_json(v.figures),
-             self._ts(v.ts)),
+            (
+                self._run_id,
+                v.decision_id,
+                v.client_order_id,
+                v.seq,
+                v.filter,
+                _s(v.outcome),
+                v.reason,
+                dec(v.quantity_before),
+                dec(v.quantity_after),
+                _figures_json(v.figures),
+                self._ts(v.ts),
+            ),
         )
 
     def record_order(self, order: Order) -> None:
@@ -213,27 +247,60 @@ class SqlSink(Sink):
         dec = self._dec
         self._add(
             schema.OrderRow,
-            (self._run_id, i.client_order_id, i.decision_id, i.source, i.symbol, _s(i.side),
-             dec(i.quantity), _s(i.order_type), _opt(dec, i.limit_price),
-             _opt(dec, i.stop_price), _s(i.tif), i.outside_rth, _opt(dec, i.stop_loss),
-             _opt(dec, i.take_profit), _opt(dec, i.reference_price), self._ts(i.created_at)),
+            (
+                self._run_id,
+                i.client_order_id,
+                i.decision_id,
+                i.source,
+                i.symbol,
+                _s(i.side),
+                dec(i.quantity),
+                _s(i.order_type),
+                _opt(dec, i.limit_price),
+                _opt(dec, i.stop_price),
+                _s(i.tif),
+                i.outside_rth,
+                _opt(dec, i.stop_loss),
+                _opt(dec, i.take_profit),
+                _opt(dec, i.reference_price),
+                self._ts(i.created_at),
+            ),
         )
 
     def record_order_event(self, e: OrderEvent) -> None:
         self._add(
             schema.OrderEventRow,
-            (self._run_id, e.client_order_id, e.decision_id, e.seq, _s(e.status),
-             _opt(_s, e.previous), self._ts(e.ts), e.reason,
-             e.broker_order_id),
+            (
+                self._run_id,
+                e.client_order_id,
+                e.decision_id,
+                e.seq,
+                _s(e.status),
+                _opt(_s, e.previous),
+                self._ts(e.ts),
+                e.reason,
+                e.broker_order_id,
+            ),
         )
 
     def record_fill(self, f: Fill) -> None:
         dec = self._dec
         self._add(
             schema.FillRow,
-            (self._run_id, f.execution_id, f.client_order_id, f.decision_id, f.broker_order_id,
-             f.symbol, _s(f.side), dec(f.quantity), dec(f.price), dec(f.commission),
-             dec(f.multiplier), self._ts(f.ts)),
+            (
+                self._run_id,
+                f.execution_id,
+                f.client_order_id,
+                f.decision_id,
+                f.broker_order_id,
+                f.symbol,
+                _s(f.side),
+                dec(f.quantity),
+                dec(f.price),
+                dec(f.commission),
+                dec(f.multiplier),
+                self._ts(f.ts),
+            ),
         )
 
     def record_snapshot(self, positions: Sequence[Position], account: AccountSummary) -> None:
@@ -242,15 +309,32 @@ class SqlSink(Sink):
         for p in positions:
             self._add(
                 schema.PositionRow,
-                (self._run_id, ts, p.symbol, dec(p.quantity), dec(p.avg_cost), dec(p.multiplier),
-                 _opt(dec, p.mark_price), dec(p.realized_pnl)),
+                (
+                    self._run_id,
+                    ts,
+                    p.symbol,
+                    dec(p.quantity),
+                    dec(p.avg_cost),
+                    dec(p.multiplier),
+                    _opt(dec, p.mark_price),
+                    dec(p.realized_pnl),
+                ),
             )
         a = account
         self._add(
             schema.AccountRow,
-            (self._run_id, ts, a.account_id, a.currency, dec(a.cash), dec(a.equity),
-             dec(a.buying_power), dec(a.gross_position_value), dec(a.realized_pnl),
-             dec(a.unrealized_pnl)),
+            (
+                self._run_id,
+                ts,
+                a.account_id,
+                a.currency,
+                dec(a.cash),
+                dec(a.equity),
+                dec(a.buying_power),
+                dec(a.gross_position_value),
+                dec(a.realized_pnl),
+                dec(a.unrealized_pnl),
+            ),
         )
 
     # -- durability --------------------------------------------------------------
@@ -297,11 +381,13 @@ class SqlSink(Sink):
 
     def close(self, run: RunInfo, bars: int, status: str) -> None:
         statements = self._take()
-        statements.append((
-            f"UPDATE runs SET bars = {self._mark}, status = {self._mark}, "
-            f"finished_at = {self._mark} WHERE run_id = {self._mark}",
-            [(bars, status, self._ts(SystemClock().now()), run.run_id)],
-        ))
+        statements.append(
+            (
+                f"UPDATE runs SET bars = {self._mark}, status = {self._mark}, "
+                f"finished_at = {self._mark} WHERE run_id = {self._mark}",
+                [(bars, status, self._ts(SystemClock().now()), run.run_id)],
+            )
+        )
         try:
             self._write(statements, wait=True)
         finally:
@@ -363,7 +449,7 @@ def open_engine(url: str, synchronous: str = "full") -> Engine:
     """
     try:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            path = Path(url[len("sqlite:///"):])
+            path = Path(url[len("sqlite:///") :])
             if str(path) and not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))

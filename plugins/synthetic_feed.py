@@ -19,7 +19,6 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
-
 from tradepipe import Bar, ComponentSettings, Feed, hookimpl
 
 _NY = ZoneInfo("America/New_York")

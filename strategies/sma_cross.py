@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import Field, model_validator
-
 from tradepipe import (
     SMA,
     Action,
@@ -83,7 +82,10 @@ class SmaCross(Strategy):
             return self._entry(bar, ctx)
         if previous >= 0 > diff and ctx.position(symbol) > 0:
             return self.trusted_decision(
-                ctx, symbol=symbol, action=Action.CLOSE, confidence=self.settings.confidence,
+                ctx,
+                symbol=symbol,
+                action=Action.CLOSE,
+                confidence=self.settings.confidence,
                 rationale=self._below,
             )
         return None

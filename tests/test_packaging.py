@@ -7,8 +7,12 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
-FOLDERS = {"core": "tradepipe", "brokers": "tradepipe.brokers",
-           "strategies": "tradepipe.strategies", "plugins": "tradepipe.plugins"}
+FOLDERS = {
+    "core": "tradepipe",
+    "brokers": "tradepipe.brokers",
+    "strategies": "tradepipe.strategies",
+    "plugins": "tradepipe.plugins",
+}
 
 
 def _pyproject() -> dict:
@@ -54,9 +58,16 @@ def test_builtin_plugins_are_declared_as_entry_points() -> None:
         assert (ROOT / folder / f"{module.rsplit('.', 1)[1]}.py").exists(), module
 
 
+def _isort_key(name: str) -> tuple[int, str]:
+    # ruff's RUF022 order: CONSTANTS, then Classes, then everything else.
+    kind = 0 if name.isupper() else 1 if name[0].isupper() else 2
+    return kind, name
+
+
 def test_public_facade_is_sorted_and_importable() -> None:
     import tradepipe
 
-    assert tradepipe.__all__ == sorted(tradepipe.__all__, key=lambda s: (s.startswith("_"), s))
+    assert tradepipe.__all__ == sorted(tradepipe.__all__, key=_isort_key)
+    assert len(set(tradepipe.__all__)) == len(tradepipe.__all__)
     for name in tradepipe.__all__:
         assert hasattr(tradepipe, name), name

@@ -15,7 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-PLUGIN = '''
+PLUGIN = """
 from pydantic import Field
 
 from tradepipe import ComponentSettings, Strategy, hookimpl
@@ -35,7 +35,8 @@ class MeanReversion(Strategy):
     def decide(self, bar, ctx):
         previous = self.last.get(bar.symbol)
         self.last[bar.symbol] = bar.close
-        if previous and bar.close < previous * (1 - self.settings.drop) and not ctx.position(bar.symbol):
+        dropped = previous and bar.close < previous * (1 - self.settings.drop)
+        if dropped and not ctx.position(bar.symbol):
             return self.decision(ctx, symbol=bar.symbol, action="buy", confidence=75, quantity=5)
         if previous and bar.close > previous and ctx.position(bar.symbol):
             return self.decision(ctx, symbol=bar.symbol, action="close", confidence=75)
@@ -45,7 +46,7 @@ class MeanReversion(Strategy):
 @hookimpl
 def tradepipe_register_strategies(register):
     register(MeanReversion)
-'''
+"""
 
 
 def install_fake_distribution(site: Path) -> None:
@@ -64,7 +65,11 @@ def tradepipe(cwd: Path, site: Path, *args: str) -> subprocess.CompletedProcess[
     env["PYTHONPATH"] = str(site)
     return subprocess.run(
         [sys.executable, "-m", "tradepipe", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -82,7 +87,8 @@ def test_installed_strategy_is_listed_and_usable_from_settings(tmp_path: Path) -
     assert meanrev["components"] == ["strategy:meanrev"]
     assert meanrev["hooks"] == ["tradepipe_register_strategies"]
 
-    (tmp_path / "settings.toml").write_text(textwrap.dedent("""
+    (tmp_path / "settings.toml").write_text(
+        textwrap.dedent("""
         [default.run]
         strategies = ["meanrev"]
         [default.strategies.meanrev]
@@ -90,7 +96,8 @@ def test_installed_strategy_is_listed_and_usable_from_settings(tmp_path: Path) -
         [default.feeds.synthetic]
         symbols = ["AAPL"]
         bars = 200
-    """))
+    """)
+    )
     ran = tradepipe(tmp_path, site, "run-pipeline", "--json", "--no-progress")
     assert ran.returncode == 0, ran.stderr
     summary = json.loads(ran.stdout)

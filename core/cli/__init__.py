@@ -11,12 +11,11 @@ one line; ``--debug`` adds the traceback.
 
 from __future__ import annotations
 
-import sys
+import contextlib
 import traceback
 from typing import Any
 
 import click
-
 from tradepipe.cli.context import app_context
 from tradepipe.errors import ConfigError, TradepipeError
 
@@ -26,10 +25,9 @@ class TradepipeGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = set(super().list_commands(ctx))
-        try:
+        # --help still lists the built-in commands when plugins cannot load.
+        with contextlib.suppress(TradepipeError):
             names.update(app_context(ctx).host.commands())
-        except TradepipeError:
-            pass  # --help still lists the built-in commands
         return sorted(names)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -70,7 +68,10 @@ def _fail(ctx: click.Context, exc: BaseException, code: int, internal: bool = Fa
 
 @click.group(cls=TradepipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--settings", "settings_path", metavar="FILE", envvar="TRADEPIPE_SETTINGS",
+    "--settings",
+    "settings_path",
+    metavar="FILE",
+    envvar="TRADEPIPE_SETTINGS",
     help="Settings file (default: ./settings.toml).",
 )
 @click.option("--env", metavar="NAME", help="Settings environment (default: development).")
@@ -98,4 +99,4 @@ def _register_builtin_commands() -> None:
 _register_builtin_commands()
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

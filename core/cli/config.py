@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import print_json
 from tradepipe.pipeline import check_components

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
-
 from tradepipe.host import PluginHost, load_host
 from tradepipe.logs import RedactionFilter, setup_logging
 from tradepipe.settings import AppSettings, load_settings

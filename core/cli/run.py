@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import click
-
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import ProgressBar, console, print_json, table
-from tradepipe.pipeline import build_pipeline, run_pipeline as run
+from tradepipe.pipeline import build_pipeline
+from tradepipe.pipeline import run_pipeline as run
 
 
 @click.command("run-pipeline")
@@ -38,7 +38,11 @@ def run_pipeline(
 def print_summary(s: dict[str, Any]) -> None:
     orders = s["orders"]
     rows = [
-        ("run", f"{s['run_id']} ({s['status']}, env {s.get('env', '?')}, broker {s.get('broker', '?')})"),
+        (
+            "run",
+            f"{s['run_id']} ({s['status']}, env {s.get('env', '?')}, "
+            f"broker {s.get('broker', '?')})",
+        ),
         ("bars processed", s["bars"]),
         ("decisions", f"{s['decisions']} ({s.get('decisions_rejected', 0)} rejected as invalid)"),
         (
@@ -64,8 +68,14 @@ def print_summary(s: dict[str, Any]) -> None:
                 "Final positions",
                 ["symbol", "quantity", "avg cost", "mark", "market value", "unrealized P&L"],
                 [
-                    (p["symbol"], p["quantity"], p.get("avg_cost"), p.get("mark_price"),
-                     p.get("market_value"), p.get("unrealized_pnl"))
+                    (
+                        p["symbol"],
+                        p["quantity"],
+                        p.get("avg_cost"),
+                        p.get("mark_price"),
+                        p.get("market_value"),
+                        p.get("unrealized_pnl"),
+                    )
                     for p in positions
                 ],
             )

@@ -115,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         total = time.perf_counter() - t0
     load = pipeline.timings["load_seconds"]
     seconds = total - load
-    position = next(
-        (p["quantity"] for p in summary["positions"] if p["symbol"] == SYMBOL), "0"
-    )
+    position = next((p["quantity"] for p in summary["positions"] if p["symbol"] == SYMBOL), "0")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {
         "framework": "tradepipe",

@@ -14,7 +14,6 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
-
 from tradepipe import (
     BrokerAuthError,
     BrokerRejectedError,
@@ -156,27 +155,85 @@ MATCHING = [
     pytest.param("sell", "stop", None, "98", (100, 101, 98, 99), "98", id="stop-sell-touch"),
     pytest.param("sell", "stop", None, "98", (100, 101, 98.5, 99), None, id="stop-sell-miss"),
     # stop-limit, triggered by a gap: the better of open and limit, or the limit if traded through
-    pytest.param("buy", "stop_limit", "103", "102", (102.5, 104, 102, 103), "102.5",
-                 id="stoplimit-buy-gap-open-inside-limit"),
-    pytest.param("buy", "stop_limit", "103", "102", (104, 105, 102.8, 104), "103",
-                 id="stoplimit-buy-gap-trades-to-limit"),
-    pytest.param("buy", "stop_limit", "103", "102", (104, 105, 103.5, 104), None,
-                 id="stoplimit-buy-gap-limit-missed"),
-    pytest.param("sell", "stop_limit", "97", "98", (97.5, 98, 96, 97), "97.5",
-                 id="stoplimit-sell-gap-open-inside-limit"),
-    pytest.param("sell", "stop_limit", "97", "98", (96, 97.2, 95, 96), "97",
-                 id="stoplimit-sell-gap-trades-to-limit"),
+    pytest.param(
+        "buy",
+        "stop_limit",
+        "103",
+        "102",
+        (102.5, 104, 102, 103),
+        "102.5",
+        id="stoplimit-buy-gap-open-inside-limit",
+    ),
+    pytest.param(
+        "buy",
+        "stop_limit",
+        "103",
+        "102",
+        (104, 105, 102.8, 104),
+        "103",
+        id="stoplimit-buy-gap-trades-to-limit",
+    ),
+    pytest.param(
+        "buy",
+        "stop_limit",
+        "103",
+        "102",
+        (104, 105, 103.5, 104),
+        None,
+        id="stoplimit-buy-gap-limit-missed",
+    ),
+    pytest.param(
+        "sell",
+        "stop_limit",
+        "97",
+        "98",
+        (97.5, 98, 96, 97),
+        "97.5",
+        id="stoplimit-sell-gap-open-inside-limit",
+    ),
+    pytest.param(
+        "sell",
+        "stop_limit",
+        "97",
+        "98",
+        (96, 97.2, 95, 96),
+        "97",
+        id="stoplimit-sell-gap-trades-to-limit",
+    ),
     # stop-limit, triggered inside the bar: at the stop if the limit allows it, else wait
-    pytest.param("buy", "stop_limit", "103", "102", (100, 104, 99, 103), "102",
-                 id="stoplimit-buy-intrabar"),
-    pytest.param("buy", "stop_limit", "101.5", "102", (100, 104, 99, 103), None,
-                 id="stoplimit-buy-intrabar-limit-below-stop"),
-    pytest.param("sell", "stop_limit", "97", "98", (100, 101, 96, 97), "98",
-                 id="stoplimit-sell-intrabar"),
-    pytest.param("sell", "stop_limit", "98.5", "98", (100, 101, 96, 97), None,
-                 id="stoplimit-sell-intrabar-limit-above-stop"),
-    pytest.param("buy", "stop_limit", "101.5", "102", (101, 101.8, 100, 101), None,
-                 id="stoplimit-buy-not-triggered"),
+    pytest.param(
+        "buy", "stop_limit", "103", "102", (100, 104, 99, 103), "102", id="stoplimit-buy-intrabar"
+    ),
+    pytest.param(
+        "buy",
+        "stop_limit",
+        "101.5",
+        "102",
+        (100, 104, 99, 103),
+        None,
+        id="stoplimit-buy-intrabar-limit-below-stop",
+    ),
+    pytest.param(
+        "sell", "stop_limit", "97", "98", (100, 101, 96, 97), "98", id="stoplimit-sell-intrabar"
+    ),
+    pytest.param(
+        "sell",
+        "stop_limit",
+        "98.5",
+        "98",
+        (100, 101, 96, 97),
+        None,
+        id="stoplimit-sell-intrabar-limit-above-stop",
+    ),
+    pytest.param(
+        "buy",
+        "stop_limit",
+        "101.5",
+        "102",
+        (101, 101.8, 100, 101),
+        None,
+        id="stoplimit-buy-not-triggered",
+    ),
 ]
 
 
@@ -302,8 +359,15 @@ def test_day_order_trading_date_is_taken_in_the_exchange_timezone(
         pytest.param({}, 1000, 0.4, "4.00", id="cap-over-per-share"),
         # own rates: 300 x 0.01 = 3.00, above a 2.00 minimum, below 2% of 6 000 = 120
         pytest.param(
-            {"commission_per_share": "0.01", "commission_minimum": "2",
-             "commission_max_fraction": "0.02"}, 300, 20, "3.00", id="own-rates",
+            {
+                "commission_per_share": "0.01",
+                "commission_minimum": "2",
+                "commission_max_fraction": "0.02",
+            },
+            300,
+            20,
+            "3.00",
+            id="own-rates",
         ),
         pytest.param({"commission": "none"}, 400, 50, "0", id="none"),
     ],
@@ -328,8 +392,9 @@ def test_commission(settings: dict[str, Any], quantity: int, price: float, commi
         pytest.param("sell", "stop", None, "98", (97, 99, 96, 97), "96.903", id="stop-sell-gap"),
         pytest.param("buy", "limit", "100", None, (101, 102, 99, 100), "100", id="limit-buy"),
         pytest.param("sell", "limit", "100", None, (102, 103, 101, 102), "102", id="limit-sell"),
-        pytest.param("buy", "stop_limit", "102", "102", (100, 103, 99, 102), "102",
-                     id="stop-limit-buy"),
+        pytest.param(
+            "buy", "stop_limit", "102", "102", (100, 103, 99, 102), "102", id="stop-limit-buy"
+        ),
     ],
 )
 def test_slippage_worsens_market_and_stop_fills_only(
@@ -431,25 +496,55 @@ REJECTIONS = [
     # settings, shares held (bought @ 100), orders already working, order, reason
     pytest.param({}, 0, [], _trusted("0"), "quantity must be positive", id="zero-quantity"),
     pytest.param({}, 0, [], _trusted("-5"), "quantity must be positive", id="negative-quantity"),
-    pytest.param({}, 0, [], intent("buy", 1, "limit", limit="10", symbol="MSFT"),
-                 "unknown symbol MSFT", id="unknown-symbol"),
+    pytest.param(
+        {},
+        0,
+        [],
+        intent("buy", 1, "limit", limit="10", symbol="MSFT"),
+        "unknown symbol MSFT",
+        id="unknown-symbol",
+    ),
     # 101 x 100 = 10 100 > 10 000
-    pytest.param({}, 0, [], intent("buy", 101, "limit", limit="100"),
-                 "insufficient buying power", id="cash"),
+    pytest.param(
+        {}, 0, [], intent("buy", 101, "limit", limit="100"), "insufficient buying power", id="cash"
+    ),
     # 100 x 100 = 10 000 is affordable, but not with the 1.00 commission on top
-    pytest.param({"commission": "ibkr_fixed"}, 0, [], intent("buy", 100, "limit", limit="100"),
-                 "insufficient buying power", id="cash-with-commission"),
+    pytest.param(
+        {"commission": "ibkr_fixed"},
+        0,
+        [],
+        intent("buy", 100, "limit", limit="100"),
+        "insufficient buying power",
+        id="cash-with-commission",
+    ),
     # 60 x 100 reserved by a working buy leaves 4 000; 41 x 100 = 4 100
-    pytest.param({}, 0, [intent("buy", 60, "limit", limit="100")],
-                 intent("buy", 41, "limit", limit="100"), "insufficient buying power",
-                 id="cash-reserved-by-working-buy"),
+    pytest.param(
+        {},
+        0,
+        [intent("buy", 60, "limit", limit="100")],
+        intent("buy", 41, "limit", limit="100"),
+        "insufficient buying power",
+        id="cash-reserved-by-working-buy",
+    ),
     # a market buy is priced at the last close (100)
-    pytest.param({}, 0, [intent("buy", 60, "limit", limit="90")], intent("buy", 47),
-                 "insufficient buying power", id="market-buy-at-last-close"),
+    pytest.param(
+        {},
+        0,
+        [intent("buy", 60, "limit", limit="90")],
+        intent("buy", 47),
+        "insufficient buying power",
+        id="market-buy-at-last-close",
+    ),
     pytest.param({}, 0, [], intent("sell", 1), "short sale refused", id="short"),
     pytest.param({}, 100, [], intent("sell", 101), "short sale refused", id="more-than-held"),
-    pytest.param({}, 100, [intent("sell", 60, "limit", limit="120")], intent("sell", 41),
-                 "short sale refused", id="held-but-committed-to-working-sell"),
+    pytest.param(
+        {},
+        100,
+        [intent("sell", 60, "limit", limit="120")],
+        intent("sell", 41),
+        "short sale refused",
+        id="held-but-committed-to-working-sell",
+    ),
 ]
 
 
@@ -476,13 +571,28 @@ def test_refused_orders_are_rejected_and_change_nothing(
     ("settings", "held", "working", "order"),
     [
         # exactly the 4 000 left after a 6 000 reservation
-        pytest.param({}, 0, [intent("buy", 60, "limit", limit="100")],
-                     intent("buy", 40, "limit", limit="100"), id="cash-to-the-cent"),
-        pytest.param({}, 100, [intent("sell", 60, "limit", limit="120")], intent("sell", 40),
-                     id="rest-of-holding"),
+        pytest.param(
+            {},
+            0,
+            [intent("buy", 60, "limit", limit="100")],
+            intent("buy", 40, "limit", limit="100"),
+            id="cash-to-the-cent",
+        ),
+        pytest.param(
+            {},
+            100,
+            [intent("sell", 60, "limit", limit="120")],
+            intent("sell", 40),
+            id="rest-of-holding",
+        ),
         pytest.param({"allow_short": True}, 0, [], intent("sell", 1_000), id="allow-short"),
-        pytest.param({"symbols": ["MSFT"]}, 0, [], intent("buy", 1, "limit", limit="10",
-                     symbol="MSFT"), id="symbol-from-settings"),
+        pytest.param(
+            {"symbols": ["MSFT"]},
+            0,
+            [],
+            intent("buy", 1, "limit", limit="10", symbol="MSFT"),
+            id="symbol-from-settings",
+        ),
     ],
 )
 def test_orders_just_within_the_limits_are_accepted(
@@ -573,7 +683,8 @@ def test_cancel_is_confirmed_by_the_next_poll_and_the_order_never_fills() -> Non
     assert feed(broker, bar(ts=1, open=96, low=90)) == []
     [confirmed] = broker.poll()
     assert (confirmed.client_order_id, confirmed.status) == (
-        placed.client_order_id, OrderStatus.CANCELED,
+        placed.client_order_id,
+        OrderStatus.CANCELED,
     )
     assert list(broker.poll()) == []
     assert broker.fills() == []
@@ -668,10 +779,17 @@ def test_open_orders_and_order_reports() -> None:
     assert set(reports) == {limit.client_order_id, stop.client_order_id}
     r = reports[limit.client_order_id]
     assert (r.broker_order_id, r.symbol, r.side, r.order_type) == (
-        limit.broker_order_id, "AAPL", "buy", "limit",
+        limit.broker_order_id,
+        "AAPL",
+        "buy",
+        "limit",
     )
     assert (r.quantity, r.filled_quantity, r.limit_price, r.stop_price, r.status) == (
-        10, 0, 95, None, OrderStatus.ACCEPTED,
+        10,
+        0,
+        95,
+        None,
+        OrderStatus.ACCEPTED,
     )
     assert reports[stop.client_order_id].stop_price == 120
     assert limit.broker_order_id != stop.broker_order_id
@@ -693,7 +811,8 @@ def test_fills_since() -> None:
     day2 = T0 + dt.timedelta(days=2)
 
     assert [f.client_order_id for f in broker.fills()] == [
-        first.client_order_id, second.client_order_id,
+        first.client_order_id,
+        second.client_order_id,
     ]
     [late] = broker.fills(since=day2)
     assert (late.client_order_id, late.price, late.ts) == (second.client_order_id, 102, day2)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-
 from tradepipe.cli import cli
 from tradepipe.settings import MASK
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from tradepipe.cli import cli
 
 REPO_SETTINGS = Path(__file__).parents[2] / "settings.toml"
@@ -45,13 +44,18 @@ def test_demo_runs_end_to_end_and_the_ledger_holds_everything(workdir: Path) -> 
     assert decisions == summary["decisions"] > 10
     # Every decision that led to an order has one verdict per filter, in order.
     for (cid,) in q("select client_order_id from orders"):
-        filters = [r[0] for r in q(
-            f"select filter from verdicts where client_order_id = '{cid}' order by seq")]
+        filters = [
+            r[0]
+            for r in q(f"select filter from verdicts where client_order_id = '{cid}' order by seq")
+        ]
         assert filters[0] == "min_confidence"
-    statuses = dict(q(
-        "select e.status, count(*) from order_events e join (select client_order_id c, "
-        "max(seq) s from order_events group by client_order_id) l on e.client_order_id = l.c "
-        "and e.seq = l.s group by e.status"))
+    statuses = dict(
+        q(
+            "select e.status, count(*) from order_events e join (select client_order_id c, "
+            "max(seq) s from order_events group by client_order_id) l on e.client_order_id = l.c "
+            "and e.seq = l.s group by e.status"
+        )
+    )
     assert statuses.get("filled", 0) == summary["orders"]["filled"] > 0
     assert summary["orders"]["denied"] == statuses.get("denied", 0)
     fills = q("select side, quantity, price, commission from fills")
@@ -63,18 +67,22 @@ def test_demo_runs_end_to_end_and_the_ledger_holds_everything(workdir: Path) -> 
         cash -= sign * Decimal(qty) * Decimal(price) + Decimal(commission)
     assert cash == Decimal(summary["cash"])
     # Every fill links back to its order and decision.
-    orphans = q("select count(*) from fills f left join orders o on o.client_order_id = "
-                "f.client_order_id left join decisions d on d.decision_id = o.decision_id "
-                "where d.decision_id is null")
+    orphans = q(
+        "select count(*) from fills f left join orders o on o.client_order_id = "
+        "f.client_order_id left join decisions d on d.decision_id = o.decision_id "
+        "where d.decision_id is null"
+    )
     assert orphans == [(0,)]
     # Positions in the summary equal the net of the fills.
     net: dict[str, Decimal] = {}
     for symbol, side, qty in q("select symbol, side, quantity from fills"):
-        net[symbol] = net.get(symbol, Decimal(0)) + (Decimal(qty) if side == "buy" else -Decimal(qty))
+        signed = Decimal(qty) if side == "buy" else -Decimal(qty)
+        net[symbol] = net.get(symbol, Decimal(0)) + signed
     assert {p["symbol"]: Decimal(p["quantity"]) for p in summary["positions"]} == {
         s: v for s, v in net.items() if v
     }
-    equity = Decimal(summary["cash"]) + sum(Decimal(p["market_value"]) for p in summary["positions"])
+    market = sum(Decimal(p["market_value"]) for p in summary["positions"])
+    equity = Decimal(summary["cash"]) + market
     assert equity == Decimal(summary["equity"])
     assert run_id in (workdir / "logs" / "tradepipe.log").read_text()
 
@@ -82,8 +90,17 @@ def test_demo_runs_end_to_end_and_the_ledger_holds_everything(workdir: Path) -> 
 def test_table_output_and_ledger_commands(workdir: Path) -> None:
     result = invoke("run-pipeline", "--no-progress")
     assert result.exit_code == 0, result.output
-    for word in ("bars processed", "2250", "decisions", "orders", "fills", "cash", "equity",
-                 "realized P&L", "unrealized P&L"):
+    for word in (
+        "bars processed",
+        "2250",
+        "decisions",
+        "orders",
+        "fills",
+        "cash",
+        "equity",
+        "realized P&L",
+        "unrealized P&L",
+    ):
         assert word in result.output
     orders = json.loads(invoke("ledger", "orders", "--json").output)
     assert orders and {"client_order_id", "decision_id", "status"} <= set(orders[0])
@@ -100,8 +117,12 @@ def test_table_output_and_ledger_commands(workdir: Path) -> None:
 
 
 def test_settings_path_for_ledger_and_overrides(workdir: Path) -> None:
-    text = (workdir / "settings.toml").read_text().replace(
-        'path = "tradepipe.db"', 'path = "data/ledger.db"').replace("bars = 750", "bars = 60")
+    text = (
+        (workdir / "settings.toml")
+        .read_text()
+        .replace('path = "tradepipe.db"', 'path = "data/ledger.db"')
+        .replace("bars = 750", "bars = 60")
+    )
     (workdir / "custom.toml").write_text(text)
     result = invoke("--settings", "custom.toml", "run-pipeline", "--json", "--no-progress")
     assert result.exit_code == 0, result.output

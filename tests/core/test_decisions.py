@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-
 from tradepipe.decisions import Action, Decision, OrderType, SizingHints
 from tradepipe.indicators import SMA
 from tradepipe.instruments import Combo, Leg, Option, Stock
@@ -62,17 +61,25 @@ def test_quantity_with_too_many_decimals() -> None:
     ("overrides", "message"),
     [
         ({"order_type": "limit"}, "limit_price is required for a limit order"),
-        ({"order_type": "stop_limit", "stop_price": Decimal(9)},
-         "limit_price is required for a stop_limit order"),
+        (
+            {"order_type": "stop_limit", "stop_price": Decimal(9)},
+            "limit_price is required for a stop_limit order",
+        ),
         ({"limit_price": Decimal(10)}, "limit_price makes no sense for a market order"),
-        ({"order_type": "stop", "stop_price": Decimal(9), "limit_price": Decimal(10)},
-         "limit_price makes no sense for a stop order"),
+        (
+            {"order_type": "stop", "stop_price": Decimal(9), "limit_price": Decimal(10)},
+            "limit_price makes no sense for a stop order",
+        ),
         ({"order_type": "stop"}, "stop_price is required for a stop order"),
-        ({"order_type": "stop_limit", "limit_price": Decimal(10)},
-         "stop_price is required for a stop_limit order"),
+        (
+            {"order_type": "stop_limit", "limit_price": Decimal(10)},
+            "stop_price is required for a stop_limit order",
+        ),
         ({"stop_price": Decimal(9)}, "stop_price makes no sense for a market order"),
-        ({"order_type": "limit", "limit_price": Decimal(10), "stop_price": Decimal(9)},
-         "stop_price makes no sense for a limit order"),
+        (
+            {"order_type": "limit", "limit_price": Decimal(10), "stop_price": Decimal(9)},
+            "stop_price makes no sense for a limit order",
+        ),
     ],
 )
 def test_prices_must_match_the_order_type(overrides: dict[str, Any], message: str) -> None:
@@ -86,8 +93,10 @@ def test_prices_must_match_the_order_type(overrides: dict[str, Any], message: st
         ({}, OrderType.MARKET),
         ({"order_type": "limit", "limit_price": Decimal("10.5")}, OrderType.LIMIT),
         ({"order_type": "stop", "stop_price": Decimal(9)}, OrderType.STOP),
-        ({"order_type": "stop_limit", "stop_price": Decimal(9), "limit_price": Decimal("8.9")},
-         OrderType.STOP_LIMIT),
+        (
+            {"order_type": "stop_limit", "stop_price": Decimal(9), "limit_price": Decimal("8.9")},
+            OrderType.STOP_LIMIT,
+        ),
     ],
 )
 def test_consistent_order_types_validate(overrides: dict[str, Any], order_type: OrderType) -> None:
@@ -119,8 +128,13 @@ def test_bad_symbols(symbol: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "clean"),
-    [("aapl", "AAPL"), ("  msft ", "MSFT"), ("brk.b", "BRK.B"), ("EUR/usd", "EUR/USD"),
-     ("A" * 21, "A" * 21)],
+    [
+        ("aapl", "AAPL"),
+        ("  msft ", "MSFT"),
+        ("brk.b", "BRK.B"),
+        ("EUR/usd", "EUR/USD"),
+        ("A" * 21, "A" * 21),
+    ],
 )
 def test_symbols_are_upper_cased(raw: str, clean: str) -> None:
     assert make(symbol=raw).symbol == clean
@@ -217,7 +231,10 @@ def test_with_origin_keeps_nested_models() -> None:
 def test_stock() -> None:
     stock = Stock(symbol="spy")
     assert (stock.symbol, stock.multiplier, stock.currency, stock.exchange) == (
-        "SPY", Decimal(1), "USD", "SMART",
+        "SPY",
+        Decimal(1),
+        "USD",
+        "SMART",
     )
     assert stock.kind == "stock"
 
@@ -255,11 +272,16 @@ def test_combo() -> None:
     combo = Combo(legs=(Leg(instrument=_call(500), ratio=1), Leg(instrument=_call(510), ratio=-1)))
     assert combo.symbol == "SPY"
     assert [leg.ratio for leg in combo.legs] == [1, -1]
-    covered = Combo(legs=(Leg(instrument=Stock(symbol="spy"), ratio=100),
-                          Leg(instrument=_call(520), ratio=-1)))
+    covered = Combo(
+        legs=(Leg(instrument=Stock(symbol="spy"), ratio=100), Leg(instrument=_call(520), ratio=-1))
+    )
     assert covered.symbol == "SPY"
-    pair = Combo(legs=(Leg(instrument=Stock(symbol="KO"), ratio=1),
-                       Leg(instrument=Stock(symbol="PEP"), ratio=-1)))
+    pair = Combo(
+        legs=(
+            Leg(instrument=Stock(symbol="KO"), ratio=1),
+            Leg(instrument=Stock(symbol="PEP"), ratio=-1),
+        )
+    )
     assert pair.symbol == "KO+PEP"
 
 
@@ -277,15 +299,33 @@ def test_leg_ratio_cannot_be_zero() -> None:
 
 
 def test_instrument_is_chosen_by_kind() -> None:
-    decision = make(instrument={
-        "kind": "combo",
-        "legs": [
-            {"instrument": {"kind": "option", "underlying": "spy", "expiry": "2026-06-19",
-                            "strike": "500", "right": "C"}, "ratio": 1},
-            {"instrument": {"kind": "option", "underlying": "spy", "expiry": "2026-06-19",
-                            "strike": "510", "right": "C"}, "ratio": -1},
-        ],
-    })
+    decision = make(
+        instrument={
+            "kind": "combo",
+            "legs": [
+                {
+                    "instrument": {
+                        "kind": "option",
+                        "underlying": "spy",
+                        "expiry": "2026-06-19",
+                        "strike": "500",
+                        "right": "C",
+                    },
+                    "ratio": 1,
+                },
+                {
+                    "instrument": {
+                        "kind": "option",
+                        "underlying": "spy",
+                        "expiry": "2026-06-19",
+                        "strike": "510",
+                        "right": "C",
+                    },
+                    "ratio": -1,
+                },
+            ],
+        }
+    )
     assert isinstance(decision.instrument, Combo)
     assert decision.instrument.legs[1].instrument == _call(510)
     with pytest.raises(ValidationError):
@@ -309,8 +349,10 @@ def test_a_good_bar_passes() -> None:
         ({"high": math.inf}, "prices must be finite and positive"),
         ({"high": 100.5, "close": 101.0}, "high/low do not bracket open and close"),
         ({"low": 100.5}, "high/low do not bracket open and close"),
-        ({"high": 99.0, "low": 99.5, "open": 99.2, "close": 99.2},
-         "high/low do not bracket open and close"),
+        (
+            {"high": 99.0, "low": 99.5, "open": 99.2, "close": 99.2},
+            "high/low do not bracket open and close",
+        ),
         ({"volume": -1.0}, "volume must be zero or more"),
         ({"volume": math.nan}, "volume must be zero or more"),
         ({"volume": math.inf}, "volume must be zero or more"),
@@ -373,8 +415,18 @@ def test_sma_running_sum_is_rebuilt_from_the_window() -> None:
 def test_decision_id_does_not_depend_on_the_timezone_of_created_at() -> None:
     from zoneinfo import ZoneInfo
 
-    utc = Decision(source="s", symbol="AAPL", action="buy", confidence=80,
-                   created_at=dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC))
-    ny = Decision(source="s", symbol="AAPL", action="buy", confidence=80,
-                  created_at=dt.datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("America/New_York")))
+    utc = Decision(
+        source="s",
+        symbol="AAPL",
+        action="buy",
+        confidence=80,
+        created_at=dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC),
+    )
+    ny = Decision(
+        source="s",
+        symbol="AAPL",
+        action="buy",
+        confidence=80,
+        created_at=dt.datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("America/New_York")),
+    )
     assert utc.id == ny.id

@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import pytest
-
 from tradepipe import (
     Action,
     Bar,
@@ -17,7 +16,6 @@ from tradepipe import (
     ConfigError,
     Decision,
     OrderIntent,
-    OrderStatus,
     RiskFilter,
     Strategy,
     StrategyContext,
@@ -159,13 +157,16 @@ def run(script: dict[int, Any], bars: list[Bar] | None = None, **tables: Any) ->
 
 
 def test_a_decision_travels_to_a_fill_with_every_record_linked() -> None:
-    _, result, summary = run({0: buy(10)})
+    _, result, _summary = run({0: buy(10)})
     sink = MemorySink.last
     assert sink is not None
     decision = sink.decisions[0]
     assert decision.source == "scripted" and decision.id.startswith("d-")
     assert [v.filter for v in sink.verdicts] == [
-        "min_confidence", "max_position_value", "max_risk_per_trade", "buying_power"
+        "min_confidence",
+        "max_position_value",
+        "max_risk_per_trade",
+        "buying_power",
     ]
     assert all(v.outcome == "pass" and v.decision_id == decision.id for v in sink.verdicts)
     order = sink.orders[0]
@@ -188,7 +189,8 @@ def test_first_denial_stops_and_nothing_reaches_the_broker() -> None:
     run({0: buy(10)}, run={"risk_filters": ["min_confidence", "deny_all", "counter"]})
     sink = MemorySink.last
     assert [(v.filter, v.outcome) for v in sink.verdicts] == [
-        ("min_confidence", "pass"), ("deny_all", "deny")
+        ("min_confidence", "pass"),
+        ("deny_all", "deny"),
     ]
     assert sink.verdicts[1].figures == {"tried": Decimal(10)}
     assert Counter.calls == 0
@@ -250,7 +252,7 @@ def test_raising_strategy_is_skipped_unless_settings_say_stop() -> None:
     def boom(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> None:
         raise KeyError("missing indicator")
 
-    _, result, summary = run({0: boom, 1: buy(10)})
+    _, result, _summary = run({0: boom, 1: buy(10)})
     assert result.strategy_errors == 1
     assert result.fills == 1
     assert MemorySink.last.closed == (5, "completed")
@@ -313,8 +315,14 @@ def test_observers_see_every_record_in_order() -> None:
         run={"strategies": ["scripted"], "risk_filters": ["min_confidence"]},
     )
     assert seen == [
-        "started", "decision:buy", "verdict:min_confidence", "OrderSubmitted", "OrderAccepted",
-        "fill", "OrderFilled", "finished:completed",
+        "started",
+        "decision:buy",
+        "verdict:min_confidence",
+        "OrderSubmitted",
+        "OrderAccepted",
+        "fill",
+        "OrderFilled",
+        "finished:completed",
     ]
 
 

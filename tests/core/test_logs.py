@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tradepipe.logs import MASK, ROOT, RedactionFilter, setup_logging, shutdown_logging
 
 SECRET = "s3cr3t-Value-9f8e7d"
@@ -78,9 +77,7 @@ def test_secrets_are_masked_in_the_log_file(
         assert fragment in text
 
 
-def test_ibkr_account_ids_keep_their_last_four_digits(
-    tmp_path: Path, log: logging.Logger
-) -> None:
+def test_ibkr_account_ids_keep_their_last_four_digits(tmp_path: Path, log: logging.Logger) -> None:
     setup_logging(directory=tmp_path)
 
     log.info("positions of U1234567 and DU7654321 reconciled")

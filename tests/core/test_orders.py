@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from pydantic import Field, ValidationError
-
 from tradepipe.decisions import OrderType, TimeInForce
 from tradepipe.errors import InvalidOrderTransition
 from tradepipe.orders import (
@@ -34,15 +33,31 @@ S = OrderStatus
 LEGAL: dict[OrderStatus, set[OrderStatus]] = {
     S.INITIALIZED: {S.DENIED, S.SUBMITTED},
     S.SUBMITTED: {
-        S.UNKNOWN, S.ACCEPTED, S.REJECTED, S.PARTIALLY_FILLED, S.FILLED,
-        S.PENDING_CANCEL, S.CANCELED, S.EXPIRED,
+        S.UNKNOWN,
+        S.ACCEPTED,
+        S.REJECTED,
+        S.PARTIALLY_FILLED,
+        S.FILLED,
+        S.PENDING_CANCEL,
+        S.CANCELED,
+        S.EXPIRED,
     },
     S.UNKNOWN: {
-        S.ACCEPTED, S.REJECTED, S.PARTIALLY_FILLED, S.FILLED,
-        S.PENDING_CANCEL, S.CANCELED, S.EXPIRED,
+        S.ACCEPTED,
+        S.REJECTED,
+        S.PARTIALLY_FILLED,
+        S.FILLED,
+        S.PENDING_CANCEL,
+        S.CANCELED,
+        S.EXPIRED,
     },
     S.ACCEPTED: {
-        S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED, S.REJECTED,
+        S.PARTIALLY_FILLED,
+        S.FILLED,
+        S.PENDING_CANCEL,
+        S.CANCELED,
+        S.EXPIRED,
+        S.REJECTED,
     },
     S.PARTIALLY_FILLED: {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED},
     S.PENDING_CANCEL: {S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.ACCEPTED, S.EXPIRED},
@@ -108,8 +123,7 @@ def make_order(quantity: str = "10") -> Order:
 
 def walk(order: Order, path: list[OrderStatus]) -> list[OrderEvent]:
     return [
-        order.transition(status, T0 + dt.timedelta(seconds=i + 1))
-        for i, status in enumerate(path)
+        order.transition(status, T0 + dt.timedelta(seconds=i + 1)) for i, status in enumerate(path)
     ]
 
 
@@ -202,7 +216,11 @@ def test_terminal_states_accept_nothing(status: OrderStatus) -> None:
 def test_terminal_and_working_sets() -> None:
     assert {s for s in OrderStatus if s.is_terminal} == set(TERMINAL)
     assert {s for s in OrderStatus if s.is_working} == {
-        S.SUBMITTED, S.UNKNOWN, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL,
+        S.SUBMITTED,
+        S.UNKNOWN,
+        S.ACCEPTED,
+        S.PARTIALLY_FILLED,
+        S.PENDING_CANCEL,
     }
 
 
@@ -270,7 +288,9 @@ def test_partial_fills_then_filled() -> None:
     second = order.apply_fill(make_fill("3", "102.00", 2))
     # (2 x 101 + 3 x 102) / 5 = (202 + 306) / 5 = 101.60
     assert (second.status, second.previous, second.seq) == (
-        S.PARTIALLY_FILLED, S.PARTIALLY_FILLED, 4,
+        S.PARTIALLY_FILLED,
+        S.PARTIALLY_FILLED,
+        4,
     )
     assert order.filled_quantity == Decimal(5)
     assert order.avg_fill_price == Decimal("101.60")
@@ -438,8 +458,12 @@ def test_trusted_order_with_nested_intent_equals_validated() -> None:
 
 def test_trusted_event_equals_validated() -> None:
     values: dict[str, Any] = {
-        "client_order_id": "tp-1", "decision_id": "d-1", "seq": 1,
-        "status": S.SUBMITTED, "previous": S.INITIALIZED, "ts": T0,
+        "client_order_id": "tp-1",
+        "decision_id": "d-1",
+        "seq": 1,
+        "status": S.SUBMITTED,
+        "previous": S.INITIALIZED,
+        "ts": T0,
     }
     assert OrderEvent.trusted(**values) == OrderEvent(**values)
     assert OrderEvent.trusted(**values).model_dump() == OrderEvent(**values).model_dump()
@@ -449,7 +473,7 @@ class _WithFactories(Record):
     name: str
     tags: list[str] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=lambda: {"seen": 0})
-    notes: dict[str, str] = {}
+    notes: dict[str, str] = Field(default_factory=dict)
     level: int = 3
 
 
@@ -458,7 +482,11 @@ def test_trusted_default_factories_are_called_per_instance() -> None:
     b = _WithFactories.trusted(name="b")
     assert a == _WithFactories(name="a")
     assert a.model_dump() == {
-        "name": "a", "tags": [], "counts": {"seen": 0}, "notes": {}, "level": 3,
+        "name": "a",
+        "tags": [],
+        "counts": {"seen": 0},
+        "notes": {},
+        "level": 3,
     }
     assert a.tags is not b.tags
     assert a.counts is not b.counts
@@ -478,9 +506,15 @@ def test_trusted_mutable_defaults_are_not_shared() -> None:
 
 def test_trusted_risk_verdict_figures_are_fresh() -> None:
     values: dict[str, Any] = {
-        "decision_id": "d", "client_order_id": "c", "filter": "f", "seq": 1,
-        "outcome": Outcome.PASS, "reason": "", "quantity_before": Decimal(1),
-        "quantity_after": Decimal(1), "ts": T0,
+        "decision_id": "d",
+        "client_order_id": "c",
+        "filter": "f",
+        "seq": 1,
+        "outcome": Outcome.PASS,
+        "reason": "",
+        "quantity_before": Decimal(1),
+        "quantity_after": Decimal(1),
+        "ts": T0,
     }
     first = RiskVerdict.trusted(**values)
     first.figures["x"] = 1
@@ -509,12 +543,26 @@ def test_intent_prices_must_fit_the_order_type(
 ) -> None:
     with pytest.raises(ValidationError, match=problem):
         OrderIntent(
-            client_order_id="tp-x", decision_id="d", source="s", symbol="aapl", side="buy",
-            quantity=1, order_type=order_type, created_at=T0, **prices,
+            client_order_id="tp-x",
+            decision_id="d",
+            source="s",
+            symbol="aapl",
+            side="buy",
+            quantity=1,
+            order_type=order_type,
+            created_at=T0,
+            **prices,
         )
 
 
 def test_intent_symbol_is_normalised() -> None:
-    intent = OrderIntent(client_order_id="tp-x", decision_id="d", source="s", symbol=" aapl ",
-                         side="buy", quantity=1, created_at=T0)
+    intent = OrderIntent(
+        client_order_id="tp-x",
+        decision_id="d",
+        source="s",
+        symbol=" aapl ",
+        side="buy",
+        quantity=1,
+        created_at=T0,
+    )
     assert intent.symbol == "AAPL"

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from tradepipe.orders import Fill, Side
 from tradepipe.portfolio import AccountSummary, Book, Position
 from tradepipe.testing import T0

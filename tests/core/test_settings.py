@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from tradepipe.errors import ConfigError, UnknownComponentError
 from tradepipe.host import PluginHost
 from tradepipe.pipeline import check_components
@@ -223,9 +222,7 @@ def test_secrets_file_is_looked_for_beside_the_settings_file_not_in_cwd(
 
 
 @pytest.mark.parametrize("key", ["access_token", "password", "api_key", "client_secret"])
-def test_keys_secret_by_name_are_masked_even_from_settings_toml(
-    tmp_path: Path, key: str
-) -> None:
+def test_keys_secret_by_name_are_masked_even_from_settings_toml(tmp_path: Path, key: str) -> None:
     value = "v4lue-that-must-not-show"
     settings = load_text(
         tmp_path, f'[default.brokers.web_api]\n{key} = "{value}"\nbase_url = "https://x"\n'

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
 from tradepipe.decisions import Decision, SizingHints
 from tradepipe.errors import SizingError
 from tradepipe.orders import Side
@@ -30,9 +29,10 @@ def decide(action: str = "buy", **values: Any) -> Decision:
 
 
 def test_fixed_quantity() -> None:
-    assert sizer(method="fixed_quantity", quantity=D(25)).size(
-        decide(), D(50), D(0), D(0)
-    ) == (Side.BUY, D(25))
+    assert sizer(method="fixed_quantity", quantity=D(25)).size(decide(), D(50), D(0), D(0)) == (
+        Side.BUY,
+        D(25),
+    )
 
 
 def test_fixed_quantity_is_capped() -> None:
@@ -61,16 +61,15 @@ def test_risk_from_the_stop_distance_hint() -> None:
 
 def test_risk_from_stop_loss() -> None:
     # |20 - 17.5| = 2.5; 100000 x 0.01 / 2.5 = 400
-    assert sizer().size(
-        decide(stop_loss=D("17.5")), D(20), D(0), D(100_000)
-    ) == (Side.BUY, D(400))
+    assert sizer().size(decide(stop_loss=D("17.5")), D(20), D(0), D(100_000)) == (Side.BUY, D(400))
 
 
 def test_risk_short_with_stop_above() -> None:
     # |20 - 22| = 2; 100000 x 0.01 / 2 = 500; 500 x 20 = 10000 = the cap, still fits
-    assert sizer().size(
-        decide("sell", stop_loss=D(22)), D(20), D(0), D(100_000)
-    ) == (Side.SELL, D(500))
+    assert sizer().size(decide("sell", stop_loss=D(22)), D(20), D(0), D(100_000)) == (
+        Side.SELL,
+        D(500),
+    )
 
 
 def test_risk_fraction_hint_overrides_settings() -> None:
@@ -93,7 +92,8 @@ def test_equity_may_be_a_function_called_only_for_risk_sizing() -> None:
         return D(100_000)
 
     assert sizer(method="fixed_quantity", quantity=D(5)).size(decide(), D(20), D(0), equity) == (
-        Side.BUY, D(5),
+        Side.BUY,
+        D(5),
     )
     assert calls == []
     # 100000 x 0.01 / 2.5 = 400
@@ -127,23 +127,26 @@ def test_missing_price_raises(price: Decimal | None) -> None:
 
 def test_cap_counts_an_existing_long_when_buying() -> None:
     # held 300 x 20 = 6000; room (10000 - 6000) / 20 = 200 < 400 from risk
-    assert sizer().size(
-        decide(stop_loss=D("17.5")), D(20), D(300), D(100_000)
-    ) == (Side.BUY, D(200))
+    assert sizer().size(decide(stop_loss=D("17.5")), D(20), D(300), D(100_000)) == (
+        Side.BUY,
+        D(200),
+    )
 
 
 def test_cap_counts_an_existing_short_when_selling() -> None:
     # held |-300| x 20 = 6000; room 200
-    assert sizer().size(
-        decide("sell", stop_loss=D("22.5")), D(20), D(-300), D(100_000)
-    ) == (Side.SELL, D(200))
+    assert sizer().size(decide("sell", stop_loss=D("22.5")), D(20), D(-300), D(100_000)) == (
+        Side.SELL,
+        D(200),
+    )
 
 
 def test_cap_ignores_an_opposite_position() -> None:
     # buying while short 300: only the new exposure is capped; risk gives 400
-    assert sizer().size(
-        decide(stop_loss=D("17.5")), D(20), D(-300), D(100_000)
-    ) == (Side.BUY, D(400))
+    assert sizer().size(decide(stop_loss=D("17.5")), D(20), D(-300), D(100_000)) == (
+        Side.BUY,
+        D(400),
+    )
 
 
 def test_no_room_left_raises() -> None:
@@ -157,9 +160,10 @@ def test_less_than_one_unit_of_room_raises_unless_fractional() -> None:
     # room 10000 / 12000 = 0.8333
     with pytest.raises(SizingError, match="sized to zero"):
         sizer(method="fixed_quantity").size(decide(), D(12000), D(0), D(0))
-    assert sizer(method="fixed_quantity", fractional=True).size(
-        decide(), D(12000), D(0), D(0)
-    ) == (Side.BUY, D("0.8333"))
+    assert sizer(method="fixed_quantity", fractional=True).size(decide(), D(12000), D(0), D(0)) == (
+        Side.BUY,
+        D("0.8333"),
+    )
 
 
 def test_fractional_rounds_down_to_four_places() -> None:
@@ -179,7 +183,8 @@ def test_explicit_quantity_is_used_as_is() -> None:
     # 7 x 10000 is far over the cap; the risk filters judge it, not sizing
     assert sizer().size(decide(quantity=D(7)), D(10_000), D(0), D(0)) == (Side.BUY, D(7))
     assert sizer().size(decide("sell", quantity=D("0.5")), None, D(3), D(0)) == (
-        Side.SELL, D("0.5"),
+        Side.SELL,
+        D("0.5"),
     )
 
 
@@ -253,8 +258,12 @@ def test_sized_position_never_exceeds_the_cap(
     # Selling while long sells the holding; that is not a sized position.
     assume(not (side == "sell" and position > 0))
     s = sizer(
-        method=method, quantity=fixed, notional=notional, risk_fraction=fraction,
-        max_position_value=max_value, fractional=fractional,
+        method=method,
+        quantity=fixed,
+        notional=notional,
+        risk_fraction=fraction,
+        max_position_value=max_value,
+        fractional=fractional,
     )
     decision = decide(side, sizing=SizingHints(stop_distance=distance))
     try:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tradepipe.decisions import Decision, SizingHints
 from tradepipe.orders import OrderIntent, Side
 from tradepipe.plugins.risk_filters import (
@@ -88,7 +87,9 @@ def test_min_confidence_denies_below_the_threshold() -> None:
     flt = MinConfidence()
     check = flt.check(intent(), decision(69.5), ctx())
     assert check == Check(
-        Outcome.DENY, "confidence 69.5 is below 70", None,
+        Outcome.DENY,
+        "confidence 69.5 is below 70",
+        None,
         {"confidence": 69.5, "threshold": 70},
     )
 
@@ -119,7 +120,10 @@ def test_position_value_within_the_limit_passes() -> None:
     check = max_value().check(intent(quantity="50"), decision(), ctx())
     assert check.outcome is Outcome.PASS
     assert check.figures == {
-        "price": D(100), "position": D(0), "value_after": D("5000.00"), "limit": D(10000),
+        "price": D(100),
+        "position": D(0),
+        "value_after": D("5000.00"),
+        "limit": D(10000),
     }
 
 
@@ -189,9 +193,15 @@ def test_price_comes_from_the_order_first() -> None:
     assert (check.outcome, check.figures["price"]) == (Outcome.PASS, D(100))
 
 
-@pytest.mark.parametrize(("position", "side", "quantity"), [
-    ("200", "sell", "50"), ("200", "sell", "200"), ("-300", "buy", "1"), ("-300", "buy", "300"),
-])
+@pytest.mark.parametrize(
+    ("position", "side", "quantity"),
+    [
+        ("200", "sell", "50"),
+        ("200", "sell", "200"),
+        ("-300", "buy", "1"),
+        ("-300", "buy", "300"),
+    ],
+)
 def test_reducing_orders_pass_even_over_the_limit(position: str, side: str, quantity: str) -> None:
     # 200 x 100 = 20000 is already over 10000; no price is needed to shrink it
     check = max_value().check(intent(side, quantity), decision(), ctx(position, price=None))
@@ -220,8 +230,11 @@ def test_risk_within_budget_passes() -> None:
     check = max_risk().check(intent(quantity="100"), hinted, ctx(equity_=D(50_000)))
     assert check.outcome is Outcome.PASS
     assert check.figures == {
-        "stop_distance": D(5), "risk": D("500.00"), "equity": D("50000.00"),
-        "max_fraction": D("0.02"), "budget": D("1000.00"),
+        "stop_distance": D(5),
+        "risk": D("500.00"),
+        "equity": D("50000.00"),
+        "max_fraction": D("0.02"),
+        "budget": D("1000.00"),
     }
 
 
@@ -301,7 +314,9 @@ def test_buy_within_cash_passes() -> None:
     check = buying_power().check(intent(quantity="50"), decision(), ctx(cash_=D(10_000)))
     assert check.outcome is Outcome.PASS
     assert check.figures == {
-        "cost": D("5000.00"), "available": D("10000.00"), "cash": D("10000.00"),
+        "cost": D("5000.00"),
+        "available": D("10000.00"),
+        "cash": D("10000.00"),
     }
 
 
@@ -319,7 +334,9 @@ def test_open_buy_orders_reduce_what_is_available() -> None:
     assert (check.outcome, check.quantity) == (Outcome.REDUCE, D(75))
     assert check.reason == "reduced to 75 to fit available cash"
     assert check.figures == {
-        "cost": D("15000.00"), "available": D("7500.00"), "cash": D("10000.00"),
+        "cost": D("15000.00"),
+        "available": D("7500.00"),
+        "cash": D("10000.00"),
     }
 
 
@@ -385,7 +402,10 @@ def final_quantity(check: Check, order: OrderIntent) -> Decimal:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    side=sides, quantity=quantities, position=positions, price=prices,
+    side=sides,
+    quantity=quantities,
+    position=positions,
+    price=prices,
     limit=st.decimals(min_value=D(1), max_value=D(200_000), places=2),
 )
 def test_max_position_value_keeps_the_position_within_the_limit(
@@ -406,7 +426,8 @@ def test_max_position_value_keeps_the_position_within_the_limit(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    quantity=quantities, price=prices,
+    quantity=quantities,
+    price=prices,
     cash=st.decimals(min_value=D(-1000), max_value=D(1_000_000), places=2),
     reserved=st.decimals(min_value=D(0), max_value=D(100_000), places=2),
     reserve=st.decimals(min_value=D(0), max_value=D("0.5"), places=2),
@@ -426,15 +447,24 @@ def test_buying_power_keeps_cost_within_available(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    side=sides, quantity=quantities, position=positions, price=prices,
+    side=sides,
+    quantity=quantities,
+    position=positions,
+    price=prices,
     stop_offset=st.decimals(min_value=D("-100"), max_value=D(100), places=2),
     use_hint=st.booleans(),
     equity=st.decimals(min_value=D(100), max_value=D(10_000_000), places=2),
     fraction=st.decimals(min_value=D("0.001"), max_value=D(1), places=3),
 )
 def test_max_risk_keeps_the_loss_at_the_stop_within_budget(
-    side: str, quantity: Decimal, position: Decimal, price: Decimal, stop_offset: Decimal,
-    use_hint: bool, equity: Decimal, fraction: Decimal,
+    side: str,
+    quantity: Decimal,
+    position: Decimal,
+    price: Decimal,
+    stop_offset: Decimal,
+    use_hint: bool,
+    equity: Decimal,
+    fraction: Decimal,
 ) -> None:
     stop = price + stop_offset
     if use_hint:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import sqlite3
 import os
+import sqlite3
 import threading
 import time
 from decimal import Decimal
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tradepipe import (
     AccountSummary,
     Decision,
@@ -52,35 +52,62 @@ def _close_sinks() -> Any:
     yield
     while _open:
         sink = _open.pop()
-        try:
+        # Tests of failures leave a broken ledger behind on purpose.
+        with contextlib.suppress(PersistenceError):
             sink.close(run_info(), bars=0, status="test ended")
-        except PersistenceError:
-            pass  # tests of failures leave a broken ledger behind on purpose
 
 
 def run_info(run_id: str = "r1") -> RunInfo:
-    return RunInfo(run_id=run_id, namespace=run_id, started_at=T, env="test", broker="paper",
-                   feed="list", strategies=("s",))
+    return RunInfo(
+        run_id=run_id,
+        namespace=run_id,
+        started_at=T,
+        env="test",
+        broker="paper",
+        feed="list",
+        strategies=("s",),
+    )
 
 
 def decision(n: int = 1) -> Decision:
-    return Decision(source="s", created_at=T + dt.timedelta(minutes=n), symbol="AAPL",
-                    action="buy", confidence=80, quantity=Decimal("0.3"),
-                    sizing={"stop_distance": "1.25"}, rationale="why not")
+    return Decision(
+        source="s",
+        created_at=T + dt.timedelta(minutes=n),
+        symbol="AAPL",
+        action="buy",
+        confidence=80,
+        quantity=Decimal("0.3"),
+        sizing={"stop_distance": "1.25"},
+        rationale="why not",
+    )
 
 
 def order_for(d: Decision, cid: str = "tp-1") -> Order:
-    intent = OrderIntent(client_order_id=cid, decision_id=d.id, source="s", symbol="AAPL",
-                         side=Side.BUY, quantity=d.quantity, created_at=T,
-                         reference_price=Decimal("100.10"))
+    intent = OrderIntent(
+        client_order_id=cid,
+        decision_id=d.id,
+        source="s",
+        symbol="AAPL",
+        side=Side.BUY,
+        quantity=d.quantity,
+        created_at=T,
+        reference_price=Decimal("100.10"),
+    )
     return Order.from_intent(intent)
 
 
 def fill_for(order: Order, price: str = "0.1", commission: str = "0.2") -> Fill:
-    return Fill(execution_id=f"x-{order.client_order_id}", client_order_id=order.client_order_id,
-                decision_id=order.intent.decision_id, symbol="AAPL", side=Side.BUY,
-                quantity=order.intent.quantity, price=Decimal(price),
-                commission=Decimal(commission), ts=T + dt.timedelta(days=1))
+    return Fill(
+        execution_id=f"x-{order.client_order_id}",
+        client_order_id=order.client_order_id,
+        decision_id=order.intent.decision_id,
+        symbol="AAPL",
+        side=Side.BUY,
+        quantity=order.intent.quantity,
+        price=Decimal(price),
+        commission=Decimal(commission),
+        ts=T + dt.timedelta(days=1),
+    )
 
 
 def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -96,21 +123,41 @@ def test_everything_round_trips_exactly(tmp_path: Path, writer: str) -> None:
     sink.record_decision(d)
     order = order_for(d)
     sink.record_order(order)
-    sink.record_verdict(RiskVerdict.trusted(
-        decision_id=d.id, client_order_id="tp-1", filter="f", seq=1, outcome=Outcome.REDUCE,
-        reason="r", quantity_before=Decimal("0.3"), quantity_after=Decimal("0.1"),
-        figures={"price": Decimal("100.10"), "n": 3, "x": 0.5, "why": "text", "none": None},
-        ts=T))
+    sink.record_verdict(
+        RiskVerdict.trusted(
+            decision_id=d.id,
+            client_order_id="tp-1",
+            filter="f",
+            seq=1,
+            outcome=Outcome.REDUCE,
+            reason="r",
+            quantity_before=Decimal("0.3"),
+            quantity_after=Decimal("0.1"),
+            figures={"price": Decimal("100.10"), "n": 3, "x": 0.5, "why": "text", "none": None},
+            ts=T,
+        )
+    )
     for status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED):
         sink.record_order_event(order.transition(status, T, "because"))
     fill = fill_for(order)
     sink.record_order_event(order.apply_fill(fill))
     sink.record_fill(fill)
     sink.record_snapshot(
-        [Position(symbol="AAPL", quantity=Decimal("0.3"), avg_cost=Decimal("0.1"),
-                  mark_price=Decimal("0.3"))],
-        AccountSummary(account_id="PAPER", cash=Decimal("99999.77"), equity=Decimal("99999.86"),
-                       buying_power=Decimal("99999.77"), ts=T + dt.timedelta(days=1)),
+        [
+            Position(
+                symbol="AAPL",
+                quantity=Decimal("0.3"),
+                avg_cost=Decimal("0.1"),
+                mark_price=Decimal("0.3"),
+            )
+        ],
+        AccountSummary(
+            account_id="PAPER",
+            cash=Decimal("99999.77"),
+            equity=Decimal("99999.86"),
+            buying_power=Decimal("99999.77"),
+            ts=T + dt.timedelta(days=1),
+        ),
     )
     sink.close(run_info(), bars=7, status="completed")
 
@@ -119,10 +166,13 @@ def test_everything_round_trips_exactly(tmp_path: Path, writer: str) -> None:
     assert drow.quantity == Decimal("0.3") and drow.created_at == d.created_at
     assert drow.created_at.tzinfo is not None
     assert '"stop_distance":"1.25"' in (drow.extra or "")
-    [(orow, status, reason)] = ledger.orders("r1")
+    [(orow, status, _reason)] = ledger.orders("r1")
     assert (orow.reference_price, status) == (Decimal("100.10"), "filled")
     assert [e.status for e in ledger.order_events("r1", "tp-1")] == [
-        "submitted", "accepted", "filled"]
+        "submitted",
+        "accepted",
+        "filled",
+    ]
     [frow] = ledger.fills("r1")
     assert frow.price * frow.quantity == Decimal("0.03")  # no binary float anywhere
     [vrow] = ledger.verdicts("r1")
@@ -226,8 +276,9 @@ def test_writer_process_stops_when_the_pipeline_dies(tmp_path: Path) -> None:
         print(sink._writer.pid, flush=True)
         os._exit(0)                         # the pipeline dies without closing
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
     child = int(out.stdout.strip())
     for _ in range(100):
         try:
@@ -257,16 +308,33 @@ def test_two_writers_on_one_file_lose_nothing(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert rows(path, "select run_id, count(*) from decisions group by run_id order by 1") == [
-        ("run0", 200), ("run1", 200), ("run2", 200)]
+        ("run0", 200),
+        ("run1", 200),
+        ("run2", 200),
+    ]
 
 
 def test_figures_json_matches_json_dumps() -> None:
     import json
 
-    figures = {"a": Decimal("1.50"), "b": 2, "c": 2.5, "d": "x\"y", "e": None, "f": True,
-               "g": dt.date(2026, 1, 2)}
+    figures = {
+        "a": Decimal("1.50"),
+        "b": 2,
+        "c": 2.5,
+        "d": 'x"y',
+        "e": None,
+        "f": True,
+        "g": dt.date(2026, 1, 2),
+    }
     assert json.loads(_figures_json(figures)) == {
-        "a": "1.50", "b": 2, "c": 2.5, "d": "x\"y", "e": None, "f": True, "g": "2026-01-02"}
+        "a": "1.50",
+        "b": 2,
+        "c": 2.5,
+        "d": 'x"y',
+        "e": None,
+        "f": True,
+        "g": "2026-01-02",
+    }
     assert _figures_json({}) == "{}"
 
 
