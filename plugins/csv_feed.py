@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import heapq
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -118,10 +117,6 @@ class CsvFeed(Feed):
 
     settings: Settings
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        super().__init__(settings)
-        self._bars: list[Bar] | None = None
-
     def files(self) -> list[Path]:
         found: list[Path] = []
         for entry in self.settings.paths:
@@ -147,15 +142,6 @@ class CsvFeed(Feed):
             self.load()
         assert self._bars is not None
         return sorted({bar.symbol for bar in self._bars})
-
-    def total(self) -> int | None:
-        return len(self._bars) if self._bars is not None else None
-
-    def bars(self) -> Iterator[Bar]:
-        if self._bars is None:
-            self.load()
-        assert self._bars is not None
-        return iter(self._bars)
 
 
 @hookimpl

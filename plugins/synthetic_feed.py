@@ -76,10 +76,6 @@ class SyntheticFeed(Feed):
 
     settings: Settings
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        super().__init__(settings)
-        self._bars: list[Bar] | None = None
-
     def symbols(self) -> list[str]:
         return [s.upper() for s in self.settings.symbols]
 
@@ -102,12 +98,6 @@ class SyntheticFeed(Feed):
         else:
             # Interleave: at each time, every symbol's bar, in the listed order.
             self._bars = [bar for group in zip(*columns, strict=True) for bar in group]
-
-    def bars(self) -> Iterator[Bar]:
-        if self._bars is None:
-            self.load()
-        assert self._bars is not None
-        return iter(self._bars)
 
 
 @hookimpl

@@ -371,3 +371,41 @@ def test_client_order_ids_repeat_only_within_a_session() -> None:
     session_id = MemorySink.last.orders[0].client_order_id
     run(fixed, bars_from_closes(closes), run={"session": "acct-1"})
     assert MemorySink.last.orders[0].client_order_id == session_id
+
+
+def test_trusted_decision_is_the_same_decision_as_a_validated_one() -> None:
+    from tradepipe.clock import ManualClock
+    from tradepipe.testing import T0
+
+    class Ctx:
+        def now(self) -> Any:
+            return T0
+
+    strategy = Scripted()
+    fields = {
+        "symbol": "AAPL",
+        "action": Action.BUY,
+        "confidence": 90.0,
+        "quantity": Decimal(10),
+        "rationale": "r",
+    }
+    fast = strategy.trusted_decision(Ctx(), **fields)
+    checked = strategy.decision(Ctx(), **fields)
+    assert fast == checked
+    assert fast.id == checked.id and fast.id.startswith("d-")
+    assert fast.model_dump() == checked.model_dump()
+    assert ManualClock(T0).now() == fast.created_at
+
+
+def test_a_run_restores_the_garbage_collector_even_when_it_fails() -> None:
+    import gc
+
+    before = gc.get_threshold()
+
+    def boom(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> None:
+        raise KeyError("boom")
+
+    with pytest.raises(StrategyError):
+        run({0: boom}, run={"on_strategy_error": "stop"})
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
