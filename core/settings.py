@@ -240,7 +240,10 @@ def load_settings(
     if settings_path.exists():
         declared = _read_toml(settings_path)
         _check_layout(declared, settings_path)
-        files.append(str(settings_path))
+        # Absolute, always: given a relative name, dynaconf searches upwards from
+        # the running script's directory before the working directory, and
+        # would read some other settings.toml found there.
+        files.append(str(settings_path.resolve()))
     elif explicit:
         raise ConfigError(f"settings file {settings_path} does not exist", key=str(settings_path))
     else:
@@ -258,7 +261,7 @@ def load_settings(
 
     dyn = Dynaconf(
         settings_files=files,
-        secrets=str(secrets_path) if secrets else None,
+        secrets=str(secrets_path.resolve()) if secrets else None,
         environments=True,
         env=env,
         # Forced: dynaconf would otherwise let TRADEPIPE_ENV beat an explicit --env.
