@@ -31,7 +31,7 @@ unless ``allow_short`` is on.
 from __future__ import annotations
 
 import datetime as dt
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
@@ -92,6 +92,7 @@ class PaperBroker(Broker):
     name = "paper"
     description = "in-process simulator filling orders against bars"
     requires_durable_intents = False
+    needs_polling = False
 
     class Settings(ComponentSettings):
         account_id: str = "PAPER"
@@ -126,7 +127,7 @@ class PaperBroker(Broker):
         self._working: dict[str, list[_SimOrder]] = {}
         self._orders: dict[str, _SimOrder] = {}
         self._last: dict[str, Bar] = {}
-        self._history: dict[str, deque[Bar]] = {}
+        self._history: defaultdict[str, deque[Bar]] = defaultdict(lambda: deque(maxlen=_HISTORY))
         self._fills: list[Fill] = []
         self._queue: list[BrokerEvent] = []
         self._known = {sym.upper() for sym in s.symbols}
@@ -289,14 +290,14 @@ class PaperBroker(Broker):
     def on_bar(self, bar: Bar) -> Sequence[BrokerEvent]:
         symbol = bar.symbol
         self._last[symbol] = bar
-        history = self._history.get(symbol)
-        if history is None:
-            history = self._history[symbol] = deque(maxlen=_HISTORY)
-        history.append(bar)
+        self._history[symbol].append(bar)
         orders = self._working.get(symbol)
-        if not orders:
+        if not orders and not self._queue:
             return ()
-        events: list[BrokerEvent] = []
+        # Confirmations queued since the last bar (cancels) come first.
+        events: list[BrokerEvent] = list(self.poll())
+        if not orders:
+            return events
         for sim in list(orders):
             if bar.ts <= sim.placed:
                 # The bar opened before the order existed (another symbol's bar

@@ -71,6 +71,10 @@ class Broker(Component):
     #: True when the executor must make an intent durable in the ledger before
     #: sending it (every real broker). The in-process simulator says False.
     requires_durable_intents: bool = True
+    #: True when order updates arrive only through :meth:`poll`, which the
+    #: executor then calls after every event. A broker that reports everything
+    #: from :meth:`on_bar` says False and is polled only at the end of a run.
+    needs_polling: bool = True
 
     def connect(self) -> BrokerStatus:
         raise NotImplementedError

@@ -151,7 +151,7 @@ class Executor:
         set_time = getattr(clock, "set", None)
         marks = self.ctx._marks
         on_bar = p.broker.on_bar
-        poll = p.broker.poll
+        poll = p.broker.poll if p.broker.needs_polling else None
         apply = self._apply
         ctx = self.ctx
         handle = self._handle_result
@@ -159,6 +159,7 @@ class Executor:
         progress = self.progress
         every = self.progress_every
         count = 0
+        next_report = every
         # A replay allocates millions of short-lived records, freed by reference
         # counting; the cyclic collector only slows it down by re-scanning the
         # loaded bars and everything the run keeps. Freeze what exists, collect
@@ -175,9 +176,10 @@ class Executor:
                 events = on_bar(bar)
                 if events:
                     apply(events)
-                events = poll()
-                if events:
-                    apply(events)
+                if poll is not None:
+                    events = poll()
+                    if events:
+                        apply(events)
                 for strategy, decide in strategies:
                     try:
                         result = decide(bar, ctx)
@@ -190,13 +192,15 @@ class Executor:
                     if result is not None:
                         handle(strategy, result)
                 count += 1
-                if progress is not None and count % every == 0:
-                    progress(count)
+                if count == next_report:
+                    next_report += every
+                    if progress is not None:
+                        progress(count)
         finally:
             self.bars = count
             gc.set_threshold(*thresholds)
             gc.unfreeze()
-        events = poll()
+        events = p.broker.poll()
         if events:
             apply(events)
         if progress is not None:

@@ -7,7 +7,6 @@ from typing import Any
 
 from pydantic import Field, model_validator
 from tradepipe import (
-    SMA,
     Action,
     Bar,
     ComponentSettings,
@@ -17,6 +16,7 @@ from tradepipe import (
     StrategyContext,
     hookimpl,
 )
+from tradepipe.indicators import SMAPair
 from tradepipe.money import to_decimal
 
 _STEP = Decimal("0.0001")
@@ -53,7 +53,8 @@ class SmaCross(Strategy):
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(settings)
-        self._state: dict[str, list[Any]] = {}
+        self._averages: dict[str, SMAPair] = {}
+        self._previous: dict[str, float] = {}
         self._only = {s.upper() for s in self.settings.symbols}
         fast, slow = self.settings.fast, self.settings.slow
         self._above = f"SMA({fast}) crossed above SMA({slow})"
@@ -61,19 +62,16 @@ class SmaCross(Strategy):
 
     def decide(self, bar: Bar, ctx: StrategyContext) -> Decision | None:
         symbol = bar.symbol
-        state = self._state.get(symbol)
-        if state is None:
+        averages = self._averages.get(symbol)
+        if averages is None:
             if self._only and symbol not in self._only:
                 return None
-            s = self.settings
-            state = self._state[symbol] = [SMA(s.fast), SMA(s.slow), None]
-        fast = state[0].update(bar.close)
-        slow = state[1].update(bar.close)
-        if slow is None:
+            averages = self._averages[symbol] = SMAPair(self.settings.fast, self.settings.slow)
+        diff = averages.update(bar.close)
+        if diff is None:
             return None
-        diff = fast - slow
-        previous = state[2]
-        state[2] = diff
+        previous = self._previous.get(symbol)
+        self._previous[symbol] = diff
         if previous is None:
             return None
         if previous <= 0 < diff:

@@ -669,7 +669,8 @@ def test_placing_the_same_client_order_id_twice_places_one_order() -> None:
 # -- cancel and modify -----------------------------------------------------------------------
 
 
-def test_cancel_is_confirmed_by_the_next_poll_and_the_order_never_fills() -> None:
+@pytest.mark.parametrize("confirmed_by", ["next bar", "poll"])
+def test_cancel_is_confirmed_once_later_and_the_order_never_fills(confirmed_by: str) -> None:
     broker = make_broker(initial_cash=D(10_000), commission="none")
     feed(broker, bar(ts=0, open=100))
     placed = broker.place(intent("buy", 10, "limit", limit="95", tif="gtc"))
@@ -680,13 +681,17 @@ def test_cancel_is_confirmed_by_the_next_poll_and_the_order_never_fills() -> Non
     assert pending.status is OrderStatus.PENDING_CANCEL
     assert broker.open_orders() == []
     assert broker.account().buying_power == 10_000
-    assert feed(broker, bar(ts=1, open=96, low=90)) == []
-    [confirmed] = broker.poll()
+    if confirmed_by == "poll":
+        [confirmed] = broker.poll()
+        events = feed(broker, bar(ts=1, open=96, low=90))
+    else:
+        [confirmed] = feed(broker, bar(ts=1, open=96, low=90))  # the bar would have filled it
+        events = list(broker.poll())
     assert (confirmed.client_order_id, confirmed.status) == (
         placed.client_order_id,
         OrderStatus.CANCELED,
     )
-    assert list(broker.poll()) == []
+    assert events == []
     assert broker.fills() == []
 
 
