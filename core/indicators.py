@@ -53,7 +53,7 @@ class SMAPair:
     crossover strategies that run over millions of bars.
     """
 
-    __slots__ = ("_buf", "_fsum", "_i", "_n", "_resum", "_ssum", "fast", "slow")
+    __slots__ = ("_buf", "_fsum", "_i", "_n", "_resum", "_ssum", "fast", "slow", "slow_value")
 
     def __init__(self, fast: int, slow: int) -> None:
         if not 1 <= fast < slow:
@@ -66,6 +66,8 @@ class SMAPair:
         self._fsum = 0.0
         self._ssum = 0.0
         self._resum = slow * 64
+        #: The slow average after the last update (``None`` until it exists).
+        self.slow_value: float | None = None
 
     def update(self, x: float) -> float | None:
         buf = self._buf
@@ -88,4 +90,5 @@ class SMAPair:
             self._n += 1
             if self._n < slow:
                 return None
-        return self._fsum / self.fast - self._ssum / slow
+        slow_value = self.slow_value = self._ssum / slow
+        return self._fsum / self.fast - slow_value

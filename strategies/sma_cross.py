@@ -27,6 +27,9 @@ class SmaCross(Strategy):
 
     A cross above is ``fast(t-1) <= slow(t-1)`` and ``fast(t) > slow(t)``; it
     buys when flat. A cross below (the mirror image) closes a long position.
+    An entry while the slow average is still falling goes against the longer
+    trend and is proposed with ``counter_trend_confidence`` instead of
+    ``confidence`` (with the default minimum-confidence filter, it is denied).
     """
 
     name = "sma_cross"
@@ -36,6 +39,8 @@ class SmaCross(Strategy):
         fast: int = Field(default=10, ge=1)
         slow: int = Field(default=30, ge=2)
         confidence: float = Field(default=80, ge=0, le=100)
+        #: Confidence of an entry made while the slow average is still falling.
+        counter_trend_confidence: float = Field(default=60, ge=0, le=100)
         #: Fixed quantity per entry; when unset, sizing decides.
         quantity: Decimal | None = Field(default=None, gt=0)
         #: Stop distance as a fraction of the price, given to risk-based sizing.
@@ -59,6 +64,7 @@ class SmaCross(Strategy):
         fast, slow = self.settings.fast, self.settings.slow
         self._above = f"SMA({fast}) crossed above SMA({slow})"
         self._below = f"SMA({fast}) crossed below SMA({slow})"
+        self._against = f"{self._above} while SMA({slow}) is still falling"
 
     def decide(self, bar: Bar, ctx: StrategyContext) -> Decision | None:
         symbol = bar.symbol
@@ -67,6 +73,7 @@ class SmaCross(Strategy):
             if self._only and symbol not in self._only:
                 return None
             averages = self._averages[symbol] = SMAPair(self.settings.fast, self.settings.slow)
+        slow_before = averages.slow_value
         diff = averages.update(bar.close)
         if diff is None:
             return None
@@ -77,7 +84,8 @@ class SmaCross(Strategy):
         if previous <= 0 < diff:
             if ctx.position(symbol) > 0:
                 return None
-            return self._entry(bar, ctx)
+            rising = slow_before is not None and averages.slow_value >= slow_before  # type: ignore[operator]
+            return self._entry(bar, ctx, rising)
         if previous >= 0 > diff and ctx.position(symbol) > 0:
             return self.trusted_decision(
                 ctx,
@@ -88,7 +96,7 @@ class SmaCross(Strategy):
             )
         return None
 
-    def _entry(self, bar: Bar, ctx: StrategyContext) -> Decision:
+    def _entry(self, bar: Bar, ctx: StrategyContext, with_trend: bool) -> Decision:
         s = self.settings
         hints = None
         if s.quantity is None and s.stop_distance_pct is not None:
@@ -99,10 +107,10 @@ class SmaCross(Strategy):
             ctx,
             symbol=bar.symbol,
             action=Action.BUY,
-            confidence=s.confidence,
+            confidence=s.confidence if with_trend else s.counter_trend_confidence,
             quantity=s.quantity,
             sizing=hints,
-            rationale=self._above,
+            rationale=self._above if with_trend else self._against,
         )
 
 

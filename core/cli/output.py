@@ -38,7 +38,7 @@ def print_json(data: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
-    out = Table(title=title, title_justify="left")
+    out = Table(title=title, title_justify="left", show_header=any(columns))
     for column in columns:
         out.add_column(column, overflow="fold")
     for row in rows:

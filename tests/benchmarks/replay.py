@@ -84,7 +84,13 @@ def settings_for(workload: str, data: str | None, bars: int, ledger: Path) -> An
                 "batch_size": 20_000,
             },
             "strategies": {
-                "sma_cross": {"fast": 10, "slow": 30, "quantity": 100, "confidence": 100}
+                "sma_cross": {
+                    "fast": 10,
+                    "slow": 30,
+                    "quantity": 100,
+                    "confidence": 100,
+                    "counter_trend_confidence": 100,
+                }
             },
             "risk": {"max_position_value": {"limit": 1_000_000_000}},
             "sizing": {"max_position_value": 1_000_000_000},

@@ -352,8 +352,11 @@ def test_a_whole_replay_lands_in_the_ledger(tmp_path: Path) -> None:
     assert summary["decisions"] == result.decisions
     assert rows(path, "select count(*) from orders") == [(result.orders,)]
     orders = summary["orders"]
-    assert orders["denied"] == orders["rejected"] == orders["canceled"] == 0
-    assert orders["filled"] + orders["open"] == orders["total"]
-    # submitted, accepted, filled for each fill; submitted, accepted for an open order.
+    assert orders["denied"] > 0  # counter-trend entries fall below min_confidence
+    assert orders["rejected"] == orders["canceled"] == 0
+    assert orders["filled"] + orders["open"] + orders["denied"] == orders["total"]
+    assert orders["submitted"] == orders["filled"] + orders["open"]
+    # submitted, accepted, filled for a fill; submitted, accepted for an open
+    # order; one event for a denial.
     events = rows(path, "select count(*) from order_events")[0][0]
-    assert events == 3 * orders["filled"] + 2 * orders["open"]
+    assert events == 3 * orders["filled"] + 2 * orders["open"] + orders["denied"]
