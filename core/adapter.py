@@ -94,6 +94,14 @@ class Broker(Component):
     def open_orders(self) -> list[OrderReport]:
         raise NotImplementedError
 
+    def order(self, client_order_id: str) -> OrderReport | None:
+        """The broker's view of one order, or ``None`` when it has no such order.
+
+        ``None`` must mean the broker answered and does not know the order; a
+        failure to ask raises :class:`~tradepipe.errors.BrokerError`.
+        """
+        raise NotImplementedError
+
     def place(self, intent: OrderIntent) -> OrderUpdate:
         """Send ``intent``; return ACCEPTED, REJECTED or UNKNOWN (ambiguous send)."""
         raise NotImplementedError

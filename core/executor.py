@@ -5,9 +5,12 @@ this bar), then every strategy decides on it. Each decision is recorded,
 sized, judged by the risk filters in order, and sent to the broker if none
 denied it. Every record goes to every sink and to the event hooks.
 
-Business rules live in the components; this module only sequences them. It
-is also the hot path of a replay, which is why it keeps bound methods in
-locals and skips event hooks nobody implements.
+Business rules live in the components; this module only sequences them, and
+fails closed where a component misbehaves: a filter that raises or answers
+something it should not denies; a send whose outcome is unknown is never
+repeated but settled by asking the broker. It is also the hot path of a
+replay, which is why it keeps bound methods in locals and skips event hooks
+nobody implements.
 """
 
 from __future__ import annotations
@@ -21,18 +24,23 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from tradepipe.adapter import OrderUpdate
+from tradepipe.context import RunContext
 from tradepipe.decisions import Action, Decision
 from tradepipe.errors import (
+    BrokerAuthError,
+    BrokerCapabilityError,
     BrokerError,
     BrokerRejectedError,
     InvalidOrderTransition,
     SizingError,
     StrategyError,
 )
+from tradepipe.logs import redact_accounts
 from tradepipe.money import ZERO, to_decimal
-from tradepipe.orders import Fill, Order, OrderIntent, OrderStatus, client_order_id
+from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, client_order_id
 from tradepipe.portfolio import Book
-from tradepipe.risk import Outcome, RiskVerdict
+from tradepipe.recorder import Recorder
+from tradepipe.risk import Outcome
 from tradepipe.strategy import Strategy
 
 if TYPE_CHECKING:
@@ -54,45 +62,6 @@ class RunResult:
     strategy_errors: int
 
 
-class RunContext:
-    """What strategies and risk filters see: time, holdings, prices, money."""
-
-    def __init__(self, pipeline: Pipeline, book: Book, working: dict[str, Order]) -> None:
-        self._clock = pipeline.clock
-        self._book = book
-        self._working = working
-        self._marks: dict[str, float] = {}
-        self._paper = True
-
-    def now(self) -> datetime:
-        return self._clock.now()
-
-    def position(self, symbol: str) -> Decimal:
-        return self._book.quantity(symbol)
-
-    def last_price(self, symbol: str) -> Decimal | None:
-        price = self._marks.get(symbol)
-        return None if price is None else to_decimal(price)
-
-    def cash(self) -> Decimal:
-        return self._book.cash
-
-    def equity(self) -> Decimal:
-        return self._book.equity(self._marks)
-
-    def reserved_cash(self) -> Decimal:
-        reserved = ZERO
-        for order in self._working.values():
-            intent = order.intent
-            if intent.side == "buy":
-                price = intent.limit_price or intent.stop_price or intent.reference_price or ZERO
-                reserved += order.remaining * price
-        return reserved
-
-    def is_paper(self) -> bool:
-        return self._paper
-
-
 class Executor:
     """Runs one pipeline over its feed."""
 
@@ -107,10 +76,12 @@ class Executor:
         self.progress_every = progress_every
         self.working: dict[str, Order] = {}
         self.book = Book(ZERO)
-        self.ctx = RunContext(pipeline, self.book, self.working)
+        self.ctx = RunContext(pipeline.clock, self.book, self.working)
         self._seen_executions: set[str] = set()
         self._client_ids: set[str] = set()
-        self._by_source: dict[str, Strategy] = {s.name: s for s in pipeline.strategies}
+        self._unknown: set[str] = set()
+        self._owner: dict[str, str] = {}  # client order id -> strategy that asked for it
+        self._deferred: list[tuple[Strategy, Fill]] = []
         self._fill_listeners = {
             s.name: s for s in pipeline.strategies if type(s).on_fill is not Strategy.on_fill
         }
@@ -119,19 +90,7 @@ class Executor:
         self.orders = 0
         self.fills = 0
         self.strategy_errors = 0
-        host = pipeline.host
-        self._obs_decision = host.observers("tradepipe_decision_made")
-        self._obs_rejected = host.observers("tradepipe_decision_rejected")
-        self._obs_verdict = host.observers("tradepipe_risk_verdict")
-        self._obs_order = host.observers("tradepipe_order_event")
-        self._obs_fill = host.observers("tradepipe_order_filled")
-        self._log = log.isEnabledFor(logging.INFO)
-        sinks = pipeline.sinks
-        self._sink_decision = [s.record_decision for s in sinks]
-        self._sink_verdict = [s.record_verdict for s in sinks]
-        self._sink_order = [s.record_order for s in sinks]
-        self._sink_event = [s.record_order_event for s in sinks]
-        self._sink_fill = [s.record_fill for s in sinks]
+        self.record = Recorder(pipeline.sinks, pipeline.host)
 
     # -- the run ---------------------------------------------------------------
 
@@ -180,11 +139,13 @@ class Executor:
                     events = poll()
                     if events:
                         apply(events)
+                if self._unknown:
+                    self._settle_unknown()
                 for strategy, decide in strategies:
                     try:
                         result = decide(bar, ctx)
                     except ValidationError as exc:
-                        self._reject(strategy.name, None, exc)
+                        self.record.rejected(strategy.name, None, _problems(exc))
                         continue
                     except Exception as exc:
                         self._strategy_failed(strategy, exc)
@@ -215,67 +176,69 @@ class Executor:
         if isinstance(result, Decision):
             self.handle(strategy.name, result)
             return
-        items: Iterable[Any] = [result] if isinstance(result, dict) else result
+        if isinstance(result, dict) or not isinstance(result, Iterable):
+            items: Iterable[Any] = [result]
+        else:
+            items = result
         for item in items:
             if isinstance(item, Decision):
                 self.handle(strategy.name, item)
                 continue
+            if not isinstance(item, dict):
+                self.record.rejected(
+                    strategy.name,
+                    repr(item),
+                    f"decide returned {type(item).__name__}; expected a Decision, several, or None",
+                )
+                continue
             try:
                 decision = Decision.model_validate(item)
             except ValidationError as exc:
-                self._reject(strategy.name, item, exc)
+                self.record.rejected(strategy.name, item, _problems(exc))
                 continue
             self.handle(strategy.name, decision)
 
-    def handle(self, source: str, decision: Decision) -> Order | None:
-        """Record, size, judge and (if allowed) send one decision."""
+    def handle(self, strategy: str, decision: Decision) -> Order | None:
+        """Record, size, judge and (if allowed) send one decision of ``strategy``."""
         now = self.p.clock.now()
-        if not decision.id:
-            decision = decision.with_origin(source, now)
+        if not decision.source or decision.created_at is None:
+            decision = decision.with_origin(strategy, now)
         self.decisions += 1
-        for record in self._sink_decision:
-            record(decision)
-        if self._obs_decision is not None:
-            self._obs_decision(decision=decision)
-        if self._log:
-            log.info(
-                "DecisionMade decision=%s source=%s %s %s confidence=%s",
-                decision.id,
-                decision.source,
-                decision.action,
-                decision.symbol,
-                decision.confidence,
-            )
+        self.record.decision(decision)
         if decision.action is Action.HOLD:
             return None
-        intent = self._size(decision, now)
+        cid = client_order_id(self.p.run.namespace, decision.id)
+        refusal = self._refuse_early(decision, cid, now)
+        if refusal is not None:
+            name, reason = refusal
+            self.record.verdict(
+                decision.id, cid, name, 0, Outcome.DENY, reason, ZERO, ZERO, {}, now
+            )
+            return None
+        intent = self._size(decision, cid, now)
         if intent is None:
             return None
+        self._owner[cid] = strategy
         return self._judge_and_send(decision, intent, now)
 
-    def _size(self, decision: Decision, now: datetime) -> OrderIntent | None:
+    def _refuse_early(self, decision: Decision, cid: str, now: datetime) -> tuple[str, str] | None:
+        """Rules no filter may waive: expiry, and one order per decision."""
+        if decision.expires_at is not None and now >= decision.expires_at:
+            return "expired", f"decision expired at {decision.expires_at.isoformat()}"
+        if cid in self._client_ids:
+            return "duplicate", f"decision {decision.id} already produced order {cid} in this run"
+        return None
+
+    def _size(self, decision: Decision, cid: str, now: datetime) -> OrderIntent | None:
         ctx = self.ctx
         symbol = decision.symbol
         price = decision.limit_price or decision.stop_price or ctx.last_price(symbol)
-        cid = client_order_id(self.p.run.namespace, decision.id)
-        if cid in self._client_ids:
-            self._verdict(
-                decision.id,
-                cid,
-                "duplicate",
-                0,
-                Outcome.DENY,
-                f"decision {decision.id} already produced order {cid} in this run",
-                ZERO,
-                ZERO,
-                {},
-                now,
-            )
-            return None
         try:
-            side, quantity = self.p.sizer.size(decision, price, ctx.position(symbol), ctx.equity)
+            # Orders in flight count: two buys before the first fills must not
+            # each be sized as if the other did not exist.
+            side, quantity = self.p.sizer.size(decision, price, ctx.exposure(symbol), ctx.equity)
         except SizingError as exc:
-            self._verdict(
+            self.record.verdict(
                 decision.id, cid, "sizing", 0, Outcome.DENY, str(exc), ZERO, ZERO, {}, now
             )
             return None
@@ -302,27 +265,30 @@ class Executor:
         ctx = self.ctx
         for seq, flt in enumerate(self.p.filters, start=1):
             before = intent.quantity
+            after = before
             try:
                 outcome, reason, quantity, figures = flt.check(intent, decision, ctx)
+                if type(outcome) is not Outcome:
+                    outcome = Outcome(outcome)
+                if outcome is Outcome.REDUCE:
+                    quantity = _reduced(quantity, before)
+                    if quantity is None:
+                        outcome = Outcome.DENY
+                        reason = reason or "reduced to nothing"
+                    elif quantity < before:
+                        after = quantity
+                        intent = intent.with_quantity(quantity)
+                    else:
+                        outcome = Outcome.PASS  # a "reduction" that reduces nothing
             except Exception as exc:  # a broken filter must not let an order through
-                outcome, reason, quantity, figures = (
+                outcome, reason, figures = (
                     Outcome.DENY,
-                    f"filter raised {type(exc).__name__}: {exc}",
-                    None,
+                    f"filter failed: {type(exc).__name__}: {exc}",
                     {},
                 )
-            after = before
-            if outcome is Outcome.REDUCE:
-                if quantity is None or quantity <= 0:
-                    outcome, reason = Outcome.DENY, reason or "reduced to nothing"
-                elif quantity < before:
-                    after = quantity
-                    intent = intent.with_quantity(quantity)
-                else:
-                    outcome = Outcome.PASS  # a "reduction" that reduces nothing
             if outcome is Outcome.DENY:
                 after = ZERO
-            self._verdict(
+            self.record.verdict(
                 decision.id,
                 intent.client_order_id,
                 flt.name,
@@ -340,8 +306,7 @@ class Executor:
         order = Order.from_intent(intent)
         self._client_ids.add(intent.client_order_id)
         self.orders += 1
-        for record in self._sink_order:
-            record(order)
+        self.record.order(order)
         if denial is not None:
             self._order_event(order, order.transition(_S.DENIED, now, denial))
             return order
@@ -350,25 +315,54 @@ class Executor:
 
     def _send(self, order: Order, now: datetime) -> None:
         broker = self.p.broker
+        cid = order.client_order_id
         self._order_event(order, order.transition(_S.SUBMITTED, now))
         if broker.requires_durable_intents:
             self.flush()
-        self.working[order.client_order_id] = order
+        self.working[cid] = order
         try:
             update = broker.place(order.intent)
-        except BrokerRejectedError as exc:
-            update = OrderUpdate.trusted(
-                client_order_id=order.client_order_id, status=_S.REJECTED, ts=now, reason=str(exc)
-            )
+        except (BrokerRejectedError, BrokerCapabilityError) as exc:
+            update = _update(cid, _S.REJECTED, now, _reason(exc))
+        except BrokerAuthError as exc:
+            # Not sent: the session is gone. Record it and stop the run; a
+            # person (or the adapter) has to re-authenticate.
+            self._on_update(_update(cid, _S.REJECTED, now, f"not sent: {_reason(exc)}"))
+            raise
         except BrokerError as exc:
             # Ambiguous: the order may or may not have reached the broker. It is
-            # never resent blindly; its status is settled by asking the broker.
-            update = OrderUpdate.trusted(
-                client_order_id=order.client_order_id, status=_S.UNKNOWN, ts=now, reason=str(exc)
-            )
+            # never resent; its status is settled by asking the broker.
+            update = _update(cid, _S.UNKNOWN, now, _reason(exc))
+        except BaseException as exc:
+            self._on_update(_update(cid, _S.UNKNOWN, now, f"interrupted while sending: {exc!r}"))
+            raise
         self._on_update(update)
 
-    # -- broker events -----------------------------------------------------------
+    def _settle_unknown(self) -> None:
+        """Ask the broker about orders whose sending had no clear outcome."""
+        broker = self.p.broker
+        now = self.p.clock.now()
+        for cid in list(self._unknown):
+            try:
+                report = broker.order(cid)
+            except BrokerError as exc:
+                log.warning("order %s still unknown: %s", cid, exc)
+                continue
+            if report is None:
+                # The broker answered and has no such order: it never arrived.
+                self._on_update(_update(cid, _S.REJECTED, now, "the broker has no such order"))
+            elif report.status is not _S.UNKNOWN:
+                self._on_update(
+                    _update(
+                        cid,
+                        report.status,
+                        now,
+                        "settled by asking the broker",
+                        report.broker_order_id,
+                    )
+                )
+
+    # -- broker events ---------------------------------------------------------
 
     def _apply(self, events: Sequence[OrderUpdate | Fill]) -> None:
         for event in events:
@@ -376,14 +370,22 @@ class Executor:
                 self._on_fill(event)
             else:
                 self._on_update(event)  # type: ignore[arg-type]
+        if self._deferred:
+            # Strategies hear of fills only once every event is recorded, so a
+            # strategy that raises cannot leave a fill unrecorded.
+            deferred, self._deferred = self._deferred, []
+            for strategy, fill in deferred:
+                try:
+                    strategy.on_fill(fill, self.ctx)
+                except Exception as exc:
+                    self._strategy_failed(strategy, exc)
 
     def _on_update(self, update: OrderUpdate) -> None:
-        order = self.working.get(update.client_order_id)
+        cid = update.client_order_id
+        order = self.working.get(cid)
         if order is None:
             log.warning(
-                "broker reported %s for order %s, which this run did not send",
-                update.status,
-                update.client_order_id,
+                "broker reported %s for order %s, which this run did not send", update.status, cid
             )
             return
         if order.status is update.status and update.status is not _S.PARTIALLY_FILLED:
@@ -395,6 +397,10 @@ class Executor:
         except InvalidOrderTransition as exc:
             log.error("ignored broker report: %s", exc)
             return
+        if update.status is _S.UNKNOWN:
+            self._unknown.add(cid)
+        else:
+            self._unknown.discard(cid)
         self._order_event(order, event)
 
     def _on_fill(self, fill: Fill) -> None:
@@ -402,109 +408,31 @@ class Executor:
             return
         self._seen_executions.add(fill.execution_id)
         self.fills += 1
+        # The broker says it traded: the account reflects that first, whatever
+        # the order's own state makes of it.
         self.book.apply(fill)
-        for record in self._sink_fill:
-            record(fill)
-        if self._obs_fill is not None:
-            self._obs_fill(fill=fill)
-        if self._log:
-            log.info(
-                "Fill execution=%s order=%s decision=%s %s %s %s @ %s",
-                fill.execution_id,
-                fill.client_order_id,
-                fill.decision_id,
-                fill.side,
-                fill.quantity,
-                fill.symbol,
-                fill.price,
-            )
+        self.record.fill(fill)
         order = self.working.get(fill.client_order_id)
         if order is None:
             log.warning("fill %s for an order this run did not send", fill.execution_id)
             return
+        self._unknown.discard(fill.client_order_id)
         try:
             event = order.apply_fill(fill)
         except InvalidOrderTransition as exc:
             log.error("fill %s not applied to its order: %s", fill.execution_id, exc)
             return
         self._order_event(order, event)
-        listener = self._fill_listeners.get(order.intent.source)
+        listener = self._fill_listeners.get(self._owner.get(fill.client_order_id, ""))
         if listener is not None:
-            try:
-                listener.on_fill(fill, self.ctx)
-            except Exception as exc:
-                self._strategy_failed(listener, exc)
+            self._deferred.append((listener, fill))
 
-    # -- records -----------------------------------------------------------------
+    # -- records ---------------------------------------------------------------
 
-    def _order_event(self, order: Order, event: Any) -> None:
-        for record in self._sink_event:
-            record(event)
-        if self._obs_order is not None:
-            self._obs_order(order=order, event=event)
-        if self._log:
-            log.info(
-                "%s order=%s decision=%s %s %s %s%s",
-                event.name,
-                event.client_order_id,
-                event.decision_id,
-                order.intent.side,
-                order.intent.quantity,
-                order.intent.symbol,
-                f" reason={event.reason}" if event.reason else "",
-            )
+    def _order_event(self, order: Order, event: OrderEvent) -> None:
+        self.record.order_event(order, event)
         if event.status.is_terminal:
             self.working.pop(order.client_order_id, None)
-
-    def _verdict(
-        self,
-        decision_id: str,
-        cid: str,
-        name: str,
-        seq: int,
-        outcome: Outcome,
-        reason: str,
-        before: Decimal,
-        after: Decimal,
-        figures: dict[str, Any],
-        now: datetime,
-    ) -> None:
-        verdict = RiskVerdict.trusted(
-            decision_id=decision_id,
-            client_order_id=cid,
-            filter=name,
-            seq=seq,
-            outcome=outcome,
-            reason=reason,
-            quantity_before=before,
-            quantity_after=after,
-            figures=figures,
-            ts=now,
-        )
-        for record in self._sink_verdict:
-            record(verdict)
-        if self._obs_verdict is not None:
-            self._obs_verdict(verdict=verdict)
-        if self._log and outcome is not Outcome.PASS:
-            log.info(
-                "RiskVerdict decision=%s order=%s filter=%s %s: %s",
-                decision_id,
-                cid,
-                name,
-                outcome,
-                reason,
-            )
-
-    def _reject(self, source: str, raw: Any, exc: ValidationError) -> None:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'decision'}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        log.warning("decision from %s rejected: %s", source, problems)
-        for sink in self.p.sinks:
-            sink.record_decision_rejected(raw, source, problems)
-        if self._obs_rejected is not None:
-            self._obs_rejected(raw=raw, source=source, error=problems)
 
     def _strategy_failed(self, strategy: Strategy, exc: Exception) -> None:
         self.strategy_errors += 1
@@ -523,5 +451,34 @@ class Executor:
         )
 
     def flush(self) -> None:
-        for sink in self.p.sinks:
-            sink.flush()
+        self.record.flush()
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'decision'}: {e['msg']}"
+        for e in exc.errors(include_url=False)
+    )
+
+
+def _reduced(quantity: Any, before: Decimal) -> Decimal | None:
+    """A filter's reduced quantity as a decimal, or ``None`` if it leaves nothing."""
+    if quantity is None:
+        return None
+    value = to_decimal(quantity)
+    if not value.is_finite() or value <= 0:
+        return None
+    return value
+
+
+def _reason(exc: BaseException) -> str:
+    # Broker messages go into the ledger; keep account numbers out of it.
+    return redact_accounts(str(exc))
+
+
+def _update(
+    cid: str, status: OrderStatus, ts: datetime, reason: str, broker_order_id: str | None = None
+) -> OrderUpdate:
+    return OrderUpdate.trusted(
+        client_order_id=cid, status=status, ts=ts, reason=reason, broker_order_id=broker_order_id
+    )

@@ -35,12 +35,26 @@ _PATTERNS = [
         r"\1" + MASK,
     ),
 ]
-# IBKR account ids: U…, DU…, DF…, F…, I… followed by digits.
-_ACCOUNT = re.compile(r"\b(DU|DF|DI|U|F|I)(\d{3,})(\d{4})\b")
+# IBKR account ids: U…, DU…, DF…, F…, I… followed by five or more digits.
+_ACCOUNT = re.compile(r"\b(DU|DF|DI|U|F|I)(\d+)(\d{4})\b")
 
 
 def redact_accounts(text: str) -> str:
+    """Mask every IBKR-style account number in ``text``."""
     return _ACCOUNT.sub(lambda m: f"{m.group(1)}***{m.group(3)}", text)
+
+
+def mask_account(account_id: str | None) -> str:
+    """``U1234567`` → ``U***4567``: enough to recognise, not enough to use.
+
+    Short names that are not account numbers (``PAPER``) are shown as they are.
+    """
+    if not account_id:
+        return "unknown account"
+    masked = redact_accounts(account_id)
+    if masked != account_id or not any(c.isdigit() for c in account_id):
+        return masked
+    return f"***{account_id[-4:]}" if len(account_id) > 4 else "***"
 
 
 class RedactionFilter(logging.Filter):

@@ -8,11 +8,12 @@ binary expansion.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
 CENT = Decimal("0.01")
+_FRACTION = Decimal("0.0001")
 
 
 def to_decimal(value: float | int | str | Decimal) -> Decimal:
@@ -22,6 +23,12 @@ def to_decimal(value: float | int | str | Decimal) -> Decimal:
     if type(value) is float:
         return Decimal(repr(value))
     return Decimal(value)
+
+
+def floor_quantity(quantity: Decimal, whole: bool) -> Decimal:
+    """Round a quantity down: to whole units, or to 0.0001 when fractions are allowed."""
+    step = ONE if whole else _FRACTION
+    return max(quantity.quantize(step, rounding=ROUND_DOWN), ZERO)
 
 
 def cents(value: Decimal) -> Decimal:

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from tradepipe.adapter import Broker
+from tradepipe.adapter import Broker, BrokerStatus
 from tradepipe.clock import Clock, ManualClock, SystemClock
 from tradepipe.component import Component
-from tradepipe.errors import ConfigError, TradepipeError
+from tradepipe.errors import ConfigError
 from tradepipe.executor import Executor, RunResult
 from tradepipe.feed import Feed
 from tradepipe.host import KINDS, PluginHost
+from tradepipe.logs import mask_account
 from tradepipe.risk import RiskFilter
 from tradepipe.settings import AppSettings, settings_error
 from tradepipe.sink import RunInfo, Sink
@@ -61,12 +62,6 @@ class Progress(Protocol):
     def update(self, done: int) -> None: ...
 
     def stop(self) -> None: ...
-
-
-class Summarizer(Protocol):
-    """A sink that can summarise a run from what it stored."""
-
-    def summary(self, run_id: str) -> dict[str, Any]: ...
 
 
 def make_component(
@@ -171,7 +166,7 @@ def build_pipeline(
     )
 
 
-def connect_broker(broker: Broker, settings: AppSettings) -> None:
+def connect_broker(broker: Broker, settings: AppSettings) -> BrokerStatus:
     """Connect and refuse a live account unless the settings opt in.
 
     :raises ConfigError: the account is live and ``[run] allow_live`` is false.
@@ -185,16 +180,7 @@ def connect_broker(broker: Broker, settings: AppSettings) -> None:
             "[run] allow_live = true in the environment meant for live trading to allow it.",
             key="run.allow_live",
         )
-
-
-def mask_account(account_id: str | None) -> str:
-    """``U1234567`` → ``U***4567``: enough to recognise, not enough to use."""
-    if not account_id:
-        return "unknown account"
-    if len(account_id) <= 4:
-        return "*" * len(account_id)
-    head = account_id[:2] if account_id[:2].isalpha() else account_id[:1]
-    return f"{head}***{account_id[-4:]}"
+    return status
 
 
 def run_pipeline(
@@ -202,51 +188,66 @@ def run_pipeline(
 ) -> tuple[RunResult, dict[str, Any]]:
     """Run ``pipeline`` to the end of its feed; return its result and summary.
 
+    Whatever happens (an error, Ctrl-C), every sink that was opened is flushed
+    and closed with the run's status, and the broker is disconnected; an error
+    while finishing is logged rather than allowed to hide the run's own error.
     The summary comes from the first sink that can summarise (the ledger), so
     it shows what was recorded, not what the process remembers.
     """
     t0 = time.perf_counter()
     pipeline.feed.load()
     pipeline.timings["load_seconds"] = time.perf_counter() - t0
-    connect_broker(pipeline.broker, pipeline.settings)
-    run = pipeline.run
-    for sink in pipeline.sinks:
-        sink.open(run)
-    log.info(
-        "run %s started: env %s, broker %s, feed %s, strategies %s, ledger namespace %s",
-        run.run_id,
-        run.env,
-        run.broker,
-        run.feed,
-        ",".join(run.strategies),
-        run.namespace,
-    )
-    started = pipeline.host.observers("tradepipe_run_started")
-    if started is not None:
-        started(run=run)
-    executor = Executor(
-        pipeline, progress=progress.update if progress else None, progress_every=progress_every
-    )
+    connected = connect_broker(pipeline.broker, pipeline.settings)
+    run = pipeline.run = pipeline.run.model_copy(update={"account_id": connected.account_id})
+    opened: list[Sink] = []
+    executor: Executor | None = None
     status = "failed"
     result = RunResult(0, status, 0, 0, 0, 0)
-    if progress is not None:
-        progress.start(pipeline.feed.total())
     t0 = time.perf_counter()
     try:
+        for sink in pipeline.sinks:
+            sink.open(run)
+            opened.append(sink)
+        log.info(
+            "run %s started: env %s, broker %s, feed %s, strategies %s, namespace %s",
+            run.run_id,
+            run.env,
+            run.broker,
+            run.feed,
+            ",".join(run.strategies),
+            run.namespace,
+        )
+        started = pipeline.host.observers("tradepipe_run_started")
+        if started is not None:
+            started(run=run)
+        executor = Executor(
+            pipeline, progress=progress.update if progress else None, progress_every=progress_every
+        )
+        if progress is not None:
+            progress.start(pipeline.feed.total())
         executor.start()
         result = executor.run()
         status = "completed"
     except KeyboardInterrupt:
         status = "interrupted"
+        log.error("run %s interrupted", run.run_id)
         raise
     except BaseException as exc:
-        log.error("run %s %s: %s", run.run_id, status, exc)
+        log.error("run %s failed: %s", run.run_id, exc)
         raise
     finally:
         pipeline.timings["run_seconds"] = time.perf_counter() - t0
         if progress is not None:
             progress.stop()
-        _finish(pipeline, executor, status)
+        bars = executor.bars if executor is not None else 0
+        try:
+            _finish(pipeline, opened, bars, status)
+        except BaseException as exc:
+            if status == "completed":
+                raise
+            log.error("while finishing run %s after it %s: %s", run.run_id, status, exc)
+        if status != "completed":
+            _announce_end(pipeline, status, {})
     summary = summarize(pipeline, result)
     log.info(
         "run %s %s: %d bars, %d decisions, %d orders, %d fills",
@@ -257,30 +258,41 @@ def run_pipeline(
         result.orders,
         result.fills,
     )
-    finished = pipeline.host.observers("tradepipe_run_finished")
-    if finished is not None:
-        finished(run=run, status=status, summary=summary)
+    _announce_end(pipeline, status, summary)
     return result, summary
 
 
-def _finish(pipeline: Pipeline, executor: Executor, status: str) -> None:
-    """Snapshot the account, flush and close the sinks, disconnect. Never loses a record."""
+def _announce_end(pipeline: Pipeline, status: str, summary: dict[str, Any]) -> None:
+    finished = pipeline.host.observers("tradepipe_run_finished")
+    if finished is not None:
+        finished(run=pipeline.run, status=status, summary=summary)
+
+
+def _finish(pipeline: Pipeline, sinks: list[Sink], bars: int, status: str) -> None:
+    """Snapshot the account, flush and close ``sinks``, disconnect the broker.
+
+    Each step is attempted even when an earlier one failed; the first error is
+    raised at the end.
+    """
     errors: list[BaseException] = []
+    broker = pipeline.broker
     try:
-        broker = pipeline.broker
         positions = broker.positions()
         account = broker.account()
-        for sink in pipeline.sinks:
+        for sink in sinks:
             sink.record_snapshot(positions, account)
-    except TradepipeError as exc:
+    except Exception as exc:
         log.error("could not snapshot the account at the end of the run: %s", exc)
-    for sink in pipeline.sinks:
-        try:
-            sink.flush()
-            sink.close(pipeline.run, executor.bars, status)
-        except BaseException as exc:  # keep closing the others, then re-raise
-            errors.append(exc)
-    pipeline.broker.disconnect()
+    for sink in sinks:
+        for step in (sink.flush, lambda sink=sink: sink.close(pipeline.run, bars, status)):
+            try:
+                step()
+            except BaseException as exc:
+                errors.append(exc)
+    try:
+        broker.disconnect()
+    except Exception as exc:
+        errors.append(exc)
     if errors:
         raise errors[0]
 

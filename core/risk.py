@@ -8,7 +8,6 @@ denies it (fail closed). A denial is a recorded event, never an exception.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -60,7 +59,15 @@ class RiskContext(Protocol):
     def now(self) -> datetime: ...
 
     def position(self, symbol: str) -> Decimal:
-        """Signed quantity held, including what open orders will not change."""
+        """Signed quantity held (filled orders only)."""
+        ...
+
+    def pending(self, symbol: str) -> Decimal:
+        """Signed quantity working orders for ``symbol`` have yet to fill."""
+        ...
+
+    def exposure(self, symbol: str) -> Decimal:
+        """``position + pending``: what limits on exposure must look at."""
         ...
 
     def last_price(self, symbol: str) -> Decimal | None: ...
@@ -94,18 +101,3 @@ class RiskFilter(Component):
     @staticmethod
     def reduce(quantity: Decimal, reason: str, **figures: Any) -> Check:
         return Check(Outcome.REDUCE, reason, quantity, figures)
-
-
-@dataclass(slots=True)
-class FilterOutcome:
-    """The result of running the whole chain of filters over one intent."""
-
-    intent: OrderIntent
-    verdicts: list[RiskVerdict] = field(default_factory=list)
-
-    @property
-    def denied(self) -> RiskVerdict | None:
-        for verdict in self.verdicts:
-            if verdict.outcome is Outcome.DENY:
-                return verdict
-        return None

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tradepipe.errors import ConfigError
+from tradepipe.logs import mask_account
 
 DEFAULT_ENV = "development"
 SETTINGS_FILE = "settings.toml"
@@ -37,6 +38,8 @@ _SECRET_KEY = re.compile(
     r"consumer_key|client_assertion|bearer)",
     re.IGNORECASE,
 )
+# Keys holding an account number: shown masked (U***4567), like in the logs.
+_ACCOUNT_KEY = re.compile(r"(^|_)account(_id)?$", re.IGNORECASE)
 # dynaconf's own options come back from as_dict(); they are not ours.
 _DYNACONF_KEYS = {"load_dotenv", "environments", "envvar_prefix", "env_switcher", "merge_enabled"}
 _KINDS = ("brokers", "strategies", "risk", "sinks", "feeds")
@@ -165,6 +168,8 @@ def _mask(data: Mapping[str, Any], prefix: str, settings: AppSettings) -> dict[s
             out[key] = _mask(value, dotted + ".", settings)
         elif value not in (None, "") and settings.is_secret(dotted):
             out[key] = MASK
+        elif isinstance(value, str) and _ACCOUNT_KEY.search(key):
+            out[key] = mask_account(value)
         else:
             out[key] = value
     return out
@@ -188,13 +193,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}", key=str(path)) from exc
 
 
-def _check_layout(declared: Mapping[str, Any], path: Path) -> None:
-    """Refuse top-level keys and tables that dynaconf would silently ignore."""
+def _check_layout(declared: Mapping[str, Any], path: Path, *, secret: bool = False) -> None:
+    """Refuse top-level keys and tables that dynaconf would silently ignore.
+
+    :param secret: every value in this file is secret (``.secrets.toml``).
+    """
     tables = set(AppSettings.model_fields) - {"env", "path", "secret_keys"}
     for name, value in declared.items():
         if not isinstance(value, Mapping):
+            shown = MASK if secret or _SECRET_KEY.search(name) else repr(value)
             raise ConfigError(
-                f"{path}: {name} = {MASK if _SECRET_KEY.search(name) else repr(value)}: "
+                f"{path}: {name} = {shown}: "
                 "is outside any table; expected it inside [default.<table>] or "
                 "[<environment>.<table>]",
                 key=name,
@@ -250,7 +259,7 @@ def load_settings(
         declared = {}
     secrets_path = settings_path.parent / SECRETS_FILE
     secrets = _read_toml(secrets_path) if secrets_path.exists() else {}
-    _check_layout(secrets, secrets_path)
+    _check_layout(secrets, secrets_path, secret=True)
     # An environment may exist only for its secrets (e.g. [live] credentials).
     envs = sorted({*declared, *secrets} - {"default", "global"})
     if declared and env not in envs and env != DEFAULT_ENV:

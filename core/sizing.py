@@ -18,16 +18,13 @@ while long sells the whole holding; otherwise it is sized like a new position.
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from tradepipe.decisions import Action, Decision
 from tradepipe.errors import SizingError
-from tradepipe.money import ZERO
+from tradepipe.money import ZERO, floor_quantity
 from tradepipe.orders import Side
 from tradepipe.settings import SizingSettings
-
-_WHOLE = Decimal(1)
-_FRACTION = Decimal("0.0001")
 
 
 class Sizer:
@@ -46,7 +43,8 @@ class Sizer:
         """Return the side and quantity for ``decision``.
 
         :param price: the reference price (last trade or limit); ``None`` if unknown.
-        :param position: the signed quantity currently held.
+        :param position: the signed quantity held plus what working orders will
+            still change (the exposure), so orders in flight count.
         :param equity: account equity for risk sizing, or a function returning it
             (only called when needed).
         :raises SizingError: with the reason no quantity could be found.
@@ -56,7 +54,10 @@ class Sizer:
             raise SizingError("a hold decision has nothing to size")
         if action is Action.CLOSE:
             if position == 0:
-                raise SizingError(f"nothing to close: no position in {decision.symbol}")
+                raise SizingError(
+                    f"nothing to close: no position in {decision.symbol}, "
+                    "or working orders already close it"
+                )
             side = Side.SELL if position > 0 else Side.BUY
             # A close never goes past flat, whatever quantity it names.
             return side, min(decision.quantity or abs(position), abs(position))
@@ -102,5 +103,4 @@ class Sizer:
         return equity * fraction / distance
 
     def _round(self, quantity: Decimal) -> Decimal:
-        step = _FRACTION if self.settings.fractional else _WHOLE
-        return quantity.quantize(step, rounding=ROUND_DOWN)
+        return floor_quantity(quantity, whole=not self.settings.fractional)

@@ -8,7 +8,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 from tradepipe import PersistenceError
+from tradepipe.logs import mask_account
 from tradepipe.money import ZERO, fmt
+from tradepipe.orders import TERMINAL, WORKING, OrderStatus
 from tradepipe.plugins.ledger_schema import (
     AccountRow,
     DecisionRow,
@@ -21,19 +23,10 @@ from tradepipe.plugins.ledger_schema import (
     VerdictRow,
 )
 
-TERMINAL_STATES = ("denied", "rejected", "filled", "canceled", "expired")
-ORDER_STATES = (
-    "submitted",
-    "denied",
-    "rejected",
-    "accepted",
-    "partially_filled",
-    "filled",
-    "pending_cancel",
-    "canceled",
-    "expired",
-    "unknown",
-)
+TERMINAL_STATES = tuple(sorted(status.value for status in TERMINAL))
+ORDER_STATES = tuple(status.value for status in OrderStatus)
+#: Latest statuses of an order that is still alive at the broker.
+OPEN_STATES = tuple(status.value for status in WORKING if status is not OrderStatus.UNKNOWN)
 
 
 class Ledger:
@@ -171,23 +164,27 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("positions") from exc
 
-    def _status_counts(self, s: Session, run_id: str) -> dict[str, int]:
+    def _status_counts(self, s: Session, run_id: str) -> tuple[dict[str, int], int]:
         """How many orders of the run are in each status now, and how many were sent.
 
-        A terminal status is always an order's last, and an order reaches each
-        status at most once, except partial fills: so terminal statuses (and
-        ``submitted``) are counted straight from the events, and only orders
-        that never ended need their latest event looked up.
+        A terminal status is always an order's last, and no order reaches one
+        twice: terminal statuses are counted straight from the events. Only
+        orders that never ended need their latest event looked up.
         """
         states = dict.fromkeys(ORDER_STATES, 0)
-        counted = ("submitted", *TERMINAL_STATES)
         for status, n in s.execute(
             select(col(OrderEventRow.status), func.count())
             .where(col(OrderEventRow.run_id) == run_id)
-            .where(col(OrderEventRow.status).in_(counted))
+            .where(col(OrderEventRow.status).in_(TERMINAL_STATES))
             .group_by(col(OrderEventRow.status))
         ):
             states[status] = int(n)
+        sent = s.scalar(
+            select(func.count())
+            .select_from(OrderEventRow)
+            .where(col(OrderEventRow.run_id) == run_id)
+            .where(col(OrderEventRow.status) == OrderStatus.SUBMITTED.value)
+        )
         ended = (
             select(col(OrderEventRow.client_order_id))
             .where(col(OrderEventRow.run_id) == run_id)
@@ -203,7 +200,7 @@ class Ledger:
             latest[cid] = status
         for status in latest.values():
             states[status] += 1
-        return states
+        return states, int(sent or 0)
 
     def summary(self, run_id: str) -> dict[str, Any]:
         """The run's figures, all read from the ledger."""
@@ -219,7 +216,7 @@ class Ledger:
                     )
                     return int(s.scalar(stmt) or 0)
 
-                states = self._status_counts(s, run_id)
+                states, sent = self._status_counts(s, run_id)
                 # Summed in Python: SQLite would add the decimal text as floats.
                 commissions = sum(
                     s.scalars(select(col(FillRow.commission)).where(col(FillRow.run_id) == run_id)),
@@ -232,7 +229,6 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("the run summary") from exc
         positions, account = self.positions(run_id)
-        working = ("accepted", "partially_filled", "pending_cancel")
         return {
             "run_id": run.run_id,
             "status": run.status,
@@ -245,19 +241,19 @@ class Ledger:
             "decisions_rejected": rejected,
             "orders": {
                 "total": orders,
-                "submitted": states["submitted"],
+                "submitted": sent,
                 "denied": states["denied"],
                 "rejected": states["rejected"],
                 "filled": states["filled"],
                 "canceled": states["canceled"],
                 "expired": states["expired"],
-                "open": sum(states[k] for k in working),
+                "open": sum(states[k] for k in OPEN_STATES),
                 "unknown": states["unknown"],
             },
             "fills": fills,
             "commissions": fmt(commissions),
             "positions": [position_json(p) for p in positions],
-            "account_id": account.account_id if account else None,
+            "account_id": mask_account(account.account_id) if account else None,
             "cash": fmt(account.cash) if account else None,
             "equity": fmt(account.equity) if account else None,
             "realized_pnl": fmt(account.realized_pnl) if account else None,

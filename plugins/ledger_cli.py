@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import console, print_json, table
 from tradepipe.errors import ConfigError, PersistenceError
+from tradepipe.logs import mask_account
 from tradepipe.money import fmt
 from tradepipe.pipeline import make_component
 from tradepipe.plugins.ledger import Ledger, position_json
@@ -15,6 +17,11 @@ from tradepipe.plugins.ledger import Ledger, position_json
 
 def _ledger(app: AppContext) -> Ledger:
     sink = make_component(app.host, app.settings, "sink", "sql")
+    if sink.settings.url is None and not Path(sink.settings.path).exists():
+        raise PersistenceError(
+            f"no ledger at {sink.settings.path}; run `tradepipe run-pipeline` first, "
+            "or point [sinks.sql] path at an existing ledger"
+        )
     return Ledger(sink.engine(), sink.where)
 
 
@@ -184,7 +191,14 @@ def positions(app: AppContext, run_id: str | None, as_json: bool) -> None:
     data: dict[str, Any] = {
         "run_id": rid,
         "positions": [position_json(p) for p in rows],
-        "account": account.model_dump(mode="json", exclude={"id", "run_id"}) if account else None,
+        "account": (
+            {
+                **account.model_dump(mode="json", exclude={"id", "run_id"}),
+                "account_id": mask_account(account.account_id),
+            }
+            if account
+            else None
+        ),
     }
     if as_json:
         print_json(data)

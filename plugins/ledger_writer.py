@@ -17,6 +17,9 @@ length and a pickle. Parent to child: ``("open", path, pragmas)``,
 exits, and ``("closed",)``. Each ``write`` is one transaction: it is committed
 whole or not at all. If the parent dies, the child sees end of input and stops;
 a frame cut short is discarded, never half applied.
+
+The child runs in its own session and ignores SIGINT: Ctrl-C in a terminal
+interrupts the pipeline, which then flushes and closes the ledger itself.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import contextlib
 import os
 import pickle
 import select
+import signal
 import sqlite3
 import struct
 import subprocess
@@ -32,6 +36,8 @@ import sys
 from typing import IO, Any
 
 _HEADER = struct.Struct("<I")
+#: How long the parent waits for the child to commit one batch.
+ACK_TIMEOUT = 300.0
 Statements = list[tuple[str, list[tuple[Any, ...]]]]
 
 
@@ -61,12 +67,16 @@ class WriterProcess:
     """The parent's handle on one writer child."""
 
     def __init__(self, path: str, pragmas: list[str]) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-S", os.path.abspath(__file__)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-S", os.path.abspath(__file__)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise WriterError(f"could not start the ledger writer: {exc}") from exc
         self._seq = 0
         self._failed: str | None = None
         self._call(("open", path, pragmas))
@@ -109,16 +119,31 @@ class WriterProcess:
             _send(self._proc.stdin, message)
         except (BrokenPipeError, OSError):
             self._fail(self._death())
+        except BaseException:
+            # Interrupted mid-frame: the child would wait for the rest of it for
+            # ever. Stop it; what it committed before stays committed.
+            self._abandon("the ledger writer was interrupted while receiving a batch")
+            raise
         if not wait:
             return
+        stdout = self._proc.stdout
         while True:
-            reply = _receive(self._proc.stdout)
+            ready, _, _ = select.select([stdout], [], [], ACK_TIMEOUT)
+            if not ready:
+                self._abandon(f"the ledger writer did not answer within {ACK_TIMEOUT:.0f} s")
+                raise WriterError(self._failed or "")
+            reply = _receive(stdout)
             if reply is None:
                 self._fail(self._death())
             if reply[0] == "error":
                 self._fail(reply[2])
             if reply[0] == until and (until != "ack" or reply[1] == self._seq):
                 return
+
+    def _abandon(self, reason: str) -> None:
+        self._failed = self._failed or reason
+        if self._proc.poll() is None:
+            self._proc.kill()
 
     def _check(self) -> None:
         """Surface a failure of an earlier, unacknowledged batch without blocking."""
@@ -135,7 +160,11 @@ class WriterProcess:
                 self._fail(reply[2])
 
     def _death(self) -> str:
-        self._proc.wait(timeout=10)
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
         detail = (self._proc.stderr.read() if self._proc.stderr else b"").decode(errors="replace")
         last = detail.strip().splitlines()[-1] if detail.strip() else ""
         status = self._proc.returncode
@@ -148,6 +177,7 @@ class WriterProcess:
 
 def main() -> int:
     """The child: apply batches until told to close or the parent goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     source = sys.stdin.buffer
     sink = sys.stdout.buffer
     conn: sqlite3.Connection | None = None

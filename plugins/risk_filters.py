@@ -8,7 +8,7 @@ lower risk, and refusing them could trap a position.
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from pydantic import Field
@@ -21,10 +21,7 @@ from tradepipe import (
     RiskFilter,
     hookimpl,
 )
-from tradepipe.money import ZERO, cents
-
-_WHOLE = Decimal(1)
-_FRACTION = Decimal("0.0001")
+from tradepipe.money import ZERO, cents, floor_quantity
 
 
 def signed(intent: OrderIntent) -> Decimal:
@@ -48,8 +45,7 @@ def order_price(intent: OrderIntent, ctx: RiskContext) -> Decimal | None:
 
 def floor_units(quantity: Decimal, like: Decimal) -> Decimal:
     """Round down, to whole units when the original quantity was whole."""
-    step = _WHOLE if like == like.to_integral_value() else _FRACTION
-    return max(quantity.quantize(step, rounding=ROUND_DOWN), ZERO)
+    return floor_quantity(quantity, whole=like == like.to_integral_value())
 
 
 class MinConfidence(RiskFilter):
@@ -65,7 +61,7 @@ class MinConfidence(RiskFilter):
 
     def check(self, intent: OrderIntent, decision: Decision, ctx: RiskContext) -> Check:
         threshold = self.settings.threshold
-        if decision.confidence < threshold:
+        if not decision.confidence >= threshold:  # also refuses NaN
             return self.deny(
                 f"confidence {decision.confidence:g} is below {threshold:g}",
                 confidence=decision.confidence,
@@ -86,7 +82,7 @@ class MaxPositionValue(RiskFilter):
     settings: Settings
 
     def check(self, intent: OrderIntent, decision: Decision, ctx: RiskContext) -> Check:
-        position = ctx.position(intent.symbol)
+        position = ctx.exposure(intent.symbol)  # working orders count
         if reduces_only(intent, position):
             return self.allow("reduces the position", position=position)
         price = order_price(intent, ctx)
@@ -134,7 +130,7 @@ class MaxRiskPerTrade(RiskFilter):
     settings: Settings
 
     def check(self, intent: OrderIntent, decision: Decision, ctx: RiskContext) -> Check:
-        if reduces_only(intent, ctx.position(intent.symbol)):
+        if reduces_only(intent, ctx.exposure(intent.symbol)):
             return self.allow("reduces the position")
         distance = decision.sizing.stop_distance if decision.sizing else None
         price = order_price(intent, ctx)

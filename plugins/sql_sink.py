@@ -118,6 +118,7 @@ class SqlSink(Sink):
         self._clock: Clock = SystemClock()
         self._writer: WriterProcess | None = None
         self._broken = ""
+        self._unacked = False
         self._mark = "?"
 
     def attach(self, runtime: Any) -> None:
@@ -155,7 +156,12 @@ class SqlSink(Sink):
         if self.settings.writer == "process" and engine.dialect.name == "sqlite":
             database = engine.url.database
             if database and database != ":memory:":
-                self._writer = WriterProcess(database, sqlite_pragmas(self.settings.synchronous))
+                try:
+                    self._writer = WriterProcess(
+                        database, sqlite_pragmas(self.settings.synchronous)
+                    )
+                except WriterError as exc:
+                    raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
         self._run_id = run.run_id
         self._add(
             schema.RunRow,
@@ -360,6 +366,7 @@ class SqlSink(Sink):
         try:
             if self._writer is not None:
                 self._writer.write(statements, wait=wait)
+                self._unacked = not wait
                 return
             with self.engine().begin() as conn:
                 for sql, rows in statements:
@@ -375,8 +382,12 @@ class SqlSink(Sink):
             ) from exc
 
     def flush(self) -> None:
-        """Commit everything received so far; return once it is on disk."""
-        if self._count:
+        """Commit everything received so far; return once it is on disk.
+
+        This includes full batches already handed to the writer without
+        waiting: an empty write is acknowledged only after them.
+        """
+        if self._count or self._unacked:
             self._write(self._take(), wait=True)
 
     def close(self, run: RunInfo, bars: int, status: str) -> None:
@@ -413,8 +424,11 @@ class SqlSink(Sink):
     def summary(self, run_id: str) -> dict[str, Any]:
         from tradepipe.plugins.ledger import Ledger
 
-        ledger = Ledger(self.engine(), self.where)
-        return ledger.summary(run_id)
+        engine = open_engine(self.url, self.settings.synchronous)
+        try:
+            return Ledger(engine, self.where).summary(run_id)
+        finally:
+            engine.dispose()
 
 
 # Enum members become plain strings: drivers bind those faster, and the writer

@@ -36,16 +36,20 @@ class AppContext:
     @property
     def host(self) -> PluginHost:
         if self._host is None:
+            if self.redaction is None:
+                # Commands that do not run a pipeline log to the console only,
+                # through the same redaction as everything else.
+                self.setup_logging(file=False)
             self._host = load_host(self.settings.plugins)
             self._host.configure(self.settings)
         return self._host
 
-    def setup_logging(self, *, console_level: str | None = None) -> None:
+    def setup_logging(self, *, console_level: str | None = None, file: bool = True) -> None:
         log = self.settings.logging
         self.redaction = setup_logging(
             level="DEBUG" if self.debug else log.level,
             console_level=console_level or ("DEBUG" if self.debug else log.console_level),
-            directory=log.dir if log.file else None,
+            directory=log.dir if log.file and file else None,
             keep_days=log.keep_days,
             secrets=self.settings.secret_values(),
         )

@@ -50,7 +50,8 @@ def print_summary(s: dict[str, Any]) -> None:
             f"{orders.get('total', 0)}: {orders.get('submitted', 0)} submitted, "
             f"{orders.get('denied', 0)} denied, {orders.get('filled', 0)} filled, "
             f"{orders.get('canceled', 0)} canceled, {orders.get('rejected', 0)} rejected, "
-            f"{orders.get('expired', 0)} expired, {orders.get('open', 0)} open",
+            f"{orders.get('expired', 0)} expired, {orders.get('open', 0)} open"
+            + (f", {orders['unknown']} unknown" if orders.get("unknown") else ""),
         ),
         ("fills", f"{s['fills']} (commissions {s.get('commissions', '0')})"),
         ("cash", s.get("cash")),

@@ -160,9 +160,14 @@ def test_failures_exit_1_and_debug_shows_the_traceback(workdir: Path) -> None:
     assert debug.exit_code == 1 and "Traceback" in debug.output
 
 
-def test_ledger_commands_on_an_empty_ledger(workdir: Path) -> None:
+def test_ledger_commands_without_a_ledger_do_not_create_one(workdir: Path) -> None:
     result = CliRunner().invoke(cli, ["ledger", "orders"])
     assert result.exit_code == 1
-    assert "has no runs yet" in result.output
+    assert "no ledger at tradepipe.db" in result.output
+    assert not (workdir / "tradepipe.db").exists()
+    text = (workdir / "settings.toml").read_text().replace("bars = 750", "bars = 40")
+    (workdir / "settings.toml").write_text(text)
+    assert invoke("run-pipeline", "--no-progress").exit_code == 0
     result = CliRunner().invoke(cli, ["ledger", "orders", "--run", "nope"])
     assert result.exit_code == 2
+    assert "no run 'nope'" in result.output

@@ -101,6 +101,9 @@ class Flaky(PaperBroker):
         type(self).flushes_at_send.append(MemorySink.last.flushes if MemorySink.last else -1)
         if self.mode == "timeout":
             raise BrokerUnavailableError("read timed out after sending")
+        if self.mode == "lost_reply":
+            super().place(intent)  # it arrived; the answer did not
+            raise BrokerUnavailableError("connection dropped before the reply")
         if self.mode == "reject":
             raise BrokerRejectedError("price outside the allowed band")
         return super().place(intent)
@@ -326,15 +329,27 @@ def test_observers_see_every_record_in_order() -> None:
     ]
 
 
-def test_ambiguous_send_marks_unknown_and_never_resends() -> None:
+def test_ambiguous_send_that_never_arrived_is_settled_as_rejected_not_resent() -> None:
     Flaky.mode = "timeout"
     run({0: buy(10)}, run={"broker": "flaky"})
     sink = MemorySink.last
-    assert [e.status for e in sink.events] == ["submitted", "unknown"]
-    assert "timed out" in sink.events[-1].reason
+    assert [e.status for e in sink.events] == ["submitted", "unknown", "rejected"]
+    assert "timed out" in sink.events[1].reason
+    assert sink.events[2].reason == "the broker has no such order"
     assert len(Flaky.sent) == 1
+    assert sink.fills == []
     # The intent was made durable before the broker saw it.
     assert Flaky.flushes_at_send == [1]
+
+
+def test_ambiguous_send_that_arrived_is_settled_and_fills_once() -> None:
+    Flaky.mode = "lost_reply"
+    run({0: buy(10)}, run={"broker": "flaky"})
+    sink = MemorySink.last
+    # The fill on the next bar settles it before the broker needs asking.
+    assert [e.status for e in sink.events] == ["submitted", "unknown", "filled"]
+    assert len(Flaky.sent) == 1
+    assert len(sink.fills) == 1 and sink.fills[0].quantity == 10
 
 
 def test_broker_rejection_is_recorded_as_rejected() -> None:
@@ -409,3 +424,133 @@ def test_a_run_restores_the_garbage_collector_even_when_it_fails() -> None:
         run({0: boom}, run={"on_strategy_error": "stop"})
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_an_expired_decision_is_refused_before_sizing() -> None:
+    import datetime as dt
+
+    def stale(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> Decision:
+        return strategy.decision(
+            ctx,
+            symbol="AAPL",
+            action=Action.BUY,
+            confidence=90,
+            quantity=1,
+            created_at=bar.ts - dt.timedelta(days=2),
+            expires_at=bar.ts - dt.timedelta(days=1),
+        )
+
+    run({0: stale})
+    sink = MemorySink.last
+    assert [(v.filter, v.outcome) for v in sink.verdicts] == [("expired", "deny")]
+    assert sink.orders == []
+
+
+def test_two_orders_in_flight_cannot_together_break_the_position_cap() -> None:
+    # Two strategies' worth of buys on one bar, each alone within the 10,000 cap.
+    both = [buy(60, id="d-one"), buy(60, id="d-two")]
+
+    def two(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> list[Decision]:
+        return [make(strategy, bar, ctx) for make in both]
+
+    run({0: two}, [bar("AAPL", d, open=100, close=100) for d in range(3)])
+    sink = MemorySink.last
+    positions, _account = sink.snapshots[-1]
+    assert positions[0].quantity == 100  # 60, then 40 more: worth 10,000
+    reduced = [v for v in sink.verdicts if v.outcome == "reduce"]
+    assert [(v.filter, v.quantity_after) for v in reduced] == [("max_position_value", 40)]
+
+
+def test_a_filter_answering_nonsense_denies() -> None:
+    class Nonsense(RiskFilter):
+        name = "nonsense"
+
+        def check(self, intent: OrderIntent, decision: Decision, ctx: Any) -> Any:
+            return ("maybe", "who knows", None, {})
+
+    class Plugin:
+        __name__ = "nonsense_plugin"
+
+        @hookimpl
+        def tradepipe_register_risk_filters(self, register: Any) -> None:
+            register(Nonsense)
+
+    Scripted.script = {0: buy(10)}
+    replay(
+        [bar("AAPL", d) for d in range(3)],
+        host=test_host(TestPlugin(), Plugin()),
+        run={"strategies": ["scripted"], "risk_filters": ["nonsense"]},
+    )
+    sink = MemorySink.last
+    assert sink.verdicts[0].outcome == "deny"
+    assert "filter failed: ValueError" in sink.verdicts[0].reason
+    assert [e.status for e in sink.events] == ["denied"]
+
+
+def test_a_strategy_fill_callback_failure_loses_no_fill() -> None:
+    class Grumpy(Scripted):
+        name = "grumpy"
+
+        def on_fill(self, fill: Any, ctx: StrategyContext) -> None:
+            raise RuntimeError("cannot cope")
+
+    class Plugin:
+        __name__ = "grumpy_plugin"
+
+        @hookimpl
+        def tradepipe_register_strategies(self, register: Any) -> None:
+            register(Grumpy)
+
+    makers = [buy(5, id="d-a"), buy(7, id="d-b")]
+    Grumpy.script = {0: lambda s, b, c: [make(s, b, c) for make in makers]}
+    with pytest.raises(StrategyError, match="cannot cope"):
+        replay(
+            [bar("AAPL", d) for d in range(3)],
+            host=test_host(TestPlugin(), Plugin()),
+            run={"strategies": ["grumpy"], "on_strategy_error": "stop"},
+        )
+    sink = MemorySink.last
+    assert sorted(f.quantity for f in sink.fills) == [5, 7]  # both recorded
+    positions, _account = sink.snapshots[-1]
+    assert positions[0].quantity == 12
+
+
+def test_decision_with_its_own_id_still_gets_source_and_time() -> None:
+    def own_id(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> Decision:
+        return Decision(id="ext-42", symbol="AAPL", action="buy", confidence=90, quantity=1)
+
+    run({0: own_id})
+    [decision] = MemorySink.last.decisions
+    assert (decision.id, decision.source) == ("ext-42", "scripted")
+    assert decision.created_at is not None
+    assert len(Scripted.fills) == 1  # the fill reached the strategy that asked
+
+
+@pytest.mark.parametrize("junk", [1, "buy", [None]])
+def test_junk_from_decide_is_rejected_not_fatal(junk: Any) -> None:
+    _, result, _ = run({0: lambda s, b, c: junk, 1: buy(3)})
+    assert MemorySink.last.rejected and "expected a Decision" in MemorySink.last.rejected[0][2]
+    assert result.fills == 1
+
+
+def test_observers_hear_about_failed_runs() -> None:
+    statuses: list[str] = []
+
+    class Observer:
+        __name__ = "end_observer"
+
+        @hookimpl
+        def tradepipe_run_finished(self, run: Any, status: str, summary: Any) -> None:
+            statuses.append(status)
+
+    def boom(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> None:
+        raise KeyError("boom")
+
+    Scripted.script = {0: boom}
+    with pytest.raises(StrategyError):
+        replay(
+            [bar("AAPL", d) for d in range(2)],
+            host=test_host(TestPlugin(), Observer()),
+            run={"strategies": ["scripted"], "on_strategy_error": "stop"},
+        )
+    assert statuses == ["failed"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tradepipe.decisions import Decision, SizingHints
+from tradepipe.decisions import Action, Decision, SizingHints
 from tradepipe.orders import OrderIntent, Side
 from tradepipe.plugins.risk_filters import (
     BuyingPower,
@@ -29,6 +29,7 @@ class FakeContext:
     """A :class:`~tradepipe.risk.RiskContext` with fixed answers."""
 
     positions: dict[str, Decimal] = field(default_factory=dict)
+    pendings: dict[str, Decimal] = field(default_factory=dict)
     prices: dict[str, Decimal] = field(default_factory=dict)
     equity_: Decimal = D(100_000)
     cash_: Decimal = D(100_000)
@@ -41,6 +42,12 @@ class FakeContext:
 
     def position(self, symbol: str) -> Decimal:
         return self.positions.get(symbol, D(0))
+
+    def pending(self, symbol: str) -> Decimal:
+        return self.pendings.get(symbol, D(0))
+
+    def exposure(self, symbol: str) -> Decimal:
+        return self.position(symbol) + self.pending(symbol)
 
     def last_price(self, symbol: str) -> Decimal | None:
         return self.prices.get(symbol)
@@ -485,3 +492,28 @@ def test_max_risk_keeps_the_loss_at_the_stop_within_budget(
         assert abs(position + signed(side, quantity)) < abs(position)
         return
     assert final_quantity(check, order) * distance <= equity * fraction
+
+
+def test_working_orders_count_against_the_position_limit() -> None:
+    # Holding 40 at 100 with a working buy of 50: only 10 more fit under 10,000.
+    context = ctx(position="40")
+    context.pendings["AAPL"] = D(50)
+    check = max_value().check(intent(quantity="30"), decision(), context)
+    assert check.outcome is Outcome.REDUCE and check.quantity == D(10)
+
+
+def test_a_sell_that_would_only_reduce_a_filled_position_counts_working_sells() -> None:
+    # Long 50 with a working sell of 50: another sell of 50 opens a short.
+    context = ctx(position="50")
+    context.pendings["AAPL"] = D(-50)
+    check = max_value().check(intent("sell", "50"), decision(), context)
+    assert check.outcome is Outcome.PASS  # 5,000 short fits the 10,000 limit
+    assert "reduces" not in check.reason
+    big = max_value().check(intent("sell", "150"), decision(), context)
+    assert big.outcome is Outcome.REDUCE and big.quantity == D(100)
+
+
+def test_nan_confidence_is_denied() -> None:
+    nan = Decision.trusted(symbol="AAPL", action=Action.BUY, confidence=float("nan"))
+    check = MinConfidence(MinConfidence.Settings()).check(intent(), nan, ctx())
+    assert check.outcome is Outcome.DENY

@@ -201,6 +201,25 @@ def test_records_wait_for_the_batch_or_a_flush(tmp_path: Path, writer: str) -> N
     sink.close(run_info(), bars=0, status="completed")
 
 
+def test_flush_waits_for_batches_already_sent_without_waiting(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path / "l.db", batch_size=2)
+    sink.open(run_info())
+    assert sink._writer is not None
+    calls: list[tuple[int, bool]] = []
+    real = sink._writer.write
+
+    def spy(statements: Any, *, wait: bool) -> None:
+        calls.append((sum(len(rows) for _sql, rows in statements), wait))
+        real(statements, wait=wait)
+
+    sink._writer.write = spy  # type: ignore[method-assign]
+    sink.record_decision(decision(1))
+    sink.record_decision(decision(2))  # a full batch: sent, not waited for
+    sink.flush()  # nothing buffered, but the batch above is not yet acknowledged
+    sink.flush()  # now there is nothing to wait for
+    assert calls == [(2, False), (0, True)]
+
+
 def test_inline_writer_commits_a_full_batch_at_once(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     sink = make_sink(path, batch_size=3, writer="inline")
@@ -360,3 +379,39 @@ def test_a_whole_replay_lands_in_the_ledger(tmp_path: Path) -> None:
     # order; one event for a denial.
     events = rows(path, "select count(*) from order_events")[0][0]
     assert events == 3 * orders["filled"] + 2 * orders["open"] + orders["denied"]
+
+
+def test_summary_counts_each_order_once_by_its_latest_status(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    sink = make_sink(path)
+    sink.open(run_info())
+    steps = {
+        "tp-sub": [OrderStatus.SUBMITTED],
+        "tp-acc": [OrderStatus.SUBMITTED, OrderStatus.ACCEPTED],
+        "tp-unk": [OrderStatus.SUBMITTED, OrderStatus.UNKNOWN],
+        "tp-den": [OrderStatus.DENIED],
+        "tp-can": [
+            OrderStatus.SUBMITTED,
+            OrderStatus.ACCEPTED,
+            OrderStatus.PENDING_CANCEL,
+            OrderStatus.CANCELED,
+        ],
+    }
+    for n, (cid, statuses) in enumerate(steps.items()):
+        order = order_for(decision(n), cid)
+        sink.record_order(order)
+        for status in statuses:
+            sink.record_order_event(order.transition(status, T))
+    sink.close(run_info(), bars=1, status="completed")
+    orders = Ledger(make_sink(path).engine(), "x").summary("r1")["orders"]
+    assert orders == {
+        "total": 5,
+        "submitted": 4,
+        "denied": 1,
+        "rejected": 0,
+        "filled": 0,
+        "canceled": 1,
+        "expired": 0,
+        "open": 2,
+        "unknown": 1,
+    }

@@ -1,0 +1,72 @@
+"""What strategies and risk filters see during a run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from tradepipe.clock import Clock
+from tradepipe.money import ZERO, to_decimal
+from tradepipe.orders import Order
+from tradepipe.portfolio import Book
+
+
+class RunContext:
+    """Time, holdings, orders in flight, prices and money, as of now.
+
+    Implements both :class:`~tradepipe.StrategyContext` and
+    :class:`~tradepipe.RiskContext`. ``position`` is what has filled;
+    ``pending`` is what working orders will still change; limits on exposure
+    must look at both, or two orders in flight could together break them.
+    """
+
+    def __init__(self, clock: Clock, book: Book, working: dict[str, Order]) -> None:
+        self._clock = clock
+        self._book = book
+        self._working = working
+        self._marks: dict[str, float] = {}
+        self._paper = True
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def position(self, symbol: str) -> Decimal:
+        """Signed quantity held (filled orders only)."""
+        return self._book.quantity(symbol)
+
+    def pending(self, symbol: str) -> Decimal:
+        """Signed quantity that working orders for ``symbol`` have yet to fill."""
+        total = ZERO
+        for order in self._working.values():
+            intent = order.intent
+            if intent.symbol == symbol:
+                remaining = order.remaining
+                total += remaining if intent.side == "buy" else -remaining
+        return total
+
+    def exposure(self, symbol: str) -> Decimal:
+        """The position once every working order has filled."""
+        return self._book.quantity(symbol) + self.pending(symbol)
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        price = self._marks.get(symbol)
+        return None if price is None else to_decimal(price)
+
+    def cash(self) -> Decimal:
+        return self._book.cash
+
+    def equity(self) -> Decimal:
+        return self._book.equity(self._marks)
+
+    def reserved_cash(self) -> Decimal:
+        """Cash that working buy orders will use when they fill."""
+        reserved = ZERO
+        for order in self._working.values():
+            intent = order.intent
+            if intent.side == "buy":
+                price = intent.limit_price or intent.stop_price or intent.reference_price or ZERO
+                reserved += order.remaining * price
+        return reserved
+
+    def is_paper(self) -> bool:
+        return self._paper

@@ -1,0 +1,144 @@
+"""Handing every record of a run to the sinks, the event hooks and the event log.
+
+The executor decides what happened; the :class:`Recorder` makes sure every
+sink, every observer plugin and the log hear of it, in that order. Sink
+methods and observers are looked up once per run, so a hook nobody implements
+costs nothing per record.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tradepipe.decisions import Decision
+from tradepipe.host import PluginHost
+from tradepipe.orders import Fill, Order, OrderEvent
+from tradepipe.risk import Outcome, RiskVerdict
+from tradepipe.sink import Sink
+
+log = logging.getLogger("tradepipe.events")
+
+
+class Recorder:
+    """Fans records out to sinks, observers and the event log."""
+
+    def __init__(self, sinks: list[Sink], host: PluginHost) -> None:
+        self._sinks = sinks
+        self._sink_decision = [s.record_decision for s in sinks]
+        self._sink_verdict = [s.record_verdict for s in sinks]
+        self._sink_order = [s.record_order for s in sinks]
+        self._sink_event = [s.record_order_event for s in sinks]
+        self._sink_fill = [s.record_fill for s in sinks]
+        self._obs_decision = host.observers("tradepipe_decision_made")
+        self._obs_rejected = host.observers("tradepipe_decision_rejected")
+        self._obs_verdict = host.observers("tradepipe_risk_verdict")
+        self._obs_order = host.observers("tradepipe_order_event")
+        self._obs_fill = host.observers("tradepipe_order_filled")
+        self._log = log.isEnabledFor(logging.INFO)
+
+    def decision(self, decision: Decision) -> None:
+        for record in self._sink_decision:
+            record(decision)
+        if self._obs_decision is not None:
+            self._obs_decision(decision=decision)
+        if self._log:
+            log.info(
+                "DecisionMade decision=%s source=%s %s %s confidence=%s",
+                decision.id,
+                decision.source,
+                decision.action,
+                decision.symbol,
+                decision.confidence,
+            )
+
+    def rejected(self, source: str, raw: Any, problems: str) -> None:
+        log.warning("decision from %s rejected: %s", source, problems)
+        for sink in self._sinks:
+            sink.record_decision_rejected(raw, source, problems)
+        if self._obs_rejected is not None:
+            self._obs_rejected(raw=raw, source=source, error=problems)
+
+    def verdict(
+        self,
+        decision_id: str,
+        cid: str,
+        name: str,
+        seq: int,
+        outcome: Outcome,
+        reason: str,
+        before: Decimal,
+        after: Decimal,
+        figures: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        verdict = RiskVerdict.trusted(
+            decision_id=decision_id,
+            client_order_id=cid,
+            filter=name,
+            seq=seq,
+            outcome=outcome,
+            reason=reason,
+            quantity_before=before,
+            quantity_after=after,
+            figures=figures,
+            ts=now,
+        )
+        for record in self._sink_verdict:
+            record(verdict)
+        if self._obs_verdict is not None:
+            self._obs_verdict(verdict=verdict)
+        if self._log and outcome is not Outcome.PASS:
+            log.info(
+                "RiskVerdict decision=%s order=%s filter=%s %s: %s",
+                decision_id,
+                cid,
+                name,
+                outcome,
+                reason,
+            )
+
+    def order(self, order: Order) -> None:
+        for record in self._sink_order:
+            record(order)
+
+    def order_event(self, order: Order, event: OrderEvent) -> None:
+        for record in self._sink_event:
+            record(event)
+        if self._obs_order is not None:
+            self._obs_order(order=order, event=event)
+        if self._log:
+            intent = order.intent
+            log.info(
+                "%s order=%s decision=%s %s %s %s%s",
+                event.name,
+                event.client_order_id,
+                event.decision_id,
+                intent.side,
+                intent.quantity,
+                intent.symbol,
+                f" reason={event.reason}" if event.reason else "",
+            )
+
+    def fill(self, fill: Fill) -> None:
+        for record in self._sink_fill:
+            record(fill)
+        if self._obs_fill is not None:
+            self._obs_fill(fill=fill)
+        if self._log:
+            log.info(
+                "Fill execution=%s order=%s decision=%s %s %s %s @ %s",
+                fill.execution_id,
+                fill.client_order_id,
+                fill.decision_id,
+                fill.side,
+                fill.quantity,
+                fill.symbol,
+                fill.price,
+            )
+
+    def flush(self) -> None:
+        for sink in self._sinks:
+            sink.flush()

@@ -1,0 +1,85 @@
+"""Ctrl-C in a terminal: the run stops, says so, and loses nothing it recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SETTINGS = """
+[default.run]
+batch_size = 200
+[default.feeds.synthetic]
+symbols = ["AAPL", "MSFT"]
+bars = 150000
+interval = "1m"
+[default.strategies.sma_cross]
+fast = 2
+slow = 3
+quantity = 1
+counter_trend_confidence = 90
+[default.logging]
+console_level = "ERROR"
+"""
+
+
+def count(db: Path, sql: str) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def writer_processes() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "ledger_writer.py"], capture_output=True, text=True)
+    return {int(pid) for pid in out.stdout.split()}
+
+
+def test_ctrl_c_to_the_process_group_records_an_interrupted_run(tmp_path: Path) -> None:
+    (tmp_path / "settings.toml").write_text(SETTINGS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPIPE_")}
+    before = writer_processes()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tradepipe", "run-pipeline", "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    db = tmp_path / "tradepipe.db"
+    deadline = time.monotonic() + 90
+    while count(db, "select count(*) from orders") < 50:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never got going"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130, f"exit {proc.returncode}: {err}"
+    assert "interrupted" in err
+    with sqlite3.connect(db) as conn:
+        status, bars, finished = conn.execute(
+            "select status, bars, finished_at from runs"
+        ).fetchone()
+        assert status == "interrupted" and finished is not None
+        assert 0 < bars < 300000, "the run should have been stopped part way"
+        # Every order the run created has its history, and every fill its order.
+        orders = conn.execute("select count(*) from orders").fetchone()[0]
+        with_events = conn.execute(
+            "select count(distinct client_order_id) from order_events"
+        ).fetchone()[0]
+        assert orders == with_events >= 50
+        orphans = conn.execute(
+            "select count(*) from fills f left join orders o using (client_order_id) "
+            "where o.id is null"
+        ).fetchone()[0]
+        assert orphans == 0
+        assert conn.execute("select count(*) from account_snapshots").fetchone()[0] == 1
+    assert writer_processes() <= before
