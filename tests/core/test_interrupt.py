@@ -36,8 +36,19 @@ def count(db: Path, sql: str) -> int:
 
 
 def writer_processes() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "ledger_writer.py"], capture_output=True, text=True)
-    return {int(pid) for pid in out.stdout.split()}
+    """Live ledger writer processes, read from /proc (no procps needed)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        if b"ledger_writer.py" in cmdline and state != "Z":
+            found.add(int(entry.name))
+    return found
 
 
 def test_ctrl_c_to_the_process_group_records_an_interrupted_run(tmp_path: Path) -> None:
