@@ -111,7 +111,6 @@ class Decision(Record):
         # Field values, not a dump: a nested model dumped with exclude_unset
         # loses its defaulted discriminator (``kind``) and cannot be re-read.
         data = {name: getattr(self, name) for name in self.model_fields_set}
-        data.setdefault("source", source)
         if not data.get("source"):
             data["source"] = source
         if data.get("created_at") is None:

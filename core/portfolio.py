@@ -161,16 +161,13 @@ class Book:
         self, account_id: str, ts: datetime, buying_power: Decimal, marks: Marks
     ) -> AccountSummary:
         positions = self.positions(marks)
-        market = self.market_value(marks)
-        # Unmarked positions count at cost here too, as they do in equity.
-        gross = sum(
-            (
-                abs(p.quantity * (p.avg_cost if p.mark_price is None else p.mark_price))
-                * p.multiplier
-                for p in positions
-            ),
-            ZERO,
-        )
+        market = gross = ZERO
+        for p in positions:
+            # Unmarked positions count at cost, as they do in market_value().
+            price = p.avg_cost if p.mark_price is None else p.mark_price
+            value = p.quantity * price * p.multiplier
+            market += value
+            gross += abs(value)
         unrealized = sum((p.unrealized_pnl or ZERO for p in positions), ZERO)
         return AccountSummary.trusted(
             account_id=account_id,

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import pytest
-from tradepipe.adapter import Broker
 from tradepipe.clock import ManualClock
 from tradepipe.decisions import Decision
 from tradepipe.executor import RunResult
@@ -173,10 +172,6 @@ def replay(
     pipeline = build_pipeline(app, host, clock=ManualClock(first))
     result, summary = run_pipeline(pipeline)
     return pipeline, result, summary
-
-
-def broker_of(pipeline: Pipeline) -> Broker:
-    return pipeline.broker
 
 
 @pytest.fixture
