@@ -1,0 +1,174 @@
+"""The IBKR Client Portal Gateway adapter (``[run] broker = "client_portal"``).
+
+The gateway is a small Java program IBKR ships; a person starts it and logs in
+at ``https://localhost:5000`` in a browser (username, password, second
+factor). After that the gateway holds the session and this adapter sends no
+credentials at all. What it adds to the shared Web API broker is only that:
+how to reach the gateway, whether to trust its certificate, and what to tell
+the user when the login is gone (IBKR does not allow automating it).
+
+TLS: the gateway ships a self-signed certificate. ``verify`` is ``true``
+(system trust), a path to the gateway's certificate or a CA file (best), or
+``false``, which is accepted only for a gateway on this machine (loopback) and
+logs a warning.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import Field, field_validator
+from tradepipe import ComponentSettings, hookimpl
+from tradepipe.brokers.ibkr.broker import WebApiBroker
+from tradepipe.brokers.ibkr.client import WebApiClient
+from tradepipe.brokers.ibkr.pacing import GATEWAY_RATE, PENALTY_SECONDS, Pacer
+from tradepipe.errors import BrokerAuthError, ConfigError
+
+log = logging.getLogger("tradepipe.brokers.client_portal")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class GatewayLogin:
+    """A gateway's session is opened by a person; all we can do is say where."""
+
+    def __init__(self, login_url: str) -> None:
+        self.login_hint = f"log in at {login_url} in a browser (the paper username for paper)"
+
+    def open(self, client: WebApiClient) -> None:
+        """Nothing to open: the gateway holds the SSO session."""
+
+    def renew(self, client: WebApiClient) -> None:
+        raise BrokerAuthError(
+            f"{client.broker}: the gateway is not logged in; {self.login_hint}",
+            broker=client.broker,
+            reason="login",
+        )
+
+
+class ClientPortalBroker(WebApiBroker):
+    """An IBKR account through a logged-in Client Portal Gateway."""
+
+    name = "client_portal"
+    description = "IBKR through a logged-in Client Portal Gateway (REST)"
+
+    class Settings(ComponentSettings):
+        base_url: str = "https://localhost:5000/v1/api"
+        #: The account to trade; may be empty when the login has exactly one.
+        account_id: str = ""
+        #: true, false (loopback gateways only) or a path to a certificate/CA file.
+        verify: bool | str = True
+        timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+        #: /tickle every this many seconds (IBKR drops idle sessions after ~5 min).
+        keepalive_seconds: float = Field(default=60.0, ge=0, le=240)
+        #: /sso/validate every this many seconds (IBKR allows one a minute).
+        validate_seconds: float = Field(default=300.0, ge=60)
+        #: Take the brokerage session from another login of the same username.
+        compete: bool = False
+        #: IBKR question ids confirmed automatically, e.g. ["o163", "o354"].
+        confirm: list[str] = Field(default_factory=list)
+        #: On a paper account, confirm every question.
+        confirm_all_on_paper: bool = False
+        #: Question ids suppressed at IBKR for the session (re-sent after every login).
+        suppress: list[str] = Field(default_factory=list, max_length=51)
+        #: How often order status and executions are read (IBKR: once per 5 s).
+        poll_seconds: float = Field(default=5.0, ge=5.0)
+        snapshot_attempts: int = Field(default=5, ge=1, le=20)
+        requests_per_second: float = Field(default=GATEWAY_RATE, gt=0, le=GATEWAY_RATE)
+        penalty_seconds: float = Field(default=PENALTY_SECONDS, ge=600)
+
+        @field_validator("base_url")
+        @classmethod
+        def _url(cls, value: str) -> str:
+            parts = urlsplit(value)
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                raise ValueError("must be a URL like https://localhost:5000/v1/api")
+            return value.rstrip("/")
+
+        @field_validator("confirm", "suppress")
+        @classmethod
+        def _ids(cls, value: list[str]) -> list[str]:
+            bad = [v for v in value if not v or not v[0].isalpha() or not v[1:].isdigit()]
+            if bad:
+                raise ValueError(f"IBKR message ids look like 'o163' or 'p12', not {bad}")
+            return value
+
+    settings: Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._verify: bool | str = self._check_verify(self.settings)
+
+    @staticmethod
+    def _check_verify(s: ClientPortalBroker.Settings) -> bool | str:
+        host = urlsplit(s.base_url).hostname or ""
+        verify = s.verify
+        if isinstance(verify, str):
+            lowered = verify.strip().lower()
+            if lowered in ("true", "false"):
+                verify = lowered == "true"
+            elif not Path(verify).expanduser().is_file():
+                raise ConfigError(
+                    f"[brokers.client_portal] verify: no certificate file at {verify!r}",
+                    key="brokers.client_portal.verify",
+                )
+            else:
+                return str(Path(verify).expanduser())
+        if verify is False:
+            if not is_loopback(host):
+                raise ConfigError(
+                    f"[brokers.client_portal] verify = false is allowed only for a gateway on "
+                    f"this machine, not {host!r}; set verify to the gateway's certificate file",
+                    key="brokers.client_portal.verify",
+                )
+            log.warning(
+                "client_portal: TLS certificate checks are off for the gateway at %s (loopback)",
+                host,
+            )
+        return verify
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
+
+    @property
+    def login_url(self) -> str:
+        parts = urlsplit(self.settings.base_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def make_http(self) -> httpx.Client:
+        verify: bool | ssl.SSLContext = (
+            self._verify
+            if isinstance(self._verify, bool)
+            else (ssl.create_default_context(cafile=self._verify))
+        )
+        return httpx.Client(verify=verify, timeout=self.settings.timeout_seconds)
+
+    def make_authenticator(self) -> GatewayLogin:
+        return GatewayLogin(self.login_url)
+
+    def make_pacer(self) -> Pacer:
+        return Pacer(
+            self.settings.requests_per_second,
+            penalty_seconds=self.settings.penalty_seconds,
+            monotonic=self.monotonic,
+            sleep=self.sleep,
+        )
+
+
+@hookimpl
+def tradepipe_register_brokers(register: Any) -> None:
+    register(ClientPortalBroker)

@@ -1,0 +1,19 @@
+"""The IBKR Web API client shared by the Client Portal and OAuth adapters.
+
+The two IBKR adapters speak the same REST API and differ only in how a request
+is authenticated and how a lost session is re-established. Everything else
+lives here, once:
+
+* :mod:`~tradepipe.brokers.ibkr.pacing` — IBKR's request limits, so normal use
+  never draws a 429, and the penalty pause when one is drawn anyway;
+* :mod:`~tradepipe.brokers.ibkr.client` — HTTP, with every httpx error and IBKR
+  error body translated into the :mod:`tradepipe.errors` tree;
+* :mod:`~tradepipe.brokers.ibkr.session` — the session supervisor: status
+  checks, re-opening the brokerage session, keep-alive thread;
+* :mod:`~tradepipe.brokers.ibkr.contracts` — symbols to conids, option chains;
+* :mod:`~tradepipe.brokers.ibkr.orders` — order tickets, the reply-question
+  loop, status mapping, executions;
+* :mod:`~tradepipe.brokers.ibkr.market` — snapshots, history bars, scanner;
+* :mod:`~tradepipe.brokers.ibkr.broker` — the :class:`~tradepipe.Broker`
+  implementation the adapters build on.
+"""

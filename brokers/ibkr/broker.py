@@ -1,0 +1,562 @@
+"""The :class:`~tradepipe.Broker` both IBKR adapters are: everything but authentication.
+
+Exactly-once (reference §6, DESIGN "Brokers"): the executor has made the
+intent durable before :meth:`WebApiBroker.place` is called; every order
+carries its deterministic ``cOID``. A send whose outcome is unclear (timeout,
+dropped connection, 5xx after the request left) is reported UNKNOWN and is
+settled by :meth:`WebApiBroker.order`, which looks the ``cOID`` up in IBKR's
+live orders and executions; it is never sent again. IBKR answering "already
+registered" for a ``cOID`` means the order exists: it is reported as accepted.
+A failure before anything left (no session, pacing refusal, unknown symbol)
+is a rejection with the reason, so it cannot be mistaken for a placed order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from tradepipe.adapter import Broker, BrokerEvent, BrokerStatus, OrderReport, OrderUpdate
+from tradepipe.brokers.ibkr.client import WebApiClient, error_text
+from tradepipe.brokers.ibkr.contracts import Contracts
+from tradepipe.brokers.ibkr.market import MarketData
+from tradepipe.brokers.ibkr.orders import (
+    Placed,
+    ReplyPolicy,
+    bracket,
+    decimal,
+    execution,
+    order_status,
+    report,
+    submit,
+    ticket,
+)
+from tradepipe.brokers.ibkr.pacing import Pacer
+from tradepipe.brokers.ibkr.session import Authenticator, Session
+from tradepipe.clock import Clock, SystemClock
+from tradepipe.errors import (
+    BrokerError,
+    BrokerRejectedError,
+    BrokerUnavailableError,
+)
+from tradepipe.market import Bar, Quote
+from tradepipe.orders import Fill, OrderIntent, OrderStatus
+from tradepipe.portfolio import AccountSummary, Position
+
+log = logging.getLogger("tradepipe.brokers.ibkr")
+
+_MAX_POSITION_PAGES = 200
+#: Statuses that come from executions rather than from the order list, so a
+#: fill is never counted before its execution is seen.
+_FROM_FILLS = frozenset({OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED})
+
+
+class WebApiBroker(Broker):
+    """An IBKR Web API account; subclasses supply the authentication."""
+
+    requires_durable_intents = True
+    needs_polling = True
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self.clock: Clock = SystemClock()
+        self._client: WebApiClient | None = None
+        self._session: Session | None = None
+        self._owns_http = True
+        self._tracked: dict[str, OrderIntent] = {}
+        self._broker_ids: dict[str, str] = {}
+        self._last_status: dict[str, OrderStatus] = {}
+        self._seen_executions: set[str] = set()
+        self._filled: dict[str, Decimal] = {}
+        self._last_poll: float | None = None
+        self.monotonic: Callable[[], float] = time.monotonic
+        self.sleep: Callable[[float], None] = time.sleep
+
+    # -- what subclasses provide ----------------------------------------------
+
+    def make_http(self) -> httpx.Client:
+        raise NotImplementedError
+
+    def make_authenticator(self) -> Authenticator:
+        raise NotImplementedError
+
+    def make_pacer(self) -> Pacer:
+        raise NotImplementedError
+
+    @property
+    def base_url(self) -> str:
+        raise NotImplementedError
+
+    def reply_policy(self, is_paper: bool) -> ReplyPolicy:
+        s = self.settings
+        return ReplyPolicy(
+            frozenset(getattr(s, "confirm", ())),
+            confirm_all=is_paper and bool(getattr(s, "confirm_all_on_paper", False)),
+        )
+
+    # -- wiring ---------------------------------------------------------------
+
+    def attach(self, runtime: Any) -> None:
+        self.clock = runtime.clock
+
+    def use_http(self, http: httpx.Client) -> None:
+        """Use ``http`` instead of building a client (tests, custom transports)."""
+        self._client = None
+        self._session = None
+        self._owns_http = False
+        self._http = http
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            s = self.settings
+            http = getattr(self, "_http", None) or self.make_http()
+            self._http = http
+            authenticator = self.make_authenticator()
+            self._client = WebApiClient(
+                self.base_url,
+                http=http,
+                pacer=self.make_pacer(),
+                broker=self.name,
+                login_hint=authenticator.login_hint,
+            )
+            self.contracts = Contracts(self._client)
+            self.market = MarketData(
+                self._client,
+                self.contracts,
+                attempts=s.snapshot_attempts,
+                sleep=self.sleep,
+                monotonic=self.monotonic,
+            )
+            self._session = Session(
+                self._client,
+                authenticator,
+                account_id=s.account_id,
+                compete=s.compete,
+                suppress=tuple(s.suppress),
+                keepalive_seconds=s.keepalive_seconds,
+                validate_seconds=s.validate_seconds,
+                monotonic=self.monotonic,
+            )
+        return self._session
+
+    @property
+    def client(self) -> WebApiClient:
+        self.session  # noqa: B018 - builds the client on first use
+        assert self._client is not None
+        return self._client
+
+    # -- connection ------------------------------------------------------------
+
+    def connect(self) -> BrokerStatus:
+        self.session.establish()
+        if self.settings.keepalive_seconds > 0:
+            self.session.start()
+        return self.status()
+
+    def disconnect(self) -> None:
+        # Never POST /logout here: a gateway login needs a person to redo it.
+        session, self._session = self._session, None
+        if session is not None:
+            session.stop()
+        http = getattr(self, "_http", None)
+        if http is not None and self._owns_http:
+            http.close()
+            self._http = None
+
+    def status(self) -> BrokerStatus:
+        session = self.session
+        try:
+            state = session.check()
+        except BrokerError as exc:
+            return BrokerStatus(
+                broker=self.name, connected=False, authenticated=False, message=str(exc)
+            )
+        account = session.account
+        # /sso/validate's LOGIN_TYPE 1 means a live login whatever the id says.
+        paper = account.is_paper if account else True
+        if session.login_type == 1:
+            paper = False
+        return BrokerStatus(
+            broker=self.name,
+            connected=state.connected,
+            authenticated=state.healthy and session.ready,
+            account_id=account.account_id if account else None,
+            is_paper=paper,
+            message=session.explain(state),
+        )
+
+    @property
+    def account_id(self) -> str:
+        return self.session.ensure().account_id
+
+    # -- reads -----------------------------------------------------------------
+
+    def account(self) -> AccountSummary:
+        session = self.session
+
+        def read() -> AccountSummary:
+            session.portfolio_ready()
+            acct = self.account_id
+            summary = self.client.get(f"/portfolio/{acct}/summary") or {}
+            ledger = self.client.get(f"/portfolio/{acct}/ledger") or {}
+            base = ledger.get("BASE") or {}
+
+            def amount(key: str) -> Decimal:
+                item = summary.get(key) or {}
+                return decimal(item.get("amount"), Decimal(0)) or Decimal(0)
+
+            return AccountSummary(
+                account_id=acct,
+                currency=str((summary.get("netliquidation") or {}).get("currency") or "USD"),
+                cash=amount("totalcashvalue"),
+                equity=amount("netliquidation"),
+                buying_power=amount("buyingpower"),
+                gross_position_value=amount("grosspositionvalue"),
+                realized_pnl=decimal(base.get("realizedpnl"), Decimal(0)) or Decimal(0),
+                unrealized_pnl=decimal(base.get("unrealizedpnl"), Decimal(0)) or Decimal(0),
+                ts=self.clock.now(),
+            )
+
+        return session.read(read)
+
+    def positions(self) -> list[Position]:
+        session = self.session
+
+        def read() -> list[Position]:
+            session.portfolio_ready()
+            acct = self.account_id
+            # IBKR caches positions server-side; invalidate so fills show.
+            self.client.post(f"/portfolio/{acct}/positions/invalidate")
+            out: list[Position] = []
+            for page in range(_MAX_POSITION_PAGES):
+                rows = self.client.get(f"/portfolio/{acct}/positions/{page}") or []
+                if not rows:
+                    break
+                out.extend(p for p in (self._position(r) for r in rows) if p is not None)
+            return out
+
+        return session.read(read)
+
+    def _position(self, row: dict[str, Any]) -> Position | None:
+        quantity = decimal(row.get("position"))
+        if not quantity:
+            return None
+        symbol = str(row.get("ticker") or row.get("contractDesc") or row.get("conid"))
+        if row.get("conid") is not None and row.get("assetClass", "STK") == "STK":
+            self.contracts.remember(symbol.upper(), int(row["conid"]))
+        return Position(
+            symbol=symbol,
+            quantity=quantity,
+            avg_cost=decimal(row.get("avgPrice"), Decimal(0)) or Decimal(0),
+            multiplier=decimal(row.get("multiplier")) or Decimal(1),
+            mark_price=decimal(row.get("mktPrice")),
+            realized_pnl=decimal(row.get("realizedPnl"), Decimal(0)) or Decimal(0),
+        )
+
+    def _live_orders(self) -> list[dict[str, Any]]:
+        acct = self.account_id
+        body = self.client.get("/iserver/account/orders", {"accountId": acct})
+        orders = body.get("orders") if isinstance(body, dict) else None
+        if orders is None:
+            raise BrokerUnavailableError(
+                f"{self.name}: IBKR's order list came back without orders; not read as empty",
+                broker=self.name,
+                maybe_sent=False,
+            )
+        return [o for o in orders if isinstance(o, dict)]
+
+    def open_orders(self) -> list[OrderReport]:
+        items = self.session.read(self._live_orders)
+        reports = (report(i) for i in items)
+        return [r for r in reports if r is not None and r.status.is_working]
+
+    def _trades(self, days: int = 1) -> list[dict[str, Any]]:
+        body = self.client.get(
+            "/iserver/account/trades", {"days": days, "accountId": self.account_id}
+        )
+        return [t for t in body or [] if isinstance(t, dict)]
+
+    def fills(self, since: dt.datetime | None = None) -> list[Fill]:
+        days = 1
+        if since is not None:
+            age = self.clock.now() - since
+            days = max(1, min(7, age.days + 1))
+        out = []
+        for item in self.session.read(lambda: self._trades(days)):
+            fill = self._fill(item)
+            if fill is not None and (since is None or fill.ts >= since):
+                out.append(fill)
+        return out
+
+    def _fill(self, item: dict[str, Any]) -> Fill | None:
+        cid = str(item.get("order_ref") or "")
+        intent = self._tracked.get(cid)
+        return execution(item, intent.decision_id if intent else "")
+
+    def order(self, client_order_id: str) -> OrderReport | None:
+        """Look ``client_order_id`` up in live orders, then in executions.
+
+        IBKR's order list can come back incomplete right after a request, so
+        it is read twice (IBKR's pacing spaces the reads 5 s apart) before the
+        executions are consulted and ``None`` ("no such order") is answered.
+        """
+        session = self.session
+        for _ in range(2):
+            for item in session.read(self._live_orders):
+                if item.get("order_ref") == client_order_id:
+                    found = report(item)
+                    if found is not None:
+                        self._broker_ids[client_order_id] = found.broker_order_id
+                    return found
+        executions = [
+            t
+            for t in session.read(lambda: self._trades(7))
+            if t.get("order_ref") == client_order_id
+        ]
+        if not executions:
+            return None
+        intent = self._tracked.get(client_order_id)
+        filled = sum(
+            (decimal(t.get("size"), Decimal(0)) or Decimal(0) for t in executions), Decimal(0)
+        )
+        first = executions[0]
+        quantity = intent.quantity if intent else filled
+        return OrderReport(
+            client_order_id=client_order_id,
+            broker_order_id=str(first.get("order_id") or self._broker_ids.get(client_order_id, "")),
+            symbol=str(first.get("symbol") or ""),
+            side="buy" if str(first.get("side", "")).upper().startswith("B") else "sell",
+            quantity=quantity,
+            filled_quantity=filled,
+            status=OrderStatus.FILLED if filled >= quantity else OrderStatus.PARTIALLY_FILLED,
+            order_type=intent.order_type.value if intent else "market",
+        )
+
+    # -- orders ----------------------------------------------------------------
+
+    def place(self, intent: OrderIntent) -> OrderUpdate:
+        session = self.session
+        cid = intent.client_order_id
+        now = self.clock.now()
+        with session.lock:
+            try:
+                account = session.require_trading()
+                conid = session.read(lambda: self.contracts.stock(intent.symbol))
+            except BrokerUnavailableError as exc:
+                raise BrokerRejectedError(f"not sent: {exc}", broker=self.name) from exc
+            if intent.stop_loss is not None or intent.take_profit is not None:
+                tickets = bracket(intent, conid, account.account_id)
+            else:
+                tickets = [ticket(intent, conid, account.account_id)]
+            self._tracked[cid] = intent
+            policy = self.reply_policy(account.is_paper)
+            try:
+                placed = submit(
+                    self.client,
+                    f"/iserver/account/{account.account_id}/orders",
+                    {"orders": tickets},
+                    policy,
+                    on_question=lambda text, ids, ok: log.info(
+                        "order %s: IBKR asked %r (%s): %s",
+                        cid,
+                        text,
+                        ",".join(ids),
+                        "confirmed" if ok else "declined",
+                    ),
+                )
+            except BrokerRejectedError as exc:
+                if "already registered" in str(exc.context.get("ibkr_error", "")).lower():
+                    return self._already_placed(cid, now)
+                raise
+            except BrokerUnavailableError as exc:
+                if not exc.context.get("maybe_sent", True):
+                    raise BrokerRejectedError(f"not sent: {exc}", broker=self.name) from exc
+                log.warning("order %s: outcome unknown, will ask IBKR: %s", cid, exc)
+                return OrderUpdate(
+                    client_order_id=cid, status=OrderStatus.UNKNOWN, ts=now, reason=str(exc)
+                )
+        return self._accepted(cid, placed, now)
+
+    def _accepted(self, cid: str, placed: Placed, now: dt.datetime) -> OrderUpdate:
+        broker_id = placed.order_ids[0]
+        self._broker_ids[cid] = broker_id
+        status = order_status(placed.status, Decimal(0)) or OrderStatus.ACCEPTED
+        if status in _FROM_FILLS:
+            status = OrderStatus.ACCEPTED
+        self._last_status[cid] = status
+        reason = f"IBKR status {placed.status}" if placed.status else ""
+        if len(placed.order_ids) > 1:
+            reason += f"; bracket orders {', '.join(placed.order_ids[1:])}"
+        return OrderUpdate(
+            client_order_id=cid, status=status, ts=now, broker_order_id=broker_id, reason=reason
+        )
+
+    def _already_placed(self, cid: str, now: dt.datetime) -> OrderUpdate:
+        log.warning("order %s: IBKR already has this client order id; not sent again", cid)
+        found = self.order(cid)
+        if found is None:
+            return OrderUpdate(
+                client_order_id=cid,
+                status=OrderStatus.UNKNOWN,
+                ts=now,
+                reason="IBKR says this client order id is registered but does not list it",
+            )
+        return OrderUpdate(
+            client_order_id=cid,
+            status=OrderStatus.ACCEPTED,
+            ts=now,
+            broker_order_id=found.broker_order_id,
+            reason="already placed (IBKR knows this client order id)",
+        )
+
+    def _broker_id(self, cid: str) -> str:
+        known = self._broker_ids.get(cid)
+        if known is not None:
+            return known
+        found = self.order(cid)
+        if found is None:
+            raise BrokerRejectedError(f"{self.name}: IBKR has no order {cid}", broker=self.name)
+        return found.broker_order_id
+
+    def cancel(self, client_order_id: str) -> OrderUpdate:
+        session = self.session
+        with session.lock:
+            account = session.require_trading()
+            broker_id = self._broker_id(client_order_id)
+            body = self.client.delete(
+                f"/iserver/account/{account.account_id}/order/{broker_id}", error_ok=True
+            )
+        text = error_text(body)
+        if text is not None:
+            raise BrokerRejectedError(
+                f"{self.name}: IBKR refused to cancel {client_order_id}: {text}", broker=self.name
+            )
+        self._last_status[client_order_id] = OrderStatus.PENDING_CANCEL
+        return OrderUpdate(
+            client_order_id=client_order_id,
+            status=OrderStatus.PENDING_CANCEL,
+            ts=self.clock.now(),
+            broker_order_id=broker_id,
+            reason="cancel requested; final once IBKR reports it",
+        )
+
+    def modify(
+        self,
+        client_order_id: str,
+        *,
+        quantity: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> OrderUpdate:
+        intent = self._tracked.get(client_order_id)
+        if intent is None:
+            raise BrokerRejectedError(
+                f"{self.name}: order {client_order_id} was not placed by this session; "
+                "IBKR needs the complete original ticket to modify it",
+                broker=self.name,
+            )
+        changes: dict[str, Any] = {}
+        if quantity is not None:
+            changes["quantity"] = quantity
+        if limit_price is not None:
+            changes["limit_price"] = limit_price
+        if stop_price is not None:
+            changes["stop_price"] = stop_price
+        changed = OrderIntent.model_validate({**intent.model_dump(), **changes})
+        session = self.session
+        with session.lock:
+            account = session.require_trading()
+            broker_id = self._broker_id(client_order_id)
+            conid = self.contracts.stock(intent.symbol)
+            # Modify takes one unwrapped order object repeating every field.
+            body = ticket(changed, conid, account.account_id)
+            placed = submit(
+                self.client,
+                f"/iserver/account/{account.account_id}/order/{broker_id}",
+                body,
+                self.reply_policy(account.is_paper),
+            )
+        self._tracked[client_order_id] = changed
+        update = self._accepted(client_order_id, placed, self.clock.now())
+        return update.model_copy(update={"reason": f"modified: {', '.join(changes)}"})
+
+    def preview(self, intent: OrderIntent) -> dict[str, Any]:
+        """IBKR's what-if for ``intent``: commission, margin and equity effects."""
+        session = self.session
+        with session.lock:
+            account = session.require_trading()
+            conid = self.contracts.stock(intent.symbol)
+            # IBKR asks for a market-data snapshot of the instrument first.
+            self.market.snapshot([conid], ["31"])
+            body = self.client.post(
+                f"/iserver/account/{account.account_id}/orders/whatif",
+                {"orders": [ticket(intent, conid, account.account_id)]},
+            )
+        return body if isinstance(body, dict) else {"answer": body}
+
+    # -- market data -------------------------------------------------------------
+
+    def quotes(self, symbols: Sequence[str]) -> list[Quote]:
+        return self.session.read(lambda: self.market.quotes(symbols))
+
+    def history(self, symbol: str, *, bars: int = 100, bar_size: str = "1d") -> list[Bar]:
+        return self.session.read(lambda: self.market.history(symbol, bars=bars, bar_size=bar_size))
+
+    def scan(self, **params: Any) -> list[dict[str, Any]]:
+        return self.session.read(lambda: self.market.scan(**params))
+
+    # -- updates -----------------------------------------------------------------
+
+    def poll(self) -> Sequence[BrokerEvent]:
+        """Fills and status changes of this session's orders, at IBKR's pace."""
+        working = [
+            cid
+            for cid in self._tracked
+            if not self._last_status.get(cid, OrderStatus.ACCEPTED).is_terminal
+        ]
+        if not working:
+            return ()
+        now = self.monotonic()
+        if self._last_poll is not None and now - self._last_poll < self.settings.poll_seconds:
+            return ()
+        self._last_poll = now
+        events: list[BrokerEvent] = []
+        for item in self.session.read(self._trades):
+            exec_id = str(item.get("execution_id") or "")
+            if exec_id in self._seen_executions or item.get("order_ref") not in self._tracked:
+                continue
+            fill = self._fill(item)
+            if fill is not None:
+                self._seen_executions.add(exec_id)
+                events.append(fill)
+                cid = fill.client_order_id
+                done = self._filled.get(cid, Decimal(0)) + fill.quantity
+                self._filled[cid] = done
+                if done >= self._tracked[cid].quantity:
+                    self._last_status[cid] = OrderStatus.FILLED
+        ts = self.clock.now()
+        for item in self.session.read(self._live_orders):
+            cid = item.get("order_ref")
+            if cid not in self._tracked:
+                continue
+            found = report(item)
+            if found is None or found.status in _FROM_FILLS:
+                continue
+            if self._last_status.get(cid) is not found.status:
+                self._last_status[cid] = found.status
+                events.append(
+                    OrderUpdate(
+                        client_order_id=cid,
+                        status=found.status,
+                        ts=ts,
+                        broker_order_id=found.broker_order_id,
+                        reason=f"IBKR status {item.get('status')}",
+                    )
+                )
+        return events

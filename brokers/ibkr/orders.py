@@ -1,0 +1,350 @@
+"""Orders on the IBKR Web API: tickets, the question chain, statuses, executions.
+
+**Tickets.** An :class:`~tradepipe.OrderIntent` becomes IBKR's order object
+(reference §6.1): numbers as JSON numbers, ``cOID`` = our client order id.
+With a stop-loss and/or take-profit the intent becomes a bracket: the parent
+keeps the ``cOID``; each child carries ``parentId`` = that ``cOID`` and no
+``cOID`` of its own, as IBKR requires.
+
+**Questions.** IBKR may answer a placement with a question ("price exceeds
+the 3% constraint — are you sure?") identified by message ids such as
+``o163``. :func:`submit` answers the chain in a loop: a question whose ids are
+all in the :class:`ReplyPolicy` is confirmed; any other question is declined
+and the order refused (fail closed) with the question's text in the error, so
+it reaches the ledger and the user. The caller holds the session lock for the
+whole chain, because any other request in between invalidates the reply id.
+
+**Statuses.** IBKR's names map onto our state machine by :data:`STATUS_MAP`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from tradepipe.adapter import OrderReport
+from tradepipe.brokers.ibkr.client import WebApiClient, describe, error_text
+from tradepipe.decisions import OrderType
+from tradepipe.errors import BrokerError, BrokerRejectedError, BrokerUnavailableError
+from tradepipe.orders import Fill, OrderIntent, OrderStatus, Side
+
+_ORDER_TYPES = {
+    OrderType.MARKET: "MKT",
+    OrderType.LIMIT: "LMT",
+    OrderType.STOP: "STP",
+    OrderType.STOP_LIMIT: "STOP_LIMIT",
+}
+# Live orders name types in several ways ("Market", "MARKET", "Stop Limit", "LMT").
+_TYPE_NAMES = {
+    "mkt": OrderType.MARKET,
+    "market": OrderType.MARKET,
+    "lmt": OrderType.LIMIT,
+    "limit": OrderType.LIMIT,
+    "stp": OrderType.STOP,
+    "stop": OrderType.STOP,
+    "stop_limit": OrderType.STOP_LIMIT,
+    "stop limit": OrderType.STOP_LIMIT,
+    "stp lmt": OrderType.STOP_LIMIT,
+}
+
+#: IBKR order status → ours. ``Inactive`` means "not working": the reference
+#: (§13) advises treating it as rejected. ``WarnState`` is still working.
+STATUS_MAP: dict[str, OrderStatus] = {
+    "PendingSubmit": OrderStatus.ACCEPTED,
+    "PreSubmitted": OrderStatus.ACCEPTED,
+    "Submitted": OrderStatus.ACCEPTED,
+    "WarnState": OrderStatus.ACCEPTED,
+    "PendingCancel": OrderStatus.PENDING_CANCEL,
+    "Cancelled": OrderStatus.CANCELED,
+    "Filled": OrderStatus.FILLED,
+    "Inactive": OrderStatus.REJECTED,
+}
+
+#: The USD spread conid IBKR uses for US option combos (reference §6.7).
+USD_SPREAD_CONID = 28812380
+#: Legs we accept in one combo. IBKR's own maximum depends on the exchange; four
+#: covers every strategy tradepipe builds (iron condor) and is widely accepted.
+MAX_COMBO_LEGS = 4
+
+
+def number(value: Decimal) -> int | float:
+    """A JSON number for IBKR: integral values as ints ("types matter")."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def ticket(intent: OrderIntent, conid: int, account: str) -> dict[str, Any]:
+    """IBKR's order object for ``intent``."""
+    order: dict[str, Any] = {
+        "acctId": account,
+        "conid": conid,
+        "cOID": intent.client_order_id,
+        "orderType": _ORDER_TYPES[intent.order_type],
+        "side": intent.side.value.upper(),
+        "tif": intent.tif.value.upper(),
+        "quantity": number(intent.quantity),
+        "outsideRTH": intent.outside_rth,
+        "ticker": intent.symbol,
+    }
+    _prices(order, intent.order_type, intent.limit_price, intent.stop_price)
+    return order
+
+
+def _prices(
+    order: dict[str, Any], kind: OrderType, limit: Decimal | None, stop: Decimal | None
+) -> None:
+    # IBKR: `price` is the limit for LMT and STOP_LIMIT but the stop for STP;
+    # `auxPrice` is the stop of a STOP_LIMIT.
+    if kind is OrderType.LIMIT and limit is not None:
+        order["price"] = number(limit)
+    elif kind is OrderType.STOP and stop is not None:
+        order["price"] = number(stop)
+    elif kind is OrderType.STOP_LIMIT and limit is not None and stop is not None:
+        order["price"] = number(limit)
+        order["auxPrice"] = number(stop)
+
+
+def bracket(intent: OrderIntent, conid: int, account: str) -> list[dict[str, Any]]:
+    """The parent ticket plus a take-profit and/or stop-loss child."""
+    parent = ticket(intent, conid, account)
+    exit_side = "SELL" if intent.side is Side.BUY else "BUY"
+    children = []
+    for kind, price in ((OrderType.LIMIT, intent.take_profit), (OrderType.STOP, intent.stop_loss)):
+        if price is None:
+            continue
+        child = {
+            "acctId": account,
+            "conid": conid,
+            "orderType": _ORDER_TYPES[kind],
+            "side": exit_side,
+            "tif": intent.tif.value.upper(),
+            "quantity": parent["quantity"],
+            "parentId": intent.client_order_id,
+            "ticker": intent.symbol,
+        }
+        _prices(child, kind, price if kind is OrderType.LIMIT else None, price)
+        children.append(child)
+    return [parent, *children]
+
+
+def combo_conidex(legs: list[tuple[int, int]]) -> str:
+    """IBKR's ``conidex`` for a US option combo of ``(conid, ratio)`` legs.
+
+    Checked first, as IBKR would reject them: 2–4 legs, distinct contracts,
+    non-zero ratios in lowest terms (the order quantity carries any common
+    multiple).
+    """
+    if not 2 <= len(legs) <= MAX_COMBO_LEGS:
+        raise BrokerRejectedError(f"a combo needs 2 to {MAX_COMBO_LEGS} legs, not {len(legs)}")
+    conids = [c for c, _ in legs]
+    if len(set(conids)) != len(conids):
+        raise BrokerRejectedError("a combo cannot hold the same contract twice")
+    ratios = [r for _, r in legs]
+    if any(r == 0 for r in ratios):
+        raise BrokerRejectedError("a combo leg's ratio cannot be 0")
+    common = 0
+    for r in ratios:
+        common = _gcd(common, abs(r))
+    if common != 1:
+        raise BrokerRejectedError(
+            f"combo ratios {ratios} share the factor {common}; divide them and multiply "
+            "the order quantity instead"
+        )
+    body = ",".join(f"{c}/{r}" for c, r in legs)
+    return f"{USD_SPREAD_CONID};;;{body}"
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+@dataclass(frozen=True)
+class ReplyPolicy:
+    """Which IBKR order questions may be confirmed automatically."""
+
+    confirm: frozenset[str] = frozenset()
+    confirm_all: bool = False
+    max_rounds: int = 10
+
+    def allows(self, message_ids: list[str]) -> bool:
+        if self.confirm_all:
+            return True
+        return bool(message_ids) and all(m in self.confirm for m in message_ids)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """IBKR accepted the order(s): broker ids in the order sent, and the status."""
+
+    order_ids: list[str]
+    status: str
+
+
+def submit(
+    client: WebApiClient,
+    path: str,
+    body: Any,
+    policy: ReplyPolicy,
+    *,
+    on_question: Callable[[str, list[str], bool], None] | None = None,
+) -> Placed:
+    """Send an order (or a modification) and answer IBKR's questions.
+
+    :param on_question: told of each question (text, ids, confirmed?).
+    :raises BrokerRejectedError: IBKR refused, or asked a question the policy
+        does not allow (the question's text is in the message and
+        ``context["question"]``).
+    :raises BrokerUnavailableError: transport trouble; ``maybe_sent`` tells
+        whether the order may have reached IBKR.
+    """
+    answer = client.post(path, body, error_ok=True)
+    for _ in range(policy.max_rounds):
+        text = error_text(answer)
+        if text is not None:
+            raise BrokerRejectedError(
+                f"{client.broker}: IBKR refused the order: {describe(text)}",
+                broker=client.broker,
+                ibkr_error=text,
+            )
+        if isinstance(answer, dict) and answer.get("prompt"):
+            # An "advanced" prompt with options (e.g. p12, the price management
+            # algo). Nothing chooses among its options for the user: refuse.
+            question = str(answer.get("text") or "")
+            ids = [str(answer.get("messageId") or "")]
+            if on_question:
+                on_question(question, ids, False)
+            raise _declined(client, question, ids)
+        items = answer if isinstance(answer, list) else [answer]
+        if items and all(isinstance(i, dict) and "order_id" in i for i in items):
+            return Placed(
+                [str(i["order_id"]) for i in items], str(items[0].get("order_status") or "")
+            )
+        first = items[0] if items and isinstance(items[0], dict) else None
+        if first is None or "id" not in first:
+            raise BrokerUnavailableError(
+                f"{client.broker}: IBKR answered the order in an unknown shape",
+                broker=client.broker,
+                maybe_sent=True,
+            )
+        messages = first.get("message") or []
+        question = (
+            " ".join(str(m) for m in messages) if isinstance(messages, list) else str(messages)
+        )
+        ids = [str(m) for m in first.get("messageIds") or []]
+        allowed = policy.allows(ids)
+        if on_question:
+            on_question(question, ids, allowed)
+        if not allowed:
+            # Decline explicitly so the question does not linger at IBKR.
+            with contextlib.suppress(BrokerError):
+                client.post(f"/iserver/reply/{first['id']}", {"confirmed": False}, error_ok=True)
+            raise _declined(client, question, ids)
+        answer = client.post(f"/iserver/reply/{first['id']}", {"confirmed": True}, error_ok=True)
+    raise BrokerUnavailableError(
+        f"{client.broker}: IBKR kept asking questions after {policy.max_rounds} answers",
+        broker=client.broker,
+        maybe_sent=True,
+    )
+
+
+def _declined(client: WebApiClient, question: str, ids: list[str]) -> BrokerRejectedError:
+    shown = ", ".join(i for i in ids if i) or "no id"
+    return BrokerRejectedError(
+        f'{client.broker}: order not sent: IBKR asked "{question}" ({shown}), which the '
+        f"reply policy does not confirm; add the id to [brokers.{client.broker}] confirm "
+        "to accept such questions",
+        broker=client.broker,
+        question=question,
+        message_ids=ids,
+    )
+
+
+# -- reading what IBKR reports -----------------------------------------------
+
+
+def decimal(value: Any, default: Decimal | None = None) -> Decimal | None:
+    """A number from IBKR's strings (``"1,300"``, ``"192.26"``) or numbers."""
+    if value is None or value == "":
+        return default
+    try:
+        return Decimal(str(value).replace(",", ""))
+    except InvalidOperation:
+        return default
+
+
+def order_status(raw: Any, filled: Decimal) -> OrderStatus | None:
+    status = STATUS_MAP.get(str(raw or ""))
+    if status is OrderStatus.ACCEPTED and filled > 0:
+        return OrderStatus.PARTIALLY_FILLED
+    return status
+
+
+def report(item: dict[str, Any]) -> OrderReport | None:
+    """One live order (``/iserver/account/orders``) as an :class:`OrderReport`."""
+    filled = decimal(item.get("filledQuantity"), Decimal(0)) or Decimal(0)
+    remaining = decimal(item.get("remainingQuantity"), Decimal(0)) or Decimal(0)
+    status = order_status(item.get("status"), filled)
+    if status is None:
+        return None
+    side = str(item.get("side") or "").lower()
+    kind = _TYPE_NAMES.get(str(item.get("origOrderType") or item.get("orderType") or "").lower())
+    price = decimal(item.get("price"))
+    aux = decimal(item.get("auxPrice"))
+    total = decimal(item.get("totalSize")) or filled + remaining
+    return OrderReport(
+        client_order_id=str(item["order_ref"]) if item.get("order_ref") else None,
+        broker_order_id=str(item.get("orderId")),
+        symbol=str(item.get("ticker") or item.get("conid") or ""),
+        side="buy" if side.startswith("b") else "sell",
+        quantity=total,
+        filled_quantity=filled,
+        status=status,
+        order_type=(kind or OrderType.MARKET).value,
+        limit_price=price if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
+        stop_price=(
+            price if kind is OrderType.STOP else aux if kind is OrderType.STOP_LIMIT else None
+        ),
+    )
+
+
+def execution(item: dict[str, Any], decision_id: str = "") -> Fill | None:
+    """One execution (``/iserver/account/trades``) as a :class:`Fill`."""
+    quantity = decimal(item.get("size"))
+    price = decimal(item.get("price"))
+    if not item.get("execution_id") or not quantity or not price or quantity <= 0:
+        return None
+    side = str(item.get("side") or "").upper()
+    ts = _trade_time(item)
+    if ts is None:
+        return None
+    return Fill(
+        execution_id=str(item["execution_id"]),
+        client_order_id=str(item.get("order_ref") or ""),
+        decision_id=decision_id,
+        broker_order_id=str(item["order_id"]) if item.get("order_id") else None,
+        symbol=str(item.get("symbol") or ""),
+        side=Side.BUY if side in ("B", "BOT", "BUY") else Side.SELL,
+        quantity=quantity,
+        price=price,
+        commission=decimal(item.get("commission"), Decimal(0)) or Decimal(0),
+        ts=ts,
+    )
+
+
+def _trade_time(item: dict[str, Any]) -> dt.datetime | None:
+    millis = item.get("trade_time_r")
+    if millis is not None:
+        return dt.datetime.fromtimestamp(int(millis) / 1000, dt.UTC)
+    text = item.get("trade_time")
+    if text:
+        # "20231211-18:00:49", in UTC.
+        try:
+            return dt.datetime.strptime(str(text), "%Y%m%d-%H:%M:%S").replace(tzinfo=dt.UTC)
+        except ValueError:
+            return None
+    return None
