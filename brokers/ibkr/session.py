@@ -288,7 +288,7 @@ class Session:
                     self._validate()
                 if self.state.healthy:
                     return
-                log.warning("%s: %s", self.client.broker, self.explain(self.state))
+                log.warning("%s", self.explain(self.state))
                 self._ready = False
                 self.establish()
                 log.info("%s: session re-established", self.client.broker)

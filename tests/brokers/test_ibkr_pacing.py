@@ -3,10 +3,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+from ibkr_fakes import FakeTime
 from tradepipe.brokers.ibkr.pacing import Pacer
 from tradepipe.errors import BrokerUnavailableError
-
-from ibkr_fakes import FakeTime
 
 
 def test_requests_are_spaced_by_the_global_rate() -> None:
