@@ -62,7 +62,9 @@ def test_timeout_and_refused_connection_messages() -> None:
 
 @respx.mock
 def test_401_is_an_auth_error_with_the_login_hint() -> None:
-    respx.get(f"{BASE}/iserver/accounts").mock(return_value=httpx.Response(401, text="access denied"))
+    respx.get(f"{BASE}/iserver/accounts").mock(
+        return_value=httpx.Response(401, text="access denied")
+    )
     with pytest.raises(BrokerAuthError, match="log in at https://localhost:5000") as err:
         make_client().get("/iserver/accounts")
     assert err.value.context["reason"] == "unauthenticated"
@@ -87,7 +89,9 @@ def test_429_starts_the_penalty_and_later_requests_never_leave() -> None:
 @respx.mock
 def test_no_bridge_and_accounts_first_are_session_problems() -> None:
     respx.get(f"{BASE}/x").mock(
-        return_value=httpx.Response(400, json={"error": "Bad Request: no bridge", "statusCode": 400})
+        return_value=httpx.Response(
+            400, json={"error": "Bad Request: no bridge", "statusCode": 400}
+        )
     )
     respx.get(f"{BASE}/y").mock(
         return_value=httpx.Response(400, json={"error": "Please query /accounts first"})
