@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -183,27 +185,23 @@ def connect_broker(broker: Broker, settings: AppSettings) -> BrokerStatus:
     return status
 
 
-def run_pipeline(
+@contextmanager
+def open_run(
     pipeline: Pipeline, progress: Progress | None = None, progress_every: int = 1000
-) -> tuple[RunResult, dict[str, Any]]:
-    """Run ``pipeline`` to the end of its feed; return its result and summary.
+) -> Iterator[Executor]:
+    """Connect the broker, open the sinks and yield a started :class:`Executor`.
 
-    Whatever happens (an error, Ctrl-C), every sink that was opened is flushed
-    and closed with the run's status, and the broker is disconnected; an error
-    while finishing is logged rather than allowed to hide the run's own error.
-    The summary comes from the first sink that can summarise (the ledger), so
-    it shows what was recorded, not what the process remembers.
+    Whatever happens inside (an error, Ctrl-C), every sink that was opened is
+    flushed and closed with the run's status, and the broker is disconnected;
+    an error while finishing is logged rather than allowed to hide the run's
+    own error. :func:`run_pipeline` drives the executor over a feed; the
+    one-off commands (``tradepipe order``) hand it single decisions.
     """
-    t0 = time.perf_counter()
-    pipeline.feed.load()
-    pipeline.timings["load_seconds"] = time.perf_counter() - t0
     connected = connect_broker(pipeline.broker, pipeline.settings)
     run = pipeline.run = pipeline.run.model_copy(update={"account_id": connected.account_id})
     opened: list[Sink] = []
     executor: Executor | None = None
     status = "failed"
-    result = RunResult(0, status, 0, 0, 0, 0)
-    t0 = time.perf_counter()
     try:
         for sink in pipeline.sinks:
             sink.open(run)
@@ -213,7 +211,7 @@ def run_pipeline(
             run.run_id,
             run.env,
             run.broker,
-            run.feed,
+            run.feed or "none",
             ",".join(run.strategies),
             run.namespace,
         )
@@ -223,10 +221,8 @@ def run_pipeline(
         executor = Executor(
             pipeline, progress=progress.update if progress else None, progress_every=progress_every
         )
-        if progress is not None:
-            progress.start(pipeline.feed.total())
         executor.start()
-        result = executor.run()
+        yield executor
         status = "completed"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -236,9 +232,6 @@ def run_pipeline(
         log.error("run %s failed: %s", run.run_id, exc)
         raise
     finally:
-        pipeline.timings["run_seconds"] = time.perf_counter() - t0
-        if progress is not None:
-            progress.stop()
         bars = executor.bars if executor is not None else 0
         try:
             _finish(pipeline, opened, bars, status)
@@ -248,17 +241,43 @@ def run_pipeline(
             log.error("while finishing run %s after it %s: %s", run.run_id, status, exc)
         if status != "completed":
             _announce_end(pipeline, status, {})
+
+
+def run_pipeline(
+    pipeline: Pipeline, progress: Progress | None = None, progress_every: int = 1000
+) -> tuple[RunResult, dict[str, Any]]:
+    """Run ``pipeline`` to the end of its feed; return its result and summary.
+
+    The summary comes from the first sink that can summarise (the ledger), so
+    it shows what was recorded, not what the process remembers.
+    """
+    t0 = time.perf_counter()
+    pipeline.feed.load()
+    pipeline.timings["load_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    try:
+        with open_run(pipeline, progress, progress_every) as executor:
+            if progress is not None:
+                progress.start(pipeline.feed.total())
+            try:
+                result = executor.run()
+            finally:
+                if progress is not None:
+                    progress.stop()
+    finally:
+        pipeline.timings["run_seconds"] = time.perf_counter() - t0
     summary = summarize(pipeline, result)
+    run = pipeline.run
     log.info(
         "run %s %s: %d bars, %d decisions, %d orders, %d fills",
         run.run_id,
-        status,
+        result.status,
         result.bars,
         result.decisions,
         result.orders,
         result.fills,
     )
-    _announce_end(pipeline, status, summary)
+    _announce_end(pipeline, result.status, summary)
     return result, summary
 
 

@@ -135,7 +135,7 @@ def test_settings_path_for_ledger_and_overrides(workdir: Path) -> None:
 def test_unknown_broker_exits_2_with_the_choices(workdir: Path) -> None:
     result = CliRunner().invoke(cli, ["run-pipeline", "--broker", "nope"])
     assert result.exit_code == 2
-    assert "unknown broker 'nope'; choose one of: paper" in result.output
+    assert "unknown broker 'nope'; choose one of: client_portal, paper" in result.output
     assert "Traceback" not in result.output
     assert not (workdir / "tradepipe.db").exists()
 

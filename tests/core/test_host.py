@@ -11,7 +11,7 @@ from tradepipe import PluginError, Strategy, UnknownComponentError, hookimpl, ho
 from tradepipe.host import PluginHost, load_host
 from tradepipe.settings import PluginSettings
 
-BUILTINS = {"paper", "sma_cross", "risk_filters", "sql_sink", "synthetic_feed", "csv_feed"}
+BUILTINS = {"paper", "client_portal", "sma_cross", "risk_filters", "sql_sink", "synthetic_feed", "csv_feed"}
 
 
 class Dummy(Strategy):
@@ -31,7 +31,7 @@ def test_builtins_load_through_entry_points() -> None:
     assert set(host.plugins) >= BUILTINS
     assert all(host.plugins[name].builtin for name in BUILTINS)
     assert host.plugins["paper"].distribution == "tradepipe"
-    assert set(host.components("broker")) == {"paper"}
+    assert set(host.components("broker")) == {"paper", "client_portal"}
     assert {"sma_cross"} <= set(host.components("strategy"))
     assert {"min_confidence", "max_position_value", "max_risk_per_trade", "buying_power"} <= set(
         host.components("risk_filter")
