@@ -52,6 +52,10 @@ class RunContext:
         price = self._marks.get(symbol)
         return None if price is None else to_decimal(price)
 
+    def set_price(self, symbol: str, price: float) -> None:
+        """Record the latest price of ``symbol`` (bars do this during a run)."""
+        self._marks[symbol] = price
+
     def cash(self) -> Decimal:
         return self._book.cash
 

@@ -85,6 +85,8 @@ class Executor:
         self._fill_listeners = {
             s.name: s for s in pipeline.strategies if type(s).on_fill is not Strategy.on_fill
         }
+        #: Judge decisions but send nothing (``--dry-run``).
+        self.dry_run = False
         self.bars = 0
         self.decisions = 0
         self.orders = 0
@@ -310,6 +312,8 @@ class Executor:
         if denial is not None:
             self._order_event(order, order.transition(_S.DENIED, now, denial))
             return order
+        if self.dry_run:
+            return order  # judged and recorded as it would be sent; never sent
         self._send(order, now)
         return order
 
@@ -452,6 +456,14 @@ class Executor:
 
     def flush(self) -> None:
         self.record.flush()
+
+    def settle(self) -> None:
+        """Apply what the broker reports now and ask about orders still unknown."""
+        events = self.p.broker.poll()
+        if events:
+            self._apply(events)
+        if self._unknown:
+            self._settle_unknown()
 
 
 def _problems(exc: ValidationError) -> str:

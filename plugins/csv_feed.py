@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import heapq
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +34,33 @@ from tradepipe import Bar, ComponentSettings, Feed, FeedError, hookimpl
 from tradepipe.market import check_bar
 
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
+
+
+def write_csv(path: Path, bars: Iterable[Bar]) -> int:
+    """Write ``bars`` as :func:`read_csv` reads them, with a symbol column; return how many.
+
+    Prices go through ``repr`` so every float reads back exactly.
+
+    :raises OSError: the file cannot be written.
+    """
+    count = 0
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow((*REQUIRED, "symbol"))
+        for bar in bars:
+            writer.writerow(
+                (
+                    bar.ts.isoformat(),
+                    repr(bar.open),
+                    repr(bar.high),
+                    repr(bar.low),
+                    repr(bar.close),
+                    repr(bar.volume),
+                    bar.symbol,
+                )
+            )
+            count += 1
+    return count
 
 
 def read_csv(path: Path, symbol: str | None = None, tz: dt.tzinfo | None = None) -> list[Bar]:

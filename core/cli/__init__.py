@@ -88,11 +88,13 @@ def main() -> None:
 
 
 def _register_builtin_commands() -> None:
+    from tradepipe.cli.broker import broker
     from tradepipe.cli.config import config
+    from tradepipe.cli.order import order
     from tradepipe.cli.plugin_list import plugins
     from tradepipe.cli.run import run_pipeline
 
-    for command in (config, plugins, run_pipeline):
+    for command in (broker, config, order, plugins, run_pipeline):
         cli.add_command(command)
 
 

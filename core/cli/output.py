@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -38,11 +39,12 @@ def print_json(data: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
-    out = Table(title=title, title_justify="left", show_header=any(columns))
+    """A rich table of plain text: square brackets in values are shown, not read as markup."""
+    out = Table(title=escape(title), title_justify="left", show_header=any(columns))
     for column in columns:
-        out.add_column(column, overflow="fold")
+        out.add_column(escape(column), overflow="fold")
     for row in rows:
-        out.add_row(*("" if v is None else str(v) for v in row))
+        out.add_row(*("" if v is None else escape(str(v)) for v in row))
     return out
 
 

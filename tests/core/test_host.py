@@ -11,7 +11,15 @@ from tradepipe import PluginError, Strategy, UnknownComponentError, hookimpl, ho
 from tradepipe.host import PluginHost, load_host
 from tradepipe.settings import PluginSettings
 
-BUILTINS = {"paper", "client_portal", "sma_cross", "risk_filters", "sql_sink", "synthetic_feed", "csv_feed"}
+BUILTINS = {
+    "paper",
+    "client_portal",
+    "sma_cross",
+    "risk_filters",
+    "sql_sink",
+    "synthetic_feed",
+    "csv_feed",
+}
 
 
 class Dummy(Strategy):

@@ -1,0 +1,191 @@
+"""``tradepipe order stock …``: one manual order through the whole pipeline.
+
+The order is a decision like any strategy's (source ``cli``, confidence 100):
+sized (the quantity given), judged by every configured risk filter, made
+durable in the ledger, sent to the configured broker, and recorded with its
+verdicts and status. ``--dry-run`` judges without sending or writing;
+``--what-if`` also asks the broker for its preview (commission, margin, the
+position after). A live account is refused unless ``[run] allow_live``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.output import console, print_json, table
+from tradepipe.clock import SystemClock
+from tradepipe.decisions import Decision
+from tradepipe.direct import Outcome, direct_run
+from tradepipe.errors import ConfigError
+from tradepipe.logs import redact_accounts
+
+ORDER_TYPES = ("market", "limit", "stop", "stop-limit")
+
+
+@click.group("order")
+def order() -> None:
+    """Place one order through sizing, the risk filters and the configured broker."""
+
+
+@order.command("stock")
+@click.argument("symbol")
+@click.option("--side", type=click.Choice(["buy", "sell"]), required=True)
+@click.option("--quantity", type=Decimal, required=True, help="Shares.")
+@click.option(
+    "--type", "order_type", type=click.Choice(ORDER_TYPES), default="market", show_default=True
+)
+@click.option("--limit-price", type=Decimal, help="Limit price (limit, stop-limit).")
+@click.option("--stop-price", type=Decimal, help="Stop price (stop, stop-limit).")
+@click.option("--tif", type=click.Choice(["day", "gtc"]), default="day", show_default=True)
+@click.option("--take-profit", type=Decimal, help="Attach a take-profit limit (bracket).")
+@click.option("--stop-loss", type=Decimal, help="Attach a protective stop (bracket).")
+@click.option("--outside-rth", is_flag=True, help="Allow execution outside regular hours.")
+@click.option("--rationale", default="manual order from the command line", show_default=True)
+@click.option("--what-if", is_flag=True, help="Ask the broker for a preview; send nothing.")
+@click.option("--dry-run", is_flag=True, help="Judge with the risk filters; send nothing.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(0, 600),
+    default=0.0,
+    help="Seconds to wait for the broker to fill or finish the order.",
+)
+@click.option("--broker", "broker_name", metavar="NAME", help="Use this broker ([run] broker).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def stock(
+    app: AppContext,
+    symbol: str,
+    side: str,
+    quantity: Decimal,
+    order_type: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    tif: str,
+    take_profit: Decimal | None,
+    stop_loss: Decimal | None,
+    outside_rth: bool,
+    rationale: str,
+    what_if: bool,
+    dry_run: bool,
+    wait: float,
+    broker_name: str | None,
+    as_json: bool,
+) -> None:
+    """Buy or sell SYMBOL's stock."""
+    if broker_name:
+        app.override("run", broker=broker_name)
+    app.setup_logging()
+    clock = SystemClock()
+    try:
+        decision = Decision(
+            source="cli",
+            created_at=clock.now(),
+            symbol=symbol,
+            action=side,
+            confidence=100,
+            quantity=quantity,
+            order_type=order_type.replace("-", "_"),
+            limit_price=limit_price,
+            stop_price=stop_price,
+            tif=tif,
+            outside_rth=outside_rth,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+            rationale=rationale,
+        )
+    except ValidationError as exc:
+        raise click.UsageError(_problems(exc)) from None
+    _check_bracket(decision)
+    with direct_run(
+        app.settings, app.host, source="cli", dry_run=dry_run or what_if, clock=clock
+    ) as run:
+        outcome = run.preview(decision) if what_if else run.execute(decision, wait=wait)
+        ledger = None if dry_run or what_if else run.pipeline.run.run_id
+    if as_json:
+        data = outcome.as_dict()
+        data["run_id"] = ledger
+        print_json(data)
+    else:
+        show(outcome, ledger)
+    if outcome.order is None or outcome.order.status.value in ("denied", "rejected"):
+        raise SystemExit(1)
+
+
+def _check_bracket(decision: Decision) -> None:
+    tp, sl = decision.take_profit, decision.stop_loss
+    if tp is None or sl is None:
+        return
+    buying = decision.action.value == "buy"
+    if (buying and not sl < tp) or (not buying and not tp < sl):
+        raise ConfigError(
+            f"a {'buy' if buying else 'sell'}'s take-profit ({tp}) must be "
+            f"{'above' if buying else 'below'} its stop-loss ({sl})"
+        )
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'order'}: {e['msg']}"
+        for e in exc.errors(include_url=False)
+    )
+
+
+def show(outcome: Outcome, run_id: str | None) -> None:
+    out = console()
+    rows: list[tuple[Any, ...]] = [
+        (v.seq or "-", v.filter, v.outcome.value, v.quantity_before, v.quantity_after, v.reason)
+        for v in outcome.verdicts
+    ]
+    if rows:
+        out.print(
+            table(
+                "Risk verdicts",
+                ["#", "filter", "verdict", "qty before", "qty after", "reason"],
+                rows,
+            )
+        )
+    order = outcome.order
+    if order is None:
+        out.print("No order: the decision was refused before any filter (see above).")
+        return
+    intent = order.intent
+    lines = [
+        ("client order id", order.client_order_id),
+        (
+            "order",
+            f"{intent.side.value} {intent.quantity} {intent.symbol} {intent.order_type.value}"
+            f" {intent.tif.value}",
+        ),
+        (
+            "status",
+            order.status.value
+            if outcome.sent or order.status.value == "denied"
+            else "not sent (dry run)",
+        ),
+        ("broker order id", order.broker_order_id),
+        ("reason", redact_accounts(order.reason) if order.reason else None),
+        (
+            "filled",
+            f"{order.filled_quantity}"
+            + (f" @ {order.avg_fill_price}" if order.avg_fill_price is not None else ""),
+        ),
+        ("ledger run", run_id),
+    ]
+    out.print(table("Order", ["", ""], [r for r in lines if r[1] not in (None, "")]))
+    if outcome.preview is not None:
+        out.print(table("What-if (broker preview)", ["", ""], _flatten(outcome.preview)))
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    rows = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, f"{name}."))
+        elif value is not None:
+            rows.append((name, redact_accounts(str(value))))
+    return rows

@@ -1,0 +1,200 @@
+"""Single decisions without a feed: what ``tradepipe order`` runs.
+
+A decision given directly takes exactly the path a strategy's decision takes in
+a run: recorded, sized, judged by every configured risk filter, made durable,
+sent to the broker, its status changes and fills recorded. It does so inside a
+short run of its own, so a manual order has a row in the ledger's runs table
+and is as auditable as an automatic one. With ``dry_run`` nothing is sent and
+nothing is written to the ledger: the verdicts are computed and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from tradepipe.clock import Clock, SystemClock
+from tradepipe.decisions import Decision
+from tradepipe.errors import BrokerCapabilityError, BrokerError
+from tradepipe.executor import Executor
+from tradepipe.host import PluginHost
+from tradepipe.orders import Fill, Order, OrderEvent, OrderStatus
+from tradepipe.pipeline import Pipeline, build_pipeline, open_run
+from tradepipe.risk import RiskVerdict
+from tradepipe.settings import AppSettings
+from tradepipe.sink import Sink
+
+log = logging.getLogger(__name__)
+_WAITING = frozenset({OrderStatus.SUBMITTED, OrderStatus.UNKNOWN, OrderStatus.ACCEPTED})
+
+
+@dataclass
+class Outcome:
+    """What became of one decision."""
+
+    decision: Decision
+    verdicts: list[RiskVerdict] = field(default_factory=list)
+    order: Order | None = None
+    events: list[OrderEvent] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    preview: dict[str, Any] | None = None
+    sent: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        order = self.order
+        return {
+            "decision": self.decision.model_dump(mode="json"),
+            "verdicts": [v.model_dump(mode="json") for v in self.verdicts],
+            "order": None
+            if order is None
+            else {
+                "client_order_id": order.client_order_id,
+                "status": order.status.value,
+                "broker_order_id": order.broker_order_id,
+                "reason": order.reason,
+                "intent": order.intent.model_dump(mode="json"),
+                "filled_quantity": str(order.filled_quantity),
+            },
+            "events": [e.model_dump(mode="json") for e in self.events],
+            "fills": [f.model_dump(mode="json") for f in self.fills],
+            "preview": self.preview,
+            "sent": self.sent,
+        }
+
+
+class _Watch(Sink):
+    """Keeps the records of the decision being executed, to report them."""
+
+    name = "watch"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.verdicts: list[RiskVerdict] = []
+        self.events: list[OrderEvent] = []
+        self.fills: list[Fill] = []
+
+    def reset(self) -> None:
+        self.verdicts, self.events, self.fills = [], [], []
+
+    def record_verdict(self, verdict: RiskVerdict) -> None:
+        self.verdicts.append(verdict)
+
+    def record_order_event(self, event: OrderEvent) -> None:
+        self.events.append(event)
+
+    def record_fill(self, fill: Fill) -> None:
+        self.fills.append(fill)
+
+
+class Direct:
+    """An open one-off run that executes decisions handed to it."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        executor: Executor,
+        watch: _Watch,
+        source: str,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pipeline = pipeline
+        self.executor = executor
+        self.source = source
+        self._watch = watch
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    @property
+    def broker(self) -> Any:
+        return self.pipeline.broker
+
+    def execute(self, decision: Decision, *, wait: float = 0.0) -> Outcome:
+        """Run ``decision`` through sizing, the filters and (unless dry) the broker.
+
+        Give the decision its ``source`` and ``created_at``, so its id (and the
+        client order id derived from it) is known to the caller.
+
+        :param wait: seconds to keep asking the broker while the order is still
+            on its way (submitted, unknown, accepted but not filled).
+        """
+        watch = self._watch
+        watch.reset()
+        executor = self.executor
+        self._mark(decision.symbol)
+        order = executor.handle(self.source, decision)
+        sent = order is not None and order.status is not OrderStatus.INITIALIZED
+        if sent and order is not None:
+            executor.flush()
+            if order.status is OrderStatus.UNKNOWN:
+                executor.settle()
+            deadline = self._monotonic() + wait
+            while order.status in _WAITING and self._monotonic() < deadline:
+                self._sleep(min(1.0, max(0.0, deadline - self._monotonic())))
+                executor.settle()
+        executor.flush()
+        return Outcome(
+            decision=decision,
+            verdicts=list(watch.verdicts),
+            order=order,
+            events=list(watch.events),
+            fills=list(watch.fills),
+            sent=sent,
+        )
+
+    def _mark(self, symbol: str) -> None:
+        """Give sizing and the filters a price: without a feed, ask the broker."""
+        ctx = self.executor.ctx
+        if ctx.last_price(symbol) is not None:
+            return
+        try:
+            quotes = self.broker.quotes([symbol])
+        except BrokerError as exc:
+            log.info("no quote for %s (%s); filters that need a price will say so", symbol, exc)
+            return
+        for quote in quotes:
+            price = quote.last or quote.mid
+            if quote.symbol == symbol and price is not None and price > 0:
+                ctx.set_price(symbol, float(price))
+
+    def preview(self, decision: Decision) -> Outcome:
+        """Judge ``decision`` and ask the broker what the order would do (what-if)."""
+        if not self.executor.dry_run:
+            raise RuntimeError("preview needs a dry run: it must never send")
+        outcome = self.execute(decision)
+        preview = getattr(self.broker, "preview", None)
+        if preview is None:
+            raise BrokerCapabilityError(
+                f"broker {self.broker.name!r} offers no what-if preview", broker=self.broker.name
+            )
+        order = outcome.order
+        if order is not None and order.status is OrderStatus.INITIALIZED:
+            outcome.preview = preview(order.intent)
+        return outcome
+
+
+@contextmanager
+def direct_run(
+    settings: AppSettings,
+    host: PluginHost,
+    *,
+    source: str = "cli",
+    dry_run: bool = False,
+    clock: Clock | None = None,
+) -> Iterator[Direct]:
+    """Open a feedless run of the configured broker, filters and sinks.
+
+    With ``dry_run`` the configured sinks are left out: nothing is written.
+    """
+    pipeline = build_pipeline(settings, host, clock=clock or SystemClock())
+    pipeline.strategies = []
+    pipeline.run = pipeline.run.model_copy(update={"feed": "", "strategies": (source,)})
+    watch = _Watch()
+    pipeline.sinks = [watch] if dry_run else [*pipeline.sinks, watch]
+    with open_run(pipeline) as executor:
+        executor.dry_run = dry_run
+        yield Direct(pipeline, executor, watch, source)
