@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from tradepipe.adapter import OrderUpdate
+from tradepipe.adapter import OrderReport, OrderUpdate
 from tradepipe.context import RunContext
 from tradepipe.decisions import Action, Decision
 from tradepipe.errors import (
@@ -97,13 +97,69 @@ class Executor:
     # -- the run ---------------------------------------------------------------
 
     def start(self) -> None:
-        """Seed the executor's view of the account from the broker."""
+        """Seed the executor's view of the account from the broker and the ledger.
+
+        Positions and cash are the broker's. Orders working at the broker are
+        adopted, so they count in exposure and their fills are applied; a
+        broker that cannot list them stops the start (never read as "none").
+        Client order ids earlier runs of this session already used are
+        refused, so a restarted run never sends a decision twice.
+        """
         broker = self.p.broker
         account = broker.account()
         self.book.cash = account.cash
         for position in broker.positions():
             self.book.seed(position)
         self.ctx._paper = broker.status().is_paper
+        namespace = self.p.run.namespace
+        for sink in self.p.sinks:
+            self._client_ids.update(sink.sent_client_ids(namespace))
+        self._adopt(broker.open_orders())
+
+    def _adopt(self, reports: Sequence[OrderReport]) -> None:
+        now = self.p.clock.now()
+        for report in reports:
+            if not report.status.is_working:
+                continue
+            cid = report.client_order_id or f"broker-{report.broker_order_id}"
+            if cid in self.working:
+                continue
+            try:
+                intent = OrderIntent(
+                    client_order_id=cid,
+                    decision_id="",
+                    source="broker",
+                    symbol=report.symbol,
+                    side=report.side,
+                    quantity=report.quantity,
+                    order_type=report.order_type,
+                    limit_price=report.limit_price,
+                    stop_price=report.stop_price,
+                    created_at=now,
+                )
+            except ValidationError as exc:
+                log.warning("open order %s at the broker not adopted: %s", cid, _problems(exc))
+                continue
+            order = Order.from_intent(intent)
+            self._client_ids.add(cid)
+            self.record.order(order)
+            reason = "adopted at start-up: working at the broker"
+            self._order_event(order, order.transition(_S.SUBMITTED, now, reason))
+            self.working[cid] = order
+            self._order_event(
+                order, order.transition(_S.ACCEPTED, now, reason, report.broker_order_id)
+            )
+            if report.filled_quantity > 0:
+                # What already filled is in the broker's positions; only the rest counts.
+                order.__dict__["filled_quantity"] = report.filled_quantity
+                self._order_event(order, order.transition(_S.PARTIALLY_FILLED, now, reason))
+            log.info(
+                "adopted order %s (%s %s %s) working at the broker",
+                cid,
+                intent.side.value,
+                intent.quantity,
+                intent.symbol,
+            )
 
     def run(self) -> RunResult:
         """Process every bar of the feed; return the counts."""
@@ -228,7 +284,11 @@ class Executor:
         if decision.expires_at is not None and now >= decision.expires_at:
             return "expired", f"decision expired at {decision.expires_at.isoformat()}"
         if cid in self._client_ids:
-            return "duplicate", f"decision {decision.id} already produced order {cid} in this run"
+            return (
+                "duplicate",
+                f"decision {decision.id} already produced order {cid} "
+                f"(in this run or an earlier run of session {self.p.run.namespace!r})",
+            )
         return None
 
     def _size(self, decision: Decision, cid: str, now: datetime) -> OrderIntent | None:

@@ -61,6 +61,15 @@ class Sink(Component):
     def record_snapshot(self, positions: Sequence[Position], account: AccountSummary) -> None:
         pass
 
+    def sent_client_ids(self, namespace: str) -> set[str]:
+        """Client order ids of orders created by earlier runs of ``namespace``.
+
+        A restarted run with a fixed ``[run] session`` derives the same client
+        order ids; the executor refuses to send one of these again. A sink
+        that keeps no orders answers with an empty set.
+        """
+        return set()
+
     def flush(self) -> None:
         """Make everything received so far durable."""
 

@@ -142,6 +142,19 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("orders") from exc
 
+    def client_ids(self, namespace: str) -> set[str]:
+        """Client order ids of every order created in runs of ``namespace``."""
+        try:
+            with self._session() as s:
+                stmt = (
+                    select(OrderRow.client_order_id)
+                    .join(RunRow, col(RunRow.run_id) == col(OrderRow.run_id))
+                    .where(col(RunRow.namespace) == namespace)
+                )
+                return set(s.scalars(stmt))
+        except SQLAlchemyError as exc:
+            raise self._guard("client order ids") from exc
+
     def positions(self, run_id: str) -> tuple[list[PositionRow], AccountRow | None]:
         """The run's last snapshot of positions and of the account."""
         try:

@@ -421,6 +421,11 @@ class SqlSink(Sink):
 
         return make_url(self.url).render_as_string(hide_password=True)
 
+    def sent_client_ids(self, namespace: str) -> set[str]:
+        from tradepipe.plugins.ledger import Ledger
+
+        return Ledger(self.engine(), self.where).client_ids(namespace)
+
     def summary(self, run_id: str) -> dict[str, Any]:
         from tradepipe.plugins.ledger import Ledger
 

@@ -62,6 +62,9 @@ class QuotingBroker(Broker):
     def positions(self) -> list[Position]:
         return []
 
+    def open_orders(self) -> list[OrderReport]:
+        return []
+
     def quotes(self, symbols: Sequence[str]) -> list[Quote]:
         return [Quote(symbol=s, ts=T0, last=Decimal(100)) for s in symbols if s == "AAPL"]
 
