@@ -173,7 +173,12 @@ def connect_broker(broker: Broker, settings: AppSettings) -> BrokerStatus:
 
     :raises ConfigError: the account is live and ``[run] allow_live`` is false.
     """
-    status = broker.connect()
+    try:
+        status = broker.connect()
+    except BaseException:
+        # A failed connect may have opened connections or started threads.
+        broker.disconnect()
+        raise
     if not status.is_paper and not settings.run.allow_live:
         broker.disconnect()
         raise ConfigError(

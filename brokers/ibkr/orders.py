@@ -272,9 +272,13 @@ def decimal(value: Any, default: Decimal | None = None) -> Decimal | None:
     if value is None or value == "":
         return default
     try:
-        return Decimal(str(value).replace(",", ""))
+        number = Decimal(str(value).replace(",", ""))
     except InvalidOperation:
         return default
+    if not number.is_finite():
+        return default
+    # IBKR sends 10.0 for ten shares; keep whole numbers whole.
+    return number.quantize(Decimal(1)) if number == number.to_integral_value() else number
 
 
 def order_status(raw: Any, filled: Decimal) -> OrderStatus | None:

@@ -1,0 +1,217 @@
+"""The Client Portal adapter end to end: the CLI a user runs, against a local HTTPS gateway.
+
+Every request goes over TLS (verified against the stand-in's CA) to
+``gateway_standin.py`` in its own process. IBKR's pacing is kept but time is
+compressed (rate x10, per-endpoint intervals / 100), so the order list's
+5-second limit costs 50 ms here; the limits themselves are unit-tested.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import Gateway
+from tradepipe.brokers.client_portal import ClientPortalBroker
+from tradepipe.brokers.ibkr import pacing
+from tradepipe.cli import cli
+from tradepipe.cli.context import AppContext
+
+
+@pytest.fixture(autouse=True)
+def fast_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = tuple(
+        dataclasses.replace(lim, interval=lim.interval / 100) for lim in pacing.ENDPOINT_LIMITS
+    )
+
+    def make_pacer(self: ClientPortalBroker) -> pacing.Pacer:
+        return pacing.Pacer(100, limits=limits, penalty_seconds=self.settings.penalty_seconds)
+
+    monkeypatch.setattr(ClientPortalBroker, "make_pacer", make_pacer)
+
+
+def write_settings(path: Path, gw: Gateway, **broker: Any) -> None:
+    table = {"base_url": gw.base_url, "verify": gw.ca_path, "account_id": gw.account, **broker}
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in table.items())
+    path.joinpath("settings.toml").write_text(
+        f"""
+[default.run]
+broker = "client_portal"
+risk_filters = ["min_confidence", "max_position_value", "buying_power"]
+sinks = ["sql"]
+[default.sinks.sql]
+path = "ledger.db"
+writer = "inline"
+[default.risk.max_position_value]
+limit = 100000
+[default.feeds.synthetic]
+symbols = ["AAPL"]
+bars = 120
+[default.logging]
+dir = "logs"
+[default.brokers.client_portal]
+{lines}
+"""
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gateway: Gateway) -> Path:
+    write_settings(tmp_path, gateway)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def tp(*args: str) -> Result:
+    app = AppContext(settings_path="settings.toml")
+    return CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
+
+
+def ok_json(*args: str) -> Any:
+    result = tp(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_reads_through_the_cli(workdir: Path, gateway: Gateway) -> None:
+    status = ok_json("broker", "status")
+    assert status["authenticated"] and status["paper"]
+    assert status["account_id"] == "DU***4567"
+    gateway.positions([{"conid": 265598, "position": 10, "avgPrice": 150.0, "ticker": "AAPL"}])
+    positions = ok_json("broker", "positions")
+    assert [(p["symbol"], p["quantity"]) for p in positions] == [("AAPL", "10")]
+    quotes = ok_json("broker", "quote", "AAPL", "MSFT")
+    assert {q["symbol"] for q in quotes} == {"AAPL", "MSFT"}
+    assert all(q["last"] is not None for q in quotes)  # the pre-flight was handled
+    bars = ok_json("broker", "history", "AAPL", "--bars", "5")
+    assert len(bars) == 5
+    assert ok_json("broker", "scan")
+    paths = [r["path"] for r in gateway.requests()]
+    # The account list is read before the portfolio and market data.
+    assert paths.index("/iserver/accounts") < paths.index("/iserver/marketdata/snapshot")
+    assert "/portfolio/accounts" in paths
+
+
+def test_place_list_and_cancel_an_order(workdir: Path, gateway: Gateway) -> None:
+    placed = ok_json(
+        "order",
+        "stock",
+        "AAPL",
+        "--side",
+        "buy",
+        "--quantity",
+        "5",
+        "--type",
+        "limit",
+        "--limit-price",
+        "90",
+    )
+    cid = placed["order"]["client_order_id"]
+    assert placed["order"]["status"] == "accepted"
+    book = gateway.orders()
+    assert [o.get("cOID") or o.get("order_ref") for o in book] == [cid]
+    orders = ok_json("broker", "orders")
+    assert [o["client_order_id"] for o in orders] == [cid]
+    result = tp("broker", "cancel", cid, "--wait", "5")
+    assert result.exit_code == 0, result.output
+    assert "canceled" in result.output
+    ledger = ok_json("ledger", "orders")
+    assert [(o["client_order_id"], o["status"]) for o in ledger] == [(cid, "accepted")]
+    posts = [
+        r for r in gateway.requests() if r["method"] == "POST" and r["path"].endswith("/orders")
+    ]
+    assert len(posts) == 1
+    assert posts[0]["body"]["orders"][0]["cOID"] == cid
+
+
+def test_the_reply_policy_confirms_known_questions_and_refuses_others(
+    workdir: Path, gateway: Gateway
+) -> None:
+    write_settings(workdir, gateway, confirm=["o163"])
+    gateway.questions(["o163"])
+    assert (
+        ok_json("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")["order"]["status"]
+        == "accepted"
+    )
+    gateway.questions(["o163", "o354"])
+    result = tp("order", "stock", "AAPL", "--side", "buy", "--quantity", "2", "--json")
+    assert result.exit_code == 1
+    order = json.loads(result.stdout)["order"]
+    assert order["status"] == "rejected"
+    assert "o354" in order["reason"] and "reply policy does not confirm" in order["reason"]
+    assert len(gateway.orders()) == 1  # the refused one was discarded at IBKR
+
+
+def test_a_dropped_connection_after_the_order_is_settled_not_resent(
+    workdir: Path, gateway: Gateway
+) -> None:
+    gateway.fault("POST", f"/iserver/account/{gateway.account}/orders", "drop", after=True)
+    placed = ok_json("order", "stock", "AAPL", "--side", "buy", "--quantity", "3")
+    statuses = [e["status"] for e in placed["events"]]
+    assert statuses == ["submitted", "unknown", "accepted"]
+    assert len(gateway.orders()) == 1
+    posts = [
+        r for r in gateway.requests() if r["method"] == "POST" and r["path"].endswith("/orders")
+    ]
+    assert len(posts) == 1
+
+
+def test_a_logged_out_gateway_says_where_to_log_in(workdir: Path, gateway: Gateway) -> None:
+    gateway.set_auth(logged_in=False)
+    result = tp("broker", "status")
+    assert result.exit_code == 1
+    assert f"log in at https://127.0.0.1:{gateway.port} in a browser" in result.output
+    result = tp("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")
+    assert result.exit_code == 1
+    assert not gateway.orders()
+
+
+def test_a_dropped_brokerage_session_is_reopened(workdir: Path, gateway: Gateway) -> None:
+    gateway.set_auth(authenticated=False, connected=True)
+    assert ok_json("broker", "status")["authenticated"]
+    assert any(r["path"] == "/iserver/auth/ssodh/init" for r in gateway.requests())
+
+
+def test_a_live_account_is_refused_without_opt_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, live_gateway: Gateway
+) -> None:
+    write_settings(tmp_path, live_gateway)
+    monkeypatch.chdir(tmp_path)
+    result = tp("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")
+    assert result.exit_code == 2
+    assert "live account (U***4567)" in result.output
+    assert not live_gateway.orders()
+
+
+def test_a_429_is_reported_and_not_retried(workdir: Path, gateway: Gateway) -> None:
+    gateway.fault("GET", f"/portfolio/{gateway.account}/summary", "429")
+    result = tp("broker", "accounts")
+    assert result.exit_code == 1
+    assert "rate limit" in result.output
+    hits = [r for r in gateway.requests() if r["path"].endswith("/summary")]
+    assert len(hits) == 1
+
+
+def test_tls_is_verified(workdir: Path, gateway: Gateway) -> None:
+    write_settings(workdir, gateway, verify=True)  # the system store does not know the CA
+    result = tp("broker", "status")
+    assert result.exit_code == 1
+    assert "failed TLS verification" in result.output
+    write_settings(workdir, gateway, verify=False)  # allowed: the gateway is on loopback
+    assert ok_json("broker", "status")["authenticated"]
+
+
+def test_run_pipeline_against_the_gateway(workdir: Path, gateway: Gateway) -> None:
+    result = tp("run-pipeline", "--json", "--no-progress")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    sent = summary["orders"].get("submitted", 0) + summary["orders"].get("open", 0)
+    assert summary["broker"] == "client_portal"
+    cids = {o["client_order_id"] for o in ok_json("ledger", "orders") if o["status"] != "denied"}
+    assert cids, summary
+    assert {o.get("cOID") or o.get("order_ref") for o in gateway.orders()} == cids
+    assert sent >= 0
