@@ -69,7 +69,7 @@ class RunContext:
             intent = order.intent
             if intent.side == "buy":
                 price = intent.limit_price or intent.stop_price or intent.reference_price or ZERO
-                reserved += order.remaining * price
+                reserved += order.remaining * price * intent.multiplier
         return reserved
 
     def is_paper(self) -> bool:

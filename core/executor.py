@@ -320,6 +320,7 @@ class Executor:
             take_profit=decision.take_profit,
             reference_price=price,
             created_at=now,
+            instrument=decision.instrument,
         )
 
     def _judge_and_send(self, decision: Decision, intent: OrderIntent, now: datetime) -> Order:

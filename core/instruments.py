@@ -8,6 +8,7 @@ known (IBKR), ``None`` for the paper simulator.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -50,9 +51,22 @@ class Option(_Instrument):
 
     @property
     def symbol(self) -> str:
-        """OCC-style human symbol, e.g. ``AAPL 2026-12-18 200 C``."""
+        """A readable name, e.g. ``AAPL 2026-12-18 200 C``."""
         strike = f"{self.strike.normalize():f}"
         return f"{self.underlying} {self.expiry.isoformat()} {strike} {self.right}"
+
+    @property
+    def ticker(self) -> str:
+        """The OCC option symbol, e.g. ``AAPL  261218C00200000``.
+
+        Root padded to six characters, expiry as YYMMDD, the right, and the
+        strike in thousandths over eight digits: 21 characters, one per contract,
+        which is how positions and orders in options are keyed.
+        """
+        thousandths = int(self.strike * 1000)
+        if self.strike * 1000 != thousandths or not 0 < thousandths < 10**8:
+            raise ValueError(f"strike {self.strike} cannot be written as an OCC symbol")
+        return f"{self.underlying[:6]:<6}{self.expiry:%y%m%d}{self.right}{thousandths:08d}"
 
 
 class Leg(BaseModel):
@@ -79,6 +93,20 @@ class Combo(_Instrument):
     legs: tuple[Leg, ...] = Field(min_length=2)
 
     @property
+    def multiplier(self) -> Decimal:
+        """Money per point of the combo's price: the largest leg multiplier (100 with options)."""
+        return max(leg.instrument.multiplier for leg in self.legs)
+
+    @property
+    def ticker(self) -> str:
+        """A short key for the combo: its first underlying and a hash of its legs."""
+        key = ";".join(
+            f"{leg.ratio}:{leg.instrument.kind}:{_leg_key(leg.instrument)}" for leg in self.legs
+        )
+        digest = hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
+        return f"{self.symbol.split('+')[0][:10]} X{digest}"
+
+    @property
     def symbol(self) -> str:
         """The underlyings the legs trade, joined (combos rarely span more than one)."""
         names = []
@@ -90,4 +118,15 @@ class Combo(_Instrument):
         return "+".join(names)
 
 
+def _leg_key(instrument: Stock | Option) -> str:
+    return instrument.ticker if isinstance(instrument, Option) else instrument.symbol
+
+
 Instrument = Annotated[Stock | Option | Combo, Field(discriminator="kind")]
+
+
+def ticker_of(instrument: Stock | Option | Combo) -> str:
+    """The symbol orders and positions in ``instrument`` are keyed by."""
+    if isinstance(instrument, Stock):
+        return instrument.symbol
+    return instrument.ticker

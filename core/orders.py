@@ -26,7 +26,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, Field, model_validator
 from tradepipe.decisions import OrderType, TimeInForce
 from tradepipe.errors import InvalidOrderTransition
-from tradepipe.instruments import Symbol
+from tradepipe.instruments import Instrument, Symbol
 from tradepipe.money import ZERO
 from tradepipe.record import Record
 
@@ -72,6 +72,15 @@ class OrderIntent(Record):
         default=None, description="the price sizing and the risk filters used"
     )
     created_at: AwareDatetime
+    #: What is traded when it is not simply the stock ``symbol``: an option or
+    #: a combo of legs. ``symbol`` is then the instrument's ticker.
+    instrument: Instrument | None = None
+
+    @property
+    def multiplier(self) -> Decimal:
+        """Money per unit of price per unit of quantity (100 for US equity options)."""
+        instrument = self.instrument
+        return Decimal(1) if instrument is None else instrument.multiplier
 
     @model_validator(mode="after")
     def _prices_match_type(self) -> OrderIntent:

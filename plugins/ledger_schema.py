@@ -167,6 +167,8 @@ class OrderRow(_Ledger, table=True):
     take_profit: Decimal | None = _money(default=None)
     reference_price: Decimal | None = _money(default=None)
     created_at: dt.datetime = _ts()
+    #: The option or combo traded, as JSON, when it is not the stock ``symbol``.
+    instrument: str | None = Field(default=None, sa_type=Text)
 
 
 class OrderEventRow(_Ledger, table=True):

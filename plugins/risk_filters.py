@@ -90,7 +90,7 @@ class MaxPositionValue(RiskFilter):
         if price is None:
             return self.deny(f"no price known for {intent.symbol} to value the position")
         after = abs(position + signed(intent))
-        value = after * price
+        value = after * price * intent.multiplier
         figures: dict[str, Any] = {
             "price": price,
             "position": position,
@@ -101,9 +101,9 @@ class MaxPositionValue(RiskFilter):
             return self.allow(**figures)
         if position != 0 and (position > 0) != (intent.side == "buy"):
             # Crossing zero: the order may close the position and open up to the limit.
-            room = abs(position) + limit / price
+            room = abs(position) + limit / (price * intent.multiplier)
         else:
-            room = limit / price - abs(position)
+            room = limit / (price * intent.multiplier) - abs(position)
         allowed = floor_units(room, intent.quantity)
         if allowed <= 0:
             return self.deny(
@@ -145,7 +145,7 @@ class MaxRiskPerTrade(RiskFilter):
             return self.allow("no stop given; risk not measurable")
         equity = ctx.equity()
         budget = equity * self.settings.max_fraction
-        risk = intent.quantity * distance
+        risk = intent.quantity * distance * intent.multiplier
         figures: dict[str, Any] = {
             "stop_distance": distance,
             "risk": cents(risk),
@@ -155,7 +155,7 @@ class MaxRiskPerTrade(RiskFilter):
         }
         if risk <= budget:
             return self.allow(**figures)
-        allowed = floor_units(budget / distance, intent.quantity)
+        allowed = floor_units(budget / (distance * intent.multiplier), intent.quantity)
         if allowed <= 0:
             return self.deny(f"risk {cents(risk)} exceeds {cents(budget)}", **figures)
         return self.reduce(
@@ -183,7 +183,7 @@ class BuyingPower(RiskFilter):
             return self.deny(f"no price known for {intent.symbol} to cost the order")
         cash = ctx.cash()
         available = cash * (1 - self.settings.reserve_fraction) - ctx.reserved_cash()
-        cost = intent.quantity * price
+        cost = intent.quantity * price * intent.multiplier
         figures: dict[str, Any] = {
             "cost": cents(cost),
             "available": cents(available),
@@ -191,7 +191,8 @@ class BuyingPower(RiskFilter):
         }
         if cost <= available:
             return self.allow(**figures)
-        allowed = floor_units(available / price, intent.quantity) if available > 0 else ZERO
+        unit_cost = price * intent.multiplier
+        allowed = floor_units(available / unit_cost, intent.quantity) if available > 0 else ZERO
         if allowed <= 0:
             return self.deny(
                 f"order costs {cents(cost)} with {cents(max(available, ZERO))} available", **figures

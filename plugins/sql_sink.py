@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from tradepipe import (
     AccountSummary,
@@ -270,6 +270,7 @@ class SqlSink(Sink):
                 _opt(dec, i.take_profit),
                 _opt(dec, i.reference_price),
                 self._ts(i.created_at),
+                None if i.instrument is None else i.instrument.model_dump_json(),
             ),
         )
 
@@ -483,9 +484,33 @@ def open_engine(url: str, synchronous: str = "full") -> Engine:
                 cursor.close()
 
         schema.metadata.create_all(engine)
+        _add_missing_columns(engine)
     except (SQLAlchemyError, OSError) as exc:
         raise PersistenceError(f"cannot open the ledger at {url.split('@')[-1]}: {exc}") from exc
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Give a ledger made by an earlier tradepipe the nullable columns added since.
+
+    Only additions of nullable columns are handled here; anything else is
+    refused with a clear message rather than guessed at.
+    """
+    found = inspect(engine)
+    for table in schema.metadata.sorted_tables:
+        have = {c["name"] for c in found.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            if not column.nullable:
+                raise PersistenceError(
+                    f"the ledger's table {table.name} lacks column {column.name}, which this "
+                    "version of tradepipe needs and cannot add; use a new ledger file"
+                )
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+            log.info("ledger: added column %s.%s", table.name, column.name)
 
 
 @hookimpl

@@ -29,6 +29,7 @@ from tradepipe.brokers.ibkr.orders import (
     Placed,
     ReplyPolicy,
     bracket,
+    combo_conidex,
     decimal,
     execution,
     order_status,
@@ -44,6 +45,7 @@ from tradepipe.errors import (
     BrokerRejectedError,
     BrokerUnavailableError,
 )
+from tradepipe.instruments import Option, Stock
 from tradepipe.market import Bar, Quote
 from tradepipe.orders import Fill, OrderIntent, OrderStatus
 from tradepipe.portfolio import AccountSummary, Position
@@ -248,8 +250,11 @@ class WebApiBroker(Broker):
         if not quantity:
             return None
         symbol = str(row.get("ticker") or row.get("contractDesc") or row.get("conid"))
-        if row.get("conid") is not None and row.get("assetClass", "STK") == "STK":
+        asset = row.get("assetClass", "STK")
+        if row.get("conid") is not None and asset == "STK":
             self.contracts.remember(symbol.upper(), int(row["conid"]))
+        elif asset == "OPT":
+            symbol = _option_ticker(row) or symbol
         return Position(
             symbol=symbol,
             quantity=quantity,
@@ -295,9 +300,7 @@ class WebApiBroker(Broker):
         return out
 
     def _fill(self, item: dict[str, Any]) -> Fill | None:
-        cid = str(item.get("order_ref") or "")
-        intent = self._tracked.get(cid)
-        return execution(item, intent.decision_id if intent else "")
+        return execution(item, self._tracked.get(str(item.get("order_ref") or "")))
 
     def order(self, client_order_id: str) -> OrderReport | None:
         """Look ``client_order_id`` up in live orders, then in executions.
@@ -347,13 +350,18 @@ class WebApiBroker(Broker):
         with session.lock:
             try:
                 account = session.require_trading()
-                conid = session.read(lambda: self.contracts.stock(intent.symbol))
+                contract = session.read(lambda: self._contract(intent))
             except BrokerUnavailableError as exc:
                 raise BrokerRejectedError(f"not sent: {exc}", broker=self.name) from exc
             if intent.stop_loss is not None or intent.take_profit is not None:
-                tickets = bracket(intent, conid, account.account_id)
+                if isinstance(contract, str):
+                    raise BrokerRejectedError(
+                        "stop-loss and take-profit orders cannot be attached to a combo",
+                        broker=self.name,
+                    )
+                tickets = bracket(intent, contract, account.account_id)
             else:
-                tickets = [ticket(intent, conid, account.account_id)]
+                tickets = [ticket(intent, contract, account.account_id)]
             self._tracked[cid] = intent
             policy = self.reply_policy(account.is_paper)
             try:
@@ -382,6 +390,29 @@ class WebApiBroker(Broker):
                     client_order_id=cid, status=OrderStatus.UNKNOWN, ts=now, reason=str(exc)
                 )
         return self._accepted(cid, placed, now)
+
+    def _contract(self, intent: OrderIntent) -> int | str:
+        """The conid of what ``intent`` trades, or a combo's ``conidex``."""
+        instrument = intent.instrument
+        if instrument is None or isinstance(instrument, Stock):
+            return self.contracts.stock(intent.symbol if instrument is None else instrument.symbol)
+        if isinstance(instrument, Option):
+            return self._option_conid(instrument)
+        legs = []
+        for leg in instrument.legs:
+            inner = leg.instrument
+            conid = (
+                self._option_conid(inner)
+                if isinstance(inner, Option)
+                else self.contracts.stock(inner.symbol)
+            )
+            legs.append((conid, leg.ratio))
+        return combo_conidex(legs)
+
+    def _option_conid(self, option: Option) -> int:
+        return self.contracts.option(
+            option.underlying, option.expiry, option.strike, option.right
+        ).conid
 
     def _accepted(self, cid: str, placed: Placed, now: dt.datetime) -> OrderUpdate:
         broker_id = placed.order_ids[0]
@@ -473,9 +504,8 @@ class WebApiBroker(Broker):
         with session.lock:
             account = session.require_trading()
             broker_id = self._broker_id(client_order_id)
-            conid = self.contracts.stock(intent.symbol)
             # Modify takes one unwrapped order object repeating every field.
-            body = ticket(changed, conid, account.account_id)
+            body = ticket(changed, self._contract(intent), account.account_id)
             placed = submit(
                 self.client,
                 f"/iserver/account/{account.account_id}/order/{broker_id}",
@@ -491,12 +521,13 @@ class WebApiBroker(Broker):
         session = self.session
         with session.lock:
             account = session.require_trading()
-            conid = self.contracts.stock(intent.symbol)
-            # IBKR asks for a market-data snapshot of the instrument first.
-            self.market.snapshot([conid], ["31"])
+            contract = self._contract(intent)
+            if isinstance(contract, int):
+                # IBKR asks for a market-data snapshot of the instrument first.
+                self.market.snapshot([contract], ["31"])
             body = self.client.post(
                 f"/iserver/account/{account.account_id}/orders/whatif",
-                {"orders": [ticket(intent, conid, account.account_id)]},
+                {"orders": [ticket(intent, contract, account.account_id)]},
             )
         return body if isinstance(body, dict) else {"answer": body}
 
@@ -560,3 +591,19 @@ class WebApiBroker(Broker):
                     )
                 )
         return events
+
+
+def _option_ticker(row: dict[str, Any]) -> str | None:
+    """An option position's OCC ticker, so it matches the orders that made it."""
+    try:
+        expiry = dt.datetime.strptime(str(row["expiry"]), "%Y%m%d").date()
+        option = Option(
+            underlying=str(row.get("undSym") or row["ticker"]).split()[0],
+            expiry=expiry,
+            strike=Decimal(str(row["strike"])),
+            right=str(row["putOrCall"])[0].upper(),
+        )
+        return option.ticker
+    except (KeyError, ValueError, ArithmeticError) as exc:
+        log.warning("option position %s kept under IBKR's name: %s", row.get("conid"), exc)
+        return None

@@ -76,19 +76,23 @@ def number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def ticket(intent: OrderIntent, conid: int, account: str) -> dict[str, Any]:
-    """IBKR's order object for ``intent``."""
+def ticket(intent: OrderIntent, contract: int | str, account: str) -> dict[str, Any]:
+    """IBKR's order object for ``intent``.
+
+    :param contract: the conid, or a combo's ``conidex`` string.
+    """
     order: dict[str, Any] = {
         "acctId": account,
-        "conid": conid,
+        **({"conidex": contract} if isinstance(contract, str) else {"conid": contract}),
         "cOID": intent.client_order_id,
         "orderType": _ORDER_TYPES[intent.order_type],
         "side": intent.side.value.upper(),
         "tif": intent.tif.value.upper(),
         "quantity": number(intent.quantity),
         "outsideRTH": intent.outside_rth,
-        "ticker": intent.symbol,
     }
+    if intent.instrument is None:
+        order["ticker"] = intent.symbol
     _prices(order, intent.order_type, intent.limit_price, intent.stop_price)
     return order
 
@@ -123,8 +127,9 @@ def bracket(intent: OrderIntent, conid: int, account: str) -> list[dict[str, Any
             "tif": intent.tif.value.upper(),
             "quantity": parent["quantity"],
             "parentId": intent.client_order_id,
-            "ticker": intent.symbol,
         }
+        if "ticker" in parent:
+            child["ticker"] = parent["ticker"]
         _prices(child, kind, price if kind is OrderType.LIMIT else None, price)
         children.append(child)
     return [parent, *children]
@@ -316,8 +321,12 @@ def report(item: dict[str, Any]) -> OrderReport | None:
     )
 
 
-def execution(item: dict[str, Any], decision_id: str = "") -> Fill | None:
-    """One execution (``/iserver/account/trades``) as a :class:`Fill`."""
+def execution(item: dict[str, Any], intent: OrderIntent | None = None) -> Fill | None:
+    """One execution (``/iserver/account/trades``) as a :class:`Fill`.
+
+    With the ``intent`` it fills, the fill is keyed like the order (an
+    option's OCC ticker, its multiplier) rather than by IBKR's symbol.
+    """
     quantity = decimal(item.get("size"))
     price = decimal(item.get("price"))
     if not item.get("execution_id") or not quantity or not price or quantity <= 0:
@@ -329,9 +338,10 @@ def execution(item: dict[str, Any], decision_id: str = "") -> Fill | None:
     return Fill(
         execution_id=str(item["execution_id"]),
         client_order_id=str(item.get("order_ref") or ""),
-        decision_id=decision_id,
+        decision_id=intent.decision_id if intent else "",
         broker_order_id=str(item["order_id"]) if item.get("order_id") else None,
-        symbol=str(item.get("symbol") or ""),
+        symbol=intent.symbol if intent else str(item.get("symbol") or ""),
+        multiplier=intent.multiplier if intent else Decimal(1),
         side=Side.BUY if side in ("B", "BOT", "BUY") else Side.SELL,
         quantity=quantity,
         price=price,

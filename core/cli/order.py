@@ -1,4 +1,4 @@
-"""``tradepipe order stock …``: one manual order through the whole pipeline.
+"""``tradepipe order stock|options …``: one manual order through the whole pipeline.
 
 The order is a decision like any strategy's (source ``cli``, confidence 100):
 sized (the quantity given), judged by every configured risk filter, made
@@ -21,6 +21,7 @@ from tradepipe.clock import SystemClock
 from tradepipe.decisions import Decision
 from tradepipe.direct import Outcome, direct_run
 from tradepipe.errors import ConfigError
+from tradepipe.instruments import Combo, Leg, Option
 from tradepipe.logs import redact_accounts
 
 ORDER_TYPES = ("market", "limit", "stop", "stop-limit")
@@ -31,42 +32,163 @@ def order() -> None:
     """Place one order through sizing, the risk filters and the configured broker."""
 
 
+def _common(command: Any) -> Any:
+    """The options every ``order`` command takes (applied bottom-up)."""
+    for option in reversed(
+        [
+            click.option(
+                "--type",
+                "order_type",
+                type=click.Choice(ORDER_TYPES),
+                default="market",
+                show_default=True,
+            ),
+            click.option("--limit-price", type=Decimal, help="Limit price (limit, stop-limit)."),
+            click.option("--stop-price", type=Decimal, help="Stop price (stop, stop-limit)."),
+            click.option(
+                "--tif", type=click.Choice(["day", "gtc"]), default="day", show_default=True
+            ),
+            click.option(
+                "--outside-rth", is_flag=True, help="Allow execution outside regular hours."
+            ),
+            click.option(
+                "--rationale", default="manual order from the command line", show_default=True
+            ),
+            click.option(
+                "--what-if", is_flag=True, help="Ask the broker for a preview; send nothing."
+            ),
+            click.option(
+                "--dry-run", is_flag=True, help="Judge with the risk filters; send nothing."
+            ),
+            click.option(
+                "--wait",
+                type=click.FloatRange(0, 600),
+                default=0.0,
+                help="Seconds to wait for the broker to fill or finish the order.",
+            ),
+            click.option(
+                "--broker", "broker_name", metavar="NAME", help="Use this broker ([run] broker)."
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @order.command("stock")
 @click.argument("symbol")
 @click.option("--side", type=click.Choice(["buy", "sell"]), required=True)
 @click.option("--quantity", type=Decimal, required=True, help="Shares.")
-@click.option(
-    "--type", "order_type", type=click.Choice(ORDER_TYPES), default="market", show_default=True
-)
-@click.option("--limit-price", type=Decimal, help="Limit price (limit, stop-limit).")
-@click.option("--stop-price", type=Decimal, help="Stop price (stop, stop-limit).")
-@click.option("--tif", type=click.Choice(["day", "gtc"]), default="day", show_default=True)
 @click.option("--take-profit", type=Decimal, help="Attach a take-profit limit (bracket).")
 @click.option("--stop-loss", type=Decimal, help="Attach a protective stop (bracket).")
-@click.option("--outside-rth", is_flag=True, help="Allow execution outside regular hours.")
-@click.option("--rationale", default="manual order from the command line", show_default=True)
-@click.option("--what-if", is_flag=True, help="Ask the broker for a preview; send nothing.")
-@click.option("--dry-run", is_flag=True, help="Judge with the risk filters; send nothing.")
-@click.option(
-    "--wait",
-    type=click.FloatRange(0, 600),
-    default=0.0,
-    help="Seconds to wait for the broker to fill or finish the order.",
-)
-@click.option("--broker", "broker_name", metavar="NAME", help="Use this broker ([run] broker).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_common
 @pass_app
 def stock(
     app: AppContext,
     symbol: str,
     side: str,
     quantity: Decimal,
+    take_profit: Decimal | None,
+    stop_loss: Decimal | None,
+    **common: Any,
+) -> None:
+    """Buy or sell SYMBOL's stock."""
+    _place(
+        app,
+        dict(
+            symbol=symbol,
+            action=side,
+            quantity=quantity,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+        ),
+        **common,
+    )
+
+
+@order.command("options")
+@click.argument("underlying")
+@click.option(
+    "--leg",
+    "legs",
+    multiple=True,
+    required=True,
+    metavar="SPEC",
+    help='One leg: "buy|sell [RATIO] C|P STRIKE YYYY-MM-DD"; repeat for a combo.',
+)
+@click.option(
+    "--side",
+    type=click.Choice(["buy", "sell"]),
+    default="buy",
+    show_default=True,
+    help="For a combo: buy it as written, or sell it (take the other side of every leg).",
+)
+@click.option("--quantity", type=Decimal, required=True, help="Contracts (or combos).")
+@_common
+@pass_app
+def options(
+    app: AppContext,
+    underlying: str,
+    legs: tuple[str, ...],
+    side: str,
+    quantity: Decimal,
+    **common: Any,
+) -> None:
+    """An option on UNDERLYING, or a combo of legs (vertical, straddle, iron condor …).
+
+    \b
+    Examples:
+      tradepipe order options AAPL --leg "buy C 200 2026-12-18" --quantity 1 \\
+          --type limit --limit-price 4.10
+      tradepipe order options SPY --leg "buy C 600 2026-12-18" --leg "sell C 610 2026-12-18" \\
+          --quantity 2 --type limit --limit-price 3.25
+    """
+    parsed = [_leg(underlying, spec) for spec in legs]
+    if len(parsed) == 1:
+        action, ratio, option = parsed[0]
+        if ratio != 1:
+            raise click.UsageError("a single-leg order takes its size from --quantity, not a ratio")
+        fields: dict[str, Any] = dict(symbol=option.ticker, instrument=option, action=action)
+    else:
+        try:
+            combo = Combo(
+                legs=tuple(Leg(instrument=o, ratio=r if a == "buy" else -r) for a, r, o in parsed)
+            )
+        except ValidationError as exc:
+            raise click.UsageError(_problems(exc)) from None
+        fields = dict(symbol=combo.ticker, instrument=combo, action=side)
+    _place(app, dict(fields, quantity=quantity), **common)
+
+
+def _leg(underlying: str, spec: str) -> tuple[str, int, Option]:
+    parts = spec.split()
+    if len(parts) == 4:
+        parts.insert(1, "1")
+    if len(parts) != 5 or parts[0].lower() not in ("buy", "sell"):
+        raise click.UsageError(
+            f'cannot read leg {spec!r}; write it as "buy|sell [RATIO] C|P STRIKE YYYY-MM-DD"'
+        )
+    action, ratio, right, strike, expiry = parts
+    try:
+        option = Option(underlying=underlying, right=right.upper(), strike=strike, expiry=expiry)
+        count = int(ratio)
+    except (ValidationError, ValueError) as exc:
+        detail = _problems(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise click.UsageError(f"leg {spec!r}: {detail}") from None
+    if count < 1:
+        raise click.UsageError(f"leg {spec!r}: the ratio must be a positive whole number")
+    return action.lower(), count, option
+
+
+def _place(
+    app: AppContext,
+    fields: dict[str, Any],
+    *,
     order_type: str,
     limit_price: Decimal | None,
     stop_price: Decimal | None,
     tif: str,
-    take_profit: Decimal | None,
-    stop_loss: Decimal | None,
     outside_rth: bool,
     rationale: str,
     what_if: bool,
@@ -75,7 +197,6 @@ def stock(
     broker_name: str | None,
     as_json: bool,
 ) -> None:
-    """Buy or sell SYMBOL's stock."""
     if broker_name:
         app.override("run", broker=broker_name)
     app.setup_logging()
@@ -84,18 +205,14 @@ def stock(
         decision = Decision(
             source="cli",
             created_at=clock.now(),
-            symbol=symbol,
-            action=side,
             confidence=100,
-            quantity=quantity,
             order_type=order_type.replace("-", "_"),
             limit_price=limit_price,
             stop_price=stop_price,
             tif=tif,
             outside_rth=outside_rth,
-            take_profit=take_profit,
-            stop_loss=stop_loss,
             rationale=rationale,
+            **fields,
         )
     except ValidationError as exc:
         raise click.UsageError(_problems(exc)) from None
@@ -160,6 +277,7 @@ def show(outcome: Outcome, run_id: str | None) -> None:
             f"{intent.side.value} {intent.quantity} {intent.symbol} {intent.order_type.value}"
             f" {intent.tif.value}",
         ),
+        ("instrument", _describe(intent.instrument)),
         (
             "status",
             order.status.value
@@ -178,6 +296,17 @@ def show(outcome: Outcome, run_id: str | None) -> None:
     out.print(table("Order", ["", ""], [r for r in lines if r[1] not in (None, "")]))
     if outcome.preview is not None:
         out.print(table("What-if (broker preview)", ["", ""], _flatten(outcome.preview)))
+
+
+def _describe(instrument: Any) -> str | None:
+    if isinstance(instrument, Option):
+        return instrument.symbol
+    if isinstance(instrument, Combo):
+        return ", ".join(
+            f"{'buy' if leg.ratio > 0 else 'sell'} {abs(leg.ratio)} {leg.instrument.symbol}"
+            for leg in instrument.legs
+        )
+    return None
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:

@@ -215,3 +215,80 @@ def test_run_pipeline_against_the_gateway(workdir: Path, gateway: Gateway) -> No
     assert cids, summary
     assert {o.get("cOID") or o.get("order_ref") for o in gateway.orders()} == cids
     assert sent >= 0
+
+
+def test_option_and_combo_orders(workdir: Path, gateway: Gateway) -> None:
+    expiry = _expiry(gateway)
+    before = len(gateway.requests())
+    single = ok_json(
+        "order",
+        "options",
+        "AAPL",
+        "--leg",
+        f"buy C 200 {expiry}",
+        "--quantity",
+        "2",
+        "--type",
+        "limit",
+        "--limit-price",
+        "4.10",
+    )
+    assert single["order"]["status"] == "accepted"
+    assert (
+        single["order"]["intent"]["symbol"]
+        == f"AAPL  {expiry[2:4]}{expiry[5:7]}{expiry[8:10]}C00200000"
+    )
+    combo = ok_json(
+        "order",
+        "options",
+        "AAPL",
+        "--leg",
+        f"buy C 200 {expiry}",
+        "--leg",
+        f"sell C 210 {expiry}",
+        "--quantity",
+        "1",
+        "--type",
+        "limit",
+        "--limit-price",
+        "3.25",
+    )
+    assert combo["order"]["status"] == "accepted"
+    ours = gateway.requests()[before:]
+    posts = [
+        r["body"]["orders"][0]
+        for r in ours
+        if r["method"] == "POST" and r["path"].endswith("/orders")
+    ]
+    assert isinstance(posts[0]["conid"], int) and "ticker" not in posts[0]
+    assert (posts[0]["side"], posts[0]["quantity"], posts[0]["price"]) == ("BUY", 2, 4.1)
+    assert posts[1]["conidex"].startswith("28812380;;;")
+    legs = posts[1]["conidex"].split(";;;")[1].split(",")
+    assert [leg.split("/")[1] for leg in legs] == ["1", "-1"]
+    assert "conid" not in posts[1]
+    # The chain was walked the way IBKR requires: search before info.
+    paths = [r["path"] for r in ours]
+    assert paths.index("/iserver/secdef/search") < paths.index("/iserver/secdef/info")
+
+
+def _expiry(gateway: Gateway) -> str:
+    """An expiry the stand-in lists for AAPL (its nearest monthly)."""
+    with gateway.client() as client:
+        client.get("/iserver/accounts")
+        search = client.get("/iserver/secdef/search", params={"symbol": "AAPL"}).json()
+        conid = search[0]["conid"]
+        month = next(s for s in search[0]["sections"] if s["secType"] == "OPT")["months"].split(
+            ";"
+        )[0]
+        info = client.get(
+            "/iserver/secdef/info",
+            params={
+                "conid": conid,
+                "sectype": "OPT",
+                "month": month,
+                "strike": "200",
+                "right": "C",
+            },
+        ).json()
+    date = info[-1]["maturityDate"]
+    return f"{date[:4]}-{date[4:6]}-{date[6:]}"

@@ -517,3 +517,33 @@ def test_nan_confidence_is_denied() -> None:
     nan = Decision.trusted(symbol="AAPL", action=Action.BUY, confidence=float("nan"))
     check = MinConfidence(MinConfidence.Settings()).check(intent(), nan, ctx())
     assert check.outcome is Outcome.DENY
+
+
+# -- options: a contract is worth its price times the multiplier ------------------------
+
+
+def test_option_orders_are_valued_with_their_multiplier() -> None:
+    from tradepipe.instruments import Option
+
+    option = Option(underlying="AAPL", expiry=dt.date(2026, 12, 18), strike=200, right="C")
+    order = intent(
+        quantity="3",
+        instrument=option,
+        order_type="limit",
+        limit_price=D("4.10"),
+        stop_loss=D("2.10"),
+    ).model_copy(update={"symbol": option.ticker})
+    ctx = FakeContext(cash_=D(1_000), equity_=D(10_000))
+    # 3 contracts x 4.10 x 100 = 1,230: over a 1,000 cap, so 2 contracts (820).
+    value = MaxPositionValue(MaxPositionValue.Settings(limit=D(1_000))).check(
+        order, decision(), ctx
+    )
+    assert (value.outcome, value.quantity) == (Outcome.REDUCE, D(2))
+    # Risk 3 x 2.00 x 100 = 600 against 2% of 10,000 = 200: one contract.
+    risk = MaxRiskPerTrade(MaxRiskPerTrade.Settings(max_fraction=D("0.02"))).check(
+        order, decision(), ctx
+    )
+    assert (risk.outcome, risk.quantity) == (Outcome.REDUCE, D(1))
+    # Cost 1,230 against 1,000 cash: two contracts fit.
+    cost = BuyingPower(BuyingPower.Settings()).check(order, decision(), ctx)
+    assert (cost.outcome, cost.quantity) == (Outcome.REDUCE, D(2))

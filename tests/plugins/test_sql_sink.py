@@ -415,3 +415,32 @@ def test_summary_counts_each_order_once_by_its_latest_status(tmp_path: Path) -> 
         "open": 2,
         "unknown": 1,
     }
+
+
+def test_a_ledger_from_before_a_new_column_gets_it_and_keeps_its_rows(tmp_path: Path) -> None:
+    from sqlalchemy import inspect as sa_inspect
+    from sqlalchemy import text as sa_text
+    from tradepipe.plugins.sql_sink import open_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = open_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa_text("ALTER TABLE orders DROP COLUMN instrument"))
+        conn.execute(
+            sa_text(
+                "INSERT INTO orders (run_id, client_order_id, decision_id, source, symbol, side, "
+                "quantity, order_type, tif, outside_rth, created_at) VALUES "
+                "('r1', 'tp-1', 'd1', 's', 'AAPL', 'buy', '10', 'market', 'day', 0, "
+                "'2026-01-01T00:00:00+00:00')"
+            )
+        )
+    engine.dispose()
+    engine = open_engine(url)
+    try:
+        columns = {c["name"] for c in sa_inspect(engine).get_columns("orders")}
+        assert "instrument" in columns
+        with engine.connect() as conn:
+            rows = conn.execute(sa_text("SELECT client_order_id, instrument FROM orders")).all()
+        assert rows == [("tp-1", None)]
+    finally:
+        engine.dispose()
