@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 from tradepipe.adapter import Broker, BrokerEvent, BrokerStatus, OrderReport, OrderUpdate
 from tradepipe.brokers.ibkr.client import WebApiClient, error_text
 from tradepipe.brokers.ibkr.contracts import Contracts
@@ -32,6 +33,7 @@ from tradepipe.brokers.ibkr.orders import (
     combo_conidex,
     decimal,
     execution,
+    modified_ticket,
     order_status,
     report,
     submit,
@@ -485,36 +487,63 @@ class WebApiBroker(Broker):
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
     ) -> OrderUpdate:
-        intent = self._tracked.get(client_order_id)
-        if intent is None:
-            raise BrokerRejectedError(
-                f"{self.name}: order {client_order_id} was not placed by this session; "
-                "IBKR needs the complete original ticket to modify it",
-                broker=self.name,
+        """Change a working order's quantity or prices (IBKR's question chain applies)."""
+        changes = {
+            name: value
+            for name, value in (
+                ("quantity", quantity),
+                ("limit_price", limit_price),
+                ("stop_price", stop_price),
             )
-        changes: dict[str, Any] = {}
-        if quantity is not None:
-            changes["quantity"] = quantity
-        if limit_price is not None:
-            changes["limit_price"] = limit_price
-        if stop_price is not None:
-            changes["stop_price"] = stop_price
-        changed = OrderIntent.model_validate({**intent.model_dump(), **changes})
+            if value is not None
+        }
+        if not changes:
+            raise BrokerRejectedError("nothing to change", broker=self.name)
         session = self.session
+        changed: OrderIntent | None = None
         with session.lock:
             account = session.require_trading()
-            broker_id = self._broker_id(client_order_id)
+            intent = self._tracked.get(client_order_id)
+            if intent is not None:
+                try:
+                    changed = OrderIntent.model_validate({**intent.model_dump(), **changes})
+                except ValidationError as exc:
+                    raise BrokerRejectedError(
+                        f"cannot modify {client_order_id}: {exc.errors()[0]['msg']}",
+                        broker=self.name,
+                    ) from exc
+                broker_id = self._broker_id(client_order_id)
+                body = ticket(changed, self._contract(intent), account.account_id)
+            else:
+                item = self._live_item(client_order_id)
+                broker_id = str(item.get("orderId"))
+                body = modified_ticket(
+                    item,
+                    account.account_id,
+                    quantity=quantity,
+                    limit_price=limit_price,
+                    stop_price=stop_price,
+                )
             # Modify takes one unwrapped order object repeating every field.
-            body = ticket(changed, self._contract(intent), account.account_id)
             placed = submit(
                 self.client,
                 f"/iserver/account/{account.account_id}/order/{broker_id}",
                 body,
                 self.reply_policy(account.is_paper),
             )
-        self._tracked[client_order_id] = changed
+        if changed is not None:
+            self._tracked[client_order_id] = changed
+        self._broker_ids[client_order_id] = broker_id
         update = self._accepted(client_order_id, placed, self.clock.now())
         return update.model_copy(update={"reason": f"modified: {', '.join(changes)}"})
+
+    def _live_item(self, client_order_id: str) -> dict[str, Any]:
+        for item in self.session.read(self._live_orders):
+            if item.get("order_ref") == client_order_id:
+                return item
+        raise BrokerRejectedError(
+            f"{self.name}: IBKR lists no working order {client_order_id}", broker=self.name
+        )
 
     def preview(self, intent: OrderIntent) -> dict[str, Any]:
         """IBKR's what-if for ``intent``: commission, margin and equity effects."""

@@ -135,6 +135,56 @@ def bracket(intent: OrderIntent, conid: int, account: str) -> list[dict[str, Any
     return [parent, *children]
 
 
+def modified_ticket(
+    item: dict[str, Any],
+    account: str,
+    *,
+    quantity: Decimal | None = None,
+    limit_price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+) -> dict[str, Any]:
+    """A modify body rebuilt from a live order: every original field, the changes applied.
+
+    For orders this process did not place (IBKR wants the whole ticket repeated
+    and keeps no copy we could fetch in that form).
+    """
+    kind = _TYPE_NAMES.get(str(item.get("origOrderType") or item.get("orderType") or "").lower())
+    if kind is None or item.get("conid") is None:
+        raise BrokerRejectedError(
+            f"cannot rebuild order {item.get('orderId')} (type {item.get('orderType')!r}) "
+            "to modify it"
+        )
+    if limit_price is not None and kind not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        raise BrokerRejectedError(f"a {kind.value} order has no limit price to change")
+    if stop_price is not None and kind not in (OrderType.STOP, OrderType.STOP_LIMIT):
+        raise BrokerRejectedError(f"a {kind.value} order has no stop price to change")
+    limit = decimal(item.get("price")) if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
+    stop = (
+        decimal(item.get("price"))
+        if kind is OrderType.STOP
+        else decimal(item.get("auxPrice"))
+        if kind is OrderType.STOP_LIMIT
+        else None
+    )
+    body: dict[str, Any] = {
+        "acctId": account,
+        "conid": int(item["conid"]),
+        "orderType": _ORDER_TYPES[kind],
+        "side": "BUY" if str(item.get("side", "")).upper().startswith("B") else "SELL",
+        "tif": str(item.get("timeInForce") or "DAY").upper(),
+        "quantity": number(
+            quantity
+            or decimal(item.get("totalSize"))
+            or (decimal(item.get("filledQuantity"), Decimal(0)) or Decimal(0))
+            + (decimal(item.get("remainingQuantity"), Decimal(0)) or Decimal(0))
+        ),
+    }
+    if item.get("order_ref"):
+        body["cOID"] = str(item["order_ref"])
+    _prices(body, kind, limit_price or limit, stop_price or stop)
+    return body
+
+
 def combo_conidex(legs: list[tuple[int, int]]) -> str:
     """IBKR's ``conidex`` for a US option combo of ``(conid, ratio)`` legs.
 

@@ -10,6 +10,7 @@ position after). A live account is refused unless ``[run] allow_live``.
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -20,10 +21,12 @@ from tradepipe.cli.output import console, print_json, table
 from tradepipe.clock import SystemClock
 from tradepipe.decisions import Decision
 from tradepipe.direct import Outcome, direct_run
-from tradepipe.errors import ConfigError
+from tradepipe.errors import BrokerRejectedError, ConfigError
 from tradepipe.instruments import Combo, Leg, Option
 from tradepipe.logs import redact_accounts
+from tradepipe.pipeline import connect_broker, make_component
 
+log = logging.getLogger(__name__)
 ORDER_TYPES = ("market", "limit", "stop", "stop-limit")
 
 
@@ -159,6 +162,76 @@ def options(
             raise click.UsageError(_problems(exc)) from None
         fields = dict(symbol=combo.ticker, instrument=combo, action=side)
     _place(app, dict(fields, quantity=quantity), **common)
+
+
+@order.command("modify")
+@click.argument("client_order_id")
+@click.option("--quantity", type=Decimal, help="A smaller quantity (never a larger one).")
+@click.option("--limit-price", type=Decimal, help="New limit price.")
+@click.option("--stop-price", type=Decimal, help="New stop price.")
+@click.option("--broker", "broker_name", metavar="NAME", help="Use this broker ([run] broker).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def modify(
+    app: AppContext,
+    client_order_id: str,
+    quantity: Decimal | None,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    broker_name: str | None,
+    as_json: bool,
+) -> None:
+    """Change a working order's prices, or reduce its quantity.
+
+    A larger quantity is refused: place a new order for the difference, so the
+    risk filters judge it.
+    """
+    if quantity is None and limit_price is None and stop_price is None:
+        raise click.UsageError("say what to change: --quantity, --limit-price or --stop-price")
+    for name, value in (
+        ("quantity", quantity),
+        ("limit-price", limit_price),
+        ("stop-price", stop_price),
+    ):
+        if value is not None and value <= 0:
+            raise click.UsageError(f"--{name} must be greater than 0")
+    if broker_name:
+        app.override("run", broker=broker_name)
+    app.setup_logging()
+    settings = app.settings
+    broker = make_component(app.host, settings, "broker", settings.run.broker)
+    try:
+        connect_broker(broker, settings)
+        current = broker.order(client_order_id)
+        if current is None or not current.status.is_working:
+            state = "unknown to the broker" if current is None else current.status.value
+            raise BrokerRejectedError(f"order {client_order_id} is {state}; nothing to modify")
+        if quantity is not None and quantity > current.quantity:
+            raise BrokerRejectedError(
+                f"--quantity {quantity} is more than the order's {current.quantity}; place a new "
+                "order for the difference so the risk filters judge it"
+            )
+        update = broker.modify(
+            client_order_id, quantity=quantity, limit_price=limit_price, stop_price=stop_price
+        )
+    finally:
+        broker.disconnect()
+    log.info("order %s modified: %s", client_order_id, update.reason)
+    if as_json:
+        print_json(update.model_dump(mode="json"))
+    else:
+        console().print(
+            table(
+                "Order modified",
+                ["", ""],
+                [
+                    ("client order id", client_order_id),
+                    ("status", update.status.value),
+                    ("broker order id", update.broker_order_id),
+                    ("reason", redact_accounts(update.reason)),
+                ],
+            )
+        )
 
 
 def _leg(underlying: str, spec: str) -> tuple[str, int, Option]:

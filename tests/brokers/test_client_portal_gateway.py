@@ -292,3 +292,37 @@ def _expiry(gateway: Gateway) -> str:
         ).json()
     date = info[-1]["maturityDate"]
     return f"{date[:4]}-{date[4:6]}-{date[6:]}"
+
+
+def test_modify_a_working_order_from_another_process(workdir: Path, gateway: Gateway) -> None:
+    placed = ok_json(
+        "order",
+        "stock",
+        "AAPL",
+        "--side",
+        "buy",
+        "--quantity",
+        "5",
+        "--type",
+        "limit",
+        "--limit-price",
+        "90",
+        "--tif",
+        "gtc",
+    )
+    cid = placed["order"]["client_order_id"]
+    modified = ok_json("order", "modify", cid, "--limit-price", "91.5", "--quantity", "4")
+    assert modified["status"] == "accepted"
+    [body] = [
+        r["body"] for r in gateway.requests() if r["method"] == "POST" and "/order/" in r["path"]
+    ]
+    # IBKR wants every original field repeated, with the changes applied.
+    assert body["conid"] == 265598 and body["side"] == "BUY" and body["tif"] == "GTC"
+    assert (body["orderType"], body["price"], body["quantity"]) == ("LMT", 91.5, 4)
+    assert body["cOID"] == cid
+    [order] = gateway.orders()
+    assert (order["price"], order["quantity"]) == (91.5, 4)
+    bigger = tp("order", "modify", cid, "--quantity", "50")
+    assert bigger.exit_code == 1 and "place a new order for the difference" in bigger.output
+    unknown = tp("order", "modify", "tp-nope", "--limit-price", "1")
+    assert unknown.exit_code == 1 and "unknown to the broker" in unknown.output
