@@ -24,10 +24,10 @@ from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field, field_validator
-from tradepipe import ComponentSettings, hookimpl
-from tradepipe.brokers.ibkr.broker import WebApiBroker
+from tradepipe import hookimpl
+from tradepipe.brokers.ibkr.broker import WebApiBroker, WebApiSettings
 from tradepipe.brokers.ibkr.client import WebApiClient
-from tradepipe.brokers.ibkr.pacing import GATEWAY_RATE, PENALTY_SECONDS, Pacer
+from tradepipe.brokers.ibkr.pacing import GATEWAY_RATE, Pacer
 from tradepipe.errors import BrokerAuthError, ConfigError
 
 log = logging.getLogger("tradepipe.brokers.client_portal")
@@ -65,30 +65,11 @@ class ClientPortalBroker(WebApiBroker):
     name = "client_portal"
     description = "IBKR through a logged-in Client Portal Gateway (REST)"
 
-    class Settings(ComponentSettings):
+    class Settings(WebApiSettings):
         base_url: str = "https://localhost:5000/v1/api"
-        #: The account to trade; may be empty when the login has exactly one.
-        account_id: str = ""
         #: true, false (loopback gateways only) or a path to a certificate/CA file.
         verify: bool | str = True
-        timeout_seconds: float = Field(default=15.0, gt=0, le=120)
-        #: /tickle every this many seconds (IBKR drops idle sessions after ~5 min).
-        keepalive_seconds: float = Field(default=60.0, ge=0, le=240)
-        #: /sso/validate every this many seconds (IBKR allows one a minute).
-        validate_seconds: float = Field(default=300.0, ge=60)
-        #: Take the brokerage session from another login of the same username.
-        compete: bool = False
-        #: IBKR question ids confirmed automatically, e.g. ["o163", "o354"].
-        confirm: list[str] = Field(default_factory=list)
-        #: On a paper account, confirm every question.
-        confirm_all_on_paper: bool = False
-        #: Question ids suppressed at IBKR for the session (re-sent after every login).
-        suppress: list[str] = Field(default_factory=list, max_length=51)
-        #: How often order status and executions are read (IBKR: once per 5 s).
-        poll_seconds: float = Field(default=5.0, ge=5.0)
-        snapshot_attempts: int = Field(default=5, ge=1, le=20)
         requests_per_second: float = Field(default=GATEWAY_RATE, gt=0, le=GATEWAY_RATE)
-        penalty_seconds: float = Field(default=PENALTY_SECONDS, ge=600)
 
         @field_validator("base_url")
         @classmethod
@@ -97,14 +78,6 @@ class ClientPortalBroker(WebApiBroker):
             if parts.scheme not in ("https", "http") or not parts.hostname:
                 raise ValueError("must be a URL like https://localhost:5000/v1/api")
             return value.rstrip("/")
-
-        @field_validator("confirm", "suppress")
-        @classmethod
-        def _ids(cls, value: list[str]) -> list[str]:
-            bad = [v for v in value if not v or not v[0].isalpha() or not v[1:].isdigit()]
-            if bad:
-                raise ValueError(f"IBKR message ids look like 'o163' or 'p12', not {bad}")
-            return value
 
     settings: Settings
 

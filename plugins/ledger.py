@@ -147,7 +147,7 @@ class Ledger:
         try:
             with self._session() as s:
                 stmt = (
-                    select(OrderRow.client_order_id)
+                    select(col(OrderRow.client_order_id))
                     .join(RunRow, col(RunRow.run_id) == col(OrderRow.run_id))
                     .where(col(RunRow.namespace) == namespace)
                 )

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, field_validator
 from tradepipe.adapter import Broker, BrokerEvent, BrokerStatus, OrderReport, OrderUpdate
 from tradepipe.brokers.ibkr.client import WebApiClient, error_text
 from tradepipe.brokers.ibkr.contracts import Contracts
@@ -39,9 +39,10 @@ from tradepipe.brokers.ibkr.orders import (
     submit,
     ticket,
 )
-from tradepipe.brokers.ibkr.pacing import Pacer
+from tradepipe.brokers.ibkr.pacing import PENALTY_SECONDS, Pacer
 from tradepipe.brokers.ibkr.session import Authenticator, Session
 from tradepipe.clock import Clock, SystemClock
+from tradepipe.component import ComponentSettings
 from tradepipe.errors import (
     BrokerError,
     BrokerRejectedError,
@@ -60,8 +61,44 @@ _MAX_POSITION_PAGES = 200
 _FROM_FILLS = frozenset({OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED})
 
 
+class WebApiSettings(ComponentSettings):
+    """Settings every IBKR Web API adapter has (see the README for each key)."""
+
+    account_id: str = ""
+    timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    #: /tickle every this many seconds (IBKR drops idle sessions after ~5 min); 0 = off.
+    keepalive_seconds: float = Field(default=60.0, ge=0, le=240)
+    #: /sso/validate every this many seconds (IBKR allows one a minute).
+    validate_seconds: float = Field(default=300.0, ge=60)
+    #: Take the brokerage session from another login of the same username.
+    compete: bool = False
+    #: IBKR question ids confirmed automatically, e.g. ["o163", "o354"].
+    confirm: list[str] = Field(default_factory=list)
+    #: On a paper account, confirm every question.
+    confirm_all_on_paper: bool = False
+    #: Question ids suppressed at IBKR for the session (re-sent after every login).
+    suppress: list[str] = Field(default_factory=list, max_length=51)
+    #: How often order status and executions are read (IBKR: once per 5 s).
+    poll_seconds: float = Field(default=5.0, ge=5.0)
+    snapshot_attempts: int = Field(default=5, ge=1, le=20)
+    penalty_seconds: float = Field(default=PENALTY_SECONDS, ge=600)
+
+    @field_validator("confirm", "suppress")
+    @classmethod
+    def _ids(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not v or not v[0].isalpha() or not v[1:].isdigit()]
+        if bad:
+            raise ValueError(f"IBKR message ids look like 'o163' or 'p12', not {bad}")
+        return value
+
+
 class WebApiBroker(Broker):
     """An IBKR Web API account; subclasses supply the authentication."""
+
+    class Settings(WebApiSettings):
+        pass
+
+    settings: WebApiSettings
 
     requires_durable_intents = True
     needs_polling = True
@@ -72,6 +109,7 @@ class WebApiBroker(Broker):
         self._client: WebApiClient | None = None
         self._session: Session | None = None
         self._owns_http = True
+        self._http: httpx.Client | None = None
         self._tracked: dict[str, OrderIntent] = {}
         self._broker_ids: dict[str, str] = {}
         self._last_status: dict[str, OrderStatus] = {}
@@ -98,10 +136,7 @@ class WebApiBroker(Broker):
 
     def reply_policy(self, is_paper: bool) -> ReplyPolicy:
         s = self.settings
-        return ReplyPolicy(
-            frozenset(getattr(s, "confirm", ())),
-            confirm_all=is_paper and bool(getattr(s, "confirm_all_on_paper", False)),
-        )
+        return ReplyPolicy(frozenset(s.confirm), confirm_all=is_paper and s.confirm_all_on_paper)
 
     # -- wiring ---------------------------------------------------------------
 
@@ -119,7 +154,7 @@ class WebApiBroker(Broker):
     def session(self) -> Session:
         if self._session is None:
             s = self.settings
-            http = getattr(self, "_http", None) or self.make_http()
+            http = self._http or self.make_http()
             self._http = http
             authenticator = self.make_authenticator()
             self._client = WebApiClient(
@@ -168,7 +203,7 @@ class WebApiBroker(Broker):
         session, self._session = self._session, None
         if session is not None:
             session.stop()
-        http = getattr(self, "_http", None)
+        http = self._http
         if http is not None and self._owns_http:
             http.close()
             self._http = None
@@ -602,9 +637,10 @@ class WebApiBroker(Broker):
                     self._last_status[cid] = OrderStatus.FILLED
         ts = self.clock.now()
         for item in self.session.read(self._live_orders):
-            cid = item.get("order_ref")
-            if cid not in self._tracked:
+            ref = item.get("order_ref")
+            if not isinstance(ref, str) or ref not in self._tracked:
                 continue
+            cid = ref
             found = report(item)
             if found is None or found.status in _FROM_FILLS:
                 continue

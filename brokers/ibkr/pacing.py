@@ -109,8 +109,9 @@ class Pacer:
                 start = max(start, self._next_endpoint.get(limit, 0.0))
             wait = start - now
             if wait > self.max_wait:
+                every = limit.interval if limit is not None else self.gap
                 raise BrokerUnavailableError(
-                    f"IBKR allows {method} {path} once every {limit.interval:g} s "
+                    f"IBKR allows {method} {path} once every {every:g} s "
                     f"(pacing); try again in {wait:.0f} s",
                     retry_after=wait,
                     maybe_sent=False,

@@ -89,6 +89,7 @@ def _common(command: Any) -> Any:
 @pass_app
 def stock(
     app: AppContext,
+    /,
     symbol: str,
     side: str,
     quantity: Decimal,
@@ -132,6 +133,7 @@ def stock(
 @pass_app
 def options(
     app: AppContext,
+    /,
     underlying: str,
     legs: tuple[str, ...],
     side: str,
