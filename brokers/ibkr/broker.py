@@ -130,6 +130,10 @@ class WebApiBroker(Broker):
     def make_pacer(self) -> Pacer:
         raise NotImplementedError
 
+    def make_auth(self) -> httpx.Auth | None:
+        """Per-request authentication (OAuth signs every request); ``None`` for none."""
+        return None
+
     @property
     def base_url(self) -> str:
         raise NotImplementedError
@@ -162,6 +166,7 @@ class WebApiBroker(Broker):
                 http=http,
                 pacer=self.make_pacer(),
                 broker=self.name,
+                auth=self.make_auth(),
                 login_hint=authenticator.login_hint,
             )
             self.contracts = Contracts(self._client)
