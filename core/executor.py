@@ -39,6 +39,7 @@ from tradepipe.logs import redact_accounts
 from tradepipe.money import ZERO, to_decimal
 from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, client_order_id
 from tradepipe.portfolio import Book
+from tradepipe.reconcile import settle
 from tradepipe.recorder import Recorder
 from tradepipe.risk import Outcome
 from tradepipe.strategy import Strategy
@@ -112,9 +113,14 @@ class Executor:
             self.book.seed(position)
         self.ctx._paper = broker.status().is_paper
         namespace = self.p.run.namespace
+        reports = broker.open_orders()
+        working = {r.client_order_id: r for r in reports if r.client_order_id}
         for sink in self.p.sinks:
             self._client_ids.update(sink.sent_client_ids(namespace))
-        self._adopt(broker.open_orders())
+            earlier = sink.unsettled_orders(namespace)
+            for result in settle(broker, earlier, working, self.p.clock.now()):
+                sink.record_reconciled(result.unsettled.run_id, result.events, result.fills)
+        self._adopt(reports)
 
     def _adopt(self, reports: Sequence[OrderReport]) -> None:
         now = self.p.clock.now()

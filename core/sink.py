@@ -10,15 +10,34 @@ requires durable intents.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pydantic import AwareDatetime
 from tradepipe.component import Component
 from tradepipe.decisions import Decision
-from tradepipe.orders import Fill, Order, OrderEvent
+from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus
 from tradepipe.portfolio import AccountSummary, Position
 from tradepipe.record import Record
 from tradepipe.risk import RiskVerdict
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    """An order an earlier run sent whose ledger history has no final status.
+
+    :param executions: execution ids already recorded for it.
+    :param filled: the quantity those executions add up to.
+    """
+
+    run_id: str
+    intent: OrderIntent
+    status: OrderStatus
+    seq: int
+    filled: Decimal
+    executions: frozenset[str]
+    broker_order_id: str | None = None
 
 
 class RunInfo(Record):
@@ -69,6 +88,22 @@ class Sink(Component):
         that keeps no orders answers with an empty set.
         """
         return set()
+
+    def unsettled_orders(self, namespace: str) -> list[Unsettled]:
+        """Orders earlier runs of ``namespace`` sent that have no final status yet.
+
+        At start-up the executor asks the broker what became of them and hands
+        what it learns back through :meth:`record_reconciled`.
+        """
+        return []
+
+    def record_reconciled(
+        self, run_id: str, events: Sequence[OrderEvent], fills: Sequence[Fill]
+    ) -> None:
+        """Status changes and fills of an earlier run's order, learnt at start-up.
+
+        They belong to the run that sent the order (``run_id``), not to this one.
+        """
 
     def flush(self) -> None:
         """Make everything received so far durable."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -10,7 +11,7 @@ from sqlmodel import Session, col
 from tradepipe import PersistenceError
 from tradepipe.logs import mask_account
 from tradepipe.money import ZERO, fmt
-from tradepipe.orders import TERMINAL, WORKING, OrderStatus
+from tradepipe.orders import TERMINAL, WORKING, OrderIntent, OrderStatus
 from tradepipe.plugins.ledger_schema import (
     AccountRow,
     DecisionRow,
@@ -22,6 +23,7 @@ from tradepipe.plugins.ledger_schema import (
     RunRow,
     VerdictRow,
 )
+from tradepipe.sink import Unsettled
 
 TERMINAL_STATES = tuple(sorted(status.value for status in TERMINAL))
 ORDER_STATES = tuple(status.value for status in OrderStatus)
@@ -155,6 +157,60 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("client order ids") from exc
 
+    def unsettled(self, namespace: str, exclude_run: str = "") -> list[Unsettled]:
+        """Orders of ``namespace``'s runs that were sent and have no final status."""
+        try:
+            with self._session() as s:
+                runs = list(
+                    s.scalars(
+                        select(col(RunRow.run_id)).where(
+                            (col(RunRow.namespace) == namespace)
+                            & (col(RunRow.run_id) != exclude_run)
+                        )
+                    )
+                )
+                out: list[Unsettled] = []
+                for run_id in runs:
+                    latest = {e.client_order_id: e for e in s.scalars(self._latest_events(run_id))}
+                    open_ids = [
+                        cid
+                        for cid, e in latest.items()
+                        if e.status not in TERMINAL_STATES and e.status != "initialized"
+                    ]
+                    if not open_ids:
+                        continue
+                    fills: dict[str, list[FillRow]] = {}
+                    for f in s.scalars(
+                        select(FillRow).where(
+                            (col(FillRow.run_id) == run_id)
+                            & col(FillRow.client_order_id).in_(open_ids)
+                        )
+                    ):
+                        fills.setdefault(f.client_order_id, []).append(f)
+                    rows = s.scalars(
+                        select(OrderRow).where(
+                            (col(OrderRow.run_id) == run_id)
+                            & col(OrderRow.client_order_id).in_(open_ids)
+                        )
+                    )
+                    for row in rows:
+                        event = latest[row.client_order_id]
+                        done = fills.get(row.client_order_id, [])
+                        out.append(
+                            Unsettled(
+                                run_id=run_id,
+                                intent=_intent(row),
+                                status=OrderStatus(event.status),
+                                seq=event.seq,
+                                filled=sum((f.quantity for f in done), ZERO),
+                                executions=frozenset(f.execution_id for f in done),
+                                broker_order_id=event.broker_order_id,
+                            )
+                        )
+                return out
+        except SQLAlchemyError as exc:
+            raise self._guard("unsettled orders") from exc
+
     def positions(self, run_id: str) -> tuple[list[PositionRow], AccountRow | None]:
         """The run's last snapshot of positions and of the account."""
         try:
@@ -272,6 +328,30 @@ class Ledger:
             "realized_pnl": fmt(account.realized_pnl) if account else None,
             "unrealized_pnl": fmt(account.unrealized_pnl) if account else None,
         }
+
+
+def _intent(row: OrderRow) -> OrderIntent:
+    instrument = json.loads(row.instrument) if row.instrument else None
+    return OrderIntent.model_validate(
+        {
+            "client_order_id": row.client_order_id,
+            "decision_id": row.decision_id,
+            "source": row.source,
+            "symbol": row.symbol,
+            "side": row.side,
+            "quantity": row.quantity,
+            "order_type": row.order_type,
+            "limit_price": row.limit_price,
+            "stop_price": row.stop_price,
+            "tif": row.tif,
+            "outside_rth": row.outside_rth,
+            "stop_loss": row.stop_loss,
+            "take_profit": row.take_profit,
+            "reference_price": row.reference_price,
+            "created_at": row.created_at,
+            "instrument": instrument,
+        }
+    )
 
 
 def position_json(p: PositionRow) -> dict[str, Any]:

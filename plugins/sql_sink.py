@@ -38,6 +38,7 @@ from tradepipe import (
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.plugins import ledger_schema as schema
 from tradepipe.plugins.ledger_writer import WriterError, WriterProcess
+from tradepipe.sink import Unsettled
 
 log = logging.getLogger(__name__)
 
@@ -421,6 +422,26 @@ class SqlSink(Sink):
         from sqlalchemy.engine import make_url
 
         return make_url(self.url).render_as_string(hide_password=True)
+
+    def unsettled_orders(self, namespace: str) -> list[Unsettled]:
+        from tradepipe.plugins.ledger import Ledger
+
+        return Ledger(self.engine(), self.where).unsettled(namespace, exclude_run=self._run_id)
+
+    def record_reconciled(
+        self, run_id: str, events: Sequence[OrderEvent], fills: Sequence[Fill]
+    ) -> None:
+        # The rows belong to the run that sent the order: its history stays whole.
+        current = self._run_id
+        self._run_id = run_id
+        try:
+            for event in events:
+                self.record_order_event(event)
+            for fill in fills:
+                self.record_fill(fill)
+        finally:
+            self._run_id = current
+        self.flush()
 
     def sent_client_ids(self, namespace: str) -> set[str]:
         from tradepipe.plugins.ledger import Ledger

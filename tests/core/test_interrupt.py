@@ -35,8 +35,11 @@ def count(db: Path, sql: str) -> int:
         return 0
 
 
-def writer_processes() -> set[int]:
-    """Live ledger writer processes, read from /proc (no procps needed)."""
+def writer_processes(cwd: Path) -> set[int]:
+    """Live ledger writer processes working in ``cwd``, read from /proc (no procps needed).
+
+    Filtering by working directory keeps other test runs on the machine out.
+    """
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -44,7 +47,10 @@ def writer_processes() -> set[int]:
         try:
             cmdline = (entry / "cmdline").read_bytes()
             state = (entry / "stat").read_text().split(")")[-1].split()[0]
+            where = (entry / "cwd").resolve()
         except OSError:
+            continue
+        if where != cwd.resolve():
             continue
         if b"ledger_writer.py" in cmdline and state != "Z":
             found.add(int(entry.name))
@@ -54,7 +60,6 @@ def writer_processes() -> set[int]:
 def test_ctrl_c_to_the_process_group_records_an_interrupted_run(tmp_path: Path) -> None:
     (tmp_path / "settings.toml").write_text(SETTINGS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPIPE_")}
-    before = writer_processes()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tradepipe", "run-pipeline", "--no-progress"],
         cwd=tmp_path,
@@ -93,4 +98,4 @@ def test_ctrl_c_to_the_process_group_records_an_interrupted_run(tmp_path: Path) 
         ).fetchone()[0]
         assert orphans == 0
         assert conn.execute("select count(*) from account_snapshots").fetchone()[0] == 1
-    assert writer_processes() <= before
+    assert writer_processes(tmp_path) == set()
