@@ -69,7 +69,8 @@ class RunContext:
             intent = order.intent
             if intent.side == "buy":
                 price = intent.limit_price or intent.stop_price or intent.reference_price or ZERO
-                reserved += order.remaining * price * intent.multiplier
+                cost = order.remaining * price
+                reserved += cost if intent.instrument is None else cost * intent.multiplier
         return reserved
 
     def is_paper(self) -> bool:

@@ -30,6 +30,8 @@ from tradepipe.instruments import Instrument, Symbol
 from tradepipe.money import ZERO
 from tradepipe.record import Record
 
+_ONE = Decimal(1)
+
 
 class Side(StrEnum):
     BUY = "buy"
@@ -80,7 +82,7 @@ class OrderIntent(Record):
     def multiplier(self) -> Decimal:
         """Money per unit of price per unit of quantity (100 for US equity options)."""
         instrument = self.instrument
-        return Decimal(1) if instrument is None else instrument.multiplier
+        return _ONE if instrument is None else instrument.multiplier
 
     @model_validator(mode="after")
     def _prices_match_type(self) -> OrderIntent:

@@ -43,6 +43,11 @@ def order_price(intent: OrderIntent, ctx: RiskContext) -> Decimal | None:
     )
 
 
+def per_unit(amount: Decimal, intent: OrderIntent) -> Decimal:
+    """``amount`` per unit of the order: times the multiplier for options and combos."""
+    return amount if intent.instrument is None else amount * intent.multiplier
+
+
 def floor_units(quantity: Decimal, like: Decimal) -> Decimal:
     """Round down, to whole units when the original quantity was whole."""
     return floor_quantity(quantity, whole=like == like.to_integral_value())
@@ -90,7 +95,8 @@ class MaxPositionValue(RiskFilter):
         if price is None:
             return self.deny(f"no price known for {intent.symbol} to value the position")
         after = abs(position + signed(intent))
-        value = after * price * intent.multiplier
+        unit_value = per_unit(price, intent)
+        value = after * unit_value
         figures: dict[str, Any] = {
             "price": price,
             "position": position,
@@ -101,9 +107,9 @@ class MaxPositionValue(RiskFilter):
             return self.allow(**figures)
         if position != 0 and (position > 0) != (intent.side == "buy"):
             # Crossing zero: the order may close the position and open up to the limit.
-            room = abs(position) + limit / (price * intent.multiplier)
+            room = abs(position) + limit / unit_value
         else:
-            room = limit / (price * intent.multiplier) - abs(position)
+            room = limit / unit_value - abs(position)
         allowed = floor_units(room, intent.quantity)
         if allowed <= 0:
             return self.deny(
@@ -145,7 +151,8 @@ class MaxRiskPerTrade(RiskFilter):
             return self.allow("no stop given; risk not measurable")
         equity = ctx.equity()
         budget = equity * self.settings.max_fraction
-        risk = intent.quantity * distance * intent.multiplier
+        unit_risk = per_unit(distance, intent)
+        risk = intent.quantity * unit_risk
         figures: dict[str, Any] = {
             "stop_distance": distance,
             "risk": cents(risk),
@@ -155,7 +162,7 @@ class MaxRiskPerTrade(RiskFilter):
         }
         if risk <= budget:
             return self.allow(**figures)
-        allowed = floor_units(budget / (distance * intent.multiplier), intent.quantity)
+        allowed = floor_units(budget / unit_risk, intent.quantity)
         if allowed <= 0:
             return self.deny(f"risk {cents(risk)} exceeds {cents(budget)}", **figures)
         return self.reduce(
@@ -183,7 +190,8 @@ class BuyingPower(RiskFilter):
             return self.deny(f"no price known for {intent.symbol} to cost the order")
         cash = ctx.cash()
         available = cash * (1 - self.settings.reserve_fraction) - ctx.reserved_cash()
-        cost = intent.quantity * price * intent.multiplier
+        unit_cost = per_unit(price, intent)
+        cost = intent.quantity * unit_cost
         figures: dict[str, Any] = {
             "cost": cents(cost),
             "available": cents(available),
@@ -191,7 +199,6 @@ class BuyingPower(RiskFilter):
         }
         if cost <= available:
             return self.allow(**figures)
-        unit_cost = price * intent.multiplier
         allowed = floor_units(available / unit_cost, intent.quantity) if available > 0 else ZERO
         if allowed <= 0:
             return self.deny(
