@@ -36,6 +36,7 @@ from tradepipe.brokers.ibkr.orders import (
     modified_ticket,
     order_status,
     report,
+    status_report,
     submit,
     ticket,
 )
@@ -352,6 +353,20 @@ class WebApiBroker(Broker):
         executions are consulted and ``None`` ("no such order") is answered.
         """
         session = self.session
+        broker_id = self._broker_ids.get(client_order_id)
+        if broker_id is not None:
+            # The single-order endpoint, when we know IBKR's id; it answers 503
+            # for orders it no longer holds, and then the lists below decide.
+            try:
+                body = session.read(
+                    lambda: self.client.get(f"/iserver/account/order/status/{broker_id}")
+                )
+            except BrokerUnavailableError as exc:
+                log.info("order %s: status endpoint unavailable (%s)", client_order_id, exc)
+            else:
+                found = status_report(body, client_order_id) if isinstance(body, dict) else None
+                if found is not None:
+                    return found
         for _ in range(2):
             for item in session.read(self._live_orders):
                 if item.get("order_ref") == client_order_id:

@@ -8,8 +8,9 @@ caller gets instead says what to do next (see :mod:`tradepipe.errors`):
   False only when the request certainly did not reach IBKR (refused connection,
   pacing refusal), which is what lets an order placement tell "not sent" from
   "ambiguous".
-* :class:`BrokerAuthError` — 401, or the brokerage session is not open (IBKR's
-  "no bridge"); ``reason`` says which, so the session supervisor can repair it.
+* :class:`BrokerAuthError` — 401 (or OAuth's 410 Gone), or the brokerage session
+  is not open (IBKR's "no bridge"); ``reason`` says which, so the session
+  supervisor can repair it.
 * :class:`BrokerError` — any other 4xx, with IBKR's own message made readable.
 """
 
@@ -156,12 +157,15 @@ class WebApiClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = None
         text = error_text(body) or (response.text.strip()[:200] if body is None else "")
-        if status == 401:
+        if status in (401, 410):
+            # 410 Gone is how IBKR's OAuth service refuses a session or live session
+            # token it no longer has (reference §2.4): renewing it is the repair.
             hint = f"; {self.login_hint}" if self.login_hint else ""
             raise BrokerAuthError(
-                f"{self.broker}: not authenticated ({what} answered 401){hint}",
+                f"{self.broker}: not authenticated ({what} answered {status}){hint}",
                 broker=self.broker,
                 reason="unauthenticated",
+                status=status,
             )
         if status == 429:
             self.pacer.penalize()

@@ -371,6 +371,30 @@ def report(item: dict[str, Any]) -> OrderReport | None:
     )
 
 
+def status_report(body: dict[str, Any], client_order_id: str) -> OrderReport | None:
+    """``/iserver/account/order/status/{id}`` (snake_case, numbers as strings) as a report."""
+    filled = decimal(body.get("cum_fill"), Decimal(0)) or Decimal(0)
+    status = order_status(body.get("order_status"), filled)
+    total = decimal(body.get("total_size")) or decimal(body.get("size"))
+    if status is None or total is None:
+        return None
+    kind = _TYPE_NAMES.get(str(body.get("order_type") or "").lower(), OrderType.MARKET)
+    price = decimal(body.get("limit_price") or body.get("price"))
+    stop = decimal(body.get("stop_price") or body.get("aux_price"))
+    return OrderReport(
+        client_order_id=client_order_id,
+        broker_order_id=str(body.get("order_id")),
+        symbol=str(body.get("symbol") or ""),
+        side="buy" if str(body.get("side") or "").upper().startswith("B") else "sell",
+        quantity=total,
+        filled_quantity=filled,
+        status=status,
+        order_type=kind.value,
+        limit_price=price if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
+        stop_price=stop if kind in (OrderType.STOP, OrderType.STOP_LIMIT) else None,
+    )
+
+
 def execution(item: dict[str, Any], intent: OrderIntent | None = None) -> Fill | None:
     """One execution (``/iserver/account/trades``) as a :class:`Fill`.
 

@@ -484,3 +484,38 @@ def test_settings_are_checked() -> None:
     ClientPortalBroker(
         ClientPortalBroker.Settings(base_url="https://127.0.0.1:5000/v1/api", verify=False)
     )
+
+
+def test_order_status_uses_the_single_order_endpoint_when_the_id_is_known(
+    gw: respx.MockRouter,
+) -> None:
+    broker, _ = make_broker()
+    broker.place(intent())
+    status = gw.get("/iserver/account/order/status/1370093239").respond(
+        200,
+        json={
+            "order_id": 1370093239,
+            "symbol": "AAPL",
+            "side": "B",
+            "total_size": "10.0",
+            "cum_fill": "4.0",
+            "order_status": "Submitted",
+            "order_type": "LIMIT",
+            "limit_price": "101.5",
+        },
+    )
+    found = broker.order("tp-0000000000000000000a1")
+    assert found is not None
+    assert (found.status, found.filled_quantity, found.limit_price) == (
+        OrderStatus.PARTIALLY_FILLED,
+        4,
+        Decimal("101.5"),
+    )
+    assert status.called and not gw["live"].called
+    # IBKR answers 503 for orders it no longer holds: the lists decide then.
+    status.respond(503, json={"error": "Service Unavailable"})
+    gw["live"].respond(
+        200, json={"orders": [_live("tp-0000000000000000000a1", 1370093239, "Filled", 10.0)]}
+    )
+    again = broker.order("tp-0000000000000000000a1")
+    assert again is not None and again.status is OrderStatus.FILLED
