@@ -1,4 +1,5 @@
-"""The paper simulator, driven directly: fills, expiry, costs, accounting, refusals, orders.
+"""The paper simulator, driven directly: fills, expiry, costs, accounting, refusals, orders,
+IBKR order questions and the what-if preview.
 
 Every expected number is worked out by hand next to its test. Bars come from
 ``tradepipe.testing.bar`` (an int ``ts`` is that many days after ``T0``, a Monday
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from decimal import Decimal as D
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ from tradepipe import (
     OrderStatus,
     OrderUpdate,
 )
+from tradepipe.brokers.ibkr import orders as ibkr_orders
 from tradepipe.brokers.paper import PaperBroker
 from tradepipe.market import Bar
 from tradepipe.testing import T0, MemorySink, bar, bars_from_closes, replay
@@ -886,3 +889,317 @@ def test_replayed_pipeline_ends_with_positions_equal_to_the_sum_of_its_fills() -
     for f in fills:
         assert f.price == D(str(opens[f.symbol, f.ts]))
         assert f.ts == decided[f.client_order_id] + dt.timedelta(days=1)
+
+
+# -- IBKR order questions ----------------------------------------------------------------------
+
+
+def questioning(*questions: str, **settings: Any) -> PaperBroker:
+    """A broker asking ``questions``, holding no shares, AAPL last closed at 100."""
+    broker = make_broker(
+        questions=list(questions), symbols=["MSFT"], allow_short=True, commission="none", **settings
+    )
+    feed(broker, bar(ts=0, open=100))
+    return broker
+
+
+# The last close is 100; MSFT is tradable but has no market data yet.
+QUESTION_CASES = [
+    # question, order, whether the question applies
+    pytest.param("o163", intent("buy", 1, "limit", limit="103.01"), True, id="o163-above"),
+    pytest.param("o163", intent("sell", 1, "limit", limit="96.99"), True, id="o163-below"),
+    pytest.param("o163", intent("buy", 1, "limit", limit="103"), False, id="o163-exactly-3%"),
+    pytest.param(
+        "o163",
+        intent("buy", 1, "stop_limit", limit="104", stop="104"),
+        True,
+        id="o163-stop-limit",
+    ),
+    pytest.param("o163", intent("buy", 1), False, id="o163-market"),
+    pytest.param(
+        "o354", intent("buy", 1, "limit", limit="10", symbol="MSFT"), True, id="o354-no-data"
+    ),
+    pytest.param("o354", intent("buy", 1, "limit", limit="90"), False, id="o354-data"),
+    pytest.param("o10151", intent("buy", 1), True, id="o10151-market"),
+    pytest.param("o10151", intent("sell", 1), True, id="o10151-market-sell"),
+    pytest.param("o10151", intent("buy", 1, "limit", limit="90"), False, id="o10151-limit"),
+    pytest.param("o10331", intent("sell", 1, "stop", stop="95"), True, id="o10331-stop"),
+    pytest.param(
+        "o10331",
+        intent("sell", 1, "stop_limit", limit="94", stop="95"),
+        True,
+        id="o10331-stop-limit",
+    ),
+    pytest.param("o10331", intent("buy", 1, "limit", limit="90"), False, id="o10331-limit"),
+    pytest.param("o10152", intent("buy", 1, "stop", stop="105"), True, id="o10152-stop"),
+    pytest.param("o10152", intent("buy", 1), False, id="o10152-market"),
+    pytest.param("o403", intent("buy", 1, "limit", limit="100"), True, id="o403-buy-limit-at"),
+    pytest.param("o403", intent("buy", 1, "limit", limit="99.99"), False, id="o403-buy-limit"),
+    pytest.param("o403", intent("sell", 1, "limit", limit="99"), True, id="o403-sell-limit"),
+    pytest.param("o403", intent("sell", 1, "limit", limit="100.01"), False, id="o403-sell-lmt"),
+    pytest.param("o403", intent("buy", 1, "stop", stop="100"), True, id="o403-buy-stop-at"),
+    pytest.param("o403", intent("buy", 1, "stop", stop="101"), False, id="o403-buy-stop"),
+    pytest.param("o403", intent("sell", 1, "stop", stop="101"), True, id="o403-sell-stop"),
+    pytest.param("o403", intent("sell", 1, "stop", stop="99"), False, id="o403-sell-stop-below"),
+    pytest.param(
+        "o403",
+        intent("buy", 1, "stop_limit", limit="101", stop="99"),
+        True,
+        id="o403-stop-limit-triggered-and-marketable",
+    ),
+    pytest.param(
+        "o403",
+        intent("buy", 1, "stop_limit", limit="99.5", stop="99"),
+        False,
+        id="o403-stop-limit-triggered-limit-below",
+    ),
+    pytest.param("o403", intent("buy", 1), False, id="o403-market"),
+    pytest.param(
+        "o403", intent("buy", 1, "limit", limit="10", symbol="MSFT"), False, id="o403-no-data"
+    ),
+]
+
+
+@pytest.mark.parametrize(("question", "order", "applies"), QUESTION_CASES)
+def test_each_question_is_asked_exactly_when_it_applies(
+    question: str, order: OrderIntent, applies: bool
+) -> None:
+    broker = questioning(question)
+
+    if not applies:
+        assert broker.place(order).status is OrderStatus.ACCEPTED
+        return
+    with pytest.raises(BrokerRejectedError) as refused:
+        broker.place(order)
+    assert refused.value.context["message_ids"] == [question]
+    assert broker.order(order.client_order_id) is None
+    assert broker.open_orders() == []
+    # and confirmed, the same order is placed
+    assert questioning(question, confirm=[question]).place(order).status is OrderStatus.ACCEPTED
+
+
+def test_a_declined_question_is_refused_in_the_ibkr_adapters_words() -> None:
+    broker = questioning("o10151")
+    order = intent("buy", 10)
+
+    with pytest.raises(BrokerRejectedError) as refused:
+        broker.place(order)
+
+    question = (
+        'You are submitting a market order "BUY 10 AAPL MKT": it fills at whatever price the '
+        "market offers, which may differ from the last price. "
+        "Are you sure you want to submit this order?"
+    )
+    assert str(refused.value) == (
+        f'paper: order not sent: IBKR asked "{question}" (o10151), which the reply policy does '
+        "not confirm; add the id to [brokers.paper] confirm to accept such questions"
+    )
+    client = SimpleNamespace(broker="paper")
+    adapter = ibkr_orders._declined(client, question, ["o10151"])  # type: ignore[arg-type]
+    assert str(refused.value) == str(adapter)
+    assert refused.value.context == {
+        "broker": "paper",
+        "client_order_id": order.client_order_id,
+        "question": question,
+        "message_ids": ["o10151"],
+    }
+
+
+def test_questions_are_asked_in_turn_and_the_first_unconfirmed_one_refuses() -> None:
+    # A buy stop-limit, stop 99 (through the last close of 100), limit 104 (4% away):
+    # o163, o403, o10331 and o10152 all apply, asked in that order.
+    order = intent("buy", 1, "stop_limit", limit="104", stop="99")
+    everything = ["o163", "o354", "o403", "o10151", "o10331", "o10152"]
+
+    def refused_with(confirm: list[str]) -> list[str]:
+        with pytest.raises(BrokerRejectedError) as refused:
+            questioning(*everything, confirm=confirm).place(order)
+        ids: list[str] = refused.value.context["message_ids"]
+        return ids
+
+    assert refused_with([]) == ["o163"]
+    assert refused_with(["o10331", "o10152"]) == ["o163"]
+    assert refused_with(["o163", "o10331", "o10152"]) == ["o403"]
+    assert refused_with(["o163", "o403", "o10331"]) == ["o10152"]
+    confirmed = questioning(*everything, confirm=["o163", "o403", "o10331", "o10152"])
+    assert confirmed.place(order).status is OrderStatus.ACCEPTED
+    assert questioning(*everything, confirm_all=True).place(order).status is OrderStatus.ACCEPTED
+
+
+def test_without_questions_in_the_settings_nothing_is_asked() -> None:
+    broker = questioning(confirm=[])
+    for order in (intent("buy", 1), intent("buy", 1, "stop_limit", limit="104", stop="99")):
+        assert broker.place(order).status is OrderStatus.ACCEPTED
+
+
+def test_an_order_no_broker_would_take_is_rejected_before_any_question() -> None:
+    broker = questioning("o354", "o10151")
+    update = broker.place(intent("buy", 1, symbol="NVDA"))
+    assert (update.status, update.reason) == (
+        OrderStatus.REJECTED,
+        "unknown symbol NVDA: no market data for it",
+    )
+
+
+def test_a_modification_meets_the_questions_too() -> None:
+    broker = questioning("o163")
+    placed = broker.place(intent("buy", 1, "limit", limit="99"))
+
+    with pytest.raises(BrokerRejectedError, match=r"\(o163\)"):
+        broker.modify(placed.client_order_id, limit_price=D("90"))
+
+    assert report(broker, placed.client_order_id).limit_price == D("99")
+
+
+def test_in_a_pipeline_a_declined_question_rejects_the_order_with_the_question() -> None:
+    closes = [10, 10, 10, 10, 11, 12, 13, 14, 13, 12]
+    tables: dict[str, Any] = {
+        "run": {"strategies": ["sma_cross"], "risk_filters": []},
+        "strategies": {"sma_cross": {"fast": 2, "slow": 4, "quantity": 10}},
+    }
+    asked = {"questions": ["o10151"]}
+
+    _, refused, _ = replay(bars_from_closes(closes), brokers={"paper": asked}, **tables)
+    sink = MemorySink.last
+    assert sink is not None
+    rejected = [e for e in sink.events if e.status is OrderStatus.REJECTED]
+    assert refused.orders == len(rejected) > 0
+    assert all("(o10151)" in e.reason for e in rejected)
+    assert refused.fills == 0
+
+    confirmed = {**asked, "confirm": ["o10151"]}
+    _, placed, _ = replay(bars_from_closes(closes), brokers={"paper": confirmed}, **tables)
+    assert placed.fills > 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"questions": ["o451"]}, "the simulator can ask o354, o163"),
+        ({"confirm": ["163"]}, "IBKR message ids look like 'o163'"),
+    ],
+)
+def test_question_settings_are_checked(settings: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        PaperBroker.Settings(**settings)
+
+
+# -- what-if preview -----------------------------------------------------------------------------
+
+
+def holding_20_at_100(**settings: Any) -> PaperBroker:
+    """10 000 cash, then 20 bought at 100 (commission 1.00 by default); the last close is 102."""
+    broker = make_broker(initial_cash=D(10_000), **settings)
+    feed(broker, bar(ts=0, open=100))
+    broker.place(intent("buy", 20, "limit", limit="100"))
+    feed(broker, bar(ts=1, open=100, close=102))
+    return broker
+
+
+def test_preview_of_a_limit_buy() -> None:
+    broker = holding_20_at_100()
+
+    preview = broker.preview(intent("buy", 30, "limit", limit="101"))
+
+    assert preview == {
+        "symbol": "AAPL",
+        "side": "buy",
+        "quantity": "30",
+        "order_type": "limit",
+        "price": "101",
+        "notional": "3030",  # 30 x 101
+        "commission": "1.00",  # 30 x 0.005 = 0.15, raised to the 1.00 minimum
+        "cash": {"before": "7999.00", "after": "4968.00"},  # 7999 - 3030 - 1
+        "position": {"before": "20", "after": "50"},
+        "questions": [],
+        "error": None,
+    }
+
+
+def test_preview_of_a_market_sell_uses_the_last_close_and_slippage_as_the_fill_will() -> None:
+    broker = holding_20_at_100(slippage_bps=D(10), commission_minimum=D("0.35"))
+    order = intent("sell", 20)
+
+    preview = broker.preview(order)
+
+    # 102 worsened by 10 bps: 101.898; 20 x 101.898 = 2037.96; 20 x 0.005 = 0.10 < 0.35
+    assert (preview["price"], preview["notional"], preview["commission"]) == (
+        "101.8980",
+        "2037.9600",
+        "0.35",
+    )
+    # 10 000 - 2 000 - 0.35, then + 2037.96 - 0.35
+    assert preview["cash"] == {"before": "7999.65", "after": "10037.2600"}
+    assert preview["position"] == {"before": "20", "after": "0"}
+    # the fill at the next open (= the last close) is what the preview said
+    broker.place(order)
+    [fill] = fills_of(feed(broker, bar(ts=2, open=102)))
+    assert (str(fill.price), str(fill.commission)) == ("101.8980", "0.35")
+    assert str(broker.account().cash) == preview["cash"]["after"]
+    assert broker.positions() == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "order"),
+    [
+        pytest.param({}, intent("buy", 100, "limit", limit="100"), id="insufficient-buying-power"),
+        pytest.param({}, intent("buy", 1, symbol="NVDA"), id="unknown-symbol"),
+        pytest.param({}, intent("sell", 21), id="short-sale"),
+    ],
+)
+def test_preview_error_is_the_reason_placing_would_give(
+    settings: dict[str, Any], order: OrderIntent
+) -> None:
+    broker = holding_20_at_100(**settings)
+
+    preview = broker.preview(order)
+    update = broker.place(order)
+
+    assert update.status is OrderStatus.REJECTED
+    assert preview["error"] == update.reason != ""
+
+
+def test_preview_names_the_questions_and_a_declined_one_as_the_error() -> None:
+    broker = holding_20_at_100(questions=["o163", "o10151"], confirm=["o163"])
+
+    declined = broker.preview(intent("buy", 1))
+    confirmed = broker.preview(intent("buy", 1, "limit", limit="110"))
+
+    assert declined["questions"] == ["o10151"]
+    with pytest.raises(BrokerRejectedError) as refused:
+        broker.place(intent("buy", 1))
+    assert declined["error"] == str(refused.value)
+    assert (confirmed["questions"], confirmed["error"]) == (["o163"], None)
+
+
+def test_preview_of_an_order_already_placed_says_so() -> None:
+    broker = holding_20_at_100()
+    order = intent("buy", 1, "limit", limit="90")
+    broker.place(order)
+    assert broker.preview(order)["error"] == f"order {order.client_order_id} is already placed"
+
+
+def test_preview_changes_nothing() -> None:
+    broker = holding_20_at_100(questions=["o10151"])
+    broker.place(intent("buy", 5, "limit", limit="90", tif="gtc"))
+    before = (broker.account(), broker.positions(), broker.open_orders(), broker.fills())
+
+    for order in (
+        intent("buy", 30, "limit", limit="101"),
+        intent("sell", 20),
+        intent("buy", 1_000),
+        intent("buy", 1, symbol="NVDA"),
+    ):
+        broker.preview(order)
+        assert broker.order(order.client_order_id) is None
+
+    assert (broker.account(), broker.positions(), broker.open_orders(), broker.fills()) == before
+    assert broker.poll() == ()
+    assert broker.place(intent("buy", 1, "limit", limit="90")).broker_order_id == "P3"
+
+
+def test_preview_needs_a_connection() -> None:
+    broker = holding_20_at_100()
+    broker.disconnect()
+    with pytest.raises(BrokerAuthError):
+        broker.preview(intent("buy", 1))
