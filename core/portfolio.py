@@ -83,10 +83,16 @@ class Book:
         self._holdings: dict[str, _Holding] = {}
 
     def seed(self, position: Position) -> None:
-        """Start from a position the broker already holds."""
+        """Start from a position the broker already holds.
+
+        The holding takes the position's quantity, average cost, multiplier and
+        ``realized_pnl``; the book's own :attr:`realized_pnl` (the account's
+        total) and cash are left as they are.
+        """
         holding = self._holdings[position.symbol] = _Holding(position.multiplier)
         holding.quantity = position.quantity
         holding.avg_cost = position.avg_cost
+        holding.realized = position.realized_pnl
 
     def quantity(self, symbol: str) -> Decimal:
         holding = self._holdings.get(symbol)

@@ -31,7 +31,7 @@ from tradepipe import (
     OrderStatus,
     OrderUpdate,
 )
-from tradepipe.brokers import paper
+from tradepipe.brokers import paper_state
 from tradepipe.brokers.paper import PaperBroker
 from tradepipe.market import Bar
 from tradepipe.testing import T0, MemorySink, bar, bars_from_closes, replay
@@ -173,7 +173,7 @@ def test_working_orders_keep_matching_after_a_reload(path: Path) -> None:
 def test_fills_and_finished_orders_beyond_the_kept_number_are_forgotten(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(paper, "KEPT", 3)
+    monkeypatch.setattr(paper_state, "KEPT", 3)
     broker = open_account(path, commission="none")
     cids = []
     for day in range(5):
@@ -375,7 +375,7 @@ def test_decimals_are_strings_and_the_format_is_versioned(path: Path) -> None:
     data = json.loads(path.read_text())
     assert (
         (data["format"], data["version"])
-        == (paper.FORMAT, paper.VERSION)
+        == (paper_state.FORMAT, paper_state.VERSION)
         == (
             "tradepipe-paper-account",
             1,
@@ -391,8 +391,10 @@ def test_only_changes_are_written_and_a_bar_that_changes_nothing_is_not(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writes: list[str] = []
-    write = paper._write
-    monkeypatch.setattr(paper, "_write", lambda p, text: (writes.append(text), write(p, text)))
+    write = paper_state._write
+    monkeypatch.setattr(
+        paper_state, "_write", lambda p, text: (writes.append(text), write(p, text))
+    )
     broker = open_account(path, commission="none")
     assert len(writes) == 1  # the new account's file
 

@@ -267,6 +267,23 @@ def test_seed_starts_from_a_broker_position() -> None:
     assert book.cash == D("1110.00")
 
 
+def test_seed_keeps_the_positions_realized_pnl() -> None:
+    book = Book(D("1000.00"))
+    book.seed(Position(symbol="AAPL", quantity=D(10), avg_cost=D("20.00"), realized_pnl=D("7.50")))
+    book.seed(Position(symbol="MSFT", quantity=D(0), realized_pnl=D("-3.00")))
+    held = position(book, "AAPL")
+    assert (held.quantity, held.avg_cost, held.realized_pnl) == (D(10), D("20.00"), D("7.50"))
+    # a flat holding is kept for its realized P&L
+    assert book.positions() == [held]
+    assert position(book, "MSFT").realized_pnl == D("-3.00")
+    # the account's total is not the book's to derive: seeding leaves it alone
+    assert book.realized_pnl == 0
+    # (22 - 20) x 5 adds to what the position had realized
+    assert book.apply(fill("sell", "5", "22.00")) == D("10.00")
+    assert position(book, "AAPL").realized_pnl == D("17.50")
+    assert book.realized_pnl == D("10.00")
+
+
 @pytest.mark.parametrize("side", ["buy", "sell"])
 def test_commission_is_paid_either_way(side: str) -> None:
     book = Book(D("100.00"))

@@ -1,0 +1,127 @@
+"""The paper simulator's account: book, orders, fills, and the prices it has seen.
+
+:class:`PaperAccount` is what the broker changes, the order checks read
+(:mod:`.paper_checks`) and the state file keeps (:mod:`.paper_state`);
+:class:`SimOrder` is one order as the simulator holds it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict, deque
+from decimal import Decimal
+
+from tradepipe import Bar, Fill, OrderIntent, OrderReport, OrderStatus, OrderUpdate
+from tradepipe.money import ZERO, to_decimal
+from tradepipe.portfolio import Book
+
+_HISTORY = 2_000
+
+
+class SimOrder:
+    """An order at the simulator: the intent, its broker id, status and matching state."""
+
+    __slots__ = (
+        "broker_id",
+        "intent",
+        "limit",
+        "placed",
+        "session",
+        "status",
+        "stop",
+        "triggered",
+    )
+
+    def __init__(self, intent: OrderIntent, broker_id: str, placed: dt.datetime) -> None:
+        self.intent = intent
+        self.broker_id = broker_id
+        self.placed = placed
+        self.status = OrderStatus.ACCEPTED
+        #: A DAY order's trading date, set by the first bar it can fill on.
+        self.session: dt.date | None = None
+        #: A stop-limit order whose stop has been reached.
+        self.triggered = False
+        # Floats, as bars are: matching runs on every bar.
+        self.limit = float(intent.limit_price) if intent.limit_price is not None else None
+        self.stop = float(intent.stop_price) if intent.stop_price is not None else None
+
+    def update(self, status: OrderStatus, ts: dt.datetime, reason: str = "") -> OrderUpdate:
+        return OrderUpdate.trusted(
+            client_order_id=self.intent.client_order_id,
+            status=status,
+            ts=ts,
+            broker_order_id=self.broker_id,
+            reason=reason,
+        )
+
+    def report(self) -> OrderReport:
+        intent = self.intent
+        return OrderReport.trusted(
+            client_order_id=intent.client_order_id,
+            broker_order_id=self.broker_id,
+            symbol=intent.symbol,
+            side=intent.side.value,
+            quantity=intent.quantity,
+            filled_quantity=intent.quantity if self.status is OrderStatus.FILLED else ZERO,
+            status=self.status,
+            order_type=intent.order_type.value,
+            limit_price=intent.limit_price,
+            stop_price=intent.stop_price,
+        )
+
+
+class PaperAccount:
+    """Cash and positions (:attr:`book`), orders and fills of one account, and its bars."""
+
+    def __init__(self, cash: Decimal, currency: str) -> None:
+        self.book = Book(cash, currency)
+        #: Every order by client order id, in placement order.
+        self.orders: dict[str, SimOrder] = {}
+        #: The working orders of each symbol, in placement order.
+        self.working: dict[str, list[SimOrder]] = {}
+        self.last: dict[str, Bar] = {}
+        self.history: defaultdict[str, deque[Bar]] = defaultdict(lambda: deque(maxlen=_HISTORY))
+        self.fills: list[Fill] = []
+        #: The number in the next broker order id (``P<n>``).
+        self.next_id = 1
+
+    def marks(self) -> dict[str, float]:
+        return {sym: bar.close for sym, bar in self.last.items()}
+
+    def unwork(self, sim: SimOrder) -> None:
+        orders = self.working.get(sim.intent.symbol)
+        if orders and sim in orders:
+            orders.remove(sim)
+
+    def rework(self, sim: SimOrder) -> None:
+        """Put ``sim`` back among the working orders, in placement order."""
+        orders = self.working.setdefault(sim.intent.symbol, [])
+        orders.append(sim)
+        rank = {id(o): n for n, o in enumerate(self.orders.values())}
+        orders.sort(key=lambda o: rank[id(o)])
+
+    def reserved(self, exclude: SimOrder | None = None) -> Decimal:
+        """Cash the working buy orders (but ``exclude``) would spend."""
+        total = ZERO
+        for orders in self.working.values():
+            for sim in orders:
+                if sim is exclude or sim.intent.side != "buy":
+                    continue
+                intent = sim.intent
+                price = intent.limit_price or intent.stop_price
+                if price is None:
+                    last = self.last.get(intent.symbol)
+                    price = to_decimal(last.close) if last is not None else ZERO
+                total += intent.quantity * price
+        return total
+
+    def pending_sells(self, symbol: str, exclude: SimOrder | None = None) -> Decimal:
+        """The quantity of ``symbol`` the working sell orders (but ``exclude``) would sell."""
+        return sum(
+            (
+                sim.intent.quantity
+                for sim in self.working.get(symbol, ())
+                if sim is not exclude and sim.intent.side == "sell"
+            ),
+            ZERO,
+        )
