@@ -28,7 +28,8 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(Numeric(30, 10, asdecimal=True))
+            # Unconstrained NUMERIC keeps each value's own scale: 100.10 stays 100.10.
+            return dialect.type_descriptor(Numeric(asdecimal=True))
         return dialect.type_descriptor(String(48))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:

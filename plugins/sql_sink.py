@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from tradepipe import (
     AccountSummary,
@@ -37,6 +35,7 @@ from tradepipe import (
 )
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.plugins import ledger_schema as schema
+from tradepipe.plugins.ledger_db import open_engine, shown, sqlite_pragmas
 from tradepipe.plugins.ledger_writer import WriterError, WriterProcess
 from tradepipe.sink import Unsettled
 
@@ -193,9 +192,9 @@ class SqlSink(Sink):
     def record_decision(self, d: Decision) -> None:
         dec = self._dec
         extra = None
-        if d.sizing or d.instrument or d.expires_at or d.inputs_hash or d.outside_rth:
+        if d.sizing or d.instrument or d.expires_at or d.inputs_hash or d.outside_rth or d.raw:
             extra = d.model_dump_json(
-                include={"sizing", "instrument", "expires_at", "inputs_hash", "outside_rth"},
+                include={"sizing", "instrument", "expires_at", "inputs_hash", "outside_rth", "raw"},
                 exclude_none=True,
             )
         self._add(
@@ -419,9 +418,7 @@ class SqlSink(Sink):
     @property
     def where(self) -> str:
         """The ledger's location, safe to show (no password)."""
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.url).render_as_string(hide_password=True)
+        return shown(self.url)
 
     def unsettled_orders(self, namespace: str) -> list[Unsettled]:
         from tradepipe.plugins.ledger import Ledger
@@ -451,7 +448,7 @@ class SqlSink(Sink):
     def summary(self, run_id: str) -> dict[str, Any]:
         from tradepipe.plugins.ledger import Ledger
 
-        engine = open_engine(self.url, self.settings.synchronous)
+        engine = open_engine(self.url, self.settings.synchronous, migrate=False)
         try:
             return Ledger(engine, self.where).summary(run_id)
         finally:
@@ -471,69 +468,6 @@ def _opt(convert: Callable[[Any], Any], value: Any) -> Any:
     return None if value is None else convert(value)
 
 
-def sqlite_pragmas(synchronous: str) -> list[str]:
-    """WAL so readers never block the writer; a busy timeout so processes share."""
-    return [
-        "PRAGMA journal_mode=WAL",
-        f"PRAGMA synchronous={synchronous.upper()}",
-        "PRAGMA busy_timeout=10000",
-    ]
-
-
-def open_engine(url: str, synchronous: str = "full") -> Engine:
-    """Create an engine for ``url`` and make sure the ledger's tables exist.
-
-    SQLite files are created readable by their owner only, in WAL mode (readers
-    do not block the writer), with a busy timeout so two processes can share one.
-
-    :raises PersistenceError: the database cannot be opened or created.
-    """
-    try:
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            path = Path(url[len("sqlite:///") :])
-            if str(path) and not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        engine = create_engine(url)
-        if engine.dialect.name == "sqlite":
-
-            @event.listens_for(engine, "connect")
-            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-                cursor = dbapi_conn.cursor()
-                for pragma in sqlite_pragmas(synchronous):
-                    cursor.execute(pragma)
-                cursor.close()
-
-        schema.metadata.create_all(engine)
-        _add_missing_columns(engine)
-    except (SQLAlchemyError, OSError) as exc:
-        raise PersistenceError(f"cannot open the ledger at {url.split('@')[-1]}: {exc}") from exc
-    return engine
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Give a ledger made by an earlier tradepipe the nullable columns added since.
-
-    Only additions of nullable columns are handled here; anything else is
-    refused with a clear message rather than guessed at.
-    """
-    found = inspect(engine)
-    for table in schema.metadata.sorted_tables:
-        have = {c["name"] for c in found.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in have:
-                continue
-            if not column.nullable:
-                raise PersistenceError(
-                    f"the ledger's table {table.name} lacks column {column.name}, which this "
-                    "version of tradepipe needs and cannot add; use a new ledger file"
-                )
-            kind = column.type.compile(dialect=engine.dialect)
-            with engine.begin() as conn:
-                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
-            log.info("ledger: added column %s.%s", table.name, column.name)
-
-
 @hookimpl
 def tradepipe_register_sinks(register: Any) -> None:
     register(SqlSink)
@@ -541,6 +475,8 @@ def tradepipe_register_sinks(register: Any) -> None:
 
 @hookimpl
 def tradepipe_register_commands(register: Any) -> None:
+    from tradepipe.plugins.db_cli import db
     from tradepipe.plugins.ledger_cli import ledger
 
     register(ledger)
+    register(db)

@@ -1,1 +1,71 @@
+"""Fixtures shared by every test folder: the ledger on SQLite and on PostgreSQL.
+
+PostgreSQL comes from ``TRADEPIPE_TEST_POSTGRES`` (an SQLAlchemy URL of a
+database the tests may create schemas in), else ``127.0.0.1:5432`` as user
+``postgres``, database ``test``. Each test gets a schema of its own, dropped
+afterwards. Where no server answers, PostgreSQL tests are skipped, except under
+CI (``CI`` set), where a missing server is a failure: the ledger must be proven
+on both backends there.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
 pytest_plugins = ["tradepipe.testing"]
+
+POSTGRES = os.environ.get(
+    "TRADEPIPE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str | None:
+    """The PostgreSQL URL if a server answers, else ``None``."""
+    engine = create_engine(POSTGRES, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return POSTGRES
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str | None) -> Iterator[str]:
+    """A PostgreSQL URL whose default schema is fresh and private to this test."""
+    if postgres_server is None:
+        message = f"no PostgreSQL server at {make_url(POSTGRES).render_as_string()}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; under CI the ledger must be tested on PostgreSQL")
+        pytest.skip(message)
+    schema = f"tp_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = make_url(postgres_server).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The ledger's URL on each backend in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -138,7 +137,7 @@ def _reset() -> None:
     Remote.fail_fills = False
 
 
-def _session(db: Path) -> None:
+def _session(db: str) -> None:
     replay(
         [bar("AAPL", day, open=100, close=100) for day in range(2)],
         host=test_host(Plugin()),
@@ -149,12 +148,12 @@ def _session(db: Path) -> None:
             "session": "acct",
             "sinks": ["sql"],
         },
-        sinks={"sql": {"path": str(db), "writer": "inline"}},
+        sinks={"sql": {"url": db, "writer": "inline"}},
     )
 
 
-def _history(db: Path) -> tuple[list[tuple[str, list[str]]], list[str]]:
-    engine = open_engine(f"sqlite:///{db}")
+def _history(db: str) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    engine = open_engine(db)
     try:
         ledger = Ledger(engine)
         out = []
@@ -170,9 +169,9 @@ def _history(db: Path) -> tuple[list[tuple[str, list[str]]], list[str]]:
 
 
 def test_fills_and_a_cancel_while_down_are_recorded_in_the_run_that_sent_the_order(
-    tmp_path: Path,
+    ledger_url: str,
 ) -> None:
-    db = tmp_path / "ledger.db"
+    db = ledger_url
     _session(db)
     [(first_run, statuses)] = _history(db)[0]
     assert statuses == ["submitted", "accepted"]
@@ -203,8 +202,8 @@ def test_fills_and_a_cancel_while_down_are_recorded_in_the_run_that_sent_the_ord
     assert _history(db) == (history, fills)
 
 
-def test_an_order_still_working_is_left_open_and_adopted(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.db"
+def test_an_order_still_working_is_left_open_and_adopted(ledger_url: str) -> None:
+    db = ledger_url
     _session(db)
     _session(db)
     history, _ = _history(db)
@@ -213,8 +212,8 @@ def test_an_order_still_working_is_left_open_and_adopted(tmp_path: Path) -> None
     assert history[1][1] == ["submitted", "accepted"]
 
 
-def test_a_broker_that_cannot_list_executions_stops_the_start(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.db"
+def test_a_broker_that_cannot_list_executions_stops_the_start(ledger_url: str) -> None:
+    db = ledger_url
     _session(db)
     Remote.fail_fills = True
     with pytest.raises(BrokerUnavailableError, match="executions timed out"):

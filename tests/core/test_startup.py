@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -145,8 +144,8 @@ def test_a_broker_that_cannot_list_its_orders_stops_the_start() -> None:
     assert MemorySink.last.orders == []  # nothing decided, nothing sent
 
 
-def test_a_restarted_session_never_sends_the_same_decision_twice(tmp_path: Path) -> None:
-    ledger = {"sinks": {"sql": {"path": str(tmp_path / "l.db"), "writer": "inline"}}}
+def test_a_restarted_session_never_sends_the_same_decision_twice(ledger_url: str) -> None:
+    ledger = {"sinks": {"sql": {"url": ledger_url, "writer": "inline"}}}
 
     def session(name: str) -> None:
         replay(
@@ -174,7 +173,7 @@ def test_a_restarted_session_never_sends_the_same_decision_twice(tmp_path: Path)
     # A different session is not affected.
     session("acct-2")
     assert len(MemorySink.last.orders) == 1
-    engine = open_engine(f"sqlite:///{tmp_path / 'l.db'}", "full")
+    engine = open_engine(ledger_url)
     try:
         assert sent in Ledger(engine).client_ids("acct-1")
         assert sent not in Ledger(engine).client_ids("acct-2")

@@ -1,4 +1,8 @@
-"""The SQL ledger sink and its reader, on a real SQLite file."""
+"""The SQL ledger sink and its reader, on a real SQLite file and on PostgreSQL.
+
+Tests taking ``target`` run on every backend (SQLite with each writer, and
+PostgreSQL); the rest are about SQLite's own file, pragmas and writer process.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,14 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 from tradepipe import (
     AccountSummary,
     Decision,
@@ -36,6 +43,47 @@ T = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
 @pytest.fixture(params=["process", "inline"])
 def writer(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@dataclass
+class Target:
+    """One ledger backend: how to open sinks on it and read its rows back."""
+
+    url: str
+    writer: str = "inline"
+    opened: list[SqlSink] = field(default_factory=list)
+
+    @property
+    def postgres(self) -> bool:
+        return self.url.startswith("postgresql")
+
+    def sink(self, **kw: Any) -> SqlSink:
+        sink = SqlSink(SqlSink.Settings(**{"url": self.url, "writer": self.writer, **kw}))
+        self.opened.append(sink)
+        return sink
+
+    def close(self) -> None:
+        while self.opened:
+            with contextlib.suppress(PersistenceError):
+                self.opened.pop().close(run_info(), bars=0, status="test ended")
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        engine = create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(text(sql))]
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(params=["sqlite-process", "sqlite-inline", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    if request.param == "postgresql":
+        found = Target(request.getfixturevalue("postgres_url"))
+    else:
+        found = Target(f"sqlite:///{tmp_path / 'l.db'}", writer=request.param.split("-")[1])
+    yield found
+    found.close()  # before the backend goes away
 
 
 _open: list[SqlSink] = []
@@ -115,9 +163,8 @@ def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return db.execute(sql).fetchall()
 
 
-def test_everything_round_trips_exactly(tmp_path: Path, writer: str) -> None:
-    path = tmp_path / "l.db"
-    sink = make_sink(path, writer=writer)
+def test_everything_round_trips_exactly(target: Target) -> None:
+    sink = target.sink()
     sink.open(run_info())
     d = decision()
     sink.record_decision(d)
@@ -161,7 +208,7 @@ def test_everything_round_trips_exactly(tmp_path: Path, writer: str) -> None:
     )
     sink.close(run_info(), bars=7, status="completed")
 
-    ledger = Ledger(make_sink(path).engine(), str(path))
+    ledger = Ledger(target.sink().engine(), target.url)
     [drow] = ledger.decisions("r1")
     assert drow.quantity == Decimal("0.3") and drow.created_at == d.created_at
     assert drow.created_at.tzinfo is not None
@@ -183,21 +230,25 @@ def test_everything_round_trips_exactly(tmp_path: Path, writer: str) -> None:
     assert summary["commissions"] == "0.2"
     assert summary["positions"][0]["unrealized_pnl"] == "0.06"
     assert summary["cash"] == "99999.77"
-    # Stored as text, not REAL, so SQLite itself cannot round it.
-    assert rows(path, "select typeof(price), price from fills") == [("text", "0.1")]
+    if target.postgres:
+        assert target.rows("select pg_typeof(price)::text, price from fills") == [
+            ("numeric", Decimal("0.1"))
+        ]
+    else:
+        # Stored as text, not REAL, so SQLite itself cannot round it.
+        assert target.rows("select typeof(price), price from fills") == [("text", "0.1")]
 
 
-def test_records_wait_for_the_batch_or_a_flush(tmp_path: Path, writer: str) -> None:
-    path = tmp_path / "l.db"
-    sink = make_sink(path, batch_size=3, writer=writer)
+def test_records_wait_for_the_batch_or_a_flush(target: Target) -> None:
+    sink = target.sink(batch_size=3)
     sink.open(run_info())
     sink.record_decision(decision(1))
     sink.record_decision(decision(2))
-    assert rows(path, "select count(*) from decisions") == [(0,)]
+    assert target.rows("select count(*) from decisions") == [(0,)]
     sink.record_decision(decision(3))  # the third record fills the batch: it is sent
     sink.record_decision(decision(4))
     sink.flush()  # flush returns once everything is committed
-    assert rows(path, "select count(*) from decisions") == [(4,)]
+    assert target.rows("select count(*) from decisions") == [(4,)]
     sink.close(run_info(), bars=0, status="completed")
 
 
@@ -220,28 +271,28 @@ def test_flush_waits_for_batches_already_sent_without_waiting(tmp_path: Path) ->
     assert calls == [(2, False), (0, True)]
 
 
-def test_inline_writer_commits_a_full_batch_at_once(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    sink = make_sink(path, batch_size=3, writer="inline")
+def test_inline_writer_commits_a_full_batch_at_once(target: Target) -> None:
+    if target.writer != "inline":
+        pytest.skip("about the inline writer")  # the process writer is tested above
+    sink = target.sink(batch_size=3)
     sink.open(run_info())
     for n in range(3):
         sink.record_decision(decision(n))
-    assert rows(path, "select count(*) from decisions") == [(3,)]
+    assert target.rows("select count(*) from decisions") == [(3,)]
 
 
-def test_a_failed_batch_writes_nothing_and_says_why(tmp_path: Path, writer: str) -> None:
-    path = tmp_path / "l.db"
-    sink = make_sink(path, writer=writer)
+def test_a_failed_batch_writes_nothing_and_says_why(target: Target) -> None:
+    sink = target.sink()
     sink.open(run_info())
     d = decision()
     order = order_for(d)
     sink.record_decision(d)
     sink.record_order(order)
     sink.record_order(order)  # the same client order id twice violates uniqueness
-    with pytest.raises(PersistenceError, match="could not write.*UNIQUE constraint failed"):
+    with pytest.raises(PersistenceError, match="(?i)could not write.*unique"):
         sink.flush()
     # One transaction: the decision in the same batch was not half-written.
-    assert rows(path, "select count(*) from decisions") == [(0,)]
+    assert target.rows("select count(*) from decisions") == [(0,)]
     # The failure is not forgotten: the ledger refuses further writes.
     sink.record_decision(decision(2))
     with pytest.raises(PersistenceError):
@@ -310,12 +361,11 @@ def test_writer_process_stops_when_the_pipeline_dies(tmp_path: Path) -> None:
     assert rows(tmp_path / "l.db", "select count(*) from decisions") == [(2,)]
 
 
-def test_two_writers_on_one_file_lose_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
-    make_sink(path).engine()  # create the schema once
+def test_two_writers_on_one_ledger_lose_nothing(target: Target) -> None:
+    target.sink().engine()  # create the schema once
 
     def writer(name: str) -> None:
-        sink = make_sink(path, batch_size=7)
+        sink = target.sink(batch_size=7)
         sink.open(run_info(name))
         for n in range(200):
             sink.record_decision(decision(n))
@@ -326,7 +376,7 @@ def test_two_writers_on_one_file_lose_nothing(tmp_path: Path) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert rows(path, "select run_id, count(*) from decisions group by run_id order by 1") == [
+    assert target.rows("select run_id, count(*) from decisions group by run_id order by 1") == [
         ("run0", 200),
         ("run1", 200),
         ("run2", 200),
@@ -357,19 +407,18 @@ def test_figures_json_matches_json_dumps() -> None:
     assert _figures_json({}) == "{}"
 
 
-def test_a_whole_replay_lands_in_the_ledger(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
+def test_a_whole_replay_lands_in_the_ledger(target: Target) -> None:
     closes = [100 + (i % 40) - (i % 7) for i in range(400)]
     _, result, summary = replay(
         bars_from_closes(closes),
         run={"sinks": ["sql"], "batch_size": 50},
-        sinks={"sql": {"path": str(path)}},
+        sinks={"sql": {"url": target.url, "writer": target.writer}},
         strategies={"sma_cross": {"quantity": 10}},
     )
     assert summary["orders"]["total"] == result.orders > 5
     assert summary["fills"] == result.fills
     assert summary["decisions"] == result.decisions
-    assert rows(path, "select count(*) from orders") == [(result.orders,)]
+    assert target.rows("select count(*) from orders") == [(result.orders,)]
     orders = summary["orders"]
     assert orders["denied"] > 0  # counter-trend entries fall below min_confidence
     assert orders["rejected"] == orders["canceled"] == 0
@@ -377,13 +426,12 @@ def test_a_whole_replay_lands_in_the_ledger(tmp_path: Path) -> None:
     assert orders["submitted"] == orders["filled"] + orders["open"]
     # submitted, accepted, filled for a fill; submitted, accepted for an open
     # order; one event for a denial.
-    events = rows(path, "select count(*) from order_events")[0][0]
+    events = target.rows("select count(*) from order_events")[0][0]
     assert events == 3 * orders["filled"] + 2 * orders["open"] + orders["denied"]
 
 
-def test_summary_counts_each_order_once_by_its_latest_status(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    sink = make_sink(path)
+def test_summary_counts_each_order_once_by_its_latest_status(target: Target) -> None:
+    sink = target.sink()
     sink.open(run_info())
     steps = {
         "tp-sub": [OrderStatus.SUBMITTED],
@@ -403,7 +451,7 @@ def test_summary_counts_each_order_once_by_its_latest_status(tmp_path: Path) -> 
         for status in statuses:
             sink.record_order_event(order.transition(status, T))
     sink.close(run_info(), bars=1, status="completed")
-    orders = Ledger(make_sink(path).engine(), "x").summary("r1")["orders"]
+    orders = Ledger(target.sink().engine(), "x").summary("r1")["orders"]
     assert orders == {
         "total": 5,
         "submitted": 4,
@@ -417,30 +465,45 @@ def test_summary_counts_each_order_once_by_its_latest_status(tmp_path: Path) -> 
     }
 
 
-def test_a_ledger_from_before_a_new_column_gets_it_and_keeps_its_rows(tmp_path: Path) -> None:
-    from sqlalchemy import inspect as sa_inspect
-    from sqlalchemy import text as sa_text
-    from tradepipe.plugins.sql_sink import open_engine
+def test_two_pipeline_processes_share_one_ledger(target: Target, tmp_path: Path) -> None:
+    """Two processes replaying at once into one ledger: both runs complete, whole."""
+    import subprocess
+    import sys
+    import textwrap
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = open_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa_text("ALTER TABLE orders DROP COLUMN instrument"))
-        conn.execute(
-            sa_text(
-                "INSERT INTO orders (run_id, client_order_id, decision_id, source, symbol, side, "
-                "quantity, order_type, tif, outside_rth, created_at) VALUES "
-                "('r1', 'tp-1', 'd1', 's', 'AAPL', 'buy', '10', 'market', 'day', 0, "
-                "'2026-01-01T00:00:00+00:00')"
-            )
+    script = textwrap.dedent(f"""
+        import sys
+        from tradepipe.testing import bars_from_closes, replay
+        closes = [100 + (i % 40) - (i % 7) for i in range(300)]
+        _, result, summary = replay(
+            bars_from_closes(closes),
+            run={{"sinks": ["sql"], "batch_size": 25}},
+            sinks={{"sql": {{"url": {target.url!r}, "writer": {target.writer!r}}}}},
+            strategies={{"sma_cross": {{"quantity": 10}}}},
         )
-    engine.dispose()
-    engine = open_engine(url)
-    try:
-        columns = {c["name"] for c in sa_inspect(engine).get_columns("orders")}
-        assert "instrument" in columns
-        with engine.connect() as conn:
-            rows = conn.execute(sa_text("SELECT client_order_id, instrument FROM orders")).all()
-        assert rows == [("tp-1", None)]
-    finally:
-        engine.dispose()
+        assert summary["status"] == "completed", summary
+        print(summary["run_id"], result.orders, result.decisions)
+    """)
+    target.sink().engine()  # the schema exists before the race starts
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    for out, _err in outputs:
+        run_id, orders, decisions = out.split()
+        assert target.rows(f"select count(*) from orders where run_id = '{run_id}'") == [
+            (int(orders),)
+        ]
+        assert target.rows(f"select count(*) from decisions where run_id = '{run_id}'") == [
+            (int(decisions),)
+        ]
+        assert target.rows(f"select status from runs where run_id = '{run_id}'") == [("completed",)]
