@@ -10,7 +10,15 @@ from __future__ import annotations
 from tradepipe.adapter import Broker, BrokerStatus, OrderReport, OrderUpdate
 from tradepipe.clock import Clock, ManualClock, SystemClock
 from tradepipe.component import Component, ComponentSettings
-from tradepipe.decisions import Action, Decision, OrderType, SizingHints, TimeInForce
+from tradepipe.decision_schema import DecisionDocument
+from tradepipe.decisions import (
+    Action,
+    Decision,
+    OrderType,
+    RejectedDecision,
+    SizingHints,
+    TimeInForce,
+)
 from tradepipe.errors import (
     BrokerAuthError,
     BrokerCapabilityError,
@@ -59,6 +67,7 @@ __all__ = [
     "ComponentSettings",
     "ConfigError",
     "Decision",
+    "DecisionDocument",
     "Feed",
     "FeedError",
     "Fill",
@@ -79,6 +88,7 @@ __all__ = [
     "PluginError",
     "Position",
     "Quote",
+    "RejectedDecision",
     "RiskContext",
     "RiskFilter",
     "RiskVerdict",

@@ -8,6 +8,7 @@ quantity and the risk filters decide whether it may reach the broker.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -38,6 +39,9 @@ class TimeInForce(StrEnum):
     GTC = "gtc"
 
 
+#: The longest ``raw`` text a decision keeps; sources cut longer text to this.
+RAW_MAX = 20_000
+
 Price = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]
 Quantity = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]
 
@@ -66,6 +70,9 @@ class Decision(Record):
     :param confidence: 0-100; the minimum-confidence filter reads it.
     :param quantity: exact quantity; when absent, sizing decides from ``sizing``.
     :param stop_loss: protective stop price; also gives sizing its risk distance.
+    :param inputs_hash: a hash of what the source decided on (an LLM's prompt).
+    :param raw: the text the decision was read from, when the source keeps it
+        for the audit (an LLM's answer); it plays no part in execution.
     """
 
     id: str = Field(default="", max_length=128)
@@ -87,6 +94,7 @@ class Decision(Record):
     take_profit: Price | None = None
     rationale: str = Field(default="", max_length=4000)
     inputs_hash: str | None = Field(default=None, max_length=128)
+    raw: str | None = Field(default=None, max_length=RAW_MAX)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -116,6 +124,21 @@ class Decision(Record):
         if data.get("created_at") is None:
             data["created_at"] = created_at
         return Decision.model_validate(data)
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedDecision:
+    """What a source read but could not turn into a decision.
+
+    A strategy may return (or yield) it among its decisions: the executor
+    records it as rejected, with ``error``, and nothing is sized or sent.
+
+    :param raw: what was read (a JSON object, or the text when it was not JSON).
+    :param error: why it is not a decision, naming the offending field.
+    """
+
+    raw: Any
+    error: str
 
 
 def decision_id(decision: Decision) -> str:

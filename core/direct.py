@@ -190,8 +190,12 @@ def direct_run(
 
     With ``dry_run`` the configured sinks are left out: nothing is written.
     """
+    # No strategy runs here, so none is made: making one may read its files
+    # (decision_files' state) or need settings only a pipeline run uses.
+    settings = settings.model_copy(
+        update={"run": settings.run.model_copy(update={"strategies": []})}
+    )
     pipeline = build_pipeline(settings, host, clock=clock or SystemClock())
-    pipeline.strategies = []
     pipeline.run = pipeline.run.model_copy(update={"feed": "", "strategies": (source,)})
     watch = _Watch()
     pipeline.sinks = [watch] if dry_run else [*pipeline.sinks, watch]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from tradepipe.adapter import OrderReport, OrderUpdate
 from tradepipe.context import RunContext
-from tradepipe.decisions import Action, Decision
+from tradepipe.decisions import Action, Decision, RejectedDecision
 from tradepipe.errors import (
     BrokerAuthError,
     BrokerCapabilityError,
@@ -240,13 +240,18 @@ class Executor:
         if isinstance(result, Decision):
             self.handle(strategy.name, result)
             return
-        if isinstance(result, dict) or not isinstance(result, Iterable):
+        if isinstance(result, dict | RejectedDecision) or not isinstance(result, Iterable):
             items: Iterable[Any] = [result]
         else:
+            # Consumed lazily: each item is handled before the next is asked
+            # for, so a generator learns that what it yielded was dealt with.
             items = result
         for item in items:
             if isinstance(item, Decision):
                 self.handle(strategy.name, item)
+                continue
+            if isinstance(item, RejectedDecision):
+                self.record.rejected(strategy.name, item.raw, item.error)
                 continue
             if not isinstance(item, dict):
                 self.record.rejected(

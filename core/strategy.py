@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from tradepipe.component import Component
-from tradepipe.decisions import Decision, decision_id
+from tradepipe.decisions import Decision, RejectedDecision, decision_id
 from tradepipe.market import Bar
 from tradepipe.orders import Fill
 
@@ -31,7 +31,10 @@ class StrategyContext(Protocol):
     def equity(self) -> Decimal: ...
 
 
-DecideResult = Decision | Iterable[Decision] | None
+#: One decision, several (a list, or a generator: the executor handles each
+#: item before asking for the next), or ``None``. A :class:`RejectedDecision`
+#: among them is recorded as rejected.
+DecideResult = Decision | RejectedDecision | Iterable[Decision | RejectedDecision] | None
 
 
 class Strategy(Component):
@@ -43,7 +46,12 @@ class Strategy(Component):
     """
 
     def decide(self, bar: Bar, ctx: StrategyContext) -> DecideResult:
-        """Return the decisions ``bar`` leads to: one, several, or ``None``."""
+        """Return the decisions ``bar`` leads to: one, several, or ``None``.
+
+        Something the strategy read but cannot use (an external signal that
+        fails validation) is returned as a :class:`RejectedDecision`, so it is
+        recorded as rejected instead of lost.
+        """
         raise NotImplementedError
 
     def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:

@@ -106,6 +106,33 @@ def decisions(app: AppContext, run_id: str | None, as_json: bool, limit: int | N
     )
 
 
+@ledger.command("rejected")
+@run_option
+@json_option
+@limit_option
+@pass_app
+def rejected(app: AppContext, run_id: str | None, as_json: bool, limit: int | None) -> None:
+    """What sources produced that was not a valid decision (never sent), and why."""
+    led = _ledger(app)
+    rid = _run_id(led, run_id)
+    rows = led.rejected_decisions(rid)[:limit]
+    if as_json:
+        print_json([r.model_dump(mode="json", exclude={"id"}) for r in rows])
+        return
+    console().print(
+        table(
+            f"Rejected decisions of {rid}",
+            ["time", "source", "error", "raw"],
+            [(r.ts.isoformat(), r.source, r.error, _short(r.raw)) for r in rows],
+        )
+    )
+
+
+def _short(raw: str | None, width: int = 80) -> str:
+    text = raw or ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 @ledger.command("orders")
 @run_option
 @json_option

@@ -17,10 +17,11 @@ from typing import Any
 import click
 from pydantic import ValidationError
 from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.outcome import report
 from tradepipe.cli.output import console, print_json, table
 from tradepipe.clock import SystemClock
 from tradepipe.decisions import Decision
-from tradepipe.direct import Outcome, direct_run
+from tradepipe.direct import direct_run
 from tradepipe.errors import BrokerRejectedError, ConfigError
 from tradepipe.instruments import Combo, Leg, Option
 from tradepipe.logs import redact_accounts
@@ -297,14 +298,7 @@ def _place(
     ) as run:
         outcome = run.preview(decision) if what_if else run.execute(decision, wait=wait)
         ledger = None if dry_run or what_if else run.pipeline.run.run_id
-    if as_json:
-        data = outcome.as_dict()
-        data["run_id"] = ledger
-        print_json(data)
-    else:
-        show(outcome, ledger)
-    if outcome.order is None or outcome.order.status.value in ("denied", "rejected"):
-        raise SystemExit(1)
+    report(outcome, ledger, as_json)
 
 
 def _check_bracket(decision: Decision) -> None:
@@ -324,72 +318,3 @@ def _problems(exc: ValidationError) -> str:
         f"{'.'.join(str(p) for p in e['loc']) or 'order'}: {e['msg']}"
         for e in exc.errors(include_url=False)
     )
-
-
-def show(outcome: Outcome, run_id: str | None) -> None:
-    out = console()
-    rows: list[tuple[Any, ...]] = [
-        (v.seq or "-", v.filter, v.outcome.value, v.quantity_before, v.quantity_after, v.reason)
-        for v in outcome.verdicts
-    ]
-    if rows:
-        out.print(
-            table(
-                "Risk verdicts",
-                ["#", "filter", "verdict", "qty before", "qty after", "reason"],
-                rows,
-            )
-        )
-    order = outcome.order
-    if order is None:
-        out.print("No order: the decision was refused before any filter (see above).")
-        return
-    intent = order.intent
-    lines = [
-        ("client order id", order.client_order_id),
-        (
-            "order",
-            f"{intent.side.value} {intent.quantity} {intent.symbol} {intent.order_type.value}"
-            f" {intent.tif.value}",
-        ),
-        ("instrument", _describe(intent.instrument)),
-        (
-            "status",
-            order.status.value
-            if outcome.sent or order.status.value == "denied"
-            else "not sent (dry run)",
-        ),
-        ("broker order id", order.broker_order_id),
-        ("reason", redact_accounts(order.reason) if order.reason else None),
-        (
-            "filled",
-            f"{order.filled_quantity}"
-            + (f" @ {order.avg_fill_price}" if order.avg_fill_price is not None else ""),
-        ),
-        ("ledger run", run_id),
-    ]
-    out.print(table("Order", ["", ""], [r for r in lines if r[1] not in (None, "")]))
-    if outcome.preview is not None:
-        out.print(table("What-if (broker preview)", ["", ""], _flatten(outcome.preview)))
-
-
-def _describe(instrument: Any) -> str | None:
-    if isinstance(instrument, Option):
-        return instrument.symbol
-    if isinstance(instrument, Combo):
-        return ", ".join(
-            f"{'buy' if leg.ratio > 0 else 'sell'} {abs(leg.ratio)} {leg.instrument.symbol}"
-            for leg in instrument.legs
-        )
-    return None
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    rows = []
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            rows.extend(_flatten(value, f"{name}."))
-        elif value is not None:
-            rows.append((name, redact_accounts(str(value))))
-    return rows

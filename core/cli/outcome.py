@@ -1,0 +1,95 @@
+"""Printing what became of one decision: shared by ``tradepipe order`` and ``execute``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tradepipe.cli.output import console, print_json, table
+from tradepipe.direct import Outcome
+from tradepipe.instruments import Combo, Option
+from tradepipe.logs import redact_accounts
+
+
+def report(outcome: Outcome, run_id: str | None, as_json: bool) -> None:
+    """Print ``outcome`` (a table, or JSON); exit 1 if no order went through.
+
+    :param run_id: the ledger run that recorded it (``None`` for a dry run).
+    """
+    if as_json:
+        data = outcome.as_dict()
+        data["run_id"] = run_id
+        print_json(data)
+    else:
+        show(outcome, run_id)
+    if outcome.order is None or outcome.order.status.value in ("denied", "rejected"):
+        raise SystemExit(1)
+
+
+def show(outcome: Outcome, run_id: str | None) -> None:
+    """Every risk verdict, then the order (and the broker's preview, if asked)."""
+    out = console()
+    rows: list[tuple[Any, ...]] = [
+        (v.seq or "-", v.filter, v.outcome.value, v.quantity_before, v.quantity_after, v.reason)
+        for v in outcome.verdicts
+    ]
+    if rows:
+        out.print(
+            table(
+                "Risk verdicts",
+                ["#", "filter", "verdict", "qty before", "qty after", "reason"],
+                rows,
+            )
+        )
+    order = outcome.order
+    if order is None:
+        out.print("No order: the decision was refused before any filter (see above).")
+        return
+    intent = order.intent
+    lines = [
+        ("client order id", order.client_order_id),
+        (
+            "order",
+            f"{intent.side.value} {intent.quantity} {intent.symbol} {intent.order_type.value}"
+            f" {intent.tif.value}",
+        ),
+        ("instrument", _describe(intent.instrument)),
+        (
+            "status",
+            order.status.value
+            if outcome.sent or order.status.value == "denied"
+            else "not sent (dry run)",
+        ),
+        ("broker order id", order.broker_order_id),
+        ("reason", redact_accounts(order.reason) if order.reason else None),
+        (
+            "filled",
+            f"{order.filled_quantity}"
+            + (f" @ {order.avg_fill_price}" if order.avg_fill_price is not None else ""),
+        ),
+        ("ledger run", run_id),
+    ]
+    out.print(table("Order", ["", ""], [r for r in lines if r[1] not in (None, "")]))
+    if outcome.preview is not None:
+        out.print(table("What-if (broker preview)", ["", ""], _flatten(outcome.preview)))
+
+
+def _describe(instrument: Any) -> str | None:
+    if isinstance(instrument, Option):
+        return instrument.symbol
+    if isinstance(instrument, Combo):
+        return ", ".join(
+            f"{'buy' if leg.ratio > 0 else 'sell'} {abs(leg.ratio)} {leg.instrument.symbol}"
+            for leg in instrument.legs
+        )
+    return None
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    rows = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, f"{name}."))
+        elif value is not None:
+            rows.append((name, redact_accounts(str(value))))
+    return rows

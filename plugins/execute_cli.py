@@ -1,0 +1,113 @@
+"""``tradepipe execute DECISION.json``: one decision document through the whole pipeline.
+
+The document (see :mod:`tradepipe.decision_schema`) is read from a file or
+standard input (``-``), then takes exactly the path a strategy's decision
+takes: sizing, every configured risk filter, the ledger, the configured
+broker. A document that is not a valid decision is recorded as rejected and
+nothing is sent. Its id decides its client order id within the session, so
+executing one decision twice is refused as a duplicate.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any, NoReturn
+
+import click
+from tradepipe import hookimpl
+from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.outcome import report
+from tradepipe.cli.output import print_json
+from tradepipe.clock import SystemClock
+from tradepipe.decision_schema import loads, read_decision
+from tradepipe.decisions import Decision, RejectedDecision
+from tradepipe.direct import Outcome, direct_run
+
+SOURCE = "execute"
+#: The session used when ``[run] session`` is empty: duplicates are still refused.
+DEFAULT_SESSION = "execute"
+
+
+@click.command("execute")
+@click.argument("document", metavar="DECISION.json", type=click.File("r", encoding="utf-8"))
+@click.option("--dry-run", is_flag=True, help="Judge with the risk filters; send nothing.")
+@click.option("--what-if", is_flag=True, help="Ask the broker for a preview; send nothing.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(0, 600),
+    default=0.0,
+    help="Seconds to wait for the broker to fill or finish the order.",
+)
+@click.option("--broker", "broker_name", metavar="NAME", help="Use this broker ([run] broker).")
+@click.option(
+    "--session",
+    metavar="NAME",
+    help=f"Client order id namespace ([run] session, else {DEFAULT_SESSION!r}).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def execute(
+    app: AppContext,
+    document: IO[str],
+    dry_run: bool,
+    what_if: bool,
+    wait: float,
+    broker_name: str | None,
+    session: str | None,
+    as_json: bool,
+) -> None:
+    """Execute one decision document (a file, or - for standard input).
+
+    \b
+    Examples:
+      tradepipe execute decision.json --dry-run
+      my-model | tradepipe execute - --json
+    """
+    text = document.read()
+    app.setup_logging()
+    settings = app.settings
+    # A plugin command is found through the plugins, so the settings are loaded
+    # by now: the options replace keys of a copy (the broker name is checked
+    # when the broker is made).
+    changes = {"session": session or settings.run.session or DEFAULT_SESSION}
+    if broker_name:
+        changes["broker"] = broker_name
+    settings = settings.model_copy(update={"run": settings.run.model_copy(update=changes)})
+    item = _read(text)
+    dry = dry_run or what_if
+    if isinstance(item, RejectedDecision) and dry:
+        _rejected(item, None, as_json)
+    outcome: Outcome | None = None
+    with direct_run(settings, app.host, source=SOURCE, dry_run=dry, clock=SystemClock()) as run:
+        ledger = None if dry else run.pipeline.run.run_id
+        if isinstance(item, RejectedDecision):
+            # Recorded in a run of its own, like any source's rejection.
+            run.executor.record.rejected(SOURCE, item.raw, item.error)
+        else:
+            outcome = run.preview(item) if what_if else run.execute(item, wait=wait)
+    # Reported once the run is closed: exiting inside it would mark it failed.
+    if outcome is None:
+        assert isinstance(item, RejectedDecision)
+        _rejected(item, ledger, as_json)
+    report(outcome, ledger, as_json)
+
+
+def _read(text: str) -> Decision | RejectedDecision:
+    try:
+        raw = loads(text)
+    except (ValueError, RecursionError) as exc:
+        return RejectedDecision(text[:2000], f"not valid JSON: {exc}")
+    return read_decision(raw, SOURCE)
+
+
+def _rejected(item: RejectedDecision, run_id: str | None, as_json: bool) -> NoReturn:
+    if as_json:
+        print_json({"rejected": {"error": item.error, "raw": item.raw}, "run_id": run_id})
+    else:
+        where = f"; recorded in ledger run {run_id}" if run_id else ""
+        click.echo(f"decision rejected: {item.error}{where}", err=True)
+    raise SystemExit(1)
+
+
+@hookimpl
+def tradepipe_register_commands(register: Any) -> None:
+    register(execute)

@@ -1,0 +1,276 @@
+"""``llm``: ask an OpenAI-compatible chat-completions endpoint for decisions.
+
+On a bar of a symbol it is asked about, the source sends the bar, the recent
+closes and the account to ``{base_url}/chat/completions`` (OpenAI, or a local
+server: llama.cpp, Ollama, vLLM, LM Studio …) and reads the answer as a
+decision document (see :mod:`tradepipe.decision_schema`). The decision keeps
+the hash of the prompt (``inputs_hash``) and the answer as given (``raw``).
+
+Failures never stop the run: a timeout, a refused key (401/403), rate limiting
+(429: no more questions until the server's ``Retry-After``), a server error or
+an unreachable server is logged and that bar gets no decision; an answer that
+is not a valid decision is recorded as rejected, with the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import string
+import time
+from collections import deque
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from pydantic import Field, SecretStr
+from tradepipe import Bar, ComponentSettings, StrategyContext, hookimpl
+from tradepipe.decision_schema import DecisionDocument, read_decision
+from tradepipe.decisions import RAW_MAX, Decision, RejectedDecision
+from tradepipe.strategy import Strategy
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROMPT = """\
+You are a careful trading assistant. You are given recent market data for one \
+symbol, $symbol, and the account as JSON. Answer with exactly one JSON object, \
+a trading decision with these keys:
+  "symbol": "$symbol",
+  "action": "buy", "sell", "close" (flatten the position) or "hold",
+  "confidence": a number from 0 to 100,
+  "stop_loss": the protective stop price (required for buy and sell),
+  "rationale": one or two sentences.
+Optional keys: "take_profit" (price), "quantity" (shares), "order_type" \
+("market" or "limit" with "limit_price"), "expires_at" (ISO 8601 with a UTC offset).
+Answer "hold" when there is no clear trade. No other keys, no text outside the object."""
+
+#: Keys of an answer the source sets itself: a model cannot know them.
+_OURS = ("id", "source", "created_at", "inputs_hash")
+
+
+class LlmSource(Strategy):
+    """Decisions from a chat-completions endpoint, one question per bar of a symbol."""
+
+    name = "llm"
+    description = "asks an OpenAI-compatible chat-completions endpoint for decisions"
+
+    class Settings(ComponentSettings):
+        #: The API root; ``/chat/completions`` is appended.
+        base_url: str = "http://localhost:11434/v1"
+        model: str = Field(min_length=1, max_length=100)
+        #: Sent as a bearer token; keep it in ``.secrets.toml`` or the environment.
+        api_key: SecretStr | None = None
+        timeout_seconds: float = Field(default=30, gt=0, le=600)
+        temperature: float = Field(default=0, ge=0, le=2)
+        max_tokens: int | None = Field(default=None, ge=1)
+        #: Symbols to ask about (empty: every symbol of the feed).
+        symbols: list[str] = Field(default_factory=list)
+        #: Ask on every n-th bar of a symbol.
+        every_bars: int = Field(default=1, ge=1)
+        #: Closes of earlier bars included in the question.
+        history_bars: int = Field(default=20, ge=0, le=1000)
+        #: ``$symbol`` and ``$schema`` (the decision document's JSON schema) are filled in.
+        system_prompt: str = Field(default=DEFAULT_PROMPT, min_length=1)
+        #: Ask for a JSON object (``response_format``); turned off for the run if
+        #: the server refuses it.
+        json_mode: bool = True
+        #: After HTTP 429 without ``Retry-After``: seconds without questions.
+        pause_seconds: float = Field(default=60, ge=0)
+
+    settings: Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        s = self.settings
+        self._only = {x.upper() for x in s.symbols}
+        self._closes: dict[str, deque[float]] = {}
+        self._count: dict[str, int] = {}
+        self._json_mode = s.json_mode
+        self._paused_until = 0.0
+        self._monotonic = time.monotonic
+        self._template = string.Template(s.system_prompt)
+        self._schema = json.dumps(DecisionDocument.model_json_schema(), separators=(",", ":"))
+        self.url = s.base_url.rstrip("/") + "/chat/completions"
+        self.source = f"llm:{s.model}"[:128]
+
+    def decide(self, bar: Bar, ctx: StrategyContext) -> Decision | RejectedDecision | None:
+        symbol = bar.symbol
+        if self._only and symbol not in self._only:
+            return None
+        closes = self._closes.setdefault(symbol, deque(maxlen=self.settings.history_bars))
+        seen = self._count.get(symbol, 0)
+        self._count[symbol] = seen + 1
+        try:
+            if seen % self.settings.every_bars:
+                return None
+            if self._monotonic() < self._paused_until:
+                log.info("llm: not asking about %s: paused after HTTP 429", symbol)
+                return None
+            messages = self._messages(bar, ctx, list(closes))
+            return self._ask(symbol, messages, ctx)
+        finally:
+            closes.append(bar.close)
+
+    # -- the question ------------------------------------------------------------
+
+    def _messages(
+        self, bar: Bar, ctx: StrategyContext, closes: list[float]
+    ) -> list[dict[str, str]]:
+        system = self._template.safe_substitute(symbol=bar.symbol, schema=self._schema)
+        facts = {
+            "symbol": bar.symbol,
+            "time": bar.ts.isoformat(),
+            "bar": {
+                "open": bar.open,
+                "high": bar.high,
+                "low": bar.low,
+                "close": bar.close,
+                "volume": bar.volume,
+            },
+            "recent_closes": closes,
+            "position": str(ctx.position(bar.symbol)),
+            "cash": str(ctx.cash()),
+            "equity": str(ctx.equity()),
+        }
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": json.dumps(facts)},
+        ]
+
+    def _ask(
+        self, symbol: str, messages: list[dict[str, str]], ctx: StrategyContext
+    ) -> Decision | RejectedDecision | None:
+        s = self.settings
+        body: dict[str, Any] = {
+            "model": s.model,
+            "messages": messages,
+            "temperature": s.temperature,
+        }
+        if s.max_tokens is not None:
+            body["max_tokens"] = s.max_tokens
+        prompt_hash = (
+            "sha256:"
+            + hashlib.sha256(
+                json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+            ).hexdigest()
+        )
+        response = self._post(symbol, body)
+        if response is None:
+            return None
+        content = _content(response)
+        if isinstance(content, RejectedDecision):
+            return content
+        now = ctx.now()
+        key = f"{self.source}|{symbol}|{now.timestamp()!r}|{prompt_hash}"
+        decision_id = "llm-" + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+        return self._read(symbol, content, decision_id, now, prompt_hash)
+
+    def _post(self, symbol: str, body: dict[str, Any]) -> httpx.Response | None:
+        """The endpoint's reply, or ``None`` (logged) when there is no answer to read."""
+        s = self.settings
+        headers = {"Accept": "application/json"}
+        if s.api_key is not None:
+            headers["Authorization"] = f"Bearer {s.api_key.get_secret_value()}"
+        for _attempt in range(2):
+            sent = dict(body, response_format={"type": "json_object"}) if self._json_mode else body
+            try:
+                with httpx.Client(timeout=s.timeout_seconds) as client:
+                    response = client.post(self.url, json=sent, headers=headers)
+            except httpx.TimeoutException:
+                log.warning("llm: no answer about %s within %gs", symbol, s.timeout_seconds)
+                return None
+            except httpx.HTTPError as exc:
+                log.warning("llm: cannot reach %s: %s", self.url, type(exc).__name__)
+                return None
+            status = response.status_code
+            if status == 400 and self._json_mode:
+                # Not every server knows response_format; ask without it from now on.
+                log.info("llm: the server refused response_format (HTTP 400); asking without it")
+                self._json_mode = False
+                continue
+            break
+        if status == 200:
+            return response
+        if status in (401, 403):
+            log.error(
+                "llm: the endpoint refused the API key (HTTP %d); check [strategies.llm] api_key",
+                status,
+            )
+        elif status == 429:
+            pause = _retry_after(response.headers.get("Retry-After"), self.settings.pause_seconds)
+            self._paused_until = self._monotonic() + pause
+            log.warning("llm: rate limited (HTTP 429); no questions for %gs", pause)
+        elif status >= 500:
+            log.warning("llm: server error (HTTP %d) asking about %s", status, symbol)
+        else:
+            log.warning("llm: HTTP %d asking about %s: %s", status, symbol, response.text[:200])
+        return None
+
+    # -- the answer ----------------------------------------------------------------
+
+    def _read(
+        self, symbol: str, content: str, decision_id: str, now: Any, prompt_hash: str
+    ) -> Decision | RejectedDecision:
+        answer = first_json_object(content)
+        if answer is None:
+            return RejectedDecision(content, "the answer holds no JSON object")
+        answered = answer.get("symbol", symbol)
+        if not isinstance(answered, str) or answered.strip().upper() != symbol:
+            return RejectedDecision(content, f"symbol: asked about {symbol}, answered {answered!r}")
+        document = {k: v for k, v in answer.items() if k not in _OURS}
+        document.update(
+            symbol=symbol,
+            id=decision_id,
+            source=self.source,
+            created_at=now,
+            inputs_hash=prompt_hash,
+        )
+        item = read_decision(document, self.name, keep_raw=content[:RAW_MAX])
+        if isinstance(item, RejectedDecision):
+            return RejectedDecision(content, item.error)
+        return item
+
+
+def _content(response: httpx.Response) -> str | RejectedDecision:
+    """The message text of a chat-completions reply."""
+    try:
+        data = response.json()
+        content = data["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return RejectedDecision(response.text[:RAW_MAX], "the reply is not a chat completion")
+    if not isinstance(content, str) or not content.strip():
+        return RejectedDecision(response.text[:RAW_MAX], "the reply's message has no content")
+    return content
+
+
+def first_json_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object in ``text`` (models wrap answers in prose or code fences)."""
+    decoder = json.JSONDecoder(parse_float=Decimal)
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _end = decoder.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            pass
+        else:
+            if isinstance(value, dict):
+                return value
+        start = text.find("{", start + 1)
+    return None
+
+
+def _retry_after(value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        return default  # an HTTP date; rare from these servers
+    # A nonsensical value must neither stop the questions for good nor not at all.
+    return default if seconds != seconds else min(max(seconds, 0.0), 3600.0)
+
+
+@hookimpl
+def tradepipe_register_strategies(register: Any) -> None:
+    register(LlmSource)
