@@ -37,6 +37,8 @@ _PATTERNS = [
 ]
 # IBKR account ids: U…, DU…, DF…, F…, I… followed by five or more digits.
 _ACCOUNT = re.compile(r"\b(DU|DF|DI|U|F|I)(\d+)(\d{4})\b")
+# Secrets learnt while running (OAuth tokens): masked by every handler, present and future.
+_RUNTIME_SECRETS: set[str] = set()
 
 
 def redact_accounts(text: str) -> str:
@@ -95,6 +97,22 @@ class RedactionFilter(logging.Filter):
         return True
 
 
+def add_secrets(values: Iterable[str]) -> None:
+    """Mask these values from now on in every tradepipe handler, and in ones set up later.
+
+    For secrets that are not in the settings: tokens an adapter obtains or
+    derives while it runs.
+    """
+    fresh = {v for v in values if v and len(v) >= 4} - _RUNTIME_SECRETS
+    if not fresh:
+        return
+    _RUNTIME_SECRETS.update(fresh)
+    for handler in logging.getLogger(ROOT).handlers:
+        for installed in handler.filters:
+            if isinstance(installed, RedactionFilter):
+                installed.add_secrets(fresh)
+
+
 class _PrivateFileHandler(logging.handlers.TimedRotatingFileHandler):
     """A daily-rotated log file readable by its owner only."""
 
@@ -117,7 +135,7 @@ def setup_logging(
         if getattr(handler, "_tradepipe", False):
             logger.removeHandler(handler)
             handler.close()
-    redaction = RedactionFilter(secrets)
+    redaction = RedactionFilter([*secrets, *_RUNTIME_SECRETS])
     console = logging.StreamHandler()
     console.setLevel(console_level)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))

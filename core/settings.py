@@ -15,6 +15,7 @@ tables). The environment is chosen with ``--env``, else ``TRADEPIPE_ENV``, else
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -23,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tradepipe.errors import ConfigError
 from tradepipe.logs import mask_account
 
@@ -108,6 +109,100 @@ class PluginSettings(_Table):
     disabled: list[str] = Field(default_factory=list)
 
 
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+#: The shortest snapshot interval: brokers pace their market data and scanners.
+MIN_EVERY = dt.timedelta(seconds=10)
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``"30s"``, ``"5m"`` or ``"1h"`` as a timedelta.
+
+    :raises ValueError: anything else, saying what is expected.
+    """
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration; expected e.g. 30s, 5m or 1h")
+    return dt.timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2].lower()])
+
+
+class ScannerSettings(_Table):
+    """``[snapshot.scanner]``: the market scanner a snapshot runs (IBKR's codes)."""
+
+    type: str = "TOP_PERC_GAIN"
+    location: str = "STK.US.MAJOR"
+    instrument: str = "STK"
+    #: Filters as ``CODE=VALUE``, e.g. ``["priceAbove=5"]`` (as ``broker scan --filter``).
+    #: Not a table: keys of tables are read case-insensitively, IBKR's codes are not.
+    filters: list[str] = Field(default_factory=list)
+
+    @field_validator("filters")
+    @classmethod
+    def _pairs(cls, value: list[str]) -> list[str]:
+        codes = [item.partition("=")[0].strip() for item in value]
+        bad = [item for item, code in zip(value, codes, strict=True) if "=" not in item or not code]
+        if bad:
+            raise ValueError(f"expected CODE=VALUE items such as 'priceAbove=5', not {bad}")
+        if len(set(codes)) != len(codes):
+            raise ValueError("a filter code is given twice")
+        return value
+
+    def params(self) -> dict[str, Any]:
+        """The keyword arguments of :meth:`Broker.scan`."""
+        filters: dict[str, str] = {}
+        for item in self.filters:
+            code, _, setting = item.partition("=")
+            filters[code.strip()] = setting.strip()
+        return {
+            "type": self.type,
+            "location": self.location,
+            "instrument": self.instrument,
+            "filters": filters,
+        }
+
+
+class SnapshotSettings(_Table):
+    """``[snapshot]``: what ``tradepipe snapshot`` writes, where, and how often.
+
+    A command's table rather than a component's: the snapshot is not a
+    pipeline component, it reads whichever broker ``[run] broker`` names.
+    """
+
+    #: Symbols whose quotes go into ``market-data.json``.
+    watchlist: list[str] = Field(default_factory=lambda: ["AAPL", "MSFT", "SPY"])
+    scanner: ScannerSettings = Field(default_factory=ScannerSettings)
+    #: Directory the files are written to (relative to the working directory).
+    out: str = "snapshots"
+    #: Keep running and write this often while the exchange is open, e.g. ``5m``;
+    #: empty: write once and exit.
+    every: str = ""
+    #: Without a usable broker (not configured, unreachable, logged out), write
+    #: the paper simulator's demo data instead, labelled ``demo: true``.
+    demo_fallback: bool = True
+    #: The exchange whose hours ``every`` follows (an ``exchange_calendars`` code).
+    exchange: str = "XNYS"
+
+    @field_validator("watchlist")
+    @classmethod
+    def _symbols(cls, value: list[str]) -> list[str]:
+        symbols = [s.strip().upper() for s in value]
+        if any(not s for s in symbols):
+            raise ValueError("a watchlist symbol is empty")
+        return list(dict.fromkeys(symbols))
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        if value.strip() and parse_duration(value) < MIN_EVERY:
+            raise ValueError(f"{value!r} is too often; the shortest interval is 10s")
+        return value.strip()
+
+    @property
+    def interval(self) -> dt.timedelta | None:
+        """``every`` as a timedelta; ``None`` for one snapshot."""
+        return parse_duration(self.every) if self.every else None
+
+
 ComponentTables = dict[str, dict[str, Any]]
 
 
@@ -120,6 +215,7 @@ class AppSettings(_Table):
     sizing: SizingSettings = Field(default_factory=SizingSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
+    snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)
     brokers: ComponentTables = Field(default_factory=dict)
     strategies: ComponentTables = Field(default_factory=dict)
     risk: ComponentTables = Field(default_factory=dict)
@@ -285,6 +381,7 @@ def load_settings(
     raw = {k: v for k, v in _lower_keys(dyn.as_dict()).items() if k not in _DYNACONF_KEYS}
     raw.pop("env", None)  # TRADEPIPE_ENV is the switcher, not a setting
     raw.pop("settings", None)  # TRADEPIPE_SETTINGS is the CLI's --settings, not a setting
+    _verbatim_secrets(raw)
     for table, values in (overrides or {}).items():
         merged = dict(raw.get(table) or {})
         merged.update(values)
@@ -299,6 +396,23 @@ def load_settings(
     )
     raw["secret_keys"] = frozenset(secret_keys)
     return validate_settings(raw, source=str(settings_path) if files else "built-in defaults")
+
+
+def _verbatim_secrets(raw: dict[str, Any]) -> None:
+    """Secrets from environment variables as they were written, never as TOML values.
+
+    dynaconf reads a variable's value as TOML, so a hex token like ``12e45`` would
+    arrive as a float and an all-digit one as an int. Secrets are strings.
+    """
+    for name, value in os.environ.items():
+        if not name.startswith("TRADEPIPE_") or not _SECRET_KEY.search(name):
+            continue
+        *tables, key = name[len("TRADEPIPE_") :].lower().split("__")
+        table: Any = raw
+        for part in tables:
+            table = table.get(part) if isinstance(table, dict) else None
+        if isinstance(table, dict) and key in table and not isinstance(table[key], str):
+            table[key] = value
 
 
 def validate_settings(raw: Mapping[str, Any], source: str = "settings") -> AppSettings:

@@ -13,7 +13,10 @@ it too, and derives a new one
 
 A token whose ``live_session_token_signature`` does not match the one
 computed here is a :class:`~tradepipe.errors.BrokerAuthError` and is never
-used. :class:`OAuth1Auth` is the ``httpx.Auth`` that signs each request
+used. IBKR does not say whether a new LST keeps the brokerage session opened
+with ``ssodh/init`` under the old one; it is assumed to (the session belongs to
+the username), and if IBKR answers "no bridge" the session supervisor reopens
+it and retries the read. :class:`OAuth1Auth` is the ``httpx.Auth`` that signs each request
 HMAC-SHA256 with the current LST. Every secret that passes through here is
 added to the log redaction as soon as it is known.
 
@@ -159,7 +162,12 @@ class Token:
     obtained_at: float
 
     def due(self, now: float, margin: float) -> bool:
-        """Whether it must be replaced before the next use (at the margin: yes)."""
+        """Whether it must be replaced before the next use (at the margin: yes).
+
+        The margin is at most half the token's life, so a token shorter-lived
+        than expected is still used rather than replaced on every request.
+        """
+        margin = min(margin, (self.expires_at - self.obtained_at) / 2)
         return now >= self.expires_at - margin
 
     @property
@@ -297,6 +305,8 @@ class OAuth1Authenticator:
                 client, "POST", LST_PATH, what=what, headers={"Authorization": header}
             )
             try:
+                # IBKR's OpenAPI schema names this field diffie_hellman_challenge; its
+                # example, its prose and ibind say diffie_hellman_response.
                 response = str(body["diffie_hellman_response"])
                 proof = str(body["live_session_token_signature"])
                 expiration = int(body["live_session_token_expiration"])

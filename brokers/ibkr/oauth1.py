@@ -45,7 +45,7 @@ from urllib.parse import quote_plus, unquote_plus
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dh, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 #: Generator IBKR's Diffie-Hellman groups use (``openssl dhparam`` default).
 DH_GENERATOR = 2
@@ -91,22 +91,53 @@ def parse_dh_prime(value: str) -> tuple[int, int]:
         raise OAuthFormatError(
             "dh_prime: expected the prime in hex or the path of a dhparam.pem file"
         )
-    pem = text.encode() if "BEGIN" in text else Path(text).expanduser().read_bytes()
+    pem = text if "BEGIN" in text else Path(text).expanduser().read_text(errors="replace")
+    return _dh_parameters(pem)
+
+
+def _dh_parameters(pem: str) -> tuple[int, int]:
+    """``(p, g)`` of a PEM ``DH PARAMETERS`` block (PKCS#3: SEQUENCE { p, g [, length] }).
+
+    Read by hand: ``cryptography`` deprecates its finite-field DH support, and
+    two DER integers are all there is to it.
+    """
+    body = pem.split("-----BEGIN DH PARAMETERS-----", 1)[-1].split("-----END", 1)[0]
     try:
-        params = serialization.load_pem_parameters(pem)
-    except (ValueError, UnsupportedAlgorithm):
+        der = base64.b64decode("".join(body.split()), validate=True)
+        seq, rest = _der(der, 0x30)
+        p, seq = _der(seq, 0x02)
+        g, _ = _der(seq, 0x02)
+    except (ValueError, IndexError):
         raise OAuthFormatError("dh_prime: the file is not PEM Diffie-Hellman parameters") from None
-    if not isinstance(params, dh.DHParameters):
-        raise OAuthFormatError("dh_prime: the file holds no Diffie-Hellman parameters")
-    numbers = params.parameter_numbers()
-    return numbers.p, numbers.g
+    if rest:
+        raise OAuthFormatError("dh_prime: trailing data after the DH parameters")
+    return int.from_bytes(p, "big"), int.from_bytes(g, "big")
+
+
+def _der(data: bytes, tag: int) -> tuple[bytes, bytes]:
+    """The content of the DER element of ``tag`` at the start of ``data``, and what follows."""
+    if data[0] != tag:
+        raise ValueError("unexpected DER tag")
+    length, offset = data[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, offset = int.from_bytes(data[2 : 2 + count], "big"), 2 + count
+    end = offset + length
+    if end > len(data):
+        raise ValueError("truncated DER element")
+    return data[offset:end], data[end:]
 
 
 # -- the live session token ------------------------------------------------------------------
 
 
 def prepend(access_token_secret: str, encryption_key: rsa.RSAPrivateKey) -> str:
-    """The decrypted access-token secret, hex: what the LST request is prefixed with."""
+    """The decrypted access-token secret, hex: what the LST request is prefixed with.
+
+    With the wrong key OpenSSL 3 does not fail (PKCS#1 v1.5 "implicit
+    rejection" returns a pseudo-random plaintext), so a wrong encryption key
+    shows only later, as IBKR refusing the live session token request.
+    """
     try:
         encrypted = base64.b64decode(access_token_secret, validate=True)
         plain = encryption_key.decrypt(encrypted, padding.PKCS1v15())

@@ -11,8 +11,10 @@ flow it offers approved third-party vendors:
    ``oauth_token`` and ``oauth_verifier`` (or, with ``oob``, shows the verifier
    to paste);
 3. ``POST /oauth/access_token`` with the request token and the verifier → the
-   permanent access token and its secret (encrypted to the consumer's public
-   encryption key, used exactly like a first-party one) and ``is_paper``.
+   permanent access token, its secret and ``is_paper``. IBKR documents the
+   secret only as "base64"; it is taken to be encrypted to the consumer's public
+   encryption key like a first-party one (what the consumer registers that key
+   for), and is used exactly the same way.
 
 The callback is a one-shot HTTP server on 127.0.0.1 on a free port. Its path
 carries a random ``state`` and it accepts only the request token it is waiting
@@ -171,9 +173,12 @@ class CallbackServer:
         self._http.server_close()
         self._thread.join(timeout=5)
 
-    def wait(self, request: str, timeout: float) -> str | None:
-        """The verifier IBKR sent for ``request``, or ``None`` after ``timeout`` seconds."""
+    def expect(self, request: str) -> None:
+        """Accept the redirect for this request token (and no other) from now on."""
         self.expected = request
+
+    def wait(self, timeout: float) -> str | None:
+        """The verifier IBKR sent, or ``None`` after ``timeout`` seconds."""
         self._done.wait(timeout)
         return self.verifier
 
@@ -237,11 +242,12 @@ def login(
     else:
         with CallbackServer(port) as server:
             request = request_token(client, consumer, server.url, now)
+            server.expect(request)
             url = authorize_url(request, authorize_base)
             show(f"Open {url} in a browser, log in to IBKR and approve tradepipe.")
             if open_browser is not None:
                 open_browser(url)
-            found = server.wait(request, timeout)
+            found = server.wait(timeout)
         if found is None:
             raise BrokerAuthError(
                 f"{client.broker}: no authorization arrived within {timeout:.0f} s; "

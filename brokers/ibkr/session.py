@@ -148,7 +148,15 @@ class Session:
         with self.lock:
             self._ready = False
             self.authenticator.open(self.client)
-            state = self.check()
+            try:
+                state = self.check()
+            except BrokerAuthError as exc:
+                if exc.context.get("reason") != "unauthenticated":
+                    raise
+                # Refused at once: a token kept from an earlier run may have been
+                # revoked. The authenticator renews it, or says what a person must do.
+                self.authenticator.renew(self.client)
+                state = self.check()
             if state.connected and not state.healthy:
                 log.info("%s: opening the brokerage session (ssodh/init)", self.client.broker)
                 self.client.post(

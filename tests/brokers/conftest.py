@@ -240,3 +240,12 @@ def gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
 def live_gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
     """A stand-in gateway logged in to the live account U1234567 (``isPaper`` false)."""
     return start_gateway(account=LIVE_ACCOUNT)
+
+
+# The OAuth stand-in and its keys (oauth_fixtures.py imports from this module, hence at the end).
+from oauth_fixtures import (  # noqa: E402, F401
+    fast_oauth_pacing,
+    oauth_gateway,
+    oauth_keys,
+    start_oauth_gateway,
+)

@@ -39,14 +39,14 @@ def test_builtins_load_through_entry_points() -> None:
     assert set(host.plugins) >= BUILTINS
     assert all(host.plugins[name].builtin for name in BUILTINS)
     assert host.plugins["paper"].distribution == "tradepipe"
-    assert set(host.components("broker")) == {"paper", "client_portal"}
+    assert set(host.components("broker")) == {"paper", "client_portal", "web_api"}
     assert {"sma_cross"} <= set(host.components("strategy"))
     assert {"min_confidence", "max_position_value", "max_risk_per_trade", "buying_power"} <= set(
         host.components("risk_filter")
     )
     assert {"sql"} <= set(host.components("sink"))
     assert {"synthetic", "csv"} <= set(host.components("feed"))
-    assert "ledger" in host.commands()
+    assert {"ledger", "auth"} <= set(host.commands())
     assert host.plugins["sma_cross"].components == ["strategy:sma_cross"]
 
 

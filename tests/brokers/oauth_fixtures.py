@@ -1,0 +1,310 @@
+"""Fixtures for the OAuth Web API adapter: keys, and the gateway stand-in in OAuth mode.
+
+``oauth_keys`` (once per session) are the consumer's RSA keys — signature, encryption, and an
+OAuth 2.0 client key, 2048 bits as IBKR requires, PKCS#1 PEM files as ``openssl genrsa``
+writes them — the RFC 3526 2048-bit MODP group as the DH prime (hex and ``dhparam.pem``),
+and an access-token secret encrypted to the public encryption key the way IBKR issues it.
+
+``oauth_gateway`` starts ``oauth_standin.py`` (the gateway stand-in behind IBKR's OAuth checks)
+for one test; ``start_oauth_gateway(account=…, lst_lifetime_ms=…)`` starts others. Same pattern
+as ``gateway``: 127.0.0.1, a free port, its own process, stopped by pid at teardown.
+``broker_table()`` is the ``[brokers.web_api]`` table that reaches it.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import secrets
+import ssl
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import PAPER_ACCOUNT, Gateway, GatewayCerts, _read_port, _stop
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from tradepipe.brokers.ibkr import pacing
+from tradepipe.brokers.web_api import WebApiOAuthBroker
+
+STANDIN = Path(__file__).with_name("oauth_standin.py")
+CONSUMER_KEY = "TPQZKEYXW"
+ACCESS_TOKEN = "c0ffee5eed1234abcd99"
+REALM = "limited_poa"
+#: RFC 3526, group 14: a fixed, well-known 2048-bit safe prime with generator 2.
+DH_PRIME = int(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A0879"
+    "8E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B"
+    "0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA4836"
+    "1C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804"
+    "F1746C08CA18217C32905E462E36CE3BE39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6"
+    "955817183995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF",
+    16,
+)
+OAUTH2_CLIENT = {"client_id": "tp-client-7781", "key_id": "tp-kid-1", "username": "tpuser9"}
+
+
+def _pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+def _public(key: rsa.RSAPrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+@dataclass(frozen=True)
+class OAuthKeys:
+    folder: Path
+    signature: rsa.RSAPrivateKey = field(repr=False)
+    encryption: rsa.RSAPrivateKey = field(repr=False)
+    client2: rsa.RSAPrivateKey = field(repr=False)
+    #: The access-token secret's plaintext (what IBKR keeps) and its encrypted form (ours).
+    secret_plain: bytes = field(repr=False)
+    secret_encrypted: str = field(repr=False)
+
+    @property
+    def signature_file(self) -> Path:
+        return self.folder / "private_signature.pem"
+
+    @property
+    def encryption_file(self) -> Path:
+        return self.folder / "private_encryption.pem"
+
+    @property
+    def client2_file(self) -> Path:
+        return self.folder / "client2.pem"
+
+    @property
+    def dhparam_file(self) -> Path:
+        return self.folder / "dhparam.pem"
+
+    def secret_values(self) -> list[str]:
+        """Everything that must never be printed or logged (PEM bodies line by line)."""
+        values = [CONSUMER_KEY, ACCESS_TOKEN, self.secret_encrypted, self.secret_plain.hex()]
+        for path in (self.signature_file, self.encryption_file, self.client2_file):
+            values += [
+                line for line in path.read_text().splitlines() if line and "-----" not in line
+            ]
+        return values
+
+
+@pytest.fixture(scope="session")
+def oauth_keys(tmp_path_factory: pytest.TempPathFactory) -> OAuthKeys:
+    folder = tmp_path_factory.mktemp("oauth-keys")
+    keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(3)]
+    signature, encryption, client2 = keys
+    plain = secrets.token_bytes(32)
+    encrypted = base64.b64encode(encryption.public_key().encrypt(plain, padding.PKCS1v15()))
+    found = OAuthKeys(folder, signature, encryption, client2, plain, encrypted.decode())
+    for key, path in zip(
+        keys, (found.signature_file, found.encryption_file, found.client2_file), strict=True
+    ):
+        path.write_bytes(_pem(key))
+        path.chmod(0o600)
+    found.dhparam_file.write_text(dhparam_pem(DH_PRIME, 2))
+    return found
+
+
+def _der_integer(value: int) -> bytes:
+    raw = value.to_bytes(value.bit_length() // 8 + 1, "big")
+    return b"\x02" + _der_length(len(raw)) + raw
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def dhparam_pem(prime: int, generator: int) -> str:
+    """What ``openssl dhparam`` writes (PKCS#3), built by hand: cryptography deprecates FFDH."""
+    body = _der_integer(prime) + _der_integer(generator)
+    der = b"\x30" + _der_length(len(body)) + body
+    b64 = base64.b64encode(der).decode()
+    lines = "\n".join(b64[i : i + 64] for i in range(0, len(b64), 64))
+    return f"-----BEGIN DH PARAMETERS-----\n{lines}\n-----END DH PARAMETERS-----\n"
+
+
+@dataclass
+class OAuthGateway(Gateway):
+    """The stand-in behind IBKR's OAuth checks; the gateway controls plus OAuth ones."""
+
+    keys: OAuthKeys | None = None
+
+    def oauth(self) -> dict[str, Any]:
+        """``{"lst": derivations, "refused": [...], "checked": verified requests}``."""
+        result: dict[str, Any] = self._get("/oauth")
+        return result
+
+    def revoke(self) -> None:
+        """Forget every live session and bearer token: the next request gets 401."""
+        self._post("/oauth", {"action": "revoke"})
+
+    def gone(self, times: int = 1) -> None:
+        """Revoke, and answer the next ``times`` API requests 410 Gone."""
+        self._post("/oauth", {"action": "gone", "times": times})
+
+    def broker_table(self, **extra: Any) -> dict[str, Any]:
+        """A ``[brokers.web_api]`` table (OAuth 1.0a first-party) for this stand-in."""
+        assert self.keys is not None
+        return {
+            "base_url": self.base_url,
+            "verify": self.ca_path,
+            "account_id": self.account,
+            "consumer_key": CONSUMER_KEY,
+            "access_token": ACCESS_TOKEN,
+            "access_token_secret": self.keys.secret_encrypted,
+            "signature_key_file": str(self.keys.signature_file),
+            "encryption_key_file": str(self.keys.encryption_file),
+            "dh_prime": format(DH_PRIME, "x"),
+            **extra,
+        }
+
+    def oauth2_table(self, **extra: Any) -> dict[str, Any]:
+        assert self.keys is not None
+        return {
+            "base_url": self.base_url,
+            "verify": self.ca_path,
+            "account_id": self.account,
+            "auth": "oauth2",
+            "client_id": OAUTH2_CLIENT["client_id"],
+            "key_id": OAUTH2_CLIENT["key_id"],
+            "client_key_file": str(self.keys.client2_file),
+            "username": OAUTH2_CLIENT["username"],
+            "public_ip": "203.0.113.7",
+            **extra,
+        }
+
+
+def standin_config(keys: OAuthKeys, **extra: Any) -> dict[str, Any]:
+    return {
+        "consumer_key": CONSUMER_KEY,
+        "realm": REALM,
+        "signature_public_pem": _public(keys.signature),
+        "encryption_public_pem": _public(keys.encryption),
+        "dh_prime": format(DH_PRIME, "x"),
+        "access_token": ACCESS_TOKEN,
+        "access_token_secret": keys.secret_plain.hex(),
+        "oauth2": {**OAUTH2_CLIENT, "public_pem": _public(keys.client2)},
+        **extra,
+    }
+
+
+@pytest.fixture
+def start_oauth_gateway(
+    gateway_certs: GatewayCerts, oauth_keys: OAuthKeys, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., OAuthGateway]]:
+    """``start_oauth_gateway(account=…, **config)`` starts a stand-in; all stop at teardown."""
+    running: list[tuple[subprocess.Popen[bytes], httpx.Client]] = []
+
+    def start(account: str = PAPER_ACCOUNT, **config: Any) -> OAuthGateway:
+        folder = tmp_path_factory.mktemp("oauth-standin")
+        config_path = folder / "oauth.json"
+        config_path.write_text(json.dumps(standin_config(oauth_keys, **config)))
+        stderr_path = folder / "stderr.txt"
+        command = [
+            sys.executable,
+            str(STANDIN),
+            "--cert",
+            str(gateway_certs.cert_path),
+            "--key",
+            str(gateway_certs.key_path),
+            "--oauth",
+            str(config_path),
+            "--port",
+            "0",
+            "--account",
+            account,
+        ]
+        with stderr_path.open("wb") as stderr:
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+        try:
+            port = _read_port(proc, stderr_path)
+        except BaseException:
+            _stop(proc)
+            raise
+        control = httpx.Client(
+            base_url=f"https://127.0.0.1:{port}/_standin",
+            verify=ssl.create_default_context(cafile=str(gateway_certs.ca_path)),
+            timeout=10.0,
+        )
+        running.append((proc, control))
+        return OAuthGateway(
+            base_url=f"https://127.0.0.1:{port}/v1/api",
+            ca_path=str(gateway_certs.ca_path),
+            account=account,
+            port=port,
+            pid=proc.pid,
+            _control=control,
+            keys=oauth_keys,
+        )
+
+    yield start
+    for proc, control in reversed(running):
+        control.close()
+        _stop(proc)
+
+
+@pytest.fixture
+def oauth_gateway(start_oauth_gateway: Callable[..., OAuthGateway]) -> OAuthGateway:
+    """The OAuth stand-in for the paper account DU1234567."""
+    return start_oauth_gateway()
+
+
+@pytest.fixture
+def fast_oauth_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IBKR's pacing with time compressed (rate x10, intervals / 100), as for the gateway."""
+    limits = tuple(
+        dataclasses.replace(lim, interval=lim.interval / 100) for lim in pacing.ENDPOINT_LIMITS
+    )
+
+    def make_pacer(self: WebApiOAuthBroker) -> pacing.Pacer:
+        return pacing.Pacer(100, limits=limits, penalty_seconds=self.settings.penalty_seconds)
+
+    monkeypatch.setattr(WebApiOAuthBroker, "make_pacer", make_pacer)
+
+
+def write_settings(
+    path: Path, table: dict[str, Any], secrets: dict[str, Any] | None = None
+) -> None:
+    def toml(values: dict[str, Any]) -> str:
+        return "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
+
+    public = {k: v for k, v in table.items() if k not in (secrets or {})}
+    path.joinpath("settings.toml").write_text(
+        f"""
+[default.run]
+broker = "web_api"
+risk_filters = ["min_confidence", "max_position_value", "buying_power"]
+sinks = ["sql"]
+[default.sinks.sql]
+path = "ledger.db"
+writer = "inline"
+[default.risk.max_position_value]
+limit = 100000
+[default.feeds.synthetic]
+symbols = ["AAPL"]
+bars = 120
+[default.logging]
+dir = "logs"
+[default.brokers.web_api]
+{toml(public)}
+"""
+    )
+    if secrets:
+        path.joinpath(".secrets.toml").write_text(f"[default.brokers.web_api]\n{toml(secrets)}\n")

@@ -1,0 +1,221 @@
+"""The OAuth Web API adapter end to end: the CLI a user runs, against the OAuth stand-in.
+
+Every request goes over TLS to ``oauth_standin.py`` in its own process, which checks every
+signature the way IBKR does (``oauth_server.py``): the live session token request's RSA-SHA256
+and each API request's HMAC-SHA256. Pacing is kept, time compressed as in the gateway tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from oauth_fixtures import DH_PRIME, OAuthGateway, write_settings
+from tradepipe.brokers.ibkr import oauth1
+from tradepipe.brokers.web_api import WebApiOAuthBroker
+from tradepipe.cli import cli
+from tradepipe.cli.context import AppContext
+from tradepipe.settings import load_settings
+
+pytestmark = pytest.mark.usefixtures("fast_oauth_pacing")
+
+
+@pytest.fixture
+def workdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oauth_gateway: OAuthGateway
+) -> Iterator[Path]:
+    write_settings(tmp_path, oauth_gateway.broker_table(auth_file=str(tmp_path / "auth.json")))
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    assert bad_signatures(oauth_gateway) == []
+
+
+def bad_signatures(gateway: OAuthGateway) -> list[str]:
+    """Requests IBKR's checks refused for another reason than a token it revoked."""
+    return [r for r in gateway.oauth()["refused"] if "no live session token" not in r]
+
+
+def tp(*args: str, debug: bool = False) -> Result:
+    app = AppContext(settings_path="settings.toml", debug=debug)
+    return CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
+
+
+def ok_json(*args: str) -> Any:
+    result = tp(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_broker_status_through_the_cli(workdir: Path, oauth_gateway: OAuthGateway) -> None:
+    status = ok_json("broker", "status", "--broker", "web_api")
+    assert status["broker"] == "web_api"
+    assert status["authenticated"] and status["paper"] and status["account_id"] == "DU***4567"
+    state = oauth_gateway.oauth()
+    assert state["lst"] == 1 and state["checked"] >= 4
+    paths = [r["path"] for r in oauth_gateway.requests()]
+    assert paths.index("/iserver/auth/ssodh/init") < paths.index("/iserver/accounts")
+    # The next command signs with the token kept in the 0600 file: no new derivation.
+    ok_json("broker", "accounts")
+    assert oauth_gateway.oauth()["lst"] == 1
+
+
+def test_orders_keep_the_reply_policy_and_exactly_once(
+    workdir: Path, oauth_gateway: OAuthGateway
+) -> None:
+    table = oauth_gateway.broker_table(auth_file=str(workdir / "auth.json"), confirm=["o163"])
+    write_settings(workdir, table)
+    oauth_gateway.questions(["o163"])
+    placed = ok_json("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")
+    assert placed["order"]["status"] == "accepted"
+    oauth_gateway.questions(["o163", "o354"])
+    refused = tp("order", "stock", "AAPL", "--side", "buy", "--quantity", "2", "--json")
+    assert refused.exit_code == 1
+    assert "o354" in json.loads(refused.stdout)["order"]["reason"]
+    oauth_gateway.questions([])
+    account = oauth_gateway.account
+    oauth_gateway.fault("POST", f"/iserver/account/{account}/orders", "drop", after=True)
+    dropped = ok_json("order", "stock", "AAPL", "--side", "buy", "--quantity", "3")
+    assert [e["status"] for e in dropped["events"]] == ["submitted", "unknown", "accepted"]
+    assert len(oauth_gateway.orders()) == 2  # the first and the dropped one, each once
+    cid = dropped["order"]["client_order_id"]
+    assert [o["client_order_id"] for o in ok_json("broker", "orders")].count(cid) == 1
+
+
+def test_a_run_adopts_the_orders_working_at_ibkr(workdir: Path) -> None:
+    placed = ok_json(
+        "order", "stock", "MSFT", "--side", "buy", "--quantity", "4", "--type", "limit",
+        "--limit-price", "90", "--tif", "gtc",
+    )  # fmt: skip
+    cid = placed["order"]["client_order_id"]
+    result = tp("run-pipeline", "--json", "--no-progress")
+    assert result.exit_code == 0, result.output
+    log = "".join(p.read_text() for p in (workdir / "logs").glob("*.log"))
+    assert f"adopted order {cid} (buy 4 MSFT) working at the broker" in log
+
+
+def test_a_revoked_token_is_derived_again(workdir: Path, oauth_gateway: OAuthGateway) -> None:
+    ok_json("broker", "status")
+    oauth_gateway.revoke()  # e.g. IBKR's nightly reset: the kept token now gets 401
+    assert ok_json("broker", "status")["authenticated"]
+    oauth_gateway.gone()  # 410 Gone on the next request
+    assert ok_json("broker", "positions") == []
+    assert oauth_gateway.oauth()["lst"] == 3
+    oauth_gateway.set_auth(authenticated=False)  # the brokerage session dropped
+    assert ok_json("broker", "status")["authenticated"]
+
+
+def test_run_pipeline_with_oauth_writes_no_secret_anywhere(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    oauth_gateway: OAuthGateway,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    keys = oauth_gateway.keys
+    assert keys is not None
+    table = oauth_gateway.broker_table(auth_file=str(tmp_path / "state" / "auth.json"))
+    # Secrets where the README says to keep them: .secrets.toml and environment variables.
+    write_settings(
+        tmp_path,
+        table,
+        secrets={"consumer_key": table["consumer_key"], "access_token": table["access_token"]},
+    )
+    del table["access_token_secret"]
+    write_settings(
+        tmp_path,
+        table,
+        secrets={"consumer_key": table["consumer_key"], "access_token": table["access_token"]},
+    )
+    monkeypatch.setenv("TRADEPIPE_BROKERS__WEB_API__ACCESS_TOKEN_SECRET", keys.secret_encrypted)
+    monkeypatch.chdir(tmp_path)
+    # Records are captured before any redaction runs: what is checked is what was logged.
+    logging.getLogger("tradepipe").addHandler(caplog.handler)
+    caplog.set_level(logging.DEBUG)
+    try:
+        # --debug: debug-level logs, tracebacks on errors.
+        outputs = [tp("run-pipeline", "--broker", "web_api", "--json", "--no-progress", debug=True)]
+        outputs += [tp("broker", "status"), tp("config", "show"), tp("auth", "status")]
+        outputs += [tp("broker", "positions", "--json"), tp("auth", "refresh")]
+    finally:
+        logging.getLogger("tradepipe").removeHandler(caplog.handler)
+    assert outputs[0].exit_code == 0, outputs[0].output
+    summary = json.loads(outputs[0].stdout)
+    assert summary["broker"] == "web_api"
+    assert all(r.exit_code == 0 for r in outputs), [r.output for r in outputs]
+    issued = oauth_gateway.oauth()["issued"]  # every live session token IBKR's side made
+    assert len([t for t in issued if t.endswith("=")]) == 2  # run-pipeline, then auth refresh
+    prepend = oauth1.prepend(keys.secret_encrypted, keys.encryption)
+    written = [r.stdout + r.stderr for r in outputs] + [caplog.text]
+    written += [p.read_text(errors="replace") for p in (tmp_path / "logs").glob("*")]
+    written.append((tmp_path / "ledger.db").read_bytes().decode("latin-1"))
+    assert any("live session token derived" in text for text in written)
+    for secret in [*keys.secret_values(), *issued, prepend]:
+        for text in written:
+            assert secret not in text
+    assert "********" in outputs[2].stdout  # config show masks them
+    paths = [(r["method"], r["path"]) for r in oauth_gateway.requests()]
+    first_order = paths.index(("POST", f"/iserver/account/{oauth_gateway.account}/orders"))
+    # Start-up reconciliation read IBKR's working orders before anything was sent.
+    assert ("GET", "/iserver/account/orders") in paths[:first_order]
+    assert oct(os.stat(tmp_path / "state" / "auth.json").st_mode & 0o777) == "0o600"
+    assert oauth_gateway.oauth()["refused"] == []
+
+
+def test_config_show_masks_every_credential(workdir: Path, oauth_gateway: OAuthGateway) -> None:
+    result = tp("config", "show")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)["brokers"]["web_api"]
+    for key in ("consumer_key", "access_token", "access_token_secret"):
+        assert shown[key] == "********", key
+    assert shown["signature_key_file"].endswith("private_signature.pem")  # a path, not a secret
+
+
+def test_oauth2_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oauth_gateway: OAuthGateway
+) -> None:
+    write_settings(tmp_path, oauth_gateway.oauth2_table(auth_file=str(tmp_path / "auth.json")))
+    monkeypatch.chdir(tmp_path)
+    assert ok_json("broker", "status")["authenticated"]
+    oauth_gateway.revoke()
+    assert ok_json("broker", "positions") == []
+    status = ok_json("auth", "status")
+    assert status["method"] == "oauth2" and status["valid"]
+    assert [r for r in oauth_gateway.oauth()["refused"] if "bearer" not in r] == []
+
+
+def test_bad_settings_stop_before_anything_is_sent(
+    workdir: Path, oauth_gateway: OAuthGateway
+) -> None:
+    table = oauth_gateway.broker_table(auth_file=str(workdir / "auth.json"))
+    write_settings(workdir, {**table, "dh_prime": "zz"})
+    result = tp("broker", "status")
+    assert result.exit_code == 2 and "dh_prime" in result.output
+    write_settings(workdir, {**table, "signature_key_file": str(workdir / "nope.pem")})
+    result = tp("broker", "status")
+    assert result.exit_code == 2 and "signature_key_file" in result.output
+    write_settings(workdir, {k: v for k, v in table.items() if k != "consumer_key"})
+    result = tp("config", "check")
+    assert result.exit_code == 2 and "needs consumer_key" in result.output
+    write_settings(workdir, {**table, "base_url": "https://api.ibkr.com/v1/api", "verify": False})
+    result = tp("broker", "status")
+    assert result.exit_code == 2 and "verify = false is refused" in result.output
+    assert oauth_gateway.requests() == []
+
+
+def test_credentials_from_environment_variables_are_taken_verbatim(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dynaconf reads variables as TOML: 12e45 would be a float, 0x… an int.
+    monkeypatch.setenv("TRADEPIPE_BROKERS__WEB_API__ACCESS_TOKEN", "12e45")
+    monkeypatch.setenv("TRADEPIPE_BROKERS__WEB_API__CLIENT_ID", "123456")
+    monkeypatch.setenv("TRADEPIPE_BROKERS__WEB_API__DH_PRIME", "0x" + format(DH_PRIME, "x"))
+    table = load_settings("settings.toml").component_table("brokers", "web_api")
+    assert table["access_token"] == "12e45"
+    settings = WebApiOAuthBroker.Settings.model_validate(table)
+    assert settings.client_id == "123456"
+    assert int(settings.dh_prime, 16) == DH_PRIME

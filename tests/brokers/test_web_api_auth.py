@@ -1,0 +1,173 @@
+"""``tradepipe auth …``: the third-party browser flow, token status, refresh and logout.
+
+The person's browser is a function that follows IBKR's redirect with httpx; IBKR's
+authorization page is the OAuth stand-in's ``/authorize``, which approves at once.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+from oauth_fixtures import ACCESS_TOKEN, OAuthGateway, write_settings
+from tradepipe.brokers import web_api_cli
+from tradepipe.brokers.ibkr.authfile import AuthFile
+from tradepipe.brokers.web_api import WebApiOAuthBroker
+from tradepipe.cli import cli
+from tradepipe.cli.context import AppContext
+
+pytestmark = pytest.mark.usefixtures("fast_oauth_pacing")
+
+
+def tp(*args: str) -> Result:
+    app = AppContext(settings_path="settings.toml")
+    return CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
+
+
+@pytest.fixture
+def third_party(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oauth_gateway: OAuthGateway
+) -> Path:
+    """Settings of a third-party consumer: keys, but no access token until a login."""
+    table = oauth_gateway.broker_table(
+        auth_file=str(tmp_path / "auth.json"),
+        authorize_url=f"https://127.0.0.1:{oauth_gateway.port}/authorize",
+    )
+    del table["access_token"], table["access_token_secret"]
+    write_settings(tmp_path, table)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "auth.json"
+
+
+def browser(gateway: OAuthGateway, visits: list[str]) -> Callable[[str], bool]:
+    """A person who approves at once: follow IBKR's redirect back to the callback."""
+
+    def open_url(url: str) -> bool:
+        visits.append(url)
+        with httpx.Client(verify=gateway.ssl_context(), follow_redirects=True) as http:
+            answer = http.get(url)
+        assert answer.status_code == 200 and "authorized" in answer.text
+        return True
+
+    return open_url
+
+
+def test_login_through_the_browser_then_trade_with_the_token(
+    third_party: Path, oauth_gateway: OAuthGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tp("broker", "status").exit_code == 2  # no access token yet: a settings problem
+    visits: list[str] = []
+    monkeypatch.setattr(web_api_cli.webbrowser, "open", browser(oauth_gateway, visits))
+    result = tp("auth", "login")
+    assert result.exit_code == 0, result.output
+    assert "authorized: a paper IBKR login" in result.stdout
+    assert visits and visits[0].startswith(f"https://127.0.0.1:{oauth_gateway.port}/authorize?")
+    assert stat.S_IMODE(third_party.stat().st_mode) == 0o600
+    login = AuthFile(third_party).section("oauth1_login")
+    assert login is not None and login["access_token"] != ACCESS_TOKEN
+    status = json.loads(tp("auth", "status", "--json").stdout)
+    assert status["access_token"] == "login" and status["paper"] is True
+    assert status["valid"] is False and status["expires_at"] is None
+    assert status["message"] == "no live session token yet; one is obtained on first use"
+    # The token IBKR issued works like a first-party one.
+    broker = json.loads(tp("broker", "status", "--json").stdout)
+    assert broker["authenticated"]
+    shown = result.output + json.dumps(status) + json.dumps(broker)
+    assert login["access_token"] not in shown and login["access_token_secret"] not in shown
+    assert oauth_gateway.oauth()["refused"] == []
+
+
+def test_a_forged_callback_is_refused_and_the_login_times_out(
+    third_party: Path, oauth_gateway: OAuthGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers: list[int] = []
+
+    def forger(url: str) -> bool:
+        with httpx.Client(verify=oauth_gateway.ssl_context()) as http:
+            callback = http.get(url).headers["location"]  # where IBKR would send the person
+        base, _, query = callback.partition("?")
+        with httpx.Client() as http:
+            answers.append(http.get(f"{base}?oauth_token=wrong&oauth_verifier=x").status_code)
+            other_state = base.rsplit("/", 1)[0] + "/guess"
+            answers.append(http.get(f"{other_state}?{query}").status_code)
+            answers.append(http.get(f"{base}?{query.split('&')[0]}").status_code)  # no verifier
+        return True
+
+    monkeypatch.setattr(web_api_cli.webbrowser, "open", forger)
+    result = tp("auth", "login", "--timeout", "1")
+    assert answers == [400, 400, 400]
+    assert result.exit_code == 1
+    assert "no authorization arrived within 1 s" in result.output
+    assert AuthFile(third_party).section("oauth1_login") is None
+
+
+def test_login_out_of_band(
+    third_party: Path, oauth_gateway: OAuthGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pasted: list[str] = []
+
+    def person(url: str) -> bool:
+        with httpx.Client(verify=oauth_gateway.ssl_context()) as http:
+            page = http.get(url).text  # IBKR shows the verifier instead of redirecting
+        pasted.append(page.removeprefix("verifier="))
+        return True
+
+    def prompt(text: str, **kw: Any) -> str:
+        assert kw.get("hide_input") is True
+        return pasted[0]
+
+    monkeypatch.setattr(web_api_cli.webbrowser, "open", person)
+    monkeypatch.setattr(click, "prompt", prompt)
+    result = tp("auth", "login", "--oob")
+    assert result.exit_code == 0, result.output
+    assert AuthFile(third_party).section("oauth1_login") is not None
+
+
+def test_refresh_status_and_logout(third_party: Path, oauth_gateway: OAuthGateway) -> None:
+    table = oauth_gateway.broker_table(auth_file=str(third_party))
+    write_settings(third_party.parent, table)
+    refreshed = tp("auth", "refresh")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert refreshed.stdout.startswith("refreshed: valid until 20")
+    status = json.loads(tp("auth", "status", "--json").stdout)
+    assert status["valid"] and status["message"].startswith("live session token valid until")
+    assert status["access_token"] == "settings" and status["realm"] == "limited_poa"
+    shown = tp("auth", "status")
+    assert shown.exit_code == 0 and "live session token valid until" in shown.stdout
+    assert oauth_gateway.oauth()["lst"] == 1
+    for token in oauth_gateway.oauth()["issued"]:
+        assert token not in shown.stdout and token not in json.dumps(status)
+    result = tp("auth", "logout")
+    assert result.exit_code == 0, result.output
+    assert "IBKR session ended" in result.stdout and "tokens deleted" in result.stdout
+    assert [r["path"] for r in oauth_gateway.requests()][-1] == "/logout"
+    assert not third_party.exists()
+    assert json.loads(tp("auth", "status", "--json").stdout)["expires_at"] is None
+    again = tp("auth", "logout")
+    assert "no IBKR session was ended; no tokens were kept" in again.stdout
+
+
+def test_login_is_for_oauth1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oauth_gateway: OAuthGateway
+) -> None:
+    write_settings(tmp_path, oauth_gateway.oauth2_table(auth_file=str(tmp_path / "a.json")))
+    monkeypatch.chdir(tmp_path)
+    result = tp("auth", "login")
+    assert result.exit_code == 2 and "needs no login" in result.output
+
+
+def test_testcons_uses_the_test_realm(oauth_gateway: OAuthGateway) -> None:
+    table = oauth_gateway.broker_table(consumer_key="TESTCONS", auth_file="")
+    broker = WebApiOAuthBroker(WebApiOAuthBroker.Settings.model_validate(table))
+    assert broker.realm == "test_realm"
+    explicit = {**table, "realm": "limited_poa"}
+    assert WebApiOAuthBroker(WebApiOAuthBroker.Settings.model_validate(explicit)).realm == (
+        "limited_poa"
+    )
