@@ -239,6 +239,22 @@ class AccountRow(_Ledger, table=True):
     unrealized_pnl: Decimal = _money()
 
 
+class AuditRow(_Ledger, table=True):
+    """A difference between the ledger and the broker, and what was done about it."""
+
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=64, index=True)
+    ts: dt.datetime = _ts()
+    kind: str
+    subject: str
+    ledger_value: str | None = Field(default=None, sa_type=Text)
+    broker_value: str | None = Field(default=None, sa_type=Text)
+    action: str
+    detail: str = Field(default="", sa_type=Text)
+
+
 TABLES: list[type[SQLModel]] = [
     RunRow,
     DecisionRow,
@@ -249,6 +265,7 @@ TABLES: list[type[SQLModel]] = [
     FillRow,
     PositionRow,
     AccountRow,
+    AuditRow,
 ]
 
 
