@@ -1,6 +1,6 @@
 """Fixtures shared by every test folder: the ledger on SQLite and on PostgreSQL.
 
-PostgreSQL comes from ``TRADEPIPE_TEST_POSTGRES`` (an SQLAlchemy URL of a
+PostgreSQL comes from ``LEDGER_TEST_POSTGRES`` (an SQLAlchemy URL of a
 database the tests may create schemas in), else ``127.0.0.1:5432`` as user
 ``postgres``, database ``test``. Each test gets a schema of its own, dropped
 afterwards. Where no server answers, PostgreSQL tests are skipped, except under
@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 pytest_plugins = ["tradepipe.testing"]
 
 POSTGRES = os.environ.get(
-    "TRADEPIPE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    "LEDGER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 
 
