@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import ssl
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -117,6 +118,11 @@ class WebApiOAuthBroker(WebApiBroker):
             return value.rstrip("/")
 
     settings: Settings
+
+    @classmethod
+    def credential_fields(cls, table: Mapping[str, Any]) -> tuple[str, ...]:
+        """The keys that hold this account's credentials, for the chosen ``auth``."""
+        return _REQUIRED.get(str(table.get("auth") or "oauth1"), _REQUIRED["oauth1"])
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(settings)

@@ -137,7 +137,11 @@ def unconfigured(cls: type[Component], settings: AppSettings, name: str) -> str 
         if len(missing) == len(problems):
             return f"[brokers.{name}] lacks {', '.join(missing)}"
         return None
-    secret = [k for k in cls.Settings.model_fields if settings.is_secret(f"brokers.{name}.{k}")]
+    declared = getattr(cls, "credential_fields", None)
+    if callable(declared):
+        secret = list(declared(table))
+    else:
+        secret = [k for k in cls.Settings.model_fields if settings.is_secret(f"brokers.{name}.{k}")]
     if secret and not any(str(table.get(k) or "").strip() for k in secret):
         return f"no credentials in [brokers.{name}] ({', '.join(secret)})"
     return None
@@ -189,7 +193,11 @@ def open_source(host: PluginHost, settings: AppSettings, clock: Clock, *, fallba
     try:
         return open_configured(host, settings)
     except FALLBACK as exc:
-        if not fallback:
+        if not fallback or (
+            isinstance(exc, BrokerAuthError) and exc.context.get("reason") == "credentials"
+        ):
+            # Credentials the broker refuses are a mistake to report, never to
+            # paper over with demo data (a rotated secret must turn CI red).
             raise
         log.info("snapshot: demo data, because %s", exc)
         return open_demo(settings.snapshot, clock, redact_accounts(str(exc)))

@@ -200,6 +200,9 @@ class OAuth1Authenticator:
     :param now: wall-clock seconds; :param dh_random: the DH secret source (tests fix it).
     """
 
+    #: IBKR opens no brokerage session for OAuth: the session supervisor must.
+    opens_brokerage_session = True
+
     SECTION = "oauth1_lst"
 
     def __init__(

@@ -105,6 +105,9 @@ def jwt_expiry(token: str) -> float | None:
 class OAuth2Authenticator:
     """Obtains and renews the access and bearer tokens (see the module docstring)."""
 
+    #: IBKR opens no brokerage session for OAuth: the session supervisor must.
+    opens_brokerage_session = True
+
     SECTION = "oauth2"
 
     def __init__(

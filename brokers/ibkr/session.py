@@ -148,21 +148,25 @@ class Session:
         with self.lock:
             self._ready = False
             self.authenticator.open(self.client)
+            opens = bool(getattr(self.authenticator, "opens_brokerage_session", False))
             try:
                 state = self.check()
             except BrokerAuthError as exc:
-                if exc.context.get("reason") != "unauthenticated":
+                reason = exc.context.get("reason")
+                if reason == "no_bridge" and opens:
+                    state = AuthState(connected=False)
+                elif reason == "unauthenticated":
+                    # Refused at once: a token kept from an earlier run may have been
+                    # revoked. The authenticator renews it, or says what a person must do.
+                    self.authenticator.renew(self.client)
+                    state = self.check()
+                else:
                     raise
-                # Refused at once: a token kept from an earlier run may have been
-                # revoked. The authenticator renews it, or says what a person must do.
-                self.authenticator.renew(self.client)
-                state = self.check()
-            if state.connected and not state.healthy:
-                log.info("%s: opening the brokerage session (ssodh/init)", self.client.broker)
-                self.client.post(
-                    "/iserver/auth/ssodh/init", {"publish": True, "compete": self.compete}
-                )
-                state = self.check()
+            # OAuth: nothing opens the brokerage session but us, and IBKR may report
+            # it as not connected (or "no bridge") until we do. A gateway opens it
+            # itself after the login; we only reopen one that dropped.
+            if not state.healthy and (opens or state.connected):
+                state = self._init_brokerage()
             if not state.healthy:
                 raise BrokerAuthError(
                     self.explain(state), broker=self.client.broker, reason="session"
@@ -174,6 +178,11 @@ class Session:
                 self.client.post("/iserver/questions/suppress", {"messageIds": list(self.suppress)})
             self._ready = True
             return self.account
+
+    def _init_brokerage(self) -> AuthState:
+        log.info("%s: opening the brokerage session (ssodh/init)", self.client.broker)
+        self.client.post("/iserver/auth/ssodh/init", {"publish": True, "compete": self.compete})
+        return self.check()
 
     def check(self) -> AuthState:
         self.state = AuthState.parse(self.client.post("/iserver/auth/status"))

@@ -246,3 +246,43 @@ def test_keepalive_thread_runs_and_stops(gw: respx.MockRouter) -> None:
     time.sleep(0.1)
     assert gw["tickle"].call_count == calls
     session.stop()  # idempotent
+
+
+class _OAuthLike(GatewayLogin):
+    """An authenticator that, like OAuth, leaves opening the brokerage session to us."""
+
+    opens_brokerage_session = True
+
+
+@pytest.mark.parametrize(
+    "before_init",
+    [
+        httpx.Response(200, json={"authenticated": False, "connected": False}),
+        httpx.Response(400, json={"error": "Bad Request: no bridge", "statusCode": 400}),
+    ],
+)
+def test_oauth_sessions_are_opened_with_ssodh_init(
+    gw: respx.MockRouter, before_init: httpx.Response
+) -> None:
+    opened = []
+
+    def status(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=HEALTHY) if opened else before_init
+
+    gw["status"].mock(side_effect=status)
+    gw["init"].mock(side_effect=lambda request: opened.append(1) or httpx.Response(200, json={}))
+    t = FakeTime()
+    session = Session(
+        make_client(t), _OAuthLike("https://localhost:5000"), compete=True, monotonic=t.monotonic
+    )
+    assert session.establish().account_id == "DU1234567"
+    assert json.loads(gw["init"].calls[0].request.content) == {"publish": True, "compete": True}
+
+
+def test_a_gateway_that_is_not_connected_is_not_forced(gw: respx.MockRouter) -> None:
+    gw["status"].mock(
+        return_value=httpx.Response(200, json={"authenticated": False, "connected": False})
+    )
+    with pytest.raises(BrokerAuthError, match="log in at"):
+        _session().establish()
+    assert not gw["init"].called

@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 from tradepipe import (
     AccountSummary,
     Broker,
+    BrokerAuthError,
     BrokerStatus,
     BrokerUnavailableError,
     ComponentSettings,
@@ -50,7 +51,7 @@ class FakeBroker(Broker):
         connected: bool = True
         authenticated: bool = True
         paper: bool = True
-        fail_connect: Literal["", "unavailable"] = ""
+        fail_connect: Literal["", "unavailable", "credentials"] = ""
         fail_quotes: bool = False
         #: A secret by its name: it must never reach a snapshot file.
         password: str = ""
@@ -62,6 +63,8 @@ class FakeBroker(Broker):
 
     def connect(self) -> BrokerStatus:
         self.calls.append("connect")
+        if self.settings.fail_connect == "credentials":
+            raise BrokerAuthError("IBKR refused the consumer key", reason="credentials")
         if self.settings.fail_connect:
             raise BrokerUnavailableError("gateway at https://localhost:5000 refused the connection")
         return self.status()
@@ -735,3 +738,24 @@ def test_the_installed_command_end_to_end(workdir: Path) -> None:
     assert sorted(p.name for p in (workdir / "snapshots").iterdir()) == sorted(
         [*FILES, "index.html"]
     )
+
+
+def test_credentials_the_broker_refuses_are_an_error_not_demo_data(workdir: Path) -> None:
+    # A rotated or revoked secret must turn a scheduled job red, not green with demo data.
+    write_settings(workdir, **{"brokers.fake": {"fail_connect": "credentials"}})
+    result = invoke()
+    assert result.exit_code == 1, result.output
+    assert "refused the consumer key" in result.stderr
+    assert not (workdir / "snapshots").exists()
+
+
+def test_oauth2_settings_with_credentials_are_not_taken_for_an_unset_broker() -> None:
+    from tradepipe.brokers.web_api import WebApiOAuthBroker
+    from tradepipe.plugins.snapshot_source import unconfigured
+    from tradepipe.testing import settings
+
+    oauth2 = {"auth": "oauth2", "client_key_file": "/nonexistent/key.pem", "client_id": "c1"}
+    app = settings(brokers={"web_api": oauth2})
+    assert unconfigured(WebApiOAuthBroker, app, "web_api") is None  # wrong, not absent
+    empty = settings(brokers={"web_api": {"auth": "oauth2"}})
+    assert "no credentials" in (unconfigured(WebApiOAuthBroker, empty, "web_api") or "")
