@@ -100,6 +100,12 @@ class ClientPortalBroker(WebApiBroker):
                 )
             else:
                 return str(Path(verify).expanduser())
+        if urlsplit(s.base_url).scheme != "https" and not is_loopback(host):
+            raise ConfigError(
+                f"[brokers.client_portal] base_url must use https for a gateway on another "
+                f"machine ({host!r}): orders and account data would cross the network in clear",
+                key="brokers.client_portal.base_url",
+            )
         if verify is False:
             if not is_loopback(host):
                 raise ConfigError(

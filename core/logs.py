@@ -36,7 +36,7 @@ _PATTERNS = [
     ),
 ]
 # IBKR account ids: U…, DU…, DF…, F…, I… followed by five or more digits.
-_ACCOUNT = re.compile(r"\b(DU|DF|DI|U|F|I)(\d+)(\d{4})\b")
+_ACCOUNT = re.compile(r"\b(D[A-Z]{1,2}|U|F|I)(\d+)(\d{4})\b")
 # Secrets learnt while running (OAuth tokens): masked by every handler, present and future.
 _RUNTIME_SECRETS: set[str] = set()
 

@@ -27,6 +27,7 @@ from tradepipe.brokers.ibkr.client import WebApiClient, error_text
 from tradepipe.brokers.ibkr.contracts import Contracts
 from tradepipe.brokers.ibkr.market import MarketData
 from tradepipe.brokers.ibkr.orders import (
+    STATUS_MAP,
     Placed,
     ReplyPolicy,
     bracket,
@@ -45,13 +46,14 @@ from tradepipe.brokers.ibkr.session import Authenticator, Session
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.component import ComponentSettings
 from tradepipe.errors import (
+    BrokerAuthError,
     BrokerError,
     BrokerRejectedError,
     BrokerUnavailableError,
 )
 from tradepipe.instruments import Option, Stock
 from tradepipe.market import Bar, Quote
-from tradepipe.orders import Fill, OrderIntent, OrderStatus
+from tradepipe.orders import Fill, OrderIntent, OrderStatus, Side
 from tradepipe.portfolio import AccountSummary, Position
 
 log = logging.getLogger("tradepipe.brokers.ibkr")
@@ -116,6 +118,7 @@ class WebApiBroker(Broker):
         self._last_status: dict[str, OrderStatus] = {}
         self._seen_executions: set[str] = set()
         self._filled: dict[str, Decimal] = {}
+        self._children: dict[str, list[_Child]] = {}
         self._last_poll: float | None = None
         self.monotonic: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], None] = time.sleep
@@ -311,6 +314,10 @@ class WebApiBroker(Broker):
         acct = self.account_id
         body = self.client.get("/iserver/account/orders", {"accountId": acct})
         orders = body.get("orders") if isinstance(body, dict) else None
+        if orders == [] and isinstance(body, dict) and body.get("snapshot") is False:
+            # IBKR's answer while its order cache is being refilled (and after
+            # force=true): empty, but not "no orders".
+            orders = None
         if orders is None:
             raise BrokerUnavailableError(
                 f"{self.name}: IBKR's order list came back without orders; not read as empty",
@@ -321,8 +328,36 @@ class WebApiBroker(Broker):
 
     def open_orders(self) -> list[OrderReport]:
         items = self.session.read(self._live_orders)
-        reports = (report(i) for i in items)
-        return [r for r in reports if r is not None and r.status.is_working]
+        reports = [r for r in (report(i) for i in items) if r is not None and r.status.is_working]
+        for found in reports:
+            self._watch(found)
+        return reports
+
+    def _watch(self, found: OrderReport) -> None:
+        """Poll an order this process did not place (adopted at start-up) like its own."""
+        cid = found.client_order_id
+        if not cid or cid in self._tracked:
+            return
+        try:
+            intent = OrderIntent(
+                client_order_id=cid,
+                decision_id="",
+                source="broker",
+                symbol=found.symbol,
+                side=found.side,
+                quantity=found.quantity,
+                order_type=found.order_type,
+                limit_price=found.limit_price,
+                stop_price=found.stop_price,
+                created_at=self.clock.now(),
+            )
+        except ValidationError as exc:
+            log.warning("order %s at IBKR cannot be watched: %s", cid, exc.errors()[0]["msg"])
+            return
+        self._tracked[cid] = intent
+        self._broker_ids[cid] = found.broker_order_id
+        self._last_status[cid] = found.status
+        self._filled[cid] = found.filled_quantity
 
     def _trades(self, days: int = 1) -> list[dict[str, Any]]:
         body = self.client.get(
@@ -408,7 +443,10 @@ class WebApiBroker(Broker):
             try:
                 account = session.require_trading()
                 contract = session.read(lambda: self._contract(intent))
-            except BrokerUnavailableError as exc:
+            except (BrokerAuthError, BrokerRejectedError):
+                raise
+            except BrokerError as exc:
+                # Nothing was posted yet: whatever failed, the order was not sent.
                 raise BrokerRejectedError(f"not sent: {exc}", broker=self.name) from exc
             if intent.stop_loss is not None or intent.take_profit is not None:
                 if isinstance(contract, str):
@@ -481,6 +519,16 @@ class WebApiBroker(Broker):
         reason = f"IBKR status {placed.status}" if placed.status else ""
         if len(placed.order_ids) > 1:
             reason += f"; bracket orders {', '.join(placed.order_ids[1:])}"
+            intent = self._tracked[cid]
+            labels = [
+                label
+                for label, price in (("tp", intent.take_profit), ("sl", intent.stop_loss))
+                if price is not None
+            ]
+            self._children[cid] = [
+                _Child(f"{cid}-{label}", broker_child)
+                for label, broker_child in zip(labels, placed.order_ids[1:], strict=False)
+            ]
         return OrderUpdate(
             client_order_id=cid, status=status, ts=now, broker_order_id=broker_id, reason=reason
         )
@@ -505,11 +553,16 @@ class WebApiBroker(Broker):
 
     def _broker_id(self, cid: str) -> str:
         known = self._broker_ids.get(cid)
-        if known is not None:
+        if known:
             return known
         found = self.order(cid)
         if found is None:
             raise BrokerRejectedError(f"{self.name}: IBKR has no order {cid}", broker=self.name)
+        if not found.broker_order_id or found.status.is_terminal:
+            raise BrokerRejectedError(
+                f"{self.name}: order {cid} is already {found.status.value}; nothing to change",
+                broker=self.name,
+            )
         return found.broker_order_id
 
     def cancel(self, client_order_id: str) -> OrderUpdate:
@@ -635,7 +688,8 @@ class WebApiBroker(Broker):
             for cid in self._tracked
             if not self._last_status.get(cid, OrderStatus.ACCEPTED).is_terminal
         ]
-        if not working:
+        exits = [c for children in self._children.values() for c in children if not c.done]
+        if not working and not exits:
             return ()
         now = self.monotonic()
         if self._last_poll is not None and now - self._last_poll < self.settings.poll_seconds:
@@ -675,7 +729,64 @@ class WebApiBroker(Broker):
                         reason=f"IBKR status {item.get('status')}",
                     )
                 )
+        for parent, children in self._children.items():
+            for child in children:
+                if not child.done:
+                    events.extend(self._exit_fills(self._tracked[parent], child))
         return events
+
+    def _exit_fills(self, parent: OrderIntent, child: _Child) -> list[Fill]:
+        """Fills of a bracket's take-profit or stop-loss, from its order status.
+
+        IBKR's children carry no client order id, so their executions cannot be
+        matched by it; the order status says how much filled and at what
+        average price. The fill's id is derived from the child's IBKR id and the
+        cumulative quantity, so reading it again never counts it twice.
+        """
+        try:
+            body = self.session.read(
+                lambda: self.client.get(f"/iserver/account/order/status/{child.broker_id}")
+            )
+        except BrokerUnavailableError as exc:
+            log.info("bracket order %s: status not read (%s)", child.client_order_id, exc)
+            return []
+        if not isinstance(body, dict):
+            return []
+        total = decimal(body.get("cum_fill"), Decimal(0)) or Decimal(0)
+        price = decimal(body.get("average_price"))
+        status = str(body.get("order_status") or "")
+        out: list[Fill] = []
+        if total > child.filled and price:
+            out.append(
+                Fill(
+                    execution_id=f"ibkr-{child.broker_id}-{total}",
+                    client_order_id=child.client_order_id,
+                    decision_id=parent.decision_id,
+                    broker_order_id=child.broker_id,
+                    symbol=parent.symbol,
+                    side=Side.SELL if parent.side is Side.BUY else Side.BUY,
+                    quantity=total - child.filled,
+                    price=price,
+                    multiplier=parent.multiplier,
+                    ts=self.clock.now(),
+                )
+            )
+            child.filled = total
+        if STATUS_MAP.get(status, OrderStatus.ACCEPTED).is_terminal:
+            child.done = True
+        return out
+
+
+class _Child:
+    """A bracket's take-profit or stop-loss order at IBKR, watched through its status."""
+
+    __slots__ = ("broker_id", "client_order_id", "done", "filled")
+
+    def __init__(self, client_order_id: str, broker_id: str) -> None:
+        self.client_order_id = client_order_id
+        self.broker_id = broker_id
+        self.filled = Decimal(0)
+        self.done = False
 
 
 def _option_ticker(row: dict[str, Any]) -> str | None:

@@ -125,6 +125,7 @@ class Session:
         self.lock = threading.RLock()
         self.state = AuthState()
         self.account: AccountInfo | None = None
+        self._pinned: AccountInfo | None = None
         self.login_type: int | None = None
         self._ready = False
         self._portfolio_ready = False
@@ -171,7 +172,33 @@ class Session:
                 raise BrokerAuthError(
                     self.explain(state), broker=self.client.broker, reason="session"
                 )
-            self.account = self._read_accounts()
+            account = self._read_accounts()
+            if self._pinned is None:
+                # LOGIN_TYPE tells a live login from a paper one, whatever the id says.
+                try:
+                    self._last_validate = self._monotonic()
+                    self._validate()
+                except BrokerError as exc:
+                    log.warning("%s: /sso/validate failed: %s", self.client.broker, exc)
+            if self.login_type == 1:
+                account.is_paper = False
+            pinned = self._pinned
+            if pinned is not None and (
+                account.account_id != pinned.account_id
+                or (pinned.is_paper and not account.is_paper)
+            ):
+                # A new login mid-run (after the nightly reset, say) can be another
+                # account, even a live one: never carry on trading it unnoticed.
+                kind = "paper" if account.is_paper else "live"
+                raise BrokerAuthError(
+                    f"{self.client.broker}: the session now trades "
+                    f"{mask_account(account.account_id)} ({kind}) instead of "
+                    f"{mask_account(pinned.account_id)}; orders stopped. Log in to the "
+                    "account this run started with, or start the run again",
+                    broker=self.client.broker,
+                    reason="account_changed",
+                )
+            self._pinned = self.account = account
             self._portfolio_ready = False
             if self.suppress:
                 # Suppression lasts for one brokerage session: re-sent after every login.
@@ -317,6 +344,9 @@ class Session:
                     log.error("%s: session lost; orders stopped: %s", self.client.broker, again)
             except BrokerError as exc:
                 log.warning("%s: keep-alive failed: %s", self.client.broker, exc)
+            except Exception as exc:  # the thread must go on, and say why it could not
+                self._ready = False
+                log.error("%s: keep-alive failed; orders stopped: %s", self.client.broker, exc)
 
     def _validate(self) -> None:
         body = self.client.get("/sso/validate")

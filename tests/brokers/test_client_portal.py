@@ -62,6 +62,7 @@ def gw() -> respx.MockRouter:
             200, json={"accounts": [ACCT], "selectedAccount": ACCT, "isPaper": True}
         )
         r.get("/portfolio/accounts", name="portfolio").respond(200, json=[{"id": ACCT}])
+        r.get("/sso/validate", name="validate").respond(200, json={"RESULT": True, "LOGIN_TYPE": 2})
         r.get("/trsrv/stocks", name="stocks").respond(
             200,
             json={
@@ -519,3 +520,112 @@ def test_order_status_uses_the_single_order_endpoint_when_the_id_is_known(
     )
     again = broker.order("tp-0000000000000000000a1")
     assert again is not None and again.status is OrderStatus.FILLED
+
+
+def test_bracket_exit_fills_come_from_the_childs_status_once(gw: respx.MockRouter) -> None:
+    gw["place"].respond(200, json=[{"order_id": "1"}, {"order_id": "2"}, {"order_id": "3"}])
+    broker, t = make_broker()
+    broker.place(intent(take_profit=Decimal("120"), stop_loss=Decimal("90")))
+    cid = "tp-0000000000000000000a1"
+    gw["trades"].respond(
+        200,
+        json=[
+            {
+                "execution_id": "e1",
+                "order_ref": cid,
+                "symbol": "AAPL",
+                "side": "B",
+                "size": 10.0,
+                "price": "100",
+                "trade_time_r": 1763650800000,
+            }
+        ],
+    )
+    tp = gw.get("/iserver/account/order/status/2").respond(
+        200,
+        json={
+            "order_id": 2,
+            "cum_fill": "10.0",
+            "average_price": "120.05",
+            "order_status": "Filled",
+        },
+    )
+    gw.get("/iserver/account/order/status/3").respond(
+        200, json={"order_id": 3, "cum_fill": "0", "order_status": "Cancelled"}
+    )
+    events = broker.poll()
+    exits = [e for e in events if isinstance(e, Fill) and e.client_order_id.endswith("-tp")]
+    assert [(e.execution_id, e.side, e.quantity, e.price) for e in exits] == [
+        ("ibkr-2-10", Side.SELL, Decimal(10), Decimal("120.05"))
+    ]
+    t.now += 5
+    assert broker.poll() == ()  # both exits finished: nothing more to read
+    assert tp.call_count == 1
+
+
+def test_orders_adopted_at_start_up_are_watched_for_fills(gw: respx.MockRouter) -> None:
+    gw["live"].respond(200, json={"orders": [_live("tp-old", 55, "Submitted")]})
+    broker, _ = make_broker()
+    [adopted] = broker.open_orders()
+    gw["trades"].respond(
+        200,
+        json=[
+            {
+                "execution_id": "e9",
+                "order_ref": "tp-old",
+                "symbol": "AAPL",
+                "side": "B",
+                "size": 10.0,
+                "price": "101.5",
+                "trade_time_r": 1763650800000,
+            }
+        ],
+    )
+    fills = [e for e in broker.poll() if isinstance(e, Fill)]
+    assert [(f.execution_id, f.client_order_id) for f in fills] == [("e9", "tp-old")]
+    assert adopted.client_order_id == "tp-old"
+
+
+def test_an_order_list_still_being_refilled_is_not_read_as_empty(gw: respx.MockRouter) -> None:
+    broker, _ = make_broker()
+    broker.connect()
+    gw["live"].respond(200, json={"orders": [], "snapshot": False})
+    with pytest.raises(Exception, match="not read as empty"):
+        broker.order("tp-somewhere")
+    broker.disconnect()
+
+
+def test_cancelling_a_finished_order_sends_nothing(gw: respx.MockRouter) -> None:
+    gw["trades"].respond(
+        200,
+        json=[
+            {
+                "execution_id": "e1",
+                "order_ref": "tp-done",
+                "symbol": "AAPL",
+                "side": "B",
+                "size": 10.0,
+                "price": "100",
+                "trade_time_r": 1763650800000,
+            }
+        ],
+    )
+    delete = gw.delete(url__regex=r".*/order/.*").respond(200, json={})
+    broker, _ = make_broker()
+    with pytest.raises(BrokerRejectedError, match="already filled; nothing to change"):
+        broker.cancel("tp-done")
+    assert not delete.called
+
+
+def test_a_failed_contract_lookup_is_not_sent(gw: respx.MockRouter) -> None:
+    gw["stocks"].respond(400, json={"error": "bad symbol request"})
+    broker, _ = make_broker()
+    with pytest.raises(BrokerRejectedError, match="not sent"):
+        broker.place(intent())
+    assert not gw["place"].called
+
+
+def test_a_remote_gateway_must_use_https() -> None:
+    with pytest.raises(ConfigError, match="must use https"):
+        ClientPortalBroker(ClientPortalBroker.Settings(base_url="http://10.0.0.5:5000/v1/api"))
+    ClientPortalBroker(ClientPortalBroker.Settings(base_url="http://127.0.0.1:5000/v1/api"))

@@ -84,6 +84,7 @@ def test_request_bodies_match_ibkrs_openapi(spec: dict[str, Any]) -> None:
         )
         r.post("/iserver/auth/ssodh/init").respond(200, json={})
         r.get("/iserver/accounts").respond(200, json={"accounts": [ACCT], "isPaper": True})
+        r.get("/sso/validate").respond(200, json={"RESULT": True, "LOGIN_TYPE": 2})
         r.post("/iserver/questions/suppress").respond(200, json={"status": "submitted"})
         r.get("/trsrv/stocks").respond(
             200, json={"AAPL": [{"assetClass": "STK", "contracts": [{"conid": 1, "isUS": True}]}]}

@@ -286,3 +286,22 @@ def test_a_gateway_that_is_not_connected_is_not_forced(gw: respx.MockRouter) -> 
     with pytest.raises(BrokerAuthError, match="log in at"):
         _session().establish()
     assert not gw["init"].called
+
+
+def test_a_new_login_to_another_account_stops_trading(gw: respx.MockRouter) -> None:
+    session = _session()
+    session.establish()
+    gw["accounts"].respond(200, json=_accounts("U7654321", paper=False))
+    with pytest.raises(
+        BrokerAuthError, match=r"now trades U\*\*\*4321 \(live\) instead of DU\*\*\*4567"
+    ):
+        session.establish()
+    assert not session.ready
+    with pytest.raises(BrokerAuthError, match="not sending orders"):
+        session.require_trading()
+
+
+def test_a_live_login_type_overrides_a_paper_looking_id(gw: respx.MockRouter) -> None:
+    gw["accounts"].respond(200, json=_accounts("DU1234567", paper=None))
+    gw["validate"].respond(200, json={"RESULT": True, "LOGIN_TYPE": 1})
+    assert _session().establish().is_paper is False

@@ -204,3 +204,12 @@ def test_shutdown_removes_the_handlers(tmp_path: Path) -> None:
     shutdown_logging()
 
     assert not [h for h in logging.getLogger(ROOT).handlers if getattr(h, "_tradepipe", False)]
+
+
+def test_every_ibkr_account_prefix_is_masked() -> None:
+    from tradepipe.logs import redact_accounts
+
+    text = "DU1234567 DUE1234567 DF7654321 U1234567 F1234567 I1234567, order 12345678"
+    assert redact_accounts(text) == (
+        "DU***4567 DUE***4567 DF***4321 U***4567 F***4567 I***4567, order 12345678"
+    )
