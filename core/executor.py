@@ -118,8 +118,23 @@ class Executor:
         for sink in self.p.sinks:
             self._client_ids.update(sink.sent_client_ids(namespace))
             earlier = sink.unsettled_orders(namespace)
-            for result in settle(broker, earlier, working, self.p.clock.now()):
-                sink.record_reconciled(result.unsettled.run_id, result.events, result.fills)
+            now = self.p.clock.now()
+            for result in settle(broker, earlier, working, now):
+                u = result.unsettled
+                sink.record_reconciled(u.run_id, result.events, result.fills)
+                if result.events or result.fills or result.note:
+                    final = result.events[-1].status.value if result.events else u.status.value
+                    sink.record_audit(
+                        "order_end" if result.events or result.fills else "order_unknown_to_broker",
+                        u.intent.client_order_id,
+                        u.status.value,
+                        final if not result.note else None,
+                        "adopted" if not result.note else "noted",
+                        result.note
+                        or f"settled at start-up in run {u.run_id}: "
+                        f"{len(result.fills)} fill(s) recovered",
+                        now,
+                    )
         self._adopt(reports)
 
     def _adopt(self, reports: Sequence[OrderReport]) -> None:

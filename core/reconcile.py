@@ -18,10 +18,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from tradepipe.adapter import Broker, OrderReport
 from tradepipe.errors import InvalidOrderTransition
 from tradepipe.orders import Fill, Order, OrderEvent, OrderStatus
+from tradepipe.portfolio import Position
 from tradepipe.sink import Unsettled
 
 log = logging.getLogger("tradepipe.events")
@@ -105,4 +107,109 @@ def settle(
                 len(result.fills),
             )
         out.append(result)
+    return out
+
+
+@dataclass
+class Difference:
+    """One way the records and the broker disagree, and what it means."""
+
+    kind: str
+    subject: str
+    ledger: str | None
+    broker: str | None
+    meaning: str
+    action: str = "noted"
+
+
+@dataclass
+class Comparison:
+    """Everything :func:`compare` found, and what ``--fix`` would record."""
+
+    differences: list[Difference] = field(default_factory=list)
+    settlements: list[Settlement] = field(default_factory=list)
+    stray_fills: list[Fill] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+
+
+def compare(
+    broker: Broker,
+    *,
+    unsettled: Sequence[Unsettled],
+    known_orders: set[str],
+    recorded_executions: set[str],
+    ledger_positions: dict[str, Decimal] | None,
+    since: datetime,
+    now: datetime,
+) -> Comparison:
+    """Compare the ledger's view with the broker's: orders, executions, positions.
+
+    Reads only; every broker failure raises (a timeout is never "nothing").
+    """
+    out = Comparison()
+    reports = broker.open_orders()
+    working = {r.client_order_id: r for r in reports if r.client_order_id}
+    for report in reports:
+        if report.client_order_id not in known_orders:
+            out.differences.append(
+                Difference(
+                    "unknown_order",
+                    report.client_order_id or f"broker order {report.broker_order_id}",
+                    None,
+                    f"{report.status.value} {report.side} {report.quantity} {report.symbol}",
+                    "working at the broker but not in the ledger: placed by another tool, "
+                    "or its record was lost",
+                )
+            )
+    for result in settle(broker, unsettled, working, now):
+        u = result.unsettled
+        cid = u.intent.client_order_id
+        if result.events or result.fills:
+            out.settlements.append(result)
+            final = result.events[-1].status.value if result.events else u.status.value
+            out.differences.append(
+                Difference(
+                    "order_end",
+                    cid,
+                    u.status.value,
+                    f"{final}, {len(result.fills)} new fill(s)",
+                    f"the ledger missed how this order of run {u.run_id} went on "
+                    "(the run stopped before the broker reported it)",
+                )
+            )
+        elif result.note:
+            out.differences.append(
+                Difference("order_unknown_to_broker", cid, u.status.value, None, result.note)
+            )
+    settled = {f.execution_id for r in out.settlements for f in r.fills}
+    for fill in broker.fills(since):
+        if fill.execution_id in recorded_executions or fill.execution_id in settled:
+            continue
+        out.stray_fills.append(fill)
+        out.differences.append(
+            Difference(
+                "unrecorded_fill",
+                fill.execution_id,
+                None,
+                f"{fill.side} {fill.quantity} {fill.symbol} @ {fill.price}",
+                "an execution the ledger does not have: a trade made elsewhere, or lost",
+            )
+        )
+    positions = broker.positions()
+    held = {p.symbol: p.quantity for p in positions if p.quantity}
+    if ledger_positions is not None:
+        for symbol in sorted(set(held) | set(ledger_positions)):
+            ours, theirs = ledger_positions.get(symbol), held.get(symbol)
+            if ours != theirs:
+                out.differences.append(
+                    Difference(
+                        "position",
+                        symbol,
+                        None if ours is None else str(ours),
+                        None if theirs is None else str(theirs),
+                        "the ledger's last snapshot and the broker's position differ",
+                    )
+                )
+    if any(d.kind == "position" for d in out.differences) or ledger_positions is None:
+        out.positions = positions
     return out

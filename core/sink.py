@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -104,6 +105,18 @@ class Sink(Component):
 
         They belong to the run that sent the order (``run_id``), not to this one.
         """
+
+    def record_audit(
+        self,
+        kind: str,
+        subject: str,
+        ledger_value: str | None,
+        broker_value: str | None,
+        action: str,
+        detail: str,
+        ts: datetime,
+    ) -> None:
+        """A difference between the records and the broker, and what was done about it."""
 
     def flush(self) -> None:
         """Make everything received so far durable."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -157,18 +158,14 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("client order ids") from exc
 
-    def unsettled(self, namespace: str, exclude_run: str = "") -> list[Unsettled]:
-        """Orders of ``namespace``'s runs that were sent and have no final status."""
+    def unsettled(self, namespace: str | None, exclude_run: str = "") -> list[Unsettled]:
+        """Orders of ``namespace``'s runs (``None``: every run) sent without a final status."""
         try:
             with self._session() as s:
-                runs = list(
-                    s.scalars(
-                        select(col(RunRow.run_id)).where(
-                            (col(RunRow.namespace) == namespace)
-                            & (col(RunRow.run_id) != exclude_run)
-                        )
-                    )
-                )
+                which = col(RunRow.run_id) != exclude_run
+                if namespace is not None:
+                    which = which & (col(RunRow.namespace) == namespace)
+                runs = list(s.scalars(select(col(RunRow.run_id)).where(which)))
                 out: list[Unsettled] = []
                 for run_id in runs:
                     latest = {e.client_order_id: e for e in s.scalars(self._latest_events(run_id))}
@@ -210,6 +207,38 @@ class Ledger:
                 return out
         except SQLAlchemyError as exc:
             raise self._guard("unsettled orders") from exc
+
+    def execution_ids(self) -> set[str]:
+        """Every execution id recorded, in any run."""
+        try:
+            with self._session() as s:
+                return set(s.scalars(select(col(FillRow.execution_id))))
+        except SQLAlchemyError as exc:
+            raise self._guard("executions") from exc
+
+    def all_client_ids(self) -> set[str]:
+        """Every client order id the ledger has an order for, in any run."""
+        try:
+            with self._session() as s:
+                return set(s.scalars(select(col(OrderRow.client_order_id))))
+        except SQLAlchemyError as exc:
+            raise self._guard("client order ids") from exc
+
+    def latest_positions(self) -> tuple[str, dict[str, Decimal]] | None:
+        """The most recent account snapshot's positions: ``(run_id, {symbol: quantity})``."""
+        try:
+            with self._session() as s:
+                account = s.scalars(
+                    select(AccountRow).order_by(
+                        col(AccountRow.ts).desc(), col(AccountRow.id).desc()
+                    )
+                ).first()
+            if account is None:
+                return None
+            rows, _ = self.positions(account.run_id)
+            return account.run_id, {p.symbol: p.quantity for p in rows if p.quantity}
+        except SQLAlchemyError as exc:
+            raise self._guard("positions") from exc
 
     def positions(self, run_id: str) -> tuple[list[PositionRow], AccountRow | None]:
         """The run's last snapshot of positions and of the account."""

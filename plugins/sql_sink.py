@@ -10,6 +10,7 @@ buffered so far.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -440,6 +441,21 @@ class SqlSink(Sink):
             self._run_id = current
         self.flush()
 
+    def record_audit(
+        self,
+        kind: str,
+        subject: str,
+        ledger_value: str | None,
+        broker_value: str | None,
+        action: str,
+        detail: str,
+        ts: dt.datetime,
+    ) -> None:
+        self._add(
+            schema.AuditRow,
+            (self._run_id, self._ts(ts), kind, subject, ledger_value, broker_value, action, detail),
+        )
+
     def sent_client_ids(self, namespace: str) -> set[str]:
         from tradepipe.plugins.ledger import Ledger
 
@@ -477,6 +493,8 @@ def tradepipe_register_sinks(register: Any) -> None:
 def tradepipe_register_commands(register: Any) -> None:
     from tradepipe.plugins.db_cli import db
     from tradepipe.plugins.ledger_cli import ledger
+    from tradepipe.plugins.reconcile_cli import reconcile
 
     register(ledger)
     register(db)
+    register(reconcile)

@@ -1,0 +1,146 @@
+"""``tradepipe reconcile [--fix]``: the ledger against the broker, difference by difference.
+
+It compares what the ledger recorded with what the broker reports now: orders
+the ledger left open (and what became of them), orders working at the broker
+that the ledger does not know, executions the ledger lacks, and the positions
+of the ledger's last snapshot against the broker's. Each difference is printed
+with what it means. With ``--fix`` the broker's word is adopted: an earlier
+order's end and fills go into the history of the run that sent it, stray
+executions and the broker's positions into a reconciliation run of their own,
+and every difference gets an audit row saying what was done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import click
+from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.output import console, print_json, table
+from tradepipe.clock import SystemClock
+from tradepipe.logs import redact_accounts
+from tradepipe.pipeline import connect_broker, make_component
+from tradepipe.plugins.ledger import Ledger
+from tradepipe.reconcile import Comparison, compare
+from tradepipe.sink import RunInfo
+
+
+@click.command("reconcile")
+@click.option("--since", type=click.DateTime(), help="Executions since (UTC; default 7 days).")
+@click.option(
+    "--fix", is_flag=True, help="Adopt the broker's word into the ledger, with audit rows."
+)
+@click.option("--broker", "broker_name", metavar="NAME", help="Use this broker ([run] broker).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def reconcile(
+    app: AppContext, since: dt.datetime | None, fix: bool, broker_name: str | None, as_json: bool
+) -> None:
+    """Compare the ledger with the broker; with --fix, adopt the broker's word."""
+    app.setup_logging()
+    settings = app.settings
+    if broker_name:
+        settings = settings.model_copy(
+            update={"run": settings.run.model_copy(update={"broker": broker_name})}
+        )
+    now = SystemClock().now()
+    start = since.replace(tzinfo=dt.UTC) if since else now - dt.timedelta(days=7)
+    sink = make_component(app.host, settings, "sink", "sql")
+    engine = sink.engine()
+    click.get_current_context().call_on_close(engine.dispose)
+    ledger = Ledger(engine, sink.where)
+    broker = make_component(app.host, settings, "broker", settings.run.broker)
+    try:
+        status = connect_broker(broker, settings)
+        unsettled = ledger.unsettled(None)
+        if unsettled:
+            start = min(start, *(u.intent.created_at for u in unsettled))
+        latest = ledger.latest_positions()
+        found = compare(
+            broker,
+            unsettled=unsettled,
+            known_orders=ledger.all_client_ids(),
+            recorded_executions=ledger.execution_ids(),
+            ledger_positions=latest[1] if latest else None,
+            since=start,
+            now=now,
+        )
+        run_id = (
+            _adopt(sink, found, settings.env, broker.name, status.account_id, now) if fix else None
+        )
+    finally:
+        broker.disconnect()
+    _show(found, run_id, as_json)
+    if found.differences and not fix:
+        raise SystemExit(1)
+
+
+def _adopt(
+    sink: Any, found: Comparison, env: str, broker: str, account: str | None, now: dt.datetime
+) -> str:
+    run = RunInfo(
+        run_id=f"{now:%Y%m%dT%H%M%S}-reconcile-{uuid.uuid4().hex[:4]}",
+        namespace="reconcile",
+        started_at=now,
+        env=env,
+        broker=broker,
+        feed="",
+        strategies=("reconcile",),
+        account_id=account,
+    )
+    sink.open(run)
+    for result in found.settlements:
+        sink.record_reconciled(result.unsettled.run_id, result.events, result.fills)
+    for fill in found.stray_fills:
+        sink.record_fill(fill)
+    if found.positions:
+        # The broker's positions become the ledger's latest snapshot.
+        from tradepipe.portfolio import AccountSummary
+
+        summary = AccountSummary(account_id=account or "", cash=0, equity=0, buying_power=0, ts=now)
+        sink.record_snapshot(found.positions, summary)
+    for diff in found.differences:
+        if diff.kind == "unknown_order":
+            diff.action = "noted"  # a run adopts working orders when it starts
+        else:
+            diff.action = "adopted"
+        sink.record_audit(
+            diff.kind, diff.subject, diff.ledger, diff.broker, diff.action, diff.meaning, now
+        )
+    sink.close(run, bars=0, status="completed")
+    return run.run_id
+
+
+def _show(found: Comparison, run_id: str | None, as_json: bool) -> None:
+    rows = [
+        {
+            "kind": d.kind,
+            "subject": d.subject,
+            "ledger": d.ledger,
+            "broker": d.broker,
+            "meaning": d.meaning,
+            "action": d.action if run_id else "none (run with --fix to adopt)",
+        }
+        for d in found.differences
+    ]
+    if as_json:
+        print_json({"differences": rows, "reconcile_run": run_id})
+        return
+    out = console()
+    if not rows:
+        out.print("The ledger and the broker agree.")
+        return
+    out.print(
+        table(
+            f"{len(rows)} difference(s)",
+            ["kind", "subject", "ledger", "broker", "what it means", "action"],
+            [
+                [redact_accounts(str(v)) if v is not None else None for v in r.values()]
+                for r in rows
+            ],
+        )
+    )
+    if run_id:
+        out.print(f"Adopted into the ledger by run {run_id}, with an audit row for each.")

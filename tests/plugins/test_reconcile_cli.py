@@ -1,0 +1,248 @@
+"""``tradepipe reconcile``: every difference between ledger and broker, and --fix."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from tradepipe import (
+    AccountSummary,
+    Action,
+    Bar,
+    Broker,
+    BrokerStatus,
+    Decision,
+    Fill,
+    OrderIntent,
+    OrderReport,
+    OrderStatus,
+    OrderUpdate,
+    Position,
+    Strategy,
+    StrategyContext,
+    hookimpl,
+)
+from tradepipe.cli import cli
+from tradepipe.cli.context import AppContext
+from tradepipe.plugins.ledger_db import open_engine
+from tradepipe.testing import bar, replay, test_host
+
+T0 = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+
+
+class Remote(Broker):
+    """A broker whose state outlives the process, like IBKR's."""
+
+    name = "remote"
+    orders: ClassVar[dict[str, dict[str, Any]]] = {}
+    executions: ClassVar[list[Fill]] = []
+    held: ClassVar[list[Position]] = []
+
+    def connect(self) -> BrokerStatus:
+        return self.status()
+
+    def status(self) -> BrokerStatus:
+        return BrokerStatus(broker=self.name, connected=True, authenticated=True, account_id="DU1")
+
+    def account(self) -> AccountSummary:
+        return AccountSummary(
+            account_id="DU1",
+            cash=Decimal(10_000),
+            equity=Decimal(10_000),
+            buying_power=Decimal(10_000),
+            ts=T0,
+        )
+
+    def positions(self) -> list[Position]:
+        return list(self.held)
+
+    def place(self, intent: OrderIntent) -> OrderUpdate:
+        self.orders[intent.client_order_id] = {"intent": intent, "status": OrderStatus.ACCEPTED}
+        return OrderUpdate(
+            client_order_id=intent.client_order_id,
+            status=OrderStatus.ACCEPTED,
+            ts=T0,
+            broker_order_id="B1",
+        )
+
+    def _report(self, cid: str) -> OrderReport:
+        o = self.orders[cid]
+        i = o["intent"]
+        filled = sum((f.quantity for f in self.executions if f.client_order_id == cid), Decimal(0))
+        return OrderReport(
+            client_order_id=cid,
+            broker_order_id="B1",
+            symbol=i.symbol,
+            side=i.side.value,
+            quantity=i.quantity,
+            filled_quantity=filled,
+            status=o["status"],
+            order_type=i.order_type.value,
+            limit_price=i.limit_price,
+        )
+
+    def open_orders(self) -> list[OrderReport]:
+        return [self._report(c) for c, o in self.orders.items() if o["status"].is_working]
+
+    def order(self, client_order_id: str) -> OrderReport | None:
+        return self._report(client_order_id) if client_order_id in self.orders else None
+
+    def fills(self, since: dt.datetime | None = None) -> list[Fill]:
+        return [f for f in self.executions if since is None or f.ts >= since]
+
+
+class BuyLow(Strategy):
+    name = "buy_low"
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self.done = False
+
+    def decide(self, bar: Bar, ctx: StrategyContext) -> Decision | None:
+        if self.done:
+            return None
+        self.done = True
+        return self.decision(
+            ctx,
+            id="d-low",
+            symbol=bar.symbol,
+            action=Action.BUY,
+            confidence=90,
+            quantity=10,
+            order_type="limit",
+            limit_price=50,
+        )
+
+
+class Plugin:
+    @hookimpl
+    def tradepipe_register_brokers(self, register: Any) -> None:
+        register(Remote)
+
+    @hookimpl
+    def tradepipe_register_strategies(self, register: Any) -> None:
+        register(BuyLow)
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    Remote.orders, Remote.executions, Remote.held = {}, [], []
+
+
+def _fill(execution_id: str, cid: str, symbol: str, qty: int) -> Fill:
+    return Fill(
+        execution_id=execution_id,
+        client_order_id=cid,
+        decision_id="",
+        symbol=symbol,
+        side="buy",
+        quantity=Decimal(qty),
+        price=Decimal(50),
+        ts=T0 + dt.timedelta(hours=1),
+    )
+
+
+def test_reconcile_reports_every_difference_and_fix_adopts_the_broker_word(
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replay(
+        [bar("AAPL", T0 + dt.timedelta(minutes=m), open=100, close=100) for m in range(2)],
+        host=test_host(Plugin()),
+        run={
+            "strategies": ["buy_low"],
+            "broker": "remote",
+            "risk_filters": [],
+            "session": "acct",
+            "sinks": ["sql"],
+        },
+        sinks={"sql": {"url": ledger_url, "writer": "inline"}},
+    )
+    [cid] = Remote.orders
+    # While nothing ran: 6 filled, the rest cancelled; another tool traded too.
+    Remote.executions += [_fill("e1", cid, "AAPL", 6), _fill("e-x", "", "MSFT", 3)]
+    Remote.orders[cid]["status"] = OrderStatus.CANCELED
+    Remote.orders["tp-foreign"] = {
+        "intent": OrderIntent(
+            client_order_id="tp-foreign",
+            decision_id="",
+            source="tws",
+            symbol="IBM",
+            side="sell",
+            quantity=Decimal(1),
+            order_type="limit",
+            limit_price=Decimal(300),
+            created_at=T0,
+        ),
+        "status": OrderStatus.ACCEPTED,
+    }
+    Remote.held = [
+        Position(symbol="AAPL", quantity=Decimal(6)),
+        Position(symbol="MSFT", quantity=Decimal(3)),
+    ]
+    (tmp_path / "settings.toml").write_text(
+        f'[default.run]\nbroker = "remote"\n[default.sinks.sql]\nurl = "{ledger_url}"\n'
+        'writer = "inline"\n[default.logging]\nfile = false\n'
+    )
+    monkeypatch.chdir(tmp_path)
+
+    def tp(*args: str) -> tuple[int, Any]:
+        result = CliRunner().invoke(
+            cli,
+            ["reconcile", "--json", *args],
+            obj=AppContext(settings_path="settings.toml", _host=test_host(Plugin())),
+            catch_exceptions=False,
+        )
+        return result.exit_code, json.loads(result.stdout)
+
+    code, found = tp()
+    assert code == 1
+    kinds = sorted((d["kind"], d["subject"]) for d in found["differences"])
+    assert kinds == [
+        ("order_end", cid),
+        ("position", "AAPL"),
+        ("position", "MSFT"),
+        ("unknown_order", "tp-foreign"),
+        ("unrecorded_fill", "e-x"),
+    ]
+    assert found["reconcile_run"] is None
+
+    code, fixed = tp("--fix")
+    assert code == 0 and fixed["reconcile_run"]
+    engine = open_engine(ledger_url)
+    try:
+        with engine.connect() as conn:
+            events = (
+                conn.execute(
+                    text("select status from order_events where client_order_id = :c order by seq"),
+                    {"c": cid},
+                )
+                .scalars()
+                .all()
+            )
+            assert events == ["submitted", "accepted", "partially_filled", "canceled"]
+            assert sorted(conn.execute(text("select execution_id from fills")).scalars()) == [
+                "e-x",
+                "e1",
+            ]
+            audit = conn.execute(text("select kind, action from audit order by id")).all()
+            assert sorted(audit) == sorted(
+                [
+                    ("order_end", "adopted"),
+                    ("position", "adopted"),
+                    ("position", "adopted"),
+                    ("unknown_order", "noted"),
+                    ("unrecorded_fill", "adopted"),
+                ]
+            )
+    finally:
+        engine.dispose()
+
+    code, again = tp()
+    assert code == 1  # the other tool's order is still working: noted, not ours to adopt
+    assert [d["kind"] for d in again["differences"]] == ["unknown_order"]
