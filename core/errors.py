@@ -16,7 +16,8 @@ is named for what the caller should do next, not for where it happened::
     │   ├── BrokerRejectedError     the broker refused this order; do not resend
     │   └── BrokerCapabilityError   this broker cannot do that at all
     ├── FeedError                   market data could not be read
-    └── PersistenceError            the ledger could not be read or written
+    ├── PersistenceError            the ledger could not be read or written
+    └── LotError                    fills cannot be matched into tax lots as asked
 
 Errors carry the context a person needs (settings key, broker, client order id)
 and are chained with ``raise ... from exc`` so the original cause survives for
@@ -112,3 +113,7 @@ class FeedError(TradepipeError):
 
 class PersistenceError(TradepipeError):
     """The ledger could not be read or written."""
+
+
+class LotError(TradepipeError):
+    """Fills cannot be turned into tax lots as asked (out of order, duplicate, unknown lot)."""

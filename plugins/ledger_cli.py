@@ -13,6 +13,9 @@ from tradepipe.logs import mask_account
 from tradepipe.money import fmt
 from tradepipe.pipeline import make_component
 from tradepipe.plugins.ledger import Ledger, position_json
+from tradepipe.plugins.ledger_schema import LotRealizationRow, TaxLotRow
+from tradepipe.plugins.tax_lots import Method
+from tradepipe.plugins.tax_lots_db import Totals, read_lots, rebuild_lots, tax_report
 
 
 def _ledger(app: AppContext) -> Ledger:
@@ -22,7 +25,11 @@ def _ledger(app: AppContext) -> Ledger:
             f"no ledger at {sink.settings.path}; run `tradepipe run-pipeline` first, "
             "or point [sinks.sql] path at an existing ledger"
         )
-    return Ledger(sink.engine(), sink.where)
+    engine = sink.engine()
+    # Released when the command ends: a pooled PostgreSQL connection must not be
+    # left for the garbage collector.
+    click.get_current_context().call_on_close(engine.dispose)
+    return Ledger(engine, sink.where)
 
 
 def _run_id(ledger: Ledger, run_id: str | None) -> str:
@@ -252,3 +259,141 @@ def positions(app: AppContext, run_id: str | None, as_json: bool) -> None:
             f"cash {fmt(account.cash)}  equity {fmt(account.equity)}  "
             f"realized {fmt(account.realized_pnl)}  unrealized {fmt(account.unrealized_pnl)}"
         )
+
+
+# Tax lots: rebuilt from every fill of every run each time they are shown.
+
+method_option = click.option(
+    "--method",
+    type=click.Choice([m.value for m in Method]),
+    default=Method.FIFO.value,
+    show_default=True,
+    help="Which lots a sale relieves first (highest cost first for hifo).",
+)
+
+
+def _rebuilt(app: AppContext, method: str) -> tuple[list[TaxLotRow], list[LotRealizationRow]]:
+    led = _ledger(app)
+    try:
+        rebuild_lots(led.engine, Method(method), led.where)
+        return read_lots(led.engine, led.where)
+    finally:
+        led.engine.dispose()  # rows are loaded: no connection left to the collector
+
+
+def _money_json(row: Any) -> dict[str, Any]:
+    return dict(row.model_dump(mode="json", exclude={"id"}))
+
+
+@ledger.command("lots")
+@method_option
+@click.option("--open", "which", flag_value="open", help="Only the open lots.")
+@click.option("--closed", "which", flag_value="closed", help="Only the closed (realized) lots.")
+@click.option("--year", type=int, metavar="YYYY", help="Lots sold (open lots: bought) that year.")
+@json_option
+@pass_app
+def lots(app: AppContext, method: str, which: str | None, year: int | None, as_json: bool) -> None:
+    """Tax lots from every fill in the ledger: open lots and realized gains."""
+    open_rows, closed_rows = _rebuilt(app, method)
+    if year is not None:
+        open_rows = [r for r in open_rows if r.purchased.year == year]
+        closed_rows = [r for r in closed_rows if r.sold.year == year]
+    data: dict[str, Any] = {"method": method}
+    if which != "closed":
+        data["open"] = [_money_json(r) for r in open_rows]
+    if which != "open":
+        data["closed"] = [_money_json(r) for r in closed_rows]
+    if as_json:
+        print_json(data)
+        return
+    if "open" in data:
+        console().print(
+            table(
+                f"Open lots ({method})",
+                ["lot", "symbol", "side", "quantity", "acquired", "basis", "wash adj."],
+                [
+                    (
+                        r.lot_id,
+                        r.symbol,
+                        r.side,
+                        fmt(r.quantity),
+                        r.acquired.isoformat(),
+                        fmt(r.basis),
+                        fmt(r.wash_adjustment),
+                    )
+                    for r in open_rows
+                ],
+            )
+        )
+    if "closed" in data:
+        console().print(
+            table(
+                f"Closed lots ({method})",
+                [
+                    "lot",
+                    "symbol",
+                    "quantity",
+                    "acquired",
+                    "sold",
+                    "proceeds",
+                    "basis",
+                    "W adj.",
+                    "gain",
+                    "term",
+                ],
+                [
+                    (
+                        r.lot_id,
+                        r.symbol,
+                        fmt(r.quantity),
+                        r.acquired.isoformat(),
+                        r.sold.isoformat(),
+                        fmt(r.proceeds),
+                        fmt(r.basis),
+                        fmt(r.adjustment),
+                        fmt(r.gain),
+                        r.term,
+                    )
+                    for r in closed_rows
+                ],
+            )
+        )
+
+
+def _totals_json(totals: Totals) -> dict[str, str | None]:
+    return {
+        "proceeds": fmt(totals.proceeds),
+        "basis": fmt(totals.basis),
+        "short_term": fmt(totals.short_term),
+        "long_term": fmt(totals.long_term),
+        "total": fmt(totals.total),
+        "wash_sale_disallowed": fmt(totals.disallowed),
+    }
+
+
+@ledger.command("tax-report")
+@click.option("--year", type=int, required=True, metavar="YYYY", help="The tax year.")
+@method_option
+@json_option
+@pass_app
+def tax_report_command(app: AppContext, year: int, method: str, as_json: bool) -> None:
+    """Realized short- and long-term gains and disallowed wash-sale losses of a year."""
+    per_symbol, overall = tax_report(_rebuilt(app, method)[1], year)
+    data = {
+        "year": year,
+        "method": method,
+        "symbols": {symbol: _totals_json(t) for symbol, t in per_symbol.items()},
+        "totals": _totals_json(overall),
+    }
+    if as_json:
+        print_json(data)
+        return
+    rows = [(s, *_totals_json(t).values()) for s, t in per_symbol.items()]
+    rows.append(("total", *_totals_json(overall).values()))
+    console().print(
+        table(
+            f"Realized gains in {year} ({method})",
+            ["symbol", "proceeds", "basis", "short-term", "long-term", "total", "wash disallowed"],
+            rows,
+        )
+    )

@@ -272,3 +272,52 @@ TABLES: list[type[SQLModel]] = [
 def insert_columns(model: type[SQLModel]) -> list[str]:
     """The columns a bulk insert fills: all but the autoincrement id."""
     return [c.name for c in model.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
+
+
+# Derived tables: rewritten whole by ``tax_lots_db.rebuild_lots`` from the fills,
+# never written by the sink (hence not in ``TABLES``).
+
+
+class TaxLotRow(_Ledger, table=True):
+    """A lot open after every fill in the ledger, by the relief ``method`` of the last rebuild."""
+
+    __tablename__ = "tax_lots"
+
+    id: int | None = Field(default=None, primary_key=True)
+    method: str = Field(max_length=8)
+    lot_id: str = Field(max_length=200)
+    origin: str = Field(max_length=200)
+    symbol: str
+    side: str = Field(max_length=8)
+    quantity: Decimal = _money()
+    multiplier: Decimal = _money()
+    opened_at: dt.datetime = _ts()
+    purchased: dt.date
+    acquired: dt.date
+    basis: Decimal = _money()
+    wash_adjustment: Decimal = _money()
+
+
+class LotRealizationRow(_Ledger, table=True):
+    """A closed lot or part of one: proceeds, basis, wash-sale adjustment, gain and term."""
+
+    __tablename__ = "lot_realizations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    method: str = Field(max_length=8)
+    lot_id: str = Field(max_length=200)
+    origin: str = Field(max_length=200)
+    symbol: str
+    side: str = Field(max_length=8)
+    quantity: Decimal = _money()
+    multiplier: Decimal = _money()
+    opened_at: dt.datetime = _ts()
+    closed_at: dt.datetime = _ts()
+    close_execution_id: str = Field(max_length=200)
+    acquired: dt.date
+    sold: dt.date = Field(index=True)
+    proceeds: Decimal = _money()
+    basis: Decimal = _money()
+    adjustment: Decimal = _money()
+    gain: Decimal = _money()
+    term: str = Field(max_length=8)

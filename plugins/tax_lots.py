@@ -1,0 +1,391 @@
+"""Tax lots from fills: lot relief, realized gains with holding period, wash sales.
+
+A pure engine, no I/O: :func:`compute_lots` takes fills in time order and
+returns the lots still open and one :class:`Realization` per closed piece of a
+lot. Every fill opens or closes lots: a buy closes short lots first, then opens
+a long lot; a sell closes long lots first, then opens a short lot.
+
+Money is :class:`~decimal.Decimal` throughout. A lot's basis is the cash of
+its opening fill (a buy's cost plus commission; a short sale's proceeds less
+commission) times the multiplier. Splitting an amount pro rata (a fill closing
+several lots, a partial close, a commission shared between closing and
+opening) is exact when the quotient is; otherwise the piece is rounded to the
+cent and the remainder stays with the rest, so the pieces always sum to the
+whole.
+
+Simplifications (documented in the README, "Tax lots"):
+
+- the holding period counts calendar dates in America/New_York; a wash sale
+  carries back the sold lot's holding period as a number of days;
+- short lots are always short-term and never wash sales; HIFO relieves short
+  lots first in, first out;
+- "substantially identical" means the same symbol (the same option ticker);
+  only buys that open long lots are replacements, earliest first, and a
+  replacement share absorbs at most one wash sale; the rest of the lot a sold
+  share came from is never its replacement;
+- option expiries, assignments and corporate actions are not fills and are
+  not seen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal, Inexact, localcontext
+from enum import StrEnum
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from tradepipe.errors import LotError
+from tradepipe.money import ZERO, cents
+
+#: Holding periods and wash-sale windows count dates where US stocks trade.
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+WASH_WINDOW = dt.timedelta(days=30)
+
+
+class Method(StrEnum):
+    """Which open lots a closing fill relieves first."""
+
+    FIFO = "fifo"
+    LIFO = "lifo"
+    HIFO = "hifo"
+
+
+class Term(StrEnum):
+    SHORT = "short"
+    LONG = "long"
+
+
+class FillLike(Protocol):
+    """What the engine reads of a fill (:class:`~tradepipe.orders.Fill` or a ledger row)."""
+
+    @property
+    def execution_id(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def commission(self) -> Decimal: ...
+    @property
+    def multiplier(self) -> Decimal: ...
+    @property
+    def ts(self) -> dt.datetime: ...
+
+
+@dataclass(frozen=True)
+class Lot:
+    """An open position from one fill, or a piece of one.
+
+    :param lot_id: the opening fill's execution id; a piece split off by a wash
+        sale gets ``<execution id>.<n>``.
+    :param origin: the opening fill's execution id.
+    :param purchased: the trade date (exchange time zone).
+    :param acquired: the date the holding period counts from; earlier than
+        ``purchased`` when a wash sale carried a sold lot's holding period over.
+    :param basis: long: cost including commission; short: proceeds less
+        commission. Includes ``wash_adjustment``.
+    :param wash_adjustment: disallowed wash-sale loss added to the basis.
+    """
+
+    lot_id: str
+    origin: str
+    symbol: str
+    short: bool
+    quantity: Decimal
+    multiplier: Decimal
+    opened_at: dt.datetime
+    purchased: dt.date
+    acquired: dt.date
+    basis: Decimal
+    wash_adjustment: Decimal = ZERO
+    washed: bool = False
+
+
+@dataclass(frozen=True)
+class Realization:
+    """A closed lot, or the closed part of one: a Form 8949 row.
+
+    ``gain`` is ``proceeds - basis + adjustment``; ``adjustment`` is the loss
+    disallowed by a wash sale (code W), never negative.
+    """
+
+    lot_id: str
+    origin: str
+    symbol: str
+    short: bool
+    quantity: Decimal
+    multiplier: Decimal
+    opened_at: dt.datetime
+    closed_at: dt.datetime
+    close_execution_id: str
+    acquired: dt.date
+    sold: dt.date
+    proceeds: Decimal
+    basis: Decimal
+    term: Term
+    adjustment: Decimal = ZERO
+
+    @property
+    def gain(self) -> Decimal:
+        return self.proceeds - self.basis + self.adjustment
+
+
+@dataclass(frozen=True)
+class LotResult:
+    open: tuple[Lot, ...]
+    closed: tuple[Realization, ...]
+
+
+def trade_date(ts: dt.datetime) -> dt.date:
+    """The date of ``ts`` on the exchange's calendar."""
+    return ts.astimezone(EXCHANGE_TZ).date()
+
+
+def anniversary(acquired: dt.date) -> dt.date:
+    """One year after ``acquired``; a 29 February acquisition turns a year on 28 February."""
+    try:
+        return acquired.replace(year=acquired.year + 1)
+    except ValueError:
+        return acquired.replace(year=acquired.year + 1, day=28)
+
+
+def holding_term(acquired: dt.date, sold: dt.date) -> Term:
+    """Long-term when held more than a year: sold after the anniversary of ``acquired``."""
+    return Term.LONG if sold > anniversary(acquired) else Term.SHORT
+
+
+def portion(total: Decimal, part: Decimal, whole: Decimal) -> Decimal:
+    """``total * part / whole``: exact when it can be, else rounded to the cent."""
+    if part == whole:
+        return total
+    with localcontext() as ctx:
+        ctx.prec = 60
+        ctx.clear_flags()
+        share = total * part / whole
+        inexact = ctx.flags[Inexact]
+    return cents(share) if inexact else share
+
+
+def compute_lots(
+    fills: Iterable[FillLike],
+    method: Method = Method.FIFO,
+    specific: Mapping[str, Sequence[str]] | None = None,
+) -> LotResult:
+    """Match ``fills`` (in time order) into lots.
+
+    :param method: which lots a closing fill relieves first.
+    :param specific: execution id of a closing fill → the lot ids it relieves,
+        in that order (an id may name a lot or its opening execution, which
+        covers every piece of it); any quantity left is relieved by ``method``.
+    :raises LotError: fills out of time order, a repeated execution id, a
+        side that is neither buy nor sell, or a specific lot that is not open.
+    """
+    book = _Book(method, specific or {})
+    for fill in fills:
+        book.apply(fill)
+    return LotResult(
+        open=tuple(lot for lots in book.open.values() for lot in lots),
+        closed=tuple(book.closed),
+    )
+
+
+@dataclass
+class _Pending:
+    """A loss sale still waiting, until ``until``, for replacement shares."""
+
+    index: int
+    shares: Decimal
+    loss: Decimal
+    held: dt.timedelta
+    until: dt.date
+
+
+class _Book:
+    def __init__(self, method: Method, specific: Mapping[str, Sequence[str]]) -> None:
+        self.method = method
+        self.specific = specific
+        self.open: dict[str, list[Lot]] = {}
+        self.closed: list[Realization] = []
+        self.pending: dict[str, list[_Pending]] = {}
+        self.seen: set[str] = set()
+        self.pieces: dict[str, int] = {}
+        self.last: dt.datetime | None = None
+
+    def apply(self, fill: FillLike) -> None:
+        side = str(fill.side)
+        if side not in ("buy", "sell"):
+            raise LotError(f"fill {fill.execution_id}: side {side!r} is neither buy nor sell")
+        if fill.execution_id in self.seen:
+            raise LotError(f"fill {fill.execution_id} appears twice")
+        if self.last is not None and fill.ts < self.last:
+            raise LotError(f"fill {fill.execution_id} is earlier than the fill before it")
+        if fill.quantity <= 0:
+            raise LotError(f"fill {fill.execution_id}: quantity must be positive")
+        self.seen.add(fill.execution_id)
+        self.last = fill.ts
+        buy = side == "buy"
+        closable = sum((lot.quantity for lot in self._lots(fill.symbol) if lot.short == buy), ZERO)
+        closing = min(fill.quantity, closable)
+        commission = portion(fill.commission, closing, fill.quantity)
+        if closing:
+            self._close(fill, buy, closing, commission)
+        if fill.quantity > closing:
+            self._open(fill, buy, fill.quantity - closing, fill.commission - commission)
+
+    def _lots(self, symbol: str) -> list[Lot]:
+        return self.open.setdefault(symbol, [])
+
+    def _open(self, fill: FillLike, buy: bool, quantity: Decimal, commission: Decimal) -> None:
+        gross = fill.price * quantity * fill.multiplier
+        day = trade_date(fill.ts)
+        lot = Lot(
+            lot_id=fill.execution_id,
+            origin=fill.execution_id,
+            symbol=fill.symbol,
+            short=not buy,
+            quantity=quantity,
+            multiplier=fill.multiplier,
+            opened_at=fill.ts,
+            purchased=day,
+            acquired=day,
+            basis=gross + commission if buy else gross - commission,
+        )
+        lots = self._lots(fill.symbol)
+        lots.append(lot)
+        if buy:
+            waiting = [p for p in self.pending.get(fill.symbol, []) if p.until >= day and p.shares]
+            self.pending[fill.symbol] = waiting
+            for pending in waiting:
+                if pending.shares and not lots[-1].washed:
+                    self._wash(lots, len(lots) - 1, pending)
+
+    def _close(self, fill: FillLike, buy: bool, quantity: Decimal, commission: Decimal) -> None:
+        gross = fill.price * quantity * fill.multiplier
+        value = gross + commission if buy else gross - commission
+        sold = trade_date(fill.ts)
+        lots = self._lots(fill.symbol)
+        first = len(self.closed)
+        left = quantity
+        for lot in self._relief_order(fill, [lot for lot in lots if lot.short == buy]):
+            if not left:
+                break
+            take = min(lot.quantity, left)
+            cash = portion(value, take, left)
+            value -= cash
+            left -= take
+            basis = portion(lot.basis, take, lot.quantity)
+            at = lots.index(lot)
+            if take == lot.quantity:
+                del lots[at]
+            else:
+                adjustment = portion(lot.wash_adjustment, take, lot.quantity)
+                lots[at] = replace(
+                    lot,
+                    quantity=lot.quantity - take,
+                    basis=lot.basis - basis,
+                    wash_adjustment=lot.wash_adjustment - adjustment,
+                )
+            self.closed.append(
+                Realization(
+                    lot_id=lot.lot_id,
+                    origin=lot.origin,
+                    symbol=lot.symbol,
+                    short=lot.short,
+                    quantity=take,
+                    multiplier=lot.multiplier,
+                    opened_at=lot.opened_at,
+                    closed_at=fill.ts,
+                    close_execution_id=fill.execution_id,
+                    acquired=lot.acquired,
+                    sold=sold,
+                    proceeds=basis if lot.short else cash,
+                    basis=cash if lot.short else basis,
+                    term=Term.SHORT if lot.short else holding_term(lot.acquired, sold),
+                )
+            )
+        if not buy:
+            for index in range(first, len(self.closed)):
+                if self.closed[index].gain < 0:
+                    self._wash_sale(index)
+
+    def _relief_order(self, fill: FillLike, candidates: list[Lot]) -> list[Lot]:
+        ordered = candidates
+        if self.method is Method.LIFO:
+            ordered = candidates[::-1]
+        elif self.method is Method.HIFO and candidates and not candidates[0].short:
+            # Cross-multiplied so the comparison of per-unit costs is exact.
+            def dearer(a: Lot, b: Lot) -> int:
+                x, y = a.basis * b.quantity, b.basis * a.quantity
+                return -1 if x > y else (1 if x < y else 0)
+
+            ordered = sorted(candidates, key=functools.cmp_to_key(dearer))
+        named = self.specific.get(fill.execution_id, ())
+        chosen: list[Lot] = []
+        for lot_id in named:
+            matched = [lot for lot in ordered if lot_id in (lot.lot_id, lot.origin)]
+            if not matched:
+                raise LotError(
+                    f"fill {fill.execution_id}: no open {fill.symbol} lot {lot_id!r} to relieve"
+                )
+            chosen += [lot for lot in matched if lot not in chosen]
+        return chosen + [lot for lot in ordered if lot not in chosen]
+
+    def _wash_sale(self, index: int) -> None:
+        sale = self.closed[index]
+        pending = _Pending(
+            index=index,
+            shares=sale.quantity,
+            loss=-sale.gain,
+            held=sale.sold - sale.acquired,
+            until=sale.sold + WASH_WINDOW,
+        )
+        lots = self._lots(sale.symbol)
+        at = 0
+        while at < len(lots) and pending.shares:
+            lot = lots[at]
+            recent = lot.purchased >= sale.sold - WASH_WINDOW
+            if not lot.short and not lot.washed and lot.origin != sale.origin and recent:
+                at = self._wash(lots, at, pending)
+            at += 1
+        if pending.shares:
+            self.pending.setdefault(sale.symbol, []).append(pending)
+
+    def _wash(self, lots: list[Lot], at: int, pending: _Pending) -> int:
+        """Move a loss onto (part of) ``lots[at]``; return the index of the unwashed rest."""
+        lot = lots[at]
+        take = min(lot.quantity, pending.shares)
+        disallowed = portion(pending.loss, take, pending.shares)
+        pending.loss -= disallowed
+        pending.shares -= take
+        sale = self.closed[pending.index]
+        self.closed[pending.index] = replace(sale, adjustment=sale.adjustment + disallowed)
+        basis = portion(lot.basis, take, lot.quantity)
+        adjustment = portion(lot.wash_adjustment, take, lot.quantity)
+        piece = replace(
+            lot,
+            quantity=take,
+            basis=basis + disallowed,
+            wash_adjustment=adjustment + disallowed,
+            acquired=lot.purchased - pending.held,
+            washed=True,
+        )
+        if take == lot.quantity:
+            lots[at] = piece
+            return at
+        self.pieces[lot.origin] = number = self.pieces.get(lot.origin, 0) + 1
+        lots[at] = replace(
+            lot,
+            quantity=lot.quantity - take,
+            basis=lot.basis - basis,
+            wash_adjustment=lot.wash_adjustment - adjustment,
+        )
+        lots.insert(at, replace(piece, lot_id=f"{lot.origin}.{number}"))
+        return at + 1

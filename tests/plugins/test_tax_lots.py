@@ -1,0 +1,366 @@
+"""The lot engine, on trade sequences whose figures are worked out by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from freezegun import freeze_time
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tradepipe.errors import LotError
+from tradepipe.orders import Fill, Side
+from tradepipe.plugins.tax_lots import (
+    LotResult,
+    Method,
+    Term,
+    anniversary,
+    compute_lots,
+    holding_term,
+    trade_date,
+)
+
+D = Decimal
+
+
+def fill(
+    eid: str,
+    side: str,
+    qty: int | str,
+    price: str,
+    day: str,
+    commission: str = "0",
+    symbol: str = "AAPL",
+    multiplier: str = "1",
+    time: str = "15:00:00+00:00",
+) -> Fill:
+    return Fill(
+        execution_id=eid,
+        client_order_id="tp-x",
+        decision_id="d",
+        symbol=symbol,
+        side=Side(side),
+        quantity=D(qty),
+        price=D(price),
+        commission=D(commission),
+        multiplier=D(multiplier),
+        ts=dt.datetime.fromisoformat(f"{day}T{time}"),
+    )
+
+
+def summary(result: LotResult) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str]]]:
+    """(lot, quantity, proceeds, basis) per closed piece; (lot, quantity) per open lot."""
+    closed = [(r.lot_id, str(r.quantity), str(r.proceeds), str(r.basis)) for r in result.closed]
+    return closed, [(lot.lot_id, str(lot.quantity)) for lot in result.open]
+
+
+THREE_BUYS = [
+    fill("b1", "buy", 10, "100", "2026-01-05"),
+    fill("b2", "buy", 10, "120", "2026-01-06"),
+    fill("b3", "buy", 10, "110", "2026-01-07"),
+    fill("s1", "sell", 15, "130", "2026-01-08"),
+]
+
+
+def test_fifo_relieves_the_oldest_lot_and_splits_the_next() -> None:
+    closed, open_ = summary(compute_lots(THREE_BUYS))
+    assert closed == [("b1", "10", "1300", "1000"), ("b2", "5", "650", "600")]
+    assert open_ == [("b2", "5"), ("b3", "10")]
+
+
+def test_lifo_relieves_the_newest_lot() -> None:
+    closed, open_ = summary(compute_lots(THREE_BUYS, Method.LIFO))
+    assert closed == [("b3", "10", "1300", "1100"), ("b2", "5", "650", "600")]
+    assert open_ == [("b1", "10"), ("b2", "5")]
+
+
+def test_hifo_relieves_the_dearest_lot() -> None:
+    closed, open_ = summary(compute_lots(THREE_BUYS, Method.HIFO))
+    assert closed == [("b2", "10", "1300", "1200"), ("b3", "5", "650", "550")]
+    assert open_ == [("b1", "10"), ("b3", "5")]
+
+
+def test_specific_lots_are_relieved_in_the_order_named_then_by_the_method() -> None:
+    result = compute_lots(THREE_BUYS, specific={"s1": ["b3"]})
+    closed, open_ = summary(result)
+    assert closed == [("b3", "10", "1300", "1100"), ("b1", "5", "650", "500")]
+    assert open_ == [("b1", "5"), ("b2", "10")]
+    with pytest.raises(LotError, match="no open AAPL lot 'b9'"):
+        compute_lots(THREE_BUYS, specific={"s1": ["b9"]})
+
+
+def test_commissions_go_into_basis_and_out_of_proceeds_pro_rata() -> None:
+    # Buy 10 @ 10 + 3 = basis 103; buy 5 @ 12 + 1 = 61. Sell 12 @ 15 - 6: proceeds 174,
+    # 10/12 to b1 (145), 2/12 to b2 (29); b2's basis 61 splits 2/5 = 24.4 and 36.6.
+    result = compute_lots(
+        [
+            fill("b1", "buy", 10, "10", "2026-03-02", "3"),
+            fill("b2", "buy", 5, "12", "2026-03-03", "1"),
+            fill("s1", "sell", 12, "15", "2026-03-04", "6"),
+        ]
+    )
+    assert summary(result)[0] == [("b1", "10", "145", "103"), ("b2", "2", "29", "24.4")]
+    assert [r.gain for r in result.closed] == [D("42"), D("4.6")]
+    [rest] = result.open
+    assert (rest.quantity, rest.basis) == (D(3), D("36.6"))
+
+
+def test_an_inexact_split_rounds_to_the_cent_and_keeps_the_whole() -> None:
+    result = compute_lots(
+        [
+            fill("b1", "buy", 3, "10", "2026-03-02", "1"),
+            fill("s1", "sell", 1, "11", "2026-03-03"),
+            fill("s2", "sell", 1, "11", "2026-03-04"),
+            fill("s3", "sell", 1, "11", "2026-03-05"),
+        ]
+    )
+    # 31 / 3 is 10.33 to the cent; the 20.67 left halves exactly.
+    assert [r.basis for r in result.closed] == [D("10.33"), D("10.335"), D("10.335")]
+    assert sum(r.basis for r in result.closed) == D(31)
+
+
+def test_a_sell_beyond_the_long_position_opens_a_short_lot_a_buy_closes_it() -> None:
+    # Sell 15 @ 20 with 3 commission: 10 close b1 (proceeds 200 - 2), 5 open short (100 - 1).
+    result = compute_lots(
+        [
+            fill("b1", "buy", 10, "18", "2026-04-01"),
+            fill("s1", "sell", 15, "20", "2026-04-02", "3"),
+            fill("b2", "buy", 5, "17", "2026-04-03", "0.5"),
+        ]
+    )
+    long_, short = result.closed
+    assert (long_.lot_id, long_.proceeds, long_.basis, long_.gain) == ("b1", 198, 180, 18)
+    assert (short.lot_id, short.short, short.proceeds, short.basis) == ("s1", True, 99, D("85.5"))
+    assert (short.gain, short.term) == (D("13.5"), Term.SHORT)
+    assert result.open == ()
+
+
+def test_option_lots_carry_the_multiplier() -> None:
+    ticker = "AAPL  261218C00200000"
+    result = compute_lots(
+        [
+            fill("o1", "buy", 2, "3.15", "2026-05-01", "1.30", ticker, "100"),
+            fill("o2", "sell", 1, "4.05", "2026-05-08", "0.65", ticker, "100"),
+        ]
+    )
+    [closed] = result.closed
+    assert (closed.proceeds, closed.basis, closed.gain) == (D("404.35"), D("315.65"), D("88.70"))
+    [lot] = result.open
+    assert (lot.quantity, lot.basis, lot.multiplier) == (D(1), D("315.65"), D(100))
+
+
+@pytest.mark.parametrize(
+    ("acquired", "sold", "term"),
+    [
+        ("2025-03-10", "2026-03-10", Term.SHORT),  # the anniversary: exactly one year
+        ("2025-03-10", "2026-03-11", Term.LONG),
+        ("2023-03-01", "2024-02-29", Term.SHORT),  # a leap day inside the year
+        ("2023-03-01", "2024-03-01", Term.SHORT),
+        ("2023-03-01", "2024-03-02", Term.LONG),
+        ("2024-02-29", "2025-02-28", Term.SHORT),  # bought on a leap day
+        ("2024-02-29", "2025-03-01", Term.LONG),
+    ],
+)
+def test_the_one_year_boundary(acquired: str, sold: str, term: Term) -> None:
+    a, s = dt.date.fromisoformat(acquired), dt.date.fromisoformat(sold)
+    assert holding_term(a, s) is term
+    result = compute_lots([fill("b", "buy", 1, "10", acquired), fill("s", "sell", 1, "9", sold)])
+    assert result.closed[0].term is term
+
+
+def test_the_holding_period_uses_new_york_dates() -> None:
+    # 03:30 UTC on 11 March is still 10 March in New York: the anniversary, short-term.
+    late = fill("s", "sell", 1, "11", "2026-03-11", time="03:30:00+00:00")
+    result = compute_lots([fill("b", "buy", 1, "10", "2025-03-10"), late])
+    assert (result.closed[0].sold, result.closed[0].term) == (dt.date(2026, 3, 10), Term.SHORT)
+    assert anniversary(dt.date(2024, 2, 29)) == dt.date(2025, 2, 28)
+
+
+@pytest.mark.parametrize(
+    ("now", "term"), [("2026-03-10 20:59", "short"), ("2026-03-11 14:30", "long")]
+)
+def test_a_sale_now_on_each_side_of_the_boundary(now: str, term: str) -> None:
+    with freeze_time(now, tz_offset=0):
+        sold = dt.datetime.now(dt.UTC)
+    assert trade_date(sold).isoformat() == now[:10]
+    bought = fill("b", "buy", 1, "10", "2025-03-10")
+    sale = fill("s", "sell", 1, "12", now[:10], time=f"{now[11:]}:00+00:00")
+    assert sale.ts == sold
+    assert compute_lots([bought, sale]).closed[0].term == term
+
+
+def test_a_wash_sale_with_a_purchase_after_the_sale() -> None:
+    # Loss 202 on 100 shares; 60 bought back 14 days later: 121.20 disallowed, added to
+    # the new lot, whose holding period starts 30 days (b1's) before its purchase.
+    result = compute_lots(
+        [
+            fill("b1", "buy", 100, "10", "2026-01-02", "1"),
+            fill("s1", "sell", 100, "8", "2026-02-01", "1"),
+            fill("b2", "buy", 60, "9", "2026-02-15"),
+        ]
+    )
+    [sale] = result.closed
+    assert (sale.proceeds, sale.basis, sale.adjustment, sale.gain) == (
+        799,
+        1001,
+        D("121.2"),
+        D("-80.8"),
+    )
+    [lot] = result.open
+    assert (lot.basis, lot.wash_adjustment, lot.acquired) == (
+        D("661.2"),
+        D("121.2"),
+        dt.date(2026, 1, 16),
+    )
+
+
+def test_a_wash_sale_with_a_purchase_before_the_sale_and_a_partial_replacement() -> None:
+    # b2 (20 shares, 10 days before the sale) replaces 20 of the 50 sold at a loss of 100:
+    # 40 disallowed; b2 is wholly a replacement and keeps its id.
+    result = compute_lots(
+        [
+            fill("b1", "buy", 50, "20", "2026-06-01"),
+            fill("b2", "buy", 20, "19", "2026-06-20"),
+            fill("s1", "sell", 50, "18", "2026-06-30"),
+        ]
+    )
+    [sale] = result.closed
+    assert (sale.proceeds - sale.basis, sale.adjustment, sale.gain) == (-100, 40, -60)
+    [lot] = result.open
+    assert (lot.lot_id, lot.basis, lot.acquired) == ("b2", D("420"), dt.date(2026, 5, 22))
+
+
+def test_the_whole_loss_is_washed_by_a_large_enough_replacement_before_the_sale() -> None:
+    result = compute_lots(
+        [
+            fill("b1", "buy", 50, "20", "2026-06-01"),
+            fill("b2", "buy", 80, "19", "2026-06-20"),
+            fill("s1", "sell", 50, "18", "2026-06-30"),
+        ]
+    )
+    [sale] = result.closed
+    assert (sale.adjustment, sale.gain) == (100, 0)
+    washed, rest = result.open
+    assert (washed.lot_id, washed.quantity, washed.basis, washed.washed) == ("b2.1", 50, 1050, True)
+    assert (rest.lot_id, rest.quantity, rest.basis, rest.acquired) == (
+        "b2",
+        30,
+        570,
+        dt.date(2026, 6, 20),
+    )
+
+
+def test_no_wash_sale_outside_the_window_for_a_gain_or_for_another_symbol() -> None:
+    result = compute_lots(
+        [
+            fill("b1", "buy", 10, "20", "2026-01-02"),
+            fill("s1", "sell", 10, "18", "2026-02-01"),
+            fill("m1", "buy", 10, "18", "2026-02-02", symbol="MSFT"),
+            fill("b2", "buy", 10, "18", "2026-03-04"),  # 31 days after the sale
+        ]
+    )
+    assert [r.adjustment for r in result.closed] == [0]
+    assert all(lot.wash_adjustment == 0 for lot in result.open)
+    on_day_30 = compute_lots(
+        [
+            fill("b1", "buy", 10, "20", "2026-01-02"),
+            fill("s1", "sell", 10, "18", "2026-02-01"),
+            fill("b2", "buy", 10, "18", "2026-03-03"),
+        ]
+    )
+    assert on_day_30.closed[0].adjustment == 20
+
+
+def test_the_rest_of_the_sold_lot_is_not_its_own_replacement_and_shares_wash_once() -> None:
+    result = compute_lots(
+        [
+            fill("b1", "buy", 20, "10", "2026-01-02"),
+            fill("s1", "sell", 10, "9", "2026-01-10"),  # loss 10; b1's other 10 do not count
+            fill("b2", "buy", 10, "9", "2026-01-12"),  # replaces s1
+            fill("s2", "sell", 10, "8", "2026-01-13", symbol="AAPL"),  # sells b1's rest, loss 20
+        ]
+    )
+    first, second = result.closed
+    assert (first.adjustment, second.adjustment) == (10, 0)  # b2 already absorbed one wash
+
+
+def test_bad_input_is_refused() -> None:
+    buy = fill("b1", "buy", 1, "10", "2026-01-02")
+    with pytest.raises(LotError, match="appears twice"):
+        compute_lots([buy, buy])
+    with pytest.raises(LotError, match="earlier than"):
+        compute_lots([buy, fill("b0", "buy", 1, "10", "2026-01-01")])
+
+
+# Property: whatever the method, the cash of the fills is the realized gains less the
+# basis of open long lots plus the proceeds held in open short lots.
+
+money = st.decimals(min_value=D("0.01"), max_value=D("999.99"), places=2)
+trades = st.lists(
+    st.tuples(
+        st.sampled_from(["buy", "sell"]),
+        st.integers(min_value=1, max_value=300),
+        money,
+        st.decimals(min_value=D(0), max_value=D("9.99"), places=2),
+        st.integers(min_value=0, max_value=40),
+    ),
+    max_size=40,
+)
+
+
+def _fills(rows: list[tuple[str, int, Decimal, Decimal, int]], symbols: int = 2) -> list[Fill]:
+    day = dt.date(2025, 1, 2)
+    out = []
+    for i, (side, qty, price, commission, gap) in enumerate(rows):
+        day += dt.timedelta(days=gap)
+        symbol = "AAPL" if i % symbols == 0 else "MSFT"
+        out.append(fill(f"e{i}", side, qty, str(price), day.isoformat(), str(commission), symbol))
+    return out
+
+
+def _cash(fills: list[Fill]) -> Decimal:
+    total = D(0)
+    for f in fills:
+        gross = f.price * f.quantity * f.multiplier
+        total += gross - f.commission if f.side is Side.SELL else -gross - f.commission
+    return total
+
+
+def _books(result: LotResult) -> Decimal:
+    gains = sum((r.gain for r in result.closed), D(0))
+    held = sum((-lot.basis if not lot.short else lot.basis for lot in result.open), D(0))
+    return gains + held
+
+
+@settings(max_examples=150, deadline=None)
+@given(trades, st.sampled_from(list(Method)))
+def test_gains_and_open_basis_add_up_to_the_cash_flow(
+    rows: list[tuple[str, int, Decimal, Decimal, int]], method: Method
+) -> None:
+    # Days apart > 30 so no wash sale arises: every adjustment is zero.
+    spaced = [(side, qty, price, fee, 31 + gap) for side, qty, price, fee, gap in rows]
+    fills = _fills(spaced)
+    result = compute_lots(fills, method)
+    assert all(r.adjustment == 0 for r in result.closed)
+    assert _books(result) == _cash(fills)
+
+
+@settings(max_examples=150, deadline=None)
+@given(trades, st.sampled_from(list(Method)))
+def test_wash_sales_move_losses_without_changing_the_total(
+    rows: list[tuple[str, int, Decimal, Decimal, int]], method: Method
+) -> None:
+    fills = _fills(rows)
+    result = compute_lots(fills, method)
+    assert _books(result) == _cash(fills)
+    for symbol in ("AAPL", "MSFT"):
+        bought = sum(f.quantity for f in fills if f.symbol == symbol and f.side is Side.BUY)
+        sold = sum(f.quantity for f in fills if f.symbol == symbol and f.side is Side.SELL)
+        held = sum(
+            (-lot.quantity if lot.short else lot.quantity)
+            for lot in result.open
+            if lot.symbol == symbol
+        )
+        assert held == bought - sold
+    assert all(r.adjustment <= -(r.proceeds - r.basis) for r in result.closed if r.adjustment)
