@@ -18,6 +18,12 @@ import os
 import stat
 import tempfile
 import threading
+
+try:  # POSIX; elsewhere the in-process lock is all there is
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +58,33 @@ class AuthFile:
         return value if isinstance(value, dict) else None
 
     def put(self, name: str, value: dict[str, Any] | None) -> None:
-        """Replace section ``name`` (``None`` removes it)."""
-        with self._lock:
+        """Replace section ``name`` (``None`` removes it).
+
+        The read-change-write is locked across processes too (an ``flock`` on a
+        ``.lock`` file beside the token file), so two commands writing different
+        sections at once cannot drop one of them.
+        """
+        with self._lock, self._file_lock():
             data = self._read()
             if value is None:
                 data.pop(name, None)
             else:
                 data[name] = value
             self._write(data)
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        if self.path is None or fcntl is None:
+            yield
+            return
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def clear(self) -> bool:
         """Forget everything; whether there was a file to delete."""

@@ -141,7 +141,10 @@ class CallbackServer:
     """A one-shot HTTP server on 127.0.0.1 that waits for IBKR's redirect."""
 
     def __init__(self, port: int = 0) -> None:
-        self.state = secrets.token_urlsafe(16)
+        # With a chosen port the callback must match a URL registered with IBKR,
+        # so the path is fixed; the one-time request token is then what proves
+        # a redirect is ours. With a free port the path itself is a random state.
+        self.state = "tradepipe" if port else secrets.token_urlsafe(16)
         self.expected: str | None = None
         self.verifier: str | None = None
         self.refused = 0
