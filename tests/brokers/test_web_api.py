@@ -219,3 +219,27 @@ def test_credentials_from_environment_variables_are_taken_verbatim(
     settings = WebApiOAuthBroker.Settings.model_validate(table)
     assert settings.client_id == "123456"
     assert int(settings.dh_prime, 16) == DH_PRIME
+
+
+def test_snapshot_through_oauth_writes_real_data_and_no_secret(
+    workdir: Path, oauth_gateway: OAuthGateway
+) -> None:
+    result = tp("snapshot", "--broker", "web_api", "--out", "site", "--json")
+    assert result.exit_code == 0, result.output
+    docs = {p.name: json.loads(p.read_text()) for p in (workdir / "site").glob("*.json")}
+    assert set(docs) == {
+        "portfolio.json",
+        "market-data.json",
+        "scanner-results.json",
+        "token-status.json",
+    }
+    assert all(d["demo"] is False and d["broker"] == "web_api" for d in docs.values())
+    assert all(d["account"] == "DU***4567" for d in docs.values())
+    token = docs["token-status.json"]
+    assert token["method"] == "oauth1" and token["valid"] is True
+    written = "".join(p.read_text() for p in (workdir / "site").iterdir())
+    table = oauth_gateway.broker_table(auth_file=str(workdir / "auth.json"))
+    secrets = [str(table[k]) for k in ("consumer_key", "access_token", "access_token_secret")]
+    for secret in [*secrets, *oauth_gateway.oauth()["issued"]]:
+        assert secret not in written
+    assert "DU1234567" not in written
