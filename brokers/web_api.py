@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from tradepipe import hookimpl
 from tradepipe.brokers.client_portal import is_loopback
 from tradepipe.brokers.ibkr import oauth1, oauth2
@@ -77,7 +77,9 @@ class WebApiOAuthBroker(WebApiBroker):
         auth: Literal["oauth1", "oauth2"] = "oauth1"
         # OAuth 1.0a (first-party from IBKR's self-service portal, or `tradepipe auth login`)
         consumer_key: str = ""
+        consumer_key_file: str = ""
         access_token: str = ""
+        access_token_file: str = ""
         access_token_secret: str = ""
         access_token_secret_file: str = ""
         signature_key_file: str = ""
@@ -116,6 +118,24 @@ class WebApiOAuthBroker(WebApiBroker):
             if parts.scheme != "https" or not parts.hostname:
                 raise ValueError("must be an https URL like https://api.ibkr.com/v1/api")
             return value.rstrip("/")
+
+        @model_validator(mode="before")
+        @classmethod
+        def _from_files(cls, data: Any) -> Any:
+            """``consumer_key_file`` / ``access_token_file``: the value is the file's text."""
+            if not isinstance(data, dict):
+                return data
+            data = dict(data)
+            for key in ("consumer_key", "access_token"):
+                path = str(data.get(f"{key}_file") or "").strip()
+                if path and not str(data.get(key) or "").strip():
+                    try:
+                        data[key] = Path(path).expanduser().read_text(encoding="utf-8").strip()
+                    except OSError as exc:
+                        raise ValueError(
+                            f"{key}_file: cannot read {path}: {exc.strerror}"
+                        ) from None
+            return data
 
     settings: Settings
 

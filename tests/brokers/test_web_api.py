@@ -243,3 +243,14 @@ def test_snapshot_through_oauth_writes_real_data_and_no_secret(
     for secret in [*secrets, *oauth_gateway.oauth()["issued"]]:
         assert secret not in written
     assert "DU1234567" not in written
+
+
+def test_credentials_can_come_from_files(tmp_path: Path) -> None:
+    (tmp_path / "ck").write_text("FILECONS\n")
+    (tmp_path / "at").write_text("abc123token\n")
+    s = WebApiOAuthBroker.Settings(
+        consumer_key_file=str(tmp_path / "ck"), access_token_file=str(tmp_path / "at")
+    )
+    assert (s.consumer_key, s.access_token) == ("FILECONS", "abc123token")
+    with pytest.raises(ValueError, match="consumer_key_file: cannot read"):
+        WebApiOAuthBroker.Settings(consumer_key_file=str(tmp_path / "missing"))
