@@ -48,6 +48,18 @@ class RunContext:
         """The position once every working order has filled."""
         return self._book.quantity(symbol) + self.pending(symbol)
 
+    def symbols(self) -> dict[str, Decimal]:
+        """Every symbol held or with a working order, with its multiplier."""
+        found = self._book.held()
+        for order in self._working.values():
+            intent = order.intent
+            found.setdefault(intent.symbol, intent.multiplier)
+        return found
+
+    def open_orders(self) -> int:
+        """How many orders are working at the broker."""
+        return len(self._working)
+
     def last_price(self, symbol: str) -> Decimal | None:
         price = self._marks.get(symbol)
         return None if price is None else to_decimal(price)

@@ -98,6 +98,10 @@ class Book:
         holding = self._holdings.get(symbol)
         return holding.quantity if holding is not None else ZERO
 
+    def held(self) -> dict[str, Decimal]:
+        """Multiplier of every symbol with a non-zero position."""
+        return {s: h.multiplier for s, h in self._holdings.items() if h.quantity}
+
     def apply(self, fill: Fill) -> Decimal:
         """Apply ``fill`` to cash and the position; return the P&L it realized."""
         holding = self._holdings.get(fill.symbol)

@@ -36,6 +36,8 @@ class FakeContext:
     reserved_: Decimal = D(0)
     paper: bool = True
     when: dt.datetime = T0
+    multipliers: dict[str, Decimal] = field(default_factory=dict)
+    working: int = 0
 
     def now(self) -> dt.datetime:
         return self.when
@@ -48,6 +50,13 @@ class FakeContext:
 
     def exposure(self, symbol: str) -> Decimal:
         return self.position(symbol) + self.pending(symbol)
+
+    def symbols(self) -> dict[str, Decimal]:
+        held = {**self.positions, **self.pendings}
+        return {s: self.multipliers.get(s, D(1)) for s in held if self.exposure(s)}
+
+    def open_orders(self) -> int:
+        return self.working
 
     def last_price(self, symbol: str) -> Decimal | None:
         return self.prices.get(symbol)
