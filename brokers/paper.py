@@ -47,6 +47,7 @@ from tradepipe.brokers.ibkr.orders import ReplyPolicy
 from tradepipe.brokers.paper_account import PaperAccount, SimOrder
 from tradepipe.brokers.paper_checks import QUESTIONS, OrderChecks
 from tradepipe.brokers.paper_fills import Costs, TradingDates, match
+from tradepipe.brokers.paper_options import OptionDesk, parse_occ, underlying_of
 from tradepipe.brokers.paper_state import StateFile
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.errors import (
@@ -57,6 +58,7 @@ from tradepipe.errors import (
     ConfigError,
 )
 from tradepipe.money import ZERO, to_decimal
+from tradepipe.option_chain import OptionQuote
 from tradepipe.portfolio import AccountSummary, Book
 
 
@@ -77,6 +79,12 @@ class PaperBroker(Broker):
         commission_minimum: Decimal = Field(default=Decimal("1.00"), ge=0)
         commission_max_fraction: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
         slippage_bps: Decimal = Field(default=ZERO, ge=0, le=1000)
+        #: Options: commission per contract (with ``commission_minimum`` per order).
+        commission_per_contract: Decimal = Field(default=Decimal("0.65"), ge=0)
+        #: Options without quotes are priced by Black-Scholes with this volatility …
+        option_volatility: float = Field(default=0.25, gt=0, le=5)
+        #: … and this continuously compounded risk-free rate.
+        risk_free_rate: float = Field(default=0.04, ge=-0.05, le=0.5)
         allow_short: bool = False
         #: Symbols that may be traded before the feed has shown a bar for them.
         symbols: list[str] = Field(default_factory=list)
@@ -134,6 +142,13 @@ class PaperBroker(Broker):
             minimum=s.commission_minimum,
             max_fraction=s.commission_max_fraction,
             slippage_bps=s.slippage_bps,
+        )
+        self._desk = OptionDesk(
+            volatility=s.option_volatility,
+            rate=s.risk_free_rate,
+            per_contract=s.commission_per_contract,
+            minimum=s.commission_minimum,
+            free=s.commission == "none",
         )
         self._checks = OrderChecks(
             self.name,
@@ -217,11 +232,17 @@ class PaperBroker(Broker):
         account = self._account
         available = account.book.cash - account.reserved()
         return account.book.summary(
-            self.settings.account_id, self.clock.now(), available, account.marks()
+            self.settings.account_id, self.clock.now(), available, self._marks()
         )
 
     def positions(self) -> list[Position]:
-        return self._account.book.positions(self._account.marks())
+        return self._account.book.positions(self._marks())
+
+    def _marks(self) -> dict[str, float]:
+        """The last prices, and model prices for option positions without bars of their own."""
+        marks = self._account.marks()
+        marks.update(self._desk.marks(self._account, None))
+        return marks
 
     def open_orders(self) -> list[OrderReport]:
         return [o.report() for orders in self._account.working.values() for o in orders]
@@ -239,7 +260,11 @@ class PaperBroker(Broker):
         out = []
         for symbol in symbols:
             bar = self._account.last.get(symbol.upper())
-            if bar is not None:
+            if bar is None:
+                quote = self._option_quote(symbol)
+                if quote is not None:
+                    out.append(quote)
+            else:
                 out.append(
                     Quote(
                         symbol=bar.symbol,
@@ -249,6 +274,26 @@ class PaperBroker(Broker):
                     )
                 )
         return out
+
+    def _option_quote(self, ticker: str) -> Quote | None:
+        """A model price for an OCC symbol whose underlying has a price."""
+        option = parse_occ(ticker)
+        under = None if option is None else self._account.last.get(option.underlying)
+        if option is None or under is None:
+            return None
+        price = self._desk.option_price(option, under.close, under.ts, self._account.last)
+        return Quote(symbol=ticker, ts=under.ts, last=price)
+
+    def option_chain(self, underlying: str, expiry: dt.date | None = None) -> list[OptionQuote]:
+        """A synthetic chain around the underlying's last price (see :mod:`.paper_options`)."""
+        bar = self._account.last.get(underlying.upper())
+        if bar is None:
+            raise BrokerRejectedError(
+                f"no market data for {underlying.upper()}: the paper chain is built "
+                "around its last price",
+                broker=self.name,
+            )
+        return self._desk.chain(bar.symbol, expiry, bar.close, bar.ts, self._account.last)
 
     def history(self, symbol: str, *, bars: int = 100, bar_size: str = "1d") -> list[Bar]:
         seen = self._account.history.get(symbol.upper(), ())
@@ -266,7 +311,11 @@ class PaperBroker(Broker):
             # Like IBKR's duplicate-cOID answer: the order is already placed.
             return existing.update(existing.status, now, "already placed")
         self._require_writable("not placed", cid)
-        problem = self._checks.check(intent, account)
+        instrument = intent.instrument
+        if instrument is not None and instrument.kind != "stock":
+            problem = self._desk.check(intent, account, underlying_of(instrument))
+        else:
+            problem = self._checks.check(intent, account)
         if problem:
             return OrderUpdate.trusted(
                 client_order_id=cid, status=OrderStatus.REJECTED, ts=now, reason=problem
@@ -274,7 +323,7 @@ class PaperBroker(Broker):
         sim = SimOrder(intent, f"P{account.next_id}", now)
         account.next_id += 1
         account.orders[cid] = sim
-        account.working.setdefault(intent.symbol, []).append(sim)
+        account.working.setdefault(sim.key, []).append(sim)
         if self._state is not None:
             try:
                 self._save()
@@ -421,6 +470,12 @@ class PaperBroker(Broker):
                     self._close(sim, OrderStatus.EXPIRED)
                     events.append(sim.update(OrderStatus.EXPIRED, bar.ts, "day order expired"))
                     continue
+            if sim.option:
+                unit = self._desk.match(sim, bar, account.last)
+                if unit is not None:
+                    events.append(self._desk.fill(sim, unit, bar, account))
+                    self._close(sim, OrderStatus.FILLED)
+                continue
             triggered = sim.triggered
             price = match(sim, bar)
             if sim.triggered and not triggered:

@@ -24,7 +24,9 @@ class SimOrder:
     __slots__ = (
         "broker_id",
         "intent",
+        "key",
         "limit",
+        "option",
         "placed",
         "session",
         "status",
@@ -44,6 +46,18 @@ class SimOrder:
         # Floats, as bars are: matching runs on every bar.
         self.limit = float(intent.limit_price) if intent.limit_price is not None else None
         self.stop = float(intent.stop_price) if intent.stop_price is not None else None
+        instrument = intent.instrument
+        #: An option or combo order, priced by :mod:`.paper_options`.
+        self.option = instrument is not None and instrument.kind != "stock"
+        #: The symbol whose bars this order is matched on (an option's underlying).
+        self.key = intent.symbol
+        if self.option:
+            assert instrument is not None and instrument.kind != "stock"
+            self.key = (
+                instrument.underlying
+                if instrument.kind == "option"
+                else (instrument.symbol.split("+")[0])
+            )
 
     def update(self, status: OrderStatus, ts: dt.datetime, reason: str = "") -> OrderUpdate:
         return OrderUpdate.trusted(
@@ -89,13 +103,13 @@ class PaperAccount:
         return {sym: bar.close for sym, bar in self.last.items()}
 
     def unwork(self, sim: SimOrder) -> None:
-        orders = self.working.get(sim.intent.symbol)
+        orders = self.working.get(sim.key)
         if orders and sim in orders:
             orders.remove(sim)
 
     def rework(self, sim: SimOrder) -> None:
         """Put ``sim`` back among the working orders, in placement order."""
-        orders = self.working.setdefault(sim.intent.symbol, [])
+        orders = self.working.setdefault(sim.key, [])
         orders.append(sim)
         rank = {id(o): n for n, o in enumerate(self.orders.values())}
         orders.sort(key=lambda o: rank[id(o)])
@@ -112,7 +126,7 @@ class PaperAccount:
                 if price is None:
                     last = self.last.get(intent.symbol)
                     price = to_decimal(last.close) if last is not None else ZERO
-                total += intent.quantity * price
+                total += intent.quantity * price * (intent.multiplier if sim.option else 1)
         return total
 
     def pending_sells(self, symbol: str, exclude: SimOrder | None = None) -> Decimal:
@@ -121,7 +135,7 @@ class PaperAccount:
             (
                 sim.intent.quantity
                 for sim in self.working.get(symbol, ())
-                if sim is not exclude and sim.intent.side == "sell"
+                if sim is not exclude and sim.intent.side == "sell" and not sim.option
             ),
             ZERO,
         )

@@ -197,7 +197,7 @@ class StateFile:
                 if sim.status.is_terminal:
                     finished.append(cid)
                 else:
-                    account.working.setdefault(sim.intent.symbol, []).append(sim)
+                    account.working.setdefault(sim.key, []).append(sim)
             account.fills = [Fill.model_validate(f) for f in data["fills"]]
             account.next_id = int(data["next_id"])
         except (KeyError, TypeError, ValueError, InvalidOperation, ValidationError) as exc:

@@ -12,7 +12,7 @@ broker's own error bodies) into the :mod:`tradepipe.errors` tree.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from pydantic import AwareDatetime
 from tradepipe.component import Component
 from tradepipe.errors import BrokerCapabilityError
 from tradepipe.market import Bar, Quote
+from tradepipe.option_chain import OptionQuote
 from tradepipe.orders import Fill, OrderIntent, OrderStatus
 from tradepipe.portfolio import AccountSummary, Position
 from tradepipe.record import Record
@@ -131,6 +132,17 @@ class Broker(Component):
 
     def scan(self, **params: Any) -> list[dict[str, Any]]:
         raise BrokerCapabilityError(f"{self.name} has no scanner", broker=self.name)
+
+    def option_chain(self, underlying: str, expiry: date | None = None) -> list[OptionQuote]:
+        """The options listed on ``underlying``: of ``expiry``, or of every listed expiry.
+
+        Each :class:`~tradepipe.option_chain.OptionQuote` carries its price and
+        delta where the broker supplies them (``None`` otherwise); option
+        strategies choose their legs from it.
+
+        :raises BrokerCapabilityError: the broker lists no option chains.
+        """
+        raise BrokerCapabilityError(f"{self.name} has no option chains", broker=self.name)
 
     def on_bar(self, bar: Bar) -> Sequence[BrokerEvent]:
         """A market event passed by; a simulator matches orders against it."""

@@ -4,10 +4,15 @@
 decisions that arrive from outside — files, stdin, an LLM's answer,
 ``tradepipe execute``. It is kept apart from :class:`~tradepipe.Decision` on
 purpose: the document is a published format that must not change when the
-internal model does, and it carries what the pipeline cannot act on yet (an
-options strategy). :func:`read_decision` turns one JSON value into a
+internal model does. :func:`read_decision` turns one JSON value into a
 :class:`~tradepipe.Decision`, or into a :class:`~tradepipe.RejectedDecision`
 whose message names the offending field; nothing invalid is ever executed.
+
+An options strategy (``options``) is resolved while converting: its legs are
+chosen from the broker's chain when the reader has one (``chain``), and the
+decision then trades the option or combo (``instrument``, ``symbol`` its
+ticker) with its risk figures (``option_risk``); see
+:mod:`tradepipe.option_strategies`.
 
 Ids: a document's ``id`` is kept; without one, an id is derived from its
 content (:func:`content_id`), so the same document always gets the same id and,
@@ -34,7 +39,10 @@ from tradepipe.decisions import (
     SizingHints,
     TimeInForce,
 )
-from tradepipe.instruments import Symbol
+from tradepipe.errors import BrokerError
+from tradepipe.instruments import Symbol, ticker_of
+from tradepipe.option_chain import ChainSource
+from tradepipe.option_strategies import build
 
 #: The version of the document format this tradepipe reads.
 SCHEMA_VERSION = 1
@@ -146,8 +154,10 @@ class DecisionDocument(_Document):
     :param source: the model or system that made it; the reading component's
         name when absent.
     :param quantity: exact size; or ``sizing`` hints, not both.
-    :param options: an options strategy; accepted and checked, but not executed
-        yet: a decision carrying one is rejected.
+    :param options: an options strategy on ``symbol``: ``buy`` opens it as
+        named, ``sell`` takes its other side; it needs a ``quantity`` (contracts
+        or combos) and a market or limit order (``limit_price`` per share:
+        the debit, or for a credit strategy the credit).
     :param inputs_hash: a hash of what the decision was made from.
     """
 
@@ -186,32 +196,84 @@ class DecisionDocument(_Document):
                 )
         return self
 
-    def to_decision(self, source: str, *, raw: str | None = None) -> Decision:
+    def to_decision(
+        self,
+        source: str,
+        *,
+        raw: str | None = None,
+        chain: ChainSource | None = None,
+        today: dt.date | None = None,
+        underlying_price: Decimal | None = None,
+    ) -> Decision:
         """The :class:`~tradepipe.Decision` this document asks for.
 
         :param source: the reading component's name, used when the document
             names no source.
-        :raises ValueError: the document carries an options strategy, which
-            tradepipe does not execute yet.
+        :param chain: the broker's option chain, to choose an options
+            strategy's legs (by nearest strike, expiry, DTE or delta); without
+            it, strikes and expiries must be given exactly.
+        :param today: the date a ``dte`` counts from when the document has no
+            ``created_at`` (default: today, UTC).
+        :param underlying_price: the stock's price, for a covered call's risk.
+        :raises ValueError: an options strategy that cannot be built, naming the field.
         :raises ValidationError: a rule across fields (a limit order without
             its limit price, ``expires_at`` before ``created_at`` …).
         """
-        if self.options is not None:
-            raise ValueError(
-                f"options: option strategies ({self.options.strategy}) are not supported yet; "
-                "the decision was not executed"
-            )
         fields = {
             name: getattr(self, name)
             for name in self.model_fields_set
             if name not in ("schema_version", "options", "id", "source")
         }
+        if self.options is not None:
+            fields.update(self._strategy(chain, today, underlying_price))
         return Decision(
             id=self.id or "",
             source=self.source or source,
             raw=raw,
             **fields,
         )
+
+    def _strategy(
+        self, chain: ChainSource | None, today: dt.date | None, underlying_price: Decimal | None
+    ) -> dict[str, Any]:
+        """The decision fields an options strategy sets: instrument, symbol, side, risk."""
+        spec = self.options
+        assert spec is not None
+        if self.action is Action.CLOSE:
+            raise ValueError(
+                "action: close is not supported with an options strategy; "
+                "sell the strategy to take its other side"
+            )
+        if self.quantity is None:
+            raise ValueError("quantity: an options strategy needs a quantity (contracts or combos)")
+        for name in ("stop_loss", "take_profit", "stop_price"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}: not supported with an options strategy")
+        if self.order_type not in (OrderType.MARKET, OrderType.LIMIT):
+            raise ValueError("order_type: an options strategy is sent as a market or limit order")
+        if today is None:
+            today = (self.created_at or dt.datetime.now(dt.UTC)).date()
+        elif self.created_at is not None:
+            today = self.created_at.date()
+        strategy = build(
+            spec,
+            self.symbol,
+            chain=chain,
+            today=today,
+            reverse=self.action is Action.SELL,
+            quantity=self.quantity,
+            limit_price=self.limit_price,
+            underlying_price=underlying_price,
+        )
+        action = self.action
+        if action is not Action.HOLD:
+            action = Action.BUY if strategy.side == "buy" else Action.SELL
+        return {
+            "symbol": ticker_of(strategy.instrument),
+            "instrument": strategy.instrument,
+            "action": action,
+            "option_risk": strategy.risk,
+        }
 
 
 def content_id(raw: Any) -> str:
@@ -226,7 +288,13 @@ def loads(text: str) -> Any:
 
 
 def read_decision(
-    raw: Any, source: str, *, keep_raw: str | None = None
+    raw: Any,
+    source: str,
+    *,
+    keep_raw: str | None = None,
+    chain: ChainSource | None = None,
+    today: dt.date | None = None,
+    underlying_price: Decimal | None = None,
 ) -> Decision | RejectedDecision:
     """Turn one parsed JSON value into a decision, or say why it is not one.
 
@@ -234,6 +302,7 @@ def read_decision(
     :param source: the reading component's name (the decision's ``source``
         unless the document names one).
     :param keep_raw: text to keep with the decision for the audit (an LLM's answer).
+    :param chain: the broker's option chain (see :meth:`DecisionDocument.to_decision`).
     """
     if not isinstance(raw, dict):
         return RejectedDecision(raw, f"expected a JSON object, got {_json_type(raw)}")
@@ -241,11 +310,16 @@ def read_decision(
         document = DecisionDocument.model_validate(raw)
         if document.id is None:
             document = document.model_copy(update={"id": content_id(raw)})
-        return document.to_decision(source, raw=keep_raw)
+        return document.to_decision(
+            source, raw=keep_raw, chain=chain, today=today, underlying_price=underlying_price
+        )
     except ValidationError as exc:
         return RejectedDecision(raw, problems(exc))
     except ValueError as exc:
         return RejectedDecision(raw, str(exc))
+    except BrokerError as exc:
+        # The chain could not be read: nothing can be chosen, nothing is sent.
+        return RejectedDecision(raw, f"options: the broker's option chain: {exc}")
 
 
 def problems(exc: ValidationError) -> str:

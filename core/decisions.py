@@ -15,6 +15,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, Field, model_validator
 from tradepipe.instruments import Instrument, Symbol
+from tradepipe.option_risk import OptionRisk
 from tradepipe.record import Record
 
 
@@ -73,6 +74,8 @@ class Decision(Record):
     :param inputs_hash: a hash of what the source decided on (an LLM's prompt).
     :param raw: the text the decision was read from, when the source keeps it
         for the audit (an LLM's answer); it plays no part in execution.
+    :param option_risk: an options strategy's max loss, max gain and
+        breakevens for ``quantity`` (see :mod:`tradepipe.option_strategies`).
     """
 
     id: str = Field(default="", max_length=128)
@@ -95,6 +98,7 @@ class Decision(Record):
     rationale: str = Field(default="", max_length=4000)
     inputs_hash: str | None = Field(default=None, max_length=128)
     raw: str | None = Field(default=None, max_length=RAW_MAX)
+    option_risk: OptionRisk | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -347,6 +347,9 @@ class Executor:
             reference_price=price,
             created_at=now,
             instrument=decision.instrument,
+            option_risk=None
+            if decision.option_risk is None
+            else decision.option_risk.scaled(quantity),
         )
 
     def _judge_and_send(self, decision: Decision, intent: OrderIntent, now: datetime) -> Order:

@@ -28,6 +28,7 @@ from tradepipe.decisions import OrderType, TimeInForce
 from tradepipe.errors import InvalidOrderTransition
 from tradepipe.instruments import Instrument, Symbol
 from tradepipe.money import ZERO
+from tradepipe.option_risk import OptionRisk
 from tradepipe.record import Record
 
 _ONE = Decimal(1)
@@ -77,6 +78,8 @@ class OrderIntent(Record):
     #: What is traded when it is not simply the stock ``symbol``: an option or
     #: a combo of legs. ``symbol`` is then the instrument's ticker.
     instrument: Instrument | None = None
+    #: An options strategy's risk at expiry for ``quantity`` (from the decision).
+    option_risk: OptionRisk | None = None
 
     @property
     def multiplier(self) -> Decimal:
@@ -102,7 +105,10 @@ class OrderIntent(Record):
 
     def with_quantity(self, quantity: Decimal) -> OrderIntent:
         """The same intent with another quantity (a risk filter reduced it)."""
-        return self.model_copy(update={"quantity": quantity})
+        update: dict[str, object] = {"quantity": quantity}
+        if self.option_risk is not None:
+            update["option_risk"] = self.option_risk.scaled(quantity)
+        return self.model_copy(update=update)
 
 
 class OrderStatus(StrEnum):

@@ -6,10 +6,16 @@ takes: sizing, every configured risk filter, the ledger, the configured
 broker. A document that is not a valid decision is recorded as rejected and
 nothing is sent. Its id decides its client order id within the session, so
 executing one decision twice is refused as a duplicate.
+
+A document with an options strategy is read once the broker is connected:
+its legs are chosen from the broker's option chain, and the chain's prices
+give the filters the combo's price.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from typing import IO, Any, NoReturn
 
 import click
@@ -20,7 +26,9 @@ from tradepipe.cli.output import print_json
 from tradepipe.clock import SystemClock
 from tradepipe.decision_schema import loads, read_decision
 from tradepipe.decisions import Decision, RejectedDecision
-from tradepipe.direct import Outcome, direct_run
+from tradepipe.direct import Direct, Outcome, direct_run
+from tradepipe.errors import BrokerError
+from tradepipe.option_chain import OptionQuote
 
 SOURCE = "execute"
 #: The session used when ``[run] session`` is empty: duplicates are still refused.
@@ -72,16 +80,21 @@ def execute(
     if broker_name:
         changes["broker"] = broker_name
     settings = settings.model_copy(update={"run": settings.run.model_copy(update=changes)})
-    item = _read(text)
     dry = dry_run or what_if
+    # An options strategy is read once the broker can show its chain.
+    item = None if _has_options(text) else _read(text)
     if isinstance(item, RejectedDecision) and dry:
         _rejected(item, None, as_json)
     outcome: Outcome | None = None
-    with direct_run(settings, app.host, source=SOURCE, dry_run=dry, clock=SystemClock()) as run:
+    clock = SystemClock()
+    with direct_run(settings, app.host, source=SOURCE, dry_run=dry, clock=clock) as run:
         ledger = None if dry else run.pipeline.run.run_id
+        if item is None:
+            item = _read(text, run, clock.now().date())
         if isinstance(item, RejectedDecision):
-            # Recorded in a run of its own, like any source's rejection.
-            run.executor.record.rejected(SOURCE, item.raw, item.error)
+            if not dry:
+                # Recorded in a run of its own, like any source's rejection.
+                run.executor.record.rejected(SOURCE, item.raw, item.error)
         else:
             outcome = run.preview(item) if what_if else run.execute(item, wait=wait)
     # Reported once the run is closed: exiting inside it would mark it failed.
@@ -91,12 +104,74 @@ def execute(
     report(outcome, ledger, as_json)
 
 
-def _read(text: str) -> Decision | RejectedDecision:
+def _has_options(text: str) -> bool:
+    try:
+        raw = loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(raw, dict) and raw.get("options") is not None
+
+
+def _read(text: str, run: Direct | None = None, today: dt.date | None = None) -> Item:
     try:
         raw = loads(text)
     except (ValueError, RecursionError) as exc:
         return RejectedDecision(text[:2000], f"not valid JSON: {exc}")
-    return read_decision(raw, SOURCE)
+    if run is None:
+        return read_decision(raw, SOURCE)
+    chain = _Chain(run)
+    item = read_decision(
+        raw, SOURCE, chain=chain, today=today, underlying_price=chain.price(raw.get("symbol"))
+    )
+    if isinstance(item, Decision) and item.instrument is not None:
+        price = chain.price_of(item)
+        if price is not None and price > 0:
+            run.executor.ctx.set_price(item.symbol, float(price))
+    return item
+
+
+Item = Decision | RejectedDecision
+
+
+class _Chain:
+    """The broker's option chain, read once per expiry asked for."""
+
+    def __init__(self, run: Direct) -> None:
+        self.run = run
+        self.seen: dict[tuple[str, dt.date | None], list[OptionQuote]] = {}
+
+    def __call__(self, underlying: str, expiry: dt.date | None) -> list[OptionQuote]:
+        key = (underlying, expiry)
+        if key not in self.seen:
+            self.seen[key] = self.run.broker.option_chain(underlying, expiry)
+        return self.seen[key]
+
+    def price(self, symbol: Any) -> Decimal | None:
+        """The underlying's price from the broker, if it gives one."""
+        if not isinstance(symbol, str):
+            return None
+        try:
+            quotes = self.run.broker.quotes([symbol.upper()])
+        except BrokerError:
+            return None
+        return next((q.last or q.mid for q in quotes if q.last or q.mid), None)
+
+    def price_of(self, decision: Decision) -> Decimal | None:
+        """The ordered option's or combo's price from the chain's prices, if it had them."""
+        instrument = decision.instrument
+        if instrument is None or instrument.kind == "stock":
+            return None
+        quotes = {q.option.ticker: q.price for chain in self.seen.values() for q in chain}
+        if instrument.kind == "option":
+            return quotes.get(instrument.ticker)
+        total = Decimal(0)
+        for leg in instrument.legs:
+            inner = leg.instrument
+            price = quotes.get(inner.ticker) if inner.kind == "option" else None
+            if price is None:
+                return None
+            total += price * leg.ratio
+        return total
 
 
 def _rejected(item: RejectedDecision, run_id: str | None, as_json: bool) -> NoReturn:

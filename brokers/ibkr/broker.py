@@ -18,13 +18,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import Field, ValidationError, field_validator
 from tradepipe.adapter import Broker, BrokerEvent, BrokerStatus, OrderReport, OrderUpdate
 from tradepipe.brokers.ibkr.client import WebApiClient, error_text
-from tradepipe.brokers.ibkr.contracts import Contracts
+from tradepipe.brokers.ibkr.contracts import Contracts, month_code
 from tradepipe.brokers.ibkr.market import MarketData
 from tradepipe.brokers.ibkr.orders import (
     STATUS_MAP,
@@ -53,10 +53,12 @@ from tradepipe.errors import (
 )
 from tradepipe.instruments import Option, Stock
 from tradepipe.market import Bar, Quote
+from tradepipe.option_chain import OptionQuote
 from tradepipe.orders import Fill, OrderIntent, OrderStatus, Side
 from tradepipe.portfolio import AccountSummary, Position
 
 log = logging.getLogger("tradepipe.brokers.ibkr")
+_RIGHTS: tuple[tuple[Literal["C", "P"], str], ...] = (("C", "call"), ("P", "put"))
 
 _MAX_POSITION_PAGES = 200
 #: Statuses that come from executions rather than from the order list, so a
@@ -678,6 +680,39 @@ class WebApiBroker(Broker):
 
     def scan(self, **params: Any) -> list[dict[str, Any]]:
         return self.session.read(lambda: self.market.scan(**params))
+
+    def option_chain(self, underlying: str, expiry: dt.date | None = None) -> list[OptionQuote]:
+        """The listed options (no prices or greeks): ``expiry``'s, or the next three months'.
+
+        Conids are left to placement (``secdef/info`` per contract): a chain
+        costs one ``secdef/strikes`` per month, and without ``expiry`` one
+        ``secdef/info`` per month to learn its expiry dates.
+        """
+        return self.session.read(lambda: self._chain(underlying.upper(), expiry))
+
+    def _chain(self, underlying: str, expiry: dt.date | None) -> list[OptionQuote]:
+        contracts = self.contracts
+        months = [month_code(expiry)] if expiry else contracts.option_months(underlying)[:3]
+        out: list[OptionQuote] = []
+        for month in months:
+            strikes = contracts.strikes(underlying, month)
+            listed = sorted(set(strikes["call"]) | set(strikes["put"]))
+            if not listed:
+                continue
+            dates = (
+                [expiry]
+                if expiry
+                else contracts.expiries(underlying, month, listed[len(listed) // 2])
+            )
+            for day in dates:
+                for right, side in _RIGHTS:
+                    out.extend(
+                        OptionQuote(
+                            option=Option(underlying=underlying, expiry=day, strike=k, right=right)
+                        )
+                        for k in strikes[side]
+                    )
+        return out
 
     # -- updates -----------------------------------------------------------------
 

@@ -117,6 +117,27 @@ class Contracts:
         body = body if isinstance(body, dict) else {}
         return {side: [_decimal(s) for s in body.get(side) or []] for side in ("call", "put")}
 
+    def expiries(self, symbol: str, month: str, strike: Decimal) -> list[dt.date]:
+        """The expiry dates listed in ``month`` (weeklies too), read at one strike's calls."""
+        conid = int(self.search(symbol)["conid"])
+        body = self.client.get(
+            "/iserver/secdef/info",
+            {
+                "conid": conid,
+                "sectype": "OPT",
+                "month": month,
+                "exchange": "SMART",
+                "strike": f"{strike.normalize():f}",
+                "right": "C",
+            },
+        )
+        dates = set()
+        for item in body or []:
+            text = str(item.get("maturityDate") or "")
+            if len(text) == 8 and text.isdigit():
+                dates.add(dt.date(int(text[:4]), int(text[4:6]), int(text[6:])))
+        return sorted(dates)
+
     def option(
         self, underlying: str, expiry: dt.date, strike: Decimal, right: str
     ) -> OptionContract:

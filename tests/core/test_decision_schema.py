@@ -90,7 +90,7 @@ def test_not_an_object_is_rejected() -> None:
     assert item.error == "expected a JSON object, got an array"
 
 
-def test_a_valid_options_strategy_is_accepted_but_not_executed_yet() -> None:
+def test_an_options_strategy_becomes_a_combo_decision() -> None:
     options = {
         "strategy": "bull_call_spread",
         "legs": [
@@ -98,8 +98,13 @@ def test_a_valid_options_strategy_is_accepted_but_not_executed_yet() -> None:
             {"action": "sell", "right": "C", "strike": 610, "expiry": "2026-12-18"},
         ],
     }
-    error = rejected(options=options)
-    assert error.startswith("options: option strategies (bull_call_spread) are not supported yet")
+    item = read(options=options, quantity=1)
+    assert isinstance(item, Decision), item
+    assert item.instrument is not None and item.instrument.kind == "combo"
+    assert item.symbol == item.instrument.ticker.upper()
+    # without a chain or a limit price the premium, and so the risk, is unknown
+    assert item.option_risk is None
+    assert "quantity: an options strategy needs" in rejected(options=options)
     document = DecisionDocument.model_validate({**BASE, "options": options})
     assert document.options is not None and len(document.options.legs) == 2
 

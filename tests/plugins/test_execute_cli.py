@@ -117,7 +117,7 @@ def test_a_decision_from_stdin_as_json(workdir: Path) -> None:
         ("{half", "not valid JSON"),
         (
             json.dumps({**DECISION, "options": {"strategy": "long_call", "dte": 30, "delta": 0.4}}),
-            "options: option strategies (long_call) are not supported yet",
+            "options: the broker's option chain: no market data for AAPL",
         ),
     ],
 )
