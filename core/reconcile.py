@@ -57,6 +57,9 @@ def settle(
     for fill in broker.fills(since):
         executions.setdefault(fill.client_order_id, []).append(fill)
     out = []
+    # One order can be unsettled in several runs (a run adopted it while it was
+    # working, then stopped too): an execution is recovered into the first only.
+    claimed: dict[str, Decimal] = {}
     for u in unsettled:
         cid = u.intent.client_order_id
         order = Order.trusted(
@@ -71,6 +74,10 @@ def settle(
         for fill in sorted(executions.get(cid, []), key=lambda f: f.ts):
             if fill.execution_id in u.executions:
                 continue
+            if fill.execution_id in claimed:
+                order.__dict__["filled_quantity"] += claimed[fill.execution_id]
+                continue
+            claimed[fill.execution_id] = fill.quantity
             fill = fill.model_copy(update={"decision_id": u.intent.decision_id})
             result.fills.append(fill)
             try:
@@ -84,6 +91,23 @@ def settle(
             if not order.status.is_terminal:
                 result.note = "the broker does not know this order; left as it was"
                 log.warning("earlier order %s (run %s): %s", cid, u.run_id, result.note)
+        elif (
+            # Filled by executions a later run recorded (it adopted the order
+            # while it was working): the fills are in the ledger once, the
+            # status is closed here without recording them again.
+            report.status is OrderStatus.FILLED
+            and not order.status.is_terminal
+            and order.remaining <= 0
+            and order.can_transition(OrderStatus.FILLED)
+        ):
+            result.events.append(
+                order.transition(
+                    OrderStatus.FILLED,
+                    now,
+                    "settled at start-up: filled, executions recorded by a later run",
+                    report.broker_order_id,
+                )
+            )
         elif (
             # Fill statuses come from executions above; others are the broker's word.
             report.status not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)

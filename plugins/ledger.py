@@ -176,14 +176,15 @@ class Ledger:
                     ]
                     if not open_ids:
                         continue
-                    fills: dict[str, list[FillRow]] = {}
+                    # Executions of the order recorded by any run, by execution id: a
+                    # later run that adopted the order while it was working at the
+                    # broker recorded its fills there, and they must not be
+                    # recovered into this run a second time.
+                    fills: dict[str, dict[str, FillRow]] = {}
                     for f in s.scalars(
-                        select(FillRow).where(
-                            (col(FillRow.run_id) == run_id)
-                            & col(FillRow.client_order_id).in_(open_ids)
-                        )
+                        select(FillRow).where(col(FillRow.client_order_id).in_(open_ids))
                     ):
-                        fills.setdefault(f.client_order_id, []).append(f)
+                        fills.setdefault(f.client_order_id, {}).setdefault(f.execution_id, f)
                     rows = s.scalars(
                         select(OrderRow).where(
                             (col(OrderRow.run_id) == run_id)
@@ -192,7 +193,7 @@ class Ledger:
                     )
                     for row in rows:
                         event = latest[row.client_order_id]
-                        done = fills.get(row.client_order_id, [])
+                        done = list(fills.get(row.client_order_id, {}).values())
                         out.append(
                             Unsettled(
                                 run_id=run_id,
@@ -356,6 +357,85 @@ class Ledger:
             "equity": fmt(account.equity) if account else None,
             "realized_pnl": fmt(account.realized_pnl) if account else None,
             "unrealized_pnl": fmt(account.unrealized_pnl) if account else None,
+        }
+
+    def chains(self, key: str) -> list[dict[str, Any]]:
+        """Everything recorded about a decision id or a client order id, in any run.
+
+        One chain per run and decision: the decision (``None`` if only its order
+        is known), every verdict in order, each order with its status changes
+        and fills. Empty when the ledger knows nothing of ``key``.
+        """
+        try:
+            with self._session() as s:
+                pairs: set[tuple[str, str]] = set()
+                for model in (DecisionRow, OrderRow, VerdictRow):
+                    name = "decision_id" if model is DecisionRow else "client_order_id"
+                    field = getattr(model, name)
+                    stmt = select(col(model.run_id), col(model.decision_id)).where(
+                        col(field) == key
+                    )
+                    pairs.update((r, d) for r, d in s.execute(stmt))
+                if not pairs:
+                    stmt = select(col(VerdictRow.run_id), col(VerdictRow.decision_id)).where(
+                        col(VerdictRow.decision_id) == key
+                    )
+                    pairs.update((r, d) for r, d in s.execute(stmt))
+                out = []
+                for run_id, decision_id in pairs:
+                    out.append(self._chain(s, run_id, decision_id))
+        except SQLAlchemyError as exc:
+            raise self._guard("the decision's history") from exc
+        out.sort(key=lambda c: (c["started_at"] or "", c["run_id"]))
+        return out
+
+    def _chain(self, s: Session, run_id: str, decision_id: str) -> dict[str, Any]:
+        def where(model: Any) -> Any:
+            return (col(model.run_id) == run_id) & (col(model.decision_id) == decision_id)
+
+        run = s.get(RunRow, run_id)
+        decision = s.scalars(select(DecisionRow).where(where(DecisionRow))).first()
+        verdicts = s.scalars(
+            select(VerdictRow).where(where(VerdictRow)).order_by(col(VerdictRow.id))
+        )
+        orders = []
+        for order in s.scalars(select(OrderRow).where(where(OrderRow)).order_by(col(OrderRow.id))):
+            cid = order.client_order_id
+            events = s.scalars(
+                select(OrderEventRow)
+                .where(
+                    (col(OrderEventRow.run_id) == run_id)
+                    & (col(OrderEventRow.client_order_id) == cid)
+                )
+                .order_by(col(OrderEventRow.seq))
+            )
+            fills = s.scalars(
+                select(FillRow)
+                .where((col(FillRow.run_id) == run_id) & (col(FillRow.client_order_id) == cid))
+                .order_by(col(FillRow.id))
+            )
+            orders.append(
+                {
+                    "order": order.model_dump(mode="json", exclude={"id", "run_id"}),
+                    "events": [e.model_dump(mode="json", exclude={"id", "run_id"}) for e in events],
+                    "fills": [f.model_dump(mode="json", exclude={"id", "run_id"}) for f in fills],
+                }
+            )
+        return {
+            "run_id": run_id,
+            "started_at": run.started_at.isoformat() if run else None,
+            "decision_id": decision_id,
+            "decision": (
+                decision.model_dump(mode="json", exclude={"id", "run_id"}) if decision else None
+            ),
+            "verdicts": [
+                {
+                    **v.model_dump(mode="json", exclude={"id", "run_id", "figures"}),
+                    "figures": json.loads(v.figures or "{}"),
+                }
+                for v in verdicts
+            ],
+            "orders": orders,
         }
 
 

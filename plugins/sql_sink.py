@@ -195,7 +195,15 @@ class SqlSink(Sink):
         extra = None
         if d.sizing or d.instrument or d.expires_at or d.inputs_hash or d.outside_rth or d.raw:
             extra = d.model_dump_json(
-                include={"sizing", "instrument", "expires_at", "inputs_hash", "outside_rth", "raw"},
+                include={
+                    "sizing",
+                    "instrument",
+                    "option_risk",
+                    "expires_at",
+                    "inputs_hash",
+                    "outside_rth",
+                    "raw",
+                },
                 exclude_none=True,
             )
         self._add(
@@ -494,7 +502,9 @@ def tradepipe_register_commands(register: Any) -> None:
     from tradepipe.plugins.db_cli import db
     from tradepipe.plugins.ledger_cli import ledger
     from tradepipe.plugins.reconcile_cli import reconcile
+    from tradepipe.plugins.tax_cli import tax
 
     register(ledger)
+    register(tax)
     register(db)
     register(reconcile)

@@ -1,0 +1,335 @@
+"""A hand-checked corpus: trade sequences through ``tradepipe tax report``, figures worked by hand.
+
+Each case is a ledger of fills (15:00 UTC, so the New York trade date is the
+UTC date) and the Form 8949 rows expected for 2026, worked out in the comments
+to the cent: (description, acquired, sold, proceeds, basis, code, adjustment,
+gain, term). Decimals are compared as numbers (``1199`` equals ``1199.00``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from tradepipe.cli import cli
+from tradepipe.cli.context import AppContext
+from tradepipe.plugins.ledger_db import open_engine
+
+D = Decimal
+# (execution id, symbol, side, quantity, price, commission, multiplier, date)
+Fills = list[tuple[str, str, str, str, str, str, str, str]]
+Row = tuple[str, str, str, str, str, str, str, str, str]
+
+CASES: dict[str, tuple[str, Fills, list[Row]]] = {
+    # Lot A: 10 @ 100 + 1.00 = 1001.00; lot B: 10 @ 110 + 1.00 = 1101.00.
+    # Sale: 15 @ 120 - 1.50 = 1798.50, shared by quantity: 10/15 -> 1199.00, 5 -> 599.50.
+    # FIFO: all of A (1199.00 - 1001.00 = 198.00), half of B (599.50 - 550.50 = 49.00).
+    "fifo_commissions_partial": (
+        "fifo",
+        [
+            ("a", "AAPL", "buy", "10", "100", "1.00", "1", "2026-01-05"),
+            ("b", "AAPL", "buy", "10", "110", "1.00", "1", "2026-01-06"),
+            ("s", "AAPL", "sell", "15", "120", "1.50", "1", "2026-03-02"),
+        ],
+        [
+            (
+                "10 sh. AAPL",
+                "01/05/2026",
+                "03/02/2026",
+                "1199.00",
+                "1001.00",
+                "",
+                "",
+                "198.00",
+                "short",
+            ),
+            (
+                "5 sh. AAPL",
+                "01/06/2026",
+                "03/02/2026",
+                "599.50",
+                "550.50",
+                "",
+                "",
+                "49.00",
+                "short",
+            ),
+        ],
+    ),
+    # LIFO on the same fills: all of B (1199.00 - 1101.00 = 98.00), half of A
+    # (599.50 - 1001.00 / 2 = 599.50 - 500.50 = 99.00).
+    "lifo": (
+        "lifo",
+        [
+            ("a", "AAPL", "buy", "10", "100", "1.00", "1", "2026-01-05"),
+            ("b", "AAPL", "buy", "10", "110", "1.00", "1", "2026-01-06"),
+            ("s", "AAPL", "sell", "15", "120", "1.50", "1", "2026-03-02"),
+        ],
+        [
+            (
+                "10 sh. AAPL",
+                "01/06/2026",
+                "03/02/2026",
+                "1199.00",
+                "1101.00",
+                "",
+                "",
+                "98.00",
+                "short",
+            ),
+            (
+                "5 sh. AAPL",
+                "01/05/2026",
+                "03/02/2026",
+                "599.50",
+                "500.50",
+                "",
+                "",
+                "99.00",
+                "short",
+            ),
+        ],
+    ),
+    # HIFO: of 1000.00, 1200.00 and 1100.00 the dearest (1200.00) goes: 1150.00 - 1200.00
+    # = -50.00. No wash sale: the last buy (01-07) is more than 30 days before 03-02.
+    "hifo": (
+        "hifo",
+        [
+            ("a", "MSFT", "buy", "10", "100", "0", "1", "2026-01-05"),
+            ("b", "MSFT", "buy", "10", "120", "0", "1", "2026-01-06"),
+            ("c", "MSFT", "buy", "10", "110", "0", "1", "2026-01-07"),
+            ("s", "MSFT", "sell", "10", "115", "0", "1", "2026-03-02"),
+        ],
+        [
+            (
+                "10 sh. MSFT",
+                "01/06/2026",
+                "03/02/2026",
+                "1150.00",
+                "1200.00",
+                "",
+                "",
+                "-50.00",
+                "short",
+            )
+        ],
+    ),
+    # Bought 2025-03-03: sold on the anniversary (2026-03-03) is held one year, not
+    # more: short. Sold the day after: long. Each 60.00 - 50.00 = 10.00.
+    "one_year_boundary": (
+        "fifo",
+        [
+            ("x1", "XOM", "buy", "1", "50", "0", "1", "2025-03-03"),
+            ("y1", "YUM", "buy", "1", "50", "0", "1", "2025-03-03"),
+            ("x2", "XOM", "sell", "1", "60", "0", "1", "2026-03-03"),
+            ("y2", "YUM", "sell", "1", "60", "0", "1", "2026-03-04"),
+        ],
+        [
+            ("1 sh. XOM", "03/03/2025", "03/03/2026", "60.00", "50.00", "", "", "10.00", "short"),
+            ("1 sh. YUM", "03/03/2025", "03/04/2026", "60.00", "50.00", "", "", "10.00", "long"),
+        ],
+    ),
+    # Short sale: 10 @ 50 - 1.00 = 499.00 proceeds; covered 10 @ 45 + 1.00 = 451.00
+    # basis; gain 48.00, short-term.
+    "short_sale": (
+        "fifo",
+        [
+            ("o", "TSLA", "sell", "10", "50", "1.00", "1", "2026-04-01"),
+            ("c", "TSLA", "buy", "10", "45", "1.00", "1", "2026-04-15"),
+        ],
+        [
+            (
+                "10 sh. TSLA (short sale)",
+                "04/01/2026",
+                "04/15/2026",
+                "499.00",
+                "451.00",
+                "",
+                "",
+                "48.00",
+                "short",
+            )
+        ],
+    ),
+    # Option lot x100: 2 @ 3.50 = 700.00 + 1.30 = 701.30. One contract sold @ 4.25:
+    # 425.00 - 0.65 = 424.35 against half the basis, 350.65: gain 73.70.
+    "option_multiplier_partial": (
+        "fifo",
+        [
+            ("b", "AAPL260619C200", "buy", "2", "3.50", "1.30", "100", "2026-05-01"),
+            ("s", "AAPL260619C200", "sell", "1", "4.25", "0.65", "100", "2026-05-20"),
+        ],
+        [
+            (
+                "1 AAPL260619C200 (x100)",
+                "05/01/2026",
+                "05/20/2026",
+                "424.35",
+                "350.65",
+                "",
+                "",
+                "73.70",
+                "short",
+            )
+        ],
+    ),
+    # Wash sale: 100 @ 10 (01-05) sold @ 8 (02-02): loss 200.00, all disallowed by the
+    # 100 bought @ 9 on 02-20 (18 days later). That lot's basis: 900.00 + 200.00 =
+    # 1100.00; its holding period carries the 28 days held: acquired 02-20 - 28 = 01-23.
+    # Sold @ 12 on 06-01: 1200.00 - 1100.00 = 100.00.
+    "wash_sale_basis_carried": (
+        "fifo",
+        [
+            ("a", "NVDA", "buy", "100", "10", "0", "1", "2026-01-05"),
+            ("s1", "NVDA", "sell", "100", "8", "0", "1", "2026-02-02"),
+            ("r", "NVDA", "buy", "100", "9", "0", "1", "2026-02-20"),
+            ("s2", "NVDA", "sell", "100", "12", "0", "1", "2026-06-01"),
+        ],
+        [
+            (
+                "100 sh. NVDA",
+                "01/05/2026",
+                "02/02/2026",
+                "800.00",
+                "1000.00",
+                "W",
+                "200.00",
+                "0.00",
+                "short",
+            ),
+            (
+                "100 sh. NVDA",
+                "01/23/2026",
+                "06/01/2026",
+                "1200.00",
+                "1100.00",
+                "",
+                "",
+                "100.00",
+                "short",
+            ),
+        ],
+    ),
+    # Partial wash: the same loss of 200.00 on 100 shares, only 40 bought back (02-10):
+    # 200.00 x 40/100 = 80.00 disallowed, -120.00 allowed.
+    "partial_wash": (
+        "fifo",
+        [
+            ("a", "AMD", "buy", "100", "10", "0", "1", "2026-01-05"),
+            ("s1", "AMD", "sell", "100", "8", "0", "1", "2026-02-02"),
+            ("r", "AMD", "buy", "40", "9", "0", "1", "2026-02-10"),
+        ],
+        [
+            (
+                "100 sh. AMD",
+                "01/05/2026",
+                "02/02/2026",
+                "800.00",
+                "1000.00",
+                "W",
+                "80.00",
+                "-120.00",
+                "short",
+            )
+        ],
+    ),
+}
+
+
+def _ledger(path: Path, fills: Fills) -> str:
+    url = f"sqlite:///{path}"
+    engine = open_engine(url)
+    with engine.begin() as conn:
+        for eid, symbol, side, qty, price, fee, mult, day in fills:
+            conn.execute(
+                text(
+                    "INSERT INTO fills (run_id, execution_id, client_order_id, decision_id, "
+                    "symbol, side, quantity, price, commission, multiplier, ts) VALUES "
+                    "('r1', :eid, 'tp-1', 'd1', :symbol, :side, :qty, :price, :fee, :mult, :ts)"
+                ),
+                {
+                    "eid": eid,
+                    "symbol": symbol,
+                    "side": side,
+                    "qty": qty,
+                    "price": price,
+                    "fee": fee,
+                    "mult": mult,
+                    "ts": f"{day}T15:00:00+00:00",
+                },
+            )
+    engine.dispose()
+    return url
+
+
+def _same(got: dict[str, str], want: Row) -> bool:
+    keys = ("description", "date_acquired", "date_sold", "proceeds", "cost_basis")
+    keys2 = ("adjustment_code", "adjustment_amount", "gain_or_loss", "term")
+    text_keys = {"description", "date_acquired", "date_sold", "adjustment_code", "term"}
+    for key, value in zip(keys + keys2, want, strict=True):
+        if key in text_keys or not value:
+            if got[key] != value:
+                return False
+        elif D(got[key]) != D(value):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_corpus(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    method, fills, want = CASES[case]
+    url = _ledger(tmp_path / "ledger.db", fills)
+    (tmp_path / "settings.toml").write_text(
+        f'[default.sinks.sql]\nurl = "{url}"\n[default.logging]\nfile = false\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    args = ["tax", "report", "--year", "2026", "--method", method, "--csv", "f8949.csv", "--json"]
+    result = CliRunner().invoke(
+        cli, args, obj=AppContext(settings_path="settings.toml"), catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.stdout)
+    rows = data["rows"]
+    assert len(rows) == len(want), rows
+    for got, expected in zip(rows, want, strict=True):
+        assert _same(got, expected), (got, expected)
+    # The totals by term add the rows up, and the CSV holds the same rows then the totals.
+    for term in ("short", "long"):
+        mine = [r for r in want if r[8] == term]
+        totals = data["totals"][term]
+        assert D(totals["proceeds"]) == sum((D(r[3]) for r in mine), D(0))
+        assert D(totals["cost_basis"]) == sum((D(r[4]) for r in mine), D(0))
+        assert D(totals["adjustment_amount"]) == sum((D(r[6] or 0) for r in mine), D(0))
+        assert D(totals["gain_or_loss"]) == sum((D(r[7]) for r in mine), D(0))
+    with open("f8949.csv", newline="") as f:
+        written = list(csv.DictReader(f))
+    assert written[: len(rows)] == rows
+    assert [r["description"] for r in written[len(rows) :]] == ["Total short", "Total long"]
+
+
+def test_open_lots_after_the_corpus_partial_wash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The 40 replacement shares: 360.00 + 80.00 disallowed = 440.00, acquired 02-10 - 28
+    # days = 2026-01-13.
+    url = _ledger(tmp_path / "ledger.db", CASES["partial_wash"][1])
+    (tmp_path / "settings.toml").write_text(
+        f'[default.sinks.sql]\nurl = "{url}"\n[default.logging]\nfile = false\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        cli,
+        ["tax", "lots", "--open", "--symbol", "amd", "--json"],
+        obj=AppContext(settings_path="settings.toml"),
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    (lot,) = json.loads(result.stdout)["open"]
+    assert (D(lot["quantity"]), D(lot["basis"]), D(lot["wash_adjustment"])) == (40, 440, 80)
+    assert lot["acquired"] == "2026-01-13"
