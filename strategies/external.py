@@ -24,6 +24,7 @@ from typing import Literal
 from tradepipe import Bar, ComponentSettings, Decision, Strategy, StrategyContext
 from tradepipe.decision_schema import loads, read_decision
 from tradepipe.decisions import RejectedDecision
+from tradepipe.instruments import Combo, Option
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class ExternalSource(Strategy):
             log.info(
                 "%s: read decision %s (%s %s)", self.name, item.id, item.action.value, item.symbol
             )
-            self._waiting.setdefault(item.symbol, []).append((item, token))
+            self._waiting.setdefault(_market(item), []).append((item, token))
         ready: list[tuple[Item, Hashable]] = list(self._rejected)
         self._rejected.clear()
         waiting = self._waiting.get(bar.symbol)
@@ -112,3 +113,13 @@ class ExternalSource(Strategy):
     def waiting(self) -> int:
         """Decisions read but not handed over yet (their symbol has had no bar since)."""
         return sum(len(w) for w in self._waiting.values())
+
+
+def _market(decision: Decision) -> str:
+    """The symbol whose bars release ``decision``: an option's or combo's underlying."""
+    instrument = decision.instrument
+    if isinstance(instrument, Option):
+        return instrument.underlying
+    if isinstance(instrument, Combo):
+        return instrument.symbol.split("+")[0]
+    return decision.symbol

@@ -290,3 +290,27 @@ def test_a_restarted_source_does_not_open_files_it_read_through(
     assert again.decide(bar("AAPL"), Ctx()) is None
     assert again.decide(bar("MSFT"), Ctx()) is None
     assert [name for name in opened if not name.startswith(".")] == []
+
+
+def test_an_options_decision_is_released_by_a_bar_of_its_underlying(
+    tmp_path: Path, inbox: Path
+) -> None:
+    import datetime as dt
+
+    expiry = (bar("SPY", 0).ts + dt.timedelta(days=45)).date().isoformat()
+    vertical = {
+        "id": "opt-folder",
+        "symbol": "SPY",
+        "action": "buy",
+        "confidence": 90,
+        "quantity": 1,
+        "order_type": "limit",
+        "limit_price": 3.5,
+        "options": {"strategy": "bull_call_spread", "expiry": expiry, "strikes": [100, 110]},
+    }
+    (inbox / "d.jsonl").write_text(line(vertical))
+    memory = run(tmp_path, [bar("SPY", d, open=104 + d) for d in range(3)])
+    [order] = memory.orders
+    assert order.intent.instrument is not None and order.intent.instrument.kind == "combo"
+    assert order.intent.symbol.startswith("SPY X")
+    assert memory.events[0].status == "submitted"
