@@ -459,6 +459,7 @@ def _intent(row: OrderRow) -> OrderIntent:
             "reference_price": row.reference_price,
             "created_at": row.created_at,
             "instrument": instrument,
+            "option_risk": json.loads(row.option_risk) if row.option_risk else None,
         }
     )
 

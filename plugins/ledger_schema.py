@@ -170,6 +170,8 @@ class OrderRow(_Ledger, table=True):
     created_at: dt.datetime = _ts()
     #: The option or combo traded, as JSON, when it is not the stock ``symbol``.
     instrument: str | None = Field(default=None, sa_type=Text)
+    #: An option strategy's max loss, max gain and breakevens, as JSON.
+    option_risk: str | None = Field(default=None, sa_type=Text)
 
 
 class OrderEventRow(_Ledger, table=True):

@@ -280,6 +280,7 @@ class SqlSink(Sink):
                 _opt(dec, i.reference_price),
                 self._ts(i.created_at),
                 None if i.instrument is None else i.instrument.model_dump_json(),
+                None if i.option_risk is None else i.option_risk.model_dump_json(),
             ),
         )
 

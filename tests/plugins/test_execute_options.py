@@ -101,6 +101,8 @@ def test_a_vertical_from_a_document_is_sent_as_a_combo_and_filled_per_leg(workdi
     assert D(risk["max_gain"]) + D(risk["max_loss"]) == D(2000)  # width 10 x 100 x 2
     (extra,) = ledger("SELECT extra FROM decisions")[0]
     assert json.loads(extra)["option_risk"]["strategy"] == "bull_call_spread"
+    (stored,) = ledger("SELECT option_risk FROM orders")[0]
+    assert json.loads(stored)["max_loss"] == risk["max_loss"]  # kept with the order too
 
 
 def test_an_iron_condor_is_sold_for_a_credit(workdir: Path) -> None:
