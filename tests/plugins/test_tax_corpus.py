@@ -9,6 +9,7 @@ gain, term). Decimals are compared as numbers (``1199`` equals ``1199.00``).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -242,8 +243,7 @@ CASES: dict[str, tuple[str, Fills, list[Row]]] = {
 }
 
 
-def _ledger(path: Path, fills: Fills) -> str:
-    url = f"sqlite:///{path}"
+def _ledger(url: str, fills: Fills) -> str:
     engine = open_engine(url)
     with engine.begin() as conn:
         for eid, symbol, side, qty, price, fee, mult, day in fills:
@@ -261,7 +261,9 @@ def _ledger(path: Path, fills: Fills) -> str:
                     "price": price,
                     "fee": fee,
                     "mult": mult,
-                    "ts": f"{day}T15:00:00+00:00",
+                    "ts": dt.datetime.fromisoformat(f"{day}T15:00:00+00:00")
+                    if url.startswith("postgresql")
+                    else f"{day}T15:00:00+00:00",
                 },
             )
     engine.dispose()
@@ -282,9 +284,11 @@ def _same(got: dict[str, str], want: Row) -> bool:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_corpus(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corpus(
+    case: str, ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     method, fills, want = CASES[case]
-    url = _ledger(tmp_path / "ledger.db", fills)
+    url = _ledger(ledger_url, fills)
     (tmp_path / "settings.toml").write_text(
         f'[default.sinks.sql]\nurl = "{url}"\n[default.logging]\nfile = false\n'
     )
@@ -314,11 +318,11 @@ def test_corpus(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_open_lots_after_the_corpus_partial_wash(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The 40 replacement shares: 360.00 + 80.00 disallowed = 440.00, acquired 02-10 - 28
     # days = 2026-01-13.
-    url = _ledger(tmp_path / "ledger.db", CASES["partial_wash"][1])
+    url = _ledger(ledger_url, CASES["partial_wash"][1])
     (tmp_path / "settings.toml").write_text(
         f'[default.sinks.sql]\nurl = "{url}"\n[default.logging]\nfile = false\n'
     )
