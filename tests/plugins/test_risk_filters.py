@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from risk_fakes import FakeContext
 from tradepipe.decisions import Action, Decision, SizingHints
 from tradepipe.orders import OrderIntent, Side
 from tradepipe.plugins.risk_filters import (
@@ -22,56 +22,6 @@ from tradepipe.risk import Check, Outcome
 from tradepipe.testing import T0
 
 D = Decimal
-
-
-@dataclass
-class FakeContext:
-    """A :class:`~tradepipe.risk.RiskContext` with fixed answers."""
-
-    positions: dict[str, Decimal] = field(default_factory=dict)
-    pendings: dict[str, Decimal] = field(default_factory=dict)
-    prices: dict[str, Decimal] = field(default_factory=dict)
-    equity_: Decimal = D(100_000)
-    cash_: Decimal = D(100_000)
-    reserved_: Decimal = D(0)
-    paper: bool = True
-    when: dt.datetime = T0
-    multipliers: dict[str, Decimal] = field(default_factory=dict)
-    working: int = 0
-
-    def now(self) -> dt.datetime:
-        return self.when
-
-    def position(self, symbol: str) -> Decimal:
-        return self.positions.get(symbol, D(0))
-
-    def pending(self, symbol: str) -> Decimal:
-        return self.pendings.get(symbol, D(0))
-
-    def exposure(self, symbol: str) -> Decimal:
-        return self.position(symbol) + self.pending(symbol)
-
-    def symbols(self) -> dict[str, Decimal]:
-        held = {**self.positions, **self.pendings}
-        return {s: self.multipliers.get(s, D(1)) for s in held if self.exposure(s)}
-
-    def open_orders(self) -> int:
-        return self.working
-
-    def last_price(self, symbol: str) -> Decimal | None:
-        return self.prices.get(symbol)
-
-    def equity(self) -> Decimal:
-        return self.equity_
-
-    def cash(self) -> Decimal:
-        return self.cash_
-
-    def reserved_cash(self) -> Decimal:
-        return self.reserved_
-
-    def is_paper(self) -> bool:
-        return self.paper
 
 
 def ctx(position: str = "0", price: str | None = "100", **values: Any) -> FakeContext:
