@@ -33,6 +33,7 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import threading
 from typing import IO, Any
 
 _HEADER = struct.Struct("<I")
@@ -115,15 +116,21 @@ class WriterProcess:
 
     def _call(self, message: Any, wait: bool = True, until: str = "ack") -> None:
         assert self._proc.stdin is not None and self._proc.stdout is not None
+        # A Ctrl-C arriving while a frame is sent is held back until the frame is
+        # out (it surfaces in ``finally``), so the child never waits for the rest of
+        # a cut frame and the run's last records can still be written after it.
+        previous = _hold_sigint()
         try:
             _send(self._proc.stdin, message)
         except (BrokenPipeError, OSError):
             self._fail(self._death())
         except BaseException:
-            # Interrupted mid-frame: the child would wait for the rest of it for
-            # ever. Stop it; what it committed before stays committed.
+            # Interrupted mid-frame anyway: the child would wait for the rest of it
+            # for ever. Stop it; what it committed before stays committed.
             self._abandon("the ledger writer was interrupted while receiving a batch")
             raise
+        finally:
+            _release_sigint(previous)
         if not wait:
             return
         stdout = self._proc.stdout
@@ -173,6 +180,20 @@ class WriterProcess:
     def _fail(self, message: str) -> None:
         self._failed = self._failed or message
         raise WriterError(self._failed)
+
+
+def _hold_sigint() -> set[signal.Signals] | None:
+    """Block SIGINT in the main thread; the previous mask, or ``None`` where not possible."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def _release_sigint(previous: set[signal.Signals] | None) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def main() -> int:

@@ -507,3 +507,30 @@ def test_two_pipeline_processes_share_one_ledger(target: Target, tmp_path: Path)
             (int(decisions),)
         ]
         assert target.rows(f"select status from runs where run_id = '{run_id}'") == [("completed",)]
+
+
+def test_ctrl_c_while_a_batch_is_sent_leaves_the_frame_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from tradepipe.plugins import ledger_writer
+
+    path = tmp_path / "l.db"
+    sink = make_sink(path)
+    sink.open(run_info())
+    real = ledger_writer._send
+
+    def interrupted(stream: Any, message: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands while the frame goes out
+        real(stream, message)
+
+    monkeypatch.setattr(ledger_writer, "_send", interrupted)
+    sink.record_decision(decision(1))
+    with pytest.raises(KeyboardInterrupt):
+        sink.flush()
+    monkeypatch.setattr(ledger_writer, "_send", real)
+    # The writer is still whole: the run's end can be recorded, as on a real Ctrl-C.
+    sink.close(run_info(), bars=1, status="interrupted")
+    assert rows(path, "select status from runs") == [("interrupted",)]
+    assert rows(path, "select count(*) from decisions") == [(1,)]
