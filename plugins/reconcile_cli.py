@@ -20,6 +20,7 @@ import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import console, print_json, table
 from tradepipe.clock import SystemClock
+from tradepipe.errors import ConfigError
 from tradepipe.logs import redact_accounts
 from tradepipe.pipeline import connect_broker, make_component
 from tradepipe.plugins.ledger import Ledger
@@ -52,6 +53,12 @@ def reconcile(
     click.get_current_context().call_on_close(engine.dispose)
     ledger = Ledger(engine, sink.where)
     broker = make_component(app.host, settings, "broker", settings.run.broker)
+    if broker.name == "paper" and not getattr(broker.settings, "state_file", ""):
+        raise ConfigError(
+            "the paper simulator keeps no account between runs, so there is nothing to "
+            "reconcile with; set [brokers.paper] state_file",
+            key="brokers.paper.state_file",
+        )
     try:
         status = connect_broker(broker, settings)
         unsettled = ledger.unsettled(None)

@@ -142,3 +142,17 @@ def test_reconcile_reports_every_difference_and_fix_adopts_the_broker_word(
     code, again = tp()
     assert code == 1  # the other tool's order is still working: noted, not ours to adopt
     assert [d["kind"] for d in again["differences"]] == ["unknown_order"]
+
+
+def test_reconciling_an_in_memory_paper_account_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "settings.toml").write_text(
+        '[default.run]\nbroker = "paper"\n[default.logging]\nfile = false\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["reconcile"], obj=AppContext(settings_path="settings.toml"), catch_exceptions=False
+    )
+    assert result.exit_code == 2
+    assert "set [brokers.paper] state_file" in result.stderr
