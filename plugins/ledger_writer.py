@@ -182,18 +182,29 @@ class WriterProcess:
         raise WriterError(self._failed)
 
 
-def _hold_sigint() -> set[signal.Signals] | None:
-    """Block SIGINT in the main thread; the previous mask, or ``None`` where not possible."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-        signal, "pthread_sigmask"
-    ):
+def _hold_sigint() -> tuple[Any, list[int]] | None:
+    """Hold Ctrl-C back: note it instead of raising, until :func:`_release_sigint`.
+
+    A handler, not a signal mask: the mask is per thread, and with other threads
+    alive (a broker's keep-alive) the signal would reach one of them and
+    interrupt the send all the same. Python runs signal handlers in the main
+    thread only, so elsewhere there is nothing to hold.
+    """
+    if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    return previous, caught
 
 
-def _release_sigint(previous: set[signal.Signals] | None) -> None:
-    if previous is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+def _release_sigint(held: tuple[Any, list[int]] | None) -> None:
+    """Put the previous handler back and deliver a Ctrl-C that arrived meanwhile."""
+    if held is None:
+        return
+    previous, caught = held
+    signal.signal(signal.SIGINT, previous)
+    if caught:
+        signal.raise_signal(signal.SIGINT)
 
 
 def main() -> int:
