@@ -1,0 +1,138 @@
+"""``tradepipe serve``: the REST API (:mod:`tradepipe.plugins.api`) on uvicorn.
+
+The bearer token comes from the ``TP_API_TOKEN`` environment variable, else
+from the token file (``--token-file``, default ``tradepipe-api-token`` beside
+the settings file). When neither exists a token is generated, written to the
+file with mode 0600 and printed once; later starts read it and never print it.
+``TRADEPIPE_*`` cannot hold it: every such variable is a settings key, and the
+settings have no ``[api]`` table yet.
+
+The server binds 127.0.0.1; any other address needs ``--allow-remote`` and is
+announced with a warning.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Any
+
+import click
+from tradepipe import hookimpl
+from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.errors import ConfigError
+from tradepipe.logs import add_secrets
+
+TOKEN_ENV = "TP_API_TOKEN"
+TOKEN_FILE = "tradepipe-api-token"
+MIN_TOKEN = 16
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` can only be reached from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def token_file(app: AppContext, given: Path | None) -> Path:
+    """``--token-file``, else the default beside the settings file."""
+    if given is not None:
+        return given
+    base = Path(app.settings.path).parent if app.settings.path else Path.cwd()
+    return base / TOKEN_FILE
+
+
+def load_token(path: Path) -> tuple[str, bool]:
+    """The API token and whether it was generated just now.
+
+    :raises ConfigError: a token that is too short, or a file others can read.
+    """
+    from_env = os.environ.get(TOKEN_ENV, "").strip()
+    if from_env:
+        if len(from_env) < MIN_TOKEN:
+            raise ConfigError(f"{TOKEN_ENV} is shorter than {MIN_TOKEN} characters", key=TOKEN_ENV)
+        return from_env, False
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ConfigError(
+                f"the token file {path} is readable by others (mode {mode:o}); "
+                f"run `chmod 600 {path}`",
+                key="token_file",
+            ) from None
+        token = path.read_text(encoding="utf-8").strip()
+        if len(token) < MIN_TOKEN:
+            raise ConfigError(
+                f"the token in {path} is shorter than {MIN_TOKEN} characters", key="token_file"
+            ) from None
+        return token, False
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(token + "\n")
+    return token, True
+
+
+def run_server(app: Any, host: str, port: int) -> None:
+    """Serve ``app`` until interrupted (a seam for tests)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, server_header=False, log_config=None)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8700, show_default=True)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow binding an address other machines can reach (put TLS in front of it).",
+)
+@click.option(
+    "--token-file",
+    "token_file_opt",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Where the API token lives (default: {TOKEN_FILE} beside the settings file).",
+)
+@pass_app
+def serve(
+    app: AppContext, host: str, port: int, allow_remote: bool, token_file_opt: Path | None
+) -> None:
+    """Serve the REST API (OpenAPI docs at /docs); every route but /health needs the token."""
+    if not is_loopback(host) and not allow_remote:
+        raise click.UsageError(
+            f"--host {host} can be reached from other machines; add --allow-remote to mean it"
+        )
+    from tradepipe.plugins.api import create_app
+
+    app.setup_logging()
+    path = token_file(app, token_file_opt)
+    token, new = load_token(path)
+    add_secrets([token])
+    if new:
+        click.echo(f"API token (shown once; kept in {path}, mode 0600):\n{token}")
+    elif os.environ.get(TOKEN_ENV):
+        click.echo(f"API token: from {TOKEN_ENV}")
+    else:
+        click.echo(f"API token: in {path}")
+    if not is_loopback(host):
+        click.echo(
+            f"warning: serving on {host}:{port}, reachable from other machines, without TLS; "
+            "anyone holding the token can trade. Put a TLS proxy in front of it.",
+            err=True,
+        )
+    click.echo(f"serving on http://{host}:{port} (docs at /docs); Ctrl-C stops")
+    run_server(create_app(app.settings, app.host, token), host, port)
+
+
+@hookimpl
+def tradepipe_register_commands(register: Any) -> None:
+    register(serve)
