@@ -14,6 +14,7 @@ stand-in; see the docstring of ``gateway_standin.py`` for what each one does.
 
 from __future__ import annotations
 
+import dataclasses
 import select
 import ssl
 import subprocess
@@ -26,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from tradepipe.brokers.ibkr import pacing
 
 STANDIN = Path(__file__).with_name("gateway_standin.py")
 PAPER_ACCOUNT = "DU1234567"
@@ -177,6 +179,55 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.stdout.close()
 
 
+def launch(
+    script: Path, certs: GatewayCerts, folder: Path, *args: str
+) -> tuple[subprocess.Popen[bytes], httpx.Client, int]:
+    """Start a stand-in ``script`` with ``args`` on a free port of 127.0.0.1.
+
+    Returns its process, a control client trusting the CA, and the port; a
+    process that does not come up is stopped and the test fails with its stderr.
+    """
+    stderr_path = folder / "stderr.txt"
+    command = [
+        sys.executable,
+        str(script),
+        "--cert",
+        str(certs.cert_path),
+        "--key",
+        str(certs.key_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *args,
+    ]
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+    try:
+        port = _read_port(proc, stderr_path)
+    except BaseException:
+        _stop(proc)
+        raise
+    control = httpx.Client(
+        base_url=f"https://127.0.0.1:{port}/_standin",
+        verify=ssl.create_default_context(cafile=str(certs.ca_path)),
+        timeout=10.0,
+    )
+    return proc, control, port
+
+
+def fast_pacer(penalty_seconds: float) -> pacing.Pacer:
+    """IBKR's pacing with time compressed (rate x10, per-endpoint intervals / 100).
+
+    The limits themselves are unit-tested; integration tests keep pacing on
+    without spending seconds waiting for it.
+    """
+    limits = tuple(
+        dataclasses.replace(lim, interval=lim.interval / 100) for lim in pacing.ENDPOINT_LIMITS
+    )
+    return pacing.Pacer(100, limits=limits, penalty_seconds=penalty_seconds)
+
+
 @pytest.fixture
 def start_gateway(
     gateway_certs: GatewayCerts, tmp_path_factory: pytest.TempPathFactory
@@ -185,35 +236,8 @@ def start_gateway(
     running: list[tuple[subprocess.Popen[bytes], httpx.Client]] = []
 
     def start(*flags: str, account: str = PAPER_ACCOUNT) -> Gateway:
-        logs = tmp_path_factory.mktemp("gateway-standin")
-        stderr_path = logs / "stderr.txt"
-        command = [
-            sys.executable,
-            str(STANDIN),
-            "--cert",
-            str(gateway_certs.cert_path),
-            "--key",
-            str(gateway_certs.key_path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--account",
-            account,
-            *flags,
-        ]
-        with stderr_path.open("wb") as stderr:
-            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
-        try:
-            port = _read_port(proc, stderr_path)
-        except BaseException:
-            _stop(proc)
-            raise
-        control = httpx.Client(
-            base_url=f"https://127.0.0.1:{port}/_standin",
-            verify=ssl.create_default_context(cafile=str(gateway_certs.ca_path)),
-            timeout=10.0,
-        )
+        folder = tmp_path_factory.mktemp("gateway-standin")
+        proc, control, port = launch(STANDIN, gateway_certs, folder, "--account", account, *flags)
         running.append((proc, control))
         return Gateway(
             base_url=f"https://127.0.0.1:{port}/v1/api",

@@ -14,12 +14,9 @@ as ``gateway``: 127.0.0.1, a free port, its own process, stopped by pid at teard
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import secrets
-import ssl
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PAPER_ACCOUNT, Gateway, GatewayCerts, _read_port, _stop
+from conftest import PAPER_ACCOUNT, Gateway, GatewayCerts, _stop, fast_pacer, launch
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from tradepipe.brokers.ibkr import pacing
@@ -216,32 +213,8 @@ def start_oauth_gateway(
         folder = tmp_path_factory.mktemp("oauth-standin")
         config_path = folder / "oauth.json"
         config_path.write_text(json.dumps(standin_config(oauth_keys, **config)))
-        stderr_path = folder / "stderr.txt"
-        command = [
-            sys.executable,
-            str(STANDIN),
-            "--cert",
-            str(gateway_certs.cert_path),
-            "--key",
-            str(gateway_certs.key_path),
-            "--oauth",
-            str(config_path),
-            "--port",
-            "0",
-            "--account",
-            account,
-        ]
-        with stderr_path.open("wb") as stderr:
-            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
-        try:
-            port = _read_port(proc, stderr_path)
-        except BaseException:
-            _stop(proc)
-            raise
-        control = httpx.Client(
-            base_url=f"https://127.0.0.1:{port}/_standin",
-            verify=ssl.create_default_context(cafile=str(gateway_certs.ca_path)),
-            timeout=10.0,
+        proc, control, port = launch(
+            STANDIN, gateway_certs, folder, "--oauth", str(config_path), "--account", account
         )
         running.append((proc, control))
         return OAuthGateway(
@@ -269,12 +242,9 @@ def oauth_gateway(start_oauth_gateway: Callable[..., OAuthGateway]) -> OAuthGate
 @pytest.fixture
 def fast_oauth_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
     """IBKR's pacing with time compressed (rate x10, intervals / 100), as for the gateway."""
-    limits = tuple(
-        dataclasses.replace(lim, interval=lim.interval / 100) for lim in pacing.ENDPOINT_LIMITS
-    )
 
     def make_pacer(self: WebApiOAuthBroker) -> pacing.Pacer:
-        return pacing.Pacer(100, limits=limits, penalty_seconds=self.settings.penalty_seconds)
+        return fast_pacer(self.settings.penalty_seconds)
 
     monkeypatch.setattr(WebApiOAuthBroker, "make_pacer", make_pacer)
 

@@ -8,14 +8,13 @@ compressed (rate x10, per-endpoint intervals / 100), so the order list's
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import Gateway
+from conftest import Gateway, fast_pacer
 from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr import pacing
 from tradepipe.cli import cli
@@ -24,12 +23,8 @@ from tradepipe.cli.context import AppContext
 
 @pytest.fixture(autouse=True)
 def fast_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
-    limits = tuple(
-        dataclasses.replace(lim, interval=lim.interval / 100) for lim in pacing.ENDPOINT_LIMITS
-    )
-
     def make_pacer(self: ClientPortalBroker) -> pacing.Pacer:
-        return pacing.Pacer(100, limits=limits, penalty_seconds=self.settings.penalty_seconds)
+        return fast_pacer(self.settings.penalty_seconds)
 
     monkeypatch.setattr(ClientPortalBroker, "make_pacer", make_pacer)
 
