@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from tradepipe.clock import Clock
+from tradepipe.errors import BrokerCapabilityError
+from tradepipe.instruments import Combo, Option, ticker_of
 from tradepipe.money import ZERO, to_decimal
+from tradepipe.option_chain import ChainCache, ChainSource, OptionQuote
 from tradepipe.orders import Order
 from tradepipe.portfolio import Book
 
@@ -18,14 +21,25 @@ class RunContext:
     :class:`~tradepipe.RiskContext`. ``position`` is what has filled;
     ``pending`` is what working orders will still change; limits on exposure
     must look at both, or two orders in flight could together break them.
+
+    ``chains`` is the broker's :meth:`~tradepipe.adapter.Broker.option_chain`;
+    without it :meth:`option_chain` raises :class:`BrokerCapabilityError`.
     """
 
-    def __init__(self, clock: Clock, book: Book, working: dict[str, Order]) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        book: Book,
+        working: dict[str, Order],
+        chains: ChainSource | None = None,
+    ) -> None:
         self._clock = clock
         self._book = book
         self._working = working
         self._marks: dict[str, float] = {}
         self._paper = True
+        self._chains = ChainCache(chains or _no_chains)
+        self._chains_at: datetime | None = None
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -87,3 +101,42 @@ class RunContext:
 
     def is_paper(self) -> bool:
         return self._paper
+
+    def option_chain(self, underlying: str, expiry: date | None = None) -> tuple[OptionQuote, ...]:
+        """The broker's chain of ``underlying`` (one expiry, or all), read once per moment.
+
+        Reads are kept while the run's clock stands still (within one bar of a
+        replay) and read again once it has moved: expiries and prices are those
+        of the bar being decided on.
+
+        :raises BrokerError: the broker cannot give the chain.
+        """
+        self._chains_now()
+        return self._chains(underlying.upper(), expiry)
+
+    def mark_from_chain(self, instrument: Option | Combo) -> Decimal | None:
+        """Use the price of ``instrument`` in this moment's chain as its latest price.
+
+        The price (an option's, or Σ leg price × ratio of a combo) comes from
+        the chains read through :meth:`option_chain` at this moment; it becomes
+        the price of the instrument's ticker (the symbol of a decision to trade
+        it) that sizing and the risk filters see. ``None``, and nothing set,
+        when a leg has no price there.
+        """
+        self._chains_now()
+        price = self._chains.price_of(instrument)
+        if price is None or price <= 0:
+            return None
+        # As a decision's symbol: upper case (a combo's ticker has a lower-case hash).
+        self._marks[ticker_of(instrument).upper()] = float(price)
+        return price
+
+    def _chains_now(self) -> None:
+        now = self._clock.now()
+        if now != self._chains_at:
+            self._chains.clear()
+            self._chains_at = now
+
+
+def _no_chains(underlying: str, expiry: date | None) -> list[OptionQuote]:
+    raise BrokerCapabilityError("this run has no broker to read option chains from")

@@ -233,12 +233,14 @@ class DecisionDocument(_Document):
             **fields,
         )
 
-    def _strategy(
-        self, chain: ChainSource | None, today: dt.date | None, underlying_price: Decimal | None
-    ) -> dict[str, Any]:
-        """The decision fields an options strategy sets: instrument, symbol, side, risk."""
-        spec = self.options
-        assert spec is not None
+    def check_options(self) -> None:
+        """Check what an options strategy asks of the rest of the document, without a chain.
+
+        :raises ValueError: naming the field (a ``close``, no ``quantity``, a
+            stop, an order type other than market or limit).
+        """
+        if self.options is None:
+            return
         if self.action is Action.CLOSE:
             raise ValueError(
                 "action: close is not supported with an options strategy; "
@@ -251,6 +253,15 @@ class DecisionDocument(_Document):
                 raise ValueError(f"{name}: not supported with an options strategy")
         if self.order_type not in (OrderType.MARKET, OrderType.LIMIT):
             raise ValueError("order_type: an options strategy is sent as a market or limit order")
+
+    def _strategy(
+        self, chain: ChainSource | None, today: dt.date | None, underlying_price: Decimal | None
+    ) -> dict[str, Any]:
+        """The decision fields an options strategy sets: instrument, symbol, side, risk."""
+        spec = self.options
+        assert spec is not None
+        self.check_options()
+        assert self.quantity is not None  # checked
         if today is None:
             today = (self.created_at or dt.datetime.now(dt.UTC)).date()
         elif self.created_at is not None:
@@ -304,12 +315,10 @@ def read_decision(
     :param keep_raw: text to keep with the decision for the audit (an LLM's answer).
     :param chain: the broker's option chain (see :meth:`DecisionDocument.to_decision`).
     """
-    if not isinstance(raw, dict):
-        return RejectedDecision(raw, f"expected a JSON object, got {_json_type(raw)}")
+    document = read_document(raw)
+    if isinstance(document, RejectedDecision):
+        return document
     try:
-        document = DecisionDocument.model_validate(raw)
-        if document.id is None:
-            document = document.model_copy(update={"id": content_id(raw)})
         return document.to_decision(
             source, raw=keep_raw, chain=chain, today=today, underlying_price=underlying_price
         )
@@ -320,6 +329,26 @@ def read_decision(
     except BrokerError as exc:
         # The chain could not be read: nothing can be chosen, nothing is sent.
         return RejectedDecision(raw, f"options: the broker's option chain: {exc}")
+
+
+def read_document(raw: Any) -> DecisionDocument | RejectedDecision:
+    """Validate one parsed JSON value as a document, its id filled in; or say why it is not one.
+
+    Only the document is checked: what depends on an options strategy's legs
+    (the broker's chain) is checked when it is converted (:func:`read_decision`).
+    """
+    if not isinstance(raw, dict):
+        return RejectedDecision(raw, f"expected a JSON object, got {_json_type(raw)}")
+    try:
+        document = DecisionDocument.model_validate(raw)
+        document.check_options()
+    except ValidationError as exc:
+        return RejectedDecision(raw, problems(exc))
+    except ValueError as exc:
+        return RejectedDecision(raw, str(exc))
+    if document.id is None:
+        document = document.model_copy(update={"id": content_id(raw)})
+    return document
 
 
 def problems(exc: ValidationError) -> str:

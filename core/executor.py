@@ -77,7 +77,9 @@ class Executor:
         self.progress_every = progress_every
         self.working: dict[str, Order] = {}
         self.book = Book(ZERO)
-        self.ctx = RunContext(pipeline.clock, self.book, self.working)
+        self.ctx = RunContext(
+            pipeline.clock, self.book, self.working, chains=pipeline.broker.option_chain
+        )
         self._seen_executions: set[str] = set()
         self._client_ids: set[str] = set()
         self._unknown: set[str] = set()

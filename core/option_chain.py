@@ -5,6 +5,8 @@ with what the broker knows of it (a price, a delta) where it knows it. The
 choosers pick the listed expiry nearest a requested one (or a DTE), the listed
 strike nearest a requested one, and the option whose delta is nearest a target.
 Ties go to the lower strike or the earlier expiry, so a choice is deterministic.
+:class:`ChainCache` reads a broker's chain once per underlying and expiry and
+prices an option or combo chosen from what it read.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from tradepipe.instruments import Option
+from tradepipe.instruments import Combo, Option, Stock
 from tradepipe.record import Record
 
 
@@ -36,6 +38,48 @@ ChainSource = Callable[[str, "dt.date | None"], Sequence[OptionQuote]]
 
 class ChainError(ValueError):
     """The chain cannot give what was asked; the message names the field."""
+
+
+class ChainCache:
+    """A :data:`ChainSource` that reads each ``(underlying, expiry)`` once and keeps it.
+
+    Choosing a strategy's legs may ask for one chain several times (a leg at a
+    time); the broker is asked once. A read that fails (the source raises) is
+    not kept, so the next call asks again. :meth:`clear` forgets every read.
+    """
+
+    def __init__(self, source: ChainSource) -> None:
+        self._source = source
+        self._read: dict[tuple[str, dt.date | None], tuple[OptionQuote, ...]] = {}
+
+    def __call__(self, underlying: str, expiry: dt.date | None = None) -> tuple[OptionQuote, ...]:
+        key = (underlying, expiry)
+        chain = self._read.get(key)
+        if chain is None:
+            chain = self._read[key] = tuple(self._source(underlying, expiry))
+        return chain
+
+    def clear(self) -> None:
+        self._read.clear()
+
+    def price_of(self, instrument: Stock | Option | Combo | None) -> Decimal | None:
+        """Price per share of an option (or Σ leg price × ratio of a combo) from the chains read.
+
+        ``None`` for a stock, or when a leg was not in a chain read or it had no price.
+        """
+        if instrument is None or isinstance(instrument, Stock):
+            return None
+        prices = {q.option.ticker: q.price for chain in self._read.values() for q in chain}
+        if isinstance(instrument, Option):
+            return prices.get(instrument.ticker)
+        total = Decimal(0)
+        for leg in instrument.legs:
+            inner = leg.instrument
+            price = prices.get(inner.ticker) if isinstance(inner, Option) else None
+            if price is None:
+                return None
+            total += price * leg.ratio
+        return total
 
 
 def expiries(chain: Sequence[OptionQuote]) -> list[dt.date]:

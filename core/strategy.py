@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from tradepipe.component import Component
 from tradepipe.decisions import Decision, RejectedDecision, decision_id
+from tradepipe.instruments import Combo, Option
 from tradepipe.market import Bar
+from tradepipe.option_chain import OptionQuote
 from tradepipe.orders import Fill
 
 
@@ -29,6 +31,27 @@ class StrategyContext(Protocol):
     def cash(self) -> Decimal: ...
 
     def equity(self) -> Decimal: ...
+
+    def option_chain(self, underlying: str, expiry: date | None = None) -> Sequence[OptionQuote]:
+        """The broker's option chain of ``underlying``: of ``expiry``, or of every listed expiry.
+
+        Read from the configured broker once per underlying and expiry while
+        the run's clock stands still (one bar), so its expiries and prices are
+        those of now. A :data:`~tradepipe.option_chain.ChainSource`, for
+        choosing an options strategy's legs.
+
+        :raises BrokerError: the broker cannot give the chain.
+        """
+        ...
+
+    def mark_from_chain(self, instrument: Option | Combo) -> Decimal | None:
+        """Price an option or combo chosen from :meth:`option_chain` at the chain's prices.
+
+        The price per share (a combo: Σ leg price × ratio) becomes the latest
+        price of the instrument's ticker, so sizing and the risk filters value
+        a decision on it; ``None`` when the chain read now has no price for it.
+        """
+        ...
 
 
 #: One decision, several (a list, or a generator: the executor handles each

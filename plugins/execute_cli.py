@@ -28,7 +28,7 @@ from tradepipe.decision_schema import loads, read_decision
 from tradepipe.decisions import Decision, RejectedDecision
 from tradepipe.direct import Direct, Outcome, direct_run
 from tradepipe.errors import BrokerError
-from tradepipe.option_chain import OptionQuote
+from tradepipe.option_chain import ChainCache
 
 SOURCE = "execute"
 #: The session used when ``[run] session`` is empty: duplicates are still refused.
@@ -82,7 +82,7 @@ def execute(
     settings = settings.model_copy(update={"run": settings.run.model_copy(update=changes)})
     dry = dry_run or what_if
     # An options strategy is read once the broker can show its chain.
-    item = None if _has_options(text) else _read(text)
+    item = None if has_options_strategy(text) else read_document(text)
     if isinstance(item, RejectedDecision) and dry:
         _rejected(item, None, as_json)
     outcome: Outcome | None = None
@@ -90,7 +90,7 @@ def execute(
     with direct_run(settings, app.host, source=SOURCE, dry_run=dry, clock=clock) as run:
         ledger = None if dry else run.pipeline.run.run_id
         if item is None:
-            item = _read(text, run, clock.now().date())
+            item = read_document(text, run, clock.now().date())
         if isinstance(item, RejectedDecision):
             if not dry:
                 # Recorded in a run of its own, like any source's rejection.
@@ -104,7 +104,8 @@ def execute(
     report(outcome, ledger, as_json)
 
 
-def _has_options(text: str) -> bool:
+def has_options_strategy(text: str) -> bool:
+    """Whether the document asks for an options strategy (so needs the broker's chain)."""
     try:
         raw = loads(text)
     except (ValueError, RecursionError):
@@ -112,19 +113,23 @@ def _has_options(text: str) -> bool:
     return isinstance(raw, dict) and raw.get("options") is not None
 
 
-def _read(text: str, run: Direct | None = None, today: dt.date | None = None) -> Item:
+def read_document(text: str, run: Direct | None = None, today: dt.date | None = None) -> Item:
+    """The decision in a document's text, or why it is none.
+
+    With ``run``, an options strategy's legs are chosen from its broker's chain.
+    """
     try:
         raw = loads(text)
     except (ValueError, RecursionError) as exc:
         return RejectedDecision(text[:2000], f"not valid JSON: {exc}")
     if run is None:
         return read_decision(raw, SOURCE)
-    chain = _Chain(run)
+    chain = ChainCache(run.broker.option_chain)
     item = read_decision(
-        raw, SOURCE, chain=chain, today=today, underlying_price=chain.price(raw.get("symbol"))
+        raw, SOURCE, chain=chain, today=today, underlying_price=_price(run, raw.get("symbol"))
     )
     if isinstance(item, Decision) and item.instrument is not None:
-        price = chain.price_of(item)
+        price = chain.price_of(item.instrument)
         if price is not None and price > 0:
             run.executor.ctx.set_price(item.symbol, float(price))
     return item
@@ -133,45 +138,15 @@ def _read(text: str, run: Direct | None = None, today: dt.date | None = None) ->
 Item = Decision | RejectedDecision
 
 
-class _Chain:
-    """The broker's option chain, read once per expiry asked for."""
-
-    def __init__(self, run: Direct) -> None:
-        self.run = run
-        self.seen: dict[tuple[str, dt.date | None], list[OptionQuote]] = {}
-
-    def __call__(self, underlying: str, expiry: dt.date | None) -> list[OptionQuote]:
-        key = (underlying, expiry)
-        if key not in self.seen:
-            self.seen[key] = self.run.broker.option_chain(underlying, expiry)
-        return self.seen[key]
-
-    def price(self, symbol: Any) -> Decimal | None:
-        """The underlying's price from the broker, if it gives one."""
-        if not isinstance(symbol, str):
-            return None
-        try:
-            quotes = self.run.broker.quotes([symbol.upper()])
-        except BrokerError:
-            return None
-        return next((q.last or q.mid for q in quotes if q.last or q.mid), None)
-
-    def price_of(self, decision: Decision) -> Decimal | None:
-        """The ordered option's or combo's price from the chain's prices, if it had them."""
-        instrument = decision.instrument
-        if instrument is None or instrument.kind == "stock":
-            return None
-        quotes = {q.option.ticker: q.price for chain in self.seen.values() for q in chain}
-        if instrument.kind == "option":
-            return quotes.get(instrument.ticker)
-        total = Decimal(0)
-        for leg in instrument.legs:
-            inner = leg.instrument
-            price = quotes.get(inner.ticker) if inner.kind == "option" else None
-            if price is None:
-                return None
-            total += price * leg.ratio
-        return total
+def _price(run: Direct, symbol: Any) -> Decimal | None:
+    """The underlying's price from the broker, if it gives one."""
+    if not isinstance(symbol, str):
+        return None
+    try:
+        quotes = run.broker.quotes([symbol.upper()])
+    except BrokerError:
+        return None
+    return next((q.last or q.mid for q in quotes if q.last or q.mid), None)
 
 
 def _rejected(item: RejectedDecision, run_id: str | None, as_json: bool) -> NoReturn:

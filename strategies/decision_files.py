@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from pydantic import Field
 from tradepipe import ConfigError, StrategyContext, hookimpl
-from tradepipe.decision_schema import loads, read_decision
+from tradepipe.decision_schema import loads
 from tradepipe.decisions import RejectedDecision
 from tradepipe.strategies.external import ExternalSettings, ExternalSource, Item
 from tradepipe.strategies.file_state import HEAD, FileMark, StateFile, fingerprint
@@ -191,7 +191,7 @@ class DecisionFiles(ExternalSource):
             entries = [(0, RejectedDecision(_text(data), f"not valid JSON: {exc}"))]
         else:
             values = raw if isinstance(raw, list) else [raw]
-            entries = [(i, read_decision(value, self.name)) for i, value in enumerate(values)]
+            entries = [(i, self.read(value)) for i, value in enumerate(values)]
         mark.fingerprint, mark.head, mark.size = digest, len(data), len(data)
         self._dirty = True
         for key, item in entries:

@@ -7,6 +7,14 @@ price and the paper simulator has market data for it. Anything read that is not
 a valid decision is handed over at once as a
 :class:`~tradepipe.RejectedDecision`: the executor records it, nothing is sent.
 
+A document with an options strategy is checked when read but converted only
+when a bar of its underlying releases it: its legs are chosen from the
+broker's chain as it is then (:meth:`StrategyContext.option_chain`), with
+``dte`` counted from that bar's date and the bar's close as the stock's price,
+and the chain's price of the chosen option or combo becomes its price for
+sizing and the risk filters. A chain that cannot be read or a strategy it
+cannot give becomes a rejected decision, like any other.
+
 Handing over is a generator: the executor handles each item before asking for
 the next, so :meth:`ExternalSource.handled` runs only after a decision was
 recorded (and, if allowed, sent). A source that remembers what it processed
@@ -16,19 +24,42 @@ decision; one read twice is refused by its client order id.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Hashable, Iterable, Iterator
+from dataclasses import dataclass
 from json import JSONDecodeError
-from typing import Literal
+from typing import Any, Literal
 
 from tradepipe import Bar, ComponentSettings, Decision, Strategy, StrategyContext
-from tradepipe.decision_schema import loads, read_decision
+from tradepipe.decision_schema import DecisionDocument, loads, read_decision, read_document
 from tradepipe.decisions import RejectedDecision
 from tradepipe.instruments import Combo, Option
+from tradepipe.money import to_decimal
 
 log = logging.getLogger(__name__)
 
-Item = Decision | RejectedDecision
+
+@dataclass(frozen=True, slots=True)
+class OptionsDocument:
+    """A valid document with an options strategy, waiting for a bar of its underlying."""
+
+    raw: dict[str, Any]
+    document: DecisionDocument
+
+    @property
+    def symbol(self) -> str:
+        return self.document.symbol
+
+    @property
+    def created_at(self) -> dt.datetime | None:
+        return self.document.created_at
+
+
+#: What a source reads: a decision, a rejection, or an options document to convert later.
+Item = Decision | RejectedDecision | OptionsDocument
+#: What a source hands to the executor.
+Handed = Decision | RejectedDecision
 
 
 class ExternalSettings(ComponentSettings):
@@ -45,7 +76,7 @@ class ExternalSource(Strategy):
 
     def __init__(self, settings: ExternalSettings | None = None) -> None:
         super().__init__(settings)
-        self._waiting: dict[str, list[tuple[Decision, Hashable]]] = {}
+        self._waiting: dict[str, list[tuple[Decision | OptionsDocument, Hashable]]] = {}
         self._rejected: list[tuple[RejectedDecision, Hashable]] = []
         self._by_created_at = self.settings.release == "created_at"
 
@@ -67,24 +98,34 @@ class ExternalSource(Strategy):
             raw = loads(text)
         except (JSONDecodeError, RecursionError) as exc:
             return RejectedDecision(text, f"not valid JSON: {exc}")
-        return read_decision(raw, self.name)
+        return self.read(raw)
+
+    def read(self, raw: Any) -> Item:
+        """One parsed JSON value as a decision; an options document is converted when released."""
+        if not isinstance(raw, dict) or raw.get("options") is None:
+            return read_decision(raw, self.name)
+        document = read_document(raw)
+        if isinstance(document, RejectedDecision):
+            return document
+        return OptionsDocument(raw, document)
 
     # -- the strategy ------------------------------------------------------------
 
-    def decide(self, bar: Bar, ctx: StrategyContext) -> Iterator[Item] | None:
+    def decide(self, bar: Bar, ctx: StrategyContext) -> Iterator[Handed] | None:
         for token, item in self.collect(ctx):
             if isinstance(item, RejectedDecision):
                 self._rejected.append((item, token))
                 continue
+            read = item.document if isinstance(item, OptionsDocument) else item
             log.info(
-                "%s: read decision %s (%s %s)", self.name, item.id, item.action.value, item.symbol
+                "%s: read decision %s (%s %s)", self.name, read.id, read.action.value, read.symbol
             )
             self._waiting.setdefault(_market(item), []).append((item, token))
         ready: list[tuple[Item, Hashable]] = list(self._rejected)
         self._rejected.clear()
         waiting = self._waiting.get(bar.symbol)
         if waiting:
-            later: list[tuple[Decision, Hashable]] = []
+            later: list[tuple[Decision | OptionsDocument, Hashable]] = []
             if self._by_created_at:
                 now = ctx.now()
                 for entry in waiting:
@@ -98,12 +139,18 @@ class ExternalSource(Strategy):
             self._waiting[bar.symbol] = later
         if not ready:
             return None
-        return self._hand_over(ready)
+        return self._hand_over(ready, bar, ctx)
 
-    def _hand_over(self, ready: list[tuple[Item, Hashable]]) -> Iterator[Item]:
+    def _hand_over(
+        self, ready: list[tuple[Item, Hashable]], bar: Bar, ctx: StrategyContext
+    ) -> Iterator[Handed]:
         try:
             for item, token in ready:
-                yield item
+                if isinstance(item, OptionsDocument):
+                    # Converted now, at the bar of its underlying: the chain as it is now.
+                    yield read_options(item.raw, self.name, bar, ctx)
+                else:
+                    yield item
                 self.handled(token)
         finally:
             # Also when the run stops mid-way: what was handled is marked.
@@ -115,8 +162,33 @@ class ExternalSource(Strategy):
         return sum(len(w) for w in self._waiting.values())
 
 
-def _market(decision: Decision) -> str:
+def read_options(
+    raw: Any, source: str, bar: Bar, ctx: StrategyContext, *, keep_raw: str | None = None
+) -> Decision | RejectedDecision:
+    """Convert a document with an options strategy at ``bar``, a bar of its underlying.
+
+    The legs are chosen from the broker's chain read through ``ctx``; a
+    ``dte`` counts from the bar's date (unless the document has a
+    ``created_at``), and the bar's close is the stock's price. The chain's
+    price of the chosen option or combo becomes its latest price in ``ctx``.
+    """
+    item = read_decision(
+        raw,
+        source,
+        keep_raw=keep_raw,
+        chain=ctx.option_chain,
+        today=bar.ts.date(),
+        underlying_price=to_decimal(bar.close),
+    )
+    if isinstance(item, Decision) and isinstance(item.instrument, Option | Combo):
+        ctx.mark_from_chain(item.instrument)
+    return item
+
+
+def _market(decision: Decision | OptionsDocument) -> str:
     """The symbol whose bars release ``decision``: an option's or combo's underlying."""
+    if isinstance(decision, OptionsDocument):
+        return decision.symbol
     instrument = decision.instrument
     if isinstance(instrument, Option):
         return instrument.underlying

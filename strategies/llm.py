@@ -10,6 +10,10 @@ Failures never stop the run: a timeout, a refused key (401/403), rate limiting
 (429: no more questions until the server's ``Retry-After``), a server error or
 an unreachable server is logged and that bar gets no decision; an answer that
 is not a valid decision is recorded as rejected, with the answer.
+
+An answer with an options strategy on the symbol is converted at once, at the
+bar asked about: its legs come from the broker's chain as it is then (see
+:func:`tradepipe.strategies.external.read_options`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pydantic import Field, SecretStr
 from tradepipe import Bar, ComponentSettings, StrategyContext, hookimpl
 from tradepipe.decision_schema import DecisionDocument, read_decision
 from tradepipe.decisions import RAW_MAX, Decision, RejectedDecision
+from tradepipe.strategies.external import read_options
 from tradepipe.strategy import Strategy
 
 log = logging.getLogger(__name__)
@@ -108,7 +113,7 @@ class LlmSource(Strategy):
                 log.info("llm: not asking about %s: paused after HTTP 429", symbol)
                 return None
             messages = self._messages(bar, ctx, list(closes))
-            return self._ask(symbol, messages, ctx)
+            return self._ask(bar, messages, ctx)
         finally:
             closes.append(bar.close)
 
@@ -139,9 +144,10 @@ class LlmSource(Strategy):
         ]
 
     def _ask(
-        self, symbol: str, messages: list[dict[str, str]], ctx: StrategyContext
+        self, bar: Bar, messages: list[dict[str, str]], ctx: StrategyContext
     ) -> Decision | RejectedDecision | None:
         s = self.settings
+        symbol = bar.symbol
         body: dict[str, Any] = {
             "model": s.model,
             "messages": messages,
@@ -164,7 +170,7 @@ class LlmSource(Strategy):
         now = ctx.now()
         key = f"{self.source}|{symbol}|{now.timestamp()!r}|{prompt_hash}"
         decision_id = "llm-" + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
-        return self._read(symbol, content, decision_id, now, prompt_hash)
+        return self._read(bar, ctx, content, decision_id, now, prompt_hash)
 
     def _post(self, symbol: str, body: dict[str, Any]) -> httpx.Response | None:
         """The endpoint's reply, or ``None`` (logged) when there is no answer to read."""
@@ -210,8 +216,15 @@ class LlmSource(Strategy):
     # -- the answer ----------------------------------------------------------------
 
     def _read(
-        self, symbol: str, content: str, decision_id: str, now: Any, prompt_hash: str
+        self,
+        bar: Bar,
+        ctx: StrategyContext,
+        content: str,
+        decision_id: str,
+        now: Any,
+        prompt_hash: str,
     ) -> Decision | RejectedDecision:
+        symbol = bar.symbol
         answer = first_json_object(content)
         if answer is None:
             return RejectedDecision(content, "the answer holds no JSON object")
@@ -226,7 +239,11 @@ class LlmSource(Strategy):
             created_at=now,
             inputs_hash=prompt_hash,
         )
-        item = read_decision(document, self.name, keep_raw=content[:RAW_MAX])
+        keep = content[:RAW_MAX]
+        if document.get("options") is None:
+            item = read_decision(document, self.name, keep_raw=keep)
+        else:
+            item = read_options(document, self.name, bar, ctx, keep_raw=keep)
         if isinstance(item, RejectedDecision):
             return RejectedDecision(content, item.error)
         return item

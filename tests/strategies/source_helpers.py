@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from tradepipe import Bar, Feed, hookimpl
+from tradepipe.errors import BrokerCapabilityError
+from tradepipe.option_chain import OptionQuote
 from tradepipe.testing import T0
 
 
@@ -41,7 +43,7 @@ class SteppedPlugin:
 
 
 class Ctx:
-    """A strategy context at a fixed time, flat, with 100,000 in cash."""
+    """A strategy context at a fixed time, flat, with 100,000 in cash, and no option chains."""
 
     def __init__(self, now: dt.datetime = T0) -> None:
         self.at = now
@@ -60,3 +62,9 @@ class Ctx:
 
     def equity(self) -> Decimal:
         return Decimal(100_000)
+
+    def option_chain(self, underlying: str, expiry: dt.date | None = None) -> list[OptionQuote]:
+        raise BrokerCapabilityError("no option chains here", broker="test")
+
+    def mark_from_chain(self, instrument: Any) -> Decimal | None:
+        return None

@@ -295,9 +295,7 @@ def test_a_restarted_source_does_not_open_files_it_read_through(
 def test_an_options_decision_is_released_by_a_bar_of_its_underlying(
     tmp_path: Path, inbox: Path
 ) -> None:
-    import datetime as dt
-
-    expiry = (bar("SPY", 0).ts + dt.timedelta(days=45)).date().isoformat()
+    expiry = "2026-04-17"  # a monthly expiry the paper chain lists (third Friday)
     vertical = {
         "id": "opt-folder",
         "symbol": "SPY",
