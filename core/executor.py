@@ -19,8 +19,10 @@ import gc
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from tradepipe.adapter import OrderReport, OrderUpdate
@@ -200,6 +202,10 @@ class Executor:
         every = self.progress_every
         count = 0
         next_report = every
+        # The first bar at or after the next New York midnight closes a day:
+        # the account is snapshotted as the previous bar left it.
+        daily = p.settings.run.daily_snapshots
+        cut = _FAR_PAST if daily else _FAR_FUTURE
         # A replay allocates millions of short-lived records, freed by reference
         # counting; the cyclic collector only slows it down by re-scanning the
         # loaded bars and everything the run keeps. Freeze what exists, collect
@@ -210,6 +216,10 @@ class Executor:
         gc.set_threshold(100_000, 50, 1_000_000)
         try:
             for bar in p.feed.bars():
+                if bar.ts >= cut:
+                    if count:
+                        self._snapshot()
+                    cut = _next_midnight(bar.ts)
                 if set_time is not None:
                     set_time(bar.ts)
                 marks[bar.symbol] = bar.close
@@ -250,6 +260,17 @@ class Executor:
         return RunResult(
             count, "completed", self.decisions, self.orders, self.fills, self.strategy_errors
         )
+
+    def _snapshot(self) -> None:
+        """Record the broker's positions and account in every sink (the day's close)."""
+        broker = self.p.broker
+        try:
+            positions, account = broker.positions(), broker.account()
+        except BrokerError as exc:
+            log.warning("could not snapshot the account at the day's end: %s", exc)
+            return
+        for sink in self.p.sinks:
+            sink.record_snapshot(positions, account)
 
     # -- decisions -------------------------------------------------------------
 
@@ -586,3 +607,17 @@ def _update(
     return OrderUpdate.trusted(
         client_order_id=cid, status=status, ts=ts, reason=reason, broker_order_id=broker_order_id
     )
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+_FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
+_FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def _next_midnight(ts: datetime) -> datetime:
+    """The first instant of the New York day after the one ``ts`` falls in."""
+    local = ts.astimezone(NEW_YORK)
+    day = local.date() + timedelta(days=1)
+    # In the bars' own timezone (UTC): comparing datetimes of one tzinfo is a
+    # plain field comparison, of two it asks both for their offsets every bar.
+    return datetime(day.year, day.month, day.day, tzinfo=NEW_YORK).astimezone(ts.tzinfo)

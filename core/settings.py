@@ -74,6 +74,10 @@ class RunSettings(_Table):
     allow_live: bool = False
     #: How many records a sink may buffer before writing them.
     batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+    #: Snapshot the account and positions into the sinks at the end of every
+    #: day of the feed (New York time), not only at the end of the run: the
+    #: equity curve of a replay.
+    daily_snapshots: bool = True
 
 
 class SizingSettings(_Table):

@@ -85,6 +85,18 @@ def test_demo_runs_end_to_end_and_the_ledger_holds_everything(workdir: Path) -> 
     equity = Decimal(summary["cash"]) + market
     assert equity == Decimal(summary["equity"])
     assert run_id in (workdir / "logs" / "tradepipe.log").read_text()
+    # The equity curve: one account snapshot at the close of each of the 750 days
+    # before the last, then the run's final one; equity is cash plus positions.
+    snapshots = q(
+        "select ts, cash, equity, gross_position_value from account_snapshots order by id"
+    )
+    assert len(snapshots) == 750
+    days = [ts[:10] for ts, *_ in snapshots]
+    assert len(set(days)) == 750 and days == sorted(days)
+    for _ts, cash_, equity_, gross in snapshots:
+        assert abs(Decimal(cash_) + Decimal(gross) - Decimal(equity_)) < Decimal("0.01")
+    assert Decimal(snapshots[-1][2]) == Decimal(summary["equity"])
+    assert len({Decimal(e) for _t, _c, e, _g in snapshots}) > 100  # it moves with the market
 
 
 def test_table_output_and_ledger_commands(workdir: Path) -> None:
@@ -171,3 +183,14 @@ def test_ledger_commands_without_a_ledger_do_not_create_one(workdir: Path) -> No
     result = CliRunner().invoke(cli, ["ledger", "orders", "--run", "nope"])
     assert result.exit_code == 2
     assert "no run 'nope'" in result.output
+
+
+def test_daily_snapshots_can_be_turned_off(workdir: Path) -> None:
+    text = (workdir / "settings.toml").read_text()
+    (workdir / "settings.toml").write_text(
+        text.replace("allow_live = false\n", "allow_live = false\ndaily_snapshots = false\n", 1)
+    )
+    result = invoke("run-pipeline", "--json", "--no-progress")
+    assert result.exit_code == 0, result.output
+    db = sqlite3.connect(workdir / "tradepipe.db")
+    assert db.execute("select count(*) from account_snapshots").fetchone() == (1,)

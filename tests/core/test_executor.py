@@ -137,6 +137,7 @@ class TestPlugin:
     def tradepipe_register_brokers(self, register: Any) -> None:
         register(Flaky)
         register(Live)
+        register(Blind)
 
 
 @pytest.fixture(autouse=True)
@@ -554,3 +555,46 @@ def test_observers_hear_about_failed_runs() -> None:
             run={"strategies": ["scripted"], "on_strategy_error": "stop"},
         )
     assert statuses == ["failed"]
+
+
+class Blind(PaperBroker):
+    """A paper broker that cannot report the account for its 2nd and 3rd asking."""
+
+    name = "blind"
+    calls = 0
+
+    def account(self) -> Any:
+        type(self).calls += 1
+        if type(self).calls in (2, 3):
+            raise BrokerUnavailableError("account summary timed out")
+        return super().account()
+
+
+def test_a_snapshot_closes_every_day_of_the_replay() -> None:
+    _, result, _ = run({0: buy(10)})
+    sink = MemorySink.last
+    assert sink is not None
+    # Five days: the closes of the first four, then the run's own snapshot.
+    assert [account.ts.day for _positions, account in sink.snapshots] == [2, 3, 4, 5, 6]
+    equity = [account.equity for _positions, account in sink.snapshots]
+    # 10 shares bought at the open of day 1, 101 (1.00 commission); each close is 1 higher.
+    assert equity == [Decimal(100_000), *(Decimal(99_999 + 10 * k) for k in range(4))]
+    assert result.bars == 5
+
+
+def test_daily_snapshots_off_leave_only_the_final_one() -> None:
+    run({}, run={"daily_snapshots": False})
+    assert MemorySink.last is not None and len(MemorySink.last.snapshots) == 1
+
+
+def test_a_failed_daily_snapshot_is_logged_and_the_run_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    Blind.calls = 0
+    _, result, _ = run({}, run={"broker": "blind"})
+    assert result.bars == 5 and result.status == "completed"
+    sink = MemorySink.last
+    assert sink is not None
+    # Days 1 and 2 could not be snapshotted; days 3 and 4 and the end were.
+    assert [account.ts.day for _positions, account in sink.snapshots] == [4, 5, 6]
+    assert "could not snapshot the account at the day's end" in caplog.text

@@ -97,5 +97,17 @@ def test_ctrl_c_to_the_process_group_records_an_interrupted_run(tmp_path: Path) 
             "where o.id is null"
         ).fetchone()[0]
         assert orphans == 0
-        assert conn.execute("select count(*) from account_snapshots").fetchone()[0] == 1
+        # The account as the interrupt left it is the run's last snapshot (after those
+        # of each day's close): its positions are the net of every fill.
+        (last,) = conn.execute("select max(ts) from account_snapshots").fetchone()
+        held = dict(
+            conn.execute(
+                "select symbol, cast(quantity as real) from position_snapshots where ts = ?",
+                (last,),
+            ).fetchall()
+        )
+        net: dict[str, float] = {}
+        for symbol, side, quantity in conn.execute("select symbol, side, quantity from fills"):
+            net[symbol] = net.get(symbol, 0.0) + (1 if side == "buy" else -1) * float(quantity)
+        assert {k: v for k, v in held.items() if v} == {k: v for k, v in net.items() if v}
     assert writer_processes(tmp_path) == set()
