@@ -207,6 +207,35 @@ class SnapshotSettings(_Table):
         return parse_duration(self.every) if self.every else None
 
 
+#: The shortest API token accepted (also ``tradepipe serve``'s check of its other sources).
+MIN_API_TOKEN = 16
+
+
+class ApiSettings(_Table):
+    """``[api]``: ``tradepipe serve``, the REST API; its options override these.
+
+    The token is a secret: keep it in ``.secrets.toml`` (or
+    ``TRADEPIPE_API__TOKEN``), where ``tradepipe config show`` masks it.
+    """
+
+    #: The bearer token; empty: read (or create) ``token_file``.
+    token: str = ""
+    #: Where the token is kept; relative to the settings file's directory.
+    #: Empty: ``tradepipe-api-token`` there.
+    token_file: str = ""
+    #: The address to bind; one other machines can reach also needs ``--allow-remote``.
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8700, ge=1, le=65535)
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        value = value.strip()
+        if value and len(value) < MIN_API_TOKEN:
+            raise ValueError(f"the token is shorter than {MIN_API_TOKEN} characters")
+        return value
+
+
 ComponentTables = dict[str, dict[str, Any]]
 
 
@@ -220,6 +249,7 @@ class AppSettings(_Table):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     brokers: ComponentTables = Field(default_factory=dict)
     strategies: ComponentTables = Field(default_factory=dict)
     risk: ComponentTables = Field(default_factory=dict)

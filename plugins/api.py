@@ -10,93 +10,83 @@ ledger through :class:`~tradepipe.plugins.ledger.Ledger`.
 
 Every route but ``/health`` (and the schema and docs) needs ``Authorization:
 Bearer <token>``, checked in constant time before the request is read. Calls
-are serialised: one broker connection, ledger or state-file change at a time.
-Account numbers are masked in every answer.
+are serialised, and may share one kept broker connection, by
+:class:`~tradepipe.plugins.api_service.Service`. Account numbers are masked in
+every answer. The request and answer models are in
+:mod:`~tradepipe.plugins.api_models`, the reports (equity, tax, snapshots) in
+:mod:`~tradepipe.plugins.api_reports`, the offline docs page in
+:mod:`~tradepipe.plugins.api_docs`.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
-from decimal import Decimal
-from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Security
 from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tradepipe.adapter import Broker, BrokerStatus
-from tradepipe.cli.broker import _dump, _position, _problem
-from tradepipe.cli.context import AppContext
-from tradepipe.cli.order import _check_bracket
+from tradepipe.cli.broker import (
+    await_final,
+    broker_problem,
+    plain_dict,
+    position_dict,
+    record_end,
+)
+from tradepipe.cli.order import check_bracket, option_fields
 from tradepipe.clock import SystemClock
 from tradepipe.decisions import Decision, RejectedDecision
-from tradepipe.direct import Outcome, direct_run
+from tradepipe.direct import Outcome
 from tradepipe.host import PluginHost
-from tradepipe.logs import mask_account, redact_accounts
-from tradepipe.pipeline import connect_broker, make_component
-from tradepipe.plugins import execute_cli
+from tradepipe.instruments import Option
+from tradepipe.plugins import dashboard, execute_cli
+from tradepipe.plugins.api_docs import ASSETS, install_docs
+from tradepipe.plugins.api_models import (
+    Account,
+    BrokerState,
+    CancelRequested,
+    Halted,
+    HaltRequest,
+    HaltState,
+    Health,
+    LedgerDecisions,
+    LedgerFills,
+    LedgerOrders,
+    OptionsOrder,
+    OrderOutcome,
+    Position,
+    Released,
+    Resumed,
+    StockOrder,
+    WorkingOrder,
+)
 from tradepipe.plugins.api_problems import BodyLimit, install, problem
-from tradepipe.plugins.ledger import Ledger
-from tradepipe.plugins.risk_halt import NEW_YORK, _state, state_path, write_state
+from tradepipe.plugins.api_reports import reports_router
+from tradepipe.plugins.api_service import Service, masked
+from tradepipe.plugins.risk_halt import NEW_YORK, current_halts, load_state, write_state
 from tradepipe.settings import AppSettings
 
-#: Reachable without a token: liveness, and the schema and docs (no account data).
-OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+#: Reachable without a token: liveness, the schema and docs, the dashboard page and its
+#: files (none holds account data).
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs", *dashboard.OPEN})
+#: Reachable without a token below these: the docs page's script, styles and icon.
+OPEN_PREFIXES = (f"{ASSETS}/",)
 SOURCE = "api"
-ACCOUNT_KEYS = frozenset({"account_id", "account", "acct_id", "accounts"})
+#: How an order is to be executed, beside what it trades (``tradepipe order``'s options).
+ORDER_TERMS = frozenset(
+    {"order_type", "limit_price", "stop_price", "tif", "outside_rth", "rationale"}
+)
 ClientOrderId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 Symbol = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9. /-]{1,32}$")]
 RunId = Annotated[str | None, Query(alias="run", max_length=64, description="default: latest")]
 Limit = Annotated[int | None, Query(ge=1, le=10_000)]
-
-
-T = TypeVar("T")
-
-
-def masked(value: T, key: str = "") -> T:
-    """``value`` with every account number masked, wherever it is."""
-    out: Any = value
-    if isinstance(value, dict):
-        out = {k: masked(v, str(k)) for k, v in value.items()}
-    elif isinstance(value, list | tuple):
-        out = [masked(v, key) for v in value]
-    elif isinstance(value, str):
-        out = mask_account(value) if key in ACCOUNT_KEYS else redact_accounts(value)
-    return cast(T, out)
-
-
-class StockOrder(BaseModel):
-    """The fields of ``tradepipe order stock``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    symbol: str = Field(pattern=r"^[A-Za-z0-9.]{1,12}$", examples=["AAPL"])
-    side: Literal["buy", "sell"]
-    quantity: Decimal = Field(gt=0, le=1_000_000, description="Shares.")
-    order_type: Literal["market", "limit", "stop", "stop_limit"] = "market"
-    limit_price: Decimal | None = Field(default=None, gt=0)
-    stop_price: Decimal | None = Field(default=None, gt=0)
-    tif: Literal["day", "gtc"] = "day"
-    outside_rth: bool = False
-    take_profit: Decimal | None = Field(default=None, gt=0)
-    stop_loss: Decimal | None = Field(default=None, gt=0)
-    rationale: str = Field(default="manual order from the REST API", max_length=2000)
-    dry_run: bool = Field(default=False, description="Judge with the risk filters; send nothing.")
-    what_if: bool = Field(default=False, description="Ask the broker for a preview; send nothing.")
-    wait: float = Field(default=0.0, ge=0, le=60, description="Seconds to wait for a fill.")
-
-
-class HaltRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field(default="", max_length=500)
 
 
 BEARER = HTTPBearer(auto_error=False, description="The token `tradepipe serve` printed.")
@@ -107,14 +97,18 @@ def _documented(_: Annotated[HTTPAuthorizationCredentials | None, Security(BEARE
 
 
 class _Auth:
-    """ASGI middleware: a bearer token on every path but :data:`OPEN_PATHS`."""
+    """ASGI middleware: a bearer token on every path but the open ones.
+
+    Open: :data:`OPEN_PATHS` exactly, and what lies below :data:`OPEN_PREFIXES`.
+    """
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
         self.token = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and not (path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)):
             header = dict(scope["headers"]).get(b"authorization", b"")
             scheme, _, given = header.partition(b" ")
             if scheme.lower() != b"bearer" or not secrets.compare_digest(given.strip(), self.token):
@@ -126,57 +120,41 @@ class _Auth:
         await self.app(scope, receive, send)
 
 
-class Service:
-    """The settings and plugins every call uses, and the lock that serialises them."""
+def _status(adapter: Broker, state: BrokerStatus, *, held: bool) -> dict[str, Any]:
+    """``/broker/status``'s answer: the broker's state, whether it is ready, whether it is kept."""
+    trouble = broker_problem(adapter, state)
+    return masked(
+        {
+            "broker": adapter.name,
+            "connected": state.connected,
+            "authenticated": state.authenticated,
+            "account_id": state.account_id,
+            "paper": state.is_paper,
+            "message": state.message,
+            "ready": trouble is None,
+            "problem": None if trouble is None else str(trouble),
+            "held": held,
+        }
+    )
 
-    def __init__(self, settings: AppSettings, host: PluginHost) -> None:
-        self.settings = settings
-        self.host = host
-        self.lock = threading.Lock()
 
-    @contextmanager
-    def broker(self, *, ready: bool = True) -> Iterator[tuple[Broker, BrokerStatus]]:
-        """The configured broker, connected (live refused), disconnected on the way out."""
-        with self.lock:
-            adapter: Broker = make_component(
-                self.host, self.settings, "broker", self.settings.run.broker
-            )
-            status = connect_broker(adapter, self.settings)
-            try:
-                trouble = _problem(adapter, status)
-                if ready and trouble is not None:
-                    raise trouble
-                yield adapter, status
-            finally:
-                adapter.disconnect()
-
-    @contextmanager
-    def ledger(self) -> Iterator[Ledger]:
-        with self.lock:
-            sink = make_component(self.host, self.settings, "sink", "sql")
-            if sink.settings.url is None and not Path(sink.settings.path).exists():
-                raise HTTPException(404, "there is no ledger yet")
-            engine = sink.engine()
-            try:
-                yield Ledger(engine, sink.where)
-            finally:
-                engine.dispose()
-
-    def run_id(self, ledger: Ledger, run_id: str | None) -> str:
-        run = ledger.run(run_id)
-        if run is None:
-            raise HTTPException(404, f"no run {run_id!r}" if run_id else "the ledger has no runs")
-        return run.run_id
-
-    def outcome(self, outcome: Outcome, run_id: str | None) -> dict[str, Any]:
-        order = outcome.order
-        data = outcome.as_dict()
-        data["run_id"] = run_id
-        data["ok"] = order is not None and order.status.value not in ("denied", "rejected")
-        return data
-
-    def halt_file(self) -> Path:
-        return state_path(AppContext(_settings=self.settings, _host=self.host))
+def _strategy_document(order: OptionsOrder, now: datetime) -> str:
+    """A decision document asking for ``order``'s named strategy (see :mod:`.decision_schema`)."""
+    assert order.strategy is not None
+    terms = order.model_dump(mode="json", include=set(ORDER_TERMS), exclude_none=True)
+    document = {
+        "schema_version": 1,
+        "source": SOURCE,
+        # The time makes the document's id (a hash of its content) one of its own.
+        "created_at": now.isoformat(),
+        "symbol": order.underlying,
+        "action": order.side,
+        "confidence": 100,
+        "quantity": str(order.quantity),
+        "options": order.strategy.model_dump(mode="json", exclude_defaults=True),
+        **terms,
+    }
+    return json.dumps(document)
 
 
 def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
@@ -184,55 +162,72 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
     if len(token) < 16:
         raise ValueError("the API token must be at least 16 characters")
     service = Service(settings, host)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        # A kept broker connection (and an IBKR keep-alive thread) ends with the server.
+        await run_in_threadpool(service.release)
+
     app = FastAPI(
         title="tradepipe",
         summary="The tradepipe CLI's broker, order, ledger and halt operations over HTTP.",
         version="0.1.0",
+        docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
+    app.state.service = service  # for tests and for code mounted beside the API
     install(app, [token, *settings.secret_values()])
     app.add_middleware(BodyLimit)
     app.add_middleware(_Auth, token=token)
+    install_docs(app)
     api = APIRouter(dependencies=[Security(_documented)])
 
-    @app.get("/health", tags=["service"])
+    @app.get("/health", tags=["service"], response_model=Health)
     def health() -> dict[str, str]:
         """Liveness; needs no token and says nothing about the account."""
         return {"status": "ok"}
 
-    @api.get("/broker/status", tags=["broker"])
+    @api.get("/broker/status", tags=["broker"], response_model=BrokerState)
     def broker_status() -> dict[str, Any]:
         """Whether the broker can be used, and with which account (``tradepipe broker status``)."""
         with service.broker(ready=False) as (adapter, state):
-            trouble = _problem(adapter, state)
-        return masked(
-            {
-                "broker": adapter.name,
-                "connected": state.connected,
-                "authenticated": state.authenticated,
-                "account_id": state.account_id,
-                "paper": state.is_paper,
-                "message": state.message,
-                "ready": trouble is None,
-                "problem": None if trouble is None else str(trouble),
-            }
-        )
+            return _status(adapter, state, held=service.held is adapter)
 
-    @api.get("/account", tags=["broker"])
+    @api.post("/broker/connect", tags=["broker"], response_model=BrokerState)
+    def broker_connect() -> dict[str, Any]:
+        """Connect the broker and keep the connection for later calls (idempotent).
+
+        Reads then use it instead of connecting each time; an IBKR adapter
+        keeps its session alive meanwhile. A live account is refused unless
+        ``[run] allow_live``; a broker that is not ready is not kept (503).
+        """
+        adapter, state = service.hold()
+        return _status(adapter, state, held=True)
+
+    @api.post("/broker/disconnect", tags=["broker"], response_model=Released)
+    def broker_disconnect() -> dict[str, Any]:
+        """Release the kept connection (idempotent); ``released`` says whether there was one."""
+        return {"held": False, "released": service.release()}
+
+    @api.get("/account", tags=["broker"], response_model=Account)
     def account() -> dict[str, Any]:
         """Cash, equity and buying power (``tradepipe broker accounts``)."""
         with service.broker() as (adapter, state):
             summary = adapter.account()
-        return masked({"broker": adapter.name, "paper": state.is_paper, "summary": _dump(summary)})
+        return masked(
+            {"broker": adapter.name, "paper": state.is_paper, "summary": plain_dict(summary)}
+        )
 
-    @api.get("/positions", tags=["broker"])
+    @api.get("/positions", tags=["broker"], response_model=list[Position])
     def positions() -> list[dict[str, Any]]:
         """Every position the broker reports (``tradepipe broker positions``)."""
         with service.broker() as (adapter, _state):
             held = adapter.positions()
-        return masked([_position(p) for p in held])
+        return masked([position_dict(p) for p in held])
 
-    @api.get("/positions/{symbol}", tags=["broker"])
+    @api.get("/positions/{symbol}", tags=["broker"], response_model=Position)
     def position(symbol: Symbol) -> dict[str, Any]:
         """One symbol's position; 404 when none is held."""
         with service.broker() as (adapter, _state):
@@ -240,16 +235,16 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         found = [p for p in held if p.symbol == symbol.upper()]
         if not found:
             raise HTTPException(404, f"no position in {symbol.upper()}")
-        return masked(_position(found[0]))
+        return masked(position_dict(found[0]))
 
-    @api.get("/orders", tags=["orders"])
+    @api.get("/orders", tags=["orders"], response_model=list[WorkingOrder])
     def open_orders() -> list[dict[str, Any]]:
         """Open orders as the broker sees them (``tradepipe broker orders``)."""
         with service.broker() as (adapter, _state):
             working = adapter.open_orders()
-        return masked([_dump(o) for o in working])
+        return masked([plain_dict(o) for o in working])
 
-    @api.post("/orders/stock", tags=["orders"])
+    @api.post("/orders/stock", tags=["orders"], response_model=OrderOutcome)
     def order_stock(order: StockOrder) -> dict[str, Any]:
         """One stock order through sizing, every risk filter, the ledger and the broker.
 
@@ -265,19 +260,69 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             action=order.side,
             **order.model_dump(exclude={"side", "dry_run", "what_if", "wait"}),
         )
-        _check_bracket(decision)
+        check_bracket(decision)
         dry = order.dry_run or order.what_if
-        with (
-            service.lock,
-            direct_run(settings, host, source=SOURCE, dry_run=dry, clock=clock) as run,
-        ):
+        with service.run(settings, source=SOURCE, dry_run=dry, clock=clock) as run:
             outcome = (
                 run.preview(decision) if order.what_if else run.execute(decision, wait=order.wait)
             )
             ledger = None if dry else run.pipeline.run.run_id
         return masked(service.outcome(outcome, ledger))
 
-    @api.post("/decisions/execute", tags=["orders"])
+    @api.post("/orders/options", tags=["orders"], response_model=OrderOutcome)
+    def order_options(order: OptionsOrder) -> dict[str, Any]:
+        """An option, a combo, or a named strategy through the whole pipeline.
+
+        As ``tradepipe order options``: ``legs`` with exact strikes and
+        expiries make one option (on its leg's side) or a combo (bought or
+        sold as ``side``). ``strategy`` instead names one as a decision
+        document does: the broker's option chain chooses its legs and prices
+        it, so the broker is asked even with ``dry_run``. A strategy the chain
+        cannot build is answered 422 (and, unless dry, recorded as rejected).
+        """
+        clock = SystemClock()
+        dry = order.dry_run or order.what_if
+        item: Decision | RejectedDecision | None = None
+        if order.strategy is None:
+            legs = [
+                (
+                    leg.action,
+                    leg.ratio,
+                    Option(
+                        underlying=order.underlying,
+                        right=leg.right,
+                        strike=leg.strike,
+                        expiry=leg.expiry,
+                    ),
+                )
+                for leg in order.legs
+            ]
+            item = Decision(
+                source=SOURCE,
+                created_at=clock.now(),
+                confidence=100,
+                quantity=order.quantity,
+                **option_fields(legs, order.side),
+                **order.model_dump(include=set(ORDER_TERMS)),
+            )
+        outcome: Outcome | None = None
+        with service.run(settings, source=SOURCE, dry_run=dry, clock=clock) as run:
+            ledger = None if dry else run.pipeline.run.run_id
+            if item is None:
+                item = execute_cli.read_document(
+                    _strategy_document(order, clock.now()), run, clock.now().date()
+                )
+            if isinstance(item, RejectedDecision):
+                if not dry:
+                    run.executor.record.rejected(SOURCE, item.raw, item.error)
+            else:
+                outcome = run.preview(item) if order.what_if else run.execute(item, wait=order.wait)
+        if outcome is None:
+            assert isinstance(item, RejectedDecision)
+            raise HTTPException(422, f"options order rejected: {item.error}")
+        return masked(service.outcome(outcome, ledger))
+
+    @api.post("/decisions/execute", tags=["orders"], response_model=OrderOutcome)
     def execute_decision(
         document: Annotated[dict[str, Any], Body(description="A decision document.")],
         dry_run: bool = False,
@@ -298,20 +343,17 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             }
         )
         dry = dry_run or what_if
-        item = None if execute_cli._has_options(text) else execute_cli._read(text)
+        item = None if execute_cli.has_options_strategy(text) else execute_cli.read_document(text)
         outcome: Outcome | None = None
         clock = SystemClock()
         ledger: str | None = None
         if not (isinstance(item, RejectedDecision) and dry):
-            with (
-                service.lock,
-                direct_run(
-                    run_settings, host, source=execute_cli.SOURCE, dry_run=dry, clock=clock
-                ) as run,
-            ):
+            with service.run(
+                run_settings, source=execute_cli.SOURCE, dry_run=dry, clock=clock
+            ) as run:
                 ledger = None if dry else run.pipeline.run.run_id
                 if item is None:
-                    item = execute_cli._read(text, run, clock.now().date())
+                    item = execute_cli.read_document(text, run, clock.now().date())
                 if isinstance(item, RejectedDecision):
                     if not dry:
                         run.executor.record.rejected(execute_cli.SOURCE, item.raw, item.error)
@@ -322,22 +364,45 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             raise HTTPException(422, f"decision rejected: {item.error}")
         return masked(service.outcome(outcome, ledger))
 
-    @api.delete("/orders/{client_order_id}", status_code=202, tags=["orders"])
-    def cancel(client_order_id: ClientOrderId) -> dict[str, Any]:
-        """Ask the broker to cancel; it is final only once the broker confirms."""
+    @api.delete(
+        "/orders/{client_order_id}",
+        status_code=202,
+        tags=["orders"],
+        response_model=CancelRequested,
+    )
+    def cancel(
+        client_order_id: ClientOrderId,
+        wait: Annotated[
+            float,
+            Query(
+                ge=0, le=30, description="Seconds to wait for the broker to confirm (as the CLI)."
+            ),
+        ] = 5.0,
+    ) -> dict[str, Any]:
+        """Ask the broker to cancel (``tradepipe broker cancel``).
+
+        It is final only once the broker confirms: with ``wait`` the broker is
+        asked again until then. A confirmed end is written into the order's
+        history in the ledger (``ledger_run`` names the reconciliation run).
+        """
         with service.broker() as (adapter, _state):
             update = adapter.cancel(client_order_id)
+            final, known = update.status, True
+            if not final.is_terminal and wait > 0:
+                final, known = await_final(adapter, client_order_id, final, wait)
+            recorded = record_end(settings, host, adapter, client_order_id, final, known)
         return masked(
             {
                 "client_order_id": client_order_id,
                 "broker": adapter.name,
-                "status": update.status.value,
-                "final": update.status.is_terminal,
+                "status": final.value,
+                "final": final.is_terminal,
                 "reason": update.reason,
+                "ledger_run": recorded,
             }
         )
 
-    @api.get("/ledger/orders", tags=["ledger"])
+    @api.get("/ledger/orders", tags=["ledger"], response_model=LedgerOrders)
     def ledger_orders(run_id: RunId = None, limit: Limit = None) -> dict[str, Any]:
         """Orders of a run with their latest status (``tradepipe ledger orders``)."""
         with service.ledger() as led:
@@ -348,7 +413,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             ]
         return masked({"run_id": rid, "orders": rows})
 
-    @api.get("/ledger/fills", tags=["ledger"])
+    @api.get("/ledger/fills", tags=["ledger"], response_model=LedgerFills)
     def ledger_fills(run_id: RunId = None, limit: Limit = None) -> dict[str, Any]:
         """Fills of a run (``tradepipe ledger fills``)."""
         with service.ledger() as led:
@@ -356,7 +421,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             rows = [f.model_dump(mode="json", exclude={"id"}) for f in led.fills(rid, limit)]
         return masked({"run_id": rid, "fills": rows})
 
-    @api.get("/ledger/decisions", tags=["ledger"])
+    @api.get("/ledger/decisions", tags=["ledger"], response_model=LedgerDecisions)
     def ledger_decisions(run_id: RunId = None, limit: Limit = None) -> dict[str, Any]:
         """Decisions of a run (``tradepipe ledger decisions``)."""
         with service.ledger() as led:
@@ -373,13 +438,32 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             raise HTTPException(404, f"the ledger knows no decision or order {key!r}")
         return masked(json.loads(json.dumps(chains, default=str)))
 
-    @api.post("/halt", tags=["risk"])
+    @api.get("/halt", tags=["risk"], response_model=HaltState)
+    def halt_state() -> dict[str, Any]:
+        """The kill switch: the manual halt, today's loss-limit halt, whether `halt` is honoured.
+
+        ``honoured`` is whether ``halt`` is in ``[run] risk_filters``; without
+        it, pipelines ignore a manual halt.
+        """
+        with service.lock:
+            state = load_state(service.halt_file())
+        manual, daily = current_halts(state, datetime.now(NEW_YORK))
+        return masked(
+            {
+                "halted": manual is not None or daily is not None,
+                "manual": manual,
+                "daily": daily,
+                "honoured": "halt" in settings.run.risk_filters,
+            }
+        )
+
+    @api.post("/halt", tags=["risk"], response_model=Halted)
     def halt(request: HaltRequest | None = None) -> dict[str, Any]:
         """Halt trading until ``/resume`` (``tradepipe halt``)."""
         reason = (request.reason if request else "") or "halted by hand"
         with service.lock:
             path = service.halt_file()
-            state = _state(path)
+            state = load_state(path)
             state["manual"] = {
                 "reason": reason,
                 "at": datetime.now(NEW_YORK).isoformat(timespec="seconds"),
@@ -396,15 +480,17 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             }
         )
 
-    @api.post("/resume", tags=["risk"])
+    @api.post("/resume", tags=["risk"], response_model=Resumed)
     def resume() -> dict[str, Any]:
         """Lift the manual halt (``tradepipe resume``)."""
         with service.lock:
             path = service.halt_file()
-            state = _state(path)
+            state = load_state(path)
             was = bool(state.pop("manual", None))
             write_state(path, state)
         return {"halted": False, "was_halted": was}
 
+    api.include_router(reports_router(service))
+    dashboard.mount(app, api, service.ledger_if_any, masked)
     app.include_router(api)
     return app

@@ -1,14 +1,16 @@
 """``tradepipe serve``: the REST API (:mod:`tradepipe.plugins.api`) on uvicorn.
 
-The bearer token comes from the ``TP_API_TOKEN`` environment variable, else
-from the token file (``--token-file``, default ``tradepipe-api-token`` beside
-the settings file). When neither exists a token is generated, written to the
-file with mode 0600 and printed once; later starts read it and never print it.
-``TRADEPIPE_*`` cannot hold it: every such variable is a settings key, and the
-settings have no ``[api]`` table yet.
+The ``[api]`` settings table gives the defaults of ``--host``, ``--port`` and
+``--token-file``; the options override them. The bearer token comes from, in
+order: the ``TP_API_TOKEN`` environment variable; the file ``--token-file``
+names; ``[api] token`` (keep it in ``.secrets.toml``, or set
+``TRADEPIPE_API__TOKEN``); the token file (``[api] token_file``, default
+``tradepipe-api-token`` beside the settings file). When none exists a token is
+generated, written to the file with mode 0600 and printed once; later starts
+read it and never print it.
 
 The server binds 127.0.0.1; any other address needs ``--allow-remote`` and is
-announced with a warning.
+announced with a warning, wherever the address came from.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from tradepipe import hookimpl
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.errors import ConfigError
 from tradepipe.logs import add_secrets
+from tradepipe.settings import MIN_API_TOKEN
 
 TOKEN_ENV = "TP_API_TOKEN"
 TOKEN_FILE = "tradepipe-api-token"
-MIN_TOKEN = 16
+MIN_TOKEN = MIN_API_TOKEN
 
 
 def is_loopback(host: str) -> bool:
@@ -42,16 +45,18 @@ def is_loopback(host: str) -> bool:
 
 
 def token_file(app: AppContext, given: Path | None) -> Path:
-    """``--token-file``, else the default beside the settings file."""
+    """``--token-file``, else ``[api] token_file``, else the default beside the settings file."""
     if given is not None:
         return given
     base = Path(app.settings.path).parent if app.settings.path else Path.cwd()
-    return base / TOKEN_FILE
+    configured = app.settings.api.token_file.strip()
+    return base / Path(configured).expanduser() if configured else base / TOKEN_FILE
 
 
-def load_token(path: Path) -> tuple[str, bool]:
+def load_token(path: Path, configured: str = "") -> tuple[str, bool]:
     """The API token and whether it was generated just now.
 
+    :param configured: ``[api] token``, used when the environment has none.
     :raises ConfigError: a token that is too short, or a file others can read.
     """
     from_env = os.environ.get(TOKEN_ENV, "").strip()
@@ -59,6 +64,8 @@ def load_token(path: Path) -> tuple[str, bool]:
         if len(from_env) < MIN_TOKEN:
             raise ConfigError(f"{TOKEN_ENV} is shorter than {MIN_TOKEN} characters", key=TOKEN_ENV)
         return from_env, False
+    if configured:
+        return configured, False
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -89,8 +96,10 @@ def run_server(app: Any, host: str, port: int) -> None:
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8700, show_default=True)
+@click.option("--host", help="Address to bind ([api] host, default 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port to listen on ([api] port, default 8700)."
+)
 @click.option(
     "--allow-remote",
     is_flag=True,
@@ -100,27 +109,47 @@ def run_server(app: Any, host: str, port: int) -> None:
     "--token-file",
     "token_file_opt",
     type=click.Path(dir_okay=False, path_type=Path),
-    help=f"Where the API token lives (default: {TOKEN_FILE} beside the settings file).",
+    help=f"Where the API token lives ([api] token_file, default {TOKEN_FILE} beside the "
+    "settings file); read even when [api] token is set.",
 )
 @pass_app
 def serve(
-    app: AppContext, host: str, port: int, allow_remote: bool, token_file_opt: Path | None
+    app: AppContext,
+    host: str | None,
+    port: int | None,
+    allow_remote: bool,
+    token_file_opt: Path | None,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs); every route but /health needs the token."""
+    settings = app.settings.api
+    host = host or settings.host
+    port = port or settings.port
     if not is_loopback(host) and not allow_remote:
         raise click.UsageError(
-            f"--host {host} can be reached from other machines; add --allow-remote to mean it"
+            f"host {host} can be reached from other machines; add --allow-remote to mean it"
         )
     from tradepipe.plugins.api import create_app
 
     app.setup_logging()
     path = token_file(app, token_file_opt)
-    token, new = load_token(path)
+    configured = "" if token_file_opt is not None else settings.token
+    token, new = load_token(path, configured)
     add_secrets([token])
+    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     if new:
         click.echo(f"API token (shown once; kept in {path}, mode 0600):\n{token}")
-    elif os.environ.get(TOKEN_ENV):
+        # The fragment never leaves the browser: the page signs in with it.
+        click.echo(f"dashboard, signed in: {base}/#token={token}")
+    elif os.environ.get(TOKEN_ENV, "").strip():
         click.echo(f"API token: from {TOKEN_ENV}")
+    elif configured:
+        click.echo("API token: from [api] token")
+        if "api.token" not in app.settings.secret_keys:
+            click.echo(
+                "warning: [api] token is in the settings file; move it to .secrets.toml "
+                "beside it, or set TRADEPIPE_API__TOKEN",
+                err=True,
+            )
     else:
         click.echo(f"API token: in {path}")
     if not is_loopback(host):
@@ -129,7 +158,7 @@ def serve(
             "anyone holding the token can trade. Put a TLS proxy in front of it.",
             err=True,
         )
-    click.echo(f"serving on http://{host}:{port} (docs at /docs); Ctrl-C stops")
+    click.echo(f"serving on {base} (dashboard at /, docs at /docs); Ctrl-C stops")
     run_server(create_app(app.settings, app.host, token), host, port)
 
 

@@ -263,6 +263,45 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("positions") from exc
 
+    def equity_curve(self, limit: int | None = None) -> list[AccountRow]:
+        """The account's equity over time: snapshots of the latest snapshot's account.
+
+        Replays snapshot each day's close, and every run, order and reconcile
+        ends with a snapshot. Runs are taken from the most recent back, each
+        only if all its snapshots come before those already taken: replays on
+        an in-memory paper account, which all start again from the same cash
+        over the same dates, would otherwise interleave into a zigzag; the
+        latest such replay stands for them. Oldest first; ``limit`` keeps the
+        most recent points.
+        """
+        try:
+            with self._session() as s:
+                newest = (col(AccountRow.ts).desc(), col(AccountRow.id).desc())
+                latest = s.scalars(select(AccountRow).order_by(*newest).limit(1)).first()
+                if latest is None:
+                    return []
+                rows = s.scalars(
+                    select(AccountRow)
+                    .where(col(AccountRow.account_id) == latest.account_id)
+                    .order_by(*newest)
+                )
+                runs: dict[str, list[AccountRow]] = {}
+                for row in rows:
+                    runs.setdefault(row.run_id, []).append(row)
+        except SQLAlchemyError as exc:
+            raise self._guard("account snapshots") from exc
+        points: list[AccountRow] = []
+        # Newest first within each run, and runs by their newest snapshot.
+        for snapshots in sorted(runs.values(), key=lambda r: (r[0].ts, r[0].id), reverse=True):
+            if points and snapshots[0].ts > points[-1].ts:
+                continue
+            points.extend(snapshots)
+            if limit and len(points) >= limit:
+                del points[limit:]
+                break
+        points.reverse()
+        return points
+
     def _status_counts(self, s: Session, run_id: str) -> tuple[dict[str, int], int]:
         """How many orders of the run are in each status now, and how many were sent.
 
@@ -357,6 +396,87 @@ class Ledger:
             "equity": fmt(account.equity) if account else None,
             "realized_pnl": fmt(account.realized_pnl) if account else None,
             "unrealized_pnl": fmt(account.unrealized_pnl) if account else None,
+        }
+
+    def recent(self, limit: int = 50) -> dict[str, list[dict[str, Any]]]:
+        """The latest decisions of any run, each with its verdicts and order, and fills.
+
+        ``decisions``: newest first, each with ``verdicts`` (filter, outcome,
+        reason, in the order judged) and ``order`` (client order id and latest
+        status, or ``None`` when no order was made). ``rejected``: documents
+        refused before they became decisions. ``fills``: newest first.
+        """
+        try:
+            with self._session() as s:
+                decisions = list(
+                    s.scalars(select(DecisionRow).order_by(col(DecisionRow.id).desc()).limit(limit))
+                )
+                ids = {d.decision_id for d in decisions}
+                runs = {d.run_id for d in decisions}
+                verdicts: dict[tuple[str, str], list[dict[str, Any]]] = {}
+                for v in s.scalars(
+                    select(VerdictRow)
+                    .where(col(VerdictRow.run_id).in_(runs) & col(VerdictRow.decision_id).in_(ids))
+                    .order_by(col(VerdictRow.id))
+                ):
+                    verdicts.setdefault((v.run_id, v.decision_id), []).append(
+                        {"filter": v.filter, "outcome": v.outcome, "reason": v.reason}
+                    )
+                orders: dict[tuple[str, str], OrderRow] = {
+                    (o.run_id, o.decision_id): o
+                    for o in s.scalars(
+                        select(OrderRow).where(
+                            col(OrderRow.run_id).in_(runs) & col(OrderRow.decision_id).in_(ids)
+                        )
+                    )
+                }
+                latest: dict[tuple[str, str], OrderEventRow] = {}
+                for e in s.scalars(
+                    select(OrderEventRow)
+                    .where(
+                        col(OrderEventRow.run_id).in_(runs)
+                        & col(OrderEventRow.decision_id).in_(ids)
+                    )
+                    .order_by(col(OrderEventRow.seq))
+                ):
+                    latest[(e.run_id, e.client_order_id)] = e
+                rejected = list(
+                    s.scalars(
+                        select(RejectedDecisionRow)
+                        .order_by(col(RejectedDecisionRow.id).desc())
+                        .limit(limit)
+                    )
+                )
+                fills = list(
+                    s.scalars(select(FillRow).order_by(col(FillRow.id).desc()).limit(limit))
+                )
+        except SQLAlchemyError as exc:
+            raise self._guard("recent activity") from exc
+
+        def order(d: DecisionRow) -> dict[str, Any] | None:
+            o = orders.get((d.run_id, d.decision_id))
+            if o is None:
+                return None
+            event = latest.get((o.run_id, o.client_order_id))
+            return {
+                "client_order_id": o.client_order_id,
+                "side": o.side,
+                "quantity": fmt(o.quantity),
+                "status": event.status if event else "initialized",
+                "reason": event.reason if event else "",
+            }
+
+        return {
+            "decisions": [
+                {
+                    **d.model_dump(mode="json", exclude={"id", "extra"}),
+                    "verdicts": verdicts.get((d.run_id, d.decision_id), []),
+                    "order": order(d),
+                }
+                for d in decisions
+            ],
+            "rejected": [r.model_dump(mode="json", exclude={"id"}) for r in rejected],
+            "fills": [f.model_dump(mode="json", exclude={"id"}) for f in fills],
         }
 
     def chains(self, key: str) -> list[dict[str, Any]]:

@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 from typing import Any
 
 import click
+from tradepipe.adapter import Broker
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import console, print_json, table
 from tradepipe.clock import SystemClock
 from tradepipe.errors import ConfigError
+from tradepipe.host import PluginHost
 from tradepipe.logs import redact_accounts
 from tradepipe.pipeline import connect_broker, make_component
 from tradepipe.plugins.ledger import Ledger
-from tradepipe.reconcile import Comparison, compare
+from tradepipe.reconcile import Comparison, compare, settle
+from tradepipe.settings import AppSettings
 from tradepipe.sink import RunInfo
 
 
@@ -74,9 +78,7 @@ def reconcile(
             since=start,
             now=now,
         )
-        run_id = (
-            _adopt(sink, found, settings.env, broker.name, status.account_id, now) if fix else None
-        )
+        run_id = _adopt(sink, found, settings.env, broker, status.account_id, now) if fix else None
     finally:
         broker.disconnect()
     _show(found, run_id, as_json)
@@ -84,10 +86,8 @@ def reconcile(
         raise SystemExit(1)
 
 
-def _adopt(
-    sink: Any, found: Comparison, env: str, broker: str, account: str | None, now: dt.datetime
-) -> str:
-    run = RunInfo(
+def _reconcile_run(env: str, broker: str, account: str | None, now: dt.datetime) -> RunInfo:
+    return RunInfo(
         run_id=f"{now:%Y%m%dT%H%M%S}-reconcile-{uuid.uuid4().hex[:4]}",
         namespace="reconcile",
         started_at=now,
@@ -97,17 +97,73 @@ def _adopt(
         strategies=("reconcile",),
         account_id=account,
     )
+
+
+def settle_order(
+    settings: AppSettings, host: PluginHost, broker: Broker, client_order_id: str
+) -> str | None:
+    """Write how one order the ledger left open ended, as ``reconcile --fix`` would.
+
+    For a cancel: the order's end (and any fills before it) go into the
+    history of the run that sent it, with an audit row, in a reconciliation run
+    of their own. Nothing is written when the ledger is not configured or does
+    not exist, does not know the order, or already has its end, or when the
+    broker does not report it as ended.
+
+    :returns: the reconciliation run's id, or ``None`` when nothing was written.
+    :raises BrokerError: the broker could not be asked; nothing was written.
+    """
+    if "sql" not in settings.run.sinks:
+        return None
+    sink = make_component(host, settings, "sink", "sql")
+    if sink.settings.url is None and not Path(sink.settings.path).exists():
+        return None
+    engine = sink.engine()
+    try:
+        ledger = Ledger(engine, sink.where)
+        unsettled = [
+            u for u in ledger.unsettled(None) if u.intent.client_order_id == client_order_id
+        ]
+        if not unsettled:
+            return None
+        working = {r.client_order_id: r for r in broker.open_orders() if r.client_order_id}
+        now = SystemClock().now()
+        ended = [r for r in settle(broker, unsettled, working, now) if r.events or r.fills]
+        if not ended:
+            return None
+        run = _reconcile_run(settings.env, broker.name, broker.status().account_id, now)
+        sink.open(run)
+        for result in ended:
+            sink.record_reconciled(result.unsettled.run_id, result.events, result.fills)
+            final = result.events[-1].status.value if result.events else None
+            sink.record_audit(
+                "order_end",
+                client_order_id,
+                result.unsettled.status.value,
+                final,
+                "adopted",
+                f"{len(result.fills)} fill(s) recorded; the order's end is in run "
+                f"{result.unsettled.run_id}",
+                now,
+            )
+        sink.close(run, bars=0, status="completed")
+        return run.run_id
+    finally:
+        engine.dispose()
+
+
+def _adopt(
+    sink: Any, found: Comparison, env: str, broker: Broker, account: str | None, now: dt.datetime
+) -> str:
+    run = _reconcile_run(env, broker.name, account, now)
     sink.open(run)
     for result in found.settlements:
         sink.record_reconciled(result.unsettled.run_id, result.events, result.fills)
     for fill in found.stray_fills:
         sink.record_fill(fill)
     if found.positions:
-        # The broker's positions become the ledger's latest snapshot.
-        from tradepipe.portfolio import AccountSummary
-
-        summary = AccountSummary(account_id=account or "", cash=0, equity=0, buying_power=0, ts=now)
-        sink.record_snapshot(found.positions, summary)
+        # The broker's positions and account become the ledger's latest snapshot.
+        sink.record_snapshot(found.positions, broker.account())
     for diff in found.differences:
         if diff.kind == "unknown_order":
             diff.action = "noted"  # a run adopts working orders when it starts

@@ -90,6 +90,34 @@ def trading_day(at: datetime) -> str:
     return at.astimezone(NEW_YORK).date().isoformat()
 
 
+def current_halts(
+    state: dict[str, Any], now: datetime
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The halts in force at ``now``: the manual one and the day's loss-limit one.
+
+    The manual halt is ``{"reason", "at"}``; the daily one ``{"day",
+    "start_equity", "at", "loss", "limit"}``, only on the New York date it was
+    hit (it lifts itself the next day). ``None`` where there is none.
+    """
+    manual = state.get("manual")
+    found = None
+    if isinstance(manual, dict) and manual:
+        found = {"reason": str(manual.get("reason") or ""), "at": manual.get("at")}
+    daily = state.get("daily")
+    today = None
+    if isinstance(daily, dict) and daily.get("day") == trading_day(now):
+        halted = daily.get("halted")
+        if isinstance(halted, dict) and halted:
+            today = {
+                "day": daily["day"],
+                "start_equity": daily.get("start_equity"),
+                "at": halted.get("at"),
+                "loss": halted.get("loss"),
+                "limit": halted.get("limit"),
+            }
+    return found, today
+
+
 class _HaltSettings(ComponentSettings):
     #: Where the halt state lives (shared by ``halt``, ``max_daily_loss`` and the commands).
     state_file: Path = Path(DEFAULT_STATE_FILE)
@@ -201,7 +229,8 @@ def state_path(app: AppContext) -> Path:
     return Path(DEFAULT_STATE_FILE)
 
 
-def _state(path: Path) -> dict[str, Any]:
+def load_state(path: Path) -> dict[str, Any]:
+    """:func:`read_state` for the commands: a damaged file is a :class:`ConfigError`."""
     try:
         return read_state(path)
     except PersistenceError as exc:
@@ -215,7 +244,7 @@ def _state(path: Path) -> dict[str, Any]:
 def halt(app: AppContext, reason: str, as_json: bool) -> None:
     """Halt trading until `tradepipe resume` (the `halt` risk filter denies new orders)."""
     path = state_path(app)
-    state = _state(path)
+    state = load_state(path)
     state["manual"] = {
         "reason": reason or "halted by hand",
         "at": datetime.now(NEW_YORK).isoformat(timespec="seconds"),
@@ -243,7 +272,7 @@ def halt(app: AppContext, reason: str, as_json: bool) -> None:
 def resume(app: AppContext, daily_loss: bool, as_json: bool) -> None:
     """Lift the manual halt (and, with --daily-loss, today's loss-limit halt)."""
     path = state_path(app)
-    state = _state(path)
+    state = load_state(path)
     was = bool(state.pop("manual", None))
     lifted_daily = False
     daily = state.get("daily")

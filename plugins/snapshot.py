@@ -55,6 +55,8 @@ FILES = (PORTFOLIO, MARKET_DATA, SCANNER, TOKEN)
 HTML = "index.html"
 #: The only keys of a broker's token status that reach ``token-status.json``.
 TOKEN_KEYS = ("method", "valid", "expires_at", "last_refresh", "message")
+#: The keys every file starts with (see :func:`envelope`).
+ENVELOPE_KEYS = ("schema_version", "generated_at", "broker", "account", "demo", "demo_reason")
 MASK = "[REDACTED]"
 #: The keys holding free text, which may quote a broker's own words.
 MESSAGES = ("note", "demo_reason", "message")

@@ -71,3 +71,16 @@ def test_public_facade_is_sorted_and_importable() -> None:
     assert len(set(tradepipe.__all__)) == len(tradepipe.__all__)
     for name in tradepipe.__all__:
         assert hasattr(tradepipe, name), name
+
+
+def test_the_dashboards_files_are_package_data() -> None:
+    # An installed (not editable) package has only the files package-data names.
+    import fnmatch
+
+    data = _pyproject()["tool"]["setuptools"]["package-data"]["tradepipe.plugins"]
+    files = [
+        p.relative_to(ROOT / "plugins").as_posix() for p in (ROOT / "plugins" / "web").iterdir()
+    ]
+    assert {"web/index.html", "web/dashboard.js", "web/dashboard.css"} <= set(files)
+    for name in files:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in data), name

@@ -75,7 +75,7 @@ def _connected(
     adapter: Broker = make_component(app.host, settings, "broker", settings.run.broker)
     try:
         status = connect_broker(adapter, settings)
-        problem = _problem(adapter, status)
+        problem = broker_problem(adapter, status)
         if ready and problem is not None:
             raise problem
         yield adapter, status
@@ -89,7 +89,7 @@ def _connected(
     adapter.disconnect()
 
 
-def _problem(adapter: Broker, status: BrokerStatus) -> TradepipeError | None:
+def broker_problem(adapter: Broker, status: BrokerStatus) -> TradepipeError | None:
     """Why the broker cannot be used, with what to do about it; ``None`` when it can."""
     name = adapter.name
     advice = redact_accounts(status.message)
@@ -122,7 +122,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _dump(model: BaseModel) -> dict[str, Any]:
+def plain_dict(model: BaseModel) -> dict[str, Any]:
+    """A model's fields ready for JSON (decimals as exact strings, times in ISO-8601)."""
     return {key: _plain(value) for key, value in model.model_dump().items()}
 
 
@@ -178,7 +179,7 @@ def status(app: AppContext, broker_name: str | None, as_json: bool) -> None:
     Exits 1 when it is not connected or not logged in, saying what to do.
     """
     with _connected(app, broker_name, ready=False) as (adapter, state):
-        problem = _problem(adapter, state)
+        problem = broker_problem(adapter, state)
     data = {
         "broker": adapter.name,
         "connected": state.connected,
@@ -215,7 +216,7 @@ def accounts(app: AppContext, broker_name: str | None, as_json: bool) -> None:
     with _connected(app, broker_name) as (adapter, state):
         summary = adapter.account()
     ids = [mask_account(i) for i in dict.fromkeys((state.account_id, summary.account_id)) if i]
-    money = {**_dump(summary), "account_id": mask_account(summary.account_id)}
+    money = {**plain_dict(summary), "account_id": mask_account(summary.account_id)}
     if as_json:
         print_json(
             {"broker": adapter.name, "paper": state.is_paper, "accounts": ids, "summary": money}
@@ -240,8 +241,8 @@ def accounts(app: AppContext, broker_name: str | None, as_json: bool) -> None:
     )
 
 
-def _position(p: Position) -> dict[str, Any]:
-    # The same keys as the ledger's positions.
+def position_dict(p: Position) -> dict[str, Any]:
+    """A broker's position with the same keys as the ledger's positions."""
     return {
         "symbol": p.symbol,
         "quantity": fmt(p.quantity),
@@ -275,7 +276,7 @@ def positions(app: AppContext, symbol: str | None, broker_name: str | None, as_j
             ("unrealized P&L", "unrealized_pnl"),
             ("realized P&L", "realized_pnl"),
         ],
-        [_position(p) for p in held],
+        [position_dict(p) for p in held],
         as_json,
         f"No position in {symbol}." if symbol else "No open positions.",
     )
@@ -302,7 +303,7 @@ def orders(app: AppContext, broker_name: str | None, as_json: bool) -> None:
             ("stop", "stop_price"),
             ("status", "status"),
         ],
-        [_dump(o) for o in working],
+        [plain_dict(o) for o in working],
         as_json,
         "No open orders.",
     )
@@ -348,7 +349,7 @@ def trades(
             ("price", "price"),
             ("commission", "commission"),
         ],
-        [_dump(f) for f in fills],
+        [plain_dict(f) for f in fills],
         as_json,
         f"No fills since {since.isoformat()}." if since else "No fills.",
     )
@@ -365,7 +366,7 @@ def quote(
     wanted = list(dict.fromkeys(s.upper() for s in symbols))
     with _connected(app, broker_name) as (adapter, _state):
         quotes = adapter.quotes(wanted)
-    rows = [_dump(q) for q in quotes]
+    rows = [plain_dict(q) for q in quotes]
     if as_json:
         print_json(rows)
         return
@@ -545,7 +546,8 @@ def cancel(
                 _say(f"Waiting up to {wait:g}s for the broker to confirm…")
         final, known = update.status, True
         if not update.status.is_terminal and wait > 0:
-            final, known = _await_final(adapter, cid, update.status, wait)
+            final, known = await_final(adapter, cid, update.status, wait)
+        recorded = record_end(app.settings, app.host, adapter, cid, final, known)
     log.info("order %s at %s: %s after the cancel request", cid, adapter.name, final)
     if as_json:
         print_json(
@@ -557,9 +559,11 @@ def cancel(
                 "final": final.is_terminal,
                 "known": known,
                 "reason": update.reason,
+                "ledger_run": recorded,
             }
         )
-    elif not known:
+        return
+    if not known:
         _say(f"The broker no longer reports order {cid}; its last status was {final}.")
     elif final is OrderStatus.CANCELED:
         _say(f"Order {cid} is canceled.")
@@ -570,9 +574,39 @@ def cancel(
             f"Order {cid} is still {final}: the cancel is not confirmed yet. "
             "Check again with `tradepipe broker orders`."
         )
+    if recorded:
+        _say(f"The order's end is in the ledger (reconciliation run {recorded}).")
 
 
-def _await_final(
+def record_end(
+    settings: Any, host: Any, adapter: Broker, cid: str, final: OrderStatus, known: bool
+) -> str | None:
+    """Write a cancelled (or otherwise ended) order's end into the ledger's history.
+
+    Only once the broker confirmed the end; a ledger that cannot be written is
+    reported in the log and left for ``tradepipe reconcile --fix``, never
+    treated as a failed cancel (the broker already acted on it).
+
+    :returns: the reconciliation run holding the record, or ``None``.
+    """
+    if not (known and final.is_terminal):
+        return None
+    from tradepipe.plugins.reconcile_cli import settle_order
+
+    try:
+        return settle_order(settings, host, adapter, cid)
+    except TradepipeError as exc:
+        log.warning(
+            "order %s ended %s but the ledger could not record it (%s); "
+            "`tradepipe reconcile --fix` will",
+            cid,
+            final,
+            exc,
+        )
+        return None
+
+
+def await_final(
     adapter: Broker, cid: str, status: OrderStatus, wait: float
 ) -> tuple[OrderStatus, bool]:
     """Ask about ``cid`` until its status is final or ``wait`` seconds have passed.

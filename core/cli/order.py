@@ -11,6 +11,7 @@ position after). A live account is refused unless ``[run] allow_live``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -151,20 +152,31 @@ def options(
           --quantity 2 --type limit --limit-price 3.25
     """
     parsed = [_leg(underlying, spec) for spec in legs]
-    if len(parsed) == 1:
-        action, ratio, option = parsed[0]
-        if ratio != 1:
-            raise click.UsageError("a single-leg order takes its size from --quantity, not a ratio")
-        fields: dict[str, Any] = dict(symbol=option.ticker, instrument=option, action=action)
-    else:
-        try:
-            combo = Combo(
-                legs=tuple(Leg(instrument=o, ratio=r if a == "buy" else -r) for a, r, o in parsed)
-            )
-        except ValidationError as exc:
-            raise click.UsageError(_problems(exc)) from None
-        fields = dict(symbol=combo.ticker, instrument=combo, action=side)
+    try:
+        fields = option_fields(parsed, side)
+    except ValidationError as exc:
+        raise click.UsageError(_problems(exc)) from None
+    except ValueError as exc:
+        raise click.UsageError(str(exc).replace("the quantity", "--quantity")) from None
     _place(app, dict(fields, quantity=quantity), **common)
+
+
+def option_fields(legs: Sequence[tuple[str, int, Option]], side: str) -> dict[str, Any]:
+    """The decision fields of an options order: ``symbol``, ``instrument``, ``action``.
+
+    :param legs: ``(buy|sell, ratio, option)`` each. One leg trades that option
+        on its own side; several make a combo (ratios signed by their side).
+    :param side: a combo's side: ``buy`` it as written, or ``sell`` it.
+    :raises ValueError: a single leg with a ratio other than 1.
+    :raises ValidationError: legs that make no combo (one option twice …).
+    """
+    if len(legs) == 1:
+        action, ratio, option = legs[0]
+        if ratio != 1:
+            raise ValueError("a single-leg order takes its size from the quantity, not a ratio")
+        return dict(symbol=option.ticker, instrument=option, action=action)
+    combo = Combo(legs=tuple(Leg(instrument=o, ratio=r if a == "buy" else -r) for a, r, o in legs))
+    return dict(symbol=combo.ticker, instrument=combo, action=side)
 
 
 @order.command("modify")
@@ -292,7 +304,7 @@ def _place(
         )
     except ValidationError as exc:
         raise click.UsageError(_problems(exc)) from None
-    _check_bracket(decision)
+    check_bracket(decision)
     with direct_run(
         app.settings, app.host, source="cli", dry_run=dry_run or what_if, clock=clock
     ) as run:
@@ -301,7 +313,11 @@ def _place(
     report(outcome, ledger, as_json)
 
 
-def _check_bracket(decision: Decision) -> None:
+def check_bracket(decision: Decision) -> None:
+    """Refuse a bracket whose take-profit is on the wrong side of its stop-loss.
+
+    :raises ConfigError: naming both prices and the side they must be on.
+    """
     tp, sl = decision.take_profit, decision.stop_loss
     if tp is None or sl is None:
         return

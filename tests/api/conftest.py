@@ -57,10 +57,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _client(broker: str = "paper") -> TestClient:
+def _client(broker: str = "paper", **run: Any) -> TestClient:
     app = AppContext(settings_path="settings.toml", _host=test_host(Plugin()))
-    if broker != "paper":
-        app.override("run", broker=broker)
+    if broker != "paper" or run:
+        app.override("run", broker=broker, **run)
     client = TestClient(create_app(app.settings, app.host, TOKEN), raise_server_exceptions=False)
     client.headers["Authorization"] = f"Bearer {TOKEN}"
     return client

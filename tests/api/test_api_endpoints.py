@@ -67,12 +67,13 @@ def test_a_stock_order_round_trip(client: TestClient) -> None:
     canceled = client.delete(f"/orders/{cid}")
     assert canceled.status_code == 202
     assert canceled.json()["client_order_id"] == cid
-    assert canceled.json()["status"] in ("pending_cancel", "canceled")
+    assert canceled.json()["status"] == "canceled" and canceled.json()["final"] is True
+    assert canceled.json()["ledger_run"]  # the confirmed end went into the ledger
     assert client.get("/orders").json() == []
 
-    ledger = client.get("/ledger/orders").json()
+    ledger = client.get("/ledger/orders", params={"run": body["run_id"]}).json()
     assert ledger["run_id"] == body["run_id"]
-    assert [o["client_order_id"] for o in ledger["orders"]] == [cid]
+    assert [(o["client_order_id"], o["status"]) for o in ledger["orders"]] == [(cid, "canceled")]
     decisions = client.get("/ledger/decisions", params={"run": body["run_id"]}).json()
     assert [d["decision_id"] for d in decisions["decisions"]] == [body["decision"]["id"]]
     assert client.get("/ledger/fills").json()["fills"] == []

@@ -51,19 +51,27 @@ def assert_problem(answer: Response, status: int) -> dict[str, object]:
 def test_every_route_is_listed() -> None:
     assert {p for _m, p in PROTECTED} == {
         "/broker/status",
+        "/broker/connect",
+        "/broker/disconnect",
         "/account",
         "/positions",
         "/positions/AAPL",
         "/orders",
         "/orders/stock",
+        "/orders/options",
         "/decisions/execute",
         "/orders/tp-1",
         "/ledger/orders",
         "/ledger/fills",
         "/ledger/decisions",
+        "/ledger/recent",
         "/explain/ai-1",
         "/halt",
         "/resume",
+        "/equity",
+        "/tax/lots",
+        "/tax/report",
+        "/snapshots",
     }
     assert [p for _m, p in ROUTES if p in OPEN_PATHS] == ["/health"]
 

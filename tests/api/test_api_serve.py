@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ def test_a_token_is_generated_once_into_a_private_file(workdir: Path, served: Se
     token = path.read_text().strip()
     assert len(token) >= 32
     assert token in first.stdout
+    # The address that opens the dashboard signed in, shown only with the new token.
+    assert f"dashboard, signed in: http://127.0.0.1:8700/#token={token}" in first.stdout
     assert served[0][1:] == ("127.0.0.1", 8700)
     assert status(served[0][0], token) == 200
     assert status(served[0][0], "x" * 32) == 401
@@ -117,3 +120,91 @@ def test_a_remote_bind_needs_allow_remote_and_warns(workdir: Path, served: Serve
 )
 def test_loopback(host: str, loopback: bool) -> None:
     assert api_cli.is_loopback(host) is loopback
+
+
+# -- the [api] settings table ----------------------------------------------------------
+
+
+def add_settings(workdir: Path, text: str, name: str = "settings.toml") -> None:
+    path = workdir / name
+    path.write_text((path.read_text() if path.exists() else "") + text)
+
+
+def test_host_and_port_come_from_the_settings_and_the_options_win(
+    workdir: Path, served: Served
+) -> None:
+    add_settings(workdir, '[default.api]\nhost = "localhost"\nport = 8801\n')
+    assert serve().exit_code == 0
+    assert served[0][1:] == ("localhost", 8801)
+    assert serve("--port", "8802", "--host", "127.0.0.2").exit_code == 0
+    assert served[1][1:] == ("127.0.0.2", 8802)
+
+
+def test_a_remote_host_from_the_settings_still_needs_allow_remote(
+    workdir: Path, served: Served
+) -> None:
+    add_settings(workdir, '[default.api]\nhost = "0.0.0.0"\n')
+    refused = serve()
+    assert refused.exit_code == 2 and "--allow-remote" in refused.output
+    assert served == []
+
+
+def test_the_token_can_come_from_the_secrets_file(workdir: Path, served: Served) -> None:
+    token = "from-the-secrets-file-0123"
+    add_settings(workdir, f'[default.api]\ntoken = "{token}"\n', ".secrets.toml")
+    result = serve()
+    assert result.exit_code == 0, result.output
+    assert "API token: from [api] token" in result.stdout
+    assert token not in result.output and "warning" not in result.stderr
+    assert not (workdir / api_cli.TOKEN_FILE).exists()
+    assert status(served[0][0], token) == 200
+    shown = CliRunner().invoke(cli, ["config", "show"], obj=AppContext("settings.toml"))
+    assert shown.exit_code == 0, shown.output
+    assert token not in shown.output
+    assert json.loads(shown.stdout)["api"]["token"] == "********"
+
+
+def test_a_token_in_the_settings_file_is_used_with_a_warning(workdir: Path, served: Served) -> None:
+    add_settings(workdir, '[default.api]\ntoken = "in-the-settings-file-0123"\n')
+    result = serve()
+    assert result.exit_code == 0, result.output
+    assert "move it to .secrets.toml" in result.stderr
+    assert status(served[0][0], "in-the-settings-file-0123") == 200
+
+
+def test_the_environment_and_the_token_file_option_beat_the_setting(
+    workdir: Path, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_settings(workdir, '[default.api]\ntoken = "the-configured-token-0123"\n', ".secrets.toml")
+    path = workdir / "given"
+    path.write_text("from-the-given-file-0123\n")
+    path.chmod(0o600)
+    assert serve("--token-file", str(path)).exit_code == 0
+    assert status(served[0][0], "from-the-given-file-0123") == 200
+    assert status(served[0][0], "the-configured-token-0123") == 401
+    monkeypatch.setenv(api_cli.TOKEN_ENV, "from-the-environment-123")
+    assert serve().exit_code == 0
+    assert status(served[1][0], "from-the-environment-123") == 200
+
+
+def test_the_token_file_setting_is_relative_to_the_settings_file(
+    workdir: Path, served: Served
+) -> None:
+    add_settings(workdir, '[default.api]\ntoken_file = "private/api-token"\n')
+    (workdir / "private").mkdir()
+    result = serve()
+    assert result.exit_code == 0, result.output
+    path = workdir / "private" / "api-token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert status(served[0][0], path.read_text().strip()) == 200
+
+
+def test_a_short_configured_token_is_refused_without_showing_it(
+    workdir: Path, served: Served
+) -> None:
+    add_settings(workdir, '[default.api]\ntoken = "tiny-secret"\n', ".secrets.toml")
+    result = serve()
+    assert result.exit_code == 2
+    assert "[api] token" in result.output and "shorter than 16" in result.output
+    assert "tiny-secret" not in result.output
+    assert served == []

@@ -114,8 +114,9 @@ def test_place_list_and_cancel_an_order(workdir: Path, gateway: Gateway) -> None
     result = tp("broker", "cancel", cid, "--wait", "5")
     assert result.exit_code == 0, result.output
     assert "canceled" in result.output
-    ledger = ok_json("ledger", "orders")
-    assert [(o["client_order_id"], o["status"]) for o in ledger] == [(cid, "accepted")]
+    # The confirmed cancel is written into the history of the run that sent the order.
+    ledger = ok_json("ledger", "orders", "--run", placed["run_id"])
+    assert [(o["client_order_id"], o["status"]) for o in ledger] == [(cid, "canceled")]
     posts = [
         r for r in gateway.requests() if r["method"] == "POST" and r["path"].endswith("/orders")
     ]

@@ -499,6 +499,7 @@ def test_cancel_is_requested_then_confirmed(clock: list[float]) -> None:
         "final": True,
         "known": True,
         "reason": "",
+        "ledger_run": None,
     }
 
 

@@ -136,6 +136,12 @@ def test_reconcile_reports_every_difference_and_fix_adopts_the_broker_word(
                     ("unrecorded_fill", "adopted"),
                 ]
             )
+            # The snapshot that takes the broker's positions carries its account too,
+            # not zeros that would show as a crash in the equity curve.
+            cash, equity = conn.execute(
+                text("select cash, equity from account_snapshots order by id desc limit 1")
+            ).one()
+            assert float(equity) > 0 and float(cash) != 0
     finally:
         engine.dispose()
 

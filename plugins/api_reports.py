@@ -1,0 +1,118 @@
+"""The API's read-only reports: the equity curve, tax lots, and the latest snapshot files.
+
+Each mirrors a command: ``/equity`` the account snapshots the ledger keeps
+(one per run, order and reconcile), ``/tax/lots`` and ``/tax/report``
+``tradepipe tax lots|report`` (lots rebuilt from every fill, as there),
+``/snapshots`` the files ``tradepipe snapshot`` last wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from tradepipe.money import fmt
+from tradepipe.plugins.api_models import EquityCurve, Snapshots, TaxLots, TaxReport
+from tradepipe.plugins.api_service import Service, masked
+from tradepipe.plugins.snapshot import (
+    ENVELOPE_KEYS,
+    FILES,
+    TOKEN,
+    TOKEN_KEYS,
+    read_documents,
+    scrub,
+)
+from tradepipe.plugins.tax_cli import form_8949_rows, term_totals
+from tradepipe.plugins.tax_lots import Method
+from tradepipe.plugins.tax_lots_db import read_lots, rebuild_lots
+
+MethodParam = Annotated[Method, Query(description="Which lots a sale relieves first.")]
+TickerParam = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9. /-]{1,32}$")]
+
+
+def reports_router(service: Service) -> APIRouter:
+    """The report routes over ``service``."""
+    router = APIRouter()
+
+    @router.get("/equity", tags=["ledger"], response_model=EquityCurve)
+    def equity(limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> dict[str, Any]:
+        """Equity over time, oldest first, from the ledger's account snapshots.
+
+        The snapshots of the account the latest one is of; ``limit`` keeps the
+        most recent. No points (not a 404) while the ledger has none.
+        """
+        with service.ledger_if_any() as led:
+            rows = led.equity_curve(limit) if led is not None else []
+        return masked(
+            {
+                "currency": rows[-1].currency if rows else None,
+                "points": [
+                    {
+                        "ts": r.ts.isoformat(),
+                        "equity": fmt(r.equity),
+                        "cash": fmt(r.cash),
+                        "run_id": r.run_id,
+                    }
+                    for r in rows
+                ],
+            }
+        )
+
+    @router.get(
+        "/tax/lots", tags=["tax"], response_model=TaxLots, response_model_exclude_unset=True
+    )
+    def tax_lots(
+        method: MethodParam = Method.FIFO,
+        only: Annotated[Literal["open", "closed"] | None, Query()] = None,
+        symbol: TickerParam = None,
+    ) -> dict[str, Any]:
+        """Open and closed (realized) lots rebuilt from every fill (``tradepipe tax lots``)."""
+        with service.ledger() as led:
+            rebuild_lots(led.engine, method, led.where)
+            open_rows, closed_rows = read_lots(led.engine, led.where)
+        if symbol:
+            open_rows = [r for r in open_rows if r.symbol == symbol.upper()]
+            closed_rows = [r for r in closed_rows if r.symbol == symbol.upper()]
+        data: dict[str, Any] = {"method": method.value}
+        if only != "closed":
+            data["open"] = [r.model_dump(mode="json", exclude={"id"}) for r in open_rows]
+        if only != "open":
+            data["closed"] = [r.model_dump(mode="json", exclude={"id"}) for r in closed_rows]
+        return masked(data)
+
+    @router.get("/tax/report", tags=["tax"], response_model=TaxReport)
+    def tax_report(
+        year: Annotated[int, Query(ge=1900, le=2200, description="The tax year.")],
+        method: MethodParam = Method.FIFO,
+    ) -> dict[str, Any]:
+        """A year's sales as Form 8949 rows and the totals by term (``tradepipe tax report``)."""
+        with service.ledger() as led:
+            rebuild_lots(led.engine, method, led.where)
+            closed = read_lots(led.engine, led.where)[1]
+        rows = form_8949_rows(closed, year)
+        return masked(
+            {"year": year, "method": method.value, "rows": rows, "totals": term_totals(rows)}
+        )
+
+    @router.get("/snapshots", tags=["snapshots"], response_model=Snapshots)
+    def snapshots() -> dict[str, Any]:
+        """The files ``tradepipe snapshot`` last wrote, parsed; ``null`` for a missing one."""
+        out = Path(service.settings.snapshot.out)
+        found = read_documents(out)
+        hidden = sorted(
+            {s for s in service.settings.secret_values() if len(s) >= 4}, key=len, reverse=True
+        )
+        files: dict[str, Any] = {}
+        for name in FILES:
+            document = found.get(name)
+            if not isinstance(document, dict):
+                document = None
+            elif name == TOKEN:
+                # Only what the snapshot itself would write, whatever else the file holds.
+                allowed = (*ENVELOPE_KEYS, *TOKEN_KEYS)
+                document = {k: v for k, v in document.items() if k in allowed}
+            files[name] = None if document is None else scrub(document, hidden)
+        return masked({"directory": str(out), "files": files})
+
+    return router

@@ -1,0 +1,190 @@
+"""What every REST API call shares: settings, plugins, one lock, a held broker connection.
+
+:class:`Service` serialises the calls (one broker connection, ledger or state
+file change at a time) and owns the broker connection ``POST /broker/connect``
+asks it to hold. While one is held, reads use it; otherwise each read connects
+and disconnects, as the CLI does. An order or decision runs in a short run of
+its own (:func:`~tradepipe.direct.direct_run`), which connects its own broker:
+the held connection is released for that run and made again after it, because
+two connections of one process may not coexist (the paper account's file takes
+one writer; an OAuth login's new session token can invalidate the older one).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from fastapi import HTTPException
+from tradepipe.adapter import Broker, BrokerStatus
+from tradepipe.cli.broker import broker_problem
+from tradepipe.cli.context import AppContext
+from tradepipe.clock import Clock
+from tradepipe.direct import Direct, Outcome, direct_run
+from tradepipe.host import PluginHost
+from tradepipe.logs import mask_account, redact_accounts
+from tradepipe.pipeline import connect_broker, make_component
+from tradepipe.plugins.ledger import Ledger
+from tradepipe.plugins.risk_halt import state_path
+from tradepipe.settings import AppSettings
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_KEYS = frozenset({"account_id", "account", "acct_id", "accounts"})
+
+T = TypeVar("T")
+
+
+def masked(value: T, key: str = "") -> T:
+    """``value`` with every account number masked, wherever it is."""
+    out: Any = value
+    if isinstance(value, dict):
+        out = {k: masked(v, str(k)) for k, v in value.items()}
+    elif isinstance(value, list | tuple):
+        out = [masked(v, key) for v in value]
+    elif isinstance(value, str):
+        out = mask_account(value) if key in ACCOUNT_KEYS else redact_accounts(value)
+    return cast(T, out)
+
+
+class Service:
+    """The settings and plugins every call uses, the lock that serialises them, the held broker."""
+
+    def __init__(self, settings: AppSettings, host: PluginHost) -> None:
+        self.settings = settings
+        self.host = host
+        self.lock = threading.RLock()
+        #: The connection ``POST /broker/connect`` asked to keep; ``None`` when none is held.
+        self.held: Broker | None = None
+
+    # -- the broker ---------------------------------------------------------------
+
+    def _connect(self) -> tuple[Broker, BrokerStatus]:
+        adapter: Broker = make_component(
+            self.host, self.settings, "broker", self.settings.run.broker
+        )
+        return adapter, connect_broker(adapter, self.settings)
+
+    @contextmanager
+    def broker(self, *, ready: bool = True) -> Iterator[tuple[Broker, BrokerStatus]]:
+        """The held broker, else the configured one connected (live refused) for this call.
+
+        With ``ready`` a broker that is not connected and logged in raises.
+        """
+        with self.lock:
+            if self.held is not None:
+                adapter = self.held
+                status = adapter.status()
+                trouble = broker_problem(adapter, status)
+                if ready and trouble is not None:
+                    raise trouble
+                yield adapter, status
+                return
+            adapter, status = self._connect()
+            try:
+                trouble = broker_problem(adapter, status)
+                if ready and trouble is not None:
+                    raise trouble
+                yield adapter, status
+            finally:
+                adapter.disconnect()
+
+    def hold(self) -> tuple[Broker, BrokerStatus]:
+        """Connect the configured broker and keep it (idempotent).
+
+        :raises ConfigError: a live account without ``[run] allow_live``.
+        :raises BrokerError: the broker is not connected or not logged in; nothing is held.
+        """
+        with self.lock:
+            if self.held is not None:
+                return self.held, self.held.status()
+            adapter, status = self._connect()
+            trouble = broker_problem(adapter, status)
+            if trouble is not None:
+                adapter.disconnect()
+                raise trouble
+            self.held = adapter
+            log.info("API: holding a connection to broker %s", adapter.name)
+            return adapter, status
+
+    def release(self) -> bool:
+        """Disconnect the held broker; whether one was held."""
+        with self.lock:
+            adapter, self.held = self.held, None
+            if adapter is None:
+                return False
+            try:
+                adapter.disconnect()
+            except Exception as exc:
+                log.warning("could not disconnect from broker %s: %s", adapter.name, exc)
+            log.info("API: released the connection to broker %s", adapter.name)
+            return True
+
+    @contextmanager
+    def run(
+        self, settings: AppSettings, *, source: str, dry_run: bool, clock: Clock
+    ) -> Iterator[Direct]:
+        """:func:`~tradepipe.direct.direct_run` under the lock, any held connection set aside."""
+        with self.lock:
+            was_held = self.release()
+            try:
+                with direct_run(
+                    settings, self.host, source=source, dry_run=dry_run, clock=clock
+                ) as run:
+                    yield run
+            finally:
+                if was_held:
+                    try:
+                        self.hold()
+                    except Exception as exc:
+                        log.warning("could not connect the broker again after an order: %s", exc)
+
+    # -- the ledger and the halt file ------------------------------------------------
+
+    @contextmanager
+    def _ledger(self, required: bool) -> Iterator[Ledger | None]:
+        with self.lock:
+            sink = make_component(self.host, self.settings, "sink", "sql")
+            if sink.settings.url is None and not Path(sink.settings.path).exists():
+                if required:
+                    raise HTTPException(404, "there is no ledger yet")
+                yield None
+                return
+            engine = sink.engine()
+            try:
+                yield Ledger(engine, sink.where)
+            finally:
+                engine.dispose()
+
+    @contextmanager
+    def ledger(self) -> Iterator[Ledger]:
+        """The ledger; 404 when there is none yet."""
+        with self._ledger(required=True) as led:
+            assert led is not None
+            yield led
+
+    @contextmanager
+    def ledger_if_any(self) -> Iterator[Ledger | None]:
+        """The ledger, or ``None`` when there is none yet."""
+        with self._ledger(required=False) as led:
+            yield led
+
+    def run_id(self, ledger: Ledger, run_id: str | None) -> str:
+        run = ledger.run(run_id)
+        if run is None:
+            raise HTTPException(404, f"no run {run_id!r}" if run_id else "the ledger has no runs")
+        return run.run_id
+
+    def outcome(self, outcome: Outcome, run_id: str | None) -> dict[str, Any]:
+        order = outcome.order
+        data = outcome.as_dict()
+        data["run_id"] = run_id
+        data["ok"] = order is not None and order.status.value not in ("denied", "rejected")
+        return data
+
+    def halt_file(self) -> Path:
+        return state_path(AppContext(_settings=self.settings, _host=self.host))

@@ -1,0 +1,69 @@
+"""``/docs`` works offline: Swagger UI's files come from the app, never from a CDN."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from tradepipe.plugins.api import create_app
+from tradepipe.plugins.api_docs import ASSETS
+from tradepipe.testing import settings, test_host
+
+TOKEN = "docs-token-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with TestClient(create_app(settings(), test_host(), TOKEN)) as c:
+        yield c
+
+
+def test_the_docs_page_loads_nothing_from_outside(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert re.findall(r"(?:https?:)?//[\w.-]+", page.text) == []
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sorted(assets) == [
+        f"{ASSETS}/favicon.png",
+        f"{ASSETS}/swagger-ui-bundle.js",
+        f"{ASSETS}/swagger-ui.css",
+    ]
+    assert "'/openapi.json'" in page.text
+    assert '"validatorUrl": null' in page.text
+
+
+def test_its_files_are_served_without_the_token(client: TestClient) -> None:
+    script = client.get(f"{ASSETS}/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    assert "SwaggerUIBundle" in script.text
+    # The schema is OpenAPI 3.1, which Swagger UI reads from version 5 on.
+    assert client.get("/openapi.json").json()["openapi"].startswith("3.1.")
+    assert "^3\\.1\\." in script.text
+    assert client.get(f"{ASSETS}/swagger-ui.css").status_code == 200
+    assert client.get(f"{ASSETS}/favicon.png").headers["content-type"] == "image/png"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"{ASSETS}/nothing.js", f"{ASSETS}/%2e%2e/%2e%2e/account", f"{ASSETS}/..%2f..%2faccount"],
+)
+def test_nothing_else_is_open_below_the_docs_files(client: TestClient, path: str) -> None:
+    answer = client.get(path)
+    assert answer.status_code == 404
+    assert "summary" not in answer.text
+
+
+def test_the_schema_describes_every_answer(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            status = next(code for code in operation["responses"] if code.startswith("2"))
+            answer = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert "$ref" in answer or "type" in answer, f"{method.upper()} {path}"
+    described = schema["components"]["schemas"]
+    assert set(described["HaltState"]["properties"]) == {"halted", "manual", "daily", "honoured"}
+    assert set(described["EquityPoint"]["properties"]) == {"ts", "equity", "cash", "run_id"}

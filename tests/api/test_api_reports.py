@@ -1,0 +1,190 @@
+"""The read-only reports: the halt state, the equity curve, tax lots, the snapshot files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from api_support import LIMIT_BUY
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from tradepipe.plugins.ledger_db import open_engine
+from tradepipe.plugins.risk_halt import NEW_YORK, trading_day
+
+NOT_HALTED = {"halted": False, "manual": None, "daily": None, "honoured": True}
+
+
+# -- GET /halt ------------------------------------------------------------------------
+
+
+def test_the_halt_state_follows_halt_and_resume(client: TestClient) -> None:
+    assert client.get("/halt").json() == NOT_HALTED
+    client.post("/halt", json={"reason": "fomc"})
+    state = client.get("/halt").json()
+    assert state["halted"] is True and state["daily"] is None
+    assert state["manual"]["reason"] == "fomc"
+    assert dt.datetime.fromisoformat(state["manual"]["at"]).tzinfo is not None
+    client.post("/resume")
+    assert client.get("/halt").json() == NOT_HALTED
+
+
+def test_todays_loss_limit_halt_is_shown_and_yesterdays_is_not(
+    client: TestClient, workdir: Path
+) -> None:
+    today = trading_day(dt.datetime.now(NEW_YORK))
+    halted = {"at": f"{today}T11:00:00-04:00", "loss": "3100.00", "limit": "3000"}
+    daily = {"day": today, "start_equity": "100000", "halted": halted}
+    (workdir / "halt.json").write_text(json.dumps({"daily": daily}))
+    state = client.get("/halt").json()
+    assert state["halted"] is True and state["manual"] is None
+    assert state["daily"] == {"day": today, "start_equity": "100000", **halted}
+
+    daily["day"] = "2020-01-02"
+    (workdir / "halt.json").write_text(json.dumps({"daily": daily}))
+    assert client.get("/halt").json() == NOT_HALTED
+
+
+def test_the_halt_state_says_when_pipelines_ignore_it(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client()
+    client.post("/halt")
+    assert client.get("/halt").json()["honoured"] is True
+    with make_client("paper", risk_filters=["min_confidence"]) as ignoring:
+        state = ignoring.get("/halt").json()
+    assert state["halted"] is True and state["honoured"] is False
+
+
+def test_a_damaged_halt_file_is_a_problem(client: TestClient, workdir: Path) -> None:
+    (workdir / "halt.json").write_text("{not json")
+    answer = client.get("/halt")
+    assert answer.status_code == 400
+    assert "halt.json" in answer.json()["detail"]
+
+
+# -- GET /equity ----------------------------------------------------------------------
+
+
+def test_no_ledger_is_an_empty_curve(client: TestClient, workdir: Path) -> None:
+    assert client.get("/equity").json() == {"currency": None, "points": []}
+    open_engine(f"sqlite:///{workdir / 'ledger.db'}").dispose()  # a ledger with no snapshot
+    assert client.get("/equity").json() == {"currency": None, "points": []}
+
+
+def test_every_order_adds_a_point(client: TestClient) -> None:
+    runs = [client.post("/orders/stock", json=LIMIT_BUY).json()["run_id"] for _ in range(3)]
+    curve = client.get("/equity").json()
+    assert curve["currency"] == "USD"
+    assert [p["run_id"] for p in curve["points"]] == runs
+    first = curve["points"][0]
+    assert first["equity"] == "100000" and first["cash"] == "100000"
+    assert dt.datetime.fromisoformat(first["ts"]).tzinfo is not None
+    latest = client.get("/equity", params={"limit": 2}).json()["points"]
+    assert [p["run_id"] for p in latest] == runs[1:]
+    assert client.get("/equity", params={"limit": 0}).status_code == 422
+
+
+# -- GET /tax/lots and /tax/report ------------------------------------------------------
+
+FILLS = [
+    ("e1", "buy", "10", "100", "2025-01-02T15:00:00+00:00"),
+    ("e2", "sell", "4", "110", "2025-03-03T15:00:00+00:00"),
+]
+
+
+def _fills(workdir: Path) -> None:
+    engine = open_engine(f"sqlite:///{workdir / 'ledger.db'}")
+    with engine.begin() as conn:
+        for eid, side, qty, price, ts in FILLS:
+            conn.execute(
+                text(
+                    "INSERT INTO fills (run_id, execution_id, client_order_id, decision_id, "
+                    "symbol, side, quantity, price, commission, multiplier, ts) VALUES "
+                    "('r1', :eid, 'tp-1', 'd1', 'AAPL', :side, :qty, :price, '0', '1', :ts)"
+                ),
+                {"eid": eid, "side": side, "qty": qty, "price": price, "ts": ts},
+            )
+    engine.dispose()
+
+
+def test_tax_lots_and_report(client: TestClient, workdir: Path) -> None:
+    assert client.get("/tax/lots").status_code == 404
+    _fills(workdir)
+    lots = client.get("/tax/lots").json()
+    assert lots["method"] == "fifo"
+    assert [(r["symbol"], r["quantity"]) for r in lots["open"]] == [("AAPL", "6")]
+    assert [(r["quantity"], r["gain"], r["term"]) for r in lots["closed"]] == [("4", "40", "short")]
+    assert set(client.get("/tax/lots", params={"only": "open"}).json()) == {"method", "open"}
+    assert client.get("/tax/lots", params={"symbol": "MSFT"}).json()["open"] == []
+    report = client.get("/tax/report", params={"year": 2025, "method": "hifo"}).json()
+    assert report["year"] == 2025 and report["method"] == "hifo"
+    assert [r["description"] for r in report["rows"]] == ["4 sh. AAPL"]
+    assert report["totals"]["short"]["gain_or_loss"] == "40"
+    assert client.get("/tax/report", params={"year": 2024}).json()["rows"] == []
+
+
+def test_bad_tax_parameters_are_422_naming_them(client: TestClient) -> None:
+    for path, params, field in (
+        ("/tax/lots", {"method": "random"}, "method"),
+        ("/tax/lots", {"only": "both"}, "only"),
+        ("/tax/report", {}, "year"),
+        ("/tax/report", {"year": "last"}, "year"),
+    ):
+        answer = client.get(path, params=params)
+        assert answer.status_code == 422, (path, params)
+        assert field in answer.json()["detail"]
+
+
+# -- GET /snapshots ---------------------------------------------------------------------
+
+
+def test_no_snapshot_yet(client: TestClient) -> None:
+    body = client.get("/snapshots").json()
+    assert body["directory"] == "snapshots"
+    assert body["files"] == {
+        "portfolio.json": None,
+        "market-data.json": None,
+        "scanner-results.json": None,
+        "token-status.json": None,
+    }
+
+
+def test_snapshot_files_are_read_masked_and_token_status_kept_to_safe_keys(
+    make_client: Callable[..., TestClient], workdir: Path
+) -> None:
+    (workdir / ".secrets.toml").write_text(
+        '[default.brokers.web_api]\naccess_token = "sekret-token-value"\n'
+    )
+    out = workdir / "snapshots"
+    out.mkdir()
+    head = {"schema_version": 1, "broker": "paper", "account": "DU1234567", "demo": False}
+    portfolio = {**head, "summary": {"account_id": "DU1234567", "cash": "100"}, "positions": []}
+    token = {
+        **head,
+        "method": "oauth1",
+        "valid": True,
+        "message": "token sekret-token-value for DU1234567",
+        "access_token": "sekret-token-value",
+    }
+    (out / "portfolio.json").write_text(json.dumps(portfolio))
+    (out / "token-status.json").write_text(json.dumps(token))
+    (out / "market-data.json").write_text("{half a fi")
+    with make_client() as client:
+        answer = client.get("/snapshots")
+    files = answer.json()["files"]
+    assert files["portfolio.json"]["summary"] == {"account_id": "***4567", "cash": "100"}
+    assert files["market-data.json"] is None and files["scanner-results.json"] is None
+    status = files["token-status.json"]
+    assert set(status) == {
+        "schema_version",
+        "broker",
+        "account",
+        "demo",
+        "method",
+        "valid",
+        "message",
+    }
+    assert status["account"] == "***4567"
+    assert "sekret-token-value" not in answer.text and "DU1234567" not in answer.text
