@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from tradepipe import Bar, Fill, OrderIntent
 from tradepipe.brokers.paper_account import PaperAccount, SimOrder
 from tradepipe.instruments import Combo, Leg, Option, Stock
-from tradepipe.money import ZERO, cents, to_decimal
+from tradepipe.money import ZERO, cents, plain, to_decimal
 from tradepipe.option_chain import OptionQuote
 from tradepipe.orders import Side
 
@@ -186,7 +186,7 @@ class OptionDesk:
         strikes = []
         k = max(low, step)
         while k <= Decimal(repr(s * 1.3)):
-            strikes.append(k.normalize() if k == k.to_integral_value() else k)
+            strikes.append(plain(k))
             k += step
         out = []
         for day in dates:

@@ -10,18 +10,22 @@ nothing is written to the ledger: the verdicts are computed and reported.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from tradepipe.clock import Clock, SystemClock
-from tradepipe.decisions import Decision
+from tradepipe.decision_schema import read_decision
+from tradepipe.decisions import Decision, RejectedDecision
 from tradepipe.errors import BrokerCapabilityError, BrokerError
 from tradepipe.executor import Executor
 from tradepipe.host import PluginHost
+from tradepipe.option_chain import ChainCache
 from tradepipe.orders import Fill, Order, OrderEvent, OrderStatus
 from tradepipe.pipeline import Pipeline, build_pipeline, open_run
 from tradepipe.risk import RiskVerdict
@@ -145,6 +149,37 @@ class Direct:
             fills=list(watch.fills),
             sent=sent,
         )
+
+    def read(self, raw: Any, *, today: dt.date | None = None) -> Decision | RejectedDecision:
+        """A parsed decision document, read with this run's broker; or why it is no decision.
+
+        An options strategy's legs are chosen from the broker's option chain
+        (``dte`` counted from the document's ``created_at``, else ``today``),
+        a covered call's stock priced by the broker's quote; the chosen option's
+        or combo's chain price becomes the price sizing and the filters value
+        it at. A chain that cannot be read, or cannot give the strategy,
+        rejects the document, naming the field.
+        """
+        chain = ChainCache(self.broker.option_chain)
+        symbol = raw.get("symbol") if isinstance(raw, dict) else None
+        item = read_decision(
+            raw, self.source, chain=chain, today=today, underlying_price=self._quote(symbol)
+        )
+        if isinstance(item, Decision) and item.instrument is not None:
+            price = chain.price_of(item.instrument)
+            if price is not None and price > 0:
+                self.executor.ctx.set_price(item.symbol, float(price))
+        return item
+
+    def _quote(self, symbol: Any) -> Decimal | None:
+        """The stock's price from the broker, if it gives one."""
+        if not isinstance(symbol, str):
+            return None
+        try:
+            quotes = self.broker.quotes([symbol.upper()])
+        except BrokerError:
+            return None
+        return next((q.last or q.mid for q in quotes if q.last or q.mid), None)
 
     def _mark(self, symbol: str) -> None:
         """Give sizing and the filters a price: without a feed, ask the broker."""

@@ -163,6 +163,28 @@ def setup_logging(
     return redaction
 
 
+class _Forward(logging.Handler):
+    """Hands a record to tradepipe's handlers, each of which redacts it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(ROOT).handle(record)
+
+
+def adopt(name: str) -> None:
+    """Write what library logger ``name`` (and its children) logs where tradepipe's records go.
+
+    For a library that logs what passes through it, as uvicorn does (request
+    paths with their query strings, tracebacks): otherwise its records reach
+    whatever handler the root logger has, or Python's last resort on stderr,
+    unredacted. Call after :func:`setup_logging`.
+    """
+    logger = logging.getLogger(name)
+    if not any(isinstance(h, _Forward) for h in logger.handlers):
+        logger.addHandler(_Forward())
+    logger.setLevel(logging.getLogger(ROOT).level)
+    logger.propagate = False
+
+
 def shutdown_logging() -> None:
     """Close tradepipe's handlers (files are flushed)."""
     logger = logging.getLogger(ROOT)

@@ -36,6 +36,15 @@ def cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
+def plain(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros and without an exponent: 600.0 is 600, 602.50 is 602.5.
+
+    ``Decimal.normalize`` alone turns 600 into ``6E+2``, which is how it would
+    then print and serialise.
+    """
+    return value.quantize(ONE) if value == value.to_integral_value() else value.normalize()
+
+
 def fmt(value: Decimal | None) -> str | None:
     """Serialise a decimal without exponent notation, for JSON and the ledger."""
     if value is None:

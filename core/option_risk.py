@@ -15,6 +15,7 @@ from itertools import pairwise
 from typing import Literal
 
 from tradepipe.instruments import Leg, Option
+from tradepipe.money import plain
 from tradepipe.record import Record
 
 _ZERO = Decimal(0)
@@ -120,5 +121,5 @@ def payoff_risk(
         max_gain=None if unlimited_gain else max(top, _ZERO) * scale,
         unlimited_loss=unlimited_loss,
         unlimited_gain=unlimited_gain,
-        breakevens=tuple(b.normalize() for b in sorted(breakevens)),
+        breakevens=tuple(plain(b) for b in sorted(breakevens)),
     )

@@ -222,7 +222,7 @@ def _choose(
     ):
         raise ChainError(
             "options.strikes: the requested strikes round to the same listed strike "
-            f"({', '.join(str(k[1]) for k in keys)}); ask for strikes further apart"
+            f"({', '.join(f'{k[1].normalize():f}' for k in keys)}); ask for strikes further apart"
         )
     return chosen
 
@@ -239,7 +239,7 @@ def _by_delta(
     name, delta, width = spec.strategy, spec.delta, spec.width
     spreads = name.endswith("_spread") or name == "iron_condor"
     if spreads and width is None:
-        raise ChainError(f"options.width: a {name} chosen by delta needs width (strike distance)")
+        raise ChainError(f"options.width: {name} chosen by delta needs width (strike distance)")
 
     def at(right: str, target: float) -> OptionQuote:
         return nearest_delta(chain, expiry, right, target, "options.delta")

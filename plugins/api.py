@@ -15,7 +15,8 @@ are serialised, and may share one kept broker connection, by
 every answer. The request and answer models are in
 :mod:`~tradepipe.plugins.api_models`, the reports (equity, tax, snapshots) in
 :mod:`~tradepipe.plugins.api_reports`, the offline docs page in
-:mod:`~tradepipe.plugins.api_docs`.
+:mod:`~tradepipe.plugins.api_docs`, the headers every answer carries in
+:mod:`~tradepipe.plugins.api_headers`.
 """
 
 from __future__ import annotations
@@ -40,14 +41,16 @@ from tradepipe.cli.broker import (
     position_dict,
     record_end,
 )
-from tradepipe.cli.order import check_bracket, option_fields
+from tradepipe.cli.order import check_bracket
 from tradepipe.clock import SystemClock
 from tradepipe.decisions import Decision, RejectedDecision
 from tradepipe.direct import Outcome
 from tradepipe.host import PluginHost
 from tradepipe.instruments import Option
+from tradepipe.option_orders import option_fields, place_strategy, strategy_document
 from tradepipe.plugins import dashboard, execute_cli
 from tradepipe.plugins.api_docs import ASSETS, install_docs
+from tradepipe.plugins.api_headers import SecurityHeaders
 from tradepipe.plugins.api_models import (
     Account,
     BrokerState,
@@ -67,7 +70,15 @@ from tradepipe.plugins.api_models import (
     StockOrder,
     WorkingOrder,
 )
-from tradepipe.plugins.api_problems import BodyLimit, install, problem
+from tradepipe.plugins.api_problems import (
+    BROKER_ERRORS,
+    LEDGER_ERRORS,
+    ORDER_ERRORS,
+    BodyLimit,
+    install,
+    problem,
+    problems,
+)
 from tradepipe.plugins.api_reports import reports_router
 from tradepipe.plugins.api_service import Service, masked
 from tradepipe.plugins.risk_halt import NEW_YORK, current_halts, load_state, write_state
@@ -100,6 +111,8 @@ class _Auth:
     """ASGI middleware: a bearer token on every path but the open ones.
 
     Open: :data:`OPEN_PATHS` exactly, and what lies below :data:`OPEN_PREFIXES`.
+    A websocket without the token is closed before it opens (there is no
+    websocket route; one added later is guarded all the same).
     """
 
     def __init__(self, app: ASGIApp, token: str) -> None:
@@ -108,10 +121,16 @@ class _Auth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] == "http" and not (path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)):
+        kind = scope["type"]
+        if kind in ("http", "websocket") and not (
+            path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+        ):
             header = dict(scope["headers"]).get(b"authorization", b"")
             scheme, _, given = header.partition(b" ")
             if scheme.lower() != b"bearer" or not secrets.compare_digest(given.strip(), self.token):
+                if kind == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
                 answer = problem(
                     401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
                 )
@@ -138,25 +157,6 @@ def _status(adapter: Broker, state: BrokerStatus, *, held: bool) -> dict[str, An
     )
 
 
-def _strategy_document(order: OptionsOrder, now: datetime) -> str:
-    """A decision document asking for ``order``'s named strategy (see :mod:`.decision_schema`)."""
-    assert order.strategy is not None
-    terms = order.model_dump(mode="json", include=set(ORDER_TERMS), exclude_none=True)
-    document = {
-        "schema_version": 1,
-        "source": SOURCE,
-        # The time makes the document's id (a hash of its content) one of its own.
-        "created_at": now.isoformat(),
-        "symbol": order.underlying,
-        "action": order.side,
-        "confidence": 100,
-        "quantity": str(order.quantity),
-        "options": order.strategy.model_dump(mode="json", exclude_defaults=True),
-        **terms,
-    }
-    return json.dumps(document)
-
-
 def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
     """The API over ``settings`` and ``host``, answering requests that carry ``token``."""
     if len(token) < 16:
@@ -181,6 +181,8 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
     install(app, [token, *settings.secret_values()])
     app.add_middleware(BodyLimit)
     app.add_middleware(_Auth, token=token)
+    # Outermost, so the refusals of the two above carry the headers too.
+    app.add_middleware(SecurityHeaders, cacheable=OPEN_PREFIXES)
     install_docs(app)
     api = APIRouter(dependencies=[Security(_documented)])
 
@@ -189,13 +191,15 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         """Liveness; needs no token and says nothing about the account."""
         return {"status": "ok"}
 
-    @api.get("/broker/status", tags=["broker"], response_model=BrokerState)
+    @api.get("/broker/status", tags=["broker"], response_model=BrokerState, responses=BROKER_ERRORS)
     def broker_status() -> dict[str, Any]:
         """Whether the broker can be used, and with which account (``tradepipe broker status``)."""
         with service.broker(ready=False) as (adapter, state):
             return _status(adapter, state, held=service.held is adapter)
 
-    @api.post("/broker/connect", tags=["broker"], response_model=BrokerState)
+    @api.post(
+        "/broker/connect", tags=["broker"], response_model=BrokerState, responses=BROKER_ERRORS
+    )
     def broker_connect() -> dict[str, Any]:
         """Connect the broker and keep the connection for later calls (idempotent).
 
@@ -211,7 +215,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         """Release the kept connection (idempotent); ``released`` says whether there was one."""
         return {"held": False, "released": service.release()}
 
-    @api.get("/account", tags=["broker"], response_model=Account)
+    @api.get("/account", tags=["broker"], response_model=Account, responses=BROKER_ERRORS)
     def account() -> dict[str, Any]:
         """Cash, equity and buying power (``tradepipe broker accounts``)."""
         with service.broker() as (adapter, state):
@@ -220,14 +224,19 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             {"broker": adapter.name, "paper": state.is_paper, "summary": plain_dict(summary)}
         )
 
-    @api.get("/positions", tags=["broker"], response_model=list[Position])
+    @api.get("/positions", tags=["broker"], response_model=list[Position], responses=BROKER_ERRORS)
     def positions() -> list[dict[str, Any]]:
         """Every position the broker reports (``tradepipe broker positions``)."""
         with service.broker() as (adapter, _state):
             held = adapter.positions()
         return masked([position_dict(p) for p in held])
 
-    @api.get("/positions/{symbol}", tags=["broker"], response_model=Position)
+    @api.get(
+        "/positions/{symbol}",
+        tags=["broker"],
+        response_model=Position,
+        responses=problems(400, 404, 502, 503),
+    )
     def position(symbol: Symbol) -> dict[str, Any]:
         """One symbol's position; 404 when none is held."""
         with service.broker() as (adapter, _state):
@@ -237,14 +246,14 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             raise HTTPException(404, f"no position in {symbol.upper()}")
         return masked(position_dict(found[0]))
 
-    @api.get("/orders", tags=["orders"], response_model=list[WorkingOrder])
+    @api.get("/orders", tags=["orders"], response_model=list[WorkingOrder], responses=BROKER_ERRORS)
     def open_orders() -> list[dict[str, Any]]:
         """Open orders as the broker sees them (``tradepipe broker orders``)."""
         with service.broker() as (adapter, _state):
             working = adapter.open_orders()
         return masked([plain_dict(o) for o in working])
 
-    @api.post("/orders/stock", tags=["orders"], response_model=OrderOutcome)
+    @api.post("/orders/stock", tags=["orders"], response_model=OrderOutcome, responses=ORDER_ERRORS)
     def order_stock(order: StockOrder) -> dict[str, Any]:
         """One stock order through sizing, every risk filter, the ledger and the broker.
 
@@ -269,7 +278,9 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             ledger = None if dry else run.pipeline.run.run_id
         return masked(service.outcome(outcome, ledger))
 
-    @api.post("/orders/options", tags=["orders"], response_model=OrderOutcome)
+    @api.post(
+        "/orders/options", tags=["orders"], response_model=OrderOutcome, responses=ORDER_ERRORS
+    )
     def order_options(order: OptionsOrder) -> dict[str, Any]:
         """An option, a combo, or a named strategy through the whole pipeline.
 
@@ -278,11 +289,12 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         sold as ``side``). ``strategy`` instead names one as a decision
         document does: the broker's option chain chooses its legs and prices
         it, so the broker is asked even with ``dry_run``. A strategy the chain
-        cannot build is answered 422 (and, unless dry, recorded as rejected).
+        cannot build is answered 422 (and, unless dry, recorded as rejected);
+        so is, before anything is asked, one it cannot be sent as (a stop order).
         """
         clock = SystemClock()
         dry = order.dry_run or order.what_if
-        item: Decision | RejectedDecision | None = None
+        pending: Decision | dict[str, Any]
         if order.strategy is None:
             legs = [
                 (
@@ -297,7 +309,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
                 )
                 for leg in order.legs
             ]
-            item = Decision(
+            pending = Decision(
                 source=SOURCE,
                 created_at=clock.now(),
                 confidence=100,
@@ -305,24 +317,37 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
                 **option_fields(legs, order.side),
                 **order.model_dump(include=set(ORDER_TERMS)),
             )
-        outcome: Outcome | None = None
+        else:
+            try:
+                pending = strategy_document(
+                    order.underlying,
+                    order.strategy,
+                    side=order.side,
+                    quantity=order.quantity,
+                    terms=order.model_dump(mode="json", include=set(ORDER_TERMS)),
+                    source=SOURCE,
+                    created_at=clock.now(),
+                )
+            except ValueError as exc:
+                raise HTTPException(422, f"options order rejected: {exc}") from None
         with service.run(settings, source=SOURCE, dry_run=dry, clock=clock) as run:
             ledger = None if dry else run.pipeline.run.run_id
-            if item is None:
-                item = execute_cli.read_document(
-                    _strategy_document(order, clock.now()), run, clock.now().date()
-                )
-            if isinstance(item, RejectedDecision):
-                if not dry:
-                    run.executor.record.rejected(SOURCE, item.raw, item.error)
+            if not isinstance(pending, Decision):
+                outcome = place_strategy(run, pending, what_if=order.what_if, wait=order.wait)
+            elif order.what_if:
+                outcome = run.preview(pending)
             else:
-                outcome = run.preview(item) if order.what_if else run.execute(item, wait=order.wait)
-        if outcome is None:
-            assert isinstance(item, RejectedDecision)
-            raise HTTPException(422, f"options order rejected: {item.error}")
+                outcome = run.execute(pending, wait=order.wait)
+        if isinstance(outcome, RejectedDecision):
+            raise HTTPException(422, f"options order rejected: {outcome.error}")
         return masked(service.outcome(outcome, ledger))
 
-    @api.post("/decisions/execute", tags=["orders"], response_model=OrderOutcome)
+    @api.post(
+        "/decisions/execute",
+        tags=["orders"],
+        response_model=OrderOutcome,
+        responses=ORDER_ERRORS,
+    )
     def execute_decision(
         document: Annotated[dict[str, Any], Body(description="A decision document.")],
         dry_run: bool = False,
@@ -369,6 +394,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         status_code=202,
         tags=["orders"],
         response_model=CancelRequested,
+        responses=ORDER_ERRORS,
     )
     def cancel(
         client_order_id: ClientOrderId,
@@ -402,7 +428,9 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             }
         )
 
-    @api.get("/ledger/orders", tags=["ledger"], response_model=LedgerOrders)
+    @api.get(
+        "/ledger/orders", tags=["ledger"], response_model=LedgerOrders, responses=LEDGER_ERRORS
+    )
     def ledger_orders(run_id: RunId = None, limit: Limit = None) -> dict[str, Any]:
         """Orders of a run with their latest status (``tradepipe ledger orders``)."""
         with service.ledger() as led:
@@ -413,7 +441,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             ]
         return masked({"run_id": rid, "orders": rows})
 
-    @api.get("/ledger/fills", tags=["ledger"], response_model=LedgerFills)
+    @api.get("/ledger/fills", tags=["ledger"], response_model=LedgerFills, responses=LEDGER_ERRORS)
     def ledger_fills(run_id: RunId = None, limit: Limit = None) -> dict[str, Any]:
         """Fills of a run (``tradepipe ledger fills``)."""
         with service.ledger() as led:
@@ -421,7 +449,12 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             rows = [f.model_dump(mode="json", exclude={"id"}) for f in led.fills(rid, limit)]
         return masked({"run_id": rid, "fills": rows})
 
-    @api.get("/ledger/decisions", tags=["ledger"], response_model=LedgerDecisions)
+    @api.get(
+        "/ledger/decisions",
+        tags=["ledger"],
+        response_model=LedgerDecisions,
+        responses=LEDGER_ERRORS,
+    )
     def ledger_decisions(run_id: RunId = None, limit: Limit = None) -> dict[str, Any]:
         """Decisions of a run (``tradepipe ledger decisions``)."""
         with service.ledger() as led:
@@ -429,7 +462,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             rows = [r.model_dump(mode="json", exclude={"id"}) for r in led.decisions(rid, limit)]
         return masked({"run_id": rid, "decisions": rows})
 
-    @api.get("/explain/{key}", tags=["ledger"])
+    @api.get("/explain/{key}", tags=["ledger"], responses=LEDGER_ERRORS)
     def explain(key: Annotated[str, PathParam(max_length=128)]) -> list[dict[str, Any]]:
         """Verdicts, order, status changes and fills of an id (``tradepipe explain``)."""
         with service.ledger() as led:
@@ -438,7 +471,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             raise HTTPException(404, f"the ledger knows no decision or order {key!r}")
         return masked(json.loads(json.dumps(chains, default=str)))
 
-    @api.get("/halt", tags=["risk"], response_model=HaltState)
+    @api.get("/halt", tags=["risk"], response_model=HaltState, responses=problems(400))
     def halt_state() -> dict[str, Any]:
         """The kill switch: the manual halt, today's loss-limit halt, whether `halt` is honoured.
 
@@ -457,7 +490,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             }
         )
 
-    @api.post("/halt", tags=["risk"], response_model=Halted)
+    @api.post("/halt", tags=["risk"], response_model=Halted, responses=problems(400))
     def halt(request: HaltRequest | None = None) -> dict[str, Any]:
         """Halt trading until ``/resume`` (``tradepipe halt``)."""
         reason = (request.reason if request else "") or "halted by hand"
@@ -480,7 +513,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             }
         )
 
-    @api.post("/resume", tags=["risk"], response_model=Resumed)
+    @api.post("/resume", tags=["risk"], response_model=Resumed, responses=problems(400))
     def resume() -> dict[str, Any]:
         """Lift the manual halt (``tradepipe resume``)."""
         with service.lock:

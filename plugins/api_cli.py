@@ -10,7 +10,8 @@ generated, written to the file with mode 0600 and printed once; later starts
 read it and never print it.
 
 The server binds 127.0.0.1; any other address needs ``--allow-remote`` and is
-announced with a warning, wherever the address came from.
+announced with a warning, wherever the address came from. uvicorn's own records
+(its access log, the tracebacks it logs again) go to tradepipe's log, redacted.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import click
 from tradepipe import hookimpl
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.errors import ConfigError
-from tradepipe.logs import add_secrets
+from tradepipe.logs import add_secrets, adopt
 from tradepipe.settings import MIN_API_TOKEN
 
 TOKEN_ENV = "TP_API_TOKEN"
@@ -131,6 +132,8 @@ def serve(
     from tradepipe.plugins.api import create_app
 
     app.setup_logging()
+    # uvicorn logs request paths with their query strings, and every traceback again.
+    adopt("uvicorn")
     path = token_file(app, token_file_opt)
     configured = "" if token_file_opt is not None else settings.token
     token, new = load_token(path, configured)

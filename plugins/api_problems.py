@@ -14,6 +14,10 @@ mapped by what the client does next::
     any other exception                  500  a generic message; details in the log
 
 Details pass through the log redaction (secrets, account numbers) first.
+The schema says the same: every error answer it lists is a :class:`Problem`
+in ``application/problem+json`` (:func:`install` rewrites FastAPI's own 422),
+with 401 on every operation that needs the token and 413 on every one with a
+body.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tradepipe.errors import (
@@ -58,6 +62,82 @@ STATUS: list[tuple[type[TradepipeError], int]] = [
     (ConfigError, 400),
 ]
 GENERIC = "an unexpected error occurred; the server log has the details"
+#: Where the schema keeps :class:`Problem`.
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+class FieldError(BaseModel):
+    """One invalid field of a request, without the value sent."""
+
+    field: str = Field(description="Dotted path of the field; `body` for the body as a whole.")
+    message: str
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457 problem details): every 4xx and 5xx is one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="A URL naming the kind of problem (its HTTP status).")
+    title: str = Field(description="The status's reason phrase.")
+    status: int
+    detail: str = Field(description="What went wrong; secrets and account numbers masked.")
+    errors: list[FieldError] = Field(
+        default_factory=list, description="422 for an invalid request only: each field's error."
+    )
+
+
+#: What an error status means here, for the schema.
+MEANING = {
+    400: "The request or the settings are wrong (a live account without `[run] allow_live`).",
+    404: "No such record, or no ledger yet.",
+    422: "Not valid (`errors` names each field), or refused: cannot be sized, or the broker "
+    "said no.",
+    501: "The broker cannot do that.",
+    502: "The broker failed.",
+    503: "The broker or the ledger cannot be used now (logged out, unreachable); retry later.",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route that may answer ``statuses`` (a :class:`Problem` each)."""
+    return {s: {"description": MEANING.get(s, HTTPStatus(s).phrase)} for s in statuses}
+
+
+#: A call that connects the broker (401, 413, 422 and 500 each operation gets as it has them).
+BROKER_ERRORS = problems(400, 502, 503)
+#: A call that places, previews or cancels an order.
+ORDER_ERRORS = problems(400, 422, 501, 502, 503)
+#: A call that reads the ledger.
+LEDGER_ERRORS = problems(404, 503)
+
+
+def _problem_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` (FastAPI's) with every error answer a :class:`Problem`, as they are."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    model = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(model.pop("$defs", {}))
+    components["Problem"] = model
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            if operation.get("security"):
+                answers["401"] = {
+                    "description": "No bearer token, or the wrong one.",
+                    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+                }
+            if "requestBody" in operation:
+                answers["413"] = {"description": f"The body is larger than {MAX_BODY} bytes."}
+            if answers.get("422", {}).get("description") == "Validation Error":
+                answers["422"]["description"] = "Not valid: `errors` names each field."
+            answers.setdefault("500", {"description": "Unexpected; the server log has why."})
+            for status, answer in answers.items():
+                if status[0] in "45":
+                    answer["content"] = {PROBLEM: {"schema": {"$ref": PROBLEM_REF}}}
+    # FastAPI's own 422 shape, which no answer has.
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    return schema
 
 
 def status_of(exc: TradepipeError) -> int:
@@ -90,8 +170,16 @@ def field_errors(errors: Iterable[Any]) -> list[dict[str, str]]:
 
 
 def install(app: FastAPI, secrets: Iterable[str] = ()) -> None:
-    """Answer every error of ``app`` as problem+json, redacted."""
+    """Answer every error of ``app`` as problem+json, redacted, and say so in its schema."""
     redaction = RedactionFilter(secrets)
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _problem_schema(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     def clean(text: str) -> str:
         return redact_accounts(redaction.redact(text))

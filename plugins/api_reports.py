@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from tradepipe.money import fmt
 from tradepipe.plugins.api_models import EquityCurve, Snapshots, TaxLots, TaxReport
+from tradepipe.plugins.api_problems import LEDGER_ERRORS, problems
 from tradepipe.plugins.api_service import Service, masked
 from tradepipe.plugins.snapshot import (
     ENVELOPE_KEYS,
@@ -35,7 +36,7 @@ def reports_router(service: Service) -> APIRouter:
     """The report routes over ``service``."""
     router = APIRouter()
 
-    @router.get("/equity", tags=["ledger"], response_model=EquityCurve)
+    @router.get("/equity", tags=["ledger"], response_model=EquityCurve, responses=problems(503))
     def equity(limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> dict[str, Any]:
         """Equity over time, oldest first, from the ledger's account snapshots.
 
@@ -60,7 +61,11 @@ def reports_router(service: Service) -> APIRouter:
         )
 
     @router.get(
-        "/tax/lots", tags=["tax"], response_model=TaxLots, response_model_exclude_unset=True
+        "/tax/lots",
+        tags=["tax"],
+        response_model=TaxLots,
+        response_model_exclude_unset=True,
+        responses=LEDGER_ERRORS,
     )
     def tax_lots(
         method: MethodParam = Method.FIFO,
@@ -81,7 +86,7 @@ def reports_router(service: Service) -> APIRouter:
             data["closed"] = [r.model_dump(mode="json", exclude={"id"}) for r in closed_rows]
         return masked(data)
 
-    @router.get("/tax/report", tags=["tax"], response_model=TaxReport)
+    @router.get("/tax/report", tags=["tax"], response_model=TaxReport, responses=LEDGER_ERRORS)
     def tax_report(
         year: Annotated[int, Query(ge=1900, le=2200, description="The tax year.")],
         method: MethodParam = Method.FIFO,

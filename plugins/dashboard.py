@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
+from tradepipe.plugins.api_problems import problems
 
 ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 #: Paths that need no token: the page and its two files carry no account data.
@@ -94,7 +95,7 @@ def mount(app: FastAPI, api: APIRouter, ledger: Any, mask: Any) -> None:
             raise HTTPException(404, f"no asset {name!r}")
         return Response(_asset(name), media_type=ASSETS[name], headers=HEADERS)
 
-    @api.get("/ledger/recent", tags=["ledger"])
+    @api.get("/ledger/recent", tags=["ledger"], responses=problems(503))
     def recent(
         limit: int = Query(default=50, ge=1, le=500),
     ) -> dict[str, Any]:

@@ -15,20 +15,16 @@ give the filters the combo's price.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 
 import click
 from tradepipe import hookimpl
 from tradepipe.cli.context import AppContext, pass_app
-from tradepipe.cli.outcome import report
-from tradepipe.cli.output import print_json
+from tradepipe.cli.outcome import report, report_rejected
 from tradepipe.clock import SystemClock
 from tradepipe.decision_schema import loads, read_decision
 from tradepipe.decisions import Decision, RejectedDecision
 from tradepipe.direct import Direct, Outcome, direct_run
-from tradepipe.errors import BrokerError
-from tradepipe.option_chain import ChainCache
 
 SOURCE = "execute"
 #: The session used when ``[run] session`` is empty: duplicates are still refused.
@@ -84,7 +80,7 @@ def execute(
     # An options strategy is read once the broker can show its chain.
     item = None if has_options_strategy(text) else read_document(text)
     if isinstance(item, RejectedDecision) and dry:
-        _rejected(item, None, as_json)
+        report_rejected(item, None, as_json)
     outcome: Outcome | None = None
     clock = SystemClock()
     with direct_run(settings, app.host, source=SOURCE, dry_run=dry, clock=clock) as run:
@@ -100,7 +96,7 @@ def execute(
     # Reported once the run is closed: exiting inside it would mark it failed.
     if outcome is None:
         assert isinstance(item, RejectedDecision)
-        _rejected(item, ledger, as_json)
+        report_rejected(item, ledger, as_json)
     report(outcome, ledger, as_json)
 
 
@@ -116,7 +112,8 @@ def has_options_strategy(text: str) -> bool:
 def read_document(text: str, run: Direct | None = None, today: dt.date | None = None) -> Item:
     """The decision in a document's text, or why it is none.
 
-    With ``run``, an options strategy's legs are chosen from its broker's chain.
+    With ``run``, an options strategy's legs are chosen from its broker's chain
+    (see :meth:`~tradepipe.direct.Direct.read`).
     """
     try:
         raw = loads(text)
@@ -124,38 +121,10 @@ def read_document(text: str, run: Direct | None = None, today: dt.date | None = 
         return RejectedDecision(text[:2000], f"not valid JSON: {exc}")
     if run is None:
         return read_decision(raw, SOURCE)
-    chain = ChainCache(run.broker.option_chain)
-    item = read_decision(
-        raw, SOURCE, chain=chain, today=today, underlying_price=_price(run, raw.get("symbol"))
-    )
-    if isinstance(item, Decision) and item.instrument is not None:
-        price = chain.price_of(item.instrument)
-        if price is not None and price > 0:
-            run.executor.ctx.set_price(item.symbol, float(price))
-    return item
+    return run.read(raw, today=today)
 
 
 Item = Decision | RejectedDecision
-
-
-def _price(run: Direct, symbol: Any) -> Decimal | None:
-    """The underlying's price from the broker, if it gives one."""
-    if not isinstance(symbol, str):
-        return None
-    try:
-        quotes = run.broker.quotes([symbol.upper()])
-    except BrokerError:
-        return None
-    return next((q.last or q.mid for q in quotes if q.last or q.mid), None)
-
-
-def _rejected(item: RejectedDecision, run_id: str | None, as_json: bool) -> NoReturn:
-    if as_json:
-        print_json({"rejected": {"error": item.error, "raw": item.raw}, "run_id": run_id})
-    else:
-        where = f"; recorded in ledger run {run_id}" if run_id else ""
-        click.echo(f"decision rejected: {item.error}{where}", err=True)
-    raise SystemExit(1)
 
 
 @hookimpl

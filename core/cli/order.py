@@ -6,30 +6,48 @@ durable in the ledger, sent to the configured broker, and recorded with its
 verdicts and status. ``--dry-run`` judges without sending or writing;
 ``--what-if`` also asks the broker for its preview (commission, margin, the
 position after). A live account is refused unless ``[run] allow_live``.
+
+An options order is legs with exact strikes and expiries, or a named strategy
+whose legs the broker's option chain chooses (:mod:`~tradepipe.option_orders`,
+which the REST API's ``POST /orders/options`` runs too).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Sequence
-from decimal import Decimal
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import click
 from pydantic import ValidationError
 from tradepipe.cli.context import AppContext, pass_app
-from tradepipe.cli.outcome import report
+from tradepipe.cli.outcome import report, report_rejected
 from tradepipe.cli.output import console, print_json, table
 from tradepipe.clock import SystemClock
-from tradepipe.decisions import Decision
+from tradepipe.decision_schema import STRATEGY_LEGS, OptionStrategySpec
+from tradepipe.decisions import Decision, RejectedDecision
 from tradepipe.direct import direct_run
 from tradepipe.errors import BrokerRejectedError, ConfigError
-from tradepipe.instruments import Combo, Leg, Option
+from tradepipe.instruments import Option
 from tradepipe.logs import redact_accounts
+from tradepipe.option_orders import option_fields, place_strategy, strategy_document
 from tradepipe.pipeline import connect_broker, make_component
 
 log = logging.getLogger(__name__)
 ORDER_TYPES = ("market", "limit", "stop", "stop-limit")
+#: A decision document's fields as ``tradepipe order``'s options, for error messages.
+OPTION_NAMES = {
+    "symbol": "UNDERLYING",
+    "action": "--side",
+    "quantity": "--quantity",
+    "order_type": "--type",
+    "limit_price": "--limit-price",
+    "stop_price": "--stop-price",
+    "tif": "--tif",
+    "rationale": "--rationale",
+}
 
 
 @click.group("order")
@@ -119,16 +137,48 @@ def stock(
     "--leg",
     "legs",
     multiple=True,
-    required=True,
     metavar="SPEC",
     help='One leg: "buy|sell [RATIO] C|P STRIKE YYYY-MM-DD"; repeat for a combo.',
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(tuple(STRATEGY_LEGS)),
+    metavar="NAME",
+    help="Instead of legs, a named strategy whose legs the broker's option chain chooses: "
+    f"{', '.join(STRATEGY_LEGS)}.",
+)
+@click.option(
+    "--expiry",
+    type=click.DateTime(["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="Strategy: the expiry (it must be listed).",
+)
+@click.option(
+    "--dte", type=int, metavar="N", help="Strategy: the listed expiry nearest N days away."
+)
+@click.option(
+    "--strikes",
+    metavar="K[,K…]",
+    help="Strategy: its strikes, comma-separated; each the nearest listed.",
+)
+@click.option(
+    "--delta",
+    type=float,
+    metavar="X",
+    help="Strategy: instead of strikes, its first leg by delta (0 < X < 1).",
+)
+@click.option(
+    "--width",
+    type=Decimal,
+    metavar="W",
+    help="Strategy by delta: how far in strike a spread's or condor's other legs are.",
 )
 @click.option(
     "--side",
     type=click.Choice(["buy", "sell"]),
     default="buy",
     show_default=True,
-    help="For a combo: buy it as written, or sell it (take the other side of every leg).",
+    help="A combo or strategy: buy it as written, or sell it (the other side of every leg).",
 )
 @click.option("--quantity", type=Decimal, required=True, help="Contracts (or combos).")
 @_common
@@ -138,11 +188,17 @@ def options(
     /,
     underlying: str,
     legs: tuple[str, ...],
+    strategy: str | None,
+    expiry: dt.datetime | None,
+    dte: int | None,
+    strikes: str | None,
+    delta: float | None,
+    width: Decimal | None,
     side: str,
     quantity: Decimal,
     **common: Any,
 ) -> None:
-    """An option on UNDERLYING, or a combo of legs (vertical, straddle, iron condor …).
+    """An option on UNDERLYING, a combo of legs, or a named strategy.
 
     \b
     Examples:
@@ -150,7 +206,30 @@ def options(
           --type limit --limit-price 4.10
       tradepipe order options SPY --leg "buy C 600 2026-12-18" --leg "sell C 610 2026-12-18" \\
           --quantity 2 --type limit --limit-price 3.25
+      tradepipe order options SPY --strategy bull_call_spread --dte 30 --strikes 600,610 \\
+          --quantity 2 --type limit --limit-price 3.25
+      tradepipe order options SPY --strategy iron_condor --dte 30 --delta 0.2 --width 10 \\
+          --quantity 1 --dry-run
+
+    A strategy takes --expiry or --dte, and --strikes (ascending) or --delta
+    (with --width for the spreads and the condor); the broker's option chain
+    chooses its legs and prices it, so the broker is asked even with --dry-run.
     """
+    given = dict(expiry=expiry, dte=dte, strikes=strikes, delta=delta, width=width)
+    if strategy is not None:
+        if legs:
+            raise click.UsageError("give --leg or --strategy, not both")
+        spec = _strategy_spec(
+            strategy, expiry=expiry, dte=dte, strikes=strikes, delta=delta, width=width
+        )
+        _place(app, dict(symbol=underlying, action=side, quantity=quantity), spec, **common)
+        return
+    if not legs:
+        raise click.UsageError("give --leg (once per leg) or --strategy")
+    stray = [f"--{name}" for name, value in given.items() if value is not None]
+    if stray:
+        need = "needs" if len(stray) == 1 else "need"
+        raise click.UsageError(f"{', '.join(stray)} {need} --strategy; a --leg names its own")
     parsed = [_leg(underlying, spec) for spec in legs]
     try:
         fields = option_fields(parsed, side)
@@ -159,24 +238,6 @@ def options(
     except ValueError as exc:
         raise click.UsageError(str(exc).replace("the quantity", "--quantity")) from None
     _place(app, dict(fields, quantity=quantity), **common)
-
-
-def option_fields(legs: Sequence[tuple[str, int, Option]], side: str) -> dict[str, Any]:
-    """The decision fields of an options order: ``symbol``, ``instrument``, ``action``.
-
-    :param legs: ``(buy|sell, ratio, option)`` each. One leg trades that option
-        on its own side; several make a combo (ratios signed by their side).
-    :param side: a combo's side: ``buy`` it as written, or ``sell`` it.
-    :raises ValueError: a single leg with a ratio other than 1.
-    :raises ValidationError: legs that make no combo (one option twice …).
-    """
-    if len(legs) == 1:
-        action, ratio, option = legs[0]
-        if ratio != 1:
-            raise ValueError("a single-leg order takes its size from the quantity, not a ratio")
-        return dict(symbol=option.ticker, instrument=option, action=action)
-    combo = Combo(legs=tuple(Leg(instrument=o, ratio=r if a == "buy" else -r) for a, r, o in legs))
-    return dict(symbol=combo.ticker, instrument=combo, action=side)
 
 
 @order.command("modify")
@@ -272,6 +333,7 @@ def _leg(underlying: str, spec: str) -> tuple[str, int, Option]:
 def _place(
     app: AppContext,
     fields: dict[str, Any],
+    strategy: OptionStrategySpec | None = None,
     *,
     order_type: str,
     limit_price: Decimal | None,
@@ -285,31 +347,54 @@ def _place(
     broker_name: str | None,
     as_json: bool,
 ) -> None:
+    """One order: ``fields`` (symbol, action, quantity …), or ``strategy`` on ``fields``' symbol."""
     if broker_name:
         app.override("run", broker=broker_name)
     app.setup_logging()
     clock = SystemClock()
+    terms = dict(
+        order_type=order_type.replace("-", "_"),
+        limit_price=limit_price,
+        stop_price=stop_price,
+        tif=tif,
+        outside_rth=outside_rth,
+        rationale=rationale,
+    )
+    pending: Decision | dict[str, Any]
     try:
-        decision = Decision(
-            source="cli",
-            created_at=clock.now(),
-            confidence=100,
-            order_type=order_type.replace("-", "_"),
-            limit_price=limit_price,
-            stop_price=stop_price,
-            tif=tif,
-            outside_rth=outside_rth,
-            rationale=rationale,
-            **fields,
-        )
+        if strategy is None:
+            pending = Decision(
+                source="cli", created_at=clock.now(), confidence=100, **terms, **fields
+            )
+        else:
+            pending = strategy_document(
+                fields["symbol"],
+                strategy,
+                side=fields["action"],
+                quantity=fields["quantity"],
+                terms=terms,
+                source="cli",
+                created_at=clock.now(),
+            )
     except ValidationError as exc:
         raise click.UsageError(_problems(exc)) from None
-    check_bracket(decision)
+    except ValueError as exc:
+        raise click.UsageError(_option_names(str(exc))) from None
+    if isinstance(pending, Decision):
+        check_bracket(pending)
     with direct_run(
         app.settings, app.host, source="cli", dry_run=dry_run or what_if, clock=clock
     ) as run:
-        outcome = run.preview(decision) if what_if else run.execute(decision, wait=wait)
+        if not isinstance(pending, Decision):
+            outcome = place_strategy(run, pending, what_if=what_if, wait=wait)
+        elif what_if:
+            outcome = run.preview(pending)
+        else:
+            outcome = run.execute(pending, wait=wait)
         ledger = None if dry_run or what_if else run.pipeline.run.run_id
+    # Reported once the run is closed: exiting inside it would mark it failed.
+    if isinstance(outcome, RejectedDecision):
+        report_rejected(outcome, ledger, as_json, "options order")
     report(outcome, ledger, as_json)
 
 
@@ -333,4 +418,60 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'order'}: {e['msg']}"
         for e in exc.errors(include_url=False)
+    )
+
+
+def _strategy_spec(
+    name: str,
+    *,
+    expiry: dt.datetime | None,
+    dte: int | None,
+    strikes: str | None,
+    delta: float | None,
+    width: Decimal | None,
+) -> OptionStrategySpec:
+    """The strategy ``--strategy`` and its parameters name; a usage error naming the option."""
+    if (expiry is None) == (dte is None):
+        raise click.UsageError(f"--strategy {name}: give one of --expiry and --dte")
+    if (strikes is None) == (delta is None):
+        raise click.UsageError(f"--strategy {name}: give one of --strikes and --delta")
+    if width is not None and delta is None:
+        raise click.UsageError("--width goes with --delta (with --strikes every strike is given)")
+    chosen: tuple[Decimal, ...] = ()
+    if strikes is not None:
+        try:
+            chosen = tuple(Decimal(k.strip()) for k in strikes.split(","))
+        except InvalidOperation:
+            raise click.UsageError(
+                f"--strikes: cannot read {strikes!r}; give numbers separated by commas, "
+                "e.g. 600,610"
+            ) from None
+        if len(chosen) != STRATEGY_LEGS[name]:
+            raise click.UsageError(
+                f"--strikes: a {name} takes {STRATEGY_LEGS[name]} strike(s), got {len(chosen)}"
+            )
+    try:
+        return OptionStrategySpec(
+            strategy=name,
+            expiry=None if expiry is None else expiry.date(),
+            dte=dte,
+            strikes=chosen,
+            delta=delta,
+            width=width,
+        )
+    except ValidationError as exc:
+        raise click.UsageError(
+            "; ".join(
+                f"--{e['loc'][0] if e['loc'] else 'strategy'}: "
+                + e["msg"].removeprefix("Value error, ")
+                for e in exc.errors(include_url=False)
+            )
+        ) from None
+
+
+def _option_names(message: str) -> str:
+    """A document's error message, each part's field called by its option (``--limit-price``)."""
+    return "; ".join(
+        re.sub(r"^\w+", lambda m: OPTION_NAMES.get(m[0], m[0]), part)
+        for part in message.split("; ")
     )

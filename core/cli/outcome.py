@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
+import click
 from tradepipe.cli.output import console, print_json, table
+from tradepipe.decisions import RejectedDecision
 from tradepipe.direct import Outcome
 from tradepipe.instruments import Combo, Option
 from tradepipe.logs import redact_accounts
@@ -23,6 +25,22 @@ def report(outcome: Outcome, run_id: str | None, as_json: bool) -> None:
         show(outcome, run_id)
     if outcome.order is None or outcome.order.status.value in ("denied", "rejected"):
         raise SystemExit(1)
+
+
+def report_rejected(
+    item: RejectedDecision, run_id: str | None, as_json: bool, what: str = "decision"
+) -> NoReturn:
+    """Print why ``item`` became no order (JSON, or one line on stderr); exit 1.
+
+    :param run_id: the ledger run that recorded the rejection (``None``: not recorded).
+    :param what: what was rejected, for the line (``decision``, ``options order``).
+    """
+    if as_json:
+        print_json({"rejected": {"error": item.error, "raw": item.raw}, "run_id": run_id})
+    else:
+        where = f"; recorded in ledger run {run_id}" if run_id else ""
+        click.echo(f"{what} rejected: {item.error}{where}", err=True)
+    raise SystemExit(1)
 
 
 def show(outcome: Outcome, run_id: str | None) -> None:

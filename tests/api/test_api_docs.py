@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from tradepipe.plugins.api import create_app
 from tradepipe.plugins.api_docs import ASSETS
+from tradepipe.plugins.api_problems import PROBLEM, PROBLEM_REF, Problem
 from tradepipe.testing import settings, test_host
 
 TOKEN = "docs-token-0123456789abcdef"
@@ -67,3 +68,39 @@ def test_the_schema_describes_every_answer(client: TestClient) -> None:
     described = schema["components"]["schemas"]
     assert set(described["HaltState"]["properties"]) == {"halted", "manual", "daily", "honoured"}
     assert set(described["EquityPoint"]["properties"]) == {"ts", "equity", "cash", "run_id"}
+
+
+def test_the_schema_says_every_error_is_a_problem_document(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    described = schema["components"]["schemas"]
+    assert set(described["Problem"]["required"]) == {"type", "title", "status", "detail"}
+    # FastAPI's own 422 shape is never answered, so it is not described.
+    assert "HTTPValidationError" not in described
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            answers = operation["responses"]
+            errors = {code: a for code, a in answers.items() if code[0] in "45"}
+            for code, answer in errors.items():
+                assert answer["content"] == {PROBLEM: {"schema": {"$ref": PROBLEM_REF}}}, (
+                    f"{where} {code}"
+                )
+            assert ("401" in errors) == bool(operation.get("security")), where
+            assert ("413" in errors) == ("requestBody" in operation), where
+            if operation.get("parameters") or "requestBody" in operation:
+                assert "422" in errors, where
+            assert "500" in errors, where
+    broker = schema["paths"]["/account"]["get"]["responses"]
+    assert {"400", "502", "503"} <= set(broker)
+    assert {"404", "503"} <= set(schema["paths"]["/ledger/orders"]["get"]["responses"])
+    assert "404" in schema["paths"]["/positions/{symbol}"]["get"]["responses"]
+
+
+def test_an_answer_fits_the_problem_it_is_documented_as(client: TestClient) -> None:
+    answer = client.get("/ledger/orders", params={"limit": 0}, headers={"Authorization": "x"})
+    assert answer.status_code == 401
+    Problem.model_validate(answer.json())
+    token = {"Authorization": f"Bearer {TOKEN}"}
+    invalid = client.get("/ledger/orders", params={"limit": 0}, headers=token)
+    assert invalid.status_code == 422
+    assert Problem.model_validate(invalid.json()).errors[0].field == "limit"

@@ -99,6 +99,23 @@ def test_a_strategy_the_chain_cannot_build_is_422_and_recorded(
         assert db.execute("SELECT count(*) FROM orders").fetchone() == (0,)
 
 
+@pytest.mark.parametrize(
+    ("terms", "field"),
+    [
+        ({"order_type": "stop", "limit_price": None, "stop_price": "1"}, "stop_price"),
+        ({"order_type": "market"}, "limit_price makes no sense"),
+        ({"limit_price": None}, "limit_price is required"),
+    ],
+)
+def test_a_strategy_that_cannot_be_sent_so_is_422_before_anything_is_asked(
+    client: TestClient, workdir: Path, terms: dict[str, Any], field: str
+) -> None:
+    answer = client.post("/orders/options", json={**STRATEGY, **terms})
+    assert answer.status_code == 422, answer.text
+    assert field in answer.json()["detail"]
+    assert not (workdir / "ledger.db").exists()  # a bad request, not a rejected decision
+
+
 def test_dry_run_and_what_if_send_nothing(client: TestClient, workdir: Path) -> None:
     dry = client.post("/orders/options", json={**SINGLE, "dry_run": True}).json()
     assert dry["sent"] is False and dry["run_id"] is None and len(dry["verdicts"]) == 4

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx2 import Response
+from starlette.websockets import WebSocketDisconnect
 from tradepipe import errors
 from tradepipe.plugins.api import OPEN_PATHS, create_app
-from tradepipe.plugins.api_problems import GENERIC, MAX_BODY, STATUS, status_of
+from tradepipe.plugins.api_docs import ASSETS
+from tradepipe.plugins.api_problems import GENERIC, MAX_BODY, STATUS, Problem, status_of
 from tradepipe.testing import settings, test_host
 
 TOKEN = "security-token-0123456789"
@@ -45,6 +47,7 @@ def assert_problem(answer: Response, status: int) -> dict[str, object]:
     assert {"type", "title", "status", "detail"} <= set(body)
     assert body["status"] == status
     assert "Traceback" not in answer.text and 'File "' not in answer.text
+    Problem.model_validate(body)  # as the schema says
     return body
 
 
@@ -88,6 +91,45 @@ def test_a_protected_route_needs_the_token(
     answer = client.request(method, path, headers=headers, json={})
     assert_problem(answer, 401)
     assert answer.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("name", ["token", "access_token", "authorization", "bearer"])
+def test_a_token_in_the_query_string_is_not_accepted(client: TestClient, name: str) -> None:
+    # It would land in any access log; only the header counts.
+    assert_problem(client.get(f"/account?{name}={TOKEN}"), 401)
+
+
+def test_a_websocket_without_the_token_is_closed_before_it_opens(client: TestClient) -> None:
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/positions"):
+        pass
+    assert closed.value.code == 1008
+
+
+def test_every_answer_is_kept_from_caches_sniffing_and_frames(
+    client: TestClient, make_client: Callable[..., TestClient]
+) -> None:
+    with make_client() as signed_in:
+        answers = [
+            signed_in.get("/account"),
+            signed_in.get("/nowhere"),
+            signed_in.post("/halt", content=b"x" * (MAX_BODY + 1)),
+            client.get("/account"),
+            client.get("/health"),
+            client.get("/openapi.json"),
+            client.get("/docs"),
+            client.get("/"),
+        ]
+    assert [a.status_code for a in answers] == [200, 404, 413, 401, 200, 200, 200, 200]
+    for answer in answers:
+        where = f"{answer.request.method} {answer.request.url.path}"
+        assert answer.headers["cache-control"] == "no-store", where
+        assert answer.headers["x-content-type-options"] == "nosniff", where
+        assert answer.headers["x-frame-options"] == "DENY", where
+        assert answer.headers["referrer-policy"] == "no-referrer", where
+    # The docs page's files are public and the same for everyone: they may be cached.
+    script = client.get(f"{ASSETS}/swagger-ui-bundle.js")
+    assert "cache-control" not in script.headers
+    assert script.headers["x-content-type-options"] == "nosniff"
 
 
 def test_health_schema_and_docs_are_open(client: TestClient) -> None:

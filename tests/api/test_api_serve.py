@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +14,14 @@ from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
+from tradepipe.logs import ROOT, shutdown_logging
 from tradepipe.plugins import api_cli
 
 Served = list[tuple[Any, str, int]]
 
 
 @pytest.fixture
-def served(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Served:
+def served(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     calls: Served = []
 
     def run_server(app: Any, host: str, port: int) -> None:
@@ -26,7 +29,15 @@ def served(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Served:
 
     monkeypatch.setattr(api_cli, "run_server", run_server)
     monkeypatch.delenv(api_cli.TOKEN_ENV, raising=False)
-    return calls
+    # `serve` sets up logging and takes uvicorn's logger over: put both back after.
+    server = logging.getLogger("uvicorn")
+    level, propagate, handlers = server.level, server.propagate, list(server.handlers)
+    yield calls
+    shutdown_logging()
+    server.setLevel(level)
+    server.propagate = propagate
+    for handler in [h for h in server.handlers if h not in handlers]:
+        server.removeHandler(handler)
 
 
 def serve(*args: str) -> Result:
@@ -104,6 +115,47 @@ def test_a_remote_bind_needs_allow_remote_and_warns(workdir: Path, served: Serve
     assert allowed.exit_code == 0, allowed.output
     assert "warning: serving on 0.0.0.0:8700" in allowed.stderr
     assert served[0][1] == "0.0.0.0"
+
+
+class Kept(logging.Handler):
+    """Keeps what reaches it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_the_servers_own_records_are_redacted_into_the_log(
+    workdir: Path, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "the-served-token-0123456789"
+    monkeypatch.setenv(api_cli.TOKEN_ENV, token)
+    assert serve().exit_code == 0
+    catch = Kept()
+    logging.getLogger().addHandler(catch)
+    try:
+        # What uvicorn logs: each request with its query string, and the traceback
+        # of an exception it sees after the app has answered 500.
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", f"/account?token={token}", "1.1", 401
+        )
+        try:
+            raise RuntimeError(f"account U1234567 with {token}")
+        except RuntimeError:
+            logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+    finally:
+        logging.getLogger().removeHandler(catch)
+    for handler in logging.getLogger(ROOT).handlers:
+        handler.flush()
+    text = (workdir / "logs" / "tradepipe.log").read_text()
+    assert "uvicorn.access" in text and "GET /account?token=[REDACTED]" in text
+    assert "Exception in ASGI application" in text and "U***4567" in text
+    assert token not in text and "U1234567" not in text
+    # Nothing goes around the redaction to the root logger's handlers (or stderr).
+    assert catch.records == []
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,25 @@ def test_the_chain_is_deterministic_and_priced(paper: PaperBroker) -> None:
     assert paper.option_chain("SPY", dt.date(2026, 12, 17)) == []
 
 
+@pytest.mark.parametrize(
+    ("price", "written"),
+    [
+        (600, {"420", "600", "610", "780"}),
+        (170, {"120", "122.5", "170", "172.5"}),
+        (20, {"14", "14.5"}),
+    ],
+)
+def test_chain_strikes_are_written_plainly(price: float, written: set[str]) -> None:
+    broker = PaperBroker(PaperBroker.Settings())
+    broker.clock = ManualClock(T0)
+    broker.connect()
+    broker.on_bar(bar("SPY", T0, price, price, price, price))
+    options = [q.option for q in broker.option_chain("SPY", dt.date(2026, 12, 18))]
+    shown = {str(o.strike) for o in options}
+    assert written <= shown and not [s for s in shown if "E" in s or s.endswith(".0")]
+    assert {o.model_dump(mode="json")["strike"] for o in options} == shown
+
+
 def test_a_vertical_fills_per_leg_with_per_contract_commission(paper: PaperBroker) -> None:
     chain = {q.option.ticker: q for q in paper.option_chain("SPY", dt.date(2026, 12, 18))}
     c600 = Option(underlying="SPY", expiry=dt.date(2026, 12, 18), strike=D(600), right="C")

@@ -195,6 +195,7 @@ def test_every_strategy_builds_its_legs_side_and_risk(
     assert risk.unlimited_gain is (gain is None)
     assert not risk.unlimited_loss
     assert risk.breakevens == tuple(D(b) for b in breakevens)
+    assert risk.model_dump(mode="json")["breakevens"] == breakevens  # 100, never 1E+2
 
 
 def test_a_sold_strategy_takes_the_other_side_and_its_risk() -> None:

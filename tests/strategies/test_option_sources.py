@@ -232,7 +232,7 @@ def test_a_chain_that_cannot_be_read_is_recorded_as_rejected_and_nothing_is_sent
         ),
         (
             {"strategy": "bull_call_spread", "dte": 30, "delta": 0.4},
-            "options.width: a bull_call_spread chosen by delta needs width (strike distance)",
+            "options.width: bull_call_spread chosen by delta needs width (strike distance)",
         ),
         (
             {"strategy": "bull_call_spread", "dte": 30, "strikes": [600, 601]},
