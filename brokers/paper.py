@@ -6,11 +6,13 @@ arrive; its rules live beside it:
 * :mod:`.paper_fills` — the bar and price an order fills at (or expires), its costs;
 * :mod:`.paper_checks` — refusals at placement, IBKR's order questions, previews;
 * :mod:`.paper_account` — the account: book, orders, fills, the prices seen;
+* :mod:`.paper_options` — option chains, prices and fills;
+* :mod:`.paper_expiry` — options at expiry: exercise, assignment, settlement;
 * :mod:`.paper_state` — the state file: its format, lock and atomic saves.
 
 **State file.** With ``state_file`` set, the account is loaded from its file on
 :meth:`PaperBroker.connect` and saved after every place, cancel, modify, fill,
-expiry or trigger, and on :meth:`PaperBroker.disconnect`. A bar that changes no
+expiry, trigger or option settlement, and on :meth:`PaperBroker.disconnect`. A bar that changes no
 order costs no I/O; its price is saved with the next change. While one process
 has the file, another that connects gets a read-only view. Like a real
 broker's, a durable account wants each intent in the ledger before it is sent
@@ -46,6 +48,7 @@ from tradepipe.adapter import BrokerEvent
 from tradepipe.brokers.ibkr.orders import ReplyPolicy
 from tradepipe.brokers.paper_account import PaperAccount, SimOrder
 from tradepipe.brokers.paper_checks import QUESTIONS, OrderChecks
+from tradepipe.brokers.paper_expiry import Expiries
 from tradepipe.brokers.paper_fills import Costs, TradingDates, match
 from tradepipe.brokers.paper_options import OptionDesk, parse_occ, underlying_of
 from tradepipe.brokers.paper_state import StateFile
@@ -127,12 +130,13 @@ class PaperBroker(Broker):
         super().__init__(settings)
         s = self.settings
         try:
-            self._dates = TradingDates(ZoneInfo(s.timezone))
+            self._tz = ZoneInfo(s.timezone)
         except (ValueError, KeyError) as exc:
             raise ConfigError(
                 f"[brokers.paper] timezone = {s.timezone!r}: expected an IANA timezone name",
                 key="brokers.paper.timezone",
             ) from exc
+        self._dates = TradingDates(self._tz)
         self.clock: Clock = SystemClock()
         self._connected = False
         self._queue: list[BrokerEvent] = []
@@ -174,6 +178,7 @@ class PaperBroker(Broker):
         """A fresh account from the settings."""
         s = self.settings
         self._account = PaperAccount(s.initial_cash, s.currency)
+        self._expiries = Expiries(self._tz)
         self._dirty = False
         self._saved_last: dict[str, Bar] = {}
         if self._state is not None:
@@ -445,16 +450,24 @@ class PaperBroker(Broker):
 
     def on_bar(self, bar: Bar) -> Sequence[BrokerEvent]:
         account = self._account
+        settled: Sequence[Fill] = ()
+        if self._expiries.due(account, bar.ts) and not self._readonly:
+            # Before this bar is kept: the settlement price is the last close up to expiry.
+            settled = self._expiries.settle(account, bar.ts)
+            self._dirty = self._dirty or bool(settled)
         symbol = bar.symbol
         account.last[symbol] = bar
         account.history[symbol].append(bar)
         orders = account.working.get(symbol)
-        if not orders and not self._queue:
+        if not orders and not self._queue and not settled:
             return ()
-        # Confirmations queued since the last bar (cancels) come first.
-        events: list[BrokerEvent] = list(self.poll())
+        # Settlements happened at the expiry's close; then confirmations queued
+        # since the last bar (cancels).
+        events: list[BrokerEvent] = [*settled, *self.poll()]
         if not orders or self._readonly:
             # A read-only view never trades: the process that writes the file does.
+            if settled and self._state is not None:
+                self._save_or_stop()
             return events
         for sim in list(orders):
             if bar.ts <= sim.placed:
@@ -471,10 +484,16 @@ class PaperBroker(Broker):
                     events.append(sim.update(OrderStatus.EXPIRED, bar.ts, "day order expired"))
                     continue
             if sim.option:
+                if sim.expiry is not None and self._dates.of(bar.ts) > sim.expiry:
+                    # Its expiry day has closed: the contract no longer trades.
+                    self._close(sim, OrderStatus.EXPIRED)
+                    events.append(sim.update(OrderStatus.EXPIRED, bar.ts, "the option expired"))
+                    continue
                 unit = self._desk.match(sim, bar, account.last)
                 if unit is not None:
                     events.append(self._desk.fill(sim, unit, bar, account))
                     self._close(sim, OrderStatus.FILLED)
+                    self._expiries.changed()
                 continue
             triggered = sim.triggered
             price = match(sim, bar)

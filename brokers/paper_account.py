@@ -12,6 +12,7 @@ from collections import defaultdict, deque
 from decimal import Decimal
 
 from tradepipe import Bar, Fill, OrderIntent, OrderReport, OrderStatus, OrderUpdate
+from tradepipe.instruments import Option
 from tradepipe.money import ZERO, to_decimal
 from tradepipe.portfolio import Book
 
@@ -23,6 +24,7 @@ class SimOrder:
 
     __slots__ = (
         "broker_id",
+        "expiry",
         "intent",
         "key",
         "limit",
@@ -51,13 +53,23 @@ class SimOrder:
         self.option = instrument is not None and instrument.kind != "stock"
         #: The symbol whose bars this order is matched on (an option's underlying).
         self.key = intent.symbol
+        #: The last trading date of an option order: its earliest leg's expiry.
+        self.expiry: dt.date | None = None
         if self.option:
             assert instrument is not None and instrument.kind != "stock"
-            self.key = (
-                instrument.underlying
-                if instrument.kind == "option"
-                else (instrument.symbol.split("+")[0])
-            )
+            if instrument.kind == "option":
+                self.key = instrument.underlying
+                self.expiry = instrument.expiry
+            else:
+                self.key = instrument.symbol.split("+")[0]
+                self.expiry = min(
+                    (
+                        leg.instrument.expiry
+                        for leg in instrument.legs
+                        if isinstance(leg.instrument, Option)
+                    ),
+                    default=None,
+                )
 
     def update(self, status: OrderStatus, ts: dt.datetime, reason: str = "") -> OrderUpdate:
         return OrderUpdate.trusted(

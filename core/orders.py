@@ -202,7 +202,9 @@ class Fill(Record):
     symbol: str
     side: Side
     quantity: Decimal = Field(gt=0)
-    price: Decimal = Field(gt=0)
+    #: Zero only where a position ends without a trade: an option that expires,
+    #: or is exercised or assigned, is closed at no price (as brokers report it).
+    price: Decimal = Field(ge=0)
     commission: Decimal = ZERO
     multiplier: Decimal = Decimal(1)
     ts: AwareDatetime
