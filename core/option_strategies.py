@@ -215,7 +215,7 @@ def _choose(
             for _, r, i in shape
         ]
     else:
-        chosen = _by_delta(spec, listed, expiry)
+        chosen = _by_delta(spec, _of_expiry(chain, underlying, spec.expiry, expiry, listed), expiry)
     keys = [(q.option.right, q.option.strike) for q in chosen]
     if spec.strategy != "straddle" and len({k[1] for k in keys}) != len(
         set(i for _, _, i in shape)
@@ -286,7 +286,25 @@ def _choose_leg(
     if leg.strike is not None:
         return nearest_strike(listed, expiry, leg.right, leg.strike, f"{field}.strike")
     assert leg.delta is not None
+    listed = _of_expiry(chain, underlying, leg.expiry, expiry, listed)
     return nearest_delta(listed, expiry, leg.right, leg.delta, f"{field}.delta")
+
+
+def _of_expiry(
+    chain: ChainSource,
+    underlying: str,
+    asked: dt.date | None,
+    chosen: dt.date,
+    listed: Sequence[OptionQuote],
+) -> Sequence[OptionQuote]:
+    """The chain to choose by delta from: the chosen expiry's own.
+
+    A chain of every expiry (read to choose one by dte) may be a bare listing
+    (a broker may read greeks one expiry at a time, as the IBKR adapters do),
+    so it is asked again for the expiry chosen; a chain already read for that
+    expiry is used as it is.
+    """
+    return listed if asked == chosen else chain(underlying, chosen)
 
 
 def _option(underlying: str, expiry: dt.date, strike: Decimal, right: str) -> Option:

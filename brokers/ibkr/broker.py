@@ -23,6 +23,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, ValidationError, field_validator
 from tradepipe.adapter import Broker, BrokerEvent, BrokerStatus, OrderReport, OrderUpdate
+from tradepipe.brokers.ibkr.chain import with_market_data
 from tradepipe.brokers.ibkr.client import WebApiClient, error_text
 from tradepipe.brokers.ibkr.contracts import Contracts, month_code
 from tradepipe.brokers.ibkr.market import MarketData
@@ -86,6 +87,10 @@ class WebApiSettings(ComponentSettings):
     #: How often order status and executions are read (IBKR: once per 5 s).
     poll_seconds: float = Field(default=5.0, ge=5.0)
     snapshot_attempts: int = Field(default=5, ge=1, le=20)
+    #: Option chains of one expiry: prices and greeks for this many listed strikes
+    #: each side of the underlying's price (0 = listing only). At most 25, so the
+    #: window's calls and puts fit in one snapshot request (IBKR: 100 conids).
+    chain_strike_window: int = Field(default=10, ge=0, le=25)
     penalty_seconds: float = Field(default=PENALTY_SECONDS, ge=600)
 
     @field_validator("confirm", "suppress")
@@ -682,15 +687,31 @@ class WebApiBroker(Broker):
         return self.session.read(lambda: self.market.scan(**params))
 
     def option_chain(self, underlying: str, expiry: dt.date | None = None) -> list[OptionQuote]:
-        """The listed options (no prices or greeks): ``expiry``'s, or the next three months'.
+        """The listed options: ``expiry``'s, or (listing only) the next three months'.
 
-        Conids are left to placement (``secdef/info`` per contract): a chain
-        costs one ``secdef/strikes`` per month, and without ``expiry`` one
-        ``secdef/info`` per month to learn its expiry dates.
+        Without ``expiry`` the chain is a listing (no prices or greeks): one
+        ``secdef/strikes`` per month and one ``secdef/info`` per month to learn
+        its expiry dates. With one, the ``chain_strike_window`` strikes each
+        side of the underlying's price also carry IBKR's price, delta and
+        implied volatility where its market-data snapshot has them
+        (:mod:`tradepipe.brokers.ibkr.chain`); the rest stay listed only.
         """
         return self.session.read(lambda: self._chain(underlying.upper(), expiry))
 
     def _chain(self, underlying: str, expiry: dt.date | None) -> list[OptionQuote]:
+        listing = self._listing(underlying, expiry)
+        if expiry is None:
+            return listing
+        return with_market_data(
+            listing,
+            underlying=underlying,
+            expiry=expiry,
+            contracts=self.contracts,
+            market=self.market,
+            each_side=self.settings.chain_strike_window,
+        )
+
+    def _listing(self, underlying: str, expiry: dt.date | None) -> list[OptionQuote]:
         contracts = self.contracts
         months = [month_code(expiry)] if expiry else contracts.option_months(underlying)[:3]
         out: list[OptionQuote] = []

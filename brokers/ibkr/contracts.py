@@ -131,12 +131,8 @@ class Contracts:
                 "right": "C",
             },
         )
-        dates = set()
-        for item in body or []:
-            text = str(item.get("maturityDate") or "")
-            if len(text) == 8 and text.isdigit():
-                dates.add(dt.date(int(text[:4]), int(text[4:6]), int(text[6:])))
-        return sorted(dates)
+        dates = {_maturity(item.get("maturityDate")) for item in body or []}
+        return sorted(d for d in dates if d is not None)
 
     def option(
         self, underlying: str, expiry: dt.date, strike: Decimal, right: str
@@ -161,27 +157,43 @@ class Contracts:
                 "right": right,
             },
         )
-        wanted = expiry.strftime("%Y%m%d")
-        # One month holds several expiries (weeklies): match the exact date.
+        # One month holds several expiries (weeklies): every one answered is
+        # kept, so the other expiries of this strike cost no further request,
+        # and the exact date is looked up among them.
         for item in body or []:
-            if (
-                str(item.get("maturityDate")) == wanted
-                and str(item.get("right", right))[0] == right
-            ):
-                contract = OptionContract(
+            found = _maturity(item.get("maturityDate"))
+            item_right = str(item.get("right") or right)[:1]
+            if found is None or item_right not in ("C", "P") or item.get("conid") is None:
+                continue
+            self._options.setdefault(
+                (key[0], found, strike, item_right),
+                OptionContract(
                     conid=int(item["conid"]),
                     underlying=key[0],
-                    expiry=expiry,
+                    expiry=found,
                     strike=strike,
-                    right=right,
+                    right=item_right,
                     multiplier=_decimal(item.get("multiplier") or 100),
-                )
-                self._options[key] = contract
-                return contract
+                ),
+            )
+        contract = self._options.get(key)
+        if contract is not None:
+            return contract
         raise BrokerRejectedError(
             f"{self.client.broker}: no {key[0]} {right} option at {strike} expiring {expiry}",
             broker=self.client.broker,
         )
+
+
+def _maturity(value: Any) -> dt.date | None:
+    """``secdef/info``'s ``maturityDate`` (``"20261218"``) as a date, or ``None``."""
+    text = str(value or "")
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
 
 
 def _decimal(value: Any) -> Decimal:

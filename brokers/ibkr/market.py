@@ -15,6 +15,7 @@ tuples, so broker history can feed a replay.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,8 @@ from tradepipe.brokers.ibkr.client import WebApiClient
 from tradepipe.brokers.ibkr.contracts import Contracts
 from tradepipe.errors import BrokerError
 from tradepipe.market import Bar, Quote
+
+log = logging.getLogger(__name__)
 
 #: Snapshot field ids by name (reference §7.1).
 FIELDS = {
@@ -129,20 +132,45 @@ class MarketData:
         self._monotonic = monotonic
         self._scanner_params: tuple[float, Any] | None = None
 
-    def snapshot(self, conids: Sequence[int], fields: Sequence[str]) -> dict[int, dict[str, Any]]:
-        """Raw snapshot rows by conid, after the pre-flight and bounded retries."""
+    def snapshot(
+        self, conids: Sequence[int], fields: Sequence[str], *, wanted: Sequence[str] = ()
+    ) -> dict[int, dict[str, Any]]:
+        """Raw snapshot rows by conid, after the pre-flight and bounded retries.
+
+        IBKR is asked again (up to ``attempts`` times) until every conid has a
+        price and every field of ``wanted`` (slow ones, such as greeks); what
+        has arrived by then is returned, however incomplete.
+        """
         rows: dict[int, dict[str, Any]] = {}
         params = {"conids": ",".join(str(c) for c in conids), "fields": ",".join(fields)}
+
+        def complete(row: dict[str, Any]) -> bool:
+            return any(f in row for f in _PRICE_FIELDS) and all(f in row for f in wanted)
+
         for attempt in range(self.attempts):
             body = self.client.get("/iserver/marketdata/snapshot", params)
             for row in body or []:
                 if isinstance(row, dict) and row.get("conid") is not None:
                     rows.setdefault(int(row["conid"]), {}).update(row)
-            if all(any(f in rows.get(c, {}) for f in _PRICE_FIELDS) for c in conids):
+            if all(complete(rows.get(c, {})) for c in conids):
                 break
             if attempt + 1 < self.attempts:
                 self._sleep(self.pause)
         return rows
+
+    def release(self, conids: Sequence[int]) -> None:
+        """Close the streams snapshots of ``conids`` opened.
+
+        Every conid asked for keeps a stream, and each stream holds one of the
+        account's market-data lines (reference §7.1): a chain read that priced
+        dozens of contracts gives them back. A stream already gone answers an
+        error, which is ignored (so is any other: the read has its data).
+        """
+        for conid in conids:
+            try:
+                self.client.post("/iserver/marketdata/unsubscribe", {"conid": conid})
+            except BrokerError as exc:
+                log.debug("market data stream of conid %s not closed: %s", conid, exc)
 
     def quotes(self, symbols: Sequence[str]) -> list[Quote]:
         conids = {s.upper(): self.contracts.stock(s) for s in symbols}

@@ -45,7 +45,12 @@ one lock. In short:
   deterministically; the nearest month also has a weekly expiry (filter on ``maturityDate``).
 * **Market data.** The first snapshot request for a conid is the pre-flight and answers only
   ``{"conid":N,"conidEx":"N"}``; later ones answer strings (``"1,300"``, ``"1.2M"``, and a
-  ``C`` prefix on field 31 while the market is "closed"). History bars are deterministic.
+  ``C`` prefix on field 31 while the market is "closed"). Options (conids handed out by
+  ``secdef/info``) also answer greeks: Black–Scholes at 30% volatility, no rates, from the
+  underlying's default price: 7308 delta (a put's negative), 7309 gamma, 7310 theta (per
+  day), 7311 vega (per volatility point) and 7633 implied volatility as a percentage
+  (``"30.0%"``); ``/_standin/market`` overrides them like any field. History bars are
+  deterministic.
 * **Also there:** ``/iserver/reauthenticate``, ``/iserver/questions/suppress/reset``,
   ``/iserver/marketdata/unsubscribe`` and ``unsubscribeall`` (the next snapshot of an
   unsubscribed conid is a pre-flight again), ``/iserver/scanner/params`` and ``run``.
@@ -300,6 +305,27 @@ def strikes_for(stock: Stock) -> list[float]:
     step = 5.0 if stock.price >= 100 else 1.0
     centre = round(stock.price / step) * step
     return [centre + k * step for k in range(-6, 7)]
+
+
+STANDIN_VOLATILITY = 0.30
+
+
+def option_greeks(option: OptionContract, today: date) -> dict[str, str]:
+    """Snapshot fields 7308-7311 and 7633 for ``option``: Black-Scholes, no rates or dividends."""
+    s, k, vol = option.underlying.price, option.strike, STANDIN_VOLATILITY
+    t = max((option.maturity - today).days, 1) / 365.0
+    root = vol * math.sqrt(t)
+    d1 = (math.log(s / k) + 0.5 * vol * vol * t) / root
+    cdf = 0.5 * (1 + math.erf(d1 / math.sqrt(2)))
+    pdf = math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi)
+    delta = cdf if option.right == "C" else cdf - 1
+    return {
+        "7308": f"{delta:.3f}",
+        "7309": f"{pdf / (s * root):.4f}",
+        "7310": f"{-s * pdf * vol / (2 * math.sqrt(t)) / 365:.3f}",
+        "7311": f"{s * pdf * math.sqrt(t) / 100:.3f}",
+        "7633": f"{vol * 100:.1f}%",
+    }
 
 
 def option_conid(stock: Stock, maturity: date, strike: float, right: str) -> int:
@@ -1812,6 +1838,9 @@ class Standin:
             "82": fmt_price(round(last - prior, 2)),
             "83": f"{(last - prior) / prior * 100:.2f}%",
         }
+        option = self.options.get(conid)
+        if option is not None:
+            quote.update(option_greeks(option, date.today()))
         quote.update(self.overrides.get(conid, {}))
         if self.closed and quote.get("31") and quote["31"][0] not in "CH":
             quote["31"] = "C" + quote["31"]

@@ -8,6 +8,7 @@ compressed (rate x10, per-endpoint intervals / 100), so the order list's
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from click.testing import CliRunner, Result
 from conftest import Gateway, fast_pacer
 from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr import pacing
+from tradepipe.brokers.ibkr.contracts import month_code
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 
@@ -265,6 +267,71 @@ def test_option_and_combo_orders(workdir: Path, gateway: Gateway) -> None:
     # The chain was walked the way IBKR requires: search before info.
     paths = [r["path"] for r in ours]
     assert paths.index("/iserver/secdef/search") < paths.index("/iserver/secdef/info")
+
+
+def test_a_spread_chosen_by_delta_from_ibkrs_snapshot(workdir: Path, gateway: Gateway) -> None:
+    expiry = _expiry(gateway)
+    day = dt.date.fromisoformat(expiry)
+    conids = _option_conids(gateway, day, [180, 185, 190, 195, 200, 205, 210])
+    # AAPL trades at 190.25: a window of 3 is 180-190 below and 195-205 above. The
+    # stand-in's own deltas are replaced so the 30-delta call is unmistakably the 200.
+    calls = {180: "0.80", 185: "0.70", 190: "0.55", 195: "0.42", 200: "0.31", 205: "0.21"}
+    gateway.market({conids[k, "C"]: {"7308": d} for k, d in calls.items()})
+    dte = (day - dt.datetime.now(dt.UTC).date()).days
+    order = [
+        "order", "options", "AAPL", "--strategy", "bull_call_spread", "--dte", str(dte),
+        "--delta", "0.3", "--width", "10", "--quantity", "1",
+        "--type", "limit", "--limit-price", "3.00",
+    ]  # fmt: skip
+
+    # Without market data for the chain, choosing by delta is refused, nothing sent.
+    write_settings(workdir, gateway, chain_strike_window=0)
+    refused = tp(*order)
+    assert refused.exit_code == 1
+    assert "the broker supplies no deltas" in refused.output
+    assert not gateway.orders()
+
+    write_settings(workdir, gateway, chain_strike_window=3)
+    before = len(gateway.requests())
+    placed = ok_json(*order)
+    assert placed["order"]["status"] == "accepted"
+    ours = gateway.requests()[before:]
+    [post] = [r["body"] for r in ours if r["method"] == "POST" and r["path"].endswith("/orders")]
+    assert post["orders"][0]["conidex"] == f"28812380;;;{conids[200, 'C']}/1,{conids[210, 'C']}/-1"
+    # Greeks were read once for the window's calls and puts (pre-flight, then data).
+    window = {conids[k, r] for k in calls for r in "CP"}
+    snapshots = [r["query"] for r in ours if r["path"] == "/iserver/marketdata/snapshot"]
+    options = [q for q in snapshots if str(AAPL_CONID) != q["conids"]]
+    assert len(options) == 2
+    assert all({int(c) for c in q["conids"].split(",")} == window for q in options)
+    assert {"7308", "7633"} <= set(options[0]["fields"].split(","))
+
+
+AAPL_CONID = 265598
+
+
+def _option_conids(
+    gateway: Gateway, day: dt.date, strikes: list[int]
+) -> dict[tuple[int, str], int]:
+    """The stand-in's conids of AAPL's options expiring ``day``, by strike and right."""
+    month = month_code(day)
+    out = {}
+    with gateway.client() as client:
+        for strike in strikes:
+            for right in "CP":
+                info = client.get(
+                    "/iserver/secdef/info",
+                    params={
+                        "conid": AAPL_CONID,
+                        "sectype": "OPT",
+                        "month": month,
+                        "strike": str(strike),
+                        "right": right,
+                    },
+                ).json()
+                [found] = [i for i in info if i["maturityDate"] == f"{day:%Y%m%d}"]
+                out[strike, right] = int(found["conid"])
+    return out
 
 
 def _expiry(gateway: Gateway) -> str:

@@ -241,6 +241,50 @@ def test_legs_by_delta_with_a_width() -> None:
     assert legs(spread) == [(-1, "P", D(90)), (1, "P", D(100))]
 
 
+def listing_unless_one_expiry(underlying: str, expiry: dt.date | None) -> list[OptionQuote]:
+    """A chain like IBKR's: every expiry as a bare listing, one expiry with its greeks."""
+    asked.append((underlying, expiry))
+    if expiry is None:
+        return [OptionQuote(option=q.option) for q in CHAIN]
+    return [q for q in CHAIN if q.option.expiry == expiry]
+
+
+def test_delta_by_dte_reads_the_chosen_expirys_chain() -> None:
+    asked.clear()
+    item = read_decision(
+        doc({"strategy": "bull_call_spread", "dte": 28, "delta": 0.3, "width": 5}),
+        "test",
+        chain=listing_unless_one_expiry,
+        today=TODAY,
+    )
+    assert isinstance(item, Decision), item
+    assert legs(item) == [(-1, "C", D(110)), (1, "C", D(105))]
+    assert asked == [("XYZ", None), ("XYZ", DEC)]
+    # A leg by dte and delta likewise; by strike (or with an expiry given) one read is enough.
+    asked.clear()
+    leg = read_decision(
+        doc(
+            {
+                "strategy": "long_put",
+                "legs": [{"action": "buy", "right": "P", "dte": 50, "delta": 0.25}],
+            }
+        ),
+        "test",
+        chain=listing_unless_one_expiry,
+        today=TODAY,
+    )
+    assert isinstance(leg, Decision), leg
+    assert legs(leg) == [(1, "P", D(95))] and leg.instrument.expiry == JAN  # type: ignore[union-attr]
+    assert asked == [("XYZ", None), ("XYZ", JAN)]
+    asked.clear()
+    for options in (
+        {"strategy": "long_call", "dte": 28, "strikes": [100]},
+        {"strategy": "long_call", "expiry": "2026-12-18", "delta": 0.3},
+    ):
+        read_decision(doc(options), "test", chain=listing_unless_one_expiry, today=TODAY)
+    assert asked == [("XYZ", None), ("XYZ", DEC)]
+
+
 def test_explicit_legs_are_checked_against_the_strategy() -> None:
     good = decide(
         {
