@@ -96,20 +96,32 @@ def choose_expiry(
 ) -> dt.date:
     """The listed expiry equal to ``expiry``, or nearest ``today + dte``.
 
-    :raises ChainError: no such expiry is listed, or the chain is empty.
+    An expiry before ``today`` is never chosen: such an option cannot be
+    traded (a paper account whose bars stopped long ago still lists them).
+
+    :raises ChainError: no such expiry is listed, it has passed, or the chain
+        is empty.
     """
     listed = expiries(chain)
     if expiry is not None:
         if expiry not in listed:
             shown = ", ".join(d.isoformat() for d in listed[:8]) or "none"
             raise ChainError(f"{field}: no options expire on {expiry}; listed: {shown}")
+        if today is not None and expiry < today:
+            raise ChainError(f"{field}: {expiry} has passed (today is {today})")
         return expiry
     if not listed:
         raise ChainError(f"{field}: the broker lists no options for this underlying")
     if dte is None or today is None:
         raise ChainError(f"{field}: give an expiry or a dte")
+    open_ = [d for d in listed if d >= today]
+    if not open_:
+        raise ChainError(
+            f"{field}: every expiry the broker lists has passed (the latest is "
+            f"{listed[-1]}, today is {today}); is its market data current?"
+        )
     target = today + dt.timedelta(days=dte)
-    return min(listed, key=lambda d: (abs((d - target).days), d))
+    return min(open_, key=lambda d: (abs((d - target).days), d))
 
 
 def by_strike(

@@ -10,7 +10,13 @@ import pytest
 from tradepipe.decision_schema import read_decision
 from tradepipe.decisions import Action, Decision, RejectedDecision
 from tradepipe.instruments import Combo, Option
-from tradepipe.option_chain import OptionQuote, choose_expiry, nearest_delta, nearest_strike
+from tradepipe.option_chain import (
+    ChainError,
+    OptionQuote,
+    choose_expiry,
+    nearest_delta,
+    nearest_strike,
+)
 from tradepipe.option_risk import payoff
 from tradepipe.orders import Side
 
@@ -381,6 +387,17 @@ def test_choosers_break_ties_low_and_early() -> None:
     assert (
         choose_expiry(CHAIN, dte=41, today=TODAY) == DEC
     )  # 2026-12-31: 13 days after one, 15 before the other
+
+
+def test_an_expiry_that_has_passed_is_never_chosen() -> None:
+    # Today between the two listed expiries: dte 0 must not go back to December.
+    assert choose_expiry(CHAIN, dte=0, today=DEC + dt.timedelta(days=1)) == JAN
+    with pytest.raises(ChainError, match="2026-12-18 has passed"):
+        choose_expiry(CHAIN, expiry=DEC, today=DEC + dt.timedelta(days=1))
+    assert choose_expiry(CHAIN, expiry=DEC, today=DEC) == DEC  # expiring today still trades
+    # A chain from bars that stopped long ago lists only expiries that are over.
+    with pytest.raises(ChainError, match="every expiry the broker lists has passed"):
+        choose_expiry(CHAIN, dte=30, today=dt.date(2028, 1, 3))
 
 
 def test_payoff_is_what_the_legs_pay() -> None:
