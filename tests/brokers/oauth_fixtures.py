@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PAPER_ACCOUNT, Gateway, GatewayCerts, _stop, fast_pacer, launch
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from gateway_support import PAPER_ACCOUNT, Gateway, GatewayCerts, _stop, fast_pacer, launch
 from tradepipe.brokers.ibkr import pacing
 from tradepipe.brokers.web_api import WebApiOAuthBroker
 

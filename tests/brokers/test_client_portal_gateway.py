@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import Gateway, fast_pacer
+from gateway_support import Gateway, fast_pacer
 from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr import pacing
 from tradepipe.brokers.ibkr.contracts import month_code

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Gateway
+    from gateway_support import Gateway
 
 ACCT = "DU1234567"
 AAPL = 265598

@@ -1,0 +1,270 @@
+"""A local HTTPS stand-in for the IBKR Client Portal Gateway, and its fixtures.
+
+The fixtures are registered by ``conftest.py``; tests import the helpers from
+here (a module named ``conftest`` is ambiguous when several test folders run
+together).
+
+``gateway`` (paper account ``DU1234567``) and ``live_gateway`` (live account ``U1234567``) each
+start ``gateway_standin.py`` in its own process for one test and stop it afterwards; startup
+takes about 0.15 s. The certificates come from a throwaway CA made with ``trustme`` once per
+session. ``start_gateway`` starts one with extra command-line flags (e.g. ``--strict-pacing``).
+
+Talk to the stand-in with ``gateway.client()`` (an ``httpx.Client`` on ``gateway.base_url`` that
+trusts the CA) or build your own client with ``verify=gateway.ssl_context()``; httpx 0.28
+deprecates ``verify=<path>``, so pass a context made from ``gateway.ca_path`` rather than the
+path itself. The control methods (``set_auth``, ``questions``, ``fault``, ``fill``...) drive the
+stand-in; see the docstring of ``gateway_standin.py`` for what each one does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import select
+import ssl
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+from tradepipe.brokers.ibkr import pacing
+
+STANDIN = Path(__file__).with_name("gateway_standin.py")
+PAPER_ACCOUNT = "DU1234567"
+LIVE_ACCOUNT = "U1234567"
+STARTUP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class GatewayCerts:
+    """PEM files: the CA to trust, and the server's certificate chain and key."""
+
+    ca_path: Path
+    cert_path: Path
+    key_path: Path
+
+
+@dataclass
+class Gateway:
+    """A running stand-in: where it is, whom it trusts, and its control API."""
+
+    base_url: str  # https://127.0.0.1:<port>/v1/api
+    ca_path: str  # CA certificate (PEM) that signed the server certificate
+    account: str
+    port: int
+    pid: int
+    _control: httpx.Client = field(repr=False)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context trusting only the stand-in's CA (pass it as ``verify=``)."""
+        return ssl.create_default_context(cafile=self.ca_path)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """A new ``httpx.Client`` on ``base_url`` that trusts the CA; close it when done."""
+        kwargs.setdefault("timeout", 10.0)
+        return httpx.Client(base_url=self.base_url, verify=self.ssl_context(), **kwargs)
+
+    def _post(self, path: str, payload: Any) -> Any:
+        response = self._control.post(path, json=payload)
+        if response.status_code != 200:
+            raise AssertionError(f"control {path} failed: {response.status_code} {response.text}")
+        return response.json()
+
+    def _get(self, path: str) -> Any:
+        response = self._control.get(path)
+        response.raise_for_status()
+        return response.json()
+
+    def set_auth(self, **state: bool) -> dict[str, Any]:
+        """Set ``logged_in``/``authenticated``/``connected``/``competing``; returns the state."""
+        result: dict[str, Any] = self._post("/auth", state)
+        return result
+
+    def questions(self, message_ids: list[str], *, modify: bool = False) -> None:
+        """Ask these questions, in order, on every following placement (and modify if asked)."""
+        self._post("/questions", {"message_ids": list(message_ids), "modify": modify})
+
+    def fault(
+        self, method: str, path: str, kind: str, *, times: int = 1, after: bool = False
+    ) -> None:
+        """Fail the next ``times`` ``method path`` requests (path after /v1/api) with ``kind``:
+        drop, 500, 503, 429, 401 or timeout; ``after`` processes the request first."""
+        self._post(
+            "/fault",
+            {"method": method, "path": path, "kind": kind, "times": times, "after": after},
+        )
+
+    def fill(self, order_id: int | str, quantity: float, price: float) -> dict[str, Any]:
+        """Execute ``quantity`` of the order at ``price``; returns execution_id and the order."""
+        result: dict[str, Any] = self._post(
+            "/fill", {"order_id": int(order_id), "quantity": quantity, "price": price}
+        )
+        return result
+
+    def order_status(self, order_id: int | str, status: str) -> dict[str, Any]:
+        """Force an order's IBKR status (e.g. "Inactive", or "Cancelled" for a rejection)."""
+        result: dict[str, Any] = self._post(
+            "/order_status", {"order_id": int(order_id), "status": status}
+        )
+        return result
+
+    def positions(self, positions: list[dict[str, Any]]) -> None:
+        """Replace all positions (each needs an int ``conid``; other fields are filled in)."""
+        self._post("/positions", {"positions": positions})
+
+    def market(
+        self,
+        quotes: Mapping[int | str, Mapping[str, Any]] | None = None,
+        *,
+        closed: bool | None = None,
+    ) -> None:
+        """Override snapshot fields per conid (None removes one); set the closed flag."""
+        payload: dict[str, Any] = {str(k): dict(v) for k, v in (quotes or {}).items()}
+        if closed is not None:
+            payload["closed"] = closed
+        self._post("/market", payload)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every API request so far: ``{"method","path","query","body"}``, in order."""
+        result: list[dict[str, Any]] = self._get("/requests")
+        return result
+
+    def orders(self) -> list[dict[str, Any]]:
+        """The stand-in's internal order book."""
+        result: list[dict[str, Any]] = self._get("/orders")
+        return result
+
+    def reset(self) -> None:
+        """Back to the start state."""
+        self._post("/reset", {})
+
+
+@pytest.fixture(scope="session")
+def gateway_certs(tmp_path_factory: pytest.TempPathFactory) -> GatewayCerts:
+    """A throwaway CA and a server certificate for 127.0.0.1/localhost, as PEM files."""
+    folder = tmp_path_factory.mktemp("gateway-certs")
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    certs = GatewayCerts(folder / "ca.pem", folder / "server-chain.pem", folder / "server-key.pem")
+    ca.cert_pem.write_to_path(str(certs.ca_path))
+    certs.cert_path.write_bytes(b"".join(blob.bytes() for blob in server.cert_chain_pems))
+    server.private_key_pem.write_to_path(str(certs.key_path))
+    return certs
+
+
+def _read_port(proc: subprocess.Popen[bytes], stderr_path: Path) -> int:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], STARTUP_TIMEOUT)
+    line = proc.stdout.readline().decode().strip() if ready else ""
+    if not line.startswith("PORT "):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=5)
+        stderr = stderr_path.read_text(errors="replace")
+        pytest.fail(
+            f"gateway stand-in did not start (stdout {line!r}, exit {proc.returncode}):\n{stderr}"
+        )
+    return int(line.split()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def launch(
+    script: Path, certs: GatewayCerts, folder: Path, *args: str
+) -> tuple[subprocess.Popen[bytes], httpx.Client, int]:
+    """Start a stand-in ``script`` with ``args`` on a free port of 127.0.0.1.
+
+    Returns its process, a control client trusting the CA, and the port; a
+    process that does not come up is stopped and the test fails with its stderr.
+    """
+    stderr_path = folder / "stderr.txt"
+    command = [
+        sys.executable,
+        str(script),
+        "--cert",
+        str(certs.cert_path),
+        "--key",
+        str(certs.key_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *args,
+    ]
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+    try:
+        port = _read_port(proc, stderr_path)
+    except BaseException:
+        _stop(proc)
+        raise
+    control = httpx.Client(
+        base_url=f"https://127.0.0.1:{port}/_standin",
+        verify=ssl.create_default_context(cafile=str(certs.ca_path)),
+        timeout=10.0,
+    )
+    return proc, control, port
+
+
+def fast_pacer(penalty_seconds: float) -> pacing.Pacer:
+    """IBKR's pacing with time compressed (rate x10, per-endpoint intervals / 100).
+
+    The limits themselves are unit-tested; integration tests keep pacing on
+    without spending seconds waiting for it.
+    """
+    limits = tuple(
+        dataclasses.replace(lim, interval=lim.interval / 100) for lim in pacing.ENDPOINT_LIMITS
+    )
+    return pacing.Pacer(100, limits=limits, penalty_seconds=penalty_seconds)
+
+
+@pytest.fixture
+def start_gateway(
+    gateway_certs: GatewayCerts, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Gateway]]:
+    """``start_gateway(*flags, account="DU1234567")`` starts a stand-in; all stop at teardown."""
+    running: list[tuple[subprocess.Popen[bytes], httpx.Client]] = []
+
+    def start(*flags: str, account: str = PAPER_ACCOUNT) -> Gateway:
+        folder = tmp_path_factory.mktemp("gateway-standin")
+        proc, control, port = launch(STANDIN, gateway_certs, folder, "--account", account, *flags)
+        running.append((proc, control))
+        return Gateway(
+            base_url=f"https://127.0.0.1:{port}/v1/api",
+            ca_path=str(gateway_certs.ca_path),
+            account=account,
+            port=port,
+            pid=proc.pid,
+            _control=control,
+        )
+
+    yield start
+    for proc, control in reversed(running):
+        control.close()
+        _stop(proc)
+
+
+@pytest.fixture
+def gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
+    """A stand-in gateway logged in to the paper account DU1234567."""
+    return start_gateway()
+
+
+@pytest.fixture
+def live_gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
+    """A stand-in gateway logged in to the live account U1234567 (``isPaper`` false)."""
+    return start_gateway(account=LIVE_ACCOUNT)
