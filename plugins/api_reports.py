@@ -16,6 +16,7 @@ from tradepipe.money import fmt
 from tradepipe.plugins.api_models import EquityCurve, Snapshots, TaxLots, TaxReport
 from tradepipe.plugins.api_problems import LEDGER_ERRORS, problems
 from tradepipe.plugins.api_service import Service, masked
+from tradepipe.plugins.ledger_cli import lots_document
 from tradepipe.plugins.snapshot import (
     ENVELOPE_KEYS,
     FILES,
@@ -26,7 +27,7 @@ from tradepipe.plugins.snapshot import (
 )
 from tradepipe.plugins.tax_cli import form_8949_rows, term_totals
 from tradepipe.plugins.tax_lots import Method
-from tradepipe.plugins.tax_lots_db import read_lots, rebuild_lots
+from tradepipe.plugins.tax_lots_db import rebuilt_lots
 
 MethodParam = Annotated[Method, Query(description="Which lots a sale relieves first.")]
 TickerParam = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9. /-]{1,32}$")]
@@ -74,17 +75,11 @@ def reports_router(service: Service) -> APIRouter:
     ) -> dict[str, Any]:
         """Open and closed (realized) lots rebuilt from every fill (``tradepipe tax lots``)."""
         with service.ledger() as led:
-            rebuild_lots(led.engine, method, led.where)
-            open_rows, closed_rows = read_lots(led.engine, led.where)
+            open_rows, closed_rows = rebuilt_lots(led.engine, method, led.where)
         if symbol:
             open_rows = [r for r in open_rows if r.symbol == symbol.upper()]
             closed_rows = [r for r in closed_rows if r.symbol == symbol.upper()]
-        data: dict[str, Any] = {"method": method.value}
-        if only != "closed":
-            data["open"] = [r.model_dump(mode="json", exclude={"id"}) for r in open_rows]
-        if only != "open":
-            data["closed"] = [r.model_dump(mode="json", exclude={"id"}) for r in closed_rows]
-        return masked(data)
+        return masked(lots_document(method.value, open_rows, closed_rows, only))
 
     @router.get("/tax/report", tags=["tax"], response_model=TaxReport, responses=LEDGER_ERRORS)
     def tax_report(
@@ -93,8 +88,7 @@ def reports_router(service: Service) -> APIRouter:
     ) -> dict[str, Any]:
         """A year's sales as Form 8949 rows and the totals by term (``tradepipe tax report``)."""
         with service.ledger() as led:
-            rebuild_lots(led.engine, method, led.where)
-            closed = read_lots(led.engine, led.where)[1]
+            closed = rebuilt_lots(led.engine, method, led.where)[1]
         rows = form_8949_rows(closed, year)
         return masked(
             {"year": year, "method": method.value, "rows": rows, "totals": term_totals(rows)}

@@ -15,7 +15,7 @@ from tradepipe.pipeline import make_component
 from tradepipe.plugins.ledger import Ledger, position_json
 from tradepipe.plugins.ledger_schema import LotRealizationRow, TaxLotRow
 from tradepipe.plugins.tax_lots import Method
-from tradepipe.plugins.tax_lots_db import Totals, read_lots, rebuild_lots, tax_report
+from tradepipe.plugins.tax_lots_db import Totals, rebuilt_lots, tax_report
 
 
 def _ledger(app: AppContext) -> Ledger:
@@ -275,14 +275,45 @@ method_option = click.option(
 def _rebuilt(app: AppContext, method: str) -> tuple[list[TaxLotRow], list[LotRealizationRow]]:
     led = _ledger(app)
     try:
-        rebuild_lots(led.engine, Method(method), led.where)
-        return read_lots(led.engine, led.where)
+        return rebuilt_lots(led.engine, Method(method), led.where)
     finally:
         led.engine.dispose()  # rows are loaded: no connection left to the collector
 
 
-def _money_json(row: Any) -> dict[str, Any]:
-    return dict(row.model_dump(mode="json", exclude={"id"}))
+def lots_document(
+    method: str,
+    open_rows: list[TaxLotRow],
+    closed_rows: list[LotRealizationRow],
+    which: str | None = None,
+) -> dict[str, Any]:
+    """``{"method", "open", "closed"}`` as JSON; ``which`` (``open``/``closed``) keeps one."""
+    data: dict[str, Any] = {"method": method}
+    if which != "closed":
+        data["open"] = [r.model_dump(mode="json", exclude={"id"}) for r in open_rows]
+    if which != "open":
+        data["closed"] = [r.model_dump(mode="json", exclude={"id"}) for r in closed_rows]
+    return data
+
+
+def print_open_lots(method: str, rows: list[TaxLotRow]) -> None:
+    console().print(
+        table(
+            f"Open lots ({method})",
+            ["lot", "symbol", "side", "quantity", "acquired", "basis", "wash adj."],
+            [
+                (
+                    r.lot_id,
+                    r.symbol,
+                    r.side,
+                    fmt(r.quantity),
+                    r.acquired.isoformat(),
+                    fmt(r.basis),
+                    fmt(r.wash_adjustment),
+                )
+                for r in rows
+            ],
+        )
+    )
 
 
 @ledger.command("lots")
@@ -298,33 +329,12 @@ def lots(app: AppContext, method: str, which: str | None, year: int | None, as_j
     if year is not None:
         open_rows = [r for r in open_rows if r.purchased.year == year]
         closed_rows = [r for r in closed_rows if r.sold.year == year]
-    data: dict[str, Any] = {"method": method}
-    if which != "closed":
-        data["open"] = [_money_json(r) for r in open_rows]
-    if which != "open":
-        data["closed"] = [_money_json(r) for r in closed_rows]
+    data = lots_document(method, open_rows, closed_rows, which)
     if as_json:
         print_json(data)
         return
     if "open" in data:
-        console().print(
-            table(
-                f"Open lots ({method})",
-                ["lot", "symbol", "side", "quantity", "acquired", "basis", "wash adj."],
-                [
-                    (
-                        r.lot_id,
-                        r.symbol,
-                        r.side,
-                        fmt(r.quantity),
-                        r.acquired.isoformat(),
-                        fmt(r.basis),
-                        fmt(r.wash_adjustment),
-                    )
-                    for r in open_rows
-                ],
-            )
-        )
+        print_open_lots(method, open_rows)
     if "closed" in data:
         console().print(
             table(

@@ -11,13 +11,12 @@ import csv
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import console, print_json, table
 from tradepipe.money import ZERO, fmt
-from tradepipe.plugins.ledger_cli import _money_json, _rebuilt, method_option
+from tradepipe.plugins.ledger_cli import _rebuilt, lots_document, method_option, print_open_lots
 from tradepipe.plugins.ledger_schema import LotRealizationRow
 from tradepipe.plugins.tax_lots import Term
 
@@ -120,36 +119,14 @@ def lots(
     if symbol:
         open_rows = [r for r in open_rows if r.symbol == symbol.upper()]
         closed_rows = [r for r in closed_rows if r.symbol == symbol.upper()]
-    data: dict[str, Any] = {"method": method}
-    if which != "closed":
-        data["open"] = [_money_json(r) for r in open_rows]
-    if which != "open":
-        data["closed"] = [_money_json(r) for r in closed_rows]
+    data = lots_document(method, open_rows, closed_rows, which)
     if as_json:
         print_json(data)
         return
-    out = console()
     if "open" in data:
-        out.print(
-            table(
-                f"Open lots ({method})",
-                ["lot", "symbol", "side", "quantity", "acquired", "basis", "wash adj."],
-                [
-                    (
-                        r.lot_id,
-                        r.symbol,
-                        r.side,
-                        fmt(r.quantity),
-                        r.acquired.isoformat(),
-                        fmt(r.basis),
-                        fmt(r.wash_adjustment),
-                    )
-                    for r in open_rows
-                ],
-            )
-        )
+        print_open_lots(method, open_rows)
     if "closed" in data:
-        out.print(
+        console().print(
             table(
                 f"Closed lots ({method})",
                 [

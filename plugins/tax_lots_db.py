@@ -127,6 +127,14 @@ def rebuild_lots(engine: Engine, method: Method = Method.FIFO, where: str = "") 
     return result
 
 
+def rebuilt_lots(
+    engine: Engine, method: Method = Method.FIFO, where: str = ""
+) -> tuple[list[TaxLotRow], list[LotRealizationRow]]:
+    """:func:`rebuild_lots`, then :func:`read_lots`: the lots as of every fill now."""
+    rebuild_lots(engine, method, where)
+    return read_lots(engine, where)
+
+
 def read_lots(engine: Engine, where: str = "") -> tuple[list[TaxLotRow], list[LotRealizationRow]]:
     """The open lots and the realizations the last rebuild wrote."""
     try:
