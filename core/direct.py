@@ -211,6 +211,20 @@ class Direct:
             outcome.preview = preview(order.intent)
         return outcome
 
+    def act(
+        self, item: Decision | RejectedDecision, *, what_if: bool = False, wait: float = 0.0
+    ) -> Outcome | RejectedDecision:
+        """Execute a decision (or, ``what_if``, preview it); record a rejected one.
+
+        A rejection is recorded in the ledger unless the run is dry, and
+        returned: nothing is sent.
+        """
+        if isinstance(item, RejectedDecision):
+            if not self.executor.dry_run:
+                self.executor.record.rejected(self.source, item.raw, item.error)
+            return item
+        return self.preview(item) if what_if else self.execute(item, wait=wait)
+
 
 @contextmanager
 def direct_run(

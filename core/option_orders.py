@@ -102,9 +102,4 @@ def place_strategy(
     ``what_if`` previewed. A strategy the chain cannot build is sent nowhere:
     it is returned, recorded in the ledger as rejected unless the run is dry.
     """
-    item = run.read(dict(document))
-    if isinstance(item, RejectedDecision):
-        if not run.executor.dry_run:
-            run.executor.record.rejected(run.source, item.raw, item.error)
-        return item
-    return run.preview(item) if what_if else run.execute(item, wait=wait)
+    return run.act(run.read(dict(document)), what_if=what_if, wait=wait)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -42,9 +42,9 @@ from tradepipe.cli.broker import (
     record_end,
 )
 from tradepipe.cli.order import check_bracket
-from tradepipe.clock import SystemClock
+from tradepipe.clock import Clock, SystemClock
 from tradepipe.decisions import Decision, RejectedDecision
-from tradepipe.direct import Outcome
+from tradepipe.direct import Direct
 from tradepipe.host import PluginHost
 from tradepipe.instruments import Option
 from tradepipe.option_orders import option_fields, place_strategy, strategy_document
@@ -367,27 +367,16 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
                 )
             }
         )
-        dry = dry_run or what_if
-        item = None if execute_cli.has_options_strategy(text) else execute_cli.read_document(text)
-        outcome: Outcome | None = None
-        clock = SystemClock()
-        ledger: str | None = None
-        if not (isinstance(item, RejectedDecision) and dry):
-            with service.run(
-                run_settings, source=execute_cli.SOURCE, dry_run=dry, clock=clock
-            ) as run:
-                ledger = None if dry else run.pipeline.run.run_id
-                if item is None:
-                    item = execute_cli.read_document(text, run, clock.now().date())
-                if isinstance(item, RejectedDecision):
-                    if not dry:
-                        run.executor.record.rejected(execute_cli.SOURCE, item.raw, item.error)
-                else:
-                    outcome = run.preview(item) if what_if else run.execute(item, wait=wait)
-        if outcome is None:
-            assert isinstance(item, RejectedDecision)
-            raise HTTPException(422, f"decision rejected: {item.error}")
-        return masked(service.outcome(outcome, ledger))
+
+        def open_run(dry: bool, clock: Clock) -> AbstractContextManager[Direct]:
+            return service.run(run_settings, source=execute_cli.SOURCE, dry_run=dry, clock=clock)
+
+        result, ledger = execute_cli.execute_document(
+            text, open_run, dry_run=dry_run, what_if=what_if, wait=wait
+        )
+        if isinstance(result, RejectedDecision):
+            raise HTTPException(422, f"decision rejected: {result.error}")
+        return masked(service.outcome(result, ledger))
 
     @api.delete(
         "/orders/{client_order_id}",

@@ -15,13 +15,15 @@ give the filters the combo's price.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import IO, Any
 
 import click
 from tradepipe import hookimpl
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.outcome import report, report_rejected
-from tradepipe.clock import SystemClock
+from tradepipe.clock import Clock, SystemClock
 from tradepipe.decision_schema import loads, read_decision
 from tradepipe.decisions import Decision, RejectedDecision
 from tradepipe.direct import Direct, Outcome, direct_run
@@ -76,28 +78,44 @@ def execute(
     if broker_name:
         changes["broker"] = broker_name
     settings = settings.model_copy(update={"run": settings.run.model_copy(update=changes)})
+
+    def open_run(dry: bool, clock: Clock) -> AbstractContextManager[Direct]:
+        return direct_run(settings, app.host, source=SOURCE, dry_run=dry, clock=clock)
+
+    result, ledger = execute_document(text, open_run, dry_run=dry_run, what_if=what_if, wait=wait)
+    # Reported once the run is closed: exiting inside it would mark it failed.
+    if isinstance(result, RejectedDecision):
+        report_rejected(result, ledger, as_json)
+    report(result, ledger, as_json)
+
+
+def execute_document(
+    text: str,
+    open_run: Callable[[bool, Clock], AbstractContextManager[Direct]],
+    *,
+    dry_run: bool = False,
+    what_if: bool = False,
+    wait: float = 0.0,
+) -> tuple[Outcome | RejectedDecision, str | None]:
+    """A decision document's text through a one-off run: the outcome, or why it was refused.
+
+    ``open_run(dry, clock)`` opens the run (:func:`~tradepipe.direct.direct_run`
+    over the caller's settings). A document that is not a valid decision is
+    recorded as rejected in that run's ledger unless dry; a dry run is not even
+    opened for one that is invalid on its face. An options strategy is read
+    once the broker can show its chain. Returns the ledger run's id too
+    (``None`` when dry).
+    """
     dry = dry_run or what_if
-    # An options strategy is read once the broker can show its chain.
     item = None if has_options_strategy(text) else read_document(text)
     if isinstance(item, RejectedDecision) and dry:
-        report_rejected(item, None, as_json)
-    outcome: Outcome | None = None
+        return item, None
     clock = SystemClock()
-    with direct_run(settings, app.host, source=SOURCE, dry_run=dry, clock=clock) as run:
-        ledger = None if dry else run.pipeline.run.run_id
+    with open_run(dry, clock) as run:
         if item is None:
             item = read_document(text, run, clock.now().date())
-        if isinstance(item, RejectedDecision):
-            if not dry:
-                # Recorded in a run of its own, like any source's rejection.
-                run.executor.record.rejected(SOURCE, item.raw, item.error)
-        else:
-            outcome = run.preview(item) if what_if else run.execute(item, wait=wait)
-    # Reported once the run is closed: exiting inside it would mark it failed.
-    if outcome is None:
-        assert isinstance(item, RejectedDecision)
-        report_rejected(item, ledger, as_json)
-    report(outcome, ledger, as_json)
+        result = run.act(item, what_if=what_if, wait=wait)
+        return result, None if dry else run.pipeline.run.run_id
 
 
 def has_options_strategy(text: str) -> bool:
