@@ -41,12 +41,8 @@ POLICY = "; ".join(
         "base-uri 'none'",
     )
 )
-HEADERS = {
-    "Content-Security-Policy": POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+#: The app's SecurityHeaders middleware adds nosniff, no-referrer and no-store.
+HEADERS = {"Content-Security-Policy": POLICY}
 
 
 @cache
