@@ -47,9 +47,9 @@ from tradepipe.risk import Outcome
 from tradepipe.strategy import Strategy
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
+    from tradepipe.adapter import Broker
     from tradepipe.pipeline import Pipeline
+    from tradepipe.sink import Sink
 
 log = logging.getLogger("tradepipe.events")
 _S = OrderStatus
@@ -263,14 +263,10 @@ class Executor:
 
     def _snapshot(self) -> None:
         """Record the broker's positions and account in every sink (the day's close)."""
-        broker = self.p.broker
         try:
-            positions, account = broker.positions(), broker.account()
+            snapshot(self.p.broker, self.p.sinks)
         except BrokerError as exc:
             log.warning("could not snapshot the account at the day's end: %s", exc)
-            return
-        for sink in self.p.sinks:
-            sink.record_snapshot(positions, account)
 
     # -- decisions -------------------------------------------------------------
 
@@ -607,6 +603,13 @@ def _update(
     return OrderUpdate.trusted(
         client_order_id=cid, status=status, ts=ts, reason=reason, broker_order_id=broker_order_id
     )
+
+
+def snapshot(broker: Broker, sinks: Sequence[Sink]) -> None:
+    """Record the broker's positions and account, as of now, in every sink."""
+    positions, account = broker.positions(), broker.account()
+    for sink in sinks:
+        sink.record_snapshot(positions, account)
 
 
 NEW_YORK = ZoneInfo("America/New_York")

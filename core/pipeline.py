@@ -19,7 +19,7 @@ from tradepipe.adapter import Broker, BrokerStatus
 from tradepipe.clock import Clock, ManualClock, SystemClock
 from tradepipe.component import Component
 from tradepipe.errors import ConfigError
-from tradepipe.executor import Executor, RunResult
+from tradepipe.executor import Executor, RunResult, snapshot
 from tradepipe.feed import Feed
 from tradepipe.host import KINDS, PluginHost
 from tradepipe.logs import mask_account
@@ -301,10 +301,7 @@ def _finish(pipeline: Pipeline, sinks: list[Sink], bars: int, status: str) -> No
     errors: list[BaseException] = []
     broker = pipeline.broker
     try:
-        positions = broker.positions()
-        account = broker.account()
-        for sink in sinks:
-            sink.record_snapshot(positions, account)
+        snapshot(broker, sinks)
     except Exception as exc:
         log.error("could not snapshot the account at the end of the run: %s", exc)
     for sink in sinks:
