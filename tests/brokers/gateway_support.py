@@ -19,6 +19,7 @@ stand-in; see the docstring of ``gateway_standin.py`` for what each one does.
 from __future__ import annotations
 
 import dataclasses
+import json
 import select
 import ssl
 import subprocess
@@ -268,3 +269,32 @@ def gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
 def live_gateway(start_gateway: Callable[..., Gateway]) -> Gateway:
     """A stand-in gateway logged in to the live account U1234567 (``isPaper`` false)."""
     return start_gateway(account=LIVE_ACCOUNT)
+
+
+def toml_lines(values: dict[str, Any]) -> str:
+    """``key = value`` lines of a TOML table (JSON literals are valid TOML here)."""
+    return "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
+
+
+def write_broker_settings(path: Path, broker: str, table: dict[str, Any]) -> None:
+    """``settings.toml`` in ``path``: ``broker`` with ``table``, three filters, an SQLite ledger."""
+    path.joinpath("settings.toml").write_text(
+        f"""
+[default.run]
+broker = "{broker}"
+risk_filters = ["min_confidence", "max_position_value", "buying_power"]
+sinks = ["sql"]
+[default.sinks.sql]
+path = "ledger.db"
+writer = "inline"
+[default.risk.max_position_value]
+limit = 100000
+[default.feeds.synthetic]
+symbols = ["AAPL"]
+bars = 120
+[default.logging]
+dir = "logs"
+[default.brokers.{broker}]
+{toml_lines(table)}
+"""
+    )

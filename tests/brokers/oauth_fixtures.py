@@ -26,7 +26,16 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from gateway_support import PAPER_ACCOUNT, Gateway, GatewayCerts, _stop, fast_pacer, launch
+from gateway_support import (
+    PAPER_ACCOUNT,
+    Gateway,
+    GatewayCerts,
+    _stop,
+    fast_pacer,
+    launch,
+    toml_lines,
+    write_broker_settings,
+)
 from tradepipe.brokers.ibkr import pacing
 from tradepipe.brokers.web_api import WebApiOAuthBroker
 
@@ -252,29 +261,9 @@ def fast_oauth_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
 def write_settings(
     path: Path, table: dict[str, Any], secrets: dict[str, Any] | None = None
 ) -> None:
-    def toml(values: dict[str, Any]) -> str:
-        return "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
-
     public = {k: v for k, v in table.items() if k not in (secrets or {})}
-    path.joinpath("settings.toml").write_text(
-        f"""
-[default.run]
-broker = "web_api"
-risk_filters = ["min_confidence", "max_position_value", "buying_power"]
-sinks = ["sql"]
-[default.sinks.sql]
-path = "ledger.db"
-writer = "inline"
-[default.risk.max_position_value]
-limit = 100000
-[default.feeds.synthetic]
-symbols = ["AAPL"]
-bars = 120
-[default.logging]
-dir = "logs"
-[default.brokers.web_api]
-{toml(public)}
-"""
-    )
+    write_broker_settings(path, "web_api", public)
     if secrets:
-        path.joinpath(".secrets.toml").write_text(f"[default.brokers.web_api]\n{toml(secrets)}\n")
+        path.joinpath(".secrets.toml").write_text(
+            f"[default.brokers.web_api]\n{toml_lines(secrets)}\n"
+        )

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from gateway_support import Gateway, fast_pacer
+from gateway_support import Gateway, fast_pacer, write_broker_settings
 from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr import pacing
 from tradepipe.brokers.ibkr.contracts import month_code
@@ -33,27 +33,7 @@ def fast_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def write_settings(path: Path, gw: Gateway, **broker: Any) -> None:
     table = {"base_url": gw.base_url, "verify": gw.ca_path, "account_id": gw.account, **broker}
-    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in table.items())
-    path.joinpath("settings.toml").write_text(
-        f"""
-[default.run]
-broker = "client_portal"
-risk_filters = ["min_confidence", "max_position_value", "buying_power"]
-sinks = ["sql"]
-[default.sinks.sql]
-path = "ledger.db"
-writer = "inline"
-[default.risk.max_position_value]
-limit = 100000
-[default.feeds.synthetic]
-symbols = ["AAPL"]
-bars = 120
-[default.logging]
-dir = "logs"
-[default.brokers.client_portal]
-{lines}
-"""
-    )
+    write_broker_settings(path, "client_portal", table)
 
 
 @pytest.fixture
