@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 from tradepipe import PersistenceError
@@ -306,39 +306,49 @@ class Ledger:
         """How many orders of the run are in each status now, and how many were sent.
 
         A terminal status is always an order's last, and no order reaches one
-        twice: terminal statuses are counted straight from the events. Only
-        orders that never ended need their latest event looked up.
+        twice: terminal statuses are counted straight from the events, in the
+        same pass that counts the orders with any history (each has exactly one
+        first event). Only when some of those never ended is their latest
+        event looked up.
         """
         states = dict.fromkeys(ORDER_STATES, 0)
-        for status, n in s.execute(
-            select(col(OrderEventRow.status), func.count())
-            .where(col(OrderEventRow.run_id) == run_id)
-            .where(col(OrderEventRow.status).in_(TERMINAL_STATES))
-            .group_by(col(OrderEventRow.status))
-        ):
-            states[status] = int(n)
-        sent = s.scalar(
-            select(func.count())
-            .select_from(OrderEventRow)
-            .where(col(OrderEventRow.run_id) == run_id)
-            .where(col(OrderEventRow.status) == OrderStatus.SUBMITTED.value)
-        )
-        ended = (
+        first = func.sum(case((col(OrderEventRow.seq) == 1, 1), else_=0))
+        counts = {
+            status: (int(n), int(firsts or 0))
+            for status, n, firsts in s.execute(
+                select(col(OrderEventRow.status), func.count(), first)
+                .where(col(OrderEventRow.run_id) == run_id)
+                .group_by(col(OrderEventRow.status))
+            )
+        }
+        ended = 0
+        for status in TERMINAL_STATES:
+            n = counts.get(status, (0, 0))[0]
+            states[status] = n
+            ended += n
+        sent = counts.get(OrderStatus.SUBMITTED.value, (0, 0))[0]
+        if ended == sum(firsts for _n, firsts in counts.values()):
+            return states, sent  # every order with a history has ended
+        # The unfinished orders are found first (few, as a rule); only their
+        # histories are read, through the (run, order) index.
+        terminal = case((col(OrderEventRow.status).in_(TERMINAL_STATES), 1), else_=0)
+        unfinished = (
             select(col(OrderEventRow.client_order_id))
             .where(col(OrderEventRow.run_id) == run_id)
-            .where(col(OrderEventRow.status).in_(TERMINAL_STATES))
+            .group_by(col(OrderEventRow.client_order_id))
+            .having(func.sum(terminal) == 0)
         )
         latest: dict[str, str] = {}
         for cid, status in s.execute(
             select(col(OrderEventRow.client_order_id), col(OrderEventRow.status))
             .where(col(OrderEventRow.run_id) == run_id)
-            .where(col(OrderEventRow.client_order_id).not_in(ended))
+            .where(col(OrderEventRow.client_order_id).in_(unfinished))
             .order_by(col(OrderEventRow.seq))
         ):
             latest[cid] = status
         for status in latest.values():
             states[status] += 1
-        return states, int(sent or 0)
+        return states, sent
 
     def summary(self, run_id: str) -> dict[str, Any]:
         """The run's figures, all read from the ledger."""
@@ -356,8 +366,16 @@ class Ledger:
 
                 states, sent = self._status_counts(s, run_id)
                 # Summed in Python: SQLite would add the decimal text as floats.
+                # Grouped first: a run's fills share a handful of distinct amounts.
                 commissions = sum(
-                    s.scalars(select(col(FillRow.commission)).where(col(FillRow.run_id) == run_id)),
+                    (
+                        amount * n
+                        for amount, n in s.execute(
+                            select(col(FillRow.commission), func.count())
+                            .where(col(FillRow.run_id) == run_id)
+                            .group_by(col(FillRow.commission))
+                        )
+                    ),
                     ZERO,
                 )
                 decisions = count(DecisionRow)

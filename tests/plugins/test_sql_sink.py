@@ -465,6 +465,40 @@ def test_summary_counts_each_order_once_by_its_latest_status(target: Target) -> 
     }
 
 
+def test_summary_of_a_run_whose_orders_all_ended_sums_commissions_exactly(
+    target: Target,
+) -> None:
+    sink = target.sink()
+    sink.open(run_info())
+    commissions = ["0.35", "1.00", "0.35", "0.1", "0.35"]
+    for n, commission in enumerate(commissions):
+        order = order_for(decision(n), f"tp-{n}")
+        sink.record_order(order)
+        for status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED):
+            sink.record_order_event(order.transition(status, T))
+        fill = fill_for(order, commission=commission)
+        sink.record_fill(fill)
+        sink.record_order_event(order.apply_fill(fill))
+    denied = order_for(decision(9), "tp-den")
+    sink.record_order(denied)
+    sink.record_order_event(denied.transition(OrderStatus.DENIED, T))
+    sink.close(run_info(), bars=1, status="completed")
+    summary = Ledger(target.sink().engine(), "x").summary("r1")
+    assert summary["orders"] == {
+        "total": 6,
+        "submitted": 5,
+        "denied": 1,
+        "rejected": 0,
+        "filled": 5,
+        "canceled": 0,
+        "expired": 0,
+        "open": 0,
+        "unknown": 0,
+    }
+    assert summary["fills"] == 5
+    assert summary["commissions"] == "2.15"
+
+
 def test_two_pipeline_processes_share_one_ledger(target: Target, tmp_path: Path) -> None:
     """Two processes replaying at once into one ledger: both runs complete, whole."""
     import subprocess
