@@ -3,15 +3,20 @@
 CPython runs one thread of Python at a time, and SQLite's ``executemany`` needs
 that thread for every row it binds, so a writer *thread* only adds contention.
 A writer *process* takes the whole cost of writing off the pipeline's core: the
-pipeline pickles each batch (about half a microsecond per row) and goes on while
-the child commits it.
+pipeline serialises each batch (a fraction of a microsecond per row) and goes on
+while the child commits it.
 
 This file is both the parent's client (:class:`WriterProcess`) and the child
 (run as a script). It imports only the standard library, so the child starts in
 a fraction of a second without loading tradepipe.
 
 Protocol, over the child's stdin and stdout: frames of a 4-byte little-endian
-length and a pickle. Parent to child: ``("open", path, pragmas)``,
+length, a codec byte and the message. Rows hold only str, int, float, bool and
+None, which :mod:`marshal` encodes three times faster than :mod:`pickle`; a
+message marshal cannot encode goes as a pickle instead. Both ends are the same
+interpreter, so marshal's version-specific format is no concern.
+
+Parent to child: ``("open", path, pragmas)``,
 ``("write", seq, [(sql, rows), ...], ack)``, ``("close",)``. Child to parent:
 ``("ack", seq)`` when asked, ``("error", seq, message)`` after which the child
 exits, and ``("closed",)``. Each ``write`` is one transaction: it is committed
@@ -25,6 +30,7 @@ interrupts the pipeline, which then flushes and closes the ledger itself.
 from __future__ import annotations
 
 import contextlib
+import marshal
 import os
 import pickle
 import select
@@ -36,7 +42,8 @@ import sys
 import threading
 from typing import IO, Any
 
-_HEADER = struct.Struct("<I")
+_HEADER = struct.Struct("<IB")
+_MARSHAL, _PICKLE = 0, 1
 #: How long the parent waits for the child to commit one batch.
 ACK_TIMEOUT = 300.0
 Statements = list[tuple[str, list[tuple[Any, ...]]]]
@@ -47,8 +54,11 @@ class WriterError(Exception):
 
 
 def _send(stream: IO[bytes], message: Any) -> None:
-    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(payload)))
+    try:
+        codec, payload = _MARSHAL, marshal.dumps(message)
+    except ValueError:  # a type marshal does not know
+        codec, payload = _PICKLE, pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload), codec))
     stream.write(payload)
     stream.flush()
 
@@ -57,11 +67,11 @@ def _receive(stream: IO[bytes]) -> Any:
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
         return None
-    (size,) = _HEADER.unpack(header)
+    size, codec = _HEADER.unpack(header)
     payload = stream.read(size)
     if len(payload) < size:
         return None
-    return pickle.loads(payload)
+    return marshal.loads(payload) if codec == _MARSHAL else pickle.loads(payload)
 
 
 class WriterProcess:

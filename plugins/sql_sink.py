@@ -481,7 +481,7 @@ class SqlSink(Sink):
 
 
 # Enum members become plain strings: drivers bind those faster, and the writer
-# process must be able to unpickle rows without importing tradepipe.
+# process must be able to read rows without importing tradepipe.
 _s = str
 
 

@@ -568,3 +568,25 @@ def test_ctrl_c_while_a_batch_is_sent_leaves_the_frame_whole(
     sink.close(run_info(), bars=1, status="interrupted")
     assert rows(path, "select status from runs") == [("interrupted",)]
     assert rows(path, "select count(*) from decisions") == [(1,)]
+
+
+def test_writer_frames_carry_rows_by_marshal_and_anything_else_by_pickle() -> None:
+    import io
+
+    from tradepipe.plugins import ledger_writer
+
+    rows_message = ("write", 1, [("INSERT ...", [("r1", 1, 2.5, True, None)])], False)
+    other = ("write", 2, [("INSERT ...", [(Decimal("1.10"), T)])], True)
+    stream = io.BytesIO()
+    ledger_writer._send(stream, rows_message)
+    marshal_end = stream.tell()
+    ledger_writer._send(stream, other)
+    frames = stream.getvalue()
+    assert frames[4] == ledger_writer._MARSHAL
+    assert frames[marshal_end + 4] == ledger_writer._PICKLE
+    stream.seek(0)
+    assert ledger_writer._receive(stream) == rows_message
+    assert ledger_writer._receive(stream) == other
+    assert ledger_writer._receive(stream) is None  # end of input
+    # A frame cut short is never half read.
+    assert ledger_writer._receive(io.BytesIO(frames[: marshal_end - 1])) is None
