@@ -379,7 +379,7 @@ class PaperBroker(Broker):
                 sim.status = OrderStatus.ACCEPTED
                 self._account.rework(sim)
                 raise
-            self._state.finished.append(client_order_id)
+        self._account.finish(client_order_id)
         now = self.clock.now()
         # The cancellation is confirmed by the next poll, as a real broker would.
         self._queue.append(sim.update(OrderStatus.CANCELED, now, "canceled on request"))
@@ -532,8 +532,7 @@ class PaperBroker(Broker):
         self._account.unwork(sim)
         sim.status = status
         self._dirty = True
-        if self._state is not None:
-            self._state.finished.append(sim.intent.client_order_id)
+        self._account.finish(sim.intent.client_order_id)
 
     # -- the state file ------------------------------------------------------------
 

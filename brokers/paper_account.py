@@ -17,6 +17,10 @@ from tradepipe.money import ZERO, to_decimal
 from tradepipe.portfolio import Book
 
 _HISTORY = 2_000
+#: Finished orders and fills an account remembers (the newest), as IBKR forgets
+#: old executions. Without a state file, it forgets in steps, once it holds twice
+#: as many, so a long replay's memory stays flat.
+KEPT = 200
 
 
 class SimOrder:
@@ -108,8 +112,28 @@ class PaperAccount:
         self.last: dict[str, Bar] = {}
         self.history: defaultdict[str, deque[Bar]] = defaultdict(lambda: deque(maxlen=_HISTORY))
         self.fills: list[Fill] = []
+        #: Finished orders in the order they finished, the oldest forgotten first.
+        self.finished: deque[str] = deque()
+        #: How many fills, from the first, have been forgotten.
+        self.fills_forgotten = 0
         #: The number in the next broker order id (``P<n>``).
         self.next_id = 1
+
+    def finish(self, client_order_id: str) -> None:
+        """The order can no longer change: remember it among the finished ones."""
+        self.finished.append(client_order_id)
+        if len(self.finished) > 2 * KEPT or len(self.fills) > 2 * KEPT:
+            self.forget(KEPT)
+
+    def forget(self, kept: int) -> None:
+        """Forget all but the newest ``kept`` finished orders and fills."""
+        finished, orders = self.finished, self.orders
+        while len(finished) > kept:
+            orders.pop(finished.popleft(), None)
+        excess = len(self.fills) - kept
+        if excess > 0:
+            del self.fills[:excess]
+            self.fills_forgotten += excess
 
     def marks(self) -> dict[str, float]:
         return {sym: bar.close for sym, bar in self.last.items()}

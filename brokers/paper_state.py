@@ -19,13 +19,13 @@ import datetime as dt
 import json
 import os
 import tempfile
-from collections import deque
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from tradepipe import Bar, Fill, OrderIntent, OrderStatus, Position
+from tradepipe.brokers import paper_account
 from tradepipe.brokers.paper_account import PaperAccount, SimOrder
 from tradepipe.errors import BrokerUnavailableError, ConfigError
 from tradepipe.money import fmt
@@ -39,7 +39,7 @@ except ImportError:  # Windows: no advisory locks; one process per file is up to
 FORMAT = "tradepipe-paper-account"
 VERSION = 1
 #: Finished orders and fills a state file keeps (the newest).
-KEPT = 200
+KEPT = paper_account.KEPT
 _KEY = "brokers.paper.state_file"
 
 
@@ -54,11 +54,12 @@ class StateFile:
 
     def forget(self) -> None:
         """Drop what the saves so far remembered, for a new or reloaded account."""
-        #: Finished orders in the order they finished, the oldest forgotten first.
-        self.finished: deque[str] = deque()
-        # The JSON of records that can no longer change, so a save encodes only news.
+        # The JSON of records that can no longer change, so a save encodes only
+        # news; ``_fill_json`` holds the fills from the account's
+        # ``fills_forgotten``-th, as it was at the last save.
         self._order_json: dict[str, str] = {}
         self._fill_json: list[str] = []
+        self._fills_forgotten = 0
 
     def lock(self) -> bool:
         """Take the file's lock; True when another process has it (read-only)."""
@@ -88,16 +89,15 @@ class StateFile:
             ) from exc
 
     def _trim(self, account: PaperAccount) -> None:
-        finished, orders, encoded = self.finished, account.orders, self._order_json
-        while len(finished) > KEPT:
-            cid = finished.popleft()
-            orders.pop(cid, None)
-            encoded.pop(cid, None)
-        fills = account.fills
-        excess = len(fills) - KEPT
-        if excess > 0:
-            del fills[:excess]
-            del self._fill_json[: max(0, min(excess, len(self._fill_json)))]
+        account.forget(KEPT)
+        orders, encoded = account.orders, self._order_json
+        for cid in [cid for cid in encoded if cid not in orders]:
+            del encoded[cid]
+        # The account may also have forgotten fills between saves.
+        gone = account.fills_forgotten - self._fills_forgotten
+        if gone > 0:
+            del self._fill_json[:gone]
+            self._fills_forgotten = account.fills_forgotten
 
     def _encode(self, account: PaperAccount, account_id: str, now: dt.datetime) -> str:
         book = account.book
@@ -212,7 +212,7 @@ class StateFile:
                 key=_KEY,
                 path=str(path),
             ) from exc
-        self.finished.extend(finished)
+        account.finished.extend(finished)
         return account
 
 

@@ -31,7 +31,7 @@ from tradepipe import (
     OrderStatus,
     OrderUpdate,
 )
-from tradepipe.brokers import paper_state
+from tradepipe.brokers import paper_account, paper_state
 from tradepipe.brokers.paper import PaperBroker
 from tradepipe.market import Bar
 from tradepipe.testing import T0, MemorySink, bar, bars_from_closes, replay
@@ -187,6 +187,50 @@ def test_fills_and_finished_orders_beyond_the_kept_number_are_forgotten(
     assert [f.client_order_id for f in again.fills()] == cids[2:]
     assert [again.order(c) is not None for c in cids] == [False, False, True, True, True]
     assert again.positions()[0].quantity == 5  # the account itself forgets nothing
+
+
+def test_an_account_without_a_file_forgets_old_records_in_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(paper_account, "KEPT", 2)
+    broker = PaperBroker(PaperBroker.Settings(commission="none"))
+    broker.clock = ManualClock(T0)
+    broker.connect()
+    cids, held = [], []
+    for day in range(9):
+        feed(broker, bar(ts=day, open=100))
+        cids.append(broker.place(intent("buy", 1)).client_order_id)
+        held.append(len(broker.fills()))
+    feed(broker, bar(ts=9, open=100))
+    # Twice the kept number at most, then back to it: memory stays flat.
+    assert max(held) == 4 and held[-1] <= 4
+    assert [f.client_order_id for f in broker.fills()] == cids[-len(broker.fills()) :]
+    assert broker.order(cids[0]) is None and broker.order(cids[-1]) is not None
+    assert broker.positions()[0].quantity == 9  # the account itself forgets nothing
+
+
+def test_records_forgotten_between_saves_leave_the_file_in_step(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The account forgets (down to 1, past 2) more eagerly than the file trims
+    # (to 10): each save must write exactly the fills the account still holds.
+    monkeypatch.setattr(paper_account, "KEPT", 1)
+    monkeypatch.setattr(paper_state, "KEPT", 10)
+    broker = open_account(path, commission="none")
+    cids = []
+    for day in range(7):
+        feed(broker, bar(ts=day, open=100))
+        cids.append(broker.place(intent("buy", 1)).client_order_id)
+        saved = json.loads(path.read_text())["fills"]
+        assert [f["client_order_id"] for f in saved] == [f.client_order_id for f in broker.fills()]
+    feed(broker, bar(ts=7, open=100))
+    kept = [f.client_order_id for f in broker.fills()]
+    assert kept and kept == cids[-len(kept) :]
+    broker.disconnect()
+
+    again = open_account(path, commission="none")
+    assert [f.client_order_id for f in again.fills()] == kept
+    assert again.positions()[0].quantity == 7
 
 
 def test_a_pipeline_run_continues_the_account_of_the_run_before(tmp_path: Path) -> None:
