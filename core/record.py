@@ -22,6 +22,14 @@ _new = object.__new__
 _set = object.__setattr__
 
 
+# BaseModel's own slots, set through their descriptors: cheaper than setattr.
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+#: Each record class's template and factories, by class (see :meth:`Record._prepare`).
+_prepared: dict[type[Any], tuple[dict[str, Any], tuple[tuple[str, Any], ...]]] = {}
+
+
 class Record(BaseModel):
     """A pydantic model with a fast constructor for trusted data."""
 
@@ -64,17 +72,18 @@ class Record(BaseModel):
         validated inputs; anything from outside goes through the normal
         constructor.
         """
-        template = cls.__dict__.get("_template")
-        if template is None:
-            template = cls._prepare()
+        try:
+            template, factories = _prepared[cls]
+        except KeyError:
+            template, factories = _prepared[cls] = (cls._prepare(), cls._factories)
         data = {**template, **values}
-        if cls._factories:
-            for name, factory in cls._factories:
+        if factories:
+            for name, factory in factories:
                 if name not in values:
                     data[name] = factory()
         obj = _new(cls)
         _set(obj, "__dict__", data)
-        _set(obj, "__pydantic_fields_set__", set(values))
-        _set(obj, "__pydantic_extra__", None)
-        _set(obj, "__pydantic_private__", None)
+        _set_fields_set(obj, set(values))
+        _set_extra(obj, None)
+        _set_private(obj, None)
         return obj
