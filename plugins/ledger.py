@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 from typing import Any
@@ -274,31 +275,46 @@ class Ledger:
         latest such replay stands for them. Oldest first; ``limit`` keeps the
         most recent points.
         """
+        newest = (col(AccountRow.ts).desc(), col(AccountRow.id).desc())
+        points: list[AccountRow] = []
         try:
             with self._session() as s:
-                newest = (col(AccountRow.ts).desc(), col(AccountRow.id).desc())
                 latest = s.scalars(select(AccountRow).order_by(*newest).limit(1)).first()
                 if latest is None:
                     return []
-                rows = s.scalars(
-                    select(AccountRow)
-                    .where(col(AccountRow.account_id) == latest.account_id)
-                    .order_by(*newest)
-                )
-                runs: dict[str, list[AccountRow]] = {}
-                for row in rows:
-                    runs.setdefault(row.run_id, []).append(row)
+                account = col(AccountRow.account_id) == latest.account_id
+                # Each run's span, from the index alone; only the rows of the runs
+                # chosen (up to ``limit``) are read.
+                spans = s.execute(
+                    select(
+                        col(AccountRow.run_id),
+                        func.max(AccountRow.ts),
+                        func.min(AccountRow.ts),
+                        func.max(AccountRow.id),
+                    )
+                    .where(account)
+                    .group_by(col(AccountRow.run_id))
+                ).all()
+                oldest: dt.datetime | None = None
+                # Runs by their newest snapshot, newest first.
+                for run_id, last, first, _last_id in sorted(
+                    spans, key=lambda span: (span[1], span[3]), reverse=True
+                ):
+                    if oldest is not None and last > oldest:
+                        continue
+                    query = (
+                        select(AccountRow)
+                        .where(account & (col(AccountRow.run_id) == run_id))
+                        .order_by(*newest)
+                    )
+                    if limit:
+                        query = query.limit(limit - len(points))
+                    points.extend(s.scalars(query))
+                    oldest = first
+                    if limit and len(points) >= limit:
+                        break
         except SQLAlchemyError as exc:
             raise self._guard("account snapshots") from exc
-        points: list[AccountRow] = []
-        # Newest first within each run, and runs by their newest snapshot.
-        for snapshots in sorted(runs.values(), key=lambda r: (r[0].ts, r[0].id), reverse=True):
-            if points and snapshots[0].ts > points[-1].ts:
-                continue
-            points.extend(snapshots)
-            if limit and len(points) >= limit:
-                del points[limit:]
-                break
         points.reverse()
         return points
 

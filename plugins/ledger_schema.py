@@ -227,6 +227,12 @@ class PositionRow(_Ledger, table=True):
 
 class AccountRow(_Ledger, table=True):
     __tablename__ = "account_snapshots"
+    # The equity curve finds the latest snapshot by time, then each run's span
+    # and points of one account.
+    __table_args__ = (
+        Index("ix_account_snapshots_ts", "ts"),
+        Index("ix_account_snapshots_account_run_ts", "account_id", "run_id", "ts"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(max_length=64, index=True)

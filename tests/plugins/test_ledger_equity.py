@@ -85,5 +85,11 @@ def test_overlapping_replays_do_not_interleave(tmp_path: Path) -> None:
             "replay-2",
             "order",
         ]
+        # A limit inside a run keeps that run's latest points, still oldest first.
+        assert [(r.run_id, r.equity) for r in Ledger(engine, "test").equity_curve(limit=3)] == [
+            ("replay-2", Decimal(99_980)),
+            ("replay-2", Decimal(99_970)),
+            ("order", Decimal(99_900)),
+        ]
     finally:
         engine.dispose()
