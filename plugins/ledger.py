@@ -465,11 +465,12 @@ class Ledger:
                     )
                 }
                 latest: dict[tuple[str, str], OrderEventRow] = {}
+                cids = {o.client_order_id for o in orders.values()}
                 for e in s.scalars(
                     select(OrderEventRow)
                     .where(
                         col(OrderEventRow.run_id).in_(runs)
-                        & col(OrderEventRow.decision_id).in_(ids)
+                        & col(OrderEventRow.client_order_id).in_(cids)
                     )
                     .order_by(col(OrderEventRow.seq))
                 ):
@@ -523,18 +524,31 @@ class Ledger:
         try:
             with self._session() as s:
                 pairs: set[tuple[str, str]] = set()
-                for model in (DecisionRow, OrderRow, VerdictRow):
-                    name = "decision_id" if model is DecisionRow else "client_order_id"
-                    field = getattr(model, name)
+                for model, field in (
+                    (DecisionRow, DecisionRow.decision_id),
+                    (OrderRow, OrderRow.client_order_id),
+                ):
                     stmt = select(col(model.run_id), col(model.decision_id)).where(
                         col(field) == key
                     )
                     pairs.update((r, d) for r, d in s.execute(stmt))
-                if not pairs:
-                    stmt = select(col(VerdictRow.run_id), col(VerdictRow.decision_id)).where(
-                        col(VerdictRow.decision_id) == key
+                # A decision refused before it became an order is known by its
+                # verdicts alone, which carry its client order id: a repeat, in a
+                # later run, of a decision an earlier run sent, say. Its decision
+                # id is one already found, when there is one (all indexed reads).
+                ids = {d for _r, d in pairs}
+                verdict = select(col(VerdictRow.run_id), col(VerdictRow.decision_id))
+                if ids:
+                    verdict = verdict.where(
+                        col(VerdictRow.decision_id).in_(ids)
+                        & (col(VerdictRow.client_order_id) == key)
                     )
-                    pairs.update((r, d) for r, d in s.execute(stmt))
+                else:
+                    verdict = verdict.where(
+                        (col(VerdictRow.decision_id) == key)
+                        | (col(VerdictRow.client_order_id) == key)
+                    )
+                pairs.update((r, d) for r, d in s.execute(verdict))
                 out = []
                 for run_id, decision_id in pairs:
                     out.append(self._chain(s, run_id, decision_id))

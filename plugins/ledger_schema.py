@@ -96,7 +96,10 @@ class RunRow(_Ledger, table=True):
 
 class DecisionRow(_Ledger, table=True):
     __tablename__ = "decisions"
-    __table_args__ = (Index("ix_decisions_run_decision", "run_id", "decision_id"),)
+    __table_args__ = (
+        Index("ix_decisions_run_decision", "run_id", "decision_id"),
+        Index("ix_decisions_decision", "decision_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(max_length=64)
@@ -131,7 +134,7 @@ class RejectedDecisionRow(_Ledger, table=True):
 
 class VerdictRow(_Ledger, table=True):
     __tablename__ = "verdicts"
-    __table_args__ = (Index("ix_verdicts_run_order", "run_id", "client_order_id"),)
+    __table_args__ = (Index("ix_verdicts_decision", "decision_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(max_length=64)
@@ -149,7 +152,11 @@ class VerdictRow(_Ledger, table=True):
 
 class OrderRow(_Ledger, table=True):
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("run_id", "client_order_id", name="uq_orders_run_cid"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "client_order_id", name="uq_orders_run_cid"),
+        Index("ix_orders_client_order", "client_order_id"),
+        Index("ix_orders_decision", "decision_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(max_length=64)

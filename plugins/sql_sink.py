@@ -69,6 +69,12 @@ def _figures_json(figures: dict[str, Any]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+#: The writer process's page cache (64 MiB, taken as pages are used): index
+#: entries keyed by hashed ids land on random pages, which a small cache would
+#: read and write again for every batch.
+WRITER_CACHE = "PRAGMA cache_size=-65536"
+
+
 class _Timestamps:
     """ISO text of a timestamp, remembering the last one: records come in runs
     sharing the time of the bar that caused them."""
@@ -159,7 +165,7 @@ class SqlSink(Sink):
             if database and database != ":memory:":
                 try:
                     self._writer = WriterProcess(
-                        database, sqlite_pragmas(self.settings.synchronous)
+                        database, [*sqlite_pragmas(self.settings.synchronous), WRITER_CACHE]
                     )
                 except WriterError as exc:
                     raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc

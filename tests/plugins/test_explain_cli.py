@@ -107,3 +107,20 @@ def test_explain_an_unknown_id_exits_2(workdir: Path) -> None:
     result = invoke("explain", "nope")
     assert result.exit_code == 2
     assert "knows no decision or order 'nope'" in result.output
+
+
+def test_explain_by_client_order_id_finds_a_repeat_refused_in_a_later_run(
+    workdir: Path,
+) -> None:
+    assert execute(DECISION).exit_code == 0
+    repeat = execute(DECISION)
+    assert repeat.exit_code == 1, repeat.output  # the same decision again: never sent twice
+    [first] = json.loads(invoke("explain", "ai-7", "--json").stdout)[:1]
+    cid = first["orders"][0]["order"]["client_order_id"]
+    chains = json.loads(invoke("explain", cid, "--json").stdout)
+    assert len(chains) == 2
+    sent, refused = chains
+    assert sent["run_id"] != refused["run_id"]
+    assert [o["order"]["client_order_id"] for o in sent["orders"]] == [cid]
+    assert refused["orders"] == []
+    assert [(v["filter"], v["outcome"]) for v in refused["verdicts"]] == [("duplicate", "deny")]
