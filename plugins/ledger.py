@@ -100,13 +100,17 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("order events") from exc
 
-    def _latest_events(self, run_id: str) -> Any:
+    def _latest_events(self, run_id: str, among: Any = None) -> Any:
+        """The latest status change of each order of the run (``among``: of those ids)."""
+        mine = col(OrderEventRow.run_id) == run_id
+        if among is not None:
+            mine = mine & col(OrderEventRow.client_order_id).in_(among)
         last = (
             select(
                 col(OrderEventRow.client_order_id).label("cid"),
                 func.max(OrderEventRow.seq).label("seq"),
             )
-            .where(col(OrderEventRow.run_id) == run_id)
+            .where(mine)
             .group_by(col(OrderEventRow.client_order_id))
             .subquery()
         )
@@ -117,14 +121,28 @@ class Ledger:
                 (col(OrderEventRow.client_order_id) == last.c.cid)
                 & (col(OrderEventRow.seq) == last.c.seq),
             )
+            .where(mine)
+        )
+
+    @staticmethod
+    def _unfinished(run_id: str) -> Any:
+        """Client order ids of the run's orders that have a history but no final status.
+
+        A final status is always an order's last, so these are found by what
+        their history lacks, without reading each order's latest change.
+        """
+        final = case((col(OrderEventRow.status).in_(TERMINAL_STATES), 1), else_=0)
+        return (
+            select(col(OrderEventRow.client_order_id))
             .where(col(OrderEventRow.run_id) == run_id)
+            .group_by(col(OrderEventRow.client_order_id))
+            .having(func.sum(final) == 0)
         )
 
     def orders(self, run_id: str, limit: int | None = None) -> list[tuple[OrderRow, str, str]]:
         """Orders with their current status and the reason of their last change."""
         try:
             with self._session() as s:
-                latest = {e.client_order_id: e for e in s.scalars(self._latest_events(run_id))}
                 stmt = (
                     select(OrderRow)
                     .where(col(OrderRow.run_id) == run_id)
@@ -132,8 +150,14 @@ class Ledger:
                 )
                 if limit:
                     stmt = stmt.limit(limit)
+                rows = list(s.scalars(stmt))
+                # Only the shown orders' histories are read when there is a limit.
+                among = [row.client_order_id for row in rows] if limit else None
+                latest = {
+                    e.client_order_id: e for e in s.scalars(self._latest_events(run_id, among))
+                }
                 out = []
-                for row in s.scalars(stmt):
+                for row in rows:
                     event = latest.get(row.client_order_id)
                     out.append(
                         (
@@ -169,12 +193,11 @@ class Ledger:
                 runs = list(s.scalars(select(col(RunRow.run_id)).where(which)))
                 out: list[Unsettled] = []
                 for run_id in runs:
-                    latest = {e.client_order_id: e for e in s.scalars(self._latest_events(run_id))}
-                    open_ids = [
-                        cid
-                        for cid, e in latest.items()
-                        if e.status not in TERMINAL_STATES and e.status != "initialized"
-                    ]
+                    latest = {
+                        e.client_order_id: e
+                        for e in s.scalars(self._latest_events(run_id, self._unfinished(run_id)))
+                    }
+                    open_ids = [cid for cid, e in latest.items() if e.status != "initialized"]
                     if not open_ids:
                         continue
                     # Executions of the order recorded by any run, by execution id: a
@@ -347,13 +370,7 @@ class Ledger:
             return states, sent  # every order with a history has ended
         # The unfinished orders are found first (few, as a rule); only their
         # histories are read, through the (run, order) index.
-        terminal = case((col(OrderEventRow.status).in_(TERMINAL_STATES), 1), else_=0)
-        unfinished = (
-            select(col(OrderEventRow.client_order_id))
-            .where(col(OrderEventRow.run_id) == run_id)
-            .group_by(col(OrderEventRow.client_order_id))
-            .having(func.sum(terminal) == 0)
-        )
+        unfinished = self._unfinished(run_id)
         latest: dict[str, str] = {}
         for cid, status in s.execute(
             select(col(OrderEventRow.client_order_id), col(OrderEventRow.status))

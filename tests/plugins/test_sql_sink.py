@@ -451,7 +451,20 @@ def test_summary_counts_each_order_once_by_its_latest_status(target: Target) -> 
         for status in statuses:
             sink.record_order_event(order.transition(status, T))
     sink.close(run_info(), bars=1, status="completed")
-    orders = Ledger(target.sink().engine(), "x").summary("r1")["orders"]
+    ledger = Ledger(target.sink().engine(), "x")
+    statuses = [(row.client_order_id, status) for row, status, _ in ledger.orders("r1")]
+    assert statuses == [
+        ("tp-sub", "submitted"),
+        ("tp-acc", "accepted"),
+        ("tp-unk", "unknown"),
+        ("tp-den", "denied"),
+        ("tp-can", "canceled"),
+    ]
+    # A limit reads only the shown orders' histories, to the same answer.
+    assert [(row.client_order_id, status) for row, status, _ in ledger.orders("r1", 2)] == (
+        statuses[:2]
+    )
+    orders = ledger.summary("r1")["orders"]
     assert orders == {
         "total": 5,
         "submitted": 4,
