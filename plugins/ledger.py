@@ -151,8 +151,9 @@ class Ledger:
                 if limit:
                     stmt = stmt.limit(limit)
                 rows = list(s.scalars(stmt))
-                # Only the shown orders' histories are read when there is a limit.
-                among = [row.client_order_id for row in rows] if limit else None
+                # Only the shown orders' histories are read when a limit shows few
+                # (an id list longer than that would exceed a driver's parameters).
+                among = [row.client_order_id for row in rows] if limit and limit <= 1000 else None
                 latest = {
                     e.client_order_id: e for e in s.scalars(self._latest_events(run_id, among))
                 }
