@@ -1,4 +1,8 @@
-"""Reading the ledger: runs, decisions, orders with their status, fills, summaries."""
+"""Reading the ledger: runs, decisions, orders with their status, fills, snapshots.
+
+A run's summary is built in :mod:`.ledger_summary`, a decision's history and the
+latest activity in :mod:`.ledger_history`.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 from tradepipe import PersistenceError
-from tradepipe.logs import mask_account
-from tradepipe.money import ZERO, fmt
-from tradepipe.orders import TERMINAL, WORKING, OrderIntent, OrderStatus
+from tradepipe.money import ZERO
+from tradepipe.orders import OrderIntent, OrderStatus
+from tradepipe.plugins import ledger_history as history
+from tradepipe.plugins import ledger_summary as summaries
 from tradepipe.plugins.ledger_schema import (
     AccountRow,
     DecisionRow,
@@ -26,11 +31,6 @@ from tradepipe.plugins.ledger_schema import (
     VerdictRow,
 )
 from tradepipe.sink import Unsettled
-
-TERMINAL_STATES = tuple(sorted(status.value for status in TERMINAL))
-ORDER_STATES = tuple(status.value for status in OrderStatus)
-#: Latest statuses of an order that is still alive at the broker.
-OPEN_STATES = tuple(status.value for status in WORKING if status is not OrderStatus.UNKNOWN)
 
 
 class Ledger:
@@ -124,21 +124,6 @@ class Ledger:
             .where(mine)
         )
 
-    @staticmethod
-    def _unfinished(run_id: str) -> Any:
-        """Client order ids of the run's orders that have a history but no final status.
-
-        A final status is always an order's last, so these are found by what
-        their history lacks, without reading each order's latest change.
-        """
-        final = case((col(OrderEventRow.status).in_(TERMINAL_STATES), 1), else_=0)
-        return (
-            select(col(OrderEventRow.client_order_id))
-            .where(col(OrderEventRow.run_id) == run_id)
-            .group_by(col(OrderEventRow.client_order_id))
-            .having(func.sum(final) == 0)
-        )
-
     def orders(self, run_id: str, limit: int | None = None) -> list[tuple[OrderRow, str, str]]:
         """Orders with their current status and the reason of their last change."""
         try:
@@ -196,7 +181,9 @@ class Ledger:
                 for run_id in runs:
                     latest = {
                         e.client_order_id: e
-                        for e in s.scalars(self._latest_events(run_id, self._unfinished(run_id)))
+                        for e in s.scalars(
+                            self._latest_events(run_id, summaries.unfinished(run_id))
+                        )
                     }
                     open_ids = [cid for cid, e in latest.items() if e.status != "initialized"]
                     if not open_ids:
@@ -342,287 +329,34 @@ class Ledger:
         points.reverse()
         return points
 
-    def _status_counts(self, s: Session, run_id: str) -> tuple[dict[str, int], int]:
-        """How many orders of the run are in each status now, and how many were sent.
-
-        A terminal status is always an order's last, and no order reaches one
-        twice: terminal statuses are counted straight from the events, in the
-        same pass that counts the orders with any history (each has exactly one
-        first event). Only when some of those never ended is their latest
-        event looked up.
-        """
-        states = dict.fromkeys(ORDER_STATES, 0)
-        first = func.sum(case((col(OrderEventRow.seq) == 1, 1), else_=0))
-        counts = {
-            status: (int(n), int(firsts or 0))
-            for status, n, firsts in s.execute(
-                select(col(OrderEventRow.status), func.count(), first)
-                .where(col(OrderEventRow.run_id) == run_id)
-                .group_by(col(OrderEventRow.status))
-            )
-        }
-        ended = 0
-        for status in TERMINAL_STATES:
-            n = counts.get(status, (0, 0))[0]
-            states[status] = n
-            ended += n
-        sent = counts.get(OrderStatus.SUBMITTED.value, (0, 0))[0]
-        if ended == sum(firsts for _n, firsts in counts.values()):
-            return states, sent  # every order with a history has ended
-        # The unfinished orders are found first (few, as a rule); only their
-        # histories are read, through the (run, order) index.
-        unfinished = self._unfinished(run_id)
-        latest: dict[str, str] = {}
-        for cid, status in s.execute(
-            select(col(OrderEventRow.client_order_id), col(OrderEventRow.status))
-            .where(col(OrderEventRow.run_id) == run_id)
-            .where(col(OrderEventRow.client_order_id).in_(unfinished))
-            .order_by(col(OrderEventRow.seq))
-        ):
-            latest[cid] = status
-        for status in latest.values():
-            states[status] += 1
-        return states, sent
-
     def summary(self, run_id: str) -> dict[str, Any]:
-        """The run's figures, all read from the ledger."""
+        """The run's figures, all read from the ledger (see :mod:`.ledger_summary`)."""
         run = self.run(run_id)
         if run is None:
             raise PersistenceError(f"no run {run_id} in the ledger at {self.where}")
         try:
             with self._session() as s:
-
-                def count(model: Any) -> int:
-                    stmt = (
-                        select(func.count()).select_from(model).where(col(model.run_id) == run_id)
-                    )
-                    return int(s.scalar(stmt) or 0)
-
-                states, sent = self._status_counts(s, run_id)
-                # Summed in Python: SQLite would add the decimal text as floats.
-                # Grouped first: a run's fills share a handful of distinct amounts.
-                commissions = sum(
-                    (
-                        amount * n
-                        for amount, n in s.execute(
-                            select(col(FillRow.commission), func.count())
-                            .where(col(FillRow.run_id) == run_id)
-                            .group_by(col(FillRow.commission))
-                        )
-                    ),
-                    ZERO,
-                )
-                decisions = count(DecisionRow)
-                rejected = count(RejectedDecisionRow)
-                orders = count(OrderRow)
-                fills = count(FillRow)
+                counts = summaries.figures(s, run_id)
         except SQLAlchemyError as exc:
             raise self._guard("the run summary") from exc
         positions, account = self.positions(run_id)
-        return {
-            "run_id": run.run_id,
-            "status": run.status,
-            "env": run.env,
-            "broker": run.broker,
-            "feed": run.feed,
-            "ledger": self.where,
-            "bars": run.bars,
-            "decisions": decisions,
-            "decisions_rejected": rejected,
-            "orders": {
-                "total": orders,
-                "submitted": sent,
-                "denied": states["denied"],
-                "rejected": states["rejected"],
-                "filled": states["filled"],
-                "canceled": states["canceled"],
-                "expired": states["expired"],
-                "open": sum(states[k] for k in OPEN_STATES),
-                "unknown": states["unknown"],
-            },
-            "fills": fills,
-            "commissions": fmt(commissions),
-            "positions": [position_json(p) for p in positions],
-            "account_id": mask_account(account.account_id) if account else None,
-            "cash": fmt(account.cash) if account else None,
-            "equity": fmt(account.equity) if account else None,
-            "realized_pnl": fmt(account.realized_pnl) if account else None,
-            "unrealized_pnl": fmt(account.unrealized_pnl) if account else None,
-        }
+        return summaries.document(run, counts, positions, account, self.where)
 
     def recent(self, limit: int = 50) -> dict[str, list[dict[str, Any]]]:
-        """The latest decisions of any run, each with its verdicts and order, and fills.
-
-        ``decisions``: newest first, each with ``verdicts`` (filter, outcome,
-        reason, in the order judged) and ``order`` (client order id and latest
-        status, or ``None`` when no order was made). ``rejected``: documents
-        refused before they became decisions. ``fills``: newest first.
-        """
+        """The latest activity of any run (see :func:`.ledger_history.recent`)."""
         try:
             with self._session() as s:
-                decisions = list(
-                    s.scalars(select(DecisionRow).order_by(col(DecisionRow.id).desc()).limit(limit))
-                )
-                ids = {d.decision_id for d in decisions}
-                runs = {d.run_id for d in decisions}
-                verdicts: dict[tuple[str, str], list[dict[str, Any]]] = {}
-                for v in s.scalars(
-                    select(VerdictRow)
-                    .where(col(VerdictRow.run_id).in_(runs) & col(VerdictRow.decision_id).in_(ids))
-                    .order_by(col(VerdictRow.id))
-                ):
-                    verdicts.setdefault((v.run_id, v.decision_id), []).append(
-                        {"filter": v.filter, "outcome": v.outcome, "reason": v.reason}
-                    )
-                orders: dict[tuple[str, str], OrderRow] = {
-                    (o.run_id, o.decision_id): o
-                    for o in s.scalars(
-                        select(OrderRow).where(
-                            col(OrderRow.run_id).in_(runs) & col(OrderRow.decision_id).in_(ids)
-                        )
-                    )
-                }
-                latest: dict[tuple[str, str], OrderEventRow] = {}
-                cids = {o.client_order_id for o in orders.values()}
-                for e in s.scalars(
-                    select(OrderEventRow)
-                    .where(
-                        col(OrderEventRow.run_id).in_(runs)
-                        & col(OrderEventRow.client_order_id).in_(cids)
-                    )
-                    .order_by(col(OrderEventRow.seq))
-                ):
-                    latest[(e.run_id, e.client_order_id)] = e
-                rejected = list(
-                    s.scalars(
-                        select(RejectedDecisionRow)
-                        .order_by(col(RejectedDecisionRow.id).desc())
-                        .limit(limit)
-                    )
-                )
-                fills = list(
-                    s.scalars(select(FillRow).order_by(col(FillRow.id).desc()).limit(limit))
-                )
+                return history.recent(s, limit)
         except SQLAlchemyError as exc:
             raise self._guard("recent activity") from exc
 
-        def order(d: DecisionRow) -> dict[str, Any] | None:
-            o = orders.get((d.run_id, d.decision_id))
-            if o is None:
-                return None
-            event = latest.get((o.run_id, o.client_order_id))
-            return {
-                "client_order_id": o.client_order_id,
-                "side": o.side,
-                "quantity": fmt(o.quantity),
-                "status": event.status if event else "initialized",
-                "reason": event.reason if event else "",
-            }
-
-        return {
-            "decisions": [
-                {
-                    **d.model_dump(mode="json", exclude={"id", "extra"}),
-                    "verdicts": verdicts.get((d.run_id, d.decision_id), []),
-                    "order": order(d),
-                }
-                for d in decisions
-            ],
-            "rejected": [r.model_dump(mode="json", exclude={"id"}) for r in rejected],
-            "fills": [f.model_dump(mode="json", exclude={"id"}) for f in fills],
-        }
-
     def chains(self, key: str) -> list[dict[str, Any]]:
-        """Everything recorded about a decision id or a client order id, in any run.
-
-        One chain per run and decision: the decision (``None`` if only its order
-        is known), every verdict in order, each order with its status changes
-        and fills. Empty when the ledger knows nothing of ``key``.
-        """
+        """Everything recorded about a decision or order id (see :func:`.ledger_history.chains`)."""
         try:
             with self._session() as s:
-                pairs: set[tuple[str, str]] = set()
-                for model, field in (
-                    (DecisionRow, DecisionRow.decision_id),
-                    (OrderRow, OrderRow.client_order_id),
-                ):
-                    stmt = select(col(model.run_id), col(model.decision_id)).where(
-                        col(field) == key
-                    )
-                    pairs.update((r, d) for r, d in s.execute(stmt))
-                # A decision refused before it became an order is known by its
-                # verdicts alone, which carry its client order id: a repeat, in a
-                # later run, of a decision an earlier run sent, say. Its decision
-                # id is one already found, when there is one (all indexed reads).
-                ids = {d for _r, d in pairs}
-                verdict = select(col(VerdictRow.run_id), col(VerdictRow.decision_id))
-                if ids:
-                    verdict = verdict.where(
-                        col(VerdictRow.decision_id).in_(ids)
-                        & (col(VerdictRow.client_order_id) == key)
-                    )
-                else:
-                    verdict = verdict.where(
-                        (col(VerdictRow.decision_id) == key)
-                        | (col(VerdictRow.client_order_id) == key)
-                    )
-                pairs.update((r, d) for r, d in s.execute(verdict))
-                out = []
-                for run_id, decision_id in pairs:
-                    out.append(self._chain(s, run_id, decision_id))
+                return history.chains(s, key)
         except SQLAlchemyError as exc:
             raise self._guard("the decision's history") from exc
-        out.sort(key=lambda c: (c["started_at"] or "", c["run_id"]))
-        return out
-
-    def _chain(self, s: Session, run_id: str, decision_id: str) -> dict[str, Any]:
-        def where(model: Any) -> Any:
-            return (col(model.run_id) == run_id) & (col(model.decision_id) == decision_id)
-
-        run = s.get(RunRow, run_id)
-        decision = s.scalars(select(DecisionRow).where(where(DecisionRow))).first()
-        verdicts = s.scalars(
-            select(VerdictRow).where(where(VerdictRow)).order_by(col(VerdictRow.id))
-        )
-        orders = []
-        for order in s.scalars(select(OrderRow).where(where(OrderRow)).order_by(col(OrderRow.id))):
-            cid = order.client_order_id
-            events = s.scalars(
-                select(OrderEventRow)
-                .where(
-                    (col(OrderEventRow.run_id) == run_id)
-                    & (col(OrderEventRow.client_order_id) == cid)
-                )
-                .order_by(col(OrderEventRow.seq))
-            )
-            fills = s.scalars(
-                select(FillRow)
-                .where((col(FillRow.run_id) == run_id) & (col(FillRow.client_order_id) == cid))
-                .order_by(col(FillRow.id))
-            )
-            orders.append(
-                {
-                    "order": order.model_dump(mode="json", exclude={"id", "run_id"}),
-                    "events": [e.model_dump(mode="json", exclude={"id", "run_id"}) for e in events],
-                    "fills": [f.model_dump(mode="json", exclude={"id", "run_id"}) for f in fills],
-                }
-            )
-        return {
-            "run_id": run_id,
-            "started_at": run.started_at.isoformat() if run else None,
-            "decision_id": decision_id,
-            "decision": (
-                decision.model_dump(mode="json", exclude={"id", "run_id"}) if decision else None
-            ),
-            "verdicts": [
-                {
-                    **v.model_dump(mode="json", exclude={"id", "run_id", "figures"}),
-                    "figures": json.loads(v.figures or "{}"),
-                }
-                for v in verdicts
-            ],
-            "orders": orders,
-        }
 
 
 def _intent(row: OrderRow) -> OrderIntent:
@@ -648,19 +382,3 @@ def _intent(row: OrderRow) -> OrderIntent:
             "option_risk": json.loads(row.option_risk) if row.option_risk else None,
         }
     )
-
-
-def position_json(p: PositionRow) -> dict[str, Any]:
-    value = p.quantity * p.mark_price * p.multiplier if p.mark_price is not None else None
-    unrealized = None
-    if p.mark_price is not None:
-        unrealized = (p.mark_price - p.avg_cost) * p.quantity * p.multiplier
-    return {
-        "symbol": p.symbol,
-        "quantity": fmt(p.quantity),
-        "avg_cost": fmt(p.avg_cost),
-        "mark_price": fmt(p.mark_price),
-        "market_value": fmt(value),
-        "unrealized_pnl": fmt(unrealized),
-        "realized_pnl": fmt(p.realized_pnl),
-    }

@@ -12,8 +12,9 @@ from tradepipe.errors import ConfigError, PersistenceError
 from tradepipe.logs import mask_account
 from tradepipe.money import fmt
 from tradepipe.pipeline import make_component
-from tradepipe.plugins.ledger import Ledger, position_json
+from tradepipe.plugins.ledger import Ledger
 from tradepipe.plugins.ledger_schema import LotRealizationRow, TaxLotRow
+from tradepipe.plugins.ledger_summary import position_json
 from tradepipe.plugins.tax_lots import Method
 from tradepipe.plugins.tax_lots_db import Totals, rebuilt_lots, tax_report
 
