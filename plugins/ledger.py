@@ -179,11 +179,12 @@ class Ledger:
                 runs = list(s.scalars(select(col(RunRow.run_id)).where(which)))
                 out: list[Unsettled] = []
                 for run_id in runs:
+                    unfinished = list(s.scalars(summaries.unfinished(run_id)))
+                    if not unfinished:
+                        continue  # one pass over the run's history, as a rule
                     latest = {
                         e.client_order_id: e
-                        for e in s.scalars(
-                            self._latest_events(run_id, summaries.unfinished(run_id))
-                        )
+                        for e in s.scalars(self._latest_events(run_id, unfinished))
                     }
                     open_ids = [cid for cid, e in latest.items() if e.status != "initialized"]
                     if not open_ids:
