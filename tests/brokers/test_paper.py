@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from paper_support import feed
 from tradepipe import (
     BrokerAuthError,
     BrokerRejectedError,
@@ -39,17 +40,6 @@ def make_broker(**settings: Any) -> PaperBroker:
     broker.connect()
     broker.clock = ManualClock(T0)
     return broker
-
-
-def feed(broker: PaperBroker, *bars: Bar) -> list[Any]:
-    """Show ``bars`` to the broker, the clock at each bar's time first; return the events."""
-    clock = broker.clock
-    assert isinstance(clock, ManualClock)
-    events: list[Any] = []
-    for b in bars:
-        clock.set(b.ts)
-        events.extend(broker.on_bar(b))
-    return events
 
 
 def report(broker: PaperBroker, cid: str) -> OrderReport:

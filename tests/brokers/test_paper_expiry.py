@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paper_support import feed
 from tradepipe import (
     Action,
     Bar,
@@ -78,16 +79,6 @@ def order(
         created_at=at(2),
         instrument=instrument,
     )
-
-
-def feed(broker: PaperBroker, *bars: Bar) -> list[Any]:
-    clock = broker.clock
-    assert isinstance(clock, ManualClock)
-    events: list[Any] = []
-    for b in bars:
-        clock.set(b.ts)
-        events.extend(broker.on_bar(b))
-    return events
 
 
 def fills(events: list[Any]) -> list[Fill]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paper_support import feed
 from tradepipe import (
     BrokerRejectedError,
     BrokerUnavailableError,
@@ -33,7 +34,6 @@ from tradepipe import (
 )
 from tradepipe.brokers import paper_account, paper_state
 from tradepipe.brokers.paper import PaperBroker
-from tradepipe.market import Bar
 from tradepipe.testing import T0, MemorySink, bar, bars_from_closes, replay
 
 _ids = itertools.count(1)
@@ -44,16 +44,6 @@ def open_account(path: Path, **settings: Any) -> PaperBroker:
     broker.clock = ManualClock(T0)
     broker.connect()
     return broker
-
-
-def feed(broker: PaperBroker, *bars: Bar) -> list[Any]:
-    clock = broker.clock
-    assert isinstance(clock, ManualClock)
-    events: list[Any] = []
-    for b in bars:
-        clock.set(b.ts)
-        events.extend(broker.on_bar(b))
-    return events
 
 
 def intent(
