@@ -27,7 +27,7 @@ from pydantic import Field, field_validator
 from tradepipe import hookimpl
 from tradepipe.brokers.ibkr.broker import WebApiBroker, WebApiSettings
 from tradepipe.brokers.ibkr.client import WebApiClient
-from tradepipe.brokers.ibkr.pacing import GATEWAY_RATE, Pacer
+from tradepipe.brokers.ibkr.pacing import GATEWAY_RATE
 from tradepipe.errors import BrokerAuthError, ConfigError
 
 log = logging.getLogger("tradepipe.brokers.client_portal")
@@ -138,14 +138,6 @@ class ClientPortalBroker(WebApiBroker):
 
     def make_authenticator(self) -> GatewayLogin:
         return GatewayLogin(self.login_url)
-
-    def make_pacer(self) -> Pacer:
-        return Pacer(
-            self.settings.requests_per_second,
-            penalty_seconds=self.settings.penalty_seconds,
-            monotonic=self.monotonic,
-            sleep=self.sleep,
-        )
 
 
 @hookimpl

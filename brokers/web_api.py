@@ -44,7 +44,7 @@ from tradepipe.brokers.ibkr.oauth import (
     wall_time,
 )
 from tradepipe.brokers.ibkr.oauth_login import AUTHORIZE_URL, Consumer
-from tradepipe.brokers.ibkr.pacing import OAUTH_RATE, Pacer
+from tradepipe.brokers.ibkr.pacing import OAUTH_RATE
 from tradepipe.errors import ConfigError
 from tradepipe.logs import add_secrets
 
@@ -219,14 +219,6 @@ class WebApiOAuthBroker(WebApiBroker):
             else self._verify
         )
         return httpx.Client(verify=verify, timeout=self.settings.timeout_seconds, headers=headers)
-
-    def make_pacer(self) -> Pacer:
-        return Pacer(
-            self.settings.requests_per_second,
-            penalty_seconds=self.settings.penalty_seconds,
-            monotonic=self.monotonic,
-            sleep=self.sleep,
-        )
 
     def make_authenticator(self) -> Authenticator:
         return self.authenticator

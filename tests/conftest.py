@@ -27,6 +27,17 @@ POSTGRES = os.environ.get(
 )
 
 
+@pytest.fixture(autouse=True)
+def private_state_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test its own ``$XDG_STATE_HOME``: state shared between processes (IBKR's
+    pacing budget) stays within the test and never touches the real home folder."""
+    folder = tmp_path_factory.mktemp("state-home")
+    monkeypatch.setenv("XDG_STATE_HOME", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> str | None:
     """The PostgreSQL URL if a server answers, else ``None``."""

@@ -42,7 +42,17 @@ from tradepipe.brokers.ibkr.orders import (
     submit,
     ticket,
 )
-from tradepipe.brokers.ibkr.pacing import PENALTY_SECONDS, Pacer
+from tradepipe.brokers.ibkr.pacing import (
+    GATEWAY_RATE,
+    MARGIN,
+    MARGIN_SECONDS,
+    OAUTH_RATE,
+    PENALTY_SECONDS,
+    FileState,
+    MemoryState,
+    Pacer,
+    default_state_file,
+)
 from tradepipe.brokers.ibkr.session import Authenticator, Session
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.component import ComponentSettings
@@ -92,6 +102,15 @@ class WebApiSettings(ComponentSettings):
     #: window's calls and puts fit in one snapshot request (IBKR: 100 conids).
     chain_strike_window: int = Field(default=10, ge=0, le=25)
     penalty_seconds: float = Field(default=PENALTY_SECONDS, ge=600)
+    #: Global request rate (each adapter narrows the allowed range).
+    requests_per_second: float = Field(default=GATEWAY_RATE, gt=0, le=OAUTH_RATE)
+    #: Headroom on IBKR's limits: this fraction of each interval, and at least
+    #: ``pacing_margin_seconds`` on limits of a second or more.
+    pacing_margin: float = Field(default=MARGIN, ge=0, le=1)
+    pacing_margin_seconds: float = Field(default=MARGIN_SECONDS, ge=0, le=5)
+    #: The file every process on this machine shares the pacing budget through;
+    #: "" = one per gateway under $XDG_STATE_HOME/tradepipe, "none" = this process only.
+    pacing_file: str = ""
 
     @field_validator("confirm", "suppress")
     @classmethod
@@ -139,7 +158,22 @@ class WebApiBroker(Broker):
         raise NotImplementedError
 
     def make_pacer(self) -> Pacer:
-        raise NotImplementedError
+        s = self.settings
+        where = s.pacing_file.strip()
+        state = (
+            MemoryState()
+            if where.lower() == "none"
+            else FileState(where or default_state_file(self.base_url))
+        )
+        return Pacer(
+            s.requests_per_second,
+            penalty_seconds=s.penalty_seconds,
+            margin=s.pacing_margin,
+            margin_seconds=s.pacing_margin_seconds,
+            state=state,
+            monotonic=self.monotonic,
+            sleep=self.sleep,
+        )
 
     def make_auth(self) -> httpx.Auth | None:
         """Per-request authentication (OAuth signs every request); ``None`` for none."""

@@ -170,8 +170,9 @@ class WebApiClient:
         if status == 429:
             self.pacer.penalize()
             raise BrokerUnavailableError(
-                f"{self.broker}: IBKR rate limit hit (HTTP 429) on {what}; all requests paused "
-                f"for {self.pacer.penalty_seconds:.0f} s",
+                f"{self.broker}: IBKR rate limit hit (HTTP 429) on {what}; every request is "
+                f"paused {self.pacer.describe_penalty(self.pacer.penalty_seconds)}, because "
+                "retrying during IBKR's penalty period extends it",
                 broker=self.broker,
                 maybe_sent=True,
                 retry_after=self.pacer.penalty_seconds,

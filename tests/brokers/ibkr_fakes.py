@@ -19,6 +19,10 @@ class FakeTime:
     def monotonic(self) -> float:
         return self.now
 
+    def wall(self) -> float:
+        """Seconds since the epoch: 2023-11-14 22:13:20 UTC when ``now`` is 0."""
+        return 1_700_000_000.0 + self.now
+
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
