@@ -76,6 +76,10 @@ class Broker(Component):
     #: executor then calls after every event. A broker that reports everything
     #: from :meth:`on_bar` says False and is polled only at the end of a run.
     needs_polling: bool = True
+    #: How long after a send the broker may take to show an order in its
+    #: lookups. An order whose send had no clear answer, and which no lookup
+    #: finds once this has passed, never reached the broker (it is rejected).
+    order_visibility_seconds: float = 0.0
 
     def connect(self) -> BrokerStatus:
         raise NotImplementedError
@@ -151,3 +155,20 @@ class Broker(Component):
     def poll(self) -> Sequence[BrokerEvent]:
         """Order updates and fills that arrived since the last call."""
         return ()
+
+    def refresh(self) -> Sequence[BrokerEvent]:
+        """Like :meth:`poll`, but asks now, not at the broker's usual polling pace.
+
+        Called once at the end of a run so its summary shows what the broker
+        says about every order; still within the broker's own rate limits.
+        """
+        return self.poll()
+
+    def await_session(self, timeout: float) -> bool:
+        """The session was lost (:class:`~tradepipe.errors.BrokerAuthError`): wait for it.
+
+        Waits up to ``timeout`` seconds for the session to come back (a person
+        logging in again, say) and answers whether it did. Brokers whose
+        session cannot come back by itself answer ``False`` at once.
+        """
+        return False

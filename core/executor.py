@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tradepipe.events")
 _S = OrderStatus
+#: Statuses whose outcome the broker has yet to tell.
+_UNSETTLED = frozenset({_S.SUBMITTED, _S.UNKNOWN, _S.PENDING_CANCEL})
 
 
 @dataclass
@@ -84,7 +87,8 @@ class Executor:
         )
         self._seen_executions: set[str] = set()
         self._client_ids: set[str] = set()
-        self._unknown: set[str] = set()
+        #: Orders whose send had no clear outcome, and since when.
+        self._unknown: dict[str, datetime] = {}
         self._owner: dict[str, str] = {}  # client order id -> strategy that asked for it
         self._deferred: list[tuple[Strategy, Fill]] = []
         self._fill_listeners = {
@@ -92,6 +96,8 @@ class Executor:
         }
         #: Judge decisions but send nothing (``--dry-run``).
         self.dry_run = False
+        #: Why the run is waiting instead of trading ("" when it is not).
+        self.waiting_for = ""
         self.bars = 0
         self.decisions = 0
         self.orders = 0
@@ -227,7 +233,11 @@ class Executor:
                 if events:
                     apply(events)
                 if poll is not None:
-                    events = poll()
+                    try:
+                        events = poll()
+                    except BrokerAuthError as exc:
+                        self.await_session(exc)
+                        events = ()
                     if events:
                         apply(events)
                 if self._unknown:
@@ -252,9 +262,7 @@ class Executor:
             self.bars = count
             gc.set_threshold(*thresholds)
             gc.unfreeze()
-        events = p.broker.poll()
-        if events:
-            apply(events)
+        self.final_poll(p.settings.run.final_poll_seconds)
         if progress is not None:
             progress(count)
         return RunResult(
@@ -438,10 +446,11 @@ class Executor:
         except (BrokerRejectedError, BrokerCapabilityError) as exc:
             update = _update(cid, _S.REJECTED, now, _reason(exc))
         except BrokerAuthError as exc:
-            # Not sent: the session is gone. Record it and stop the run; a
-            # person (or the adapter) has to re-authenticate.
+            # Not sent: the session is gone. Record it, then wait for the session
+            # to come back (a person logging in again) or stop the run.
             self._on_update(_update(cid, _S.REJECTED, now, f"not sent: {_reason(exc)}"))
-            raise
+            self.await_session(exc)
+            return
         except BrokerError as exc:
             # Ambiguous: the order may or may not have reached the broker. It is
             # never resent; its status is settled by asking the broker.
@@ -451,6 +460,53 @@ class Executor:
             raise
         self._on_update(update)
 
+    def await_session(self, exc: BrokerAuthError) -> None:
+        """The broker's session is lost: wait ``[run] session_wait_seconds`` for it, or stop.
+
+        While waiting, :attr:`waiting_for` says why (the status shows it).
+
+        :raises BrokerAuthError: ``exc``, when the session did not come back.
+        """
+        wait = self.p.settings.run.session_wait_seconds
+        self.waiting_for = _reason(exc)
+        try:
+            if wait <= 0 or not self.p.broker.await_session(wait):
+                raise exc
+        finally:
+            self.waiting_for = ""
+        log.info("broker session back; the run goes on")
+
+    def final_poll(
+        self,
+        seconds: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Ask the broker about every order that is not final yet, before the summary.
+
+        One :meth:`~tradepipe.Broker.refresh` at least; while an order's fate
+        is still open (sent but unanswered, unknown, cancel pending) and the
+        broker is one that reports through polling, asked again once a second
+        for up to ``seconds``.
+        """
+        broker = self.p.broker
+        deadline = monotonic() + seconds
+        while True:
+            try:
+                events = broker.refresh()
+            except BrokerError as exc:
+                log.warning("final poll of the broker failed: %s", exc)
+                return
+            if events:
+                self._apply(events)
+            if self._unknown:
+                self._settle_unknown()
+            pending = [o for o in self.working.values() if o.status in _UNSETTLED]
+            if not pending or not broker.needs_polling or monotonic() >= deadline:
+                return
+            sleep(min(1.0, max(0.0, deadline - monotonic())))
+
     def _settle_unknown(self) -> None:
         """Ask the broker about orders whose sending had no clear outcome."""
         broker = self.p.broker
@@ -458,12 +514,26 @@ class Executor:
         for cid in list(self._unknown):
             try:
                 report = broker.order(cid)
+            except BrokerAuthError as exc:
+                self.await_session(exc)
+                continue
             except BrokerError as exc:
                 log.warning("order %s still unknown: %s", cid, exc)
                 continue
             if report is None:
-                # The broker answered and has no such order: it never arrived.
-                self._on_update(_update(cid, _S.REJECTED, now, "the broker has no such order"))
+                # The broker answered and has no such order: once it has had the
+                # time it may take to show one, the order never arrived.
+                window = broker.order_visibility_seconds
+                if (now - self._unknown[cid]).total_seconds() >= window:
+                    self._on_update(
+                        _update(
+                            cid,
+                            _S.REJECTED,
+                            now,
+                            "never reached the broker: the broker has no such order"
+                            + (f" {window:g} s after the send" if window else ""),
+                        )
+                    )
             elif report.status is not _S.UNKNOWN:
                 self._on_update(
                     _update(
@@ -511,9 +581,9 @@ class Executor:
             log.error("ignored broker report: %s", exc)
             return
         if update.status is _S.UNKNOWN:
-            self._unknown.add(cid)
+            self._unknown.setdefault(cid, update.ts)
         else:
-            self._unknown.discard(cid)
+            self._unknown.pop(cid, None)
         self._order_event(order, event)
 
     def _on_fill(self, fill: Fill) -> None:
@@ -529,7 +599,7 @@ class Executor:
         if order is None:
             log.warning("fill %s for an order this run did not send", fill.execution_id)
             return
-        self._unknown.discard(fill.client_order_id)
+        self._unknown.pop(fill.client_order_id, None)
         try:
             event = order.apply_fill(fill)
         except InvalidOrderTransition as exc:

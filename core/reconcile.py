@@ -88,8 +88,26 @@ def settle(
         if report is None and not order.status.is_terminal:
             report = broker.order(cid)
         if report is None:
-            if not order.status.is_terminal:
+            if order.status.is_terminal:
+                pass
+            elif never_arrived(broker, u, order, now):
+                result.events.append(
+                    order.transition(
+                        OrderStatus.REJECTED,
+                        now,
+                        "never reached the broker: its send had no clear answer and "
+                        f"{broker.name} has no record of it (open orders, executions and "
+                        "order lookups checked after "
+                        f"{broker.order_visibility_seconds:g} s)",
+                    )
+                )
+            else:
                 result.note = "the broker does not know this order; left as it was"
+                if order.status in (OrderStatus.UNKNOWN, OrderStatus.SUBMITTED):
+                    result.note += (
+                        f" (settled as never sent once {broker.order_visibility_seconds:g} s "
+                        "have passed since its send)"
+                    )
                 log.warning("earlier order %s (run %s): %s", cid, u.run_id, result.note)
         elif (
             # Filled by executions a later run recorded (it adopted the order
@@ -132,6 +150,23 @@ def settle(
             )
         out.append(result)
     return out
+
+
+def never_arrived(broker: Broker, u: Unsettled, order: Order, now: datetime) -> bool:
+    """Whether an order the broker has no record of can be called never sent.
+
+    Only an order whose send had no clear answer (``unknown``, or ``submitted``
+    with no acknowledgement yet) qualifies, and only once the broker's
+    :attr:`~tradepipe.Broker.order_visibility_seconds` have passed since the
+    send: an order the broker acknowledged, or one it may still be taking in,
+    is left alone.
+    """
+    if order.status not in (OrderStatus.UNKNOWN, OrderStatus.SUBMITTED):
+        return False
+    if u.broker_order_id or order.filled_quantity > 0:
+        return False
+    since = u.updated_at or u.intent.created_at
+    return (now - since).total_seconds() >= broker.order_visibility_seconds
 
 
 @dataclass

@@ -72,6 +72,12 @@ class RunSettings(_Table):
     session: str = ""
     #: Live (non-paper) accounts are refused unless this is true.
     allow_live: bool = False
+    #: A pipeline whose broker session is lost (a person must log in again)
+    #: waits this long for it to come back before it stops; 0 stops at once.
+    session_wait_seconds: float = Field(default=1800.0, ge=0, le=86_400)
+    #: At the end of a run, how long to go on asking the broker about orders
+    #: that are not final yet, so the summary shows their real state.
+    final_poll_seconds: float = Field(default=15.0, ge=0, le=600)
     #: How many records a sink may buffer before writing them.
     batch_size: int = Field(default=5000, ge=1, le=1_000_000)
     #: Snapshot the account and positions into the sinks at the end of every

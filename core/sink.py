@@ -39,6 +39,8 @@ class Unsettled:
     filled: Decimal
     executions: frozenset[str]
     broker_order_id: str | None = None
+    #: When its latest status was recorded (``None``: unknown, e.g. older ledgers).
+    updated_at: datetime | None = None
 
 
 class RunInfo(Record):

@@ -216,6 +216,7 @@ class Ledger:
                                 filled=sum((f.quantity for f in done), ZERO),
                                 executions=frozenset(f.execution_id for f in done),
                                 broker_order_id=event.broker_order_id,
+                                updated_at=event.ts,
                             )
                         )
                 return out

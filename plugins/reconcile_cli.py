@@ -167,6 +167,8 @@ def _adopt(
     for diff in found.differences:
         if diff.kind == "unknown_order":
             diff.action = "noted"  # a run adopts working orders when it starts
+        elif diff.kind == "order_unknown_to_broker":
+            diff.action = "noted"  # nothing the broker said to adopt; changed nothing
         else:
             diff.action = "adopted"
         sink.record_audit(

@@ -86,6 +86,8 @@ class WebApiSettings(ComponentSettings):
     keepalive_seconds: float = Field(default=60.0, ge=0, le=240)
     #: /sso/validate every this many seconds (IBKR allows one a minute).
     validate_seconds: float = Field(default=300.0, ge=60)
+    #: After ssodh/init, how long to wait for IBKR to report the brokerage session up.
+    init_wait_seconds: float = Field(default=30.0, ge=1, le=300)
     #: Take the brokerage session from another login of the same username.
     compete: bool = False
     #: IBKR question ids confirmed automatically, e.g. ["o163", "o354"].
@@ -94,6 +96,13 @@ class WebApiSettings(ComponentSettings):
     confirm_all_on_paper: bool = False
     #: Question ids suppressed at IBKR for the session (re-sent after every login).
     suppress: list[str] = Field(default_factory=list, max_length=51)
+    #: How long after a send IBKR may take to list an order. An order whose send
+    #: had no clear answer, and which IBKR's lookups do not find after this, is
+    #: recorded as never having reached IBKR (rejected).
+    order_visibility_seconds: float = Field(default=60.0, ge=10, le=3600)
+    #: Reads of IBKR's order list, at its pace, before a list that is still being
+    #: prepared (snapshot: false) is an error.
+    order_list_reads: int = Field(default=4, ge=1, le=20)
     #: How often order status and executions are read (IBKR: once per 5 s).
     poll_seconds: float = Field(default=5.0, ge=5.0)
     snapshot_attempts: int = Field(default=5, ge=1, le=20)
@@ -148,6 +157,7 @@ class WebApiBroker(Broker):
         self._last_poll: float | None = None
         self.monotonic: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], None] = time.sleep
+        self.order_visibility_seconds = self.settings.order_visibility_seconds
 
     # -- what subclasses provide ----------------------------------------------
 
@@ -230,7 +240,9 @@ class WebApiBroker(Broker):
                 suppress=tuple(s.suppress),
                 keepalive_seconds=s.keepalive_seconds,
                 validate_seconds=s.validate_seconds,
+                init_wait_seconds=s.init_wait_seconds,
                 monotonic=self.monotonic,
+                sleep=self.sleep,
             )
         return self._session
 
@@ -257,6 +269,14 @@ class WebApiBroker(Broker):
         if http is not None and self._owns_http:
             http.close()
             self._http = None
+
+    def await_session(self, timeout: float) -> bool:
+        try:
+            self.session.wait_for_login(timeout)
+        except BrokerError as exc:
+            log.error("%s: session still lost after %.0f s: %s", self.name, timeout, exc)
+            return False
+        return True
 
     def status(self) -> BrokerStatus:
         session = self.session
@@ -352,20 +372,33 @@ class WebApiBroker(Broker):
         )
 
     def _live_orders(self) -> list[dict[str, Any]]:
+        """IBKR's order list of this brokerage session, once IBKR has it ready.
+
+        In a new brokerage session (after every login and ``ssodh/init``) IBKR
+        answers the first reads with ``{"orders": [], "snapshot": false}`` while
+        it subscribes to the account's orders. That is not "no orders": the
+        list is read again, at the endpoint's pace, until an answer says
+        ``snapshot: true``; only ``order_list_reads`` non-answers in a row are
+        an error. (An answer without the ``snapshot`` key, as older gateways
+        give, is taken as it is.)
+        """
         acct = self.account_id
-        body = self.client.get("/iserver/account/orders", {"accountId": acct})
-        orders = body.get("orders") if isinstance(body, dict) else None
-        if orders == [] and isinstance(body, dict) and body.get("snapshot") is False:
-            # IBKR's answer while its order cache is being refilled (and after
-            # force=true): empty, but not "no orders".
-            orders = None
-        if orders is None:
-            raise BrokerUnavailableError(
-                f"{self.name}: IBKR's order list came back without orders; not read as empty",
-                broker=self.name,
-                maybe_sent=False,
-            )
-        return [o for o in orders if isinstance(o, dict)]
+        reads = self.settings.order_list_reads
+        for _ in range(reads):
+            body = self.client.get("/iserver/account/orders", {"accountId": acct})
+            orders = body.get("orders") if isinstance(body, dict) else None
+            if isinstance(orders, list) and body.get("snapshot") is not False:
+                return [o for o in orders if isinstance(o, dict)]
+            log.info("%s: IBKR's order list is not ready yet; asking again", self.name)
+        interval = self.client.pacer.interval("GET", "/iserver/account/orders") or 0.0
+        raise BrokerUnavailableError(
+            f"{self.name}: IBKR's order list was still not ready after {reads} reads "
+            f"{interval:.1f} s apart (it answers snapshot: false while it subscribes); not "
+            "read as empty. Try again in a minute; if it persists, log out of the gateway "
+            "and in again",
+            broker=self.name,
+            maybe_sent=False,
+        )
 
     def open_orders(self) -> list[OrderReport]:
         items = self.session.read(self._live_orders)
@@ -518,6 +551,18 @@ class WebApiBroker(Broker):
                 if "already registered" in str(exc.context.get("ibkr_error", "")).lower():
                     return self._already_placed(cid, now)
                 raise
+            except BrokerAuthError as exc:
+                # The session dropped under the order (401, "no bridge"). IBKR most
+                # likely refused it unprocessed, but that is not known: it is
+                # settled by looking it up once the session is back, never re-sent.
+                self.session.mark_lost()
+                log.warning("order %s: session lost while sending; will ask IBKR: %s", cid, exc)
+                return OrderUpdate(
+                    client_order_id=cid,
+                    status=OrderStatus.UNKNOWN,
+                    ts=now,
+                    reason=f"session lost while sending ({exc}); settled by asking IBKR",
+                )
             except BrokerUnavailableError as exc:
                 if not exc.context.get("maybe_sent", True):
                     raise BrokerRejectedError(f"not sent: {exc}", broker=self.name) from exc
@@ -770,6 +815,10 @@ class WebApiBroker(Broker):
         return out
 
     # -- updates -----------------------------------------------------------------
+
+    def refresh(self) -> Sequence[BrokerEvent]:
+        self._last_poll = None
+        return self.poll()
 
     def poll(self) -> Sequence[BrokerEvent]:
         """Fills and status changes of this session's orders, at IBKR's pace."""

@@ -15,6 +15,21 @@ session under ``/iserver`` that orders and market data need. The supervisor
   when it is lost, so orders stop until it is back;
 * repairs a lost session once and retries a failed read once (:meth:`Session.read`).
 
+A 401 does not by itself mean "log in again". IBKR drops an idle brokerage
+session while the SSO session lives on, and then answers ``/iserver`` calls
+with 401 (or "no bridge"). So every repair starts by asking
+``/iserver/auth/status``: connected but not authenticated means the SSO session
+is alive and the brokerage session is reopened (``ssodh/init``), which takes
+IBKR a few seconds, so the status is polled (bounded by ``init_wait_seconds``)
+rather than checked once; only a status that is itself refused (401) or not
+connected means the SSO session is gone, and then a person must log in
+(gateway) or the authenticator derives a new token (OAuth).
+
+``/sso/validate`` is allowed once a minute per session, counted across every
+process: it is called only when the shared pacer says its interval has
+passed; otherwise the login type learnt by the last call (kept beside the
+pacing budget, by a digest of the account id) stands in.
+
 How the SSO session itself is renewed is the :class:`Authenticator`'s business:
 a gateway needs a person at a browser, OAuth derives a new token.
 """
@@ -28,12 +43,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from tradepipe.brokers.ibkr.authfile import fingerprint
 from tradepipe.brokers.ibkr.client import WebApiClient
 from tradepipe.errors import BrokerAuthError, BrokerError, ConfigError
 from tradepipe.logs import mask_account
 
 log = logging.getLogger("tradepipe.brokers.ibkr")
 T = TypeVar("T")
+#: How long a login type learnt from /sso/validate is trusted by other processes.
+_LOGIN_TYPE_TTL = 24 * 3600.0
 
 
 class Authenticator(Protocol):
@@ -109,7 +127,9 @@ class Session:
         suppress: tuple[str, ...] = (),
         keepalive_seconds: float = 60.0,
         validate_seconds: float = 300.0,
+        init_wait_seconds: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
         self.authenticator = authenticator
@@ -118,7 +138,9 @@ class Session:
         self.suppress = suppress
         self.keepalive_seconds = keepalive_seconds
         self.validate_seconds = validate_seconds
+        self.init_wait_seconds = init_wait_seconds
         self._monotonic = monotonic
+        self._sleep = sleep
         #: Held for a whole order submission (question chain included), and by
         #: the keep-alive, because any request in between invalidates a pending
         #: reply id.
@@ -170,16 +192,14 @@ class Session:
                 state = self._init_brokerage()
             if not state.healthy:
                 raise BrokerAuthError(
-                    self.explain(state), broker=self.client.broker, reason="session"
+                    self.explain(state),
+                    broker=self.client.broker,
+                    # Not connected: the SSO session itself is gone, a person must log in.
+                    reason="session" if state.connected else "login",
                 )
             account = self._read_accounts()
             if self._pinned is None:
-                # LOGIN_TYPE tells a live login from a paper one, whatever the id says.
-                try:
-                    self._last_validate = self._monotonic()
-                    self._validate()
-                except BrokerError as exc:
-                    log.warning("%s: /sso/validate failed: %s", self.client.broker, exc)
+                self._learn_login_type(account.account_id)
             if self.login_type == 1:
                 account.is_paper = False
             pinned = self._pinned
@@ -207,9 +227,45 @@ class Session:
             return self.account
 
     def _init_brokerage(self) -> AuthState:
+        """``ssodh/init``, then the status until the session is up (or the wait is over).
+
+        IBKR answers the init at once but authenticates the brokerage session
+        some seconds later, so one status check right after it would call a
+        session that is coming up a failure.
+        """
         log.info("%s: opening the brokerage session (ssodh/init)", self.client.broker)
         self.client.post("/iserver/auth/ssodh/init", {"publish": True, "compete": self.compete})
-        return self.check()
+        deadline = self._monotonic() + self.init_wait_seconds
+        while True:
+            state = self.check()
+            if state.healthy or (state.competing and not self.compete):
+                return state
+            left = deadline - self._monotonic()
+            if left <= 0:
+                log.warning(
+                    "%s: the brokerage session did not come up within %.0f s of ssodh/init",
+                    self.client.broker,
+                    self.init_wait_seconds,
+                )
+                return state
+            self._sleep(min(1.0, left))
+
+    def _learn_login_type(self, account_id: str) -> None:
+        """LOGIN_TYPE tells a live login from a paper one, whatever the id says."""
+        fact = f"login_type:{fingerprint(account_id)}"
+        pacer = self.client.pacer
+        if not pacer.due("GET", "/sso/validate"):
+            known = pacer.recall(fact)
+            self.login_type = known if isinstance(known, int) else None
+            return
+        try:
+            self._last_validate = self._monotonic()
+            self._validate()
+        except BrokerError as exc:
+            log.warning("%s: /sso/validate failed: %s", self.client.broker, exc)
+            return
+        if self.login_type is not None:
+            pacer.remember(fact, self.login_type, ttl=_LOGIN_TYPE_TTL)
 
     def check(self) -> AuthState:
         self.state = AuthState.parse(self.client.post("/iserver/auth/status"))
@@ -274,6 +330,10 @@ class Session:
 
     # -- using ---------------------------------------------------------------
 
+    def mark_lost(self) -> None:
+        """Something failed in a way that says the session is gone: check it before the next use."""
+        self._ready = False
+
     def ensure(self) -> AccountInfo:
         if not self._ready or self.account is None:
             return self.establish()
@@ -309,9 +369,32 @@ class Session:
             self._read_accounts()
             return
         self._ready = False
-        if reason == "unauthenticated":
-            self.authenticator.renew(self.client)
+        # Whatever failed, the status decides: a 401 while the SSO session lives on
+        # is a dropped brokerage session, reopened without anyone logging in.
         self.establish()
+
+    def wait_for_login(self, timeout: float, every: float = 30.0) -> AccountInfo:
+        """Re-establish the session, waiting up to ``timeout`` s for a person to log in.
+
+        :raises BrokerAuthError: still not possible when the wait is over.
+        """
+        deadline = self._monotonic() + timeout
+        told = False
+        while True:
+            try:
+                return self.establish()
+            except BrokerAuthError as exc:
+                left = deadline - self._monotonic()
+                if left <= 0:
+                    raise
+                if not told:
+                    log.error(
+                        "%s; waiting up to %.0f min for the session to come back",
+                        exc,
+                        timeout / 60,
+                    )
+                    told = True
+                self._sleep(min(every, left))
 
     # -- keep-alive ----------------------------------------------------------
 
@@ -327,7 +410,7 @@ class Session:
                 if (
                     self._last_validate is None
                     or now - self._last_validate >= self.validate_seconds
-                ):
+                ) and self.client.pacer.due("GET", "/sso/validate"):
                     self._last_validate = now
                     self._validate()
                 if self.state.healthy:

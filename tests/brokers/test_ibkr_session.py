@@ -9,6 +9,7 @@ import pytest
 import respx
 from ibkr_fakes import BASE, FakeTime, make_client
 from tradepipe.brokers.client_portal import GatewayLogin
+from tradepipe.brokers.ibkr.pacing import MemoryState
 from tradepipe.brokers.ibkr.session import Session, is_paper_account
 from tradepipe.errors import BrokerAuthError, ConfigError
 
@@ -180,13 +181,100 @@ def test_accounts_first_is_repaired_by_reading_accounts(gw: respx.MockRouter) ->
     assert not gw["init"].called
 
 
-def test_401_on_a_gateway_cannot_be_repaired_automatically(gw: respx.MockRouter) -> None:
+def test_a_401_with_the_sso_session_alive_reopens_the_brokerage_session(
+    gw: respx.MockRouter,
+) -> None:
+    t = FakeTime()
+    session = _session(t, sleep=t.sleep)
+    session.establish()
+    gw.get("/iserver/z").mock(
+        side_effect=[httpx.Response(401, text="access denied"), httpx.Response(200, json=[1])]
+    )
+    dropped = {"authenticated": False, "connected": True, "competing": False}
+    # IBKR answers the init at once and authenticates a few seconds later.
+    gw["status"].side_effect = [
+        httpx.Response(200, json=dropped),
+        httpx.Response(200, json=dropped),
+        httpx.Response(200, json=dropped),
+        httpx.Response(200, json=HEALTHY),
+    ]
+    assert session.read(lambda: session.client.get("/iserver/z")) == [1]
+    assert gw["init"].call_count == 1
+    assert gw["status"].call_count == 5  # the first establish, then four after the 401
+    assert gw["accounts"].call_count == 2  # read again in the new brokerage session
+    assert session.ready
+
+
+def test_a_401_with_the_sso_session_gone_says_log_in(gw: respx.MockRouter) -> None:
     session = _session()
     session.establish()
     gw.get("/iserver/z").mock(return_value=httpx.Response(401))
-    with pytest.raises(BrokerAuthError, match="not logged in; log in at"):
+    gw["status"].mock(
+        return_value=httpx.Response(
+            200, json={"authenticated": False, "connected": False, "competing": False}
+        )
+    )
+    with pytest.raises(BrokerAuthError, match="not connected to IBKR; log in at") as err:
         session.read(lambda: session.client.get("/iserver/z"))
+    assert err.value.context["reason"] == "login"
+    assert not gw["init"].called  # nothing to reopen without an SSO session
     assert not session.ready
+    # A status that is itself refused means the same.
+    gw["status"].mock(return_value=httpx.Response(401, text="access denied"))
+    with pytest.raises(BrokerAuthError, match="gateway is not logged in; log in at") as err:
+        session.establish()
+    assert err.value.context["reason"] == "login"
+
+
+def test_the_wait_for_the_brokerage_session_is_bounded(gw: respx.MockRouter) -> None:
+    t = FakeTime()
+    session = _session(t, sleep=t.sleep, init_wait_seconds=10)
+    gw["status"].mock(
+        return_value=httpx.Response(
+            200, json={"authenticated": False, "connected": True, "competing": False}
+        )
+    )
+    with pytest.raises(BrokerAuthError, match="brokerage session could not be opened") as err:
+        session.establish()
+    assert err.value.context["reason"] == "session"
+    assert gw["init"].call_count == 1
+    assert sum(t.slept) == pytest.approx(10, abs=0.5)
+
+
+def test_wait_for_login_waits_for_a_person_then_goes_on(gw: respx.MockRouter) -> None:
+    t = FakeTime()
+    session = _session(t, sleep=t.sleep)
+    gone = httpx.Response(200, json={"authenticated": False, "connected": False})
+    gw["status"].side_effect = [gone, gone, gone, httpx.Response(200, json=HEALTHY)]
+    info = session.wait_for_login(timeout=600, every=30)
+    assert info.account_id == "DU1234567"
+    assert t.slept.count(30) == 3
+    gw["status"].side_effect = None
+    gw["status"].mock(return_value=gone)
+    session._ready = False
+    with pytest.raises(BrokerAuthError, match="log in at"):
+        session.wait_for_login(timeout=100, every=30)
+
+
+def test_validate_is_asked_once_a_minute_across_sessions(gw: respx.MockRouter) -> None:
+    t = FakeTime()
+    shared = MemoryState()  # as the pacing file shares it between processes
+
+    def new_session() -> Session:
+        client = make_client(t)
+        client.pacer.state = shared
+        return Session(client, GatewayLogin("https://x"), monotonic=t.monotonic)
+
+    first = new_session()
+    first.establish()
+    second = new_session()
+    second.establish()
+    assert gw["validate"].call_count == 1  # the second "command" did not ask again
+    assert second.login_type == 2  # it knows the answer the first one got
+    t.now += 70
+    third = new_session()
+    third.establish()
+    assert gw["validate"].call_count == 2
 
 
 def test_keepalive_tickles_validates_at_its_own_pace_and_repairs(gw: respx.MockRouter) -> None:
@@ -220,12 +308,13 @@ def test_keepalive_failure_stops_orders_and_is_logged(
 ) -> None:
     session = _session()
     session.establish()
+    # The gateway's login is gone: the tickle and the status are refused.
     gw["tickle"].mock(return_value=httpx.Response(401))
+    gw["status"].mock(return_value=httpx.Response(401))
     with caplog.at_level(logging.ERROR, "tradepipe.brokers.ibkr"):
         session.keepalive()  # never raises from the thread
     assert not session.ready
     assert "orders stopped" in caplog.text
-    gw["status"].mock(return_value=httpx.Response(401))
     with pytest.raises(
         BrokerAuthError, match="not sending orders while the session is not authenticated"
     ):

@@ -336,11 +336,27 @@ def test_ambiguous_send_that_never_arrived_is_settled_as_rejected_not_resent() -
     sink = MemorySink.last
     assert [e.status for e in sink.events] == ["submitted", "unknown", "rejected"]
     assert "timed out" in sink.events[1].reason
-    assert sink.events[2].reason == "the broker has no such order"
+    assert sink.events[2].reason == "never reached the broker: the broker has no such order"
     assert len(Flaky.sent) == 1
     assert sink.fills == []
     # The intent was made durable before the broker saw it.
     assert Flaky.flushes_at_send == [1]
+
+
+def test_an_unknown_order_is_rejected_only_after_the_brokers_visibility_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A broker that may take two days (of bar time, here) to list an order it took.
+    monkeypatch.setattr(Flaky, "order_visibility_seconds", 2 * 86_400.0)
+    monkeypatch.setattr(Flaky, "mode", "timeout")
+    run({0: buy(10)}, run={"broker": "flaky"})
+    sink = MemorySink.last
+    unknown, rejected = sink.events[1], sink.events[2]
+    assert (unknown.status, rejected.status) == ("unknown", "rejected")
+    # Decided on day 0; left unknown on day 1, rejected on day 2: no earlier.
+    assert (rejected.ts - unknown.ts).days == 2
+    assert "172800 s after the send" in rejected.reason
+    assert len(Flaky.sent) == 1
 
 
 def test_ambiguous_send_that_arrived_is_settled_and_fills_once() -> None:
