@@ -72,6 +72,15 @@ log = logging.getLogger("tradepipe.brokers.ibkr")
 _RIGHTS: tuple[tuple[Literal["C", "P"], str], ...] = (("C", "call"), ("P", "put"))
 
 _MAX_POSITION_PAGES = 200
+#: One IBKR status name for each of ours, to describe a looked-up order as IBKR would.
+_IBKR_NAMES = {
+    OrderStatus.ACCEPTED: "Submitted",
+    OrderStatus.PARTIALLY_FILLED: "Submitted",
+    OrderStatus.PENDING_CANCEL: "PendingCancel",
+    OrderStatus.CANCELED: "Cancelled",
+    OrderStatus.FILLED: "Filled",
+    OrderStatus.REJECTED: "Inactive",
+}
 #: Statuses that come from executions rather than from the order list, so a
 #: fill is never counted before its execution is seen.
 _FROM_FILLS = frozenset({OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED})
@@ -656,9 +665,14 @@ class WebApiBroker(Broker):
         with session.lock:
             account = session.require_trading()
             broker_id = self._broker_id(client_order_id)
-            body = self.client.delete(
-                f"/iserver/account/{account.account_id}/order/{broker_id}", error_ok=True
-            )
+            try:
+                body = self.client.delete(
+                    f"/iserver/account/{account.account_id}/order/{broker_id}", error_ok=True
+                )
+            except BrokerUnavailableError as exc:
+                if not exc.context.get("maybe_sent", True):
+                    raise
+                return self._cancel_outcome(client_order_id, exc)
         text = error_text(body)
         if text is not None:
             raise BrokerRejectedError(
@@ -671,6 +685,40 @@ class WebApiBroker(Broker):
             ts=self.clock.now(),
             broker_order_id=broker_id,
             reason="cancel requested; final once IBKR reports it",
+        )
+
+    def _cancel_outcome(self, cid: str, lost: BrokerError) -> OrderUpdate:
+        """The cancel's answer was lost: what IBKR's lookups say happened to the order."""
+        log.warning("cancel of %s: answer lost (%s); asking IBKR", cid, lost)
+        try:
+            found = self.order(cid)
+        except BrokerError as exc:
+            raise BrokerUnavailableError(
+                f"{self.name}: the cancel of {cid} may or may not have arrived ({lost}), and "
+                f"IBKR could not be asked ({exc}); check with `tradepipe broker orders`",
+                broker=self.name,
+                maybe_sent=True,
+            ) from exc
+        if found is None:
+            raise BrokerUnavailableError(
+                f"{self.name}: the cancel of {cid} may or may not have arrived ({lost}), and "
+                "IBKR does not list the order",
+                broker=self.name,
+                maybe_sent=True,
+            )
+        self._last_status[cid] = found.status
+        arrived = found.status in (OrderStatus.PENDING_CANCEL, OrderStatus.CANCELED)
+        return OrderUpdate(
+            client_order_id=cid,
+            status=found.status,
+            ts=self.clock.now(),
+            broker_order_id=found.broker_order_id,
+            reason=(
+                "cancel requested; its answer was lost, IBKR's order lookup shows it arrived"
+                if arrived
+                else f"cancel requested; its answer was lost and IBKR still reports the order "
+                f"{found.status.value}"
+            ),
         )
 
     def modify(
@@ -719,17 +767,49 @@ class WebApiBroker(Broker):
                     stop_price=stop_price,
                 )
             # Modify takes one unwrapped order object repeating every field.
-            placed = submit(
-                self.client,
-                f"/iserver/account/{account.account_id}/order/{broker_id}",
-                body,
-                self.reply_policy(account.is_paper),
-            )
+            try:
+                placed = submit(
+                    self.client,
+                    f"/iserver/account/{account.account_id}/order/{broker_id}",
+                    body,
+                    self.reply_policy(account.is_paper),
+                )
+            except BrokerUnavailableError as exc:
+                if not exc.context.get("maybe_sent", True):
+                    raise
+                placed = self._modify_outcome(client_order_id, changes, exc)
         if changed is not None:
             self._tracked[client_order_id] = changed
         self._broker_ids[client_order_id] = broker_id
         update = self._accepted(client_order_id, placed, self.clock.now())
         return update.model_copy(update={"reason": f"modified: {', '.join(changes)}"})
+
+    def _modify_outcome(self, cid: str, changes: dict[str, Decimal], lost: BrokerError) -> Placed:
+        """The modification's answer was lost: did IBKR apply it? Its order lookup says."""
+        log.warning("modify of %s: answer lost (%s); asking IBKR", cid, lost)
+        try:
+            found = self.order(cid)
+        except BrokerError as exc:
+            raise BrokerUnavailableError(
+                f"{self.name}: the change to {cid} may or may not have arrived ({lost}), and "
+                f"IBKR could not be asked ({exc}); check with `tradepipe broker orders`",
+                broker=self.name,
+                maybe_sent=True,
+            ) from exc
+        shown = {
+            "quantity": found.quantity if found else None,
+            "limit_price": found.limit_price if found else None,
+            "stop_price": found.stop_price if found else None,
+        }
+        if found is None or any(shown[k] != v for k, v in changes.items()):
+            now_shows = ", ".join(f"{k} {shown[k]}" for k in changes) if found else "no order"
+            raise BrokerUnavailableError(
+                f"{self.name}: the change to {cid} may not have arrived ({lost}); IBKR shows "
+                f"{now_shows}. Check with `tradepipe broker orders` before changing it again",
+                broker=self.name,
+                maybe_sent=True,
+            )
+        return Placed([found.broker_order_id], _IBKR_NAMES.get(found.status, ""))
 
     def _live_item(self, client_order_id: str) -> dict[str, Any]:
         for item in self.session.read(self._live_orders):

@@ -14,7 +14,7 @@ from ibkr_fakes import BASE, FakeTime
 from tradepipe.adapter import OrderUpdate
 from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.decisions import OrderType, TimeInForce
-from tradepipe.errors import BrokerAuthError, BrokerRejectedError, ConfigError
+from tradepipe.errors import BrokerAuthError, BrokerError, BrokerRejectedError, ConfigError
 from tradepipe.orders import Fill, OrderIntent, OrderStatus, Side
 
 ACCT = "DU1234567"
@@ -629,3 +629,126 @@ def test_a_remote_gateway_must_use_https() -> None:
     with pytest.raises(ConfigError, match="must use https"):
         ClientPortalBroker(ClientPortalBroker.Settings(base_url="http://10.0.0.5:5000/v1/api"))
     ClientPortalBroker(ClientPortalBroker.Settings(base_url="http://127.0.0.1:5000/v1/api"))
+
+
+def test_a_cold_order_list_is_read_again_until_ibkr_has_it(gw: respx.MockRouter) -> None:
+    broker, t = make_broker()
+    broker.connect()
+    cid = "tp-0000000000000000000a1"
+    cold = httpx.Response(200, json={"orders": [], "snapshot": False})
+    gw["live"].side_effect = [
+        cold,
+        cold,
+        httpx.Response(200, json={"orders": [_live(cid, 7, "Submitted")], "snapshot": True}),
+    ]
+    start = t.now
+    reports = broker.open_orders()
+    assert [r.client_order_id for r in reports] == [cid]
+    assert gw["live"].call_count == 3
+    # Each read waited for IBKR's 5 s limit plus the headroom.
+    assert t.now - start == pytest.approx(2 * 5.5, abs=0.2)
+
+
+def test_an_order_list_that_stays_cold_is_an_error_that_says_what_to_do(
+    gw: respx.MockRouter,
+) -> None:
+    broker, _ = make_broker(order_list_reads=3)
+    broker.connect()
+    gw["live"].respond(200, json={"orders": [], "snapshot": False})
+    with pytest.raises(BrokerError, match=r"still not ready after 3 reads 5\.5 s apart") as err:
+        broker.open_orders()
+    assert "log out of the gateway and in again" in str(err.value)
+    assert gw["live"].call_count == 3
+
+
+def test_a_401_on_the_order_post_is_settled_by_lookup_not_resent(gw: respx.MockRouter) -> None:
+    broker, _ = make_broker()
+    broker.connect()
+    gw["place"].respond(401, text="access denied")
+    update = broker.place(intent())
+    assert update.status is OrderStatus.UNKNOWN
+    assert "session lost while sending" in update.reason
+    assert gw["place"].call_count == 1
+    # Looking it up goes through the session check first, then the lists.
+    status_calls = gw["status"].call_count
+    assert broker.order("tp-0000000000000000000a1") is None
+    assert gw["status"].call_count > status_calls
+    assert gw["place"].call_count == 1
+
+
+def test_a_lost_cancel_answer_is_settled_by_lookup(gw: respx.MockRouter) -> None:
+    delete = gw.delete(f"/iserver/account/{ACCT}/order/1370093239").mock(
+        side_effect=httpx.RemoteProtocolError("dropped")
+    )
+    broker, _ = make_broker()
+    broker.place(intent())
+    cid = "tp-0000000000000000000a1"
+    status = gw.get("/iserver/account/order/status/1370093239").respond(
+        200,
+        json={
+            "order_id": 1370093239,
+            "order_status": "PendingCancel",
+            "total_size": "10.0",
+            "cum_fill": "0.0",
+            "side": "B",
+            "symbol": "AAPL",
+            "order_type": "LIMIT",
+            "limit_price": "101.50",
+        },
+    )
+    update = broker.cancel(cid)
+    assert delete.call_count == 1
+    assert status.called
+    assert update.status is OrderStatus.PENDING_CANCEL
+    assert "answer was lost" in update.reason and "arrived" in update.reason
+    # The cancel did not arrive: the order's real state, said so.
+    status.respond(
+        200,
+        json={
+            "order_id": 1370093239,
+            "order_status": "Submitted",
+            "total_size": "10.0",
+            "cum_fill": "0.0",
+        },
+    )
+    update = broker.cancel(cid)
+    assert update.status is OrderStatus.ACCEPTED
+    assert "still reports the order accepted" in update.reason
+
+
+def test_a_lost_modify_answer_is_settled_by_lookup(gw: respx.MockRouter) -> None:
+    broker, _ = make_broker()
+    cid = "tp-0000000000000000000a1"
+    broker.place(intent(order_type="limit", limit_price=Decimal("101.50")))
+    modify = gw.post(f"/iserver/account/{ACCT}/order/1370093239").mock(
+        side_effect=httpx.ReadTimeout("slow")
+    )
+    status = gw.get("/iserver/account/order/status/1370093239").respond(
+        200,
+        json={
+            "order_id": 1370093239,
+            "order_status": "Submitted",
+            "total_size": "10.0",
+            "cum_fill": "0.0",
+            "order_type": "LIMIT",
+            "limit_price": "102",
+        },
+    )
+    update = broker.modify(cid, limit_price=Decimal("102"))
+    assert modify.call_count == 1
+    assert (update.status, update.reason) == (OrderStatus.ACCEPTED, "modified: limit_price")
+    # IBKR still shows the old price: not reported as done, and not re-sent.
+    status.respond(
+        200,
+        json={
+            "order_id": 1370093239,
+            "order_status": "Submitted",
+            "total_size": "10.0",
+            "cum_fill": "0.0",
+            "order_type": "LIMIT",
+            "limit_price": "102",
+        },
+    )
+    with pytest.raises(BrokerError, match=r"may not have arrived .* IBKR shows limit_price 102"):
+        broker.modify(cid, limit_price=Decimal("103"))
+    assert modify.call_count == 2
