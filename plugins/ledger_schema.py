@@ -12,7 +12,16 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Index, MetaData, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
@@ -92,6 +101,11 @@ class RunRow(_Ledger, table=True):
     account_id: str | None = None
     bars: int = 0
     status: str = "running"
+    #: The process that ran it, so a later start can tell a killed run (status
+    #: "killed") from one still going.
+    host: str | None = None
+    pid: int | None = None
+    pid_started: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class DecisionRow(_Ledger, table=True):

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from tradepipe import (
     AccountSummary,
@@ -38,6 +38,7 @@ from tradepipe.clock import Clock, SystemClock
 from tradepipe.plugins import ledger_schema as schema
 from tradepipe.plugins.ledger_db import open_engine, shown, sqlite_pragmas
 from tradepipe.plugins.ledger_writer import WriterError, WriterProcess
+from tradepipe.process import ProcessId, is_alive, this_process
 from tradepipe.sink import Unsettled
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class SqlSink(Sink):
 
     def open(self, run: RunInfo) -> None:
         engine = self.engine()
+        self._close_killed_runs(engine)
         if self.settings.writer == "process" and engine.dialect.name == "sqlite":
             database = engine.url.database
             if database and database != ":memory:":
@@ -170,6 +172,7 @@ class SqlSink(Sink):
                 except WriterError as exc:
                     raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
         self._run_id = run.run_id
+        me = this_process()
         self._add(
             schema.RunRow,
             (
@@ -184,9 +187,43 @@ class SqlSink(Sink):
                 run.account_id,
                 0,
                 "running",
+                me.host,
+                me.pid,
+                me.started,
             ),
         )
         self.flush()
+
+    def _close_killed_runs(self, engine: Engine) -> None:
+        """Mark runs of this host whose process is gone as ``killed``.
+
+        A run closes itself however it ends, short of its process being
+        killed outright (SIGKILL, a power cut); then only a later start can
+        tell, by finding the recorded process gone.
+        """
+        runs = schema.RunRow.__table__
+        try:
+            with engine.begin() as conn:
+                rows = conn.execute(
+                    select(runs.c.run_id, runs.c.pid, runs.c.pid_started).where(
+                        (runs.c.status == "running")
+                        & (runs.c.host == this_process().host)
+                        & runs.c.pid.is_not(None)
+                    )
+                ).all()
+                dead = [
+                    run_id
+                    for run_id, pid, started in rows
+                    if is_alive(ProcessId(this_process().host, pid, started)) is False
+                ]
+                if dead:
+                    conn.execute(
+                        update(runs).where(runs.c.run_id.in_(dead)).values(status="killed")
+                    )
+        except SQLAlchemyError as exc:
+            raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+        for run_id in dead:
+            log.warning("run %s was killed (its process is gone); marked as such", run_id)
 
     def _add(self, table: type[Any], row: tuple[Any, ...]) -> None:
         self._pending[table].append(row)

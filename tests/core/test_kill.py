@@ -208,6 +208,7 @@ def test_sigkill_at_random_points_sends_nothing_twice_and_loses_no_fill(tmp_path
             "select execution_id, symbol, side, quantity from fills"
         ).fetchall()
         runs = conn.execute("select count(*) from runs").fetchone()[0]
+        statuses = Counter(s for (s,) in conn.execute("select status from runs"))
     recorded = Counter(execution for execution, *_ in ledger_fills)
     missing = set(broker_fills) - set(recorded)
     assert not missing, f"{why}: fills the broker made but the ledger lost: {sorted(missing)}"
@@ -215,6 +216,8 @@ def test_sigkill_at_random_points_sends_nothing_twice_and_loses_no_fill(tmp_path
     assert not doubled, f"{why}: fills recorded more than once in the ledger: {doubled}"
     assert set(recorded) == set(broker_fills), f"{why}: fills the broker never made"
     assert runs == KILLS + 1, why
+    # Each killed run was marked so by the start that followed it.
+    assert statuses == {"killed": KILLS, "completed": 1}, f"{why}: {statuses}"
 
     held: dict[str, Decimal] = {}
     for _execution, symbol, side, quantity in ledger_fills:

@@ -10,6 +10,8 @@ import contextlib
 import datetime as dt
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -603,3 +605,37 @@ def test_writer_frames_carry_rows_by_marshal_and_anything_else_by_pickle() -> No
     assert ledger_writer._receive(stream) is None  # end of input
     # A frame cut short is never half read.
     assert ledger_writer._receive(io.BytesIO(frames[: marshal_end - 1])) is None
+
+
+def test_a_run_whose_process_is_gone_is_marked_killed_at_the_next_start(
+    ledger_url: str,
+) -> None:
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead_pid = int(gone.stdout)
+    sink = SqlSink(SqlSink.Settings(url=ledger_url, writer="inline"))
+    sink.open(run_info("r-dead"))
+    sink.flush()
+    sink.close(run_info("r-dead"), bars=0, status="completed")
+    sink = SqlSink(SqlSink.Settings(url=ledger_url, writer="inline"))
+    sink.open(run_info("r-alive"))  # this process: alive
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE runs SET status = 'running', pid = :pid WHERE run_id = 'r-dead'"),
+            {"pid": dead_pid},
+        )
+    engine.dispose()
+    later = SqlSink(SqlSink.Settings(url=ledger_url, writer="inline"))
+    later.open(run_info("r-next"))
+    reader = create_engine(ledger_url)
+    statuses = {r.run_id: r.status for r in Ledger(reader).runs()}
+    reader.dispose()
+    assert statuses["r-dead"] == "killed"
+    assert statuses["r-alive"] == "running"  # its process (this one) still runs
+    later.close(run_info("r-next"), bars=0, status="completed")
+    sink.close(run_info("r-alive"), bars=0, status="completed")
