@@ -32,6 +32,9 @@ from tradepipe.plugins.ledger_schema import (
 )
 from tradepipe.sink import Unsettled
 
+#: The namespace of reconciliation runs, which only correct earlier runs.
+RECONCILE_NAMESPACE = "reconcile"
+
 
 class Ledger:
     """Read access to one ledger database."""
@@ -55,10 +58,24 @@ class Ledger:
             raise self._guard("runs") from exc
 
     def run(self, run_id: str | None = None) -> RunRow | None:
-        """The run ``run_id``, or the latest run when ``None``."""
+        """The run ``run_id``, or when ``None`` the latest trading run.
+
+        Reconciliation runs (``reconcile --fix``, a settled cancel) only carry
+        corrections to earlier runs; "the last run" a person means is the
+        latest run that traded.
+        """
         if run_id is None:
-            latest = self.runs(limit=1)
-            return latest[0] if latest else None
+            try:
+                with self._session() as s:
+                    stmt = (
+                        select(RunRow)
+                        .where(col(RunRow.namespace) != RECONCILE_NAMESPACE)
+                        .order_by(col(RunRow.started_at).desc())
+                        .limit(1)
+                    )
+                    return s.scalars(stmt).first()
+            except SQLAlchemyError as exc:
+                raise self._guard("runs") from exc
         try:
             with self._session() as s:
                 return s.get(RunRow, run_id)

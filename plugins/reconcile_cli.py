@@ -26,7 +26,7 @@ from tradepipe.errors import ConfigError
 from tradepipe.host import PluginHost
 from tradepipe.logs import redact_accounts
 from tradepipe.pipeline import connect_broker, make_component
-from tradepipe.plugins.ledger import Ledger
+from tradepipe.plugins.ledger import RECONCILE_NAMESPACE, Ledger
 from tradepipe.reconcile import Comparison, compare, settle
 from tradepipe.settings import AppSettings
 from tradepipe.sink import RunInfo
@@ -89,7 +89,7 @@ def reconcile(
 def _reconcile_run(env: str, broker: str, account: str | None, now: dt.datetime) -> RunInfo:
     return RunInfo(
         run_id=f"{now:%Y%m%dT%H%M%S}-reconcile-{uuid.uuid4().hex[:4]}",
-        namespace="reconcile",
+        namespace=RECONCILE_NAMESPACE,
         started_at=now,
         env=env,
         broker=broker,

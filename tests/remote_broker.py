@@ -40,6 +40,8 @@ class Remote(Broker):
     executions: ClassVar[list[Fill]] = []
     held: ClassVar[list[Position]] = []
     fail_fills: ClassVar[bool] = False
+    #: Sends time out before reaching the broker: it never hears of them.
+    lose_sends: ClassVar[bool] = False
 
     def connect(self) -> BrokerStatus:
         return self.status()
@@ -60,6 +62,8 @@ class Remote(Broker):
         return list(self.held)
 
     def place(self, intent: OrderIntent) -> OrderUpdate:
+        if self.lose_sends:
+            raise BrokerUnavailableError("timed out; the order may or may not have arrived")
         self.orders[intent.client_order_id] = {"intent": intent, "status": OrderStatus.ACCEPTED}
         return OrderUpdate(
             client_order_id=intent.client_order_id,
@@ -132,3 +136,4 @@ class Plugin:
 def reset() -> None:
     Remote.orders, Remote.executions, Remote.held = {}, [], []
     Remote.fail_fills = False
+    Remote.lose_sends = False

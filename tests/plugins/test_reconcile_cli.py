@@ -162,3 +162,71 @@ def test_reconciling_an_in_memory_paper_account_is_refused(
     )
     assert result.exit_code == 2
     assert "set [brokers.paper] state_file" in result.stderr
+
+
+def test_an_order_that_never_reached_the_broker_is_rejected_once_its_window_passed(
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Remote.lose_sends = True
+    # The broker may take ten days to list an order: the run leaves it unknown.
+    monkeypatch.setattr(Remote, "order_visibility_seconds", 10 * 86_400.0)
+    replay(
+        [bar("AAPL", T0 + dt.timedelta(minutes=m), open=100, close=100) for m in range(2)],
+        host=test_host(Plugin()),
+        run={
+            "strategies": ["buy_low"],
+            "broker": "remote",
+            "risk_filters": [],
+            "session": "acct",
+            "sinks": ["sql"],
+            "final_poll_seconds": 0,
+        },
+        sinks={"sql": {"url": ledger_url, "writer": "inline"}},
+    )
+    (tmp_path / "settings.toml").write_text(
+        f'[default.run]\nbroker = "remote"\n[default.sinks.sql]\nurl = "{ledger_url}"\n'
+        'writer = "inline"\n[default.logging]\nfile = false\n'
+    )
+    monkeypatch.chdir(tmp_path)
+
+    def tp(*args: str) -> tuple[int, Any]:
+        result = CliRunner().invoke(
+            cli,
+            [*args, "--json"],
+            obj=AppContext(settings_path="settings.toml", _host=test_host(Plugin())),
+            catch_exceptions=False,
+        )
+        return result.exit_code, json.loads(result.stdout)
+
+    code, found = tp("reconcile")
+    [diff] = found["differences"]
+    assert (code, diff["kind"], diff["ledger"]) == (1, "order_unknown_to_broker", "unknown")
+    assert "settled as never sent once 864000 s have passed" in diff["meaning"]
+    code, found = tp("reconcile", "--fix")
+    assert [d["action"] for d in found["differences"]] == ["noted"]  # nothing claimed
+    # Two days later (T0), with IBKR's one-minute window: it never arrived.
+    monkeypatch.setattr(Remote, "order_visibility_seconds", 60.0)
+    code, found = tp("reconcile")
+    [diff] = found["differences"]
+    assert (code, diff["kind"], diff["broker"]) == (1, "order_end", "rejected, 0 new fill(s)")
+    code, fixed = tp("reconcile", "--fix")
+    assert (code, [d["action"] for d in fixed["differences"]]) == (0, ["adopted"])
+    code, again = tp("reconcile")
+    assert (code, again["differences"]) == (0, [])
+    # The order's end is in the run that sent it; `ledger orders` shows that run,
+    # not the reconciliation runs that corrected it.
+    code, orders = tp("ledger", "orders")
+    assert code == 0
+    [order] = orders
+    assert order["status"] == "rejected"
+    engine = open_engine(ledger_url)
+    try:
+        with engine.connect() as conn:
+            reason = conn.execute(
+                text("select reason from order_events where status = 'rejected'")
+            ).scalar_one()
+            audit = conn.execute(text("select kind, action from audit order by id")).all()
+    finally:
+        engine.dispose()
+    assert reason.startswith("never reached the broker")
+    assert audit == [("order_unknown_to_broker", "noted"), ("order_end", "adopted")]
