@@ -25,6 +25,7 @@ from tradepipe.decisions import Decision, RejectedDecision
 from tradepipe.errors import BrokerCapabilityError, BrokerError
 from tradepipe.executor import Executor
 from tradepipe.host import PluginHost
+from tradepipe.instruments import Stock
 from tradepipe.option_chain import ChainCache
 from tradepipe.orders import Fill, Order, OrderEvent, OrderStatus
 from tradepipe.pipeline import Pipeline, build_pipeline, open_run
@@ -129,7 +130,10 @@ class Direct:
         watch = self._watch
         watch.reset()
         executor = self.executor
-        self._mark(decision.symbol)
+        if decision.instrument is None or isinstance(decision.instrument, Stock):
+            # An option's or a combo's symbol is no stock to quote: its price comes
+            # from the chain the legs were chosen from, or from the limit price.
+            self._mark(decision.symbol)
         order = executor.handle(self.source, decision)
         sent = order is not None and order.status is not OrderStatus.INITIALIZED
         if sent and order is not None:
