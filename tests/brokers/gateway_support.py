@@ -5,15 +5,16 @@ here (a module named ``conftest`` is ambiguous when several test folders run
 together).
 
 ``gateway`` (paper account ``DU1234567``) and ``live_gateway`` (live account ``U1234567``) each
-start ``gateway_standin.py`` in its own process for one test and stop it afterwards; startup
-takes about 0.15 s. The certificates come from a throwaway CA made with ``trustme`` once per
-session. ``start_gateway`` starts one with extra command-line flags (e.g. ``--strict-pacing``).
+start the stand-in (``python -m standin``, the package beside this module) in its own process
+for one test and stop it afterwards; startup takes about 0.15 s. The certificates come from a
+throwaway CA made with ``trustme`` once per session. ``start_gateway`` starts one with extra
+command-line flags (e.g. ``--strict-pacing``).
 
 Talk to the stand-in with ``gateway.client()`` (an ``httpx.Client`` on ``gateway.base_url`` that
 trusts the CA) or build your own client with ``verify=gateway.ssl_context()``; httpx 0.28
 deprecates ``verify=<path>``, so pass a context made from ``gateway.ca_path`` rather than the
 path itself. The control methods (``set_auth``, ``questions``, ``fault``, ``fill``...) drive the
-stand-in; see the docstring of ``gateway_standin.py`` for what each one does.
+stand-in; see the docstring of the ``standin`` package for what each one does.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ import pytest
 import trustme
 from tradepipe.brokers.ibkr import pacing
 
-STANDIN = Path(__file__).with_name("gateway_standin.py")
+#: The folder holding the ``standin`` package: stand-ins are started there with ``python -m``.
+HERE = Path(__file__).parent
+STANDIN = "standin"
 PAPER_ACCOUNT = "DU1234567"
 LIVE_ACCOUNT = "U1234567"
 STARTUP_TIMEOUT = 10.0
@@ -185,9 +188,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def launch(
-    script: Path, certs: GatewayCerts, folder: Path, *args: str
+    module: str, certs: GatewayCerts, folder: Path, *args: str
 ) -> tuple[subprocess.Popen[bytes], httpx.Client, int]:
-    """Start a stand-in ``script`` with ``args`` on a free port of 127.0.0.1.
+    """Start ``python -m module`` (a stand-in) with ``args`` on a free port of 127.0.0.1.
 
     Returns its process, a control client trusting the CA, and the port; a
     process that does not come up is stopped and the test fails with its stderr.
@@ -195,7 +198,8 @@ def launch(
     stderr_path = folder / "stderr.txt"
     command = [
         sys.executable,
-        str(script),
+        "-m",
+        module,
         "--cert",
         str(certs.cert_path),
         "--key",
@@ -207,7 +211,7 @@ def launch(
         *args,
     ]
     with stderr_path.open("wb") as stderr:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, cwd=HERE)
     try:
         port = _read_port(proc, stderr_path)
     except BaseException:

@@ -1,7 +1,7 @@
 """The Client Portal adapter end to end: the CLI a user runs, against a local HTTPS gateway.
 
 Every request goes over TLS (verified against the stand-in's CA) to
-``gateway_standin.py`` in its own process. IBKR's pacing is kept but time is
+the gateway stand-in (``python -m standin``) in its own process. IBKR's pacing is kept but time is
 compressed (rate x10, per-endpoint intervals / 100), so the order list's
 5-second limit costs 50 ms here; the limits themselves are unit-tested.
 """

@@ -1,7 +1,7 @@
 """The IBKR gateway stand-in itself, driven with plain httpx over TLS.
 
 These tests pin the quirks the stand-in promises to reproduce (see the module docstring of
-``gateway_standin.py``), so adapter tests written against it can rely on them.
+the ``standin`` package), so adapter tests written against it can rely on them.
 """
 
 from __future__ import annotations

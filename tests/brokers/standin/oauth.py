@@ -1,13 +1,13 @@
 """The gateway stand-in in OAuth mode: IBKR's Web API at ``api.ibkr.com``, for integration tests.
 
-Run it as a separate process::
+Run it as a separate process, from the folder holding the ``standin`` package::
 
-    python oauth_standin.py --cert CERT.pem --key KEY.pem --oauth CONFIG.json
+    python -m standin.oauth --cert CERT.pem --key KEY.pem --oauth CONFIG.json
                             [--host 127.0.0.1] [--port 0] [--account DU1234567]
 
 It prints ``PORT <n>`` once it listens. Everything under ``/v1/api`` is the gateway stand-in
-(``gateway_standin.py``: same accounts, orders, questions, faults, control API), behind IBKR's
-OAuth checks from ``oauth_server.py``:
+(same accounts, orders, questions, faults, control API), behind IBKR's OAuth checks from
+:mod:`standin.oauth_server`:
 
 * ``POST /v1/api/oauth/live_session_token`` — RSA-SHA256 over prepend + base string verified
   with the consumer's public signature key; answers ``diffie_hellman_response``,
@@ -41,16 +41,10 @@ import sys
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from gateway_standin import (
-    API_PREFIX,
-    CONTROL_PREFIX,
-    Handler,
-    Standin,
-    StandinServer,
-    json_answer,
-    text_answer,
-)
-from oauth_server import DAY_MS, Client2, OAuthServer, Refused, load_public
+from .gateway import Standin
+from .oauth_server import DAY_MS, Client2, OAuthServer, Refused, load_public
+from .server import Handler, StandinServer
+from .wire import API_PREFIX, CONTROL_PREFIX, json_answer, text_answer
 
 
 class OAuthStandinServer(StandinServer):
