@@ -6,12 +6,16 @@ the ``standin`` package), so adapter tests written against it can rely on them.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from standin import RealClock, Standin, VirtualClock
 
 if TYPE_CHECKING:
     from gateway_support import Gateway
@@ -449,3 +453,96 @@ def test_reset_forgets_everything(gateway: Gateway, ready: httpx.Client) -> None
     assert gateway.orders() == [] and gateway.requests() == []
     assert ready.get("/iserver/accounts").status_code == 200
     assert place(ready, order(cOID="r1"))[0]["order_status"] == "PreSubmitted"
+
+
+# ----- the clock ----------------------------------------------------------------------------------
+
+
+def call(standin: Standin, method: str, path: str, body: Any = None, **query: Any) -> Any:
+    """One API request straight into ``standin`` (no HTTP): its decoded answer, which is a 200."""
+    raw = b"" if body is None else json.dumps(body).encode()
+    answer = standin.api(method, path, {k: str(v) for k, v in query.items()}, raw)
+    assert answer.status == 200, answer.body
+    return json.loads(answer.body)
+
+
+def test_the_virtual_clock_moves_only_when_told() -> None:
+    clock = VirtualClock(epoch=1_700_000_000.0, monotonic=50.0)
+    assert (clock.monotonic(), clock.time(), clock.now_ms()) == (50.0, 1.7e9, 1_700_000_000_000)
+    clock.advance(2.5)
+    clock.sleep(5)
+    assert (clock.monotonic(), clock.now_ms()) == (57.5, 1_700_000_007_500)
+    clock.sleep(-1)  # a wait already over: recorded, no time passes
+    assert clock.slept == [5, -1] and clock.monotonic() == 57.5
+    with pytest.raises(ValueError, match="cannot go back"):
+        clock.advance(-1)
+    noon = dt.datetime(2026, 3, 2, 12).timestamp()  # local time, like date.today()
+    dated = VirtualClock(epoch=noon)
+    assert dated.today() == dt.date(2026, 3, 2)
+    dated.advance(86_400)
+    assert dated.today() == dt.date(2026, 3, 3)
+    assert abs(VirtualClock().time() - time.time()) < 5  # starts at the wall's now
+
+
+def test_the_real_clock_is_the_wall() -> None:
+    clock = RealClock()
+    before = time.time()
+    first = clock.monotonic()
+    clock.sleep(0.01)
+    assert clock.monotonic() >= first + 0.01
+    assert before <= clock.time() <= time.time()
+    assert before * 1000 - 1 <= clock.now_ms() <= time.time() * 1000
+    assert clock.today() == dt.date.today()
+    assert isinstance(Standin(ACCT).clock, RealClock)  # the default
+
+
+def test_session_stamps_follow_the_clock() -> None:
+    clock = VirtualClock(epoch=1_700_000_000.0)
+    standin = Standin(ACCT, clock=clock)
+    assert call(standin, "POST", "/tickle", {})["ssoExpires"] == 24 * 3600 * 1000
+    clock.advance(3600)
+    assert call(standin, "POST", "/tickle", {})["ssoExpires"] == 23 * 3600 * 1000
+    validate = call(standin, "GET", "/sso/validate")
+    assert (validate["AUTH_TIME"], validate["lastAccessed"]) == (1.7e12, 1_700_003_600_000)
+
+
+def test_strict_pacing_is_measured_on_the_clock() -> None:
+    clock = VirtualClock()
+    standin = Standin(ACCT, strict_pacing=True, clock=clock)
+    call(standin, "GET", "/iserver/accounts")
+    assert call(standin, "GET", "/iserver/account/orders")["orders"] == []
+    clock.advance(4.9)
+    paced = standin.api("GET", "/iserver/account/orders", {}, b"")
+    assert (paced.status, json.loads(paced.body)) == (429, {"error": "Too Many Requests"})
+    clock.advance(5)
+    assert call(standin, "GET", "/iserver/account/orders")["snapshot"] is True
+
+
+def test_trades_age_out_on_the_clock() -> None:
+    clock = VirtualClock(epoch=1_700_000_000.0)
+    standin = Standin(ACCT, clock=clock)
+    call(standin, "GET", "/iserver/accounts")
+    [placed] = call(standin, "POST", ORDERS, {"orders": [order(cOID="old")]})
+    standin.fill({"order_id": int(placed["order_id"]), "quantity": 100, "price": 165.0})
+    [trade] = call(standin, "GET", "/iserver/account/trades")
+    assert (trade["trade_time_r"], trade["trade_time"]) == (1.7e12, "20231114-22:13:20")
+    clock.advance(86_400 + 1)
+    assert call(standin, "GET", "/iserver/account/trades") == []
+    assert len(call(standin, "GET", "/iserver/account/trades", days=2)) == 1
+
+
+def test_option_months_and_history_follow_the_clocks_date() -> None:
+    clock = VirtualClock(epoch=dt.datetime(2026, 1, 5, 12).timestamp())
+    standin = Standin(ACCT, clock=clock)
+    call(standin, "GET", "/iserver/accounts")
+
+    def months() -> list[str]:
+        (found, *_) = call(standin, "GET", "/iserver/secdef/search", symbol="AAPL")
+        return str(found["sections"][1]["months"]).split(";")
+
+    assert months() == ["JAN26", "FEB26", "MAR26", "APR26"]
+    clock.advance(14 * 86_400)  # past January's third Friday (the 16th)
+    assert months()[0] == "FEB26"
+    bars = call(standin, "GET", "/iserver/marketdata/history", conid=AAPL, bar="1d", period="2d")
+    last_day = int(clock.time()) // 86_400 * 86_400
+    assert [b["t"] for b in bars["data"]] == [(last_day - 86_400) * 1000, last_day * 1000]

@@ -94,11 +94,21 @@ Control API (tests only, JSON, not under ``/v1/api``; never recorded or faulted)
     The internal order book (one object per order, plain field names).
 
 
+Time
+====
+
+Everything that reads time asks one clock object (``clock.py``): timestamps, expiry dates,
+pacing intervals and the 3-second ``timeout`` fault. ``Standin(account, clock=...)`` takes a
+:class:`~standin.clock.VirtualClock` in tests, so time moves only when the test (or the code
+under test, sleeping on the same clock) moves it; the server process uses the wall
+(:class:`~standin.clock.RealClock`).
+
 Layout
 ======
 
 One module per capability, each owning its endpoints:
 
+``clock``        the real and the virtual clock
 ``wire``         requests, answers, refusals, parsing shared by every endpoint
 ``instruments``  the contracts table (stocks, spread conids, generated options, greeks)
 ``model``        tickets, orders and their views, pending questions, IBKR's string formats
@@ -118,6 +128,7 @@ One module per capability, each owning its endpoints:
 
 from __future__ import annotations
 
+from .clock import Clock, RealClock, VirtualClock
 from .gateway import Standin
 
-__all__ = ["Standin"]
+__all__ = ["Clock", "RealClock", "Standin", "VirtualClock"]

@@ -60,7 +60,7 @@ class ContractsMixin(State):
             return []
         wanted = symbol.strip().upper()
         results = []
-        months = option_months(date.today())
+        months = option_months(self.clock.today())
         for stock in STOCKS:
             if not stock.searchable:
                 continue
@@ -97,7 +97,7 @@ class ContractsMixin(State):
         return results
 
     def _month_expiries(self, month: str) -> list[date] | None:
-        for code, expiries in option_months(date.today()):
+        for code, expiries in option_months(self.clock.today()):
             if code == month.upper():
                 return expiries
         return None

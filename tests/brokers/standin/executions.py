@@ -11,7 +11,6 @@ from typing import Any
 
 from .model import DONE, STATUSES, Order, fmt_price, fmt_size
 from .portfolio import PortfolioMixin
-from .state import now_ms
 from .wire import Request, fail, is_number, parse_bool, parse_int
 
 
@@ -66,7 +65,7 @@ class ExecutionsMixin(PortfolioMixin):
         self._pace("trades")
         days = req.query.get("days")
         span = min(max(parse_int(days, "days"), 1), 7) if days else 1
-        cutoff = now_ms() - span * 86_400_000
+        cutoff = self.clock.now_ms() - span * 86_400_000
         account = req.query.get("accountId")
         return [
             dict(t)
@@ -93,7 +92,7 @@ class ExecutionsMixin(PortfolioMixin):
         total = order.filled + qty
         order.avg_price = (order.avg_price * order.filled + price * qty) / total
         order.filled = total
-        order.last_fill_ms = ts = now_ms()
+        order.last_fill_ms = ts = self.clock.now_ms()
         if order.remaining <= 1e-9:
             order.status = "Filled"
         elif order.status != "PendingCancel":

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from .clock import Clock
 from .contracts import ContractsMixin
 from .control import ControlMixin
 from .orders import OrdersMixin
@@ -26,8 +27,10 @@ NO_BRIDGE = {"error": "Bad Request: no bridge", "statusCode": 400}
 class Standin(ControlMixin, OrdersMixin, ContractsMixin):
     """In-memory gateway. Every public entry point takes ``self.lock``."""
 
-    def __init__(self, account: str, strict_pacing: bool = False) -> None:
-        super().__init__(account, strict_pacing)
+    def __init__(
+        self, account: str, strict_pacing: bool = False, clock: Clock | None = None
+    ) -> None:
+        super().__init__(account, strict_pacing, clock)
         self.routes = self._routes()
 
     # ----- entry points used by the HTTP handler -------------------------------------------

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import math
 import re
-import time
 import zlib
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .instruments import STOCKS, option_greeks
 from .model import fmt_price, fmt_volume
-from .state import State, now_ms
+from .state import State
 from .wire import Request, fail, is_number, parse_bool, parse_int
 
 BAR_SECONDS = {
@@ -68,7 +67,7 @@ class MarketMixin(State):
         }
         option = self.options.get(conid)
         if option is not None:
-            quote.update(option_greeks(option, date.today()))
+            quote.update(option_greeks(option, self.clock.today()))
         quote.update(self.overrides.get(conid, {}))
         if self.closed and quote.get("31") and quote["31"][0] not in "CH":
             quote["31"] = "C" + quote["31"]
@@ -82,7 +81,7 @@ class MarketMixin(State):
             fail("conids is required")
         fields = [f.strip() for f in (req.query.get("fields") or "").split(",") if f.strip()]
         out = []
-        stamp = now_ms()
+        stamp = self.clock.now_ms()
         for conid in conids:
             known = self.stream_fields.setdefault(conid, [])
             known.extend(f for f in fields if f not in known)
@@ -138,7 +137,7 @@ class MarketMixin(State):
                 fail("startTime must be YYYYMMDD-HH:mm:ss")
             end_s = int(end.timestamp())
         else:
-            end_s = int(time.time())
+            end_s = int(self.clock.time())
         last_bar = end_s // bar_s
         base = self._last_price(conid)
         seed = zlib.crc32(str(conid).encode()) % 1000 / 100.0

@@ -38,6 +38,8 @@ import json
 import signal
 import ssl
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -140,7 +142,7 @@ class OAuthHandler(Handler):
         return {"ok": True}
 
 
-def build(config: dict[str, Any]) -> OAuthServer:
+def build(config: dict[str, Any], now: Callable[[], float] = time.time) -> OAuthServer:
     oauth2 = config.get("oauth2")
     return OAuthServer(
         consumer_key=config["consumer_key"],
@@ -159,6 +161,7 @@ def build(config: dict[str, Any]) -> OAuthServer:
         ),
         lst_lifetime_ms=int(config.get("lst_lifetime_ms", DAY_MS)),
         bearer_seconds=int(config.get("bearer_seconds", 3600)),
+        now=now,
     )
 
 
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     standin.authenticated = False  # OAuth: the brokerage session waits for ssodh/init
     server = OAuthStandinServer((args.host, args.port), standin, context)
     server.RequestHandlerClass = OAuthHandler
-    server.oauth = build(config)
+    server.oauth = build(config, now=standin.clock.time)
     server.refused = []
 
     def stop(signum: int, frame: Any) -> None:

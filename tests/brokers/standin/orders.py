@@ -24,7 +24,7 @@ from .model import (
     Ticket,
     fmt_size,
 )
-from .state import State, now_ms
+from .state import State
 from .wire import Request, fail, is_number, parse_int
 
 MARKET_DATA_WARNING = (
@@ -187,7 +187,7 @@ class OrdersMixin(State):
                 company_name=name,
                 currency=currency,
                 multiplier=multiplier,
-                created_ms=now_ms(),
+                created_ms=self.clock.now_ms(),
                 parent_id=by_coid.get(t.parent_coid) if t.parent_coid else None,
             )
             self.orders[order.order_id] = order

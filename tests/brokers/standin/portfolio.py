@@ -7,13 +7,12 @@ cash and realized P&L here.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from .instruments import STOCK_BY_CONID
 from .model import Order
 from .session import SERVER_INFO
-from .state import State, now_ms
+from .state import State
 from .wire import Request, fail, parse_int
 
 PAGE_SIZE = 100
@@ -110,7 +109,7 @@ class PortfolioMixin(State):
         signed, gross, _ = self._market_value()
         net = self.cash + signed
         available = net - 0.25 * gross
-        ts = now_ms()
+        ts = self.clock.now_ms()
 
         def item(amount: float) -> dict[str, Any]:
             return {
@@ -138,7 +137,7 @@ class PortfolioMixin(State):
     def portfolio_ledger(self, req: Request, account: str) -> Any:
         self._require_account(account)
         signed, _, unrealized = self._market_value()
-        ts = int(time.time())
+        ts = int(self.clock.time())
 
         def entry(currency: str) -> dict[str, Any]:
             return {

@@ -13,7 +13,6 @@ import signal
 import socket
 import ssl
 import sys
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -75,7 +74,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault.kind == "drop":
             self._drop()
         elif fault.kind == "timeout":
-            time.sleep(FAULT_DELAY)
+            self.server.standin.clock.sleep(FAULT_DELAY)
             if answer is None:
                 self._drop()
             else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from .state import State, now_ms
+from .state import State
 from .wire import Request, fail
 
 SERVER_INFO = {"serverName": "StandIn01", "serverVersion": "Build 10.25.0p, stand-in"}
@@ -55,7 +55,7 @@ class SessionMixin(State):
     def tickle(self, req: Request) -> Any:
         return {
             "session": self.session,
-            "ssoExpires": max(0, self.login_ms + 24 * 3600 * 1000 - now_ms()),
+            "ssoExpires": max(0, self.login_ms + 24 * 3600 * 1000 - self.clock.now_ms()),
             "collission": False,
             "userId": 12345678,
             "hmds": {"error": "no bridge"},
@@ -73,11 +73,11 @@ class SessionMixin(State):
             "IS_FREE_TRIAL": False,
             "CREDENTIAL": user,
             "IP": "127.0.0.1",
-            "EXPIRES": max(0, self.login_ms + 24 * 3600 * 1000 - now_ms()),
+            "EXPIRES": max(0, self.login_ms + 24 * 3600 * 1000 - self.clock.now_ms()),
             "QUALIFIED_FOR_MOBILE_AUTH": None,
             "LANDING_APP": "UNIVERSAL",
             "IS_MASTER": False,
-            "lastAccessed": now_ms(),
+            "lastAccessed": self.clock.now_ms(),
             "LOGIN_TYPE": 2 if self.is_paper else 1,
             "PAPER_USER_NAME": user,
             "features": {
@@ -108,7 +108,7 @@ class SessionMixin(State):
                 self.logged_in = self.authenticated = self.connected = True
                 self.competing = False
                 self.session = uuid.uuid4().hex
-                self.login_ms = now_ms()
+                self.login_ms = self.clock.now_ms()
             else:
                 self.logged_in = self.authenticated = self.connected = self.competing = False
             self._relogin()

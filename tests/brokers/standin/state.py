@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 import uuid
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from .clock import Clock, RealClock
 from .instruments import SPREAD_CONIDS, STOCK_BY_CONID, OptionContract
 from .model import Order, PendingQuestion
 from .wire import ApiError, fail
@@ -23,10 +23,6 @@ from .wire import ApiError, fail
 PACING_INTERVAL = 5.0
 START_CASH = 1_000_000.0
 QUERY_ACCOUNTS_FIRST = {"error": "Please query /accounts first"}
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -41,8 +37,12 @@ class Fault:
 class State:
     """In-memory gateway state. Every public entry point takes ``self.lock``."""
 
-    def __init__(self, account: str, strict_pacing: bool = False) -> None:
+    def __init__(
+        self, account: str, strict_pacing: bool = False, clock: Clock | None = None
+    ) -> None:
         self.lock = threading.RLock()
+        #: Where every timestamp, date and pacing interval comes from.
+        self.clock: Clock = clock or RealClock()
         self.account = account
         self.is_paper = account.upper().startswith("D")
         self.strict_pacing = strict_pacing
@@ -54,7 +54,7 @@ class State:
         self.connected = True
         self.competing = False
         self.session = uuid.uuid4().hex
-        self.login_ms = now_ms()
+        self.login_ms = self.clock.now_ms()
         self.accounts_queried = False
         self.suppressed: set[str] = set()
         self.question_ids: list[str] = []
@@ -101,7 +101,7 @@ class State:
     def _pace(self, key: str) -> None:
         if not self.strict_pacing:
             return
-        now = time.monotonic()
+        now = self.clock.monotonic()
         last = self.last_call.get(key)
         self.last_call[key] = now
         if last is not None and now - last < PACING_INTERVAL:
