@@ -181,6 +181,10 @@ class OAuthGateway(Gateway):
             **extra,
         }
 
+    def serve_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """IBKR's pacing with time compressed, as for the gateway (see ``fast_oauth_pacing``)."""
+        monkeypatch.setattr(WebApiOAuthBroker, "make_pacer", _fast_oauth_pacer)
+
     def oauth2_table(self, **extra: Any) -> dict[str, Any]:
         assert self.keys is not None
         return {
@@ -248,14 +252,14 @@ def oauth_gateway(start_oauth_gateway: Callable[..., OAuthGateway]) -> OAuthGate
     return start_oauth_gateway()
 
 
+def _fast_oauth_pacer(self: WebApiOAuthBroker) -> pacing.Pacer:
+    return fast_pacer(self.settings.penalty_seconds)
+
+
 @pytest.fixture
 def fast_oauth_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
     """IBKR's pacing with time compressed (rate x10, intervals / 100), as for the gateway."""
-
-    def make_pacer(self: WebApiOAuthBroker) -> pacing.Pacer:
-        return fast_pacer(self.settings.penalty_seconds)
-
-    monkeypatch.setattr(WebApiOAuthBroker, "make_pacer", make_pacer)
+    monkeypatch.setattr(WebApiOAuthBroker, "make_pacer", _fast_oauth_pacer)
 
 
 def write_settings(

@@ -1,13 +1,15 @@
-"""The IBKR gateway stand-in itself, driven with plain httpx over TLS.
+"""The IBKR gateway stand-in itself, driven with plain httpx.
 
-These tests pin the quirks the stand-in promises to reproduce (see the module docstring of
-the ``standin`` package), so adapter tests written against it can rely on them.
+These tests pin the quirks the stand-in promises to reproduce (see the docstring of the
+``standin`` package), so adapter tests written against it can rely on them. They run against
+the stand-in in this process (through its httpx transport, on a virtual clock); those marked
+``BOTH`` run a second time against the stand-in in its own process over TLS, which is how the
+transport is held to the server's behaviour.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -16,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from standin import RealClock, Standin, VirtualClock
+from standin.driver import Driver, LocalDriver
 
 if TYPE_CHECKING:
     from gateway_support import Gateway
+    from inprocess_support import InProcessGateway
 
 ACCT = "DU1234567"
 AAPL = 265598
@@ -39,9 +43,21 @@ def order(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in ticket.items() if v is not None}
 
 
+#: Run the test against the stand-in in this process and against one behind TLS.
+BOTH = pytest.mark.parametrize("gw", ["inprocess", "tls"], indirect=True)
+
+
 @pytest.fixture
-def api(gateway: Gateway) -> Iterator[httpx.Client]:
-    with gateway.client() as client:
+def gw(request: pytest.FixtureRequest) -> Driver:
+    """The paper-account stand-in in this process, or (``BOTH``'s second run) behind TLS."""
+    surface = getattr(request, "param", "inprocess")
+    found: Driver = request.getfixturevalue("gateway" if surface == "tls" else "inprocess_gateway")
+    return found
+
+
+@pytest.fixture
+def api(gw: Driver) -> Iterator[httpx.Client]:
+    with gw.client() as client:
         yield client
 
 
@@ -61,26 +77,31 @@ def place(api: httpx.Client, *tickets: dict[str, Any]) -> Any:
 # ----- TLS, session -------------------------------------------------------------------------------
 
 
-def test_tls_is_trusted_through_the_ca_only(gateway: Gateway, api: httpx.Client) -> None:
-    assert api.post("/iserver/auth/status", json={}).json()["authenticated"] is True
-    with httpx.Client(timeout=5) as untrusting, pytest.raises(httpx.ConnectError, match="CERT"):
-        untrusting.post(f"{gateway.base_url}/iserver/auth/status", json={})
-    # the refused handshake does not disturb the server
-    assert api.post("/tickle", json={}).status_code == 200
+def test_tls_is_trusted_through_the_ca_only(gateway: Gateway) -> None:
+    with gateway.client() as api:
+        assert api.post("/iserver/auth/status", json={}).json()["authenticated"] is True
+        with (
+            httpx.Client(timeout=5) as untrusting,
+            pytest.raises(httpx.ConnectError, match="CERT"),
+        ):
+            untrusting.post(f"{gateway.base_url}/iserver/auth/status", json={})
+        # the refused handshake does not disturb the server
+        assert api.post("/tickle", json={}).status_code == 200
 
 
 def test_paper_and_live_accounts_are_told_apart(
-    gateway: Gateway, live_gateway: Gateway, api: httpx.Client
+    start_inprocess_gateway: Callable[..., InProcessGateway], api: httpx.Client
 ) -> None:
     assert api.get("/iserver/accounts").json()["isPaper"] is True
     assert api.get("/sso/validate").json()["LOGIN_TYPE"] == 2
-    with live_gateway.client() as live:
+    with start_inprocess_gateway("U1234567").client() as live:
         accounts = live.get("/iserver/accounts").json()
         assert (accounts["accounts"], accounts["selectedAccount"]) == (["U1234567"], "U1234567")
         assert accounts["isPaper"] is False
         assert live.get("/sso/validate").json()["LOGIN_TYPE"] == 1
 
 
+@BOTH
 def test_tickle_reports_the_session_and_a_bodyless_post_is_refused(api: httpx.Client) -> None:
     tickle = api.post("/tickle", json={}).json()
     assert re.fullmatch(r"[0-9a-f]{32}", tickle["session"])
@@ -89,8 +110,9 @@ def test_tickle_reports_the_session_and_a_bodyless_post_is_refused(api: httpx.Cl
     assert api.post("/tickle").status_code == 411
 
 
+@BOTH
 def test_logged_out_every_endpoint_but_auth_status_is_access_denied(
-    gateway: Gateway, api: httpx.Client
+    gw: Driver, api: httpx.Client
 ) -> None:
     assert api.post("/logout", json={}).json() == {"status": True}
     for method, path in [
@@ -103,15 +125,15 @@ def test_logged_out_every_endpoint_but_auth_status_is_access_denied(
         assert (response.status_code, response.text) == (401, "access denied")
     status = api.post("/iserver/auth/status", json={}).json()
     assert (status["authenticated"], status["connected"]) == (False, False)
-    gateway.set_auth(logged_in=True)  # the human logs in again
+    gw.set_auth(logged_in=True)  # the human logs in again
     assert api.get("/iserver/accounts").status_code == 200
 
 
 def test_dropped_brokerage_session_gives_no_bridge_until_ssodh_init(
-    gateway: Gateway, api: httpx.Client
+    gw: Driver, api: httpx.Client
 ) -> None:
     api.get("/iserver/accounts")
-    gateway.set_auth(authenticated=False)
+    gw.set_auth(authenticated=False)
     no_bridge = api.get("/iserver/account/orders")
     assert no_bridge.status_code == 400
     assert no_bridge.json() == {"error": "Bad Request: no bridge", "statusCode": 400}
@@ -126,10 +148,8 @@ def test_dropped_brokerage_session_gives_no_bridge_until_ssodh_init(
     assert api.get("/iserver/account/orders").json() == {"error": "Please query /accounts first"}
 
 
-def test_competing_session_is_taken_back_only_with_compete(
-    gateway: Gateway, api: httpx.Client
-) -> None:
-    gateway.set_auth(competing=True)
+def test_competing_session_is_taken_back_only_with_compete(gw: Driver, api: httpx.Client) -> None:
+    gw.set_auth(competing=True)
     assert api.get("/iserver/accounts").status_code == 400
     keep = api.post("/iserver/auth/ssodh/init", json={"publish": True, "compete": False})
     assert keep.json()["competing"] is True
@@ -154,21 +174,22 @@ def test_accounts_must_be_queried_first(api: httpx.Client) -> None:
 # ----- market data, contracts ---------------------------------------------------------------------
 
 
-def test_snapshot_preflight_then_string_values(gateway: Gateway, ready: httpx.Client) -> None:
+@BOTH
+def test_snapshot_preflight_then_string_values(gw: Driver, ready: httpx.Client) -> None:
     params = {"conids": f"{AAPL},8314", "fields": "31,84,86,88,87,6509,55"}
     preflight = ready.get("/iserver/marketdata/snapshot", params=params).json()
     assert preflight == [
         {"conid": AAPL, "conidEx": str(AAPL)},
         {"conid": 8314, "conidEx": "8314"},
     ]
-    gateway.market({AAPL: {"31": "101.5", "88": "1,300"}})
+    gw.market({AAPL: {"31": "101.5", "88": "1,300"}})
     aapl, ibm = ready.get("/iserver/marketdata/snapshot", params=params).json()
     assert (aapl["31"], aapl["84"], aapl["86"]) == ("101.5", "101.49", "101.51")
     assert (aapl["88"], aapl["6509"], aapl["55"]) == ("1,300", "RpB", "AAPL")
     assert re.fullmatch(r"\d+(\.\d)?[KM]", aapl["87"])
     assert ibm["55"] == "IBM"
     # later calls may omit fields; a closed market prefixes the last price with C
-    gateway.market(closed=True)
+    gw.market(closed=True)
     (again,) = ready.get("/iserver/marketdata/snapshot", params={"conids": str(AAPL)}).json()
     assert again["31"] == "C101.5"
 
@@ -209,8 +230,9 @@ def test_option_strikes_need_a_search_first(ready: httpx.Client) -> None:
 # ----- orders -------------------------------------------------------------------------------------
 
 
+@BOTH
 def test_place_answers_a_string_order_id_and_lists_the_order(
-    gateway: Gateway, ready: httpx.Client
+    gw: Driver, ready: httpx.Client
 ) -> None:
     (placed,) = place(ready, order(cOID="tp-1"))
     assert placed["order_status"] == "PreSubmitted"
@@ -219,7 +241,7 @@ def test_place_answers_a_string_order_id_and_lists_the_order(
     assert live["orderId"] == int(placed["order_id"])
     assert (live["order_ref"], live["status"], live["price"]) == ("tp-1", "PreSubmitted", "165.00")
     assert (live["filledQuantity"], live["remainingQuantity"]) == (0.0, 100.0)
-    assert gateway.requests()[-2]["body"]["orders"][0]["cOID"] == "tp-1"
+    assert gw.requests()[-2]["body"]["orders"][0]["cOID"] == "tp-1"
 
 
 def test_invalid_tickets_are_refused_with_400(ready: httpx.Client) -> None:
@@ -258,8 +280,9 @@ def test_duplicate_coid_is_refused(ready: httpx.Client) -> None:
     assert again == {"error": expected}
 
 
-def test_question_chain_reply_and_stale_reply_id(gateway: Gateway, ready: httpx.Client) -> None:
-    gateway.questions(["o163", "o354"])
+@BOTH
+def test_question_chain_reply_and_stale_reply_id(gw: Driver, ready: httpx.Client) -> None:
+    gw.questions(["o163", "o354"])
     (first,) = place(ready, order(cOID="q1"))
     assert first["messageIds"] == ["o163"] and first["isSuppressed"] is False
     assert isinstance(first["message"], list)
@@ -278,13 +301,13 @@ def test_question_chain_reply_and_stale_reply_id(gateway: Gateway, ready: httpx.
     (question,) = place(ready, order(cOID="q3"))
     declined = ready.post(f"/iserver/reply/{question['id']}", json={"confirmed": False})
     assert "error" in declined.json()
-    assert [o["cOID"] for o in gateway.orders()] == ["q1"]
+    assert [o["cOID"] for o in gw.orders()] == ["q1"]
 
 
 def test_suppressed_questions_are_skipped_until_the_next_login(
-    gateway: Gateway, ready: httpx.Client
+    gw: Driver, ready: httpx.Client
 ) -> None:
-    gateway.questions(["o163"])
+    gw.questions(["o163"])
     suppress = ready.post("/iserver/questions/suppress", json={"messageIds": ["o163"]})
     assert suppress.json() == {"status": "submitted"}
     assert "order_id" in place(ready, order(cOID="s1"))[0]
@@ -293,7 +316,7 @@ def test_suppressed_questions_are_skipped_until_the_next_login(
     assert place(ready, order(cOID="s2"))[0]["messageIds"] == ["o163"]
 
 
-def test_cancel_is_pending_until_a_later_read(gateway: Gateway, ready: httpx.Client) -> None:
+def test_cancel_is_pending_until_a_later_read(gw: Driver, ready: httpx.Client) -> None:
     (placed,) = place(ready, order(cOID="c1"))
     oid = int(placed["order_id"])
     cancel = ready.delete(f"/iserver/account/{ACCT}/order/{oid}").json()
@@ -351,10 +374,10 @@ def test_whatif_answers_formatted_strings(ready: httpx.Client) -> None:
     assert whatif["warn"].startswith("21/") and whatif["error"] is None
 
 
-def test_fills_make_trades_matched_by_order_ref(gateway: Gateway, ready: httpx.Client) -> None:
+def test_fills_make_trades_matched_by_order_ref(gw: Driver, ready: httpx.Client) -> None:
     (placed,) = place(ready, order(cOID="fill-1"))
-    first = gateway.fill(placed["order_id"], 40, 164.5)
-    gateway.fill(placed["order_id"], 60, 165.0)
+    first = gw.fill(placed["order_id"], 40, 164.5)
+    gw.fill(placed["order_id"], 60, 165.0)
     (live,) = ready.get("/iserver/account/orders").json()["orders"]
     assert (live["status"], live["filledQuantity"], live["avgPrice"]) == ("Filled", 100.0, "164.80")
     trades = ready.get("/iserver/account/trades").json()
@@ -370,8 +393,8 @@ def test_fills_make_trades_matched_by_order_ref(gateway: Gateway, ready: httpx.C
 # ----- portfolio ----------------------------------------------------------------------------------
 
 
-def test_positions_are_paged_by_100(gateway: Gateway, api: httpx.Client) -> None:
-    gateway.positions([{"conid": 1000 + i, "position": 1.0, "mktPrice": 10.0} for i in range(250)])
+def test_positions_are_paged_by_100(gw: Driver, api: httpx.Client) -> None:
+    gw.positions([{"conid": 1000 + i, "position": 1.0, "mktPrice": 10.0} for i in range(250)])
     pages = [api.get(f"/portfolio/{ACCT}/positions/{n}").json() for n in range(4)]
     assert [len(p) for p in pages] == [100, 100, 50, 0]
     assert pages[2][-1]["conid"] == 1249 and pages[0][0]["mktValue"] == 10.0
@@ -379,11 +402,11 @@ def test_positions_are_paged_by_100(gateway: Gateway, api: httpx.Client) -> None
     assert one["position"] == 1.0
 
 
-def test_positions_stay_cached_until_invalidated(gateway: Gateway, ready: httpx.Client) -> None:
+def test_positions_stay_cached_until_invalidated(gw: Driver, ready: httpx.Client) -> None:
     positions = f"/portfolio/{ACCT}/positions/0"
     assert ready.get(positions).json() == []
     (placed,) = place(ready, order(orderType="MKT", price=None, quantity=10))
-    gateway.fill(placed["order_id"], 10, 190.0)
+    gw.fill(placed["order_id"], 10, 190.0)
     assert ready.get(positions).json() == []
     invalidate = ready.post(f"/portfolio/{ACCT}/positions/invalidate", json={})
     assert invalidate.json() == {"message": "success"}
@@ -397,47 +420,47 @@ def test_positions_stay_cached_until_invalidated(gateway: Gateway, ready: httpx.
 # ----- faults, pacing -----------------------------------------------------------------------------
 
 
-def test_dropped_connection_fails_the_request(gateway: Gateway, ready: httpx.Client) -> None:
-    gateway.fault("POST", ORDERS, "drop", after=False)
+@BOTH
+def test_dropped_connection_fails_the_request(gw: Driver, ready: httpx.Client) -> None:
+    gw.fault("POST", ORDERS, "drop", after=False)
     with pytest.raises(httpx.RemoteProtocolError):
         ready.post(ORDERS, json={"orders": [order(cOID="d1")]})
-    assert gateway.orders() == []
+    assert gw.orders() == []
     assert place(ready, order(cOID="d1"))[0]["order_status"] == "PreSubmitted"
 
 
-def test_500_after_processing_still_registers_the_order(
-    gateway: Gateway, ready: httpx.Client
-) -> None:
-    gateway.fault("POST", ORDERS, "500", after=True)
+@BOTH
+def test_500_after_processing_still_registers_the_order(gw: Driver, ready: httpx.Client) -> None:
+    gw.fault("POST", ORDERS, "500", after=True)
     response = ready.post(ORDERS, json={"orders": [order(cOID="lost-reply")]})
     assert response.status_code == 500
-    assert [o["cOID"] for o in gateway.orders()] == ["lost-reply"]
+    assert [o["cOID"] for o in gw.orders()] == ["lost-reply"]
     # a blind retry is now a duplicate
     assert "already registered" in place(ready, order(cOID="lost-reply"))["error"]
 
 
-def test_timeout_after_processing_registers_the_order(
-    gateway: Gateway, ready: httpx.Client
-) -> None:
-    gateway.fault("POST", ORDERS, "timeout", after=True)
+@BOTH
+def test_timeout_after_processing_registers_the_order(gw: Driver, ready: httpx.Client) -> None:
+    gw.fault("POST", ORDERS, "timeout", after=True)
     with pytest.raises(httpx.ReadTimeout):
         ready.post(ORDERS, json={"orders": [order(cOID="slow")]}, timeout=0.5)
-    assert [o["cOID"] for o in gateway.orders()] == ["slow"]
+    assert [o["cOID"] for o in gw.orders()] == ["slow"]
 
 
+@BOTH
 def test_429_and_401_faults_apply_the_given_number_of_times(
-    gateway: Gateway, ready: httpx.Client
+    gw: Driver, ready: httpx.Client
 ) -> None:
-    gateway.fault("GET", "/iserver/account/trades", "429", times=2)
+    gw.fault("GET", "/iserver/account/trades", "429", times=2)
     codes = [ready.get("/iserver/account/trades").status_code for _ in range(3)]
     assert codes == [429, 429, 200]
-    gateway.fault("POST", "/tickle", "401")
+    gw.fault("POST", "/tickle", "401")
     denied = ready.post("/tickle", json={})
     assert (denied.status_code, denied.text) == (401, "access denied")
 
 
 def test_strict_pacing_limits_orders_and_trades(start_gateway: Callable[..., Gateway]) -> None:
-    paced = start_gateway("--strict-pacing")
+    paced = start_gateway("--strict-pacing")  # the command-line flag
     with paced.client() as client:
         client.get("/iserver/accounts")
         assert client.get("/iserver/account/orders").status_code == 200
@@ -446,24 +469,17 @@ def test_strict_pacing_limits_orders_and_trades(start_gateway: Callable[..., Gat
         assert client.get("/iserver/account/trades").status_code == 429
 
 
-def test_reset_forgets_everything(gateway: Gateway, ready: httpx.Client) -> None:
+@BOTH
+def test_reset_forgets_everything(gw: Driver, ready: httpx.Client) -> None:
     place(ready, order(cOID="r1"))
-    gateway.set_auth(authenticated=False)
-    gateway.reset()
-    assert gateway.orders() == [] and gateway.requests() == []
+    gw.set_auth(authenticated=False)
+    gw.reset()
+    assert gw.orders() == [] and gw.requests() == []
     assert ready.get("/iserver/accounts").status_code == 200
     assert place(ready, order(cOID="r1"))[0]["order_status"] == "PreSubmitted"
 
 
 # ----- the clock ----------------------------------------------------------------------------------
-
-
-def call(standin: Standin, method: str, path: str, body: Any = None, **query: Any) -> Any:
-    """One API request straight into ``standin`` (no HTTP): its decoded answer, which is a 200."""
-    raw = b"" if body is None else json.dumps(body).encode()
-    answer = standin.api(method, path, {k: str(v) for k, v in query.items()}, raw)
-    assert answer.status == 200, answer.body
-    return json.loads(answer.body)
 
 
 def test_the_virtual_clock_moves_only_when_told() -> None:
@@ -496,53 +512,157 @@ def test_the_real_clock_is_the_wall() -> None:
     assert isinstance(Standin(ACCT).clock, RealClock)  # the default
 
 
-def test_session_stamps_follow_the_clock() -> None:
+@pytest.fixture
+def dated() -> Iterator[tuple[VirtualClock, httpx.Client]]:
+    """A client of a stand-in in this process whose clock starts at 2023-11-14 22:13:20 UTC."""
     clock = VirtualClock(epoch=1_700_000_000.0)
-    standin = Standin(ACCT, clock=clock)
-    assert call(standin, "POST", "/tickle", {})["ssoExpires"] == 24 * 3600 * 1000
+    local = LocalDriver(ACCT, clock=clock)
+    with local.client() as client:
+        assert client.get("/iserver/accounts").status_code == 200
+        yield clock, client
+
+
+def test_session_stamps_follow_the_clock(dated: tuple[VirtualClock, httpx.Client]) -> None:
+    clock, api = dated
+    assert api.post("/tickle", json={}).json()["ssoExpires"] == 24 * 3600 * 1000
     clock.advance(3600)
-    assert call(standin, "POST", "/tickle", {})["ssoExpires"] == 23 * 3600 * 1000
-    validate = call(standin, "GET", "/sso/validate")
+    assert api.post("/tickle", json={}).json()["ssoExpires"] == 23 * 3600 * 1000
+    validate = api.get("/sso/validate").json()
     assert (validate["AUTH_TIME"], validate["lastAccessed"]) == (1.7e12, 1_700_003_600_000)
 
 
 def test_strict_pacing_is_measured_on_the_clock() -> None:
-    clock = VirtualClock()
-    standin = Standin(ACCT, strict_pacing=True, clock=clock)
-    call(standin, "GET", "/iserver/accounts")
-    assert call(standin, "GET", "/iserver/account/orders")["orders"] == []
-    clock.advance(4.9)
-    paced = standin.api("GET", "/iserver/account/orders", {}, b"")
-    assert (paced.status, json.loads(paced.body)) == (429, {"error": "Too Many Requests"})
-    clock.advance(5)
-    assert call(standin, "GET", "/iserver/account/orders")["snapshot"] is True
+    local = LocalDriver(ACCT, strict_pacing=True)
+    with local.client() as api:
+        api.get("/iserver/accounts")
+        for path in ("/iserver/account/orders", "/iserver/account/trades"):
+            assert api.get(path).status_code == 200
+            local.clock.advance(4.9)
+            paced = api.get(path)
+            assert (paced.status_code, paced.json()) == (429, {"error": "Too Many Requests"})
+            local.clock.advance(5)
+            assert api.get(path).status_code == 200
 
 
-def test_trades_age_out_on_the_clock() -> None:
-    clock = VirtualClock(epoch=1_700_000_000.0)
-    standin = Standin(ACCT, clock=clock)
-    call(standin, "GET", "/iserver/accounts")
-    [placed] = call(standin, "POST", ORDERS, {"orders": [order(cOID="old")]})
-    standin.fill({"order_id": int(placed["order_id"]), "quantity": 100, "price": 165.0})
-    [trade] = call(standin, "GET", "/iserver/account/trades")
+def test_trades_age_out_on_the_clock(dated: tuple[VirtualClock, httpx.Client]) -> None:
+    clock, api = dated
+    (placed,) = place(api, order(cOID="old"))
+    api.post(
+        "https://127.0.0.1:5000/_standin/fill",
+        json={"order_id": int(placed["order_id"]), "quantity": 100, "price": 165.0},
+    )
+    (trade,) = api.get("/iserver/account/trades").json()
     assert (trade["trade_time_r"], trade["trade_time"]) == (1.7e12, "20231114-22:13:20")
     clock.advance(86_400 + 1)
-    assert call(standin, "GET", "/iserver/account/trades") == []
-    assert len(call(standin, "GET", "/iserver/account/trades", days=2)) == 1
+    assert api.get("/iserver/account/trades").json() == []
+    assert len(api.get("/iserver/account/trades", params={"days": 2}).json()) == 1
 
 
 def test_option_months_and_history_follow_the_clocks_date() -> None:
-    clock = VirtualClock(epoch=dt.datetime(2026, 1, 5, 12).timestamp())
-    standin = Standin(ACCT, clock=clock)
-    call(standin, "GET", "/iserver/accounts")
+    local = LocalDriver(ACCT, clock=VirtualClock(epoch=dt.datetime(2026, 1, 5, 12).timestamp()))
+    api = local.client()
+    api.get("/iserver/accounts")
 
     def months() -> list[str]:
-        (found, *_) = call(standin, "GET", "/iserver/secdef/search", symbol="AAPL")
+        (found, *_) = api.get("/iserver/secdef/search", params={"symbol": "AAPL"}).json()
         return str(found["sections"][1]["months"]).split(";")
 
     assert months() == ["JAN26", "FEB26", "MAR26", "APR26"]
-    clock.advance(14 * 86_400)  # past January's third Friday (the 16th)
+    local.clock.advance(14 * 86_400)  # past January's third Friday (the 16th)
     assert months()[0] == "FEB26"
-    bars = call(standin, "GET", "/iserver/marketdata/history", conid=AAPL, bar="1d", period="2d")
-    last_day = int(clock.time()) // 86_400 * 86_400
+    params = {"conid": AAPL, "bar": "1d", "period": "2d"}
+    bars = api.get("/iserver/marketdata/history", params=params).json()
+    last_day = int(local.clock.time()) // 86_400 * 86_400
     assert [b["t"] for b in bars["data"]] == [(last_day - 86_400) * 1000, last_day * 1000]
+    local.close()
+
+
+# ----- the in-process transport -------------------------------------------------------------------
+
+
+@pytest.fixture
+def local() -> Iterator[LocalDriver]:
+    driver = LocalDriver(ACCT)
+    yield driver
+    driver.close()
+
+
+@pytest.mark.parametrize("after", [False, True])
+def test_a_drop_is_a_dropped_connection_before_or_after_processing(
+    local: LocalDriver, after: bool
+) -> None:
+    api = local.client()
+    api.get("/iserver/accounts")
+    local.fault("POST", ORDERS, "drop", after=after)
+    before = local.clock.monotonic()
+    with pytest.raises(httpx.RemoteProtocolError, match="disconnected"):
+        api.post(ORDERS, json={"orders": [order(cOID="d1")]})
+    assert [o["cOID"] for o in local.orders()] == (["d1"] if after else [])
+    assert local.clock.monotonic() == before  # no time lost
+    assert local.requests()[-1]["body"]["orders"][0]["cOID"] == "d1"  # it was received
+
+
+@pytest.mark.parametrize("after", [False, True])
+def test_a_timeout_costs_the_clients_read_timeout_on_the_clock(
+    local: LocalDriver, after: bool
+) -> None:
+    api = local.client(timeout=2.5)
+    api.get("/iserver/accounts")
+    local.fault("POST", ORDERS, "timeout", after=after)
+    before = local.clock.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        api.post(ORDERS, json={"orders": [order(cOID="slow")]})
+    assert local.clock.monotonic() == before + 2.5
+    assert [o["cOID"] for o in local.orders()] == (["slow"] if after else [])
+    assert api.get("/iserver/account/orders").status_code == 200  # the fault is used up
+
+
+@pytest.mark.parametrize("after", [False, True])
+def test_a_patient_client_sees_the_late_answer_or_the_hang_up(
+    local: LocalDriver, after: bool
+) -> None:
+    # As over the wire: the server answers (or hangs up) after 3 s, within a 15-s timeout.
+    api = local.client(timeout=15)
+    api.get("/iserver/accounts")
+    local.fault("POST", ORDERS, "timeout", after=after)
+    before = local.clock.monotonic()
+    if after:
+        (placed,) = api.post(ORDERS, json={"orders": [order(cOID="late")]}).json()
+        assert placed["order_status"] == "PreSubmitted"
+    else:
+        with pytest.raises(httpx.RemoteProtocolError):
+            api.post(ORDERS, json={"orders": [order(cOID="late")]})
+    assert local.clock.monotonic() == before + 3.0
+    assert len(local.orders()) == (1 if after else 0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("500", '{"error": "stand-in fault 500"}'),
+        ("503", '{"error": "stand-in fault 503"}'),
+        ("429", '{"error": "stand-in fault 429"}'),
+        ("401", "access denied"),
+    ],
+)
+def test_a_status_fault_is_that_answer(local: LocalDriver, kind: str, text: str) -> None:
+    api = local.client()
+    local.fault("GET", "/portfolio/accounts", kind)
+    response = api.get("/portfolio/accounts")
+    assert (response.status_code, response.text) == (int(kind), text)
+    assert api.get("/portfolio/accounts").status_code == 200
+
+
+@BOTH
+def test_control_calls_are_neither_recorded_nor_faulted(gw: Driver, api: httpx.Client) -> None:
+    gw.fault("*", "/requests", "drop")  # a path of the API, not of the control calls
+    root = gw.base_url.removesuffix("/v1/api")
+    assert api.get(f"{root}/_standin/requests").json() == []
+    assert api.post(f"{root}/_standin/questions", json={"message_ids": []}).json() == {"ok": True}
+    assert api.get(f"{root}/_standin/nothing").status_code == 404
+    assert gw.requests() == []
+    with pytest.raises(AssertionError, match="kind must be one of"):
+        gw.fault("GET", "/tickle", "explode")
+    assert api.get(f"{root}/elsewhere").json() == {"error": "not found"}
+    assert api.request("PATCH", "/tickle", json={}).status_code == 501
+    assert gw.requests() == []  # none of that reached the API

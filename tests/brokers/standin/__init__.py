@@ -94,6 +94,18 @@ Control API (tests only, JSON, not under ``/v1/api``; never recorded or faulted)
     The internal order book (one object per order, plain field names).
 
 
+In this process
+===============
+
+``transport.py`` is an ``httpx`` transport that hands each request to a :class:`Standin` in
+the test's own process: the same request log, gates, faults and control calls, with no
+socket and no TLS; faults look as they would on the wire (a ``drop`` is
+``httpx.RemoteProtocolError``, a ``timeout`` outlasting the client's read timeout is
+``httpx.ReadTimeout``). ``driver.py`` holds the control calls as methods, one interface for
+the stand-in in this process (:class:`~standin.driver.LocalDriver`) and in its own process
+(the ``gateway`` fixture). The server modules use the standard library only; these two need
+``httpx``.
+
 Time
 ====
 
@@ -122,6 +134,8 @@ One module per capability, each owning its endpoints:
 ``control``      the ``/_standin/*`` control API
 ``gateway``      :class:`Standin`, composing the above: routing, gates, faults, request log
 ``server``       the threaded HTTPS server, its handler, ``main()``
+``transport``    the in-process ``httpx`` transport
+``driver``       the control calls as methods, for either transport
 ``oauth``        the OAuth stand-in server (``python -m standin.oauth``)
 ``oauth_server`` IBKR's side of OAuth (signatures, tokens), also used in-process
 """

@@ -282,9 +282,6 @@ class OrdersMixin(State):
             "error": error,
         }
 
-    def _find_order(self, text: str) -> Order | None:
-        return self.orders.get(parse_int(text, "orderId"))
-
     def modify_order(self, req: Request, account: str, order_id: str) -> Any:
         self._require_accounts()
         self._require_account(account)

@@ -18,10 +18,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .gateway import Standin
-from .state import Fault
+from .state import FAULT_DELAY, Fault
 from .wire import API_PREFIX, CONTROL_PREFIX, Answer, json_answer, text_answer
 
-FAULT_DELAY = 3.0
 HANDSHAKE_TIMEOUT = 10.0
 
 

@@ -18,11 +18,13 @@ from typing import Any
 from .clock import Clock, RealClock
 from .instruments import SPREAD_CONIDS, STOCK_BY_CONID, OptionContract
 from .model import Order, PendingQuestion
-from .wire import ApiError, fail
+from .wire import ApiError, fail, parse_int
 
 PACING_INTERVAL = 5.0
 START_CASH = 1_000_000.0
 QUERY_ACCOUNTS_FIRST = {"error": "Please query /accounts first"}
+#: How late a ``timeout`` fault answers (or hangs up).
+FAULT_DELAY = 3.0
 
 
 @dataclass
@@ -121,6 +123,9 @@ class State:
         if conid in SPREAD_CONIDS:
             return "SPREAD", "BAG", "SMART", "COMBO", "USD", 1.0
         return str(conid), "STK", "SMART", "", "USD", 1.0
+
+    def _find_order(self, text: str) -> Order | None:
+        return self.orders.get(parse_int(text, "orderId"))
 
     def _known_conid(self, conid: int) -> bool:
         return (
