@@ -14,7 +14,10 @@ Talk to the stand-in with ``gateway.client()`` (an ``httpx.Client`` on ``gateway
 trusts the CA) or build your own client with ``verify=gateway.ssl_context()``; httpx 0.28
 deprecates ``verify=<path>``, so pass a context made from ``gateway.ca_path`` rather than the
 path itself. The control methods (``set_auth``, ``questions``, ``fault``, ``fill``...) drive the
-stand-in; see the docstring of the ``standin`` package for what each one does.
+stand-in; see the docstring of the ``standin`` package for what each one does. They come from
+:class:`standin.driver.Driver`, as do those of the stand-in in this process
+(``inprocess_support.py``), so a test can be written once for either; ``serve_cli`` points the
+CLI's Client Portal adapter at this one, with IBKR's pacing compressed in time (:func:`fast_pacer`).
 """
 
 from __future__ import annotations

@@ -513,19 +513,18 @@ def test_the_real_clock_is_the_wall() -> None:
 
 
 @pytest.fixture
-def dated() -> Iterator[tuple[VirtualClock, httpx.Client]]:
-    """A client of a stand-in in this process whose clock starts at 2023-11-14 22:13:20 UTC."""
-    clock = VirtualClock(epoch=1_700_000_000.0)
-    local = LocalDriver(ACCT, clock=clock)
+def dated() -> Iterator[tuple[LocalDriver, httpx.Client]]:
+    """A stand-in in this process whose clock starts at 2023-11-14 22:13:20 UTC, and a client."""
+    local = LocalDriver(ACCT, clock=VirtualClock(epoch=1_700_000_000.0))
     with local.client() as client:
         assert client.get("/iserver/accounts").status_code == 200
-        yield clock, client
+        yield local, client
 
 
-def test_session_stamps_follow_the_clock(dated: tuple[VirtualClock, httpx.Client]) -> None:
-    clock, api = dated
+def test_session_stamps_follow_the_clock(dated: tuple[LocalDriver, httpx.Client]) -> None:
+    local, api = dated
     assert api.post("/tickle", json={}).json()["ssoExpires"] == 24 * 3600 * 1000
-    clock.advance(3600)
+    local.clock.advance(3600)
     assert api.post("/tickle", json={}).json()["ssoExpires"] == 23 * 3600 * 1000
     validate = api.get("/sso/validate").json()
     assert (validate["AUTH_TIME"], validate["lastAccessed"]) == (1.7e12, 1_700_003_600_000)
@@ -544,16 +543,13 @@ def test_strict_pacing_is_measured_on_the_clock() -> None:
             assert api.get(path).status_code == 200
 
 
-def test_trades_age_out_on_the_clock(dated: tuple[VirtualClock, httpx.Client]) -> None:
-    clock, api = dated
+def test_trades_age_out_on_the_clock(dated: tuple[LocalDriver, httpx.Client]) -> None:
+    local, api = dated
     (placed,) = place(api, order(cOID="old"))
-    api.post(
-        "https://127.0.0.1:5000/_standin/fill",
-        json={"order_id": int(placed["order_id"]), "quantity": 100, "price": 165.0},
-    )
+    local.fill(placed["order_id"], 100, 165.0)
     (trade,) = api.get("/iserver/account/trades").json()
     assert (trade["trade_time_r"], trade["trade_time"]) == (1.7e12, "20231114-22:13:20")
-    clock.advance(86_400 + 1)
+    local.clock.advance(86_400 + 1)
     assert api.get("/iserver/account/trades").json() == []
     assert len(api.get("/iserver/account/trades", params={"days": 2}).json()) == 1
 
@@ -570,7 +566,7 @@ def test_option_months_and_history_follow_the_clocks_date() -> None:
     assert months() == ["JAN26", "FEB26", "MAR26", "APR26"]
     local.clock.advance(14 * 86_400)  # past January's third Friday (the 16th)
     assert months()[0] == "FEB26"
-    params = {"conid": AAPL, "bar": "1d", "period": "2d"}
+    params: dict[str, Any] = {"conid": AAPL, "bar": "1d", "period": "2d"}
     bars = api.get("/iserver/marketdata/history", params=params).json()
     last_day = int(local.clock.time()) // 86_400 * 86_400
     assert [b["t"] for b in bars["data"]] == [(last_day - 86_400) * 1000, last_day * 1000]
