@@ -5,15 +5,19 @@ here (a module named ``conftest`` is ambiguous when several test folders run
 together).
 
 ``gateway`` (paper account ``DU1234567``) and ``live_gateway`` (live account ``U1234567``) each
-start ``gateway_standin.py`` in its own process for one test and stop it afterwards; startup
-takes about 0.15 s. The certificates come from a throwaway CA made with ``trustme`` once per
-session. ``start_gateway`` starts one with extra command-line flags (e.g. ``--strict-pacing``).
+start the stand-in (``python -m standin``, the package beside this module) in its own process
+for one test and stop it afterwards; startup takes about 0.15 s. The certificates come from a
+throwaway CA made with ``trustme`` once per session. ``start_gateway`` starts one with extra
+command-line flags (e.g. ``--strict-pacing``).
 
 Talk to the stand-in with ``gateway.client()`` (an ``httpx.Client`` on ``gateway.base_url`` that
 trusts the CA) or build your own client with ``verify=gateway.ssl_context()``; httpx 0.28
 deprecates ``verify=<path>``, so pass a context made from ``gateway.ca_path`` rather than the
 path itself. The control methods (``set_auth``, ``questions``, ``fault``, ``fill``...) drive the
-stand-in; see the docstring of ``gateway_standin.py`` for what each one does.
+stand-in; see the docstring of the ``standin`` package for what each one does. They come from
+:class:`standin.driver.Driver`, as do those of the stand-in in this process
+(``inprocess_support.py``), so a test can be written once for either; ``serve_cli`` points the
+CLI's Client Portal adapter at this one, with IBKR's pacing compressed in time (:func:`fast_pacer`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import select
 import ssl
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +36,13 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from standin.driver import Driver
+from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr import pacing
 
-STANDIN = Path(__file__).with_name("gateway_standin.py")
+#: The folder holding the ``standin`` package: stand-ins are started there with ``python -m``.
+HERE = Path(__file__).parent
+STANDIN = "standin"
 PAPER_ACCOUNT = "DU1234567"
 LIVE_ACCOUNT = "U1234567"
 STARTUP_TIMEOUT = 10.0
@@ -50,8 +58,8 @@ class GatewayCerts:
 
 
 @dataclass
-class Gateway:
-    """A running stand-in: where it is, whom it trusts, and its control API."""
+class Gateway(Driver):
+    """A running stand-in process: where it is, whom it trusts, and its control API."""
 
     base_url: str  # https://127.0.0.1:<port>/v1/api
     ca_path: str  # CA certificate (PEM) that signed the server certificate
@@ -69,79 +77,18 @@ class Gateway:
         kwargs.setdefault("timeout", 10.0)
         return httpx.Client(base_url=self.base_url, verify=self.ssl_context(), **kwargs)
 
-    def _post(self, path: str, payload: Any) -> Any:
-        response = self._control.post(path, json=payload)
-        if response.status_code != 200:
-            raise AssertionError(f"control {path} failed: {response.status_code} {response.text}")
-        return response.json()
+    @property
+    def verify(self) -> bool | str:
+        return self.ca_path
 
-    def _get(self, path: str) -> Any:
-        response = self._control.get(path)
-        response.raise_for_status()
-        return response.json()
+    def serve_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The CLI reaches this process through ``base_url`` (see :meth:`broker_table`); its
+        pacing is IBKR's with time compressed, as the stand-in's clock is the wall."""
+        monkeypatch.setattr(ClientPortalBroker, "make_pacer", _fast_client_portal_pacer)
 
-    def set_auth(self, **state: bool) -> dict[str, Any]:
-        """Set ``logged_in``/``authenticated``/``connected``/``competing``; returns the state."""
-        result: dict[str, Any] = self._post("/auth", state)
-        return result
-
-    def questions(self, message_ids: list[str], *, modify: bool = False) -> None:
-        """Ask these questions, in order, on every following placement (and modify if asked)."""
-        self._post("/questions", {"message_ids": list(message_ids), "modify": modify})
-
-    def fault(
-        self, method: str, path: str, kind: str, *, times: int = 1, after: bool = False
-    ) -> None:
-        """Fail the next ``times`` ``method path`` requests (path after /v1/api) with ``kind``:
-        drop, 500, 503, 429, 401 or timeout; ``after`` processes the request first."""
-        self._post(
-            "/fault",
-            {"method": method, "path": path, "kind": kind, "times": times, "after": after},
-        )
-
-    def fill(self, order_id: int | str, quantity: float, price: float) -> dict[str, Any]:
-        """Execute ``quantity`` of the order at ``price``; returns execution_id and the order."""
-        result: dict[str, Any] = self._post(
-            "/fill", {"order_id": int(order_id), "quantity": quantity, "price": price}
-        )
-        return result
-
-    def order_status(self, order_id: int | str, status: str) -> dict[str, Any]:
-        """Force an order's IBKR status (e.g. "Inactive", or "Cancelled" for a rejection)."""
-        result: dict[str, Any] = self._post(
-            "/order_status", {"order_id": int(order_id), "status": status}
-        )
-        return result
-
-    def positions(self, positions: list[dict[str, Any]]) -> None:
-        """Replace all positions (each needs an int ``conid``; other fields are filled in)."""
-        self._post("/positions", {"positions": positions})
-
-    def market(
-        self,
-        quotes: Mapping[int | str, Mapping[str, Any]] | None = None,
-        *,
-        closed: bool | None = None,
-    ) -> None:
-        """Override snapshot fields per conid (None removes one); set the closed flag."""
-        payload: dict[str, Any] = {str(k): dict(v) for k, v in (quotes or {}).items()}
-        if closed is not None:
-            payload["closed"] = closed
-        self._post("/market", payload)
-
-    def requests(self) -> list[dict[str, Any]]:
-        """Every API request so far: ``{"method","path","query","body"}``, in order."""
-        result: list[dict[str, Any]] = self._get("/requests")
-        return result
-
-    def orders(self) -> list[dict[str, Any]]:
-        """The stand-in's internal order book."""
-        result: list[dict[str, Any]] = self._get("/orders")
-        return result
-
-    def reset(self) -> None:
-        """Back to the start state."""
-        self._post("/reset", {})
+    def _send(self, method: str, path: str, raw: bytes) -> tuple[int, str]:
+        response = self._control.request(method, path, content=raw)
+        return response.status_code, response.text
 
 
 @pytest.fixture(scope="session")
@@ -185,9 +132,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def launch(
-    script: Path, certs: GatewayCerts, folder: Path, *args: str
+    module: str, certs: GatewayCerts, folder: Path, *args: str
 ) -> tuple[subprocess.Popen[bytes], httpx.Client, int]:
-    """Start a stand-in ``script`` with ``args`` on a free port of 127.0.0.1.
+    """Start ``python -m module`` (a stand-in) with ``args`` on a free port of 127.0.0.1.
 
     Returns its process, a control client trusting the CA, and the port; a
     process that does not come up is stopped and the test fails with its stderr.
@@ -195,7 +142,8 @@ def launch(
     stderr_path = folder / "stderr.txt"
     command = [
         sys.executable,
-        str(script),
+        "-m",
+        module,
         "--cert",
         str(certs.cert_path),
         "--key",
@@ -207,7 +155,7 @@ def launch(
         *args,
     ]
     with stderr_path.open("wb") as stderr:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, cwd=HERE)
     try:
         port = _read_port(proc, stderr_path)
     except BaseException:
@@ -231,6 +179,10 @@ def fast_pacer(penalty_seconds: float) -> pacing.Pacer:
         dataclasses.replace(lim, interval=lim.interval / 100) for lim in pacing.ENDPOINT_LIMITS
     )
     return pacing.Pacer(100, limits=limits, penalty_seconds=penalty_seconds)
+
+
+def _fast_client_portal_pacer(self: ClientPortalBroker) -> pacing.Pacer:
+    return fast_pacer(self.settings.penalty_seconds)
 
 
 @pytest.fixture

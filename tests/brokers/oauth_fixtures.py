@@ -5,9 +5,9 @@ OAuth 2.0 client key, 2048 bits as IBKR requires, PKCS#1 PEM files as ``openssl 
 writes them — the RFC 3526 2048-bit MODP group as the DH prime (hex and ``dhparam.pem``),
 and an access-token secret encrypted to the public encryption key the way IBKR issues it.
 
-``oauth_gateway`` starts ``oauth_standin.py`` (the gateway stand-in behind IBKR's OAuth checks)
-for one test; ``start_oauth_gateway(account=…, lst_lifetime_ms=…)`` starts others. Same pattern
-as ``gateway``: 127.0.0.1, a free port, its own process, stopped by pid at teardown.
+``oauth_gateway`` starts ``python -m standin.oauth`` (the gateway stand-in behind IBKR's OAuth
+checks) for one test; ``start_oauth_gateway(account=…, lst_lifetime_ms=…)`` starts others. Same
+pattern as ``gateway``: 127.0.0.1, a free port, its own process, stopped by pid at teardown.
 ``broker_table()`` is the ``[brokers.web_api]`` table that reaches it.
 """
 
@@ -39,7 +39,7 @@ from gateway_support import (
 from tradepipe.brokers.ibkr import pacing
 from tradepipe.brokers.web_api import WebApiOAuthBroker
 
-STANDIN = Path(__file__).with_name("oauth_standin.py")
+STANDIN = "standin.oauth"
 CONSUMER_KEY = "TPQZKEYXW"
 ACCESS_TOKEN = "c0ffee5eed1234abcd99"
 REALM = "limited_poa"
@@ -181,6 +181,10 @@ class OAuthGateway(Gateway):
             **extra,
         }
 
+    def serve_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """IBKR's pacing with time compressed, as for the gateway (see ``fast_oauth_pacing``)."""
+        monkeypatch.setattr(WebApiOAuthBroker, "make_pacer", _fast_oauth_pacer)
+
     def oauth2_table(self, **extra: Any) -> dict[str, Any]:
         assert self.keys is not None
         return {
@@ -248,14 +252,14 @@ def oauth_gateway(start_oauth_gateway: Callable[..., OAuthGateway]) -> OAuthGate
     return start_oauth_gateway()
 
 
+def _fast_oauth_pacer(self: WebApiOAuthBroker) -> pacing.Pacer:
+    return fast_pacer(self.settings.penalty_seconds)
+
+
 @pytest.fixture
 def fast_oauth_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
     """IBKR's pacing with time compressed (rate x10, intervals / 100), as for the gateway."""
-
-    def make_pacer(self: WebApiOAuthBroker) -> pacing.Pacer:
-        return fast_pacer(self.settings.penalty_seconds)
-
-    monkeypatch.setattr(WebApiOAuthBroker, "make_pacer", make_pacer)
+    monkeypatch.setattr(WebApiOAuthBroker, "make_pacer", _fast_oauth_pacer)
 
 
 def write_settings(

@@ -1,6 +1,6 @@
 """IBKR's OAuth side in-process, behind respx: for tests that move the clock with freezegun.
 
-``mock_ibkr(server)`` routes every request to ``BASE`` through ``oauth_server.OAuthServer``
+``mock_ibkr(server)`` routes every request to ``BASE`` through ``standin.oauth_server.OAuthServer``
 (the LST endpoint, the OAuth 2.0 endpoints, and a signature check on everything else) and
 answers the few Web API calls a session needs. ``calls`` records ``(method, path, status)``.
 Faults: ``fail_next[path] = [401, 410, …]`` answers those statuses first.
@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import respx
-from oauth_server import OAuthServer, Refused
+from standin.oauth_server import OAuthServer, Refused
 
 HOST = "https://api.test"
 BASE = f"{HOST}/v1/api"

@@ -1,46 +1,51 @@
-"""The Client Portal adapter end to end: the CLI a user runs, against a local HTTPS gateway.
+"""The Client Portal adapter end to end: the CLI a user runs, against the gateway stand-in.
 
-Every request goes over TLS (verified against the stand-in's CA) to
-``gateway_standin.py`` in its own process. IBKR's pacing is kept but time is
-compressed (rate x10, per-endpoint intervals / 100), so the order list's
-5-second limit costs 50 ms here; the limits themselves are unit-tested.
+Most tests run the stand-in in this process (``inprocess_gateway``): the adapter a ``tradepipe``
+command builds reaches it through the in-process transport and waits on its virtual clock, so
+IBKR's real pacing limits (5 s between order-list reads, 60 s between session validations...)
+apply at no wall-time cost. What only a real connection shows runs against the stand-in in its
+own process over TLS (verified against its CA), with IBKR's pacing compressed in time: the
+certificate check, and a dropped connection (which also runs in this process).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from gateway_support import Gateway, fast_pacer, write_broker_settings
-from tradepipe.brokers.client_portal import ClientPortalBroker
-from tradepipe.brokers.ibkr import pacing
+from gateway_support import LIVE_ACCOUNT, Gateway, write_broker_settings
+from inprocess_support import InProcessGateway
+from standin.driver import Driver
 from tradepipe.brokers.ibkr.contracts import month_code
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 
 
-@pytest.fixture(autouse=True)
-def fast_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
-    def make_pacer(self: ClientPortalBroker) -> pacing.Pacer:
-        return fast_pacer(self.settings.penalty_seconds)
-
-    monkeypatch.setattr(ClientPortalBroker, "make_pacer", make_pacer)
+def write_settings(path: Path, gw: Driver, **broker: Any) -> None:
+    write_broker_settings(path, "client_portal", gw.broker_table(**broker))
 
 
-def write_settings(path: Path, gw: Gateway, **broker: Any) -> None:
-    table = {"base_url": gw.base_url, "verify": gw.ca_path, "account_id": gw.account, **broker}
-    write_broker_settings(path, "client_portal", table)
+def serve(gw: Driver, path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Commands run in ``path`` use the client_portal broker on ``gw``."""
+    gw.serve_cli(monkeypatch)
+    write_settings(path, gw)
+    monkeypatch.chdir(path)
+    return path
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gateway: Gateway) -> Path:
-    write_settings(tmp_path, gateway)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def gw(inprocess_gateway: InProcessGateway) -> InProcessGateway:
+    return inprocess_gateway
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gw: InProcessGateway) -> Path:
+    return serve(gw, tmp_path, monkeypatch)
 
 
 def tp(*args: str) -> Result:
@@ -54,11 +59,11 @@ def ok_json(*args: str) -> Any:
     return json.loads(result.stdout)
 
 
-def test_reads_through_the_cli(workdir: Path, gateway: Gateway) -> None:
+def test_reads_through_the_cli(workdir: Path, gw: Driver) -> None:
     status = ok_json("broker", "status")
     assert status["authenticated"] and status["paper"]
     assert status["account_id"] == "DU***4567"
-    gateway.positions([{"conid": 265598, "position": 10, "avgPrice": 150.0, "ticker": "AAPL"}])
+    gw.positions([{"conid": 265598, "position": 10, "avgPrice": 150.0, "ticker": "AAPL"}])
     positions = ok_json("broker", "positions")
     assert [(p["symbol"], p["quantity"]) for p in positions] == [("AAPL", "10")]
     quotes = ok_json("broker", "quote", "AAPL", "MSFT")
@@ -67,13 +72,13 @@ def test_reads_through_the_cli(workdir: Path, gateway: Gateway) -> None:
     bars = ok_json("broker", "history", "AAPL", "--bars", "5")
     assert len(bars) == 5
     assert ok_json("broker", "scan")
-    paths = [r["path"] for r in gateway.requests()]
+    paths = [r["path"] for r in gw.requests()]
     # The account list is read before the portfolio and market data.
     assert paths.index("/iserver/accounts") < paths.index("/iserver/marketdata/snapshot")
     assert "/portfolio/accounts" in paths
 
 
-def test_place_list_and_cancel_an_order(workdir: Path, gateway: Gateway) -> None:
+def test_place_list_and_cancel_an_order(workdir: Path, gw: Driver) -> None:
     placed = ok_json(
         "order",
         "stock",
@@ -89,7 +94,7 @@ def test_place_list_and_cancel_an_order(workdir: Path, gateway: Gateway) -> None
     )
     cid = placed["order"]["client_order_id"]
     assert placed["order"]["status"] == "accepted"
-    book = gateway.orders()
+    book = gw.orders()
     assert [o.get("cOID") or o.get("order_ref") for o in book] == [cid]
     orders = ok_json("broker", "orders")
     assert [o["client_order_id"] for o in orders] == [cid]
@@ -99,91 +104,94 @@ def test_place_list_and_cancel_an_order(workdir: Path, gateway: Gateway) -> None
     # The confirmed cancel is written into the history of the run that sent the order.
     ledger = ok_json("ledger", "orders", "--run", placed["run_id"])
     assert [(o["client_order_id"], o["status"]) for o in ledger] == [(cid, "canceled")]
-    posts = [
-        r for r in gateway.requests() if r["method"] == "POST" and r["path"].endswith("/orders")
-    ]
+    posts = [r for r in gw.requests() if r["method"] == "POST" and r["path"].endswith("/orders")]
     assert len(posts) == 1
     assert posts[0]["body"]["orders"][0]["cOID"] == cid
 
 
 def test_the_reply_policy_confirms_known_questions_and_refuses_others(
-    workdir: Path, gateway: Gateway
+    workdir: Path, gw: Driver
 ) -> None:
-    write_settings(workdir, gateway, confirm=["o163"])
-    gateway.questions(["o163"])
+    write_settings(workdir, gw, confirm=["o163"])
+    gw.questions(["o163"])
     assert (
         ok_json("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")["order"]["status"]
         == "accepted"
     )
-    gateway.questions(["o163", "o354"])
+    gw.questions(["o163", "o354"])
     result = tp("order", "stock", "AAPL", "--side", "buy", "--quantity", "2", "--json")
     assert result.exit_code == 1
     order = json.loads(result.stdout)["order"]
     assert order["status"] == "rejected"
     assert "o354" in order["reason"] and "reply policy does not confirm" in order["reason"]
-    assert len(gateway.orders()) == 1  # the refused one was discarded at IBKR
+    assert len(gw.orders()) == 1  # the refused one was discarded at IBKR
 
 
 def test_a_dropped_connection_after_the_order_is_settled_not_resent(
-    workdir: Path, gateway: Gateway
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_gateway: Driver
 ) -> None:
-    gateway.fault("POST", f"/iserver/account/{gateway.account}/orders", "drop", after=True)
+    gw = any_gateway  # in this process, then a real TCP connection shut by the server
+    serve(gw, tmp_path, monkeypatch)
+    gw.fault("POST", f"/iserver/account/{gw.account}/orders", "drop", after=True)
     placed = ok_json("order", "stock", "AAPL", "--side", "buy", "--quantity", "3")
     statuses = [e["status"] for e in placed["events"]]
     assert statuses == ["submitted", "unknown", "accepted"]
-    assert len(gateway.orders()) == 1
-    posts = [
-        r for r in gateway.requests() if r["method"] == "POST" and r["path"].endswith("/orders")
-    ]
+    assert len(gw.orders()) == 1
+    posts = [r for r in gw.requests() if r["method"] == "POST" and r["path"].endswith("/orders")]
     assert len(posts) == 1
 
 
-def test_a_logged_out_gateway_says_where_to_log_in(workdir: Path, gateway: Gateway) -> None:
-    gateway.set_auth(logged_in=False)
+def test_a_logged_out_gateway_says_where_to_log_in(workdir: Path, gw: Driver) -> None:
+    gw.set_auth(logged_in=False)
     result = tp("broker", "status")
     assert result.exit_code == 1
-    assert f"log in at https://127.0.0.1:{gateway.port} in a browser" in result.output
+    assert f"log in at https://127.0.0.1:{gw.port} in a browser" in result.output
     result = tp("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")
     assert result.exit_code == 1
-    assert not gateway.orders()
+    assert not gw.orders()
 
 
-def test_a_dropped_brokerage_session_is_reopened(workdir: Path, gateway: Gateway) -> None:
-    gateway.set_auth(authenticated=False, connected=True)
+def test_a_dropped_brokerage_session_is_reopened(workdir: Path, gw: Driver) -> None:
+    gw.set_auth(authenticated=False, connected=True)
     assert ok_json("broker", "status")["authenticated"]
-    assert any(r["path"] == "/iserver/auth/ssodh/init" for r in gateway.requests())
+    assert any(r["path"] == "/iserver/auth/ssodh/init" for r in gw.requests())
 
 
 def test_a_live_account_is_refused_without_opt_in(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, live_gateway: Gateway
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    start_inprocess_gateway: Callable[..., InProcessGateway],
 ) -> None:
-    write_settings(tmp_path, live_gateway)
-    monkeypatch.chdir(tmp_path)
+    live_gateway = start_inprocess_gateway(LIVE_ACCOUNT)
+    serve(live_gateway, tmp_path, monkeypatch)
     result = tp("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")
     assert result.exit_code == 2
     assert "live account (U***4567)" in result.output
     assert not live_gateway.orders()
 
 
-def test_a_429_is_reported_and_not_retried(workdir: Path, gateway: Gateway) -> None:
-    gateway.fault("GET", f"/portfolio/{gateway.account}/summary", "429")
+def test_a_429_is_reported_and_not_retried(workdir: Path, gw: Driver) -> None:
+    gw.fault("GET", f"/portfolio/{gw.account}/summary", "429")
     result = tp("broker", "accounts")
     assert result.exit_code == 1
     assert "rate limit" in result.output
-    hits = [r for r in gateway.requests() if r["path"].endswith("/summary")]
+    hits = [r for r in gw.requests() if r["path"].endswith("/summary")]
     assert len(hits) == 1
 
 
-def test_tls_is_verified(workdir: Path, gateway: Gateway) -> None:
-    write_settings(workdir, gateway, verify=True)  # the system store does not know the CA
+def test_tls_is_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gateway: Gateway) -> None:
+    gw = gateway  # the stand-in in its own process, over TLS
+    workdir = serve(gw, tmp_path, monkeypatch)
+    assert ok_json("broker", "status")["authenticated"]  # trusting the stand-in's CA
+    write_settings(workdir, gw, verify=True)  # the system store does not know the CA
     result = tp("broker", "status")
     assert result.exit_code == 1
     assert "failed TLS verification" in result.output
-    write_settings(workdir, gateway, verify=False)  # allowed: the gateway is on loopback
+    write_settings(workdir, gw, verify=False)  # allowed: the gateway is on loopback
     assert ok_json("broker", "status")["authenticated"]
 
 
-def test_run_pipeline_against_the_gateway(workdir: Path, gateway: Gateway) -> None:
+def test_run_pipeline_against_the_gateway(workdir: Path, gw: Driver) -> None:
     result = tp("run-pipeline", "--json", "--no-progress")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -191,13 +199,13 @@ def test_run_pipeline_against_the_gateway(workdir: Path, gateway: Gateway) -> No
     assert summary["broker"] == "client_portal"
     cids = {o["client_order_id"] for o in ok_json("ledger", "orders") if o["status"] != "denied"}
     assert cids, summary
-    assert {o.get("cOID") or o.get("order_ref") for o in gateway.orders()} == cids
+    assert {o.get("cOID") or o.get("order_ref") for o in gw.orders()} == cids
     assert sent >= 0
 
 
-def test_option_and_combo_orders(workdir: Path, gateway: Gateway) -> None:
-    expiry = _expiry(gateway)
-    before = len(gateway.requests())
+def test_option_and_combo_orders(workdir: Path, gw: Driver) -> None:
+    expiry = _expiry(gw)
+    before = len(gw.requests())
     single = ok_json(
         "order",
         "options",
@@ -232,7 +240,7 @@ def test_option_and_combo_orders(workdir: Path, gateway: Gateway) -> None:
         "3.25",
     )
     assert combo["order"]["status"] == "accepted"
-    ours = gateway.requests()[before:]
+    ours = gw.requests()[before:]
     posts = [
         r["body"]["orders"][0]
         for r in ours
@@ -249,14 +257,14 @@ def test_option_and_combo_orders(workdir: Path, gateway: Gateway) -> None:
     assert paths.index("/iserver/secdef/search") < paths.index("/iserver/secdef/info")
 
 
-def test_a_spread_chosen_by_delta_from_ibkrs_snapshot(workdir: Path, gateway: Gateway) -> None:
-    expiry = _expiry(gateway)
+def test_a_spread_chosen_by_delta_from_ibkrs_snapshot(workdir: Path, gw: Driver) -> None:
+    expiry = _expiry(gw)
     day = dt.date.fromisoformat(expiry)
-    conids = _option_conids(gateway, day, [180, 185, 190, 195, 200, 205, 210])
+    conids = _option_conids(gw, day, [180, 185, 190, 195, 200, 205, 210])
     # AAPL trades at 190.25: a window of 3 is 180-190 below and 195-205 above. The
     # stand-in's own deltas are replaced so the 30-delta call is unmistakably the 200.
     calls = {180: "0.80", 185: "0.70", 190: "0.55", 195: "0.42", 200: "0.31", 205: "0.21"}
-    gateway.market({conids[k, "C"]: {"7308": d} for k, d in calls.items()})
+    gw.market({conids[k, "C"]: {"7308": d} for k, d in calls.items()})
     dte = (day - dt.datetime.now(dt.UTC).date()).days
     order = [
         "order", "options", "AAPL", "--strategy", "bull_call_spread", "--dte", str(dte),
@@ -265,17 +273,17 @@ def test_a_spread_chosen_by_delta_from_ibkrs_snapshot(workdir: Path, gateway: Ga
     ]  # fmt: skip
 
     # Without market data for the chain, choosing by delta is refused, nothing sent.
-    write_settings(workdir, gateway, chain_strike_window=0)
+    write_settings(workdir, gw, chain_strike_window=0)
     refused = tp(*order)
     assert refused.exit_code == 1
     assert "the broker supplies no deltas" in refused.output
-    assert not gateway.orders()
+    assert not gw.orders()
 
-    write_settings(workdir, gateway, chain_strike_window=3)
-    before = len(gateway.requests())
+    write_settings(workdir, gw, chain_strike_window=3)
+    before = len(gw.requests())
     placed = ok_json(*order)
     assert placed["order"]["status"] == "accepted"
-    ours = gateway.requests()[before:]
+    ours = gw.requests()[before:]
     [post] = [r["body"] for r in ours if r["method"] == "POST" and r["path"].endswith("/orders")]
     assert post["orders"][0]["conidex"] == f"28812380;;;{conids[200, 'C']}/1,{conids[210, 'C']}/-1"
     # Greeks were read once for the window's calls and puts (pre-flight, then data).
@@ -290,13 +298,11 @@ def test_a_spread_chosen_by_delta_from_ibkrs_snapshot(workdir: Path, gateway: Ga
 AAPL_CONID = 265598
 
 
-def _option_conids(
-    gateway: Gateway, day: dt.date, strikes: list[int]
-) -> dict[tuple[int, str], int]:
+def _option_conids(gw: Driver, day: dt.date, strikes: list[int]) -> dict[tuple[int, str], int]:
     """The stand-in's conids of AAPL's options expiring ``day``, by strike and right."""
     month = month_code(day)
     out = {}
-    with gateway.client() as client:
+    with gw.client() as client:
         for strike in strikes:
             for right in "CP":
                 info = client.get(
@@ -314,9 +320,9 @@ def _option_conids(
     return out
 
 
-def _expiry(gateway: Gateway) -> str:
+def _expiry(gw: Driver) -> str:
     """An expiry the stand-in lists for AAPL (its nearest monthly)."""
-    with gateway.client() as client:
+    with gw.client() as client:
         client.get("/iserver/accounts")
         search = client.get("/iserver/secdef/search", params={"symbol": "AAPL"}).json()
         conid = search[0]["conid"]
@@ -337,7 +343,7 @@ def _expiry(gateway: Gateway) -> str:
     return f"{date[:4]}-{date[4:6]}-{date[6:]}"
 
 
-def test_modify_a_working_order_from_another_process(workdir: Path, gateway: Gateway) -> None:
+def test_modify_a_working_order_from_another_process(workdir: Path, gw: Driver) -> None:
     placed = ok_json(
         "order",
         "stock",
@@ -356,16 +362,25 @@ def test_modify_a_working_order_from_another_process(workdir: Path, gateway: Gat
     cid = placed["order"]["client_order_id"]
     modified = ok_json("order", "modify", cid, "--limit-price", "91.5", "--quantity", "4")
     assert modified["status"] == "accepted"
-    [body] = [
-        r["body"] for r in gateway.requests() if r["method"] == "POST" and "/order/" in r["path"]
-    ]
+    [body] = [r["body"] for r in gw.requests() if r["method"] == "POST" and "/order/" in r["path"]]
     # IBKR wants every original field repeated, with the changes applied.
     assert body["conid"] == 265598 and body["side"] == "BUY" and body["tif"] == "GTC"
     assert (body["orderType"], body["price"], body["quantity"]) == ("LMT", 91.5, 4)
     assert body["cOID"] == cid
-    [order] = gateway.orders()
+    [order] = gw.orders()
     assert (order["price"], order["quantity"]) == (91.5, 4)
     bigger = tp("order", "modify", cid, "--quantity", "50")
     assert bigger.exit_code == 1 and "place a new order for the difference" in bigger.output
     unknown = tp("order", "modify", "tp-nope", "--limit-price", "1")
     assert unknown.exit_code == 1 and "unknown to the broker" in unknown.output
+
+
+def test_ibkrs_pacing_is_kept_at_virtual_time(workdir: Path, gw: InProcessGateway) -> None:
+    start = gw.clock.monotonic()
+    result = tp("broker", "cancel", "tp-nope")
+    assert result.exit_code == 1 and "IBKR has no order tp-nope" in result.output
+    paths = [r["path"] for r in gw.requests()]
+    assert paths.count("/iserver/account/orders") == 2  # read twice before "no such order"
+    # IBKR's 5 s between order-list reads was waited for, on the stand-in's clock.
+    assert 5.0 in gw.clock.slept
+    assert gw.clock.monotonic() - start >= 5.0

@@ -1,7 +1,11 @@
-"""The IBKR gateway stand-in itself, driven with plain httpx over TLS.
+"""The IBKR gateway stand-in itself, driven with plain httpx.
 
-These tests pin the quirks the stand-in promises to reproduce (see the module docstring of
-``gateway_standin.py``), so adapter tests written against it can rely on them.
+These tests pin the quirks the stand-in promises to reproduce (see the docstring of the
+``standin`` package), so adapter tests written against it can rely on them. They run against
+the stand-in in this process (through its httpx transport, on a virtual clock); those marked
+``BOTH`` run a second time against the stand-in in its own process over TLS, which is how the
+transport is held to the server's behaviour. The clocks, and the transport's fault mapping in
+detail, are tested in ``test_standin_inprocess.py``.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from standin.driver import Driver
 
 if TYPE_CHECKING:
     from gateway_support import Gateway
+    from inprocess_support import InProcessGateway
 
 ACCT = "DU1234567"
 AAPL = 265598
@@ -35,9 +41,21 @@ def order(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in ticket.items() if v is not None}
 
 
+#: Run the test against the stand-in in this process and against one behind TLS.
+BOTH = pytest.mark.parametrize("gw", ["inprocess", "tls"], indirect=True)
+
+
 @pytest.fixture
-def api(gateway: Gateway) -> Iterator[httpx.Client]:
-    with gateway.client() as client:
+def gw(request: pytest.FixtureRequest) -> Driver:
+    """The paper-account stand-in in this process, or (``BOTH``'s second run) behind TLS."""
+    surface = getattr(request, "param", "inprocess")
+    found: Driver = request.getfixturevalue("gateway" if surface == "tls" else "inprocess_gateway")
+    return found
+
+
+@pytest.fixture
+def api(gw: Driver) -> Iterator[httpx.Client]:
+    with gw.client() as client:
         yield client
 
 
@@ -57,26 +75,31 @@ def place(api: httpx.Client, *tickets: dict[str, Any]) -> Any:
 # ----- TLS, session -------------------------------------------------------------------------------
 
 
-def test_tls_is_trusted_through_the_ca_only(gateway: Gateway, api: httpx.Client) -> None:
-    assert api.post("/iserver/auth/status", json={}).json()["authenticated"] is True
-    with httpx.Client(timeout=5) as untrusting, pytest.raises(httpx.ConnectError, match="CERT"):
-        untrusting.post(f"{gateway.base_url}/iserver/auth/status", json={})
-    # the refused handshake does not disturb the server
-    assert api.post("/tickle", json={}).status_code == 200
+def test_tls_is_trusted_through_the_ca_only(gateway: Gateway) -> None:
+    with gateway.client() as api:
+        assert api.post("/iserver/auth/status", json={}).json()["authenticated"] is True
+        with (
+            httpx.Client(timeout=5) as untrusting,
+            pytest.raises(httpx.ConnectError, match="CERT"),
+        ):
+            untrusting.post(f"{gateway.base_url}/iserver/auth/status", json={})
+        # the refused handshake does not disturb the server
+        assert api.post("/tickle", json={}).status_code == 200
 
 
 def test_paper_and_live_accounts_are_told_apart(
-    gateway: Gateway, live_gateway: Gateway, api: httpx.Client
+    start_inprocess_gateway: Callable[..., InProcessGateway], api: httpx.Client
 ) -> None:
     assert api.get("/iserver/accounts").json()["isPaper"] is True
     assert api.get("/sso/validate").json()["LOGIN_TYPE"] == 2
-    with live_gateway.client() as live:
+    with start_inprocess_gateway("U1234567").client() as live:
         accounts = live.get("/iserver/accounts").json()
         assert (accounts["accounts"], accounts["selectedAccount"]) == (["U1234567"], "U1234567")
         assert accounts["isPaper"] is False
         assert live.get("/sso/validate").json()["LOGIN_TYPE"] == 1
 
 
+@BOTH
 def test_tickle_reports_the_session_and_a_bodyless_post_is_refused(api: httpx.Client) -> None:
     tickle = api.post("/tickle", json={}).json()
     assert re.fullmatch(r"[0-9a-f]{32}", tickle["session"])
@@ -85,8 +108,9 @@ def test_tickle_reports_the_session_and_a_bodyless_post_is_refused(api: httpx.Cl
     assert api.post("/tickle").status_code == 411
 
 
+@BOTH
 def test_logged_out_every_endpoint_but_auth_status_is_access_denied(
-    gateway: Gateway, api: httpx.Client
+    gw: Driver, api: httpx.Client
 ) -> None:
     assert api.post("/logout", json={}).json() == {"status": True}
     for method, path in [
@@ -99,15 +123,15 @@ def test_logged_out_every_endpoint_but_auth_status_is_access_denied(
         assert (response.status_code, response.text) == (401, "access denied")
     status = api.post("/iserver/auth/status", json={}).json()
     assert (status["authenticated"], status["connected"]) == (False, False)
-    gateway.set_auth(logged_in=True)  # the human logs in again
+    gw.set_auth(logged_in=True)  # the human logs in again
     assert api.get("/iserver/accounts").status_code == 200
 
 
 def test_dropped_brokerage_session_gives_no_bridge_until_ssodh_init(
-    gateway: Gateway, api: httpx.Client
+    gw: Driver, api: httpx.Client
 ) -> None:
     api.get("/iserver/accounts")
-    gateway.set_auth(authenticated=False)
+    gw.set_auth(authenticated=False)
     no_bridge = api.get("/iserver/account/orders")
     assert no_bridge.status_code == 400
     assert no_bridge.json() == {"error": "Bad Request: no bridge", "statusCode": 400}
@@ -122,10 +146,8 @@ def test_dropped_brokerage_session_gives_no_bridge_until_ssodh_init(
     assert api.get("/iserver/account/orders").json() == {"error": "Please query /accounts first"}
 
 
-def test_competing_session_is_taken_back_only_with_compete(
-    gateway: Gateway, api: httpx.Client
-) -> None:
-    gateway.set_auth(competing=True)
+def test_competing_session_is_taken_back_only_with_compete(gw: Driver, api: httpx.Client) -> None:
+    gw.set_auth(competing=True)
     assert api.get("/iserver/accounts").status_code == 400
     keep = api.post("/iserver/auth/ssodh/init", json={"publish": True, "compete": False})
     assert keep.json()["competing"] is True
@@ -150,21 +172,22 @@ def test_accounts_must_be_queried_first(api: httpx.Client) -> None:
 # ----- market data, contracts ---------------------------------------------------------------------
 
 
-def test_snapshot_preflight_then_string_values(gateway: Gateway, ready: httpx.Client) -> None:
+@BOTH
+def test_snapshot_preflight_then_string_values(gw: Driver, ready: httpx.Client) -> None:
     params = {"conids": f"{AAPL},8314", "fields": "31,84,86,88,87,6509,55"}
     preflight = ready.get("/iserver/marketdata/snapshot", params=params).json()
     assert preflight == [
         {"conid": AAPL, "conidEx": str(AAPL)},
         {"conid": 8314, "conidEx": "8314"},
     ]
-    gateway.market({AAPL: {"31": "101.5", "88": "1,300"}})
+    gw.market({AAPL: {"31": "101.5", "88": "1,300"}})
     aapl, ibm = ready.get("/iserver/marketdata/snapshot", params=params).json()
     assert (aapl["31"], aapl["84"], aapl["86"]) == ("101.5", "101.49", "101.51")
     assert (aapl["88"], aapl["6509"], aapl["55"]) == ("1,300", "RpB", "AAPL")
     assert re.fullmatch(r"\d+(\.\d)?[KM]", aapl["87"])
     assert ibm["55"] == "IBM"
     # later calls may omit fields; a closed market prefixes the last price with C
-    gateway.market(closed=True)
+    gw.market(closed=True)
     (again,) = ready.get("/iserver/marketdata/snapshot", params={"conids": str(AAPL)}).json()
     assert again["31"] == "C101.5"
 
@@ -205,8 +228,9 @@ def test_option_strikes_need_a_search_first(ready: httpx.Client) -> None:
 # ----- orders -------------------------------------------------------------------------------------
 
 
+@BOTH
 def test_place_answers_a_string_order_id_and_lists_the_order(
-    gateway: Gateway, ready: httpx.Client
+    gw: Driver, ready: httpx.Client
 ) -> None:
     (placed,) = place(ready, order(cOID="tp-1"))
     assert placed["order_status"] == "PreSubmitted"
@@ -215,7 +239,7 @@ def test_place_answers_a_string_order_id_and_lists_the_order(
     assert live["orderId"] == int(placed["order_id"])
     assert (live["order_ref"], live["status"], live["price"]) == ("tp-1", "PreSubmitted", "165.00")
     assert (live["filledQuantity"], live["remainingQuantity"]) == (0.0, 100.0)
-    assert gateway.requests()[-2]["body"]["orders"][0]["cOID"] == "tp-1"
+    assert gw.requests()[-2]["body"]["orders"][0]["cOID"] == "tp-1"
 
 
 def test_invalid_tickets_are_refused_with_400(ready: httpx.Client) -> None:
@@ -254,8 +278,9 @@ def test_duplicate_coid_is_refused(ready: httpx.Client) -> None:
     assert again == {"error": expected}
 
 
-def test_question_chain_reply_and_stale_reply_id(gateway: Gateway, ready: httpx.Client) -> None:
-    gateway.questions(["o163", "o354"])
+@BOTH
+def test_question_chain_reply_and_stale_reply_id(gw: Driver, ready: httpx.Client) -> None:
+    gw.questions(["o163", "o354"])
     (first,) = place(ready, order(cOID="q1"))
     assert first["messageIds"] == ["o163"] and first["isSuppressed"] is False
     assert isinstance(first["message"], list)
@@ -274,13 +299,13 @@ def test_question_chain_reply_and_stale_reply_id(gateway: Gateway, ready: httpx.
     (question,) = place(ready, order(cOID="q3"))
     declined = ready.post(f"/iserver/reply/{question['id']}", json={"confirmed": False})
     assert "error" in declined.json()
-    assert [o["cOID"] for o in gateway.orders()] == ["q1"]
+    assert [o["cOID"] for o in gw.orders()] == ["q1"]
 
 
 def test_suppressed_questions_are_skipped_until_the_next_login(
-    gateway: Gateway, ready: httpx.Client
+    gw: Driver, ready: httpx.Client
 ) -> None:
-    gateway.questions(["o163"])
+    gw.questions(["o163"])
     suppress = ready.post("/iserver/questions/suppress", json={"messageIds": ["o163"]})
     assert suppress.json() == {"status": "submitted"}
     assert "order_id" in place(ready, order(cOID="s1"))[0]
@@ -289,7 +314,7 @@ def test_suppressed_questions_are_skipped_until_the_next_login(
     assert place(ready, order(cOID="s2"))[0]["messageIds"] == ["o163"]
 
 
-def test_cancel_is_pending_until_a_later_read(gateway: Gateway, ready: httpx.Client) -> None:
+def test_cancel_is_pending_until_a_later_read(gw: Driver, ready: httpx.Client) -> None:
     (placed,) = place(ready, order(cOID="c1"))
     oid = int(placed["order_id"])
     cancel = ready.delete(f"/iserver/account/{ACCT}/order/{oid}").json()
@@ -347,10 +372,10 @@ def test_whatif_answers_formatted_strings(ready: httpx.Client) -> None:
     assert whatif["warn"].startswith("21/") and whatif["error"] is None
 
 
-def test_fills_make_trades_matched_by_order_ref(gateway: Gateway, ready: httpx.Client) -> None:
+def test_fills_make_trades_matched_by_order_ref(gw: Driver, ready: httpx.Client) -> None:
     (placed,) = place(ready, order(cOID="fill-1"))
-    first = gateway.fill(placed["order_id"], 40, 164.5)
-    gateway.fill(placed["order_id"], 60, 165.0)
+    first = gw.fill(placed["order_id"], 40, 164.5)
+    gw.fill(placed["order_id"], 60, 165.0)
     (live,) = ready.get("/iserver/account/orders").json()["orders"]
     assert (live["status"], live["filledQuantity"], live["avgPrice"]) == ("Filled", 100.0, "164.80")
     trades = ready.get("/iserver/account/trades").json()
@@ -366,8 +391,8 @@ def test_fills_make_trades_matched_by_order_ref(gateway: Gateway, ready: httpx.C
 # ----- portfolio ----------------------------------------------------------------------------------
 
 
-def test_positions_are_paged_by_100(gateway: Gateway, api: httpx.Client) -> None:
-    gateway.positions([{"conid": 1000 + i, "position": 1.0, "mktPrice": 10.0} for i in range(250)])
+def test_positions_are_paged_by_100(gw: Driver, api: httpx.Client) -> None:
+    gw.positions([{"conid": 1000 + i, "position": 1.0, "mktPrice": 10.0} for i in range(250)])
     pages = [api.get(f"/portfolio/{ACCT}/positions/{n}").json() for n in range(4)]
     assert [len(p) for p in pages] == [100, 100, 50, 0]
     assert pages[2][-1]["conid"] == 1249 and pages[0][0]["mktValue"] == 10.0
@@ -375,11 +400,11 @@ def test_positions_are_paged_by_100(gateway: Gateway, api: httpx.Client) -> None
     assert one["position"] == 1.0
 
 
-def test_positions_stay_cached_until_invalidated(gateway: Gateway, ready: httpx.Client) -> None:
+def test_positions_stay_cached_until_invalidated(gw: Driver, ready: httpx.Client) -> None:
     positions = f"/portfolio/{ACCT}/positions/0"
     assert ready.get(positions).json() == []
     (placed,) = place(ready, order(orderType="MKT", price=None, quantity=10))
-    gateway.fill(placed["order_id"], 10, 190.0)
+    gw.fill(placed["order_id"], 10, 190.0)
     assert ready.get(positions).json() == []
     invalidate = ready.post(f"/portfolio/{ACCT}/positions/invalidate", json={})
     assert invalidate.json() == {"message": "success"}
@@ -393,47 +418,47 @@ def test_positions_stay_cached_until_invalidated(gateway: Gateway, ready: httpx.
 # ----- faults, pacing -----------------------------------------------------------------------------
 
 
-def test_dropped_connection_fails_the_request(gateway: Gateway, ready: httpx.Client) -> None:
-    gateway.fault("POST", ORDERS, "drop", after=False)
+@BOTH
+def test_dropped_connection_fails_the_request(gw: Driver, ready: httpx.Client) -> None:
+    gw.fault("POST", ORDERS, "drop", after=False)
     with pytest.raises(httpx.RemoteProtocolError):
         ready.post(ORDERS, json={"orders": [order(cOID="d1")]})
-    assert gateway.orders() == []
+    assert gw.orders() == []
     assert place(ready, order(cOID="d1"))[0]["order_status"] == "PreSubmitted"
 
 
-def test_500_after_processing_still_registers_the_order(
-    gateway: Gateway, ready: httpx.Client
-) -> None:
-    gateway.fault("POST", ORDERS, "500", after=True)
+@BOTH
+def test_500_after_processing_still_registers_the_order(gw: Driver, ready: httpx.Client) -> None:
+    gw.fault("POST", ORDERS, "500", after=True)
     response = ready.post(ORDERS, json={"orders": [order(cOID="lost-reply")]})
     assert response.status_code == 500
-    assert [o["cOID"] for o in gateway.orders()] == ["lost-reply"]
+    assert [o["cOID"] for o in gw.orders()] == ["lost-reply"]
     # a blind retry is now a duplicate
     assert "already registered" in place(ready, order(cOID="lost-reply"))["error"]
 
 
-def test_timeout_after_processing_registers_the_order(
-    gateway: Gateway, ready: httpx.Client
-) -> None:
-    gateway.fault("POST", ORDERS, "timeout", after=True)
+@BOTH
+def test_timeout_after_processing_registers_the_order(gw: Driver, ready: httpx.Client) -> None:
+    gw.fault("POST", ORDERS, "timeout", after=True)
     with pytest.raises(httpx.ReadTimeout):
         ready.post(ORDERS, json={"orders": [order(cOID="slow")]}, timeout=0.5)
-    assert [o["cOID"] for o in gateway.orders()] == ["slow"]
+    assert [o["cOID"] for o in gw.orders()] == ["slow"]
 
 
+@BOTH
 def test_429_and_401_faults_apply_the_given_number_of_times(
-    gateway: Gateway, ready: httpx.Client
+    gw: Driver, ready: httpx.Client
 ) -> None:
-    gateway.fault("GET", "/iserver/account/trades", "429", times=2)
+    gw.fault("GET", "/iserver/account/trades", "429", times=2)
     codes = [ready.get("/iserver/account/trades").status_code for _ in range(3)]
     assert codes == [429, 429, 200]
-    gateway.fault("POST", "/tickle", "401")
+    gw.fault("POST", "/tickle", "401")
     denied = ready.post("/tickle", json={})
     assert (denied.status_code, denied.text) == (401, "access denied")
 
 
 def test_strict_pacing_limits_orders_and_trades(start_gateway: Callable[..., Gateway]) -> None:
-    paced = start_gateway("--strict-pacing")
+    paced = start_gateway("--strict-pacing")  # the command-line flag
     with paced.client() as client:
         client.get("/iserver/accounts")
         assert client.get("/iserver/account/orders").status_code == 200
@@ -442,10 +467,29 @@ def test_strict_pacing_limits_orders_and_trades(start_gateway: Callable[..., Gat
         assert client.get("/iserver/account/trades").status_code == 429
 
 
-def test_reset_forgets_everything(gateway: Gateway, ready: httpx.Client) -> None:
+@BOTH
+def test_reset_forgets_everything(gw: Driver, ready: httpx.Client) -> None:
     place(ready, order(cOID="r1"))
-    gateway.set_auth(authenticated=False)
-    gateway.reset()
-    assert gateway.orders() == [] and gateway.requests() == []
+    gw.set_auth(authenticated=False)
+    gw.reset()
+    assert gw.orders() == [] and gw.requests() == []
     assert ready.get("/iserver/accounts").status_code == 200
     assert place(ready, order(cOID="r1"))[0]["order_status"] == "PreSubmitted"
+
+
+# ----- the control API ----------------------------------------------------------------------------
+
+
+@BOTH
+def test_control_calls_are_neither_recorded_nor_faulted(gw: Driver, api: httpx.Client) -> None:
+    gw.fault("*", "/requests", "drop")  # a path of the API, not of the control calls
+    root = gw.base_url.removesuffix("/v1/api")
+    assert api.get(f"{root}/_standin/requests").json() == []
+    assert api.post(f"{root}/_standin/questions", json={"message_ids": []}).json() == {"ok": True}
+    assert api.get(f"{root}/_standin/nothing").status_code == 404
+    assert gw.requests() == []
+    with pytest.raises(AssertionError, match="kind must be one of"):
+        gw.fault("GET", "/tickle", "explode")
+    assert api.get(f"{root}/elsewhere").json() == {"error": "not found"}
+    assert api.request("PATCH", "/tickle", json={}).status_code == 501
+    assert gw.requests() == []  # none of that reached the API

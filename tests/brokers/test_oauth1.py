@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from ibind.oauth import oauth1a as ibind
 from oauth_fixtures import ACCESS_TOKEN, CONSUMER_KEY, DH_PRIME, REALM, OAuthKeys, dhparam_pem
-from oauth_server import OAuthServer, java_bytes, parse_oauth_header
+from standin.oauth_server import OAuthServer, java_bytes, parse_oauth_header
 from tradepipe.brokers.ibkr import oauth1
 
 URL = "https://api.ibkr.com/v1/api"

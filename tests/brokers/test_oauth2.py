@@ -13,7 +13,7 @@ from freezegun import freeze_time
 from ibkr_fakes import FakeTime
 from oauth_fixtures import ACCESS_TOKEN, CONSUMER_KEY, DH_PRIME, OAUTH2_CLIENT, REALM, OAuthKeys
 from oauth_respx import BASE, FakeIbkr, mock_ibkr
-from oauth_server import Client2, OAuthServer
+from standin.oauth_server import Client2, OAuthServer
 from tradepipe.brokers.ibkr import oauth2
 from tradepipe.brokers.web_api import WebApiOAuthBroker
 from tradepipe.errors import BrokerAuthError, ConfigError

@@ -1,6 +1,6 @@
 """The live session token's life: derived, checked, kept, renewed before expiry and on 401/410.
 
-IBKR's side runs in-process (``oauth_respx.py`` around ``oauth_server.py``) so freezegun can
+IBKR's side runs in-process (``oauth_respx.py`` around ``standin/oauth_server.py``) so freezegun can
 move the clock of both sides; the adapter is the real ``web_api`` broker.
 """
 
@@ -18,7 +18,7 @@ from freezegun import freeze_time
 from ibkr_fakes import FakeTime
 from oauth_fixtures import ACCESS_TOKEN, CONSUMER_KEY, DH_PRIME, REALM, OAuthKeys
 from oauth_respx import BASE, FakeIbkr, mock_ibkr
-from oauth_server import OAuthServer, Refused
+from standin.oauth_server import OAuthServer, Refused
 from tradepipe.brokers.ibkr.authfile import AuthFile
 from tradepipe.brokers.web_api import WebApiOAuthBroker
 from tradepipe.errors import BrokerAuthError, BrokerUnavailableError

@@ -1,8 +1,9 @@
 """The OAuth Web API adapter end to end: the CLI a user runs, against the OAuth stand-in.
 
-Every request goes over TLS to ``oauth_standin.py`` in its own process, which checks every
-signature the way IBKR does (``oauth_server.py``): the live session token request's RSA-SHA256
-and each API request's HMAC-SHA256. Pacing is kept, time compressed as in the gateway tests.
+Every request goes over TLS to the OAuth stand-in (``python -m standin.oauth``) in its own
+process, which checks every signature the way IBKR does (``standin/oauth_server.py``): the live
+session token request's RSA-SHA256 and each API request's HMAC-SHA256. Pacing is kept, time
+compressed as in the gateway tests.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """The gateway stand-in in OAuth mode: IBKR's Web API at ``api.ibkr.com``, for integration tests.
 
-Run it as a separate process::
+Run it as a separate process, from the folder holding the ``standin`` package::
 
-    python oauth_standin.py --cert CERT.pem --key KEY.pem --oauth CONFIG.json
+    python -m standin.oauth --cert CERT.pem --key KEY.pem --oauth CONFIG.json
                             [--host 127.0.0.1] [--port 0] [--account DU1234567]
 
 It prints ``PORT <n>`` once it listens. Everything under ``/v1/api`` is the gateway stand-in
-(``gateway_standin.py``: same accounts, orders, questions, faults, control API), behind IBKR's
-OAuth checks from ``oauth_server.py``:
+(same accounts, orders, questions, faults, control API), behind IBKR's OAuth checks from
+:mod:`standin.oauth_server`:
 
 * ``POST /v1/api/oauth/live_session_token`` — RSA-SHA256 over prepend + base string verified
   with the consumer's public signature key; answers ``diffie_hellman_response``,
@@ -38,19 +38,15 @@ import json
 import signal
 import ssl
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from gateway_standin import (
-    API_PREFIX,
-    CONTROL_PREFIX,
-    Handler,
-    Standin,
-    StandinServer,
-    json_answer,
-    text_answer,
-)
-from oauth_server import DAY_MS, Client2, OAuthServer, Refused, load_public
+from .gateway import Standin
+from .oauth_server import DAY_MS, Client2, OAuthServer, Refused, load_public
+from .server import Handler, StandinServer
+from .wire import API_PREFIX, CONTROL_PREFIX, json_answer, text_answer
 
 
 class OAuthStandinServer(StandinServer):
@@ -146,7 +142,7 @@ class OAuthHandler(Handler):
         return {"ok": True}
 
 
-def build(config: dict[str, Any]) -> OAuthServer:
+def build(config: dict[str, Any], now: Callable[[], float] = time.time) -> OAuthServer:
     oauth2 = config.get("oauth2")
     return OAuthServer(
         consumer_key=config["consumer_key"],
@@ -165,6 +161,7 @@ def build(config: dict[str, Any]) -> OAuthServer:
         ),
         lst_lifetime_ms=int(config.get("lst_lifetime_ms", DAY_MS)),
         bearer_seconds=int(config.get("bearer_seconds", 3600)),
+        now=now,
     )
 
 
@@ -186,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     standin.authenticated = False  # OAuth: the brokerage session waits for ssodh/init
     server = OAuthStandinServer((args.host, args.port), standin, context)
     server.RequestHandlerClass = OAuthHandler
-    server.oauth = build(config)
+    server.oauth = build(config, now=standin.clock.time)
     server.refused = []
 
     def stop(signum: int, frame: Any) -> None:

@@ -1,0 +1,122 @@
+"""The gateway stand-in in this process, on a virtual clock: fixtures, adapters and the CLI on it.
+
+``inprocess_gateway`` is a stand-in for the paper account ``DU1234567``;
+``start_inprocess_gateway(account=..., strict_pacing=...)`` makes others. Each is an
+:class:`InProcessGateway`: the same control methods as the HTTPS ``gateway`` (both are a
+:class:`~standin.driver.Driver`), plus ``clock``, the :class:`~standin.clock.VirtualClock` the
+stand-in reads, and two ways to put the Client Portal adapter on it:
+
+* ``inprocess_gateway.broker(**settings)``: a ``ClientPortalBroker`` whose HTTP client goes
+  through the in-process transport and whose pacer, snapshot retries, polling and session
+  checks all wait on the virtual clock;
+* ``inprocess_gateway.serve_cli(monkeypatch)``: the same for every ``ClientPortalBroker`` a
+  ``tradepipe`` command builds in this process (``CliRunner``), the waits of ``broker cancel
+  --wait`` included. Write the settings from ``broker_table()``.
+
+Either way the adapter keeps IBKR's real pacing limits (5 s between order-list reads, 60 s
+between ``/sso/validate`` calls...): they cost virtual seconds, not wall time.
+
+``any_gateway`` is parametrized over both surfaces, for tests written once and run against
+the stand-in in this process and behind HTTPS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from gateway_support import PAPER_ACCOUNT, Gateway
+from standin.clock import VirtualClock
+from standin.driver import Driver, LocalDriver
+from tradepipe.brokers.client_portal import ClientPortalBroker
+from tradepipe.brokers.ibkr.pacing import Pacer
+from tradepipe.cli import broker as cli_broker
+
+
+class InProcessGateway(LocalDriver):
+    """A stand-in in this process on a virtual clock, and adapters wired to it."""
+
+    clock: VirtualClock
+
+    def __init__(self, account: str = PAPER_ACCOUNT, *, strict_pacing: bool = False) -> None:
+        super().__init__(account, strict_pacing=strict_pacing, clock=VirtualClock())
+        self._brokers: list[ClientPortalBroker] = []
+
+    def broker(self, **settings: Any) -> ClientPortalBroker:
+        """A Client Portal adapter on this stand-in; ``settings`` as in ``[brokers.client_portal]``.
+
+        The adapter keeps IBKR's real pacing; it is disconnected when the test ends.
+        """
+        settings.setdefault("account_id", self.account)
+        adapter = ClientPortalBroker(
+            ClientPortalBroker.Settings(base_url=self.base_url, **settings)
+        )
+        self._wire(adapter)
+        adapter.use_http(self.client(timeout=adapter.settings.timeout_seconds))
+        self._brokers.append(adapter)
+        return adapter
+
+    def serve_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        gateway = self
+
+        def make_http(adapter: ClientPortalBroker) -> Any:
+            gateway._wire(adapter)
+            return gateway.client(timeout=adapter.settings.timeout_seconds)
+
+        def make_pacer(adapter: ClientPortalBroker) -> Pacer:
+            s = adapter.settings
+            return Pacer(
+                s.requests_per_second,
+                penalty_seconds=s.penalty_seconds,
+                monotonic=gateway.clock.monotonic,
+                sleep=gateway.clock.sleep,
+            )
+
+        monkeypatch.setattr(ClientPortalBroker, "make_http", make_http)
+        monkeypatch.setattr(ClientPortalBroker, "make_pacer", make_pacer)
+        monkeypatch.setattr(cli_broker, "sleep", self.clock.sleep)
+        monkeypatch.setattr(cli_broker, "monotonic", self.clock.monotonic)
+
+    def _wire(self, adapter: ClientPortalBroker) -> None:
+        # The adapter hands these to its pacer, snapshot retries, poll spacing and
+        # session checks: all of them then wait on the stand-in's clock.
+        adapter.monotonic = self.clock.monotonic
+        adapter.sleep = self.clock.sleep
+
+    def close(self) -> None:
+        """Disconnect the adapters made by :meth:`broker` and close every client."""
+        while self._brokers:
+            self._brokers.pop().disconnect()
+        super().close()
+
+
+@pytest.fixture
+def start_inprocess_gateway() -> Iterator[Callable[..., InProcessGateway]]:
+    """``start_inprocess_gateway(account=..., strict_pacing=...)``; all closed at teardown."""
+    made: list[InProcessGateway] = []
+
+    def start(account: str = PAPER_ACCOUNT, *, strict_pacing: bool = False) -> InProcessGateway:
+        gateway = InProcessGateway(account, strict_pacing=strict_pacing)
+        made.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in reversed(made):
+        gateway.close()
+
+
+@pytest.fixture
+def inprocess_gateway(start_inprocess_gateway: Callable[..., InProcessGateway]) -> InProcessGateway:
+    """A stand-in in this process for the paper account DU1234567, on a virtual clock."""
+    return start_inprocess_gateway()
+
+
+@pytest.fixture(params=["inprocess", "tls"])
+def any_gateway(request: pytest.FixtureRequest) -> Driver:
+    """The paper-account stand-in in this process, then (a second run) behind HTTPS."""
+    if request.param == "tls":
+        gateway: Gateway = request.getfixturevalue("gateway")
+        return gateway
+    local: InProcessGateway = request.getfixturevalue("inprocess_gateway")
+    return local
