@@ -30,7 +30,6 @@ from gateway_support import PAPER_ACCOUNT, Gateway
 from standin.clock import VirtualClock
 from standin.driver import Driver, LocalDriver
 from tradepipe.brokers.client_portal import ClientPortalBroker
-from tradepipe.brokers.ibkr.pacing import Pacer
 from tradepipe.cli import broker as cli_broker
 
 
@@ -64,17 +63,9 @@ class InProcessGateway(LocalDriver):
             gateway._wire(adapter)
             return gateway.client(timeout=adapter.settings.timeout_seconds)
 
-        def make_pacer(adapter: ClientPortalBroker) -> Pacer:
-            s = adapter.settings
-            return Pacer(
-                s.requests_per_second,
-                penalty_seconds=s.penalty_seconds,
-                monotonic=gateway.clock.monotonic,
-                sleep=gateway.clock.sleep,
-            )
-
+        # The adapter's own pacer (IBKR's limits, the headroom, the budget shared
+        # through the pacing file) runs on the clock make_http wired in.
         monkeypatch.setattr(ClientPortalBroker, "make_http", make_http)
-        monkeypatch.setattr(ClientPortalBroker, "make_pacer", make_pacer)
         monkeypatch.setattr(cli_broker, "sleep", self.clock.sleep)
         monkeypatch.setattr(cli_broker, "monotonic", self.clock.monotonic)
 
