@@ -8,7 +8,7 @@ together).
 start the stand-in (``python -m standin``, the package beside this module) in its own process
 for one test and stop it afterwards; startup takes about 0.15 s. The certificates come from a
 throwaway CA made with ``trustme`` once per session. ``start_gateway`` starts one with extra
-command-line flags (e.g. ``--strict-pacing``).
+command-line flags (e.g. ``--behaviour '{"idle_seconds": 0}'``).
 
 Talk to the stand-in with ``gateway.client()`` (an ``httpx.Client`` on ``gateway.base_url`` that
 trusts the CA) or build your own client with ``verify=gateway.ssl_context()``; httpx 0.28
@@ -17,7 +17,8 @@ path itself. The control methods (``set_auth``, ``questions``, ``fault``, ``fill
 stand-in; see the docstring of the ``standin`` package for what each one does. They come from
 :class:`standin.driver.Driver`, as do those of the stand-in in this process
 (``inprocess_support.py``), so a test can be written once for either; ``serve_cli`` points the
-CLI's Client Portal adapter at this one, with IBKR's pacing compressed in time (:func:`fast_pacer`).
+CLI's Client Portal adapter at this one. Both sides keep IBKR's real pacing on the wall clock
+here, so tests over HTTPS are few and short; the rest run in this process on a virtual clock.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import select
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +39,6 @@ import httpx
 import pytest
 import trustme
 from standin.driver import Driver
-from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr import pacing
 
 #: The folder holding the ``standin`` package: stand-ins are started there with ``python -m``.
@@ -72,19 +73,23 @@ class Gateway(Driver):
         """A client context trusting only the stand-in's CA (pass it as ``verify=``)."""
         return ssl.create_default_context(cafile=self.ca_path)
 
-    def client(self, **kwargs: Any) -> httpx.Client:
+    def client(self, *, paced: bool = False, **kwargs: Any) -> httpx.Client:
         """A new ``httpx.Client`` on ``base_url`` that trusts the CA; close it when done."""
         kwargs.setdefault("timeout", 10.0)
+        if paced:
+            kwargs.setdefault("event_hooks", {"request": [lambda _: time.sleep(0.11)]})
         return httpx.Client(base_url=self.base_url, verify=self.ssl_context(), **kwargs)
 
     @property
     def verify(self) -> bool | str:
         return self.ca_path
 
+    def pause(self, seconds: float) -> None:
+        time.sleep(seconds)
+
     def serve_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """The CLI reaches this process through ``base_url`` (see :meth:`broker_table`); its
-        pacing is IBKR's with time compressed, as the stand-in's clock is the wall."""
-        monkeypatch.setattr(ClientPortalBroker, "make_pacer", _fast_client_portal_pacer)
+        """The CLI reaches this process through ``base_url`` (see :meth:`broker_table`) with
+        the adapter's own pacing, on the wall clock both sides read: keep such tests short."""
 
     def _send(self, method: str, path: str, raw: bytes) -> tuple[int, str]:
         response = self._control.request(method, path, content=raw)
@@ -179,10 +184,6 @@ def fast_pacer(penalty_seconds: float) -> pacing.Pacer:
         dataclasses.replace(lim, interval=lim.interval / 100) for lim in pacing.ENDPOINT_LIMITS
     )
     return pacing.Pacer(100, limits=limits, penalty_seconds=penalty_seconds)
-
-
-def _fast_client_portal_pacer(self: ClientPortalBroker) -> pacing.Pacer:
-    return fast_pacer(self.settings.penalty_seconds)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The gateway stand-in in this process, on a virtual clock: fixtures, adapters and the CLI on it.
 
 ``inprocess_gateway`` is a stand-in for the paper account ``DU1234567``;
-``start_inprocess_gateway(account=..., strict_pacing=...)`` makes others. Each is an
+``start_inprocess_gateway(account=..., behaviour={...})`` makes others. Each is an
 :class:`InProcessGateway`: the same control methods as the HTTPS ``gateway`` (both are a
 :class:`~standin.driver.Driver`), plus ``clock``, the :class:`~standin.clock.VirtualClock` the
 stand-in reads, and two ways to put the Client Portal adapter on it:
@@ -38,8 +38,10 @@ class InProcessGateway(LocalDriver):
 
     clock: VirtualClock
 
-    def __init__(self, account: str = PAPER_ACCOUNT, *, strict_pacing: bool = False) -> None:
-        super().__init__(account, strict_pacing=strict_pacing, clock=VirtualClock())
+    def __init__(
+        self, account: str = PAPER_ACCOUNT, *, behaviour: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(account, behaviour=behaviour, clock=VirtualClock())
         self._brokers: list[ClientPortalBroker] = []
 
     def broker(self, **settings: Any) -> ClientPortalBroker:
@@ -84,11 +86,13 @@ class InProcessGateway(LocalDriver):
 
 @pytest.fixture
 def start_inprocess_gateway() -> Iterator[Callable[..., InProcessGateway]]:
-    """``start_inprocess_gateway(account=..., strict_pacing=...)``; all closed at teardown."""
+    """``start_inprocess_gateway(account=..., behaviour={...})``; all closed at teardown."""
     made: list[InProcessGateway] = []
 
-    def start(account: str = PAPER_ACCOUNT, *, strict_pacing: bool = False) -> InProcessGateway:
-        gateway = InProcessGateway(account, strict_pacing=strict_pacing)
+    def start(
+        account: str = PAPER_ACCOUNT, *, behaviour: dict[str, Any] | None = None
+    ) -> InProcessGateway:
+        gateway = InProcessGateway(account, behaviour=behaviour)
         made.append(gateway)
         return gateway
 

@@ -226,8 +226,19 @@ def start_oauth_gateway(
         folder = tmp_path_factory.mktemp("oauth-standin")
         config_path = folder / "oauth.json"
         config_path.write_text(json.dumps(standin_config(oauth_keys, **config)))
+        # The adapter's pacer is compressed in time here (fast_oauth_pacing) while the
+        # stand-in measures IBKR's limits on the wall clock: its pacing is off until these
+        # tests run on the stand-in's virtual clock in this process.
         proc, control, port = launch(
-            STANDIN, gateway_certs, folder, "--oauth", str(config_path), "--account", account
+            STANDIN,
+            gateway_certs,
+            folder,
+            "--oauth",
+            str(config_path),
+            "--account",
+            account,
+            "--behaviour",
+            '{"pacing": false}',
         )
         running.append((proc, control))
         return OAuthGateway(

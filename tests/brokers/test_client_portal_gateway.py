@@ -11,6 +11,7 @@ certificate check, and a dropped connection (which also runs in this process).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -302,7 +303,7 @@ def _option_conids(gw: Driver, day: dt.date, strikes: list[int]) -> dict[tuple[i
     """The stand-in's conids of AAPL's options expiring ``day``, by strike and right."""
     month = month_code(day)
     out = {}
-    with gw.client() as client:
+    with gw.client(paced=True) as client:
         for strike in strikes:
             for right in "CP":
                 info = client.get(
@@ -317,12 +318,13 @@ def _option_conids(gw: Driver, day: dt.date, strikes: list[int]) -> dict[tuple[i
                 ).json()
                 [found] = [i for i in info if i["maturityDate"] == f"{day:%Y%m%d}"]
                 out[strike, right] = int(found["conid"])
+    gw.pause(1.0)  # the look-ups spent this second's budget, not the adapter's
     return out
 
 
 def _expiry(gw: Driver) -> str:
     """An expiry the stand-in lists for AAPL (its nearest monthly)."""
-    with gw.client() as client:
+    with gw.client(paced=True) as client:
         client.get("/iserver/accounts")
         search = client.get("/iserver/secdef/search", params={"symbol": "AAPL"}).json()
         conid = search[0]["conid"]
@@ -339,6 +341,7 @@ def _expiry(gw: Driver) -> str:
                 "right": "C",
             },
         ).json()
+    gw.pause(1.0)  # the look-ups spent this second's budget, not the adapter's
     date = info[-1]["maturityDate"]
     return f"{date[:4]}-{date[4:6]}-{date[6:]}"
 
@@ -379,9 +382,13 @@ def test_ibkrs_pacing_is_kept_at_virtual_time(workdir: Path, gw: InProcessGatewa
     start = gw.clock.monotonic()
     result = tp("broker", "cancel", "tp-nope")
     assert result.exit_code == 1 and "IBKR has no order tp-nope" in result.output
-    paths = [r["path"] for r in gw.requests()]
-    assert paths.count("/iserver/account/orders") == 2  # read twice before "no such order"
+    reads = [r["at"] for r in gw.requests() if r["path"] == "/iserver/account/orders"]
+    # The new brokerage session's first (cold) answer is read again; then the list is
+    # read twice before "no such order".
+    assert len(reads) == 3
     # IBKR's 5 s between order-list reads (plus 10% headroom) was waited for, on the
-    # stand-in's clock.
+    # stand-in's clock, as the stand-in measured it.
+    assert all(later - earlier >= 5.5 for earlier, later in itertools.pairwise(reads))
     assert pytest.approx(5.5) in gw.clock.slept
-    assert gw.clock.monotonic() - start >= 5.0
+    assert gw.clock.monotonic() - start >= 11.0
+    assert gw.violations() == []

@@ -56,7 +56,11 @@ def test_connect_and_place(inprocess_gateway: InProcessGateway) -> None:
 def test_fills_are_polled_once_each_at_ibkrs_pace(inprocess_gateway: InProcessGateway) -> None:
     gw = inprocess_gateway
     broker = gw.broker()
+    # Read the new brokerage session's cold order list through first (it costs one more
+    # paced read), so the polls below each read it once.
+    assert broker.open_orders() == []
     placed = broker.place(intent())
+    gw.clock.advance(5)
     gw.fill(placed.broker_order_id, 4, 100.25)
     fills = [e for e in broker.poll() if isinstance(e, Fill)]
     assert [(f.quantity, f.price, f.decision_id) for f in fills] == [

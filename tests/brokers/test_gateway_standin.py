@@ -45,11 +45,20 @@ def order(**overrides: Any) -> dict[str, Any]:
 BOTH = pytest.mark.parametrize("gw", ["inprocess", "tls"], indirect=True)
 
 
+#: IBKR's timing quirks, off: most tests here send raw requests back to back to pin one
+#: mechanism each. The quirks themselves (pacing and its penalty box, cold order lists, the
+#: slow ssodh/init, idle drops) are the stand-in's defaults and are pinned by the tests
+#: under "IBKR's timing", which use the stand-in as it comes.
+MECHANICS_ONLY = {"pacing": False, "cold_order_lists": 0, "init_seconds": 0, "idle_seconds": 0}
+
+
 @pytest.fixture
 def gw(request: pytest.FixtureRequest) -> Driver:
-    """The paper-account stand-in in this process, or (``BOTH``'s second run) behind TLS."""
+    """The paper-account stand-in in this process, or (``BOTH``'s second run) behind TLS,
+    with IBKR's timing quirks off (:data:`MECHANICS_ONLY`)."""
     surface = getattr(request, "param", "inprocess")
     found: Driver = request.getfixturevalue("gateway" if surface == "tls" else "inprocess_gateway")
+    found.behave(**MECHANICS_ONLY)
     return found
 
 
@@ -457,14 +466,142 @@ def test_429_and_401_faults_apply_the_given_number_of_times(
     assert (denied.status_code, denied.text) == (401, "access denied")
 
 
-def test_strict_pacing_limits_orders_and_trades(start_gateway: Callable[..., Gateway]) -> None:
-    paced = start_gateway("--strict-pacing")  # the command-line flag
-    with paced.client() as client:
+# ----- IBKR's timing: the stand-in as it comes ------------------------------------------------
+
+
+def test_pacing_is_on_by_default_and_the_command_line_can_change_quirks(
+    start_gateway: Callable[..., Gateway],
+) -> None:
+    # Over TLS, on the wall clock: two reads of the order list back to back.
+    tls = start_gateway("--behaviour", '{"cold_order_lists": 0}')
+    with tls.client() as client:
         client.get("/iserver/accounts")
-        assert client.get("/iserver/account/orders").status_code == 200
-        assert client.get("/iserver/account/orders").status_code == 429
-        assert client.get("/iserver/account/trades").status_code == 200
-        assert client.get("/iserver/account/trades").status_code == 429
+        first = client.get("/iserver/account/orders").json()
+        assert first["snapshot"] is True  # no cold read: the flag took
+        again = client.get("/iserver/account/orders")
+        assert again.status_code == 429
+        assert "IBKR allows one every 5 s" in again.json()["error"]
+        # Now in the penalty box: everything is refused.
+        assert client.post("/tickle", json={}).status_code == 429
+    [violation, boxed] = tls.violations()
+    assert violation["path"] == "/iserver/account/orders"
+    assert "penalty box" in boxed["reason"]
+
+
+@pytest.fixture
+def ibkr(inprocess_gateway: InProcessGateway) -> Iterator[tuple[InProcessGateway, httpx.Client]]:
+    """The stand-in in this process as it comes (IBKR's timing on), and a plain client."""
+    with inprocess_gateway.client() as client:
+        yield inprocess_gateway, client
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "interval"),
+    [
+        ("GET", "/iserver/account/orders", 5.0),
+        ("GET", "/iserver/account/trades", 5.0),
+        ("GET", "/portfolio/accounts", 5.0),
+        ("GET", "/sso/validate", 60.0),
+        ("POST", "/tickle", 1.0),
+        ("POST", "/iserver/scanner/run", 1.0),
+        ("GET", "/iserver/scanner/params", 900.0),
+    ],
+)
+def test_endpoint_limits_are_measured_on_arrival(
+    ibkr: tuple[InProcessGateway, httpx.Client], method: str, path: str, interval: float
+) -> None:
+    gw, api = ibkr
+    api.get("/iserver/accounts")
+    body = {"instrument": "STK", "location": "STK.US.MAJOR", "type": "TOP_PERC_GAIN"}
+    send = lambda: api.request(method, path, json=body if method == "POST" else None)  # noqa: E731
+    gw.clock.advance(1)
+    assert send().status_code == 200
+    gw.clock.advance(interval - 0.01)  # a hair under the limit: refused, as IBKR does
+    refused = send()
+    assert refused.status_code == 429
+    assert f"IBKR allows one every {interval:g} s" in refused.json()["error"]
+    assert [v["path"] for v in gw.violations()] == [path]
+
+
+def test_exactly_at_the_limit_is_allowed_and_the_global_rate_is_ten_a_second(
+    ibkr: tuple[InProcessGateway, httpx.Client],
+) -> None:
+    gw, api = ibkr
+    api.get("/iserver/accounts")
+    gw.clock.advance(1)
+    for _ in range(10):
+        assert api.get(f"/portfolio/{ACCT}/summary").status_code == 200
+        gw.clock.advance(0.1)
+    assert gw.violations() == []  # ten in every second, none refused
+    # Ten more at one instant: the eleventh request within a second is refused.
+    for _ in range(9):
+        api.get(f"/portfolio/{ACCT}/summary")
+    assert api.get(f"/portfolio/{ACCT}/summary").status_code == 429
+    assert "more than 10 requests within one second" in gw.violations()[0]["reason"]
+
+
+def test_the_penalty_box_refuses_everything_and_each_retry_extends_it(
+    ibkr: tuple[InProcessGateway, httpx.Client],
+) -> None:
+    gw, api = ibkr
+    assert api.get("/sso/validate").status_code == 200
+    assert api.get("/sso/validate").status_code == 429  # within the minute
+    for _ in range(3):
+        gw.clock.advance(300)
+        assert api.post("/iserver/auth/status", json={}).status_code == 429
+    gw.clock.advance(599)
+    assert api.post("/iserver/auth/status", json={}).status_code == 429  # extended
+    gw.clock.advance(601)
+    assert api.post("/iserver/auth/status", json={}).status_code == 200
+    assert [r["status"] for r in gw.requests()] == [200, 429, 429, 429, 429, 429, 200]
+
+
+def test_a_new_brokerage_session_answers_its_first_order_list_cold(
+    ibkr: tuple[InProcessGateway, httpx.Client],
+) -> None:
+    gw, api = ibkr
+    api.get("/iserver/accounts")
+    assert api.get("/iserver/account/orders").json() == {"orders": [], "snapshot": False}
+    gw.clock.advance(5)
+    assert api.get("/iserver/account/orders").json()["snapshot"] is True
+    # Every new brokerage session starts cold again: a login, or ssodh/init.
+    gw.set_auth(logged_in=False)
+    gw.set_auth(logged_in=True)
+    gw.clock.advance(5)
+    api.get("/iserver/accounts")
+    assert api.get("/iserver/account/orders").json()["snapshot"] is False
+
+
+def test_ssodh_init_takes_seconds_to_bring_the_brokerage_session_up(
+    ibkr: tuple[InProcessGateway, httpx.Client],
+) -> None:
+    gw, api = ibkr
+    gw.set_auth(authenticated=False)
+    answer = api.post("/iserver/auth/ssodh/init", json={"publish": True, "compete": True})
+    assert answer.json()["authenticated"] is False  # answered at once, not up yet
+    assert api.get("/iserver/accounts").json()["error"] == "Bad Request: no bridge"
+    gw.clock.advance(2.9)
+    assert api.post("/iserver/auth/status", json={}).json()["authenticated"] is False
+    gw.clock.advance(0.2)
+    assert api.post("/iserver/auth/status", json={}).json()["authenticated"] is True
+    assert api.get("/iserver/accounts").status_code == 200
+
+
+def test_an_idle_brokerage_session_drops_to_401_while_sso_lives(
+    ibkr: tuple[InProcessGateway, httpx.Client],
+) -> None:
+    gw, api = ibkr
+    api.get("/iserver/accounts")
+    gw.clock.advance(299)
+    assert api.post("/tickle", json={}).status_code == 200  # a tickle keeps it alive
+    gw.clock.advance(301)
+    dropped = api.get("/iserver/accounts")
+    assert (dropped.status_code, dropped.text) == (401, "access denied")
+    status = api.post("/iserver/auth/status", json={}).json()
+    assert (status["connected"], status["authenticated"]) == (True, False)  # SSO alive
+    assert api.post("/iserver/auth/ssodh/init", json={"publish": True}).status_code == 200
+    gw.clock.advance(3)
+    assert api.get("/iserver/accounts").status_code == 200
 
 
 @BOTH

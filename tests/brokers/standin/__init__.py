@@ -3,7 +3,7 @@
 Run it as a separate process, from the folder holding this package::
 
     python -m standin --cert CERT.pem --key KEY.pem [--host 127.0.0.1] [--port 0]
-                      [--account DU1234567] [--strict-pacing] [--verbose]
+                      [--account DU1234567] [--behaviour JSON] [--verbose]
 
 Once it listens on HTTPS it prints one line, ``PORT <n>``, to stdout. The server uses the
 standard library only. ``python -m standin.oauth`` is the same stand-in behind IBKR's OAuth
@@ -56,8 +56,22 @@ one lock. In short:
 * **Also there:** ``/iserver/reauthenticate``, ``/iserver/questions/suppress/reset``,
   ``/iserver/marketdata/unsubscribe`` and ``unsubscribeall`` (the next snapshot of an
   unsubscribed conid is a pre-flight again), ``/iserver/scanner/params`` and ``run``.
-* **Pacing** (``--strict-pacing`` only): the live-orders list and trades answer 429 when called
-  again within 5 s.
+* **IBKR's timing, on by default** (each can be changed with ``--behaviour`` or
+  ``/_standin/behaviour``, see ``Behaviour`` in ``state.py``; a test that turns one off says
+  why):
+
+  - *Pacing measured at the gateway* (``pacing.py``): more than 10 requests in any second
+    (50 over OAuth) or an endpoint called again sooner than its published interval (order
+    list, executions and ``/portfolio/accounts`` 5 s, ``/sso/validate`` 60 s, ``/tickle`` and
+    the scanner 1 s, scanner params 15 min…) answers 429 and opens a 10-minute penalty box in
+    which every request answers 429 and extends it. Measured between arrivals with no
+    tolerance: a client that spaces requests exactly at the limit can land a hair under it.
+  - *Cold order lists*: the first order-list read of every new brokerage session (the start,
+    a login, ``ssodh/init``) answers ``{"orders": [], "snapshot": false}``.
+  - *A slow ssodh/init*: the brokerage session comes up 3 s after the call; until then the
+    status says not authenticated and ``/iserver`` answers "no bridge".
+  - *Idle drops*: 300 s without a request close the brokerage session while the SSO session
+    lives on; ``/iserver`` then answers 401 ``access denied`` until ``ssodh/init``.
 
 Control API (tests only, JSON, not under ``/v1/api``; never recorded or faulted)
 =============================================================================
@@ -65,6 +79,11 @@ Control API (tests only, JSON, not under ``/v1/api``; never recorded or faulted)
 ``POST /_standin/auth`` ``{"authenticated","connected","competing","logged_in"}`` (any subset)
     Set session flags. A change of ``logged_in`` to true is a fresh browser login: unless given,
     the brokerage session comes up too (authenticated, connected, not competing).
+``POST /_standin/behaviour`` ``{"pacing": false, "idle_seconds": 0, ...}`` (any subset)
+    Change IBKR's timing quirks (``Behaviour`` in ``state.py``).
+``GET /_standin/pacing``
+    ``{"violations": [{"at","method","path","reason"}], "penalty_until"}``: every request the
+    pacing refused, and the end of the penalty box.
 ``POST /_standin/questions`` ``{"message_ids":["o163","o354"], "modify": false}``
     Question chain asked for every following order placement (and modification when
     ``modify`` is true); ``[]`` turns questions off.
@@ -88,8 +107,10 @@ Control API (tests only, JSON, not under ``/v1/api``; never recorded or faulted)
 ``POST /_standin/reset``
     Back to the start state (orders, trades, positions, faults, questions, request log...).
 ``GET /_standin/requests``
-    Every API request received, in order: ``{"method","path","query","body"}``; ``path`` is
-    relative to ``/v1/api``, ``query`` a dict, ``body`` the parsed JSON or null.
+    Every API request received, in order: ``{"method","path","query","body","at","status"}``;
+    ``path`` is relative to ``/v1/api``, ``query`` a dict, ``body`` the parsed JSON or null,
+    ``at`` the arrival on the stand-in's monotonic clock (seconds), ``status`` the answer's
+    status (or the fault's kind).
 ``GET /_standin/orders``
     The internal order book (one object per order, plain field names).
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from .executions import ExecutionsMixin
 from .market import MarketMixin
+from .pacing import GatewayPacing
 from .session import SessionMixin
 from .state import Fault
 from .wire import Answer, ApiError, fail, json_answer
@@ -42,6 +43,14 @@ class ControlMixin(SessionMixin, ExecutionsMixin, MarketMixin):
             return list(self.log)
         if method == "GET" and path == "/orders":
             return [o.internal() for o in self.orders.values()]
+        if method == "GET" and path == "/pacing":
+            return {
+                "violations": [
+                    {"at": at, "method": m, "path": p, "reason": r}
+                    for at, m, p, r in self.pacing.violations
+                ],
+                "penalty_until": self.pacing.penalty_until,
+            }
         if method != "POST":
             fail(f"unknown control call {method} {path}", 404)
         if path == "/reset":
@@ -51,6 +60,12 @@ class ControlMixin(SessionMixin, ExecutionsMixin, MarketMixin):
             fail("body must be a JSON object")
         if path == "/auth":
             return self.set_auth(body)
+        if path == "/behaviour":
+            self.behaviour.update(body)
+            self.pacing = GatewayPacing(self.behaviour.rate, self.behaviour.penalty_seconds)
+            if "cold_order_lists" in body:
+                self.cold_order_reads = self.behaviour.cold_order_lists
+            return {"ok": True}
         if path == "/questions":
             ids = body.get("message_ids")
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):

@@ -18,6 +18,8 @@ import httpx
 
 from .clock import VirtualClock
 from .gateway import Standin
+from .pacing import GATEWAY_RATE
+from .state import Behaviour
 from .transport import StandinTransport
 
 
@@ -34,13 +36,22 @@ class Driver:
         """Send a control call (``path`` after ``/_standin``); its status and body text."""
         raise NotImplementedError
 
-    def client(self, **kwargs: Any) -> httpx.Client:
-        """A new ``httpx.Client`` on ``base_url`` that reaches the stand-in; close it when done."""
+    def client(self, *, paced: bool = False, **kwargs: Any) -> httpx.Client:
+        """A new ``httpx.Client`` on ``base_url`` that reaches the stand-in; close it when done.
+
+        :param paced: space its requests at IBKR's global rate (10/s), so a test's own
+            look-ups do not spend the budget of the adapter it drives.
+        """
         raise NotImplementedError
 
     @property
     def verify(self) -> bool | str:
         """What an adapter's ``verify`` setting must be to reach the stand-in."""
+        raise NotImplementedError
+
+    def pause(self, seconds: float) -> None:
+        """Let ``seconds`` pass on the stand-in's clock (e.g. after a test's own look-ups,
+        which spend the same per-second budget as the adapter's requests)."""
         raise NotImplementedError
 
     def serve_cli(self, monkeypatch: Any) -> None:
@@ -129,6 +140,15 @@ class Driver:
         result: list[dict[str, Any]] = self._get("/orders")
         return result
 
+    def behave(self, **changes: Any) -> None:
+        """Change quirks from IBKR's defaults (see :class:`~standin.state.Behaviour`)."""
+        self._post("/behaviour", changes)
+
+    def violations(self) -> list[dict[str, Any]]:
+        """Every pacing violation the stand-in measured: ``{"at","method","path","reason"}``."""
+        result: list[dict[str, Any]] = self._get("/pacing")["violations"]
+        return result
+
     def reset(self) -> None:
         """Back to the start state."""
         self._post("/reset", {})
@@ -146,17 +166,22 @@ class LocalDriver(Driver):
         self,
         account: str,
         *,
-        strict_pacing: bool = False,
+        behaviour: dict[str, Any] | None = None,
         clock: VirtualClock | None = None,
         port: int = 5000,
     ) -> None:
         self.clock = clock or VirtualClock()
-        self.standin = Standin(account, strict_pacing=strict_pacing, clock=self.clock)
+        quirks = Behaviour()
+        quirks.update(behaviour or {})
+        self.standin = Standin(account, quirks, clock=self.clock)
         self.transport = StandinTransport(self.standin)
         self.account = account
         self.port = port
         self.base_url = f"https://127.0.0.1:{port}/v1/api"
         self._clients: list[httpx.Client] = []
+
+    def pause(self, seconds: float) -> None:
+        self.clock.advance(seconds)
 
     def _send(self, method: str, path: str, raw: bytes) -> tuple[int, str]:
         answer = self.standin.control(method, path, raw)
@@ -166,9 +191,17 @@ class LocalDriver(Driver):
     def verify(self) -> bool | str:
         return True  # never used: no TLS in this process
 
-    def client(self, **kwargs: Any) -> httpx.Client:
-        """A new ``httpx.Client`` on ``base_url`` through the transport; closed by :meth:`close`."""
+    def client(self, *, paced: bool = False, **kwargs: Any) -> httpx.Client:
+        """A new ``httpx.Client`` on ``base_url`` through the transport; closed by :meth:`close`.
+
+        :param paced: move the clock on by a tenth of a second (and a hair) before each
+            request, as a client keeping IBKR's 10 requests/s would: a test's own look-ups
+            then do not spend the budget of the adapter it drives.
+        """
         kwargs.setdefault("timeout", 10.0)
+        if paced:
+            step = 1.0 / GATEWAY_RATE + 0.01
+            kwargs.setdefault("event_hooks", {"request": [lambda _: self.clock.advance(step)]})
         client = httpx.Client(base_url=self.base_url, transport=self.transport, **kwargs)
         self._clients.append(client)
         return client

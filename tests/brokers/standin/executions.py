@@ -30,9 +30,12 @@ class ExecutionsMixin(PortfolioMixin):
 
     def live_orders(self, req: Request) -> Any:
         self._require_accounts()
-        self._pace("orders")
         if parse_bool(req.query.get("force")):
             return {"orders": [], "snapshot": False}  # force only clears the cache
+        if self.cold_order_reads > 0:
+            # A new brokerage session: IBKR is still subscribing to the account's orders.
+            self.cold_order_reads -= 1
+            return {"orders": [], "snapshot": False}
         for order in self.orders.values():
             self._settle_cancel(order)
         account = req.query.get("accountId")
@@ -62,7 +65,6 @@ class ExecutionsMixin(PortfolioMixin):
         return view
 
     def trades_list(self, req: Request) -> Any:
-        self._pace("trades")
         days = req.query.get("days")
         span = min(max(parse_int(days, "days"), 1), 7) if days else 1
         cutoff = self.clock.now_ms() - span * 86_400_000

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from .clock import Clock
 from .contracts import ContractsMixin
 from .control import ControlMixin
 from .orders import OrdersMixin
-from .state import Fault
+from .state import Behaviour, Fault
 from .wire import Answer, ApiError, Request, Route, fail, json_answer, text_answer
 
 NO_BRIDGE = {"error": "Bad Request: no bridge", "statusCode": 400}
@@ -28,10 +29,11 @@ class Standin(ControlMixin, OrdersMixin, ContractsMixin):
     """In-memory gateway. Every public entry point takes ``self.lock``."""
 
     def __init__(
-        self, account: str, strict_pacing: bool = False, clock: Clock | None = None
+        self, account: str, behaviour: Behaviour | None = None, clock: Clock | None = None
     ) -> None:
-        super().__init__(account, strict_pacing, clock)
+        super().__init__(account, behaviour, clock)
         self.routes = self._routes()
+        self._local = threading.local()
 
     # ----- entry points used by the HTTP handler -------------------------------------------
 
@@ -42,24 +44,45 @@ class Standin(ControlMixin, OrdersMixin, ContractsMixin):
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = None
-            self.log.append({"method": method, "path": path, "query": query, "body": body})
+            now = self.clock.monotonic()
+            entry: dict[str, Any] = {
+                "method": method,
+                "path": path,
+                "query": query,
+                "body": body,
+                "at": now,
+                "status": None,
+            }
+            self.log.append(entry)
+            self._local.entry = entry
+            if self.behaviour.pacing:
+                refused = self.pacing.arrive(method, path, now)
+                if refused is not None:
+                    entry["status"] = 429
+                    return Fault(method, path, "429", 1, False, reason=refused.reason)
+            self._wake(now)
             for fault in self.faults:
                 if fault.path == path and fault.method in (method, "*"):
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
+                    entry["status"] = fault.kind
                     return fault
             return None
 
     def api(self, method: str, path: str, query: dict[str, str], raw: bytes) -> Answer:
         with self.lock:
             try:
-                return self._api(method, path, query, raw)
+                answer = self._api(method, path, query, raw)
             except ApiError as exc:
-                return json_answer(exc.payload, exc.status)
+                answer = json_answer(exc.payload, exc.status)
             except Exception as exc:
                 traceback.print_exc(file=sys.stderr)
-                return json_answer({"error": f"stand-in internal error: {exc!r}"}, 500)
+                answer = json_answer({"error": f"stand-in internal error: {exc!r}"}, 500)
+            entry = getattr(self._local, "entry", None)
+            if entry is not None and entry["status"] is None:
+                entry["status"] = answer.status
+            return answer
 
     def _api(self, method: str, path: str, query: dict[str, str], raw: bytes) -> Answer:
         pending = self.pending
@@ -75,6 +98,9 @@ class Standin(ControlMixin, OrdersMixin, ContractsMixin):
             fail("Bad Request: body is not valid JSON")
         route, groups = self._match(method, path)
         if route.gate == "brokerage" and not self.brokerage_ok:
+            if self.idle_dropped:
+                # An idle brokerage session was closed; the SSO session lives on.
+                return text_answer("access denied", 401)
             return json_answer(NO_BRIDGE, 400)
         result = route.handler(Request(method, path, query, body), *groups)
         return result if isinstance(result, Answer) else json_answer(result)

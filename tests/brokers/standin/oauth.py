@@ -45,7 +45,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from .gateway import Standin
 from .oauth_server import DAY_MS, Client2, OAuthServer, Refused, load_public
+from .pacing import OAUTH_RATE
 from .server import Handler, StandinServer
+from .state import Behaviour
 from .wire import API_PREFIX, CONTROL_PREFIX, json_answer, text_answer
 
 
@@ -173,13 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--account", default="DU1234567")
+    parser.add_argument("--behaviour", default="{}", help="JSON changing quirks (see state.py)")
     args = parser.parse_args(argv)
 
     with open(args.oauth, encoding="utf-8") as fh:
         config = json.load(fh)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)
-    standin = Standin(args.account)
+    # Over OAuth IBKR allows 50 requests a second per session (10 through a gateway).
+    behaviour = Behaviour(rate=OAUTH_RATE)
+    behaviour.update(json.loads(args.behaviour))
+    standin = Standin(args.account, behaviour)
     standin.authenticated = False  # OAuth: the brokerage session waits for ssodh/init
     server = OAuthStandinServer((args.host, args.port), standin, context)
     server.RequestHandlerClass = OAuthHandler

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import socket
 import ssl
@@ -18,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .gateway import Standin
-from .state import FAULT_DELAY, Fault
+from .state import FAULT_DELAY, Behaviour, Fault
 from .wire import API_PREFIX, CONTROL_PREFIX, Answer, json_answer, text_answer
 
 HANDSHAKE_TIMEOUT = 10.0
@@ -82,7 +83,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(text_answer("access denied", 401))
         else:
             status = int(fault.kind)
-            self._send(json_answer({"error": f"stand-in fault {status}"}, status))
+            self._send(json_answer({"error": fault.reason or f"stand-in fault {status}"}, status))
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -145,14 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--account", default="DU1234567", help="U... simulates a live account")
     parser.add_argument(
-        "--strict-pacing", action="store_true", help="429 on orders/trades within 5 s"
+        "--behaviour",
+        default="{}",
+        help="JSON changing quirks from IBKR's defaults, e.g. '{\"pacing\": false}'",
     )
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)
-    standin = Standin(args.account, strict_pacing=args.strict_pacing)
+    behaviour = Behaviour()
+    behaviour.update(json.loads(args.behaviour))
+    standin = Standin(args.account, behaviour)
     server = StandinServer((args.host, args.port), standin, context, verbose=args.verbose)
 
     def stop(signum: int, frame: Any) -> None:

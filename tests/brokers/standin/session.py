@@ -42,14 +42,24 @@ class SessionMixin(State):
         if self.competing and not compete:
             return self._auth_payload()  # the other login keeps the brokerage session
         self.competing = False
-        self.authenticated = True
-        self._relogin()
+        self._open_brokerage()
         return self._auth_payload()
+
+    def _open_brokerage(self) -> None:
+        """IBKR answers at once and brings the brokerage session up ``init_seconds`` later."""
+        delay = self.behaviour.init_seconds
+        if delay <= 0:
+            self.authenticated = True
+            self.init_at = None
+            self._relogin()
+            return
+        self.authenticated = False
+        self.init_at = self.clock.monotonic() + delay
 
     def reauthenticate(self, req: Request) -> Any:
         if not self.competing:
-            self.authenticated = self.connected = True
-            self._relogin()
+            self.connected = True
+            self._open_brokerage()
         return {"message": "triggered"}
 
     def tickle(self, req: Request) -> Any:
@@ -94,6 +104,7 @@ class SessionMixin(State):
 
     def logout(self, req: Request) -> Any:
         self.logged_in = self.authenticated = self.connected = self.competing = False
+        self.init_at = None
         self._relogin()
         return {"status": True}
 
@@ -107,6 +118,7 @@ class SessionMixin(State):
             if changes["logged_in"]:  # a fresh browser login opens the brokerage session too
                 self.logged_in = self.authenticated = self.connected = True
                 self.competing = False
+                self.init_at = None
                 self.session = uuid.uuid4().hex
                 self.login_ms = self.clock.now_ms()
             else:

@@ -18,9 +18,9 @@ from typing import Any
 from .clock import Clock, RealClock
 from .instruments import SPREAD_CONIDS, STOCK_BY_CONID, OptionContract
 from .model import Order, PendingQuestion
+from .pacing import GATEWAY_RATE, PENALTY_SECONDS, GatewayPacing
 from .wire import ApiError, fail, parse_int
 
-PACING_INTERVAL = 5.0
 START_CASH = 1_000_000.0
 QUERY_ACCOUNTS_FIRST = {"error": "Please query /accounts first"}
 #: How late a ``timeout`` fault answers (or hangs up).
@@ -34,20 +34,57 @@ class Fault:
     kind: str
     times: int
     after: bool
+    #: The error text of a status fault (the pacing refusals say why).
+    reason: str = ""
+
+
+@dataclass
+class Behaviour:
+    """How closely the stand-in follows IBKR; every default is IBKR's documented behaviour.
+
+    A test that needs less (a stand-in test sending raw requests back to back, say) turns a
+    quirk off explicitly and says why.
+    """
+
+    #: IBKR's rate limits measured on arrival, with the 429 penalty box (``pacing.py``).
+    pacing: bool = True
+    #: Requests per second allowed (10 through the gateway, 50 over OAuth).
+    rate: int = GATEWAY_RATE
+    penalty_seconds: float = PENALTY_SECONDS
+    #: Order-list reads answered ``{"orders": [], "snapshot": false}`` at the start of every
+    #: brokerage session (after a login or ``ssodh/init``) while IBKR subscribes.
+    cold_order_lists: int = 1
+    #: Without a request for this long the brokerage session drops (the SSO session stays);
+    #: ``/iserver`` calls then answer 401 until ``ssodh/init``. 0 = never.
+    idle_seconds: float = 300.0
+    #: After ``ssodh/init`` the brokerage session takes this long to come up; until then the
+    #: status says not authenticated and ``/iserver`` answers "no bridge". 0 = at once.
+    init_seconds: float = 3.0
+
+    def update(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            if key not in self.__dataclass_fields__:
+                fail(f"unknown behaviour {key!r}; known: {sorted(self.__dataclass_fields__)}")
+            current = getattr(self, key)
+            if isinstance(current, bool) != isinstance(value, bool) or not isinstance(
+                value, int | float
+            ):
+                fail(f"behaviour {key} must be a {type(current).__name__}")
+            setattr(self, key, type(current)(value))
 
 
 class State:
     """In-memory gateway state. Every public entry point takes ``self.lock``."""
 
     def __init__(
-        self, account: str, strict_pacing: bool = False, clock: Clock | None = None
+        self, account: str, behaviour: Behaviour | None = None, clock: Clock | None = None
     ) -> None:
         self.lock = threading.RLock()
         #: Where every timestamp, date and pacing interval comes from.
         self.clock: Clock = clock or RealClock()
         self.account = account
         self.is_paper = account.upper().startswith("D")
-        self.strict_pacing = strict_pacing
+        self.behaviour = behaviour or Behaviour()
         self._reset()
 
     def _reset(self) -> None:
@@ -79,16 +116,39 @@ class State:
         self.options: dict[int, OptionContract] = {}
         self.faults: list[Fault] = []
         self.log: list[dict[str, Any]] = []
-        self.last_call: dict[str, float] = {}
+        self.pacing = GatewayPacing(self.behaviour.rate, self.behaviour.penalty_seconds)
+        #: When the last API request arrived (the idle clock of the brokerage session).
+        self.last_activity = self.clock.monotonic()
+        #: The brokerage session dropped for idleness: /iserver answers 401.
+        self.idle_dropped = False
+        #: An ssodh/init in progress: the brokerage session comes up at this time.
+        self.init_at: float | None = None
+        self.cold_order_reads = self.behaviour.cold_order_lists
 
     @property
     def brokerage_ok(self) -> bool:
         return self.logged_in and self.authenticated and self.connected and not self.competing
 
     def _relogin(self) -> None:
-        """Whatever a (re)authentication forgets."""
+        """Whatever a (re)authentication forgets: a new brokerage session starts cold."""
         self.accounts_queried = False
         self.suppressed.clear()
+        self.idle_dropped = False
+        self.cold_order_reads = self.behaviour.cold_order_lists
+
+    def _wake(self, now: float) -> None:
+        """What time did to the session since the last request arrived."""
+        if self.init_at is not None and now >= self.init_at:
+            self.init_at = None
+            if self.logged_in and not self.competing:
+                self.authenticated = True
+                self._relogin()
+        idle = self.behaviour.idle_seconds
+        if idle and self.brokerage_ok and now - self.last_activity > idle:
+            # IBKR closes an idle brokerage session; the SSO session lives on.
+            self.authenticated = False
+            self.idle_dropped = True
+        self.last_activity = now
 
     # ----- shared checks --------------------------------------------------------------------
 
@@ -99,15 +159,6 @@ class State:
     def _require_account(self, account: str) -> None:
         if account != self.account:
             fail(f"Account {account} is not accessible in this session", 500)
-
-    def _pace(self, key: str) -> None:
-        if not self.strict_pacing:
-            return
-        now = self.clock.monotonic()
-        last = self.last_call.get(key)
-        self.last_call[key] = now
-        if last is not None and now - last < PACING_INTERVAL:
-            fail("Too Many Requests", 429)
 
     # ----- look-ups ------------------------------------------------------------------------
 

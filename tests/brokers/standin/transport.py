@@ -77,7 +77,8 @@ class StandinTransport(httpx.BaseTransport):
         if fault.kind == "401":
             return _response(text_answer("access denied", 401), request)
         status = int(fault.kind)
-        return _response(json_answer({"error": f"stand-in fault {status}"}, status), request)
+        text = fault.reason or f"stand-in fault {status}"
+        return _response(json_answer({"error": text}, status), request)
 
 
 def _response(answer: Answer, request: httpx.Request) -> httpx.Response:
