@@ -46,6 +46,9 @@ class OrderUpdate(Record):
     broker_order_id: str | None = None
     reason: str = ""
     filled_quantity: Decimal | None = None
+    #: A bracket's exit orders the broker accepted with the parent: their client
+    #: order ids (``OrderIntent.exits``) and the broker's ids for them.
+    exits: dict[str, str] | None = None
 
 
 class OrderReport(Record):
@@ -163,6 +166,21 @@ class Broker(Component):
         says about every order; still within the broker's own rate limits.
         """
         return self.poll()
+
+    def track(self, intent: OrderIntent, broker_order_id: str | None) -> None:
+        """An order an earlier run sent, as the ledger knows it: follow it as one's own.
+
+        Called before settling such orders, so a broker that cannot find an
+        order by its client order id alone (IBKR's bracket exits carry none)
+        can look it up and attribute its fills. The default does nothing.
+        """
+
+    def logout(self) -> str:
+        """End the broker's session, so using it again needs a new login; say what happened.
+
+        :raises BrokerCapabilityError: the broker has no session to end.
+        """
+        raise BrokerCapabilityError(f"{self.name} has no session to log out of", broker=self.name)
 
     def await_session(self, timeout: float) -> bool:
         """The session was lost (:class:`~tradepipe.errors.BrokerAuthError`): wait for it.

@@ -585,6 +585,27 @@ class Executor:
         else:
             self._unknown.pop(cid, None)
         self._order_event(order, event)
+        if update.exits:
+            self._record_exits(order, update)
+
+    def _record_exits(self, parent: Order, update: OrderUpdate) -> None:
+        """A bracket's exits, accepted with their parent: orders of their own in the ledger.
+
+        Their fills then belong to an order (and through it to the decision),
+        and a later run or ``reconcile`` can look them up by the broker's id.
+        """
+        ids = update.exits or {}
+        for intent in parent.intent.exits():
+            broker_id = ids.get(intent.client_order_id)
+            if broker_id is None or intent.client_order_id in self.working:
+                continue
+            order = Order.from_intent(intent)
+            self._client_ids.add(intent.client_order_id)
+            self.record.order(order)
+            reason = f"exit of bracket {parent.client_order_id}, placed with it"
+            self._order_event(order, order.transition(_S.SUBMITTED, update.ts, reason))
+            self.working[intent.client_order_id] = order
+            self._order_event(order, order.transition(_S.ACCEPTED, update.ts, reason, broker_id))
 
     def _on_fill(self, fill: Fill) -> None:
         if fill.execution_id in self._seen_executions:

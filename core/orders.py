@@ -110,6 +110,53 @@ class OrderIntent(Record):
             update["option_risk"] = self.option_risk.scaled(quantity)
         return self.model_copy(update=update)
 
+    def exits(self) -> list[OrderIntent]:
+        """The take-profit and stop-loss orders a bracket attaches to this one.
+
+        Each closes the whole position the parent opens: the other side, the
+        parent's quantity, a limit at ``take_profit`` (client order id
+        ``<parent>-tp``) or a stop at ``stop_loss`` (``<parent>-sl``); they carry
+        the parent's decision id, so every exit fill leads back to the decision.
+        """
+        other = Side.SELL if self.side is Side.BUY else Side.BUY
+        out = []
+        for label, kind, price in (
+            (EXIT_TAKE_PROFIT, OrderType.LIMIT, self.take_profit),
+            (EXIT_STOP_LOSS, OrderType.STOP, self.stop_loss),
+        ):
+            if price is None:
+                continue
+            out.append(
+                OrderIntent(
+                    client_order_id=f"{self.client_order_id}-{label}",
+                    decision_id=self.decision_id,
+                    source=BRACKET_SOURCE,
+                    symbol=self.symbol,
+                    side=other,
+                    quantity=self.quantity,
+                    order_type=kind,
+                    limit_price=price if kind is OrderType.LIMIT else None,
+                    stop_price=price if kind is OrderType.STOP else None,
+                    tif=self.tif,
+                    outside_rth=self.outside_rth,
+                    created_at=self.created_at,
+                    instrument=self.instrument,
+                )
+            )
+        return out
+
+
+#: The source of a bracket's exit orders, and the suffixes of their client order ids.
+BRACKET_SOURCE = "bracket"
+EXIT_TAKE_PROFIT = "tp"
+EXIT_STOP_LOSS = "sl"
+
+
+def bracket_parent(client_order_id: str) -> str | None:
+    """The parent's client order id of a bracket exit's (``<parent>-tp``/``-sl``), else None."""
+    head, _, label = client_order_id.rpartition("-")
+    return head if head and label in (EXIT_TAKE_PROFIT, EXIT_STOP_LOSS) else None
+
 
 class OrderStatus(StrEnum):
     INITIALIZED = "initialized"

@@ -52,6 +52,8 @@ def settle(
     """
     if not unsettled:
         return []
+    for u in unsettled:
+        broker.track(u.intent, u.broker_order_id)
     since = min(u.intent.created_at for u in unsettled)
     executions: dict[str, list[Fill]] = {}
     for fill in broker.fills(since):

@@ -23,12 +23,12 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, ValidationError, field_validator
 from tradepipe.adapter import Broker, BrokerEvent, BrokerStatus, OrderReport, OrderUpdate
+from tradepipe.brokers.ibkr.brackets import Exits
 from tradepipe.brokers.ibkr.chain import with_market_data
 from tradepipe.brokers.ibkr.client import WebApiClient, error_text
 from tradepipe.brokers.ibkr.contracts import Contracts, month_code
 from tradepipe.brokers.ibkr.market import MarketData
 from tradepipe.brokers.ibkr.orders import (
-    STATUS_MAP,
     Placed,
     ReplyPolicy,
     bracket,
@@ -65,7 +65,7 @@ from tradepipe.errors import (
 from tradepipe.instruments import Option, Stock
 from tradepipe.market import Bar, Quote
 from tradepipe.option_chain import OptionQuote
-from tradepipe.orders import Fill, OrderIntent, OrderStatus, Side
+from tradepipe.orders import BRACKET_SOURCE, Fill, OrderIntent, OrderStatus
 from tradepipe.portfolio import AccountSummary, Position
 
 log = logging.getLogger("tradepipe.brokers.ibkr")
@@ -162,7 +162,7 @@ class WebApiBroker(Broker):
         self._last_status: dict[str, OrderStatus] = {}
         self._seen_executions: set[str] = set()
         self._filled: dict[str, Decimal] = {}
-        self._children: dict[str, list[_Child]] = {}
+        self.exits = Exits(self._order_status, lambda: self.clock)
         self._last_poll: float | None = None
         self.monotonic: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], None] = time.sleep
@@ -278,6 +278,16 @@ class WebApiBroker(Broker):
         if http is not None and self._owns_http:
             http.close()
             self._http = None
+
+    def logout(self) -> str:
+        """``POST /logout``: IBKR ends the session; a gateway then needs a browser login."""
+        body = self.client.post("/logout")
+        self.disconnect()
+        ended = isinstance(body, dict) and body.get("status") is True
+        hint = self.make_authenticator().login_hint
+        if not ended:
+            return f"{self.name}: IBKR answered the logout without confirming it ({body!r})"
+        return f"{self.name}: logged out; to use it again, {hint}"
 
     def await_session(self, timeout: float) -> bool:
         try:
@@ -453,12 +463,17 @@ class WebApiBroker(Broker):
         if since is not None:
             age = self.clock.now() - since
             days = max(1, min(7, age.days + 1))
+        trades = self.session.read(lambda: self._trades(days))
         out = []
-        for item in self.session.read(lambda: self._trades(days)):
+        for item in trades:
             fill = self._fill(item)
             if fill is not None and (since is None or fill.ts >= since):
                 out.append(fill)
-        return out
+        # Executions of bracket exits carry no client order id: they are matched
+        # to the exits this adapter follows (see brackets.py).
+        exits = [e for e in self.exits.events(trades, statuses=False) if isinstance(e, Fill)]
+        mine = {f.execution_id: f for f in exits}
+        return [mine.get(f.execution_id, f) for f in out]
 
     def _fill(self, item: dict[str, Any]) -> Fill | None:
         return execution(item, self._tracked.get(str(item.get("order_ref") or "")))
@@ -612,20 +627,18 @@ class WebApiBroker(Broker):
             status = OrderStatus.ACCEPTED
         self._last_status[cid] = status
         reason = f"IBKR status {placed.status}" if placed.status else ""
+        exits = None
         if len(placed.order_ids) > 1:
-            reason += f"; bracket orders {', '.join(placed.order_ids[1:])}"
-            intent = self._tracked[cid]
-            labels = [
-                label
-                for label, price in (("tp", intent.take_profit), ("sl", intent.stop_loss))
-                if price is not None
-            ]
-            self._children[cid] = [
-                _Child(f"{cid}-{label}", broker_child)
-                for label, broker_child in zip(labels, placed.order_ids[1:], strict=False)
-            ]
+            exits = self.exits.placed(self._tracked[cid], placed.order_ids[1:])
+            shown = ", ".join(f"{c} ({b})" for c, b in exits.items())
+            reason = "; ".join(x for x in (reason, f"bracket exits {shown}") if x)
         return OrderUpdate(
-            client_order_id=cid, status=status, ts=now, broker_order_id=broker_id, reason=reason
+            client_order_id=cid,
+            status=status,
+            ts=now,
+            broker_order_id=broker_id,
+            reason=reason,
+            exits=exits,
         )
 
     def _already_placed(self, cid: str, now: dt.datetime) -> OrderUpdate:
@@ -907,15 +920,15 @@ class WebApiBroker(Broker):
             for cid in self._tracked
             if not self._last_status.get(cid, OrderStatus.ACCEPTED).is_terminal
         ]
-        exits = [c for children in self._children.values() for c in children if not c.done]
-        if not working and not exits:
+        if not working and not self.exits.open:
             return ()
         now = self.monotonic()
         if self._last_poll is not None and now - self._last_poll < self.settings.poll_seconds:
             return ()
         self._last_poll = now
         events: list[BrokerEvent] = []
-        for item in self.session.read(self._trades):
+        trades = self.session.read(self._trades)
+        for item in trades:
             exec_id = str(item.get("execution_id") or "")
             if exec_id in self._seen_executions or item.get("order_ref") not in self._tracked:
                 continue
@@ -948,64 +961,22 @@ class WebApiBroker(Broker):
                         reason=f"IBKR status {item.get('status')}",
                     )
                 )
-        for parent, children in self._children.items():
-            for child in children:
-                if not child.done:
-                    events.extend(self._exit_fills(self._tracked[parent], child))
+        events.extend(self.exits.events(trades, statuses=True))
         return events
 
-    def _exit_fills(self, parent: OrderIntent, child: _Child) -> list[Fill]:
-        """Fills of a bracket's take-profit or stop-loss, from its order status.
+    def _order_status(self, broker_id: str) -> Any:
+        return self.session.read(
+            lambda: self.client.get(f"/iserver/account/order/status/{broker_id}")
+        )
 
-        IBKR's children carry no client order id, so their executions cannot be
-        matched by it; the order status says how much filled and at what
-        average price. The fill's id is derived from the child's IBKR id and the
-        cumulative quantity, so reading it again never counts it twice.
-        """
-        try:
-            body = self.session.read(
-                lambda: self.client.get(f"/iserver/account/order/status/{child.broker_id}")
-            )
-        except BrokerUnavailableError as exc:
-            log.info("bracket order %s: status not read (%s)", child.client_order_id, exc)
-            return []
-        if not isinstance(body, dict):
-            return []
-        total = decimal(body.get("cum_fill"), Decimal(0)) or Decimal(0)
-        price = decimal(body.get("average_price"))
-        status = str(body.get("order_status") or "")
-        out: list[Fill] = []
-        if total > child.filled and price:
-            out.append(
-                Fill(
-                    execution_id=f"ibkr-{child.broker_id}-{total}",
-                    client_order_id=child.client_order_id,
-                    decision_id=parent.decision_id,
-                    broker_order_id=child.broker_id,
-                    symbol=parent.symbol,
-                    side=Side.SELL if parent.side is Side.BUY else Side.BUY,
-                    quantity=total - child.filled,
-                    price=price,
-                    multiplier=parent.multiplier,
-                    ts=self.clock.now(),
-                )
-            )
-            child.filled = total
-        if STATUS_MAP.get(status, OrderStatus.ACCEPTED).is_terminal:
-            child.done = True
-        return out
-
-
-class _Child:
-    """A bracket's take-profit or stop-loss order at IBKR, watched through its status."""
-
-    __slots__ = ("broker_id", "client_order_id", "done", "filled")
-
-    def __init__(self, client_order_id: str, broker_id: str) -> None:
-        self.client_order_id = client_order_id
-        self.broker_id = broker_id
-        self.filled = Decimal(0)
-        self.done = False
+    def track(self, intent: OrderIntent, broker_order_id: str | None) -> None:
+        cid = intent.client_order_id
+        if broker_order_id:
+            self._broker_ids.setdefault(cid, broker_order_id)
+        if intent.source == BRACKET_SOURCE and broker_order_id:
+            self.exits.add(intent, broker_order_id)
+        elif cid not in self._tracked:
+            self._tracked[cid] = intent
 
 
 def _option_ticker(row: dict[str, Any]) -> str | None:

@@ -208,6 +208,36 @@ def status(app: AppContext, broker_name: str | None, as_json: bool) -> None:
         raise problem
 
 
+@broker.command("logout")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_options
+@pass_app
+def logout(app: AppContext, yes: bool, broker_name: str | None, as_json: bool) -> None:
+    """End the broker's session (IBKR: POST /logout).
+
+    A Client Portal Gateway then needs a person to log in again in a browser,
+    so it asks first unless --yes is given.
+    """
+    if broker_name:
+        app.override("run", broker=broker_name)
+    app.setup_logging()
+    settings = app.settings
+    adapter: Broker = make_component(app.host, settings, "broker", settings.run.broker)
+    if not yes:
+        click.confirm(
+            f"End the session of broker {adapter.name!r}? Using it again needs a new login",
+            abort=True,
+        )
+    try:
+        message = adapter.logout()
+    finally:
+        adapter.disconnect()
+    if as_json:
+        print_json({"broker": adapter.name, "message": message})
+    else:
+        _say(message)
+
+
 @broker.command("accounts")
 @_options
 @pass_app

@@ -158,7 +158,9 @@ def test_bracket_children_carry_the_parent_id_and_no_coid(gw: respx.MockRouter) 
         assert child["quantity"] == 10
     assert (tp["orderType"], tp["price"]) == ("LMT", 120)
     assert (sl["orderType"], sl["price"]) == ("STP", 90)
-    assert "bracket orders 2, 3" in update.reason
+    cid = update.client_order_id
+    assert update.exits == {f"{cid}-tp": "2", f"{cid}-sl": "3"}
+    assert update.reason.endswith(f"bracket exits {cid}-tp (2), {cid}-sl (3)")
 
 
 def _question(qid: str, ids: list[str], text: str = "Are you sure?") -> httpx.Response:
@@ -522,42 +524,67 @@ def test_order_status_uses_the_single_order_endpoint_when_the_id_is_known(
     assert again is not None and again.status is OrderStatus.FILLED
 
 
-def test_bracket_exit_fills_come_from_the_childs_status_once(gw: respx.MockRouter) -> None:
+def test_bracket_exit_fills_are_ibkrs_executions_matched_by_the_exits_order_id(
+    gw: respx.MockRouter,
+) -> None:
     gw["place"].respond(200, json=[{"order_id": "1"}, {"order_id": "2"}, {"order_id": "3"}])
     broker, t = make_broker()
     broker.place(intent(take_profit=Decimal("120"), stop_loss=Decimal("90")))
     cid = "tp-0000000000000000000a1"
+    execution = {"symbol": "AAPL", "conid": 265598, "trade_time_r": 1763650800000}
     gw["trades"].respond(
         200,
         json=[
             {
+                **execution,
                 "execution_id": "e1",
                 "order_ref": cid,
-                "symbol": "AAPL",
                 "side": "B",
                 "size": 10.0,
                 "price": "100",
-                "trade_time_r": 1763650800000,
-            }
+            },
+            # The take-profit's execution: no order_ref (IBKR gives exits no cOID).
+            {
+                **execution,
+                "execution_id": "e2",
+                "side": "S",
+                "size": 10.0,
+                "price": "120.05",
+                "trade_time_r": 1763650900000,
+            },
+            # Someone else's sale of another stock at the same time is not it.
+            {
+                **execution,
+                "execution_id": "x1",
+                "side": "S",
+                "size": 10.0,
+                "price": "50",
+                "conid": 272093,
+                "symbol": "MSFT",
+            },
         ],
     )
     tp = gw.get("/iserver/account/order/status/2").respond(
         200,
         json={
             "order_id": 2,
+            "conid": 265598,
             "cum_fill": "10.0",
             "average_price": "120.05",
             "order_status": "Filled",
         },
     )
     gw.get("/iserver/account/order/status/3").respond(
-        200, json={"order_id": 3, "cum_fill": "0", "order_status": "Cancelled"}
+        200, json={"order_id": 3, "conid": 265598, "cum_fill": "0", "order_status": "Cancelled"}
     )
     events = broker.poll()
     exits = [e for e in events if isinstance(e, Fill) and e.client_order_id.endswith("-tp")]
-    assert [(e.execution_id, e.side, e.quantity, e.price) for e in exits] == [
-        ("ibkr-2-10", Side.SELL, Decimal(10), Decimal("120.05"))
+    assert [(e.execution_id, e.side, e.quantity, e.price, e.decision_id) for e in exits] == [
+        ("e2", Side.SELL, Decimal(10), Decimal("120.05"), "d1")
     ]
+    assert [(e.client_order_id, e.status) for e in events if isinstance(e, OrderUpdate)] == [
+        (f"{cid}-sl", OrderStatus.CANCELED)
+    ]  # IBKR cancelled the other exit
     t.now += 5
     assert broker.poll() == ()  # both exits finished: nothing more to read
     assert tp.call_count == 1

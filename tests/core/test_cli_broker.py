@@ -620,6 +620,7 @@ def test_paper_shows_a_fresh_account(paper: Path) -> None:
 
 def test_paper_errors_are_one_line(paper: Path) -> None:
     one_error(run("scan"), 1, "paper has no scanner")
+    one_error(run("logout", "--yes"), 1, "paper has no session to log out of")
     one_error(run("cancel", "tp-1"), 1, "no order tp-1 at the paper broker")
 
 
@@ -630,6 +631,7 @@ def test_help_lists_the_broker_commands(paper: Path) -> None:
     assert listed == {
         "accounts",
         "cancel",
+        "logout",
         "history",
         "orders",
         "positions",
