@@ -201,7 +201,7 @@ class SqlSink(Sink):
         killed outright (SIGKILL, a power cut); then only a later start can
         tell, by finding the recorded process gone.
         """
-        runs = schema.RunRow.__table__
+        runs = schema.RunRow.__table__  # type: ignore[attr-defined]
         try:
             with engine.begin() as conn:
                 rows = conn.execute(
