@@ -7,7 +7,6 @@ They are defined in :mod:`gateway_support`, :mod:`inprocess_support` and :mod:`o
 from gateway_support import gateway, gateway_certs, live_gateway, start_gateway
 from inprocess_support import any_gateway, inprocess_gateway, start_inprocess_gateway
 from oauth_fixtures import (
-    fast_oauth_pacing,
     inprocess_oauth_gateway,
     oauth_gateway,
     oauth_keys,
@@ -17,7 +16,6 @@ from oauth_fixtures import (
 
 __all__ = [
     "any_gateway",
-    "fast_oauth_pacing",
     "gateway",
     "gateway_certs",
     "inprocess_gateway",

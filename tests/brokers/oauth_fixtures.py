@@ -21,8 +21,8 @@ reach it, and ``browser()``, a person's browser for its ``/authorize`` page):
 * ``oauth_gateway``, or ``start_oauth_gateway(account=…, lst_lifetime_ms=…)``: ``python -m
   standin.oauth`` in its own process over HTTPS, on the wall's time. Same pattern as
   ``gateway``: 127.0.0.1, a free port, stopped by pid at teardown. The CLI reaches it through
-  ``broker_table()``; ``serve_cli`` (or ``fast_oauth_pacing``) compresses IBKR's pacing in
-  time, as its clock is the wall.
+  ``broker_table()`` with nothing patched, so IBKR's pacing costs real seconds there: keep
+  its tests to a few requests (TLS and signing over the wire).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from gateway_support import (
     Gateway,
     GatewayCerts,
     _stop,
-    fast_pacer,
     launch,
     toml_lines,
     write_broker_settings,
@@ -55,7 +54,6 @@ from standin.driver import Driver
 from standin.oauth import OAuthFront, build
 from standin.transport import OAuthStandinTransport
 from standin.wire import CONTROL_PREFIX
-from tradepipe.brokers.ibkr import pacing
 from tradepipe.brokers.web_api import WebApiOAuthBroker
 
 STANDIN = "standin.oauth"
@@ -233,8 +231,8 @@ class OAuthGateway(OAuthControls, Gateway):
     keys: OAuthKeys | None = None
 
     def serve_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """IBKR's pacing with time compressed, as for the gateway (see ``fast_oauth_pacing``)."""
-        monkeypatch.setattr(WebApiOAuthBroker, "make_pacer", _fast_oauth_pacer)
+        """Nothing to reroute: the CLI reaches this process through ``base_url``
+        (:meth:`broker_table`), with the adapter's own pacer on the wall's time."""
 
     def browser(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(verify=self.ssl_context(), **kwargs)
@@ -355,16 +353,6 @@ def inprocess_oauth_gateway(
 ) -> InProcessOAuthGateway:
     """The OAuth stand-in in this process for the paper account DU1234567, on a virtual clock."""
     return start_inprocess_oauth_gateway()
-
-
-def _fast_oauth_pacer(self: WebApiOAuthBroker) -> pacing.Pacer:
-    return fast_pacer(self.settings.penalty_seconds)
-
-
-@pytest.fixture
-def fast_oauth_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """IBKR's pacing with time compressed (rate x10, intervals / 100), as for the gateway."""
-    monkeypatch.setattr(WebApiOAuthBroker, "make_pacer", _fast_oauth_pacer)
 
 
 def write_settings(
