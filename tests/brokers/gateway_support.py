@@ -23,7 +23,6 @@ here, so tests over HTTPS are few and short; the rest run in this process on a v
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import select
 import ssl
@@ -39,7 +38,6 @@ import httpx
 import pytest
 import trustme
 from standin.driver import Driver
-from tradepipe.brokers.ibkr import pacing
 
 #: The folder holding the ``standin`` package: stand-ins are started there with ``python -m``.
 HERE = Path(__file__).parent
@@ -172,18 +170,6 @@ def launch(
         timeout=10.0,
     )
     return proc, control, port
-
-
-def fast_pacer(penalty_seconds: float) -> pacing.Pacer:
-    """IBKR's pacing with time compressed (rate x10, per-endpoint intervals / 100).
-
-    The limits themselves are unit-tested; integration tests keep pacing on
-    without spending seconds waiting for it.
-    """
-    limits = tuple(
-        dataclasses.replace(lim, interval=lim.interval / 100) for lim in pacing.ENDPOINT_LIMITS
-    )
-    return pacing.Pacer(100, limits=limits, penalty_seconds=penalty_seconds)
 
 
 @pytest.fixture

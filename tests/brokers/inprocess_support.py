@@ -14,7 +14,9 @@ stand-in reads, and two ways to put the Client Portal adapter on it:
   --wait`` included. Write the settings from ``broker_table()``.
 
 Either way the adapter keeps IBKR's real pacing limits (5 s between order-list reads, 60 s
-between ``/sso/validate`` calls...): they cost virtual seconds, not wall time.
+between ``/sso/validate`` calls...): they cost virtual seconds, not wall time. The adapter is
+:attr:`InProcessGateway.adapter`; ``oauth_fixtures.InProcessOAuthGateway`` does the same with
+the OAuth adapter, behind the OAuth stand-in.
 
 ``any_gateway`` is parametrized over both surfaces, for tests written once and run against
 the stand-in in this process and behind HTTPS.
@@ -30,6 +32,7 @@ from gateway_support import PAPER_ACCOUNT, Gateway
 from standin.clock import VirtualClock
 from standin.driver import Driver, LocalDriver
 from tradepipe.brokers.client_portal import ClientPortalBroker
+from tradepipe.brokers.ibkr.broker import WebApiBroker
 from tradepipe.cli import broker as cli_broker
 
 
@@ -37,22 +40,21 @@ class InProcessGateway(LocalDriver):
     """A stand-in in this process on a virtual clock, and adapters wired to it."""
 
     clock: VirtualClock
+    #: The adapter :meth:`broker` builds and :meth:`serve_cli` reroutes.
+    adapter: type[WebApiBroker] = ClientPortalBroker
 
     def __init__(
         self, account: str = PAPER_ACCOUNT, *, behaviour: dict[str, Any] | None = None
     ) -> None:
         super().__init__(account, behaviour=behaviour, clock=VirtualClock())
-        self._brokers: list[ClientPortalBroker] = []
+        self._brokers: list[WebApiBroker] = []
 
-    def broker(self, **settings: Any) -> ClientPortalBroker:
-        """A Client Portal adapter on this stand-in; ``settings`` as in ``[brokers.client_portal]``.
+    def broker(self, **settings: Any) -> WebApiBroker:
+        """An adapter on this stand-in; ``settings`` override :meth:`broker_table`'s.
 
         The adapter keeps IBKR's real pacing; it is disconnected when the test ends.
         """
-        settings.setdefault("account_id", self.account)
-        adapter = ClientPortalBroker(
-            ClientPortalBroker.Settings(base_url=self.base_url, **settings)
-        )
+        adapter = self.adapter(self.adapter.Settings.model_validate(self.broker_table(**settings)))
         self._wire(adapter)
         adapter.use_http(self.client(timeout=adapter.settings.timeout_seconds))
         self._brokers.append(adapter)
@@ -61,17 +63,17 @@ class InProcessGateway(LocalDriver):
     def serve_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
         gateway = self
 
-        def make_http(adapter: ClientPortalBroker) -> Any:
+        def make_http(adapter: WebApiBroker) -> Any:
             gateway._wire(adapter)
             return gateway.client(timeout=adapter.settings.timeout_seconds)
 
         # The adapter's own pacer (IBKR's limits, the headroom, the budget shared
         # through the pacing file) runs on the clock make_http wired in.
-        monkeypatch.setattr(ClientPortalBroker, "make_http", make_http)
+        monkeypatch.setattr(self.adapter, "make_http", make_http)
         monkeypatch.setattr(cli_broker, "sleep", self.clock.sleep)
         monkeypatch.setattr(cli_broker, "monotonic", self.clock.monotonic)
 
-    def _wire(self, adapter: ClientPortalBroker) -> None:
+    def _wire(self, adapter: WebApiBroker) -> None:
         # The adapter hands these to its pacer, snapshot retries, poll spacing and
         # session checks: all of them then wait on the stand-in's clock.
         adapter.monotonic = self.clock.monotonic

@@ -5,10 +5,24 @@ OAuth 2.0 client key, 2048 bits as IBKR requires, PKCS#1 PEM files as ``openssl 
 writes them — the RFC 3526 2048-bit MODP group as the DH prime (hex and ``dhparam.pem``),
 and an access-token secret encrypted to the public encryption key the way IBKR issues it.
 
-``oauth_gateway`` starts ``python -m standin.oauth`` (the gateway stand-in behind IBKR's OAuth
-checks) for one test; ``start_oauth_gateway(account=…, lst_lifetime_ms=…)`` starts others. Same
-pattern as ``gateway``: 127.0.0.1, a free port, its own process, stopped by pid at teardown.
-``broker_table()`` is the ``[brokers.web_api]`` table that reaches it.
+The OAuth stand-in (:mod:`standin.oauth`: the gateway stand-in behind IBKR's OAuth checks)
+runs on either surface, with the same configuration and the same control methods
+(:class:`OAuthControls`: the gateway's ``Driver`` calls plus ``oauth()``, ``revoke()``,
+``gone()``, ``broker_table()`` and ``oauth2_table()``, the ``[brokers.web_api]`` tables that
+reach it, and ``browser()``, a person's browser for its ``/authorize`` page):
+
+* ``inprocess_oauth_gateway`` (paper account ``DU1234567``), or
+  ``start_inprocess_oauth_gateway(account=…, lst_lifetime_ms=…)`` for others: an
+  :class:`InProcessOAuthGateway` in this process, on a virtual ``clock``, reached through
+  :class:`~standin.transport.OAuthStandinTransport`. ``serve_cli(monkeypatch)`` and
+  ``broker(**settings)`` put the OAuth adapter on it with its own pacer (IBKR's real limits,
+  headroom, the shared pacing file) waiting on that clock, as ``inprocess_support.py`` does
+  for the Client Portal adapter. What most tests use.
+* ``oauth_gateway``, or ``start_oauth_gateway(account=…, lst_lifetime_ms=…)``: ``python -m
+  standin.oauth`` in its own process over HTTPS, on the wall's time. Same pattern as
+  ``gateway``: 127.0.0.1, a free port, stopped by pid at teardown. The CLI reaches it through
+  ``broker_table()`` with nothing patched, so IBKR's pacing costs real seconds there: keep
+  its tests to a few requests (TLS and signing over the wire).
 """
 
 from __future__ import annotations
@@ -31,12 +45,16 @@ from gateway_support import (
     Gateway,
     GatewayCerts,
     _stop,
-    fast_pacer,
     launch,
     toml_lines,
     write_broker_settings,
 )
-from tradepipe.brokers.ibkr import pacing
+from inprocess_support import InProcessGateway
+from standin.driver import Driver
+from standin.oauth import OAuthFront, build
+from standin.pacing import OAUTH_RATE
+from standin.transport import OAuthStandinTransport
+from standin.wire import CONTROL_PREFIX
 from tradepipe.brokers.web_api import WebApiOAuthBroker
 
 STANDIN = "standin.oauth"
@@ -146,14 +164,14 @@ def dhparam_pem(prime: int, generator: int) -> str:
     return f"-----BEGIN DH PARAMETERS-----\n{lines}\n-----END DH PARAMETERS-----\n"
 
 
-@dataclass
-class OAuthGateway(Gateway):
-    """The stand-in behind IBKR's OAuth checks; the gateway controls plus OAuth ones."""
+class OAuthControls(Driver):
+    """The OAuth stand-in's own control calls and settings tables, wherever it runs."""
 
-    keys: OAuthKeys | None = None
+    keys: OAuthKeys | None
 
     def oauth(self) -> dict[str, Any]:
-        """``{"lst": derivations, "refused": [...], "checked": verified requests}``."""
+        """``{"lst": derivations, "refused": [...], "checked": n, "issued": [...]}``: see
+        :mod:`standin.oauth`."""
         result: dict[str, Any] = self._get("/oauth")
         return result
 
@@ -170,7 +188,7 @@ class OAuthGateway(Gateway):
         assert self.keys is not None
         return {
             "base_url": self.base_url,
-            "verify": self.ca_path,
+            "verify": self.verify,
             "account_id": self.account,
             "consumer_key": CONSUMER_KEY,
             "access_token": ACCESS_TOKEN,
@@ -181,15 +199,12 @@ class OAuthGateway(Gateway):
             **extra,
         }
 
-    def serve_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """IBKR's pacing with time compressed, as for the gateway (see ``fast_oauth_pacing``)."""
-        monkeypatch.setattr(WebApiOAuthBroker, "make_pacer", _fast_oauth_pacer)
-
     def oauth2_table(self, **extra: Any) -> dict[str, Any]:
+        """A ``[brokers.web_api]`` table with ``auth = "oauth2"`` for this stand-in."""
         assert self.keys is not None
         return {
             "base_url": self.base_url,
-            "verify": self.ca_path,
+            "verify": self.verify,
             "account_id": self.account,
             "auth": "oauth2",
             "client_id": OAUTH2_CLIENT["client_id"],
@@ -199,6 +214,71 @@ class OAuthGateway(Gateway):
             "public_ip": "203.0.113.7",
             **extra,
         }
+
+    @property
+    def origin(self) -> str:
+        """``https://host:port``, where IBKR's pages (``/authorize``) are."""
+        return self.base_url.removesuffix("/v1/api")
+
+    def browser(self, **kwargs: Any) -> httpx.Client:
+        """A person's browser: IBKR's pages from this stand-in, other sites over the network."""
+        raise NotImplementedError
+
+
+@dataclass
+class OAuthGateway(OAuthControls, Gateway):
+    """The OAuth stand-in in its own process over HTTPS, on the wall's time."""
+
+    keys: OAuthKeys | None = None
+
+    def serve_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Nothing to reroute: the CLI reaches this process through ``base_url``
+        (:meth:`broker_table`), with the adapter's own pacer on the wall's time."""
+
+    def browser(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(verify=self.ssl_context(), **kwargs)
+
+
+class InProcessOAuthGateway(OAuthControls, InProcessGateway):
+    """The OAuth stand-in in this process on a virtual clock, and OAuth adapters wired to it.
+
+    ``broker()`` and ``serve_cli()`` work as for the gateway (:class:`InProcessGateway`) with
+    the OAuth adapter, ``WebApiOAuthBroker``: its requests, signed by its own ``httpx.Auth``
+    for ``base_url``'s host, go through :class:`~standin.transport.OAuthStandinTransport`,
+    and its pacer (IBKR's limits, headroom, the shared pacing file), session checks and
+    polls wait on :attr:`clock`. Only its token clocks (LST and JWT timestamps) read the
+    wall, which the virtual clock starts at and runs ahead of by the waits it has skipped.
+    """
+
+    adapter = WebApiOAuthBroker
+
+    def __init__(self, keys: OAuthKeys, account: str = PAPER_ACCOUNT, **config: Any) -> None:
+        # Over OAuth IBKR allows 50 requests a second per session (10 through a gateway).
+        super().__init__(account, behaviour={"rate": OAUTH_RATE})
+        self.keys = keys
+        self.standin.authenticated = False  # OAuth: the brokerage session waits for ssodh/init
+        self.front = OAuthFront(build(standin_config(keys, **config), now=self.clock.time))
+        self.transport = OAuthStandinTransport(self.standin, self.front)
+
+    def _send(self, method: str, path: str, raw: bytes) -> tuple[int, str]:
+        url = f"{self.origin}{CONTROL_PREFIX}{path}"
+        answer = self.front.answer(method, url, {}, raw)
+        if answer is None:
+            return super()._send(method, path, raw)
+        return answer.status, answer.body.decode()
+
+    def broker(self, **settings: Any) -> WebApiOAuthBroker:
+        """An OAuth adapter on this stand-in (:meth:`broker_table`'s settings, ``settings``
+        over them; tokens kept in memory unless ``auth_file`` is given)."""
+        settings.setdefault("auth_file", "")
+        adapter = super().broker(**settings)
+        assert isinstance(adapter, WebApiOAuthBroker)
+        return adapter
+
+    def browser(self, **kwargs: Any) -> httpx.Client:
+        client = httpx.Client(mounts={self.origin: self.transport}, **kwargs)
+        self._clients.append(client)
+        return client
 
 
 def standin_config(keys: OAuthKeys, **extra: Any) -> dict[str, Any]:
@@ -226,19 +306,8 @@ def start_oauth_gateway(
         folder = tmp_path_factory.mktemp("oauth-standin")
         config_path = folder / "oauth.json"
         config_path.write_text(json.dumps(standin_config(oauth_keys, **config)))
-        # The adapter's pacer is compressed in time here (fast_oauth_pacing) while the
-        # stand-in measures IBKR's limits on the wall clock: its pacing is off until these
-        # tests run on the stand-in's virtual clock in this process.
         proc, control, port = launch(
-            STANDIN,
-            gateway_certs,
-            folder,
-            "--oauth",
-            str(config_path),
-            "--account",
-            account,
-            "--behaviour",
-            '{"pacing": false}',
+            STANDIN, gateway_certs, folder, "--oauth", str(config_path), "--account", account
         )
         running.append((proc, control))
         return OAuthGateway(
@@ -263,14 +332,29 @@ def oauth_gateway(start_oauth_gateway: Callable[..., OAuthGateway]) -> OAuthGate
     return start_oauth_gateway()
 
 
-def _fast_oauth_pacer(self: WebApiOAuthBroker) -> pacing.Pacer:
-    return fast_pacer(self.settings.penalty_seconds)
+@pytest.fixture
+def start_inprocess_oauth_gateway(
+    oauth_keys: OAuthKeys,
+) -> Iterator[Callable[..., InProcessOAuthGateway]]:
+    """``start_inprocess_oauth_gateway(account=…, **config)``; all closed at teardown."""
+    made: list[InProcessOAuthGateway] = []
+
+    def start(account: str = PAPER_ACCOUNT, **config: Any) -> InProcessOAuthGateway:
+        gateway = InProcessOAuthGateway(oauth_keys, account, **config)
+        made.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in reversed(made):
+        gateway.close()
 
 
 @pytest.fixture
-def fast_oauth_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """IBKR's pacing with time compressed (rate x10, intervals / 100), as for the gateway."""
-    monkeypatch.setattr(WebApiOAuthBroker, "make_pacer", _fast_oauth_pacer)
+def inprocess_oauth_gateway(
+    start_inprocess_oauth_gateway: Callable[..., InProcessOAuthGateway],
+) -> InProcessOAuthGateway:
+    """The OAuth stand-in in this process for the paper account DU1234567, on a virtual clock."""
+    return start_inprocess_oauth_gateway()
 
 
 def write_settings(

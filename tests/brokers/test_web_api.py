@@ -1,9 +1,13 @@
 """The OAuth Web API adapter end to end: the CLI a user runs, against the OAuth stand-in.
 
-Every request goes over TLS to the OAuth stand-in (``python -m standin.oauth``) in its own
-process, which checks every signature the way IBKR does (``standin/oauth_server.py``): the live
-session token request's RSA-SHA256 and each API request's HMAC-SHA256. Pacing is kept, time
-compressed as in the gateway tests.
+The stand-in checks every signature the way IBKR does (``standin/oauth_server.py``): the live
+session token request's RSA-SHA256 and each API request's HMAC-SHA256, over the host the
+adapter addressed. Most tests run it in this process (``inprocess_oauth_gateway``): the adapter
+a ``tradepipe`` command builds signs its requests as it would for IBKR and hands them to the
+in-process transport, and its own pacer (IBKR's real limits, headroom, the shared pacing file),
+session checks and polls wait on the stand-in's virtual clock, so IBKR's pacing costs no wall
+time. The first test also runs once against the stand-in in its own process over TLS (verified
+against its CA), with the same pacer on the wall's time: a few requests, signed over the wire.
 """
 
 from __future__ import annotations
@@ -17,27 +21,42 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from oauth_fixtures import DH_PRIME, OAuthGateway, write_settings
+from oauth_fixtures import DH_PRIME, InProcessOAuthGateway, OAuthControls, write_settings
 from tradepipe.brokers.ibkr import oauth1
 from tradepipe.brokers.web_api import WebApiOAuthBroker
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 from tradepipe.settings import load_settings
 
-pytestmark = pytest.mark.usefixtures("fast_oauth_pacing")
+
+@pytest.fixture
+def gw(inprocess_oauth_gateway: InProcessOAuthGateway) -> InProcessOAuthGateway:
+    return inprocess_oauth_gateway
+
+
+@pytest.fixture(params=["inprocess", "tls"])
+def any_gw(request: pytest.FixtureRequest) -> OAuthControls:
+    """The OAuth stand-in in this process, then (a second run) in its own process over TLS."""
+    name = "inprocess_oauth_gateway" if request.param == "inprocess" else "oauth_gateway"
+    found: OAuthControls = request.getfixturevalue(name)
+    return found
+
+
+def serve(gw: OAuthControls, path: Path, monkeypatch: pytest.MonkeyPatch, **table: Any) -> Path:
+    """Commands run in ``path`` use the web_api broker on ``gw`` (``table`` over its settings)."""
+    gw.serve_cli(monkeypatch)
+    write_settings(path, gw.broker_table(auth_file=str(path / "auth.json"), **table))
+    monkeypatch.chdir(path)
+    return path
 
 
 @pytest.fixture
-def workdir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oauth_gateway: OAuthGateway
-) -> Iterator[Path]:
-    write_settings(tmp_path, oauth_gateway.broker_table(auth_file=str(tmp_path / "auth.json")))
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    assert bad_signatures(oauth_gateway) == []
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gw: OAuthControls) -> Iterator[Path]:
+    yield serve(gw, tmp_path, monkeypatch)
+    assert bad_signatures(gw) == []
 
 
-def bad_signatures(gateway: OAuthGateway) -> list[str]:
+def bad_signatures(gateway: OAuthControls) -> list[str]:
     """Requests IBKR's checks refused for another reason than a token it revoked."""
     return [r for r in gateway.oauth()["refused"] if "no live session token" not in r]
 
@@ -53,37 +72,43 @@ def ok_json(*args: str) -> Any:
     return json.loads(result.stdout)
 
 
-def test_broker_status_through_the_cli(workdir: Path, oauth_gateway: OAuthGateway) -> None:
+def test_broker_status_through_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_gw: OAuthControls
+) -> None:
+    serve(any_gw, tmp_path, monkeypatch)
     status = ok_json("broker", "status", "--broker", "web_api")
     assert status["broker"] == "web_api"
     assert status["authenticated"] and status["paper"] and status["account_id"] == "DU***4567"
-    state = oauth_gateway.oauth()
+    state = any_gw.oauth()
     assert state["lst"] == 1 and state["checked"] >= 4
-    paths = [r["path"] for r in oauth_gateway.requests()]
+    paths = [r["path"] for r in any_gw.requests()]
     assert paths.index("/iserver/auth/ssodh/init") < paths.index("/iserver/accounts")
     # The next command signs with the token kept in the 0600 file: no new derivation.
     ok_json("broker", "accounts")
-    assert oauth_gateway.oauth()["lst"] == 1
+    assert any_gw.oauth()["lst"] == 1
+    token = ok_json("auth", "status")
+    assert token["method"] == "oauth1" and token["valid"]
+    assert bad_signatures(any_gw) == []
 
 
 def test_orders_keep_the_reply_policy_and_exactly_once(
-    workdir: Path, oauth_gateway: OAuthGateway
+    workdir: Path, gw: InProcessOAuthGateway
 ) -> None:
-    table = oauth_gateway.broker_table(auth_file=str(workdir / "auth.json"), confirm=["o163"])
+    table = gw.broker_table(auth_file=str(workdir / "auth.json"), confirm=["o163"])
     write_settings(workdir, table)
-    oauth_gateway.questions(["o163"])
+    gw.questions(["o163"])
     placed = ok_json("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")
     assert placed["order"]["status"] == "accepted"
-    oauth_gateway.questions(["o163", "o354"])
+    gw.questions(["o163", "o354"])
     refused = tp("order", "stock", "AAPL", "--side", "buy", "--quantity", "2", "--json")
     assert refused.exit_code == 1
     assert "o354" in json.loads(refused.stdout)["order"]["reason"]
-    oauth_gateway.questions([])
-    account = oauth_gateway.account
-    oauth_gateway.fault("POST", f"/iserver/account/{account}/orders", "drop", after=True)
+    gw.questions([])
+    account = gw.account
+    gw.fault("POST", f"/iserver/account/{account}/orders", "drop", after=True)
     dropped = ok_json("order", "stock", "AAPL", "--side", "buy", "--quantity", "3")
     assert [e["status"] for e in dropped["events"]] == ["submitted", "unknown", "accepted"]
-    assert len(oauth_gateway.orders()) == 2  # the first and the dropped one, each once
+    assert len(gw.orders()) == 2  # the first and the dropped one, each once
     cid = dropped["order"]["client_order_id"]
     assert [o["client_order_id"] for o in ok_json("broker", "orders")].count(cid) == 1
 
@@ -100,26 +125,26 @@ def test_a_run_adopts_the_orders_working_at_ibkr(workdir: Path) -> None:
     assert f"adopted order {cid} (buy 4 MSFT) working at the broker" in log
 
 
-def test_a_revoked_token_is_derived_again(workdir: Path, oauth_gateway: OAuthGateway) -> None:
+def test_a_revoked_token_is_derived_again(workdir: Path, gw: InProcessOAuthGateway) -> None:
     ok_json("broker", "status")
-    oauth_gateway.revoke()  # e.g. IBKR's nightly reset: the kept token now gets 401
+    gw.revoke()  # e.g. IBKR's nightly reset: the kept token now gets 401
     assert ok_json("broker", "status")["authenticated"]
-    oauth_gateway.gone()  # 410 Gone on the next request
+    gw.gone()  # 410 Gone on the next request
     assert ok_json("broker", "positions") == []
-    assert oauth_gateway.oauth()["lst"] == 3
-    oauth_gateway.set_auth(authenticated=False)  # the brokerage session dropped
+    assert gw.oauth()["lst"] == 3
+    gw.set_auth(authenticated=False)  # the brokerage session dropped
     assert ok_json("broker", "status")["authenticated"]
 
 
 def test_run_pipeline_with_oauth_writes_no_secret_anywhere(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    oauth_gateway: OAuthGateway,
+    gw: InProcessOAuthGateway,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    keys = oauth_gateway.keys
+    keys = gw.keys
     assert keys is not None
-    table = oauth_gateway.broker_table(auth_file=str(tmp_path / "state" / "auth.json"))
+    table = gw.broker_table(auth_file=str(tmp_path / "state" / "auth.json"))
     # Secrets where the README says to keep them: .secrets.toml and environment variables.
     write_settings(
         tmp_path,
@@ -133,6 +158,7 @@ def test_run_pipeline_with_oauth_writes_no_secret_anywhere(
         secrets={"consumer_key": table["consumer_key"], "access_token": table["access_token"]},
     )
     monkeypatch.setenv("TRADEPIPE_BROKERS__WEB_API__ACCESS_TOKEN_SECRET", keys.secret_encrypted)
+    gw.serve_cli(monkeypatch)
     monkeypatch.chdir(tmp_path)
     # Records are captured before any redaction runs: what is checked is what was logged.
     logging.getLogger("tradepipe").addHandler(caplog.handler)
@@ -148,7 +174,7 @@ def test_run_pipeline_with_oauth_writes_no_secret_anywhere(
     summary = json.loads(outputs[0].stdout)
     assert summary["broker"] == "web_api"
     assert all(r.exit_code == 0 for r in outputs), [r.output for r in outputs]
-    issued = oauth_gateway.oauth()["issued"]  # every live session token IBKR's side made
+    issued = gw.oauth()["issued"]  # every live session token IBKR's side made
     assert len([t for t in issued if t.endswith("=")]) == 2  # run-pipeline, then auth refresh
     prepend = oauth1.prepend(keys.secret_encrypted, keys.encryption)
     written = [r.stdout + r.stderr for r in outputs] + [caplog.text]
@@ -159,15 +185,15 @@ def test_run_pipeline_with_oauth_writes_no_secret_anywhere(
         for text in written:
             assert secret not in text
     assert "********" in outputs[2].stdout  # config show masks them
-    paths = [(r["method"], r["path"]) for r in oauth_gateway.requests()]
-    first_order = paths.index(("POST", f"/iserver/account/{oauth_gateway.account}/orders"))
+    paths = [(r["method"], r["path"]) for r in gw.requests()]
+    first_order = paths.index(("POST", f"/iserver/account/{gw.account}/orders"))
     # Start-up reconciliation read IBKR's working orders before anything was sent.
     assert ("GET", "/iserver/account/orders") in paths[:first_order]
     assert oct(os.stat(tmp_path / "state" / "auth.json").st_mode & 0o777) == "0o600"
-    assert oauth_gateway.oauth()["refused"] == []
+    assert gw.oauth()["refused"] == []
 
 
-def test_config_show_masks_every_credential(workdir: Path, oauth_gateway: OAuthGateway) -> None:
+def test_config_show_masks_every_credential(workdir: Path, gw: InProcessOAuthGateway) -> None:
     result = tp("config", "show")
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)["brokers"]["web_api"]
@@ -177,22 +203,23 @@ def test_config_show_masks_every_credential(workdir: Path, oauth_gateway: OAuthG
 
 
 def test_oauth2_end_to_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oauth_gateway: OAuthGateway
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gw: InProcessOAuthGateway
 ) -> None:
-    write_settings(tmp_path, oauth_gateway.oauth2_table(auth_file=str(tmp_path / "auth.json")))
+    gw.serve_cli(monkeypatch)
+    write_settings(tmp_path, gw.oauth2_table(auth_file=str(tmp_path / "auth.json")))
     monkeypatch.chdir(tmp_path)
     assert ok_json("broker", "status")["authenticated"]
-    oauth_gateway.revoke()
+    gw.revoke()
     assert ok_json("broker", "positions") == []
     status = ok_json("auth", "status")
     assert status["method"] == "oauth2" and status["valid"]
-    assert [r for r in oauth_gateway.oauth()["refused"] if "bearer" not in r] == []
+    assert [r for r in gw.oauth()["refused"] if "bearer" not in r] == []
 
 
 def test_bad_settings_stop_before_anything_is_sent(
-    workdir: Path, oauth_gateway: OAuthGateway
+    workdir: Path, gw: InProcessOAuthGateway
 ) -> None:
-    table = oauth_gateway.broker_table(auth_file=str(workdir / "auth.json"))
+    table = gw.broker_table(auth_file=str(workdir / "auth.json"))
     write_settings(workdir, {**table, "dh_prime": "zz"})
     result = tp("broker", "status")
     assert result.exit_code == 2 and "dh_prime" in result.output
@@ -205,7 +232,7 @@ def test_bad_settings_stop_before_anything_is_sent(
     write_settings(workdir, {**table, "base_url": "https://api.ibkr.com/v1/api", "verify": False})
     result = tp("broker", "status")
     assert result.exit_code == 2 and "verify = false is refused" in result.output
-    assert oauth_gateway.requests() == []
+    assert gw.requests() == []
 
 
 def test_credentials_from_environment_variables_are_taken_verbatim(
@@ -223,7 +250,7 @@ def test_credentials_from_environment_variables_are_taken_verbatim(
 
 
 def test_snapshot_through_oauth_writes_real_data_and_no_secret(
-    workdir: Path, oauth_gateway: OAuthGateway
+    workdir: Path, gw: InProcessOAuthGateway
 ) -> None:
     result = tp("snapshot", "--broker", "web_api", "--out", "site", "--json")
     assert result.exit_code == 0, result.output
@@ -239,9 +266,9 @@ def test_snapshot_through_oauth_writes_real_data_and_no_secret(
     token = docs["token-status.json"]
     assert token["method"] == "oauth1" and token["valid"] is True
     written = "".join(p.read_text() for p in (workdir / "site").iterdir())
-    table = oauth_gateway.broker_table(auth_file=str(workdir / "auth.json"))
+    table = gw.broker_table(auth_file=str(workdir / "auth.json"))
     secrets = [str(table[k]) for k in ("consumer_key", "access_token", "access_token_secret")]
-    for secret in [*secrets, *oauth_gateway.oauth()["issued"]]:
+    for secret in [*secrets, *gw.oauth()["issued"]]:
         assert secret not in written
     assert "DU1234567" not in written
 

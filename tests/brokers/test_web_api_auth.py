@@ -1,7 +1,10 @@
 """``tradepipe auth …``: the third-party browser flow, token status, refresh and logout.
 
-The person's browser is a function that follows IBKR's redirect with httpx; IBKR's
-authorization page is the OAuth stand-in's ``/authorize``, which approves at once.
+The OAuth stand-in runs in this process on a virtual clock (``inprocess_oauth_gateway``), with
+the adapter's own pacer waiting on it. The person's browser is a function that follows IBKR's
+redirect with httpx: IBKR's authorization page is the stand-in's ``/authorize`` (reached
+through its transport), which approves at once; the callback it redirects to is the adapter's
+own server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -16,14 +19,12 @@ import click
 import httpx
 import pytest
 from click.testing import CliRunner, Result
-from oauth_fixtures import ACCESS_TOKEN, OAuthGateway, write_settings
+from oauth_fixtures import ACCESS_TOKEN, InProcessOAuthGateway, write_settings
 from tradepipe.brokers import web_api_cli
 from tradepipe.brokers.ibkr.authfile import AuthFile
 from tradepipe.brokers.web_api import WebApiOAuthBroker
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-
-pytestmark = pytest.mark.usefixtures("fast_oauth_pacing")
 
 
 def tp(*args: str) -> Result:
@@ -32,26 +33,29 @@ def tp(*args: str) -> Result:
 
 
 @pytest.fixture
-def third_party(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oauth_gateway: OAuthGateway
-) -> Path:
+def gw(inprocess_oauth_gateway: InProcessOAuthGateway) -> InProcessOAuthGateway:
+    return inprocess_oauth_gateway
+
+
+@pytest.fixture
+def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gw: InProcessOAuthGateway) -> Path:
     """Settings of a third-party consumer: keys, but no access token until a login."""
-    table = oauth_gateway.broker_table(
-        auth_file=str(tmp_path / "auth.json"),
-        authorize_url=f"https://127.0.0.1:{oauth_gateway.port}/authorize",
+    table = gw.broker_table(
+        auth_file=str(tmp_path / "auth.json"), authorize_url=f"{gw.origin}/authorize"
     )
     del table["access_token"], table["access_token_secret"]
+    gw.serve_cli(monkeypatch)
     write_settings(tmp_path, table)
     monkeypatch.chdir(tmp_path)
     return tmp_path / "auth.json"
 
 
-def browser(gateway: OAuthGateway, visits: list[str]) -> Callable[[str], bool]:
+def browser(gateway: InProcessOAuthGateway, visits: list[str]) -> Callable[[str], bool]:
     """A person who approves at once: follow IBKR's redirect back to the callback."""
 
     def open_url(url: str) -> bool:
         visits.append(url)
-        with httpx.Client(verify=gateway.ssl_context(), follow_redirects=True) as http:
+        with gateway.browser(follow_redirects=True) as http:
             answer = http.get(url)
         assert answer.status_code == 200 and "authorized" in answer.text
         return True
@@ -60,15 +64,15 @@ def browser(gateway: OAuthGateway, visits: list[str]) -> Callable[[str], bool]:
 
 
 def test_login_through_the_browser_then_trade_with_the_token(
-    third_party: Path, oauth_gateway: OAuthGateway, monkeypatch: pytest.MonkeyPatch
+    third_party: Path, gw: InProcessOAuthGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert tp("broker", "status").exit_code == 2  # no access token yet: a settings problem
     visits: list[str] = []
-    monkeypatch.setattr(web_api_cli.webbrowser, "open", browser(oauth_gateway, visits))
+    monkeypatch.setattr(web_api_cli.webbrowser, "open", browser(gw, visits))
     result = tp("auth", "login")
     assert result.exit_code == 0, result.output
     assert "authorized: a paper IBKR login" in result.stdout
-    assert visits and visits[0].startswith(f"https://127.0.0.1:{oauth_gateway.port}/authorize?")
+    assert visits and visits[0].startswith(f"{gw.origin}/authorize?")
     assert stat.S_IMODE(third_party.stat().st_mode) == 0o600
     login = AuthFile(third_party).section("oauth1_login")
     assert login is not None and login["access_token"] != ACCESS_TOKEN
@@ -81,16 +85,16 @@ def test_login_through_the_browser_then_trade_with_the_token(
     assert broker["authenticated"]
     shown = result.output + json.dumps(status) + json.dumps(broker)
     assert login["access_token"] not in shown and login["access_token_secret"] not in shown
-    assert oauth_gateway.oauth()["refused"] == []
+    assert gw.oauth()["refused"] == []
 
 
 def test_a_forged_callback_is_refused_and_the_login_times_out(
-    third_party: Path, oauth_gateway: OAuthGateway, monkeypatch: pytest.MonkeyPatch
+    third_party: Path, gw: InProcessOAuthGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answers: list[int] = []
 
     def forger(url: str) -> bool:
-        with httpx.Client(verify=oauth_gateway.ssl_context()) as http:
+        with gw.browser() as http:
             callback = http.get(url).headers["location"]  # where IBKR would send the person
         base, _, query = callback.partition("?")
         with httpx.Client() as http:
@@ -109,12 +113,12 @@ def test_a_forged_callback_is_refused_and_the_login_times_out(
 
 
 def test_login_out_of_band(
-    third_party: Path, oauth_gateway: OAuthGateway, monkeypatch: pytest.MonkeyPatch
+    third_party: Path, gw: InProcessOAuthGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pasted: list[str] = []
 
     def person(url: str) -> bool:
-        with httpx.Client(verify=oauth_gateway.ssl_context()) as http:
+        with gw.browser() as http:
             page = http.get(url).text  # IBKR shows the verifier instead of redirecting
         pasted.append(page.removeprefix("verifier="))
         return True
@@ -130,8 +134,8 @@ def test_login_out_of_band(
     assert AuthFile(third_party).section("oauth1_login") is not None
 
 
-def test_refresh_status_and_logout(third_party: Path, oauth_gateway: OAuthGateway) -> None:
-    table = oauth_gateway.broker_table(auth_file=str(third_party))
+def test_refresh_status_and_logout(third_party: Path, gw: InProcessOAuthGateway) -> None:
+    table = gw.broker_table(auth_file=str(third_party))
     write_settings(third_party.parent, table)
     refreshed = tp("auth", "refresh")
     assert refreshed.exit_code == 0, refreshed.output
@@ -141,13 +145,13 @@ def test_refresh_status_and_logout(third_party: Path, oauth_gateway: OAuthGatewa
     assert status["access_token"] == "settings" and status["realm"] == "limited_poa"
     shown = tp("auth", "status")
     assert shown.exit_code == 0 and "live session token valid until" in shown.stdout
-    assert oauth_gateway.oauth()["lst"] == 1
-    for token in oauth_gateway.oauth()["issued"]:
+    assert gw.oauth()["lst"] == 1
+    for token in gw.oauth()["issued"]:
         assert token not in shown.stdout and token not in json.dumps(status)
     result = tp("auth", "logout")
     assert result.exit_code == 0, result.output
     assert "IBKR session ended" in result.stdout and "tokens deleted" in result.stdout
-    assert [r["path"] for r in oauth_gateway.requests()][-1] == "/logout"
+    assert [r["path"] for r in gw.requests()][-1] == "/logout"
     assert not third_party.exists()
     assert json.loads(tp("auth", "status", "--json").stdout)["expires_at"] is None
     again = tp("auth", "logout")
@@ -155,16 +159,17 @@ def test_refresh_status_and_logout(third_party: Path, oauth_gateway: OAuthGatewa
 
 
 def test_login_is_for_oauth1(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oauth_gateway: OAuthGateway
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gw: InProcessOAuthGateway
 ) -> None:
-    write_settings(tmp_path, oauth_gateway.oauth2_table(auth_file=str(tmp_path / "a.json")))
+    gw.serve_cli(monkeypatch)
+    write_settings(tmp_path, gw.oauth2_table(auth_file=str(tmp_path / "a.json")))
     monkeypatch.chdir(tmp_path)
     result = tp("auth", "login")
     assert result.exit_code == 2 and "needs no login" in result.output
 
 
-def test_testcons_uses_the_test_realm(oauth_gateway: OAuthGateway) -> None:
-    table = oauth_gateway.broker_table(consumer_key="TESTCONS", auth_file="")
+def test_testcons_uses_the_test_realm(gw: InProcessOAuthGateway) -> None:
+    table = gw.broker_table(consumer_key="TESTCONS", auth_file="")
     broker = WebApiOAuthBroker(WebApiOAuthBroker.Settings.model_validate(table))
     assert broker.realm == "test_realm"
     explicit = {**table, "realm": "limited_poa"}

@@ -7,7 +7,7 @@ Run it as a separate process, from the folder holding this package::
 
 Once it listens on HTTPS it prints one line, ``PORT <n>``, to stdout. The server uses the
 standard library only. ``python -m standin.oauth`` is the same stand-in behind IBKR's OAuth
-checks (see :mod:`standin.oauth`).
+checks (see :mod:`standin.oauth`); they also run in this process (below).
 
 What it imitates
 ================
@@ -127,6 +127,14 @@ the stand-in in this process (:class:`~standin.driver.LocalDriver`) and in its o
 (the ``gateway`` fixture). The server modules use the standard library only; these two need
 ``httpx``.
 
+IBKR's OAuth checks are one object, :class:`~standin.oauth.OAuthFront`: given a request's
+method, URL (host included: it is signed), headers and body, it answers it (live session
+token, request and access tokens, ``/authorize``, the OAuth 2.0 token and SSO session, the
+``/_standin/oauth`` control call, a 401 or 410 refusal) or lets it through to the
+:class:`Standin`. The OAuth HTTPS server and
+:class:`~standin.transport.OAuthStandinTransport`, its in-process counterpart, both put it in
+front of a stand-in; the OAuth side reads time from the stand-in's clock like the rest.
+
 Time
 ====
 
@@ -155,10 +163,11 @@ One module per capability, each owning its endpoints:
 ``control``      the ``/_standin/*`` control API
 ``gateway``      :class:`Standin`, composing the above: routing, gates, faults, request log
 ``server``       the threaded HTTPS server, its handler, ``main()``
-``transport``    the in-process ``httpx`` transport
+``transport``    the in-process ``httpx`` transports (plain, and behind the OAuth checks)
 ``driver``       the control calls as methods, for either transport
-``oauth``        the OAuth stand-in server (``python -m standin.oauth``)
-``oauth_server`` IBKR's side of OAuth (signatures, tokens), also used in-process
+``oauth``        IBKR's OAuth checks in front of a stand-in (:class:`~standin.oauth.OAuthFront`),
+                 and its HTTPS server (``python -m standin.oauth``)
+``oauth_server`` IBKR's side of OAuth (signatures, tokens), also used behind respx
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
 """The gateway stand-in in OAuth mode: IBKR's Web API at ``api.ibkr.com``, for integration tests.
 
-Run it as a separate process, from the folder holding the ``standin`` package::
-
-    python -m standin.oauth --cert CERT.pem --key KEY.pem --oauth CONFIG.json
-                            [--host 127.0.0.1] [--port 0] [--account DU1234567]
-
-It prints ``PORT <n>`` once it listens. Everything under ``/v1/api`` is the gateway stand-in
-(same accounts, orders, questions, faults, control API), behind IBKR's OAuth checks from
-:mod:`standin.oauth_server`:
+Everything under ``/v1/api`` is the gateway stand-in (same accounts, orders, questions, faults,
+control API), behind IBKR's OAuth checks from :mod:`standin.oauth_server`:
 
 * ``POST /v1/api/oauth/live_session_token`` — RSA-SHA256 over prepend + base string verified
   with the consumer's public signature key; answers ``diffie_hellman_response``,
@@ -21,6 +15,23 @@ It prints ``PORT <n>`` once it listens. Everything under ``/v1/api`` is the gate
 
 Like IBKR after a login, the brokerage session starts closed: ``ssodh/init`` opens it.
 
+:class:`OAuthFront` is that behaviour, once: given a request's method, URL (the host is part
+of what is signed), headers and body, it answers it itself or lets it through to the
+:class:`~standin.gateway.Standin`. Two surfaces put it in front of a stand-in:
+
+* this module's HTTPS server, in its own process, from the folder holding the ``standin``
+  package::
+
+      python -m standin.oauth --cert CERT.pem --key KEY.pem --oauth CONFIG.json
+                              [--host 127.0.0.1] [--port 0] [--account DU1234567]
+
+  It prints ``PORT <n>`` once it listens, and reads the wall;
+* :class:`~standin.transport.OAuthStandinTransport`, the ``httpx`` transport that answers in
+  the test's own process, on the stand-in's (virtual) clock.
+
+Every time the OAuth side reads (live session token and bearer expiry, JWT validity) comes
+from the clock it is built with: :func:`build` takes the stand-in's.
+
 ``CONFIG.json``: ``consumer_key``, ``realm``, ``signature_public_pem``,
 ``encryption_public_pem``, ``dh_prime`` (hex), ``access_token``, ``access_token_secret``
 (the plaintext, hex), optional ``oauth2`` (``client_id``, ``key_id``, ``public_pem``,
@@ -28,7 +39,9 @@ Like IBKR after a login, the brokerage session starts closed: ``ssodh/init`` ope
 
 Control (tests only): ``POST /_standin/oauth`` ``{"action": "revoke"}`` (forget every token:
 401 next), ``{"action": "gone", "times": n}`` (revoke, and answer the next n API requests 410
-Gone); ``GET /_standin/oauth`` → ``{"lst": n, "refused": [...], "checked": n}``.
+Gone); ``GET /_standin/oauth`` → ``{"lst": n, "refused": [...], "checked": n, "issued": [...]}``
+(live session tokens derived, requests refused, requests whose signature was verified, every
+token issued).
 """
 
 from __future__ import annotations
@@ -40,7 +53,8 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from .gateway import Standin
@@ -48,103 +62,110 @@ from .oauth_server import DAY_MS, Client2, OAuthServer, Refused, load_public
 from .pacing import OAUTH_RATE
 from .server import Handler, StandinServer
 from .state import Behaviour
-from .wire import API_PREFIX, CONTROL_PREFIX, json_answer, text_answer
+from .wire import API_PREFIX, CONTROL_PREFIX, Answer, json_answer, text_answer
 
 
-class OAuthStandinServer(StandinServer):
-    oauth: OAuthServer
-    gone = 0
-    checked = 0
-    refused: list[str]
+class Headers(Protocol):
+    """A request's headers, looked up by name whatever its case."""
+
+    def get(self, name: str, /) -> str | None: ...
 
 
-class OAuthHandler(Handler):
-    server: OAuthStandinServer
+@dataclass
+class Redirect(Answer):
+    """A 302 to ``location`` (IBKR's authorization page sending the browser back)."""
 
-    def _handle(self) -> None:
-        split = urlsplit(self.path)
-        path, method = split.path, self.command
-        oauth = self.server.oauth
-        url = f"https://{self.headers.get('Host')}{path}"
-        header = self.headers.get("Authorization")
+    location: str = ""
+
+
+class OAuthFront:
+    """IBKR's OAuth side in front of a stand-in: answers a request, or lets it through."""
+
+    def __init__(self, oauth: OAuthServer) -> None:
+        self.oauth = oauth
+        self.lock = oauth.lock
+        #: API requests still to be answered 410 Gone.
+        self.gone = 0
+        #: API requests whose signature (or bearer token) was verified.
+        self.checked = 0
+        #: ``"METHOD path: error"`` of every refusal.
+        self.refused: list[str] = []
+
+    def answer(self, method: str, url: str, headers: Headers, body: bytes) -> Answer | None:
+        """IBKR's answer to ``method url``, or ``None``: the stand-in answers it.
+
+        :param url: as the client addressed it, ``https://<Host header><request target>``:
+            scheme, host and path are what a signature covers.
+        """
+        split = urlsplit(url)
+        path = split.path
+        signed = f"{split.scheme}://{split.netloc}{path}"
+        header = headers.get("Authorization")
+        oauth = self.oauth
         try:
             if path == CONTROL_PREFIX + "/oauth":
-                self._send(json_answer(self._control(method, self._body())))
-            elif (method, path) == ("POST", API_PREFIX + "/oauth/live_session_token"):
-                self._body()
-                self._send(json_answer(oauth.live_session_token(url, header)))
-            elif (method, path) == ("POST", API_PREFIX + "/oauth/request_token"):
-                self._body()
-                self._send(json_answer(oauth.request_token(url, header)))
-            elif (method, path) == ("POST", API_PREFIX + "/oauth/access_token"):
-                self._body()
-                self._send(json_answer(oauth.access_token(url, header)))
-            elif (method, path) == ("GET", "/authorize"):
-                self._authorize(split.query)
-            elif (method, path) == ("POST", "/oauth2/api/v1/token"):
-                form = self._body()
-                self._send(json_answer(oauth.oauth2_token(form, self.headers.get("Content-Type"))))
-            elif (method, path) == ("POST", "/gw/api/v1/sso-sessions"):
-                body = self._body()
-                ctype = self.headers.get("Content-Type")
-                self._send(json_answer(oauth.sso_session(header, body, ctype)))
-            elif path.startswith(API_PREFIX + "/"):
-                if self.server.gone > 0:
-                    self.server.gone -= 1
-                    self._body()
-                    self._send(json_answer({"error": "Gone", "statusCode": 410}, 410))
-                    return
-                oauth.check(method, url, header)
-                self.server.checked += 1
-                super()._handle()
-            else:
-                super()._handle()
+                return json_answer(self._control(method, body))
+            if (method, path) == ("POST", API_PREFIX + "/oauth/live_session_token"):
+                return json_answer(oauth.live_session_token(signed, header))
+            if (method, path) == ("POST", API_PREFIX + "/oauth/request_token"):
+                return json_answer(oauth.request_token(signed, header))
+            if (method, path) == ("POST", API_PREFIX + "/oauth/access_token"):
+                return json_answer(oauth.access_token(signed, header))
+            if (method, path) == ("GET", "/authorize"):
+                return self._authorize(split.query)
+            if (method, path) == ("POST", "/oauth2/api/v1/token"):
+                return json_answer(oauth.oauth2_token(body, headers.get("Content-Type")))
+            if (method, path) == ("POST", "/gw/api/v1/sso-sessions"):
+                ctype = headers.get("Content-Type")
+                return json_answer(oauth.sso_session(header, body, ctype))
+            if path.startswith(API_PREFIX + "/"):
+                with self.lock:
+                    if self.gone > 0:
+                        self.gone -= 1
+                        return json_answer({"error": "Gone", "statusCode": 410}, 410)
+                oauth.check(method, signed, header)
+                with self.lock:
+                    self.checked += 1
+            return None
         except Refused as exc:
-            self.server.refused.append(f"{method} {path}: {exc.error}")
-            self._body()
-            self._send(json_answer({"error": exc.error, "statusCode": exc.status}, exc.status))
+            with self.lock:
+                self.refused.append(f"{method} {path}: {exc.error}")
+            return json_answer({"error": exc.error, "statusCode": exc.status}, exc.status)
 
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _authorize(self, query: str) -> None:
+    def _authorize(self, query: str) -> Answer:
         request = (parse_qs(query).get("oauth_token") or [""])[0]
-        callback, verifier = self.server.oauth.authorize(request)
+        callback, verifier = self.oauth.authorize(request)
         if callback == "oob":
-            self._send(text_answer(f"verifier={verifier}", 200))
-            return
+            return text_answer(f"verifier={verifier}", 200)
         joiner = "&" if "?" in callback else "?"
-        self.send_response(302)
-        self.send_header(
-            "Location", f"{callback}{joiner}oauth_token={request}&oauth_verifier={verifier}"
-        )
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        location = f"{callback}{joiner}oauth_token={request}&oauth_verifier={verifier}"
+        return Redirect(302, b"", "text/plain; charset=utf-8", location)
 
     def _control(self, method: str, raw: bytes) -> Any:
-        server = self.server
-        if method == "GET":
-            return {
-                "lst": sum(1 for e in server.oauth.log if e["event"] == "lst"),
-                "refused": list(server.refused),
-                "checked": server.checked,
-                # Every token issued, for tests that look for them where they must not be.
-                "issued": [v for e in server.oauth.log for k, v in e.items() if k != "event"],
-            }
-        body = json.loads(raw or b"{}")
-        action = body.get("action")
-        if action == "revoke":
-            server.oauth.revoke()
-        elif action == "gone":
-            server.oauth.revoke()
-            server.gone = int(body.get("times", 1))
-        else:
-            raise Refused(400, f"unknown action {action!r}")
-        return {"ok": True}
+        oauth = self.oauth
+        with self.lock:
+            if method == "GET":
+                return {
+                    "lst": sum(1 for e in oauth.log if e["event"] == "lst"),
+                    "refused": list(self.refused),
+                    "checked": self.checked,
+                    # Every token issued, for tests that look for them where they must not be.
+                    "issued": [v for e in oauth.log for k, v in e.items() if k != "event"],
+                }
+            body = json.loads(raw or b"{}")
+            action = body.get("action")
+            if action == "revoke":
+                oauth.revoke()
+            elif action == "gone":
+                oauth.revoke()
+                self.gone = int(body.get("times", 1))
+            else:
+                raise Refused(400, f"unknown action {action!r}")
+            return {"ok": True}
 
 
 def build(config: dict[str, Any], now: Callable[[], float] = time.time) -> OAuthServer:
+    """IBKR's side for ``config`` (see the module docstring), reading time from ``now``."""
     oauth2 = config.get("oauth2")
     return OAuthServer(
         consumer_key=config["consumer_key"],
@@ -165,6 +186,36 @@ def build(config: dict[str, Any], now: Callable[[], float] = time.time) -> OAuth
         bearer_seconds=int(config.get("bearer_seconds", 3600)),
         now=now,
     )
+
+
+# ----- the HTTPS server --------------------------------------------------------------------------
+
+
+class OAuthStandinServer(StandinServer):
+    front: OAuthFront
+
+
+class OAuthHandler(Handler):
+    server: OAuthStandinServer
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        url = f"https://{self.headers.get('Host')}{self.path}"
+        answer = self.server.front.answer(self.command, url, self.headers, raw)
+        if answer is None:
+            self._dispatch(urlsplit(self.path), raw)
+        else:
+            self._send(answer)
+
+    def _send(self, answer: Answer) -> None:
+        if not isinstance(answer, Redirect):
+            super()._send(answer)
+            return
+        self.send_response(answer.status)
+        self.send_header("Location", answer.location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     standin.authenticated = False  # OAuth: the brokerage session waits for ssodh/init
     server = OAuthStandinServer((args.host, args.port), standin, context)
     server.RequestHandlerClass = OAuthHandler
-    server.oauth = build(config, now=standin.clock.time)
-    server.refused = []
+    server.front = OAuthFront(build(config, now=standin.clock.time))
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)

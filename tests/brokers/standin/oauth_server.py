@@ -4,7 +4,7 @@ Written from the reference (§3a, §3b), independently of tradepipe's own code �
 it imports nothing from tradepipe — so that a mistake made on one side is not
 repeated on the other. The crypto is ``cryptography`` (RSA) and the standard
 library (HMAC, DH arithmetic with Python ints). Used in-process by respx-based
-tests and by the OAuth stand-in (:mod:`standin.oauth`) in its own process.
+tests and by the OAuth stand-in (:mod:`standin.oauth`), in this process or its own.
 
 OAuth 1.0a: :meth:`OAuthServer.live_session_token` checks the RSA-SHA256
 signature over ``prepend + base string`` with the consumer's public signature

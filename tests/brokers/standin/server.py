@@ -16,7 +16,7 @@ import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from .gateway import Standin
 from .state import FAULT_DELAY, Behaviour, Fault
@@ -48,9 +48,12 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def _handle(self) -> None:
-        split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
+        self._dispatch(urlsplit(self.path), raw)
+
+    def _dispatch(self, split: SplitResult, raw: bytes) -> None:
+        """Answer a request whose body ``raw`` has been read."""
         standin = self.server.standin
         if split.path.startswith(CONTROL_PREFIX + "/"):
             self._send(standin.control(self.command, split.path[len(CONTROL_PREFIX) :], raw))

@@ -13,6 +13,9 @@ wire:
   and :class:`httpx.ReadTimeout` is raised (with ``after``, the request was processed). A
   longer or no read timeout sees the 3 s pass, then the answer or the hang-up.
 * a status (``500``, ``503``, ``429``, ``401``): that answer.
+
+:class:`OAuthStandinTransport` puts IBKR's OAuth checks (:class:`~standin.oauth.OAuthFront`) in
+front: what they answer is answered, the rest goes on to the stand-in as above.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from urllib.parse import parse_qs
 import httpx
 
 from .gateway import Standin
+from .oauth import OAuthFront, Redirect
 from .state import FAULT_DELAY, Fault
 from .wire import API_PREFIX, CONTROL_PREFIX, Answer, json_answer, text_answer
 
@@ -79,6 +83,27 @@ class StandinTransport(httpx.BaseTransport):
         status = int(fault.kind)
         text = fault.reason or f"stand-in fault {status}"
         return _response(json_answer({"error": text}, status), request)
+
+
+class OAuthStandinTransport(StandinTransport):
+    """Answers requests as IBKR over OAuth: ``front``'s checks, then ``standin``."""
+
+    def __init__(self, standin: Standin, front: OAuthFront) -> None:
+        super().__init__(standin)
+        self.front = front
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method not in METHODS:
+            return super().handle_request(request)
+        # What the HTTPS server sees: the Host header and the undecoded request target.
+        url = f"https://{request.headers['Host']}{request.url.raw_path.decode('ascii')}"
+        answer = self.front.answer(request.method, url, request.headers, request.read())
+        if answer is None:
+            return super().handle_request(request)
+        response = _response(answer, request)
+        if isinstance(answer, Redirect):
+            response.headers["Location"] = answer.location
+        return response
 
 
 def _response(answer: Answer, request: httpx.Request) -> httpx.Response:
