@@ -98,21 +98,25 @@ class _Watch(Sink):
 class Direct:
     """An open one-off run that executes decisions handed to it."""
 
+    #: How ``--wait`` waits when no other clock is given (tests swap these).
+    default_sleep: Callable[[float], None] = staticmethod(time.sleep)
+    default_monotonic: Callable[[], float] = staticmethod(time.monotonic)
+
     def __init__(
         self,
         pipeline: Pipeline,
         executor: Executor,
         watch: _Watch,
         source: str,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.executor = executor
         self.source = source
         self._watch = watch
-        self._sleep = sleep
-        self._monotonic = monotonic
+        self._sleep = sleep or self.default_sleep
+        self._monotonic = monotonic or self.default_monotonic
 
     @property
     def broker(self) -> Any:

@@ -71,6 +71,10 @@ class RunResult:
 class Executor:
     """Runs one pipeline over its feed."""
 
+    #: How the executor waits on the broker (the end-of-run poll); tests swap in a clock.
+    sleep: Callable[[float], None] = staticmethod(time.sleep)
+    monotonic: Callable[[], float] = staticmethod(time.monotonic)
+
     def __init__(
         self,
         pipeline: Pipeline,
@@ -476,13 +480,7 @@ class Executor:
             self.waiting_for = ""
         log.info("broker session back; the run goes on")
 
-    def final_poll(
-        self,
-        seconds: float,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def final_poll(self, seconds: float) -> None:
         """Ask the broker about every order that is not final yet, before the summary.
 
         One :meth:`~tradepipe.Broker.refresh` at least; while an order's fate
@@ -491,6 +489,7 @@ class Executor:
         for up to ``seconds``.
         """
         broker = self.p.broker
+        sleep, monotonic = self.sleep, self.monotonic
         deadline = monotonic() + seconds
         while True:
             try:
@@ -658,8 +657,16 @@ class Executor:
         self.record.flush()
 
     def settle(self) -> None:
-        """Apply what the broker reports now and ask about orders still unknown."""
-        events = self.p.broker.poll()
+        """Apply what the broker reports now and ask about orders still unknown.
+
+        A broker that cannot be asked right now (down, pacing) leaves things as
+        they are: what was recorded stands, and the question is asked again later.
+        """
+        try:
+            events = self.p.broker.poll()
+        except BrokerError as exc:
+            log.warning("could not ask the broker about its orders: %s", exc)
+            return
         if events:
             self._apply(events)
         if self._unknown:

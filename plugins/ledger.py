@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -247,6 +248,21 @@ class Ledger:
                 return set(s.scalars(select(col(FillRow.execution_id))))
         except SQLAlchemyError as exc:
             raise self._guard("executions") from exc
+
+    def orders_of_executions(self, execution_ids: Collection[str]) -> dict[str, str]:
+        """The client order id each of ``execution_ids`` was recorded under (those known)."""
+        wanted = list(execution_ids)
+        out: dict[str, str] = {}
+        try:
+            with self._session() as s:
+                for start in range(0, len(wanted), 500):
+                    stmt = select(col(FillRow.execution_id), col(FillRow.client_order_id)).where(
+                        col(FillRow.execution_id).in_(wanted[start : start + 500])
+                    )
+                    out.update((e, c) for e, c in s.execute(stmt) if c)
+        except SQLAlchemyError as exc:
+            raise self._guard("executions") from exc
+        return out
 
     def all_client_ids(self) -> set[str]:
         """Every client order id the ledger has an order for, in any run."""

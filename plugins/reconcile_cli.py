@@ -25,6 +25,7 @@ from tradepipe.clock import SystemClock
 from tradepipe.errors import ConfigError
 from tradepipe.host import PluginHost
 from tradepipe.logs import redact_accounts
+from tradepipe.orders import Fill
 from tradepipe.pipeline import connect_broker, make_component
 from tradepipe.plugins.ledger import RECONCILE_NAMESPACE, Ledger
 from tradepipe.reconcile import Comparison, compare, settle
@@ -150,6 +151,37 @@ def settle_order(
         return run.run_id
     finally:
         engine.dispose()
+
+
+def named_fills(
+    settings: AppSettings, host: PluginHost, broker: Broker, since: dt.datetime | None
+) -> list[Fill]:
+    """The broker's fills, each under the client order id the ledger knows it by.
+
+    Executions that carry no client order id (a bracket's exits) are named
+    from the ledger: by the exit orders still open there, which the broker is
+    told to follow first, and by the fills already recorded.
+    """
+    if "sql" not in settings.run.sinks:
+        return broker.fills(since)
+    sink = make_component(host, settings, "sink", "sql")
+    if sink.settings.url is None and not Path(sink.settings.path).exists():
+        return broker.fills(since)
+    engine = sink.engine()
+    try:
+        ledger = Ledger(engine, sink.where)
+        for u in ledger.unsettled(None):
+            broker.track(u.intent, u.broker_order_id)
+        fills = broker.fills(since)
+        names = ledger.orders_of_executions(f.execution_id for f in fills if not f.client_order_id)
+    finally:
+        engine.dispose()
+    return [
+        f.model_copy(update={"client_order_id": names[f.execution_id]})
+        if f.execution_id in names
+        else f
+        for f in fills
+    ]
 
 
 def _adopt(

@@ -364,9 +364,11 @@ def _timestamp(ctx: click.Context, param: click.Parameter, value: str | None) ->
 def trades(
     app: AppContext, since: dt.datetime | None, broker_name: str | None, as_json: bool
 ) -> None:
-    """Fills (executions) the broker reports."""
+    """Fills (executions) the broker reports, under the order ids the ledger knows them by."""
+    from tradepipe.plugins.reconcile_cli import named_fills
+
     with _connected(app, broker_name) as (adapter, _state):
-        fills = adapter.fills(since)
+        fills = named_fills(app.settings, app.host, adapter, since)
     _show(
         f"Fills at {adapter.name}",
         [

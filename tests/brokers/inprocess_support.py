@@ -24,6 +24,7 @@ the stand-in in this process and behind HTTPS.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,6 +35,9 @@ from standin.driver import Driver, LocalDriver
 from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr.broker import WebApiBroker
 from tradepipe.cli import broker as cli_broker
+from tradepipe.clock import SystemClock
+from tradepipe.direct import Direct
+from tradepipe.executor import Executor
 
 
 class InProcessGateway(LocalDriver):
@@ -72,6 +76,17 @@ class InProcessGateway(LocalDriver):
         monkeypatch.setattr(self.adapter, "make_http", make_http)
         monkeypatch.setattr(cli_broker, "sleep", self.clock.sleep)
         monkeypatch.setattr(cli_broker, "monotonic", self.clock.monotonic)
+        # The rest of a command's time is the stand-in's too: the end-of-run poll and
+        # `order --wait` wait on it, and the wall clock (ledger times, the age of an
+        # order reconcile judges by) reads it.
+        monkeypatch.setattr(Executor, "sleep", staticmethod(self.clock.sleep))
+        monkeypatch.setattr(Executor, "monotonic", staticmethod(self.clock.monotonic))
+        monkeypatch.setattr(Direct, "default_sleep", staticmethod(self.clock.sleep))
+        monkeypatch.setattr(Direct, "default_monotonic", staticmethod(self.clock.monotonic))
+        clock = self.clock
+        monkeypatch.setattr(
+            SystemClock, "now", lambda _self: dt.datetime.fromtimestamp(clock.time(), dt.UTC)
+        )
 
     def _wire(self, adapter: WebApiBroker) -> None:
         # The adapter hands these to its pacer, snapshot retries, poll spacing and

@@ -97,6 +97,9 @@ Control API (tests only, JSON, not under ``/v1/api``; never recorded or faulted)
 ``POST /_standin/fill`` ``{"order_id":N,"quantity":x,"price":p}``
     Execute (part of) an order: a trade with a new ``execution_id``, fills, status ``Filled``
     when complete (``Submitted`` while partial), positions and cash updated.
+``POST /_standin/fill_market_orders`` ``{"price": 101.5}`` (``null`` stops it)
+    Every market order placed from now on fills completely at once at that price, as in a
+    liquid market during trading hours.
 ``POST /_standin/order_status`` ``{"order_id":N,"status":"Inactive"}``
     Force an order's status (e.g. a rejection shown as ``Cancelled`` without fills).
 ``POST /_standin/positions`` ``{"positions":[{"conid":...,"position":...}, ...]}``

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Protocol
 
@@ -73,6 +74,7 @@ class VirtualClock:
         self._monotonic = float(monotonic)
         #: Every sleep asked for, in order (what a test checks waits against).
         self.slept: list[float] = []
+        self._due: list[tuple[float, Callable[[], None]]] = []
 
     def monotonic(self) -> float:
         with self._lock:
@@ -91,12 +93,21 @@ class VirtualClock:
             return datetime.fromtimestamp(self._epoch).date()
 
     def advance(self, seconds: float) -> None:
-        """Move both faces ``seconds`` forward (time never goes back)."""
+        """Move both faces ``seconds`` forward (time never goes back), running what fell due."""
         if seconds < 0:
             raise ValueError(f"a clock cannot go back ({seconds} s)")
         with self._lock:
             self._monotonic += seconds
             self._epoch += seconds
+            due = [fn for at, fn in self._due if at <= self._monotonic]
+            self._due = [(at, fn) for at, fn in self._due if at > self._monotonic]
+        for fn in due:
+            fn()
+
+    def after(self, seconds: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the clock has moved ``seconds`` on (a person acting meanwhile)."""
+        with self._lock:
+            self._due.append((self._monotonic + seconds, fn))
 
     def sleep(self, seconds: float) -> None:
         """Record the sleep and advance by it at once (a negative sleep is none)."""

@@ -77,6 +77,12 @@ class ControlMixin(SessionMixin, ExecutionsMixin, MarketMixin):
             return self._arm_fault(body)
         if path == "/fill":
             return self.fill(body)
+        if path == "/fill_market_orders":
+            price = body.get("price")
+            if price is not None and not isinstance(price, int | float):
+                fail('body must be {"price": <number or null>}')
+            self.fill_market_at = None if price is None else float(price)
+            return {"ok": True}
         if path == "/order_status":
             return self.force_status(body)
         if path == "/positions":

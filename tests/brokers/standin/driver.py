@@ -140,6 +140,10 @@ class Driver:
         result: list[dict[str, Any]] = self._get("/orders")
         return result
 
+    def fill_market_orders(self, price: float | None) -> None:
+        """Fill every market order placed from now on at ``price`` at once (``None``: stop)."""
+        self._post("/fill_market_orders", {"price": price})
+
     def behave(self, **changes: Any) -> None:
         """Change quirks from IBKR's defaults (see :class:`~standin.state.Behaviour`)."""
         self._post("/behaviour", changes)

@@ -201,6 +201,12 @@ class OrdersMixin(State):
                     "encrypt_message": "1",
                 }
             )
+        price = self.fill_market_at
+        if price is not None:
+            # A market that takes market orders at once: the parent of each request fills.
+            first = self.orders[int(answer[0]["order_id"])]
+            if first.ticket.order_type == "MKT":
+                self.fill({"order_id": first.order_id, "quantity": first.remaining, "price": price})
         return answer
 
     def reply(self, req: Request, reply_id: str) -> Any:

@@ -110,6 +110,8 @@ class State:
         self.realized = 0.0
         self.overrides: dict[int, dict[str, str]] = {}
         self.closed = False
+        #: Market orders fill at this price as they are placed (``None``: only on request).
+        self.fill_market_at: float | None = None
         self.streaming: set[int] = set()
         self.stream_fields: dict[int, list[str]] = {}
         self.searched: set[int] = set()
