@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -249,7 +249,7 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("executions") from exc
 
-    def orders_of_executions(self, execution_ids: Collection[str]) -> dict[str, str]:
+    def orders_of_executions(self, execution_ids: Iterable[str]) -> dict[str, str]:
         """The client order id each of ``execution_ids`` was recorded under (those known)."""
         wanted = list(execution_ids)
         out: dict[str, str] = {}
