@@ -12,6 +12,7 @@ against its CA), with the same pacer on the wall's time: a few requests, signed 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -282,3 +283,26 @@ def test_credentials_can_come_from_files(tmp_path: Path) -> None:
     assert (s.consumer_key, s.access_token) == ("FILECONS", "abc123token")
     with pytest.raises(ValueError, match="consumer_key_file: cannot read"):
         WebApiOAuthBroker.Settings(consumer_key_file=str(tmp_path / "missing"))
+
+
+def test_an_ordinary_day_over_oauth_cold_lists_idle_drops_and_one_budget(
+    workdir: Path, gw: InProcessOAuthGateway
+) -> None:
+    # The first order list of the brokerage session tradepipe opens is cold.
+    assert ok_json("broker", "orders", "--broker", "web_api") == []
+    placed = ok_json(
+        "order", "stock", "AAPL", "--side", "buy", "--quantity", "2",
+        "--type", "limit", "--limit-price", "90", "--broker", "web_api",
+    )  # fmt: skip
+    cid = placed["order"]["client_order_id"]
+    lst_before = gw.oauth()["lst"]
+    gw.pause(600)  # idle: IBKR closes the brokerage session; the live session token lives
+    listed = ok_json("broker", "orders", "--broker", "web_api")
+    assert [o["client_order_id"] for o in listed] == [cid]
+    assert gw.oauth()["lst"] == lst_before  # reopened with ssodh/init, no new token needed
+    journal = gw.requests()
+    assert gw.violations() == []
+    assert all(r["status"] != 429 for r in journal)
+    for path, every in (("/sso/validate", 60.0), ("/iserver/account/orders", 5.0)):
+        times = [r["at"] for r in journal if r["path"] == path]
+        assert all(b - a >= every for a, b in itertools.pairwise(times)), (path, times)
