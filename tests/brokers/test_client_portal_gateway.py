@@ -256,6 +256,10 @@ def test_option_and_combo_orders(workdir: Path, gw: Driver) -> None:
     # The chain was walked the way IBKR requires: search before info.
     paths = [r["path"] for r in ours]
     assert paths.index("/iserver/secdef/search") < paths.index("/iserver/secdef/info")
+    # Only the underlying is ever looked up as a stock: never an option's OCC symbol
+    # or a combo's ticker ("AAPL X68DBC5A5").
+    looked_up = {r["query"].get("symbols") for r in ours if r["path"] == "/trsrv/stocks"}
+    assert looked_up <= {"AAPL"}, looked_up
 
 
 def test_a_spread_chosen_by_delta_from_ibkrs_snapshot(workdir: Path, gw: Driver) -> None:
