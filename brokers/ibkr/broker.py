@@ -700,18 +700,25 @@ class WebApiBroker(Broker):
             reason="cancel requested; final once IBKR reports it",
         )
 
-    def _cancel_outcome(self, cid: str, lost: BrokerError) -> OrderUpdate:
-        """The cancel's answer was lost: what IBKR's lookups say happened to the order."""
-        log.warning("cancel of %s: answer lost (%s); asking IBKR", cid, lost)
+    def _after_lost_answer(self, what: str, cid: str, lost: BrokerError) -> OrderReport | None:
+        """IBKR's view of ``cid`` after the answer to ``what`` (a cancel, a change) was lost.
+
+        :raises BrokerUnavailableError: IBKR could not be asked either.
+        """
+        log.warning("%s of %s: answer lost (%s); asking IBKR", what, cid, lost)
         try:
-            found = self.order(cid)
+            return self.order(cid)
         except BrokerError as exc:
             raise BrokerUnavailableError(
-                f"{self.name}: the cancel of {cid} may or may not have arrived ({lost}), and "
+                f"{self.name}: the {what} of {cid} may or may not have arrived ({lost}), and "
                 f"IBKR could not be asked ({exc}); check with `tradepipe broker orders`",
                 broker=self.name,
                 maybe_sent=True,
             ) from exc
+
+    def _cancel_outcome(self, cid: str, lost: BrokerError) -> OrderUpdate:
+        """The cancel's answer was lost: what IBKR's lookups say happened to the order."""
+        found = self._after_lost_answer("cancel", cid, lost)
         if found is None:
             raise BrokerUnavailableError(
                 f"{self.name}: the cancel of {cid} may or may not have arrived ({lost}), and "
@@ -799,16 +806,7 @@ class WebApiBroker(Broker):
 
     def _modify_outcome(self, cid: str, changes: dict[str, Decimal], lost: BrokerError) -> Placed:
         """The modification's answer was lost: did IBKR apply it? Its order lookup says."""
-        log.warning("modify of %s: answer lost (%s); asking IBKR", cid, lost)
-        try:
-            found = self.order(cid)
-        except BrokerError as exc:
-            raise BrokerUnavailableError(
-                f"{self.name}: the change to {cid} may or may not have arrived ({lost}), and "
-                f"IBKR could not be asked ({exc}); check with `tradepipe broker orders`",
-                broker=self.name,
-                maybe_sent=True,
-            ) from exc
+        found = self._after_lost_answer("change", cid, lost)
         shown = {
             "quantity": found.quantity if found else None,
             "limit_price": found.limit_price if found else None,
