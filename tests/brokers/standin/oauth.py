@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import ssl
 import sys
 import time
@@ -60,7 +59,7 @@ from urllib.parse import parse_qs, urlsplit
 from .gateway import Standin
 from .oauth_server import DAY_MS, Client2, OAuthServer, Refused, load_public
 from .pacing import OAUTH_RATE
-from .server import Handler, StandinServer
+from .server import Handler, StandinServer, serve
 from .state import Behaviour
 from .wire import API_PREFIX, CONTROL_PREFIX, Answer, json_answer, text_answer
 
@@ -241,19 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     server = OAuthStandinServer((args.host, args.port), standin, context)
     server.RequestHandlerClass = OAuthHandler
     server.front = OAuthFront(build(config, now=standin.clock.time))
-
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    print(f"PORT {server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve(server)
 
 
 if __name__ == "__main__":

@@ -162,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     behaviour.update(json.loads(args.behaviour))
     standin = Standin(args.account, behaviour)
     server = StandinServer((args.host, args.port), standin, context, verbose=args.verbose)
+    return serve(server)
+
+
+def serve(server: StandinServer) -> int:
+    """Say the port, then answer until SIGTERM or Ctrl-C."""
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)
