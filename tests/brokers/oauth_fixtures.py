@@ -259,6 +259,7 @@ class InProcessOAuthGateway(OAuthControls, InProcessGateway):
         self.standin.authenticated = False  # OAuth: the brokerage session waits for ssodh/init
         self.front = OAuthFront(build(standin_config(keys, **config), now=self.clock.time))
         self.transport = OAuthStandinTransport(self.standin, self.front)
+        self.token_check = self.front.stream_token_ok
 
     def _send(self, method: str, path: str, raw: bytes) -> tuple[int, str]:
         url = f"{self.origin}{CONTROL_PREFIX}{path}"

@@ -6,8 +6,9 @@ Run it as a separate process, from the folder holding this package::
                       [--account DU1234567] [--behaviour JSON] [--verbose]
 
 Once it listens on HTTPS it prints one line, ``PORT <n>``, to stdout. The server uses the
-standard library only. ``python -m standin.oauth`` is the same stand-in behind IBKR's OAuth
-checks (see :mod:`standin.oauth`); they also run in this process (below).
+standard library, and ``websockets``' sans-I/O protocol to frame its WebSocket.
+``python -m standin.oauth`` is the same stand-in behind IBKR's OAuth checks (see
+:mod:`standin.oauth`); they also run in this process (below).
 
 What it imitates
 ================
@@ -53,6 +54,19 @@ one lock. In short:
   day), 7311 vega (per volatility point) and 7633 implied volatility as a percentage
   (``"30.0%"``); ``/_standin/market`` overrides them like any field. History bars are
   deterministic.
+* **The WebSocket** (``GET /v1/api/ws``, ``stream.py``, reference §11). The handshake needs the
+  ``api`` cookie holding the session ``/tickle`` answers (bare or ``{"session":"..."}``; over
+  OAuth ``?oauth_token=<access token>`` with a live session token instead), else 401. Then
+  ``{"topic":"system","success":"<username>"}``, ``sts``, a heartbeat every 10 s (and
+  ``{"message":"waiting for session"}`` while the brokerage session is down), ``sts`` when it
+  comes or goes. ``smd+<conid>+{"fields":[...]}``: a partial first message, then only changed
+  fields, driven by the snapshot values (``/_standin/market``, ``/_standin/ticks``);
+  ``umd+<conid>+{}`` ends it; past the account's market-data lines (100, shared with snapshot
+  streams) ``{"topic":"smd+<conid>","conid":N,"error":"Max number of tickers has been
+  reached"}`` (IBKR's TWS wording; the Web API's is not documented). ``sor+{}``: the orders
+  in full, then only changed fields plus ``orderId`` whenever one changes. ``tic``/``ech+hb``
+  are keep-alives; 300 s without a client message closes the socket (IBKR gives no figure);
+  a logout or new login closes it.
 * **Also there:** ``/iserver/reauthenticate``, ``/iserver/questions/suppress/reset``,
   ``/iserver/marketdata/unsubscribe`` and ``unsubscribeall`` (the next snapshot of an
   unsubscribed conid is a pre-flight again), ``/iserver/scanner/params`` and ``run``.
@@ -72,6 +86,8 @@ one lock. In short:
     status says not authenticated and ``/iserver`` answers "no bridge".
   - *Idle drops*: 300 s without a request close the brokerage session while the SSO session
     lives on; ``/iserver`` then answers 401 ``access denied`` until ``ssodh/init``.
+  - *The WebSocket's*: ``stream_heartbeat_seconds`` (10), ``stream_idle_seconds`` (300, 0 =
+    never) and ``market_data_lines`` (100).
 
 Control API (tests only, JSON, not under ``/v1/api``; never recorded or faulted)
 =============================================================================
@@ -107,6 +123,16 @@ Control API (tests only, JSON, not under ``/v1/api``; never recorded or faulted)
 ``POST /_standin/market`` ``{"<conid>":{"31":"101.5",...}, "closed":false}``
     Override snapshot field values, answered verbatim (``null`` removes an override; bid/ask
     follow an overridden last price), and the closed flag.
+``POST /_standin/ticks`` ``{"ticks":[{"conid":N,"price":p,"size":s,"after":t}, ...]}``
+    A price path: each trade, ``after`` seconds from now (0 = at once) on the stand-in's
+    clock, sets the last price (bid/ask follow), the last size and adds to the day volume
+    (``7762``/``87``): snapshots and the WebSocket's ``smd`` show it.
+``POST /_standin/stream`` ``{"action": "drop" | "stall" | "refuse", ...}``
+    What happens to open WebSockets: ``drop`` hangs up without a close frame; ``stall``
+    stops market data and order updates (heartbeats go on) until the client subscribes
+    again, or everything with ``"heartbeats": false`` until it reconnects; ``refuse`` answers
+    the next ``times`` (1) handshakes with ``status`` (401). ``GET /_standin/stream``: the
+    open sockets (what each received and subscribed), the conids holding market-data lines.
 ``POST /_standin/reset``
     Back to the start state (orders, trades, positions, faults, questions, request log...).
 ``GET /_standin/requests``
@@ -125,10 +151,13 @@ In this process
 the test's own process: the same request log, gates, faults and control calls, with no
 socket and no TLS; faults look as they would on the wire (a ``drop`` is
 ``httpx.RemoteProtocolError``, a ``timeout`` outlasting the client's read timeout is
-``httpx.ReadTimeout``). ``driver.py`` holds the control calls as methods, one interface for
-the stand-in in this process (:class:`~standin.driver.LocalDriver`) and in its own process
-(the ``gateway`` fixture). The server modules use the standard library only; these two need
-``httpx``.
+``httpx.ReadTimeout``). The WebSocket has its in-process carrier too:
+:class:`~standin.websocket.MemoryConnection` (``LocalDriver.ws_connect``) behaves as
+``websockets``' client connection does, on the stand-in's clock. ``driver.py`` holds the
+control calls as methods, one interface for the stand-in in this process
+(:class:`~standin.driver.LocalDriver`) and in its own process (the ``gateway`` fixture). The
+server modules use the standard library (and ``websockets`` for the socket's framing); these
+two need ``httpx``.
 
 IBKR's OAuth checks are one object, :class:`~standin.oauth.OAuthFront`: given a request's
 method, URL (host included: it is signed), headers and body, it answers it (live session
@@ -163,6 +192,9 @@ One module per capability, each owning its endpoints:
 ``orders``       place, reply, suppress, whatif, modify, cancel
 ``executions``   live orders, order status, trades; the ``fill`` control call
 ``market``       snapshots, history, scanner; the ``market`` control call
+``stream``       the WebSocket's behaviour, no I/O (sessions, ``smd``/``sor``, heartbeats,
+                 line limits), the price path and the ``ticks``/``stream`` control calls
+``websocket``    the WebSocket on a wire: the HTTPS upgrade, and the in-memory connection
 ``control``      the ``/_standin/*`` control API
 ``gateway``      :class:`Standin`, composing the above: routing, gates, faults, request log
 ``server``       the threaded HTTPS server, its handler, ``main()``

@@ -1,7 +1,8 @@
 """The control API under ``/_standin`` (tests only): never recorded, never faulted.
 
 Each call drives one capability: auth (session), questions, fault, fill and order_status
-(executions), positions (portfolio), market, reset, and the requests and orders reads.
+(executions), positions (portfolio), market, ticks and stream (the WebSocket, ``stream.py``),
+reset, and the requests and orders reads.
 """
 
 from __future__ import annotations
@@ -11,17 +12,16 @@ import sys
 import traceback
 from typing import Any
 
-from .executions import ExecutionsMixin
-from .market import MarketMixin
 from .pacing import GatewayPacing
 from .session import SessionMixin
 from .state import Fault
+from .stream import StreamMixin
 from .wire import Answer, ApiError, fail, json_answer
 
 FAULT_KINDS = {"drop", "500", "503", "429", "401", "timeout"}
 
 
-class ControlMixin(SessionMixin, ExecutionsMixin, MarketMixin):
+class ControlMixin(SessionMixin, StreamMixin):
     """The control calls; they drive the capabilities they name."""
 
     def control(self, method: str, path: str, raw: bytes) -> Answer:
@@ -51,6 +51,8 @@ class ControlMixin(SessionMixin, ExecutionsMixin, MarketMixin):
                 ],
                 "penalty_until": self.pacing.penalty_until,
             }
+        if method == "GET" and path == "/stream":
+            return self.stream_info()
         if method != "POST":
             fail(f"unknown control call {method} {path}", 404)
         if path == "/reset":
@@ -89,6 +91,10 @@ class ControlMixin(SessionMixin, ExecutionsMixin, MarketMixin):
             return self.seed_positions(body.get("positions"))
         if path == "/market":
             return self._set_market(body)
+        if path == "/ticks":
+            return self.set_ticks(body)
+        if path == "/stream":
+            return self.stream_control(body)
         fail(f"unknown control call {method} {path}", 404)
 
     def _arm_fault(self, body: dict[str, Any]) -> Any:

@@ -21,6 +21,7 @@ from .gateway import Standin
 from .pacing import GATEWAY_RATE
 from .state import Behaviour
 from .transport import StandinTransport
+from .websocket import MemoryConnection, TokenCheck, memory_connect
 
 
 class Driver:
@@ -144,6 +145,34 @@ class Driver:
         """Fill every market order placed from now on at ``price`` at once (``None``: stop)."""
         self._post("/fill_market_orders", {"price": price})
 
+    def ticks(self, *ticks: Mapping[str, Any]) -> None:
+        """Trades to come: each ``{"conid", "price", "size", "after"}`` (``after`` seconds from
+        now; 0 = at once) moves the last price, last size and day volume the stream sends."""
+        self._post("/ticks", {"ticks": [dict(t) for t in ticks]})
+
+    def drop_streams(self) -> int:
+        """Hang up every open WebSocket without a close frame; how many there were."""
+        result: int = self._post("/stream", {"action": "drop"})["sockets"]
+        return result
+
+    def stall_streams(self, *, heartbeats: bool = True) -> int:
+        """Stop market data and order updates on every open WebSocket (until it subscribes
+        again); with ``heartbeats=False`` stop everything (until it reconnects)."""
+        result: int = self._post("/stream", {"action": "stall", "heartbeats": heartbeats})[
+            "sockets"
+        ]
+        return result
+
+    def refuse_streams(self, times: int = 1, status: int = 401) -> None:
+        """Refuse the next ``times`` WebSocket handshakes with ``status``."""
+        self._post("/stream", {"action": "refuse", "times": times, "status": status})
+
+    def streams(self) -> dict[str, Any]:
+        """``{"sockets": [...], "lines": [...], "refusals": [...]}``: the open WebSockets (what
+        each received, subscribed, was sent), the conids holding market-data lines."""
+        result: dict[str, Any] = self._get("/stream")
+        return result
+
     def behave(self, **changes: Any) -> None:
         """Change quirks from IBKR's defaults (see :class:`~standin.state.Behaviour`)."""
         self._post("/behaviour", changes)
@@ -183,6 +212,13 @@ class LocalDriver(Driver):
         self.port = port
         self.base_url = f"https://127.0.0.1:{port}/v1/api"
         self._clients: list[httpx.Client] = []
+        #: How an OAuth stand-in checks a WebSocket's token (``None``: the gateway's cookie).
+        self.token_check: TokenCheck | None = None
+
+    def ws_connect(self, url: str, headers: Mapping[str, str]) -> MemoryConnection:
+        """Open a WebSocket to this stand-in as ``websockets``' ``connect`` would (an
+        in-memory connection on the virtual clock); raises ``InvalidStatus`` if refused."""
+        return memory_connect(self.standin, url, headers, token_check=self.token_check)
 
     def pause(self, seconds: float) -> None:
         self.clock.advance(seconds)

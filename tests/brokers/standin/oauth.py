@@ -37,6 +37,10 @@ from the clock it is built with: :func:`build` takes the stand-in's.
 (the plaintext, hex), optional ``oauth2`` (``client_id``, ``key_id``, ``public_pem``,
 ``username``), ``lst_lifetime_ms``, ``bearer_seconds``.
 
+The WebSocket (``/v1/api/ws``, see :mod:`standin.stream`) takes ``?oauth_token=<access
+token>`` (an access token with a live session token) instead of the gateway's cookie; an
+``api`` cookie, if sent, must still be the ``/tickle`` session.
+
 Control (tests only): ``POST /_standin/oauth`` ``{"action": "revoke"}`` (forget every token:
 401 next), ``{"action": "gone", "times": n}`` (revoke, and answer the next n API requests 410
 Gone); ``GET /_standin/oauth`` → ``{"lst": n, "refused": [...], "checked": n, "issued": [...]}``
@@ -131,6 +135,20 @@ class OAuthFront:
                 self.refused.append(f"{method} {path}: {exc.error}")
             return json_answer({"error": exc.error, "statusCode": exc.status}, exc.status)
 
+    def stream_token_ok(self, token: str | None, authorization: str | None) -> bool:
+        """Whether a WebSocket handshake names a live OAuth session: ``?oauth_token=`` an
+        access token with an unexpired live session token (reference §11), or a bearer
+        ``Authorization`` header (OAuth 2.0; IBKR's form for it is not verified)."""
+        oauth = self.oauth
+        with self.lock:
+            now = oauth.now()
+            if token:
+                found = oauth.lsts.get(token)
+                return found is not None and found[1] > now * 1000
+            if authorization and authorization.startswith("Bearer "):
+                return oauth.bearers.get(authorization[7:], 0) > now
+            return False
+
     def _authorize(self, query: str) -> Answer:
         request = (parse_qs(query).get("oauth_token") or [""])[0]
         callback, verifier = self.oauth.authorize(request)
@@ -198,6 +216,8 @@ class OAuthHandler(Handler):
     server: OAuthStandinServer
 
     def _handle(self) -> None:
+        if self._upgrade(self.server.front.stream_token_ok):
+            return
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
         url = f"https://{self.headers.get('Host')}{self.path}"

@@ -2,7 +2,8 @@
 
 Each connection does its TLS handshake in its own thread. Faults are applied the way a
 network shows them: ``drop`` shuts the socket without an answer, ``timeout`` answers (or
-drops) after 3 s.
+drops) after 3 s. ``GET /v1/api/ws`` is upgraded to IBKR's WebSocket (``websocket.py``),
+which then keeps that connection's thread until the socket ends.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from .gateway import Standin
 from .state import FAULT_DELAY, Behaviour, Fault
+from .websocket import WS_PATH, TokenCheck, serve_websocket
 from .wire import API_PREFIX, CONTROL_PREFIX, Answer, json_answer, text_answer
 
 HANDSHAKE_TIMEOUT = 10.0
@@ -48,9 +50,25 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def _handle(self) -> None:
+        if self._upgrade(None):
+            return
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
         self._dispatch(urlsplit(self.path), raw)
+
+    def _upgrade(self, token_check: TokenCheck | None) -> bool:
+        """Run IBKR's WebSocket if this is its upgrade request; whether it was."""
+        if self.command != "GET" or urlsplit(self.path).path != WS_PATH:
+            return False
+        self.close_connection = True  # the socket is the WebSocket's now, then closed
+        serve_websocket(
+            self.connection,
+            self.requestline,
+            list(self.headers.items()),
+            self.server.standin,
+            token_check,
+        )
+        return True
 
     def _dispatch(self, split: SplitResult, raw: bytes) -> None:
         """Answer a request whose body ``raw`` has been read."""

@@ -60,6 +60,15 @@ class Behaviour:
     #: After ``ssodh/init`` the brokerage session takes this long to come up; until then the
     #: status says not authenticated and ``/iserver`` answers "no bridge". 0 = at once.
     init_seconds: float = 3.0
+    #: The WebSocket (``/v1/api/ws``, ``stream.py``): IBKR's heartbeat every this many seconds.
+    stream_heartbeat_seconds: float = 10.0
+    #: A socket with no message from the client (``tic``, a subscription...) for this long is
+    #: closed by the server. IBKR publishes no figure, only "send tic about once a minute";
+    #: the REST session's idle limit (about 5 minutes) stands in for it. 0 = never.
+    stream_idle_seconds: float = 300.0
+    #: The account's market-data lines: streams open at once (WebSocket ``smd`` and snapshot
+    #: streams together). IBKR's default allowance is 100 lines.
+    market_data_lines: int = 100
 
     def update(self, changes: dict[str, Any]) -> None:
         for key, value in changes.items():
