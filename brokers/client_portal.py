@@ -124,6 +124,10 @@ class ClientPortalBroker(WebApiBroker):
         return self.settings.base_url
 
     @property
+    def tls_verify(self) -> bool | str:
+        return self._verify
+
+    @property
     def login_url(self) -> str:
         parts = urlsplit(self.settings.base_url)
         return f"{parts.scheme}://{parts.netloc}"

@@ -202,6 +202,20 @@ class WebApiOAuthBroker(WebApiBroker):
             "key works only after IBKR's next midnight reset"
         )
 
+    @property
+    def tls_verify(self) -> bool | str:
+        return self._verify
+
+    def stream_credentials(self, session: str) -> tuple[dict[str, str], dict[str, str]]:
+        """OAuth 1.0a: ``?oauth_token=<access token>`` (reference §11); OAuth 2.0: the bearer
+        token in ``Authorization`` (IBKR's form for it is not verified). The ``api`` cookie
+        carries the bare session value, as ibind sends it over OAuth."""
+        headers = {"Cookie": f"api={session}"}
+        a = self.authenticator
+        if isinstance(a, OAuth1Authenticator):
+            return {"oauth_token": a.credentials.access_token}, headers
+        return {}, {**headers, "Authorization": f"Bearer {a.current()}"}
+
     def make_http(self) -> httpx.Client:
         try:
             version = metadata.version("tradepipe")

@@ -14,6 +14,11 @@ lives here, once:
 * :mod:`~tradepipe.brokers.ibkr.orders` — order tickets, the reply-question
   loop, status mapping, executions;
 * :mod:`~tradepipe.brokers.ibkr.market` — snapshots, history bars, scanner;
+* :mod:`~tradepipe.brokers.ibkr.stream` — the WebSocket: a background thread
+  streaming quotes and order updates, with tic keep-alives, stall and silence
+  detection, jittered backoff, and state events a feed reports;
+* :mod:`~tradepipe.brokers.ibkr.topics` — the WebSocket's partial and
+  changed-field messages (``smd``, ``sor``) merged into whole quotes and orders;
 * :mod:`~tradepipe.brokers.ibkr.broker` — the :class:`~tradepipe.Broker`
   implementation the adapters build on.
 """

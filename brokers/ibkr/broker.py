@@ -14,11 +14,13 @@ is a rejection with the reason, so it cannot be mistaken for a placed order.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import Field, ValidationError, field_validator
@@ -63,10 +65,14 @@ from tradepipe.errors import (
     BrokerUnavailableError,
 )
 from tradepipe.instruments import Option, Stock
+from tradepipe.logs import add_secrets
 from tradepipe.market import Bar, Quote
 from tradepipe.option_chain import OptionQuote
 from tradepipe.orders import BRACKET_SOURCE, Fill, OrderIntent, OrderStatus
 from tradepipe.portfolio import AccountSummary, Position
+
+if TYPE_CHECKING:
+    from tradepipe.brokers.ibkr.stream import Handshake
 
 log = logging.getLogger("tradepipe.brokers.ibkr")
 _RIGHTS: tuple[tuple[Literal["C", "P"], str], ...] = (("C", "call"), ("P", "put"))
@@ -201,6 +207,49 @@ class WebApiBroker(Broker):
     @property
     def base_url(self) -> str:
         raise NotImplementedError
+
+    @property
+    def tls_verify(self) -> bool | str:
+        """The ``verify`` setting as checked: true, false, or a certificate file."""
+        return True
+
+    def stream_handshake(self) -> Handshake:
+        """How to open IBKR's WebSocket now, with a fresh ``/tickle`` session (reference §11).
+
+        Through a gateway the ``api`` cookie carries the session as IBKR's example sends it,
+        ``{"session": "..."}``; the OAuth adapter adds its token (:meth:`stream_credentials`).
+
+        :raises BrokerError: the session is not usable, or ``/tickle`` named no session.
+        """
+        # The WebSocket library is loaded by the first stream, not by every adapter.
+        from tradepipe.brokers.ibkr.stream import Handshake, socket_url, tls_context
+
+        session = self.session
+        with session.lock:  # a request between a question and its reply would void it
+            # A refused session (a revoked token, a dropped brokerage session) is repaired
+            # once, as any read is.
+            body = session.read(lambda: self.client.post("/tickle"))
+        value = body.get("session") if isinstance(body, dict) else None
+        if not isinstance(value, str) or not value:
+            raise BrokerUnavailableError(
+                f"{self.name}: /tickle answered no session for the WebSocket",
+                broker=self.name,
+                maybe_sent=False,
+            )
+        add_secrets([value])
+        url = socket_url(self.base_url)
+        query, headers = self.stream_credentials(value)
+        return Handshake(
+            url=f"{url}?{urlencode(query)}" if query else url,
+            headers=headers,
+            ssl=tls_context(self.tls_verify) if url.startswith("wss:") else None,
+            safe_url=url,
+        )
+
+    def stream_credentials(self, session: str) -> tuple[dict[str, str], dict[str, str]]:
+        """The WebSocket's query parameters and headers for ``session`` (the gateway's)."""
+        cookie = json.dumps({"session": session}, separators=(",", ":"))
+        return {}, {"Cookie": f"api={cookie}"}
 
     def reply_policy(self, is_paper: bool) -> ReplyPolicy:
         s = self.settings

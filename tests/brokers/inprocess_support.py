@@ -13,6 +13,11 @@ stand-in reads, and two ways to put the Client Portal adapter on it:
   ``tradepipe`` command builds in this process (``CliRunner``), the waits of ``broker cancel
   --wait`` included. Write the settings from ``broker_table()``.
 
+``inprocess_gateway.stream(adapter, symbols, **options)`` is a
+:class:`~tradepipe.brokers.ibkr.stream.MarketStream` through that adapter whose socket is an
+in-memory connection to the stand-in (:mod:`standin.websocket`) and whose timers, backoff and
+timestamps all read the virtual clock; it is stopped when the test ends.
+
 Either way the adapter keeps IBKR's real pacing limits (5 s between order-list reads, 60 s
 between ``/sso/validate`` calls...): they cost virtual seconds, not wall time. The adapter is
 :attr:`InProcessGateway.adapter`; ``oauth_fixtures.InProcessOAuthGateway`` does the same with
@@ -34,6 +39,7 @@ from standin.clock import VirtualClock
 from standin.driver import Driver, LocalDriver
 from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr.broker import WebApiBroker
+from tradepipe.brokers.ibkr.stream import Handshake, MarketStream
 from tradepipe.cli import broker as cli_broker
 from tradepipe.clock import SystemClock
 from tradepipe.direct import Direct
@@ -52,6 +58,7 @@ class InProcessGateway(LocalDriver):
     ) -> None:
         super().__init__(account, behaviour=behaviour, clock=VirtualClock())
         self._brokers: list[WebApiBroker] = []
+        self._streams: list[MarketStream] = []
 
     def broker(self, **settings: Any) -> WebApiBroker:
         """An adapter on this stand-in; ``settings`` override :meth:`broker_table`'s.
@@ -63,6 +70,21 @@ class InProcessGateway(LocalDriver):
         adapter.use_http(self.client(timeout=adapter.settings.timeout_seconds))
         self._brokers.append(adapter)
         return adapter
+
+    def stream(self, adapter: WebApiBroker, symbols: list[str], **options: Any) -> MarketStream:
+        """A stream of ``symbols`` through ``adapter`` to this stand-in, on its clock (not
+        started); stopped when the test ends."""
+        options.setdefault("connect", self.stream_connect)
+        options.setdefault("monotonic", self.clock.monotonic)
+        options.setdefault("sleep", self.clock.sleep)
+        options.setdefault("clock", VirtualNow(self.clock))
+        stream = MarketStream.for_broker(adapter, symbols, **options)
+        self._streams.append(stream)
+        return stream
+
+    def stream_connect(self, handshake: Handshake) -> Any:
+        """A ``MarketStream`` connection factory: an in-memory socket to this stand-in."""
+        return self.ws_connect(handshake.url, handshake.headers)
 
     def serve_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
         gateway = self
@@ -95,10 +117,22 @@ class InProcessGateway(LocalDriver):
         adapter.sleep = self.clock.sleep
 
     def close(self) -> None:
-        """Disconnect the adapters made by :meth:`broker` and close every client."""
+        """Stop the streams, disconnect the adapters made by :meth:`broker`, close clients."""
+        while self._streams:
+            self._streams.pop().stop()
         while self._brokers:
             self._brokers.pop().disconnect()
         super().close()
+
+
+class VirtualNow:
+    """A ``tradepipe`` clock reading the stand-in's virtual time."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.clock.time(), dt.UTC)
 
 
 @pytest.fixture
