@@ -19,6 +19,8 @@ lives here, once:
   detection, jittered backoff, and state events a feed reports;
 * :mod:`~tradepipe.brokers.ibkr.topics` — the WebSocket's partial and
   changed-field messages (``smd``, ``sor``) merged into whole quotes and orders;
+* :mod:`~tradepipe.brokers.ibkr.bars` — trades into clock-aligned bars (none
+  made up for a quiet interval), and the bars a reconnect missed, from history;
 * :mod:`~tradepipe.brokers.ibkr.broker` — the :class:`~tradepipe.Broker`
   implementation the adapters build on.
 """

@@ -216,6 +216,36 @@ class MarketData:
             "/iserver/marketdata/history",
             {"conid": conid, "bar": bar_size, "period": history_period(bars, bar_size)},
         )
+        return self._bars(symbol, body)[-bars:]
+
+    def history_since(
+        self, symbol: str, since: dt.datetime, *, bar_size: str, now: dt.datetime
+    ) -> list[Bar]:
+        """Bars of ``bar_size`` starting at or after ``since`` (what a dropped stream missed).
+
+        The period counts back from now, in whole hours up to 8 and in days beyond (IBKR
+        allows minute bars for both; what ``startTime`` means is unclear, reference §7.2),
+        outside regular trading hours included.
+        """
+        if bar_size not in BAR_MINUTES:
+            raise BrokerError(
+                f"unknown bar size {bar_size!r}; IBKR offers: {', '.join(BAR_MINUTES)}"
+            )
+        span = max((now - since).total_seconds(), 0.0) + BAR_MINUTES[bar_size] * 60
+        hours = math.ceil(span / 3600)
+        period = f"{hours}h" if hours <= 8 else f"{min(math.ceil(span / 86400), 1000)}d"
+        body = self.client.get(
+            "/iserver/marketdata/history",
+            {
+                "conid": self.contracts.stock(symbol),
+                "bar": bar_size,
+                "period": period,
+                "outsideRth": "true",
+            },
+        )
+        return [b for b in self._bars(symbol, body) if b.ts >= since]
+
+    def _bars(self, symbol: str, body: Any) -> list[Bar]:
         data = body.get("data") if isinstance(body, dict) else None
         out = []
         for point in data or []:
@@ -234,7 +264,7 @@ class MarketData:
             except (KeyError, TypeError, ValueError) as exc:
                 raise BrokerError(f"IBKR sent an unreadable history bar: {point!r}") from exc
         out.sort(key=lambda b: b.ts)
-        return out[-bars:]
+        return out
 
     def scanner_params(self) -> Any:
         """Scanner parameters, cached: IBKR allows one request per 15 minutes."""
