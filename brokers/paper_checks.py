@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradepipe import OrderIntent
+from tradepipe.adapter import question_declined
 from tradepipe.brokers.ibkr.orders import ReplyPolicy
 from tradepipe.brokers.paper_account import PaperAccount, SimOrder
 from tradepipe.brokers.paper_fills import Costs
@@ -171,15 +172,8 @@ class OrderChecks:
             ]
         )
         text = QUESTIONS[question].format(order=f'"{ticket}"', symbol=intent.symbol)
-        name = self.broker
-        return BrokerRejectedError(
-            f'{name}: order not sent: IBKR asked "{text}" ({question}), which the reply '
-            f"policy does not confirm; add the id to [brokers.{name}] confirm to accept "
-            "such questions",
-            broker=name,
-            client_order_id=intent.client_order_id,
-            question=text,
-            message_ids=[question],
+        return question_declined(
+            self.broker, text, [question], client_order_id=intent.client_order_id
         )
 
     # -- what-if -------------------------------------------------------------------

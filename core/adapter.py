@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import AwareDatetime
 from tradepipe.component import Component
-from tradepipe.errors import BrokerCapabilityError
+from tradepipe.errors import BrokerCapabilityError, BrokerRejectedError
 from tradepipe.market import Bar, Quote
 from tradepipe.option_chain import OptionQuote
 from tradepipe.orders import Fill, OrderIntent, OrderStatus
@@ -190,3 +190,24 @@ class Broker(Component):
         session cannot come back by itself answer ``False`` at once.
         """
         return False
+
+
+def question_declined(
+    broker: str, question: str, message_ids: Sequence[str], **context: Any
+) -> BrokerRejectedError:
+    """The refusal of an order whose broker asked a question the reply policy does not confirm.
+
+    IBKR's adapters and the paper simulator (which asks IBKR's questions) say
+    it in the same words, naming where the answer is configured.
+    """
+    shown = ", ".join(i for i in message_ids if i) or "no id"
+    return BrokerRejectedError(
+        f'{broker}: order not sent: IBKR asked "{question}" ({shown}), which the reply policy '
+        "does not confirm; to accept such questions add the id to `confirm` in "
+        f"[default.brokers.{broker}] of settings.toml (or in the table of the environment "
+        "you run, e.g. [paper.brokers.…])",
+        broker=broker,
+        question=question,
+        message_ids=list(message_ids),
+        **context,
+    )

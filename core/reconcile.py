@@ -44,10 +44,17 @@ def settle(
     unsettled: Sequence[Unsettled],
     working: dict[str, OrderReport],
     now: datetime,
+    *,
+    when: str = "at start-up",
+    fills: Sequence[Fill] | None = None,
 ) -> list[Settlement]:
     """Ask ``broker`` about ``unsettled`` orders; return what to record for each.
 
     :param working: the broker's open orders by client order id (already read).
+    :param when: how the reasons recorded say the order was settled ("at start-up",
+        "by reconcile", "after the cancel the user asked for").
+    :param fills: the broker's fills since the oldest of these orders, when the
+        caller has just read them (IBKR allows one read of its executions per 5 s).
     :raises BrokerError: the broker could not be asked; nothing is assumed.
     """
     if not unsettled:
@@ -56,8 +63,9 @@ def settle(
         broker.track(u.intent, u.broker_order_id)
     since = min(u.intent.created_at for u in unsettled)
     executions: dict[str, list[Fill]] = {}
-    for fill in broker.fills(since):
-        executions.setdefault(fill.client_order_id, []).append(fill)
+    for fill in broker.fills(since) if fills is None else fills:
+        if fill.ts >= since:
+            executions.setdefault(fill.client_order_id, []).append(fill)
     out = []
     # One order can be unsettled in several runs (a run adopted it while it was
     # working, then stopped too): an execution is recovered into the first only.
@@ -124,7 +132,7 @@ def settle(
                 order.transition(
                     OrderStatus.FILLED,
                     now,
-                    "settled at start-up: filled, executions recorded by a later run",
+                    f"settled {when}: filled, executions recorded by a later run",
                     report.broker_order_id,
                 )
             )
@@ -138,7 +146,7 @@ def settle(
                 order.transition(
                     report.status,
                     now,
-                    "settled at start-up from the broker's report",
+                    f"settled {when} from the broker's report",
                     report.broker_order_id,
                 )
             )
@@ -222,7 +230,11 @@ def compare(
                     "or its record was lost",
                 )
             )
-    for result in settle(broker, unsettled, working, now):
+    for u in unsettled:
+        broker.track(u.intent, u.broker_order_id)  # before the executions are read
+    oldest = min([since, *(u.intent.created_at for u in unsettled)])
+    fills = broker.fills(oldest)  # one read of the executions serves both uses below
+    for result in settle(broker, unsettled, working, now, when="by reconcile", fills=fills):
         u = result.unsettled
         cid = u.intent.client_order_id
         if result.events or result.fills:
@@ -243,7 +255,9 @@ def compare(
                 Difference("order_unknown_to_broker", cid, u.status.value, None, result.note)
             )
     settled = {f.execution_id for r in out.settlements for f in r.fills}
-    for fill in broker.fills(since):
+    for fill in fills:
+        if fill.ts < since:
+            continue
         if fill.execution_id in recorded_executions or fill.execution_id in settled:
             continue
         out.stray_fills.append(fill)

@@ -405,7 +405,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             final, known = update.status, True
             if not final.is_terminal and wait > 0:
                 final, known = await_final(adapter, client_order_id, final, wait)
-            recorded = record_end(settings, host, adapter, client_order_id, final, known)
+            recorded = record_end(settings, host, adapter, client_order_id, final, known, update)
         return masked(
             {
                 "client_order_id": client_order_id,

@@ -12,25 +12,28 @@ and every difference gets an audit row saying what was done.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
-from tradepipe.adapter import Broker
+from tradepipe.adapter import Broker, OrderUpdate
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import console, print_json, table
 from tradepipe.clock import SystemClock
 from tradepipe.errors import ConfigError
 from tradepipe.host import PluginHost
 from tradepipe.logs import redact_accounts
-from tradepipe.orders import Fill
+from tradepipe.orders import Fill, Order, OrderEvent, OrderStatus
 from tradepipe.pipeline import connect_broker, make_component
 from tradepipe.plugins.ledger import RECONCILE_NAMESPACE, Ledger
 from tradepipe.reconcile import Comparison, compare, settle
 from tradepipe.settings import AppSettings
-from tradepipe.sink import RunInfo
+from tradepipe.sink import RunInfo, Unsettled
 
 
 @click.command("reconcile")
@@ -101,7 +104,12 @@ def _reconcile_run(env: str, broker: str, account: str | None, now: dt.datetime)
 
 
 def settle_order(
-    settings: AppSettings, host: PluginHost, broker: Broker, client_order_id: str
+    settings: AppSettings,
+    host: PluginHost,
+    broker: Broker,
+    client_order_id: str,
+    *,
+    requested: OrderUpdate | None = None,
 ) -> str | None:
     """Write how one order the ledger left open ended, as ``reconcile --fix`` would.
 
@@ -127,11 +135,19 @@ def settle_order(
         ]
         if not unsettled:
             return None
-        working = {r.client_order_id: r for r in broker.open_orders() if r.client_order_id}
         now = SystemClock().now()
-        ended = [r for r in settle(broker, unsettled, working, now) if r.events or r.fills]
+        asked: list[OrderEvent] = []
+        when = "by reconcile"
+        if requested is not None:
+            # The user's cancel goes into the history first, then how it ended.
+            unsettled, asked = _cancel_requested(unsettled, requested)
+            when = "after the cancel that was asked for"
+        # No list of every open order: the broker is asked about this one (by the id
+        # the ledger kept, where it has one).
+        ended = [r for r in settle(broker, unsettled, {}, now, when=when) if r.events or r.fills]
         if not ended:
             return None
+        ended[0].events[:0] = asked
         run = _reconcile_run(settings.env, broker.name, broker.status().account_id, now)
         sink.open(run)
         for result in ended:
@@ -153,6 +169,36 @@ def settle_order(
         engine.dispose()
 
 
+@contextlib.contextmanager
+def _ledger(settings: AppSettings, host: PluginHost) -> Iterator[Ledger | None]:
+    """The configured ledger, read-only, or ``None`` when there is none yet."""
+    if "sql" not in settings.run.sinks:
+        yield None
+        return
+    sink = make_component(host, settings, "sink", "sql")
+    if sink.settings.url is None and not Path(sink.settings.path).exists():
+        yield None
+        return
+    engine = sink.engine()
+    try:
+        yield Ledger(engine, sink.where)
+    finally:
+        engine.dispose()
+
+
+def follow_ledger(settings: AppSettings, host: PluginHost, broker: Broker) -> None:
+    """Tell ``broker`` of the orders the ledger has open (:meth:`~tradepipe.Broker.track`).
+
+    So a command knows them as a run would: by the broker's ids the ledger
+    kept (a look-up without reading the order list), and a bracket's exits by
+    name.
+    """
+    with _ledger(settings, host) as ledger:
+        if ledger is not None:
+            for u in ledger.unsettled(None):
+                broker.track(u.intent, u.broker_order_id)
+
+
 def named_fills(
     settings: AppSettings, host: PluginHost, broker: Broker, since: dt.datetime | None
 ) -> list[Fill]:
@@ -162,26 +208,44 @@ def named_fills(
     from the ledger: by the exit orders still open there, which the broker is
     told to follow first, and by the fills already recorded.
     """
-    if "sql" not in settings.run.sinks:
-        return broker.fills(since)
-    sink = make_component(host, settings, "sink", "sql")
-    if sink.settings.url is None and not Path(sink.settings.path).exists():
-        return broker.fills(since)
-    engine = sink.engine()
-    try:
-        ledger = Ledger(engine, sink.where)
+    with _ledger(settings, host) as ledger:
+        if ledger is None:
+            return broker.fills(since)
         for u in ledger.unsettled(None):
             broker.track(u.intent, u.broker_order_id)
         fills = broker.fills(since)
         names = ledger.orders_of_executions(f.execution_id for f in fills if not f.client_order_id)
-    finally:
-        engine.dispose()
     return [
         f.model_copy(update={"client_order_id": names[f.execution_id]})
         if f.execution_id in names
         else f
         for f in fills
     ]
+
+
+def _cancel_requested(
+    unsettled: list[Unsettled], requested: OrderUpdate
+) -> tuple[list[Unsettled], list[OrderEvent]]:
+    """The first open order with its cancel request applied, and that request's event."""
+    first, rest = unsettled[0], unsettled[1:]
+    order = Order.trusted(
+        intent=first.intent,
+        status=first.status,
+        seq=first.seq,
+        filled_quantity=first.filled,
+        broker_order_id=first.broker_order_id,
+        updated_at=first.intent.created_at,
+    )
+    if not order.can_transition(OrderStatus.PENDING_CANCEL):
+        return unsettled, []
+    event = order.transition(
+        OrderStatus.PENDING_CANCEL,
+        requested.ts,
+        f"cancel requested ({requested.reason})" if requested.reason else "cancel requested",
+        requested.broker_order_id,
+    )
+    moved = dataclasses.replace(first, status=OrderStatus.PENDING_CANCEL, seq=event.seq)
+    return [moved, *rest], [event]
 
 
 def _adopt(

@@ -87,6 +87,12 @@ class Exits:
             out[intent.client_order_id] = broker_id
         return out
 
+    def named(self, broker_id: str) -> str | None:
+        """The client order id of the exit IBKR knows as ``broker_id``, if it is one."""
+        return next(
+            (e.client_order_id for e in self._exits.values() if e.broker_id == broker_id), None
+        )
+
     @property
     def open(self) -> list[Exit]:
         return [e for e in self._exits.values() if not e.done]

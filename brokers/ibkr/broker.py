@@ -470,9 +470,17 @@ class WebApiBroker(Broker):
 
     def open_orders(self) -> list[OrderReport]:
         items = self.session.read(self._live_orders)
-        reports = [r for r in (report(i) for i in items) if r is not None and r.status.is_working]
-        for found in reports:
-            self._watch(found)
+        reports = []
+        for found in (report(i) for i in items):
+            if found is None or not found.status.is_working:
+                continue
+            exit_id = self.exits.named(found.broker_order_id)
+            if exit_id is not None:
+                # A bracket's exit carries no cOID at IBKR: it goes by the name it was given.
+                found = found.model_copy(update={"client_order_id": exit_id})
+            else:
+                self._watch(found)
+            reports.append(found)
         return reports
 
     def _watch(self, found: OrderReport) -> None:
@@ -972,7 +980,16 @@ class WebApiBroker(Broker):
         now = self.monotonic()
         if self._last_poll is not None and now - self._last_poll < self.settings.poll_seconds:
             return ()
-        self._last_poll = now
+        events: list[BrokerEvent] = []
+        try:
+            events = self._poll_once()
+        finally:
+            # The pace counts from the end of the reads: they wait on IBKR's own
+            # limits, and counting from their start would make every call due.
+            self._last_poll = self.monotonic()
+        return events
+
+    def _poll_once(self) -> list[BrokerEvent]:
         events: list[BrokerEvent] = []
         trades = self.session.read(self._trades)
         for item in trades:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from tradepipe.adapter import OrderReport
+from tradepipe.adapter import OrderReport, question_declined
 from tradepipe.brokers.ibkr.client import WebApiClient, describe, error_text
 from tradepipe.decisions import OrderType
 from tradepipe.errors import BrokerError, BrokerRejectedError, BrokerUnavailableError
@@ -308,15 +308,7 @@ def submit(
 
 
 def _declined(client: WebApiClient, question: str, ids: list[str]) -> BrokerRejectedError:
-    shown = ", ".join(i for i in ids if i) or "no id"
-    return BrokerRejectedError(
-        f'{client.broker}: order not sent: IBKR asked "{question}" ({shown}), which the '
-        f"reply policy does not confirm; add the id to [brokers.{client.broker}] confirm "
-        "to accept such questions",
-        broker=client.broker,
-        question=question,
-        message_ids=ids,
-    )
+    return question_declined(client.broker, question, ids)
 
 
 # -- reading what IBKR reports -----------------------------------------------

@@ -27,7 +27,7 @@ import click
 from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
-from tradepipe.adapter import Broker, BrokerStatus
+from tradepipe.adapter import Broker, BrokerStatus, OrderUpdate
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import console, print_json, table
 from tradepipe.errors import BrokerAuthError, BrokerUnavailableError, TradepipeError
@@ -223,11 +223,11 @@ def logout(app: AppContext, yes: bool, broker_name: str | None, as_json: bool) -
     app.setup_logging()
     settings = app.settings
     adapter: Broker = make_component(app.host, settings, "broker", settings.run.broker)
-    if not yes:
-        click.confirm(
-            f"End the session of broker {adapter.name!r}? Using it again needs a new login",
-            abort=True,
-        )
+    if not yes and not click.confirm(
+        f"End the session of broker {adapter.name!r}? Using it again needs a new login",
+        default=False,
+    ):
+        raise TradepipeError("not logged out (answer y, or pass --yes)")
     try:
         message = adapter.logout()
     finally:
@@ -317,7 +317,10 @@ def positions(app: AppContext, symbol: str | None, broker_name: str | None, as_j
 @pass_app
 def orders(app: AppContext, broker_name: str | None, as_json: bool) -> None:
     """Open orders, as the broker sees them."""
+    from tradepipe.plugins.reconcile_cli import follow_ledger
+
     with _connected(app, broker_name) as (adapter, _state):
+        follow_ledger(app.settings, app.host, adapter)  # names the ledger's bracket exits
         working = adapter.open_orders()
     _show(
         f"Open orders at {adapter.name}",
@@ -565,8 +568,12 @@ def cancel(
     broker confirms. Its status is asked for every half second for up to
     --wait seconds, and the last one seen is printed.
     """
+    from tradepipe.plugins.reconcile_cli import follow_ledger
+
     cid = client_order_id
     with _connected(app, broker_name) as (adapter, _state):
+        # The ledger may know the order's broker id: then no order-list read is needed.
+        follow_ledger(app.settings, app.host, adapter)
         update = adapter.cancel(cid)
         log.info("cancel of order %s requested at %s: %s", cid, adapter.name, update.status)
         if not as_json:
@@ -579,7 +586,7 @@ def cancel(
         final, known = update.status, True
         if not update.status.is_terminal and wait > 0:
             final, known = await_final(adapter, cid, update.status, wait)
-        recorded = record_end(app.settings, app.host, adapter, cid, final, known)
+        recorded = record_end(app.settings, app.host, adapter, cid, final, known, update)
     log.info("order %s at %s: %s after the cancel request", cid, adapter.name, final)
     if as_json:
         print_json(
@@ -611,7 +618,13 @@ def cancel(
 
 
 def record_end(
-    settings: Any, host: Any, adapter: Broker, cid: str, final: OrderStatus, known: bool
+    settings: Any,
+    host: Any,
+    adapter: Broker,
+    cid: str,
+    final: OrderStatus,
+    known: bool,
+    requested: OrderUpdate | None = None,
 ) -> str | None:
     """Write a cancelled (or otherwise ended) order's end into the ledger's history.
 
@@ -619,6 +632,8 @@ def record_end(
     reported in the log and left for ``tradepipe reconcile --fix``, never
     treated as a failed cancel (the broker already acted on it).
 
+    :param requested: the broker's answer to the cancel the user asked for; the
+        history then shows the request (``pending_cancel``) before the end.
     :returns: the reconciliation run holding the record, or ``None``.
     """
     if not (known and final.is_terminal):
@@ -626,7 +641,7 @@ def record_end(
     from tradepipe.plugins.reconcile_cli import settle_order
 
     try:
-        return settle_order(settings, host, adapter, cid)
+        return settle_order(settings, host, adapter, cid, requested=requested)
     except TradepipeError as exc:
         log.warning(
             "order %s ended %s but the ledger could not record it (%s); "

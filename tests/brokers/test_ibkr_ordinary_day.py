@@ -238,6 +238,12 @@ def test_a_bracket_exit_filled_after_the_command_is_linked_by_its_ibkr_id(
     ledger = {o["client_order_id"]: o for o in ok("ledger", "orders", "--run", placed["run_id"])}
     assert ledger[f"{cid}-tp"]["status"] == "accepted"
     assert ledger[f"{cid}-sl"]["status"] == "accepted"
+    # IBKR lists the exits without a cOID; tradepipe knows them by name.
+    assert {o["client_order_id"] for o in ok("broker", "orders")} == {
+        cid,
+        f"{cid}-tp",
+        f"{cid}-sl",
+    }
     # Later, with nothing of tradepipe running: the parent fills, then the take-profit.
     gw.fill(parent["order_id"], 5, 150.0)
     gw.pause(60)
@@ -274,11 +280,26 @@ def test_a_lost_cancel_answer_is_settled_and_recorded(gw: InProcessGateway) -> N
     cid = placed["order"]["client_order_id"]
     [parent] = gw.orders()
     gw.fault("DELETE", f"/iserver/account/{ACCT}/order/{parent['order_id']}", "drop", after=True)
+    before = len(gw.requests())
     result = tp("broker", "cancel", cid, "--wait", "10")
     assert result.exit_code == 0, result.output
     assert "canceled" in result.output
+    # The ledger knew IBKR's id for the order: the cancel and its look-ups needed no
+    # (paced) read of the order list.
+    during = gw.requests()[before:]
+    assert "/iserver/account/orders" not in {r["path"] for r in during}
     ledger = ok("ledger", "orders", "--run", placed["run_id"])
     assert [(o["client_order_id"], o["status"]) for o in ledger] == [(cid, "canceled")]
+    [chain] = ok("explain", cid)
+    history = [(e["status"], e["reason"]) for e in chain["orders"][0]["events"]]
+    assert [status for status, _ in history] == [
+        "submitted",
+        "accepted",
+        "pending_cancel",
+        "canceled",
+    ]
+    assert history[2][1].startswith("cancel requested")
+    assert history[3][1] == "settled after the cancel that was asked for from the broker's report"
     deletes = arrivals(gw, f"/iserver/account/{ACCT}/order/{parent['order_id']}", "DELETE")
     assert len(deletes) == 1
     assert_paced(gw)

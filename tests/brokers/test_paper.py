@@ -982,7 +982,9 @@ def test_a_declined_question_is_refused_in_the_ibkr_adapters_words() -> None:
     )
     assert str(refused.value) == (
         f'paper: order not sent: IBKR asked "{question}" (o10151), which the reply policy does '
-        "not confirm; add the id to [brokers.paper] confirm to accept such questions"
+        "not confirm; to accept such questions add the id to `confirm` in "
+        "[default.brokers.paper] of settings.toml (or in the table of the environment you "
+        "run, e.g. [paper.brokers.…])"
     )
     client = SimpleNamespace(broker="paper")
     adapter = ibkr_orders._declined(client, question, ["o10151"])  # type: ignore[arg-type]

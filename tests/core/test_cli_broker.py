@@ -640,3 +640,10 @@ def test_help_lists_the_broker_commands(paper: Path) -> None:
         "status",
         "trades",
     }
+
+
+def test_logout_asks_first_and_a_no_changes_nothing(paper: Path) -> None:
+    refused = CliRunner().invoke(cli, ["broker", "logout"], input="n\n")
+    assert refused.exit_code == 1
+    assert "error: not logged out (answer y, or pass --yes)" in refused.output
+    assert "Aborted" not in refused.output
