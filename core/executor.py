@@ -38,6 +38,7 @@ from tradepipe.errors import (
     StrategyError,
 )
 from tradepipe.logs import redact_accounts
+from tradepipe.market import Bar
 from tradepipe.money import ZERO, to_decimal
 from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, client_order_id
 from tradepipe.portfolio import Book
@@ -97,6 +98,8 @@ class Executor:
         self.orders = 0
         self.fills = 0
         self.strategy_errors = 0
+        #: How the run ends when it ends normally (a live run stopped on request: ``stopped``).
+        self.end_status = "completed"
         self.record = Recorder(pipeline.sinks, pipeline.host)
 
     # -- the run ---------------------------------------------------------------
@@ -186,8 +189,14 @@ class Executor:
                 intent.symbol,
             )
 
-    def run(self) -> RunResult:
-        """Process every bar of the feed; return the counts."""
+    def run(self, bars: Iterable[Bar] | None = None, *, tune_gc: bool = True) -> RunResult:
+        """Process every bar of the feed (or of ``bars``); return the counts.
+
+        A live run hands its own ``bars``: a generator that waits for the feed
+        and does the loop's other duties between bars. It also keeps the
+        garbage collector as it is (``tune_gc=False``): tuning it for speed
+        suits a replay that ends, not a run that lasts a week.
+        """
         p = self.p
         clock = p.clock
         set_time = getattr(clock, "set", None)
@@ -196,7 +205,7 @@ class Executor:
         poll = p.broker.poll if p.broker.needs_polling else None
         apply = self._apply
         ctx = self.ctx
-        handle = self._handle_result
+        handle = self.handle_result
         strategies = [(s, s.decide) for s in p.strategies]
         progress = self.progress
         every = self.progress_every
@@ -212,10 +221,11 @@ class Executor:
         # the young generation rarely and the old one not at all until the run
         # ends, when the usual thresholds come back.
         thresholds = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(100_000, 50, 1_000_000)
+        if tune_gc:
+            gc.freeze()
+            gc.set_threshold(100_000, 50, 1_000_000)
         try:
-            for bar in p.feed.bars():
+            for bar in p.feed.bars() if bars is None else bars:
                 if bar.ts >= cut:
                     if count:
                         self._snapshot()
@@ -239,7 +249,7 @@ class Executor:
                         self.record.rejected(strategy.name, None, _problems(exc))
                         continue
                     except Exception as exc:
-                        self._strategy_failed(strategy, exc)
+                        self.strategy_failed(strategy, exc)
                         continue
                     if result is not None:
                         handle(strategy, result)
@@ -250,15 +260,16 @@ class Executor:
                         progress(count)
         finally:
             self.bars = count
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
+            if tune_gc:
+                gc.set_threshold(*thresholds)
+                gc.unfreeze()
         events = p.broker.poll()
         if events:
             apply(events)
         if progress is not None:
             progress(count)
         return RunResult(
-            count, "completed", self.decisions, self.orders, self.fills, self.strategy_errors
+            count, self.end_status, self.decisions, self.orders, self.fills, self.strategy_errors
         )
 
     def _snapshot(self) -> None:
@@ -270,7 +281,8 @@ class Executor:
 
     # -- decisions -------------------------------------------------------------
 
-    def _handle_result(self, strategy: Strategy, result: Any) -> None:
+    def handle_result(self, strategy: Strategy, result: Any) -> None:
+        """Handle what ``strategy`` returned: a decision, several, a rejection or ``None``."""
         if isinstance(result, Decision):
             self.handle(strategy.name, result)
             return
@@ -491,7 +503,7 @@ class Executor:
                 try:
                     strategy.on_fill(fill, self.ctx)
                 except Exception as exc:
-                    self._strategy_failed(strategy, exc)
+                    self.strategy_failed(strategy, exc)
 
     def _on_update(self, update: OrderUpdate) -> None:
         cid = update.client_order_id
@@ -547,7 +559,8 @@ class Executor:
         if event.status.is_terminal:
             self.working.pop(order.client_order_id, None)
 
-    def _strategy_failed(self, strategy: Strategy, exc: Exception) -> None:
+    def strategy_failed(self, strategy: Strategy, exc: Exception) -> None:
+        """``strategy`` raised: stop the run, or log it and go on (``[run] on_strategy_error``)."""
         self.strategy_errors += 1
         if self.p.settings.run.on_strategy_error == "stop":
             raise StrategyError(
@@ -565,6 +578,11 @@ class Executor:
 
     def flush(self) -> None:
         self.record.flush()
+
+    @property
+    def unknown(self) -> frozenset[str]:
+        """Client order ids whose sending had no clear outcome yet."""
+        return frozenset(self._unknown)
 
     def settle(self) -> None:
         """Apply what the broker reports now and ask about orders still unknown."""

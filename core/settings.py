@@ -78,6 +78,10 @@ class RunSettings(_Table):
     #: day of the feed (New York time), not only at the end of the run: the
     #: equity curve of a replay.
     daily_snapshots: bool = True
+    #: ``replay`` a finished feed, or run ``live`` on a live feed until stopped.
+    mode: Literal["replay", "live"] = "replay"
+    #: Live: on a stop, how long orders whose sending is unclear are asked about.
+    stop_timeout_seconds: float = Field(default=10.0, ge=0, le=600)
 
 
 class SizingSettings(_Table):

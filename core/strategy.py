@@ -80,6 +80,13 @@ class Strategy(Component):
     def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
         """Called after one of this strategy's orders traded. Optional."""
 
+    def warm_up(self, bars: Sequence[Bar], ctx: StrategyContext) -> None:
+        """History before a live run's first bar, oldest first. Optional.
+
+        Feed it to indicators so they are ready at the first live bar. Nothing
+        returned here is traded: these bars are the past. Replays never call it.
+        """
+
     def decision(self, ctx: StrategyContext, **fields: Any) -> Decision:
         """Build a :class:`Decision` stamped with this strategy's name and the time."""
         fields.setdefault("source", self.name)

@@ -1,0 +1,279 @@
+"""The live run: a feed's bars through the executor, on the wall clock, until stopped.
+
+A replay hands the executor a finished list of bars. A live run hands it
+:meth:`LiveRun._events`, a generator that waits for the feed's next bar and,
+between bars, does what a run that lasts a day must: ask the broker about
+fills and orders whose sending had no clear outcome, make the ledger durable,
+and notice a request to stop. Every bar then takes exactly the replay's path
+through :meth:`Executor.run <tradepipe.executor.Executor.run>` (the broker
+first, then every strategy, each decision sized, judged, recorded and sent),
+so a live run and a replay of the same strategy differ only in the feed and
+the clock.
+
+The loop is the only thread that touches the executor; the feed's threads
+hand it bars and quotes through a queue (see :mod:`tradepipe.live_feed`).
+Quotes mark prices between bars.
+
+Stopping: :meth:`LiveRun.request_stop` (a signal handler calls it) ends the
+bars; the bar in hand is finished, nothing new is decided, orders whose
+sending is still unclear are settled for up to ``[run] stop_timeout_seconds``
+(or stay ``unknown`` in the ledger, for the next start to settle), and the run
+closes as ``stopped``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from tradepipe.clock import LiveClock, ScaledClock, SystemClock
+from tradepipe.errors import ConfigError
+from tradepipe.executor import Executor, RunResult
+from tradepipe.host import PluginHost
+from tradepipe.live_feed import LiveFeed, TradingHours
+from tradepipe.market import Bar, Quote
+from tradepipe.pipeline import Pipeline, announce_end, build_pipeline, make_component, open_run
+from tradepipe.pipeline import summarize as summarize_run
+from tradepipe.settings import AppSettings
+from tradepipe.strategy import Strategy
+
+log = logging.getLogger(__name__)
+
+#: Latencies kept for the figures (the newest; enough for a p99).
+_KEPT = 100_000
+
+
+@dataclass
+class LiveStats:
+    """Figures of a live run: bars and quotes taken, and how long bars took.
+
+    Latencies are wall seconds from the moment the feed published a bar to the
+    moment the executor was done with it (its decisions sized, judged and sent).
+    """
+
+    bars: int = 0
+    quotes: int = 0
+    bar_latency: deque[float] = field(default_factory=lambda: deque(maxlen=_KEPT))
+    decision_latency: deque[float] = field(default_factory=lambda: deque(maxlen=_KEPT))
+    last_lag: float | None = None
+
+
+def live_clock(feed: Any) -> LiveClock:
+    """The clock of a live run on ``feed``: the wall's, or a faster one for a demo feed."""
+    speed = float(getattr(feed, "speed", 1.0))
+    return SystemClock() if speed == 1.0 else ScaledClock(speed=speed)
+
+
+def build_live_pipeline(
+    settings: AppSettings, host: PluginHost, *, clock: LiveClock | None = None
+) -> Pipeline:
+    """The pipeline of a live run: a live feed, and the run's clock given to every component.
+
+    :raises ConfigError: ``[run] feed`` is not a live feed.
+    """
+    name = settings.run.feed
+    if clock is None:
+        clock = live_clock(require_live_feed(make_component(host, settings, "feed", name), host))
+    pipeline = build_pipeline(settings, host, clock=clock)
+    require_live_feed(pipeline.feed, host)
+    return pipeline
+
+
+def require_live_feed(feed: Any, host: PluginHost) -> LiveFeed:
+    """``feed`` if it is live, else a :class:`ConfigError` naming the live feeds there are."""
+    if isinstance(feed, LiveFeed):
+        return feed
+    live = sorted(
+        name for name, reg in host.components("feed").items() if issubclass(reg.cls, LiveFeed)
+    )
+    raise ConfigError(
+        f"[run] feed = {feed.name!r} replays history and cannot run live; "
+        f"live feeds: {', '.join(live) or 'none installed'}",
+        key="run.feed",
+    )
+
+
+class LiveRun:
+    """One live run of ``pipeline`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        hours: TradingHours | None = None,
+        poll_seconds: float = 0.5,
+        flush_seconds: float = 1.0,
+        idle_seconds: float = 0.2,
+    ) -> None:
+        clock = pipeline.clock
+        if not hasattr(clock, "wait"):
+            raise TypeError("a live run needs a clock it can wait on (a LiveClock)")
+        feed = pipeline.feed
+        if not isinstance(feed, LiveFeed):
+            raise TypeError(f"a live run needs a live feed, not {type(feed).__name__}")
+        self.p = pipeline
+        self.feed: LiveFeed = feed
+        self.clock: LiveClock = clock  # type: ignore[assignment]
+        self.hours = hours
+        self.stats = LiveStats()
+        self.executor: Executor | None = None
+        self.stop_reason = ""
+        self._stop = threading.Event()
+        self._poll_seconds = poll_seconds
+        self._flush_seconds = flush_seconds
+        self._idle = idle_seconds
+        bar = self.feed.bar_seconds
+        self._bar_length = None if bar is None else timedelta(seconds=bar)
+        #: When each symbol's latest price was true (a bar's end, a quote's time).
+        self.price_at: dict[str, datetime] = {}
+
+    # -- control ---------------------------------------------------------------------
+
+    def request_stop(self, reason: str = "asked to stop") -> None:
+        """End the run after the bar in hand (safe from a signal handler or another thread)."""
+        if self._stop.is_set():
+            return
+        self.stop_reason = reason
+        self._stop.set()
+        if self.executor is not None:
+            self.executor.end_status = "stopped"
+        self.feed.wake()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- the run ---------------------------------------------------------------------
+
+    def run(self) -> tuple[RunResult, dict[str, Any]]:
+        """Run until stopped; return the result and the summary read back from the ledger."""
+        p = self.p
+        t0 = time.perf_counter()
+        try:
+            with open_run(p) as executor:
+                self.executor = executor
+                if self._stop.is_set():
+                    executor.end_status = "stopped"
+                self.feed.start(self.clock, self.hours)
+                try:
+                    self._warm_up(self.feed.warmup())
+                    result = executor.run(self._events(), tune_gc=False)
+                    self._settle_in_flight()
+                finally:
+                    self.feed.stop()
+        finally:
+            p.timings["run_seconds"] = time.perf_counter() - t0
+        summary = summarize_run(p, result)
+        log.info(
+            "run %s %s (%s): %d bars, %d decisions, %d orders, %d fills",
+            p.run.run_id,
+            result.status,
+            self.stop_reason or "ended",
+            result.bars,
+            result.decisions,
+            result.orders,
+            result.fills,
+        )
+        announce_end(p, result.status, summary)
+        return result, summary
+
+    def _warm_up(self, bars: Sequence[Bar]) -> None:
+        """History before the first live bar: to strategies' ``warm_up``, and as prices."""
+        ex = self._executor
+        if not bars:
+            return
+        ctx = ex.ctx
+        for bar in bars:
+            ctx.set_price(bar.symbol, bar.close)
+            self.price_at[bar.symbol] = self._bar_end(bar, None)
+        for strategy in self.p.strategies:
+            if type(strategy).warm_up is Strategy.warm_up:
+                continue
+            try:
+                strategy.warm_up(bars, ctx)
+            except Exception as exc:
+                ex.strategy_failed(strategy, exc)
+        log.info("warmed up on %d bars from %s", len(bars), bars[0].ts.isoformat())
+
+    def _events(self) -> Iterator[Bar]:
+        """The feed's bars as they complete; the loop's other duties in between."""
+        ex = self._executor
+        feed, clock, stats = self.feed, self.clock, self.stats
+        set_price = ex.ctx.set_price
+        price_at = self.price_at
+        stop = self._stop
+        monotonic = time.monotonic
+        next_poll = next_flush = monotonic()
+        while not stop.is_set():
+            now_m = monotonic()
+            if now_m >= next_poll:
+                ex.settle()
+                next_poll = now_m + self._poll_seconds
+            if now_m >= next_flush:
+                ex.flush()
+                next_flush = now_m + self._flush_seconds
+            got = feed.next(self._idle)
+            if got is None:
+                continue
+            event, published = got
+            if type(event) is Bar:
+                stats.bars += 1
+                now = clock.now()
+                end = self._bar_end(event, now)
+                price_at[event.symbol] = end
+                stats.last_lag = max(0.0, (now - end).total_seconds())
+                decided = ex.decisions
+                yield event
+                latency = monotonic() - published
+                stats.bar_latency.append(latency)
+                if ex.decisions != decided:
+                    stats.decision_latency.append(latency)
+            else:
+                event = cast(Quote, event)
+                price = event.last if event.last is not None else event.mid
+                if price is not None and price > 0:
+                    stats.quotes += 1
+                    set_price(event.symbol, float(price))
+                    price_at[event.symbol] = event.ts
+
+    def _bar_end(self, bar: Bar, received: datetime | None) -> datetime:
+        """When ``bar``'s price was true: its end (when bars have a fixed length), else now."""
+        if self._bar_length is not None:
+            return bar.ts + self._bar_length
+        return received if received is not None else bar.ts
+
+    def _settle_in_flight(self) -> None:
+        """Ask about orders whose sending had no clear outcome, for a bounded time."""
+        ex = self._executor
+        timeout = self.p.settings.run.stop_timeout_seconds
+        deadline = time.monotonic() + timeout
+        ex.settle()
+        while ex.unknown and time.monotonic() < deadline:
+            time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+            ex.settle()
+        if ex.unknown:
+            log.warning(
+                "stopping with %d order(s) whose sending is still unclear (%s): they stay "
+                "`unknown` in the ledger, and the next start of session %r settles them",
+                len(ex.unknown),
+                ", ".join(sorted(ex.unknown)),
+                self.p.run.namespace,
+            )
+        ex.flush()
+
+    @property
+    def _executor(self) -> Executor:
+        if self.executor is None:
+            raise RuntimeError("the live run has not started")
+        return self.executor
+
+
+def run_live(pipeline: Pipeline, **options: Any) -> tuple[RunResult, dict[str, Any]]:
+    """Run ``pipeline`` live until it is stopped; see :class:`LiveRun`."""
+    return LiveRun(pipeline, **options).run()
