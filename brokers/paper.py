@@ -72,6 +72,7 @@ class PaperBroker(Broker):
     description = "in-process simulator filling orders against bars"
     requires_durable_intents = False
     needs_polling = False
+    maintenance_window = ""  # the simulator never goes down
 
     class Settings(ComponentSettings):
         account_id: str = "PAPER"

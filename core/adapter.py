@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import AwareDatetime
 from tradepipe.component import Component
@@ -76,6 +76,10 @@ class Broker(Component):
     #: executor then calls after every event. A broker that reports everything
     #: from :meth:`on_bar` says False and is polled only at the end of a run.
     needs_polling: bool = True
+    #: The broker's daily maintenance window (``"HH:MM-HH:MM Zone"``), when a
+    #: live run sends nothing (``[run] maintenance_window = "broker"``); empty
+    #: for none. IBKR resets its systems every night, 23:45-00:45 New York.
+    maintenance_window: ClassVar[str] = "23:45-00:45 America/New_York"
 
     def connect(self) -> BrokerStatus:
         raise NotImplementedError

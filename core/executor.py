@@ -93,6 +93,10 @@ class Executor:
         }
         #: Judge decisions but send nothing (``--dry-run``).
         self.dry_run = False
+        #: A live run's check between recording a decision and sizing it: the
+        #: decision to judge, or ``None`` when the gate denied or kept it (and
+        #: recorded why). See :mod:`tradepipe.live_gate`.
+        self.gate: Callable[[str, Decision, datetime], Decision | None] | None = None
         self.bars = 0
         self.decisions = 0
         self.orders = 0
@@ -322,6 +326,15 @@ class Executor:
         self.record.decision(decision)
         if decision.action is Action.HOLD:
             return None
+        if self.gate is not None:
+            gated = self.gate(strategy, decision, now)
+            if gated is None:
+                return None
+            decision = gated
+        return self.judge(strategy, decision, now)
+
+    def judge(self, strategy: str, decision: Decision, now: datetime) -> Order | None:
+        """Size, judge and (if allowed) send a recorded decision of ``strategy``."""
         cid = client_order_id(self.p.run.namespace, decision.id)
         refusal = self._refuse_early(decision, cid, now)
         if refusal is not None:

@@ -14,6 +14,15 @@ The loop is the only thread that touches the executor; the feed's threads
 hand it bars and quotes through a queue (see :mod:`tradepipe.live_feed`).
 Quotes mark prices between bars.
 
+The trading day: the run follows ``[run] calendar`` (an exchange's sessions,
+or ``always``) and the broker's maintenance window (see
+:mod:`tradepipe.schedule`). While the market is closed the feed sends
+nothing and the run sleeps, waking ``[run] wake_before_open_seconds`` before
+the open; it still polls the broker and still hears decisions that do not
+wait for bars (files, standard input), which ``[run] when_closed`` denies,
+queues until the open, or sends marked ``outside_rth`` (see
+:mod:`tradepipe.live_gate`).
+
 Stopping: :meth:`LiveRun.request_stop` (a signal handler calls it) ends the
 bars; the bar in hand is finished, nothing new is decided, orders whose
 sending is still unclear are settled for up to ``[run] stop_timeout_seconds``
@@ -36,10 +45,12 @@ from tradepipe.clock import LiveClock, ScaledClock, SystemClock
 from tradepipe.errors import ConfigError
 from tradepipe.executor import Executor, RunResult
 from tradepipe.host import PluginHost
-from tradepipe.live_feed import LiveFeed, TradingHours
+from tradepipe.live_feed import LiveFeed
+from tradepipe.live_gate import Gate
 from tradepipe.market import Bar, Quote
 from tradepipe.pipeline import Pipeline, announce_end, build_pipeline, make_component, open_run
 from tradepipe.pipeline import summarize as summarize_run
+from tradepipe.schedule import Maintenance, MarketSchedule, MarketState
 from tradepipe.settings import AppSettings
 from tradepipe.strategy import Strategy
 
@@ -106,10 +117,11 @@ class LiveRun:
         self,
         pipeline: Pipeline,
         *,
-        hours: TradingHours | None = None,
+        schedule: MarketSchedule | None = None,
         poll_seconds: float = 0.5,
         flush_seconds: float = 1.0,
         idle_seconds: float = 0.2,
+        skip_closed: bool = False,
     ) -> None:
         clock = pipeline.clock
         if not hasattr(clock, "wait"):
@@ -120,7 +132,11 @@ class LiveRun:
         self.p = pipeline
         self.feed: LiveFeed = feed
         self.clock: LiveClock = clock  # type: ignore[assignment]
-        self.hours = hours
+        self.schedule = schedule or market_schedule(pipeline)
+        #: The market as last seen; see :meth:`_watch_market`.
+        self.market: MarketState | None = None
+        self.gate: Gate | None = None
+        self._skip_closed = skip_closed and hasattr(clock, "leap")
         self.stats = LiveStats()
         self.executor: Executor | None = None
         self.stop_reason = ""
@@ -149,6 +165,9 @@ class LiveRun:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def _why_stop(self) -> str:
+        return self.stop_reason if self._stop.is_set() else ""
+
     # -- the run ---------------------------------------------------------------------
 
     def run(self) -> tuple[RunResult, dict[str, Any]]:
@@ -160,10 +179,18 @@ class LiveRun:
                 self.executor = executor
                 if self._stop.is_set():
                     executor.end_status = "stopped"
-                self.feed.start(self.clock, self.hours)
+                self.gate = executor.gate = Gate(
+                    executor, self.schedule, p.settings.run, self.price_at, stopping=self._why_stop
+                )
+                hours = None if self.schedule.always else self.schedule
+                self.feed.start(self.clock, hours)
                 try:
                     self._warm_up(self.feed.warmup())
                     result = executor.run(self._events(), tune_gc=False)
+                    self.gate.drop_queue(
+                        f"the run stopped ({self.stop_reason or 'ended'}) while it waited "
+                        "for the market to open"
+                    )
                     self._settle_in_flight()
                 finally:
                     self.feed.stop()
@@ -208,8 +235,11 @@ class LiveRun:
         set_price = ex.ctx.set_price
         price_at = self.price_at
         stop = self._stop
+        gate = self.gate
+        assert gate is not None
         monotonic = time.monotonic
         next_poll = next_flush = monotonic()
+        changes_at = self._watch_market(clock.now())
         while not stop.is_set():
             now_m = monotonic()
             if now_m >= next_poll:
@@ -218,6 +248,8 @@ class LiveRun:
             if now_m >= next_flush:
                 ex.flush()
                 next_flush = now_m + self._flush_seconds
+            if changes_at is not None and clock.now() >= changes_at:
+                changes_at = self._watch_market(clock.now())
             got = feed.next(self._idle)
             if got is None:
                 continue
@@ -234,6 +266,8 @@ class LiveRun:
                 stats.bar_latency.append(latency)
                 if ex.decisions != decided:
                     stats.decision_latency.append(latency)
+                if gate.queued:
+                    self._release(clock.now())
             else:
                 event = cast(Quote, event)
                 price = event.last if event.last is not None else event.mid
@@ -241,6 +275,36 @@ class LiveRun:
                     stats.quotes += 1
                     set_price(event.symbol, float(price))
                     price_at[event.symbol] = event.ts
+
+    def _watch_market(self, now: datetime) -> datetime | None:
+        """Note the market's state (and say when it changes); return when to look again."""
+        state = self.schedule.state(now)
+        before = self.market
+        self.market = state
+        if before is None or (before.open, before.reason) != (state.open, state.reason):
+            if state.open:
+                log.info("market %s: %s", self.schedule.name, state.describe())
+            else:
+                wake = state.wake_at or state.maintenance_until
+                log.info(
+                    "market %s %s; sleeping%s",
+                    self.schedule.name,
+                    state.describe(),
+                    f" until {wake:%Y-%m-%d %H:%M} UTC" if wake is not None else "",
+                )
+        if state.open and self.gate is not None and self.gate.queued:
+            self._release(now)
+        if not state.open and self._skip_closed and state.wake_at is not None:
+            self.clock.leap(state.wake_at)  # type: ignore[attr-defined]
+        return state.changes_at
+
+    def _release(self, now: datetime) -> None:
+        """Judge the queued decisions the open has priced again."""
+        assert self.gate is not None
+        ex = self._executor
+        for strategy, decision in self.gate.release(now):
+            log.info("decision %s queued while closed: judged now", decision.id)
+            ex.judge(strategy, decision, now)
 
     def _bar_end(self, bar: Bar, received: datetime | None) -> datetime:
         """When ``bar``'s price was true: its end (when bars have a fixed length), else now."""
@@ -272,6 +336,30 @@ class LiveRun:
         if self.executor is None:
             raise RuntimeError("the live run has not started")
         return self.executor
+
+
+def market_schedule(pipeline: Pipeline) -> MarketSchedule:
+    """The hours a live run of ``pipeline`` trades, from ``[run]``, its feed and its broker.
+
+    :raises ConfigError: an unknown calendar or a bad maintenance window.
+    """
+    run = pipeline.settings.run
+    feed = pipeline.feed
+    calendar = run.calendar or getattr(feed, "default_calendar", None) or "XNYS"
+    window = run.maintenance_window
+    source = "[run] maintenance_window"
+    if window == "broker":
+        window = pipeline.broker.maintenance_window
+        source = f"broker {pipeline.broker.name!r}'s maintenance_window"
+    try:
+        maintenance = Maintenance.parse(window)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}", key="run.maintenance_window") from exc
+    return MarketSchedule(
+        calendar,
+        maintenance=maintenance,
+        wake_before=timedelta(seconds=run.wake_before_open_seconds),
+    )
 
 
 def run_live(pipeline: Pipeline, **options: Any) -> tuple[RunResult, dict[str, Any]]:

@@ -143,6 +143,7 @@ class ListLiveFeed(LiveFeed):
 
     name = "list_live"
     description = "bars from a Python list, published as the run's clock passes their end (tests)"
+    default_calendar = "always"
     source: ClassVar[list[Bar]] = []
 
     class Settings(ComponentSettings):
@@ -213,6 +214,7 @@ def live(
         "sinks": ["memory"],
         "broker": "paper",
         "mode": "live",
+        "calendar": "always",
         **tables.pop("run", {}),
     }
     app = settings(run=run, **tables)

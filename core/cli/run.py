@@ -18,6 +18,11 @@ from tradepipe.pipeline import run_pipeline as run
     is_flag=True,
     help='Run live on a live feed until stopped (Ctrl-C, SIGTERM); [run] mode = "live".',
 )
+@click.option(
+    "--always",
+    is_flag=True,
+    help='Live: trade around the clock, whatever the hours ([run] calendar = "always").',
+)
 @click.option("--broker", metavar="NAME", help="Use this broker for this run ([run] broker).")
 @click.option("--feed", metavar="NAME", help="Use this feed for this run ([run] feed).")
 @click.option("--env", metavar="NAME", help="Settings environment for this run.")
@@ -28,6 +33,7 @@ from tradepipe.pipeline import run_pipeline as run
 def run_pipeline(
     app: AppContext,
     live: bool,
+    always: bool,
     broker: str | None,
     feed: str | None,
     env: str | None,
@@ -38,7 +44,12 @@ def run_pipeline(
     """Run the configured pipeline over its feed (or live) and print a summary from the ledger."""
     if env:
         app.env = env
-    overrides: dict[str, Any] = {"broker": broker, "feed": feed, "mode": "live" if live else None}
+    overrides: dict[str, Any] = {
+        "broker": broker,
+        "feed": feed,
+        "mode": "live" if live else None,
+        "calendar": "always" if always else None,
+    }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
         app.override("run", **overrides)

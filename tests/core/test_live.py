@@ -265,3 +265,47 @@ def test_quotes_mark_prices_between_bars() -> None:
     assert runner.executor is not None
     assert runner.executor.ctx.last_price("AAPL") == Decimal("123.45")
     assert runner.price_at["AAPL"] == start and runner.stats.quotes == 1
+
+
+def test_a_run_sleeps_through_the_weekend_and_wakes_for_mondays_open(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "tradepipe")
+    friday = dt.datetime(2026, 3, 6, 20, 58, tzinfo=dt.UTC)  # 15:58 New York
+    app = settings(
+        run={
+            "feed": "synthetic_live",
+            "calendar": "XNYS",
+            "wake_before_open_seconds": 30,
+            "sinks": ["memory"],
+            **PATTERN,
+        },
+        feeds={"synthetic_live": {"symbols": ["AAPL"], "bar_size": "1m", "warmup_bars": 5}},
+    )
+    clock = ScaledClock(friday, 100)  # the run must start within the last two minutes
+    pipeline = build_pipeline(app, test_host(Plugin()), clock=clock)
+    runner = LiveRun(pipeline, skip_closed=True)
+    seen: list[dt.datetime] = []
+    strategy = pipeline.strategies[0]
+    assert isinstance(strategy, Pattern)
+
+    def stop_on_monday() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any(b.ts.weekday() == 0 for b in list(strategy.seen)):
+                break
+            time.sleep(0.01)
+        runner.request_stop("Monday seen")
+
+    threading.Thread(target=stop_on_monday, daemon=True).start()
+    result, _summary = runner.run()
+    seen = [b.ts for b in strategy.seen]
+    assert result.status == "stopped"
+    friday_bars = [t for t in seen if t.weekday() == 4]
+    monday_bars = [t for t in seen if t.weekday() == 0]
+    assert friday_bars and max(friday_bars) == dt.datetime(2026, 3, 6, 20, 59, tzinfo=dt.UTC)
+    assert monday_bars and min(monday_bars) == dt.datetime(2026, 3, 9, 13, 30, tzinfo=dt.UTC)
+    assert len(seen) == len(friday_bars) + len(monday_bars)  # nothing in between
+    assert "closed (after the close) until 2026-03-09 13:30 UTC; sleeping until " in caplog.text
+    assert "2026-03-09 13:29 UTC" in caplog.text  # woke 30 s before the bell
+    assert "market XNYS: open until 2026-03-09 20:00 UTC" in caplog.text
