@@ -36,7 +36,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -47,11 +47,14 @@ from tradepipe.executor import Executor, RunResult
 from tradepipe.host import PluginHost
 from tradepipe.live_feed import LiveFeed
 from tradepipe.live_gate import Gate
+from tradepipe.live_status import StatusFile
 from tradepipe.market import Bar, Quote
 from tradepipe.pipeline import Pipeline, announce_end, build_pipeline, make_component, open_run
 from tradepipe.pipeline import summarize as summarize_run
 from tradepipe.schedule import Maintenance, MarketSchedule, MarketState
+from tradepipe.services.status import status_path
 from tradepipe.settings import AppSettings
+from tradepipe.signals import StopSignals
 from tradepipe.strategy import Strategy
 
 log = logging.getLogger(__name__)
@@ -122,6 +125,7 @@ class LiveRun:
         flush_seconds: float = 1.0,
         idle_seconds: float = 0.2,
         skip_closed: bool = False,
+        view: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         clock = pipeline.clock
         if not hasattr(clock, "wait"):
@@ -148,6 +152,13 @@ class LiveRun:
         self._bar_length = None if bar is None else timedelta(seconds=bar)
         #: When each symbol's latest price was true (a bar's end, a quote's time).
         self.price_at: dict[str, datetime] = {}
+        run_settings = pipeline.settings.run
+        where = status_path(pipeline.settings) if run_settings.status_file else None
+        self.status = StatusFile(where, run_settings.status_seconds)
+        self._status_every = run_settings.status_seconds
+        self._view = view
+        #: The run is closing its ledger: a second signal must not cut that short.
+        self.finishing = False
 
     # -- control ---------------------------------------------------------------------
 
@@ -174,6 +185,8 @@ class LiveRun:
         """Run until stopped; return the result and the summary read back from the ledger."""
         p = self.p
         t0 = time.perf_counter()
+        self.status.claim(p.run.namespace)
+        ended = "failed"
         try:
             with open_run(p) as executor:
                 self.executor = executor
@@ -183,19 +196,27 @@ class LiveRun:
                     executor, self.schedule, p.settings.run, self.price_at, stopping=self._why_stop
                 )
                 hours = None if self.schedule.always else self.schedule
-                self.feed.start(self.clock, hours)
                 try:
+                    self._publish("starting")
+                    self.feed.start(self.clock, hours)
                     self._warm_up(self.feed.warmup())
                     result = executor.run(self._events(), tune_gc=False)
+                    self._publish("stopping")
                     self.gate.drop_queue(
                         f"the run stopped ({self.stop_reason or 'ended'}) while it waited "
                         "for the market to open"
                     )
                     self._settle_in_flight()
                 finally:
+                    self.finishing = True
                     self.feed.stop()
+            ended = result.status
+        except KeyboardInterrupt:
+            ended = "interrupted"
+            raise
         finally:
             p.timings["run_seconds"] = time.perf_counter() - t0
+            self._publish(ended)
         summary = summarize_run(p, result)
         log.info(
             "run %s %s (%s): %d bars, %d decisions, %d orders, %d fills",
@@ -209,6 +230,17 @@ class LiveRun:
         )
         announce_end(p, result.status, summary)
         return result, summary
+
+    def _publish(self, state: str) -> None:
+        """Rewrite the status file and redraw the console view."""
+        if self.status.path is None and self._view is None:
+            return
+        try:
+            document = self.status.write(self, state)
+            if self._view is not None:
+                self._view(document)
+        except Exception as exc:  # the status must never stop a run
+            log.error("could not update the run's status: %s: %s", type(exc).__name__, exc)
 
     def _warm_up(self, bars: Sequence[Bar]) -> None:
         """History before the first live bar: to strategies' ``warm_up``, and as prices."""
@@ -238,7 +270,7 @@ class LiveRun:
         gate = self.gate
         assert gate is not None
         monotonic = time.monotonic
-        next_poll = next_flush = monotonic()
+        next_poll = next_flush = next_status = monotonic()
         changes_at = self._watch_market(clock.now())
         while not stop.is_set():
             now_m = monotonic()
@@ -248,6 +280,9 @@ class LiveRun:
             if now_m >= next_flush:
                 ex.flush()
                 next_flush = now_m + self._flush_seconds
+            if now_m >= next_status:
+                self._publish("running" if self.market is None or self.market.open else "sleeping")
+                next_status = now_m + self._status_every
             if changes_at is not None and clock.now() >= changes_at:
                 changes_at = self._watch_market(clock.now())
             got = feed.next(self._idle)
@@ -362,6 +397,16 @@ def market_schedule(pipeline: Pipeline) -> MarketSchedule:
     )
 
 
-def run_live(pipeline: Pipeline, **options: Any) -> tuple[RunResult, dict[str, Any]]:
-    """Run ``pipeline`` live until it is stopped; see :class:`LiveRun`."""
-    return LiveRun(pipeline, **options).run()
+def run_live(
+    pipeline: Pipeline, *, signals: bool = True, **options: Any
+) -> tuple[RunResult, dict[str, Any]]:
+    """Run ``pipeline`` live until it is stopped; see :class:`LiveRun`.
+
+    With ``signals`` (in the main thread), the first SIGINT or SIGTERM stops
+    it gracefully and a second at once (:mod:`tradepipe.signals`).
+    """
+    runner = LiveRun(pipeline, **options)
+    if not signals:
+        return runner.run()
+    with StopSignals(runner):
+        return runner.run()

@@ -98,6 +98,11 @@ class RunSettings(_Table):
     #: ``broker`` (the broker's own; none for the paper simulator), ``""`` (none),
     #: or ``"23:45-00:45"`` with an optional time zone (default New York).
     maintenance_window: str = "broker"
+    #: Live: the status file a live run rewrites (relative to the working
+    #: directory, like the halt and paper account files); empty: none.
+    status_file: str = "tradepipe-status.json"
+    #: Live: how often the status file is rewritten (and the console view redrawn).
+    status_seconds: float = Field(default=2.0, ge=0.2, le=300)
 
     @field_validator("maintenance_window")
     @classmethod

@@ -137,14 +137,16 @@ class ListLiveFeed(LiveFeed):
     """A live feed over bars handed to it in code (``ListLiveFeed.source = [...]``).
 
     On the run's clock, each bar is published once it has ended (its start
-    plus ``bar_seconds``); the bars that had ended before the run started are
-    its warm-up. :attr:`done` is set after the last one.
+    plus ``bar_seconds``); the bars that had ended before the run started (or
+    before ``ListLiveFeed.live_from``, when set) are its warm-up. :attr:`done`
+    is set after the last one.
     """
 
     name = "list_live"
     description = "bars from a Python list, published as the run's clock passes their end (tests)"
     default_calendar = "always"
     source: ClassVar[list[Bar]] = []
+    live_from: ClassVar[dt.datetime | None] = None
 
     class Settings(ComponentSettings):
         bar_seconds: float = Field(default=60.0, gt=0)
@@ -166,7 +168,7 @@ class ListLiveFeed(LiveFeed):
 
     def open(self) -> None:
         length = dt.timedelta(seconds=self.bar_seconds)
-        now = self.clock.now()
+        now = type(self).live_from or self.clock.now()
         source = type(self).source
         self._warm = [b for b in source if b.ts + length <= now]
         self._live = [b for b in source if b.ts + length > now]
@@ -215,19 +217,24 @@ def live(
         "broker": "paper",
         "mode": "live",
         "calendar": "always",
+        "status_file": "",
         **tables.pop("run", {}),
     }
     app = settings(run=run, **tables)
     host = host or test_host()
     first = start or (ListLiveFeed.source[0].ts if ListLiveFeed.source else T0)
+    # The warm-up is what had ended at ``first``, however long the start takes.
+    ListLiveFeed.live_from = first
     pipeline = build_pipeline(app, host, clock=ScaledClock(first, speed))
     runner = LiveRun(pipeline)
     feed = pipeline.feed
     assert isinstance(feed, ListLiveFeed)
 
+    over = threading.Event()
+
     def stop_when_done() -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not over.is_set():
             if feed.done.is_set() and runner.stats.bars >= feed.live_bars:
                 break
             time.sleep(0.005)
@@ -235,8 +242,12 @@ def live(
 
     watcher = threading.Thread(target=stop_when_done, name="live-test-stop", daemon=True)
     watcher.start()
-    result, summary = runner.run()
-    watcher.join()
+    try:
+        result, summary = runner.run()
+    finally:
+        ListLiveFeed.live_from = None
+        over.set()
+        watcher.join()
     return pipeline, result, summary, runner
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.live_view import LiveView
 from tradepipe.cli.output import ProgressBar, console, print_json, table
 from tradepipe.live import build_live_pipeline, run_live
 from tradepipe.pipeline import build_pipeline
@@ -70,13 +72,20 @@ def run_pipeline(
 def _run_live(app: AppContext, quiet: bool) -> dict[str, Any]:
     pipeline = build_live_pipeline(app.settings, app.host)
     run_info = pipeline.run
+    where = app.settings.run.status_file
     if not quiet:
         click.echo(
             f"live run {run_info.run_id}: broker {run_info.broker}, feed {run_info.feed}, "
-            f"session {run_info.namespace}; Ctrl-C stops it",
+            f"session {run_info.namespace}"
+            + (f"; status in {where} (tradepipe status)" if where else "")
+            + "; Ctrl-C or SIGTERM stops it",
             err=True,
         )
-    _result, summary = run_live(pipeline)
+    if quiet or not sys.stderr.isatty():
+        _result, summary = run_live(pipeline)
+        return summary
+    with LiveView() as view:
+        _result, summary = run_live(pipeline, view=view)
     return summary
 
 

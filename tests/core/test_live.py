@@ -59,6 +59,15 @@ class Plugin:
 
 
 PATTERN = {"strategies": ["pattern"], "risk_filters": []}
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Status and ledger files of these runs go to a folder of their own."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 PAPER = {"paper": {"allow_short": True, "commission": "none"}}
 
 
