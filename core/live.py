@@ -150,6 +150,11 @@ class LiveRun:
         self._idle = idle_seconds
         bar = self.feed.bar_seconds
         self._bar_length = None if bar is None else timedelta(seconds=bar)
+        limit = pipeline.settings.run.max_quote_age_seconds
+        if not limit:
+            limit = 60.0 if bar is None else 2 * bar + 10.0
+        #: The oldest price a decision may be sized and priced at.
+        self.max_quote_age = timedelta(seconds=limit)
         #: When each symbol's latest price was true (a bar's end, a quote's time).
         self.price_at: dict[str, datetime] = {}
         run_settings = pipeline.settings.run
@@ -193,7 +198,12 @@ class LiveRun:
                 if self._stop.is_set():
                     executor.end_status = "stopped"
                 self.gate = executor.gate = Gate(
-                    executor, self.schedule, p.settings.run, self.price_at, stopping=self._why_stop
+                    executor,
+                    self.schedule,
+                    p.settings.run,
+                    self.price_at,
+                    stopping=self._why_stop,
+                    max_quote_age=self.max_quote_age,
                 )
                 hours = None if self.schedule.always else self.schedule
                 try:

@@ -16,6 +16,10 @@ shows why nothing was sent.
   after ``[run] queue_max_age_seconds`` when that is set); or send it now
   marked ``outside_rth``, for the broker's extended hours. In the broker's
   maintenance window nothing is sent: ``outside_rth`` denies there.
+* **A stale price is never used** (``[run] max_quote_age_seconds``): a
+  decision whose symbol (an option's underlying) has no price yet, or only one
+  older than the limit, is denied (``stale_price``) before anything sizes or
+  prices it.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class Gate:
         price_at: dict[str, datetime],
         *,
         stopping: Callable[[], str],
+        max_quote_age: timedelta = timedelta(minutes=1),
     ) -> None:
         self.executor = executor
         self.schedule = schedule
@@ -66,6 +71,7 @@ class Gate:
         seconds = settings.queue_max_age_seconds
         self.queue_max_age = timedelta(seconds=seconds) if seconds else None
         self.price_at = price_at
+        self.max_age = max_quote_age
         self.queued: list[Queued] = []
         self._stopping = stopping
         self._namespace = executor.p.run.namespace
@@ -83,7 +89,7 @@ class Gate:
         state = self.schedule.state(now)
         if not state.open:
             return self._closed(strategy, decision, state, now)
-        return decision
+        return decision if self._fresh(decision, now) else None
 
     def _closed(
         self, strategy: str, decision: Decision, state: MarketState, now: datetime
@@ -93,6 +99,8 @@ class Gate:
         if policy == "outside_rth" and state.reason == "maintenance":
             policy = "deny"  # the broker is down: nothing can be sent, in any session
         if policy == "outside_rth":
+            if not self._fresh(decision, now):
+                return None
             self._verdict(
                 decision,
                 "market_closed",
@@ -134,6 +142,33 @@ class Gate:
         )
         return None
 
+    def _fresh(self, decision: Decision, now: datetime) -> bool:
+        """True when the decision's market has a price young enough; else denied here."""
+        symbol = market_symbol(decision)
+        seen = self.price_at.get(symbol)
+        limit = self.max_age.total_seconds()
+        if seen is None:
+            self._verdict(
+                decision,
+                "stale_price",
+                Outcome.DENY,
+                f"no price for {symbol} yet: nothing is sized or priced without one",
+                {"max_age_seconds": limit},
+            )
+            return False
+        age = (now - seen).total_seconds()
+        if age > limit:
+            self._verdict(
+                decision,
+                "stale_price",
+                Outcome.DENY,
+                f"stale price: the last {symbol} price is from {seen.isoformat()}, {age:.0f} s "
+                f"old (at most {limit:g} s, [run] max_quote_age_seconds)",
+                {"price_at": seen, "age_seconds": round(age, 3), "max_age_seconds": limit},
+            )
+            return False
+        return True
+
     # -- the queue ---------------------------------------------------------------
 
     def release(self, now: datetime) -> list[tuple[str, Decision]]:
@@ -172,8 +207,8 @@ class Gate:
                 )
                 continue
             seen = self.price_at.get(market_symbol(decision))
-            if seen is None or seen <= item.queued_at:
-                waiting.append(item)  # no price since the market opened yet
+            if seen is None or seen <= item.queued_at or now - seen > self.max_age:
+                waiting.append(item)  # no fresh price since the market opened yet
                 continue
             ready.append((item.strategy, decision))
         self.queued = waiting

@@ -230,6 +230,7 @@ def _feed(run: LiveRun, now: datetime) -> dict[str, Any]:
             }
             for symbol, bar_ in sorted(feed.last_bars.items())
         },
+        "max_quote_age_seconds": run.max_quote_age.total_seconds(),
         "gap_count": feed.gap_count,
         "gaps": [
             {

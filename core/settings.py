@@ -98,6 +98,10 @@ class RunSettings(_Table):
     #: ``broker`` (the broker's own; none for the paper simulator), ``""`` (none),
     #: or ``"23:45-00:45"`` with an optional time zone (default New York).
     maintenance_window: str = "broker"
+    #: Live: a price older than this (seconds) is never used to size or price an
+    #: order: the decision is denied. 0: twice the feed's bar length plus 10 s
+    #: (60 s for a feed without fixed bars).
+    max_quote_age_seconds: float = Field(default=0.0, ge=0)
     #: Live: the status file a live run rewrites (relative to the working
     #: directory, like the halt and paper account files); empty: none.
     status_file: str = "tradepipe-status.json"

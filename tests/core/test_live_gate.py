@@ -41,13 +41,21 @@ def run() -> Iterator[tuple[Executor, ManualClock, MemorySink, dict[str, dt.date
 def gate(executor: Executor, prices: dict[str, dt.datetime], when_closed: str, **kw: Any) -> Gate:
     app = settings(run={"when_closed": when_closed, **kw})
     schedule = MarketSchedule("XNYS", maintenance=Maintenance.parse("23:45-00:45"))
-    made = Gate(executor, schedule, app.run, prices, stopping=lambda: "")
+    made = Gate(
+        executor,
+        schedule,
+        app.run,
+        prices,
+        stopping=lambda: "",
+        max_quote_age=dt.timedelta(seconds=30),
+    )
     executor.gate = made
     return made
 
 
 def buy(**fields: Any) -> Decision:
-    return Decision(symbol="AAPL", action="buy", confidence=90, quantity=Decimal(5), **fields)
+    made = {"symbol": "AAPL", "action": "buy", "confidence": 90, "quantity": Decimal(5)}
+    return Decision(**{**made, **fields})
 
 
 def verdicts(sink: MemorySink) -> list[tuple[str, str, str]]:
@@ -111,8 +119,9 @@ def test_a_queued_decision_never_priced_in_its_session_expires_at_its_close(run:
 
 
 def test_outside_rth_sends_at_once_marked_so(run: Any) -> None:
-    executor, _clock, sink, prices = run
+    executor, clock, sink, prices = run
     gate(executor, prices, "outside_rth")
+    prices["AAPL"] = clock.now()  # a quote in extended hours
     order = executor.handle("files", buy(id="x1"))
     assert order is not None and order.intent.outside_rth
     assert verdicts(sink)[0][:2] == ("market_closed", "pass")
@@ -131,6 +140,7 @@ def test_open_market_passes_and_a_stopping_run_sends_nothing(run: Any) -> None:
     executor, clock, sink, prices = run
     g = gate(executor, prices, "deny")
     clock.set(MONDAY_OPEN + dt.timedelta(minutes=5))
+    prices["AAPL"] = clock.now()
     assert executor.handle("files", buy(id="o1")) is not None
     g._stopping = lambda: "SIGTERM received"
     assert executor.handle("files", buy(id="o2")) is None
@@ -147,3 +157,44 @@ def test_a_stop_denies_what_was_queued(run: Any) -> None:
     executor.handle("files", buy(id="q2"))
     g.drop_queue("the run stopped (SIGTERM) while it waited for the market to open")
     assert verdicts(sink)[-1][:2] == ("stopping", "deny") and not g.queued
+
+
+def test_a_stale_price_or_none_is_never_used_to_size_an_order(run: Any) -> None:
+    executor, clock, sink, prices = run
+    gate(executor, prices, "deny")
+    clock.set(MONDAY_OPEN + dt.timedelta(minutes=5))
+    prices["AAPL"] = clock.now() - dt.timedelta(seconds=95)
+    assert executor.handle("files", buy(id="s1")) is None
+    name, outcome, reason = verdicts(sink)[-1]
+    assert (name, outcome) == ("stale_price", "deny")
+    assert reason == (
+        "stale price: the last AAPL price is from 2026-03-09T13:33:25+00:00, 95 s old "
+        "(at most 30 s, [run] max_quote_age_seconds)"
+    )
+    assert sink.verdicts[-1].figures["age_seconds"] == 95
+    assert executor.handle("files", buy(id="s2", symbol="MSFT")) is None
+    assert verdicts(sink)[-1][2] == "no price for MSFT yet: nothing is sized or priced without one"
+    prices["AAPL"] = clock.now() - dt.timedelta(seconds=29)
+    assert executor.handle("files", buy(id="s3")) is not None  # fresh enough
+    assert [o.intent.decision_id for o in sink.orders] == ["s3"]
+
+
+def test_an_option_is_priced_by_its_underlying() -> None:
+    from tradepipe.live_gate import market_symbol
+
+    option = Decision.model_validate(
+        {
+            "symbol": "AAPL  261218C00200000",
+            "action": "buy",
+            "confidence": 80,
+            "quantity": 1,
+            "instrument": {
+                "kind": "option",
+                "underlying": "AAPL",
+                "right": "C",
+                "strike": 200,
+                "expiry": "2026-12-18",
+            },
+        }
+    )
+    assert market_symbol(option) == "AAPL"
