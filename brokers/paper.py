@@ -506,6 +506,15 @@ class PaperBroker(Broker):
             self._save_or_stop()
         return events
 
+    def on_history(self, bars: Sequence[Bar]) -> None:
+        """Prices from before a live run's first bar: known from now on, never filled at."""
+        account = self._account
+        for bar in bars:
+            seen = account.last.get(bar.symbol)
+            if seen is None or bar.ts > seen.ts:
+                account.last[bar.symbol] = bar
+                account.history[bar.symbol].append(bar)
+
     def _fill(self, sim: SimOrder, raw_price: float, ts: dt.datetime) -> Fill:
         intent = sim.intent
         costs = self._costs

@@ -152,6 +152,12 @@ class Broker(Component):
         """A market event passed by; a simulator matches orders against it."""
         return ()
 
+    def on_history(self, bars: Sequence[Bar]) -> None:
+        """Bars from before a live run's first one (its warm-up), oldest first.
+
+        A simulator learns the prices from them; it never fills an order at one.
+        """
+
     def poll(self) -> Sequence[BrokerEvent]:
         """Order updates and fills that arrived since the last call."""
         return ()

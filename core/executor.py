@@ -285,6 +285,20 @@ class Executor:
 
     # -- decisions -------------------------------------------------------------
 
+    def ask(self, strategy: Strategy, question: Callable[[], Any]) -> None:
+        """Handle what ``question()`` returns for ``strategy`` (a live run's tick) as a
+        bar's decisions are handled, its exceptions included."""
+        try:
+            result = question()
+        except ValidationError as exc:
+            self.record.rejected(strategy.name, None, _problems(exc))
+            return
+        except Exception as exc:
+            self.strategy_failed(strategy, exc)
+            return
+        if result is not None:
+            self.handle_result(strategy, result)
+
     def handle_result(self, strategy: Strategy, result: Any) -> None:
         """Handle what ``strategy`` returned: a decision, several, a rejection or ``None``."""
         if isinstance(result, Decision):

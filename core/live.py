@@ -39,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 from tradepipe.clock import LiveClock, ScaledClock, SystemClock
@@ -164,6 +165,9 @@ class LiveRun:
         self._view = view
         #: The run is closing its ledger: a second signal must not cut that short.
         self.finishing = False
+        #: Strategies asked between bars too (they implement ``on_tick``).
+        self._tickers = [s for s in pipeline.strategies if type(s).on_tick is not Strategy.on_tick]
+        self._tick = timedelta(seconds=run_settings.tick_seconds)
 
     # -- control ---------------------------------------------------------------------
 
@@ -180,6 +184,9 @@ class LiveRun:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def _market_is_open(self) -> bool:
+        return self.market is None or self.market.open
 
     def _why_stop(self) -> str:
         return self.stop_reason if self._stop.is_set() else ""
@@ -206,6 +213,7 @@ class LiveRun:
                     max_quote_age=self.max_quote_age,
                 )
                 hours = None if self.schedule.always else self.schedule
+                executor.ctx.set_market(self._market_is_open)
                 try:
                     self._publish("starting")
                     self.feed.start(self.clock, hours)
@@ -253,7 +261,8 @@ class LiveRun:
             log.error("could not update the run's status: %s: %s", type(exc).__name__, exc)
 
     def _warm_up(self, bars: Sequence[Bar]) -> None:
-        """History before the first live bar: to strategies' ``warm_up``, and as prices."""
+        """History before the first live bar: to strategies' ``warm_up``, as prices, and to
+        the broker's ``on_history`` (a simulator learns the prices, fills nothing)."""
         ex = self._executor
         if not bars:
             return
@@ -261,6 +270,7 @@ class LiveRun:
         for bar in bars:
             ctx.set_price(bar.symbol, bar.close)
             self.price_at[bar.symbol] = self._bar_end(bar, None)
+        self.p.broker.on_history(bars)
         for strategy in self.p.strategies:
             if type(strategy).warm_up is Strategy.warm_up:
                 continue
@@ -280,7 +290,8 @@ class LiveRun:
         gate = self.gate
         assert gate is not None
         monotonic = time.monotonic
-        next_poll = next_flush = next_status = monotonic()
+        next_poll = next_flush = next_status = next_tick_wall = monotonic()
+        next_tick = clock.now()
         changes_at = self._watch_market(clock.now())
         while not stop.is_set():
             now_m = monotonic()
@@ -295,6 +306,13 @@ class LiveRun:
                 next_status = now_m + self._status_every
             if changes_at is not None and clock.now() >= changes_at:
                 changes_at = self._watch_market(clock.now())
+            if self._tickers and now_m >= next_tick_wall:
+                now = clock.now()
+                if now >= next_tick:
+                    self._ask_tickers(now)
+                    next_tick = now + self._tick
+                    # At most twenty a second, however fast the clock runs.
+                    next_tick_wall = monotonic() + 0.05
             got = feed.next(self._idle)
             if got is None:
                 continue
@@ -320,6 +338,15 @@ class LiveRun:
                     stats.quotes += 1
                     set_price(event.symbol, float(price))
                     price_at[event.symbol] = event.ts
+
+    def _ask_tickers(self, now: datetime) -> None:
+        """Ask the strategies that act between bars (``on_tick``) what they decide now."""
+        ex = self._executor
+        ctx = ex.ctx
+        for strategy in self._tickers:
+            ex.ask(strategy, partial(strategy.on_tick, now, ctx))
+        if self.gate is not None and self.gate.queued:
+            self._release(now)
 
     def _watch_market(self, now: datetime) -> datetime | None:
         """Note the market's state (and say when it changes); return when to look again."""

@@ -98,6 +98,9 @@ class RunSettings(_Table):
     #: ``broker`` (the broker's own; none for the paper simulator), ``""`` (none),
     #: or ``"23:45-00:45"`` with an optional time zone (default New York).
     maintenance_window: str = "broker"
+    #: Live: how often strategies are asked between bars (``on_tick``: decision
+    #: files and standard input, a model asked on a schedule), in seconds.
+    tick_seconds: float = Field(default=1.0, ge=0.05, le=3600)
     #: Live: a price older than this (seconds) is never used to size or price an
     #: order: the decision is denied. 0: twice the feed's bar length plus 10 s
     #: (60 s for a feed without fixed bars).
