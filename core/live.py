@@ -61,7 +61,7 @@ from tradepipe.strategy import Strategy
 log = logging.getLogger(__name__)
 
 #: Latencies kept for the figures (the newest; enough for a p99).
-_KEPT = 100_000
+_KEPT = 20_000
 
 
 @dataclass
