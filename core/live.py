@@ -42,21 +42,28 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, cast
 
-from tradepipe.clock import LiveClock, ScaledClock, SystemClock
-from tradepipe.errors import ConfigError
+from tradepipe.clock import LiveClock
 from tradepipe.executor import Executor, RunResult
-from tradepipe.host import PluginHost
 from tradepipe.live_feed import LiveFeed
 from tradepipe.live_gate import Gate
+from tradepipe.live_setup import build_live_pipeline, market_schedule, require_live_feed
 from tradepipe.live_status import StatusFile
 from tradepipe.market import Bar, Quote
-from tradepipe.pipeline import Pipeline, announce_end, build_pipeline, make_component, open_run
+from tradepipe.pipeline import Pipeline, announce_end, open_run
 from tradepipe.pipeline import summarize as summarize_run
-from tradepipe.schedule import Maintenance, MarketSchedule, MarketState
+from tradepipe.schedule import MarketSchedule, MarketState
 from tradepipe.services.status import status_path
-from tradepipe.settings import AppSettings
 from tradepipe.signals import StopSignals
 from tradepipe.strategy import Strategy
+
+__all__ = [
+    "LiveRun",
+    "LiveStats",
+    "build_live_pipeline",
+    "market_schedule",
+    "require_live_feed",
+    "run_live",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,41 +84,6 @@ class LiveStats:
     bar_latency: deque[float] = field(default_factory=lambda: deque(maxlen=_KEPT))
     decision_latency: deque[float] = field(default_factory=lambda: deque(maxlen=_KEPT))
     last_lag: float | None = None
-
-
-def live_clock(feed: Any) -> LiveClock:
-    """The clock of a live run on ``feed``: the wall's, or a faster one for a demo feed."""
-    speed = float(getattr(feed, "speed", 1.0))
-    return SystemClock() if speed == 1.0 else ScaledClock(speed=speed)
-
-
-def build_live_pipeline(
-    settings: AppSettings, host: PluginHost, *, clock: LiveClock | None = None
-) -> Pipeline:
-    """The pipeline of a live run: a live feed, and the run's clock given to every component.
-
-    :raises ConfigError: ``[run] feed`` is not a live feed.
-    """
-    name = settings.run.feed
-    if clock is None:
-        clock = live_clock(require_live_feed(make_component(host, settings, "feed", name), host))
-    pipeline = build_pipeline(settings, host, clock=clock)
-    require_live_feed(pipeline.feed, host)
-    return pipeline
-
-
-def require_live_feed(feed: Any, host: PluginHost) -> LiveFeed:
-    """``feed`` if it is live, else a :class:`ConfigError` naming the live feeds there are."""
-    if isinstance(feed, LiveFeed):
-        return feed
-    live = sorted(
-        name for name, reg in host.components("feed").items() if issubclass(reg.cls, LiveFeed)
-    )
-    raise ConfigError(
-        f"[run] feed = {feed.name!r} replays history and cannot run live; "
-        f"live feeds: {', '.join(live) or 'none installed'}",
-        key="run.feed",
-    )
 
 
 class LiveRun:
@@ -408,30 +380,6 @@ class LiveRun:
         if self.executor is None:
             raise RuntimeError("the live run has not started")
         return self.executor
-
-
-def market_schedule(pipeline: Pipeline) -> MarketSchedule:
-    """The hours a live run of ``pipeline`` trades, from ``[run]``, its feed and its broker.
-
-    :raises ConfigError: an unknown calendar or a bad maintenance window.
-    """
-    run = pipeline.settings.run
-    feed = pipeline.feed
-    calendar = run.calendar or getattr(feed, "default_calendar", None) or "XNYS"
-    window = run.maintenance_window
-    source = "[run] maintenance_window"
-    if window == "broker":
-        window = pipeline.broker.maintenance_window
-        source = f"broker {pipeline.broker.name!r}'s maintenance_window"
-    try:
-        maintenance = Maintenance.parse(window)
-    except ValueError as exc:
-        raise ConfigError(f"{source}: {exc}", key="run.maintenance_window") from exc
-    return MarketSchedule(
-        calendar,
-        maintenance=maintenance,
-        wake_before=timedelta(seconds=run.wake_before_open_seconds),
-    )
 
 
 def run_live(

@@ -37,7 +37,15 @@ _MIN_STALE = 15.0
 
 
 def status_path(settings: AppSettings) -> Path:
-    """``[run] status_file``, relative to the working directory as the other state files are."""
+    """``[run] status_file``, relative to the working directory as the other state files are.
+
+    :raises ConfigError: the setting is empty (live runs write no status file).
+    """
+    if not settings.run.status_file:
+        raise ConfigError(
+            "[run] status_file is empty: live runs write no status file to read",
+            key="run.status_file",
+        )
     return Path(settings.run.status_file).expanduser()
 
 

@@ -195,6 +195,13 @@ def test_tradepipe_status_for_no_run_a_running_one_and_a_dead_one(workdir: Path)
     assert dead.exit_code == 1 and dead.output.startswith("dead: run r1")
 
 
+def test_without_a_status_file_there_is_nothing_to_read(workdir: Path) -> None:
+    (workdir / "settings.toml").write_text('[default.run]\nstatus_file = ""\n')
+    result = invoke("status")
+    assert result.exit_code == 2
+    assert "error: [run] status_file is empty: live runs write no status file" in result.output
+
+
 def test_the_console_view_draws_a_status(workdir: Path) -> None:
     import io
 
