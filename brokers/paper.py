@@ -72,6 +72,7 @@ class PaperBroker(Broker):
     description = "in-process simulator filling orders against bars"
     requires_durable_intents = False
     needs_polling = False
+    maintenance_window = ""  # the simulator never goes down
 
     class Settings(ComponentSettings):
         account_id: str = "PAPER"
@@ -504,6 +505,15 @@ class PaperBroker(Broker):
         if self._dirty and self._state is not None:
             self._save_or_stop()
         return events
+
+    def on_history(self, bars: Sequence[Bar]) -> None:
+        """Prices from before a live run's first bar: known from now on, never filled at."""
+        account = self._account
+        for bar in bars:
+            seen = account.last.get(bar.symbol)
+            if seen is None or bar.ts > seen.ts:
+                account.last[bar.symbol] = bar
+                account.history[bar.symbol].append(bar)
 
     def _fill(self, sim: SimOrder, raw_price: float, ts: dt.datetime) -> Fill:
         intent = sim.intent

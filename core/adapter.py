@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import AwareDatetime
 from tradepipe.component import Component
@@ -83,6 +83,10 @@ class Broker(Component):
     #: lookups. An order whose send had no clear answer, and which no lookup
     #: finds once this has passed, never reached the broker (it is rejected).
     order_visibility_seconds: float = 0.0
+    #: The broker's daily maintenance window (``"HH:MM-HH:MM Zone"``), when a
+    #: live run sends nothing (``[run] maintenance_window = "broker"``); empty
+    #: for none. IBKR resets its systems every night, 23:45-00:45 New York.
+    maintenance_window: ClassVar[str] = "23:45-00:45 America/New_York"
 
     def connect(self) -> BrokerStatus:
         raise NotImplementedError
@@ -154,6 +158,12 @@ class Broker(Component):
     def on_bar(self, bar: Bar) -> Sequence[BrokerEvent]:
         """A market event passed by; a simulator matches orders against it."""
         return ()
+
+    def on_history(self, bars: Sequence[Bar]) -> None:
+        """Bars from before a live run's first one (its warm-up), oldest first.
+
+        A simulator learns the prices from them; it never fills an order at one.
+        """
 
     def poll(self) -> Sequence[BrokerEvent]:
         """Order updates and fills that arrived since the last call."""

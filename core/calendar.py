@@ -167,6 +167,12 @@ class MarketCalendar:
             raise ValueError(f"{self!r} has no session closing after {when.isoformat()}")
         return self._closes[i]
 
+    def previous_session(self, at: dt.datetime) -> Session | None:
+        """The last session that closed at or before ``at``; ``None`` before the first."""
+        when = self._utc(at)
+        i = bisect.bisect_right(self._closes, when) - 1
+        return self._sessions[i] if i >= 0 else None
+
     # -- helpers -----------------------------------------------------------------
 
     def _current(self, at: dt.datetime) -> Session | None:

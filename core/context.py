@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -40,6 +41,7 @@ class RunContext:
         self._paper = True
         self._chains = ChainCache(chains or _no_chains)
         self._chains_at: datetime | None = None
+        self._market_open: Callable[[], bool] = _always
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -102,6 +104,14 @@ class RunContext:
     def is_paper(self) -> bool:
         return self._paper
 
+    def market_open(self) -> bool:
+        """Whether the run's market is open now (always, unless a live run says otherwise)."""
+        return self._market_open()
+
+    def set_market(self, is_open: Callable[[], bool]) -> None:
+        """Where :meth:`market_open` asks (a live run's schedule)."""
+        self._market_open = is_open
+
     def option_chain(self, underlying: str, expiry: date | None = None) -> tuple[OptionQuote, ...]:
         """The broker's chain of ``underlying`` (one expiry, or all), read once per moment.
 
@@ -136,6 +146,10 @@ class RunContext:
         if now != self._chains_at:
             self._chains.clear()
             self._chains_at = now
+
+
+def _always() -> bool:
+    return True
 
 
 def _no_chains(underlying: str, expiry: date | None) -> list[OptionQuote]:

@@ -39,6 +39,7 @@ from tradepipe.errors import (
     StrategyError,
 )
 from tradepipe.logs import redact_accounts
+from tradepipe.market import Bar
 from tradepipe.money import ZERO, to_decimal
 from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, client_order_id
 from tradepipe.portfolio import Book
@@ -102,11 +103,17 @@ class Executor:
         self.dry_run = False
         #: Why the run is waiting instead of trading ("" when it is not).
         self.waiting_for = ""
+        #: A live run's check between recording a decision and sizing it: the
+        #: decision to judge, or ``None`` when the gate denied or kept it (and
+        #: recorded why). See :mod:`tradepipe.live_gate`.
+        self.gate: Callable[[str, Decision, datetime], Decision | None] | None = None
         self.bars = 0
         self.decisions = 0
         self.orders = 0
         self.fills = 0
         self.strategy_errors = 0
+        #: How the run ends when it ends normally (a live run stopped on request: ``stopped``).
+        self.end_status = "completed"
         self.record = Recorder(pipeline.sinks, pipeline.host)
 
     # -- the run ---------------------------------------------------------------
@@ -196,8 +203,20 @@ class Executor:
                 intent.symbol,
             )
 
-    def run(self) -> RunResult:
-        """Process every bar of the feed; return the counts."""
+    def run(
+        self,
+        bars: Iterable[Bar] | None = None,
+        *,
+        tune_gc: bool = True,
+        final_poll_seconds: float | None = None,
+    ) -> RunResult:
+        """Process every bar of the feed (or of ``bars``); return the counts.
+
+        A live run hands its own ``bars``: a generator that waits for the feed
+        and does the loop's other duties between bars. It also keeps the
+        garbage collector as it is (``tune_gc=False``): tuning it for speed
+        suits a replay that ends, not a run that lasts a week.
+        """
         p = self.p
         clock = p.clock
         set_time = getattr(clock, "set", None)
@@ -206,7 +225,7 @@ class Executor:
         poll = p.broker.poll if p.broker.needs_polling else None
         apply = self._apply
         ctx = self.ctx
-        handle = self._handle_result
+        handle = self.handle_result
         strategies = [(s, s.decide) for s in p.strategies]
         progress = self.progress
         every = self.progress_every
@@ -222,10 +241,11 @@ class Executor:
         # the young generation rarely and the old one not at all until the run
         # ends, when the usual thresholds come back.
         thresholds = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(100_000, 50, 1_000_000)
+        if tune_gc:
+            gc.freeze()
+            gc.set_threshold(100_000, 50, 1_000_000)
         try:
-            for bar in p.feed.bars():
+            for bar in p.feed.bars() if bars is None else bars:
                 if bar.ts >= cut:
                     if count:
                         self._snapshot()
@@ -253,7 +273,7 @@ class Executor:
                         self.record.rejected(strategy.name, None, _problems(exc))
                         continue
                     except Exception as exc:
-                        self._strategy_failed(strategy, exc)
+                        self.strategy_failed(strategy, exc)
                         continue
                     if result is not None:
                         handle(strategy, result)
@@ -264,13 +284,16 @@ class Executor:
                         progress(count)
         finally:
             self.bars = count
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
-        self.final_poll(p.settings.run.final_poll_seconds)
+            if tune_gc:
+                gc.set_threshold(*thresholds)
+                gc.unfreeze()
+        self.final_poll(
+            p.settings.run.final_poll_seconds if final_poll_seconds is None else final_poll_seconds
+        )
         if progress is not None:
             progress(count)
         return RunResult(
-            count, "completed", self.decisions, self.orders, self.fills, self.strategy_errors
+            count, self.end_status, self.decisions, self.orders, self.fills, self.strategy_errors
         )
 
     def _snapshot(self) -> None:
@@ -282,7 +305,22 @@ class Executor:
 
     # -- decisions -------------------------------------------------------------
 
-    def _handle_result(self, strategy: Strategy, result: Any) -> None:
+    def ask(self, strategy: Strategy, question: Callable[[], Any]) -> None:
+        """Handle what ``question()`` returns for ``strategy`` (a live run's tick) as a
+        bar's decisions are handled, its exceptions included."""
+        try:
+            result = question()
+        except ValidationError as exc:
+            self.record.rejected(strategy.name, None, _problems(exc))
+            return
+        except Exception as exc:
+            self.strategy_failed(strategy, exc)
+            return
+        if result is not None:
+            self.handle_result(strategy, result)
+
+    def handle_result(self, strategy: Strategy, result: Any) -> None:
+        """Handle what ``strategy`` returned: a decision, several, a rejection or ``None``."""
         if isinstance(result, Decision):
             self.handle(strategy.name, result)
             return
@@ -322,6 +360,15 @@ class Executor:
         self.record.decision(decision)
         if decision.action is Action.HOLD:
             return None
+        if self.gate is not None:
+            gated = self.gate(strategy, decision, now)
+            if gated is None:
+                return None
+            decision = gated
+        return self.judge(strategy, decision, now)
+
+    def judge(self, strategy: str, decision: Decision, now: datetime) -> Order | None:
+        """Size, judge and (if allowed) send a recorded decision of ``strategy``."""
         cid = client_order_id(self.p.run.namespace, decision.id)
         refusal = self._refuse_early(decision, cid, now)
         if refusal is not None:
@@ -502,9 +549,11 @@ class Executor:
             if self._unknown:
                 self._settle_unknown()
             pending = [o for o in self.working.values() if o.status in _UNSETTLED]
-            if not pending or not broker.needs_polling or monotonic() >= deadline:
+            if not pending or monotonic() >= deadline:
                 return
-            sleep(min(1.0, max(0.0, deadline - monotonic())))
+            if not broker.needs_polling and not self._unknown:
+                return  # a broker that reports at once has nothing more to say
+            sleep(min(1.0 if broker.needs_polling else 0.25, max(0.0, deadline - monotonic())))
 
     def _settle_unknown(self) -> None:
         """Ask the broker about orders whose sending had no clear outcome."""
@@ -560,7 +609,7 @@ class Executor:
                 try:
                     strategy.on_fill(fill, self.ctx)
                 except Exception as exc:
-                    self._strategy_failed(strategy, exc)
+                    self.strategy_failed(strategy, exc)
 
     def _on_update(self, update: OrderUpdate) -> None:
         cid = update.client_order_id
@@ -637,7 +686,8 @@ class Executor:
         if event.status.is_terminal:
             self.working.pop(order.client_order_id, None)
 
-    def _strategy_failed(self, strategy: Strategy, exc: Exception) -> None:
+    def strategy_failed(self, strategy: Strategy, exc: Exception) -> None:
+        """``strategy`` raised: stop the run, or log it and go on (``[run] on_strategy_error``)."""
         self.strategy_errors += 1
         if self.p.settings.run.on_strategy_error == "stop":
             raise StrategyError(
@@ -655,6 +705,11 @@ class Executor:
 
     def flush(self) -> None:
         self.record.flush()
+
+    @property
+    def unknown(self) -> frozenset[str]:
+        """Client order ids whose sending had no clear outcome yet."""
+        return frozenset(self._unknown)
 
     def settle(self) -> None:
         """Apply what the broker reports now and ask about orders still unknown.

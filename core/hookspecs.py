@@ -175,6 +175,7 @@ def tradepipe_run_finished(run: RunInfo, status: str, summary: dict[str, Any]) -
     """A pipeline run ended.
 
     :param run: the run.
-    :param status: ``completed``, ``failed`` or ``interrupted``.
+    :param status: ``completed``, ``stopped`` (a live run asked to stop), ``failed``
+        or ``interrupted``.
     :param summary: the run summary as the CLI prints it with ``--json``.
     """

@@ -22,6 +22,7 @@ from tradepipe.errors import ConfigError
 from tradepipe.executor import Executor, RunResult, snapshot
 from tradepipe.feed import Feed
 from tradepipe.host import KINDS, PluginHost
+from tradepipe.live_feed import LiveFeed
 from tradepipe.logs import mask_account
 from tradepipe.risk import RiskFilter
 from tradepipe.settings import AppSettings, settings_error
@@ -207,6 +208,7 @@ def open_run(
     opened: list[Sink] = []
     executor: Executor | None = None
     status = "failed"
+    ended = False  # normally: the caller reads the summary and announces the end
     try:
         for sink in pipeline.sinks:
             sink.open(run)
@@ -228,7 +230,8 @@ def open_run(
         )
         executor.start()
         yield executor
-        status = "completed"
+        status = executor.end_status
+        ended = True
     except KeyboardInterrupt:
         status = "interrupted"
         log.error("run %s interrupted", run.run_id)
@@ -241,11 +244,11 @@ def open_run(
         try:
             _finish(pipeline, opened, bars, status)
         except BaseException as exc:
-            if status == "completed":
+            if ended:
                 raise
             log.error("while finishing run %s after it %s: %s", run.run_id, status, exc)
-        if status != "completed":
-            _announce_end(pipeline, status, {})
+        if not ended:
+            announce_end(pipeline, status, {})
 
 
 def run_pipeline(
@@ -256,6 +259,12 @@ def run_pipeline(
     The summary comes from the first sink that can summarise (the ledger), so
     it shows what was recorded, not what the process remembers.
     """
+    if isinstance(pipeline.feed, LiveFeed):
+        raise ConfigError(
+            f"feed {pipeline.feed.name!r} is live: run it with `tradepipe run-pipeline --live` "
+            '([run] mode = "live")',
+            key="run.mode",
+        )
     t0 = time.perf_counter()
     pipeline.feed.load()
     pipeline.timings["load_seconds"] = time.perf_counter() - t0
@@ -282,11 +291,12 @@ def run_pipeline(
         result.orders,
         result.fills,
     )
-    _announce_end(pipeline, result.status, summary)
+    announce_end(pipeline, result.status, summary)
     return result, summary
 
 
-def _announce_end(pipeline: Pipeline, status: str, summary: dict[str, Any]) -> None:
+def announce_end(pipeline: Pipeline, status: str, summary: dict[str, Any]) -> None:
+    """Tell the ``tradepipe_run_finished`` observers how the run ended."""
     finished = pipeline.host.observers("tradepipe_run_finished")
     if finished is not None:
         finished(run=pipeline.run, status=status, summary=summary)

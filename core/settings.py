@@ -84,6 +84,47 @@ class RunSettings(_Table):
     #: day of the feed (New York time), not only at the end of the run: the
     #: equity curve of a replay.
     daily_snapshots: bool = True
+    #: ``replay`` a finished feed, or run ``live`` on a live feed until stopped.
+    mode: Literal["replay", "live"] = "replay"
+    #: Live: on a stop, how long orders whose sending is unclear are asked about.
+    stop_timeout_seconds: float = Field(default=10.0, ge=0, le=600)
+    #: Live: the exchange calendar whose hours the run trades (an
+    #: ``exchange_calendars`` code such as ``XNYS``), or ``always``. Empty: the
+    #: feed's default (``synthetic_live`` trades around the clock), else ``XNYS``.
+    calendar: str = ""
+    #: Live: a decision while the market is closed is denied (``deny``), kept
+    #: until the open (``queue``), or sent at once marked ``outside_rth``.
+    when_closed: Literal["deny", "queue", "outside_rth"] = "deny"
+    #: Live: a queued decision without ``expires_at`` expires this long after it
+    #: was made (0: it waits for the next session, however far away).
+    queue_max_age_seconds: float = Field(default=0.0, ge=0)
+    #: Live: a sleeping run wakes this long before the open.
+    wake_before_open_seconds: float = Field(default=120.0, ge=0, le=86_400)
+    #: Live: the broker's daily maintenance window, when nothing is sent:
+    #: ``broker`` (the broker's own; none for the paper simulator), ``""`` (none),
+    #: or ``"23:45-00:45"`` with an optional time zone (default New York).
+    maintenance_window: str = "broker"
+    #: Live: how often strategies are asked between bars (``on_tick``: decision
+    #: files and standard input, a model asked on a schedule), in seconds.
+    tick_seconds: float = Field(default=1.0, ge=0.05, le=3600)
+    #: Live: a price older than this (seconds) is never used to size or price an
+    #: order: the decision is denied. 0: twice the feed's bar length plus 10 s
+    #: (60 s for a feed without fixed bars).
+    max_quote_age_seconds: float = Field(default=0.0, ge=0)
+    #: Live: the status file a live run rewrites (relative to the working
+    #: directory, like the halt and paper account files); empty: none.
+    status_file: str = "tradepipe-status.json"
+    #: Live: how often the status file is rewritten (and the console view redrawn).
+    status_seconds: float = Field(default=2.0, ge=0.2, le=300)
+
+    @field_validator("maintenance_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if value.strip() not in ("", "broker"):
+            from tradepipe.schedule import Maintenance
+
+            Maintenance.parse(value)
+        return value.strip()
 
 
 class SizingSettings(_Table):

@@ -124,4 +124,4 @@ class Sink(Component):
         """Make everything received so far durable."""
 
     def close(self, run: RunInfo, bars: int, status: str) -> None:
-        """The run ended (``status`` is ``completed``, ``failed`` or ``interrupted``)."""
+        """The run ended as ``status``: completed, stopped, failed or interrupted."""

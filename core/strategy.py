@@ -44,6 +44,15 @@ class StrategyContext(Protocol):
         """
         ...
 
+    def last_price(self, symbol: str) -> Decimal | None:
+        """The latest price of ``symbol`` (a bar's close, a quote), ``None`` before any."""
+        ...
+
+    def market_open(self) -> bool:
+        """Whether the run's market is open now: always in a replay; in a live run, as
+        its calendar and the broker's maintenance window say."""
+        ...
+
     def mark_from_chain(self, instrument: Option | Combo) -> Decimal | None:
         """Price an option or combo chosen from :meth:`option_chain` at the chain's prices.
 
@@ -79,6 +88,23 @@ class Strategy(Component):
 
     def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
         """Called after one of this strategy's orders traded. Optional."""
+
+    def on_tick(self, now: datetime, ctx: StrategyContext) -> DecideResult:
+        """Called by a live run about once a second, between bars too. Optional.
+
+        For sources that do not wait for bars: a folder or a pipe of decisions,
+        a model asked on a schedule. Return decisions as :meth:`decide` does;
+        they are handled at once (while the market is closed, as ``[run]
+        when_closed`` says). Replays never call it.
+        """
+        return None
+
+    def warm_up(self, bars: Sequence[Bar], ctx: StrategyContext) -> None:
+        """History before a live run's first bar, oldest first. Optional.
+
+        Feed it to indicators so they are ready at the first live bar. Nothing
+        returned here is traded: these bars are the past. Replays never call it.
+        """
 
     def decision(self, ctx: StrategyContext, **fields: Any) -> Decision:
         """Build a :class:`Decision` stamped with this strategy's name and the time."""

@@ -5,23 +5,31 @@ A plugin's test suite gets them with one line in its ``conftest.py``::
     pytest_plugins = ["tradepipe.testing"]
 
 Then ``tradepipe_host`` gives a plugin host with the installed plugins loaded,
-``make_settings`` builds validated settings from plain dicts, and
-:func:`replay` runs a whole pipeline over a list of bars in memory.
+``make_settings`` builds validated settings from plain dicts, :func:`replay`
+runs a whole pipeline over a list of bars in memory, and :func:`live` runs it
+live over the same list, each bar arriving as an accelerated clock passes its
+end.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import pytest
-from tradepipe.clock import ManualClock
+from pydantic import Field
+from tradepipe.clock import ManualClock, ScaledClock
+from tradepipe.component import ComponentSettings
 from tradepipe.decisions import Decision
 from tradepipe.executor import RunResult
 from tradepipe.feed import Feed
 from tradepipe.hookspecs import hookimpl
 from tradepipe.host import PluginHost, load_host
+from tradepipe.live import LiveRun
+from tradepipe.live_feed import LiveFeed
 from tradepipe.market import Bar
 from tradepipe.orders import Fill, Order, OrderEvent
 from tradepipe.pipeline import Pipeline, build_pipeline, run_pipeline
@@ -125,14 +133,133 @@ class MemorySink(Sink):
         self.closed = (bars, status)
 
 
+class ListLiveFeed(LiveFeed):
+    """A live feed over bars handed to it in code (``ListLiveFeed.source = [...]``).
+
+    On the run's clock, each bar is published once it has ended (its start
+    plus ``bar_seconds``); the bars that had ended before the run started (or
+    before ``ListLiveFeed.live_from``, when set) are its warm-up. :attr:`done`
+    is set after the last one.
+    """
+
+    name = "list_live"
+    description = "bars from a Python list, published as the run's clock passes their end (tests)"
+    default_calendar = "always"
+    source: ClassVar[list[Bar]] = []
+    live_from: ClassVar[dt.datetime | None] = None
+
+    class Settings(ComponentSettings):
+        bar_seconds: float = Field(default=60.0, gt=0)
+
+    settings: Settings
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self.done = threading.Event()
+        self._warm: list[Bar] = []
+        self._live: list[Bar] = []
+
+    @property
+    def bar_seconds(self) -> float:
+        return self.settings.bar_seconds
+
+    def symbols(self) -> list[str]:
+        return sorted({b.symbol for b in type(self).source})
+
+    def open(self) -> None:
+        length = dt.timedelta(seconds=self.bar_seconds)
+        now = type(self).live_from or self.clock.now()
+        source = type(self).source
+        self._warm = [b for b in source if b.ts + length <= now]
+        self._live = [b for b in source if b.ts + length > now]
+        self.done.clear()
+        self.set_connected(True, "bars from a list")
+        self.spawn(self._play, "play")
+
+    def warmup(self) -> list[Bar]:
+        return list(self._warm)
+
+    @property
+    def live_bars(self) -> int:
+        """How many bars this feed publishes live."""
+        return len(self._live)
+
+    def _play(self) -> None:
+        length = dt.timedelta(seconds=self.bar_seconds)
+        for bar in self._live:
+            if not self.clock.wait(bar.ts + length, self.stopping):
+                return
+            self.publish(bar)
+        self.done.set()
+
+
+def live(
+    bars: Iterable[Bar],
+    *,
+    host: PluginHost | None = None,
+    start: dt.datetime | None = None,
+    speed: float = 3000.0,
+    timeout: float = 30.0,
+    **tables: Any,
+) -> tuple[Pipeline, RunResult, dict[str, Any], LiveRun]:
+    """Run a pipeline live over ``bars`` (:class:`ListLiveFeed`, paper broker, memory sink).
+
+    The run's clock starts at ``start`` (default: the first bar's start; bars
+    that ended before it are the warm-up) and runs ``speed`` times as fast as
+    the wall. The run is stopped once every live bar was handled (or after
+    ``timeout`` wall seconds). Returns the pipeline, the executor's counts,
+    the summary and the :class:`~tradepipe.live.LiveRun`.
+    """
+    ListLiveFeed.source = list(bars)
+    run = {
+        "feed": "list_live",
+        "sinks": ["memory"],
+        "broker": "paper",
+        "mode": "live",
+        "calendar": "always",
+        "status_file": "",
+        **tables.pop("run", {}),
+    }
+    app = settings(run=run, **tables)
+    host = host or test_host()
+    first = start or (ListLiveFeed.source[0].ts if ListLiveFeed.source else T0)
+    # The warm-up is what had ended at ``first``, however long the start takes.
+    ListLiveFeed.live_from = first
+    pipeline = build_pipeline(app, host, clock=ScaledClock(first, speed))
+    runner = LiveRun(pipeline)
+    feed = pipeline.feed
+    assert isinstance(feed, ListLiveFeed)
+
+    over = threading.Event()
+
+    def stop_when_done() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not over.is_set():
+            if feed.done.is_set() and runner.stats.bars >= feed.live_bars:
+                break
+            time.sleep(0.005)
+        runner.request_stop("the list of bars is done")
+
+    watcher = threading.Thread(target=stop_when_done, name="live-test-stop", daemon=True)
+    watcher.start()
+    try:
+        result, summary = runner.run()
+    finally:
+        ListLiveFeed.live_from = None
+        over.set()
+        watcher.join()
+    return pipeline, result, summary, runner
+
+
 class TestComponents:
-    """Registers :class:`ListFeed` and :class:`MemorySink`."""
+    """Registers :class:`ListFeed`, :class:`ListLiveFeed` and :class:`MemorySink`."""
 
     __name__ = "tradepipe.testing"
 
     @hookimpl
     def tradepipe_register_feeds(self, register: Any) -> None:
         register(ListFeed)
+        register(ListLiveFeed)
 
     @hookimpl
     def tradepipe_register_sinks(self, register: Any) -> None:

@@ -62,6 +62,7 @@ from tradepipe.plugins.api_models import (
     LedgerDecisions,
     LedgerFills,
     LedgerOrders,
+    LiveStatus,
     OptionsOrder,
     OrderOutcome,
     Position,
@@ -82,6 +83,7 @@ from tradepipe.plugins.api_problems import (
 from tradepipe.plugins.api_reports import reports_router
 from tradepipe.plugins.api_service import Service, masked
 from tradepipe.plugins.risk_halt import NEW_YORK, current_halts, load_state, write_state
+from tradepipe.services.status import read_status, status_path
 from tradepipe.settings import AppSettings
 
 #: Reachable without a token: liveness, the schema and docs, the dashboard page and its
@@ -478,6 +480,17 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
                 "honoured": "halt" in settings.run.risk_filters,
             }
         )
+
+    @api.get("/status", tags=["service"], response_model=LiveStatus, responses=problems(400))
+    def live_status() -> dict[str, Any]:
+        """Whether a live run is up, and its market, feed, orders and P&L (``tradepipe status``).
+
+        Read from the status file the run rewrites (``[run] status_file``); an
+        answer, not an error, when no run is up.
+        """
+        with service.lock:
+            found = read_status(status_path(settings))
+        return masked(found)
 
     @api.post("/halt", tags=["risk"], response_model=Halted, responses=problems(400))
     def halt(request: HaltRequest | None = None) -> dict[str, Any]:

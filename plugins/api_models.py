@@ -245,6 +245,27 @@ class HaltState(_Answer):
     honoured: bool = Field(description="`halt` is in [run] risk_filters.")
 
 
+class LiveStatus(_Answer):
+    """A live run's status file, with whether the run that wrote it is still up.
+
+    The keys the run writes (``run_id``, ``market``, ``feed``, ``counts``,
+    ``open_orders``, ``pnl_today``, ``halt`` …) pass through as written; see
+    ``tradepipe status --json``.
+    """
+
+    liveness: Literal["running", "stale", "dead", "ended", "none", "unknown"] = Field(
+        description="running: up and writing; stale: alive but silent; dead: gone without "
+        "closing; ended: closed; none: no live run has written the file."
+    )
+    running: bool
+    summary: str
+    status_file: str
+    state: str | None = None
+    run_id: str | None = None
+    updated_at: str | None = None
+    age_seconds: float | None = None
+
+
 class Halted(_Answer):
     halted: bool
     reason: str

@@ -1,9 +1,9 @@
 """Kill switches that survive restarts: ``max_daily_loss`` and the manual ``halt``.
 
 Both keep their state in one small JSON file (``state_file``, default
-``tradepipe-halt.json``), written atomically (a temporary file renamed over
-the old one) with mode 0600, so a restarted process finds the halt where the
-last one left it::
+``tradepipe-halt.json``, read and written by :mod:`tradepipe.services.halt`),
+written atomically (a temporary file renamed over the old one) with mode
+0600, so a restarted process finds the halt where the last one left it::
 
     {"manual": {"reason": "...", "at": "..."},
      "daily": {"day": "2026-03-02", "start_equity": "100000", "halted": {...}}}
@@ -18,14 +18,10 @@ lowers risk, and refusing it could trap a losing position.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import click
 from pydantic import Field, model_validator
@@ -40,82 +36,32 @@ from tradepipe import (
 )
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import print_json
-from tradepipe.errors import ConfigError, PersistenceError
+from tradepipe.errors import PersistenceError
 from tradepipe.money import cents
 from tradepipe.plugins.risk_filters import reduces_only
+from tradepipe.services.halt import (
+    DEFAULT_STATE_FILE,
+    NEW_YORK,
+    current_halts,
+    halt_state_path,
+    load_state,
+    read_state,
+    trading_day,
+    write_state,
+)
 
-NEW_YORK = ZoneInfo("America/New_York")
-DEFAULT_STATE_FILE = "tradepipe-halt.json"
-
-
-def read_state(path: Path) -> dict[str, Any]:
-    """The state file's content; ``{}`` when there is none yet.
-
-    :raises PersistenceError: the file exists but cannot be read as a JSON object
-        (a halt must never be lost silently: the filters deny when this raises).
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise PersistenceError(f"cannot read the halt state file {path}: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise PersistenceError(f"the halt state file {path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PersistenceError(f"the halt state file {path} does not hold a JSON object")
-    return data
-
-
-def write_state(path: Path, data: dict[str, Any]) -> None:
-    """Replace the state file atomically, readable by its owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, sort_keys=True)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def trading_day(at: datetime) -> str:
-    """The New York date of ``at``: the trading day a loss limit resets on."""
-    return at.astimezone(NEW_YORK).date().isoformat()
-
-
-def current_halts(
-    state: dict[str, Any], now: datetime
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The halts in force at ``now``: the manual one and the day's loss-limit one.
-
-    The manual halt is ``{"reason", "at"}``; the daily one ``{"day",
-    "start_equity", "at", "loss", "limit"}``, only on the New York date it was
-    hit (it lifts itself the next day). ``None`` where there is none.
-    """
-    manual = state.get("manual")
-    found = None
-    if isinstance(manual, dict) and manual:
-        found = {"reason": str(manual.get("reason") or ""), "at": manual.get("at")}
-    daily = state.get("daily")
-    today = None
-    if isinstance(daily, dict) and daily.get("day") == trading_day(now):
-        halted = daily.get("halted")
-        if isinstance(halted, dict) and halted:
-            today = {
-                "day": daily["day"],
-                "start_equity": daily.get("start_equity"),
-                "at": halted.get("at"),
-                "loss": halted.get("loss"),
-                "limit": halted.get("limit"),
-            }
-    return found, today
+__all__ = [
+    "DEFAULT_STATE_FILE",
+    "NEW_YORK",
+    "Halt",
+    "MaxDailyLoss",
+    "current_halts",
+    "load_state",
+    "read_state",
+    "state_path",
+    "trading_day",
+    "write_state",
+]
 
 
 class _HaltSettings(ComponentSettings):
@@ -221,20 +167,7 @@ class MaxDailyLoss(RiskFilter):
 
 def state_path(app: AppContext) -> Path:
     """The state file of ``[risk.halt]`` (else ``[risk.max_daily_loss]``, else the default)."""
-    settings = app.settings
-    for name in ("halt", "max_daily_loss"):
-        table = settings.component_table("risk", name)
-        if "state_file" in table:
-            return Path(str(table["state_file"]))
-    return Path(DEFAULT_STATE_FILE)
-
-
-def load_state(path: Path) -> dict[str, Any]:
-    """:func:`read_state` for the commands: a damaged file is a :class:`ConfigError`."""
-    try:
-        return read_state(path)
-    except PersistenceError as exc:
-        raise ConfigError(str(exc), key="risk.halt.state_file") from exc
+    return halt_state_path(app.settings)
 
 
 @click.command("halt")

@@ -25,13 +25,9 @@ from tradepipe import (
     hookimpl,
 )
 from tradepipe.calendar import MarketCalendar
+from tradepipe.schedule import in_window
 
-
-def in_window(at: dt.time, start: dt.time, end: dt.time) -> bool:
-    """``start <= at < end``, for a window that may cross midnight."""
-    if start <= end:
-        return start <= at < end
-    return at >= start or at < end
+__all__ = ["MarketHours", "in_window"]
 
 
 class MarketHours(RiskFilter):

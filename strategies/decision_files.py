@@ -1,7 +1,8 @@
 """``decision_files``: decisions from a JSON or JSONL file, or a folder of them.
 
 Drop decision documents in a folder and every run picks up what is new: the
-folder is scanned at most every ``scan_seconds`` (on a bar), files already read
+folder is scanned at most every ``scan_seconds`` (on a bar, and in a live run
+between bars too), files already read
 through are not read again, and a lines file that grows is read from where it
 was left. Each decision executes once, even across restarts:
 
@@ -94,7 +95,9 @@ class DecisionFiles(ExternalSource):
         now = self._monotonic()
         if now < self._next_scan:
             return
-        self._next_scan = now + self.settings.scan_seconds
+        # A little early rather than a whole tick late: a live run asks about
+        # once a second, and a scan due a moment after it would wait for the next.
+        self._next_scan = now + self.settings.scan_seconds * 0.9
         present: set[str] = set()
         for path in self._files():
             present.add(path.name)

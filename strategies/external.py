@@ -7,6 +7,11 @@ price and the paper simulator has market data for it. Anything read that is not
 a valid decision is handed over at once as a
 :class:`~tradepipe.RejectedDecision`: the executor records it, nothing is sent.
 
+In a live run the source is also asked between bars (:meth:`ExternalSource.on_tick`,
+about once a second): what it read is handed over at once, at the latest bar
+of its symbol, so a decision dropped in a folder or written to standard input
+is judged within a second or so, not at its symbol's next bar.
+
 A document with an options strategy is checked when read but converted only
 when a bar of its underlying releases it: its legs are chosen from the
 broker's chain as it is then (:meth:`StrategyContext.option_chain`), with
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from json import JSONDecodeError
 from typing import Any, Literal
@@ -79,6 +84,8 @@ class ExternalSource(Strategy):
         self._waiting: dict[str, list[tuple[Decision | OptionsDocument, Hashable]]] = {}
         self._rejected: list[tuple[RejectedDecision, Hashable]] = []
         self._by_created_at = self.settings.release == "created_at"
+        #: The latest bar of each symbol: a live run's tick releases decisions at it.
+        self._last_bar: dict[str, Bar] = {}
 
     # -- for subclasses ----------------------------------------------------------
 
@@ -112,6 +119,28 @@ class ExternalSource(Strategy):
     # -- the strategy ------------------------------------------------------------
 
     def decide(self, bar: Bar, ctx: StrategyContext) -> Iterator[Handed] | None:
+        self._last_bar[bar.symbol] = bar
+        self._take_in(ctx)
+        ready = self._take_rejected()
+        ready.extend(self._release(bar.symbol, bar, ctx.now()))
+        return self._hand_over(ready, ctx) if ready else None
+
+    def on_tick(self, now: dt.datetime, ctx: StrategyContext) -> Iterator[Handed] | None:
+        """In a live run, between bars: what was read is handed over at once, at the
+        latest bar of its symbol (a symbol never seen waits for its first bar)."""
+        self._take_in(ctx)
+        ready = self._take_rejected()
+        for symbol in list(self._waiting):
+            bar = self._last_bar.get(symbol)
+            if bar is not None:
+                ready.extend(self._release(symbol, bar, now))
+        return self._hand_over(ready, ctx) if ready else None
+
+    def warm_up(self, bars: Sequence[Bar], ctx: StrategyContext) -> None:
+        for bar in bars:
+            self._last_bar[bar.symbol] = bar
+
+    def _take_in(self, ctx: StrategyContext) -> None:
         for token, item in self.collect(ctx):
             if isinstance(item, RejectedDecision):
                 self._rejected.append((item, token))
@@ -121,32 +150,39 @@ class ExternalSource(Strategy):
                 "%s: read decision %s (%s %s)", self.name, read.id, read.action.value, read.symbol
             )
             self._waiting.setdefault(_market(item), []).append((item, token))
-        ready: list[tuple[Item, Hashable]] = list(self._rejected)
+
+    def _take_rejected(self) -> list[tuple[Item, Hashable, Bar | None]]:
+        ready: list[tuple[Item, Hashable, Bar | None]] = [
+            (item, token, None) for item, token in self._rejected
+        ]
         self._rejected.clear()
-        waiting = self._waiting.get(bar.symbol)
-        if waiting:
-            later: list[tuple[Decision | OptionsDocument, Hashable]] = []
-            if self._by_created_at:
-                now = ctx.now()
-                for entry in waiting:
-                    made = entry[0].created_at
-                    if made is None or made <= now:
-                        ready.append(entry)
-                    else:
-                        later.append(entry)
+        return ready
+
+    def _release(
+        self, symbol: str, bar: Bar, now: dt.datetime
+    ) -> list[tuple[Item, Hashable, Bar | None]]:
+        """What waits for ``symbol`` and may go now, at ``bar``."""
+        waiting = self._waiting.get(symbol)
+        if not waiting:
+            return []
+        ready: list[tuple[Item, Hashable, Bar | None]] = []
+        later: list[tuple[Decision | OptionsDocument, Hashable]] = []
+        for item, token in waiting:
+            made = item.created_at
+            if self._by_created_at and made is not None and made > now:
+                later.append((item, token))
             else:
-                ready.extend(waiting)
-            self._waiting[bar.symbol] = later
-        if not ready:
-            return None
-        return self._hand_over(ready, bar, ctx)
+                ready.append((item, token, bar))
+        self._waiting[symbol] = later
+        return ready
 
     def _hand_over(
-        self, ready: list[tuple[Item, Hashable]], bar: Bar, ctx: StrategyContext
+        self, ready: list[tuple[Item, Hashable, Bar | None]], ctx: StrategyContext
     ) -> Iterator[Handed]:
         try:
-            for item, token in ready:
+            for item, token, bar in ready:
                 if isinstance(item, OptionsDocument):
+                    assert bar is not None
                     # Converted now, at the bar of its underlying: the chain as it is now.
                     yield read_options(item.raw, self.name, bar, ctx)
                 else:

@@ -6,6 +6,14 @@ server: llama.cpp, Ollama, vLLM, LM Studio …) and reads the answer as a
 decision document (see :mod:`tradepipe.decision_schema`). The decision keeps
 the hash of the prompt (``inputs_hash``) and the answer as given (``raw``).
 
+With ``every`` (``5m``, ``1h``) it is asked on a schedule instead, as a
+trading bot asks its model: about each of its symbols once per ``every``
+while the market is open — in a live run between bars too (one question per
+tick, so the loop is never held by more than one), in a replay at the bars
+that fall due. The question then carries the market around the symbol: the
+recent bars (OHLCV), the latest prices and positions of all its symbols, cash
+and equity.
+
 Failures never stop the run: a timeout, a refused key (401/403), rate limiting
 (429: no more questions until the server's ``Retry-After``), a server error or
 an unreachable server is logged and that bar gets no decision; an answer that
@@ -18,20 +26,23 @@ bar asked about: its legs come from the broker's chain as it is then (see
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
 import string
 import time
 from collections import deque
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from tradepipe import Bar, ComponentSettings, StrategyContext, hookimpl
 from tradepipe.decision_schema import DecisionDocument, read_decision
 from tradepipe.decisions import RAW_MAX, Decision, RejectedDecision
+from tradepipe.settings import parse_duration
 from tradepipe.strategies.external import read_options
 from tradepipe.strategy import Strategy
 
@@ -82,6 +93,17 @@ class LlmSource(Strategy):
         json_mode: bool = True
         #: After HTTP 429 without ``Retry-After``: seconds without questions.
         pause_seconds: float = Field(default=60, ge=0)
+        #: Ask on a schedule (``5m``, ``1h``; at least ``10s``): about each symbol
+        #: once per interval while the market is open, with market context.
+        #: Empty: on every ``every_bars``-th bar of a symbol.
+        every: str = ""
+
+        @field_validator("every")
+        @classmethod
+        def _every(cls, value: str) -> str:
+            if value.strip() and parse_duration(value) < dt.timedelta(seconds=10):
+                raise ValueError(f"{value!r} is too often; ask at most every 10s")
+            return value.strip()
 
     settings: Settings
 
@@ -98,11 +120,21 @@ class LlmSource(Strategy):
         self._schema = json.dumps(DecisionDocument.model_json_schema(), separators=(",", ":"))
         self.url = s.base_url.rstrip("/") + "/chat/completions"
         self.source = f"llm:{s.model}"[:128]
+        self._every = parse_duration(s.every) if s.every else None
+        self._bars: dict[str, deque[Bar]] = {}
+        self._next_ask: dict[str, dt.datetime] = {}
+        self._turn = 0
 
     def decide(self, bar: Bar, ctx: StrategyContext) -> Decision | RejectedDecision | None:
         symbol = bar.symbol
         if self._only and symbol not in self._only:
             return None
+        if self._every is not None:
+            self._keep(bar)
+            now = ctx.now()
+            if not ctx.market_open() or not self._due(symbol, now):
+                return None
+            return self._ask_about(symbol, ctx, now)
         closes = self._closes.setdefault(symbol, deque(maxlen=self.settings.history_bars))
         seen = self._count.get(symbol, 0)
         self._count[symbol] = seen + 1
@@ -117,7 +149,75 @@ class LlmSource(Strategy):
         finally:
             closes.append(bar.close)
 
+    def on_tick(self, now: dt.datetime, ctx: StrategyContext) -> Decision | RejectedDecision | None:
+        """A live run's tick: ask about the next symbol that is due, if the market is open."""
+        if self._every is None or not ctx.market_open():
+            return None
+        due = [s for s in self._bars if self._due(s, now)]
+        if not due:
+            return None
+        symbol = due[self._turn % len(due)]
+        self._turn += 1
+        return self._ask_about(symbol, ctx, now)
+
+    def warm_up(self, bars: Sequence[Bar], ctx: StrategyContext) -> None:
+        for bar in bars:
+            if self._only and bar.symbol not in self._only:
+                continue
+            closes = self._closes.setdefault(bar.symbol, deque(maxlen=self.settings.history_bars))
+            closes.append(bar.close)
+            self._keep(bar)
+
+    def _keep(self, bar: Bar) -> None:
+        kept = self._bars.setdefault(bar.symbol, deque(maxlen=max(1, self.settings.history_bars)))
+        kept.append(bar)
+
+    def _due(self, symbol: str, now: dt.datetime) -> bool:
+        if self._monotonic() < self._paused_until:
+            return False
+        return now >= self._next_ask.get(symbol, now)
+
+    def _ask_about(
+        self, symbol: str, ctx: StrategyContext, now: dt.datetime
+    ) -> Decision | RejectedDecision | None:
+        assert self._every is not None
+        self._next_ask[symbol] = now + self._every
+        bar = self._bars[symbol][-1]
+        return self._ask(bar, self._context_messages(symbol, ctx, now), ctx)
+
     # -- the question ------------------------------------------------------------
+
+    def _context_messages(
+        self, symbol: str, ctx: StrategyContext, now: dt.datetime
+    ) -> list[dict[str, str]]:
+        """A scheduled question: the symbol's recent bars and the market of all its symbols."""
+        system = self._template.safe_substitute(symbol=symbol, schema=self._schema)
+        mine = sorted(self._only or self._bars)
+        prices = {s: ctx.last_price(s) for s in mine}
+        facts = {
+            "symbol": symbol,
+            "time": now.isoformat(),
+            "market_open": ctx.market_open(),
+            "recent_bars": [
+                {
+                    "time": b.ts.isoformat(),
+                    "open": b.open,
+                    "high": b.high,
+                    "low": b.low,
+                    "close": b.close,
+                    "volume": b.volume,
+                }
+                for b in self._bars.get(symbol, ())
+            ],
+            "quotes": {s: str(p) for s, p in prices.items() if p is not None},
+            "positions": {s: str(ctx.position(s)) for s in mine},
+            "cash": str(ctx.cash()),
+            "equity": str(ctx.equity()),
+        }
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": json.dumps(facts)},
+        ]
 
     def _messages(
         self, bar: Bar, ctx: StrategyContext, closes: list[float]

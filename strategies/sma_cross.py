@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -66,13 +67,29 @@ class SmaCross(Strategy):
         self._below = f"SMA({fast}) crossed below SMA({slow})"
         self._against = f"{self._above} while SMA({slow}) is still falling"
 
-    def decide(self, bar: Bar, ctx: StrategyContext) -> Decision | None:
-        symbol = bar.symbol
+    def warm_up(self, bars: Sequence[Bar], ctx: StrategyContext) -> None:
+        for bar in bars:
+            averages = self._pair(bar.symbol)
+            if averages is not None:
+                diff = averages.update(bar.close)
+                if diff is not None:
+                    self._previous[bar.symbol] = diff
+
+    def _pair(self, symbol: str) -> SMAPair | None:
         averages = self._averages.get(symbol)
         if averages is None:
             if self._only and symbol not in self._only:
                 return None
             averages = self._averages[symbol] = SMAPair(self.settings.fast, self.settings.slow)
+        return averages
+
+    def decide(self, bar: Bar, ctx: StrategyContext) -> Decision | None:
+        symbol = bar.symbol
+        averages = self._averages.get(symbol)
+        if averages is None:
+            averages = self._pair(symbol)
+            if averages is None:
+                return None
         slow_before = averages.slow_value
         diff = averages.update(bar.close)
         if diff is None:

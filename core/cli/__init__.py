@@ -93,8 +93,9 @@ def _register_builtin_commands() -> None:
     from tradepipe.cli.order import order
     from tradepipe.cli.plugin_list import plugins
     from tradepipe.cli.run import run_pipeline
+    from tradepipe.cli.status import status
 
-    for command in (broker, config, order, plugins, run_pipeline):
+    for command in (broker, config, order, plugins, run_pipeline, status):
         cli.add_command(command)
 
 

@@ -6,6 +6,7 @@ import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import print_json
 from tradepipe.pipeline import check_components
+from tradepipe.schedule import MarketSchedule
 
 
 @click.group()
@@ -27,6 +28,10 @@ def check(app: AppContext, as_json: bool) -> None:
     """Validate the settings and every component they name; exit 2 on a problem."""
     settings = app.settings
     checked = check_components(settings, app.host)
+    calendar = settings.run.calendar
+    if calendar and calendar.lower() != "always":
+        MarketSchedule(calendar)  # an exchange the calendar library does not know: exit 2
+        checked.append("run.calendar")
     if as_json:
         print_json({"ok": True, "env": settings.env, "file": settings.path, "checked": checked})
         return

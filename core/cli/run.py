@@ -2,37 +2,91 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.live_view import LiveView
 from tradepipe.cli.output import ProgressBar, console, print_json, table
+from tradepipe.live import build_live_pipeline, run_live
 from tradepipe.pipeline import build_pipeline
 from tradepipe.pipeline import run_pipeline as run
 
 
 @click.command("run-pipeline")
+@click.option(
+    "--live",
+    is_flag=True,
+    help='Run live on a live feed until stopped (Ctrl-C, SIGTERM); [run] mode = "live".',
+)
+@click.option(
+    "--always",
+    is_flag=True,
+    help='Live: trade around the clock, whatever the hours ([run] calendar = "always").',
+)
 @click.option("--broker", metavar="NAME", help="Use this broker for this run ([run] broker).")
+@click.option("--feed", metavar="NAME", help="Use this feed for this run ([run] feed).")
 @click.option("--env", metavar="NAME", help="Settings environment for this run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
+@click.option("--quiet", is_flag=True, help="Nothing on the terminal while it runs (services).")
 @pass_app
 def run_pipeline(
-    app: AppContext, broker: str | None, env: str | None, as_json: bool, no_progress: bool
+    app: AppContext,
+    live: bool,
+    always: bool,
+    broker: str | None,
+    feed: str | None,
+    env: str | None,
+    as_json: bool,
+    no_progress: bool,
+    quiet: bool,
 ) -> None:
-    """Run the configured pipeline over its feed and print a summary from the ledger."""
+    """Run the configured pipeline over its feed (or live) and print a summary from the ledger."""
     if env:
         app.env = env
-    if broker:
-        app.override("run", broker=broker)
+    overrides: dict[str, Any] = {
+        "broker": broker,
+        "feed": feed,
+        "mode": "live" if live else None,
+        "calendar": "always" if always else None,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides:
+        app.override("run", **overrides)
     app.setup_logging()
-    pipeline = build_pipeline(app.settings, app.host)
-    progress = None if no_progress else ProgressBar(f"run {pipeline.run.run_id}")
-    _result, summary = run(pipeline, progress)
+    if app.settings.run.mode == "live":
+        summary = _run_live(app, quiet)
+    else:
+        pipeline = build_pipeline(app.settings, app.host)
+        show = not (no_progress or quiet)
+        progress = ProgressBar(f"run {pipeline.run.run_id}") if show else None
+        _result, summary = run(pipeline, progress)
     if as_json:
         print_json(summary)
     else:
         print_summary(summary)
+
+
+def _run_live(app: AppContext, quiet: bool) -> dict[str, Any]:
+    pipeline = build_live_pipeline(app.settings, app.host)
+    run_info = pipeline.run
+    where = app.settings.run.status_file
+    if not quiet:
+        click.echo(
+            f"live run {run_info.run_id}: broker {run_info.broker}, feed {run_info.feed}, "
+            f"session {run_info.namespace}"
+            + (f"; status in {where} (tradepipe status)" if where else "")
+            + "; Ctrl-C or SIGTERM stops it",
+            err=True,
+        )
+    if quiet or not sys.stderr.isatty():
+        _result, summary = run_live(pipeline)
+        return summary
+    with LiveView() as view:
+        _result, summary = run_live(pipeline, view=view)
+    return summary
 
 
 def print_summary(s: dict[str, Any]) -> None:

@@ -279,6 +279,42 @@ function showSession(box, s) {
     `${s.broker} · ${paper ? "paper" : "live"} account ${s.account_id ?? "unknown"}`;
 }
 
+function showLive(box, s) {
+  if (s.liveness === "none") {
+    return empty(box, "No live run. Start one with: tradepipe run-pipeline --live");
+  }
+  const chips = el("p");
+  const good = s.liveness === "running";
+  chips.appendChild(el("span", s.liveness, good ? "chip good" : "chip bad"));
+  if (s.state) chips.appendChild(el("span", s.state, "chip"));
+  if (s.market) {
+    chips.appendChild(el("span", s.market.open ? "market open" : "market closed",
+                         s.market.open ? "chip good" : "chip"));
+  }
+  if (s.halt && s.halt.halted) chips.appendChild(el("span", "halted", "chip bad"));
+  box.appendChild(chips);
+  const feed = s.feed || {}, counts = s.counts || {}, pnl = s.pnl_today || {};
+  const link = feed.stalled ? "stalled" : feed.connected ? "connected" : "not connected";
+  box.appendChild(pairs({
+    run: s.run_id,
+    summary: s.summary,
+    market: s.market ? `${s.market.calendar}: ${s.market.description}` : null,
+    feed: `${feed.name ?? "?"}: ${link}, lag ${feed.lag_seconds ?? "-"} s, ${feed.gap_count ?? 0} gaps`,
+    activity: `${counts.bars ?? 0} bars, ${counts.decisions ?? 0} decisions, `
+      + `${counts.orders ?? 0} orders (${s.open_order_count ?? 0} open), ${counts.fills ?? 0} fills`,
+    pnl_today: pnl.pnl ?? null,
+    equity: s.equity ?? null,
+    updated: s.updated_at ? `${short(s.updated_at)} (${s.age_seconds ?? "?"} s ago)` : null,
+  }, ["run", "summary", "market", "feed", "activity", "pnl_today", "equity", "updated"]));
+  const bars = Object.entries(feed.last_bars || {});
+  if (bars.length) {
+    box.appendChild(table(
+      [["symbol", 0], ["last bar", (r) => short(r[1].ts)], ["close", (r) => r[1].close],
+       ["age s", (r) => r[1].age_seconds]],
+      bars));
+  }
+}
+
 function showHalt(state) {
   const halted = Boolean(state && state.halted);
   document.getElementById("halt").hidden = halted;
@@ -464,6 +500,7 @@ async function refresh() {
   refreshing = (async () => {
     try {
       await panel("session", "Session", "/broker/status", showSession);
+      await panel("live", "Live run", "/status", showLive);
       await panel("account", "Account", "/account", (box, a) => {
         box.appendChild(pairs(a.summary, ACCOUNT_KEYS));
       });

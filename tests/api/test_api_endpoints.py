@@ -182,3 +182,33 @@ def test_canceling_an_unknown_order_is_a_problem(client: TestClient) -> None:
     assert answer.status_code == 422, answer.text
     assert "no order tp-unknown" in answer.json()["detail"]
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_the_live_runs_status(client: TestClient, workdir: Path) -> None:
+    import datetime as dt
+    import json
+    import os
+
+    from tradepipe.services.status import process_start
+
+    none = client.get("/status")
+    assert none.status_code == 200
+    assert none.json()["liveness"] == "none" and none.json()["running"] is False
+    (workdir / "tradepipe-status.json").write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "state": "running",
+                "pid": os.getpid(),
+                "process_start": process_start(os.getpid()),
+                "run_id": "r7",
+                "account": "U***4567",
+                "feed": {"name": "synthetic_live", "message": "account U7654321 ok"},
+                "updated_at": dt.datetime.now(dt.UTC).isoformat(),
+                "every_seconds": 2,
+            }
+        )
+    )
+    up = client.get("/status").json()
+    assert up["running"] is True and up["liveness"] == "running" and up["run_id"] == "r7"
+    assert up["account"] == "***4567" and up["feed"]["message"] == "account U***4321 ok"

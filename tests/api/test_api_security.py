@@ -75,6 +75,7 @@ def test_every_route_is_listed() -> None:
         "/tax/lots",
         "/tax/report",
         "/snapshots",
+        "/status",
     }
     assert [p for _m, p in ROUTES if p in OPEN_PATHS] == ["/health"]
 

@@ -65,6 +65,7 @@ def test_positions_order_and_cancel_through_the_page(browser: Any, served: Serve
         assert row.count() == 1
         assert p["quantity"] in row.inner_text()
     assert "paper account" in page.locator("#session").inner_text()
+    assert "No live run" in page.locator("#live").inner_text()
     assert page.locator("#decisions tbody tr").count() > 0
     assert page.locator("#equity svg path").count() == 1
 
@@ -173,4 +174,53 @@ def test_the_snapshot_page_opens_from_disk(browser: Any, served: Served) -> None
     assert "paper" in page.locator("#meta").inner_text()
     assert page.locator("#signin").is_hidden() and page.locator("#controls").is_hidden()
     assert page.locator("#snap-quotes tbody tr").count() > 0
+    assert errors == []
+
+
+def test_the_live_run_panel_shows_a_running_run(browser: Any, served: Served) -> None:
+    import datetime as dt
+    import json
+    import os
+
+    from tradepipe.services.status import process_start
+
+    # A status file as a live run writes it, from a process that is alive (this one).
+    (served.folder / "tradepipe-status.json").write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "state": "running",
+                "pid": os.getpid(),
+                "process_start": process_start(os.getpid()),
+                "run_id": "20261206T101500-3fa2c1",
+                "updated_at": dt.datetime.now(dt.UTC).isoformat(),
+                "every_seconds": 2,
+                "market": {"calendar": "always", "open": True, "description": "open"},
+                "feed": {
+                    "name": "synthetic_live",
+                    "connected": True,
+                    "lag_seconds": 0.4,
+                    "last_bars": {"MSFT": {"ts": "2026-12-06T10:15:00+00:00", "close": 124.5}},
+                },
+                "counts": {"bars": 42, "decisions": 3, "orders": 2, "fills": 2},
+                "pnl_today": {"pnl": "12.34"},
+            }
+        )
+    )
+    errors: list[str] = []
+    page = _page(browser, served, errors)
+    page.goto(f"{served.url}/#token={TOKEN}")
+    page.wait_for_selector("body[data-loaded]")
+    panel = page.locator("#live").inner_text()
+    for text in (
+        "running",
+        "market open",
+        "20261206T101500-3fa2c1",
+        "synthetic_live: connected",
+        "42 bars",
+        "12.34",
+        "MSFT",
+        "124.5",
+    ):
+        assert text in panel, (text, panel)
     assert errors == []

@@ -143,6 +143,12 @@ def test_config_check_uses_tradepipe_settings_variable(
             ["[risk.min_confidence] treshold = 60", "not a known key", "threshold"],
         ),
         ('[default.run]\nstrategies = ["meanrev"]\n', ["'meanrev'", "sma_cross"]),
+        ('[default.run]\ncalendar = "NOPE"\n', ["[run] calendar = 'NOPE'", "XNYS", "always"]),
+        (
+            '[default.run]\nmaintenance_window = "midnight"\n',
+            ["[run] maintenance_window = 'midnight'", "23:45-00:45"],
+        ),
+        ('[default.run]\nwhen_closed = "wait"\n', ["[run] when_closed = 'wait'", "queue"]),
     ],
 )
 def test_config_check_exits_2_with_one_line_naming_the_problem(

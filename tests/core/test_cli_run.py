@@ -194,3 +194,14 @@ def test_daily_snapshots_can_be_turned_off(workdir: Path) -> None:
     assert result.exit_code == 0, result.output
     db = sqlite3.connect(workdir / "tradepipe.db")
     assert db.execute("select count(*) from account_snapshots").fetchone() == (1,)
+
+
+def test_a_live_run_needs_a_live_feed_and_a_live_feed_needs_a_live_run(workdir: Path) -> None:
+    result = invoke("run-pipeline", "--live", "--feed", "synthetic")
+    assert result.exit_code == 2
+    assert "error: [run] feed = 'synthetic' replays history and cannot run live" in result.output
+    assert "live feeds: synthetic_live" in result.output
+    result = invoke("run-pipeline", "--feed", "synthetic_live")
+    assert result.exit_code == 2
+    assert "run it with `tradepipe run-pipeline --live`" in result.output
+    assert not (workdir / "tradepipe.db").exists()  # nothing was started

@@ -1,0 +1,80 @@
+"""Setting up a live run: its clock, its pipeline, its trading hours.
+
+What :mod:`tradepipe.live` needs before the loop starts, from the settings,
+the plugins and the components they name: a live feed (a replay feed is a
+settings error naming the live ones), the run's clock (the wall's, or faster
+for a demo feed), and the market schedule of ``[run] calendar`` and the
+broker's maintenance window.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from tradepipe.clock import LiveClock, ScaledClock, SystemClock
+from tradepipe.errors import ConfigError
+from tradepipe.host import PluginHost
+from tradepipe.live_feed import LiveFeed
+from tradepipe.pipeline import Pipeline, build_pipeline, make_component
+from tradepipe.schedule import Maintenance, MarketSchedule
+from tradepipe.settings import AppSettings
+
+
+def live_clock(feed: Any) -> LiveClock:
+    """The clock of a live run on ``feed``: the wall's, or a faster one for a demo feed."""
+    speed = float(getattr(feed, "speed", 1.0))
+    return SystemClock() if speed == 1.0 else ScaledClock(speed=speed)
+
+
+def build_live_pipeline(
+    settings: AppSettings, host: PluginHost, *, clock: LiveClock | None = None
+) -> Pipeline:
+    """The pipeline of a live run: a live feed, and the run's clock given to every component.
+
+    :raises ConfigError: ``[run] feed`` is not a live feed.
+    """
+    name = settings.run.feed
+    if clock is None:
+        clock = live_clock(require_live_feed(make_component(host, settings, "feed", name), host))
+    pipeline = build_pipeline(settings, host, clock=clock)
+    require_live_feed(pipeline.feed, host)
+    return pipeline
+
+
+def require_live_feed(feed: Any, host: PluginHost) -> LiveFeed:
+    """``feed`` if it is live, else a :class:`ConfigError` naming the live feeds there are."""
+    if isinstance(feed, LiveFeed):
+        return feed
+    live = sorted(
+        name for name, reg in host.components("feed").items() if issubclass(reg.cls, LiveFeed)
+    )
+    raise ConfigError(
+        f"[run] feed = {feed.name!r} replays history and cannot run live; "
+        f"live feeds: {', '.join(live) or 'none installed'}",
+        key="run.feed",
+    )
+
+
+def market_schedule(pipeline: Pipeline) -> MarketSchedule:
+    """The hours a live run of ``pipeline`` trades, from ``[run]``, its feed and its broker.
+
+    :raises ConfigError: an unknown calendar or a bad maintenance window.
+    """
+    run = pipeline.settings.run
+    feed = pipeline.feed
+    calendar = run.calendar or getattr(feed, "default_calendar", None) or "XNYS"
+    window = run.maintenance_window
+    source = "[run] maintenance_window"
+    if window == "broker":
+        window = pipeline.broker.maintenance_window
+        source = f"broker {pipeline.broker.name!r}'s maintenance_window"
+    try:
+        maintenance = Maintenance.parse(window)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}", key="run.maintenance_window") from exc
+    return MarketSchedule(
+        calendar,
+        maintenance=maintenance,
+        wake_before=timedelta(seconds=run.wake_before_open_seconds),
+    )

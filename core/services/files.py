@@ -1,0 +1,28 @@
+"""Small JSON state files: replaced atomically, readable by their owner only."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_private_json(path: Path, data: Any, *, sync: bool = True) -> None:
+    """Replace ``path`` with ``data`` as JSON: a temporary file in the same folder,
+    mode 0600, (``sync``: flushed to disk), then renamed over the old one, so a
+    reader sees the old version or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, sort_keys=True, default=str)
+            out.flush()
+            if sync:
+                os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

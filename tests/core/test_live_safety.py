@@ -1,0 +1,97 @@
+"""The live-account guard, the kill switch and the daily loss limit hold in live runs too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tradepipe import BrokerStatus, ConfigError, hookimpl
+from tradepipe.brokers.paper import PaperBroker
+from tradepipe.plugins.synthetic_feed import SyntheticFeed
+from tradepipe.testing import MemorySink, live, test_host
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def market(count: int = 60) -> list[Any]:
+    feed = SyntheticFeed(
+        SyntheticFeed.Settings(symbols=["AAPL"], bars=count, interval="1m", seed=9, volatility=0.05)
+    )
+    feed.load()
+    return list(feed.bars())
+
+
+SMA = {"sma_cross": {"fast": 2, "slow": 3, "quantity": 10, "counter_trend_confidence": 90}}
+
+
+class LiveSim(PaperBroker):
+    """The simulator, claiming to be a live account."""
+
+    name = "live_sim"
+
+    def status(self) -> BrokerStatus:
+        return super().status().model_copy(update={"is_paper": False, "account_id": "U1234567"})
+
+
+class Plugin:
+    __name__ = "live-sim"
+
+    @hookimpl
+    def tradepipe_register_brokers(self, register: Any) -> None:
+        register(LiveSim)
+
+
+def sink_of(pipeline: Any) -> MemorySink:
+    sink = pipeline.sinks[0]
+    assert isinstance(sink, MemorySink)
+    return sink
+
+
+def test_a_live_account_is_refused_unless_allowed_and_then_the_filter_still_guards() -> None:
+    with pytest.raises(ConfigError, match=r"live account \(U\*\*\*4567\); refusing to trade it"):
+        live(market(), host=test_host(Plugin()), run={"broker": "live_sim"}, strategies=SMA)
+    pipeline, result, _s, _r = live(
+        market(),
+        host=test_host(Plugin()),
+        run={"broker": "live_sim", "allow_live": True, "risk_filters": ["live_account"]},
+        strategies=SMA,
+    )
+    sink = sink_of(pipeline)
+    assert result.orders > 0 and result.fills == 0
+    assert {v.filter for v in sink.verdicts} == {"live_account"}
+    assert all(v.outcome.value == "deny" for v in sink.verdicts)
+
+
+def test_the_kill_switch_denies_every_order_of_a_live_run(workdir: Path) -> None:
+    (workdir / "halt.json").write_text(json.dumps({"manual": {"reason": "FOMC", "at": "now"}}))
+    pipeline, result, _s, _r = live(
+        market(),
+        run={"risk_filters": ["halt"]},
+        strategies=SMA,
+        risk={"halt": {"state_file": "halt.json", "allow_reducing": False}},
+    )
+    sink = sink_of(pipeline)
+    assert result.orders > 0 and result.fills == 0
+    assert {v.reason for v in sink.verdicts} == {"trading halted by hand: FOMC"}
+
+
+def test_the_daily_loss_limit_halts_a_live_run_and_a_restart_the_same_day(workdir: Path) -> None:
+    risk = {"max_daily_loss": {"state_file": "halt.json", "max_loss": 0.5, "allow_reducing": False}}
+    run = {"risk_filters": ["max_daily_loss"], "session": "day-1"}
+    first, result, _s, _r = live(market(), run=run, strategies=SMA, risk=risk)
+    sink = sink_of(first)
+    denied = [v for v in sink.verdicts if v.outcome.value == "deny"]
+    assert result.fills >= 1 and denied, "the commissions alone lose more than 0.50"
+    assert "daily loss limit hit" in denied[0].reason
+    state = json.loads((workdir / "halt.json").read_text())
+    assert state["daily"]["halted"]
+    # The restarted run (same New York day on its clock) is halted from its first order.
+    second, again, _s, _r = live(market(), run=run, strategies=SMA, risk=risk)
+    assert again.orders > 0 and again.fills == 0
+    assert all("daily loss limit hit" in v.reason for v in sink_of(second).verdicts)
