@@ -99,6 +99,9 @@ class PaperBroker(Broker):
         #: ``initial_cash`` only seeds a new file. Saved on every change: for long
         #: replays leave it empty.
         state_file: str = ""
+        #: In a live run, fill working stock orders at the feed's quotes too (a buy at the
+        #: ask, a sell at the bid, else the last price), not only at bars.
+        fill_on_quotes: bool = True
         #: IBKR order questions the simulator asks when they apply: o163 (limit
         #: more than 3% from the last price), o354 (no market data yet), o403
         #: (would trigger and fill at once), o10151 (market order), o10331 and
@@ -502,6 +505,36 @@ class PaperBroker(Broker):
                 self._dirty = True  # a stop-limit order triggered: saved as such
             if price is not None:
                 events.append(self._fill(sim, price, bar.ts))
+        if self._dirty and self._state is not None:
+            self._save_or_stop()
+        return events
+
+    def on_quote(self, quote: Quote) -> Sequence[BrokerEvent]:
+        """Fill working stock orders at a live quote: a buy at the ask, a sell at the bid.
+
+        The quote is a market at one price for each side (its last where the side
+        is missing), matched as a bar of that one price: a market order fills at
+        it, a limit order when the price reaches its limit, a stop when it is
+        touched. Options still fill on bars only (their model prices need one).
+        """
+        orders = self._account.working.get(quote.symbol)
+        if not orders or self._readonly or not self.settings.fill_on_quotes:
+            return ()
+        events: list[BrokerEvent] = []
+        for sim in list(orders):
+            if sim.option or quote.ts <= sim.placed:
+                continue
+            side = quote.ask if sim.intent.side == "buy" else quote.bid
+            price = side if side is not None else quote.last
+            if price is None or price <= 0:
+                continue
+            p = float(price)
+            triggered = sim.triggered
+            filled = match(sim, Bar(quote.symbol, quote.ts, p, p, p, p, 0.0))
+            if sim.triggered and not triggered:
+                self._dirty = True  # a stop-limit order triggered: saved as such
+            if filled is not None:
+                events.append(self._fill(sim, filled, quote.ts))
         if self._dirty and self._state is not None:
             self._save_or_stop()
         return events

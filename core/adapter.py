@@ -159,6 +159,10 @@ class Broker(Component):
         """A market event passed by; a simulator matches orders against it."""
         return ()
 
+    def on_quote(self, quote: Quote) -> Sequence[BrokerEvent]:
+        """A live quote came in; a simulator may fill working orders at it."""
+        return ()
+
     def on_history(self, bars: Sequence[Bar]) -> None:
         """Bars from before a live run's first one (its warm-up), oldest first.
 

@@ -39,7 +39,7 @@ from tradepipe.errors import (
     StrategyError,
 )
 from tradepipe.logs import redact_accounts
-from tradepipe.market import Bar
+from tradepipe.market import Bar, Quote
 from tradepipe.money import ZERO, to_decimal
 from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, client_order_id
 from tradepipe.portfolio import Book
@@ -710,6 +710,24 @@ class Executor:
     def unknown(self) -> frozenset[str]:
         """Client order ids whose sending had no clear outcome yet."""
         return frozenset(self._unknown)
+
+    def on_quote(self, quote: Quote) -> None:
+        """A live quote: the broker sees it (a simulator may fill at it); its events apply."""
+        events = self.p.broker.on_quote(quote)
+        if events:
+            self._apply(events)
+
+    def refresh(self) -> None:
+        """The broker has news of an order (its stream said so): ask it now, not at the pace."""
+        try:
+            events = self.p.broker.refresh()
+        except BrokerError as exc:
+            log.warning("could not ask the broker about its orders: %s", exc)
+            return
+        if events:
+            self._apply(events)
+        if self._unknown:
+            self._settle_unknown()
 
     def settle(self) -> None:
         """Apply what the broker reports now and ask about orders still unknown.

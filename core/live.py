@@ -188,6 +188,7 @@ class LiveRun:
                 executor.ctx.set_market(self._market_is_open)
                 try:
                     self._publish("starting")
+                    self.feed.broker = p.broker
                     self.feed.start(self.clock, hours)
                     self._warm_up(self.feed.warmup())
                     # The stop settles what is still open (_settle_in_flight), within
@@ -269,7 +270,10 @@ class LiveRun:
         changes_at = self._watch_market(clock.now())
         while not stop.is_set():
             now_m = monotonic()
-            if now_m >= next_poll:
+            if feed.take_broker_news():
+                ex.refresh()  # an order changed: its fills reach the ledger now
+                next_poll = now_m + self._poll_seconds
+            elif now_m >= next_poll:
                 ex.settle()
                 next_poll = now_m + self._poll_seconds
             if now_m >= next_flush:
@@ -312,6 +316,7 @@ class LiveRun:
                     stats.quotes += 1
                     set_price(event.symbol, float(price))
                     price_at[event.symbol] = event.ts
+                    ex.on_quote(event)  # a simulator fills at live quotes too
 
     def _ask_tickers(self, now: datetime) -> None:
         """Ask the strategies that act between bars (``on_tick``) what they decide now."""

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
+from tradepipe.adapter import Broker
 from tradepipe.clock import LiveClock, SystemClock
 from tradepipe.errors import FeedError
 from tradepipe.feed import Feed
@@ -121,6 +122,10 @@ class LiveFeed(Feed):
         super().__init__(settings)
         self.clock: LiveClock = SystemClock()
         self.hours: TradingHours | None = None
+        #: The run's broker, for a feed whose data comes through it (IBKR's stream);
+        #: set by the run before :meth:`start`.
+        self.broker: Broker | None = None
+        self._news = threading.Event()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -253,6 +258,19 @@ class LiveFeed(Feed):
     def wake(self) -> None:
         """Make a waiting :meth:`next` return at once (a stop was asked for)."""
         self._queue.put(_WAKE)
+
+    def broker_news(self) -> None:
+        """The broker has news of an order (IBKR's order stream said so), from any thread:
+        the run asks the broker at once instead of at its polling pace."""
+        self._news.set()
+        self._queue.put(_WAKE)
+
+    def take_broker_news(self) -> bool:
+        """Whether :meth:`broker_news` was called since the last time this was asked."""
+        if not self._news.is_set():
+            return False
+        self._news.clear()
+        return True
 
     def state(self) -> FeedState:
         with self._lock:

@@ -29,7 +29,7 @@ from tradepipe import (
 )
 from tradepipe.brokers.ibkr import orders as ibkr_orders
 from tradepipe.brokers.paper import PaperBroker
-from tradepipe.market import Bar
+from tradepipe.market import Bar, Quote
 from tradepipe.testing import T0, MemorySink, bar, bars_from_closes, replay
 
 _ids = itertools.count(1)
@@ -1195,3 +1195,46 @@ def test_preview_needs_a_connection() -> None:
     broker.disconnect()
     with pytest.raises(BrokerAuthError):
         broker.preview(intent("buy", 1))
+
+
+def quote(minutes: int, *, bid: str | None, ask: str | None, last: str | None = None) -> Quote:
+    return Quote(
+        symbol="AAPL",
+        ts=T0 + dt.timedelta(days=1, minutes=minutes),
+        bid=None if bid is None else D(bid),
+        ask=None if ask is None else D(ask),
+        last=None if last is None else D(last),
+    )
+
+
+def test_live_quotes_fill_a_buy_at_the_ask_a_sell_at_the_bid_and_limits_when_reached() -> None:
+    broker = make_broker()
+    feed(broker, bar(ts=0, open=100))
+    broker.clock = ManualClock(T0 + dt.timedelta(days=1))
+    buy, sell = intent("buy", 10), intent("sell", 5)
+    limit = intent("buy", 3, "limit", limit="99.50")
+    for order in (buy, limit):
+        broker.place(order)
+    [filled] = fills_of(list(broker.on_quote(quote(1, bid="100.00", ask="100.10"))))
+    assert (filled.client_order_id, filled.price) == (buy.client_order_id, D("100.10"))
+    broker.place(sell)
+    [sold] = fills_of(list(broker.on_quote(quote(2, bid="99.90", ask="100.00"))))
+    assert (sold.client_order_id, sold.price) == (sell.client_order_id, D("99.90"))
+    # The limit buy waits for an ask at or under 99.50; a quote without an ask goes by its last.
+    assert fills_of(list(broker.on_quote(quote(3, bid="99.60", ask="99.70")))) == []
+    [at_limit] = fills_of(list(broker.on_quote(quote(4, bid=None, ask=None, last="99.40"))))
+    assert (at_limit.client_order_id, at_limit.price) == (limit.client_order_id, D("99.40"))
+
+
+def test_quotes_never_fill_an_order_placed_after_them_or_when_turned_off() -> None:
+    broker = make_broker()
+    feed(broker, bar(ts=0, open=100))
+    broker.clock = ManualClock(T0 + dt.timedelta(days=1, minutes=5))
+    order = intent("buy", 10)
+    broker.place(order)
+    assert list(broker.on_quote(quote(4, bid="100", ask="100.1"))) == []  # older than the order
+    quiet = make_broker(fill_on_quotes=False)
+    feed(quiet, bar(ts=0, open=100))
+    quiet.clock = ManualClock(T0 + dt.timedelta(days=1))
+    quiet.place(intent("buy", 10))
+    assert list(quiet.on_quote(quote(1, bid="100", ask="100.1"))) == []
