@@ -131,7 +131,7 @@ def test_a_live_run_on_ibkrs_stream_trades_and_stops_on_sigterm(
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            out, err = proc.communicate(timeout=30)
+            _out, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             _out, err = proc.communicate()
