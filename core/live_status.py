@@ -130,6 +130,8 @@ class StatusFile:
         }
         if ex is None:
             return doc
+        # A lost broker session the run waits on (a person must log in again).
+        doc["waiting_for"] = ex.waiting_for or None
         doc["counts"] = {
             "bars": run.stats.bars,
             "quotes": run.stats.quotes,

@@ -56,6 +56,11 @@ def show(s: dict[str, Any]) -> None:
             f"{feed.get('gap_count', 0)} gaps",
         ),
         ("market", f"{market.get('calendar')}: {market.get('description')}"),
+        *(
+            [("waiting", f"for the broker's session: {s['waiting_for']}")]
+            if s.get("waiting_for")
+            else []
+        ),
         (
             "activity",
             f"{counts.get('bars', 0)} bars, {counts.get('decisions', 0)} decisions, "

@@ -18,13 +18,13 @@ what only a reader can tell:
 from __future__ import annotations
 
 import json
-import os
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tradepipe.errors import ConfigError
+from tradepipe.process import ProcessId, is_alive, start_ticks
 from tradepipe.settings import AppSettings
 
 #: The status file's format; a reader refuses another.
@@ -50,30 +50,19 @@ def status_path(settings: AppSettings) -> Path:
 
 
 def process_start(pid: int) -> str | None:
-    """When process ``pid`` started, in the kernel's clock ticks since boot; ``None`` if unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
+    """When process ``pid`` started (kernel clock ticks since boot), as the file keeps it."""
+    ticks = start_ticks(pid)
+    return None if ticks is None else str(ticks)
 
 
 def process_alive(pid: int, started: str | None) -> bool:
-    """True when ``pid`` runs and is the process that started at ``started`` (if known)."""
+    """True when ``pid`` runs on this host and is the process that started at ``started``."""
     if pid <= 0:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # someone else's process: it exists
-    if started is not None:
-        now = process_start(pid)
-        if now is not None and now != started:
-            return False  # the pid was reused by another process
-    return True
+    alive = is_alive(
+        ProcessId(socket.gethostname(), pid, int(started) if started is not None else None)
+    )
+    return alive is not False
 
 
 def read_status(path: Path, now: datetime | None = None) -> dict[str, Any]:
