@@ -184,6 +184,13 @@ def test_tradepipe_status_for_no_run_a_running_one_and_a_dead_one(workdir: Path)
         assert text in up.output
     as_json = json.loads(invoke("status", "--json").output)
     assert as_json["liveness"] == "running" and as_json["run_id"] == "r1"
+    assert "waiting" not in up.output
+    # A run whose broker session is lost says what it waits for.
+    write(path, document(waiting_for="client_portal: the gateway is not logged in"))
+    waiting = invoke("status")
+    assert "waiting" in waiting.output and "for the broker's session" in waiting.output
+    waited = json.loads(invoke("status", "--json").output)["waiting_for"]
+    assert waited == "client_portal: the gateway is not logged in"
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
