@@ -73,6 +73,7 @@ class PaperBroker(Broker):
     requires_durable_intents = False
     needs_polling = False
     maintenance_window = ""  # the simulator never goes down
+    simulated = True
 
     class Settings(ComponentSettings):
         account_id: str = "PAPER"

@@ -79,6 +79,10 @@ class Broker(Component):
     #: executor then calls after every event. A broker that reports everything
     #: from :meth:`on_bar` says False and is polled only at the end of a run.
     needs_polling: bool = True
+    #: True for a simulator (the paper broker): its orders are not real. A replay
+    #: of past bars sends orders to a broker that is not one only when the
+    #: settings say so (``[run] replay_to_broker``): real orders at old prices.
+    simulated: ClassVar[bool] = False
     #: How long after a send the broker may take to show an order in its
     #: lookups. An order whose send had no clear answer, and which no lookup
     #: finds once this has passed, never reached the broker (it is rejected).

@@ -265,6 +265,15 @@ def run_pipeline(
             '([run] mode = "live")',
             key="run.mode",
         )
+    broker = pipeline.broker
+    if not broker.simulated and not pipeline.settings.run.replay_to_broker:
+        raise ConfigError(
+            f"a replay of feed {pipeline.feed.name!r} would send real orders to broker "
+            f"{broker.name!r} at the prices of its bars, not the market's. Replay on the paper "
+            "simulator (--broker paper), trade live (--live with a live feed such as "
+            "ibkr_stream), or, for a test account, set [run] replay_to_broker = true",
+            key="run.replay_to_broker",
+        )
     t0 = time.perf_counter()
     pipeline.feed.load()
     pipeline.timings["load_seconds"] = time.perf_counter() - t0

@@ -72,6 +72,9 @@ class RunSettings(_Table):
     session: str = ""
     #: Live (non-paper) accounts are refused unless this is true.
     allow_live: bool = False
+    #: A replay (past bars) may send its orders to a broker that is not a simulator
+    #: (e.g. an IBKR paper account used for testing): real orders at old prices.
+    replay_to_broker: bool = False
     #: A pipeline whose broker session is lost (a person must log in again)
     #: waits this long for it to come back before it stops; 0 stops at once.
     session_wait_seconds: float = Field(default=1800.0, ge=0, le=86_400)

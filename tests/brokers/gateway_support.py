@@ -216,11 +216,15 @@ def toml_lines(values: dict[str, Any]) -> str:
 
 
 def write_broker_settings(path: Path, broker: str, table: dict[str, Any]) -> None:
-    """``settings.toml`` in ``path``: ``broker`` with ``table``, three filters, an SQLite ledger."""
+    """``settings.toml`` in ``path``: ``broker`` with ``table``, three filters, an SQLite ledger.
+
+    Replays may send their orders to the stand-in: it is a test account.
+    """
     path.joinpath("settings.toml").write_text(
         f"""
 [default.run]
 broker = "{broker}"
+replay_to_broker = true
 risk_filters = ["min_confidence", "max_position_value", "buying_power"]
 sinks = ["sql"]
 [default.sinks.sql]

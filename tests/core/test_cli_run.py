@@ -200,8 +200,23 @@ def test_a_live_run_needs_a_live_feed_and_a_live_feed_needs_a_live_run(workdir: 
     result = invoke("run-pipeline", "--live", "--feed", "synthetic")
     assert result.exit_code == 2
     assert "error: [run] feed = 'synthetic' replays history and cannot run live" in result.output
-    assert "live feeds: synthetic_live" in result.output
+    assert "live feeds: " in result.output and "synthetic_live" in result.output
     result = invoke("run-pipeline", "--feed", "synthetic_live")
     assert result.exit_code == 2
     assert "run it with `tradepipe run-pipeline --live`" in result.output
     assert not (workdir / "tradepipe.db").exists()  # nothing was started
+
+
+def test_a_replay_never_sends_real_orders_at_old_prices_unless_asked(workdir: Path) -> None:
+    (workdir / "settings.toml").write_text(
+        '[default.run]\nbroker = "client_portal"\n'
+        '[default.brokers.client_portal]\nbase_url = "https://127.0.0.1:9/v1/api"\n'
+    )
+    result = invoke("run-pipeline", "--no-progress")
+    assert result.exit_code == 2
+    assert (
+        "error: a replay of feed 'synthetic' would send real orders to broker 'client_portal' at "
+        "the prices of its bars" in result.output
+    )
+    assert "[run] replay_to_broker = true" in result.output
+    assert not (workdir / "tradepipe.db").exists()  # refused before anything started

@@ -31,6 +31,7 @@ def _session(db: str) -> None:
         run={
             "strategies": ["buy_low"],
             "broker": "remote",
+            "replay_to_broker": True,
             "risk_filters": [],
             "session": "acct",
             "sinks": ["sql"],

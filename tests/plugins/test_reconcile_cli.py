@@ -53,6 +53,7 @@ def test_reconcile_reports_every_difference_and_fix_adopts_the_broker_word(
         run={
             "strategies": ["buy_low"],
             "broker": "remote",
+            "replay_to_broker": True,
             "risk_filters": [],
             "session": "acct",
             "sinks": ["sql"],
@@ -176,6 +177,7 @@ def test_an_order_that_never_reached_the_broker_is_rejected_once_its_window_pass
         run={
             "strategies": ["buy_low"],
             "broker": "remote",
+            "replay_to_broker": True,
             "risk_filters": [],
             "session": "acct",
             "sinks": ["sql"],
