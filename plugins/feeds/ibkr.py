@@ -1,7 +1,10 @@
 """IBKR's market data for live runs: ``ibkr_stream`` (WebSocket) and ``ibkr_poll`` (snapshots).
 
-Both take their data through the run's broker (``[run] broker = "client_portal"`` or
-``"web_api"``): the same session, the same pacing budget, the same keep-alive.
+Both take their data through the run's broker when it is one of IBKR's (``[run] broker =
+"client_portal"`` or ``"web_api"``): the same session, the same pacing budget, the same
+keep-alive. With another broker (the paper simulator: paper trading on IBKR's real-time
+data) they open a session of their own, for data only, through the IBKR adapter ``via``
+names (``client_portal`` by default, set up by its ``[brokers.…]`` table).
 
 ``ibkr_stream`` opens IBKR's WebSocket (:mod:`tradepipe.brokers.ibkr.stream`): ``smd``
 quotes for the configured symbols, whose trades make bars of ``bar_size``
@@ -29,7 +32,7 @@ import queue
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from tradepipe import Bar, ComponentSettings, hookimpl
@@ -49,6 +52,8 @@ class IbkrFeedSettings(ComponentSettings):
     warmup_bars: int = Field(default=100, ge=0, le=1000)
     #: Snapshot polling (``ibkr_poll``, and ``ibkr_stream``'s fallback): seconds between polls.
     poll_seconds: float = Field(default=1.0, ge=0.2, le=60)
+    #: When the run's broker is not IBKR's: the IBKR adapter the data comes through.
+    via: Literal["client_portal", "web_api"] = "client_portal"
 
     @field_validator("symbols")
     @classmethod
@@ -73,6 +78,9 @@ class _IbkrFeed(LiveFeed):
         super().__init__(settings)
         from tradepipe.brokers.ibkr.bars import BarBuilder, bar_seconds
 
+        self._app: Any = None
+        self._own: Any = None  # a data-only IBKR session, when the run's broker is not IBKR
+
         self._seconds = bar_seconds(self.settings.bar_size)
         self._builder = BarBuilder(self.settings.bar_size, grace_seconds=1.0)
         self._build_lock = threading.Lock()
@@ -86,20 +94,45 @@ class _IbkrFeed(LiveFeed):
     def bar_seconds(self) -> float | None:
         return self._seconds
 
+    def attach(self, runtime: Any) -> None:
+        self._app = runtime.settings
+
     def _ibkr(self) -> Any:
-        """The run's broker, which must be one of the IBKR adapters."""
+        """The IBKR adapter the data comes through: the run's broker, or a session of its own."""
         from tradepipe.brokers.ibkr.broker import WebApiBroker
 
         broker = self.broker
-        if not isinstance(broker, WebApiBroker):
-            name = getattr(broker, "name", "none")
+        if isinstance(broker, WebApiBroker):
+            return broker
+        if self._own is None:
+            self._own = self._data_session()
+        return self._own
+
+    def _data_session(self) -> Any:
+        """A connected IBKR adapter (``via``) used for market data only, never for orders."""
+        from tradepipe.brokers.client_portal import ClientPortalBroker
+        from tradepipe.brokers.ibkr.broker import WebApiBroker
+        from tradepipe.brokers.web_api import WebApiOAuthBroker
+
+        via = self.settings.via
+        cls: Any = {"client_portal": ClientPortalBroker, "web_api": WebApiOAuthBroker}[via]
+        table = self._app.component_table("brokers", via) if self._app is not None else {}
+        try:
+            adapter: WebApiBroker = cls(cls.Settings.model_validate(table))
+        except ValueError as exc:
             raise ConfigError(
-                f"feed {self.name!r} takes IBKR's market data through an IBKR broker; "
-                f"[run] broker is {name!r} (use client_portal or web_api, or the feed "
-                "synthetic_live)",
-                key="run.feed",
-            )
-        return broker
+                f"feed {self.name!r} reads IBKR's data through [brokers.{via}]: {exc}",
+                key=f"brokers.{via}",
+            ) from exc
+        adapter.clock = self.clock
+        log.info("feed %s: market data through a %s session of its own", self.name, via)
+        adapter.connect()
+        return adapter
+
+    def close(self) -> None:
+        own, self._own = self._own, None
+        if own is not None:
+            own.disconnect()
 
     def _market_open(self) -> bool:
         hours = self.hours
@@ -242,6 +275,7 @@ class IbkrStreamFeed(_IbkrFeed):
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.stop()
+        super().close()
 
     def _pump(self) -> None:
         from tradepipe.brokers.ibkr.stream import StateChanged, SubscriptionRefused

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,9 +21,11 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "brokers"))
 
 from inprocess_support import InProcessGateway, VirtualNow
 from stream_support import run_for
+from tradepipe.brokers.paper import PaperBroker
 from tradepipe.errors import ConfigError
 from tradepipe.market import Bar, Quote
 from tradepipe.plugins.feeds.ibkr import IbkrPollFeed, IbkrStreamFeed
+from tradepipe.settings import load_settings
 
 AAPL = 265598
 
@@ -116,10 +119,40 @@ def test_an_order_update_makes_the_run_ask_the_broker(
         time.sleep(0.01)
 
 
-def test_a_broker_that_is_not_ibkr_is_refused() -> None:
-    feed = IbkrPollFeed(IbkrPollFeed.Settings(symbols=["AAPL"]))
-    with pytest.raises(ConfigError, match="takes IBKR's market data through an IBKR broker"):
-        feed.open()
+def test_on_the_paper_simulator_the_feed_opens_a_data_session_of_its_own(
+    gw: InProcessGateway, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Paper trading on IBKR's real-time data: the run's broker is the simulator, so the
+    # feed reads through [brokers.client_portal] itself, for data only.
+    gw.serve_cli(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(
+        overrides={"brokers": {"client_portal": gw.broker_table(keepalive_seconds=0)}}
+    )
+    feed = IbkrPollFeed(IbkrPollFeed.Settings(symbols=["AAPL"], warmup_bars=0))
+    feed.attach(SimpleNamespace(settings=settings))
+    feed.broker = PaperBroker()
+    feed.start(VirtualNow(gw.clock), None)  # type: ignore[arg-type]
+    try:
+        gw.market({AAPL: {"31": "190.00"}})
+        quotes = [e for e in drain(feed, 2.0) if isinstance(e, Quote)]
+    finally:
+        feed.stop()
+    assert quotes and quotes[0].symbol == "AAPL"
+    paths = [r["path"] for r in gw.requests()]
+    assert "/iserver/marketdata/snapshot" in paths
+    assert not any(p.endswith("/orders") and "account/" in p for p in paths)  # data only
+    bad = IbkrPollFeed(IbkrPollFeed.Settings(symbols=["AAPL"], via="client_portal"))
+    bad.attach(
+        SimpleNamespace(
+            settings=load_settings(
+                overrides={"brokers": {"client_portal": {"base_url": "ftp://nowhere"}}}
+            )
+        )
+    )
+    bad.broker = PaperBroker()
+    with pytest.raises(ConfigError, match=r"reads IBKR's data through \[brokers.client_portal\]"):
+        bad.open()
 
 
 def test_more_symbols_than_market_data_lines_is_an_error_naming_the_limit(
