@@ -74,6 +74,7 @@ class PaperBroker(Broker):
     needs_polling = False
     maintenance_window = ""  # the simulator never goes down
     simulated = True
+    live_feed = "synthetic_live"
 
     class Settings(ComponentSettings):
         account_id: str = "PAPER"

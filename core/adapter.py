@@ -83,6 +83,9 @@ class Broker(Component):
     #: of past bars sends orders to a broker that is not one only when the
     #: settings say so (``[run] replay_to_broker``): real orders at old prices.
     simulated: ClassVar[bool] = False
+    #: The live feed a live run on this broker uses when ``[run] feed`` replays history
+    #: and ``[run] live_feed`` names none (IBKR: its stream; the simulator: synthetic).
+    live_feed: ClassVar[str] = ""
     #: How long after a send the broker may take to show an order in its
     #: lookups. An order whose send had no clear answer, and which no lookup
     #: finds once this has passed, never reached the broker (it is rejected).

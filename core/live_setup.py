@@ -1,14 +1,16 @@
 """Setting up a live run: its clock, its pipeline, its trading hours.
 
 What :mod:`tradepipe.live` needs before the loop starts, from the settings,
-the plugins and the components they name: a live feed (a replay feed is a
-settings error naming the live ones), the run's clock (the wall's, or faster
+the plugins and the components they name: a live feed (a replay feed in
+``[run] feed`` gives way to ``[run] live_feed`` or the broker's own live feed;
+one named on the command line must be live), the run's clock (the wall's, or faster
 for a demo feed), and the market schedule of ``[run] calendar`` and the
 broker's maintenance window.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +22,7 @@ from tradepipe.pipeline import Pipeline, build_pipeline, make_component
 from tradepipe.schedule import Maintenance, MarketSchedule
 from tradepipe.settings import AppSettings
 
+log = logging.getLogger(__name__)
 
 def live_clock(feed: Any) -> LiveClock:
     """The clock of a live run on ``feed``: the wall's, or a faster one for a demo feed."""
@@ -34,12 +37,36 @@ def build_live_pipeline(
 
     :raises ConfigError: ``[run] feed`` is not a live feed.
     """
+    settings = with_live_feed(settings, host)
     name = settings.run.feed
     if clock is None:
         clock = live_clock(require_live_feed(make_component(host, settings, "feed", name), host))
     pipeline = build_pipeline(settings, host, clock=clock)
     require_live_feed(pipeline.feed, host)
     return pipeline
+
+
+def with_live_feed(settings: AppSettings, host: PluginHost) -> AppSettings:
+    """``settings`` with ``[run] feed`` a live feed.
+
+    A replay feed in ``[run] feed`` (the demo's ``synthetic``) gives way to
+    ``[run] live_feed``, else to the broker's own live feed (IBKR's stream, the
+    simulator's synthetic market), saying so; a live feed stays as it is.
+    """
+    run = settings.run
+    if issubclass(host.component("feed", run.feed), LiveFeed):
+        return settings
+    broker_feed: str = getattr(host.component("broker", run.broker), "live_feed", "")
+    instead = run.live_feed or broker_feed
+    if not instead:
+        return settings  # require_live_feed says what to do
+    log.info(
+        "[run] feed %s replays history: this live run uses %s (%s)",
+        run.feed,
+        instead,
+        "[run] live_feed" if run.live_feed else f"broker {run.broker}'s live feed",
+    )
+    return settings.model_copy(update={"run": run.model_copy(update={"feed": instead})})
 
 
 def require_live_feed(feed: Any, host: PluginHost) -> LiveFeed:

@@ -95,6 +95,9 @@ class RunSettings(_Table):
     #: ``exchange_calendars`` code such as ``XNYS``), or ``always``. Empty: the
     #: feed's default (``synthetic_live`` trades around the clock), else ``XNYS``.
     calendar: str = ""
+    #: Live: the feed of a live run when ``feed`` replays history (empty: the broker's
+    #: own live feed, ``ibkr_stream`` for IBKR and ``synthetic_live`` on paper).
+    live_feed: str = ""
     #: Live: a decision while the market is closed is denied (``deny``), kept
     #: until the open (``queue``), or sent at once marked ``outside_rth``.
     when_closed: Literal["deny", "queue", "outside_rth"] = "deny"

@@ -155,6 +155,7 @@ class WebApiBroker(Broker):
 
     requires_durable_intents = True
     needs_polling = True
+    live_feed = "ibkr_stream"
 
     def __init__(self, settings: Any = None) -> None:
         super().__init__(settings)

@@ -49,6 +49,8 @@ def run_pipeline(
     overrides: dict[str, Any] = {
         "broker": broker,
         "feed": feed,
+        # A feed named on the command line is the feed, live or not.
+        "live_feed": feed if live else None,
         "mode": "live" if live else None,
         "calendar": "always" if always else None,
     }

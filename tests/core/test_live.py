@@ -119,8 +119,12 @@ def test_sma_cross_is_ready_at_the_first_live_bar() -> None:
 
 def test_a_replay_feed_cannot_run_live_and_a_live_feed_cannot_replay() -> None:
     host = test_host()
+    # The demo's replay feed gives way to the broker's own live feed (the simulator's)…
+    pipeline = build_live_pipeline(settings(run={"feed": "synthetic", "sinks": []}), host)
+    assert pipeline.feed.name == "synthetic_live"
+    # … or to [run] live_feed; a replay feed named there (or with --feed) is an error.
     with pytest.raises(ConfigError, match="live feeds: .*list_live, synthetic_live"):
-        build_live_pipeline(settings(run={"feed": "synthetic"}), host)
+        build_live_pipeline(settings(run={"feed": "synthetic", "live_feed": "synthetic"}), host)
     pipeline = build_pipeline(settings(run={"feed": "synthetic_live", "sinks": []}), host)
     with pytest.raises(ConfigError, match="--live"):
         run_pipeline(pipeline)
