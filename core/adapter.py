@@ -11,7 +11,7 @@ broker's own error bodies) into the :mod:`tradepipe.errors` tree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -203,12 +203,14 @@ class Broker(Component):
         """
         raise BrokerCapabilityError(f"{self.name} has no session to log out of", broker=self.name)
 
-    def await_session(self, timeout: float) -> bool:
+    def await_session(self, timeout: float, on_wait: Callable[[], bool] | None = None) -> bool:
         """The session was lost (:class:`~tradepipe.errors.BrokerAuthError`): wait for it.
 
         Waits up to ``timeout`` seconds for the session to come back (a person
-        logging in again, say) and answers whether it did. Brokers whose
-        session cannot come back by itself answer ``False`` at once.
+        logging in again, say) and answers whether it did. ``on_wait`` is called
+        between attempts (a live run rewrites its status there); answering
+        ``False`` ends the wait early. Brokers whose session cannot come back by
+        itself answer ``False`` at once.
         """
         return False
 

@@ -258,4 +258,5 @@ def direct_run(
     pipeline.sinks = [watch] if dry_run else [*pipeline.sinks, watch]
     with open_run(pipeline) as executor:
         executor.dry_run = dry_run
+        executor.session_wait = 0  # a one-off command says the session is lost; it never waits
         yield Direct(pipeline, executor, watch, source)

@@ -103,6 +103,11 @@ class Executor:
         self.dry_run = False
         #: Why the run is waiting instead of trading ("" when it is not).
         self.waiting_for = ""
+        #: How long to wait for a lost broker session (``None``: ``[run]
+        #: session_wait_seconds``; a one-off command does not wait).
+        self.session_wait: float | None = None
+        #: Called while waiting for it; ``False`` ends the wait (a live run stopping).
+        self.on_wait: Callable[[], bool] | None = None
         #: A live run's check between recording a decision and sizing it: the
         #: decision to judge, or ``None`` when the gate denied or kept it (and
         #: recorded why). See :mod:`tradepipe.live_gate`.
@@ -518,10 +523,15 @@ class Executor:
 
         :raises BrokerAuthError: ``exc``, when the session did not come back.
         """
-        wait = self.p.settings.run.session_wait_seconds
+        wait = self.session_wait
+        if wait is None:
+            wait = self.p.settings.run.session_wait_seconds
         self.waiting_for = _reason(exc)
+        on_wait = self.on_wait
         try:
-            if wait <= 0 or not self.p.broker.await_session(wait):
+            if wait <= 0 or not self.p.broker.await_session(wait, on_wait):
+                if on_wait is not None and not on_wait():
+                    return  # the run is stopping: it ends as it was asked to
                 raise exc
         finally:
             self.waiting_for = ""
@@ -737,6 +747,9 @@ class Executor:
         """
         try:
             events = self.p.broker.poll()
+        except BrokerAuthError as exc:
+            self.await_session(exc)
+            return
         except BrokerError as exc:
             log.warning("could not ask the broker about its orders: %s", exc)
             return

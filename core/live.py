@@ -176,6 +176,9 @@ class LiveRun:
                 self.executor = executor
                 if self._stop.is_set():
                     executor.end_status = "stopped"
+                # A lost broker session is waited for inside the loop's thread: keep the
+                # status current meanwhile, and let a stop end the wait.
+                executor.on_wait = self._waiting
                 self.gate = executor.gate = Gate(
                     executor,
                     self.schedule,
@@ -223,6 +226,11 @@ class LiveRun:
         )
         announce_end(p, result.status, summary)
         return result, summary
+
+    def _waiting(self) -> bool:
+        """While the broker's session is waited for: the status says so; False once stopping."""
+        self._publish("waiting")
+        return not self._stop.is_set()
 
     def _publish(self, state: str) -> None:
         """Rewrite the status file and redraw the console view."""

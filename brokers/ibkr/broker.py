@@ -339,9 +339,9 @@ class WebApiBroker(Broker):
             return f"{self.name}: IBKR answered the logout without confirming it ({body!r})"
         return f"{self.name}: logged out; to use it again, {hint}"
 
-    def await_session(self, timeout: float) -> bool:
+    def await_session(self, timeout: float, on_wait: Callable[[], bool] | None = None) -> bool:
         try:
-            self.session.wait_for_login(timeout)
+            self.session.wait_for_login(timeout, on_wait=on_wait)
         except BrokerError as exc:
             log.error("%s: session still lost after %.0f s: %s", self.name, timeout, exc)
             return False

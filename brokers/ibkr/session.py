@@ -373,10 +373,17 @@ class Session:
         # is a dropped brokerage session, reopened without anyone logging in.
         self.establish()
 
-    def wait_for_login(self, timeout: float, every: float = 30.0) -> AccountInfo:
+    def wait_for_login(
+        self,
+        timeout: float,
+        every: float = 10.0,
+        on_wait: Callable[[], bool] | None = None,
+    ) -> AccountInfo:
         """Re-establish the session, waiting up to ``timeout`` s for a person to log in.
 
-        :raises BrokerAuthError: still not possible when the wait is over.
+        :param on_wait: called between attempts; answering ``False`` ends the wait
+            (the run is stopping).
+        :raises BrokerAuthError: still not possible when the wait is over (or ended).
         """
         deadline = self._monotonic() + timeout
         told = False
@@ -385,7 +392,7 @@ class Session:
                 return self.establish()
             except BrokerAuthError as exc:
                 left = deadline - self._monotonic()
-                if left <= 0:
+                if left <= 0 or (on_wait is not None and not on_wait()):
                     raise
                 if not told:
                     log.error(

@@ -30,7 +30,7 @@ from tradepipe.settings import AppSettings
 #: The status file's format; a reader refuses another.
 SCHEMA_VERSION = 1
 #: States a run writes while it is up.
-UP = ("starting", "running", "sleeping", "stopping")
+UP = ("starting", "running", "sleeping", "waiting", "stopping")
 #: A status older than this many writing intervals (and at least ``_MIN_STALE`` s) is stale.
 _STALE_INTERVALS = 5
 _MIN_STALE = 15.0

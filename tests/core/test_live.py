@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from tradepipe import Action, Bar, ConfigError, Decision, Strategy, StrategyContext, hookimpl
 from tradepipe.brokers.paper import PaperBroker
 from tradepipe.clock import ScaledClock
-from tradepipe.errors import BrokerUnavailableError
+from tradepipe.errors import BrokerAuthError, BrokerUnavailableError
 from tradepipe.live import LiveRun, build_live_pipeline
 from tradepipe.pipeline import build_pipeline, run_pipeline
 from tradepipe.plugins.synthetic_feed import SyntheticFeed
@@ -322,3 +324,106 @@ def test_a_run_sleeps_through_the_weekend_and_wakes_for_mondays_open(
     assert "closed (after the close) until 2026-03-09 13:30 UTC; sleeping until " in caplog.text
     assert "2026-03-09 13:29 UTC" in caplog.text  # woke 30 s before the bell
     assert "market XNYS: open until 2026-03-09 20:00 UTC" in caplog.text
+
+
+class LostSession(PaperBroker):
+    """A broker whose session is lost while ``lost`` is set; it comes back when cleared."""
+
+    name = "lost_session"
+    needs_polling = True
+    lost = threading.Event()
+    waits: ClassVar[list[str]] = []
+
+    def poll(self) -> Any:
+        if type(self).lost.is_set():
+            raise BrokerAuthError("the gateway is not logged in", broker=self.name)
+        return super().poll()
+
+    def await_session(self, timeout: float, on_wait: Any = None) -> bool:
+        while type(self).lost.is_set():
+            if on_wait is not None and not on_wait():
+                type(self).waits.append("ended")
+                return False
+            type(self).waits.append("waiting")
+            time.sleep(0.02)
+        return True
+
+
+class LostPlugin:
+    __name__ = "lost-broker"
+
+    @hookimpl
+    def tradepipe_register_brokers(self, register: Any) -> None:
+        register(LostSession)
+
+
+def lost_session_run() -> tuple[Any, LiveRun]:
+    from tradepipe.testing import ListLiveFeed
+
+    bars = market(3)
+    ListLiveFeed.source = bars
+    app = settings(
+        run={
+            "feed": "list_live",
+            "broker": "lost_session",
+            "sinks": ["memory"],
+            "status_file": "status.json",
+            "status_seconds": 0.2,
+            **PATTERN,
+        }
+    )
+    pipeline = build_pipeline(
+        app, test_host(Plugin(), LostPlugin()), clock=ScaledClock(bars[-1].ts, 1)
+    )
+    return pipeline, LiveRun(pipeline, poll_seconds=0.05)
+
+
+def test_a_live_run_waits_for_a_lost_session_saying_so_then_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    LostSession.waits.clear()
+    LostSession.lost.set()
+    _pipeline, runner = lost_session_run()
+    seen: list[Any] = []
+
+    def look_then_log_in() -> None:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not seen:
+            try:
+                doc = json.loads((tmp_path / "status.json").read_text())
+            except (OSError, ValueError):
+                doc = {}
+            if doc.get("state") == "waiting":
+                seen.append(doc)
+            time.sleep(0.02)
+        LostSession.lost.clear()  # someone logged in again
+        time.sleep(0.2)
+        runner.request_stop()
+
+    watcher = threading.Thread(target=look_then_log_in)
+    watcher.start()
+    result, _summary = runner.run()
+    watcher.join()
+    [doc] = seen
+    assert doc["waiting_for"] == "the gateway is not logged in"
+    assert result.status == "stopped"
+    assert "waiting" in LostSession.waits and "ended" not in LostSession.waits
+
+
+def test_a_stop_ends_the_wait_for_a_lost_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    LostSession.waits.clear()
+    LostSession.lost.set()
+    try:
+        _pipeline, runner = lost_session_run()
+        threading.Timer(0.5, runner.request_stop).start()
+        started = time.monotonic()
+        result, _summary = runner.run()
+    finally:
+        LostSession.lost.clear()
+    assert time.monotonic() - started < 5  # not [run] session_wait_seconds (30 minutes)
+    assert result.status == "stopped"
+    assert LostSession.waits[-1] == "ended"
