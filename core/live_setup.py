@@ -24,6 +24,7 @@ from tradepipe.settings import AppSettings
 
 log = logging.getLogger(__name__)
 
+
 def live_clock(feed: Any) -> LiveClock:
     """The clock of a live run on ``feed``: the wall's, or a faster one for a demo feed."""
     speed = float(getattr(feed, "speed", 1.0))
