@@ -310,6 +310,9 @@ class AppSettings(_Table):
     feeds: ComponentTables = Field(default_factory=dict)
     #: Dotted keys whose values are secret (from ``.secrets.toml`` or by name).
     secret_keys: frozenset[str] = frozenset()
+    #: Where each value set by the user came from (``run.broker`` → ``settings.toml
+    #: [paper]``); what is not in it is a built-in default.
+    sources: dict[str, str] = Field(default_factory=dict)
 
     def component_table(self, kind: str, name: str) -> dict[str, Any]:
         """The raw settings table of component ``name`` of ``kind`` (e.g. ``risk``)."""
@@ -319,7 +322,7 @@ class AppSettings(_Table):
     def secret_values(self) -> list[str]:
         """Every secret value, for the log redaction filter."""
         found = []
-        data = self.model_dump(mode="json", exclude={"secret_keys"})
+        data = self.model_dump(mode="json", exclude={"secret_keys", "sources"})
         for key, value in _walk(data):
             if value not in (None, "") and not isinstance(value, bool) and self.is_secret(key):
                 found.append(str(value))
@@ -330,7 +333,7 @@ class AppSettings(_Table):
 
     def masked(self) -> dict[str, Any]:
         """The merged settings as a dict, every secret value replaced by a mask."""
-        data = self.model_dump(mode="json", exclude={"secret_keys"})
+        data = self.model_dump(mode="json", exclude={"secret_keys", "sources"})
         return _mask(data, "", self)
 
 
@@ -451,28 +454,32 @@ def load_settings(
             key="env",
         )
 
-    dyn = Dynaconf(
-        settings_files=files,
-        secrets=str(secrets_path.resolve()) if secrets else None,
-        environments=True,
-        env=env,
-        # Forced: dynaconf would otherwise let TRADEPIPE_ENV beat an explicit --env.
-        force_env=env,
-        default_env="default",
+    # Layers, lowest first: the settings file's [default], then the environment's
+    # table, then [global]; the same of .secrets.toml; environment variables;
+    # the command line. Tables merge key by key; any other value (a list too)
+    # replaces the one below unless the user asks to merge (dynaconf_merge).
+    raw: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, data in ((settings_path.name, declared), (SECRETS_FILE, secrets)):
+        for section in ("default", env, "global"):
+            table = data.get(section)
+            if isinstance(table, Mapping):
+                _layer(raw, sources, _lower_keys(table), f"{name} [{section}]")
+    variables = Dynaconf(
+        settings_files=[],
+        environments=False,
         envvar_prefix="TRADEPIPE",
-        env_switcher="TRADEPIPE_ENV",
-        merge_enabled=True,
         load_dotenv=False,
-        core_loaders=["TOML"],
+        core_loaders=[],
     )
-    raw = {k: v for k, v in _lower_keys(dyn.as_dict()).items() if k not in _DYNACONF_KEYS}
-    raw.pop("env", None)  # TRADEPIPE_ENV is the switcher, not a setting
-    raw.pop("settings", None)  # TRADEPIPE_SETTINGS is the CLI's --settings, not a setting
+    from_env = {
+        k: v for k, v in _lower_keys(variables.as_dict()).items() if k not in _DYNACONF_KEYS
+    }
+    from_env.pop("env", None)  # TRADEPIPE_ENV is the switcher, not a setting
+    from_env.pop("settings", None)  # TRADEPIPE_SETTINGS is the CLI's --settings
+    _layer(raw, sources, from_env, "environment variable")
     _verbatim_secrets(raw)
-    for table, values in (overrides or {}).items():
-        merged = dict(raw.get(table) or {})
-        merged.update(values)
-        raw[table] = merged
+    _layer(raw, sources, {t: dict(v) for t, v in (overrides or {}).items()}, "command line")
     raw["env"] = env
     raw["path"] = str(settings_path) if files else None
     secret_keys = _secret_keys(secrets, env)
@@ -482,7 +489,44 @@ def load_settings(
         if name.startswith("TRADEPIPE_") and _SECRET_KEY.search(name)
     )
     raw["secret_keys"] = frozenset(secret_keys)
+    raw["sources"] = sources
     return validate_settings(raw, source=str(settings_path) if files else "built-in defaults")
+
+
+#: A list whose first item is this, or a table with ``dynaconf_merge = true``, adds to
+#: what the layer below holds instead of replacing it (dynaconf's spelling).
+MERGE = "dynaconf_merge"
+
+
+def _layer(
+    into: dict[str, Any],
+    sources: dict[str, str],
+    layer: Mapping[str, Any],
+    source: str,
+    prefix: str = "",
+    merge_lists: bool = False,
+) -> None:
+    """Lay ``layer`` over ``into``: tables merge, other values replace (or, asked, merge)."""
+    merge_lists = merge_lists or layer.get(MERGE) is True
+    for key, value in layer.items():
+        if key == MERGE:
+            continue
+        dotted = f"{prefix}{key}"
+        below = into.get(key)
+        if isinstance(value, Mapping):
+            table = dict(below) if isinstance(below, Mapping) else {}
+            into[key] = table
+            _layer(table, sources, value, source, dotted + ".", merge_lists)
+            continue
+        if isinstance(value, list):
+            asked = bool(value) and value[0] == MERGE
+            items = value[1:] if asked else list(value)
+            if (asked or merge_lists) and isinstance(below, list):
+                items = [*below, *(v for v in items if v not in below)]
+                source = f"{sources.get(dotted, 'built-in default')} + {source}"
+            value = items
+        into[key] = value
+        sources[dotted] = source
 
 
 def _verbatim_secrets(raw: dict[str, Any]) -> None:

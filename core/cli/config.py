@@ -15,9 +15,17 @@ def config() -> None:
 
 
 @config.command("show")
+@click.option(
+    "--sources",
+    is_flag=True,
+    help="Print where each value you set came from (file and table, variable, command line).",
+)
 @pass_app
-def show(app: AppContext) -> None:
+def show(app: AppContext, sources: bool) -> None:
     """Print the merged settings as JSON, secrets masked."""
+    if sources:
+        print_json(dict(sorted(app.settings.sources.items())))
+        return
     print_json(app.settings.masked())
 
 

@@ -181,3 +181,35 @@ def test_missing_settings_file_exits_2(project: Path) -> None:
     result = invoke("--settings", "missing.toml", "config", "show")
 
     assert_config_error(result, "missing.toml", "does not exist")
+
+
+def test_an_environments_list_replaces_the_defaults_unless_asked_to_merge(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (project / "settings.toml").open("a") as out:
+        out.write(
+            '\n[paper.run]\nstrategies = ["decision_files"]\n'
+            "[paper.risk.min_confidence]\nthreshold = 75\n"
+            '[merged.run]\nrisk_filters = ["dynaconf_merge", "halt"]\n'
+        )
+    shown = json.loads(invoke("--env", "paper", "config", "show").stdout)
+    assert shown["run"]["strategies"] == ["decision_files"]  # not ["sma_cross", ...]
+    assert shown["run"]["broker"] == "paper"  # the rest of [default.run] stays
+    assert shown["risk"]["min_confidence"] == {"threshold": 75}
+    merged = json.loads(invoke("--env", "merged", "config", "show").stdout)
+    assert merged["run"]["risk_filters"] == [
+        "min_confidence",
+        "max_position_value",
+        "max_risk_per_trade",
+        "buying_power",
+        "halt",
+    ]
+    monkeypatch.setenv("TRADEPIPE_RUN__BROKER", "client_portal")
+    sources = json.loads(invoke("--env", "paper", "config", "show", "--sources").stdout)
+    assert sources["run.strategies"] == "settings.toml [paper]"
+    assert sources["run.feed"] == "settings.toml [default]"
+    assert sources["run.broker"] == "environment variable"
+    assert sources["risk.min_confidence.threshold"] == "settings.toml [paper]"
+    assert "run.mode" not in sources  # a built-in default
+    merged_sources = json.loads(invoke("--env", "merged", "config", "show", "--sources").stdout)
+    assert merged_sources["run.risk_filters"] == "settings.toml [default] + settings.toml [merged]"
