@@ -42,6 +42,7 @@ class RunContext:
         self._chains = ChainCache(chains or _no_chains)
         self._chains_at: datetime | None = None
         self._market_open: Callable[[], bool] = _always
+        self._fresh: Callable[[str], bool] = _priced_if_marked(self)
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -112,6 +113,18 @@ class RunContext:
         """Where :meth:`market_open` asks (a live run's schedule)."""
         self._market_open = is_open
 
+    def price_is_fresh(self, symbol: str) -> bool:
+        """Whether ``symbol`` has a price the run may size and price an order at now.
+
+        A replay's prices are always current; a live run's must be younger than
+        ``[run] max_quote_age_seconds`` (a warm-up bar from history may not be).
+        """
+        return self._fresh(symbol)
+
+    def set_freshness(self, fresh: Callable[[str], bool]) -> None:
+        """Where :meth:`price_is_fresh` asks (a live run's price times)."""
+        self._fresh = fresh
+
     def option_chain(self, underlying: str, expiry: date | None = None) -> tuple[OptionQuote, ...]:
         """The broker's chain of ``underlying`` (one expiry, or all), read once per moment.
 
@@ -154,3 +167,12 @@ def _always() -> bool:
 
 def _no_chains(underlying: str, expiry: date | None) -> list[OptionQuote]:
     raise BrokerCapabilityError("this run has no broker to read option chains from")
+
+
+def _priced_if_marked(ctx: RunContext) -> Callable[[str], bool]:
+    """A replay's rule: a symbol is priced once it has a mark."""
+
+    def fresh(symbol: str) -> bool:
+        return ctx.last_price(symbol) is not None
+
+    return fresh

@@ -189,6 +189,8 @@ class LiveRun:
                 )
                 hours = None if self.schedule.always else self.schedule
                 executor.ctx.set_market(self._market_is_open)
+                gate = self.gate
+                executor.ctx.set_freshness(lambda s: gate.price_is_fresh(s, self.clock.now()))
                 try:
                     self._publish("starting")
                     self.feed.broker = p.broker
@@ -250,9 +252,16 @@ class LiveRun:
         if not bars:
             return
         ctx = ex.ctx
+        before: dict[str, Bar] = {}
         for bar in bars:
             ctx.set_price(bar.symbol, bar.close)
-            self.price_at[bar.symbol] = self._bar_end(bar, None)
+            # History may come in longer bars than the feed's (IBKR: a minute at least):
+            # a bar's price is true at its own end.
+            previous = before.get(bar.symbol)
+            length = (bar.ts - previous.ts) if previous is not None else None
+            ends = bar.ts + length if length else self._bar_end(bar, None)
+            self.price_at[bar.symbol] = max(ends, self.price_at.get(bar.symbol, ends))
+            before[bar.symbol] = bar
         self.p.broker.on_history(bars)
         for strategy in self.p.strategies:
             if type(strategy).warm_up is Strategy.warm_up:

@@ -142,6 +142,11 @@ class Gate:
         )
         return None
 
+    def price_is_fresh(self, symbol: str, now: datetime) -> bool:
+        """Whether ``symbol``'s last price is young enough to size and price an order at."""
+        seen = self.price_at.get(symbol)
+        return seen is not None and (now - seen) <= self.max_age
+
     def _fresh(self, decision: Decision, now: datetime) -> bool:
         """True when the decision's market has a price young enough; else denied here."""
         symbol = market_symbol(decision)

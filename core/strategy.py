@@ -53,6 +53,11 @@ class StrategyContext(Protocol):
         its calendar and the broker's maintenance window say."""
         ...
 
+    def price_is_fresh(self, symbol: str) -> bool:
+        """Whether ``symbol`` has a price an order may be sized and priced at now (in a
+        live run: younger than ``[run] max_quote_age_seconds``)."""
+        ...
+
     def mark_from_chain(self, instrument: Option | Combo) -> Decimal | None:
         """Price an option or combo chosen from :meth:`option_chain` at the chain's prices.
 

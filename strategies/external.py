@@ -127,12 +127,14 @@ class ExternalSource(Strategy):
 
     def on_tick(self, now: dt.datetime, ctx: StrategyContext) -> Iterator[Handed] | None:
         """In a live run, between bars: what was read is handed over at once, at the
-        latest bar of its symbol (a symbol never seen waits for its first bar)."""
+        latest bar of its symbol (a symbol never seen, or priced only by history too
+        old to trade at, waits for its next bar)."""
         self._take_in(ctx)
         ready = self._take_rejected()
         for symbol in list(self._waiting):
             bar = self._last_bar.get(symbol)
-            if bar is not None:
+            # Priced only by history older than a live run may use: it waits for the feed.
+            if bar is not None and ctx.price_is_fresh(symbol):
                 ready.extend(self._release(symbol, bar, now))
         return self._hand_over(ready, ctx) if ready else None
 

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,41 @@ def test_in_a_replay_the_schedule_follows_the_bars(endpoint: respx.MockRouter) -
 def test_every_is_checked() -> None:
     with pytest.raises(ValueError, match="at most every 10s"):
         LlmSource.Settings(model="m", every="5s")
+
+
+def test_a_decision_waiting_at_the_start_is_not_priced_by_old_history(workdir: Path) -> None:
+    # The run starts ten minutes after its warm-up's last bar (IBKR's history ends a
+    # minute or more before now): a decision already in the folder waits for the feed's
+    # first live bar instead of being denied for a stale price, and is lost neither way.
+    inbox = workdir / "inbox"
+    inbox.mkdir()
+    (inbox / "d.json").write_text(json.dumps(DOC))
+    ListLiveFeed.source = [
+        Bar("AAPL", T0 - dt.timedelta(minutes=11), 100.0, 101.0, 99.0, 100.5, 1000.0),
+        Bar("AAPL", T0 - dt.timedelta(minutes=10), 100.0, 101.0, 99.0, 100.5, 1000.0),
+        # The feed's first live bar: it started 58 s before the run and ends 2 s into it.
+        Bar("AAPL", T0 - dt.timedelta(seconds=58), 100.0, 101.0, 99.0, 100.7, 1000.0),
+    ]
+    ListLiveFeed.live_from = None
+    run = {
+        "feed": "list_live",
+        "sinks": ["memory"],
+        "broker": "paper",
+        "strategies": ["decision_files"],
+        "risk_filters": [],
+        "status_file": "",
+        "calendar": "always",
+        "max_quote_age_seconds": 60,
+    }
+    app = settings(run=run, strategies={"decision_files": {"path": "inbox"}})
+    pipeline = build_pipeline(app, test_host(), clock=ScaledClock(T0, 1))
+    runner = LiveRun(pipeline)
+    thread = threading.Thread(target=runner.run, name="live-run")
+    thread.start()
+    try:
+        recorded(runner, 1, within=8)
+    finally:
+        sink = stop(runner, thread)
+    assert not [v for v in sink.verdicts if v.filter == "stale_price"]
+    [order] = sink.orders
+    assert order.intent.reference_price == Decimal("100.7")  # the live bar's price
