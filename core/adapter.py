@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from pydantic import AwareDatetime
 from tradepipe.component import Component
-from tradepipe.errors import BrokerCapabilityError, BrokerRejectedError
+from tradepipe.errors import BrokerAuthError, BrokerCapabilityError, BrokerRejectedError
 from tradepipe.market import Bar, Quote
 from tradepipe.option_chain import OptionQuote
 from tradepipe.orders import Fill, OrderIntent, OrderStatus
@@ -202,6 +202,14 @@ class Broker(Component):
         :raises BrokerCapabilityError: the broker has no session to end.
         """
         raise BrokerCapabilityError(f"{self.name} has no session to log out of", broker=self.name)
+
+    def session_problem(self) -> BrokerAuthError | None:
+        """The lost session the broker noticed by itself (a keep-alive), if any.
+
+        A live run asks between bars, so it waits for the session (saying so)
+        instead of reading decisions it could not send. ``None``: nothing known.
+        """
+        return None
 
     def await_session(self, timeout: float, on_wait: Callable[[], bool] | None = None) -> bool:
         """The session was lost (:class:`~tradepipe.errors.BrokerAuthError`): wait for it.

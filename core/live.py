@@ -291,8 +291,13 @@ class LiveRun:
                 ex.refresh()  # an order changed: its fills reach the ledger now
                 next_poll = now_m + self._poll_seconds
             elif now_m >= next_poll:
+                lost = self.p.broker.session_problem()
+                if lost is not None:
+                    # Wait here (the status says so) rather than read decisions that
+                    # could not be sent; a stop ends the wait.
+                    ex.await_session(lost)
                 ex.settle()
-                next_poll = now_m + self._poll_seconds
+                next_poll = monotonic() + self._poll_seconds
             if now_m >= next_flush:
                 ex.flush()
                 next_flush = now_m + self._flush_seconds

@@ -339,6 +339,10 @@ class WebApiBroker(Broker):
             return f"{self.name}: IBKR answered the logout without confirming it ({body!r})"
         return f"{self.name}: logged out; to use it again, {hint}"
 
+    def session_problem(self) -> BrokerAuthError | None:
+        session = self._session
+        return None if session is None else session.lost
+
     def await_session(self, timeout: float, on_wait: Callable[[], bool] | None = None) -> bool:
         try:
             self.session.wait_for_login(timeout, on_wait=on_wait)

@@ -150,6 +150,8 @@ class Session:
         self._pinned: AccountInfo | None = None
         self.login_type: int | None = None
         self._ready = False
+        #: Why the session is lost, as the keep-alive found it (``None``: it is not).
+        self.lost: BrokerAuthError | None = None
         self._portfolio_ready = False
         self._last_validate: float | None = None
         self._stop = threading.Event()
@@ -224,6 +226,7 @@ class Session:
                 # Suppression lasts for one brokerage session: re-sent after every login.
                 self.client.post("/iserver/questions/suppress", {"messageIds": list(self.suppress)})
             self._ready = True
+            self.lost = None
             return self.account
 
     def _init_brokerage(self) -> AuthState:
@@ -432,6 +435,11 @@ class Session:
                     self.recover(exc)
                 except BrokerError as again:
                     log.error("%s: session lost; orders stopped: %s", self.client.broker, again)
+                    self.lost = (
+                        again
+                        if isinstance(again, BrokerAuthError)
+                        else BrokerAuthError(str(again), broker=self.client.broker)
+                    )
             except BrokerError as exc:
                 log.warning("%s: keep-alive failed: %s", self.client.broker, exc)
             except Exception as exc:  # the thread must go on, and say why it could not

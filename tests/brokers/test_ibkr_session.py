@@ -315,6 +315,9 @@ def test_keepalive_failure_stops_orders_and_is_logged(
         session.keepalive()  # never raises from the thread
     assert not session.ready
     assert "orders stopped" in caplog.text
+    # The broker can tell a live run so, before anything else fails.
+    assert isinstance(session.lost, BrokerAuthError)
+    assert "log in at" in str(session.lost)
     with pytest.raises(
         BrokerAuthError, match="not sending orders while the session is not authenticated"
     ):

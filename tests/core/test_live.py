@@ -352,15 +352,30 @@ class LostSession(PaperBroker):
         return True
 
 
+class NoticedLost(LostSession):
+    """A broker whose keep-alive noticed the lost session: nothing needs to fail first."""
+
+    name = "noticed_lost"
+
+    def poll(self) -> Any:
+        return PaperBroker.poll(self)
+
+    def session_problem(self) -> BrokerAuthError | None:
+        if type(self).lost.is_set():
+            return BrokerAuthError("the gateway is not logged in", broker=self.name)
+        return None
+
+
 class LostPlugin:
     __name__ = "lost-broker"
 
     @hookimpl
     def tradepipe_register_brokers(self, register: Any) -> None:
         register(LostSession)
+        register(NoticedLost)
 
 
-def lost_session_run() -> tuple[Any, LiveRun]:
+def lost_session_run(broker: str = "lost_session") -> tuple[Any, LiveRun]:
     from tradepipe.testing import ListLiveFeed
 
     bars = market(3)
@@ -368,7 +383,7 @@ def lost_session_run() -> tuple[Any, LiveRun]:
     app = settings(
         run={
             "feed": "list_live",
-            "broker": "lost_session",
+            "broker": broker,
             "sinks": ["memory"],
             "status_file": "status.json",
             "status_seconds": 0.2,
@@ -381,13 +396,16 @@ def lost_session_run() -> tuple[Any, LiveRun]:
     return pipeline, LiveRun(pipeline, poll_seconds=0.05)
 
 
+@pytest.mark.parametrize("broker", ["lost_session", "noticed_lost"])
 def test_a_live_run_waits_for_a_lost_session_saying_so_then_goes_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broker: str
 ) -> None:
+    # Found by a failed poll, or noticed by the broker's own keep-alive with no order
+    # or poll failing first: either way the run waits, and its status says so.
     monkeypatch.chdir(tmp_path)
     LostSession.waits.clear()
     LostSession.lost.set()
-    _pipeline, runner = lost_session_run()
+    _pipeline, runner = lost_session_run(broker)
     seen: list[Any] = []
 
     def look_then_log_in() -> None:
