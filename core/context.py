@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -39,6 +40,7 @@ class RunContext:
         self._working = working
         self._marks: dict[str, float] = {}
         self._paper = True
+        self._account_key = ""
         self._chains = ChainCache(chains or _no_chains)
         self._chains_at: datetime | None = None
         self._market_open: Callable[[], bool] = _always
@@ -104,6 +106,17 @@ class RunContext:
 
     def is_paper(self) -> bool:
         return self._paper
+
+    def account_key(self) -> str:
+        """Which account the run trades, as a stable key that holds no account number
+        (state kept per account, such as the day's loss limit, is filed under it)."""
+        return self._account_key
+
+    def set_account(self, broker: str, account_id: str | None, paper: bool) -> None:
+        """The account the broker connected to (the executor says so at the start)."""
+        digest = hashlib.sha256((account_id or "").encode()).hexdigest()[:12]
+        self._account_key = f"{broker}:{digest}"
+        self._paper = paper
 
     def market_open(self) -> bool:
         """Whether the run's market is open now (always, unless a live run says otherwise)."""

@@ -137,7 +137,7 @@ class Executor:
         self.book.cash = account.cash
         for position in broker.positions():
             self.book.seed(position)
-        self.ctx._paper = broker.status().is_paper
+        self.ctx.set_account(broker.name, account.account_id, broker.status().is_paper)
         namespace = self.p.run.namespace
         reports = broker.open_orders()
         working = {r.client_order_id: r for r in reports if r.client_order_id}

@@ -51,6 +51,8 @@ class StatusFile:
         self.started_at = datetime.now(UTC)
         self.day: str | None = None
         self.day_start: Decimal | None = None
+        #: The (masked) account the day's start equity belongs to.
+        self.day_account: str | None = None
         self._pid = os.getpid()
         self._process_start = process_start(self._pid)
         self._failed = False
@@ -79,6 +81,7 @@ class StatusFile:
         if before.get("session") == namespace and pnl.get("day") and pnl.get("start_equity"):
             self.day = str(pnl["day"])
             self.day_start = Decimal(str(pnl["start_equity"]))
+            self.day_account = pnl.get("account")
 
     def write(self, run: LiveRun, state: str) -> dict[str, Any]:
         """Build the document from ``run``, replace the file with it; return it.
@@ -172,12 +175,16 @@ class StatusFile:
         doc["positions"] = positions
         equity = ctx.equity()
         day = trading_day(now)
-        if self.day != day or self.day_start is None:
-            self.day, self.day_start = day, equity
+        account = doc["account"]
+        if self.day != day or self.day_start is None or self.day_account != account:
+            # Another day, or another account (a different broker in the same session):
+            # its day starts at its own equity.
+            self.day, self.day_start, self.day_account = day, equity, account
         doc["cash"] = str(cents(ctx.cash()))
         doc["equity"] = str(cents(equity))
         doc["pnl_today"] = {
             "day": day,
+            "account": account,
             "start_equity": str(cents(self.day_start)),
             "pnl": str(cents(equity - self.day_start)),
         }
@@ -249,7 +256,8 @@ def _feed(run: LiveRun, now: datetime) -> dict[str, Any]:
 def _halt(run: LiveRun, now: datetime) -> dict[str, Any]:
     settings = run.p.settings
     try:
-        manual, daily = current_halts(read_state(halt_state_path(settings)), now)
+        account = run.executor.ctx.account_key() if run.executor is not None else None
+        manual, daily = current_halts(read_state(halt_state_path(settings)), now, account)
     except TradepipeError as exc:
         # The filters deny every order while the file is unreadable: say so.
         return {"halted": True, "problem": str(exc), "manual": None, "daily": None}

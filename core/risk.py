@@ -90,6 +90,10 @@ class RiskContext(Protocol):
 
     def is_paper(self) -> bool: ...
 
+    def account_key(self) -> str:
+        """The traded account as a key with no account number in it (per-account state)."""
+        ...
+
 
 class RiskFilter(Component):
     """Base class of a risk filter: implement :meth:`check`."""

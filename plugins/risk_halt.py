@@ -6,7 +6,8 @@ written atomically (a temporary file renamed over the old one) with mode
 0600, so a restarted process finds the halt where the last one left it::
 
     {"manual": {"reason": "...", "at": "..."},
-     "daily": {"day": "2026-03-02", "start_equity": "100000", "halted": {...}}}
+     "daily": {"<broker>:<account digest>": {"day": "2026-03-02", "start_equity": "100000",
+               "halted": {...}}}}
 
 ``max_daily_loss`` remembers the first equity it sees on each New York date;
 once equity has dropped by the limit it halts trading for the rest of that
@@ -43,6 +44,7 @@ from tradepipe.services.halt import (
     DEFAULT_STATE_FILE,
     NEW_YORK,
     current_halts,
+    daily_accounts,
     halt_state_path,
     load_state,
     read_state,
@@ -118,10 +120,14 @@ class MaxDailyLoss(RiskFilter):
         state = read_state(path)
         day = trading_day(ctx.now())
         equity = ctx.equity()
-        daily = state.get("daily")
+        # One day's start per account: a paper replay and an IBKR account traded from
+        # the same folder must never measure their losses against each other's equity.
+        accounts = daily_accounts(state)
+        key = ctx.account_key()
+        daily = accounts.get(key)
         if not isinstance(daily, dict) or daily.get("day") != day:
             daily = {"day": day, "start_equity": str(equity), "halted": None}
-            state["daily"] = daily
+            accounts[key] = daily
             write_state(path, state)
         try:
             start = Decimal(str(daily["start_equity"]))
@@ -208,11 +214,13 @@ def resume(app: AppContext, daily_loss: bool, as_json: bool) -> None:
     state = load_state(path)
     was = bool(state.pop("manual", None))
     lifted_daily = False
-    daily = state.get("daily")
-    if daily_loss and isinstance(daily, dict) and daily.get("halted"):
+    accounts = daily_accounts(state)
+    halted = [key for key, daily in accounts.items() if daily.get("halted")]
+    if daily_loss and halted:
         # Forgetting the day makes the filter take the equity at the next order
         # as the day's start; keeping it would halt again at once.
-        state.pop("daily")
+        for key in halted:
+            accounts.pop(key)
         lifted_daily = True
     write_state(path, state)
     if as_json:

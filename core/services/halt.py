@@ -5,7 +5,12 @@ with mode 0600, shared by the ``halt`` and ``max_daily_loss`` risk filters,
 ``tradepipe halt``/``resume``, the HTTP API and a live run's status::
 
     {"manual": {"reason": "...", "at": "..."},
-     "daily": {"day": "2026-03-02", "start_equity": "100000", "halted": {...}}}
+     "daily": {"<broker>:<account digest>": {"day": "2026-03-02",
+               "start_equity": "100000", "halted": {...}}}}
+
+The day's loss limit is kept per account (a key with no account number in
+it): a paper replay and an IBKR account traded from the same folder each
+measure their own day. An older file's single ``daily`` entry is dropped.
 """
 
 from __future__ import annotations
@@ -63,22 +68,36 @@ def trading_day(at: datetime) -> str:
     return at.astimezone(NEW_YORK).date().isoformat()
 
 
+def daily_accounts(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``state``'s per-account days (kept in it: changes are written with it)."""
+    daily = state.get("daily")
+    if not isinstance(daily, dict) or "day" in daily:
+        # None yet, or an older file's single day of an unknown account: start afresh.
+        daily = {}
+        state["daily"] = daily
+    return daily
+
+
 def current_halts(
-    state: dict[str, Any], now: datetime
+    state: dict[str, Any], now: datetime, account: str | None = None
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The halts in force at ``now``: the manual one and the day's loss-limit one.
+    """The halts in force at ``now``: the manual one and a day's loss-limit one.
 
     The manual halt is ``{"reason", "at"}``; the daily one ``{"day",
     "start_equity", "at", "loss", "limit"}``, only on the New York date it was
-    hit (it lifts itself the next day). ``None`` where there is none.
+    hit (it lifts itself the next day): ``account``'s, or (``None``) any
+    account's. ``None`` where there is none.
     """
     manual = state.get("manual")
     found = None
     if isinstance(manual, dict) and manual:
         found = {"reason": str(manual.get("reason") or ""), "at": manual.get("at")}
-    daily = state.get("daily")
     today = None
-    if isinstance(daily, dict) and daily.get("day") == trading_day(now):
+    for key, daily in daily_accounts(dict(state)).items():
+        if account is not None and key != account:
+            continue
+        if not isinstance(daily, dict) or daily.get("day") != trading_day(now):
+            continue
         halted = daily.get("halted")
         if isinstance(halted, dict) and halted:
             today = {
@@ -88,6 +107,7 @@ def current_halts(
                 "loss": halted.get("loss"),
                 "limit": halted.get("limit"),
             }
+            break
     return found, today
 
 

@@ -36,13 +36,13 @@ def test_todays_loss_limit_halt_is_shown_and_yesterdays_is_not(
     today = trading_day(dt.datetime.now(NEW_YORK))
     halted = {"at": f"{today}T11:00:00-04:00", "loss": "3100.00", "limit": "3000"}
     daily = {"day": today, "start_equity": "100000", "halted": halted}
-    (workdir / "halt.json").write_text(json.dumps({"daily": daily}))
+    (workdir / "halt.json").write_text(json.dumps({"daily": {"paper:x": daily}}))
     state = client.get("/halt").json()
     assert state["halted"] is True and state["manual"] is None
     assert state["daily"] == {"day": today, "start_equity": "100000", **halted}
 
     daily["day"] = "2020-01-02"
-    (workdir / "halt.json").write_text(json.dumps({"daily": daily}))
+    (workdir / "halt.json").write_text(json.dumps({"daily": {"paper:x": daily}}))
     assert client.get("/halt").json() == NOT_HALTED
 
 

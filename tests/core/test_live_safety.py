@@ -90,7 +90,8 @@ def test_the_daily_loss_limit_halts_a_live_run_and_a_restart_the_same_day(workdi
     assert result.fills >= 1 and denied, "the commissions alone lose more than 0.50"
     assert "daily loss limit hit" in denied[0].reason
     state = json.loads((workdir / "halt.json").read_text())
-    assert state["daily"]["halted"]
+    [(_account, day)] = state["daily"].items()
+    assert day["halted"]
     # The restarted run (same New York day on its clock) is halted from its first order.
     second, again, _s, _r = live(market(), run=run, strategies=SMA, risk=risk)
     assert again.orders > 0 and again.fills == 0

@@ -26,6 +26,7 @@ class FakeContext:
     cash_: Decimal = D(100_000)
     reserved_: Decimal = D(0)
     paper: bool = True
+    account: str = "paper:test"
     when: dt.datetime = T0
     working: int = 0
 
@@ -62,6 +63,9 @@ class FakeContext:
 
     def is_paper(self) -> bool:
         return self.paper
+
+    def account_key(self) -> str:
+        return self.account
 
 
 def intent(

@@ -38,10 +38,27 @@ def test_the_first_equity_of_the_day_is_the_baseline(tmp_path: Path) -> None:
     }
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert read_state(path)["daily"] == {
-        "day": "2026-03-02",
-        "start_equity": "50000",
-        "halted": None,
+        "paper:test": {"day": "2026-03-02", "start_equity": "50000", "halted": None}
     }
+
+
+def test_each_account_measures_its_own_day(tmp_path: Path) -> None:
+    # The same folder trades a paper account and an IBKR account: neither's loss is
+    # measured against the other's equity (once a 900,000 "loss" halted the smaller one,
+    # and the other way round the larger one could have lost 900,000 before a halt).
+    path = tmp_path / "halt.json"
+    flt = daily(path, max_loss=1000)
+    small = FakeContext(when=MONDAY, equity_=D(100_000), account="paper:aaa")
+    large = FakeContext(when=MONDAY, equity_=D(1_000_000), account="client_portal:bbb")
+    assert flt.check(intent(), decision(), small).outcome is Outcome.PASS
+    assert flt.check(intent(), decision(), large).outcome is Outcome.PASS
+    assert flt.check(intent(), decision(), small).outcome is Outcome.PASS
+    large.equity_ = D(998_500)  # its own loss of 1,500 halts it …
+    assert flt.check(intent(), decision(), large).outcome is Outcome.DENY
+    assert flt.check(intent(), decision(), small).outcome is Outcome.PASS  # … not the other
+    state = read_state(path)["daily"]
+    assert state["paper:aaa"]["start_equity"] == "100000"
+    assert state["client_portal:bbb"]["start_equity"] == "1000000"
 
 
 def test_a_loss_over_the_limit_halts_the_day_and_survives_a_restart(tmp_path: Path) -> None:
