@@ -12,8 +12,10 @@ import logging
 import logging.handlers
 import os
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 ROOT = "tradepipe"
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -113,6 +115,23 @@ def add_secrets(values: Iterable[str]) -> None:
                 installed.add_secrets(fresh)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The console handler: writes to whatever ``sys.stderr`` is when a record comes.
+
+    A live run's console view redirects stderr while it draws, so messages print
+    above it instead of over it; a handler holding the stream it was made with
+    would write past the redirection.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
 class _PrivateFileHandler(logging.handlers.TimedRotatingFileHandler):
     """A daily-rotated log file readable by its owner only."""
 
@@ -136,7 +155,7 @@ def setup_logging(
             logger.removeHandler(handler)
             handler.close()
     redaction = RedactionFilter([*secrets, *_RUNTIME_SECRETS])
-    console = logging.StreamHandler()
+    console = _StderrHandler()
     console.setLevel(console_level)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     handlers: list[logging.Handler] = [console]

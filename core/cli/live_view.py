@@ -17,7 +17,11 @@ class LiveView:
     """A rich ``Live`` display on stderr, redrawn from each status document."""
 
     def __init__(self) -> None:
-        self._live = Live(Text("starting…"), console=err_console(), refresh_per_second=4)
+        # Drawn when the status changes (every [run] status_seconds), not on a timer;
+        # log messages meanwhile print above the panel (stderr is redirected).
+        self._live = Live(
+            Text("starting…"), console=err_console(), auto_refresh=False, redirect_stderr=True
+        )
         self._started = False
 
     def __enter__(self) -> LiveView:
@@ -31,7 +35,7 @@ class LiveView:
             self._started = False
 
     def __call__(self, status: dict[str, Any]) -> None:
-        self._live.update(render(status))
+        self._live.update(render(status), refresh=True)
 
 
 def render(s: dict[str, Any]) -> Panel:
