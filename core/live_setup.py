@@ -44,6 +44,14 @@ def build_live_pipeline(
         clock = live_clock(require_live_feed(make_component(host, settings, "feed", name), host))
     pipeline = build_pipeline(settings, host, clock=clock)
     require_live_feed(pipeline.feed, host)
+    if not settings.run.session and not pipeline.broker.simulated:
+        log.warning(
+            "live run on broker %s without a fixed [run] session: a restart would start a "
+            "new session and could not tell which decisions this one already sent; set "
+            '[run] session (for example "%s-live") before leaving it running',
+            pipeline.broker.name,
+            pipeline.broker.name,
+        )
     return pipeline
 
 

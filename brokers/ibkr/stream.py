@@ -258,6 +258,10 @@ class MarketStream:
         self._monotonic = monotonic
         self._sleep = sleep
         self._rng = rng or random.Random()
+        #: Set by :meth:`retry_now`: the backoff's wait ends and starts over from its shortest.
+        self._retry = threading.Event()
+        #: Ends the backoff's wait: set by :meth:`stop` and :meth:`retry_now`.
+        self._wake = threading.Event()
         self._quotes = QuoteBook(self._symbols, self._clock.now)
         self._orders = OrderBook()
         self._lock = threading.Lock()
@@ -299,6 +303,7 @@ class MarketStream:
     def stop(self, timeout: float = 10.0) -> None:
         """Close the socket and wait for the thread (idempotent)."""
         self._stop.set()
+        self._wake.set()
         conn = self._conn
         if conn is not None:
             with contextlib.suppress(Exception):
@@ -344,7 +349,11 @@ class MarketStream:
                 if self._stop.is_set():
                     break
                 failures = 0 if healthy else failures + 1
-                self._backoff(reason, failures, refused)
+                if self._retry.is_set():
+                    self._retry.clear()
+                    failures = 0
+                if self._backoff(reason, failures, refused):
+                    failures = 0
         except Exception as exc:  # the thread must say why it ended
             log.exception("%s: the stream thread failed", self.name)
             self._set_state(StreamState.STOPPED, f"failed: {exc}")
@@ -469,7 +478,13 @@ class MarketStream:
             self._down_since = None
         self._set_state(StreamState.CONNECTED, reason, gap=gap)
 
-    def _backoff(self, reason: str, failures: int, refused: bool) -> None:
+    def retry_now(self) -> None:
+        """Open the socket again now, not at the end of the backoff (the login is back)."""
+        self._retry.set()
+        self._wake.set()
+
+    def _backoff(self, reason: str, failures: int, refused: bool) -> bool:
+        """Wait before the next attempt; True when :meth:`retry_now` cut the wait short."""
         doublings = min(max(failures - 1, 0), 32)
         limit = min(self.backoff_cap_seconds, self.backoff_seconds * 2**doublings)
         delay = limit / 2 + self._rng.uniform(0, limit / 2)
@@ -481,7 +496,15 @@ class MarketStream:
         if self._sleep is not None:
             self._sleep(delay)
         else:
-            self._stop.wait(delay)
+            self._wake.wait(delay)
+        self._wake.clear()
+        if self._stop.is_set():
+            self._wake.set()  # stays set: nothing waits once stopping
+        if self._retry.is_set():
+            self._retry.clear()
+            log.info("%s: stream: the session is back; opening the socket now", self.name)
+            return True
+        return False
 
     # -- messages ---------------------------------------------------------------------------------
 

@@ -283,8 +283,15 @@ class IbkrStreamFeed(_IbkrFeed):
 
         stream = self._stream
         assert stream is not None
+        broker = self._ibkr()
         stalls = 0
+        lost = False
         while not self.stopping.is_set():
+            # A login that comes back reopens the socket at once, not at the end of a
+            # backoff grown long while nobody was logged in.
+            was_lost, lost = lost, broker.session_problem() is not None
+            if was_lost and not lost:
+                stream.retry_now()
             try:
                 event = stream.events.get(timeout=0.25)
             except queue.Empty:

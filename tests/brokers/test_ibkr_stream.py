@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import signal
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
@@ -384,6 +385,20 @@ def test_over_tls_the_websockets_client_streams_and_reconnects_after_a_drop(
         assert back.gap is not None
         assert watch.next(QuoteUpdate).quote.last == Decimal("192.00")
     assert not stream.running and stream.status().state is StreamState.STOPPED
+
+
+def test_retry_now_cuts_a_long_backoff_short(gateway: Gateway) -> None:
+    # The feed calls retry_now when the login comes back: data resumes at once, not at the
+    # end of a backoff that grew while nobody was logged in.
+    with tls_stream(gateway, backoff_seconds=60.0) as (stream, watch):
+        watch.state(StreamState.CONNECTED)
+        gateway.drop_streams()
+        waiting = watch.state(StreamState.RECONNECTING)
+        assert waiting.retry_in is not None and waiting.retry_in >= 30
+        t0 = time.monotonic()
+        stream.retry_now()
+        watch.state(StreamState.CONNECTED)
+        assert time.monotonic() - t0 < 5
 
 
 def test_over_tls_a_stopped_gateway_is_reported_and_retried(

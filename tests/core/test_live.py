@@ -448,3 +448,33 @@ def test_a_stop_ends_the_wait_for_a_lost_session(
     assert time.monotonic() - started < 5  # not [run] session_wait_seconds (30 minutes)
     assert result.status == "stopped"
     assert LostSession.waits[-1] == "ended"
+
+
+class RealBroker(PaperBroker):
+    """A broker that says it is not a simulator, as IBKR's adapters do."""
+
+    name = "real_broker"
+    simulated = False
+
+
+class RealBrokerPlugin:
+    __name__ = "live-real-broker"
+
+    @hookimpl
+    def tradepipe_register_brokers(self, register: Any) -> None:
+        register(RealBroker)
+
+
+def test_a_live_run_on_a_real_broker_without_a_fixed_session_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "tradepipe")
+    host = test_host(RealBrokerPlugin())
+    run = {"feed": "synthetic_live", "broker": "real_broker", "sinks": []}
+    build_live_pipeline(settings(run=run), host)
+    assert "without a fixed [run] session" in caplog.text
+    assert 'set [run] session (for example "real_broker-live")' in caplog.text
+    caplog.clear()
+    build_live_pipeline(settings(run={**run, "session": "real-live"}), host)
+    build_live_pipeline(settings(run={**run, "broker": "paper"}), host)
+    assert "[run] session" not in caplog.text
