@@ -50,7 +50,7 @@ from tradepipe.brokers.paper_account import PaperAccount, SimOrder
 from tradepipe.brokers.paper_checks import QUESTIONS, OrderChecks
 from tradepipe.brokers.paper_expiry import Expiries
 from tradepipe.brokers.paper_fills import Costs, TradingDates, match
-from tradepipe.brokers.paper_options import OptionDesk, parse_occ, underlying_of
+from tradepipe.brokers.paper_options import OptionDesk, parse_occ
 from tradepipe.brokers.paper_state import StateFile
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.errors import (
@@ -60,6 +60,7 @@ from tradepipe.errors import (
     BrokerUnavailableError,
     ConfigError,
 )
+from tradepipe.instruments import underlying
 from tradepipe.money import ZERO, to_decimal
 from tradepipe.option_chain import OptionQuote
 from tradepipe.portfolio import AccountSummary, Book
@@ -324,7 +325,7 @@ class PaperBroker(Broker):
         self._require_writable("not placed", cid)
         instrument = intent.instrument
         if instrument is not None and instrument.kind != "stock":
-            problem = self._desk.check(intent, account, underlying_of(instrument))
+            problem = self._desk.check(intent, account, underlying(instrument))
         else:
             problem = self._checks.check(intent, account)
         if problem:

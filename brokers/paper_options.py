@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from tradepipe import Bar, Fill, OrderIntent
 from tradepipe.brokers.paper_account import PaperAccount, SimOrder
-from tradepipe.instruments import Combo, Leg, Option, Stock
+from tradepipe.instruments import Combo, Leg, Option
 from tradepipe.money import ZERO, cents, plain, to_decimal
 from tradepipe.option_chain import OptionQuote
 from tradepipe.orders import Side
@@ -340,11 +340,3 @@ class OptionDesk:
             price = self.option_price(option, under.close, ts or under.ts, account.last)
             out[symbol] = float(price)
         return out
-
-
-def underlying_of(instrument: Option | Combo | Stock) -> str:
-    if isinstance(instrument, Option):
-        return instrument.underlying
-    if isinstance(instrument, Stock):
-        return instrument.symbol
-    return instrument.symbol.split("+")[0]

@@ -125,6 +125,16 @@ def _leg_key(instrument: Stock | Option) -> str:
 Instrument = Annotated[Stock | Option | Combo, Field(discriminator="kind")]
 
 
+def underlying(instrument: Stock | Option | Combo) -> str:
+    """The symbol whose market prices ``instrument``: a stock's own, an option's
+    underlying, a combo's first underlying."""
+    if isinstance(instrument, Option):
+        return instrument.underlying
+    if isinstance(instrument, Combo):
+        return instrument.symbol.split("+")[0]
+    return instrument.symbol
+
+
 def ticker_of(instrument: Stock | Option | Combo) -> str:
     """The symbol orders and positions in ``instrument`` are keyed by."""
     if isinstance(instrument, Stock):

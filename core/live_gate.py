@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 from tradepipe.decisions import Decision
 from tradepipe.executor import Executor
-from tradepipe.instruments import Combo, Option
+from tradepipe.instruments import underlying
 from tradepipe.money import ZERO
 from tradepipe.orders import client_order_id
 from tradepipe.risk import Outcome
@@ -255,8 +255,4 @@ def _market(state: MarketState) -> dict[str, object]:
 def market_symbol(decision: Decision) -> str:
     """The symbol whose price values ``decision``: an option's or combo's underlying."""
     instrument = decision.instrument
-    if isinstance(instrument, Option):
-        return instrument.underlying
-    if isinstance(instrument, Combo):
-        return instrument.symbol.split("+")[0]
-    return decision.symbol
+    return decision.symbol if instrument is None else underlying(instrument)

@@ -28,7 +28,7 @@ from tradepipe.direct import Direct, Outcome, direct_run
 from tradepipe.host import PluginHost
 from tradepipe.logs import mask_account, redact_accounts
 from tradepipe.pipeline import connect_broker, make_component
-from tradepipe.plugins.ledger import Ledger
+from tradepipe.plugins.ledger import Ledger, open_ledger
 from tradepipe.plugins.risk_halt import state_path
 from tradepipe.settings import AppSettings
 
@@ -147,18 +147,10 @@ class Service:
 
     @contextmanager
     def _ledger(self, required: bool) -> Iterator[Ledger | None]:
-        with self.lock:
-            sink = make_component(self.host, self.settings, "sink", "sql")
-            if sink.settings.url is None and not Path(sink.settings.path).exists():
-                if required:
-                    raise HTTPException(404, "there is no ledger yet")
-                yield None
-                return
-            engine = sink.engine()
-            try:
-                yield Ledger(engine, sink.where)
-            finally:
-                engine.dispose()
+        with self.lock, open_ledger(self.settings, self.host) as ledger:
+            if ledger is None and required:
+                raise HTTPException(404, "there is no ledger yet")
+            yield ledger
 
     @contextmanager
     def ledger(self) -> Iterator[Ledger]:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from sqlalchemy import Engine
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import print_json
-from tradepipe.errors import PersistenceError
-from tradepipe.pipeline import make_component
+from tradepipe.plugins.ledger import ledger_sink
 from tradepipe.plugins.ledger_db import head, open_engine, revision, upgrade
 
 
@@ -19,9 +16,7 @@ def db() -> None:
 
 
 def _engine(app: AppContext) -> tuple[Engine, str]:
-    sink = make_component(app.host, app.settings, "sink", "sql")
-    if sink.settings.url is None and not Path(sink.settings.path).exists():
-        raise PersistenceError(f"no ledger at {sink.settings.path}")
+    sink = ledger_sink(app.settings, app.host, required=True)
     return open_engine(sink.url, sink.settings.synchronous, migrate=False), sink.where
 
 

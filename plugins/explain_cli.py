@@ -7,25 +7,14 @@ changes → fills.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 from tradepipe import hookimpl
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import console, print_json, table
-from tradepipe.errors import ConfigError, PersistenceError
-from tradepipe.pipeline import make_component
-from tradepipe.plugins.ledger import Ledger
-
-
-def open_ledger(app: AppContext) -> Ledger:
-    sink = make_component(app.host, app.settings, "sink", "sql")
-    if sink.settings.url is None and not Path(sink.settings.path).exists():
-        raise PersistenceError(f"no ledger at {sink.settings.path}")
-    engine = sink.engine()
-    click.get_current_context().call_on_close(engine.dispose)
-    return Ledger(engine, sink.where)
+from tradepipe.errors import ConfigError
+from tradepipe.plugins.ledger_cli import command_ledger
 
 
 def _figures(figures: dict[str, Any]) -> str:
@@ -132,7 +121,7 @@ def explain(app: AppContext, key: str, as_json: bool) -> None:
       tradepipe explain ai-42
       tradepipe explain tp-43f2593594d1b2c9e8a7f0 --json
     """
-    chains = open_ledger(app).chains(key)
+    chains = command_ledger(app).chains(key)
     if not chains:
         raise ConfigError(f"the ledger knows no decision or order {key!r}", key="explain")
     if as_json:

@@ -6,10 +6,12 @@ latest activity in :mod:`.ledger_history`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -35,6 +37,42 @@ from tradepipe.sink import Unsettled
 
 #: The namespace of reconciliation runs, which only correct earlier runs.
 RECONCILE_NAMESPACE = "reconcile"
+
+
+def ledger_sink(settings: Any, host: Any, *, required: bool = False) -> Any:
+    """The configured ``sql`` sink when its ledger exists, else ``None``.
+
+    A database URL counts as existing; a file must be there (reading never creates one).
+
+    :raises PersistenceError: ``required`` and there is no ledger yet, saying how to make one.
+    """
+    from tradepipe.pipeline import make_component  # the pipeline imports this module's users
+
+    sink = make_component(host, settings, "sink", "sql")
+    if sink.settings.url is None and not Path(sink.settings.path).exists():
+        if required:
+            raise PersistenceError(
+                f"no ledger at {sink.settings.path}; run `tradepipe run-pipeline` first, "
+                "or point [sinks.sql] path at an existing ledger"
+            )
+        return None
+    return sink
+
+
+@contextlib.contextmanager
+def open_ledger(settings: Any, host: Any, *, required: bool = False) -> Iterator[Ledger | None]:
+    """The configured ledger for reading, or ``None`` when there is none yet (see
+    :func:`ledger_sink`); its engine is disposed of on leaving, so a pooled PostgreSQL
+    connection is never left for the garbage collector."""
+    sink = ledger_sink(settings, host, required=required)
+    if sink is None:
+        yield None
+        return
+    engine = sink.engine()
+    try:
+        yield Ledger(engine, sink.where)
+    finally:
+        engine.dispose()
 
 
 class Ledger:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -11,26 +10,23 @@ from tradepipe.cli.output import console, print_json, table
 from tradepipe.errors import ConfigError, PersistenceError
 from tradepipe.logs import mask_account
 from tradepipe.money import fmt
-from tradepipe.pipeline import make_component
-from tradepipe.plugins.ledger import Ledger
+from tradepipe.plugins.ledger import Ledger, open_ledger
 from tradepipe.plugins.ledger_schema import LotRealizationRow, TaxLotRow
 from tradepipe.plugins.ledger_summary import position_json
 from tradepipe.plugins.tax_lots import Method
 from tradepipe.plugins.tax_lots_db import Totals, rebuilt_lots, tax_report
 
 
-def _ledger(app: AppContext) -> Ledger:
-    sink = make_component(app.host, app.settings, "sink", "sql")
-    if sink.settings.url is None and not Path(sink.settings.path).exists():
-        raise PersistenceError(
-            f"no ledger at {sink.settings.path}; run `tradepipe run-pipeline` first, "
-            "or point [sinks.sql] path at an existing ledger"
-        )
-    engine = sink.engine()
-    # Released when the command ends: a pooled PostgreSQL connection must not be
-    # left for the garbage collector.
-    click.get_current_context().call_on_close(engine.dispose)
-    return Ledger(engine, sink.where)
+def command_ledger(app: AppContext) -> Ledger:
+    """The ledger for this command, closed when the command ends.
+
+    :raises PersistenceError: there is no ledger yet.
+    """
+    ledger = click.get_current_context().with_resource(
+        open_ledger(app.settings, app.host, required=True)
+    )
+    assert ledger is not None  # required: no ledger is an error
+    return ledger
 
 
 def _run_id(ledger: Ledger, run_id: str | None) -> str:
@@ -58,7 +54,7 @@ def ledger() -> None:
 @pass_app
 def runs(app: AppContext, as_json: bool, limit: int | None) -> None:
     """The most recent runs."""
-    rows = _ledger(app).runs(limit or 20)
+    rows = command_ledger(app).runs(limit or 20)
     data = [r.model_dump(mode="json") for r in rows]
     if as_json:
         print_json(data)
@@ -89,7 +85,7 @@ def runs(app: AppContext, as_json: bool, limit: int | None) -> None:
 @pass_app
 def decisions(app: AppContext, run_id: str | None, as_json: bool, limit: int | None) -> None:
     """Decisions of a run."""
-    led = _ledger(app)
+    led = command_ledger(app)
     rid = _run_id(led, run_id)
     rows = led.decisions(rid, limit)
     if as_json:
@@ -121,7 +117,7 @@ def decisions(app: AppContext, run_id: str | None, as_json: bool, limit: int | N
 @pass_app
 def rejected(app: AppContext, run_id: str | None, as_json: bool, limit: int | None) -> None:
     """What sources produced that was not a valid decision (never sent), and why."""
-    led = _ledger(app)
+    led = command_ledger(app)
     rid = _run_id(led, run_id)
     rows = led.rejected_decisions(rid)[:limit]
     if as_json:
@@ -148,7 +144,7 @@ def _short(raw: str | None, width: int = 80) -> str:
 @pass_app
 def orders(app: AppContext, run_id: str | None, as_json: bool, limit: int | None) -> None:
     """Orders of a run with their current status."""
-    led = _ledger(app)
+    led = command_ledger(app)
     rid = _run_id(led, run_id)
     rows = led.orders(rid, limit)
     if as_json:
@@ -187,7 +183,7 @@ def orders(app: AppContext, run_id: str | None, as_json: bool, limit: int | None
 @pass_app
 def fills(app: AppContext, run_id: str | None, as_json: bool, limit: int | None) -> None:
     """Fills of a run."""
-    led = _ledger(app)
+    led = command_ledger(app)
     rid = _run_id(led, run_id)
     rows = led.fills(rid, limit)
     if as_json:
@@ -220,7 +216,7 @@ def fills(app: AppContext, run_id: str | None, as_json: bool, limit: int | None)
 @pass_app
 def positions(app: AppContext, run_id: str | None, as_json: bool) -> None:
     """Positions and account at the end of a run."""
-    led = _ledger(app)
+    led = command_ledger(app)
     rid = _run_id(led, run_id)
     rows, account = led.positions(rid)
     data: dict[str, Any] = {
@@ -274,7 +270,7 @@ method_option = click.option(
 
 
 def _rebuilt(app: AppContext, method: str) -> tuple[list[TaxLotRow], list[LotRealizationRow]]:
-    led = _ledger(app)
+    led = command_ledger(app)
     try:
         return rebuilt_lots(led.engine, Method(method), led.where)
     finally:

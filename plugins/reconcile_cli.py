@@ -17,7 +17,6 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import click
@@ -30,7 +29,7 @@ from tradepipe.host import PluginHost
 from tradepipe.logs import redact_accounts
 from tradepipe.orders import Fill, Order, OrderEvent, OrderStatus
 from tradepipe.pipeline import connect_broker, make_component
-from tradepipe.plugins.ledger import RECONCILE_NAMESPACE, Ledger
+from tradepipe.plugins.ledger import RECONCILE_NAMESPACE, Ledger, ledger_sink, open_ledger
 from tradepipe.reconcile import Comparison, compare, settle
 from tradepipe.settings import AppSettings
 from tradepipe.sink import RunInfo, Unsettled
@@ -124,8 +123,8 @@ def settle_order(
     """
     if "sql" not in settings.run.sinks:
         return None
-    sink = make_component(host, settings, "sink", "sql")
-    if sink.settings.url is None and not Path(sink.settings.path).exists():
+    sink = ledger_sink(settings, host)
+    if sink is None:
         return None
     engine = sink.engine()
     try:
@@ -175,15 +174,8 @@ def _ledger(settings: AppSettings, host: PluginHost) -> Iterator[Ledger | None]:
     if "sql" not in settings.run.sinks:
         yield None
         return
-    sink = make_component(host, settings, "sink", "sql")
-    if sink.settings.url is None and not Path(sink.settings.path).exists():
-        yield None
-        return
-    engine = sink.engine()
-    try:
-        yield Ledger(engine, sink.where)
-    finally:
-        engine.dispose()
+    with open_ledger(settings, host) as ledger:
+        yield ledger
 
 
 def follow_ledger(settings: AppSettings, host: PluginHost, broker: Broker) -> None:

@@ -39,7 +39,7 @@ from typing import Any, Literal
 from tradepipe import Bar, ComponentSettings, Decision, Strategy, StrategyContext
 from tradepipe.decision_schema import DecisionDocument, loads, read_decision, read_document
 from tradepipe.decisions import RejectedDecision
-from tradepipe.instruments import Combo, Option
+from tradepipe.instruments import Combo, Option, underlying
 from tradepipe.money import to_decimal
 
 log = logging.getLogger(__name__)
@@ -228,8 +228,4 @@ def _market(decision: Decision | OptionsDocument) -> str:
     if isinstance(decision, OptionsDocument):
         return decision.symbol
     instrument = decision.instrument
-    if isinstance(instrument, Option):
-        return instrument.underlying
-    if isinstance(instrument, Combo):
-        return instrument.symbol.split("+")[0]
-    return decision.symbol
+    return decision.symbol if instrument is None else underlying(instrument)

@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 from tradepipe.cli.output import err_console
+from tradepipe.services.status import halt_reason
 
 
 class LiveView:
@@ -62,7 +63,7 @@ def render(s: dict[str, Any]) -> Panel:
     halt = s.get("halt") or {}
     if halt.get("halted"):
         summary.append("\nHALTED", style="bold red")
-        summary.append(f": {_halt_reason(halt)}")
+        summary.append(f": {halt_reason(halt)}")
     bars = Table(show_header=True, box=None, pad_edge=False)
     for column in ("symbol", "last bar", "close", "age s"):
         bars.add_column(column)
@@ -96,15 +97,6 @@ def render(s: dict[str, Any]) -> Panel:
         subtitle="Ctrl-C stops (twice: at once)",
         title_align="left",
     )
-
-
-def _halt_reason(halt: dict[str, Any]) -> str:
-    if halt.get("problem"):
-        return str(halt["problem"])
-    if halt.get("manual"):
-        return f"by hand: {halt['manual'].get('reason')}"
-    daily = halt.get("daily") or {}
-    return f"daily loss limit (loss {daily.get('loss')} >= {daily.get('limit')})"
 
 
 def _num(value: Any) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import console, print_json, table
-from tradepipe.services.status import read_status, status_path
+from tradepipe.services.status import halt_reason, read_status, status_path
 
 
 @click.command("status")
@@ -121,13 +121,10 @@ def _halted(halt: dict[str, Any]) -> str:
     if not halt:
         return "unknown"
     if halt.get("problem"):
-        return f"yes: {halt['problem']}"
+        return f"yes: {halt_reason(halt)}"
     if not halt.get("halted"):
         return "no"
-    if halt.get("manual"):
-        return f"yes, by hand: {halt['manual'].get('reason')} (since {halt['manual'].get('at')})"
-    daily = halt.get("daily") or {}
-    return f"yes, daily loss limit: loss {daily.get('loss')} >= {daily.get('limit')}"
+    return f"yes, {halt_reason(halt, since=True)}"
 
 
 def _secs(value: Any) -> str:

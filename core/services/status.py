@@ -137,3 +137,15 @@ def _stale_after(data: dict[str, Any]) -> float:
 
 def _ago(age: float | None) -> str:
     return "at an unknown time" if age is None else f"{age:.0f} s ago"
+
+
+def halt_reason(halt: dict[str, Any], *, since: bool = False) -> str:
+    """Why a run is halted, from its status's ``halt`` table (``since``: when by hand)."""
+    if halt.get("problem"):
+        return str(halt["problem"])
+    manual = halt.get("manual")
+    if manual:
+        at = f" (since {manual.get('at')})" if since else ""
+        return f"by hand: {manual.get('reason')}{at}"
+    daily = halt.get("daily") or {}
+    return f"daily loss limit: loss {daily.get('loss')} >= {daily.get('limit')}"
