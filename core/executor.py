@@ -96,6 +96,11 @@ class Executor:
         self._unknown: dict[str, datetime] = {}
         self._owner: dict[str, str] = {}  # client order id -> strategy that asked for it
         self._deferred: list[tuple[Strategy, Fill]] = []
+        #: Who judges an order, in order: (verdict seq, filter, quiet). The always-on
+        #: guards come first, seq 0, quiet (recorded only when they deny or say why).
+        self._judges = [(0, g, True) for g in pipeline.guards] + [
+            (seq, f, False) for seq, f in enumerate(pipeline.filters, start=1)
+        ]
         self._fill_listeners = {
             s.name: s for s in pipeline.strategies if type(s).on_fill is not Strategy.on_fill
         }
@@ -438,7 +443,7 @@ class Executor:
     def _judge_and_send(self, decision: Decision, intent: OrderIntent, now: datetime) -> Order:
         denial: str | None = None
         ctx = self.ctx
-        for seq, flt in enumerate(self.p.filters, start=1):
+        for seq, flt, quiet in self._judges:
             before = intent.quantity
             after = before
             try:
@@ -463,6 +468,8 @@ class Executor:
                 )
             if outcome is Outcome.DENY:
                 after = ZERO
+            elif quiet and outcome is Outcome.PASS and not reason:
+                continue  # an always-on guard that had nothing to say
             self.record.verdict(
                 decision.id,
                 intent.client_order_id,

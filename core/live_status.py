@@ -265,7 +265,6 @@ def _halt(run: LiveRun, now: datetime) -> dict[str, Any]:
         "halted": manual is not None or daily is not None,
         "manual": manual,
         "daily": daily,
-        "honoured": "halt" in settings.run.risk_filters,
         "daily_limit_used": "max_daily_loss" in settings.run.risk_filters,
     }
 

@@ -55,6 +55,9 @@ class Pipeline:
     broker: Broker
     sinks: list[Sink]
     timings: dict[str, float] = field(default_factory=dict)
+    #: The always-on filters ``[run] risk_filters`` does not list: they judge every
+    #: order before the listed filters and are recorded only when they say something.
+    guards: list[RiskFilter] = field(default_factory=list)
 
 
 class Progress(Protocol):
@@ -95,6 +98,17 @@ def make_component(
     return component
 
 
+#: Risk filters every pipeline runs, whatever ``[run] risk_filters`` lists: the
+#: live-account guard and the kill switch. A halt must never depend on a list someone
+#: forgot to extend. Listed, one runs where the list puts it, as any filter.
+ALWAYS_ON_FILTERS = ("live_account", "halt")
+
+
+def guard_names(settings: AppSettings) -> list[str]:
+    """The always-on filters ``[run] risk_filters`` leaves out (they run first)."""
+    return [name for name in ALWAYS_ON_FILTERS if name not in settings.run.risk_filters]
+
+
 def check_components(settings: AppSettings, host: PluginHost) -> list[str]:
     """Validate every component the settings name or configure; return what was checked.
 
@@ -106,7 +120,7 @@ def check_components(settings: AppSettings, host: PluginHost) -> list[str]:
         "broker": [run.broker],
         "feed": [run.feed],
         "strategy": list(run.strategies),
-        "risk_filter": list(run.risk_filters),
+        "risk_filter": guard_names(settings) + list(run.risk_filters),
         "sink": list(run.sinks),
     }
     for kind, names in wanted.items():
@@ -166,6 +180,7 @@ def build_pipeline(
         filters=[make("risk_filter", n) for n in run_cfg.risk_filters],
         broker=make("broker", run_cfg.broker),
         sinks=[make("sink", n) for n in run_cfg.sinks],
+        guards=[make("risk_filter", n) for n in guard_names(settings)],
     )
 
 

@@ -82,7 +82,8 @@ from tradepipe.plugins.api_problems import (
 )
 from tradepipe.plugins.api_reports import reports_router
 from tradepipe.plugins.api_service import Service, masked
-from tradepipe.plugins.risk_halt import NEW_YORK, current_halts, load_state, write_state
+from tradepipe.plugins.risk_halt import NEW_YORK, load_state, write_state
+from tradepipe.services.halt import halts_now
 from tradepipe.services.status import read_status, status_path
 from tradepipe.settings import AppSettings
 
@@ -464,22 +465,12 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
 
     @api.get("/halt", tags=["risk"], response_model=HaltState, responses=problems(400))
     def halt_state() -> dict[str, Any]:
-        """The kill switch: the manual halt, today's loss-limit halt, whether `halt` is honoured.
+        """The kill switch: the manual halt and today's loss-limit halt.
 
-        ``honoured`` is whether ``halt`` is in ``[run] risk_filters``; without
-        it, pipelines ignore a manual halt.
+        Every pipeline honours the manual halt: its ``halt`` filter always runs.
         """
         with service.lock:
-            state = load_state(service.halt_file())
-        manual, daily = current_halts(state, datetime.now(NEW_YORK))
-        return masked(
-            {
-                "halted": manual is not None or daily is not None,
-                "manual": manual,
-                "daily": daily,
-                "honoured": "halt" in settings.run.risk_filters,
-            }
-        )
+            return masked(halts_now(settings, datetime.now(NEW_YORK)))
 
     @api.get("/status", tags=["service"], response_model=LiveStatus, responses=problems(400))
     def live_status() -> dict[str, Any]:
@@ -504,16 +495,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
                 "at": datetime.now(NEW_YORK).isoformat(timespec="seconds"),
             }
             write_state(path, state)
-        honoured = "halt" in settings.run.risk_filters
-        return masked(
-            {
-                "halted": True,
-                **state["manual"],
-                "warning": None
-                if honoured
-                else "`halt` is not in [run] risk_filters; pipelines will not honour this halt",
-            }
-        )
+        return masked({"halted": True, **state["manual"]})
 
     @api.post("/resume", tags=["risk"], response_model=Resumed, responses=problems(400))
     def resume() -> dict[str, Any]:

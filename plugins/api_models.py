@@ -242,7 +242,6 @@ class HaltState(_Answer):
     halted: bool
     manual: ManualHalt | None = Field(description="Set by POST /halt until POST /resume.")
     daily: DailyHalt | None = Field(description="max_daily_loss's halt, for its day only.")
-    honoured: bool = Field(description="`halt` is in [run] risk_filters.")
 
 
 class LiveStatus(_Answer):
@@ -270,7 +269,6 @@ class Halted(_Answer):
     halted: bool
     reason: str
     at: str
-    warning: str | None
 
 
 class Resumed(_Answer):

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlmodel import Session, col
+from tradepipe.decisions import Action
 from tradepipe.logs import mask_account
 from tradepipe.money import ZERO, fmt
 from tradepipe.orders import TERMINAL, WORKING, OrderStatus
@@ -24,7 +25,9 @@ from tradepipe.plugins.ledger_schema import (
     PositionRow,
     RejectedDecisionRow,
     RunRow,
+    VerdictRow,
 )
+from tradepipe.risk import Outcome
 
 TERMINAL_STATES = tuple(sorted(status.value for status in TERMINAL))
 ORDER_STATES = tuple(status.value for status in OrderStatus)
@@ -90,6 +93,36 @@ def order_counts(s: Session, run_id: str) -> tuple[dict[str, int], int]:
     return states, sent
 
 
+def not_sent(s: Session, run_id: str) -> list[dict[str, Any]]:
+    """Why the run's decisions did not become orders at the broker, by who stopped them.
+
+    Every stop is a denying verdict, one per decision: a risk filter's, or one
+    recorded before an order existed (``sizing``, ``expired``, ``duplicate``, the
+    live run's ``market_closed``, ``stale_price`` and ``stopping``). Each entry
+    gives how many decisions stopped there and the latest reason, most first.
+    """
+    deny = col(VerdictRow.outcome) == Outcome.DENY.value
+    counted = s.execute(
+        select(col(VerdictRow.filter), func.count(), func.max(col(VerdictRow.id)))
+        .where(col(VerdictRow.run_id) == run_id)
+        .where(deny)
+        .group_by(col(VerdictRow.filter))
+    ).all()
+    if not counted:
+        return []
+    latest = dict(
+        s.execute(
+            select(col(VerdictRow.id), col(VerdictRow.reason)).where(
+                col(VerdictRow.id).in_([last for _f, _n, last in counted])
+            )
+        ).all()
+    )
+    stops = [
+        {"by": name, "count": int(n), "reason": latest.get(last, "")} for name, n, last in counted
+    ]
+    return sorted(stops, key=lambda stop: (-stop["count"], stop["by"]))
+
+
 def figures(s: Session, run_id: str) -> dict[str, Any]:
     """The run's counts and commissions (a :func:`document`'s ``figures``)."""
 
@@ -117,6 +150,16 @@ def figures(s: Session, run_id: str) -> dict[str, Any]:
         "commissions": commissions,
         "decisions": count(DecisionRow),
         "rejected": count(RejectedDecisionRow),
+        "holds": int(
+            s.scalar(
+                select(func.count())
+                .select_from(DecisionRow)
+                .where(col(DecisionRow.run_id) == run_id)
+                .where(col(DecisionRow.action) == Action.HOLD.value)
+            )
+            or 0
+        ),
+        "not_sent": not_sent(s, run_id),
         "orders": count(OrderRow),
         "fills": count(FillRow),
     }
@@ -142,6 +185,8 @@ def document(
         "bars": run.bars,
         "decisions": figures["decisions"],
         "decisions_rejected": figures["rejected"],
+        "decisions_held": figures["holds"],
+        "not_sent": figures["not_sent"],
         "orders": {
             "total": figures["orders"],
             "submitted": figures["sent"],

@@ -68,12 +68,28 @@ __all__ = [
 
 class _HaltSettings(ComponentSettings):
     #: Where the halt state lives (shared by ``halt``, ``max_daily_loss`` and the commands).
+    #: Unset: the file ``tradepipe halt`` writes (:func:`halt_state_path`).
     state_file: Path = Path(DEFAULT_STATE_FILE)
     #: Let orders that only shrink a position through while halted.
     allow_reducing: bool = True
 
 
-class Halt(RiskFilter):
+class _StateFile(RiskFilter):
+    """A filter reading the halt state file: its own ``state_file`` when set, else the one
+    ``tradepipe halt`` and ``resume`` use, so a halt set by hand is always the one read."""
+
+    settings: Any
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self.state_file: Path = self.settings.state_file
+
+    def attach(self, runtime: Any) -> None:
+        if "state_file" not in self.settings.model_fields_set:
+            self.state_file = halt_state_path(runtime.settings)
+
+
+class Halt(_StateFile):
     """Deny every order while a manual halt (``tradepipe halt``) is set."""
 
     name = "halt"
@@ -85,7 +101,7 @@ class Halt(RiskFilter):
     settings: Settings
 
     def check(self, intent: OrderIntent, decision: Decision, ctx: RiskContext) -> Check:
-        manual = read_state(self.settings.state_file).get("manual")
+        manual = read_state(self.state_file).get("manual")
         if not manual:
             return self.allow()
         reason = str(manual.get("reason") or "no reason given")
@@ -95,7 +111,7 @@ class Halt(RiskFilter):
         return self.deny(f"trading halted by hand: {reason}", halted_at=since)
 
 
-class MaxDailyLoss(RiskFilter):
+class MaxDailyLoss(_StateFile):
     """Halt trading for the rest of the New York day once equity fell by the limit."""
 
     name = "max_daily_loss"
@@ -116,7 +132,7 @@ class MaxDailyLoss(RiskFilter):
     settings: Settings
 
     def check(self, intent: OrderIntent, decision: Decision, ctx: RiskContext) -> Check:
-        path = self.settings.state_file
+        path = self.state_file
         state = read_state(path)
         day = trading_day(ctx.now())
         equity = ctx.equity()
@@ -189,11 +205,6 @@ def halt(app: AppContext, reason: str, as_json: bool) -> None:
         "at": datetime.now(NEW_YORK).isoformat(timespec="seconds"),
     }
     write_state(path, state)
-    if "halt" not in app.settings.run.risk_filters:
-        click.echo(
-            "warning: `halt` is not in [run] risk_filters; pipelines will not honour this halt",
-            err=True,
-        )
     if as_json:
         print_json({"halted": True, "state_file": str(path), **state["manual"]})
     else:

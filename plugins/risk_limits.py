@@ -319,20 +319,37 @@ class StaleDecision(RiskFilter):
 
 
 class LiveAccount(RiskFilter):
-    """Deny every order on a live (non-paper) account unless allowed here."""
+    """Deny every order on a live (non-paper) account unless live trading is allowed.
+
+    It runs in every pipeline (see :data:`~tradepipe.pipeline.ALWAYS_ON_FILTERS`).
+    Unset, ``allow_live`` follows ``[run] allow_live``; set, it is a lock of its own.
+    """
 
     name = "live_account"
     description = "deny orders on a live account unless allow_live"
 
     class Settings(ComponentSettings):
-        allow_live: bool = False
+        #: ``None``: as ``[run] allow_live``; ``false`` locks live trading even when that is on.
+        allow_live: bool | None = None
 
     settings: Settings
 
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self._run_allows = False
+
+    def attach(self, runtime: Any) -> None:
+        self._run_allows = bool(runtime.settings.run.allow_live)
+
     def check(self, intent: OrderIntent, decision: Decision, ctx: RiskContext) -> Check:
         paper = ctx.is_paper()
-        if not paper and not self.settings.allow_live:
-            return self.deny("live account, and [risk.live_account] allow_live is off", paper=paper)
+        if paper:
+            return self.allow(paper=paper)
+        own = self.settings.allow_live
+        if own is False:
+            return self.deny("live account, and [risk.live_account] allow_live is false")
+        if own is None and not self._run_allows:
+            return self.deny("live account, and [run] allow_live is off", paper=paper)
         return self.allow(paper=paper)
 
 

@@ -91,8 +91,13 @@ def _run_live(app: AppContext, quiet: bool) -> dict[str, Any]:
     return summary
 
 
+#: How many of the places decisions stopped the summary table lists (``--json`` has all).
+SHOWN_STOPS = 5
+
+
 def print_summary(s: dict[str, Any]) -> None:
     orders = s["orders"]
+    stops: list[dict[str, Any]] = s.get("not_sent") or []
     rows = [
         (
             "run",
@@ -100,7 +105,12 @@ def print_summary(s: dict[str, Any]) -> None:
             f"broker {s.get('broker', '?')})",
         ),
         ("bars processed", s["bars"]),
-        ("decisions", f"{s['decisions']} ({s.get('decisions_rejected', 0)} rejected as invalid)"),
+        (
+            "decisions",
+            f"{s['decisions']} ({s.get('decisions_rejected', 0)} rejected as invalid"
+            + (f", {s['decisions_held']} holds" if s.get("decisions_held") else "")
+            + ")",
+        ),
         (
             "orders",
             f"{orders.get('total', 0)}: {orders.get('submitted', 0)} submitted, "
@@ -108,6 +118,10 @@ def print_summary(s: dict[str, Any]) -> None:
             f"{orders.get('canceled', 0)} canceled, {orders.get('rejected', 0)} rejected, "
             f"{orders.get('expired', 0)} expired, {orders.get('open', 0)} open"
             + (f", {orders['unknown']} unknown" if orders.get("unknown") else ""),
+        ),
+        *(
+            ("not sent" if i == 0 else "", f"{stop['count']} by {stop['by']}: {stop['reason']}")
+            for i, stop in enumerate(stops[:SHOWN_STOPS])
         ),
         ("fills", f"{s['fills']} (commissions {s.get('commissions', '0')})"),
         ("cash", s.get("cash")),
@@ -118,6 +132,9 @@ def print_summary(s: dict[str, Any]) -> None:
     ]
     out = console()
     out.print(table("Run summary", ["", ""], rows))
+    why = nothing_sent(s)
+    if why:
+        out.print(why, markup=False, highlight=False)
     positions = s.get("positions") or []
     if positions:
         out.print(
@@ -139,3 +156,20 @@ def print_summary(s: dict[str, Any]) -> None:
         )
     else:
         out.print("No open positions.")
+
+
+def nothing_sent(s: dict[str, Any]) -> str:
+    """Why a run that made decisions sent no order to the broker, in one line ("" otherwise)."""
+    made = s.get("decisions", 0) + s.get("decisions_rejected", 0)
+    if not made or s["orders"].get("submitted"):
+        return ""
+    parts = [
+        f"{stop['count']} stopped by {stop['by']} ({stop['reason']})"
+        for stop in s.get("not_sent") or []
+    ]
+    if s.get("decisions_held"):
+        parts.append(f"{s['decisions_held']} held")
+    if s.get("decisions_rejected"):
+        parts.append(f"{s['decisions_rejected']} rejected as invalid")
+    because = "; ".join(parts) if parts else "tradepipe explain shows each decision"
+    return f"No order was sent to the broker: {because}."

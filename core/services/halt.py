@@ -121,7 +121,7 @@ def halt_state_path(settings: AppSettings) -> Path:
 
 
 def halts_now(settings: AppSettings, now: datetime) -> dict[str, Any]:
-    """``{"halted", "manual", "daily", "honoured"}`` at ``now``, as the API's ``/halt`` answers.
+    """``{"halted", "manual", "daily"}`` at ``now``, as the API's ``/halt`` answers.
 
     :raises ConfigError: the state file cannot be read.
     """
@@ -130,5 +130,4 @@ def halts_now(settings: AppSettings, now: datetime) -> dict[str, Any]:
         "halted": manual is not None or daily is not None,
         "manual": manual,
         "daily": daily,
-        "honoured": "halt" in settings.run.risk_filters,
     }

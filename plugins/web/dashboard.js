@@ -320,8 +320,7 @@ function showHalt(state) {
   document.getElementById("halt").hidden = halted;
   document.getElementById("resume").hidden = !(state && state.manual);
   if (!halted) {
-    banner(state && state.honoured === false
-      ? "The halt filter is not in [run] risk_filters: a halt would not stop pipelines." : "", "");
+    banner("", "");
     return;
   }
   const parts = [];

@@ -66,7 +66,7 @@ def test_the_schema_describes_every_answer(client: TestClient) -> None:
             answer = operation["responses"][status]["content"]["application/json"]["schema"]
             assert "$ref" in answer or "type" in answer, f"{method.upper()} {path}"
     described = schema["components"]["schemas"]
-    assert set(described["HaltState"]["properties"]) == {"halted", "manual", "daily", "honoured"}
+    assert set(described["HaltState"]["properties"]) == {"halted", "manual", "daily"}
     assert set(described["EquityPoint"]["properties"]) == {"ts", "equity", "cash", "run_id"}
 
 

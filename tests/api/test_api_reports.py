@@ -13,7 +13,7 @@ from sqlalchemy import text
 from tradepipe.plugins.ledger_db import open_engine
 from tradepipe.plugins.risk_halt import NEW_YORK, trading_day
 
-NOT_HALTED = {"halted": False, "manual": None, "daily": None, "honoured": True}
+NOT_HALTED = {"halted": False, "manual": None, "daily": None}
 
 
 # -- GET /halt ------------------------------------------------------------------------
@@ -46,15 +46,22 @@ def test_todays_loss_limit_halt_is_shown_and_yesterdays_is_not(
     assert client.get("/halt").json() == NOT_HALTED
 
 
-def test_the_halt_state_says_when_pipelines_ignore_it(
+def test_a_halt_stops_orders_whatever_risk_filters_lists(
     make_client: Callable[..., TestClient],
 ) -> None:
-    client = make_client()
-    client.post("/halt")
-    assert client.get("/halt").json()["honoured"] is True
-    with make_client("paper", risk_filters=["min_confidence"]) as ignoring:
-        state = ignoring.get("/halt").json()
-    assert state["halted"] is True and state["honoured"] is False
+    with make_client("paper", risk_filters=["min_confidence"]) as client:
+        client.post("/halt", json={"reason": "fomc"})
+        assert client.get("/halt").json()["halted"] is True
+        body = client.post("/orders/stock", json=LIMIT_BUY).json()
+        assert body["ok"] is False and body["order"]["status"] == "denied"
+        assert body["verdicts"][0]["filter"] == "halt"
+        assert "fomc" in body["verdicts"][0]["reason"]
+        assert client.get("/orders").json() == []
+        client.post("/resume")
+        body = client.post("/orders/stock", json=LIMIT_BUY).json()
+        assert body["ok"] is True
+        # A guard with nothing to say is not recorded: only the listed filter is.
+        assert [v["filter"] for v in body["verdicts"]] == ["min_confidence"]
 
 
 def test_a_damaged_halt_file_is_a_problem(client: TestClient, workdir: Path) -> None:

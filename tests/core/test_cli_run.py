@@ -220,3 +220,43 @@ def test_a_replay_never_sends_real_orders_at_old_prices_unless_asked(workdir: Pa
     )
     assert "[run] replay_to_broker = true" in result.output
     assert not (workdir / "tradepipe.db").exists()  # refused before anything started
+
+
+def test_a_halt_stops_the_demo_though_its_risk_filters_leave_halt_out(workdir: Path) -> None:
+    """The shipped settings do not list `halt`; the kill switch still holds."""
+    halted = CliRunner().invoke(cli, ["halt", "--reason", "fomc"])
+    assert halted.exit_code == 0, halted.output
+    assert halted.stderr == ""  # nothing to warn about: every pipeline honours it
+    result = invoke("run-pipeline", "--json", "--no-progress")
+    summary = json.loads(result.output)
+    assert summary["decisions"] > 0
+    assert summary["orders"]["submitted"] == 0 and summary["fills"] == 0
+    assert summary["orders"]["denied"] == summary["orders"]["total"] == summary["decisions"]
+    assert summary["not_sent"] == [
+        {"by": "halt", "count": summary["decisions"], "reason": "trading halted by hand: fomc"}
+    ]
+    shown = invoke("run-pipeline", "--no-progress").output
+    assert f"No order was sent to the broker: {summary['decisions']} stopped by halt" in shown
+    assert "(trading halted by hand: fomc)." in shown
+
+
+def test_a_run_whose_decisions_are_all_sized_to_nothing_says_so(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEPIPE_SIZING__MAX_POSITION_VALUE", "1")
+    summary = json.loads(invoke("run-pipeline", "--json", "--no-progress").output)
+    assert summary["decisions"] > 0 and summary["orders"]["total"] == 0
+    [sizing] = [stop for stop in summary["not_sent"] if stop["by"] == "sizing"]
+    assert sizing["reason"].startswith("sized to zero: ")
+    assert sum(stop["count"] for stop in summary["not_sent"]) == summary["decisions"]
+    shown = " ".join(invoke("run-pipeline", "--no-progress").output.split())
+    assert "not sent" in shown and "by sizing: sized to zero" in shown
+    assert "No order was sent to the broker: " in shown
+
+
+def test_a_run_that_sent_orders_lists_its_stops_without_the_no_order_line(
+    workdir: Path,
+) -> None:
+    shown = invoke("run-pipeline", "--no-progress").output
+    assert "by min_confidence: confidence 60 is below 70" in " ".join(shown.split())
+    assert "No order was sent" not in shown

@@ -53,32 +53,65 @@ def sink_of(pipeline: Any) -> MemorySink:
     return sink
 
 
-def test_a_live_account_is_refused_unless_allowed_and_then_the_filter_still_guards() -> None:
+def test_a_live_account_is_refused_unless_allowed() -> None:
     with pytest.raises(ConfigError, match=r"live account \(U\*\*\*4567\); refusing to trade it"):
         live(market(), host=test_host(Plugin()), run={"broker": "live_sim"}, strategies=SMA)
+    # Allowed by [run] allow_live, the always-on guard lets orders through and records
+    # nothing: it had nothing to say.
     pipeline, result, _s, _r = live(
         market(),
         host=test_host(Plugin()),
-        run={"broker": "live_sim", "allow_live": True, "risk_filters": ["live_account"]},
+        run={"broker": "live_sim", "allow_live": True, "risk_filters": []},
         strategies=SMA,
+    )
+    assert result.orders > 0 and result.fills == result.orders
+    assert sink_of(pipeline).verdicts == []
+
+
+@pytest.mark.parametrize("listed", [[], ["live_account"]], ids=["always-on", "listed"])
+def test_the_live_account_guard_can_lock_a_live_run(listed: list[str]) -> None:
+    pipeline, result, _s, _r = live(
+        market(),
+        host=test_host(Plugin()),
+        run={"broker": "live_sim", "allow_live": True, "risk_filters": listed},
+        strategies=SMA,
+        risk={"live_account": {"allow_live": False}},
     )
     sink = sink_of(pipeline)
     assert result.orders > 0 and result.fills == 0
     assert {v.filter for v in sink.verdicts} == {"live_account"}
-    assert all(v.outcome.value == "deny" for v in sink.verdicts)
+    assert {v.reason for v in sink.verdicts} == {
+        "live account, and [risk.live_account] allow_live is false"
+    }
 
 
-def test_the_kill_switch_denies_every_order_of_a_live_run(workdir: Path) -> None:
+@pytest.mark.parametrize("listed", [[], ["halt"]], ids=["always-on", "listed"])
+def test_the_kill_switch_denies_every_order_of_a_live_run(workdir: Path, listed: list[str]) -> None:
     (workdir / "halt.json").write_text(json.dumps({"manual": {"reason": "FOMC", "at": "now"}}))
     pipeline, result, _s, _r = live(
         market(),
-        run={"risk_filters": ["halt"]},
+        run={"risk_filters": listed},
         strategies=SMA,
         risk={"halt": {"state_file": "halt.json", "allow_reducing": False}},
     )
     sink = sink_of(pipeline)
     assert result.orders > 0 and result.fills == 0
     assert {v.reason for v in sink.verdicts} == {"trading halted by hand: FOMC"}
+
+
+def test_the_halt_filter_reads_the_file_tradepipe_halt_writes(workdir: Path) -> None:
+    """``[risk.max_daily_loss] state_file`` alone moves the halt file for both filters."""
+    (workdir / "state.json").write_text(json.dumps({"manual": {"reason": "news", "at": "now"}}))
+    pipeline, result, _s, _r = live(
+        market(),
+        run={"risk_filters": ["max_daily_loss"]},
+        strategies=SMA,
+        risk={"max_daily_loss": {"state_file": "state.json", "max_loss": 1_000_000}},
+    )
+    assert result.orders > 0 and result.fills == 0
+    assert {v.reason for v in sink_of(pipeline).verdicts if v.outcome.value == "deny"} == {
+        "trading halted by hand: news"
+    }
 
 
 def test_the_daily_loss_limit_halts_a_live_run_and_a_restart_the_same_day(workdir: Path) -> None:

@@ -86,7 +86,6 @@ def test_a_live_run_writes_its_status_and_closes_it(workdir: Path) -> None:
         "halted": False,
         "manual": None,
         "daily": None,
-        "honoured": True,
         "daily_limit_used": False,
     }
     found = read_status(path)

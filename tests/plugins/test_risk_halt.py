@@ -185,15 +185,6 @@ def test_halt_and_resume_through_the_cli(workdir: Path) -> None:
     assert invoke("resume").stdout.strip() == "trading was not halted"
 
 
-def test_halt_warns_when_no_pipeline_honours_it(workdir: Path) -> None:
-    (workdir / "settings.toml").write_text('[default.run]\nrisk_filters = ["min_confidence"]\n')
-    result = invoke("halt", "--json")
-    assert result.exit_code == 0
-    assert "not in [run] risk_filters" in result.stderr
-    assert json.loads(result.stdout)["halted"] is True
-    assert read_state(workdir / "tradepipe-halt.json")["manual"]["reason"] == "halted by hand"
-
-
 def test_resume_daily_loss_lifts_the_day(workdir: Path) -> None:
     path = workdir / "state" / "halt.json"
     ctx = FakeContext(when=MONDAY, equity_=D(100_000))
