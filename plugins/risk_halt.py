@@ -19,6 +19,7 @@ lowers risk, and refusing it could trap a losing position.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -100,8 +101,35 @@ class Halt(_StateFile):
 
     settings: Settings
 
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self._seen: tuple[int, int, int] | None = None
+        self._manual: Any = None
+
+    def manual(self) -> Any:
+        """The manual halt in the state file (``None`` when there is none).
+
+        The file is read again only when it changed (another inode — the
+        writers replace it — another size or modification time): this filter
+        judges every order of every run, so an unchanged file costs one
+        ``stat``. A damaged file raises every time (the executor then denies).
+        """
+        try:
+            st = os.stat(self.state_file)
+        except FileNotFoundError:
+            self._seen = self._manual = None
+            return None
+        except OSError:
+            st = None  # read_state says what is wrong
+        key = None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key is None or key != self._seen:
+            self._seen = None
+            self._manual = read_state(self.state_file).get("manual")
+            self._seen = key
+        return self._manual
+
     def check(self, intent: OrderIntent, decision: Decision, ctx: RiskContext) -> Check:
-        manual = read_state(self.state_file).get("manual")
+        manual = self.manual()
         if not manual:
             return self.allow()
         reason = str(manual.get("reason") or "no reason given")

@@ -13,7 +13,7 @@ from freezegun import freeze_time
 from risk_fakes import D, FakeContext, decision, intent
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.plugins.risk_halt import Halt, MaxDailyLoss, read_state
+from tradepipe.plugins.risk_halt import Halt, MaxDailyLoss, read_state, write_state
 from tradepipe.risk import Outcome
 
 # 15:00 UTC = 10:00 New York (EST), on a Monday.
@@ -132,6 +132,34 @@ def test_a_corrupt_state_file_fails_closed(tmp_path: Path) -> None:
         daily(path, max_loss=1).check(intent(), decision(), FakeContext(when=MONDAY))
     with pytest.raises(Exception, match="not valid JSON"):
         Halt(Halt.Settings(state_file=path)).check(intent(), decision(), FakeContext())
+
+
+def test_the_halt_filter_sees_every_change_of_its_file(tmp_path: Path) -> None:
+    """It reads the file only when it changed, and never misses a change: set,
+    lifted, set again with another reason, damaged and mended, in quick succession."""
+    path = tmp_path / "halt.json"
+    flt = Halt(Halt.Settings(state_file=path, allow_reducing=False))
+
+    def judged() -> tuple[Outcome, str]:
+        check = flt.check(intent(), decision(), FakeContext())
+        return check.outcome, check.reason
+
+    assert judged()[0] is Outcome.PASS
+    write_state(path, {"manual": {"reason": "fomc", "at": "now"}})
+    assert judged() == (Outcome.DENY, "trading halted by hand: fomc")
+    assert judged() == (Outcome.DENY, "trading halted by hand: fomc")
+    write_state(path, {})
+    assert judged()[0] is Outcome.PASS
+    write_state(path, {"manual": {"reason": "cpi", "at": "now"}})
+    assert judged() == (Outcome.DENY, "trading halted by hand: cpi")
+    path.write_text("{not json")
+    for _ in range(2):
+        with pytest.raises(Exception, match="not valid JSON"):
+            judged()
+    write_state(path, {"manual": {"reason": "fed", "at": "now"}})
+    assert judged() == (Outcome.DENY, "trading halted by hand: fed")
+    path.unlink()
+    assert judged()[0] is Outcome.PASS
 
 
 def test_settings_need_a_limit() -> None:
