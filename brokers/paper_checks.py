@@ -26,7 +26,7 @@ from tradepipe.brokers.ibkr.orders import ReplyPolicy
 from tradepipe.brokers.paper_account import PaperAccount, SimOrder
 from tradepipe.brokers.paper_fills import Costs
 from tradepipe.errors import BrokerRejectedError
-from tradepipe.money import ZERO, cents, fmt, to_decimal
+from tradepipe.money import ZERO, cents, fmt, money_text, to_decimal
 
 # The broker's logger: the questions are the paper broker's to log.
 log = logging.getLogger("tradepipe.brokers.paper")
@@ -197,7 +197,8 @@ class OrderChecks:
         if price is not None:
             notional = intent.quantity * price
             commission = self._costs.commission(intent.quantity, price)
-            cash_after = book.cash - (notional if buy else -notional) - commission
+            # Booked as a fill would be (Book.apply): the signed amount, in cents.
+            cash_after = book.cash - cents((notional if buy else -notional) + commission)
         held = book.quantity(symbol)
         error = self.invalid(intent, account)
         if intent.client_order_id in account.orders:
@@ -217,7 +218,7 @@ class OrderChecks:
             "price": fmt(price),
             "notional": fmt(notional),
             "commission": fmt(commission),
-            "cash": {"before": fmt(book.cash), "after": fmt(cash_after)},
+            "cash": {"before": money_text(book.cash), "after": money_text(cash_after)},
             "position": {
                 "before": fmt(held),
                 "after": fmt(held + intent.quantity if buy else held - intent.quantity),

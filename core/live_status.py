@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from tradepipe.errors import ConfigError, TradepipeError
 from tradepipe.logs import mask_account, redact_accounts
-from tradepipe.money import cents
+from tradepipe.money import cents, price_text
 from tradepipe.services.files import write_private_json
 from tradepipe.services.halt import current_halts, halt_state_path, read_state, trading_day
 from tradepipe.services.status import SCHEMA_VERSION, UP, process_start, read_status
@@ -168,7 +168,7 @@ class StatusFile:
                 {
                     "symbol": position.symbol,
                     "quantity": str(position.quantity),
-                    "avg_cost": str(cents(position.avg_cost)),
+                    "avg_cost": price_text(position.avg_cost),
                     "mark": None if mark is None else str(mark),
                 }
             )

@@ -3,7 +3,10 @@
 :class:`Book` is the arithmetic of an account: it applies fills to cash and
 positions (average cost, realized P&L) and marks positions to market. The paper
 simulator keeps its account with it, and the executor keeps its own view of the
-broker's account with it, so both do the same sums.
+broker's account with it, so both do the same sums. What it rounds, and how, is
+set out in :mod:`tradepipe.money`: cash and realized P&L are booked in cents,
+average costs to :data:`~tradepipe.money.COST_PLACES` places, and a position's
+market value and unrealized P&L are in cents.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from pydantic import AwareDatetime
-from tradepipe.money import ZERO, to_decimal
+from tradepipe.money import ZERO, cents, cost, to_decimal
 from tradepipe.orders import Fill
 from tradepipe.record import Record
 
@@ -30,15 +33,17 @@ class Position(Record):
 
     @property
     def market_value(self) -> Decimal | None:
+        """Quantity × mark × multiplier, in cents (``None`` unmarked)."""
         if self.mark_price is None:
             return None
-        return self.quantity * self.mark_price * self.multiplier
+        return cents(self.quantity * self.mark_price * self.multiplier)
 
     @property
     def unrealized_pnl(self) -> Decimal | None:
+        """Market value less cost, in cents (``None`` unmarked)."""
         if self.mark_price is None:
             return None
-        return (self.mark_price - self.avg_cost) * self.quantity * self.multiplier
+        return cents((self.mark_price - self.avg_cost) * self.quantity * self.multiplier)
 
 
 class AccountSummary(Record):
@@ -115,11 +120,11 @@ class Book:
         realized = ZERO
         if old == 0 or (old > 0) == (qty > 0):
             # Opening or adding: the average cost moves towards this price.
-            holding.avg_cost = (holding.avg_cost * old + price * qty) / new
+            holding.avg_cost = cost((holding.avg_cost * old + price * qty) / new)
         else:
             closed = min(abs(qty), abs(old))
             direction = 1 if old > 0 else -1
-            realized = (price - holding.avg_cost) * closed * direction * mult
+            realized = cents((price - holding.avg_cost) * closed * direction * mult)
             if new == 0:
                 holding.avg_cost = ZERO
             elif (new > 0) != (old > 0):
@@ -127,7 +132,7 @@ class Book:
                 holding.avg_cost = price
         holding.quantity = new
         holding.realized += realized
-        self.cash -= qty * price * mult + fill.commission
+        self.cash -= cents(qty * price * mult + fill.commission)
         self.commissions += fill.commission
         self.realized_pnl += realized
         return realized
@@ -155,13 +160,13 @@ class Book:
         return out
 
     def market_value(self, marks: Marks) -> Decimal:
-        """Signed value of all positions; unmarked ones count at their cost."""
+        """Signed value of all positions, each in cents; unmarked ones count at their cost."""
         total = ZERO
         for symbol, h in self._holdings.items():
             if h.quantity:
                 mark = marks.get(symbol)
                 price = to_decimal(mark) if mark is not None else h.avg_cost
-                total += h.quantity * price * h.multiplier
+                total += cents(h.quantity * price * h.multiplier)
         return total
 
     def equity(self, marks: Marks) -> Decimal:
@@ -175,7 +180,7 @@ class Book:
         for p in positions:
             # Unmarked positions count at cost, as they do in market_value().
             price = p.avg_cost if p.mark_price is None else p.mark_price
-            value = p.quantity * price * p.multiplier
+            value = cents(p.quantity * price * p.multiplier)
             market += value
             gross += abs(value)
         unrealized = sum((p.unrealized_pnl or ZERO for p in positions), ZERO)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from tradepipe.money import fmt
+from tradepipe.money import money_text
 from tradepipe.plugins.api_models import EquityCurve, Snapshots, TaxLots, TaxReport
 from tradepipe.plugins.api_problems import LEDGER_ERRORS, problems
 from tradepipe.plugins.api_service import Service, masked
@@ -52,8 +52,8 @@ def reports_router(service: Service) -> APIRouter:
                 "points": [
                     {
                         "ts": r.ts.isoformat(),
-                        "equity": fmt(r.equity),
-                        "cash": fmt(r.cash),
+                        "equity": money_text(r.equity),
+                        "cash": money_text(r.cash),
                         "run_id": r.run_id,
                     }
                     for r in rows

@@ -9,12 +9,12 @@ from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import console, print_json, table
 from tradepipe.errors import ConfigError, PersistenceError
 from tradepipe.logs import mask_account
-from tradepipe.money import fmt
+from tradepipe.money import fmt, money_text
 from tradepipe.plugins.ledger import Ledger, open_ledger
 from tradepipe.plugins.ledger_schema import LotRealizationRow, TaxLotRow
-from tradepipe.plugins.ledger_summary import position_json
 from tradepipe.plugins.tax_lots import Method
 from tradepipe.plugins.tax_lots_db import Totals, rebuilt_lots, tax_report
+from tradepipe.services.figures import position_figures, shown
 
 
 def command_ledger(app: AppContext) -> Ledger:
@@ -221,10 +221,10 @@ def positions(app: AppContext, run_id: str | None, as_json: bool) -> None:
     rows, account = led.positions(rid)
     data: dict[str, Any] = {
         "run_id": rid,
-        "positions": [position_json(p) for p in rows],
+        "positions": [position_figures(p) for p in rows],
         "account": (
             {
-                **account.model_dump(mode="json", exclude={"id", "run_id"}),
+                **shown(account.model_dump(exclude={"id", "run_id"})),
                 "account_id": mask_account(account.account_id),
             }
             if account
@@ -253,8 +253,9 @@ def positions(app: AppContext, run_id: str | None, as_json: bool) -> None:
     )
     if account:
         console().print(
-            f"cash {fmt(account.cash)}  equity {fmt(account.equity)}  "
-            f"realized {fmt(account.realized_pnl)}  unrealized {fmt(account.unrealized_pnl)}"
+            f"cash {money_text(account.cash)}  equity {money_text(account.equity)}  "
+            f"realized {money_text(account.realized_pnl)}  "
+            f"unrealized {money_text(account.unrealized_pnl)}"
         )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import case, func, select
 from sqlmodel import Session, col
 from tradepipe.decisions import Action
 from tradepipe.logs import mask_account
-from tradepipe.money import ZERO, fmt
+from tradepipe.money import ZERO, money_text
 from tradepipe.orders import TERMINAL, WORKING, OrderStatus
 from tradepipe.plugins.ledger_schema import (
     AccountRow,
@@ -28,6 +28,7 @@ from tradepipe.plugins.ledger_schema import (
     VerdictRow,
 )
 from tradepipe.risk import Outcome
+from tradepipe.services.figures import position_figures
 
 TERMINAL_STATES = tuple(sorted(status.value for status in TERMINAL))
 ORDER_STATES = tuple(status.value for status in OrderStatus)
@@ -199,27 +200,11 @@ def document(
             "unknown": states["unknown"],
         },
         "fills": figures["fills"],
-        "commissions": fmt(commissions),
-        "positions": [position_json(p) for p in positions],
+        "commissions": money_text(commissions),
+        "positions": [position_figures(p) for p in positions],
         "account_id": mask_account(account.account_id) if account else None,
-        "cash": fmt(account.cash) if account else None,
-        "equity": fmt(account.equity) if account else None,
-        "realized_pnl": fmt(account.realized_pnl) if account else None,
-        "unrealized_pnl": fmt(account.unrealized_pnl) if account else None,
-    }
-
-
-def position_json(p: PositionRow) -> dict[str, Any]:
-    value = p.quantity * p.mark_price * p.multiplier if p.mark_price is not None else None
-    unrealized = None
-    if p.mark_price is not None:
-        unrealized = (p.mark_price - p.avg_cost) * p.quantity * p.multiplier
-    return {
-        "symbol": p.symbol,
-        "quantity": fmt(p.quantity),
-        "avg_cost": fmt(p.avg_cost),
-        "mark_price": fmt(p.mark_price),
-        "market_value": fmt(value),
-        "unrealized_pnl": fmt(unrealized),
-        "realized_pnl": fmt(p.realized_pnl),
+        "cash": money_text(account.cash) if account else None,
+        "equity": money_text(account.equity) if account else None,
+        "realized_pnl": money_text(account.realized_pnl) if account else None,
+        "unrealized_pnl": money_text(account.unrealized_pnl) if account else None,
     }

@@ -32,15 +32,13 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
-from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from tradepipe import BrokerCapabilityError, BrokerError, TradepipeError, hookimpl
 from tradepipe.logs import mask_account, redact_accounts
-from tradepipe.money import fmt
 from tradepipe.plugins.snapshot_source import Source
+from tradepipe.services.figures import position_figures, shown
 from tradepipe.settings import SnapshotSettings
 
 log = logging.getLogger(__name__)
@@ -80,23 +78,8 @@ class TokenReporter(Protocol):
 # -- the documents -------------------------------------------------------------------
 
 
-def plain(value: Any) -> Any:
-    """``value`` ready for JSON: decimals as exact strings, times in ISO-8601."""
-    if isinstance(value, Decimal):
-        return fmt(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return plain(value.value)
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
+#: JSON-ready values, as every view shows them (:func:`tradepipe.services.figures.shown`).
+plain = shown
 
 
 def envelope(source: Source, now: dt.datetime) -> dict[str, Any]:
@@ -120,14 +103,7 @@ def portfolio(source: Source) -> dict[str, Any]:
     positions = broker.positions()
     return {
         "summary": {**plain(summary.model_dump()), "account_id": mask_account(summary.account_id)},
-        "positions": [
-            {
-                **plain(p.model_dump()),
-                "market_value": fmt(p.market_value),
-                "unrealized_pnl": fmt(p.unrealized_pnl),
-            }
-            for p in positions
-        ],
+        "positions": [{**plain(p.model_dump()), **position_figures(p)} for p in positions],
     }
 
 

@@ -18,8 +18,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from decimal import Decimal
-from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,10 +30,10 @@ from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import console, print_json, table
 from tradepipe.errors import BrokerAuthError, BrokerUnavailableError, TradepipeError
 from tradepipe.logs import mask_account, redact_accounts
-from tradepipe.money import fmt
 from tradepipe.orders import OrderStatus
 from tradepipe.pipeline import connect_broker, make_component
 from tradepipe.portfolio import Position
+from tradepipe.services.figures import model_figures, position_figures, shown
 
 log = logging.getLogger(__name__)
 
@@ -111,31 +109,20 @@ def broker_problem(adapter: Broker, status: BrokerStatus) -> TradepipeError | No
 # -- printing ------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-ready value: decimals as exact strings, times in ISO-8601, enums by value."""
-    if isinstance(value, Decimal):
-        return fmt(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    return value
-
-
 def plain_dict(model: BaseModel) -> dict[str, Any]:
-    """A model's fields ready for JSON (decimals as exact strings, times in ISO-8601)."""
-    return {key: _plain(value) for key, value in model.model_dump().items()}
+    """A model's fields ready for JSON, as every view shows them (:mod:`.figures`)."""
+    return model_figures(model)
 
 
-def _cell(value: Any) -> str | None:
-    return None if value is None else str(_plain(value))
+def _cell(value: Any, key: str | None = None) -> str | None:
+    return None if value is None else str(shown(value, key))
 
 
 def _table(title: str, columns: Columns, rows: Sequence[dict[str, Any]]) -> Table:
     return table(
         title,
         [header for header, _key in columns],
-        [[_cell(row.get(key)) for _header, key in columns] for row in rows],
+        [[_cell(row.get(key), key) for _header, key in columns] for row in rows],
     )
 
 
@@ -272,16 +259,8 @@ def accounts(app: AppContext, broker_name: str | None, as_json: bool) -> None:
 
 
 def position_dict(p: Position) -> dict[str, Any]:
-    """A broker's position with the same keys as the ledger's positions."""
-    return {
-        "symbol": p.symbol,
-        "quantity": fmt(p.quantity),
-        "avg_cost": fmt(p.avg_cost),
-        "mark_price": fmt(p.mark_price),
-        "market_value": fmt(p.market_value),
-        "unrealized_pnl": fmt(p.unrealized_pnl),
-        "realized_pnl": fmt(p.realized_pnl),
-    }
+    """A broker's position with the same keys and figures as the ledger's positions."""
+    return position_figures(p)
 
 
 @broker.command("positions")
@@ -540,7 +519,7 @@ def scan(
         params["filters"] = filters
     with _connected(app, broker_name) as (adapter, _state):
         results = adapter.scan(**params)
-    rows = [{key: _plain(value) for key, value in row.items()} for row in results]
+    rows = [shown(dict(row)) for row in results]
     keys = list(dict.fromkeys(key for row in rows for key in row))
     _show(
         f"Scanner results from {adapter.name}", [(k, k) for k in keys], rows, as_json, "No results."

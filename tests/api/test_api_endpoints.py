@@ -42,7 +42,7 @@ def test_broker_status_and_account(client: TestClient) -> None:
     assert status["broker"] == "paper"
     assert status["ready"] is True and status["paper"] is True
     account = client.get("/account").json()
-    assert account["summary"]["cash"] == "100000"
+    assert account["summary"]["cash"] == "100000.00"
     assert client.get("/positions").json() == []
     assert client.get("/positions/AAPL").status_code == 404
 

@@ -86,7 +86,7 @@ def test_every_order_adds_a_point(client: TestClient) -> None:
     assert curve["currency"] == "USD"
     assert [p["run_id"] for p in curve["points"]] == runs
     first = curve["points"][0]
-    assert first["equity"] == "100000" and first["cash"] == "100000"
+    assert first["equity"] == "100000.00" and first["cash"] == "100000.00"
     assert dt.datetime.fromisoformat(first["ts"]).tzinfo is not None
     latest = client.get("/equity", params={"limit": 2}).json()["points"]
     assert [p["run_id"] for p in latest] == runs[1:]

@@ -1121,13 +1121,13 @@ def test_preview_of_a_market_sell_uses_the_last_close_and_slippage_as_the_fill_w
         "0.35",
     )
     # 10 000 - 2 000 - 0.35, then + 2037.96 - 0.35
-    assert preview["cash"] == {"before": "7999.65", "after": "10037.2600"}
+    assert preview["cash"] == {"before": "7999.65", "after": "10037.26"}
     assert preview["position"] == {"before": "20", "after": "0"}
     # the fill at the next open (= the last close) is what the preview said
     broker.place(order)
     [fill] = fills_of(feed(broker, bar(ts=2, open=102)))
     assert (str(fill.price), str(fill.commission)) == ("101.8980", "0.35")
-    assert str(broker.account().cash) == preview["cash"]["after"]
+    assert broker.account().cash == D(preview["cash"]["after"])
     assert broker.positions() == []
 
 

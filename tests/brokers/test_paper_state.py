@@ -415,7 +415,7 @@ def test_decimals_are_strings_and_the_format_is_versioned(path: Path) -> None:
             1,
         )
     )
-    assert data["cash"] == "99698.5"
+    assert data["cash"] == "99698.50"
     assert data["positions"][0]["avg_cost"] == "100.5"
     assert data["fills"][0]["price"] == "100.5"
     assert data["orders"][0]["intent"]["quantity"] == "3"

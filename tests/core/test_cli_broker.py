@@ -331,18 +331,18 @@ def test_accounts_masks_every_account_id() -> None:
 
 def test_positions_all_one_and_none() -> None:
     table = ok("positions").stdout
-    for fragment in ("AAPL", "MSFT", "155.5", "1555.0", "55.0", "-5"):
+    for fragment in ("AAPL", "MSFT", "155.50", "1555.00", "55.00", "-5"):
         assert fragment in table
     shown = data("positions")
     assert [p["symbol"] for p in shown] == ["AAPL", "MSFT"]
     assert shown[0] == {
         "symbol": "AAPL",
         "quantity": "10",
-        "avg_cost": "150",
-        "mark_price": "155.5",
-        "market_value": "1555.0",
-        "unrealized_pnl": "55.0",
-        "realized_pnl": "0",
+        "avg_cost": "150.00",
+        "mark_price": "155.50",
+        "market_value": "1555.00",
+        "unrealized_pnl": "55.00",
+        "realized_pnl": "0.00",
     }
     assert shown[1]["mark_price"] is None
     assert [p["symbol"] for p in data("positions", "msft")] == ["MSFT"]
@@ -602,7 +602,7 @@ def test_paper_shows_a_fresh_account(paper: Path) -> None:
         "message": "paper simulator",
     }
     summary = json.loads(run("accounts", "--json").stdout)["summary"]
-    assert (summary["cash"], summary["equity"]) == ("100000", "100000")
+    assert (summary["cash"], summary["equity"]) == ("100000.00", "100000.00")
     expected = {
         ("positions",): "No open positions.",
         ("orders",): "No open orders.",

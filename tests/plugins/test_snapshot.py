@@ -265,18 +265,18 @@ def test_one_snapshot_writes_the_four_files(workdir: Path) -> None:
         assert (doc["broker"], doc["account"], doc["demo"]) == ("fake", MASKED, False)
         assert "demo_reason" not in doc
     portfolio = read(out, "portfolio.json")
-    assert portfolio["summary"]["cash"] == "1234.50"  # decimals as strings, exact
+    assert portfolio["summary"]["cash"] == "1234.50"  # money as strings, in cents
     assert portfolio["summary"]["account_id"] == MASKED
     assert portfolio["positions"] == [
         {
             "symbol": "AAPL",
             "quantity": "10",
-            "avg_cost": "150",
+            "avg_cost": "150.00",
             "multiplier": "1",
-            "mark_price": "155.5",
-            "realized_pnl": "0",
-            "market_value": "1555.0",
-            "unrealized_pnl": "55.0",
+            "mark_price": "155.50",
+            "realized_pnl": "0.00",
+            "market_value": "1555.00",
+            "unrealized_pnl": "55.00",
         }
     ]
     market = read(out, "market-data.json")
@@ -507,7 +507,7 @@ def test_the_paper_simulator_without_an_account_file_gives_demo_data(workdir: Pa
     docs = demo_files(workdir / "snapshots")
     assert "has no state_file" in docs["portfolio.json"]["demo_reason"]
     # The demo is built from defaults, not from [brokers.paper].
-    assert docs["portfolio.json"]["summary"]["cash"] != "5000"
+    assert docs["portfolio.json"]["summary"]["cash"] != "5000.00"
 
 
 def test_the_paper_simulator_with_an_account_file_is_real(workdir: Path) -> None:
@@ -515,7 +515,7 @@ def test_the_paper_simulator_with_an_account_file_is_real(workdir: Path) -> None
     ok()
     doc = read(workdir / "snapshots", "portfolio.json")
     assert (doc["broker"], doc["account"], doc["demo"]) == ("paper", "PAPER", False)
-    assert doc["summary"]["cash"] == "100000"
+    assert doc["summary"]["cash"] == "100000.00"
 
 
 def test_the_demo_never_uses_the_configured_paper_account(workdir: Path) -> None:

@@ -229,7 +229,7 @@ def test_everything_round_trips_exactly(target: Target) -> None:
     summary = ledger.summary("r1")
     assert summary["bars"] == 7 and summary["status"] == "completed"
     assert summary["orders"]["filled"] == 1 and summary["orders"]["submitted"] == 1
-    assert summary["commissions"] == "0.2"
+    assert summary["commissions"] == "0.20"
     assert summary["positions"][0]["unrealized_pnl"] == "0.06"
     assert summary["cash"] == "99999.77"
     if target.postgres:
