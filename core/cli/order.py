@@ -33,7 +33,7 @@ from tradepipe.errors import BrokerRejectedError, ConfigError
 from tradepipe.instruments import Option
 from tradepipe.logs import redact_accounts
 from tradepipe.option_orders import option_fields, place_strategy, strategy_document
-from tradepipe.order_rules import Change
+from tradepipe.order_rules import Change, OrderRules
 from tradepipe.pipeline import connect_broker, make_component
 
 log = logging.getLogger(__name__)
@@ -394,6 +394,9 @@ def _place(
         raise click.UsageError(_option_names(str(exc))) from None
     if isinstance(pending, Decision):
         check_bracket(pending)
+        problem = OrderRules.of(app.settings).check_decision(pending, clock.now())
+        if problem:
+            raise click.UsageError(_option_names(problem))
     with direct_run(
         app.settings, app.host, source="cli", dry_run=dry_run or what_if, clock=clock
     ) as run:
