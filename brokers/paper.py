@@ -63,6 +63,7 @@ from tradepipe.errors import (
 from tradepipe.instruments import underlying
 from tradepipe.money import ZERO, to_decimal
 from tradepipe.option_chain import OptionQuote
+from tradepipe.order_rules import Change
 from tradepipe.portfolio import AccountSummary, Book
 
 
@@ -402,20 +403,23 @@ class PaperBroker(Broker):
     ) -> OrderUpdate:
         self._require_connection()
         sim = self._account.orders.get(client_order_id)
-        if sim is None or sim.status.is_terminal:
+        if sim is None:
             raise BrokerRejectedError(
-                f"order {client_order_id} is not working", client_order_id=client_order_id
+                f"no order {client_order_id} at the paper broker", client_order_id=client_order_id
             )
+        # The simulator fills an order whole: until it is filled, nothing is.
+        candidate = self.order_rules.modified(
+            sim.intent,
+            Change(quantity, limit_price, stop_price),
+            status=sim.status,
+            filled=sim.intent.quantity if sim.status is OrderStatus.FILLED else ZERO,
+        )
         self._require_writable("not modified", client_order_id)
-        changes: dict[str, Any] = {}
-        if quantity is not None:
-            changes["quantity"] = quantity
-        if limit_price is not None:
-            changes["limit_price"] = limit_price
-        if stop_price is not None:
-            changes["stop_price"] = stop_price
-        candidate = sim.intent.model_copy(update=changes)
-        problem = self._checks.check(candidate, self._account, replacing=sim)
+        account = self._account
+        if sim.option:
+            problem = self._desk.check(candidate, account, sim.key, replacing=sim)
+        else:
+            problem = self._checks.check(candidate, account, replacing=sim)
         if problem:
             raise BrokerRejectedError(problem, client_order_id=client_order_id)
         before = (sim.intent, sim.limit, sim.stop)

@@ -219,8 +219,18 @@ class OptionDesk:
         contracts = intent.quantity * sum(ratios)
         return cents(max(contracts * self._per_contract, self._minimum))
 
-    def check(self, intent: OrderIntent, account: PaperAccount, key: str) -> str:
-        """Why the simulator refuses this option or combo order, or ``""``."""
+    def check(
+        self,
+        intent: OrderIntent,
+        account: PaperAccount,
+        key: str,
+        replacing: SimOrder | None = None,
+    ) -> str:
+        """Why the simulator refuses this option or combo order, or ``""``.
+
+        :param replacing: the order ``intent`` changes (a modify): its own cash
+            reservation is not counted against it.
+        """
         if intent.quantity <= 0:
             return f"quantity must be positive, got {intent.quantity}"
         if intent.order_type not in ("market", "limit"):
@@ -244,7 +254,7 @@ class OptionDesk:
                 instrument, bar.close, bar.ts, account.last
             )
             cost = intent.quantity * price * instrument.multiplier + self.commission(intent)
-            available = account.book.cash - account.reserved()
+            available = account.book.cash - account.reserved(exclude=replacing)
             if cost > available:
                 return (
                     f"insufficient buying power: {cents(cost)} needed, {cents(available)} available"

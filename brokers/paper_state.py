@@ -9,7 +9,9 @@ writers never overwrite each other's changes. The file keeps the latest
 pending cancel confirmations and all but the last bar of each symbol are not
 kept. A file that cannot be read, is not an account or is damaged is a
 :class:`~tradepipe.errors.ConfigError` naming it; a failed save is a
-:class:`~tradepipe.errors.BrokerUnavailableError`.
+:class:`~tradepipe.errors.BrokerUnavailableError`. A save never writes a file
+that would not load: every record it encodes anew is first read back as a load
+reads it, and one that does not load fails the save with the file unchanged.
 """
 
 from __future__ import annotations
@@ -76,11 +78,25 @@ class StateFile:
         return _read(self.path)
 
     def save(self, account: PaperAccount, account_id: str, now: dt.datetime) -> None:
-        """Replace the file with ``account``; both forget all but :data:`KEPT` finished records."""
+        """Replace the file with ``account``; both forget all but :data:`KEPT` finished records.
+
+        What a save writes must load again: each record it encodes anew is read
+        back as :meth:`load` reads it first, and one that does not load fails
+        the save, leaving the file as it was.
+        """
         path = self.path
         self._trim(account)
         try:
-            _write(path, self._encode(account, account_id, now))
+            text = self._encode(account, account_id, now)
+        except _UNREADABLE as exc:
+            raise BrokerUnavailableError(
+                f"could not save the paper account to {path}: it would not load again "
+                f"({_detail(exc)}); the file is unchanged",
+                broker=self.broker,
+                path=str(path),
+            ) from exc
+        try:
+            _write(path, text)
         except OSError as exc:
             raise BrokerUnavailableError(
                 f"could not save the paper account to {path}: {exc.strerror or exc}",
@@ -127,22 +143,28 @@ class StateFile:
                 for b in account.last.values()
             ],
         }
+        head_json = json.dumps(head)
+        _load_book(json.loads(head_json), book.currency)
         encoded = self._order_json
         orders = []
         for cid, sim in account.orders.items():
             text = encoded.get(cid)
             if text is None:
                 text = json.dumps(_order_state(sim))
+                _load_order(json.loads(text))
                 if sim.status.is_terminal:
                     encoded[cid] = text
             orders.append(text)
         fill_json = self._fill_json
-        fill_json.extend(f.model_dump_json() for f in account.fills[len(fill_json) :])
+        news = [f.model_dump_json() for f in account.fills[len(fill_json) :]]
+        for text in news:
+            Fill.model_validate_json(text)
+        fill_json.extend(news)
         # Orders and fills that can no longer change are encoded once and
         # reused, so a save costs what changed, not the size of the history.
         return "".join(
             (
-                json.dumps(head)[:-1],
+                head_json[:-1],
                 ',\n"orders": [\n',
                 ",\n".join(orders),
                 '\n],\n"fills": [\n',
@@ -163,35 +185,10 @@ class StateFile:
                     path=str(path),
                 )
         try:
-            account = PaperAccount(_decimal(data["cash"]), currency)
-            book = account.book
-            book.realized_pnl = _decimal(data["realized_pnl"])
-            book.commissions = _decimal(data["commissions"])
-            for p in data["positions"]:
-                position = Position(
-                    symbol=p["symbol"],
-                    quantity=_decimal(p["quantity"]),
-                    avg_cost=_decimal(p["avg_cost"]),
-                    multiplier=_decimal(p["multiplier"]),
-                    realized_pnl=_decimal(p["realized_pnl"]),
-                )
-                book.seed(position)
-            for symbol, ts, o, h, lo, c, v in data["last"]:
-                bar = Bar(str(symbol), _time(ts), float(o), float(h), float(lo), float(c), float(v))
-                account.last[bar.symbol] = bar
-                account.history[bar.symbol].append(bar)
+            account = _load_book(data, currency)
             finished: list[str] = []
             for item in data["orders"]:
-                sim = SimOrder(
-                    OrderIntent.model_validate(item["intent"]),
-                    str(item["broker_id"]),
-                    _time(item["placed"]),
-                )
-                sim.status = OrderStatus(item["status"])
-                sim.session = (
-                    None if item["session"] is None else dt.date.fromisoformat(item["session"])
-                )
-                sim.triggered = bool(item["triggered"])
+                sim = _load_order(item)
                 cid = sim.intent.client_order_id
                 account.orders[cid] = sim
                 if sim.status.is_terminal:
@@ -200,20 +197,59 @@ class StateFile:
                     account.working.setdefault(sim.key, []).append(sim)
             account.fills = [Fill.model_validate(f) for f in data["fills"]]
             account.next_id = int(data["next_id"])
-        except (KeyError, TypeError, ValueError, InvalidOperation, ValidationError) as exc:
-            if isinstance(exc, ValidationError):
-                first = exc.errors(include_url=False)[0]
-                detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-            else:
-                detail = str(exc) or type(exc).__name__
+        except _UNREADABLE as exc:
             raise ConfigError(
-                f"[brokers.paper] state_file: {path} is damaged ({detail}); restore it from "
+                f"[brokers.paper] state_file: {path} is damaged ({_detail(exc)}); restore it from "
                 "a backup or move it away to start a new account",
                 key=_KEY,
                 path=str(path),
             ) from exc
         account.finished.extend(finished)
         return account
+
+
+#: What reading a damaged account raises (a missing key, a bad value or type).
+_UNREADABLE = (KeyError, TypeError, ValueError, InvalidOperation, ValidationError)
+
+
+def _detail(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(exc) or type(exc).__name__
+
+
+def _load_book(data: dict[str, Any], currency: str) -> PaperAccount:
+    """A new account holding the cash, positions and last prices of ``data`` (no orders yet)."""
+    account = PaperAccount(_decimal(data["cash"]), currency)
+    book = account.book
+    book.realized_pnl = _decimal(data["realized_pnl"])
+    book.commissions = _decimal(data["commissions"])
+    for p in data["positions"]:
+        position = Position(
+            symbol=p["symbol"],
+            quantity=_decimal(p["quantity"]),
+            avg_cost=_decimal(p["avg_cost"]),
+            multiplier=_decimal(p["multiplier"]),
+            realized_pnl=_decimal(p["realized_pnl"]),
+        )
+        book.seed(position)
+    for symbol, ts, o, h, lo, c, v in data["last"]:
+        bar = Bar(str(symbol), _time(ts), float(o), float(h), float(lo), float(c), float(v))
+        account.last[bar.symbol] = bar
+        account.history[bar.symbol].append(bar)
+    return account
+
+
+def _load_order(item: dict[str, Any]) -> SimOrder:
+    """One order of the file (as :func:`_order_state` writes it)."""
+    sim = SimOrder(
+        OrderIntent.model_validate(item["intent"]), str(item["broker_id"]), _time(item["placed"])
+    )
+    sim.status = OrderStatus(item["status"])
+    sim.session = None if item["session"] is None else dt.date.fromisoformat(item["session"])
+    sim.triggered = bool(item["triggered"])
+    return sim
 
 
 def _order_state(sim: SimOrder) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from tradepipe.errors import (
     BrokerUnavailableError,
     ConfigError,
     FeedError,
+    InvalidOrderError,
     InvalidOrderTransition,
     PersistenceError,
     PluginError,
@@ -40,6 +41,7 @@ from tradepipe.hookspecs import hookimpl, hookspec
 from tradepipe.indicators import SMA
 from tradepipe.instruments import Combo, Instrument, Leg, Option, Stock
 from tradepipe.market import Bar, Quote
+from tradepipe.order_rules import OrderRules
 from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, Side
 from tradepipe.portfolio import AccountSummary, Position
 from tradepipe.risk import Check, Outcome, RiskContext, RiskFilter, RiskVerdict
@@ -72,6 +74,7 @@ __all__ = [
     "FeedError",
     "Fill",
     "Instrument",
+    "InvalidOrderError",
     "InvalidOrderTransition",
     "Leg",
     "ManualClock",
@@ -80,6 +83,7 @@ __all__ = [
     "OrderEvent",
     "OrderIntent",
     "OrderReport",
+    "OrderRules",
     "OrderStatus",
     "OrderType",
     "OrderUpdate",

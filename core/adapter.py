@@ -21,6 +21,7 @@ from tradepipe.component import Component
 from tradepipe.errors import BrokerAuthError, BrokerCapabilityError, BrokerRejectedError
 from tradepipe.market import Bar, Quote
 from tradepipe.option_chain import OptionQuote
+from tradepipe.order_rules import OrderRules
 from tradepipe.orders import Fill, OrderIntent, OrderStatus
 from tradepipe.portfolio import AccountSummary, Position
 from tradepipe.record import Record
@@ -94,6 +95,9 @@ class Broker(Component):
     #: live run sends nothing (``[run] maintenance_window = "broker"``); empty
     #: for none. IBKR resets its systems every night, 23:45-00:45 New York.
     maintenance_window: ClassVar[str] = "23:45-00:45 America/New_York"
+    #: The rules a change must keep (:meth:`modify`), as the settings set them
+    #: (:func:`~tradepipe.pipeline.make_component` sets them; whole shares until then).
+    order_rules: OrderRules = OrderRules()
 
     def connect(self) -> BrokerStatus:
         raise NotImplementedError
@@ -137,6 +141,15 @@ class Broker(Component):
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
     ) -> OrderUpdate:
+        """Change a working order's quantity or prices.
+
+        An adapter judges the change by :attr:`order_rules`
+        (:meth:`~tradepipe.order_rules.OrderRules.modified`) before it saves or
+        sends anything.
+
+        :raises InvalidOrderError: the change breaks an order rule; nothing changed.
+        :raises BrokerRejectedError: the broker refused it (or knows no such order).
+        """
         raise BrokerCapabilityError(f"{self.name} cannot modify orders", broker=self.name)
 
     def fills(self, since: datetime | None = None) -> list[Fill]:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Self
 from pydantic import AwareDatetime, Field, model_validator
 from tradepipe.instruments import Instrument, Symbol
 from tradepipe.option_risk import OptionRisk
+from tradepipe.order_rules import price_problem
 from tradepipe.record import Record
 
 
@@ -102,16 +103,9 @@ class Decision(Record):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        needs_limit = self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-        needs_stop = self.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
-        if needs_limit and self.limit_price is None:
-            raise ValueError(f"limit_price is required for a {self.order_type} order")
-        if needs_stop and self.stop_price is None:
-            raise ValueError(f"stop_price is required for a {self.order_type} order")
-        if not needs_limit and self.limit_price is not None:
-            raise ValueError(f"limit_price makes no sense for a {self.order_type} order")
-        if not needs_stop and self.stop_price is not None:
-            raise ValueError(f"stop_price makes no sense for a {self.order_type} order")
+        problem = price_problem(self.order_type, self.limit_price, self.stop_price)
+        if problem:
+            raise ValueError(problem)
         if self.expires_at and self.created_at and self.expires_at <= self.created_at:
             raise ValueError("expires_at must be after created_at")
         if not self.id and self.source and self.created_at is not None:

@@ -9,6 +9,7 @@ is named for what the caller should do next, not for where it happened::
     │   └── UnknownComponentError   a name in the settings matches no component
     ├── StrategyError               a decision source failed; skip it this round
     ├── InvalidOrderTransition      a bug: an order was moved along an illegal edge
+    ├── InvalidOrderError           the order or change breaks an order rule; fix it (nothing sent)
     ├── SizingError                 the decision cannot be turned into a quantity
     ├── BrokerError                 anything that went wrong talking to a broker
     │   ├── BrokerUnavailableError  transient: retry later (timeouts, 5xx, pacing)
@@ -81,6 +82,14 @@ class StrategyError(TradepipeError):
 
 class InvalidOrderTransition(TradepipeError):
     """An order was asked to move between two states that are not connected."""
+
+
+class InvalidOrderError(TradepipeError):
+    """An order, or a change to one, breaks a rule every order keeps
+    (:mod:`tradepipe.order_rules`); nothing was sent or saved. Fix it and ask again.
+
+    Not :class:`BrokerRejectedError`: no broker was asked.
+    """
 
 
 class SizingError(TradepipeError):

@@ -41,6 +41,7 @@ from tradepipe.errors import (
 from tradepipe.logs import redact_accounts
 from tradepipe.market import Bar, Quote
 from tradepipe.money import ZERO, to_decimal
+from tradepipe.order_rules import OrderRules
 from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, client_order_id
 from tradepipe.portfolio import Book
 from tradepipe.reconcile import settle
@@ -125,6 +126,8 @@ class Executor:
         #: How the run ends when it ends normally (a live run stopped on request: ``stopped``).
         self.end_status = "completed"
         self.record = Recorder(pipeline.sinks, pipeline.host)
+        #: The rules every order keeps (quantities, expiries), judged before the filters.
+        self.rules = OrderRules.of(pipeline.settings)
 
     # -- the run ---------------------------------------------------------------
 
@@ -389,6 +392,22 @@ class Executor:
             return None
         intent = self._size(decision, cid, now)
         if intent is None:
+            return None
+        problem = self.rules.check(intent, now)
+        if problem:
+            # Rules no filter may waive either: whole shares, a live expiry (tradepipe.order_rules).
+            self.record.verdict(
+                decision.id,
+                cid,
+                "order_rules",
+                0,
+                Outcome.DENY,
+                problem,
+                intent.quantity,
+                ZERO,
+                {},
+                now,
+            )
             return None
         self._owner[cid] = strategy
         return self._judge_and_send(decision, intent, now)

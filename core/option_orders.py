@@ -16,10 +16,17 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from tradepipe.decision_schema import SCHEMA_VERSION, OptionStrategySpec, problems, read_document
+from tradepipe.decision_schema import (
+    SCHEMA_VERSION,
+    STRATEGY_LEGS,
+    OptionStrategySpec,
+    problems,
+    read_document,
+)
 from tradepipe.decisions import RejectedDecision
 from tradepipe.direct import Direct, Outcome
 from tradepipe.instruments import Combo, Leg, Option
+from tradepipe.order_rules import OrderRules, expiry_problem
 
 
 def option_fields(legs: Sequence[tuple[str, int, Option]], side: str) -> dict[str, Any]:
@@ -62,7 +69,8 @@ def strategy_document(
     :param created_at: the time it is made. It is part of the content the
         document's id is derived from, so giving the same order twice is two orders.
     :raises ValueError: naming the field (``order_type: an options strategy is
-        sent as a market or limit order``, ``limit_price is required …``).
+        sent as a market or limit order``, ``limit_price is required …``, an
+        expiry in the past or too far out, a quantity of part of a contract).
     """
     document = {
         "schema_version": SCHEMA_VERSION,
@@ -82,6 +90,15 @@ def strategy_document(
     checked = read_document(document)
     if isinstance(checked, RejectedDecision):
         raise ValueError(checked.error)
+    # The order rules, as far as they are known before the chain chooses the
+    # contracts: whole contracts or combos, and any expiry given a live one.
+    kind = "option" if STRATEGY_LEGS[spec.strategy] == 1 else "combo"
+    found = [OrderRules().quantity_problem(quantity, kind)]
+    for where, day in _expiries(spec):
+        why = expiry_problem(day, created_at, "an option")
+        found.append(f"options.{where}: {why}" if why else "")
+    if any(found):
+        raise ValueError("; ".join(p for p in found if p))
     try:
         # Without its options the document is a decision on the stock: the same
         # rules judge its order terms (a limit order needs its limit price …).
@@ -89,6 +106,14 @@ def strategy_document(
     except ValidationError as exc:
         raise ValueError(problems(exc)) from None
     return document
+
+
+def _expiries(spec: OptionStrategySpec) -> list[tuple[str, dt.date]]:
+    """The expiries ``spec`` gives (its own, its legs'), each with where it is given."""
+    given = [("expiry", spec.expiry)] + [
+        (f"legs.{i}.expiry", leg.expiry) for i, leg in enumerate(spec.legs)
+    ]
+    return [(where, day) for where, day in given if day is not None]
 
 
 def place_strategy(

@@ -29,6 +29,7 @@ from tradepipe.errors import InvalidOrderTransition
 from tradepipe.instruments import Instrument, Symbol
 from tradepipe.money import ZERO
 from tradepipe.option_risk import OptionRisk
+from tradepipe.order_rules import price_problem
 from tradepipe.record import Record
 
 _ONE = Decimal(1)
@@ -89,18 +90,9 @@ class OrderIntent(Record):
 
     @model_validator(mode="after")
     def _prices_match_type(self) -> OrderIntent:
-        needs_limit = self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-        needs_stop = self.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
-        if needs_limit != (self.limit_price is not None):
-            raise ValueError(
-                f"limit_price is {'required' if needs_limit else 'not allowed'} "
-                f"for a {self.order_type} order"
-            )
-        if needs_stop != (self.stop_price is not None):
-            raise ValueError(
-                f"stop_price is {'required' if needs_stop else 'not allowed'} "
-                f"for a {self.order_type} order"
-            )
+        problem = price_problem(self.order_type, self.limit_price, self.stop_price)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def with_quantity(self, quantity: Decimal) -> OrderIntent:

@@ -24,6 +24,7 @@ from tradepipe.feed import Feed
 from tradepipe.host import KINDS, PluginHost
 from tradepipe.live_feed import LiveFeed
 from tradepipe.logs import mask_account
+from tradepipe.order_rules import OrderRules
 from tradepipe.risk import RiskFilter
 from tradepipe.settings import AppSettings, settings_error
 from tradepipe.sink import RunInfo, Sink
@@ -91,6 +92,8 @@ def make_component(
             secret_keys=settings.secret_keys,
         ) from None
     component: Component = cls(component_settings)
+    if isinstance(component, Broker):
+        component.order_rules = OrderRules.of(settings)
     if runtime is not None:
         attach = getattr(component, "attach", None)
         if attach is not None:

@@ -8,8 +8,9 @@ Methods (``[sizing] method``):
   is the decision's ``sizing.stop_distance`` or ``|price - stop_loss|``.
 
 Whatever the method, the resulting position is capped at ``max_position_value``
-and, unless ``fractional`` is on, rounded down to whole units. A quantity given
-in the decision is used as is (the risk filters still judge it).
+and rounded down to whole units (shares to 0.0001 with ``fractional``; option
+contracts and combos always whole). A quantity given in the decision is used
+as is (the order rules and the risk filters still judge it).
 
 ``close`` sells (or buys back) the whole position. ``sell`` without a quantity
 while long sells the whole holding; otherwise it is sized like a new position.
@@ -71,7 +72,7 @@ class Sizer:
         quantity = self._by_method(decision, price, equity)
         held_value = abs(position) * price if (position > 0) == (side is Side.BUY) else ZERO
         room = (self.settings.max_position_value - held_value) / price
-        quantity = self._round(min(quantity, room))
+        quantity = self._round(min(quantity, room), decision)
         if quantity <= 0:
             raise SizingError(
                 f"sized to zero: {decision.symbol} at {price} with "
@@ -102,5 +103,8 @@ class Sizer:
             equity = equity()
         return equity * fraction / distance
 
-    def _round(self, quantity: Decimal) -> Decimal:
-        return floor_quantity(quantity, whole=not self.settings.fractional)
+    def _round(self, quantity: Decimal, decision: Decision) -> Decimal:
+        # Fractions are for shares: option contracts and combos are always whole.
+        instrument = decision.instrument
+        shares = instrument is None or instrument.kind == "stock"
+        return floor_quantity(quantity, whole=not (self.settings.fractional and shares))

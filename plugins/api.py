@@ -48,6 +48,7 @@ from tradepipe.direct import Direct
 from tradepipe.host import PluginHost
 from tradepipe.instruments import Option
 from tradepipe.option_orders import option_fields, place_strategy, strategy_document
+from tradepipe.order_rules import OrderRules
 from tradepipe.plugins import dashboard, execute_cli
 from tradepipe.plugins.api_docs import ASSETS, install_docs
 from tradepipe.plugins.api_headers import SecurityHeaders
@@ -165,6 +166,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
     if len(token) < 16:
         raise ValueError("the API token must be at least 16 characters")
     service = Service(settings, host)
+    rules = OrderRules.of(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -273,6 +275,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             **order.model_dump(exclude={"side", "dry_run", "what_if", "wait"}),
         )
         check_bracket(decision)
+        rules.require_decision(decision, clock.now())
         dry = order.dry_run or order.what_if
         with service.run(settings, source=SOURCE, dry_run=dry, clock=clock) as run:
             outcome = (
@@ -320,6 +323,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
                 **option_fields(legs, order.side),
                 **order.model_dump(include=set(ORDER_TERMS)),
             )
+            rules.require_decision(pending, clock.now())
         else:
             try:
                 pending = strategy_document(

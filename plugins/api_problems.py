@@ -6,6 +6,7 @@ mapped by what the client does next::
 
     ConfigError, UnknownComponentError   400  fix the request or the settings
     SizingError                          422  the decision cannot be sized
+    InvalidOrderError                    422  the order breaks an order rule; fix it
     BrokerRejectedError                  422  the broker refused this order
     BrokerCapabilityError                501  this broker cannot do that
     BrokerAuthError                      503  re-authenticate the broker, retry
@@ -40,6 +41,7 @@ from tradepipe.errors import (
     BrokerRejectedError,
     BrokerUnavailableError,
     ConfigError,
+    InvalidOrderError,
     PersistenceError,
     SizingError,
     TradepipeError,
@@ -58,6 +60,7 @@ STATUS: list[tuple[type[TradepipeError], int]] = [
     (BrokerUnavailableError, 503),
     (BrokerError, 502),
     (SizingError, 422),
+    (InvalidOrderError, 422),
     (PersistenceError, 503),
     (ConfigError, 400),
 ]
@@ -91,8 +94,8 @@ class Problem(BaseModel):
 MEANING = {
     400: "The request or the settings are wrong (a live account without `[run] allow_live`).",
     404: "No such record, or no ledger yet.",
-    422: "Not valid (`errors` names each field), or refused: cannot be sized, or the broker "
-    "said no.",
+    422: "Not valid (`errors` names each field), or refused: breaks an order rule (whole "
+    "shares, a live expiry), cannot be sized, or the broker said no.",
     501: "The broker cannot do that.",
     502: "The broker failed.",
     503: "The broker or the ledger cannot be used now (logged out, unreachable); retry later.",

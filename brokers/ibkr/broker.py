@@ -68,6 +68,7 @@ from tradepipe.instruments import Option, Stock
 from tradepipe.logs import add_secrets
 from tradepipe.market import Bar, Quote
 from tradepipe.option_chain import OptionQuote
+from tradepipe.order_rules import Change
 from tradepipe.orders import BRACKET_SOURCE, Fill, OrderIntent, OrderStatus
 from tradepipe.portfolio import AccountSummary, Position
 
@@ -811,36 +812,41 @@ class WebApiBroker(Broker):
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
     ) -> OrderUpdate:
-        """Change a working order's quantity or prices (IBKR's question chain applies)."""
-        changes = {
-            name: value
-            for name, value in (
-                ("quantity", quantity),
-                ("limit_price", limit_price),
-                ("stop_price", stop_price),
-            )
-            if value is not None
-        }
-        if not changes:
-            raise BrokerRejectedError("nothing to change", broker=self.name)
-        session = self.session
+        """Change a working order's quantity or prices (IBKR's question chain applies).
+
+        The change is judged by :attr:`order_rules` before IBKR hears of it: for
+        an order this process tracks, before any request at all; for another,
+        once IBKR's order list has told what the order is.
+        """
+        change = Change(quantity, limit_price, stop_price)
+        changes = change.fields()
+        rules = self.order_rules
+        intent = self._tracked.get(client_order_id)
         changed: OrderIntent | None = None
+        if intent is not None:
+            changed = rules.modified(
+                intent,
+                change,
+                status=self._last_status.get(client_order_id, OrderStatus.ACCEPTED),
+                filled=self._filled.get(client_order_id, Decimal(0)),
+            )
+        else:
+            rules.require_request(client_order_id, change)
+        session = self.session
         with session.lock:
             account = session.require_trading()
-            intent = self._tracked.get(client_order_id)
-            if intent is not None:
-                try:
-                    changed = OrderIntent.model_validate({**intent.model_dump(), **changes})
-                except ValidationError as exc:
-                    raise BrokerRejectedError(
-                        f"cannot modify {client_order_id}: {exc.errors()[0]['msg']}",
-                        broker=self.name,
-                    ) from exc
+            if intent is not None and changed is not None:
                 broker_id = self._broker_id(client_order_id)
                 body = ticket(changed, self._contract(intent), account.account_id)
             else:
                 item = self._live_item(client_order_id)
-                broker_id = str(item.get("orderId"))
+                found = report(item)
+                if found is None:
+                    raise BrokerRejectedError(
+                        f"{self.name}: IBKR reports order {client_order_id} as "
+                        f"{item.get('status')!r}; not modified",
+                        broker=self.name,
+                    )
                 body = modified_ticket(
                     item,
                     account.account_id,
@@ -848,6 +854,15 @@ class WebApiBroker(Broker):
                     limit_price=limit_price,
                     stop_price=stop_price,
                 )
+                rules.require_change(
+                    client_order_id,
+                    change,
+                    order_type=found.order_type,
+                    status=found.status,
+                    filled=found.filled_quantity,
+                    kind=_SEC_KINDS.get(str(item.get("secType") or "").upper()),
+                )
+                broker_id = str(item.get("orderId"))
             # Modify takes one unwrapped order object repeating every field.
             try:
                 placed = submit(
@@ -1046,6 +1061,10 @@ class WebApiBroker(Broker):
             self.exits.add(intent, broker_order_id)
         elif cid not in self._tracked:
             self._tracked[cid] = intent
+
+
+#: IBKR's security types as the order rules' kinds (a stock's quantity may be fractional).
+_SEC_KINDS = {"STK": "stock", "OPT": "option", "BAG": "combo"}
 
 
 def _option_ticker(row: dict[str, Any]) -> str | None:

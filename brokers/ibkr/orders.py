@@ -146,7 +146,8 @@ def modified_ticket(
     """A modify body rebuilt from a live order: every original field, the changes applied.
 
     For orders this process did not place (IBKR wants the whole ticket repeated
-    and keeps no copy we could fetch in that form).
+    and keeps no copy we could fetch in that form). The change is the order
+    rules' to judge first (:mod:`tradepipe.order_rules`).
     """
     kind = _TYPE_NAMES.get(str(item.get("origOrderType") or item.get("orderType") or "").lower())
     if kind is None or item.get("conid") is None:
@@ -154,10 +155,6 @@ def modified_ticket(
             f"cannot rebuild order {item.get('orderId')} (type {item.get('orderType')!r}) "
             "to modify it"
         )
-    if limit_price is not None and kind not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-        raise BrokerRejectedError(f"a {kind.value} order has no limit price to change")
-    if stop_price is not None and kind not in (OrderType.STOP, OrderType.STOP_LIMIT):
-        raise BrokerRejectedError(f"a {kind.value} order has no stop price to change")
     limit = decimal(item.get("price")) if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
     stop = (
         decimal(item.get("price"))

@@ -33,6 +33,7 @@ from tradepipe.errors import BrokerRejectedError, ConfigError
 from tradepipe.instruments import Option
 from tradepipe.logs import redact_accounts
 from tradepipe.option_orders import option_fields, place_strategy, strategy_document
+from tradepipe.order_rules import Change, OrderRules
 from tradepipe.pipeline import connect_broker, make_component
 
 log = logging.getLogger(__name__)
@@ -276,12 +277,23 @@ def modify(
     app.setup_logging()
     settings = app.settings
     broker = make_component(app.host, settings, "broker", settings.run.broker)
+    change = Change(quantity, limit_price, stop_price)
     try:
         connect_broker(broker, settings)
         current = broker.order(client_order_id)
-        if current is None or not current.status.is_working:
-            state = "unknown to the broker" if current is None else current.status.value
-            raise BrokerRejectedError(f"order {client_order_id} is {state}; nothing to modify")
+        if current is None:
+            raise BrokerRejectedError(
+                f"order {client_order_id} is unknown to the broker; nothing to modify"
+            )
+        # The adapter judges again, knowing the contract (whole option contracts).
+        broker.order_rules.require_change(
+            client_order_id,
+            change,
+            order_type=current.order_type,
+            status=current.status,
+            filled=current.filled_quantity,
+            kind=None,
+        )
         if quantity is not None and quantity > current.quantity:
             raise BrokerRejectedError(
                 f"--quantity {quantity} is more than the order's {current.quantity}; place a new "
@@ -382,6 +394,9 @@ def _place(
         raise click.UsageError(_option_names(str(exc))) from None
     if isinstance(pending, Decision):
         check_bracket(pending)
+        problem = OrderRules.of(app.settings).check_decision(pending, clock.now())
+        if problem:
+            raise click.UsageError(_option_names(problem))
     with direct_run(
         app.settings, app.host, source="cli", dry_run=dry_run or what_if, clock=clock
     ) as run:

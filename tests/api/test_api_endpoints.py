@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 LIMIT_BUY = {
@@ -169,6 +170,25 @@ def test_an_order_the_decision_model_refuses_is_422(client: TestClient) -> None:
     bracket = client.post("/orders/stock", json={**LIMIT_BUY, "take_profit": 1, "stop_loss": 2})
     assert bracket.status_code == 400
     assert "take-profit" in bracket.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "detail"),
+    [
+        ("0.0000001", "quantity 0.0000001 is not a whole number of shares"),
+        ("2.5", "fractional shares need [sizing] fractional = true"),
+    ],
+)
+def test_part_of_a_share_is_422_and_changes_nothing(
+    client: TestClient, workdir: Path, quantity: str, detail: str
+) -> None:
+    # Issue 15.9: the API accepted 0.0000001 shares.
+    answer = client.post("/orders/stock", json={**LIMIT_BUY, "quantity": quantity})
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert detail in answer.json()["detail"]
+    assert client.get("/orders").json() == []
+    assert not (workdir / "ledger.db").exists()
 
 
 def test_halt_without_a_body_and_resume_twice(client: TestClient) -> None:

@@ -170,3 +170,35 @@ def test_a_bad_body_is_422_naming_the_field(
     problem = answer.json()
     assert field in problem["detail"]
     assert client.get("/orders").json() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            {**SINGLE, "legs": [{**CALL, "expiry": "2020-01-17"}]},
+            "option AAPL 2020-01-17 200 C expired on 2020-01-17",
+        ),
+        (
+            {**SPREAD, "legs": [CALL, {**CALL, "action": "sell", "expiry": "9999-12-31"}]},
+            "option AAPL 9999-12-31 200 C expires on 9999-12-31, more than 39 months after",
+        ),
+        ({**SINGLE, "quantity": "0.0000001"}, "not a whole number of option contracts"),
+        ({**SPREAD, "quantity": "1.5"}, "quantity 1.5 is not a whole number of combos"),
+        (
+            {**STRATEGY, "strategy": {**STRATEGY["strategy"], "dte": None, "expiry": "2020-01-17"}},
+            "options.expiry: an option expired on 2020-01-17",
+        ),
+        ({**STRATEGY, "quantity": "0.5"}, "quantity 0.5 is not a whole number of combos"),
+    ],
+)
+def test_an_order_that_breaks_the_order_rules_is_422_and_changes_nothing(
+    client: TestClient, workdir: Path, body: dict[str, Any], detail: str
+) -> None:
+    account = (workdir / "paper.json").read_bytes()
+    answer = client.post("/orders/options", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert detail in answer.json()["detail"]
+    assert (workdir / "paper.json").read_bytes() == account
+    assert not (workdir / "ledger.db").exists()

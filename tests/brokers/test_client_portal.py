@@ -14,7 +14,15 @@ from ibkr_fakes import BASE, FakeTime
 from tradepipe.adapter import OrderUpdate
 from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.decisions import OrderType, TimeInForce
-from tradepipe.errors import BrokerAuthError, BrokerError, BrokerRejectedError, ConfigError
+from tradepipe.errors import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerRejectedError,
+    ConfigError,
+    InvalidOrderError,
+)
+from tradepipe.instruments import Option
+from tradepipe.order_rules import OrderRules
 from tradepipe.orders import Fill, OrderIntent, OrderStatus, Side
 
 ACCT = "DU1234567"
@@ -769,3 +777,99 @@ def test_a_lost_modify_answer_is_settled_by_lookup(gw: respx.MockRouter) -> None
     with pytest.raises(BrokerError, match=r"may not have arrived .* IBKR shows limit_price 102"):
         broker.modify(cid, limit_price=Decimal("103"))
     assert modify.call_count == 2
+
+
+# -- modify: the order rules judge a change before IBKR hears of it ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("kw", "change", "reason"),
+    [
+        ({}, {"limit_price": Decimal(101)}, "a market order has no limit price to change"),
+        ({}, {"stop_price": Decimal(99)}, "a market order has no stop price to change"),
+        (
+            {"order_type": "limit", "limit_price": Decimal(101)},
+            {"stop_price": Decimal(99)},
+            "a limit order has no stop price to change",
+        ),
+        (
+            {},
+            {"quantity": Decimal("0.0000001")},
+            r"quantity 0\.0000001 is not a whole number of shares",
+        ),
+        ({}, {"quantity": Decimal(0)}, "quantity must be positive"),
+        ({}, {}, "nothing to change"),
+    ],
+)
+def test_a_bad_change_to_a_tracked_order_makes_no_request(
+    gw: respx.MockRouter, kw: dict[str, Any], change: dict[str, Decimal], reason: str
+) -> None:
+    broker, _ = make_broker()
+    broker.place(intent(**kw))
+    modify = gw.post(f"/iserver/account/{ACCT}/order/1370093239", name="modify")
+    requests = len(gw.calls)
+
+    with pytest.raises(InvalidOrderError, match=f"cannot modify tp-0+a1: {reason}"):
+        broker.modify("tp-0000000000000000000a1", **change)
+
+    assert len(gw.calls) == requests
+    assert not modify.called
+
+
+def test_fractional_shares_are_a_setting_and_contracts_are_always_whole(
+    gw: respx.MockRouter,
+) -> None:
+    broker, _ = make_broker()
+    broker.order_rules = OrderRules(fractional=True)
+    option = Option(underlying="AAPL", expiry=dt.date(2026, 12, 18), strike=Decimal(200), right="C")
+    broker.place(intent())
+    gw.post(f"/iserver/account/{ACCT}/order/1370093239", name="modify").respond(
+        200, json=[{"order_id": "1370093239", "order_status": "Submitted"}]
+    )
+    broker.modify("tp-0000000000000000000a1", quantity=Decimal("2.5"))
+    assert sent(gw["modify"])["quantity"] == 2.5
+
+    broker._tracked["tp-opt"] = intent(
+        client_order_id="tp-opt", symbol=option.ticker, instrument=option
+    )
+    with pytest.raises(InvalidOrderError, match="1.5 is not a whole number of option contracts"):
+        broker.modify("tp-opt", quantity=Decimal("1.5"))
+    assert gw["modify"].call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("item", "change", "reason"),
+    [
+        ({"orderType": "Market"}, {"limit_price": Decimal(5)}, "a market order has no limit"),
+        ({"secType": "OPT"}, {"quantity": Decimal("1.5")}, "whole number of option contracts"),
+        ({"filledQuantity": 4}, {"quantity": Decimal(4)}, "not more than the 4 already filled"),
+        ({"status": "PendingCancel"}, {"limit_price": Decimal(5)}, "being canceled"),
+    ],
+)
+def test_a_bad_change_to_another_order_is_refused_once_ibkr_says_what_it_is(
+    gw: respx.MockRouter, item: dict[str, Any], change: dict[str, Decimal], reason: str
+) -> None:
+    live = {
+        "orderId": 77,
+        "order_ref": "tp-other",
+        "conid": 265598,
+        "ticker": "AAPL",
+        "secType": "STK",
+        "side": "BUY",
+        "orderType": "Limit",
+        "price": 4.5,
+        "totalSize": 10,
+        "filledQuantity": 0,
+        "remainingQuantity": 10,
+        "status": "Submitted",
+        **item,
+    }
+    gw["live"].respond(200, json={"orders": [live]})
+    modify = gw.post(f"/iserver/account/{ACCT}/order/77", name="modify")
+    broker, _ = make_broker()
+
+    with pytest.raises(InvalidOrderError, match=reason):
+        broker.modify("tp-other", **change)
+
+    assert not modify.called
+    assert {c.request.method for c in gw.calls if "/order" in c.request.url.path} == {"GET"}

@@ -9,7 +9,18 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tradepipe import Bar, Combo, Fill, Leg, Option, OrderIntent, OrderStatus, OrderType, Side
+from tradepipe import (
+    Bar,
+    Combo,
+    Fill,
+    InvalidOrderError,
+    Leg,
+    Option,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 from tradepipe.brokers.paper import PaperBroker
 from tradepipe.brokers.paper_options import black_scholes, bs_delta, listed_expiries, parse_occ
 from tradepipe.clock import ManualClock
@@ -157,3 +168,18 @@ def test_option_orders_are_refused_without_money_or_data(paper: PaperBroker) -> 
     assert "insufficient buying power" in paper.place(intent(c, Side.BUY, 10)).reason
     other = Option(underlying="QQQ", expiry=dt.date(2026, 12, 18), strike=D(500), right="C")
     assert "no market data for the underlying" in paper.place(intent(other, Side.BUY, 1)).reason
+
+
+def test_an_option_order_is_modified_as_it_was_placed(paper: PaperBroker) -> None:
+    c600 = Option(underlying="SPY", expiry=dt.date(2026, 12, 18), strike=D(600), right="C")
+    placed = paper.place(intent(c600, Side.BUY, 2, "1.00"))  # far below the model: waits
+    cid = placed.client_order_id
+    # Judged by the option desk's checks, not as a stock order of an unknown symbol.
+    assert paper.modify(cid, limit_price=D("1.50")).reason == "modified"
+    with pytest.raises(InvalidOrderError, match="1.5 is not a whole number of option contracts"):
+        paper.modify(cid, quantity=D("1.5"))
+    # Its own reservation is not counted twice: 40 000 of 50 000 is reserved by 2 at 200.
+    assert paper.modify(cid, limit_price=D(200)).reason == "modified"
+    assert paper.modify(cid, quantity=D(1), limit_price=D(400)).reason == "modified"
+    report = paper.order(cid)
+    assert report is not None and (report.quantity, report.limit_price) == (1, 400)

@@ -27,6 +27,7 @@ from tradepipe import (
     BrokerUnavailableError,
     ConfigError,
     Fill,
+    InvalidOrderError,
     ManualClock,
     OrderIntent,
     OrderStatus,
@@ -370,6 +371,56 @@ def test_a_failed_save_after_a_fill_stops_the_account_at_its_last_save(
     again = open_account(path)
     assert again.positions() == []
     assert [o.client_order_id for o in again.open_orders()] == [placed.client_order_id]
+
+
+@pytest.mark.parametrize(
+    ("order", "change", "reason"),
+    [
+        (("market",), {"limit_price": D(95)}, "a market order has no limit price to change"),
+        (("limit", "95"), {"stop_price": D(90)}, "a limit order has no stop price to change"),
+        (("market",), {"quantity": D("0.0000001")}, "not a whole number of shares"),
+        (("market",), {"quantity": D(-5)}, "quantity must be positive"),
+    ],
+)
+def test_a_bad_modify_changes_nothing_and_the_account_still_opens(
+    path: Path, order: tuple[str, ...], change: dict[str, D], reason: str
+) -> None:
+    # Issue 15.6: a limit price on a market order was saved, and every command
+    # after it failed with "state_file … is damaged".
+    broker = open_account(path)
+    feed(broker, bar(ts=0, open=100))
+    kind, *limit = order
+    placed = broker.place(intent("buy", 10, kind, limit=limit[0] if limit else None, tif="gtc"))
+    saved = path.read_bytes()
+    before = broker.order(placed.client_order_id)
+
+    with pytest.raises(InvalidOrderError, match=f"cannot modify {placed.client_order_id}: "):
+        broker.modify(placed.client_order_id, **change)
+    with pytest.raises(InvalidOrderError, match=reason):
+        broker.modify(placed.client_order_id, **change)
+    broker.disconnect()
+
+    assert path.read_bytes() == saved
+    again = open_account(path)
+    assert again.order(placed.client_order_id) == before
+
+
+def test_a_save_that_would_not_load_again_fails_and_leaves_the_file(path: Path) -> None:
+    broker = open_account(path)
+    feed(broker, bar(ts=0, open=100))
+    placed = broker.place(intent("buy", 10, tif="gtc"))
+    saved = path.read_bytes()
+    # An order the simulator holds but no file could (a bug elsewhere, say): a
+    # copy skips the validation a model makes.
+    sim = broker._account.orders[placed.client_order_id]
+    sim.intent = sim.intent.model_copy(update={"limit_price": D(95)})
+
+    with pytest.raises(BrokerRejectedError, match="would not load again .*file is unchanged"):
+        broker.place(intent("buy", 1, cid="next"))
+    broker.disconnect()
+
+    assert path.read_bytes() == saved
+    assert open_account(path).order(placed.client_order_id) is not None
 
 
 def test_the_file_is_readable_and_writable_by_its_owner_only(path: Path) -> None:

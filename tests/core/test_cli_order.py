@@ -196,6 +196,19 @@ def test_a_denied_order_exits_1_and_is_recorded(workdir: Path) -> None:
     assert [o["status"] for o in ledger("orders")] == ["denied"]
 
 
+def test_fractional_shares_go_through_when_the_settings_allow_them(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEPIPE_SIZING__FRACTIONAL", "true")
+    assert order("AAPL", "--side", "buy", "--quantity", "2.5").exit_code == 0
+    assert [i.quantity for i in QuotingBroker.placed] == [Decimal("2.5")]
+
+    tiny = order("AAPL", "--side", "buy", "--quantity", "0.0000001")
+    assert tiny.exit_code == 2
+    assert "--quantity 0.0000001: fractional shares trade in steps of 0.0001" in tiny.output
+    assert len(QuotingBroker.placed) == 1
+
+
 def test_a_broker_rejection_exits_1_with_its_reason(workdir: Path) -> None:
     QuotingBroker.refuse = "IBKR refused the order: [no permissions]"
     result = order("AAPL", "--side", "buy", "--quantity", "1")
@@ -211,6 +224,8 @@ def test_a_broker_rejection_exits_1_with_its_reason(workdir: Path) -> None:
         (["--limit-price", "5"], "limit_price makes no sense for a market order"),
         (["--quantity", "-3"], "greater than 0"),
         (["--take-profit", "90", "--stop-loss", "95"], "take-profit (90) must be above"),
+        (["--quantity", "0.0000001"], "--quantity 0.0000001 is not a whole number of shares"),
+        (["--quantity", "2.5"], "fractional shares need [sizing] fractional = true"),
     ],
 )
 def test_bad_orders_are_refused_before_anything_happens(

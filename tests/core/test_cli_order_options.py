@@ -200,6 +200,26 @@ def test_a_rejection_in_a_dry_run_is_not_recorded(workdir: Path) -> None:
         ([*SPREAD, "--type", "limit"], "--limit-price is required for a limit order"),
         ([*SPREAD, "--limit-price", "3"], "--limit-price makes no sense for a market order"),
         ([*SPREAD, "--quantity", "0"], "--quantity: Input should be greater than 0"),
+        # The order rules (issue 15.9), before the broker's chain is asked.
+        ([*SPREAD, "--quantity", "1.5"], "--quantity 1.5 is not a whole number of combos"),
+        (
+            ["--strategy", "long_call", "--expiry", "2020-01-17", "--strikes", "600"],
+            "options.expiry: an option expired on 2020-01-17",
+        ),
+        (
+            ["--strategy", "long_call", "--expiry", "9999-12-31", "--strikes", "600"],
+            "options.expiry: an option expires on 9999-12-31, more than 39 months after",
+        ),
+        (["--leg", "buy C 600 2020-01-17"], "option SPY 2020-01-17 600 C expired on 2020-01-17"),
+        (["--leg", "buy C 600 9999-12-31"], "expires on 9999-12-31, more than 39 months after"),
+        (
+            ["--leg", "buy C 600 2030-01-18", "--leg", "sell C 610 9999-12-31"],
+            "option SPY 9999-12-31 610 C expires on 9999-12-31",
+        ),
+        (
+            ["--leg", "buy C 600 2030-01-18", "--quantity", "0.5"],
+            "--quantity 0.5 is not a whole number of option contracts",
+        ),
     ],
 )
 def test_bad_strategy_orders_are_usage_errors_that_change_nothing(
@@ -207,9 +227,11 @@ def test_bad_strategy_orders_are_usage_errors_that_change_nothing(
 ) -> None:
     if "--quantity" not in args:
         args = [*args, "--quantity", "1"]
+    account = (workdir / "paper.json").read_bytes()
     result = options(*args)
     assert result.exit_code == 2, result.output
     assert message in result.output
+    assert (workdir / "paper.json").read_bytes() == account
     assert working() == []
     assert not (workdir / "ledger.db").exists()
 

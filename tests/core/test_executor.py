@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -13,8 +14,11 @@ from tradepipe import (
     BrokerStatus,
     BrokerUnavailableError,
     Check,
+    Combo,
     ConfigError,
     Decision,
+    Leg,
+    Option,
     OrderIntent,
     RiskFilter,
     Strategy,
@@ -48,7 +52,7 @@ class Scripted(Strategy):
         type(self).fills.append(fill)
 
 
-def buy(qty: int = 10, **kw: Any) -> Any:
+def buy(qty: int | Decimal = 10, **kw: Any) -> Any:
     def make(strategy: Strategy, bar: Bar, ctx: StrategyContext) -> Decision:
         fields = {"symbol": bar.symbol, "action": Action.BUY, "confidence": 90, "quantity": qty}
         fields.update(kw)
@@ -250,6 +254,65 @@ def test_the_same_decision_twice_is_denied_as_duplicate() -> None:
     assert len(sink.orders) == 1
     assert sink.verdicts[-1].filter == "duplicate"
     assert sink.verdicts[-1].outcome == "deny"
+
+
+def test_part_of_a_share_is_denied_by_the_order_rules_unless_fractional_is_on() -> None:
+    run({0: buy(Decimal("0.0000001")), 1: buy(Decimal("2.5"))})
+    sink = MemorySink.last
+    assert sink.orders == [] and sink.fills == []
+    assert [(v.filter, v.outcome, v.quantity_before) for v in sink.verdicts] == [
+        ("order_rules", "deny", Decimal("0.0000001")),
+        ("order_rules", "deny", Decimal("2.5")),
+    ]
+    assert "0.0000001 is not a whole number of shares" in sink.verdicts[0].reason
+
+    run({0: buy(Decimal("2.5")), 1: buy(Decimal("0.00001"))}, sizing={"fractional": True})
+    sink = MemorySink.last
+    assert [f.quantity for f in sink.fills] == [Decimal("2.5")]
+    assert [(v.filter, v.reason) for v in sink.verdicts if v.outcome == "deny"] == [
+        ("order_rules", "quantity 0.00001: fractional shares trade in steps of 0.0001")
+    ]
+
+
+def _option(expiry: dt.date, strike: int = 100) -> Option:
+    return Option(underlying="AAPL", expiry=expiry, strike=Decimal(strike), right="C")
+
+
+def test_option_expiries_are_judged_by_the_runs_clock_not_the_wall() -> None:
+    # A replay of March 2019: its options are judged as of then.
+    days = [dt.datetime(2019, 3, 4, 15, tzinfo=dt.UTC) + dt.timedelta(days=i) for i in range(4)]
+    live = _option(dt.date(2019, 3, 15))
+    spread = Combo(
+        legs=(
+            Leg(instrument=live, ratio=1),
+            Leg(instrument=_option(dt.date(9999, 12, 31), 110), ratio=-1),
+        )
+    )
+
+    def trade(instrument: Option | Combo) -> Any:
+        return buy(1, symbol=instrument.ticker, instrument=instrument, order_type="limit",
+                   limit_price=Decimal(2))  # fmt: skip
+
+    run(
+        {
+            0: trade(live),
+            1: trade(_option(dt.date(2019, 3, 1))),
+            2: trade(_option(dt.date(2022, 7, 15))),
+            3: trade(spread),
+        },
+        [bar("AAPL", ts, open=100, close=100) for ts in days],
+        run={"risk_filters": []},
+    )
+    sink = MemorySink.last
+    assert [o.intent.instrument for o in sink.orders] == [live]  # sent; the rest never were
+    reasons = [v.reason for v in sink.verdicts if v.filter == "order_rules"]
+    assert reasons == [
+        "option AAPL 2019-03-01 100 C expired on 2019-03-01 (the run's date is 2019-03-05)",
+        "option AAPL 2022-07-15 100 C expires on 2022-07-15, more than 39 months after "
+        "2019-03-06 (the run's date); no option is listed that far out",
+        "option AAPL 9999-12-31 110 C expires on 9999-12-31, more than 39 months after "
+        "2019-03-07 (the run's date); no option is listed that far out",
+    ]
 
 
 def test_raising_strategy_is_skipped_unless_settings_say_stop() -> None:

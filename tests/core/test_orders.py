@@ -531,7 +531,7 @@ def test_client_order_id_parts_cannot_run_into_each_other() -> None:
     ("order_type", "prices", "problem"),
     [
         ("limit", {}, "limit_price is required"),
-        ("market", {"limit_price": "10"}, "limit_price is not allowed"),
+        ("market", {"limit_price": "10"}, "limit_price makes no sense for a market order"),
         ("stop", {}, "stop_price is required"),
         ("stop_limit", {"stop_price": "10"}, "limit_price is required"),
         ("limit", {"limit_price": "0"}, "greater than 0"),

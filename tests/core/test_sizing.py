@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from tradepipe.decisions import Decision, SizingHints
 from tradepipe.errors import SizingError
+from tradepipe.instruments import Option
 from tradepipe.orders import Side
 from tradepipe.settings import SizingSettings
 from tradepipe.sizing import Sizer
@@ -164,6 +166,13 @@ def test_less_than_one_unit_of_room_raises_unless_fractional() -> None:
         Side.BUY,
         D("0.8333"),
     )
+
+
+def test_fractional_never_makes_part_of_an_option_contract() -> None:
+    call = Option(underlying="AAPL", expiry=dt.date(2026, 12, 18), strike=D(200), right="C")
+    frac = sizer(method="fixed_notional", notional=D(1000), fractional=True)
+    decision = Decision(symbol=call.ticker, instrument=call, action="buy", confidence=80)
+    assert frac.size(decision, D(300), D(0), D(0)) == (Side.BUY, D(3))
 
 
 def test_fractional_rounds_down_to_four_places() -> None:
