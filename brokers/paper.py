@@ -65,6 +65,7 @@ from tradepipe.money import ZERO, to_decimal
 from tradepipe.option_chain import OptionQuote
 from tradepipe.order_rules import Change
 from tradepipe.portfolio import AccountSummary, Book
+from tradepipe.services.files import shown_path
 
 
 class PaperBroker(Broker):
@@ -227,7 +228,7 @@ class PaperBroker(Broker):
         if self._connected:
             message = "paper simulator"
             if self._state is not None:
-                message += f", account file {self._state.path}"
+                message += f", account file {shown_path(self._state.path)}"
                 if self._readonly:
                     message += " (read-only: another process has it open)"
         return BrokerStatus.trusted(

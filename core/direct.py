@@ -225,11 +225,11 @@ class Direct:
         """Execute a decision (or, ``what_if``, preview it); record a rejected one.
 
         A rejection is recorded in the ledger unless the run is dry, and
-        returned: nothing is sent.
+        returned, for the caller to report: nothing is sent.
         """
         if isinstance(item, RejectedDecision):
             if not self.executor.dry_run:
-                self.executor.record.rejected(self.source, item.raw, item.error)
+                self.executor.record.rejected(self.source, item.raw, item.error, told=True)
             return item
         return self.preview(item) if what_if else self.execute(item, wait=wait)
 

@@ -4,6 +4,10 @@ Every handler tradepipe installs carries a :class:`RedactionFilter`, which
 rewrites each record before it is written: secret values from the settings,
 bearer tokens, OAuth parameters, cookies, ``password=``-style pairs and IBKR
 account numbers (``U1234567`` → ``U***4567``) never reach a console or a file.
+
+A record whose message the person is told another way — the error raised with
+it, which the command prints — is logged with ``extra=FILE_ONLY``: it goes to
+the log file, never to the console, so the console says it once.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ _PATTERNS = [
 _ACCOUNT = re.compile(r"\b(D[A-Z]{1,2}|U|F|I)(\d+)(\d{4})\b")
 # Secrets learnt while running (OAuth tokens): masked by every handler, present and future.
 _RUNTIME_SECRETS: set[str] = set()
+#: ``extra=`` for a record the console must not repeat: its message travels with an
+#: error (or an answer) that whoever handles it tells the person.
+FILE_ONLY = {"tradepipe_file_only": True}
 
 
 def redact_accounts(text: str) -> str:
@@ -132,6 +139,10 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass  # always the current sys.stderr
 
 
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, "tradepipe_file_only", False)
+
+
 class _PrivateFileHandler(logging.handlers.TimedRotatingFileHandler):
     """A daily-rotated log file readable by its owner only."""
 
@@ -158,6 +169,7 @@ def setup_logging(
     console = _StderrHandler()
     console.setLevel(console_level)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    console.addFilter(_not_file_only)
     handlers: list[logging.Handler] = [console]
     if directory is not None:
         path = Path(directory)

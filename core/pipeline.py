@@ -23,7 +23,7 @@ from tradepipe.executor import Executor, RunResult, snapshot
 from tradepipe.feed import Feed
 from tradepipe.host import KINDS, PluginHost
 from tradepipe.live_feed import LiveFeed
-from tradepipe.logs import mask_account
+from tradepipe.logs import FILE_ONLY, mask_account
 from tradepipe.order_rules import OrderRules
 from tradepipe.risk import RiskFilter
 from tradepipe.settings import AppSettings, settings_error
@@ -255,7 +255,8 @@ def open_run(
         log.error("run %s interrupted", run.run_id)
         raise
     except BaseException as exc:
-        log.error("run %s failed: %s", run.run_id, exc)
+        # Raised on: whoever catches it tells the person, once.
+        log.error("run %s failed: %s", run.run_id, exc, extra=FILE_ONLY)
         raise
     finally:
         bars = executor.bars if executor is not None else 0

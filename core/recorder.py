@@ -15,6 +15,7 @@ from typing import Any
 
 from tradepipe.decisions import Decision
 from tradepipe.host import PluginHost
+from tradepipe.logs import FILE_ONLY
 from tradepipe.orders import Fill, Order, OrderEvent
 from tradepipe.risk import Outcome, RiskVerdict
 from tradepipe.sink import Sink
@@ -54,8 +55,15 @@ class Recorder:
                 decision.confidence,
             )
 
-    def rejected(self, source: str, raw: Any, problems: str) -> None:
-        log.warning("decision from %s rejected: %s", source, problems)
+    def rejected(self, source: str, raw: Any, problems: str, *, told: bool = False) -> None:
+        """Record what ``source`` gave that is not a decision.
+
+        :param told: the caller tells the person itself (a command's answer): the
+            warning then goes to the log file only.
+        """
+        log.warning(
+            "decision from %s rejected: %s", source, problems, extra=FILE_ONLY if told else None
+        )
         for sink in self._sinks:
             sink.record_decision_rejected(raw, source, problems)
         if self._obs_rejected is not None:

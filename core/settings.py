@@ -238,6 +238,9 @@ class SnapshotSettings(_Table):
     demo_fallback: bool = True
     #: The exchange whose hours ``every`` follows (an ``exchange_calendars`` code).
     exchange: str = "XNYS"
+    #: Files readable by everyone (0644, folders made 0755), for a web server to
+    #: serve; false: by their owner only (0600, folders made 0700).
+    publish: bool = False
 
     @field_validator("watchlist")
     @classmethod

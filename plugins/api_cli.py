@@ -10,15 +10,20 @@ generated, written to the file with mode 0600 and printed once; later starts
 read it and never print it.
 
 The server binds 127.0.0.1; any other address needs ``--allow-remote`` and is
-announced with a warning, wherever the address came from. uvicorn's own records
-(its access log, the tracebacks it logs again) go to tradepipe's log, redacted.
+announced with a warning, wherever the address came from. The socket is bound
+before anything is announced: "serving on" is printed only once it is, and an
+address that cannot be bound (a port in use) is one ``error:`` line, exit 1.
+uvicorn's own records (its access log, the tracebacks it logs again) go to
+tradepipe's log, redacted.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import secrets
+import socket
 import stat
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,7 @@ from typing import Any
 import click
 from tradepipe import hookimpl
 from tradepipe.cli.context import AppContext, pass_app
-from tradepipe.errors import ConfigError
+from tradepipe.errors import ConfigError, TradepipeError
 from tradepipe.logs import add_secrets, adopt
 from tradepipe.settings import MIN_API_TOKEN
 
@@ -89,11 +94,34 @@ def load_token(path: Path, configured: str = "") -> tuple[str, bool]:
     return token, True
 
 
-def run_server(app: Any, host: str, port: int) -> None:
-    """Serve ``app`` until interrupted (a seam for tests)."""
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, for :func:`run_server` (a seam for tests).
+
+    :raises TradepipeError: the address cannot be bound: the port is in use, the
+        address is not this machine's, or the port needs privileges.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # As uvicorn does: a restart need not wait for the last run's connections to time out.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            why = f"port {port} is in use (another tradepipe serve?); stop that or use --port"
+        else:
+            why = exc.strerror or str(exc)
+        raise TradepipeError(f"cannot serve on {host}:{port}: {why}", host=host, port=port) from exc
+    return sock
+
+
+def run_server(app: Any, sock: socket.socket) -> None:
+    """Serve ``app`` on the bound ``sock`` until interrupted (a seam for tests)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, server_header=False, log_config=None)
+    config = uvicorn.Config(app, server_header=False, log_config=None)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @click.command("serve")
@@ -134,35 +162,38 @@ def serve(
     app.setup_logging()
     # uvicorn logs request paths with their query strings, and every traceback again.
     adopt("uvicorn")
-    path = token_file(app, token_file_opt)
-    configured = "" if token_file_opt is not None else settings.token
-    token, new = load_token(path, configured)
-    add_secrets([token])
-    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    if new:
-        click.echo(f"API token (shown once; kept in {path}, mode 0600):\n{token}")
-        # The fragment never leaves the browser: the page signs in with it.
-        click.echo(f"dashboard, signed in: {base}/#token={token}")
-    elif os.environ.get(TOKEN_ENV, "").strip():
-        click.echo(f"API token: from {TOKEN_ENV}")
-    elif configured:
-        click.echo("API token: from [api] token")
-        if "api.token" not in app.settings.secret_keys:
+    # Bound before anything is printed: a port in use is then the only line, and a
+    # token generated now is never shown by a start that could not serve.
+    with listen(host, port) as sock:
+        path = token_file(app, token_file_opt)
+        configured = "" if token_file_opt is not None else settings.token
+        token, new = load_token(path, configured)
+        add_secrets([token])
+        base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        if new:
+            click.echo(f"API token (shown once; kept in {path}, mode 0600):\n{token}")
+            # The fragment never leaves the browser: the page signs in with it.
+            click.echo(f"dashboard, signed in: {base}/#token={token}")
+        elif os.environ.get(TOKEN_ENV, "").strip():
+            click.echo(f"API token: from {TOKEN_ENV}")
+        elif configured:
+            click.echo("API token: from [api] token")
+            if "api.token" not in app.settings.secret_keys:
+                click.echo(
+                    "warning: [api] token is in the settings file; move it to .secrets.toml "
+                    "beside it, or set TRADEPIPE_API__TOKEN",
+                    err=True,
+                )
+        else:
+            click.echo(f"API token: in {path}")
+        if not is_loopback(host):
             click.echo(
-                "warning: [api] token is in the settings file; move it to .secrets.toml "
-                "beside it, or set TRADEPIPE_API__TOKEN",
+                f"warning: serving on {host}:{port}, reachable from other machines, without TLS; "
+                "anyone holding the token can trade. Put a TLS proxy in front of it.",
                 err=True,
             )
-    else:
-        click.echo(f"API token: in {path}")
-    if not is_loopback(host):
-        click.echo(
-            f"warning: serving on {host}:{port}, reachable from other machines, without TLS; "
-            "anyone holding the token can trade. Put a TLS proxy in front of it.",
-            err=True,
-        )
-    click.echo(f"serving on {base} (dashboard at /, docs at /docs); Ctrl-C stops")
-    run_server(create_app(app.settings, app.host, token), host, port)
+        click.echo(f"serving on {base} (dashboard at /, docs at /docs); Ctrl-C stops")
+        run_server(create_app(app.settings, app.host, token), sock)
 
 
 @hookimpl

@@ -12,7 +12,7 @@ from typing import Any
 import click
 from tradepipe import hookimpl
 from tradepipe.cli.context import AppContext, pass_app
-from tradepipe.cli.output import console, print_json, table
+from tradepipe.cli.output import Id, as_id, console, print_json, table
 from tradepipe.errors import ConfigError
 from tradepipe.plugins.ledger_cli import command_ledger
 
@@ -83,7 +83,7 @@ def _print(chain: dict[str, Any]) -> None:
                         e["previous"],
                         e["status"],
                         e["reason"],
-                        e["broker_order_id"],
+                        as_id(e["broker_order_id"]),
                     )
                     for e in item["events"]
                 ],
@@ -97,7 +97,7 @@ def _print(chain: dict[str, Any]) -> None:
                     [
                         (
                             f["ts"],
-                            f["execution_id"],
+                            Id(f["execution_id"]),
                             f["side"],
                             f["quantity"],
                             f["price"],

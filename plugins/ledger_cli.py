@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 from tradepipe.cli.context import AppContext, pass_app
-from tradepipe.cli.output import console, print_json, table
+from tradepipe.cli.output import Id, as_id, console, print_json, table
 from tradepipe.errors import ConfigError, PersistenceError
 from tradepipe.logs import mask_account
 from tradepipe.money import fmt, money_text
@@ -65,7 +65,7 @@ def runs(app: AppContext, as_json: bool, limit: int | None) -> None:
             ["run", "started", "env", "broker", "bars", "status"],
             [
                 (
-                    r.run_id,
+                    Id(r.run_id),
                     r.started_at.isoformat(timespec="seconds"),
                     r.env,
                     r.broker,
@@ -97,7 +97,7 @@ def decisions(app: AppContext, run_id: str | None, as_json: bool, limit: int | N
             ["decision", "time", "source", "action", "symbol", "confidence"],
             [
                 (
-                    r.decision_id,
+                    Id(r.decision_id),
                     r.created_at.isoformat(),
                     r.source,
                     r.action,
@@ -161,8 +161,8 @@ def orders(app: AppContext, run_id: str | None, as_json: bool, limit: int | None
             ["order", "decision", "side", "quantity", "symbol", "type", "status", "reason"],
             [
                 (
-                    o.client_order_id,
-                    o.decision_id,
+                    Id(o.client_order_id),
+                    as_id(o.decision_id),
                     o.side,
                     fmt(o.quantity),
                     o.symbol,
@@ -195,8 +195,8 @@ def fills(app: AppContext, run_id: str | None, as_json: bool, limit: int | None)
             ["execution", "order", "time", "side", "quantity", "symbol", "price", "commission"],
             [
                 (
-                    f.execution_id,
-                    f.client_order_id,
+                    Id(f.execution_id),
+                    as_id(f.client_order_id),
                     f.ts.isoformat(),
                     f.side,
                     fmt(f.quantity),
@@ -300,7 +300,7 @@ def print_open_lots(method: str, rows: list[TaxLotRow]) -> None:
             ["lot", "symbol", "side", "quantity", "acquired", "basis", "wash adj."],
             [
                 (
-                    r.lot_id,
+                    Id(r.lot_id),
                     r.symbol,
                     r.side,
                     fmt(r.quantity),
@@ -351,7 +351,7 @@ def lots(app: AppContext, method: str, which: str | None, year: int | None, as_j
                 ],
                 [
                     (
-                        r.lot_id,
+                        Id(r.lot_id),
                         r.symbol,
                         fmt(r.quantity),
                         r.acquired.isoformat(),

@@ -22,7 +22,7 @@ from typing import Any
 import click
 from tradepipe.adapter import Broker, OrderUpdate
 from tradepipe.cli.context import AppContext, pass_app
-from tradepipe.cli.output import console, print_json, table
+from tradepipe.cli.output import Id, console, print_json, table
 from tradepipe.clock import SystemClock
 from tradepipe.errors import ConfigError
 from tradepipe.host import PluginHost
@@ -290,7 +290,10 @@ def _show(found: Comparison, run_id: str | None, as_json: bool) -> None:
             f"{len(rows)} difference(s)",
             ["kind", "subject", "ledger", "broker", "what it means", "action"],
             [
-                [redact_accounts(str(v)) if v is not None else None for v in r.values()]
+                [
+                    None if v is None else (Id if k == "subject" else str)(redact_accounts(str(v)))
+                    for k, v in r.items()
+                ]
                 for r in rows
             ],
         )

@@ -1,7 +1,8 @@
 """Snapshots: an account and its market as JSON files, for dashboards and CI.
 
-One snapshot reads the broker and writes four files into a directory, each
-replaced atomically (temporary file in the same directory, fsync,
+One snapshot reads the broker and writes four files into a directory,
+readable by their owner only unless ``[snapshot] publish`` (see :func:`modes`),
+each replaced atomically (temporary file in the same directory, fsync,
 ``os.replace``), so a reader sees the previous version or the new one, never
 half of one:
 
@@ -159,9 +160,35 @@ def scrub(value: Any, secrets: Sequence[str]) -> Any:
 # -- writing -------------------------------------------------------------------------
 
 
-def write_atomic(path: Path, text: str) -> None:
+def modes(publish: bool) -> tuple[int, int]:
+    """The modes of the files and of the folders a snapshot makes: its owner's only
+    (0600, 0700), or, published, everyone's to read (0644, 0755)."""
+    return (0o644, 0o755) if publish else (0o600, 0o700)
+
+
+def make_folder(out: Path, mode: int) -> None:
+    """Create ``out`` and its missing parents with ``mode`` (whatever the umask);
+    folders that exist keep theirs: they are the user's.
+
+    :raises TradepipeError: a folder cannot be made.
+    """
+    missing = []
+    folder = out
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    try:
+        for folder in reversed(missing):
+            folder.mkdir(exist_ok=True)
+            os.chmod(folder, mode)
+    except OSError as exc:
+        raise TradepipeError(f"cannot create {out}: {exc.strerror or exc}", path=str(out)) from exc
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     """Replace ``path`` with ``text``: a reader sees the old file or the new, never half.
 
+    :param mode: the file's permissions (see :func:`modes`).
     :raises TradepipeError: the file cannot be written; the old one is left as it was.
     """
     try:
@@ -173,8 +200,7 @@ def write_atomic(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        # Published files holding no secret: readable like any other output.
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -245,10 +271,8 @@ def take_snapshot(
 
     :raises TradepipeError: a file cannot be written.
     """
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TradepipeError(f"cannot create {out}: {exc.strerror or exc}", path=str(out)) from exc
+    file_mode, folder_mode = modes(snapshot.publish)
+    make_folder(out, folder_mode)
     # Longest first, so a secret containing another is masked whole.
     hidden = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
     tell = redact or _same
@@ -271,12 +295,12 @@ def take_snapshot(
         for key in MESSAGES:
             if isinstance(document.get(key), str):
                 document[key] = tell(document[key])
-        write_atomic(out / name, json.dumps(document, indent=2) + "\n")
+        write_atomic(out / name, json.dumps(document, indent=2) + "\n", file_mode)
         outcome.written.append(name)
     if html:
         from tradepipe.plugins.snapshot_html import render
 
-        write_atomic(out / HTML, render(read_documents(out)))
+        write_atomic(out / HTML, render(read_documents(out)), file_mode)
         outcome.written.append(HTML)
     return outcome
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 from tradepipe.cli.context import AppContext, pass_app
-from tradepipe.cli.output import console, print_json, table
+from tradepipe.cli.output import Id, console, print_json, table
 from tradepipe.money import ZERO, fmt
 from tradepipe.plugins.ledger_cli import _rebuilt, lots_document, method_option, print_open_lots
 from tradepipe.plugins.ledger_schema import LotRealizationRow
@@ -142,7 +142,7 @@ def lots(
                 ],
                 [
                     (
-                        r.lot_id,
+                        Id(r.lot_id),
                         description(r),
                         r.acquired.isoformat(),
                         r.sold.isoformat(),

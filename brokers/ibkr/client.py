@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from tradepipe.brokers.ibkr.pacing import Pacer
 from tradepipe.errors import BrokerAuthError, BrokerError, BrokerUnavailableError
+from tradepipe.logs import FILE_ONLY
 
 log = logging.getLogger("tradepipe.brokers.ibkr")
 
@@ -145,7 +146,8 @@ class WebApiClient:
             problem = f"lost the connection ({exc or type(exc).__name__})"
         else:
             problem = f"failed: {type(exc).__name__}: {exc}"
-        log.warning("%s %s %s", self.broker, what, problem)
+        # The error says it too, and whoever handles it tells the person: log file only.
+        log.warning("%s %s %s", self.broker, what, problem, extra=FILE_ONLY)
         return BrokerUnavailableError(
             f"{self.broker}: {what} {problem}", broker=self.broker, maybe_sent=maybe_sent
         )

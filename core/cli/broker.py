@@ -27,7 +27,7 @@ from rich.markup import escape
 from rich.table import Table
 from tradepipe.adapter import Broker, BrokerStatus, OrderUpdate
 from tradepipe.cli.context import AppContext, pass_app
-from tradepipe.cli.output import console, print_json, table
+from tradepipe.cli.output import as_id, console, print_json, table
 from tradepipe.errors import BrokerAuthError, BrokerUnavailableError, TradepipeError
 from tradepipe.logs import mask_account, redact_accounts
 from tradepipe.orders import OrderStatus
@@ -118,11 +118,21 @@ def _cell(value: Any, key: str | None = None) -> str | None:
     return None if value is None else str(shown(value, key))
 
 
+#: Fields a person copies into another command: never wrapped in a table.
+_IDS = frozenset({"client_order_id", "broker_order_id", "execution_id"})
+
+
 def _table(title: str, columns: Columns, rows: Sequence[dict[str, Any]]) -> Table:
     return table(
         title,
         [header for header, _key in columns],
-        [[_cell(row.get(key), key) for _header, key in columns] for row in rows],
+        [
+            [
+                as_id(_cell(row.get(key), key)) if key in _IDS else _cell(row.get(key), key)
+                for _header, key in columns
+            ]
+            for row in rows
+        ],
     )
 
 

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
-from tradepipe.cli.output import err_console
+from tradepipe.cli.output import Id, add_column, err_console
 from tradepipe.services.status import halt_reason
 
 
@@ -75,14 +75,16 @@ def render(s: dict[str, Any]) -> Panel:
             _num(bar.get("age_seconds")),
         )
     parts: list[Any] = [summary, bars]
-    orders = s.get("open_orders") or []
+    orders = (s.get("open_orders") or [])[-5:]
     if orders:
         table = Table(show_header=True, box=None, pad_edge=False, title="open orders")
-        for column in ("order", "symbol", "side", "qty", "filled", "status"):
+        # Whole, never wrapped: the id is what `tradepipe explain` and `broker cancel` take.
+        add_column(table, "order", [Id(o["client_order_id"]) for o in orders])
+        for column in ("symbol", "side", "qty", "filled", "status"):
             table.add_column(column)
-        for o in orders[-5:]:
+        for o in orders:
             table.add_row(
-                escape(o["client_order_id"][:16]),
+                escape(o["client_order_id"]),
                 escape(o["symbol"]),
                 escape(o["side"]),
                 escape(o["quantity"]),

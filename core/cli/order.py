@@ -24,7 +24,7 @@ import click
 from pydantic import ValidationError
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.outcome import report, report_rejected
-from tradepipe.cli.output import console, print_json, table
+from tradepipe.cli.output import Id, as_id, console, print_json, table
 from tradepipe.clock import SystemClock
 from tradepipe.decision_schema import STRATEGY_LEGS, OptionStrategySpec
 from tradepipe.decisions import Decision, RejectedDecision
@@ -313,9 +313,9 @@ def modify(
                 "Order modified",
                 ["", ""],
                 [
-                    ("client order id", client_order_id),
+                    ("client order id", Id(client_order_id)),
                     ("status", update.status.value),
-                    ("broker order id", update.broker_order_id),
+                    ("broker order id", as_id(update.broker_order_id)),
                     ("reason", redact_accounts(update.reason)),
                 ],
             )

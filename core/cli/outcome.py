@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 import click
-from tradepipe.cli.output import console, print_json, table
+from tradepipe.cli.output import Id, as_id, console, print_json, table
 from tradepipe.decisions import RejectedDecision
 from tradepipe.direct import Outcome
 from tradepipe.instruments import Combo, Option
@@ -64,7 +64,7 @@ def show(outcome: Outcome, run_id: str | None) -> None:
         return
     intent = order.intent
     lines = [
-        ("client order id", order.client_order_id),
+        ("client order id", Id(order.client_order_id)),
         (
             "order",
             f"{intent.side.value} {intent.quantity} {intent.symbol} {intent.order_type.value}"
@@ -77,14 +77,14 @@ def show(outcome: Outcome, run_id: str | None) -> None:
             if outcome.sent or order.status.value == "denied"
             else "not sent (dry run)",
         ),
-        ("broker order id", order.broker_order_id),
+        ("broker order id", as_id(order.broker_order_id)),
         ("reason", redact_accounts(order.reason) if order.reason else None),
         (
             "filled",
             f"{order.filled_quantity}"
             + (f" @ {order.avg_fill_price}" if order.avg_fill_price is not None else ""),
         ),
-        ("ledger run", run_id),
+        ("ledger run", as_id(run_id)),
     ]
     out.print(table("Order", ["", ""], [r for r in lines if r[1] not in (None, "")]))
     if outcome.preview is not None:

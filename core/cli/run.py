@@ -8,7 +8,7 @@ from typing import Any
 import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.live_view import LiveView
-from tradepipe.cli.output import ProgressBar, console, print_json, table
+from tradepipe.cli.output import Id, ProgressBar, console, print_json, table
 from tradepipe.live import build_live_pipeline, run_live
 from tradepipe.pipeline import build_pipeline
 from tradepipe.pipeline import run_pipeline as run
@@ -99,11 +99,8 @@ def print_summary(s: dict[str, Any]) -> None:
     orders = s["orders"]
     stops: list[dict[str, Any]] = s.get("not_sent") or []
     rows = [
-        (
-            "run",
-            f"{s['run_id']} ({s['status']}, env {s.get('env', '?')}, "
-            f"broker {s.get('broker', '?')})",
-        ),
+        ("run", Id(s["run_id"])),
+        ("status", f"{s['status']}, env {s.get('env', '?')}, broker {s.get('broker', '?')}"),
         ("bars processed", s["bars"]),
         (
             "decisions",

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 from tradepipe.cli.context import AppContext, pass_app
-from tradepipe.cli.output import console, print_json, table
+from tradepipe.cli.output import Id, as_id, console, print_json, table
 from tradepipe.services.status import halt_reason, read_status, status_path
 
 
@@ -42,7 +42,8 @@ def show(s: dict[str, Any]) -> None:
     if feed.get("stalled"):
         link = "stalled"
     rows = [
-        ("run", f"{s.get('run_id')} ({s.get('state')}), env {s.get('env')}, mode {s.get('mode')}"),
+        ("run", as_id(s.get("run_id"))),
+        ("state", f"{s.get('state')}, env {s.get('env')}, mode {s.get('mode')}"),
         ("session", s.get("session")),
         (
             "broker",
@@ -94,7 +95,7 @@ def show(s: dict[str, Any]) -> None:
                 ["client order id", "symbol", "side", "quantity", "filled", "type", "status"],
                 [
                     (
-                        o["client_order_id"],
+                        Id(o["client_order_id"]),
                         o["symbol"],
                         o["side"],
                         o["quantity"],

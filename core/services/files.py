@@ -1,4 +1,5 @@
-"""Small JSON state files: replaced atomically, readable by their owner only."""
+"""Small JSON state files: replaced atomically, readable by their owner only; and how
+a file's path is shown to a person."""
 
 from __future__ import annotations
 
@@ -26,3 +27,16 @@ def write_private_json(path: Path, data: Any, *, sync: bool = True) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as a person reads it in a message: relative to the working directory
+    when it is under it, ``~/…`` under the home folder, else in full (a bare name
+    could mean a file anywhere)."""
+    full = Path(os.path.abspath(path.expanduser()))
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
+        try:
+            return prefix + str(full.relative_to(os.path.abspath(base)))
+        except ValueError:
+            continue
+    return str(full)

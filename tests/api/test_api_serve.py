@@ -1,10 +1,14 @@
-"""``tradepipe serve``: the token file, the bind address, the warning."""
+"""``tradepipe serve``: the token file, the bind address, the warning, a port in use."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,18 +25,12 @@ Served = list[tuple[Any, str, int]]
 
 
 @pytest.fixture
-def served(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
-    calls: Served = []
-
-    def run_server(app: Any, host: str, port: int) -> None:
-        calls.append((app, host, port))
-
-    monkeypatch.setattr(api_cli, "run_server", run_server)
+def logs_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`serve` sets up logging and takes uvicorn's logger over: put both back after."""
     monkeypatch.delenv(api_cli.TOKEN_ENV, raising=False)
-    # `serve` sets up logging and takes uvicorn's logger over: put both back after.
     server = logging.getLogger("uvicorn")
     level, propagate, handlers = server.level, server.propagate, list(server.handlers)
-    yield calls
+    yield
     shutdown_logging()
     server.setLevel(level)
     server.propagate = propagate
@@ -40,9 +38,36 @@ def served(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
         server.removeHandler(handler)
 
 
+@pytest.fixture
+def served(workdir: Path, monkeypatch: pytest.MonkeyPatch, logs_restored: None) -> Served:
+    calls: Served = []
+    bound: list[tuple[str, int]] = []
+
+    def listen(host: str, port: int) -> socket.socket:
+        # No real port: tests run side by side, and 8700 may be taken.
+        bound.append((host, port))
+        return socket.socket()
+
+    def run_server(app: Any, sock: socket.socket) -> None:
+        calls.append((app, *bound[-1]))
+
+    monkeypatch.setattr(api_cli, "listen", listen)
+    monkeypatch.setattr(api_cli, "run_server", run_server)
+    return calls
+
+
 def serve(*args: str) -> Result:
     app = AppContext(settings_path="settings.toml")
     return CliRunner().invoke(cli, ["serve", *args], obj=app)
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that another program is listening on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
 
 
 def status(app: Any, token: str) -> int:
@@ -260,3 +285,66 @@ def test_a_short_configured_token_is_refused_without_showing_it(
     assert "[api] token" in result.output and "shorter than 16" in result.output
     assert "tiny-secret" not in result.output
     assert served == []
+
+
+# -- binding -------------------------------------------------------------------------
+
+
+def test_a_port_in_use_is_one_error_line_and_exit_1(
+    workdir: Path, taken_port: int, logs_restored: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run_server(app: Any, sock: socket.socket) -> None:
+        raise AssertionError("served on a port it could not bind")
+
+    monkeypatch.setattr(api_cli, "run_server", run_server)
+    result = serve("--port", str(taken_port))
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: cannot serve on 127.0.0.1:{taken_port}: port {taken_port} is in use "
+        "(another tradepipe serve?); stop that or use --port"
+    ]
+    # Nothing was started, so no token was made (and shown) for nothing.
+    assert not (workdir / api_cli.TOKEN_FILE).exists()
+
+
+def test_the_installed_command_on_a_port_in_use(workdir: Path, taken_port: int) -> None:
+    # The real process: no traceback, nothing from uvicorn, no "serving on".
+    done = subprocess.run(
+        [sys.executable, "-m", "tradepipe", "serve", "--port", str(taken_port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, api_cli.TOKEN_ENV: "from-the-environment-123"},
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: cannot serve on 127.0.0.1:{taken_port}: port {taken_port} is in use "
+        "(another tradepipe serve?); stop that or use --port"
+    ]
+
+
+def test_serving_on_is_said_once_the_socket_is_bound(
+    workdir: Path, logs_restored: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, int]] = []
+
+    def run_server(app: Any, sock: socket.socket) -> None:
+        # Already listening: a client can connect before the server loop starts.
+        with socket.create_connection(sock.getsockname()[:2], timeout=5):
+            seen.append(sock.getsockname()[:2])
+
+    monkeypatch.setattr(api_cli, "run_server", run_server)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = serve("--port", str(port))
+    assert result.exit_code == 0, result.output
+    assert seen == [("127.0.0.1", port)]
+    assert result.stdout.count("serving on") == 1
+    assert f"serving on http://127.0.0.1:{port} " in result.stdout
+    # Closed when the server returns: the port is free again.
+    with socket.socket() as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", port))

@@ -438,6 +438,30 @@ def test_the_file_is_readable_and_writable_by_its_owner_only(path: Path) -> None
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_the_status_names_the_file_without_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for folder in ("accounts", "elsewhere"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    file = tmp_path / "accounts" / "paper.json"
+
+    def seen_from(folder: Path) -> str:
+        monkeypatch.chdir(folder)
+        broker = open_account(file)
+        try:
+            return broker.status().message
+        finally:
+            broker.disconnect()
+
+    # Under the working directory: relative to it; elsewhere under home: ~/…
+    assert seen_from(tmp_path) == "paper simulator, account file accounts/paper.json"
+    assert seen_from(tmp_path / "accounts") == "paper simulator, account file paper.json"
+    assert seen_from(tmp_path / "elsewhere") == (
+        "paper simulator, account file ~/accounts/paper.json"
+    )
+
+
 def test_a_missing_file_is_a_new_account_from_the_settings_and_then_the_file_wins(
     tmp_path: Path,
 ) -> None:

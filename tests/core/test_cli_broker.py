@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import socket
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -622,6 +623,29 @@ def test_paper_errors_are_one_line(paper: Path) -> None:
     one_error(run("scan"), 1, "paper has no scanner")
     one_error(run("logout", "--yes"), 1, "paper has no session to log out of")
     one_error(run("cancel", "tp-1"), 1, "no order tp-1 at the paper broker")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["broker", "positions"],
+        ["order", "stock", "AAPL", "--side", "buy", "--quantity", "1", "--dry-run"],
+    ],
+)
+def test_an_unreachable_gateway_is_said_once(
+    paper: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    with socket.socket() as closed:  # bound, not listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"https://127.0.0.1:{closed.getsockname()[1]}/v1/api"
+        monkeypatch.setenv("TRADEPIPE_RUN__BROKER", "client_portal")
+        monkeypatch.setenv("TRADEPIPE_BROKERS__CLIENT_PORTAL__BASE_URL", url)
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: client_portal: POST /iserver/auth/status could not connect")
+    assert result.output.count("could not connect") == 1
+    assert "could not connect" in (paper / "logs" / "tradepipe.log").read_text()
 
 
 def test_help_lists_the_broker_commands(paper: Path) -> None:

@@ -239,3 +239,34 @@ def test_bad_orders_are_refused_before_anything_happens(
     assert message in result.output
     assert QuotingBroker.placed == []
     assert not (workdir / "ledger.db").exists()
+
+
+def test_ids_stay_on_one_line_in_every_table_at_60_columns(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Copyable into `tradepipe explain`: never wrapped, whatever else must give way.
+    monkeypatch.setenv("COLUMNS", "60")
+    placed = order("AAPL", "--side", "buy", "--quantity", "10", "--wait", "1")
+    assert placed.exit_code == 0, placed.output
+    [run] = ledger("runs")
+    [made] = ledger("orders")
+    [fill] = ledger("fills")
+    run_id, cid, decision_id = run["run_id"], made["client_order_id"], made["decision_id"]
+    execution = fill["execution_id"]
+    app = AppContext(settings_path="settings.toml", _host=test_host(Plugin()))
+
+    def shown(*args: str) -> list[str]:
+        result = CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.stdout.splitlines()
+
+    for lines, ids in [
+        (placed.stdout.splitlines(), [cid, run_id]),
+        (shown("ledger", "runs"), [run_id]),
+        (shown("ledger", "decisions"), [decision_id]),
+        (shown("ledger", "orders"), [cid, decision_id]),
+        (shown("ledger", "fills"), [execution, cid]),
+        (shown("explain", cid), [execution]),
+    ]:
+        for text in ids:
+            assert any(text in line for line in lines), (text, "\n".join(lines))

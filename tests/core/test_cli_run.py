@@ -172,6 +172,19 @@ def test_failures_exit_1_and_debug_shows_the_traceback(workdir: Path) -> None:
     assert debug.exit_code == 1 and "Traceback" in debug.output
 
 
+def test_a_run_that_fails_says_why_once(workdir: Path) -> None:
+    settings = workdir / "settings.toml"
+    settings.write_text(
+        settings.read_text().replace('path = "tradepipe.db"', 'path = "settings.toml/ledger.db"')
+    )
+    result = CliRunner().invoke(cli, ["run-pipeline", "--no-progress"])
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith("error: cannot open the ledger at sqlite:///settings.toml/ledger.db")
+    # The log file keeps the failed run's record.
+    assert "failed: cannot open the ledger" in (workdir / "logs" / "tradepipe.log").read_text()
+
+
 def test_ledger_commands_without_a_ledger_do_not_create_one(workdir: Path) -> None:
     result = CliRunner().invoke(cli, ["ledger", "orders"])
     assert result.exit_code == 1

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tradepipe.logs import MASK, ROOT, RedactionFilter, setup_logging, shutdown_logging
+from tradepipe.logs import (
+    FILE_ONLY,
+    MASK,
+    ROOT,
+    RedactionFilter,
+    setup_logging,
+    shutdown_logging,
+)
 
 SECRET = "s3cr3t-Value-9f8e7d"
 
@@ -123,6 +130,18 @@ def test_console_output_is_masked_too(
 
     err = capsys.readouterr().err
     assert err == f"WARNING: retrying with {MASK}\n"
+
+
+def test_a_file_only_record_skips_the_console(
+    tmp_path: Path, log: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The error raised with it says it on the console; the file keeps the record.
+    setup_logging(directory=tmp_path, console_level="WARNING")
+    log.warning("gateway unreachable", extra=FILE_ONLY)
+    log.warning("said once")
+    assert capsys.readouterr().err == "WARNING: said once\n"
+    text = (tmp_path / "tradepipe.log").read_text()
+    assert "WARNING" in text and "gateway unreachable" in text and "said once" in text
 
 
 def test_secrets_shorter_than_four_characters_are_not_masked() -> None:

@@ -127,6 +127,9 @@ def test_a_bad_decision_is_rejected_recorded_and_never_sent(
     result = execute("-", stdin=text)
     assert result.exit_code == 1
     assert f"decision rejected: {error}" in result.stderr
+    # Said once: the command reports it, the log file keeps the record.
+    assert result.output.count(error) == 1, result.output
+    assert f"decision from execute rejected: {error}" in Path("logs/tradepipe.log").read_text()
     [(source, message)] = ledger("SELECT source, error FROM rejected_decisions")
     assert source == "execute" and error in message
     assert ledger("SELECT * FROM orders") == []

@@ -6,7 +6,8 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -375,6 +376,62 @@ def test_the_html_page_is_self_contained(workdir: Path) -> None:
     assert sorted(data) == sorted(FILES)
     assert data["portfolio.json"]["summary"]["cash"] == "1234.50"
     assert data["scanner-results.json"]["results"][0]["name"] == "Apple </script><b>"
+
+
+# -- permissions ------------------------------------------------------------------------
+
+
+def modes_under(top: Path) -> dict[str, int]:
+    return {str(p.relative_to(top)): stat.S_IMODE(p.stat().st_mode) for p in sorted(top.rglob("*"))}
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    """Sets the process umask for one test: the modes must not depend on it."""
+    old = os.umask(0o022)
+
+    def set_umask(mask: int) -> None:
+        os.umask(mask)
+
+    yield set_umask
+    os.umask(old)
+
+
+def test_files_and_folders_are_private_by_default(
+    workdir: Path, umask: Callable[[int], None]
+) -> None:
+    umask(0o022)  # a usual umask would leave them readable by everyone
+    ok("--out", "site/data", "--html")
+    assert modes_under(workdir / "site") == {
+        "data": 0o700,
+        **{f"data/{name}": 0o600 for name in [*FILES, "index.html"]},
+    }
+    assert stat.S_IMODE((workdir / "site").stat().st_mode) == 0o700
+
+
+def test_published_files_and_folders_are_readable_by_everyone(
+    workdir: Path, umask: Callable[[int], None]
+) -> None:
+    umask(0o077)  # publishing is asked for: a strict umask does not undo it
+    write_settings(workdir, snapshot={"publish": True})
+    ok("--out", "site/data", "--html")
+    assert modes_under(workdir / "site") == {
+        "data": 0o755,
+        **{f"data/{name}": 0o644 for name in [*FILES, "index.html"]},
+    }
+    assert stat.S_IMODE((workdir / "site").stat().st_mode) == 0o755
+    # Published no more: the next files are private again.
+    write_settings(workdir)
+    ok("--out", "site/data")
+    assert {stat.S_IMODE((workdir / "site/data" / n).stat().st_mode) for n in FILES} == {0o600}
+
+
+def test_a_folder_that_exists_keeps_its_mode(workdir: Path) -> None:
+    (workdir / "mine").mkdir(mode=0o750)
+    (workdir / "mine").chmod(0o750)
+    ok("--out", "mine")
+    found = modes_under(workdir)
+    assert (found["mine"], found["mine/portfolio.json"]) == (0o750, 0o600)
 
 
 # -- writing atomically -----------------------------------------------------------------

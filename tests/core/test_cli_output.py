@@ -1,0 +1,75 @@
+"""Tables for people: ids stay whole on one line, however narrow the console."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+from tradepipe.cli.live_view import render
+from tradepipe.cli.output import Id, as_id, table
+
+ORDER = "tp-7e22409c26aac71791cb1a"
+DECISION = "sma_cross-AAPL-2026-03-02T14:30:00Z"
+RUN = "20261206T082812-bc316d"
+REASON = "max_position_value: no price known for AAPL to value the position"
+
+
+def printed(renderable: Any, width: int = 60) -> list[str]:
+    out = io.StringIO()
+    # As the commands print: soft wrap, so nothing is cut at the console's edge.
+    Console(file=out, width=width, soft_wrap=True).print(renderable)
+    return out.getvalue().splitlines()
+
+
+def on_one_line(lines: list[str], text: str) -> bool:
+    return any(text in line for line in lines)
+
+
+def test_id_columns_are_never_wrapped_and_the_other_columns_shrink() -> None:
+    rows = [(Id(ORDER), Id(DECISION), "buy", "10", "AAPL", "denied", REASON)]
+    columns = ["order", "decision", "side", "quantity", "symbol", "status", "reason"]
+    lines = printed(table(f"Orders of {RUN}", columns, rows))
+    assert on_one_line(lines, ORDER) and on_one_line(lines, DECISION)
+    # No column is dropped for want of room: every short word is still there.
+    for word in ("side", "quantity", "buy", "AAPL", "denied", "position"):
+        assert on_one_line(lines, word), word
+
+
+def test_an_id_among_long_text_keeps_its_width() -> None:
+    rows = [("client order id", Id(ORDER)), ("reason", REASON), ("ledger run", as_id(RUN))]
+    lines = printed(table("Order", ["", ""], rows), width=40)
+    assert on_one_line(lines, ORDER) and on_one_line(lines, RUN)
+    assert on_one_line(lines, "reason")
+    # The text around it still wraps to the console.
+    assert not on_one_line(lines, REASON)
+
+
+def test_without_ids_a_table_still_fits_the_console() -> None:
+    lines = printed(table("Risk verdicts", ["filter", "reason"], [("max_position_value", REASON)]))
+    assert max(len(line) for line in lines) <= 60
+
+
+def test_as_id_leaves_an_empty_cell_empty() -> None:
+    assert as_id(None) is None and as_id("") is None
+    assert isinstance(as_id("B1"), Id)
+
+
+def test_the_live_panel_shows_whole_order_ids() -> None:
+    status = {
+        "run_id": RUN,
+        "state": "running",
+        "open_orders": [
+            {
+                "client_order_id": ORDER,
+                "symbol": "AAPL",
+                "side": "buy",
+                "quantity": "5",
+                "filled": "0",
+                "status": "accepted",
+            }
+        ],
+    }
+    lines = printed(render(status), width=60)
+    assert on_one_line(lines, ORDER)
+    assert on_one_line(lines, "AAPL")
