@@ -183,6 +183,11 @@ class PaperBroker(Broker):
         self._broken = ""
         self._reset()
 
+    def ledger_account(self, account_id: str | None) -> str:
+        """``paper:<account file>`` for an account kept in a file; without one, the
+        account lives as long as the run (``""``): replays never pool."""
+        return f"paper:{self._state.path}" if self._state is not None else ""
+
     def _reset(self) -> None:
         """A fresh account from the settings."""
         s = self.settings

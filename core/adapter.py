@@ -102,6 +102,14 @@ class Broker(Component):
     def connect(self) -> BrokerStatus:
         raise NotImplementedError
 
+    def ledger_account(self, account_id: str | None) -> str:
+        """The key the ledger files this broker's trades under (see
+        :func:`tradepipe.sink.run_account`): ``account:<id>`` for the account
+        the broker connected to. A simulator overrides it: an in-memory
+        account lives as long as its run (``""``: the run's own).
+        """
+        return f"account:{account_id or self.name}"
+
     def disconnect(self) -> None:
         """Release connections and background threads. Idempotent."""
 

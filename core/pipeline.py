@@ -27,7 +27,7 @@ from tradepipe.logs import FILE_ONLY, mask_account
 from tradepipe.order_rules import OrderRules
 from tradepipe.risk import RiskFilter
 from tradepipe.settings import AppSettings, settings_error
-from tradepipe.sink import RunInfo, Sink
+from tradepipe.sink import RunInfo, Sink, run_account
 from tradepipe.sizing import Sizer
 from tradepipe.strategy import Strategy
 
@@ -222,7 +222,10 @@ def open_run(
     one-off commands (``tradepipe order``) hand it single decisions.
     """
     connected = connect_broker(pipeline.broker, pipeline.settings)
-    run = pipeline.run = pipeline.run.model_copy(update={"account_id": connected.account_id})
+    account = run_account(pipeline.broker, connected.account_id, pipeline.run.run_id)
+    run = pipeline.run = pipeline.run.model_copy(
+        update={"account_id": connected.account_id, "account": account}
+    )
     opened: list[Sink] = []
     executor: Executor | None = None
     status = "failed"

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from pydantic import AwareDatetime
 from tradepipe.component import Component
 from tradepipe.decisions import Decision
+from tradepipe.logs import mask_account
 from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus
 from tradepipe.portfolio import AccountSummary, Position
 from tradepipe.record import Record
@@ -54,6 +56,37 @@ class RunInfo(Record):
     feed: str
     strategies: tuple[str, ...]
     account_id: str | None = None
+    #: What the run traded against, as the ledger files it (:func:`run_account`).
+    account: str = ""
+
+
+def run_account(broker: Any, account_id: str | None, run_id: str) -> str:
+    """The ledger's key for the account a run trades: ``replay:<run id>`` for a
+    simulator's in-memory account (every replay its own), ``paper:<file>`` for a
+    paper account file, ``account:<id>`` for a broker's account. Ledger reads,
+    tax lots and the equity curve take one such account at a time.
+    """
+    key: str = broker.ledger_account(account_id)
+    return key or f"replay:{run_id}"
+
+
+def account_key_shown(key: str) -> str:
+    """The key as printed and answered: a broker account's id masked."""
+    kind, _, rest = key.partition(":")
+    return f"account:{mask_account(rest)}" if kind == "account" else key
+
+
+def account_label(key: str) -> str:
+    """The key for a person, in a word or two: an account id masked, a paper
+    account file by its name, a replay's account as simulated."""
+    kind, _, rest = key.partition(":")
+    if kind == "account":
+        return mask_account(rest)
+    if kind == "paper":
+        return f"paper {Path(rest).name}"
+    if kind == "replay":
+        return "simulated"
+    return "unrecorded" if kind == "run" else key
 
 
 class Sink(Component):

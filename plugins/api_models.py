@@ -284,11 +284,19 @@ class EquityPoint(_Answer):
 
 
 class EquityCurve(_Answer):
+    account: str | None = Field(
+        default=None, description="The account covered (`tradepipe ledger accounts`)."
+    )
+    account_label: str | None = None
     currency: str | None
     points: list[EquityPoint] = Field(description="Oldest first.")
 
 
 class TaxLots(_Answer):
+    account: str | None = Field(
+        default=None, description="The account covered (`tradepipe ledger accounts`)."
+    )
+    account_label: str | None = None
     method: str
     open: list[dict[str, Any]] | None = Field(default=None, description="Absent with only=closed.")
     closed: list[dict[str, Any]] | None = Field(default=None, description="Absent with only=open.")
@@ -302,6 +310,10 @@ class TermTotals(_Answer):
 
 
 class TaxReport(_Answer):
+    account: str | None = Field(
+        default=None, description="The account covered (`tradepipe ledger accounts`)."
+    )
+    account_label: str | None = None
     year: int
     method: str
     rows: list[dict[str, str]] = Field(description="Form 8949 rows, short-term first.")

@@ -28,6 +28,7 @@ from tradepipe.plugins.snapshot import (
 from tradepipe.plugins.tax_cli import form_8949_rows, term_totals
 from tradepipe.plugins.tax_lots import Method
 from tradepipe.plugins.tax_lots_db import rebuilt_lots
+from tradepipe.sink import account_key_shown, account_label
 
 MethodParam = Annotated[Method, Query(description="Which lots a sale relieves first.")]
 TickerParam = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9. /-]{1,32}$")]
@@ -38,16 +39,24 @@ def reports_router(service: Service) -> APIRouter:
     router = APIRouter()
 
     @router.get("/equity", tags=["ledger"], response_model=EquityCurve, responses=problems(503))
-    def equity(limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> dict[str, Any]:
+    def equity(
+        limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+        account: AccountParam = None,
+        run: RunParam = None,
+    ) -> dict[str, Any]:
         """Equity over time, oldest first, from the ledger's account snapshots.
 
         The snapshots of the account the latest one is of; ``limit`` keeps the
         most recent. No points (not a 404) while the ledger has none.
         """
+        key = ""
         with service.ledger_if_any() as led:
-            rows = led.equity_curve(limit) if led is not None else []
+            if led is not None:
+                key = led.account(account, run)
+            rows = led.equity_curve(limit, key) if led is not None and key else []
         return masked(
             {
+                **_account(key),
                 "currency": rows[-1].currency if rows else None,
                 "points": [
                     {
@@ -72,26 +81,44 @@ def reports_router(service: Service) -> APIRouter:
         method: MethodParam = Method.FIFO,
         only: Annotated[Literal["open", "closed"] | None, Query()] = None,
         symbol: TickerParam = None,
+        account: AccountParam = None,
+        run: RunParam = None,
     ) -> dict[str, Any]:
-        """Open and closed (realized) lots rebuilt from every fill (``tradepipe tax lots``)."""
+        """One account's open and closed (realized) lots, rebuilt from its fills
+        (``tradepipe tax lots``)."""
         with service.ledger() as led:
-            open_rows, closed_rows = rebuilt_lots(led.engine, method, led.where)
+            key = led.account(account, run)
+            open_rows, closed_rows = (
+                rebuilt_lots(led.engine, method, led.where, key) if key else ([], [])
+            )
         if symbol:
             open_rows = [r for r in open_rows if r.symbol == symbol.upper()]
             closed_rows = [r for r in closed_rows if r.symbol == symbol.upper()]
-        return masked(lots_document(method.value, open_rows, closed_rows, only))
+        return masked(
+            {**_account(key), **lots_document(method.value, open_rows, closed_rows, only)}
+        )
 
     @router.get("/tax/report", tags=["tax"], response_model=TaxReport, responses=LEDGER_ERRORS)
     def tax_report(
         year: Annotated[int, Query(ge=1900, le=2200, description="The tax year.")],
         method: MethodParam = Method.FIFO,
+        account: AccountParam = None,
+        run: RunParam = None,
     ) -> dict[str, Any]:
-        """A year's sales as Form 8949 rows and the totals by term (``tradepipe tax report``)."""
+        """One account's sales in a year as Form 8949 rows and the totals by term
+        (``tradepipe tax report``)."""
         with service.ledger() as led:
-            closed = rebuilt_lots(led.engine, method, led.where)[1]
+            key = led.account(account, run)
+            closed = rebuilt_lots(led.engine, method, led.where, key)[1] if key else []
         rows = form_8949_rows(closed, year)
         return masked(
-            {"year": year, "method": method.value, "rows": rows, "totals": term_totals(rows)}
+            {
+                **_account(key),
+                "year": year,
+                "method": method.value,
+                "rows": rows,
+                "totals": term_totals(rows),
+            }
         )
 
     @router.get("/snapshots", tags=["snapshots"], response_model=Snapshots)
@@ -115,3 +142,21 @@ def reports_router(service: Service) -> APIRouter:
         return masked({"directory": str(out), "files": files})
 
     return router
+
+
+AccountParam = Annotated[
+    str | None,
+    Query(
+        description="The account to cover: a key from `tradepipe ledger accounts`, an account "
+        "id (masked or not), a paper account file's name or a replay's run id. Default: the "
+        "latest run's account."
+    ),
+]
+RunParam = Annotated[str | None, Query(description="Cover the account this run traded against.")]
+
+
+def _account(key: str) -> dict[str, str | None]:
+    """Which account an answer covers (``null`` while the ledger has no run)."""
+    if not key:
+        return {"account": None, "account_label": None}
+    return {"account": account_key_shown(key), "account_label": account_label(key)}

@@ -47,7 +47,10 @@ def masked(value: T, key: str = "") -> T:
     elif isinstance(value, list | tuple):
         out = [masked(v, key) for v in value]
     elif isinstance(value, str):
-        out = mask_account(value) if key in ACCOUNT_KEYS else redact_accounts(value)
+        # A ledger account key (``replay:…``, ``paper:…``, ``account:U***4567``) is
+        # not an account number: only what it may hold of one is masked.
+        whole = key in ACCOUNT_KEYS and ":" not in value
+        out = mask_account(value) if whole else redact_accounts(value)
     return cast(T, out)
 
 

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
-from tradepipe import PersistenceError
+from tradepipe import ConfigError, PersistenceError
+from tradepipe.logs import mask_account
 from tradepipe.money import ZERO
 from tradepipe.orders import OrderIntent, OrderStatus
 from tradepipe.plugins import ledger_history as history
@@ -33,7 +34,7 @@ from tradepipe.plugins.ledger_schema import (
     RunRow,
     VerdictRow,
 )
-from tradepipe.sink import Unsettled
+from tradepipe.sink import Unsettled, account_label
 
 #: The namespace of reconciliation runs, which only correct earlier runs.
 RECONCILE_NAMESPACE = "reconcile"
@@ -95,6 +96,62 @@ class Ledger:
                 return list(s.scalars(stmt))
         except SQLAlchemyError as exc:
             raise self._guard("runs") from exc
+
+    def accounts(self) -> list[dict[str, Any]]:
+        """Every account the ledger's runs traded against, the latest first:
+        ``{"account", "label", "runs", "first", "last"}`` (see :func:`run_account`)."""
+        try:
+            with self._session() as s:
+                found = s.execute(
+                    select(
+                        col(RunRow.account),
+                        func.count(),
+                        func.min(col(RunRow.started_at)),
+                        func.max(col(RunRow.started_at)),
+                    ).group_by(col(RunRow.account))
+                ).all()
+        except SQLAlchemyError as exc:
+            raise self._guard("the accounts") from exc
+        accounts = [
+            {"account": key, "label": account_label(key), "runs": n, "first": a, "last": b}
+            for key, n, a, b in found
+            if key
+        ]
+        return sorted(accounts, key=lambda a: a["last"], reverse=True)
+
+    def account(self, selector: str | None = None, run_id: str | None = None) -> str:
+        """The account one read covers: the one ``selector`` names (its key, or
+        what its label shows: an account id, masked or not, a paper account
+        file's name, a replay's run id), else run ``run_id``'s, else the latest
+        trading run's. ``""`` when the ledger has no run.
+
+        :raises ConfigError: ``selector`` or ``run_id`` names none, or
+            ``selector`` more than one.
+        """
+        if selector:
+            accounts = self.accounts()
+            wanted = selector.strip()
+            exact: list[str] = [a["account"] for a in accounts if a["account"] == wanted]
+            if exact:
+                return exact[0]
+            found: list[str] = [a["account"] for a in accounts if _names(a["account"], wanted)]
+            if len(found) == 1:
+                return found[0]
+            known = ", ".join(a["account"] for a in accounts[:10]) or "none"
+            problem = "matches several accounts" if found else "names no account in the ledger"
+            raise ConfigError(
+                f"--account {selector!r} {problem} (tradepipe ledger accounts lists them: {known})"
+            )
+        run = self.run(run_id)
+        if run is None:
+            if run_id is not None:
+                raise ConfigError(f"no run {run_id} in the ledger at {self.where}")
+            return ""
+        return run.account or f"run:{run.run_id}"
+
+    def account_runs(self, account: str) -> Any:
+        """A subquery of the run ids of ``account`` (for ``IN``)."""
+        return select(col(RunRow.run_id)).where(col(RunRow.account) == account)
 
     def run(self, run_id: str | None = None) -> RunRow | None:
         """The run ``run_id``, or when ``None`` the latest trading run.
@@ -348,8 +405,9 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("positions") from exc
 
-    def equity_curve(self, limit: int | None = None) -> list[AccountRow]:
-        """The account's equity over time: snapshots of the latest snapshot's account.
+    def equity_curve(self, limit: int | None = None, account: str = "") -> list[AccountRow]:
+        """The account's equity over time: the snapshots of the runs of ``account``
+        (a key of :meth:`accounts`; empty: the latest snapshot's account).
 
         Replays snapshot each day's close, and every run, order and reconcile
         ends with a snapshot. Runs are taken from the most recent back, each
@@ -363,10 +421,17 @@ class Ledger:
         points: list[AccountRow] = []
         try:
             with self._session() as s:
-                latest = s.scalars(select(AccountRow).order_by(*newest).limit(1)).first()
+                among = select(AccountRow)
+                if account:
+                    among = among.where(col(AccountRow.run_id).in_(self.account_runs(account)))
+                latest = s.scalars(among.order_by(*newest).limit(1)).first()
                 if latest is None:
                     return []
-                account = col(AccountRow.account_id) == latest.account_id
+                ours: Any
+                if account:
+                    ours = col(AccountRow.run_id).in_(self.account_runs(account))
+                else:
+                    ours = col(AccountRow.account_id) == latest.account_id
                 # Each run's span, from the index alone; only the rows of the runs
                 # chosen (up to ``limit``) are read.
                 spans = s.execute(
@@ -376,7 +441,7 @@ class Ledger:
                         func.min(AccountRow.ts),
                         func.max(AccountRow.id),
                     )
-                    .where(account)
+                    .where(ours)
                     .group_by(col(AccountRow.run_id))
                 ).all()
                 oldest: dt.datetime | None = None
@@ -388,7 +453,7 @@ class Ledger:
                         continue
                     query = (
                         select(AccountRow)
-                        .where(account & (col(AccountRow.run_id) == run_id))
+                        .where(ours & (col(AccountRow.run_id) == run_id))
                         .order_by(*newest)
                     )
                     if limit:
@@ -455,3 +520,13 @@ def _intent(row: OrderRow) -> OrderIntent:
             "option_risk": json.loads(row.option_risk) if row.option_risk else None,
         }
     )
+
+
+def _names(key: str, wanted: str) -> bool:
+    """Whether ``wanted`` is what a person would call the account ``key``."""
+    kind, _, rest = key.partition(":")
+    if kind == "account":
+        return wanted in (rest, mask_account(rest), f"account:{mask_account(rest)}")
+    if kind == "paper":
+        return wanted in (rest, Path(rest).name)
+    return wanted == rest

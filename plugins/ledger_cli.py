@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -15,6 +17,7 @@ from tradepipe.plugins.ledger_schema import LotRealizationRow, TaxLotRow
 from tradepipe.plugins.tax_lots import Method
 from tradepipe.plugins.tax_lots_db import Totals, rebuilt_lots, tax_report
 from tradepipe.services.figures import position_figures, shown
+from tradepipe.sink import account_key_shown, account_label
 
 
 def command_ledger(app: AppContext) -> Ledger:
@@ -55,24 +58,63 @@ def ledger() -> None:
 def runs(app: AppContext, as_json: bool, limit: int | None) -> None:
     """The most recent runs."""
     rows = command_ledger(app).runs(limit or 20)
-    data = [r.model_dump(mode="json") for r in rows]
+    data = [
+        {
+            **r.model_dump(mode="json"),
+            "account_id": mask_account(r.account_id) if r.account_id else None,
+            "account": account_key_shown(r.account or f"run:{r.run_id}"),
+            "account_label": account_label(r.account or f"run:{r.run_id}"),
+        }
+        for r in rows
+    ]
     if as_json:
         print_json(data)
         return
     console().print(
         table(
             "Runs",
-            ["run", "started", "env", "broker", "bars", "status"],
+            ["run", "started", "env", "broker", "account", "bars", "status"],
             [
                 (
                     Id(r.run_id),
-                    r.started_at.isoformat(timespec="seconds"),
+                    f"{r.started_at:%Y-%m-%d %H:%M}",
                     r.env,
                     r.broker,
+                    d["account_label"],
                     r.bars,
                     r.status,
                 )
-                for r in rows
+                for r, d in zip(rows, data, strict=True)
+            ],
+        )
+    )
+
+
+@ledger.command("accounts")
+@json_option
+@pass_app
+def accounts(app: AppContext, as_json: bool) -> None:
+    """What the ledger's runs traded against: each replay, paper account file and
+    broker account, the latest first (what --account selects)."""
+    found = [
+        {**a, "account": account_key_shown(a["account"])} for a in command_ledger(app).accounts()
+    ]
+    if as_json:
+        print_json(shown(found))
+        return
+    console().print(
+        table(
+            "Accounts",
+            ["account", "what", "runs", "first run", "last run"],
+            [
+                (
+                    as_id(a["account"]),
+                    a["label"],
+                    a["runs"],
+                    f"{a['first']:%Y-%m-%d %H:%M}",
+                    f"{a['last']:%Y-%m-%d %H:%M}",
+                )
+                for a in found
             ],
         )
     )
@@ -270,10 +312,50 @@ method_option = click.option(
 )
 
 
-def _rebuilt(app: AppContext, method: str) -> tuple[list[TaxLotRow], list[LotRealizationRow]]:
+def account_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--account`` and ``--run``: whose trades a report covers (default: the latest run's)."""
+    command = click.option(
+        "--run",
+        "run_id",
+        metavar="RUN_ID",
+        help="The account this run traded against (default: the latest run's).",
+    )(command)
+    return click.option(
+        "--account",
+        metavar="ACCOUNT",
+        help="An account from `tradepipe ledger accounts`: its key, account id "
+        "(masked or not), paper account file name, or a replay's run id.",
+    )(command)
+
+
+@dataclass
+class Lots:
+    """One account's lots as rebuilt now, and which account that is."""
+
+    account: str
+    open: list[TaxLotRow]
+    closed: list[LotRealizationRow]
+
+    def say(self, as_json: bool) -> None:
+        """Tell a person (on stderr, so JSON stays clean) which account this is."""
+        if not as_json:
+            shown_key = account_key_shown(self.account)
+            click.echo(f"account: {account_label(self.account)} ({shown_key})", err=True)
+
+    def head(self) -> dict[str, str]:
+        return {
+            "account": account_key_shown(self.account),
+            "account_label": account_label(self.account),
+        }
+
+
+def _rebuilt(app: AppContext, method: str, account: str | None, run_id: str | None) -> Lots:
+    """The lots of one account: the one named, else ``run_id``'s, else the latest run's."""
     led = command_ledger(app)
     try:
-        return rebuilt_lots(led.engine, Method(method), led.where)
+        key = led.account(account, run_id)
+        found = rebuilt_lots(led.engine, Method(method), led.where, key) if key else ([], [])
+        return Lots(key, *found)
     finally:
         led.engine.dispose()  # rows are loaded: no connection left to the collector
 
@@ -319,15 +401,26 @@ def print_open_lots(method: str, rows: list[TaxLotRow]) -> None:
 @click.option("--open", "which", flag_value="open", help="Only the open lots.")
 @click.option("--closed", "which", flag_value="closed", help="Only the closed (realized) lots.")
 @click.option("--year", type=int, metavar="YYYY", help="Lots sold (open lots: bought) that year.")
+@account_options
 @json_option
 @pass_app
-def lots(app: AppContext, method: str, which: str | None, year: int | None, as_json: bool) -> None:
-    """Tax lots from every fill in the ledger: open lots and realized gains."""
-    open_rows, closed_rows = _rebuilt(app, method)
+def lots(
+    app: AppContext,
+    method: str,
+    which: str | None,
+    year: int | None,
+    account: str | None,
+    run_id: str | None,
+    as_json: bool,
+) -> None:
+    """Tax lots from one account's fills: open lots and realized gains."""
+    found = _rebuilt(app, method, account, run_id)
+    found.say(as_json)
+    open_rows, closed_rows = found.open, found.closed
     if year is not None:
         open_rows = [r for r in open_rows if r.purchased.year == year]
         closed_rows = [r for r in closed_rows if r.sold.year == year]
-    data = lots_document(method, open_rows, closed_rows, which)
+    data = {**found.head(), **lots_document(method, open_rows, closed_rows, which)}
     if as_json:
         print_json(data)
         return
@@ -382,12 +475,23 @@ def _totals_json(totals: Totals) -> dict[str, str | None]:
 @ledger.command("tax-report")
 @click.option("--year", type=int, required=True, metavar="YYYY", help="The tax year.")
 @method_option
+@account_options
 @json_option
 @pass_app
-def tax_report_command(app: AppContext, year: int, method: str, as_json: bool) -> None:
+def tax_report_command(
+    app: AppContext,
+    year: int,
+    method: str,
+    account: str | None,
+    run_id: str | None,
+    as_json: bool,
+) -> None:
     """Realized short- and long-term gains and disallowed wash-sale losses of a year."""
-    per_symbol, overall = tax_report(_rebuilt(app, method)[1], year)
+    found = _rebuilt(app, method, account, run_id)
+    found.say(as_json)
+    per_symbol, overall = tax_report(found.closed, year)
     data = {
+        **found.head(),
         "year": year,
         "method": method,
         "symbols": {symbol: _totals_json(t) for symbol, t in per_symbol.items()},

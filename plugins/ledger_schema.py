@@ -106,6 +106,9 @@ class RunRow(_Ledger, table=True):
     host: str | None = None
     pid: int | None = None
     pid_started: int | None = Field(default=None, sa_type=BigInteger)
+    #: What the run traded against (:func:`tradepipe.sink.run_account`): ledger
+    #: reads, tax lots and the equity curve take one account at a time.
+    account: str | None = Field(default=None, index=True)
 
 
 class DecisionRow(_Ledger, table=True):

@@ -32,7 +32,7 @@ from tradepipe.pipeline import connect_broker, make_component
 from tradepipe.plugins.ledger import RECONCILE_NAMESPACE, Ledger, ledger_sink, open_ledger
 from tradepipe.reconcile import Comparison, compare, settle
 from tradepipe.settings import AppSettings
-from tradepipe.sink import RunInfo, Unsettled
+from tradepipe.sink import RunInfo, Unsettled, run_account
 
 
 @click.command("reconcile")
@@ -89,16 +89,18 @@ def reconcile(
         raise SystemExit(1)
 
 
-def _reconcile_run(env: str, broker: str, account: str | None, now: dt.datetime) -> RunInfo:
+def _reconcile_run(env: str, broker: Broker, account: str | None, now: dt.datetime) -> RunInfo:
+    run_id = f"{now:%Y%m%dT%H%M%S}-reconcile-{uuid.uuid4().hex[:4]}"
     return RunInfo(
-        run_id=f"{now:%Y%m%dT%H%M%S}-reconcile-{uuid.uuid4().hex[:4]}",
+        run_id=run_id,
         namespace=RECONCILE_NAMESPACE,
         started_at=now,
         env=env,
-        broker=broker,
+        broker=broker.name,
         feed="",
         strategies=("reconcile",),
         account_id=account,
+        account=run_account(broker, account, run_id),
     )
 
 
@@ -147,7 +149,7 @@ def settle_order(
         if not ended:
             return None
         ended[0].events[:0] = asked
-        run = _reconcile_run(settings.env, broker.name, broker.status().account_id, now)
+        run = _reconcile_run(settings.env, broker, broker.status().account_id, now)
         sink.open(run)
         for result in ended:
             sink.record_reconciled(result.unsettled.run_id, result.events, result.fills)
@@ -243,7 +245,7 @@ def _cancel_requested(
 def _adopt(
     sink: Any, found: Comparison, env: str, broker: Broker, account: str | None, now: dt.datetime
 ) -> str:
-    run = _reconcile_run(env, broker.name, account, now)
+    run = _reconcile_run(env, broker, account, now)
     sink.open(run)
     for result in found.settlements:
         sink.record_reconciled(result.unsettled.run_id, result.events, result.fills)

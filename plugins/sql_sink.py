@@ -190,6 +190,7 @@ class SqlSink(Sink):
                 me.host,
                 me.pid,
                 me.started,
+                run.account or f"run:{run.run_id}",
             ),
         )
         self.flush()

@@ -16,7 +16,13 @@ import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, console, print_json, table
 from tradepipe.money import ZERO, fmt
-from tradepipe.plugins.ledger_cli import _rebuilt, lots_document, method_option, print_open_lots
+from tradepipe.plugins.ledger_cli import (
+    _rebuilt,
+    account_options,
+    lots_document,
+    method_option,
+    print_open_lots,
+)
 from tradepipe.plugins.ledger_schema import LotRealizationRow
 from tradepipe.plugins.tax_lots import Term
 
@@ -109,17 +115,26 @@ def tax() -> None:
 @click.option("--open", "which", flag_value="open", help="Only the open lots.")
 @click.option("--closed", "which", flag_value="closed", help="Only the closed (realized) lots.")
 @click.option("--symbol", help="Only this symbol's lots.")
+@account_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def lots(
-    app: AppContext, method: str, which: str | None, symbol: str | None, as_json: bool
+    app: AppContext,
+    method: str,
+    which: str | None,
+    symbol: str | None,
+    account: str | None,
+    run_id: str | None,
+    as_json: bool,
 ) -> None:
-    """Open lots and closed (realized) lots, rebuilt from every fill."""
-    open_rows, closed_rows = _rebuilt(app, method)
+    """Open lots and closed (realized) lots of one account, rebuilt from its fills."""
+    found = _rebuilt(app, method, account, run_id)
+    found.say(as_json)
+    open_rows, closed_rows = found.open, found.closed
     if symbol:
         open_rows = [r for r in open_rows if r.symbol == symbol.upper()]
         closed_rows = [r for r in closed_rows if r.symbol == symbol.upper()]
-    data = lots_document(method, open_rows, closed_rows, which)
+    data = {**found.head(), **lots_document(method, open_rows, closed_rows, which)}
     if as_json:
         print_json(data)
         return
@@ -167,16 +182,27 @@ def lots(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the Form 8949 rows and the totals by term to this CSV file.",
 )
+@account_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
-def report(app: AppContext, year: int, method: str, csv_path: Path | None, as_json: bool) -> None:
-    """A year's sales as Form 8949 rows (code W for wash sales), totals by term."""
-    rows = form_8949_rows(_rebuilt(app, method)[1], year)
+def report(
+    app: AppContext,
+    year: int,
+    method: str,
+    csv_path: Path | None,
+    account: str | None,
+    run_id: str | None,
+    as_json: bool,
+) -> None:
+    """One account's sales in a year as Form 8949 rows (code W for wash sales), totals by term."""
+    found = _rebuilt(app, method, account, run_id)
+    found.say(as_json)
+    rows = form_8949_rows(found.closed, year)
     totals = term_totals(rows)
     if csv_path is not None:
         write_csv(csv_path, rows, totals)
     if as_json:
-        print_json({"year": year, "method": method, "rows": rows, "totals": totals})
+        print_json({**found.head(), "year": year, "method": method, "rows": rows, "totals": totals})
         return
     out = console()
     out.print(

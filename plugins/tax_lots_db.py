@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 from tradepipe.errors import PersistenceError
 from tradepipe.money import ZERO
-from tradepipe.plugins.ledger_schema import FillRow, LotRealizationRow, TaxLotRow
+from tradepipe.plugins.ledger_schema import FillRow, LotRealizationRow, RunRow, TaxLotRow
 from tradepipe.plugins.tax_lots import LotResult, Method, Term, compute_lots
 
 # Any fixed number, not the migrations' key: serialises concurrent rebuilds on PostgreSQL.
@@ -99,8 +99,12 @@ def _rows(result: LotResult, method: Method) -> tuple[list[dict[str, Any]], list
     return lots, closed
 
 
-def rebuild_lots(engine: Engine, method: Method = Method.FIFO, where: str = "") -> LotResult:
-    """Recompute the lots from every fill of every run and rewrite both lot tables.
+def rebuild_lots(
+    engine: Engine, method: Method = Method.FIFO, where: str = "", account: str = ""
+) -> LotResult:
+    """Recompute the lots from the fills of ``account``'s runs (a key of
+    :meth:`~tradepipe.plugins.ledger.Ledger.accounts`; empty: every fill) and
+    rewrite both lot tables, which then hold that account's lots.
 
     One transaction: readers see the old lots or the new, never a mixture.
     Running it twice gives the same rows (ids included).
@@ -115,7 +119,11 @@ def rebuild_lots(engine: Engine, method: Method = Method.FIFO, where: str = "") 
             # Writing first takes SQLite's write lock before the read, so no upgrade can fail.
             session.execute(delete(LotRealizationRow))
             session.execute(delete(TaxLotRow))
-            fills = list(session.scalars(select(FillRow)))
+            chosen = select(FillRow)
+            if account:
+                runs = select(col(RunRow.run_id)).where(col(RunRow.account) == account)
+                chosen = chosen.where(col(FillRow.run_id).in_(runs))
+            fills = list(session.scalars(chosen))
             result = compute_lots(_fills(fills), method)
             lots, closed = _rows(result, method)
             if lots:
@@ -128,10 +136,10 @@ def rebuild_lots(engine: Engine, method: Method = Method.FIFO, where: str = "") 
 
 
 def rebuilt_lots(
-    engine: Engine, method: Method = Method.FIFO, where: str = ""
+    engine: Engine, method: Method = Method.FIFO, where: str = "", account: str = ""
 ) -> tuple[list[TaxLotRow], list[LotRealizationRow]]:
-    """:func:`rebuild_lots`, then :func:`read_lots`: the lots as of every fill now."""
-    rebuild_lots(engine, method, where)
+    """:func:`rebuild_lots`, then :func:`read_lots`: ``account``'s lots as of its fills now."""
+    rebuild_lots(engine, method, where, account)
     return read_lots(engine, where)
 
 

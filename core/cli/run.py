@@ -101,6 +101,7 @@ def print_summary(s: dict[str, Any]) -> None:
     rows = [
         ("run", Id(s["run_id"])),
         ("status", f"{s['status']}, env {s.get('env', '?')}, broker {s.get('broker', '?')}"),
+        ("account", f"{s.get('account_label', '?')} ({s.get('account', '?')})"),
         ("bars processed", s["bars"]),
         (
             "decisions",

@@ -507,7 +507,8 @@ async function refresh() {
         const points = e.points.filter((p) => isNumber(p.equity));
         if (!points.length) return empty(box, "No account snapshots in the ledger yet.");
         box.appendChild(chart(points));
-        box.appendChild(el("p", `${points.length} snapshot(s), ${e.currency ?? ""}`, "meta"));
+        const whose = e.account ? `, account ${e.account_label} (${e.account})` : "";
+        box.appendChild(el("p", `${points.length} snapshot(s), ${e.currency ?? ""}${whose}`, "meta"));
       });
       await panel("positions", "Positions", "/positions", (box, rows) => {
         if (!rows.length) empty(box, "No open positions.");

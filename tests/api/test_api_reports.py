@@ -75,9 +75,10 @@ def test_a_damaged_halt_file_is_a_problem(client: TestClient, workdir: Path) -> 
 
 
 def test_no_ledger_is_an_empty_curve(client: TestClient, workdir: Path) -> None:
-    assert client.get("/equity").json() == {"currency": None, "points": []}
+    nothing = {"account": None, "account_label": None, "currency": None, "points": []}
+    assert client.get("/equity").json() == nothing
     open_engine(f"sqlite:///{workdir / 'ledger.db'}").dispose()  # a ledger with no snapshot
-    assert client.get("/equity").json() == {"currency": None, "points": []}
+    assert client.get("/equity").json() == nothing
 
 
 def test_every_order_adds_a_point(client: TestClient) -> None:
@@ -104,6 +105,13 @@ FILLS = [
 def _fills(workdir: Path) -> None:
     engine = open_engine(f"sqlite:///{workdir / 'ledger.db'}")
     with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO runs (run_id, namespace, started_at, env, broker, feed, strategies, "
+                "bars, status, account) VALUES ('r1', 'r1', '2025-01-01T00:00:00+00:00', 'test', "
+                "'paper', 'list', '[]', 0, 'completed', 'replay:r1')"
+            )
+        )
         for eid, side, qty, price, ts in FILLS:
             conn.execute(
                 text(
@@ -123,7 +131,13 @@ def test_tax_lots_and_report(client: TestClient, workdir: Path) -> None:
     assert lots["method"] == "fifo"
     assert [(r["symbol"], r["quantity"]) for r in lots["open"]] == [("AAPL", "6")]
     assert [(r["quantity"], r["gain"], r["term"]) for r in lots["closed"]] == [("4", "40", "short")]
-    assert set(client.get("/tax/lots", params={"only": "open"}).json()) == {"method", "open"}
+    assert set(client.get("/tax/lots", params={"only": "open"}).json()) == {
+        "account",
+        "account_label",
+        "method",
+        "open",
+    }
+    assert (lots["account"], lots["account_label"]) == ("replay:r1", "simulated")
     assert client.get("/tax/lots", params={"symbol": "MSFT"}).json()["open"] == []
     report = client.get("/tax/report", params={"year": 2025, "method": "hifo"}).json()
     assert report["year"] == 2025 and report["method"] == "hifo"

@@ -273,3 +273,22 @@ def test_a_run_that_sent_orders_lists_its_stops_without_the_no_order_line(
     shown = invoke("run-pipeline", "--no-progress").output
     assert "by min_confidence: confidence 60 is below 70" in " ".join(shown.split())
     assert "No order was sent" not in shown
+
+
+def test_a_second_identical_replay_does_not_double_the_tax_report(workdir: Path) -> None:
+    def tax() -> dict[str, object]:
+        result = CliRunner().invoke(cli, ["tax", "report", "--year", "2023", "--json"])
+        assert result.exit_code == 0, result.output
+        found: dict[str, object] = json.loads(result.stdout)
+        return found
+
+    first = json.loads(invoke("run-pipeline", "--json", "--no-progress").output)
+    assert first["account"] == f"replay:{first['run_id']}"
+    assert first["account_label"] == "simulated"
+    once = tax()
+    assert once["rows"], "the demo sells something in 2023"
+    second = json.loads(invoke("run-pipeline", "--json", "--no-progress").output)
+    again = tax()
+    assert again["account"] == f"replay:{second['run_id']}" != once["account"]
+    # The same sales, and no wash sale against the first replay's trades.
+    assert again["rows"] == once["rows"] and again["totals"] == once["totals"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlmodel import Session
 from tradepipe.plugins.ledger import Ledger
 from tradepipe.plugins.ledger_db import open_engine
-from tradepipe.plugins.ledger_schema import AccountRow
+from tradepipe.plugins.ledger_schema import AccountRow, RunRow
 
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 
@@ -91,5 +91,48 @@ def test_overlapping_replays_do_not_interleave(tmp_path: Path) -> None:
             ("replay-2", Decimal(99_970)),
             ("order", Decimal(99_900)),
         ]
+    finally:
+        engine.dispose()
+
+
+def test_one_accounts_curve_and_which_account_is_the_default(tmp_path: Path) -> None:
+    """Replays on the simulator share the account id PAPER; their runs tell them apart."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        ledger = Ledger(engine, "test")
+        assert ledger.account() == ""  # no run yet
+        with Session(engine) as s:
+            for n, (run_id, account) in enumerate(
+                [("r1", "paper:/x/acct.json"), ("rA", "replay:rA"), ("r2", "paper:/x/acct.json")]
+            ):
+                s.add(
+                    RunRow(
+                        run_id=run_id,
+                        namespace=run_id,
+                        started_at=T0 + dt.timedelta(minutes=10 * n),
+                        env="test",
+                        broker="paper",
+                        feed="list",
+                        strategies="[]",
+                        account=account,
+                    )
+                )
+            s.add_all(
+                [
+                    snapshot("r1", 0, "100000", account="PAPER"),
+                    snapshot("rA", 10, "50", account="PAPER"),
+                    snapshot("r2", 20, "100300", account="PAPER"),
+                ]
+            )
+            s.commit()
+        assert ledger.account() == "paper:/x/acct.json"  # the latest run's
+        assert ledger.account(run_id="rA") == "replay:rA"
+        assert ledger.account("acct.json") == ledger.account("paper:/x/acct.json")
+        assert [r.run_id for r in ledger.equity_curve(account="paper:/x/acct.json")] == [
+            "r1",
+            "r2",
+        ]
+        assert [r.equity for r in ledger.equity_curve(account="replay:rA")] == [Decimal(50)]
+        assert [a["account"] for a in ledger.accounts()] == ["paper:/x/acct.json", "replay:rA"]
     finally:
         engine.dispose()

@@ -246,6 +246,18 @@ CASES: dict[str, tuple[str, Fills, list[Row]]] = {
 def _ledger(url: str, fills: Fills) -> str:
     engine = open_engine(url)
     with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO runs (run_id, namespace, started_at, env, broker, feed, strategies, "
+                "bars, status, account) VALUES ('r1', 'r1', :ts, 'test', 'paper', 'list', '[]', "
+                "0, 'completed', 'paper:/corpus/account.json')"
+            ),
+            {
+                "ts": dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+                if url.startswith("postgresql")
+                else "2025-01-01T00:00:00+00:00"
+            },
+        )
         for eid, symbol, side, qty, price, fee, mult, day in fills:
             conn.execute(
                 text(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -27,9 +28,26 @@ FILLS = [
 ]
 
 
+#: Both runs traded one paper account file.
+ACCOUNT = "paper:/home/me/paper-account.json"
+
+
+def _run(conn: Any, run_id: str, account: str, started: str = "2026-01-05T14:00:00+00:00") -> None:
+    conn.execute(
+        text(
+            "INSERT INTO runs (run_id, namespace, started_at, env, broker, feed, strategies, "
+            "bars, status, account) VALUES (:run, :run, :started, 'test', 'paper', 'list', "
+            "'[]', 0, 'completed', :account)"
+        ),
+        {"run": run_id, "started": started, "account": account},
+    )
+
+
 def _ledger_with_fills(url: str) -> None:
     engine = open_engine(url)
     with engine.begin() as conn:
+        _run(conn, "r1", ACCOUNT, "2025-01-06T14:00:00+00:00")
+        _run(conn, "r2", ACCOUNT, "2026-02-10T14:00:00+00:00")
         for run, eid, symbol, side, qty, price, fee, ts in FILLS:
             conn.execute(
                 text(
@@ -92,7 +110,8 @@ def test_lots_and_tax_report_commands(
         return result.stdout
 
     closed = json.loads(tp("ledger", "lots", "--closed", "--json"))
-    assert set(closed) == {"method", "closed"}
+    assert set(closed) == {"account", "account_label", "method", "closed"}
+    assert (closed["account"], closed["account_label"]) == (ACCOUNT, "paper paper-account.json")
     assert [(r["lot_id"], r["gain"], r["adjustment"]) for r in closed["closed"]] == [
         ("m1", "398.6", "0"),
         ("r1/e1", "-70", "130"),
@@ -111,3 +130,56 @@ def test_lots_and_tax_report_commands(
     assert set(report["symbols"]) == {"AAPL", "MSFT"}
     assert "328.6" in tp("ledger", "tax-report", "--year", "2026")
     assert "Open lots (hifo)" in tp("ledger", "lots", "--method", "hifo")
+
+
+def test_replays_never_pool_with_each_other_or_with_an_account(
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two identical replays and the account: each report covers one of them."""
+    _ledger_with_fills(ledger_url)
+    engine = open_engine(ledger_url)
+    with engine.begin() as conn:
+        for n, run in enumerate(("replay-1", "replay-2")):
+            _run(conn, run, f"replay:{run}", f"2026-03-0{n + 1}T14:00:00+00:00")
+            for eid, side, qty, price, ts in (
+                ("x1", "buy", "10", "100", "2026-02-02T15:00:00+00:00"),
+                ("x2", "sell", "10", "90", "2026-02-03T15:00:00+00:00"),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO fills (run_id, execution_id, client_order_id, decision_id, "
+                        "symbol, side, quantity, price, commission, multiplier, ts) VALUES "
+                        "(:run, :eid, 'tp-9', 'd9', 'AAPL', :side, :qty, :price, '0', '1', :ts)"
+                    ),
+                    {"run": run, "eid": eid, "side": side, "qty": qty, "price": price, "ts": ts},
+                )
+    engine.dispose()
+    (tmp_path / "settings.toml").write_text(
+        f'[default.sinks.sql]\nurl = "{ledger_url}"\n[default.logging]\nfile = false\n'
+    )
+    monkeypatch.chdir(tmp_path)
+
+    def report(*args: str) -> dict[str, Any]:
+        result = CliRunner().invoke(
+            cli,
+            ["tax", "report", "--year", "2026", "--json", *args],
+            obj=AppContext(settings_path="settings.toml"),
+        )
+        assert result.exit_code == 0, result.output
+        found: dict[str, Any] = json.loads(result.stdout)
+        return found
+
+    latest = report()  # the latest run's account: the second replay, alone
+    assert latest["account"] == "replay:replay-2" and latest["account_label"] == "simulated"
+    assert [r["gain_or_loss"] for r in latest["rows"]] == ["-100"]
+    assert [r["adjustment_code"] for r in latest["rows"]] == [""]  # no wash against replay-1
+    assert report("--run", "replay-1")["rows"] == latest["rows"]
+    account = report("--account", "paper-account.json")
+    assert account["account"] == ACCOUNT
+    assert {r["description"] for r in account["rows"]} == {"100 sh. AAPL", "4 sh. MSFT"}
+    bad = CliRunner().invoke(
+        cli,
+        ["tax", "report", "--year", "2026", "--account", "U9"],
+        obj=AppContext(settings_path="settings.toml"),
+    )
+    assert bad.exit_code == 2 and "names no account in the ledger" in bad.output
