@@ -360,6 +360,7 @@ class SqlSink(Sink):
                 dec(f.commission),
                 dec(f.multiplier),
                 self._ts(f.ts),
+                _s(f.kind),
             ),
         )
 
