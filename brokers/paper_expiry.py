@@ -11,10 +11,12 @@ The model is that of US equity options, physically settled under OCC's rules:
   at least $0.01 (a call: close − strike; a put: strike − close) is exercised
   when held long and assigned when held short; any other expires worthless.
   An option exactly at the strike expires.
-* **Booking.** Each settlement is reported as ordinary fills, without
-  commission, under the client order id ``expiry-<OCC>-<expiry date>`` (the
-  OCC symbol without its spaces) and ``decision_id`` of the latest order the
-  simulator still remembers trading the contract (else ``""``). Execution
+* **Booking.** Each settlement is reported as fills of kind ``expired``,
+  ``exercised`` or ``assigned``, without commission, under the client order
+  id ``expiry-<OCC>-<expiry date>`` (the OCC symbol without its spaces) and
+  ``decision_id`` of the latest order the simulator still remembers trading
+  the contract (else ``""``); a run records them under the order that opened
+  the position (:mod:`tradepipe.lifecycle`). Execution
   ``<id>.1`` closes the option at price 0, so the premium paid or received
   becomes its realized P&L; if the option is exercised or assigned,
   execution ``<id>.2`` trades multiplier × contracts shares of the underlying
@@ -42,7 +44,7 @@ import logging
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from tradepipe import Bar, Fill, OrderStatus
+from tradepipe import Bar, Fill, FillKind, OrderStatus
 from tradepipe.brokers.paper_account import PaperAccount
 from tradepipe.brokers.paper_options import parse_occ
 from tradepipe.instruments import Combo, Option
@@ -122,7 +124,8 @@ class Expiries:
                 account.book.apply(fill)
                 account.fills.append(fill)
             out.extend(fills)
-            log.info(
+            # The run says what it means for the position (tradepipe.lifecycle).
+            log.debug(
                 "%s %s at %s's close of %s",
                 symbol,
                 "expired" if len(fills) == 1 else "exercised" if quantity > 0 else "assigned",
@@ -186,6 +189,8 @@ def _settlement(
     ts = max(dt.datetime.combine(option.expiry, _CLOSE, tzinfo=tz).astimezone(dt.UTC), under.ts)
     long = quantity > 0
     contracts = abs(quantity)
+    exercise = exercised(option, to_decimal(under.close))
+    kind = FillKind.EXPIRED if not exercise else FillKind.EXERCISED if long else FillKind.ASSIGNED
     fills = [
         Fill.trusted(
             execution_id=f"{cid}.1",
@@ -197,9 +202,10 @@ def _settlement(
             price=ZERO,
             multiplier=option.multiplier,
             ts=ts,
+            kind=kind,
         )
     ]
-    if exercised(option, to_decimal(under.close)):
+    if exercise:
         # A long call or a short put ends up buying the shares; the other two sell them.
         buys = long == (option.right == "C")
         fills.append(
@@ -212,6 +218,7 @@ def _settlement(
                 quantity=contracts * option.multiplier,
                 price=option.strike,
                 ts=ts,
+                kind=kind,
             )
         )
     return fills

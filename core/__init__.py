@@ -42,7 +42,7 @@ from tradepipe.indicators import SMA
 from tradepipe.instruments import Combo, Instrument, Leg, Option, Stock
 from tradepipe.market import Bar, Quote
 from tradepipe.order_rules import OrderRules
-from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, Side
+from tradepipe.orders import Fill, FillKind, Order, OrderEvent, OrderIntent, OrderStatus, Side
 from tradepipe.portfolio import AccountSummary, Position
 from tradepipe.risk import Check, Outcome, RiskContext, RiskFilter, RiskVerdict
 from tradepipe.sink import RunInfo, Sink
@@ -73,6 +73,7 @@ __all__ = [
     "Feed",
     "FeedError",
     "Fill",
+    "FillKind",
     "Instrument",
     "InvalidOrderError",
     "InvalidOrderTransition",

@@ -37,12 +37,29 @@ from tradepipe.errors import (
     InvalidOrderTransition,
     SizingError,
     StrategyError,
+    TradepipeError,
+)
+from tradepipe.lifecycle import (
+    SETTLEMENTS,
+    Opening,
+    Openings,
+    describe,
+    opening_side,
+    underlying_of,
 )
 from tradepipe.logs import redact_accounts
 from tradepipe.market import Bar, Quote
 from tradepipe.money import ZERO, to_decimal
 from tradepipe.order_rules import OrderRules
-from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, client_order_id
+from tradepipe.orders import (
+    Fill,
+    FillKind,
+    Order,
+    OrderEvent,
+    OrderIntent,
+    OrderStatus,
+    client_order_id,
+)
 from tradepipe.portfolio import Book
 from tradepipe.reconcile import settle
 from tradepipe.recorder import Recorder
@@ -97,6 +114,8 @@ class Executor:
         self._unknown: dict[str, datetime] = {}
         self._owner: dict[str, str] = {}  # client order id -> strategy that asked for it
         self._deferred: list[tuple[Strategy, Fill]] = []
+        #: Which of this run's orders opened which positions (for expiries, assignments).
+        self._openings = Openings(pipeline.run.run_id)
         #: Who judges an order, in order: (verdict seq, filter, quiet). The always-on
         #: guards come first, seq 0, quiet (recorded only when they deny or say why).
         self._judges = [(0, g, True) for g in pipeline.guards] + [
@@ -696,6 +715,10 @@ class Executor:
             return
         self._seen_executions.add(fill.execution_id)
         self.fills += 1
+        if fill.kind in SETTLEMENTS:
+            self._on_settlement(fill)
+            return
+        before = self.book.quantity(fill.symbol)
         # The broker says it traded: the account reflects that first, whatever
         # the order's own state makes of it.
         self.book.apply(fill)
@@ -704,6 +727,7 @@ class Executor:
         if order is None:
             log.warning("fill %s for an order this run did not send", fill.execution_id)
             return
+        self._openings.note(fill, before)
         self._unknown.pop(fill.client_order_id, None)
         try:
             event = order.apply_fill(fill)
@@ -714,6 +738,52 @@ class Executor:
         listener = self._fill_listeners.get(self._owner.get(fill.client_order_id, ""))
         if listener is not None:
             self._deferred.append((listener, fill))
+
+    def _on_settlement(self, fill: Fill) -> None:
+        """An option expired, was exercised or assigned: book it under the order that opened.
+
+        The option's fill is linked to the order that opened the position it
+        closes (this run's, else an earlier run's of the session, from the
+        ledger); the underlying's fill of an exercise or assignment to the same
+        order as the option's fill before it. See :mod:`tradepipe.lifecycle`.
+        """
+        openings = self._openings
+        option = ""
+        underlying = underlying_of(fill.symbol)
+        if underlying is not None:
+            opening = openings.of(fill) or self._earlier_opening(fill)
+            if fill.kind is not FillKind.EXPIRED:
+                openings.delivering(underlying, fill.symbol, opening)
+        else:
+            option, opening = openings.delivered(fill)
+            option = option or f"an option on {fill.symbol}"
+        if opening is not None:
+            fill = fill.model_copy(
+                update={
+                    "client_order_id": opening.client_order_id,
+                    "decision_id": opening.decision_id,
+                }
+            )
+        self.book.apply(fill)
+        self.record.fill(fill)
+        log.info("%s", describe(fill, opening, option))
+        listener = self._fill_listeners.get(self._owner.get(fill.client_order_id, ""))
+        if listener is not None and opening is not None:
+            self._deferred.append((listener, fill))
+
+    def _earlier_opening(self, fill: Fill) -> Opening | None:
+        """The order of an earlier run of this session that opened what ``fill`` closes."""
+        namespace = self.p.run.namespace
+        side = opening_side(fill)
+        for sink in self.p.sinks:
+            try:
+                found = sink.opening_order(namespace, fill.symbol, side)
+            except TradepipeError as exc:
+                log.warning("could not look up the order that opened %s: %s", fill.symbol, exc)
+                continue
+            if found is not None:
+                return found
+        return None
 
     # -- records ---------------------------------------------------------------
 

@@ -231,8 +231,29 @@ class OrderEvent(Record):
         return self.status.event_name
 
 
+class FillKind(StrEnum):
+    """What made a fill: a trade, or an option position ending at expiry.
+
+    An expiry, exercise or assignment is no order's execution: the broker
+    books it on its own. The executor records it under the order that opened
+    the position it closes (see :mod:`tradepipe.lifecycle`).
+    """
+
+    TRADE = "trade"
+    #: The option expired worthless: closed at no price.
+    EXPIRED = "expired"
+    #: A long option was exercised: the option closes, the underlying is delivered.
+    EXERCISED = "exercised"
+    #: A short option was assigned: the option closes, the underlying is delivered.
+    ASSIGNED = "assigned"
+
+
 class Fill(Record):
-    """An execution: part or all of an order traded at one price."""
+    """An execution: part or all of an order traded at one price.
+
+    A fill of an expiry, exercise or assignment has a :attr:`kind` other than
+    ``trade``; both its fills, the option's and the underlying's, carry it.
+    """
 
     execution_id: str
     client_order_id: str
@@ -247,6 +268,7 @@ class Fill(Record):
     commission: Decimal = ZERO
     multiplier: Decimal = Decimal(1)
     ts: AwareDatetime
+    kind: FillKind = FillKind.TRADE
 
     @property
     def notional(self) -> Decimal:

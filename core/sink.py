@@ -19,8 +19,9 @@ from typing import Any
 from pydantic import AwareDatetime
 from tradepipe.component import Component
 from tradepipe.decisions import Decision
+from tradepipe.lifecycle import Opening
 from tradepipe.logs import mask_account
-from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus
+from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, Side
 from tradepipe.portfolio import AccountSummary, Position
 from tradepipe.record import Record
 from tradepipe.risk import RiskVerdict
@@ -124,6 +125,17 @@ class Sink(Component):
         that keeps no orders answers with an empty set.
         """
         return set()
+
+    def opening_order(self, namespace: str, symbol: str, side: Side) -> Opening | None:
+        """The order of an earlier run of ``namespace`` that opened a position in ``symbol``.
+
+        That is the latest recorded fill (a trade, not a settlement) of
+        ``symbol`` on ``side``, the side that opened the position. The
+        executor asks when an option expires, is exercised or assigned and no
+        order of its own run opened the position; a sink that keeps no fills
+        answers ``None``.
+        """
+        return None
 
     def unsettled_orders(self, namespace: str) -> list[Unsettled]:
         """Orders earlier runs of ``namespace`` sent that have no final status yet.

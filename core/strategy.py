@@ -92,7 +92,12 @@ class Strategy(Component):
         raise NotImplementedError
 
     def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
-        """Called after one of this strategy's orders traded. Optional."""
+        """Called after one of this strategy's orders traded. Optional.
+
+        Also called, in the run that sent the order, when the option position
+        it opened expires, is exercised or assigned: ``fill.kind`` says which,
+        and the underlying's fill of an exercise or assignment comes too.
+        """
 
     def on_tick(self, now: datetime, ctx: StrategyContext) -> DecideResult:
         """Called by a live run about once a second, between bars too. Optional.

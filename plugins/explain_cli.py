@@ -2,7 +2,10 @@
 
 Reads the ledger of ``[sinks.sql]`` and prints, for every run that saw the id,
 the chain decision → each risk verdict with its figures → order → status
-changes → fills.
+changes → fills. An option's expiry, exercise or assignment is listed among the
+fills of the order that opened the position (kind ``expired``, ``exercised``,
+``assigned``), with the underlying's fill of an exercise or assignment, even
+when a later run of the session recorded them.
 """
 
 from __future__ import annotations
@@ -93,11 +96,22 @@ def _print(chain: dict[str, Any]) -> None:
             out.print(
                 table(
                     "Fills",
-                    ["time", "execution", "side", "quantity", "price", "commission"],
+                    [
+                        "time",
+                        "execution",
+                        "kind",
+                        "symbol",
+                        "side",
+                        "quantity",
+                        "price",
+                        "commission",
+                    ],
                     [
                         (
                             f["ts"],
                             Id(f["execution_id"]),
+                            f["kind"],
+                            Id(f["symbol"]),
                             f["side"],
                             f["quantity"],
                             f["price"],

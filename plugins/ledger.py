@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 from tradepipe import ConfigError, PersistenceError
+from tradepipe.lifecycle import Opening
 from tradepipe.logs import mask_account
 from tradepipe.money import ZERO
 from tradepipe.orders import OrderIntent, OrderStatus
@@ -307,8 +308,12 @@ class Ledger:
                     # broker recorded its fills there, and they must not be
                     # recovered into this run a second time.
                     fills: dict[str, dict[str, FillRow]] = {}
+                    # Only trades: an expiry recorded under the order is no execution of it.
                     for f in s.scalars(
-                        select(FillRow).where(col(FillRow.client_order_id).in_(open_ids))
+                        select(FillRow).where(
+                            col(FillRow.client_order_id).in_(open_ids)
+                            & (col(FillRow.kind) == "trade")
+                        )
                     ):
                         fills.setdefault(f.client_order_id, {}).setdefault(f.execution_id, f)
                     rows = s.scalars(
@@ -335,6 +340,36 @@ class Ledger:
                 return out
         except SQLAlchemyError as exc:
             raise self._guard("unsettled orders") from exc
+
+    def opening(self, namespace: str, symbol: str, side: str) -> Opening | None:
+        """The order of ``namespace``'s runs whose fill last opened a position in ``symbol``.
+
+        The latest trade (no settlement) of ``symbol`` on ``side`` under an
+        order, in any run of ``namespace``; ``None`` if there is none.
+        """
+        try:
+            with self._session() as s:
+                stmt = (
+                    select(
+                        col(FillRow.run_id),
+                        col(FillRow.client_order_id),
+                        col(FillRow.decision_id),
+                    )
+                    .join(RunRow, col(RunRow.run_id) == col(FillRow.run_id))
+                    .where(
+                        (col(RunRow.namespace) == namespace)
+                        & (col(FillRow.symbol) == symbol)
+                        & (col(FillRow.side) == side)
+                        & (col(FillRow.kind) == "trade")
+                        & (col(FillRow.client_order_id) != "")
+                    )
+                    .order_by(col(FillRow.ts).desc(), col(FillRow.id).desc())
+                    .limit(1)
+                )
+                row = s.execute(stmt).first()
+        except SQLAlchemyError as exc:
+            raise self._guard("the order that opened a position") from exc
+        return None if row is None else Opening(row[0], row[1], row[2])
 
     def execution_ids(self) -> set[str]:
         """Every execution id recorded, in any run."""

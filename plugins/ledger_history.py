@@ -150,9 +150,21 @@ def _chain(s: Session, run_id: str, decision_id: str) -> dict[str, Any]:
             )
             .order_by(col(OrderEventRow.seq))
         )
+        # The order's own fills, and the expiry, exercise or assignment that
+        # closed what it opened, which a later run of the session may have
+        # recorded (unless that run has an order of the same id to show it under).
+        elsewhere = select(col(OrderRow.run_id)).where(
+            (col(OrderRow.client_order_id) == cid) & (col(OrderRow.run_id) != run_id)
+        )
         fills = s.scalars(
             select(FillRow)
-            .where((col(FillRow.run_id) == run_id) & (col(FillRow.client_order_id) == cid))
+            .where(
+                (col(FillRow.client_order_id) == cid)
+                & (
+                    (col(FillRow.run_id) == run_id)
+                    | ((col(FillRow.kind) != "trade") & col(FillRow.run_id).not_in(elsewhere))
+                )
+            )
             .order_by(col(FillRow.id))
         )
         orders.append(

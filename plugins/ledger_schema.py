@@ -233,6 +233,9 @@ class FillRow(_Ledger, table=True):
     commission: Decimal = _money()
     multiplier: Decimal = _money()
     ts: dt.datetime = _ts()
+    #: ``trade``, or how an option position ended: ``expired``, ``exercised``,
+    #: ``assigned`` (then the ids are those of the order that opened it).
+    kind: str = Field(default="trade", max_length=16)
 
 
 class PositionRow(_Ledger, table=True):

@@ -35,6 +35,8 @@ from tradepipe import (
     hookimpl,
 )
 from tradepipe.clock import Clock, SystemClock
+from tradepipe.lifecycle import Opening
+from tradepipe.orders import Side
 from tradepipe.plugins import ledger_schema as schema
 from tradepipe.plugins.ledger_db import open_engine, shown, sqlite_pragmas
 from tradepipe.plugins.ledger_writer import WriterError, WriterProcess
@@ -361,6 +363,7 @@ class SqlSink(Sink):
                 dec(f.commission),
                 dec(f.multiplier),
                 self._ts(f.ts),
+                _s(f.kind),
             ),
         )
 
@@ -478,6 +481,14 @@ class SqlSink(Sink):
         from tradepipe.plugins.ledger import Ledger
 
         return Ledger(self.engine(), self.where).unsettled(namespace, exclude_run=self._run_id)
+
+    def opening_order(self, namespace: str, symbol: str, side: Side) -> Opening | None:
+        from tradepipe.plugins.ledger import Ledger
+
+        # What this run recorded so far is looked up too (the executor knows it
+        # already, but a flush costs nothing next to an expiry).
+        self.flush()
+        return Ledger(self.engine(), self.where).opening(namespace, symbol, side.value)
 
     def record_reconciled(
         self, run_id: str, events: Sequence[OrderEvent], fills: Sequence[Fill]

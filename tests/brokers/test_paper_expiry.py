@@ -368,7 +368,10 @@ def test_a_call_bought_in_a_run_ends_as_shares_with_every_fill_in_the_ledger(
     bought, expired, shares = memory.fills
     assert bought.client_order_id == order_.client_order_id
     assert bought.decision_id == expired.decision_id == shares.decision_id == "buy-the-call"
-    assert expired.client_order_id == shares.client_order_id == CID
+    # Booked under the order that bought the call, not the simulator's settlement id.
+    assert expired.client_order_id == shares.client_order_id == order_.client_order_id
+    assert expired.execution_id == CID + ".1" and shares.execution_id == CID + ".2"
+    assert (bought.kind, expired.kind, shares.kind) == ("trade", "exercised", "exercised")
     assert (expired.symbol, expired.side, expired.price) == (option("C").ticker, Side.SELL, 0)
     # Friday's close was 606: the call is exercised, 100 shares bought at 600.
     assert (shares.symbol, shares.side, shares.quantity, shares.price) == (
@@ -383,16 +386,11 @@ def test_a_call_bought_in_a_run_ends_as_shares_with_every_fill_in_the_ledger(
     assert summary.realized_pnl == -bought.price * 100
     assert summary.cash == D(100_000) - bought.price * 100 - bought.commission - 60_000
     with sqlite3.connect(tmp_path / "ledger.db") as db:
-        query = "SELECT execution_id, client_order_id, decision_id, symbol, price FROM fills"
+        query = "SELECT execution_id, client_order_id, decision_id, symbol, price, kind FROM fills"
         rows = db.execute(query + " ORDER BY id").fetchall()
-    assert [(r[0], r[1], r[2], r[3], D(str(r[4]))) for r in rows] == [
-        (
-            bought.execution_id,
-            order_.client_order_id,
-            "buy-the-call",
-            option("C").ticker,
-            bought.price,
-        ),
-        (CID + ".1", CID, "buy-the-call", option("C").ticker, D(0)),
-        (CID + ".2", CID, "buy-the-call", "SPY", D(600)),
+    cid = order_.client_order_id
+    assert [(r[0], r[1], r[2], r[3], D(str(r[4])), r[5]) for r in rows] == [
+        (bought.execution_id, cid, "buy-the-call", option("C").ticker, bought.price, "trade"),
+        (CID + ".1", cid, "buy-the-call", option("C").ticker, D(0), "exercised"),
+        (CID + ".2", cid, "buy-the-call", "SPY", D(600), "exercised"),
     ]

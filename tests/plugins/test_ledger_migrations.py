@@ -43,8 +43,10 @@ def _check_rows_kept(url: str) -> None:
             assert conn.execute(text("SELECT client_order_id, instrument FROM orders")).all() == [
                 ("tp-1", None)
             ]
-            [(execution, price)] = conn.execute(text("SELECT execution_id, price FROM fills"))
-            assert (execution, str(price)) == ("e1", "101.25")
+            [(execution, price, kind)] = conn.execute(
+                text("SELECT execution_id, price, kind FROM fills")
+            )
+            assert (execution, str(price), kind) == ("e1", "101.25", "trade")
     finally:
         engine.dispose()
 
