@@ -14,9 +14,10 @@ cent (at least 0.01). A combo is Σ leg price × ratio.
 **Fills.** An option or combo order is matched on the bars of its underlying:
 a market order at the model price at the bar's open; a limit order at the
 open's model price if that is through the limit, else at the limit if the
-model price at the bar's high or low reaches it. A combo's legs are booked as
-positions of their own, by OCC symbol, with multiplier 100; the order gets one
-fill at the combo's net price. Commission: ``commission_per_contract`` per
+model price at the bar's high or low reaches it. A combo's fill is reported as
+IBKR reports one: the order's fill at the combo's net price, carrying one fill
+per leg (its OCC symbol, multiplier 100, the leg's price); the legs are what is
+booked, each a position of its own. Commission: ``commission_per_contract`` per
 contract (legs × ratio × quantity), at least ``commission_minimum`` per order.
 """
 
@@ -299,11 +300,10 @@ class OptionDesk:
             multiplier=instrument.multiplier,
             ts=bar.ts,
         )
-        if isinstance(instrument, Option):
-            account.book.apply(fill)
-        else:
-            for leg_fill in self._legs(fill, instrument, unit, bar, account):
-                account.book.apply(leg_fill)
+        if isinstance(instrument, Combo):
+            legs = self._legs(fill, instrument, unit, bar, account)
+            fill = fill.model_copy(update={"legs": tuple(legs)})
+        account.book.apply(fill)  # a combo's legs, each a position of its own
         account.fills.append(fill)
         return fill
 

@@ -718,7 +718,8 @@ class Executor:
         if fill.kind in SETTLEMENTS:
             self._on_settlement(fill)
             return
-        before = self.book.quantity(fill.symbol)
+        # A combo books its legs, each a position of its own.
+        before = {leg.execution_id: self.book.quantity(leg.symbol) for leg in fill.booked}
         # The broker says it traded: the account reflects that first, whatever
         # the order's own state makes of it.
         self.book.apply(fill)
@@ -727,7 +728,8 @@ class Executor:
         if order is None:
             log.warning("fill %s for an order this run did not send", fill.execution_id)
             return
-        self._openings.note(fill, before)
+        for leg in fill.booked:
+            self._openings.note(leg, before[leg.execution_id])
         self._unknown.pop(fill.client_order_id, None)
         try:
             event = order.apply_fill(fill)

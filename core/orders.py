@@ -269,10 +269,20 @@ class Fill(Record):
     multiplier: Decimal = Decimal(1)
     ts: AwareDatetime
     kind: FillKind = FillKind.TRADE
+    #: A combo's fill: one fill per leg (its OCC symbol, quantity and price), as
+    #: IBKR and the paper simulator report them. The combo's own ``quantity`` and
+    #: ``price`` (the net) are what its order filled at; positions, cash, the
+    #: ledger's fills and tax lots are the legs'. Empty for anything else.
+    legs: tuple[Fill, ...] = ()
 
     @property
     def notional(self) -> Decimal:
         return self.quantity * self.price * self.multiplier
+
+    @property
+    def booked(self) -> tuple[Fill, ...]:
+        """What this fill books: its legs, or itself."""
+        return self.legs or (self,)
 
 
 class Order(Record):

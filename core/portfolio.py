@@ -108,7 +108,13 @@ class Book:
         return {s: h.multiplier for s, h in self._holdings.items() if h.quantity}
 
     def apply(self, fill: Fill) -> Decimal:
-        """Apply ``fill`` to cash and the position; return the P&L it realized."""
+        """Apply ``fill`` to cash and the position; return the P&L it realized.
+
+        A combo's fill is booked leg by leg (:attr:`Fill.legs`), never as a
+        position of its own.
+        """
+        if fill.legs:
+            return sum((self.apply(leg) for leg in fill.legs), ZERO)
         holding = self._holdings.get(fill.symbol)
         if holding is None:
             holding = self._holdings[fill.symbol] = _Holding(fill.multiplier)

@@ -313,6 +313,8 @@ class Ledger:
                         select(FillRow).where(
                             col(FillRow.client_order_id).in_(open_ids)
                             & (col(FillRow.kind) == "trade")
+                            # a combo's fill counts once, by its own row
+                            & col(FillRow.combo_execution_id).is_(None)
                         )
                     ):
                         fills.setdefault(f.client_order_id, {}).setdefault(f.execution_id, f)
@@ -361,6 +363,7 @@ class Ledger:
                         & (col(FillRow.symbol) == symbol)
                         & (col(FillRow.side) == side)
                         & (col(FillRow.kind) == "trade")
+                        & ~col(FillRow.is_combo)  # a combo's legs are the positions
                         & (col(FillRow.client_order_id) != "")
                     )
                     .order_by(col(FillRow.ts).desc(), col(FillRow.id).desc())

@@ -236,6 +236,12 @@ class FillRow(_Ledger, table=True):
     #: ``trade``, or how an option position ended: ``expired``, ``exercised``,
     #: ``assigned`` (then the ids are those of the order that opened it).
     kind: str = Field(default="trade", max_length=16)
+    #: A combo's fill is one row for the order (``is_combo``: the combo's ticker,
+    #: quantity and net price) and one per leg (``combo_execution_id`` names the
+    #: combo's row). Positions, cash and tax lots take the legs; an order's filled
+    #: quantity takes the combo's row.
+    is_combo: bool = False
+    combo_execution_id: str | None = Field(default=None, max_length=128)
 
 
 class PositionRow(_Ledger, table=True):

@@ -141,6 +141,7 @@ def figures(s: Session, run_id: str) -> dict[str, Any]:
             for amount, n in s.execute(
                 select(col(FillRow.commission), func.count())
                 .where(col(FillRow.run_id) == run_id)
+                .where(col(FillRow.combo_execution_id).is_(None))  # a combo's, once
                 .group_by(col(FillRow.commission))
             )
         ),
@@ -163,7 +164,16 @@ def figures(s: Session, run_id: str) -> dict[str, Any]:
         ),
         "not_sent": not_sent(s, run_id),
         "orders": count(OrderRow),
-        "fills": count(FillRow),
+        # A combo's fill once (its legs are rows of their own).
+        "fills": int(
+            s.scalar(
+                select(func.count())
+                .select_from(FillRow)
+                .where(col(FillRow.run_id) == run_id)
+                .where(col(FillRow.combo_execution_id).is_(None))
+            )
+            or 0
+        ),
     }
 
 

@@ -347,6 +347,11 @@ class SqlSink(Sink):
         )
 
     def record_fill(self, f: Fill) -> None:
+        self._fill_row(f, is_combo=bool(f.legs), combo=None)
+        for leg in f.legs:
+            self._fill_row(leg, is_combo=False, combo=f.execution_id)
+
+    def _fill_row(self, f: Fill, is_combo: bool, combo: str | None) -> None:
         dec = self._dec
         self._add(
             schema.FillRow,
@@ -364,6 +369,8 @@ class SqlSink(Sink):
                 dec(f.multiplier),
                 self._ts(f.ts),
                 _s(f.kind),
+                is_combo,
+                combo,
             ),
         )
 

@@ -119,7 +119,7 @@ def rebuild_lots(
             # Writing first takes SQLite's write lock before the read, so no upgrade can fail.
             session.execute(delete(LotRealizationRow))
             session.execute(delete(TaxLotRow))
-            chosen = select(FillRow)
+            chosen = select(FillRow).where(~col(FillRow.is_combo))  # a combo's legs only
             if account:
                 runs = select(col(RunRow.run_id)).where(col(RunRow.account) == account)
                 chosen = chosen.where(col(FillRow.run_id).in_(runs))
