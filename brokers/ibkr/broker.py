@@ -35,6 +35,7 @@ from tradepipe.brokers.ibkr.orders import (
     ReplyPolicy,
     bracket,
     combo_conidex,
+    combo_fills,
     decimal,
     execution,
     modified_ticket,
@@ -64,7 +65,7 @@ from tradepipe.errors import (
     BrokerRejectedError,
     BrokerUnavailableError,
 )
-from tradepipe.instruments import Option, Stock
+from tradepipe.instruments import Combo, Option, Stock
 from tradepipe.logs import add_secrets
 from tradepipe.market import Bar, Quote
 from tradepipe.option_chain import OptionQuote
@@ -528,15 +529,50 @@ class WebApiBroker(Broker):
             days = max(1, min(7, age.days + 1))
         trades = self.session.read(lambda: self._trades(days))
         out = []
+        combos: dict[str, list[dict[str, Any]]] = {}
         for item in trades:
+            ref = str(item.get("order_ref") or "")
+            tracked = self._tracked.get(ref)
+            if tracked is not None and isinstance(tracked.instrument, Combo):
+                combos.setdefault(ref, []).append(item)  # its legs and itself, together
+                continue
             fill = self._fill(item)
             if fill is not None and (since is None or fill.ts >= since):
                 out.append(fill)
+        for ref, items in combos.items():
+            intent = self._tracked[ref]
+            made, alone = combo_fills(items, intent, self._combo_legs(intent))
+            for when in alone:
+                log.warning(
+                    "order %s: IBKR reported the combo's execution at %s without its legs; "
+                    "it is booked under the combo's ticker",
+                    ref,
+                    when,
+                )
+            out.extend(f for f in made if since is None or f.ts >= since)
         # Executions of bracket exits carry no client order id: they are matched
         # to the exits this adapter follows (see brackets.py).
         exits = [e for e in self.exits.events(trades, statuses=False) if isinstance(e, Fill)]
         mine = {f.execution_id: f for f in exits}
         return [mine.get(f.execution_id, f) for f in out]
+
+    def _combo_legs(self, intent: OrderIntent) -> dict[int, tuple[str, Decimal, Decimal]]:
+        """A combo's legs by conid: (the leg's ticker, its signed ratio, its multiplier)."""
+        combo = intent.instrument
+        assert isinstance(combo, Combo)
+        out: dict[int, tuple[str, Decimal, Decimal]] = {}
+        for leg in combo.legs:
+            inner = leg.instrument
+            if isinstance(inner, Option):
+                conid = self._option_conid(inner)
+                out[conid] = (inner.ticker, Decimal(leg.ratio), inner.multiplier)
+            else:
+                out[self.contracts.stock(inner.symbol)] = (
+                    inner.symbol,
+                    Decimal(leg.ratio),
+                    Decimal(1),
+                )
+        return out
 
     def _fill(self, item: dict[str, Any]) -> Fill | None:
         return execution(item, self._tracked.get(str(item.get("order_ref") or "")))
@@ -578,9 +614,15 @@ class WebApiBroker(Broker):
         if not executions:
             return None
         intent = self._tracked.get(client_order_id)
-        filled = sum(
-            (decimal(t.get("size"), Decimal(0)) or Decimal(0) for t in executions), Decimal(0)
-        )
+        if intent is not None and isinstance(intent.instrument, Combo):
+            # A combo's legs are executions too: count the combo's own.
+            made, _alone = combo_fills(executions, intent, self._combo_legs(intent))
+            filled = sum((f.quantity for f in made), Decimal(0))
+        else:
+            filled = sum(
+                (decimal(t.get("size"), Decimal(0)) or Decimal(0) for t in executions),
+                Decimal(0),
+            )
         first = executions[0]
         quantity = intent.quantity if intent else filled
         return OrderReport(

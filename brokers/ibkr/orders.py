@@ -413,6 +413,105 @@ def execution(item: dict[str, Any], intent: OrderIntent | None = None) -> Fill |
     )
 
 
+def combo_fills(
+    items: list[dict[str, Any]],
+    intent: OrderIntent,
+    legs: dict[int, tuple[str, Decimal, Decimal]],
+) -> tuple[list[Fill], list[str]]:
+    """A combo order's executions as fills of the combo, each carrying its legs.
+
+    IBKR reports a combo's execution as one execution per leg (the leg's conid,
+    side, size and price) and one for the combo itself (``sec_type`` ``BAG``, the
+    net price), all under the order's ``order_ref`` and stamped with one trade
+    time (IBKR's own documentation of executions: "combo trades and legs of the
+    combo"; our reference is silent). Executions of one trade time make one fill.
+    Without the combo's own execution its fill is made from the legs (net =
+    Σ leg price × ratio); without any leg, the combo's fill is reported alone and
+    the trade time is named in the second list, to be said.
+
+    :param legs: leg conid -> (the leg's ticker, its ratio, its multiplier).
+    """
+    groups: dict[dt.datetime, list[dict[str, Any]]] = {}
+    for item in items:
+        ts = _trade_time(item)
+        if ts is not None:
+            groups.setdefault(ts, []).append(item)
+    fills: list[Fill] = []
+    alone: list[str] = []
+    for ts, group in sorted(groups.items()):
+        bag = next((i for i in group if str(i.get("sec_type") or "").upper() == "BAG"), None)
+        leg_fills = []
+        for item in group:
+            if item is bag:
+                continue
+            known = legs.get(_int(item.get("conid")))
+            leg = execution(item)
+            if leg is None or known is None:
+                continue
+            ticker, _ratio, multiplier = known
+            leg_fills.append(
+                leg.model_copy(
+                    update={
+                        "symbol": ticker,
+                        "multiplier": multiplier,
+                        "decision_id": intent.decision_id,
+                        "client_order_id": intent.client_order_id,
+                    }
+                )
+            )
+        parent = execution(bag, intent) if bag is not None else None
+        if parent is None and leg_fills:
+            first = leg_fills[0]
+            ratio = abs(_ratio_of(legs, first.symbol)) or Decimal(1)
+            net = sum(
+                (
+                    f.price * abs(legs_ratio) * (1 if f.side is intent.side else -1)
+                    for f in leg_fills
+                    for legs_ratio in [_ratio_of(legs, f.symbol)]
+                ),
+                Decimal(0),
+            )
+            parent = Fill(
+                execution_id=f"combo:{first.execution_id}",
+                client_order_id=intent.client_order_id,
+                decision_id=intent.decision_id,
+                broker_order_id=first.broker_order_id,
+                symbol=intent.symbol,
+                side=intent.side,
+                quantity=first.quantity / ratio,
+                price=max(net, Decimal(0)),
+                multiplier=intent.multiplier,
+                ts=ts,
+            )
+        if parent is None:
+            continue
+        if not leg_fills:
+            alone.append(ts.isoformat())
+            fills.append(parent)
+            continue
+        commission = sum((f.commission for f in leg_fills), Decimal(0))
+        fills.append(
+            parent.model_copy(
+                update={
+                    "legs": tuple(leg_fills),
+                    "commission": commission or parent.commission,
+                }
+            )
+        )
+    return fills, alone
+
+
+def _ratio_of(legs: dict[int, tuple[str, Decimal, Decimal]], ticker: str) -> Decimal:
+    return next((ratio for t, ratio, _m in legs.values() if t == ticker), Decimal(1))
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _trade_time(item: dict[str, Any]) -> dt.datetime | None:
     millis = item.get("trade_time_r")
     if millis is not None:

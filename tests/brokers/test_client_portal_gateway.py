@@ -14,6 +14,7 @@ import datetime as dt
 import itertools
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -396,3 +397,42 @@ def test_ibkrs_pacing_is_kept_at_virtual_time(workdir: Path, gw: InProcessGatewa
     assert pytest.approx(5.5) in gw.clock.slept
     assert gw.clock.monotonic() - start >= 11.0
     assert gw.violations() == []
+
+
+def test_a_combos_execution_is_booked_per_leg(workdir: Path, gw: Driver) -> None:
+    """IBKR reports a combo's execution per leg and for the combo: one fill with its legs."""
+    expiry = _expiry(gw)
+    placed = ok_json(
+        "order",
+        "options",
+        "AAPL",
+        "--leg",
+        f"buy C 200 {expiry}",
+        "--leg",
+        f"sell C 210 {expiry}",
+        "--quantity",
+        "2",
+        "--type",
+        "limit",
+        "--limit-price",
+        "3.25",
+    )
+    order = placed["order"]
+    assert order["status"] == "accepted"
+    gw.fill(order["broker_order_id"], 2, 3.2)
+    # Three executions at IBKR (two legs and the combo): one fill, carrying its legs.
+    [fill] = ok_json("broker", "trades")
+    code = f"{expiry[2:4]}{expiry[5:7]}{expiry[8:10]}"
+    assert (fill["symbol"], fill["quantity"]) == (order["intent"]["symbol"], "2")
+    assert Decimal(fill["price"]) == Decimal("3.2")  # the combo's net
+    legs = {
+        leg["symbol"]: (leg["side"], leg["quantity"], leg["multiplier"]) for leg in fill["legs"]
+    }
+    assert legs == {
+        f"AAPL  {code}C00200000": ("buy", "2", "100"),
+        f"AAPL  {code}C00210000": ("sell", "2", "100"),
+    }
+    low, high = sorted(fill["legs"], key=lambda leg: leg["symbol"])
+    assert Decimal(low["price"]) - Decimal(high["price"]) == Decimal("3.2")
+    held = {p["symbol"]: p["quantity"] for p in ok_json("broker", "positions")}
+    assert held == {f"AAPL  {code}C00200000": "2", f"AAPL  {code}C00210000": "-2"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .model import DONE, STATUSES, Order, fmt_price, fmt_size
+from .model import CONIDEX_COMBO, DONE, STATUSES, Order, fmt_price, fmt_size
 from .portfolio import PortfolioMixin
 from .wire import Request, fail, is_number, parse_bool, parse_int
 
@@ -99,11 +99,19 @@ class ExecutionsMixin(PortfolioMixin):
             order.status = "Filled"
         elif order.status != "PendingCancel":
             order.status = "Submitted"
-        commission = max(1.0, round(0.005 * qty, 2))
-        gross = qty * price * order.multiplier
-        self.cash += -gross - commission if order.ticket.side == "BUY" else gross - commission
-        self._apply_fill_to_position(order, qty, price)
-        exec_id = f"0000e0d5.{0x65000000 + next(self.exec_ids):08x}.01.01"
+        combo = CONIDEX_COMBO.fullmatch(order.ticket.conidex)
+        if combo is not None:
+            # IBKR reports a combo's execution as one per leg and one for the combo
+            # (BAG, at the net), all under the order's reference and one trade time;
+            # what the account holds is the legs.
+            commission = self._combo_legs(order, combo.group(2), qty, price, ts, body)
+            gross = qty * price * 100
+        else:
+            commission = max(1.0, round(0.005 * qty, 2))
+            gross = qty * price * order.multiplier
+            self.cash += -gross - commission if order.ticket.side == "BUY" else gross - commission
+            self._apply_fill_to_position(order, qty, price)
+        exec_id = self._exec_id()
         side = "B" if order.ticket.side == "BUY" else "S"
         verb = "Bought" if side == "B" else "Sold"
         trade: dict[str, Any] = {
@@ -137,6 +145,63 @@ class ExecutionsMixin(PortfolioMixin):
             trade["order_ref"] = order.ticket.coid
         self.trades.append(trade)
         return {"execution_id": exec_id, "order": order.internal()}
+
+    def _exec_id(self) -> str:
+        return f"0000e0d5.{0x65000000 + next(self.exec_ids):08x}.01.01"
+
+    def _combo_legs(
+        self, order: Order, legs: str, qty: float, net: float, ts: int, body: dict[str, Any]
+    ) -> float:
+        """Book and report each leg of a combo's fill; return the commission paid.
+
+        Leg prices are the control call's ``leg_prices`` (conid -> price) when given,
+        else the stand-in's own marks, the first leg taking what makes
+        Σ price × ratio the net.
+        """
+        parsed = [(int(c), int(r)) for c, r in (part.split("/") for part in legs.split(","))]
+        given = body.get("leg_prices") or {}
+        prices = [float(given.get(str(c), self._last_price(c))) for c, _r in parsed]
+        if not given:
+            rest = sum(p * r for p, (_c, r) in zip(prices[1:], parsed[1:], strict=True))
+            prices[0] = round((net - rest) / parsed[0][1], 4)
+        buying = order.ticket.side == "BUY"
+        paid = 0.0
+        for (conid, ratio), price in zip(parsed, prices, strict=True):
+            size = qty * abs(ratio)
+            leg_buy = (ratio > 0) == buying
+            ticker, sec_type, listing, name, _cur, multiplier = self._contract(conid)
+            commission = max(1.0, round(0.65 * size, 2))
+            gross = size * price * multiplier
+            self.cash += -gross - commission if leg_buy else gross - commission
+            self._book(conid, size if leg_buy else -size, price, sec_type, multiplier)
+            paid += commission
+            side = "B" if leg_buy else "S"
+            trade: dict[str, Any] = {
+                "execution_id": self._exec_id(),
+                "symbol": ticker,
+                "side": side,
+                "order_description": f"{'Bought' if leg_buy else 'Sold'} {fmt_size(size)} "
+                f"@ {fmt_price(price)} on ISLAND",
+                "trade_time": datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y%m%d-%H:%M:%S"),
+                "trade_time_r": ts,
+                "size": size,
+                "price": fmt_price(price),
+                "exchange": "ISLAND",
+                "commission": f"{commission:.2f}",
+                "net_amount": round(gross, 2),
+                "account": order.ticket.account,
+                "accountCode": order.ticket.account,
+                "company_name": name,
+                "contract_description_1": ticker,
+                "sec_type": sec_type,
+                "listing_exchange": listing,
+                "conid": conid,
+                "conidEx": str(conid),
+            }
+            if order.ticket.coid is not None:
+                trade["order_ref"] = order.ticket.coid
+            self.trades.append(trade)
+        return round(paid, 2)
 
     def force_status(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("status") not in STATUSES:

@@ -262,14 +262,20 @@ class PortfolioMixin(State):
         return {"count": len(seeded)}
 
     def _apply_fill_to_position(self, order: Order, qty: float, price: float) -> None:
-        conid = order.ticket.conid
         signed = qty if order.ticket.side == "BUY" else -qty
+        self._book(order.ticket.conid, signed, price, order.sec_type, order.multiplier)
+
+    def _book(
+        self, conid: int, signed: float, price: float, sec_type: str, multiplier: float
+    ) -> None:
+        """A position moves by ``signed`` at ``price`` (a combo's legs are booked one by one)."""
+        qty = abs(signed)
         pos = self.positions.get(conid)
         if pos is None:
             pos = self._position_defaults(conid)
             pos["avgPrice"] = price
-            if order.sec_type == "OPT":
-                pos["multiplier"] = order.multiplier
+            if sec_type == "OPT":
+                pos["multiplier"] = multiplier
         old = float(pos["position"])
         new = old + signed
         avg = float(pos["avgPrice"])
