@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from tradepipe.clock import Clock
 from tradepipe.errors import BrokerCapabilityError
@@ -45,13 +45,33 @@ class RunContext:
         self._chains_at: datetime | None = None
         self._market_open: Callable[[], bool] = _always
         self._fresh: Callable[[str], bool] = _priced_if_marked(self)
+        #: Combos judged this run, by their order symbol: held as their legs.
+        self._combos: dict[str, Combo] = {}
 
     def now(self) -> datetime:
         return self._clock.now()
 
+    def know(self, combo: Combo) -> None:
+        """A combo is about to be sized and judged: its position is read from its legs."""
+        self._combos[combo.ticker.upper()] = combo
+
     def position(self, symbol: str) -> Decimal:
-        """Signed quantity held (filled orders only)."""
-        return self._book.quantity(symbol)
+        """Signed quantity held (filled orders only).
+
+        A combo is held as its legs: its position is how many whole combos the
+        legs make, each leg in its ratio and all on the same side (a spread
+        bought once: +1; its legs held apart or unevenly: what they make whole).
+        """
+        combo = self._combos.get(symbol) if self._combos else None
+        if combo is None:
+            return self._book.quantity(symbol)
+        units: Decimal | None = None
+        for leg in combo.legs:
+            held = self._book.quantity(ticker_of(leg.instrument)) / leg.ratio
+            if held == 0 or (units is not None and (held > 0) != (units > 0)):
+                return ZERO
+            units = held if units is None or abs(held) < abs(units) else units
+        return ZERO if units is None else units.to_integral_value(rounding=ROUND_DOWN)
 
     def pending(self, symbol: str) -> Decimal:
         """Signed quantity that working orders for ``symbol`` have yet to fill."""
@@ -65,7 +85,7 @@ class RunContext:
 
     def exposure(self, symbol: str) -> Decimal:
         """The position once every working order has filled."""
-        return self._book.quantity(symbol) + self.pending(symbol)
+        return self.position(symbol) + self.pending(symbol)
 
     def symbols(self) -> dict[str, Decimal]:
         """Every symbol held or with a working order, with its multiplier."""
@@ -165,6 +185,14 @@ class RunContext:
             return None
         # As a decision's symbol: upper case (a combo's ticker has a lower-case hash).
         self._marks[ticker_of(instrument).upper()] = float(price)
+        if isinstance(instrument, Combo):
+            # Held, a combo is its legs: they are valued at the chain's prices too.
+            for leg in instrument.legs:
+                inner = leg.instrument
+                if isinstance(inner, Option):
+                    leg_price = self._chains.price_of(inner)
+                    if leg_price is not None:
+                        self._marks[inner.ticker] = float(leg_price)
         return price
 
     def _chains_now(self) -> None:

@@ -39,6 +39,7 @@ from tradepipe.errors import (
     StrategyError,
     TradepipeError,
 )
+from tradepipe.instruments import Combo
 from tradepipe.lifecycle import (
     SETTLEMENTS,
     Opening,
@@ -409,6 +410,8 @@ class Executor:
                 decision.id, cid, name, 0, Outcome.DENY, reason, ZERO, ZERO, {}, now
             )
             return None
+        if isinstance(decision.instrument, Combo):
+            self.ctx.know(decision.instrument)  # held as its legs: sizing and filters see them
         intent = self._size(decision, cid, now)
         if intent is None:
             return None

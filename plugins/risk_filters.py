@@ -22,6 +22,7 @@ from tradepipe import (
     hookimpl,
 )
 from tradepipe.money import ZERO, cents, floor_quantity
+from tradepipe.option_risk import OptionRisk
 
 
 def signed(intent: OrderIntent) -> Decimal:
@@ -138,6 +139,10 @@ class MaxRiskPerTrade(RiskFilter):
     def check(self, intent: OrderIntent, decision: Decision, ctx: RiskContext) -> Check:
         if reduces_only(intent, ctx.exposure(intent.symbol)):
             return self.allow("reduces the position")
+        stored = intent.option_risk
+        if stored is not None and intent.stop_loss is None:
+            # An options strategy's worst loss is known: it is the trade's risk.
+            return self._options(intent, stored, ctx)
         distance = decision.sizing.stop_distance if decision.sizing else None
         price = order_price(intent, ctx)
         if distance is None and intent.stop_loss is not None:
@@ -168,6 +173,28 @@ class MaxRiskPerTrade(RiskFilter):
         return self.reduce(
             allowed, f"reduced to {allowed}: risk {cents(risk)} exceeds {cents(budget)}", **figures
         )
+
+    def _options(self, intent: OrderIntent, stored: OptionRisk, ctx: RiskContext) -> Check:
+        """Judge an options strategy by the worst loss stored with it (for this quantity)."""
+        if stored.max_loss is None:
+            return self.deny(f"the {stored.strategy}'s loss has no bound", strategy=stored.strategy)
+        equity = ctx.equity()
+        budget = equity * self.settings.max_fraction
+        risk = stored.max_loss
+        figures: dict[str, Any] = {
+            "strategy": stored.strategy,
+            "max_loss": cents(risk),
+            "equity": cents(equity),
+            "max_fraction": self.settings.max_fraction,
+            "budget": cents(budget),
+        }
+        if risk <= budget:
+            return self.allow(**figures)
+        allowed = floor_units(budget / (risk / intent.quantity), intent.quantity)
+        reason = f"the {stored.strategy}'s max loss {cents(risk)} exceeds {cents(budget)}"
+        if allowed <= 0:
+            return self.deny(reason, **figures)
+        return self.reduce(allowed, f"reduced to {allowed}: {reason}", **figures)
 
 
 class BuyingPower(RiskFilter):

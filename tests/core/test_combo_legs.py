@@ -9,6 +9,7 @@ the legs', and closing the spread leaves no lot behind.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import sqlite3
@@ -20,8 +21,13 @@ import pytest
 from click.testing import CliRunner
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
+from tradepipe.clock import ManualClock
+from tradepipe.context import RunContext
 from tradepipe.executor import Executor
-from tradepipe.testing import bar, replay
+from tradepipe.instruments import Combo, Leg, Option
+from tradepipe.orders import Fill, Side
+from tradepipe.portfolio import Book
+from tradepipe.testing import T0, bar, replay
 
 D = Decimal
 SPREAD = {
@@ -121,3 +127,42 @@ def test_closing_a_spread_leaves_no_phantom_lot(
     # What the legs realized, less what the two orders paid, is the lots' gain.
     assert len(legs) == 4
     assert gains == D(summary["realized_pnl"]) - commissions
+
+
+def _spread() -> Combo:
+    expiry = dt.date(2026, 4, 17)
+    low = Option(underlying="SPY", expiry=expiry, strike=D(600), right="C")
+    high = Option(underlying="SPY", expiry=expiry, strike=D(610), right="C")
+    return Combo(legs=(Leg(instrument=low, ratio=1), Leg(instrument=high, ratio=-1)))
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "held"),
+    [("2", "-2", "2"), ("3", "-1", "1"), ("-2", "2", "-2"), ("2", "0", "0"), ("2", "2", "0")],
+)
+def test_a_combos_position_is_what_its_legs_make_whole(low: str, high: str, held: str) -> None:
+    """Sizing and the filters see a spread held as its legs (closing it reduces)."""
+    combo = _spread()
+    book = Book(D(100_000))
+    for n, (leg, qty) in enumerate(zip(combo.legs, (low, high), strict=True)):
+        if D(qty):
+            book.apply(
+                Fill(
+                    execution_id=f"x{n}",
+                    client_order_id="tp-1",
+                    decision_id="d",
+                    symbol=leg.instrument.ticker,
+                    side=Side.BUY if D(qty) > 0 else Side.SELL,
+                    quantity=abs(D(qty)),
+                    price=D(5),
+                    multiplier=D(100),
+                    ts=T0,
+                )
+            )
+    ctx = RunContext(ManualClock(T0), book, {})
+    ticker = combo.ticker.upper()
+    assert ctx.position(ticker) == 0  # unknown as a combo until judged
+    ctx.know(combo)
+    assert ctx.position(ticker) == D(held) and ctx.exposure(ticker) == D(held)
+    assert ctx.position(LOW) == D(low)  # each leg is still its own position
+    assert dt.date(2026, 4, 17) == combo.legs[0].instrument.expiry

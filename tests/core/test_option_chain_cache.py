@@ -115,12 +115,15 @@ def test_an_instrument_is_marked_at_this_moments_chain_price() -> None:
     assert ctx.mark_from_chain(vertical) == D("3.00")
     # Keyed as a decision's symbol is: upper case.
     assert ctx.last_price(vertical.ticker.upper()) == D("3.00")
+    # Held, a combo is its legs: each leg is marked at the chain's price too.
+    legs = (ctx.last_price(option(600).ticker), ctx.last_price(option(610).ticker))
+    assert legs[0] is not None and legs[1] is not None and legs[0] - legs[1] == D("3.00")
     assert ctx.mark_from_chain(option(620)) is None  # no price in the chain: nothing set
     assert ctx.last_price(option(620).ticker) is None
     clock.set(T0 + dt.timedelta(days=1))
-    # An earlier bar's chain is not this bar's price.
+    # An earlier bar's chain is not this bar's price: nothing new is set.
     assert ctx.mark_from_chain(option(600)) is None
-    assert ctx.last_price(option(600).ticker) is None
+    assert ctx.last_price(option(600).ticker) == legs[0]
     assert len(broker.reads) == 1
 
 

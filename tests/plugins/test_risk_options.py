@@ -7,7 +7,9 @@ from decimal import Decimal
 
 from risk_fakes import D, FakeContext, decision, intent
 from tradepipe.instruments import Combo, Leg, Option, Stock
+from tradepipe.option_risk import OptionRisk
 from tradepipe.orders import OrderIntent
+from tradepipe.plugins.risk_filters import MaxRiskPerTrade
 from tradepipe.plugins.risk_options import OptionsGuards
 from tradepipe.risk import Outcome
 
@@ -120,3 +122,39 @@ def test_max_contracts_reduces_combos_by_whole_units() -> None:
     assert denied.outcome is Outcome.DENY
     big = GUARD.check(single("buy", option(), "12"), decision(), FakeContext())
     assert (big.outcome, big.quantity) == (Outcome.REDUCE, D(10))
+
+
+def test_max_risk_per_trade_judges_a_strategy_by_its_stored_max_loss() -> None:
+    """A spread's worst loss is stored with it: that is the trade's risk, no stop needed."""
+    inst = combo("buy", [(option("C", 200), 1), (option("C", 210), -1)]).instrument
+
+    def spread(quantity: str, max_loss: str | None) -> OrderIntent:
+        risk = OptionRisk(
+            strategy="bull_call_spread",
+            side="buy",
+            quantity=D(quantity),
+            multiplier=D(100),
+            net_premium=D(4),
+            max_loss=None if max_loss is None else D(max_loss),
+            max_gain=D(600),
+            unlimited_loss=max_loss is None,
+        )
+        return intent(
+            "buy",
+            quantity,
+            symbol=inst.ticker,
+            instrument=inst,
+            order_type="limit",
+            limit_price=D(4),
+            option_risk=risk,
+        )
+
+    flt = MaxRiskPerTrade()  # 2 % of 100 000: a budget of 2000
+    ctx = FakeContext()
+    check = flt.check(spread("5", "2000"), decision(), ctx)
+    assert check.outcome is Outcome.PASS and check.figures["max_loss"] == D("2000.00")
+    check = flt.check(spread("10", "4000"), decision(), ctx)
+    assert (check.outcome, check.quantity) == (Outcome.REDUCE, D(5))
+    assert "bull_call_spread's max loss 4000.00 exceeds 2000.00" in check.reason
+    check = flt.check(spread("1", None), decision(), ctx)
+    assert check.outcome is Outcome.DENY and "no bound" in check.reason
