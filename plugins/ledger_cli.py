@@ -349,15 +349,21 @@ class Lots:
         }
 
 
-def _rebuilt(app: AppContext, method: str, account: str | None, run_id: str | None) -> Lots:
-    """The lots of one account: the one named, else ``run_id``'s, else the latest run's."""
+def _rebuilt(
+    app: AppContext, method: str, account: str | None, run_id: str | None, as_json: bool
+) -> Lots:
+    """The lots of one account (the one named, else ``run_id``'s, else the latest
+    run's), having told a person which it is."""
     led = command_ledger(app)
     try:
         key = led.account(account, run_id)
-        found = rebuilt_lots(led.engine, Method(method), led.where, key) if key else ([], [])
-        return Lots(key, *found)
+        found = Lots(
+            key, *rebuilt_lots(led.engine, Method(method), led.where, key) if key else ([], [])
+        )
     finally:
         led.engine.dispose()  # rows are loaded: no connection left to the collector
+    found.say(as_json)
+    return found
 
 
 def lots_document(
@@ -414,8 +420,7 @@ def lots(
     as_json: bool,
 ) -> None:
     """Tax lots from one account's fills: open lots and realized gains."""
-    found = _rebuilt(app, method, account, run_id)
-    found.say(as_json)
+    found = _rebuilt(app, method, account, run_id, as_json)
     open_rows, closed_rows = found.open, found.closed
     if year is not None:
         open_rows = [r for r in open_rows if r.purchased.year == year]
@@ -487,8 +492,7 @@ def tax_report_command(
     as_json: bool,
 ) -> None:
     """Realized short- and long-term gains and disallowed wash-sale losses of a year."""
-    found = _rebuilt(app, method, account, run_id)
-    found.say(as_json)
+    found = _rebuilt(app, method, account, run_id, as_json)
     per_symbol, overall = tax_report(found.closed, year)
     data = {
         **found.head(),

@@ -128,8 +128,7 @@ def lots(
     as_json: bool,
 ) -> None:
     """Open lots and closed (realized) lots of one account, rebuilt from its fills."""
-    found = _rebuilt(app, method, account, run_id)
-    found.say(as_json)
+    found = _rebuilt(app, method, account, run_id, as_json)
     open_rows, closed_rows = found.open, found.closed
     if symbol:
         open_rows = [r for r in open_rows if r.symbol == symbol.upper()]
@@ -195,8 +194,7 @@ def report(
     as_json: bool,
 ) -> None:
     """One account's sales in a year as Form 8949 rows (code W for wash sales), totals by term."""
-    found = _rebuilt(app, method, account, run_id)
-    found.say(as_json)
+    found = _rebuilt(app, method, account, run_id, as_json)
     rows = form_8949_rows(found.closed, year)
     totals = term_totals(rows)
     if csv_path is not None:

@@ -205,6 +205,25 @@ def test_run_pipeline_against_the_gateway(workdir: Path, gw: Driver) -> None:
     assert sent >= 0
 
 
+def buy_call_spread(expiry: str, quantity: int) -> Any:
+    """``tradepipe order options``: the AAPL 200/210 call spread, limit 3.25."""
+    return ok_json(
+        "order",
+        "options",
+        "AAPL",
+        "--leg",
+        f"buy C 200 {expiry}",
+        "--leg",
+        f"sell C 210 {expiry}",
+        "--quantity",
+        str(quantity),
+        "--type",
+        "limit",
+        "--limit-price",
+        "3.25",
+    )
+
+
 def test_option_and_combo_orders(workdir: Path, gw: Driver) -> None:
     expiry = _expiry(gw)
     before = len(gw.requests())
@@ -226,21 +245,7 @@ def test_option_and_combo_orders(workdir: Path, gw: Driver) -> None:
         single["order"]["intent"]["symbol"]
         == f"AAPL  {expiry[2:4]}{expiry[5:7]}{expiry[8:10]}C00200000"
     )
-    combo = ok_json(
-        "order",
-        "options",
-        "AAPL",
-        "--leg",
-        f"buy C 200 {expiry}",
-        "--leg",
-        f"sell C 210 {expiry}",
-        "--quantity",
-        "1",
-        "--type",
-        "limit",
-        "--limit-price",
-        "3.25",
-    )
+    combo = buy_call_spread(expiry, 1)
     assert combo["order"]["status"] == "accepted"
     ours = gw.requests()[before:]
     posts = [
@@ -402,21 +407,7 @@ def test_ibkrs_pacing_is_kept_at_virtual_time(workdir: Path, gw: InProcessGatewa
 def test_a_combos_execution_is_booked_per_leg(workdir: Path, gw: Driver) -> None:
     """IBKR reports a combo's execution per leg and for the combo: one fill with its legs."""
     expiry = _expiry(gw)
-    placed = ok_json(
-        "order",
-        "options",
-        "AAPL",
-        "--leg",
-        f"buy C 200 {expiry}",
-        "--leg",
-        f"sell C 210 {expiry}",
-        "--quantity",
-        "2",
-        "--type",
-        "limit",
-        "--limit-price",
-        "3.25",
-    )
+    placed = buy_call_spread(expiry, 2)
     order = placed["order"]
     assert order["status"] == "accepted"
     gw.fill(order["broker_order_id"], 2, 3.2)
