@@ -556,7 +556,11 @@ def validate_settings(raw: Mapping[str, Any], source: str = "settings") -> AppSe
     except ValidationError as exc:
         secret_keys = frozenset(raw.get("secret_keys") or ())
         raise settings_error(
-            exc, source=source, model=AppSettings, secret_keys=secret_keys
+            exc,
+            source=source,
+            model=AppSettings,
+            secret_keys=secret_keys,
+            sources=raw.get("sources") or {},
         ) from None
 
 
@@ -577,10 +581,13 @@ def settings_error(
     prefix: tuple[str, ...] = (),
     model: type[BaseModel] | None = None,
     secret_keys: Collection[str] = (),
+    sources: Mapping[str, str] | None = None,
 ) -> ConfigError:
     """Describe a pydantic error as table, key, value and what was expected.
 
     The value is masked when its key is secret by name or listed in ``secret_keys``.
+    ``sources`` (dotted key -> where its value came from) names an environment
+    variable or the command line instead of ``source`` when the value came from one.
     """
     first = exc.errors(include_url=False)[0]
     loc = prefix + tuple(str(part) for part in first["loc"])
@@ -611,4 +618,9 @@ def settings_error(
         shown = f" = {MASK}"
     more = len(exc.errors()) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    origin = (sources or {}).get(dotted, "")
+    if origin.endswith("environment variable"):
+        source = "environment variable TRADEPIPE_" + "__".join(p.upper() for p in loc)
+    elif origin.endswith("command line"):
+        source = "command line"
     return ConfigError(f"{source}: {where}{shown}: {detail}{tail}", key=dotted)

@@ -18,6 +18,7 @@ from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, as_id, console, print_json, table
 from tradepipe.errors import ConfigError
 from tradepipe.plugins.ledger_cli import command_ledger
+from tradepipe.plugins.ledger_history import fill_kind
 
 
 def _figures(figures: dict[str, Any]) -> str:
@@ -110,7 +111,7 @@ def _print(chain: dict[str, Any]) -> None:
                         (
                             f["ts"],
                             Id(f["execution_id"]),
-                            f["kind"],
+                            fill_kind(f),
                             Id(f["symbol"]),
                             f["side"],
                             f["quantity"],

@@ -126,9 +126,11 @@ class Ledger:
         file's name, a replay's run id), else run ``run_id``'s, else the latest
         trading run's. ``""`` when the ledger has no run.
 
-        :raises ConfigError: ``selector`` or ``run_id`` names none, or
-            ``selector`` more than one.
+        :raises ConfigError: ``selector`` or ``run_id`` names none, ``selector``
+            more than one, or both are given.
         """
+        if selector and run_id:
+            raise ConfigError("give an account (--account) or a run (--run), not both")
         if selector:
             accounts = self.accounts()
             wanted = selector.strip()

@@ -13,6 +13,7 @@ from tradepipe.errors import ConfigError, PersistenceError
 from tradepipe.logs import mask_account
 from tradepipe.money import fmt, money_text
 from tradepipe.plugins.ledger import Ledger, open_ledger
+from tradepipe.plugins.ledger_history import fill_kind
 from tradepipe.plugins.ledger_schema import LotRealizationRow, TaxLotRow
 from tradepipe.plugins.tax_lots import Method
 from tradepipe.plugins.tax_lots_db import Totals, rebuilt_lots, tax_report
@@ -234,12 +235,23 @@ def fills(app: AppContext, run_id: str | None, as_json: bool, limit: int | None)
     console().print(
         table(
             f"Fills of {rid}",
-            ["execution", "order", "time", "side", "quantity", "symbol", "price", "commission"],
+            [
+                "execution",
+                "order",
+                "time",
+                "kind",
+                "side",
+                "quantity",
+                "symbol",
+                "price",
+                "commission",
+            ],
             [
                 (
                     Id(f.execution_id),
                     as_id(f.client_order_id),
                     f.ts.isoformat(),
+                    fill_kind(f),
                     f.side,
                     fmt(f.quantity),
                     f.symbol,

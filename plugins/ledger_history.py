@@ -190,3 +190,14 @@ def _chain(s: Session, run_id: str, decision_id: str) -> dict[str, Any]:
         ],
         "orders": orders,
     }
+
+
+def fill_kind(fill: Any) -> str:
+    """What a fill row is, in a word: ``trade``, an option's ``expired`` /
+    ``exercised`` / ``assigned``, or a combo's ``combo`` row and its ``leg`` rows."""
+    get = fill.get if isinstance(fill, dict) else lambda key: getattr(fill, key)
+    if get("is_combo"):
+        return "combo"
+    if get("combo_execution_id"):
+        return "leg"
+    return str(get("kind"))

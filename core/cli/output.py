@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -93,13 +94,24 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
 
     Cells that are :class:`Id` are never wrapped (see :func:`add_column`).
     """
-    body = [list(row) for row in rows]
+    body = [[_as_symbol(v) for v in row] for row in rows]
     out = _Table(title=escape(title), title_justify="left", show_header=any(columns))
     for i, column in enumerate(columns):
         add_column(out, escape(column), [row[i] for row in body if i < len(row)])
     for row in body:
         out.add_row(*("" if v is None else escape(str(v)) for v in row))
     return out
+
+
+#: An option's OCC symbol (``SPY   261218C00590000``) or a combo's ticker
+#: (``SPY X49bdc49e``): copied into commands like an id, so never wrapped either.
+_CONTRACT = re.compile(r"[A-Z0-9.]{1,6} *\d{6}[CP]\d{8}|[A-Z0-9.]{1,10} X[0-9A-Fa-f]{8}")
+
+
+def _as_symbol(value: Any) -> Any:
+    if type(value) is str and len(value) >= 12 and _CONTRACT.fullmatch(value):
+        return Id(value)
+    return value
 
 
 class ProgressBar:

@@ -73,3 +73,10 @@ def test_the_live_panel_shows_whole_order_ids() -> None:
     lines = printed(render(status), width=60)
     assert on_one_line(lines, ORDER)
     assert on_one_line(lines, "AAPL")
+
+
+def test_option_symbols_and_combo_tickers_stay_whole_like_ids() -> None:
+    occ, combo = "SPY   261218C00590000", "SPY X49bdc49e"
+    rows = [(occ, "2", "5.10", REASON), (combo, "1", "3.20", REASON)]
+    lines = printed(table("Positions", ["symbol", "quantity", "price", "note"], rows))
+    assert on_one_line(lines, occ) and on_one_line(lines, combo)

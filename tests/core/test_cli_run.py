@@ -292,3 +292,26 @@ def test_a_second_identical_replay_does_not_double_the_tax_report(workdir: Path)
     assert again["account"] == f"replay:{second['run_id']}" != once["account"]
     # The same sales, and no wash sale against the first replay's trades.
     assert again["rows"] == once["rows"] and again["totals"] == once["totals"]
+
+
+def test_a_usage_error_is_one_error_line(workdir: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["order", "stock", "AAPL", "--side", "buy", "--quantity", "2.5", "--type", "market"],
+        prog_name="tradepipe",
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: --quantity 2.5 is not a whole number of shares (fractional shares need "
+        "[sizing] fractional = true) (see tradepipe order stock --help)"
+    ]
+
+
+def test_a_tax_report_takes_an_account_or_a_run_not_both(workdir: Path) -> None:
+    summary = json.loads(invoke("run-pipeline", "--json", "--no-progress").output)
+    result = CliRunner().invoke(
+        cli,
+        ["tax", "report", "--year", "2023", "--run", summary["run_id"], "--account", "x"],
+    )
+    assert result.exit_code == 2
+    assert "give an account (--account) or a run (--run), not both" in result.output

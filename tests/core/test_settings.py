@@ -513,3 +513,14 @@ def test_table_of_a_component_that_is_not_installed_is_refused(
     assert "unknown strategy" in message
     assert "sma_cross" in message  # what is installed
     assert info.value.key == "strategies.meanrev"
+
+
+def test_a_bad_value_from_an_environment_variable_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEPIPE_SIZING__METHOD", "yolo")
+    with pytest.raises(ConfigError) as raised:
+        load_text(tmp_path, LAYERED)
+    message = str(raised.value)
+    assert message.startswith("environment variable TRADEPIPE_SIZING__METHOD: [sizing] method")
+    assert "settings.toml" not in message
