@@ -202,7 +202,7 @@ def _choose(
             OptionQuote(option=_option(underlying, spec.expiry, strikes[_index(i, strikes)], r))
             for _, r, i in shape
         ]
-    listed = chain(underlying, spec.expiry)
+    listed = _listed(chain, underlying, spec.expiry)
     expiry = choose_expiry(
         listed, expiry=spec.expiry, dte=spec.dte, today=today, field="options.expiry"
     )
@@ -279,7 +279,7 @@ def _choose_leg(
                 "which this source has no access to; give expiry and strike"
             )
         return OptionQuote(option=_option(underlying, leg.expiry, leg.strike, leg.right))
-    listed = chain(underlying, leg.expiry)
+    listed = _listed(chain, underlying, leg.expiry)
     expiry = choose_expiry(
         listed, expiry=leg.expiry, dte=leg.dte, today=today, field=f"{field}.expiry"
     )
@@ -318,3 +318,12 @@ def _describe(name: str) -> str:
 
 def _show(legs: Sequence[tuple[int, str, Decimal]]) -> str:
     return " ".join(f"{'+' if s > 0 else '-'}{r}({k.normalize():f})" for s, r, k in legs)
+
+
+def _listed(chain: ChainSource, underlying: str, expiry: dt.date | None) -> Sequence[OptionQuote]:
+    """The chain for ``expiry``; when nothing expires then, the whole chain, so the
+    error that follows can say which expiries are listed."""
+    listed: Sequence[OptionQuote] = chain(underlying, expiry)
+    if expiry is not None and not any(q.option.expiry == expiry for q in listed):
+        listed = chain(underlying, None)
+    return listed
