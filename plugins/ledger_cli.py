@@ -405,8 +405,8 @@ def print_open_lots(method: str, rows: list[TaxLotRow]) -> None:
                     r.side,
                     fmt(r.quantity),
                     r.acquired.isoformat(),
-                    fmt(r.basis),
-                    fmt(r.wash_adjustment),
+                    money_text(r.basis),
+                    money_text(r.wash_adjustment),
                 )
                 for r in rows
             ],
@@ -466,10 +466,10 @@ def lots(
                         fmt(r.quantity),
                         r.acquired.isoformat(),
                         r.sold.isoformat(),
-                        fmt(r.proceeds),
-                        fmt(r.basis),
-                        fmt(r.adjustment),
-                        fmt(r.gain),
+                        money_text(r.proceeds),
+                        money_text(r.basis),
+                        money_text(r.adjustment),
+                        money_text(r.gain),
                         r.term,
                     )
                     for r in closed_rows
@@ -480,12 +480,12 @@ def lots(
 
 def _totals_json(totals: Totals) -> dict[str, str | None]:
     return {
-        "proceeds": fmt(totals.proceeds),
-        "basis": fmt(totals.basis),
-        "short_term": fmt(totals.short_term),
-        "long_term": fmt(totals.long_term),
-        "total": fmt(totals.total),
-        "wash_sale_disallowed": fmt(totals.disallowed),
+        "proceeds": money_text(totals.proceeds),
+        "basis": money_text(totals.basis),
+        "short_term": money_text(totals.short_term),
+        "long_term": money_text(totals.long_term),
+        "total": money_text(totals.total),
+        "wash_sale_disallowed": money_text(totals.disallowed),
     }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, console, print_json, table
-from tradepipe.money import ZERO, fmt
+from tradepipe.money import ZERO, fmt, money_text
 from tradepipe.plugins.ledger_cli import (
     _rebuilt,
     account_options,
@@ -72,7 +72,8 @@ def form_8949_rows(closed: Sequence[LotRealizationRow], year: int) -> list[dict[
 
 
 def _m(value: Decimal) -> str:
-    return fmt(value) or "0"
+    """Money on the form: in cents, always two places (see Money and rounding)."""
+    return money_text(value) or "0.00"
 
 
 def term_totals(rows: Sequence[dict[str, str]]) -> dict[str, dict[str, str]]:
@@ -160,10 +161,10 @@ def lots(
                         description(r),
                         r.acquired.isoformat(),
                         r.sold.isoformat(),
-                        fmt(r.proceeds),
-                        fmt(r.basis),
-                        fmt(r.adjustment) if r.adjustment else "",
-                        fmt(r.gain),
+                        _m(r.proceeds),
+                        _m(r.basis),
+                        _m(r.adjustment) if r.adjustment else "",
+                        _m(r.gain),
                         r.term,
                     )
                     for r in closed_rows

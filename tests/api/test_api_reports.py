@@ -142,7 +142,7 @@ def test_tax_lots_and_report(client: TestClient, workdir: Path) -> None:
     report = client.get("/tax/report", params={"year": 2025, "method": "hifo"}).json()
     assert report["year"] == 2025 and report["method"] == "hifo"
     assert [r["description"] for r in report["rows"]] == ["4 sh. AAPL"]
-    assert report["totals"]["short"]["gain_or_loss"] == "40"
+    assert report["totals"]["short"]["gain_or_loss"] == "40.00"
     assert client.get("/tax/report", params={"year": 2024}).json()["rows"] == []
 
 

@@ -120,12 +120,12 @@ def test_lots_and_tax_report_commands(
     assert [r["lot_id"] for r in opened["open"]] == ["m1"]
     report = json.loads(tp("ledger", "tax-report", "--year", "2026", "--json"))
     assert report["totals"] == {
-        "proceeds": "2399",
-        "basis": "2200.4",
-        "short_term": "-70",
-        "long_term": "398.6",
-        "total": "328.6",
-        "wash_sale_disallowed": "130",
+        "proceeds": "2399.00",
+        "basis": "2200.40",
+        "short_term": "-70.00",
+        "long_term": "398.60",
+        "total": "328.60",
+        "wash_sale_disallowed": "130.00",
     }
     assert set(report["symbols"]) == {"AAPL", "MSFT"}
     assert "328.6" in tp("ledger", "tax-report", "--year", "2026")
@@ -171,7 +171,7 @@ def test_replays_never_pool_with_each_other_or_with_an_account(
 
     latest = report()  # the latest run's account: the second replay, alone
     assert latest["account"] == "replay:replay-2" and latest["account_label"] == "simulated"
-    assert [r["gain_or_loss"] for r in latest["rows"]] == ["-100"]
+    assert [r["gain_or_loss"] for r in latest["rows"]] == ["-100.00"]
     assert [r["adjustment_code"] for r in latest["rows"]] == [""]  # no wash against replay-1
     assert report("--run", "replay-1")["rows"] == latest["rows"]
     account = report("--account", "paper-account.json")
