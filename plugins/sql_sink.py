@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -477,6 +477,13 @@ class SqlSink(Sink):
         from tradepipe.plugins.ledger import Ledger
 
         return Ledger(self.engine(), self.where).unsettled(namespace, exclude_run=self._run_id)
+
+    def held_orders(self, client_ids: Collection[str]) -> list[Unsettled]:
+        from tradepipe.plugins.ledger import Ledger
+
+        if not client_ids:
+            return []
+        return Ledger(self.engine(), self.where).unsettled_of(client_ids, exclude_run=self._run_id)
 
     def record_reconciled(
         self, run_id: str, events: Sequence[OrderEvent], fills: Sequence[Fill]
