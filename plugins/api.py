@@ -44,7 +44,7 @@ from tradepipe.cli.broker import (
 from tradepipe.cli.order import check_bracket
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.decisions import Decision, RejectedDecision
-from tradepipe.direct import Direct
+from tradepipe.direct import Direct, Outcome
 from tradepipe.host import PluginHost
 from tradepipe.instruments import Option
 from tradepipe.option_orders import option_fields, place_strategy, strategy_document
@@ -295,8 +295,8 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         sold as ``side``). ``strategy`` instead names one as a decision
         document does: the broker's option chain chooses its legs and prices
         it, so the broker is asked even with ``dry_run``. A strategy the chain
-        cannot build is answered 422 (and, unless dry, recorded as rejected);
-        so is, before anything is asked, one it cannot be sent as (a stop order).
+        cannot build is answered 422 and leaves the ledger as it was; so is,
+        before anything is asked, one it cannot be sent as (a stop order).
         """
         clock = SystemClock()
         dry = order.dry_run or order.what_if
@@ -337,14 +337,27 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
                 )
             except ValueError as exc:
                 raise HTTPException(422, f"options order rejected: {exc}") from None
-        with service.run(settings, source=SOURCE, dry_run=dry, clock=clock) as run:
-            ledger = None if dry else run.pipeline.run.run_id
-            if not isinstance(pending, Decision):
-                outcome = place_strategy(run, pending, what_if=order.what_if, wait=order.wait)
-            elif order.what_if:
-                outcome = run.preview(pending)
-            else:
-                outcome = run.execute(pending, wait=order.wait)
+        outcome: Outcome | RejectedDecision
+        if not isinstance(pending, Decision):
+
+            def open_run(dry: bool, at: Clock) -> AbstractContextManager[Direct]:
+                return service.run(settings, source=SOURCE, dry_run=dry, clock=at)
+
+            outcome, ledger = place_strategy(
+                open_run,
+                pending,
+                source=SOURCE,
+                dry_run=order.dry_run,
+                what_if=order.what_if,
+                wait=order.wait,
+            )
+        else:
+            with service.run(settings, source=SOURCE, dry_run=dry, clock=clock) as run:
+                ledger = None if dry else run.pipeline.run.run_id
+                if order.what_if:
+                    outcome = run.preview(pending)
+                else:
+                    outcome = run.execute(pending, wait=order.wait)
         if isinstance(outcome, RejectedDecision):
             raise HTTPException(422, f"options order rejected: {outcome.error}")
         return masked(service.outcome(outcome, ledger))
@@ -363,8 +376,8 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
     ) -> dict[str, Any]:
         """A decision document (``tradepipe execute``) → the verdicts and the order.
 
-        A document that is not a valid decision is answered 422 (and, unless
-        dry, recorded as rejected in the ledger); nothing is sent.
+        A document that is not a valid decision is answered 422; nothing is
+        sent and nothing is written to the ledger.
         """
         text = json.dumps(document)
         run_settings = settings.model_copy(
