@@ -74,7 +74,8 @@ def reports_router(service: Service) -> APIRouter:
         symbol: TickerParam = None,
     ) -> dict[str, Any]:
         """Open and closed (realized) lots rebuilt from every fill (``tradepipe tax lots``)."""
-        with service.ledger() as led:
+        # The rebuild rewrites the derived tables another call may be reading.
+        with service.files, service.ledger() as led:
             open_rows, closed_rows = rebuilt_lots(led.engine, method, led.where)
         if symbol:
             open_rows = [r for r in open_rows if r.symbol == symbol.upper()]
@@ -87,7 +88,7 @@ def reports_router(service: Service) -> APIRouter:
         method: MethodParam = Method.FIFO,
     ) -> dict[str, Any]:
         """A year's sales as Form 8949 rows and the totals by term (``tradepipe tax report``)."""
-        with service.ledger() as led:
+        with service.files, service.ledger() as led:
             closed = rebuilt_lots(led.engine, method, led.where)[1]
         rows = form_8949_rows(closed, year)
         return masked(

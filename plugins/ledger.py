@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Row, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 from tradepipe import PersistenceError
@@ -403,7 +403,7 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("positions") from exc
 
-    def equity_curve(self, limit: int | None = None) -> list[AccountRow]:
+    def equity_curve(self, limit: int | None = None) -> list[Row[Any]]:
         """The account's equity over time: snapshots of the latest snapshot's account.
 
         Replays snapshot each day's close, and every run, order and reconcile
@@ -412,10 +412,13 @@ class Ledger:
         an in-memory paper account, which all start again from the same cash
         over the same dates, would otherwise interleave into a zigzag; the
         latest such replay stands for them. Oldest first; ``limit`` keeps the
-        most recent points.
+        most recent points. Each point is a row of ``account_snapshots`` (the
+        columns of :class:`AccountRow` as attributes): plain rows, not mapped
+        objects, read several times faster, as the dashboard polls it.
         """
         newest = (col(AccountRow.ts).desc(), col(AccountRow.id).desc())
-        points: list[AccountRow] = []
+        table = AccountRow.__table__  # type: ignore[attr-defined]
+        points: list[Row[Any]] = []
         try:
             with self._session() as s:
                 latest = s.scalars(select(AccountRow).order_by(*newest).limit(1)).first()
@@ -442,13 +445,13 @@ class Ledger:
                     if oldest is not None and last > oldest:
                         continue
                     query = (
-                        select(AccountRow)
+                        select(table)
                         .where(account & (col(AccountRow.run_id) == run_id))
                         .order_by(*newest)
                     )
                     if limit:
                         query = query.limit(limit - len(points))
-                    points.extend(s.scalars(query))
+                    points.extend(s.execute(query))
                     oldest = first
                     if limit and len(points) >= limit:
                         break
