@@ -6,6 +6,12 @@ sent to the broker, its status changes and fills recorded. It does so inside a
 short run of its own, so a manual order has a row in the ledger's runs table
 and is as auditable as an automatic one. With ``dry_run`` nothing is sent and
 nothing is written to the ledger: the verdicts are computed and reported.
+
+A decision document is read in full before that run opens
+(:func:`execute_document`): one that is no decision is refused with its
+reason and leaves the ledger as it was. Orders working at the broker that an
+earlier run already recorded are not recorded again by each short run (see
+:meth:`~tradepipe.executor.Executor.start`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -26,6 +32,7 @@ from tradepipe.errors import BrokerCapabilityError, BrokerError
 from tradepipe.executor import Executor
 from tradepipe.host import PluginHost
 from tradepipe.instruments import Stock
+from tradepipe.logs import FILE_ONLY
 from tradepipe.option_chain import ChainCache
 from tradepipe.orders import Fill, Order, OrderEvent, OrderStatus
 from tradepipe.pipeline import Pipeline, build_pipeline, open_run
@@ -35,6 +42,9 @@ from tradepipe.sink import Sink
 
 log = logging.getLogger(__name__)
 _WAITING = frozenset({OrderStatus.SUBMITTED, OrderStatus.UNKNOWN, OrderStatus.ACCEPTED})
+_NOT_SENT = frozenset({OrderStatus.INITIALIZED, OrderStatus.DENIED})
+#: Opens a one-off run: ``open_run(dry, clock)`` (:func:`direct_run` over the caller's settings).
+RunOpener = Callable[[bool, Clock], AbstractContextManager["Direct"]]
 
 
 @dataclass
@@ -139,7 +149,8 @@ class Direct:
             # from the chain the legs were chosen from, or from the limit price.
             self._mark(decision.symbol)
         order = executor.handle(self.source, decision)
-        sent = order is not None and order.status is not OrderStatus.INITIALIZED
+        # Initialized: a dry run judged it; denied: the filters (or the rules) refused it.
+        sent = order is not None and order.status not in _NOT_SENT
         if sent and order is not None:
             executor.flush()
             if order.status is OrderStatus.UNKNOWN:
@@ -219,19 +230,50 @@ class Direct:
             outcome.preview = preview(order.intent)
         return outcome
 
-    def act(
-        self, item: Decision | RejectedDecision, *, what_if: bool = False, wait: float = 0.0
-    ) -> Outcome | RejectedDecision:
-        """Execute a decision (or, ``what_if``, preview it); record a rejected one.
-
-        A rejection is recorded in the ledger unless the run is dry, and
-        returned, for the caller to report: nothing is sent.
-        """
-        if isinstance(item, RejectedDecision):
-            if not self.executor.dry_run:
-                self.executor.record.rejected(self.source, item.raw, item.error, told=True)
-            return item
+    def act(self, item: Decision, *, what_if: bool = False, wait: float = 0.0) -> Outcome:
+        """Execute a decision, or with ``what_if`` preview it."""
         return self.preview(item) if what_if else self.execute(item, wait=wait)
+
+
+def execute_document(
+    raw: Any,
+    open_run: RunOpener,
+    *,
+    source: str,
+    dry_run: bool = False,
+    what_if: bool = False,
+    wait: float = 0.0,
+) -> tuple[Outcome | RejectedDecision, str | None]:
+    """A parsed decision document, read in full, then (if it is a decision) executed.
+
+    The document is read before a run that writes is opened: one that is no
+    decision is returned with why, and the ledger is left as it was (no run,
+    no record). An options strategy's legs come from the broker's option chain,
+    so it is read in a dry run first (which connects the broker and writes
+    nothing); the chain's price goes with the decision into the run that
+    executes it. Returns the outcome and the ledger run's id (``None`` when dry
+    or refused).
+    """
+    dry = dry_run or what_if
+    clock = SystemClock()
+    price: Decimal | None = None
+    if not (isinstance(raw, dict) and raw.get("options") is not None):
+        item = read_decision(raw, source)
+    else:
+        with open_run(True, clock) as probe:
+            item = probe.read(raw, today=clock.now().date())
+            if dry and isinstance(item, Decision):
+                return probe.act(item, what_if=what_if, wait=wait), None
+            price = (
+                probe.executor.ctx.last_price(item.symbol) if isinstance(item, Decision) else None
+            )
+    if isinstance(item, RejectedDecision):
+        log.warning("decision from %s rejected: %s", source, item.error, extra=FILE_ONLY)
+        return item, None
+    with open_run(dry, clock) as run:
+        if price is not None:
+            run.executor.ctx.set_price(item.symbol, float(price))
+        return run.act(item, what_if=what_if, wait=wait), None if dry else run.pipeline.run.run_id
 
 
 @contextmanager

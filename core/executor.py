@@ -62,7 +62,7 @@ from tradepipe.orders import (
     client_order_id,
 )
 from tradepipe.portfolio import Book
-from tradepipe.reconcile import settle
+from tradepipe.reconcile import Settlement, settle
 from tradepipe.recorder import Recorder
 from tradepipe.risk import Outcome
 from tradepipe.strategy import Strategy
@@ -70,7 +70,7 @@ from tradepipe.strategy import Strategy
 if TYPE_CHECKING:
     from tradepipe.adapter import Broker
     from tradepipe.pipeline import Pipeline
-    from tradepipe.sink import Sink
+    from tradepipe.sink import Sink, Unsettled
 
 log = logging.getLogger("tradepipe.events")
 _S = OrderStatus
@@ -157,8 +157,11 @@ class Executor:
         Positions and cash are the broker's. Orders working at the broker are
         adopted, so they count in exposure and their fills are applied; a
         broker that cannot list them stops the start (never read as "none").
-        Client order ids earlier runs of this session already used are
-        refused, so a restarted run never sends a decision twice.
+        One the ledger already holds (any run, any session) is recorded once:
+        it is settled like an earlier run's order, and what becomes of it is
+        written to the run that holds it. Client order ids earlier runs of
+        this session already used are refused, so a restarted run never sends
+        a decision twice.
         """
         broker = self.p.broker
         account = broker.account()
@@ -169,12 +172,19 @@ class Executor:
         namespace = self.p.run.namespace
         reports = broker.open_orders()
         working = {r.client_order_id: r for r in reports if r.client_order_id}
+        held: dict[str, Settlement] = {}
         for sink in self.p.sinks:
             self._client_ids.update(sink.sent_client_ids(namespace))
             earlier = sink.unsettled_orders(namespace)
+            known = {u.intent.client_order_id for u in earlier}
+            earlier += [
+                u for u in sink.held_orders(working) if u.intent.client_order_id not in known
+            ]
             now = self.p.clock.now()
             for result in settle(broker, earlier, working, now):
                 u = result.unsettled
+                if u.intent.client_order_id in working:
+                    held.setdefault(u.intent.client_order_id, result)
                 sink.record_reconciled(u.run_id, result.events, result.fills)
                 if result.events or result.fills or result.note:
                     final = result.events[-1].status.value if result.events else u.status.value
@@ -189,15 +199,19 @@ class Executor:
                         f"{len(result.fills)} fill(s) recovered",
                         now,
                     )
-        self._adopt(reports)
+        self._adopt(reports, held)
 
-    def _adopt(self, reports: Sequence[OrderReport]) -> None:
+    def _adopt(self, reports: Sequence[OrderReport], held: dict[str, Settlement]) -> None:
         now = self.p.clock.now()
         for report in reports:
             if not report.status.is_working:
                 continue
             cid = report.client_order_id or f"broker-{report.broker_order_id}"
             if cid in self.working:
+                continue
+            found = held.get(cid)
+            if found is not None and found.order is not None and not found.order.status.is_terminal:
+                self._follow(found.unsettled, found.order, found.fills)
                 continue
             try:
                 intent = OrderIntent(
@@ -235,6 +249,15 @@ class Executor:
                 intent.quantity,
                 intent.symbol,
             )
+
+    def _follow(self, held: Unsettled, order: Order, fills: Sequence[Fill]) -> None:
+        """Follow an order an earlier run holds, without recording it again."""
+        cid = order.client_order_id
+        self._client_ids.add(cid)
+        self._seen_executions.update(held.executions, (f.execution_id for f in fills))
+        self.record.belongs_to(cid, held.run_id)
+        self.working[cid] = order
+        log.info("following order %s of run %s, working at the broker", cid, held.run_id)
 
     def run(
         self,

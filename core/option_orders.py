@@ -4,8 +4,9 @@ What ``tradepipe order options`` and the REST API's ``POST /orders/options``
 both run. Legs make the decision's fields at once (:func:`option_fields`). A
 named strategy is a decision document (:func:`strategy_document`, checked as
 far as it can be without the broker) whose legs the broker's option chain
-chooses inside the run (:func:`place_strategy`), as ``tradepipe execute``
-chooses a document's.
+chooses (:func:`place_strategy`), as ``tradepipe execute`` chooses a
+document's: read before a run that writes is opened, so a strategy the chain
+cannot build leaves nothing in the ledger.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tradepipe.decision_schema import (
     read_document,
 )
 from tradepipe.decisions import RejectedDecision
-from tradepipe.direct import Direct, Outcome
+from tradepipe.direct import Outcome, RunOpener, execute_document
 from tradepipe.instruments import Combo, Leg, Option
 from tradepipe.order_rules import OrderRules, expiry_problem
 
@@ -117,14 +118,23 @@ def _expiries(spec: OptionStrategySpec) -> list[tuple[str, dt.date]]:
 
 
 def place_strategy(
-    run: Direct, document: Mapping[str, Any], *, what_if: bool = False, wait: float = 0.0
-) -> Outcome | RejectedDecision:
-    """A :func:`strategy_document` through ``run``: legs from its broker's chain, then the pipeline.
+    open_run: RunOpener,
+    document: Mapping[str, Any],
+    *,
+    source: str,
+    dry_run: bool = False,
+    what_if: bool = False,
+    wait: float = 0.0,
+) -> tuple[Outcome | RejectedDecision, str | None]:
+    """A :func:`strategy_document`: legs from the broker's chain, then the pipeline.
 
-    The legs are chosen and priced (see :meth:`~tradepipe.direct.Direct.read`);
-    the decision is then sized, judged by every risk filter and, unless the run
-    is dry, sent (:meth:`~tradepipe.direct.Direct.execute`), or with
-    ``what_if`` previewed. A strategy the chain cannot build is sent nowhere:
-    it is returned, recorded in the ledger as rejected unless the run is dry.
+    The legs are chosen and priced (see :meth:`~tradepipe.direct.Direct.read`)
+    in a run that writes nothing; the decision is then sized, judged by every
+    risk filter and, unless dry, sent in a run of its own, or with ``what_if``
+    previewed (see :func:`~tradepipe.direct.execute_document`). A strategy the
+    chain cannot build is returned and sent nowhere; the ledger is left as it
+    was. Returns the ledger run's id too (``None`` when dry or refused).
     """
-    return run.act(run.read(dict(document)), what_if=what_if, wait=wait)
+    return execute_document(
+        dict(document), open_run, source=source, dry_run=dry_run, what_if=what_if, wait=wait
+    )

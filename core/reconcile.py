@@ -37,6 +37,8 @@ class Settlement:
     events: list[OrderEvent] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
     note: str = ""
+    #: The order as it stands after what was learnt (``None`` until settled).
+    order: Order | None = None
 
 
 def settle(
@@ -80,7 +82,7 @@ def settle(
             broker_order_id=u.broker_order_id,
             updated_at=u.intent.created_at,
         )
-        result = Settlement(u)
+        result = Settlement(u, order=order)
         for fill in sorted(executions.get(cid, []), key=lambda f: f.ts):
             if fill.execution_id in u.executions:
                 continue

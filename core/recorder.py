@@ -39,6 +39,12 @@ class Recorder:
         self._obs_order = host.observers("tradepipe_order_event")
         self._obs_fill = host.observers("tradepipe_order_filled")
         self._log = log.isEnabledFor(logging.INFO)
+        #: Orders this run follows that an earlier run holds: client order id -> that run.
+        self._elsewhere: dict[str, str] = {}
+
+    def belongs_to(self, client_order_id: str, run_id: str) -> None:
+        """Record what becomes of ``client_order_id`` in ``run_id``, the run that holds it."""
+        self._elsewhere[client_order_id] = run_id
 
     def decision(self, decision: Decision) -> None:
         for record in self._sink_decision:
@@ -113,8 +119,13 @@ class Recorder:
             record(order)
 
     def order_event(self, order: Order, event: OrderEvent) -> None:
-        for record in self._sink_event:
-            record(event)
+        held = self._elsewhere.get(event.client_order_id) if self._elsewhere else None
+        if held is None:
+            for record in self._sink_event:
+                record(event)
+        else:
+            for sink in self._sinks:
+                sink.record_reconciled(held, [event], [])
         if self._obs_order is not None:
             self._obs_order(order=order, event=event)
         if self._log:
@@ -131,8 +142,13 @@ class Recorder:
             )
 
     def fill(self, fill: Fill) -> None:
-        for record in self._sink_fill:
-            record(fill)
+        held = self._elsewhere.get(fill.client_order_id) if self._elsewhere else None
+        if held is None:
+            for record in self._sink_fill:
+                record(fill)
+        else:
+            for sink in self._sinks:
+                sink.record_reconciled(held, [], [fill])
         if self._obs_fill is not None:
             self._obs_fill(fill=fill)
         if self._log:

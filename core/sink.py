@@ -9,7 +9,7 @@ requires durable intents.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -142,6 +142,18 @@ class Sink(Component):
 
         At start-up the executor asks the broker what became of them and hands
         what it learns back through :meth:`record_reconciled`.
+        """
+        return []
+
+    def held_orders(self, client_ids: Collection[str]) -> list[Unsettled]:
+        """Of ``client_ids`` (orders working at the broker), those this sink already
+        holds without a final status, in any run of any namespace; one each.
+
+        A run adopts an order working at the broker into its own records only
+        when no sink holds it yet: what becomes of one held elsewhere is written
+        to the run that holds it (:meth:`record_reconciled`), so an order is
+        recorded once however many runs see it working. A sink that keeps no
+        orders answers with an empty list.
         """
         return []
 

@@ -10,8 +10,10 @@ ledger through :class:`~tradepipe.plugins.ledger.Ledger`.
 
 Every route but ``/health`` (and the schema and docs) needs ``Authorization:
 Bearer <token>``, checked in constant time before the request is read. Calls
-are serialised, and may share one kept broker connection, by
-:class:`~tradepipe.plugins.api_service.Service`. Account numbers are masked in
+run concurrently; :class:`~tradepipe.plugins.api_service.Service` serialises
+only the use of the broker (and of the one connection it may keep), orders of
+the account, and state-file changes. ``/health`` runs on the event loop: it
+needs no thread and waits on no lock. Account numbers are masked in
 every answer. The request and answer models are in
 :mod:`~tradepipe.plugins.api_models`, the reports (equity, tax, snapshots) in
 :mod:`~tradepipe.plugins.api_reports`, the offline docs page in
@@ -28,6 +30,7 @@ from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Security
 from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -44,7 +47,7 @@ from tradepipe.cli.broker import (
 from tradepipe.cli.order import check_bracket
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.decisions import Decision, RejectedDecision
-from tradepipe.direct import Direct
+from tradepipe.direct import Direct, Outcome
 from tradepipe.host import PluginHost
 from tradepipe.instruments import Option
 from tradepipe.option_orders import option_fields, place_strategy, strategy_document
@@ -94,6 +97,8 @@ OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs", *dashboard.OPEN})
 #: Reachable without a token below these: the docs page's script, styles and icon.
 OPEN_PREFIXES = (f"{ASSETS}/",)
 SOURCE = "api"
+#: Threads for calls (at least): each call but ``/health`` runs on one.
+THREADS = 200
 #: How an order is to be executed, beside what it trades (``tradepipe order``'s options).
 ORDER_TERMS = frozenset(
     {"order_type", "limit_price", "stop_price", "tif", "outside_rth", "rationale"}
@@ -170,9 +175,13 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Calls waiting for the broker or an order each hold a thread: enough
+        # threads that those never leave a ledger read waiting for one.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, THREADS)
         yield
         # A kept broker connection (and an IBKR keep-alive thread) ends with the server.
-        await run_in_threadpool(service.release)
+        await run_in_threadpool(service.close)
 
     app = FastAPI(
         title="tradepipe",
@@ -192,8 +201,8 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
     api = APIRouter(dependencies=[Security(_documented)])
 
     @app.get("/health", tags=["service"], response_model=Health)
-    def health() -> dict[str, str]:
-        """Liveness; needs no token and says nothing about the account."""
+    async def health() -> dict[str, str]:
+        """Liveness; needs no token, says nothing about the account, and waits on nothing."""
         return {"status": "ok"}
 
     @api.get("/broker/status", tags=["broker"], response_model=BrokerState, responses=BROKER_ERRORS)
@@ -295,8 +304,8 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         sold as ``side``). ``strategy`` instead names one as a decision
         document does: the broker's option chain chooses its legs and prices
         it, so the broker is asked even with ``dry_run``. A strategy the chain
-        cannot build is answered 422 (and, unless dry, recorded as rejected);
-        so is, before anything is asked, one it cannot be sent as (a stop order).
+        cannot build is answered 422 and leaves the ledger as it was; so is,
+        before anything is asked, one it cannot be sent as (a stop order).
         """
         clock = SystemClock()
         dry = order.dry_run or order.what_if
@@ -337,14 +346,27 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
                 )
             except ValueError as exc:
                 raise HTTPException(422, f"options order rejected: {exc}") from None
-        with service.run(settings, source=SOURCE, dry_run=dry, clock=clock) as run:
-            ledger = None if dry else run.pipeline.run.run_id
-            if not isinstance(pending, Decision):
-                outcome = place_strategy(run, pending, what_if=order.what_if, wait=order.wait)
-            elif order.what_if:
-                outcome = run.preview(pending)
-            else:
-                outcome = run.execute(pending, wait=order.wait)
+        outcome: Outcome | RejectedDecision
+        if not isinstance(pending, Decision):
+
+            def open_run(dry: bool, at: Clock) -> AbstractContextManager[Direct]:
+                return service.run(settings, source=SOURCE, dry_run=dry, clock=at)
+
+            outcome, ledger = place_strategy(
+                open_run,
+                pending,
+                source=SOURCE,
+                dry_run=order.dry_run,
+                what_if=order.what_if,
+                wait=order.wait,
+            )
+        else:
+            with service.run(settings, source=SOURCE, dry_run=dry, clock=clock) as run:
+                ledger = None if dry else run.pipeline.run.run_id
+                if order.what_if:
+                    outcome = run.preview(pending)
+                else:
+                    outcome = run.execute(pending, wait=order.wait)
         if isinstance(outcome, RejectedDecision):
             raise HTTPException(422, f"options order rejected: {outcome.error}")
         return masked(service.outcome(outcome, ledger))
@@ -363,8 +385,8 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
     ) -> dict[str, Any]:
         """A decision document (``tradepipe execute``) → the verdicts and the order.
 
-        A document that is not a valid decision is answered 422 (and, unless
-        dry, recorded as rejected in the ledger); nothing is sent.
+        A document that is not a valid decision is answered 422; nothing is
+        sent and nothing is written to the ledger.
         """
         text = json.dumps(document)
         run_settings = settings.model_copy(
@@ -407,7 +429,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         asked again until then. A confirmed end is written into the order's
         history in the ledger (``ledger_run`` names the reconciliation run).
         """
-        with service.broker() as (adapter, _state):
+        with service.order_lock, service.broker() as (adapter, _state):
             update = adapter.cancel(client_order_id)
             final, known = update.status, True
             if not final.is_terminal and wait > 0:
@@ -473,8 +495,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
 
         Every pipeline honours the manual halt: its ``halt`` filter always runs.
         """
-        with service.lock:
-            return masked(halts_now(settings, datetime.now(NEW_YORK)))
+        return masked(halts_now(settings, datetime.now(NEW_YORK)))
 
     @api.get("/status", tags=["service"], response_model=LiveStatus, responses=problems(400))
     def live_status() -> dict[str, Any]:
@@ -483,15 +504,13 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         Read from the status file the run rewrites (``[run] status_file``); an
         answer, not an error, when no run is up.
         """
-        with service.lock:
-            found = read_status(status_path(settings))
-        return masked(found)
+        return masked(read_status(status_path(settings)))
 
     @api.post("/halt", tags=["risk"], response_model=Halted, responses=problems(400))
     def halt(request: HaltRequest | None = None) -> dict[str, Any]:
         """Halt trading until ``/resume`` (``tradepipe halt``)."""
         reason = (request.reason if request else "") or "halted by hand"
-        with service.lock:
+        with service.files:
             path = service.halt_file()
             state = load_state(path)
             state["manual"] = {
@@ -504,7 +523,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
     @api.post("/resume", tags=["risk"], response_model=Resumed, responses=problems(400))
     def resume() -> dict[str, Any]:
         """Lift the manual halt (``tradepipe resume``)."""
-        with service.lock:
+        with service.files:
             path = service.halt_file()
             state = load_state(path)
             was = bool(state.pop("manual", None))

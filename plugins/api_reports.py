@@ -86,7 +86,8 @@ def reports_router(service: Service) -> APIRouter:
     ) -> dict[str, Any]:
         """One account's open and closed (realized) lots, rebuilt from its fills
         (``tradepipe tax lots``)."""
-        with service.ledger() as led:
+        # The rebuild rewrites the derived tables another call may be reading.
+        with service.files, service.ledger() as led:
             key = led.account(account, run)
             open_rows, closed_rows = (
                 rebuilt_lots(led.engine, method, led.where, key) if key else ([], [])
@@ -107,7 +108,8 @@ def reports_router(service: Service) -> APIRouter:
     ) -> dict[str, Any]:
         """One account's sales in a year as Form 8949 rows and the totals by term
         (``tradepipe tax report``)."""
-        with service.ledger() as led:
+        # The rebuild rewrites the derived tables another call may be reading.
+        with service.files, service.ledger() as led:
             key = led.account(account, run)
             closed = rebuilt_lots(led.engine, method, led.where, key)[1] if key else []
         rows = form_8949_rows(closed, year)

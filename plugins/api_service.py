@@ -1,13 +1,27 @@
-"""What every REST API call shares: settings, plugins, one lock, a held broker connection.
+"""What every REST API call shares: settings, plugins, the locks, a held broker connection.
 
-:class:`Service` serialises the calls (one broker connection, ledger or state
-file change at a time) and owns the broker connection ``POST /broker/connect``
-asks it to hold. While one is held, reads use it; otherwise each read connects
-and disconnects, as the CLI does. An order or decision runs in a short run of
-its own (:func:`~tradepipe.direct.direct_run`), which connects its own broker:
-the held connection is released for that run and made again after it, because
-two connections of one process may not coexist (the paper account's file takes
-one writer; an OAuth login's new session token can invalidate the older one).
+Calls run concurrently, each on a thread of its own; :class:`Service` keeps
+them apart only where they would otherwise collide:
+
+* **the broker** (:attr:`Service.broker_lock`): one call at a time uses a
+  broker connection. It owns the connection ``POST /broker/connect`` asks it
+  to hold; while one is held, reads use it, otherwise each read connects and
+  disconnects, as the CLI does. Two connections of one process may not
+  coexist (the paper account's file takes one writer; an OAuth login's new
+  session token can invalidate the older one), and an adapter is not made
+  for concurrent use.
+* **orders** (:attr:`Service.order_lock`): orders, decisions and cancels of
+  the account are serialised. Each runs in a short run of its own
+  (:func:`~tradepipe.direct.direct_run`), which connects its own broker, so it
+  holds the broker lock too for as long as it runs: the held connection is
+  released for that run and made again after it.
+* **state files** (:attr:`Service.files`): the halt file's read-modify-write,
+  and the rebuild of the ledger's derived tax-lot tables and its read.
+
+Ledger reads take no lock: they share one engine, each on a session (a
+pooled connection) of its own, and the ledger (SQLite in WAL mode, or
+PostgreSQL) lets them read while a run writes. Reading the halt and status
+files takes none either: they are replaced whole, never seen half-written.
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from fastapi import HTTPException
+from sqlalchemy import Engine
 from tradepipe.adapter import Broker, BrokerStatus
 from tradepipe.cli.broker import broker_problem
 from tradepipe.cli.context import AppContext
@@ -28,7 +43,7 @@ from tradepipe.direct import Direct, Outcome, direct_run
 from tradepipe.host import PluginHost
 from tradepipe.logs import mask_account, redact_accounts
 from tradepipe.pipeline import connect_broker, make_component
-from tradepipe.plugins.ledger import Ledger, open_ledger
+from tradepipe.plugins.ledger import Ledger, ledger_sink
 from tradepipe.plugins.risk_halt import state_path
 from tradepipe.settings import AppSettings
 
@@ -55,14 +70,22 @@ def masked(value: T, key: str = "") -> T:
 
 
 class Service:
-    """The settings and plugins every call uses, the lock that serialises them, the held broker."""
+    """The settings and plugins calls use, the locks that keep them apart, the held broker."""
 
     def __init__(self, settings: AppSettings, host: PluginHost) -> None:
         self.settings = settings
         self.host = host
-        self.lock = threading.RLock()
+        #: Held by an order, a decision or a cancel: one at a time for the account.
+        #: Taken before :attr:`broker_lock`, never after it.
+        self.order_lock = threading.RLock()
+        #: Held while a broker connection is used, made or released.
+        self.broker_lock = threading.RLock()
+        #: Held around a state file's read-modify-write and the tax lots' rebuild.
+        self.files = threading.Lock()
         #: The connection ``POST /broker/connect`` asked to keep; ``None`` when none is held.
         self.held: Broker | None = None
+        self._engine: tuple[Engine, str] | None = None
+        self._engine_lock = threading.Lock()
 
     # -- the broker ---------------------------------------------------------------
 
@@ -78,7 +101,7 @@ class Service:
 
         With ``ready`` a broker that is not connected and logged in raises.
         """
-        with self.lock:
+        with self.broker_lock:
             if self.held is not None:
                 adapter = self.held
                 status = adapter.status()
@@ -102,7 +125,7 @@ class Service:
         :raises ConfigError: a live account without ``[run] allow_live``.
         :raises BrokerError: the broker is not connected or not logged in; nothing is held.
         """
-        with self.lock:
+        with self.broker_lock:
             if self.held is not None:
                 return self.held, self.held.status()
             adapter, status = self._connect()
@@ -116,7 +139,7 @@ class Service:
 
     def release(self) -> bool:
         """Disconnect the held broker; whether one was held."""
-        with self.lock:
+        with self.broker_lock:
             adapter, self.held = self.held, None
             if adapter is None:
                 return False
@@ -131,8 +154,11 @@ class Service:
     def run(
         self, settings: AppSettings, *, source: str, dry_run: bool, clock: Clock
     ) -> Iterator[Direct]:
-        """:func:`~tradepipe.direct.direct_run` under the lock, any held connection set aside."""
-        with self.lock:
+        """:func:`~tradepipe.direct.direct_run` under the order and broker locks.
+
+        Any held connection is set aside for the run and made again after it.
+        """
+        with self.order_lock, self.broker_lock:
             was_held = self.release()
             try:
                 with direct_run(
@@ -148,12 +174,30 @@ class Service:
 
     # -- the ledger and the halt file ------------------------------------------------
 
+    def _ledger_engine(self) -> tuple[Engine, str] | None:
+        """The engine every ledger read shares (made once the ledger exists), and where it is."""
+        with self._engine_lock:
+            if self._engine is None:
+                sink = ledger_sink(self.settings, self.host)
+                if sink is None:
+                    return None
+                self._engine = sink.engine(), sink.where
+            return self._engine
+
     @contextmanager
     def _ledger(self, required: bool) -> Iterator[Ledger | None]:
-        with self.lock, open_ledger(self.settings, self.host) as ledger:
-            if ledger is None and required:
-                raise HTTPException(404, "there is no ledger yet")
-            yield ledger
+        found = self._ledger_engine()
+        if found is None and required:
+            raise HTTPException(404, "there is no ledger yet")
+        yield None if found is None else Ledger(*found)
+
+    def close(self) -> None:
+        """Release the held broker and the ledger's connections (the server stops)."""
+        self.release()
+        with self._engine_lock:
+            if self._engine is not None:
+                self._engine[0].dispose()
+                self._engine = None
 
     @contextmanager
     def ledger(self) -> Iterator[Ledger]:

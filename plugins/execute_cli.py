@@ -3,9 +3,10 @@
 The document (see :mod:`tradepipe.decision_schema`) is read from a file or
 standard input (``-``), then takes exactly the path a strategy's decision
 takes: sizing, every configured risk filter, the ledger, the configured
-broker. A document that is not a valid decision is recorded as rejected and
-nothing is sent. Its id decides its client order id within the session, so
-executing one decision twice is refused as a duplicate.
+broker. A document that is not a valid decision is refused with its reason
+(and in the log file); nothing is sent and nothing is written to the ledger.
+Its id decides its client order id within the session, so executing one
+decision twice is refused as a duplicate.
 
 A document with an options strategy is read once the broker is connected:
 its legs are chosen from the broker's option chain, and the chain's prices
@@ -14,8 +15,7 @@ give the filters the combo's price.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
+import logging
 from contextlib import AbstractContextManager
 from typing import IO, Any
 
@@ -23,10 +23,14 @@ import click
 from tradepipe import hookimpl
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.outcome import report, report_rejected
-from tradepipe.clock import Clock, SystemClock
-from tradepipe.decision_schema import loads, read_decision
-from tradepipe.decisions import Decision, RejectedDecision
-from tradepipe.direct import Direct, Outcome, direct_run
+from tradepipe.clock import Clock
+from tradepipe.decision_schema import loads
+from tradepipe.decisions import RejectedDecision
+from tradepipe.direct import Direct, Outcome, RunOpener, direct_run
+from tradepipe.direct import execute_document as run_document
+from tradepipe.logs import FILE_ONLY
+
+log = logging.getLogger(__name__)
 
 SOURCE = "execute"
 #: The session used when ``[run] session`` is empty: duplicates are still refused.
@@ -91,7 +95,7 @@ def execute(
 
 def execute_document(
     text: str,
-    open_run: Callable[[bool, Clock], AbstractContextManager[Direct]],
+    open_run: RunOpener,
     *,
     dry_run: bool = False,
     what_if: bool = False,
@@ -100,49 +104,17 @@ def execute_document(
     """A decision document's text through a one-off run: the outcome, or why it was refused.
 
     ``open_run(dry, clock)`` opens the run (:func:`~tradepipe.direct.direct_run`
-    over the caller's settings). A document that is not a valid decision is
-    recorded as rejected in that run's ledger unless dry; a dry run is not even
-    opened for one that is invalid on its face. An options strategy is read
-    once the broker can show its chain. Returns the ledger run's id too
-    (``None`` when dry).
-    """
-    dry = dry_run or what_if
-    item = None if has_options_strategy(text) else read_document(text)
-    if isinstance(item, RejectedDecision) and dry:
-        return item, None
-    clock = SystemClock()
-    with open_run(dry, clock) as run:
-        if item is None:
-            item = read_document(text, run, clock.now().date())
-        result = run.act(item, what_if=what_if, wait=wait)
-        return result, None if dry else run.pipeline.run.run_id
-
-
-def has_options_strategy(text: str) -> bool:
-    """Whether the document asks for an options strategy (so needs the broker's chain)."""
-    try:
-        raw = loads(text)
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(raw, dict) and raw.get("options") is not None
-
-
-def read_document(text: str, run: Direct | None = None, today: dt.date | None = None) -> Item:
-    """The decision in a document's text, or why it is none.
-
-    With ``run``, an options strategy's legs are chosen from its broker's chain
-    (see :meth:`~tradepipe.direct.Direct.read`).
+    over the caller's settings). The document is read in full first (see
+    :func:`~tradepipe.direct.execute_document`): one that is no decision writes
+    nothing. Returns the ledger run's id too (``None`` when dry or refused).
     """
     try:
         raw = loads(text)
     except (ValueError, RecursionError) as exc:
-        return RejectedDecision(text[:2000], f"not valid JSON: {exc}")
-    if run is None:
-        return read_decision(raw, SOURCE)
-    return run.read(raw, today=today)
-
-
-Item = Decision | RejectedDecision
+        rejected = RejectedDecision(text[:2000], f"not valid JSON: {exc}")
+        log.warning("decision from %s rejected: %s", SOURCE, rejected.error, extra=FILE_ONLY)
+        return rejected, None
+    return run_document(raw, open_run, source=SOURCE, dry_run=dry_run, what_if=what_if, wait=wait)
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -496,6 +496,13 @@ class SqlSink(Sink):
         # already, but a flush costs nothing next to an expiry).
         self.flush()
         return Ledger(self.engine(), self.where).opening(namespace, symbol, side.value)
+
+    def held_orders(self, client_ids: Collection[str]) -> list[Unsettled]:
+        from tradepipe.plugins.ledger import Ledger
+
+        if not client_ids:
+            return []
+        return Ledger(self.engine(), self.where).unsettled_of(client_ids, exclude_run=self._run_id)
 
     def record_reconciled(
         self, run_id: str, events: Sequence[OrderEvent], fills: Sequence[Fill]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from contextlib import AbstractContextManager
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -25,10 +26,10 @@ from pydantic import ValidationError
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.outcome import report, report_rejected
 from tradepipe.cli.output import Id, as_id, console, print_json, table
-from tradepipe.clock import SystemClock
+from tradepipe.clock import Clock, SystemClock
 from tradepipe.decision_schema import STRATEGY_LEGS, OptionStrategySpec
 from tradepipe.decisions import Decision, RejectedDecision
-from tradepipe.direct import direct_run
+from tradepipe.direct import Direct, Outcome, direct_run
 from tradepipe.errors import BrokerRejectedError, ConfigError
 from tradepipe.instruments import Option
 from tradepipe.logs import redact_accounts
@@ -397,16 +398,21 @@ def _place(
         problem = OrderRules.of(app.settings).check_decision(pending, clock.now())
         if problem:
             raise click.UsageError(_option_names(problem))
-    with direct_run(
-        app.settings, app.host, source="cli", dry_run=dry_run or what_if, clock=clock
-    ) as run:
-        if not isinstance(pending, Decision):
-            outcome = place_strategy(run, pending, what_if=what_if, wait=wait)
-        elif what_if:
-            outcome = run.preview(pending)
-        else:
-            outcome = run.execute(pending, wait=wait)
-        ledger = None if dry_run or what_if else run.pipeline.run.run_id
+    outcome: Outcome | RejectedDecision
+    if not isinstance(pending, Decision):
+
+        def open_run(dry: bool, at: Clock) -> AbstractContextManager[Direct]:
+            return direct_run(app.settings, app.host, source="cli", dry_run=dry, clock=at)
+
+        outcome, ledger = place_strategy(
+            open_run, pending, source="cli", dry_run=dry_run, what_if=what_if, wait=wait
+        )
+    else:
+        with direct_run(
+            app.settings, app.host, source="cli", dry_run=dry_run or what_if, clock=clock
+        ) as run:
+            outcome = run.preview(pending) if what_if else run.execute(pending, wait=wait)
+            ledger = None if dry_run or what_if else run.pipeline.run.run_id
     # Reported once the run is closed: exiting inside it would mark it failed.
     if isinstance(outcome, RejectedDecision):
         report_rejected(outcome, ledger, as_json, "options order")

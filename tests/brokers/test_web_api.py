@@ -123,7 +123,8 @@ def test_a_run_adopts_the_orders_working_at_ibkr(workdir: Path) -> None:
     result = tp("run-pipeline", "--json", "--no-progress")
     assert result.exit_code == 0, result.output
     log = "".join(p.read_text() for p in (workdir / "logs").glob("*.log"))
-    assert f"adopted order {cid} (buy 4 MSFT) working at the broker" in log
+    # The ledger holds it (tradepipe order recorded it): followed, not recorded again.
+    assert f"following order {cid} of run {placed['run_id']}, working at the broker" in log
 
 
 def test_a_revoked_token_is_derived_again(workdir: Path, gw: InProcessOAuthGateway) -> None:

@@ -132,16 +132,15 @@ def test_what_if_shows_the_preview_and_sends_nothing(workdir: Path) -> None:
     assert not (workdir / "ledger.db").exists()
 
 
-def test_a_strategy_the_chain_cannot_build_exits_1_and_is_recorded(workdir: Path) -> None:
+def test_a_strategy_the_chain_cannot_build_exits_1_and_writes_nothing(workdir: Path) -> None:
     args = ["--strategy", "long_call", "--expiry", "2030-01-04", "--strikes", "600"]
     result = options(*args, "--quantity", "1")
     assert result.exit_code == 1
     assert "options order rejected: options.expiry: no options expire on 2030-01-04" in (
         result.stderr
     )
-    assert "recorded in ledger run" in result.stderr
-    assert ledger("SELECT count(*) FROM rejected_decisions") == [(1,)]
-    assert ledger("SELECT count(*) FROM orders") == [(0,)]
+    assert "recorded" not in result.stderr
+    assert not (workdir / "ledger.db").exists()  # chosen in a dry run: no run, no record
     assert working() == []
 
 
@@ -156,7 +155,7 @@ def test_strikes_that_round_to_one_listed_strike_are_rejected_showing_them_plain
     out = json.loads(result.stdout)
     assert "round to the same listed strike (600, 600)" in out["rejected"]["error"]
     assert out["rejected"]["raw"]["options"]["strikes"] == ["600", "601"]
-    assert out["run_id"] and ledger("SELECT count(*) FROM rejected_decisions") == [(1,)]
+    assert out["run_id"] is None and not (workdir / "ledger.db").exists()
 
 
 def test_a_rejection_in_a_dry_run_is_not_recorded(workdir: Path) -> None:

@@ -90,14 +90,55 @@ def test_fills_and_a_cancel_while_down_are_recorded_in_the_run_that_sent_the_ord
     assert _history(db) == (history, fills)
 
 
-def test_an_order_still_working_is_left_open_and_adopted(ledger_url: str) -> None:
+def test_an_order_still_working_is_left_open_and_recorded_once(ledger_url: str) -> None:
     db = ledger_url
     _session(db)
+    [(first_run, statuses)] = _history(db)[0]
+    for _ in range(3):
+        _session(db)
+    # Later runs follow the working order; none records it again.
+    assert _history(db) == ([(first_run, statuses)], [])
+    assert statuses == ["submitted", "accepted"]
+
+
+def test_a_held_order_filled_while_a_later_run_follows_it_stays_in_its_run(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = ledger_url
     _session(db)
-    history, _ = _history(db)
-    assert history[0][1] == ["submitted", "accepted"]
-    # The second run adopted it as working at the broker.
-    assert history[1][1] == ["submitted", "accepted"]
+    [(first_run, _statuses)] = _history(db)[0]
+    [cid] = Remote.orders
+    # 4 of 10 fill while no run is up, 6 during the next run (at its first bar).
+    Remote.executions.append(_fill("e1", cid, 4, days=1))
+    late = _fill("e2", cid, 6, days=3)
+
+    def on_bar(self: Remote, bar: object) -> list[Fill]:
+        if late in Remote.executions:
+            return []
+        Remote.executions.append(late)
+        Remote.orders[cid]["status"] = OrderStatus.FILLED
+        return [late]
+
+    monkeypatch.setattr(Remote, "on_bar", on_bar)
+    _session(db)
+    history, fills = _history(db)
+    assert history == [
+        (first_run, ["submitted", "accepted", "partially_filled", "filled"])
+    ]  # the later run recorded no order of its own
+    assert fills == ["e1", "e2"]
+
+
+def _fill(execution: str, cid: str, quantity: int, *, days: int) -> Fill:
+    return Fill(
+        execution_id=execution,
+        client_order_id=cid,
+        decision_id="d-low",
+        symbol="AAPL",
+        side="buy",
+        quantity=Decimal(quantity),
+        price=Decimal(50),
+        ts=T0 + dt.timedelta(days=days),
+    )
 
 
 def test_a_broker_that_cannot_list_executions_stops_the_start(ledger_url: str) -> None:

@@ -120,11 +120,11 @@ def test_an_iron_condor_is_sold_for_a_credit(workdir: Path) -> None:
     assert len(risk["breakevens"]) == 2
 
 
-def test_a_choice_the_chain_cannot_make_is_recorded_as_rejected(workdir: Path) -> None:
+def test_a_choice_the_chain_cannot_make_is_refused_and_writes_nothing(workdir: Path) -> None:
     result = execute(decision({"strategy": "long_call", "expiry": "2030-01-04", "strikes": [600]}))
     assert result.exit_code == 1
     assert "options.expiry: no options expire on 2030-01-04" in result.stdout
     # The message lists the expiries that are listed, not "none".
     listed = result.stdout.split("listed: ", 1)[1]
     assert listed[:4].isdigit() and not listed.startswith("none")
-    assert len(ledger("SELECT * FROM rejected_decisions")) == 1
+    assert not (workdir / "ledger.db").exists()
