@@ -531,6 +531,6 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         return {"halted": False, "was_halted": was}
 
     api.include_router(reports_router(service))
-    dashboard.mount(app, api, service.ledger_if_any, masked)
+    dashboard.mount(app, api, service.ledger_if_any, masked, service.fresh)
     app.include_router(api)
     return app

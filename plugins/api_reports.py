@@ -46,29 +46,34 @@ def reports_router(service: Service) -> APIRouter:
     ) -> dict[str, Any]:
         """Equity over time, oldest first, from the ledger's account snapshots.
 
-        The snapshots of the account the latest one is of; ``limit`` keeps the
-        most recent. No points (not a 404) while the ledger has none.
+        The snapshots of one account (the latest run's unless ``account`` or
+        ``run`` says which); ``limit`` keeps the most recent. No points (not a
+        404) while the ledger has none. An answer may be up to a second old.
         """
-        key = ""
-        with service.ledger_if_any() as led:
-            if led is not None:
-                key = led.account(account, run)
-            rows = led.equity_curve(limit, key) if led is not None and key else []
-        return masked(
-            {
-                **_account(key),
-                "currency": rows[-1].currency if rows else None,
-                "points": [
-                    {
-                        "ts": r.ts.isoformat(),
-                        "equity": money_text(r.equity),
-                        "cash": money_text(r.cash),
-                        "run_id": r.run_id,
-                    }
-                    for r in rows
-                ],
-            }
-        )
+
+        def curve() -> dict[str, Any]:
+            key = ""
+            with service.ledger_if_any() as led:
+                if led is not None:
+                    key = led.account(account, run)
+                rows = led.equity_curve(limit, key) if led is not None and key else []
+            return masked(
+                {
+                    **_account(key),
+                    "currency": rows[-1].currency if rows else None,
+                    "points": [
+                        {
+                            "ts": r.ts.isoformat(),
+                            "equity": money_text(r.equity),
+                            "cash": money_text(r.cash),
+                            "run_id": r.run_id,
+                        }
+                        for r in rows
+                    ],
+                }
+            )
+
+        return service.fresh(("equity", limit, account, run), curve)
 
     @router.get(
         "/tax/lots",

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -86,6 +87,31 @@ class Service:
         self.held: Broker | None = None
         self._engine: tuple[Engine, str] | None = None
         self._engine_lock = threading.Lock()
+        self._recent: dict[Any, tuple[float, Any]] = {}
+        self._recent_locks: dict[Any, threading.Lock] = {}
+        self._recent_lock = threading.Lock()
+
+    #: How long a heavy read's answer is served again (seconds): the equity curve and
+    #: the recent activity, which a dashboard polls and a replay changes constantly.
+    FRESH_SECONDS = 1.0
+
+    def fresh(self, key: Any, compute: Callable[[], T]) -> T:
+        """``compute()``, or its answer for ``key`` if it is younger than
+        :attr:`FRESH_SECONDS`. Calls for one key wait for one computation rather
+        than each doing it again (on one Python interpreter, they would only
+        queue behind each other)."""
+        with self._recent_lock:
+            lock = self._recent_locks.setdefault(key, threading.Lock())
+        with lock:
+            found = self._recent.get(key)
+            now = time.monotonic()
+            if found is not None and now - found[0] < self.FRESH_SECONDS:
+                return cast(T, found[1])
+            answer = compute()
+            if len(self._recent) > 256:  # one entry per query seen; keep it small
+                self._recent.clear()
+            self._recent[key] = (time.monotonic(), answer)
+            return answer
 
     # -- the broker ---------------------------------------------------------------
 

@@ -73,12 +73,14 @@ def page(mode: Literal["live", "snapshot"], data: Any = None) -> str:
     return re.sub("|".join(parts), lambda m: parts[m.group(0)], _asset("index.html"))
 
 
-def mount(app: FastAPI, api: APIRouter, ledger: Any, mask: Any) -> None:
+def mount(app: FastAPI, api: APIRouter, ledger: Any, mask: Any, fresh: Any = None) -> None:
     """Add the page and its files to ``app``, and the activity read the page uses to ``api``.
 
     :param ledger: a context manager factory yielding the
         :class:`~tradepipe.plugins.ledger.Ledger`, or ``None`` while there is none.
     :param mask: masks the account numbers in an answer.
+    :param fresh: ``fresh(key, compute)`` serves a recent answer again (see
+        :meth:`~tradepipe.plugins.api_service.Service.fresh`); ``None``: always computed.
     """
 
     @app.get("/", include_in_schema=False)
@@ -98,9 +100,13 @@ def mount(app: FastAPI, api: APIRouter, ledger: Any, mask: Any) -> None:
         """The latest decisions of any run with their verdicts and orders, and fills.
 
         What the dashboard's "Recent decisions" and "Fills" panels show; empty
-        lists while there is no ledger yet.
+        lists while there is no ledger yet. An answer may be up to a second old.
         """
-        with ledger() as led:
-            if led is None:
-                return {"decisions": [], "rejected": [], "fills": []}
-            return mask(led.recent(limit))  # type: ignore[no-any-return]
+
+        def read() -> dict[str, Any]:
+            with ledger() as led:
+                if led is None:
+                    return {"decisions": [], "rejected": [], "fills": []}
+                return mask(led.recent(limit))  # type: ignore[no-any-return]
+
+        return read() if fresh is None else fresh(("recent", limit), read)

@@ -127,3 +127,27 @@ def test_health_answers_while_every_thread_waits(gated: TestClient) -> None:
     GatedBroker.gate.set()
     assert first.status() == 200
     assert [call.status() for call in stuck] == [200] * len(stuck)
+
+
+def test_a_heavy_read_is_served_again_for_a_second_then_read_anew(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The equity curve and recent activity: one computation a second however many ask."""
+    from tradepipe.plugins.api_service import Service
+
+    app = AppContext(settings_path="settings.toml")
+    service = Service(app.settings, app.host)
+    now = [100.0]
+    monkeypatch.setattr("tradepipe.plugins.api_service.time.monotonic", lambda: now[0])
+    computed: list[int] = []
+
+    def compute() -> int:
+        computed.append(1)
+        return len(computed)
+
+    assert [service.fresh("k", compute) for _ in range(5)] == [1] * 5
+    assert service.fresh("other", compute) == 2  # another query is its own
+    now[0] += 0.99
+    assert service.fresh("k", compute) == 1
+    now[0] += 0.02
+    assert service.fresh("k", compute) == 3  # older than a second: read again
