@@ -279,6 +279,27 @@ def settings(**tables: Any) -> AppSettings:
     return validate_settings(tables, source="test settings")
 
 
+def paper_account_seeing(
+    symbol: str,
+    price: float,
+    *,
+    state_file: str = "paper.json",
+    ts: dt.datetime | None = None,
+) -> tuple[Any, list[Any]]:
+    """Open the paper account file ``state_file``, pass it one bar of ``symbol`` at
+    ``price`` (stamped ``ts``, else five minutes ago) and save it: what a pipeline
+    run would leave behind. Returns the broker and what the bar made it report."""
+    from tradepipe.brokers.paper import PaperBroker
+
+    when = ts or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    broker = PaperBroker(PaperBroker.Settings(state_file=state_file))
+    broker.clock = ManualClock(when)
+    broker.connect()
+    events = list(broker.on_bar(Bar(symbol, when, price, price, price, price, 1000.0)))
+    broker.disconnect()
+    return broker, events
+
+
 def replay(
     bars: Iterable[Bar],
     *,

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from tradepipe import Bar
-from tradepipe.brokers.paper import PaperBroker
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
+from tradepipe.testing import paper_account_seeing
 
 SETTINGS = """
 [default.run]
@@ -34,11 +32,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A paper account that has seen SPY at 600, and a ledger."""
     (tmp_path / "settings.toml").write_text(SETTINGS)
     monkeypatch.chdir(tmp_path)
-    broker = PaperBroker(PaperBroker.Settings(state_file="paper.json"))
-    broker.connect()
-    ts = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    broker.on_bar(Bar("SPY", ts, 600.0, 600.0, 600.0, 600.0, 1000.0))
-    broker.disconnect()
+    paper_account_seeing("SPY", 600.0)
     return tmp_path
 
 

@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
-from tradepipe import Bar
 from tradepipe.brokers.paper import PaperBroker
 from tradepipe.brokers.paper_options import listed_expiries
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
+from tradepipe.testing import paper_account_seeing
 
 NEW_YORK = ZoneInfo("America/New_York")
 SPREAD = ["--strategy", "bull_call_spread", "--dte", "30", "--strikes", "600,610"]
@@ -41,11 +41,7 @@ dir = "logs"
 """
     )
     monkeypatch.chdir(tmp_path)
-    broker = PaperBroker(PaperBroker.Settings(state_file="paper.json"))
-    broker.connect()
-    ts = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    broker.on_bar(Bar("SPY", ts, 600.0, 600.0, 600.0, 600.0, 1000.0))
-    broker.disconnect()
+    paper_account_seeing("SPY", 600.0)
     return tmp_path
 
 

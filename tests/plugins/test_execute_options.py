@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from tradepipe import Bar, Fill
+from tradepipe import Fill
 from tradepipe.brokers.paper import PaperBroker
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.clock import ManualClock
+from tradepipe.testing import paper_account_seeing
 
 D = Decimal
 CASH = D(100_000)
@@ -45,11 +45,7 @@ dir = "logs"
 
 def paper(ts: dt.datetime, price: float) -> tuple[PaperBroker, list[Any]]:
     """Open the account file, pass one SPY bar, save: what a pipeline run would do."""
-    broker = PaperBroker(PaperBroker.Settings(state_file="paper.json"))
-    broker.clock = ManualClock(ts)
-    broker.connect()
-    events = list(broker.on_bar(Bar("SPY", ts, price, price, price, price, 1000.0)))
-    broker.disconnect()
+    broker, events = paper_account_seeing("SPY", price, ts=ts)
     return broker, events
 
 
