@@ -20,6 +20,7 @@ tradepipe's log, redacted.
 from __future__ import annotations
 
 import errno
+import gc
 import ipaddress
 import os
 import secrets
@@ -125,6 +126,11 @@ def run_server(app: Any, sock: socket.socket) -> None:
     import uvicorn
 
     config = uvicorn.Config(app, server_header=False, log_config=None)
+    # Everything loaded so far (the app, the plugins, the settings) lives as long as
+    # the server: kept out of the cyclic collector, whose full passes would
+    # otherwise walk it again and again and stall every answer while they run.
+    gc.collect()
+    gc.freeze()
     uvicorn.Server(config).run(sockets=[sock])
 
 
