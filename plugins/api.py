@@ -37,13 +37,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tradepipe.adapter import Broker, BrokerStatus
-from tradepipe.cli.broker import (
-    await_final,
-    broker_problem,
-    plain_dict,
-    position_dict,
-    record_end,
-)
+from tradepipe.cli.broker import record_end
 from tradepipe.cli.order import check_bracket
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.decisions import Decision, RejectedDecision
@@ -87,6 +81,8 @@ from tradepipe.plugins.api_problems import (
 from tradepipe.plugins.api_reports import reports_router
 from tradepipe.plugins.api_service import Service, masked
 from tradepipe.plugins.risk_halt import NEW_YORK, load_state, write_state
+from tradepipe.services.broker import await_final, broker_problem
+from tradepipe.services.figures import model_figures, position_figures
 from tradepipe.services.halt import halts_now
 from tradepipe.services.status import read_status, status_path
 from tradepipe.settings import AppSettings
@@ -235,7 +231,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         with service.broker() as (adapter, state):
             summary = adapter.account()
         return masked(
-            {"broker": adapter.name, "paper": state.is_paper, "summary": plain_dict(summary)}
+            {"broker": adapter.name, "paper": state.is_paper, "summary": model_figures(summary)}
         )
 
     @api.get("/positions", tags=["broker"], response_model=list[Position], responses=BROKER_ERRORS)
@@ -243,7 +239,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         """Every position the broker reports (``tradepipe broker positions``)."""
         with service.broker() as (adapter, _state):
             held = adapter.positions()
-        return masked([position_dict(p) for p in held])
+        return masked([position_figures(p) for p in held])
 
     @api.get(
         "/positions/{symbol}",
@@ -258,14 +254,14 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         found = [p for p in held if p.symbol == symbol.upper()]
         if not found:
             raise HTTPException(404, f"no position in {symbol.upper()}")
-        return masked(position_dict(found[0]))
+        return masked(position_figures(found[0]))
 
     @api.get("/orders", tags=["orders"], response_model=list[WorkingOrder], responses=BROKER_ERRORS)
     def open_orders() -> list[dict[str, Any]]:
         """Open orders as the broker sees them (``tradepipe broker orders``)."""
         with service.broker() as (adapter, _state):
             working = adapter.open_orders()
-        return masked([plain_dict(o) for o in working])
+        return masked([model_figures(o) for o in working])
 
     @api.post("/orders/stock", tags=["orders"], response_model=OrderOutcome, responses=ORDER_ERRORS)
     def order_stock(order: StockOrder) -> dict[str, Any]:

@@ -39,7 +39,6 @@ from typing import Any, TypeVar, cast
 from fastapi import HTTPException
 from sqlalchemy import Engine
 from tradepipe.adapter import Broker, BrokerStatus
-from tradepipe.cli.broker import broker_problem
 from tradepipe.cli.context import AppContext
 from tradepipe.clock import Clock
 from tradepipe.direct import Direct, Outcome, direct_run
@@ -48,6 +47,7 @@ from tradepipe.logs import mask_account, redact_accounts
 from tradepipe.pipeline import connect_broker, make_component
 from tradepipe.plugins.ledger import Ledger, ledger_sink
 from tradepipe.plugins.risk_halt import state_path
+from tradepipe.services.broker import broker_problem
 from tradepipe.settings import AppSettings
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import math
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,20 +26,18 @@ from rich.table import Table
 from tradepipe.adapter import Broker, BrokerStatus, OrderUpdate
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import as_id, console, print_json, table
-from tradepipe.errors import BrokerAuthError, BrokerUnavailableError, TradepipeError
+from tradepipe.errors import TradepipeError
 from tradepipe.logs import mask_account, redact_accounts
 from tradepipe.orders import OrderStatus
 from tradepipe.pipeline import connect_broker, make_component
 from tradepipe.portfolio import Position
+from tradepipe.services.broker import await_final, broker_problem
 from tradepipe.services.figures import model_figures, position_figures, shown
 
 log = logging.getLogger(__name__)
 
 #: Seconds between the questions ``cancel`` asks while it waits for a confirmation.
-POLL_INTERVAL = 0.5
 # Module attributes rather than direct calls, so tests can stand in for the clock.
-sleep = time.sleep
-monotonic = time.monotonic
 
 F = TypeVar("F", bound=Callable[..., Any])
 Columns = Sequence[tuple[str, str]]
@@ -85,25 +81,6 @@ def _connected(
             log.warning("could not disconnect from broker %s: %s", adapter.name, exc)
         raise
     adapter.disconnect()
-
-
-def broker_problem(adapter: Broker, status: BrokerStatus) -> TradepipeError | None:
-    """Why the broker cannot be used, with what to do about it; ``None`` when it can."""
-    name = adapter.name
-    advice = redact_accounts(status.message)
-    if not status.connected:
-        advice = advice or (
-            f"check that it is running and reachable and that [brokers.{name}] points at it"
-        )
-        return BrokerUnavailableError(
-            f"broker {name!r} is not connected: {advice}; then try again", broker=name
-        )
-    if not status.authenticated:
-        advice = advice or f"log in again, or renew the credentials in [brokers.{name}]"
-        return BrokerAuthError(
-            f"broker {name!r} is not authenticated: {advice}; then try again", broker=name
-        )
-    return None
 
 
 # -- printing ------------------------------------------------------------------
@@ -640,22 +617,3 @@ def record_end(
             exc,
         )
         return None
-
-
-def await_final(
-    adapter: Broker, cid: str, status: OrderStatus, wait: float
-) -> tuple[OrderStatus, bool]:
-    """Ask about ``cid`` until its status is final or ``wait`` seconds have passed.
-
-    Returns the last status seen and whether the broker still knew the order.
-    """
-    deadline = monotonic() + wait
-    for _ in range(max(1, math.ceil(wait / POLL_INTERVAL))):
-        sleep(max(0.0, min(POLL_INTERVAL, deadline - monotonic())))
-        report = adapter.order(cid)
-        if report is None:
-            return status, False
-        status = report.status
-        if status.is_terminal or monotonic() >= deadline:
-            break
-    return status, True

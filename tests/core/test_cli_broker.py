@@ -29,10 +29,10 @@ from tradepipe import (
     Quote,
     hookimpl,
 )
-from tradepipe.cli import broker as broker_cli
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 from tradepipe.plugins.csv_feed import CsvFeed, read_csv
+from tradepipe.services import broker as services_broker
 from tradepipe.testing import bar, test_host
 
 REPO_SETTINGS = Path(__file__).resolve().parents[2] / "settings.toml"
@@ -210,8 +210,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         sleeps.append(seconds)
         now[0] += seconds
 
-    monkeypatch.setattr(broker_cli, "sleep", sleep)
-    monkeypatch.setattr(broker_cli, "monotonic", lambda: now[0])
+    monkeypatch.setattr(services_broker, "sleep", sleep)
+    monkeypatch.setattr(services_broker, "monotonic", lambda: now[0])
     return sleeps
 
 
@@ -489,7 +489,7 @@ def test_cancel_is_requested_then_confirmed(clock: list[float]) -> None:
     )
     assert lines[-1] == "Order tp-1 is canceled."
     assert [c for c in FakeBroker.calls if c[0] == "order"] == [("order", "tp-1")] * 2
-    assert clock == [broker_cli.POLL_INTERVAL] * 2
+    assert clock == [services_broker.POLL_INTERVAL] * 2
     assert connected_then_disconnected()
     FakeBroker.calls = []
     assert data("cancel", "tp-1") == {
@@ -512,7 +512,7 @@ def test_cancel_waits_a_bounded_time(workdir: Path, clock: list[float]) -> None:
         "Check again with `tradepipe broker orders`."
     )
     assert sum(clock) == pytest.approx(1.2)
-    assert max(clock) <= broker_cli.POLL_INTERVAL
+    assert max(clock) <= services_broker.POLL_INTERVAL
     shown = data("cancel", "tp-1", "--wait", "0")
     assert (shown["status"], shown["final"]) == ("pending_cancel", False)
     assert ("order", "tp-1") not in FakeBroker.calls[-3:]
