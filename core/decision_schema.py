@@ -38,6 +38,7 @@ from tradepipe.decisions import (
     RejectedDecision,
     SizingHints,
     TimeInForce,
+    bracket_problem,
 )
 from tradepipe.errors import BrokerError
 from tradepipe.instruments import Symbol, ticker_of
@@ -186,14 +187,9 @@ class DecisionDocument(_Document):
     def _check(self) -> Self:
         if self.quantity is not None and self.sizing is not None:
             raise ValueError("give quantity or sizing, not both")
-        tp, sl = self.take_profit, self.stop_loss
-        if tp is not None and sl is not None and self.action in (Action.BUY, Action.SELL):
-            buying = self.action is Action.BUY
-            if (buying and not sl < tp) or (not buying and not tp < sl):
-                raise ValueError(
-                    f"a {self.action.value}'s take_profit ({tp}) must be "
-                    f"{'above' if buying else 'below'} its stop_loss ({sl})"
-                )
+        problem = bracket_problem(self.action, self.take_profit, self.stop_loss)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def to_decision(

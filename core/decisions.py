@@ -139,6 +139,28 @@ class RejectedDecision:
     error: str
 
 
+def bracket_problem(
+    action: Action,
+    take_profit: Decimal | None,
+    stop_loss: Decimal | None,
+    names: tuple[str, str] = ("take_profit", "stop_loss"),
+) -> str:
+    """Why a bracket's exits are the wrong way round ("" when they are not).
+
+    A buy's take-profit must be above its stop-loss, a sell's below; ``names``
+    are what the person called the two prices (fields, or options).
+    """
+    if take_profit is None or stop_loss is None or action not in (Action.BUY, Action.SELL):
+        return ""
+    buying = action is Action.BUY
+    if (buying and stop_loss < take_profit) or (not buying and take_profit < stop_loss):
+        return ""
+    return (
+        f"a {action.value}'s {names[0]} ({take_profit}) must be "
+        f"{'above' if buying else 'below'} its {names[1]} ({stop_loss})"
+    )
+
+
 def decision_id(decision: Decision) -> str:
     """Derive a stable id from what makes a decision unique.
 

@@ -38,10 +38,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tradepipe.adapter import Broker, BrokerStatus
 from tradepipe.cli.broker import record_end
-from tradepipe.cli.order import check_bracket
 from tradepipe.clock import Clock, SystemClock
-from tradepipe.decisions import Decision, RejectedDecision
+from tradepipe.decisions import Decision, RejectedDecision, bracket_problem
 from tradepipe.direct import Direct, Outcome
+from tradepipe.errors import ConfigError
 from tradepipe.host import PluginHost
 from tradepipe.instruments import Option
 from tradepipe.option_orders import option_fields, place_strategy, strategy_document
@@ -279,7 +279,11 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
             action=order.side,
             **order.model_dump(exclude={"side", "dry_run", "what_if", "wait"}),
         )
-        check_bracket(decision)
+        problem = bracket_problem(
+            decision.action, decision.take_profit, decision.stop_loss, ("take_profit", "stop_loss")
+        )
+        if problem:
+            raise ConfigError(problem)
         rules.require_decision(decision, clock.now())
         dry = order.dry_run or order.what_if
         with service.run(settings, source=SOURCE, dry_run=dry, clock=clock) as run:

@@ -28,7 +28,7 @@ from tradepipe.cli.outcome import report, report_rejected
 from tradepipe.cli.output import Id, as_id, console, print_json, table
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.decision_schema import STRATEGY_LEGS, OptionStrategySpec
-from tradepipe.decisions import Decision, RejectedDecision
+from tradepipe.decisions import Decision, RejectedDecision, bracket_problem
 from tradepipe.direct import Direct, Outcome, direct_run
 from tradepipe.errors import BrokerRejectedError, ConfigError
 from tradepipe.instruments import Option
@@ -424,15 +424,11 @@ def check_bracket(decision: Decision) -> None:
 
     :raises ConfigError: naming both prices and the side they must be on.
     """
-    tp, sl = decision.take_profit, decision.stop_loss
-    if tp is None or sl is None:
-        return
-    buying = decision.action.value == "buy"
-    if (buying and not sl < tp) or (not buying and not tp < sl):
-        raise ConfigError(
-            f"a {'buy' if buying else 'sell'}'s take-profit ({tp}) must be "
-            f"{'above' if buying else 'below'} its stop-loss ({sl})"
-        )
+    problem = bracket_problem(
+        decision.action, decision.take_profit, decision.stop_loss, ("take-profit", "stop-loss")
+    )
+    if problem:
+        raise ConfigError(problem)
 
 
 def _problems(exc: ValidationError) -> str:

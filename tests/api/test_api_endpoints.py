@@ -169,7 +169,7 @@ def test_an_order_the_decision_model_refuses_is_422(client: TestClient) -> None:
     assert "limit_price" in answer.json()["detail"]
     bracket = client.post("/orders/stock", json={**LIMIT_BUY, "take_profit": 1, "stop_loss": 2})
     assert bracket.status_code == 400
-    assert "take-profit" in bracket.json()["detail"]
+    assert "take_profit (1) must be above its stop_loss (2)" in bracket.json()["detail"]
 
 
 @pytest.mark.parametrize(
