@@ -40,10 +40,10 @@ from standin.driver import Driver, LocalDriver
 from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr.broker import WebApiBroker
 from tradepipe.brokers.ibkr.stream import Handshake, MarketStream
-from tradepipe.cli import broker as cli_broker
 from tradepipe.clock import SystemClock
 from tradepipe.direct import Direct
 from tradepipe.executor import Executor
+from tradepipe.services import broker as services_broker
 
 
 class InProcessGateway(LocalDriver):
@@ -96,8 +96,8 @@ class InProcessGateway(LocalDriver):
         # The adapter's own pacer (IBKR's limits, the headroom, the budget shared
         # through the pacing file) runs on the clock make_http wired in.
         monkeypatch.setattr(self.adapter, "make_http", make_http)
-        monkeypatch.setattr(cli_broker, "sleep", self.clock.sleep)
-        monkeypatch.setattr(cli_broker, "monotonic", self.clock.monotonic)
+        monkeypatch.setattr(services_broker, "sleep", self.clock.sleep)
+        monkeypatch.setattr(services_broker, "monotonic", self.clock.monotonic)
         # The rest of a command's time is the stand-in's too: the end-of-run poll and
         # `order --wait` wait on it, and the wall clock (ledger times, the age of an
         # order reconcile judges by) reads it.
