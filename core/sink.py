@@ -71,6 +71,18 @@ def run_account(broker: Any, account_id: str | None, run_id: str) -> str:
     return key or f"replay:{run_id}"
 
 
+def account_of(run: Any) -> str:
+    """The account key a run (its :class:`RunInfo`, or its row in the ledger) is filed
+    under; a run recorded before runs said what they traded is an account of its own."""
+    key: str = run.account or f"run:{run.run_id}"
+    return key
+
+
+def account_fields(key: str) -> dict[str, str]:
+    """``{"account", "account_label"}``: an account key as answered and for a person."""
+    return {"account": account_key_shown(key), "account_label": account_label(key)}
+
+
 def account_key_shown(key: str) -> str:
     """The key as printed and answered: a broker account's id masked."""
     kind, _, rest = key.partition(":")

@@ -28,7 +28,7 @@ from tradepipe.plugins.snapshot import (
 from tradepipe.plugins.tax_cli import form_8949_rows, term_totals
 from tradepipe.plugins.tax_lots import Method
 from tradepipe.plugins.tax_lots_db import rebuilt_lots
-from tradepipe.sink import account_key_shown, account_label
+from tradepipe.sink import account_fields
 
 MethodParam = Annotated[Method, Query(description="Which lots a sale relieves first.")]
 TickerParam = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9. /-]{1,32}$")]
@@ -166,4 +166,4 @@ def _account(key: str) -> dict[str, str | None]:
     """Which account an answer covers (``null`` while the ledger has no run)."""
     if not key:
         return {"account": None, "account_label": None}
-    return {"account": account_key_shown(key), "account_label": account_label(key)}
+    return dict(account_fields(key))

@@ -35,7 +35,7 @@ from tradepipe.plugins.ledger_schema import (
     RunRow,
     VerdictRow,
 )
-from tradepipe.sink import Unsettled, account_label
+from tradepipe.sink import Unsettled, account_label, account_of
 
 #: The namespace of reconciliation runs, which only correct earlier runs.
 RECONCILE_NAMESPACE = "reconcile"
@@ -150,7 +150,7 @@ class Ledger:
             if run_id is not None:
                 raise ConfigError(f"no run {run_id} in the ledger at {self.where}")
             return ""
-        return run.account or f"run:{run.run_id}"
+        return account_of(run)
 
     def account_runs(self, account: str) -> Any:
         """A subquery of the run ids of ``account`` (for ``IN``)."""

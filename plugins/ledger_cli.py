@@ -18,7 +18,7 @@ from tradepipe.plugins.ledger_schema import LotRealizationRow, TaxLotRow
 from tradepipe.plugins.tax_lots import Method
 from tradepipe.plugins.tax_lots_db import Totals, rebuilt_lots, tax_report
 from tradepipe.services.figures import position_figures, shown
-from tradepipe.sink import account_key_shown, account_label
+from tradepipe.sink import account_fields, account_key_shown, account_label, account_of
 
 
 def command_ledger(app: AppContext) -> Ledger:
@@ -63,8 +63,7 @@ def runs(app: AppContext, as_json: bool, limit: int | None) -> None:
         {
             **r.model_dump(mode="json"),
             "account_id": mask_account(r.account_id) if r.account_id else None,
-            "account": account_key_shown(r.account or f"run:{r.run_id}"),
-            "account_label": account_label(r.account or f"run:{r.run_id}"),
+            **account_fields(account_of(r)),
         }
         for r in rows
     ]
@@ -355,10 +354,7 @@ class Lots:
             click.echo(f"account: {account_label(self.account)} ({shown_key})", err=True)
 
     def head(self) -> dict[str, str]:
-        return {
-            "account": account_key_shown(self.account),
-            "account_label": account_label(self.account),
-        }
+        return account_fields(self.account)
 
 
 def _rebuilt(

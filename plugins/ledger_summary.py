@@ -29,7 +29,7 @@ from tradepipe.plugins.ledger_schema import (
 )
 from tradepipe.risk import Outcome
 from tradepipe.services.figures import position_figures
-from tradepipe.sink import account_key_shown, account_label
+from tradepipe.sink import account_fields, account_of
 
 TERMINAL_STATES = tuple(sorted(status.value for status in TERMINAL))
 ORDER_STATES = tuple(status.value for status in OrderStatus)
@@ -192,8 +192,7 @@ def document(
         "status": run.status,
         "env": run.env,
         "broker": run.broker,
-        "account": account_key_shown(run.account or f"run:{run.run_id}"),
-        "account_label": account_label(run.account or f"run:{run.run_id}"),
+        **account_fields(account_of(run)),
         "feed": run.feed,
         "ledger": where,
         "bars": run.bars,

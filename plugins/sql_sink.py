@@ -41,7 +41,7 @@ from tradepipe.plugins import ledger_schema as schema
 from tradepipe.plugins.ledger_db import open_engine, shown, sqlite_pragmas
 from tradepipe.plugins.ledger_writer import WriterError, WriterProcess
 from tradepipe.process import ProcessId, is_alive, this_process
-from tradepipe.sink import Unsettled
+from tradepipe.sink import Unsettled, account_of
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class SqlSink(Sink):
                 me.host,
                 me.pid,
                 me.started,
-                run.account or f"run:{run.run_id}",
+                account_of(run),
             ),
         )
         self.flush()
