@@ -21,6 +21,18 @@ from tradepipe.orders import Fill
 from tradepipe.record import Record
 
 
+def value_of(quantity: Decimal, price: Decimal, multiplier: Decimal) -> Decimal:
+    """What ``quantity`` is worth at ``price``, in cents (signed: a short is negative)."""
+    return cents(quantity * price * multiplier)
+
+
+def unrealized_of(
+    quantity: Decimal, price: Decimal, avg_cost: Decimal, multiplier: Decimal
+) -> Decimal:
+    """What ``quantity`` bought at ``avg_cost`` has gained at ``price``, in cents."""
+    return cents((price - avg_cost) * quantity * multiplier)
+
+
 class Position(Record):
     """Holdings of one instrument. ``quantity`` is negative for a short."""
 
@@ -36,14 +48,14 @@ class Position(Record):
         """Quantity × mark × multiplier, in cents (``None`` unmarked)."""
         if self.mark_price is None:
             return None
-        return cents(self.quantity * self.mark_price * self.multiplier)
+        return value_of(self.quantity, self.mark_price, self.multiplier)
 
     @property
     def unrealized_pnl(self) -> Decimal | None:
         """Market value less cost, in cents (``None`` unmarked)."""
         if self.mark_price is None:
             return None
-        return cents((self.mark_price - self.avg_cost) * self.quantity * self.multiplier)
+        return unrealized_of(self.quantity, self.mark_price, self.avg_cost, self.multiplier)
 
 
 class AccountSummary(Record):
@@ -172,7 +184,7 @@ class Book:
             if h.quantity:
                 mark = marks.get(symbol)
                 price = to_decimal(mark) if mark is not None else h.avg_cost
-                total += cents(h.quantity * price * h.multiplier)
+                total += value_of(h.quantity, price, h.multiplier)
         return total
 
     def equity(self, marks: Marks) -> Decimal:
@@ -186,7 +198,7 @@ class Book:
         for p in positions:
             # Unmarked positions count at cost, as they do in market_value().
             price = p.avg_cost if p.mark_price is None else p.mark_price
-            value = cents(p.quantity * price * p.multiplier)
+            value = value_of(p.quantity, price, p.multiplier)
             market += value
             gross += abs(value)
         unrealized = sum((p.unrealized_pnl or ZERO for p in positions), ZERO)

@@ -17,7 +17,8 @@ from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
-from tradepipe.money import cents, fmt, money_text, price_text
+from tradepipe.money import fmt, money_text, price_text
+from tradepipe.portfolio import unrealized_of, value_of
 
 #: Keys whose decimals are money: shown in cents.
 MONEY_KEYS = frozenset(
@@ -80,8 +81,8 @@ def position_figures(p: Any) -> dict[str, Any]:
     mark: Decimal | None = p.mark_price
     value = unrealized = None
     if mark is not None:
-        value = cents(p.quantity * mark * p.multiplier)
-        unrealized = cents((mark - p.avg_cost) * p.quantity * p.multiplier)
+        value = value_of(p.quantity, mark, p.multiplier)
+        unrealized = unrealized_of(p.quantity, mark, p.avg_cost, p.multiplier)
     return {
         "symbol": p.symbol,
         "quantity": fmt(p.quantity),
