@@ -20,7 +20,7 @@ from pydantic import AwareDatetime
 from tradepipe.component import Component
 from tradepipe.errors import BrokerAuthError, BrokerCapabilityError, BrokerRejectedError
 from tradepipe.market import Bar, Quote
-from tradepipe.option_chain import OptionQuote
+from tradepipe.options.chain import OptionQuote
 from tradepipe.order_rules import OrderRules
 from tradepipe.orders import Fill, OrderIntent, OrderStatus
 from tradepipe.portfolio import AccountSummary, Position
@@ -175,7 +175,7 @@ class Broker(Component):
     def option_chain(self, underlying: str, expiry: date | None = None) -> list[OptionQuote]:
         """The options listed on ``underlying``: of ``expiry``, or of every listed expiry.
 
-        Each :class:`~tradepipe.option_chain.OptionQuote` carries its price and
+        Each :class:`~tradepipe.options.chain.OptionQuote` carries its price and
         delta where the broker supplies them (``None`` otherwise); option
         strategies choose their legs from it.
 

@@ -11,7 +11,7 @@ from tradepipe.clock import Clock
 from tradepipe.errors import BrokerCapabilityError
 from tradepipe.instruments import Combo, Option, ticker_of
 from tradepipe.money import ZERO, to_decimal
-from tradepipe.option_chain import ChainCache, ChainSource, OptionQuote
+from tradepipe.options.chain import ChainCache, ChainSource, OptionQuote
 from tradepipe.orders import Order
 from tradepipe.portfolio import Book
 

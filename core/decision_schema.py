@@ -12,7 +12,7 @@ An options strategy (``options``) is resolved while converting: its legs are
 chosen from the broker's chain when the reader has one (``chain``), and the
 decision then trades the option or combo (``instrument``, ``symbol`` its
 ticker) with its risk figures (``option_risk``); see
-:mod:`tradepipe.option_strategies`.
+:mod:`tradepipe.options.strategies`.
 
 Ids: a document's ``id`` is kept; without one, an id is derived from its
 content (:func:`content_id`), so the same document always gets the same id and,
@@ -42,8 +42,8 @@ from tradepipe.decisions import (
 )
 from tradepipe.errors import BrokerError
 from tradepipe.instruments import Symbol, ticker_of
-from tradepipe.option_chain import ChainSource
-from tradepipe.option_strategies import build
+from tradepipe.options.chain import ChainSource
+from tradepipe.options.strategies import build
 
 #: The version of the document format this tradepipe reads.
 SCHEMA_VERSION = 1

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, Field, model_validator
 from tradepipe.instruments import Instrument, Symbol
-from tradepipe.option_risk import OptionRisk
+from tradepipe.options.risk import OptionRisk
 from tradepipe.order_rules import price_problem
 from tradepipe.record import Record
 
@@ -76,7 +76,7 @@ class Decision(Record):
     :param raw: the text the decision was read from, when the source keeps it
         for the audit (an LLM's answer); it plays no part in execution.
     :param option_risk: an options strategy's max loss, max gain and
-        breakevens for ``quantity`` (see :mod:`tradepipe.option_strategies`).
+        breakevens for ``quantity`` (see :mod:`tradepipe.options.strategies`).
     """
 
     id: str = Field(default="", max_length=128)

@@ -33,7 +33,7 @@ from tradepipe.executor import Executor
 from tradepipe.host import PluginHost
 from tradepipe.instruments import Stock
 from tradepipe.logs import FILE_ONLY
-from tradepipe.option_chain import ChainCache
+from tradepipe.options.chain import ChainCache
 from tradepipe.orders import Fill, Order, OrderEvent, OrderStatus
 from tradepipe.pipeline import Pipeline, build_pipeline, open_run
 from tradepipe.risk import RiskVerdict

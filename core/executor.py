@@ -136,7 +136,7 @@ class Executor:
         self.on_wait: Callable[[], bool] | None = None
         #: A live run's check between recording a decision and sizing it: the
         #: decision to judge, or ``None`` when the gate denied or kept it (and
-        #: recorded why). See :mod:`tradepipe.live_gate`.
+        #: recorded why). See :mod:`tradepipe.live.gate`.
         self.gate: Callable[[str, Decision, datetime], Decision | None] | None = None
         self.bars = 0
         self.decisions = 0

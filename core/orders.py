@@ -28,7 +28,7 @@ from tradepipe.decisions import OrderType, TimeInForce
 from tradepipe.errors import InvalidOrderTransition
 from tradepipe.instruments import Instrument, Symbol
 from tradepipe.money import ZERO
-from tradepipe.option_risk import OptionRisk
+from tradepipe.options.risk import OptionRisk
 from tradepipe.order_rules import price_problem
 from tradepipe.record import Record
 

@@ -22,7 +22,7 @@ from tradepipe.errors import ConfigError
 from tradepipe.executor import Executor, RunResult, snapshot
 from tradepipe.feed import Feed
 from tradepipe.host import KINDS, PluginHost
-from tradepipe.live_feed import LiveFeed
+from tradepipe.live.feed import LiveFeed
 from tradepipe.logs import FILE_ONLY, mask_account
 from tradepipe.order_rules import OrderRules
 from tradepipe.risk import RiskFilter

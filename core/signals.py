@@ -10,7 +10,7 @@ ledger, which is never cut short.
 
 Python runs signal handlers in the main thread only, so the handlers are
 installed only there (a live run driven from another thread in a test is
-stopped through :meth:`~tradepipe.live.LiveRun.request_stop`).
+stopped through :meth:`~tradepipe.live.run.LiveRun.request_stop`).
 """
 
 from __future__ import annotations

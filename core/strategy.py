@@ -11,7 +11,7 @@ from tradepipe.component import Component
 from tradepipe.decisions import Decision, RejectedDecision, decision_id
 from tradepipe.instruments import Combo, Option
 from tradepipe.market import Bar
-from tradepipe.option_chain import OptionQuote
+from tradepipe.options.chain import OptionQuote
 from tradepipe.orders import Fill
 
 
@@ -37,7 +37,7 @@ class StrategyContext(Protocol):
 
         Read from the configured broker once per underlying and expiry while
         the run's clock stands still (one bar), so its expiries and prices are
-        those of now. A :data:`~tradepipe.option_chain.ChainSource`, for
+        those of now. A :data:`~tradepipe.options.chain.ChainSource`, for
         choosing an options strategy's legs.
 
         :raises BrokerError: the broker cannot give the chain.

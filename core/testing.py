@@ -28,8 +28,8 @@ from tradepipe.executor import RunResult
 from tradepipe.feed import Feed
 from tradepipe.hookspecs import hookimpl
 from tradepipe.host import PluginHost, load_host
-from tradepipe.live import LiveRun
-from tradepipe.live_feed import LiveFeed
+from tradepipe.live.feed import LiveFeed
+from tradepipe.live.run import LiveRun
 from tradepipe.market import Bar
 from tradepipe.orders import Fill, Order, OrderEvent
 from tradepipe.pipeline import Pipeline, build_pipeline, run_pipeline
@@ -208,7 +208,7 @@ def live(
     that ended before it are the warm-up) and runs ``speed`` times as fast as
     the wall. The run is stopped once every live bar was handled (or after
     ``timeout`` wall seconds). Returns the pipeline, the executor's counts,
-    the summary and the :class:`~tradepipe.live.LiveRun`.
+    the summary and the :class:`~tradepipe.live.run.LiveRun`.
     """
     ListLiveFeed.source = list(bars)
     run = {
@@ -289,7 +289,7 @@ def paper_account_seeing(
     """Open the paper account file ``state_file``, pass it one bar of ``symbol`` at
     ``price`` (stamped ``ts``, else five minutes ago) and save it: what a pipeline
     run would leave behind. Returns the broker and what the bar made it report."""
-    from tradepipe.brokers.paper import PaperBroker
+    from tradepipe.brokers.paper.broker import PaperBroker
 
     when = ts or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     broker = PaperBroker(PaperBroker.Settings(state_file=state_file))

@@ -80,10 +80,9 @@ def test_the_dashboards_files_are_package_data() -> None:
     # An installed (not editable) package has only the files package-data names.
     import fnmatch
 
-    data = _pyproject()["tool"]["setuptools"]["package-data"]["tradepipe.plugins"]
-    files = [
-        p.relative_to(ROOT / "plugins").as_posix() for p in (ROOT / "plugins" / "web").iterdir()
-    ]
+    data = _pyproject()["tool"]["setuptools"]["package-data"]["tradepipe.plugins.dashboard"]
+    folder = ROOT / "plugins" / "dashboard"
+    files = [p.relative_to(folder).as_posix() for p in (folder / "web").iterdir()]
     assert {"web/index.html", "web/dashboard.js", "web/dashboard.css"} <= set(files)
     for name in files:
         assert any(fnmatch.fnmatch(name, pattern) for pattern in data), name

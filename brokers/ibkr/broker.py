@@ -68,7 +68,7 @@ from tradepipe.errors import (
 from tradepipe.instruments import Combo, Option, Stock
 from tradepipe.logs import add_secrets
 from tradepipe.market import Bar, Quote
-from tradepipe.option_chain import OptionQuote
+from tradepipe.options.chain import OptionQuote
 from tradepipe.order_rules import Change
 from tradepipe.orders import BRACKET_SOURCE, Fill, OrderIntent, OrderStatus
 from tradepipe.portfolio import AccountSummary, Position

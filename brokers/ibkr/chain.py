@@ -39,7 +39,7 @@ from tradepipe.brokers.ibkr.contracts import Contracts
 from tradepipe.brokers.ibkr.market import MarketData, parse_value
 from tradepipe.errors import BrokerAuthError, BrokerError, BrokerRejectedError
 from tradepipe.instruments import Option
-from tradepipe.option_chain import OptionQuote
+from tradepipe.options.chain import OptionQuote
 
 log = logging.getLogger("tradepipe.brokers.ibkr")
 

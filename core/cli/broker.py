@@ -283,7 +283,7 @@ def positions(app: AppContext, symbol: str | None, broker_name: str | None, as_j
 @pass_app
 def orders(app: AppContext, broker_name: str | None, as_json: bool) -> None:
     """Open orders, as the broker sees them."""
-    from tradepipe.plugins.reconcile_cli import follow_ledger
+    from tradepipe.plugins.ledger.reconcile_cli import follow_ledger
 
     with _connected(app, broker_name) as (adapter, _state):
         follow_ledger(app.settings, app.host, adapter)  # names the ledger's bracket exits
@@ -334,7 +334,7 @@ def trades(
     app: AppContext, since: dt.datetime | None, broker_name: str | None, as_json: bool
 ) -> None:
     """Fills (executions) the broker reports, under the order ids the ledger knows them by."""
-    from tradepipe.plugins.reconcile_cli import named_fills
+    from tradepipe.plugins.ledger.reconcile_cli import named_fills
 
     with _connected(app, broker_name) as (adapter, _state):
         fills = named_fills(app.settings, app.host, adapter, since)
@@ -442,7 +442,7 @@ def history(
 
 def _write_history(symbol: str, bars: Sequence[Any], path: Path, as_json: bool) -> None:
     # The csv feed owns its file format; writing it lives next to reading it.
-    from tradepipe.plugins.csv_feed import write_csv
+    from tradepipe.plugins.feeds.csv_files import write_csv
 
     written = 0
     if bars:
@@ -534,7 +534,7 @@ def cancel(
     broker confirms. Its status is asked for every half second for up to
     --wait seconds, and the last one seen is printed.
     """
-    from tradepipe.plugins.reconcile_cli import follow_ledger
+    from tradepipe.plugins.ledger.reconcile_cli import follow_ledger
 
     cid = client_order_id
     with _connected(app, broker_name) as (adapter, _state):
@@ -604,7 +604,7 @@ def record_end(
     """
     if not (known and final.is_terminal):
         return None
-    from tradepipe.plugins.reconcile_cli import settle_order
+    from tradepipe.plugins.ledger.reconcile_cli import settle_order
 
     try:
         return settle_order(settings, host, adapter, cid, requested=requested)

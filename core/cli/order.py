@@ -8,7 +8,7 @@ verdicts and status. ``--dry-run`` judges without sending or writing;
 position after). A live account is refused unless ``[run] allow_live``.
 
 An options order is legs with exact strikes and expiries, or a named strategy
-whose legs the broker's option chain chooses (:mod:`~tradepipe.option_orders`,
+whose legs the broker's option chain chooses (:mod:`~tradepipe.options.orders`,
 which the REST API's ``POST /orders/options`` runs too).
 """
 
@@ -33,7 +33,7 @@ from tradepipe.direct import Direct, Outcome, direct_run
 from tradepipe.errors import BrokerRejectedError, ConfigError
 from tradepipe.instruments import Option
 from tradepipe.logs import redact_accounts
-from tradepipe.option_orders import option_fields, place_strategy, strategy_document
+from tradepipe.options.orders import option_fields, place_strategy, strategy_document
 from tradepipe.order_rules import Change, OrderRules
 from tradepipe.pipeline import connect_broker, make_component
 

@@ -9,7 +9,7 @@ import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.live_view import LiveView
 from tradepipe.cli.output import Id, ProgressBar, console, print_json, table
-from tradepipe.live import build_live_pipeline, run_live
+from tradepipe.live.run import build_live_pipeline, run_live
 from tradepipe.pipeline import build_pipeline
 from tradepipe.pipeline import run_pipeline as run
 

@@ -1,7 +1,7 @@
 """A live run's status file: where it is, and whether the run that wrote it is still up.
 
 A live run rewrites its status file every ``[run] status_seconds`` (see
-:mod:`tradepipe.live_status` for what is in it) and once more when it ends.
+:mod:`tradepipe.live.status` for what is in it) and once more when it ends.
 ``tradepipe status``, ``GET /status`` and the dashboard read it here and add
 what only a reader can tell:
 

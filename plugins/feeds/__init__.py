@@ -1,6 +1,6 @@
 """Feeds: where a run's market data comes from.
 
-Live feeds (a :class:`~tradepipe.live_feed.LiveFeed` each) live here:
+Live feeds (a :class:`~tradepipe.live.feed.LiveFeed` each) live here:
 ``synthetic_live``, a seeded real-time random walk that needs no account. The
 replay feeds (``synthetic``, ``csv``) are still top-level modules of
 :mod:`tradepipe.plugins`.

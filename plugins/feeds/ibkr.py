@@ -37,7 +37,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from tradepipe import Bar, ComponentSettings, hookimpl
 from tradepipe.errors import BrokerError, ConfigError
-from tradepipe.live_feed import LiveFeed
+from tradepipe.live.feed import LiveFeed
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,9 @@ class _IbkrFeed(LiveFeed):
 
     def _data_session(self) -> Any:
         """A connected IBKR adapter (``via``) used for market data only, never for orders."""
-        from tradepipe.brokers.client_portal import ClientPortalBroker
         from tradepipe.brokers.ibkr.broker import WebApiBroker
-        from tradepipe.brokers.web_api import WebApiOAuthBroker
+        from tradepipe.brokers.ibkr.client_portal import ClientPortalBroker
+        from tradepipe.brokers.ibkr.web_api import WebApiOAuthBroker
 
         via = self.settings.via
         cls: Any = {"client_portal": ClientPortalBroker, "web_api": WebApiOAuthBroker}[via]

@@ -33,8 +33,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 from tradepipe import Bar, ComponentSettings, Quote, hookimpl
-from tradepipe.live_feed import LiveFeed, align, session_bar_times
-from tradepipe.plugins.synthetic_feed import random_walk
+from tradepipe.live.feed import LiveFeed, align, session_bar_times
+from tradepipe.plugins.feeds.synthetic import random_walk
 from tradepipe.settings import parse_duration
 
 #: Seconds in the trading day ``drift`` and ``volatility`` are given for.

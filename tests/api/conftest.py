@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from tradepipe import BrokerStatus, hookimpl
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.cli.context import AppContext
-from tradepipe.plugins.api import create_app
+from tradepipe.plugins.api.app import create_app
 from tradepipe.testing import test_host
 
 TOKEN = "test-token-0123456789abcdef"

@@ -13,9 +13,9 @@ from api_support import LIMIT_BUY
 from conftest import SETTINGS, TOKEN
 from fastapi.testclient import TestClient
 from tradepipe import Position, hookimpl
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.cli.context import AppContext
-from tradepipe.plugins.api import create_app
+from tradepipe.plugins.api.app import create_app
 from tradepipe.testing import test_host
 
 #: Long enough for a loaded machine; a call that waits on a lock never gets there.
@@ -133,12 +133,12 @@ def test_a_heavy_read_is_served_again_for_a_second_then_read_anew(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The equity curve and recent activity: one computation a second however many ask."""
-    from tradepipe.plugins.api_service import Service
+    from tradepipe.plugins.api.service import Service
 
     app = AppContext(settings_path="settings.toml")
     service = Service(app.settings, app.host)
     now = [100.0]
-    monkeypatch.setattr("tradepipe.plugins.api_service.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("tradepipe.plugins.api.service.time.monotonic", lambda: now[0])
     computed: list[int] = []
 
     def compute() -> int:

@@ -10,9 +10,9 @@ import pytest
 from api_support import LIMIT_BUY
 from fastapi.testclient import TestClient
 from tradepipe import BrokerStatus, hookimpl
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.cli.context import AppContext
-from tradepipe.plugins.api import create_app
+from tradepipe.plugins.api.app import create_app
 from tradepipe.testing import test_host
 
 TOKEN = "connection-token-0123456789"

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from tradepipe.plugins.dashboard import POLICY
+from tradepipe.plugins.dashboard.page import POLICY
 
 LIMIT_BUY = {"symbol": "AAPL", "side": "buy", "quantity": 10, "order_type": "limit"}
 

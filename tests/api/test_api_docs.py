@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from tradepipe.plugins.api import create_app
-from tradepipe.plugins.api_docs import ASSETS
-from tradepipe.plugins.api_problems import PROBLEM, PROBLEM_REF, Problem
+from tradepipe.plugins.api.app import create_app
+from tradepipe.plugins.api.docs import ASSETS
+from tradepipe.plugins.api.problems import PROBLEM, PROBLEM_REF, Problem
 from tradepipe.testing import settings, test_host
 
 TOKEN = "docs-token-0123456789abcdef"

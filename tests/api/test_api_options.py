@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from tradepipe import Bar
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 
 EXPIRY = (dt.date.today() + dt.timedelta(days=45)).isoformat()
 CALL = {"action": "buy", "right": "C", "strike": 200, "expiry": EXPIRY}

@@ -10,8 +10,8 @@ from pathlib import Path
 from api_support import LIMIT_BUY
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from tradepipe.plugins.ledger_db import open_engine
-from tradepipe.plugins.risk_halt import NEW_YORK, trading_day
+from tradepipe.plugins.ledger.db import open_engine
+from tradepipe.plugins.risk.halt import NEW_YORK, trading_day
 
 NOT_HALTED = {"halted": False, "manual": None, "daily": None}
 

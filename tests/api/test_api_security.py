@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from httpx2 import Response
 from starlette.websockets import WebSocketDisconnect
 from tradepipe import errors
-from tradepipe.plugins.api import OPEN_PATHS, create_app
-from tradepipe.plugins.api_docs import ASSETS
-from tradepipe.plugins.api_problems import GENERIC, MAX_BODY, STATUS, Problem, status_of
+from tradepipe.plugins.api.app import OPEN_PATHS, create_app
+from tradepipe.plugins.api.docs import ASSETS
+from tradepipe.plugins.api.problems import GENERIC, MAX_BODY, STATUS, Problem, status_of
 from tradepipe.testing import settings, test_host
 
 TOKEN = "security-token-0123456789"

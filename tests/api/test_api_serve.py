@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 from tradepipe.logs import ROOT, shutdown_logging
-from tradepipe.plugins import api_cli
+from tradepipe.plugins.api import cli as api_cli
 
 Served = list[tuple[Any, str, int]]
 

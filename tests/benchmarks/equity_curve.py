@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tradepipe.plugins.ledger import Ledger
-from tradepipe.plugins.ledger_db import open_engine
+from tradepipe.plugins.ledger.db import open_engine
+from tradepipe.plugins.ledger.queries import Ledger
 
 START = dt.datetime(2015, 1, 2, 21, 0, tzinfo=dt.UTC)
 

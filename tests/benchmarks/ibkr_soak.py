@@ -5,7 +5,7 @@
 The stand-in (``tests/brokers/standin``) runs in its own process over TLS on 127.0.0.1 and
 measures IBKR's pacing limits on arrival (a 429 and the penalty box for any request too
 soon); a thread plays a random-walk market for the symbols (trades every 0.2 s) and fills
-market orders at the last price. A live run (``tradepipe.live.LiveRun``) trades it through
+market orders at the last price. A live run (``tradepipe.live.run.LiveRun``) trades it through
 the Client Portal adapter for ``--minutes`` of wall time: the WebSocket stream, 5-second
 bars, the SMA crossover on short windows (so it trades often), sizing, the default risk
 filters, the SQL ledger (its writer process), the status file. Nothing is accelerated:
@@ -38,7 +38,7 @@ import trustme
 from live_soak import OrderTimes, percentiles, rss_mb
 from tradepipe.clock import SystemClock
 from tradepipe.host import load_host
-from tradepipe.live import LiveRun
+from tradepipe.live.run import LiveRun
 from tradepipe.pipeline import build_pipeline
 from tradepipe.settings import validate_settings
 

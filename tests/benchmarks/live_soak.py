@@ -2,7 +2,7 @@
 
     python tests/benchmarks/live_soak.py [--days 5] [--speed 600] [--bar-size 5s] [--symbols 3]
 
-A live run (``tradepipe.live.LiveRun``) on an accelerated clock that starts on
+A live run (``tradepipe.live.run.LiveRun``) on an accelerated clock that starts on
 a Monday before the New York open, follows the XNYS calendar and leaps over
 nights and the weekend, until the close of the last day: every bar through
 the SMA-crossover strategy, sizing, the four default risk filters, the paper
@@ -42,7 +42,7 @@ from typing import Any
 from tradepipe import hookimpl
 from tradepipe.clock import ScaledClock
 from tradepipe.host import load_host
-from tradepipe.live import LiveRun
+from tradepipe.live.run import LiveRun
 from tradepipe.pipeline import build_pipeline
 from tradepipe.settings import validate_settings
 

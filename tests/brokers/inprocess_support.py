@@ -37,8 +37,8 @@ import pytest
 from gateway_support import PAPER_ACCOUNT, Gateway
 from standin.clock import VirtualClock
 from standin.driver import Driver, LocalDriver
-from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr.broker import WebApiBroker
+from tradepipe.brokers.ibkr.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr.stream import Handshake, MarketStream
 from tradepipe.clock import SystemClock
 from tradepipe.direct import Direct

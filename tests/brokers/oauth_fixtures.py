@@ -55,7 +55,7 @@ from standin.oauth import OAuthFront, build
 from standin.pacing import OAUTH_RATE
 from standin.transport import OAuthStandinTransport
 from standin.wire import CONTROL_PREFIX
-from tradepipe.brokers.web_api import WebApiOAuthBroker
+from tradepipe.brokers.ibkr.web_api import WebApiOAuthBroker
 
 STANDIN = "standin.oauth"
 CONSUMER_KEY = "TPQZKEYXW"

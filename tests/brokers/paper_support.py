@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.clock import ManualClock
 from tradepipe.market import Bar
 

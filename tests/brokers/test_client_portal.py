@@ -12,7 +12,7 @@ import pytest
 import respx
 from ibkr_fakes import BASE, FakeTime
 from tradepipe.adapter import OrderUpdate
-from tradepipe.brokers.client_portal import ClientPortalBroker
+from tradepipe.brokers.ibkr.client_portal import ClientPortalBroker
 from tradepipe.decisions import OrderType, TimeInForce
 from tradepipe.errors import (
     BrokerAuthError,

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "brokers"))
 
 from inprocess_support import InProcessGateway, VirtualNow
 from stream_support import run_for
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.errors import ConfigError
 from tradepipe.market import Bar, Quote
 from tradepipe.plugins.feeds.ibkr import IbkrPollFeed, IbkrStreamFeed

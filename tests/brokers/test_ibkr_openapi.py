@@ -26,7 +26,7 @@ import jsonschema
 import pytest
 import respx
 from ibkr_fakes import BASE, FakeTime
-from tradepipe.brokers.client_portal import ClientPortalBroker
+from tradepipe.brokers.ibkr.client_portal import ClientPortalBroker
 from tradepipe.instruments import Combo, Leg, Option
 from tradepipe.orders import OrderIntent
 

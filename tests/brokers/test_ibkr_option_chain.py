@@ -19,10 +19,10 @@ import httpx
 import pytest
 import respx
 from ibkr_fakes import BASE, FakeTime
-from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr.chain import window
+from tradepipe.brokers.ibkr.client_portal import ClientPortalBroker
 from tradepipe.errors import BrokerAuthError
-from tradepipe.option_chain import ChainError, OptionQuote, nearest_delta
+from tradepipe.options.chain import ChainError, OptionQuote, nearest_delta
 
 ACCT = "DU1234567"
 AAPL = 265598

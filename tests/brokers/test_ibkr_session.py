@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 from ibkr_fakes import BASE, FakeTime, make_client
-from tradepipe.brokers.client_portal import GatewayLogin
+from tradepipe.brokers.ibkr.client_portal import GatewayLogin
 from tradepipe.brokers.ibkr.pacing import MemoryState
 from tradepipe.brokers.ibkr.session import Session, is_paper_account
 from tradepipe.errors import BrokerAuthError, ConfigError

@@ -24,8 +24,8 @@ from gateway_support import Gateway
 from inprocess_support import InProcessGateway
 from oauth_fixtures import ACCESS_TOKEN, InProcessOAuthGateway
 from stream_support import Watch, received, run_for
-from tradepipe.brokers.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr.broker import WebApiBroker
+from tradepipe.brokers.ibkr.client_portal import ClientPortalBroker
 from tradepipe.brokers.ibkr.stream import (
     Handshake,
     MarketStream,

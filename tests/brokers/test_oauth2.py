@@ -15,7 +15,7 @@ from oauth_fixtures import ACCESS_TOKEN, CONSUMER_KEY, DH_PRIME, OAUTH2_CLIENT, 
 from oauth_respx import BASE, FakeIbkr, mock_ibkr
 from standin.oauth_server import Client2, OAuthServer
 from tradepipe.brokers.ibkr import oauth2
-from tradepipe.brokers.web_api import WebApiOAuthBroker
+from tradepipe.brokers.ibkr.web_api import WebApiOAuthBroker
 from tradepipe.errors import BrokerAuthError, ConfigError
 
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)

@@ -20,7 +20,7 @@ from oauth_fixtures import ACCESS_TOKEN, CONSUMER_KEY, DH_PRIME, REALM, OAuthKey
 from oauth_respx import BASE, FakeIbkr, mock_ibkr
 from standin.oauth_server import OAuthServer, Refused
 from tradepipe.brokers.ibkr.authfile import AuthFile
-from tradepipe.brokers.web_api import WebApiOAuthBroker
+from tradepipe.brokers.ibkr.web_api import WebApiOAuthBroker
 from tradepipe.errors import BrokerAuthError, BrokerUnavailableError
 
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)

@@ -29,7 +29,7 @@ from tradepipe import (
     OrderUpdate,
 )
 from tradepipe.brokers.ibkr import orders as ibkr_orders
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.market import Bar, Quote
 from tradepipe.testing import T0, MemorySink, bar, bars_from_closes, replay
 

@@ -33,8 +33,8 @@ from tradepipe import (
     TimeInForce,
     hookimpl,
 )
-from tradepipe.brokers.paper import PaperBroker
-from tradepipe.brokers.paper_expiry import exercised
+from tradepipe.brokers.paper.broker import PaperBroker
+from tradepipe.brokers.paper.expiry import exercised
 from tradepipe.clock import ManualClock
 from tradepipe.testing import MemorySink, replay, test_host
 

@@ -21,8 +21,8 @@ from tradepipe import (
     OrderType,
     Side,
 )
-from tradepipe.brokers.paper import PaperBroker
-from tradepipe.brokers.paper_options import black_scholes, bs_delta, listed_expiries, parse_occ
+from tradepipe.brokers.paper.broker import PaperBroker
+from tradepipe.brokers.paper.options import black_scholes, bs_delta, listed_expiries, parse_occ
 from tradepipe.clock import ManualClock
 
 D = Decimal

@@ -33,8 +33,9 @@ from tradepipe import (
     OrderStatus,
     OrderUpdate,
 )
-from tradepipe.brokers import paper_account, paper_state
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper import account as paper_account
+from tradepipe.brokers.paper import state as paper_state
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.testing import T0, MemorySink, bar, bars_from_closes, replay
 
 _ids = itertools.count(1)
@@ -260,7 +261,7 @@ KILLED = """
 import os, signal, sys
 from decimal import Decimal
 from tradepipe import ManualClock, OrderIntent
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.testing import T0, bar
 
 broker = PaperBroker(PaperBroker.Settings(state_file=sys.argv[1], commission="none"))

@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner, Result
 from oauth_fixtures import DH_PRIME, InProcessOAuthGateway, OAuthControls, write_settings
 from tradepipe.brokers.ibkr import oauth1
-from tradepipe.brokers.web_api import WebApiOAuthBroker
+from tradepipe.brokers.ibkr.web_api import WebApiOAuthBroker
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 from tradepipe.settings import load_settings

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 from oauth_fixtures import ACCESS_TOKEN, InProcessOAuthGateway, write_settings
-from tradepipe.brokers import web_api_cli
+from tradepipe.brokers.ibkr import web_api_cli
 from tradepipe.brokers.ibkr.authfile import AuthFile
-from tradepipe.brokers.web_api import WebApiOAuthBroker
+from tradepipe.brokers.ibkr.web_api import WebApiOAuthBroker
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 

@@ -31,7 +31,7 @@ from tradepipe import (
 )
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.plugins.csv_feed import CsvFeed, read_csv
+from tradepipe.plugins.feeds.csv_files import CsvFeed, read_csv
 from tradepipe.services import broker as services_broker
 from tradepipe.testing import bar, test_host
 

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
-from tradepipe.brokers.paper import PaperBroker
-from tradepipe.brokers.paper_options import listed_expiries
+from tradepipe.brokers.paper.broker import PaperBroker
+from tradepipe.brokers.paper.options import listed_expiries
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 from tradepipe.testing import paper_account_seeing

@@ -26,7 +26,7 @@ from tradepipe import (
     StrategyError,
     hookimpl,
 )
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.testing import MemorySink, bar, bars_from_closes, replay, test_host
 
 

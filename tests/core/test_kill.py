@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from test_interrupt import writer_processes
-from tradepipe.brokers.paper_state import KEPT
-from tradepipe.plugins.synthetic_feed import SyntheticFeed
+from tradepipe.brokers.paper.state import KEPT
+from tradepipe.plugins.feeds.synthetic import SyntheticFeed
 
 SYMBOLS = ["AAPL", "MSFT"]
 BAR_TIMES = 180  # per symbol: about half a session of 1-minute bars
@@ -76,7 +76,7 @@ SITECUSTOMIZE = """
 import os, sys
 
 if "run-pipeline" in sys.argv:
-    from tradepipe.brokers.paper import PaperBroker
+    from tradepipe.brokers.paper.broker import PaperBroker
 
     _place = PaperBroker.place
 

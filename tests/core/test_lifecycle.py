@@ -32,11 +32,11 @@ from tradepipe import (
     hookimpl,
 )
 from tradepipe.adapter import BrokerEvent
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 from tradepipe.lifecycle import Opening, Openings, describe
-from tradepipe.plugins.ledger import Ledger
+from tradepipe.plugins.ledger.queries import Ledger
 from tradepipe.testing import MemorySink, replay, test_host
 
 UTC = dt.UTC

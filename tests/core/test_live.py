@@ -13,12 +13,12 @@ from typing import Any, ClassVar
 
 import pytest
 from tradepipe import Action, Bar, ConfigError, Decision, Strategy, StrategyContext, hookimpl
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.clock import ScaledClock
 from tradepipe.errors import BrokerAuthError, BrokerUnavailableError
-from tradepipe.live import LiveRun, build_live_pipeline
+from tradepipe.live.run import LiveRun, build_live_pipeline
 from tradepipe.pipeline import build_pipeline, run_pipeline
-from tradepipe.plugins.synthetic_feed import SyntheticFeed
+from tradepipe.plugins.feeds.synthetic import SyntheticFeed
 from tradepipe.strategies.sma_cross import SmaCross
 from tradepipe.testing import MemorySink, live, replay, settings, test_host
 

@@ -7,7 +7,7 @@ import time
 
 from tradepipe import Bar
 from tradepipe.clock import ScaledClock
-from tradepipe.live_feed import LiveFeed
+from tradepipe.live.feed import LiveFeed
 
 T0 = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
 

@@ -11,7 +11,7 @@ import pytest
 from tradepipe import Decision
 from tradepipe.clock import ManualClock
 from tradepipe.executor import Executor
-from tradepipe.live_gate import Gate
+from tradepipe.live.gate import Gate
 from tradepipe.pipeline import build_pipeline, open_run
 from tradepipe.schedule import Maintenance, MarketSchedule
 from tradepipe.testing import ListFeed, MemorySink, bar, settings, test_host
@@ -180,7 +180,7 @@ def test_a_stale_price_or_none_is_never_used_to_size_an_order(run: Any) -> None:
 
 
 def test_an_option_is_priced_by_its_underlying() -> None:
-    from tradepipe.live_gate import market_symbol
+    from tradepipe.live.gate import market_symbol
 
     option = Decision.model_validate(
         {

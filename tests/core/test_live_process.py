@@ -43,7 +43,7 @@ UNCLEAR = """
 import sys
 
 if "run-pipeline" in sys.argv:
-    from tradepipe.brokers.paper import PaperBroker
+    from tradepipe.brokers.paper.broker import PaperBroker
     from tradepipe.errors import BrokerUnavailableError
 
     _place = PaperBroker.place

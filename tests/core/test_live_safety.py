@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from tradepipe import BrokerStatus, ConfigError, hookimpl
-from tradepipe.brokers.paper import PaperBroker
-from tradepipe.plugins.synthetic_feed import SyntheticFeed
+from tradepipe.brokers.paper.broker import PaperBroker
+from tradepipe.plugins.feeds.synthetic import SyntheticFeed
 from tradepipe.testing import MemorySink, live, test_host
 
 

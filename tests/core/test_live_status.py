@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 from tradepipe import ConfigError
 from tradepipe.cli import cli
-from tradepipe.live_status import StatusFile
-from tradepipe.plugins.synthetic_feed import SyntheticFeed
+from tradepipe.live.status import StatusFile
+from tradepipe.plugins.feeds.synthetic import SyntheticFeed
 from tradepipe.services.status import process_start, read_status
 from tradepipe.testing import live
 

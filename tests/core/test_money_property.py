@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tradepipe import Fill, RunInfo
 from tradepipe.orders import Side
-from tradepipe.plugins.ledger import Ledger
-from tradepipe.plugins.sql_sink import SqlSink
+from tradepipe.plugins.ledger.queries import Ledger
+from tradepipe.plugins.ledger.sink import SqlSink
 from tradepipe.portfolio import Book
 
 T = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)

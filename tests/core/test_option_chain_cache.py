@@ -10,7 +10,7 @@ from tradepipe.clock import ManualClock
 from tradepipe.context import RunContext
 from tradepipe.errors import BrokerCapabilityError, BrokerUnavailableError
 from tradepipe.instruments import Combo, Leg, Option, Stock
-from tradepipe.option_chain import ChainCache, OptionQuote
+from tradepipe.options.chain import ChainCache, OptionQuote
 from tradepipe.portfolio import Book
 from tradepipe.testing import T0
 

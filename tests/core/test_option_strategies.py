@@ -10,14 +10,14 @@ import pytest
 from tradepipe.decision_schema import read_decision
 from tradepipe.decisions import Action, Decision, RejectedDecision
 from tradepipe.instruments import Combo, Option
-from tradepipe.option_chain import (
+from tradepipe.options.chain import (
     ChainError,
     OptionQuote,
     choose_expiry,
     nearest_delta,
     nearest_strike,
 )
-from tradepipe.option_risk import payoff
+from tradepipe.options.risk import payoff
 from tradepipe.orders import Side
 
 D = Decimal

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from tradepipe import Combo, Decision, InvalidOrderError, Leg, Option, OrderIntent, OrderStatus
-from tradepipe.option_risk import OptionRisk
+from tradepipe.options.risk import OptionRisk
 from tradepipe.order_rules import Change, OrderRules, contract_problem, months_after
 
 # 23:30 in New York on 2 March: already 3 March in UTC. The run's date is New York's.

@@ -12,8 +12,8 @@ from tradepipe import (
     Fill,
     OrderStatus,
 )
-from tradepipe.plugins.ledger import Ledger
-from tradepipe.plugins.sql_sink import open_engine
+from tradepipe.plugins.ledger.queries import Ledger
+from tradepipe.plugins.ledger.sink import open_engine
 from tradepipe.testing import bar, replay, test_host
 
 T0 = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)

@@ -17,9 +17,9 @@ from tradepipe import (
     StrategyContext,
     hookimpl,
 )
-from tradepipe.brokers.paper import PaperBroker
-from tradepipe.plugins.ledger import Ledger
-from tradepipe.plugins.sql_sink import open_engine
+from tradepipe.brokers.paper.broker import PaperBroker
+from tradepipe.plugins.ledger.queries import Ledger
+from tradepipe.plugins.ledger.sink import open_engine
 from tradepipe.testing import MemorySink, bar, replay, test_host
 
 

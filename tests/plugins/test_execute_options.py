@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from tradepipe import Fill
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 from tradepipe.testing import paper_account_seeing

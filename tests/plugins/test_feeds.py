@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from tradepipe import FeedError
 from tradepipe.market import check_bar
-from tradepipe.plugins.csv_feed import CsvFeed
-from tradepipe.plugins.synthetic_feed import SyntheticFeed, session_times
+from tradepipe.plugins.feeds.csv_files import CsvFeed
+from tradepipe.plugins.feeds.synthetic import SyntheticFeed, session_times
 
 HEADER = "timestamp,open,high,low,close,volume\n"
 

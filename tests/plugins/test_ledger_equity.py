@@ -7,9 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from sqlmodel import Session
-from tradepipe.plugins.ledger import Ledger
-from tradepipe.plugins.ledger_db import open_engine
-from tradepipe.plugins.ledger_schema import AccountRow, RunRow
+from tradepipe.plugins.ledger.db import open_engine
+from tradepipe.plugins.ledger.queries import Ledger
+from tradepipe.plugins.ledger.schema import AccountRow, RunRow
 
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 

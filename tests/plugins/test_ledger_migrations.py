@@ -8,8 +8,8 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from tradepipe import PersistenceError
-from tradepipe.plugins import ledger_db
-from tradepipe.plugins.ledger_db import head, open_engine, revision
+from tradepipe.plugins.ledger import db as ledger_db
+from tradepipe.plugins.ledger.db import head, open_engine, revision
 
 ROWS = {
     "runs": "INSERT INTO runs (run_id, namespace, started_at, env, broker, feed, strategies, "
@@ -89,7 +89,7 @@ def test_migrations_match_the_tables_the_code_writes(ledger_url: str) -> None:
     """Upgrading an empty database gives exactly the schema in ledger_schema."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
-    from tradepipe.plugins.ledger_schema import metadata
+    from tradepipe.plugins.ledger.schema import metadata
 
     engine = open_engine(ledger_url)
     try:

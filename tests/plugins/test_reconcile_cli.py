@@ -20,7 +20,7 @@ from tradepipe import (
 )
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.plugins.ledger_db import open_engine
+from tradepipe.plugins.ledger.db import open_engine
 from tradepipe.testing import bar, replay, test_host
 
 T0 = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from risk_fakes import FakeContext
 from tradepipe.decisions import Action, Decision, SizingHints
 from tradepipe.orders import OrderIntent, Side
-from tradepipe.plugins.risk_filters import (
+from tradepipe.plugins.risk.filters import (
     BuyingPower,
     MaxPositionValue,
     MaxRiskPerTrade,

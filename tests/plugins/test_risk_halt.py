@@ -13,7 +13,7 @@ from freezegun import freeze_time
 from risk_fakes import D, FakeContext, decision, intent
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.plugins.risk_halt import Halt, MaxDailyLoss, read_state, write_state
+from tradepipe.plugins.risk.halt import Halt, MaxDailyLoss, read_state, write_state
 from tradepipe.risk import Outcome
 
 # 15:00 UTC = 10:00 New York (EST), on a Monday.

@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from risk_fakes import D, FakeContext, decision, intent
-from tradepipe.plugins.risk_limits import (
+from tradepipe.plugins.risk.limits import (
     LiveAccount,
     MaxExposure,
     MaxOpenOrders,

@@ -8,7 +8,7 @@ import pytest
 from freezegun import freeze_time
 from risk_fakes import FakeContext, decision, intent
 from tradepipe.clock import SystemClock
-from tradepipe.plugins.risk_market import MarketHours, in_window
+from tradepipe.plugins.risk.market import MarketHours, in_window
 from tradepipe.risk import Outcome
 
 UTC = dt.UTC

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 from risk_fakes import D, FakeContext, decision, intent
 from tradepipe.instruments import Combo, Leg, Option, Stock
-from tradepipe.option_risk import OptionRisk
+from tradepipe.options.risk import OptionRisk
 from tradepipe.orders import OrderIntent
-from tradepipe.plugins.risk_filters import MaxRiskPerTrade
-from tradepipe.plugins.risk_options import OptionsGuards
+from tradepipe.plugins.risk.filters import MaxRiskPerTrade
+from tradepipe.plugins.risk.options import OptionsGuards
 from tradepipe.risk import Outcome
 
 EXPIRY = dt.date(2026, 12, 18)

@@ -29,8 +29,8 @@ from tradepipe import (
 )
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.plugins import snapshot as snapshot_module
-from tradepipe.plugins import snapshot_cli
+from tradepipe.plugins.snapshot import cli as snapshot_cli
+from tradepipe.plugins.snapshot import files as snapshot_module
 from tradepipe.testing import test_host
 
 ACCOUNT = "U1234567"
@@ -811,8 +811,8 @@ def test_credentials_the_broker_refuses_are_an_error_not_demo_data(workdir: Path
 
 
 def test_oauth2_settings_with_credentials_are_not_taken_for_an_unset_broker() -> None:
-    from tradepipe.brokers.web_api import WebApiOAuthBroker
-    from tradepipe.plugins.snapshot_source import unconfigured
+    from tradepipe.brokers.ibkr.web_api import WebApiOAuthBroker
+    from tradepipe.plugins.snapshot.source import unconfigured
     from tradepipe.testing import settings
 
     oauth2 = {"auth": "oauth2", "client_key_file": "/nonexistent/key.pem", "client_id": "c1"}

@@ -34,8 +34,8 @@ from tradepipe import (
     RunInfo,
 )
 from tradepipe.orders import Side
-from tradepipe.plugins.ledger import Ledger
-from tradepipe.plugins.sql_sink import SqlSink, _figures_json
+from tradepipe.plugins.ledger.queries import Ledger
+from tradepipe.plugins.ledger.sink import SqlSink, _figures_json
 from tradepipe.risk import Outcome, RiskVerdict
 from tradepipe.testing import bars_from_closes, replay
 
@@ -563,7 +563,7 @@ def test_ctrl_c_while_a_batch_is_sent_leaves_the_frame_whole(
 ) -> None:
     import signal
 
-    from tradepipe.plugins import ledger_writer
+    from tradepipe.plugins.ledger import writer as ledger_writer
 
     path = tmp_path / "l.db"
     sink = make_sink(path)
@@ -588,7 +588,7 @@ def test_ctrl_c_while_a_batch_is_sent_leaves_the_frame_whole(
 def test_writer_frames_carry_rows_by_marshal_and_anything_else_by_pickle() -> None:
     import io
 
-    from tradepipe.plugins import ledger_writer
+    from tradepipe.plugins.ledger import writer as ledger_writer
 
     rows_message = ("write", 1, [("INSERT ...", [("r1", 1, 2.5, True, None)])], False)
     other = ("write", 2, [("INSERT ...", [(Decimal("1.10"), T)])], True)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from tradepipe import Bar, ConfigError, FeedError, Quote
 from tradepipe.clock import ScaledClock
-from tradepipe.live_feed import align, session_bar_times
+from tradepipe.live.feed import align, session_bar_times
 from tradepipe.market import check_bar
 from tradepipe.pipeline import make_component
 from tradepipe.plugins.feeds.synthetic_live import SyntheticLiveFeed

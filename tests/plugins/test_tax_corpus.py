@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.plugins.ledger_db import open_engine
+from tradepipe.plugins.ledger.db import open_engine
 
 D = Decimal
 # (execution id, symbol, side, quantity, price, commission, multiplier, date)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tradepipe.errors import LotError
 from tradepipe.orders import Fill, Side
-from tradepipe.plugins.tax_lots import (
+from tradepipe.plugins.tax.lots import (
     LotResult,
     Method,
     Term,

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.plugins.ledger_db import open_engine
-from tradepipe.plugins.tax_lots import Method
-from tradepipe.plugins.tax_lots_db import read_lots, rebuild_lots
+from tradepipe.plugins.ledger.db import open_engine
+from tradepipe.plugins.tax.lots import Method
+from tradepipe.plugins.tax.lots_db import read_lots, rebuild_lots
 
 # Two runs. The AAPL loss of 2026-02-02 (200 on 100 shares) is washed by the buys of
 # 2026-02-10 and -11 (65 shares: 130 disallowed); MSFT is held over a year (long-term).

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from tradepipe import Bar, Feed, hookimpl
 from tradepipe.errors import BrokerCapabilityError
-from tradepipe.option_chain import OptionQuote
+from tradepipe.options.chain import OptionQuote
 from tradepipe.testing import T0
 
 

@@ -20,9 +20,9 @@ import respx
 from source_helpers import Ctx
 from tradepipe import Bar
 from tradepipe.clock import ScaledClock
-from tradepipe.live import LiveRun
+from tradepipe.live.run import LiveRun
 from tradepipe.pipeline import build_pipeline
-from tradepipe.plugins.synthetic_feed import SyntheticFeed
+from tradepipe.plugins.feeds.synthetic import SyntheticFeed
 from tradepipe.strategies.llm import LlmSource
 from tradepipe.testing import ListLiveFeed, MemorySink, live, replay, settings, test_host
 

@@ -17,11 +17,11 @@ import respx
 from freezegun import freeze_time
 from source_helpers import Ctx, SteppedFeed, SteppedPlugin
 from tradepipe import Bar, Decision, OrderIntent, RejectedDecision, hookimpl
-from tradepipe.brokers.paper import PaperBroker
+from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.clock import ManualClock
 from tradepipe.errors import BrokerUnavailableError
 from tradepipe.instruments import Combo, Option
-from tradepipe.option_chain import OptionQuote
+from tradepipe.options.chain import OptionQuote
 from tradepipe.orders import OrderStatus
 from tradepipe.pipeline import Pipeline, build_pipeline, run_pipeline
 from tradepipe.risk import Outcome

@@ -1,0 +1,1 @@
+"""The dashboard page and its assets, served by the API and written beside snapshot files."""

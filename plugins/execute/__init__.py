@@ -1,0 +1,1 @@
+"""``tradepipe execute``: one decision document through the whole pipeline."""

@@ -1,0 +1,149 @@
+"""Opening a ledger database: the engine, SQLite's settings, the schema brought up to date.
+
+Every ledger is versioned by the alembic migrations in
+:mod:`tradepipe.plugins.ledger.migrations`. Opening one applies whatever migrations it
+lacks, inside one transaction, and says so in the log; ``tradepipe db
+upgrade`` does the same on demand. A ledger made before migrations existed is
+recognised by its tables and stamped with the revision it matches first, so
+its rows are kept. Two processes opening one ledger at once are serialised
+(PostgreSQL: an advisory lock; SQLite: the database lock and a re-check).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from tradepipe import PersistenceError
+from tradepipe.plugins.ledger import migrations
+
+log = logging.getLogger("tradepipe.plugins.ledger.queries")
+
+# Any fixed number: the key of PostgreSQL's advisory lock for migrations.
+_LOCK_KEY = 0x7470_6C65
+
+
+def sqlite_pragmas(synchronous: str) -> list[str]:
+    """WAL so readers never block the writer; a busy timeout so processes share."""
+    return [
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA synchronous={synchronous.upper()}",
+        "PRAGMA busy_timeout=10000",
+    ]
+
+
+def shown(url: str) -> str:
+    """``url`` safe to print: no password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def open_engine(url: str, synchronous: str = "full", *, migrate: bool = True) -> Engine:
+    """Create an engine for ``url`` with the ledger's schema up to date.
+
+    SQLite files are created readable by their owner only, in WAL mode (readers
+    do not block the writer), with a busy timeout so two processes can share one.
+
+    :param migrate: apply missing migrations (off for read-only uses that
+        follow an open which did).
+    :raises PersistenceError: the database cannot be opened, created or upgraded.
+    """
+    try:
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            path = Path(url[len("sqlite:///") :])
+            if str(path) and not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        engine = create_engine(url)
+        if engine.dialect.name == "sqlite":
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                for pragma in sqlite_pragmas(synchronous):
+                    cursor.execute(pragma)
+                cursor.close()
+
+    except (SQLAlchemyError, OSError) as exc:
+        raise PersistenceError(f"cannot open the ledger at {shown(url)}: {exc}") from exc
+    if migrate:
+        try:
+            upgrade(engine)
+        except BaseException as exc:
+            engine.dispose()  # no connection left behind for the collector
+            if isinstance(exc, SQLAlchemyError):
+                raise PersistenceError(f"cannot open the ledger at {shown(url)}: {exc}") from exc
+            raise
+    return engine
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    """The newest schema revision this tradepipe knows."""
+    found = ScriptDirectory.from_config(_config()).get_current_head()
+    assert found is not None
+    return found
+
+
+def revision(engine: Engine) -> str | None:
+    """The ledger's schema revision (``None``: empty, or made before migrations)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str] | None:
+    """Apply the migrations the ledger lacks; return ``(from, to)`` if any ran.
+
+    :raises PersistenceError: the ledger is newer than this tradepipe.
+    """
+    target = head()
+    for attempt in range(2):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+                return _upgrade(conn, target)
+        except SQLAlchemyError:
+            # Another process may have been migrating the same ledger: look again.
+            if attempt or revision(engine) != target:
+                raise
+    return None
+
+
+def _upgrade(conn: Connection, target: str) -> tuple[str | None, str] | None:
+    config = _config(conn)
+    current = MigrationContext.configure(conn).get_current_revision()
+    if current == target:
+        return None
+    known = {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
+    if current is not None and current not in known:
+        raise PersistenceError(
+            f"the ledger's schema ({current}) is newer than this tradepipe knows ({target}); "
+            "upgrade tradepipe"
+        )
+    where = shown(str(conn.engine.url))
+    if current is None and "runs" in inspect(conn).get_table_names():
+        # Made before the ledger had migrations: find which schema it has.
+        columns = {c["name"] for c in inspect(conn).get_columns("orders")}
+        current = "0002" if "instrument" in columns else "0001"
+        command.stamp(config, current)
+    if current is None:
+        log.info("ledger at %s: creating its tables (schema %s)", where, target)
+    else:
+        log.warning("ledger at %s: upgrading its schema from %s to %s", where, current, target)
+    command.upgrade(config, target)
+    return current, target

@@ -1,0 +1,567 @@
+"""The SQL ledger sink (SQLite by default, any SQLAlchemy URL).
+
+Records are buffered as plain tuples and written in one transaction per batch
+(``[run] batch_size``) through the driver's ``executemany``: building ORM
+objects or SQLAlchemy Core parameter dicts per record would cost more than the
+whole rest of a replay. Before an order goes to a broker that requires durable
+intents, the executor calls :meth:`SqlSink.flush`, which commits everything
+buffered so far.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Collection, Sequence
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import Field
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from tradepipe import (
+    AccountSummary,
+    ComponentSettings,
+    Decision,
+    Fill,
+    Order,
+    OrderEvent,
+    PersistenceError,
+    Position,
+    RiskVerdict,
+    RunInfo,
+    Sink,
+    hookimpl,
+)
+from tradepipe.clock import Clock, SystemClock
+from tradepipe.lifecycle import Opening
+from tradepipe.orders import Side
+from tradepipe.plugins.ledger import schema
+from tradepipe.plugins.ledger.db import open_engine, shown, sqlite_pragmas
+from tradepipe.plugins.ledger.writer import WriterError, WriterProcess
+from tradepipe.process import ProcessId, is_alive, this_process
+from tradepipe.sink import Unsettled, account_of
+
+log = logging.getLogger(__name__)
+
+
+_dumps = json.dumps
+
+
+def _figures_json(figures: dict[str, Any]) -> str:
+    """JSON of a verdict's figures; decimals as strings so they stay exact.
+
+    Hand-rolled for the common value types because it runs for every verdict;
+    keys are keyword-argument names, so they need no escaping.
+    """
+    if not figures:
+        return "{}"
+    parts = []
+    for key, value in figures.items():
+        kind = type(value)
+        if kind is Decimal:
+            parts.append(f'"{key}":"{value}"')
+        elif kind is int:
+            parts.append(f'"{key}":{value}')
+        elif kind is float:
+            parts.append(f'"{key}":{_dumps(value)}')
+        else:
+            text = _dumps(value if kind is str or value is None or kind is bool else str(value))
+            parts.append(f'"{key}":{text}')
+    return "{" + ",".join(parts) + "}"
+
+
+#: The writer process's page cache (64 MiB, taken as pages are used): index
+#: entries keyed by hashed ids land on random pages, which a small cache would
+#: read and write again for every batch.
+WRITER_CACHE = "PRAGMA cache_size=-65536"
+
+
+class _Timestamps:
+    """ISO text of a timestamp, remembering the last one: records come in runs
+    sharing the time of the bar that caused them."""
+
+    __slots__ = ("_last", "_text")
+
+    def __init__(self) -> None:
+        self._last: Any = None
+        self._text = ""
+
+    def __call__(self, ts: Any) -> str:
+        if ts is not self._last:
+            self._last = ts
+            self._text = ts.isoformat()
+        return self._text
+
+
+class SqlSink(Sink):
+    """Writes every record of a run to the SQL ledger."""
+
+    name = "sql"
+    description = "the ledger: decisions, verdicts, orders and their history, fills, snapshots"
+
+    class Settings(ComponentSettings):
+        #: SQLite file of the ledger (relative to the working directory).
+        path: str = "tradepipe.db"
+        #: A SQLAlchemy URL instead of ``path``, e.g. ``postgresql+psycopg://…``.
+        url: str | None = None
+        #: SQLite fsync policy: ``full`` survives power loss, ``normal`` only crashes.
+        synchronous: Literal["full", "normal"] = "full"
+        #: Who writes to a SQLite ledger: a separate ``process`` (the pipeline goes
+        #: on while a batch is committed) or the pipeline itself (``inline``).
+        writer: Literal["process", "inline"] = "process"
+        batch_size: int | None = Field(default=None, ge=1)
+
+    settings: Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._engine: Engine | None = None
+        self._run_id = ""
+        self._batch_size = self.settings.batch_size or 5000
+        self._pending: dict[type[Any], list[tuple[Any, ...]]] = {t: [] for t in schema.TABLES}
+        self._count = 0
+        self._sql: dict[type[Any], str] = {}
+        self._dec: Callable[[Any], Any] = str
+        self._ts: Callable[[Any], Any] = _Timestamps()
+        self._clock: Clock = SystemClock()
+        self._writer: WriterProcess | None = None
+        self._broken = ""
+        self._unacked = False
+        self._mark = "?"
+
+    def attach(self, runtime: Any) -> None:
+        self._clock = runtime.clock
+        if self.settings.batch_size is None:
+            self._batch_size = runtime.settings.run.batch_size
+
+    # -- connection ------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.settings.url or f"sqlite:///{self.settings.path}"
+
+    def engine(self) -> Engine:
+        """The ledger's engine, created (with its tables) on first use."""
+        if self._engine is None:
+            self._engine = open_engine(self.url, self.settings.synchronous)
+            sqlite = self._engine.dialect.name == "sqlite"
+            mark = self._mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+            for table in schema.TABLES:
+                cols = schema.insert_columns(table)
+                self._sql[table] = (
+                    f"INSERT INTO {table.__table__.name} ({', '.join(cols)}) "  # type: ignore[attr-defined]
+                    f"VALUES ({', '.join([mark] * len(cols))})"
+                )
+            if not sqlite:
+                self._dec = _identity
+                self._ts = _identity
+        return self._engine
+
+    # -- records ---------------------------------------------------------------
+
+    def open(self, run: RunInfo) -> None:
+        engine = self.engine()
+        self._close_killed_runs(engine)
+        if self.settings.writer == "process" and engine.dialect.name == "sqlite":
+            database = engine.url.database
+            if database and database != ":memory:":
+                try:
+                    self._writer = WriterProcess(
+                        database, [*sqlite_pragmas(self.settings.synchronous), WRITER_CACHE]
+                    )
+                except WriterError as exc:
+                    raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+        self._run_id = run.run_id
+        me = this_process()
+        self._add(
+            schema.RunRow,
+            (
+                run.run_id,
+                run.namespace,
+                self._ts(run.started_at),
+                None,
+                run.env,
+                run.broker,
+                run.feed,
+                json.dumps(list(run.strategies)),
+                run.account_id,
+                0,
+                "running",
+                me.host,
+                me.pid,
+                me.started,
+                account_of(run),
+            ),
+        )
+        self.flush()
+
+    def _close_killed_runs(self, engine: Engine) -> None:
+        """Mark runs of this host whose process is gone as ``killed``.
+
+        A run closes itself however it ends, short of its process being
+        killed outright (SIGKILL, a power cut); then only a later start can
+        tell, by finding the recorded process gone.
+        """
+        runs = schema.RunRow.__table__  # type: ignore[attr-defined]
+        try:
+            with engine.begin() as conn:
+                rows = conn.execute(
+                    select(runs.c.run_id, runs.c.pid, runs.c.pid_started).where(
+                        (runs.c.status == "running")
+                        & (runs.c.host == this_process().host)
+                        & runs.c.pid.is_not(None)
+                    )
+                ).all()
+                dead = [
+                    run_id
+                    for run_id, pid, started in rows
+                    if is_alive(ProcessId(this_process().host, pid, started)) is False
+                ]
+                if dead:
+                    conn.execute(
+                        update(runs).where(runs.c.run_id.in_(dead)).values(status="killed")
+                    )
+        except SQLAlchemyError as exc:
+            raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+        for run_id in dead:
+            log.warning("run %s was killed (its process is gone); marked as such", run_id)
+
+    def _add(self, table: type[Any], row: tuple[Any, ...]) -> None:
+        self._pending[table].append(row)
+        self._count += 1
+        if self._count >= self._batch_size:
+            # A full batch goes to the writer without waiting for its commit;
+            # flush() is what waits.
+            self._write(self._take(), wait=False)
+
+    def record_decision(self, d: Decision) -> None:
+        dec = self._dec
+        extra = None
+        if d.sizing or d.instrument or d.expires_at or d.inputs_hash or d.outside_rth or d.raw:
+            extra = d.model_dump_json(
+                include={
+                    "sizing",
+                    "instrument",
+                    "option_risk",
+                    "expires_at",
+                    "inputs_hash",
+                    "outside_rth",
+                    "raw",
+                },
+                exclude_none=True,
+            )
+        self._add(
+            schema.DecisionRow,
+            (
+                self._run_id,
+                d.id,
+                self._ts(d.created_at),
+                d.source,
+                d.symbol,
+                _s(d.action),
+                d.confidence,
+                _opt(dec, d.quantity),
+                _s(d.order_type),
+                _opt(dec, d.limit_price),
+                _opt(dec, d.stop_price),
+                _opt(dec, d.stop_loss),
+                _opt(dec, d.take_profit),
+                _s(d.tif),
+                d.rationale,
+                extra,
+            ),
+        )
+
+    def record_decision_rejected(self, raw: Any, source: str, error: str) -> None:
+        try:
+            text = json.dumps(raw, default=str) if raw is not None else None
+        except (TypeError, ValueError):
+            text = repr(raw)
+        self._add(
+            schema.RejectedDecisionRow,
+            (self._run_id, self._ts(self._clock.now()), source, text, error),
+        )
+
+    def record_verdict(self, v: RiskVerdict) -> None:
+        dec = self._dec
+        self._add(
+            schema.VerdictRow,
+            (
+                self._run_id,
+                v.decision_id,
+                v.client_order_id,
+                v.seq,
+                v.filter,
+                _s(v.outcome),
+                v.reason,
+                dec(v.quantity_before),
+                dec(v.quantity_after),
+                _figures_json(v.figures),
+                self._ts(v.ts),
+            ),
+        )
+
+    def record_order(self, order: Order) -> None:
+        i = order.intent
+        dec = self._dec
+        self._add(
+            schema.OrderRow,
+            (
+                self._run_id,
+                i.client_order_id,
+                i.decision_id,
+                i.source,
+                i.symbol,
+                _s(i.side),
+                dec(i.quantity),
+                _s(i.order_type),
+                _opt(dec, i.limit_price),
+                _opt(dec, i.stop_price),
+                _s(i.tif),
+                i.outside_rth,
+                _opt(dec, i.stop_loss),
+                _opt(dec, i.take_profit),
+                _opt(dec, i.reference_price),
+                self._ts(i.created_at),
+                None if i.instrument is None else i.instrument.model_dump_json(),
+                None if i.option_risk is None else i.option_risk.model_dump_json(),
+            ),
+        )
+
+    def record_order_event(self, e: OrderEvent) -> None:
+        self._add(
+            schema.OrderEventRow,
+            (
+                self._run_id,
+                e.client_order_id,
+                e.decision_id,
+                e.seq,
+                _s(e.status),
+                _opt(_s, e.previous),
+                self._ts(e.ts),
+                e.reason,
+                e.broker_order_id,
+            ),
+        )
+
+    def record_fill(self, f: Fill) -> None:
+        self._fill_row(f, is_combo=bool(f.legs), combo=None)
+        for leg in f.legs:
+            self._fill_row(leg, is_combo=False, combo=f.execution_id)
+
+    def _fill_row(self, f: Fill, is_combo: bool, combo: str | None) -> None:
+        dec = self._dec
+        self._add(
+            schema.FillRow,
+            (
+                self._run_id,
+                f.execution_id,
+                f.client_order_id,
+                f.decision_id,
+                f.broker_order_id,
+                f.symbol,
+                _s(f.side),
+                dec(f.quantity),
+                dec(f.price),
+                dec(f.commission),
+                dec(f.multiplier),
+                self._ts(f.ts),
+                _s(f.kind),
+                is_combo,
+                combo,
+            ),
+        )
+
+    def record_snapshot(self, positions: Sequence[Position], account: AccountSummary) -> None:
+        dec = self._dec
+        ts = self._ts(account.ts)
+        for p in positions:
+            self._add(
+                schema.PositionRow,
+                (
+                    self._run_id,
+                    ts,
+                    p.symbol,
+                    dec(p.quantity),
+                    dec(p.avg_cost),
+                    dec(p.multiplier),
+                    _opt(dec, p.mark_price),
+                    dec(p.realized_pnl),
+                ),
+            )
+        a = account
+        self._add(
+            schema.AccountRow,
+            (
+                self._run_id,
+                ts,
+                a.account_id,
+                a.currency,
+                dec(a.cash),
+                dec(a.equity),
+                dec(a.buying_power),
+                dec(a.gross_position_value),
+                dec(a.realized_pnl),
+                dec(a.unrealized_pnl),
+            ),
+        )
+
+    # -- durability --------------------------------------------------------------
+
+    def _take(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """Everything buffered, as statements, leaving the buffers empty."""
+        statements = []
+        for table, rows in self._pending.items():
+            if rows:
+                statements.append((self._sql[table], rows))
+                self._pending[table] = []
+        self._count = 0
+        return statements
+
+    def _write(self, statements: list[tuple[str, list[tuple[Any, ...]]]], wait: bool) -> None:
+        """Commit ``statements`` as one transaction (``wait``: before returning)."""
+        if self._broken:
+            raise PersistenceError(
+                f"the ledger at {self.where} refuses writes after an earlier failure "
+                f"({self._broken}); nothing after it was recorded"
+            )
+        records = sum(len(rows) for _sql, rows in statements)
+        try:
+            if self._writer is not None:
+                self._writer.write(statements, wait=wait)
+                self._unacked = not wait
+                return
+            with self.engine().begin() as conn:
+                for sql, rows in statements:
+                    conn.exec_driver_sql(sql, rows)
+        except WriterError as exc:
+            self._broken = str(exc)
+            raise PersistenceError(f"could not write to the ledger at {self.where}: {exc}") from exc
+        except SQLAlchemyError as exc:
+            # A later batch must not land on top of a missing one: fail closed.
+            self._broken = f"{exc.__class__.__name__}: {getattr(exc, 'orig', exc)}"
+            raise PersistenceError(
+                f"could not write {records} records to the ledger at {self.where}: {self._broken}"
+            ) from exc
+
+    def flush(self) -> None:
+        """Commit everything received so far; return once it is on disk.
+
+        This includes full batches already handed to the writer without
+        waiting: an empty write is acknowledged only after them.
+        """
+        if self._count or self._unacked:
+            self._write(self._take(), wait=True)
+
+    def close(self, run: RunInfo, bars: int, status: str) -> None:
+        statements = self._take()
+        statements.append(
+            (
+                f"UPDATE runs SET bars = {self._mark}, status = {self._mark}, "
+                f"finished_at = {self._mark} WHERE run_id = {self._mark}",
+                [(bars, status, self._ts(SystemClock().now()), run.run_id)],
+            )
+        )
+        try:
+            self._write(statements, wait=True)
+        finally:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                try:
+                    writer.close()
+                except WriterError as exc:
+                    raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    # -- reads -------------------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        """The ledger's location, safe to show (no password)."""
+        return shown(self.url)
+
+    def unsettled_orders(self, namespace: str) -> list[Unsettled]:
+        from tradepipe.plugins.ledger.queries import Ledger
+
+        return Ledger(self.engine(), self.where).unsettled(namespace, exclude_run=self._run_id)
+
+    def opening_order(self, namespace: str, symbol: str, side: Side) -> Opening | None:
+        from tradepipe.plugins.ledger.queries import Ledger
+
+        # What this run recorded so far is looked up too (the executor knows it
+        # already, but a flush costs nothing next to an expiry).
+        self.flush()
+        return Ledger(self.engine(), self.where).opening(namespace, symbol, side.value)
+
+    def held_orders(self, client_ids: Collection[str]) -> list[Unsettled]:
+        from tradepipe.plugins.ledger.queries import Ledger
+
+        if not client_ids:
+            return []
+        return Ledger(self.engine(), self.where).unsettled_of(client_ids, exclude_run=self._run_id)
+
+    def record_reconciled(
+        self, run_id: str, events: Sequence[OrderEvent], fills: Sequence[Fill]
+    ) -> None:
+        # The rows belong to the run that sent the order: its history stays whole.
+        current = self._run_id
+        self._run_id = run_id
+        try:
+            for event in events:
+                self.record_order_event(event)
+            for fill in fills:
+                self.record_fill(fill)
+        finally:
+            self._run_id = current
+        self.flush()
+
+    def record_audit(
+        self,
+        kind: str,
+        subject: str,
+        ledger_value: str | None,
+        broker_value: str | None,
+        action: str,
+        detail: str,
+        ts: dt.datetime,
+    ) -> None:
+        self._add(
+            schema.AuditRow,
+            (self._run_id, self._ts(ts), kind, subject, ledger_value, broker_value, action, detail),
+        )
+
+    def sent_client_ids(self, namespace: str) -> set[str]:
+        from tradepipe.plugins.ledger.queries import Ledger
+
+        return Ledger(self.engine(), self.where).client_ids(namespace)
+
+    def summary(self, run_id: str) -> dict[str, Any]:
+        from tradepipe.plugins.ledger.queries import Ledger
+
+        engine = open_engine(self.url, self.settings.synchronous, migrate=False)
+        try:
+            return Ledger(engine, self.where).summary(run_id)
+        finally:
+            engine.dispose()
+
+
+# Enum members become plain strings: drivers bind those faster, and the writer
+# process must be able to read rows without importing tradepipe.
+_s = str
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _opt(convert: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else convert(value)
+
+
+@hookimpl
+def tradepipe_register_sinks(register: Any) -> None:
+    register(SqlSink)

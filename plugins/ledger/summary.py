@@ -1,0 +1,222 @@
+"""A run's summary from the ledger: its order counts by status, fills, commissions and account.
+
+What ``tradepipe run-pipeline`` prints at the end of a run (and ``--json``
+gives); :class:`~tradepipe.plugins.ledger.queries.Ledger` opens the session and
+reports its errors.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlmodel import Session, col
+from tradepipe.decisions import Action
+from tradepipe.logs import mask_account
+from tradepipe.money import ZERO, money_text
+from tradepipe.orders import TERMINAL, WORKING, OrderStatus
+from tradepipe.plugins.ledger.schema import (
+    AccountRow,
+    DecisionRow,
+    FillRow,
+    OrderEventRow,
+    OrderRow,
+    PositionRow,
+    RejectedDecisionRow,
+    RunRow,
+    VerdictRow,
+)
+from tradepipe.risk import Outcome
+from tradepipe.services.figures import position_figures
+from tradepipe.sink import account_fields, account_of
+
+TERMINAL_STATES = tuple(sorted(status.value for status in TERMINAL))
+ORDER_STATES = tuple(status.value for status in OrderStatus)
+#: Latest statuses of an order that is still alive at the broker.
+OPEN_STATES = tuple(status.value for status in WORKING if status is not OrderStatus.UNKNOWN)
+
+
+def unfinished(run_id: str) -> Any:
+    """Client order ids of the run's orders that have a history but no final status.
+
+    A final status is always an order's last, so these are found by what
+    their history lacks, without reading each order's latest change.
+    """
+    final = case((col(OrderEventRow.status).in_(TERMINAL_STATES), 1), else_=0)
+    return (
+        select(col(OrderEventRow.client_order_id))
+        .where(col(OrderEventRow.run_id) == run_id)
+        .group_by(col(OrderEventRow.client_order_id))
+        .having(func.sum(final) == 0)
+    )
+
+
+def order_counts(s: Session, run_id: str) -> tuple[dict[str, int], int]:
+    """How many orders of the run are in each status now, and how many were sent.
+
+    A terminal status is always an order's last, and no order reaches one
+    twice: terminal statuses are counted straight from the events, in the
+    same pass that counts the orders with any history (each has exactly one
+    first event). Only when some of those never ended is their latest
+    event looked up.
+    """
+    states = dict.fromkeys(ORDER_STATES, 0)
+    first = func.sum(case((col(OrderEventRow.seq) == 1, 1), else_=0))
+    counts = {
+        status: (int(n), int(firsts or 0))
+        for status, n, firsts in s.execute(
+            select(col(OrderEventRow.status), func.count(), first)
+            .where(col(OrderEventRow.run_id) == run_id)
+            .group_by(col(OrderEventRow.status))
+        )
+    }
+    ended = 0
+    for status in TERMINAL_STATES:
+        n = counts.get(status, (0, 0))[0]
+        states[status] = n
+        ended += n
+    sent = counts.get(OrderStatus.SUBMITTED.value, (0, 0))[0]
+    if ended == sum(firsts for _n, firsts in counts.values()):
+        return states, sent  # every order with a history has ended
+    # The unfinished orders are found first (few, as a rule); only their
+    # histories are read, through the (run, order) index.
+    unfinished_ids = unfinished(run_id)
+    latest: dict[str, str] = {}
+    for cid, status in s.execute(
+        select(col(OrderEventRow.client_order_id), col(OrderEventRow.status))
+        .where(col(OrderEventRow.run_id) == run_id)
+        .where(col(OrderEventRow.client_order_id).in_(unfinished_ids))
+        .order_by(col(OrderEventRow.seq))
+    ):
+        latest[cid] = status
+    for status in latest.values():
+        states[status] += 1
+    return states, sent
+
+
+def not_sent(s: Session, run_id: str) -> list[dict[str, Any]]:
+    """Why the run's decisions did not become orders at the broker, by who stopped them.
+
+    Every stop is a denying verdict, one per decision: a risk filter's, or one
+    recorded before an order existed (``sizing``, ``expired``, ``duplicate``, the
+    live run's ``market_closed``, ``stale_price`` and ``stopping``). Each entry
+    gives how many decisions stopped there and the latest reason, most first.
+    """
+    deny = col(VerdictRow.outcome) == Outcome.DENY.value
+    counted = s.execute(
+        select(col(VerdictRow.filter), func.count(), func.max(col(VerdictRow.id)))
+        .where(col(VerdictRow.run_id) == run_id)
+        .where(deny)
+        .group_by(col(VerdictRow.filter))
+    ).all()
+    if not counted:
+        return []
+    latest = dict(
+        s.execute(
+            select(col(VerdictRow.id), col(VerdictRow.reason)).where(
+                col(VerdictRow.id).in_([last for _f, _n, last in counted])
+            )
+        ).all()
+    )
+    stops = [
+        {"by": name, "count": int(n), "reason": latest.get(last, "")} for name, n, last in counted
+    ]
+    return sorted(stops, key=lambda stop: (-stop["count"], stop["by"]))
+
+
+def figures(s: Session, run_id: str) -> dict[str, Any]:
+    """The run's counts and commissions (a :func:`document`'s ``figures``)."""
+
+    def count(model: Any) -> int:
+        stmt = select(func.count()).select_from(model).where(col(model.run_id) == run_id)
+        return int(s.scalar(stmt) or 0)
+
+    states, sent = order_counts(s, run_id)
+    # Summed in Python: SQLite would add the decimal text as floats.
+    # Grouped first: a run's fills share a handful of distinct amounts.
+    commissions = sum(
+        (
+            amount * n
+            for amount, n in s.execute(
+                select(col(FillRow.commission), func.count())
+                .where(col(FillRow.run_id) == run_id)
+                .where(col(FillRow.combo_execution_id).is_(None))  # a combo's, once
+                .group_by(col(FillRow.commission))
+            )
+        ),
+        ZERO,
+    )
+    return {
+        "states": states,
+        "sent": sent,
+        "commissions": commissions,
+        "decisions": count(DecisionRow),
+        "rejected": count(RejectedDecisionRow),
+        "holds": int(
+            s.scalar(
+                select(func.count())
+                .select_from(DecisionRow)
+                .where(col(DecisionRow.run_id) == run_id)
+                .where(col(DecisionRow.action) == Action.HOLD.value)
+            )
+            or 0
+        ),
+        "not_sent": not_sent(s, run_id),
+        "orders": count(OrderRow),
+        # A combo's fill once (its legs are rows of their own).
+        "fills": int(
+            s.scalar(
+                select(func.count())
+                .select_from(FillRow)
+                .where(col(FillRow.run_id) == run_id)
+                .where(col(FillRow.combo_execution_id).is_(None))
+            )
+            or 0
+        ),
+    }
+
+
+def document(
+    run: RunRow,
+    figures: dict[str, Any],
+    positions: list[PositionRow],
+    account: AccountRow | None,
+    where: str,
+) -> dict[str, Any]:
+    """The summary as printed and answered: the run, its figures, its last snapshot."""
+    states: dict[str, int] = figures["states"]
+    commissions: Decimal = figures["commissions"]
+    return {
+        "run_id": run.run_id,
+        "status": run.status,
+        "env": run.env,
+        "broker": run.broker,
+        **account_fields(account_of(run)),
+        "feed": run.feed,
+        "ledger": where,
+        "bars": run.bars,
+        "decisions": figures["decisions"],
+        "decisions_rejected": figures["rejected"],
+        "decisions_held": figures["holds"],
+        "not_sent": figures["not_sent"],
+        "orders": {
+            "total": figures["orders"],
+            "submitted": figures["sent"],
+            "denied": states["denied"],
+            "rejected": states["rejected"],
+            "filled": states["filled"],
+            "canceled": states["canceled"],
+            "expired": states["expired"],
+            "open": sum(states[k] for k in OPEN_STATES),
+            "unknown": states["unknown"],
+        },
+        "fills": figures["fills"],
+        "commissions": money_text(commissions),
+        "positions": [position_figures(p) for p in positions],
+        "account_id": mask_account(account.account_id) if account else None,
+        "cash": money_text(account.cash) if account else None,
+        "equity": money_text(account.equity) if account else None,
+        "realized_pnl": money_text(account.realized_pnl) if account else None,
+        "unrealized_pnl": money_text(account.unrealized_pnl) if account else None,
+    }

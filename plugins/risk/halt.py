@@ -1,0 +1,280 @@
+"""Kill switches that survive restarts: ``max_daily_loss`` and the manual ``halt``.
+
+Both keep their state in one small JSON file (``state_file``, default
+``tradepipe-halt.json``, read and written by :mod:`tradepipe.services.halt`),
+written atomically (a temporary file renamed over the old one) with mode
+0600, so a restarted process finds the halt where the last one left it::
+
+    {"manual": {"reason": "...", "at": "..."},
+     "daily": {"<broker>:<account digest>": {"day": "2026-03-02", "start_equity": "100000",
+               "halted": {...}}}}
+
+``max_daily_loss`` remembers the first equity it sees on each New York date;
+once equity has dropped by the limit it halts trading for the rest of that
+date. ``tradepipe halt`` sets a manual halt that lasts until ``tradepipe
+resume``, honoured by the ``halt`` filter. While halted, orders that only
+reduce a position still pass (unless ``allow_reducing = false``): closing
+lowers risk, and refusing it could trap a losing position.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import Field, model_validator
+from tradepipe import (
+    Check,
+    ComponentSettings,
+    Decision,
+    OrderIntent,
+    RiskContext,
+    RiskFilter,
+    hookimpl,
+)
+from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.output import print_json
+from tradepipe.errors import PersistenceError
+from tradepipe.money import cents
+from tradepipe.plugins.risk.filters import reduces_only
+from tradepipe.services.halt import (
+    DEFAULT_STATE_FILE,
+    NEW_YORK,
+    current_halts,
+    daily_accounts,
+    halt_state_path,
+    load_state,
+    read_state,
+    trading_day,
+    write_state,
+)
+
+__all__ = [
+    "DEFAULT_STATE_FILE",
+    "NEW_YORK",
+    "Halt",
+    "MaxDailyLoss",
+    "current_halts",
+    "load_state",
+    "read_state",
+    "state_path",
+    "trading_day",
+    "write_state",
+]
+
+
+class _HaltSettings(ComponentSettings):
+    #: Where the halt state lives (shared by ``halt``, ``max_daily_loss`` and the commands).
+    #: Unset: the file ``tradepipe halt`` writes (:func:`halt_state_path`).
+    state_file: Path = Path(DEFAULT_STATE_FILE)
+    #: Let orders that only shrink a position through while halted.
+    allow_reducing: bool = True
+
+
+class _StateFile(RiskFilter):
+    """A filter reading the halt state file: its own ``state_file`` when set, else the one
+    ``tradepipe halt`` and ``resume`` use, so a halt set by hand is always the one read."""
+
+    settings: Any
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self.state_file: Path = self.settings.state_file
+
+    def attach(self, runtime: Any) -> None:
+        if "state_file" not in self.settings.model_fields_set:
+            self.state_file = halt_state_path(runtime.settings)
+
+
+class Halt(_StateFile):
+    """Deny every order while a manual halt (``tradepipe halt``) is set."""
+
+    name = "halt"
+    description = "deny orders while `tradepipe halt` is in force (until `tradepipe resume`)"
+
+    class Settings(_HaltSettings):
+        pass
+
+    settings: Settings
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self._seen: tuple[int, int, int] | None = None
+        self._manual: Any = None
+
+    def manual(self) -> Any:
+        """The manual halt in the state file (``None`` when there is none).
+
+        The file is read again only when it changed (another inode — the
+        writers replace it — another size or modification time): this filter
+        judges every order of every run, so an unchanged file costs one
+        ``stat``. A damaged file raises every time (the executor then denies).
+        """
+        try:
+            st = os.stat(self.state_file)
+        except FileNotFoundError:
+            self._seen = self._manual = None
+            return None
+        except OSError:
+            st = None  # read_state says what is wrong
+        key = None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key is None or key != self._seen:
+            self._seen = None
+            self._manual = read_state(self.state_file).get("manual")
+            self._seen = key
+        return self._manual
+
+    def check(self, intent: OrderIntent, decision: Decision, ctx: RiskContext) -> Check:
+        manual = self.manual()
+        if not manual:
+            return self.allow()
+        reason = str(manual.get("reason") or "no reason given")
+        since = manual.get("at")
+        if self.settings.allow_reducing and reduces_only(intent, ctx.exposure(intent.symbol)):
+            return self.allow("halted, but the order only reduces the position", halted_at=since)
+        return self.deny(f"trading halted by hand: {reason}", halted_at=since)
+
+
+class MaxDailyLoss(_StateFile):
+    """Halt trading for the rest of the New York day once equity fell by the limit."""
+
+    name = "max_daily_loss"
+    description = "halt for the day once equity drops by the limit since the day's start"
+
+    class Settings(_HaltSettings):
+        #: Largest loss in money since the day's first equity seen.
+        max_loss: Decimal | None = Field(default=None, gt=0)
+        #: Largest loss as a fraction of that equity (0.03 = 3%).
+        max_loss_fraction: Decimal | None = Field(default=Decimal("0.03"), gt=0, lt=1)
+
+        @model_validator(mode="after")
+        def _some_limit(self) -> MaxDailyLoss.Settings:
+            if self.max_loss is None and self.max_loss_fraction is None:
+                raise ValueError("set max_loss or max_loss_fraction")
+            return self
+
+    settings: Settings
+
+    def check(self, intent: OrderIntent, decision: Decision, ctx: RiskContext) -> Check:
+        path = self.state_file
+        state = read_state(path)
+        day = trading_day(ctx.now())
+        equity = ctx.equity()
+        # One day's start per account: a paper replay and an IBKR account traded from
+        # the same folder must never measure their losses against each other's equity.
+        accounts = daily_accounts(state)
+        key = ctx.account_key()
+        daily = accounts.get(key)
+        if not isinstance(daily, dict) or daily.get("day") != day:
+            daily = {"day": day, "start_equity": str(equity), "halted": None}
+            accounts[key] = daily
+            write_state(path, state)
+        try:
+            start = Decimal(str(daily["start_equity"]))
+        except (KeyError, InvalidOperation) as exc:
+            raise PersistenceError(f"the halt state file {path} has no valid start_equity") from exc
+        limit = self._limit(start)
+        loss = start - equity
+        figures: dict[str, Any] = {
+            "day": day,
+            "start_equity": cents(start),
+            "equity": cents(equity),
+            "loss": cents(loss),
+            "limit": cents(limit),
+        }
+        halted = daily.get("halted")
+        if not halted and loss >= limit:
+            halted = {"at": ctx.now().isoformat(), "loss": str(cents(loss)), "limit": str(limit)}
+            daily["halted"] = halted
+            write_state(path, state)
+        if not halted:
+            return self.allow(**figures)
+        if self.settings.allow_reducing and reduces_only(intent, ctx.exposure(intent.symbol)):
+            return self.allow(
+                "halted for the day, but the order only reduces the position", **figures
+            )
+        return self.deny(
+            f"daily loss limit hit at {halted.get('at')} (loss {halted.get('loss')} >= "
+            f"{cents(Decimal(str(halted.get('limit'))))}); halted until the next New York day",
+            **figures,
+        )
+
+    def _limit(self, start: Decimal) -> Decimal:
+        limits = []
+        if self.settings.max_loss is not None:
+            limits.append(self.settings.max_loss)
+        if self.settings.max_loss_fraction is not None:
+            limits.append(start * self.settings.max_loss_fraction)
+        return min(limits)
+
+
+# -- commands ------------------------------------------------------------------
+
+
+def state_path(app: AppContext) -> Path:
+    """The state file of ``[risk.halt]`` (else ``[risk.max_daily_loss]``, else the default)."""
+    return halt_state_path(app.settings)
+
+
+@click.command("halt")
+@click.option("--reason", default="", help="Why; recorded with every denial while halted.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def halt(app: AppContext, reason: str, as_json: bool) -> None:
+    """Halt trading until `tradepipe resume` (the `halt` risk filter denies new orders)."""
+    path = state_path(app)
+    state = load_state(path)
+    state["manual"] = {
+        "reason": reason or "halted by hand",
+        "at": datetime.now(NEW_YORK).isoformat(timespec="seconds"),
+    }
+    write_state(path, state)
+    if as_json:
+        print_json({"halted": True, "state_file": str(path), **state["manual"]})
+    else:
+        click.echo(f"trading halted ({state['manual']['reason']}); state in {path}")
+
+
+@click.command("resume")
+@click.option(
+    "--daily-loss",
+    is_flag=True,
+    help="Also lift today's max_daily_loss halt; the day's loss is then measured afresh.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def resume(app: AppContext, daily_loss: bool, as_json: bool) -> None:
+    """Lift the manual halt (and, with --daily-loss, today's loss-limit halt)."""
+    path = state_path(app)
+    state = load_state(path)
+    was = bool(state.pop("manual", None))
+    lifted_daily = False
+    accounts = daily_accounts(state)
+    halted = [key for key, daily in accounts.items() if daily.get("halted")]
+    if daily_loss and halted:
+        # Forgetting the day makes the filter take the equity at the next order
+        # as the day's start; keeping it would halt again at once.
+        for key in halted:
+            accounts.pop(key)
+        lifted_daily = True
+    write_state(path, state)
+    if as_json:
+        print_json({"halted": False, "was_halted": was, "daily_loss_lifted": lifted_daily})
+    else:
+        click.echo("trading resumed" if was or lifted_daily else "trading was not halted")
+
+
+@hookimpl
+def tradepipe_register_risk_filters(register: Any) -> None:
+    register(Halt)
+    register(MaxDailyLoss)
+
+
+@hookimpl
+def tradepipe_register_commands(register: Any) -> None:
+    register(halt)
+    register(resume)

@@ -1,0 +1,1 @@
+"""Tax lots and realized gains from the ledger's fills, and ``tradepipe tax``."""
