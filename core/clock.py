@@ -18,6 +18,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+#: US equity and options markets' time zone: trading days, expiries and tax dates
+#: are New York dates.
+NEW_YORK = ZoneInfo("America/New_York")
 
 #: The longest a wait on a :class:`ScaledClock` sleeps before looking again
 #: (wall seconds): keeps a wait responsive to ``stop`` and to leaps.

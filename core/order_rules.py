@@ -28,9 +28,9 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
+from tradepipe.clock import NEW_YORK
 from tradepipe.errors import InvalidOrderError
 from tradepipe.instruments import Combo, Option, Stock
 from tradepipe.money import floor_quantity
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 #: years ahead); a later expiry is a typo (9999-12-31), not a contract.
 MAX_EXPIRY_MONTHS = 39
 #: Where an option's expiry date is a date: US equity options expire in New York.
-EXCHANGE_TZ = ZoneInfo("America/New_York")
 
 _LIMIT_TYPES = frozenset({"limit", "stop_limit"})
 _STOP_TYPES = frozenset({"stop", "stop_limit"})
@@ -277,7 +276,7 @@ def contract_problem(instrument: Stock | Option | Combo | None, now: dt.datetime
 
 def expiry_problem(expiry: dt.date, now: dt.datetime, what: str = "the option") -> str:
     """Why an option of ``what`` expiring on ``expiry`` cannot be traded at ``now``, or ``""``."""
-    today = now.astimezone(EXCHANGE_TZ).date()
+    today = now.astimezone(NEW_YORK).date()
     if expiry < today:
         return f"{what} expired on {expiry} (the run's date is {today})"
     if expiry > months_after(today, MAX_EXPIRY_MONTHS):

@@ -28,16 +28,15 @@ import math
 from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from tradepipe import Bar, Fill, OrderIntent
 from tradepipe.brokers.paper.account import PaperAccount, SimOrder
+from tradepipe.clock import NEW_YORK
 from tradepipe.instruments import Combo, Leg, Option
 from tradepipe.money import ZERO, cents, plain, to_decimal
 from tradepipe.options.chain import OptionQuote
 from tradepipe.orders import Side
 
-_NY = ZoneInfo("America/New_York")
 _CLOSE = dt.time(16, 0)
 _YEAR = 365.0 * 86_400
 _CENT = Decimal("0.01")
@@ -74,7 +73,7 @@ def bs_delta(s: float, k: float, t: float, r: float, sigma: float, right: str) -
 
 def years_to(expiry: dt.date, ts: dt.datetime) -> float:
     """Years from ``ts`` to the expiry's 16:00 New York close (0 once past)."""
-    close = dt.datetime.combine(expiry, _CLOSE, tzinfo=_NY)
+    close = dt.datetime.combine(expiry, _CLOSE, tzinfo=NEW_YORK)
     return max((close - ts).total_seconds(), 0.0) / _YEAR
 
 
@@ -179,7 +178,7 @@ class OptionDesk:
         last: Mapping[str, Bar],
     ) -> list[OptionQuote]:
         """The synthetic chain of ``underlying`` at price ``s`` and time ``ts``."""
-        dates = listed_expiries(ts.astimezone(_NY).date())
+        dates = listed_expiries(ts.astimezone(NEW_YORK).date())
         if expiry is not None:
             dates = [d for d in dates if d == expiry]
         step = strike_step(s)
@@ -246,7 +245,7 @@ class OptionDesk:
             if isinstance(instrument, Option)
             else [leg.instrument for leg in instrument.legs if isinstance(leg.instrument, Option)]
         )
-        today = bar.ts.astimezone(_NY).date()
+        today = bar.ts.astimezone(NEW_YORK).date()
         expired = [o.symbol for o in options if o.expiry < today]
         if expired:
             return f"option {expired[0]} has expired"

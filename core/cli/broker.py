@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
 from tradepipe.adapter import Broker, BrokerStatus, OrderUpdate
+from tradepipe.bar_csv import write_csv
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import as_id, console, print_json, table
 from tradepipe.errors import TradepipeError
@@ -441,9 +442,6 @@ def history(
 
 
 def _write_history(symbol: str, bars: Sequence[Any], path: Path, as_json: bool) -> None:
-    # The csv feed owns its file format; writing it lives next to reading it.
-    from tradepipe.plugins.feeds.csv_files import write_csv
-
     written = 0
     if bars:
         try:

@@ -19,13 +19,12 @@ import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from tradepipe.clock import NEW_YORK
 from tradepipe.errors import ConfigError, PersistenceError
 from tradepipe.services.files import write_private_json
 from tradepipe.settings import AppSettings
 
-NEW_YORK = ZoneInfo("America/New_York")
 DEFAULT_STATE_FILE = "tradepipe-halt.json"
 
 
@@ -131,3 +130,39 @@ def halts_now(settings: AppSettings, now: datetime) -> dict[str, Any]:
         "manual": manual,
         "daily": daily,
     }
+
+
+def set_halt(path: Path, reason: str, now: datetime) -> dict[str, Any]:
+    """Halt trading by hand until lifted; returns the manual halt as recorded.
+
+    :raises ConfigError: the state file exists but is damaged (nothing is written).
+    """
+    state = load_state(path)
+    state["manual"] = {
+        "reason": reason or "halted by hand",
+        "at": now.astimezone(NEW_YORK).isoformat(timespec="seconds"),
+    }
+    write_state(path, state)
+    return dict(state["manual"])
+
+
+def lift_halt(path: Path, *, daily_loss: bool = False) -> tuple[bool, bool]:
+    """Lift the manual halt and, with ``daily_loss``, today's loss-limit halts.
+
+    Forgetting the day makes ``max_daily_loss`` take the equity at the next order
+    as the day's start; keeping it would halt again at once.
+
+    :returns: whether a manual halt was lifted, and whether a loss-limit halt was.
+    :raises ConfigError: the state file exists but is damaged (nothing is written).
+    """
+    state = load_state(path)
+    was = bool(state.pop("manual", None))
+    lifted_daily = False
+    accounts = daily_accounts(state)
+    halted = [key for key, daily in accounts.items() if daily.get("halted")]
+    if daily_loss and halted:
+        for key in halted:
+            accounts.pop(key)
+        lifted_daily = True
+    write_state(path, state)
+    return was, lifted_daily

@@ -38,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tradepipe.adapter import Broker, BrokerStatus
 from tradepipe.cli.broker import record_end
-from tradepipe.clock import Clock, SystemClock
+from tradepipe.clock import NEW_YORK, Clock, SystemClock
 from tradepipe.decisions import Decision, RejectedDecision, bracket_problem
 from tradepipe.direct import Direct, Outcome
 from tradepipe.errors import ConfigError
@@ -81,10 +81,9 @@ from tradepipe.plugins.api.reports import reports_router
 from tradepipe.plugins.api.service import Service, masked
 from tradepipe.plugins.dashboard import page as dashboard
 from tradepipe.plugins.execute import cli as execute_cli
-from tradepipe.plugins.risk.halt import NEW_YORK, load_state, write_state
 from tradepipe.services.broker import await_final, broker_problem
 from tradepipe.services.figures import model_figures, position_figures
-from tradepipe.services.halt import halts_now
+from tradepipe.services.halt import halts_now, lift_halt, set_halt
 from tradepipe.services.status import read_status, status_path
 from tradepipe.settings import AppSettings
 
@@ -510,25 +509,16 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
     @api.post("/halt", tags=["risk"], response_model=Halted, responses=problems(400))
     def halt(request: HaltRequest | None = None) -> dict[str, Any]:
         """Halt trading until ``/resume`` (``tradepipe halt``)."""
-        reason = (request.reason if request else "") or "halted by hand"
         with service.files:
-            path = service.halt_file()
-            state = load_state(path)
-            state["manual"] = {
-                "reason": reason,
-                "at": datetime.now(NEW_YORK).isoformat(timespec="seconds"),
-            }
-            write_state(path, state)
-        return masked({"halted": True, **state["manual"]})
+            reason = request.reason if request else ""
+            manual = set_halt(service.halt_file(), reason, SystemClock().now())
+        return masked({"halted": True, **manual})
 
     @api.post("/resume", tags=["risk"], response_model=Resumed, responses=problems(400))
     def resume() -> dict[str, Any]:
         """Lift the manual halt (``tradepipe resume``)."""
         with service.files:
-            path = service.halt_file()
-            state = load_state(path)
-            was = bool(state.pop("manual", None))
-            write_state(path, state)
+            was, _ = lift_halt(service.halt_file())
         return {"halted": False, "was_halted": was}
 
     api.include_router(reports_router(service))

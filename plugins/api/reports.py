@@ -16,7 +16,6 @@ from tradepipe.money import money_text
 from tradepipe.plugins.api.models import EquityCurve, Snapshots, TaxLots, TaxReport
 from tradepipe.plugins.api.problems import LEDGER_ERRORS, problems
 from tradepipe.plugins.api.service import Service, masked
-from tradepipe.plugins.ledger.cli import lots_document
 from tradepipe.plugins.snapshot.files import (
     ENVELOPE_KEYS,
     FILES,
@@ -25,7 +24,7 @@ from tradepipe.plugins.snapshot.files import (
     read_documents,
     scrub,
 )
-from tradepipe.plugins.tax.cli import form_8949_rows, term_totals
+from tradepipe.plugins.tax.documents import form_8949_rows, lots_document, term_totals
 from tradepipe.plugins.tax.lots import Method
 from tradepipe.plugins.tax.lots_db import rebuilt_lots
 from tradepipe.sink import account_fields

@@ -39,15 +39,14 @@ from typing import Any, TypeVar, cast
 from fastapi import HTTPException
 from sqlalchemy import Engine
 from tradepipe.adapter import Broker, BrokerStatus
-from tradepipe.cli.context import AppContext
 from tradepipe.clock import Clock
 from tradepipe.direct import Direct, Outcome, direct_run
 from tradepipe.host import PluginHost
 from tradepipe.logs import mask_account, redact_accounts
 from tradepipe.pipeline import connect_broker, make_component
 from tradepipe.plugins.ledger.queries import Ledger, ledger_sink
-from tradepipe.plugins.risk.halt import state_path
 from tradepipe.services.broker import broker_problem
+from tradepipe.services.halt import halt_state_path
 from tradepipe.settings import AppSettings
 
 log = logging.getLogger(__name__)
@@ -270,4 +269,4 @@ class Service:
         return data
 
     def halt_file(self) -> Path:
-        return state_path(AppContext(_settings=self.settings, _host=self.host))
+        return halt_state_path(self.settings)

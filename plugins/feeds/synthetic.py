@@ -16,12 +16,11 @@ import random
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from tradepipe import Bar, ComponentSettings, Feed, hookimpl
+from tradepipe.clock import NEW_YORK
 
-_NY = ZoneInfo("America/New_York")
 _MINUTES = {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "1d": 390}
 _SESSION_MINUTES = 390
 
@@ -34,7 +33,7 @@ def session_times(start: dt.date, interval: str, count: int) -> Iterator[dt.date
     produced = 0
     while produced < count:
         if day.weekday() < 5:
-            opening = dt.datetime.combine(day, dt.time(9, 30), _NY).astimezone(dt.UTC)
+            opening = dt.datetime.combine(day, dt.time(9, 30), NEW_YORK).astimezone(dt.UTC)
             for i in range(min(per_day, count - produced)):
                 yield opening + dt.timedelta(minutes=i * step)
             produced += per_day

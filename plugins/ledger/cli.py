@@ -15,6 +15,7 @@ from tradepipe.money import fmt, money_text
 from tradepipe.plugins.ledger.history import fill_kind
 from tradepipe.plugins.ledger.queries import Ledger, open_ledger
 from tradepipe.plugins.ledger.schema import LotRealizationRow, TaxLotRow
+from tradepipe.plugins.tax.documents import lots_document
 from tradepipe.plugins.tax.lots import Method
 from tradepipe.plugins.tax.lots_db import Totals, rebuilt_lots, tax_report
 from tradepipe.services.figures import position_figures, shown
@@ -372,21 +373,6 @@ def _rebuilt(
         led.engine.dispose()  # rows are loaded: no connection left to the collector
     found.say(as_json)
     return found
-
-
-def lots_document(
-    method: str,
-    open_rows: list[TaxLotRow],
-    closed_rows: list[LotRealizationRow],
-    which: str | None = None,
-) -> dict[str, Any]:
-    """``{"method", "open", "closed"}`` as JSON; ``which`` (``open``/``closed``) keeps one."""
-    data: dict[str, Any] = {"method": method}
-    if which != "closed":
-        data["open"] = [r.model_dump(mode="json", exclude={"id"}) for r in open_rows]
-    if which != "open":
-        data["closed"] = [r.model_dump(mode="json", exclude={"id"}) for r in closed_rows]
-    return data
 
 
 def print_open_lots(method: str, rows: list[TaxLotRow]) -> None:

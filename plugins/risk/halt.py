@@ -20,12 +20,10 @@ lowers risk, and refusing it could trap a losing position.
 from __future__ import annotations
 
 import os
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import click
 from pydantic import Field, model_validator
 from tradepipe import (
     Check,
@@ -36,35 +34,19 @@ from tradepipe import (
     RiskFilter,
     hookimpl,
 )
-from tradepipe.cli.context import AppContext, pass_app
-from tradepipe.cli.output import print_json
 from tradepipe.errors import PersistenceError
 from tradepipe.money import cents
 from tradepipe.plugins.risk.filters import reduces_only
 from tradepipe.services.halt import (
     DEFAULT_STATE_FILE,
-    NEW_YORK,
-    current_halts,
     daily_accounts,
     halt_state_path,
-    load_state,
     read_state,
     trading_day,
     write_state,
 )
 
-__all__ = [
-    "DEFAULT_STATE_FILE",
-    "NEW_YORK",
-    "Halt",
-    "MaxDailyLoss",
-    "current_halts",
-    "load_state",
-    "read_state",
-    "state_path",
-    "trading_day",
-    "write_state",
-]
+__all__ = ["Halt", "MaxDailyLoss"]
 
 
 class _HaltSettings(ComponentSettings):
@@ -212,62 +194,6 @@ class MaxDailyLoss(_StateFile):
         return min(limits)
 
 
-# -- commands ------------------------------------------------------------------
-
-
-def state_path(app: AppContext) -> Path:
-    """The state file of ``[risk.halt]`` (else ``[risk.max_daily_loss]``, else the default)."""
-    return halt_state_path(app.settings)
-
-
-@click.command("halt")
-@click.option("--reason", default="", help="Why; recorded with every denial while halted.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_app
-def halt(app: AppContext, reason: str, as_json: bool) -> None:
-    """Halt trading until `tradepipe resume` (the `halt` risk filter denies new orders)."""
-    path = state_path(app)
-    state = load_state(path)
-    state["manual"] = {
-        "reason": reason or "halted by hand",
-        "at": datetime.now(NEW_YORK).isoformat(timespec="seconds"),
-    }
-    write_state(path, state)
-    if as_json:
-        print_json({"halted": True, "state_file": str(path), **state["manual"]})
-    else:
-        click.echo(f"trading halted ({state['manual']['reason']}); state in {path}")
-
-
-@click.command("resume")
-@click.option(
-    "--daily-loss",
-    is_flag=True,
-    help="Also lift today's max_daily_loss halt; the day's loss is then measured afresh.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_app
-def resume(app: AppContext, daily_loss: bool, as_json: bool) -> None:
-    """Lift the manual halt (and, with --daily-loss, today's loss-limit halt)."""
-    path = state_path(app)
-    state = load_state(path)
-    was = bool(state.pop("manual", None))
-    lifted_daily = False
-    accounts = daily_accounts(state)
-    halted = [key for key, daily in accounts.items() if daily.get("halted")]
-    if daily_loss and halted:
-        # Forgetting the day makes the filter take the equity at the next order
-        # as the day's start; keeping it would halt again at once.
-        for key in halted:
-            accounts.pop(key)
-        lifted_daily = True
-    write_state(path, state)
-    if as_json:
-        print_json({"halted": False, "was_halted": was, "daily_loss_lifted": lifted_daily})
-    else:
-        click.echo("trading resumed" if was or lifted_daily else "trading was not halted")
-
-
 @hookimpl
 def tradepipe_register_risk_filters(register: Any) -> None:
     register(Halt)
@@ -276,5 +202,7 @@ def tradepipe_register_risk_filters(register: Any) -> None:
 
 @hookimpl
 def tradepipe_register_commands(register: Any) -> None:
+    from tradepipe.plugins.risk.halt_cli import halt, resume
+
     register(halt)
     register(resume)

@@ -7,103 +7,25 @@ The lots are rebuilt from every fill in the ledger each time (see
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 
 import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, console, print_json, table
-from tradepipe.money import ZERO, fmt, money_text
 from tradepipe.plugins.ledger.cli import (
     _rebuilt,
     account_options,
-    lots_document,
     method_option,
     print_open_lots,
 )
-from tradepipe.plugins.ledger.schema import LotRealizationRow
-from tradepipe.plugins.tax.lots import Term
-
-#: Form 8949 columns (a)-(h), and the term (Part I short-term, Part II long-term).
-FORM_8949 = (
-    "description",
-    "date_acquired",
-    "date_sold",
-    "proceeds",
-    "cost_basis",
-    "adjustment_code",
-    "adjustment_amount",
-    "gain_or_loss",
-    "term",
+from tradepipe.plugins.tax.documents import (
+    description,
+    form_8949_rows,
+    form_money,
+    lots_document,
+    term_totals,
+    write_csv,
 )
-
-
-def description(row: LotRealizationRow) -> str:
-    """Column (a): quantity and security; an option lot says its contracts."""
-    quantity = fmt(row.quantity)
-    if row.multiplier != 1:
-        return f"{quantity} {row.symbol} (x{fmt(row.multiplier)})"
-    side = " (short sale)" if row.side == "short" else ""
-    return f"{quantity} sh. {row.symbol}{side}"
-
-
-def form_8949_rows(closed: Sequence[LotRealizationRow], year: int) -> list[dict[str, str]]:
-    """The pieces sold in ``year`` as Form 8949 rows, short-term first, each by date sold."""
-    rows = []
-    for row in sorted(closed, key=lambda r: (r.term != Term.SHORT.value, r.sold, r.id or 0)):
-        if row.sold.year != year:
-            continue
-        rows.append(
-            {
-                "description": description(row),
-                "date_acquired": row.acquired.strftime("%m/%d/%Y"),
-                "date_sold": row.sold.strftime("%m/%d/%Y"),
-                "proceeds": _m(row.proceeds),
-                "cost_basis": _m(row.basis),
-                "adjustment_code": "W" if row.adjustment else "",
-                "adjustment_amount": _m(row.adjustment) if row.adjustment else "",
-                "gain_or_loss": _m(row.gain),
-                "term": row.term,
-            }
-        )
-    return rows
-
-
-def _m(value: Decimal) -> str:
-    """Money on the form: in cents, always two places (see Money and rounding)."""
-    return money_text(value) or "0.00"
-
-
-def term_totals(rows: Sequence[dict[str, str]]) -> dict[str, dict[str, str]]:
-    """Totals of proceeds, basis, adjustments and gain per term (the form's line 2 and 9)."""
-    sums: dict[str, list[Decimal]] = {t.value: [ZERO, ZERO, ZERO, ZERO] for t in Term}
-    for row in rows:
-        figures = sums[row["term"]]
-        for i, key in enumerate(("proceeds", "cost_basis", "adjustment_amount", "gain_or_loss")):
-            figures[i] += Decimal(row[key] or "0")
-    return {
-        term: {
-            "proceeds": _m(p),
-            "cost_basis": _m(b),
-            "adjustment_amount": _m(a),
-            "gain_or_loss": _m(g),
-        }
-        for term, (p, b, a, g) in sums.items()
-    }
-
-
-def write_csv(
-    path: Path, rows: Sequence[dict[str, str]], totals: dict[str, dict[str, str]]
-) -> None:
-    """The rows, then one total row per term (description ``Total short``/``Total long``)."""
-    with path.open("w", newline="", encoding="utf-8") as f:
-        out = csv.DictWriter(f, fieldnames=FORM_8949)
-        out.writeheader()
-        out.writerows(rows)
-        for term, figures in totals.items():
-            out.writerow({"description": f"Total {term}", "term": term, **figures})
 
 
 @click.group()
@@ -161,10 +83,10 @@ def lots(
                         description(r),
                         r.acquired.isoformat(),
                         r.sold.isoformat(),
-                        _m(r.proceeds),
-                        _m(r.basis),
-                        _m(r.adjustment) if r.adjustment else "",
-                        _m(r.gain),
+                        form_money(r.proceeds),
+                        form_money(r.basis),
+                        form_money(r.adjustment) if r.adjustment else "",
+                        form_money(r.gain),
                         r.term,
                     )
                     for r in closed_rows

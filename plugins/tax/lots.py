@@ -36,13 +36,12 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, Inexact, localcontext
 from enum import StrEnum
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
+from tradepipe.clock import NEW_YORK
 from tradepipe.errors import LotError
 from tradepipe.money import ZERO, cents
 
 #: Holding periods and wash-sale windows count dates where US stocks trade.
-EXCHANGE_TZ = ZoneInfo("America/New_York")
 WASH_WINDOW = dt.timedelta(days=30)
 
 
@@ -146,7 +145,7 @@ class LotResult:
 
 def trade_date(ts: dt.datetime) -> dt.date:
     """The date of ``ts`` on the exchange's calendar."""
-    return ts.astimezone(EXCHANGE_TZ).date()
+    return ts.astimezone(NEW_YORK).date()
 
 
 def anniversary(acquired: dt.date) -> dt.date:

@@ -10,8 +10,9 @@ from pathlib import Path
 from api_support import LIMIT_BUY
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from tradepipe.clock import NEW_YORK
 from tradepipe.plugins.ledger.db import open_engine
-from tradepipe.plugins.risk.halt import NEW_YORK, trading_day
+from tradepipe.services.halt import trading_day
 
 NOT_HALTED = {"halted": False, "manual": None, "daily": None}
 

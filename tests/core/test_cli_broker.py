@@ -29,9 +29,10 @@ from tradepipe import (
     Quote,
     hookimpl,
 )
+from tradepipe.bar_csv import read_csv
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.plugins.feeds.csv_files import CsvFeed, read_csv
+from tradepipe.plugins.feeds.csv_files import CsvFeed
 from tradepipe.services import broker as services_broker
 from tradepipe.testing import bar, test_host
 

@@ -13,8 +13,9 @@ from freezegun import freeze_time
 from risk_fakes import D, FakeContext, decision, intent
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.plugins.risk.halt import Halt, MaxDailyLoss, read_state, write_state
+from tradepipe.plugins.risk.halt import Halt, MaxDailyLoss
 from tradepipe.risk import Outcome
+from tradepipe.services.halt import read_state, write_state
 
 # 15:00 UTC = 10:00 New York (EST), on a Monday.
 MONDAY = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
