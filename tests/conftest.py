@@ -11,6 +11,7 @@ on both backends there.
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 pytest_plugins = ["tradepipe.testing"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A suite started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and so would every process it starts: the Ctrl-C tests need it to
+    # interrupt as a terminal's Ctrl-C does. A caught signal is reset to the default
+    # on exec, so child processes get Python's KeyboardInterrupt too.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 POSTGRES = os.environ.get(
     "LEDGER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
