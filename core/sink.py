@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import AwareDatetime
 from tradepipe.component import Component
@@ -25,6 +25,9 @@ from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, 
 from tradepipe.portfolio import AccountSummary, Position
 from tradepipe.record import Record
 from tradepipe.risk import RiskVerdict
+
+if TYPE_CHECKING:
+    from tradepipe.adapter import Broker, OrderUpdate
 
 
 @dataclass(frozen=True)
@@ -194,3 +197,32 @@ class Sink(Component):
 
     def close(self, run: RunInfo, bars: int, status: str) -> None:
         """The run ended as ``status``: completed, stopped, failed or interrupted."""
+
+    # -- outside a run: what commands and the API ask of the records -----------
+
+    def follow(self, broker: Broker) -> None:
+        """Tell ``broker`` of the orders these records hold open (:meth:`Broker.track`).
+
+        A command then knows them as a run would: by the broker ids kept, and a
+        bracket's exits by name. A sink that keeps no orders does nothing.
+        """
+
+    def execution_orders(self, execution_ids: Collection[str]) -> dict[str, str]:
+        """The client order id of each of ``execution_ids`` these records know."""
+        return {}
+
+    def record_end(
+        self, broker: Broker, client_order_id: str, requested: OrderUpdate | None, env: str
+    ) -> str | None:
+        """Write how an order these records left open ended, once the broker confirmed it.
+
+        :param requested: the broker's answer to a cancel the user asked for; the
+            history then shows the request before the end.
+        :param env: the settings environment, recorded with the run that holds it.
+        :returns: the id of the run holding what was written, or ``None`` when
+            nothing was (no records yet, the order is unknown or already ended).
+        """
+        return None
+
+    def release(self) -> None:
+        """Let go of connections opened to answer the questions above."""

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
-from tradepipe.adapter import Broker, BrokerStatus, OrderUpdate
+from tradepipe.adapter import Broker, BrokerStatus
 from tradepipe.bar_csv import write_csv
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import as_id, console, print_json, table
@@ -34,6 +33,7 @@ from tradepipe.pipeline import connect_broker, make_component
 from tradepipe.portfolio import Position
 from tradepipe.services.broker import await_final, broker_problem
 from tradepipe.services.figures import model_figures, position_figures, shown
+from tradepipe.services.records import follow_records, named_fills, record_end
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,6 @@ def _connected(
 
 
 # -- printing ------------------------------------------------------------------
-
-
-def plain_dict(model: BaseModel) -> dict[str, Any]:
-    """A model's fields ready for JSON, as every view shows them (:mod:`.figures`)."""
-    return model_figures(model)
 
 
 def _cell(value: Any, key: str | None = None) -> str | None:
@@ -221,7 +216,7 @@ def accounts(app: AppContext, broker_name: str | None, as_json: bool) -> None:
     with _connected(app, broker_name) as (adapter, state):
         summary = adapter.account()
     ids = [mask_account(i) for i in dict.fromkeys((state.account_id, summary.account_id)) if i]
-    money = {**plain_dict(summary), "account_id": mask_account(summary.account_id)}
+    money = {**model_figures(summary), "account_id": mask_account(summary.account_id)}
     if as_json:
         print_json(
             {"broker": adapter.name, "paper": state.is_paper, "accounts": ids, "summary": money}
@@ -284,10 +279,8 @@ def positions(app: AppContext, symbol: str | None, broker_name: str | None, as_j
 @pass_app
 def orders(app: AppContext, broker_name: str | None, as_json: bool) -> None:
     """Open orders, as the broker sees them."""
-    from tradepipe.plugins.ledger.reconcile_cli import follow_ledger
-
     with _connected(app, broker_name) as (adapter, _state):
-        follow_ledger(app.settings, app.host, adapter)  # names the ledger's bracket exits
+        follow_records(app.settings, app.host, adapter)  # names the ledger's bracket exits
         working = adapter.open_orders()
     _show(
         f"Open orders at {adapter.name}",
@@ -303,7 +296,7 @@ def orders(app: AppContext, broker_name: str | None, as_json: bool) -> None:
             ("stop", "stop_price"),
             ("status", "status"),
         ],
-        [plain_dict(o) for o in working],
+        [model_figures(o) for o in working],
         as_json,
         "No open orders.",
     )
@@ -335,8 +328,6 @@ def trades(
     app: AppContext, since: dt.datetime | None, broker_name: str | None, as_json: bool
 ) -> None:
     """Fills (executions) the broker reports, under the order ids the ledger knows them by."""
-    from tradepipe.plugins.ledger.reconcile_cli import named_fills
-
     with _connected(app, broker_name) as (adapter, _state):
         fills = named_fills(app.settings, app.host, adapter, since)
     _show(
@@ -351,7 +342,7 @@ def trades(
             ("price", "price"),
             ("commission", "commission"),
         ],
-        [plain_dict(f) for f in fills],
+        [model_figures(f) for f in fills],
         as_json,
         f"No fills since {since.isoformat()}." if since else "No fills.",
     )
@@ -368,7 +359,7 @@ def quote(
     wanted = list(dict.fromkeys(s.upper() for s in symbols))
     with _connected(app, broker_name) as (adapter, _state):
         quotes = adapter.quotes(wanted)
-    rows = [plain_dict(q) for q in quotes]
+    rows = [model_figures(q) for q in quotes]
     if as_json:
         print_json(rows)
         return
@@ -532,12 +523,10 @@ def cancel(
     broker confirms. Its status is asked for every half second for up to
     --wait seconds, and the last one seen is printed.
     """
-    from tradepipe.plugins.ledger.reconcile_cli import follow_ledger
-
     cid = client_order_id
     with _connected(app, broker_name) as (adapter, _state):
         # The ledger may know the order's broker id: then no order-list read is needed.
-        follow_ledger(app.settings, app.host, adapter)
+        follow_records(app.settings, app.host, adapter)
         update = adapter.cancel(cid)
         log.info("cancel of order %s requested at %s: %s", cid, adapter.name, update.status)
         if not as_json:
@@ -579,39 +568,3 @@ def cancel(
         )
     if recorded:
         _say(f"The order's end is in the ledger (reconciliation run {recorded}).")
-
-
-def record_end(
-    settings: Any,
-    host: Any,
-    adapter: Broker,
-    cid: str,
-    final: OrderStatus,
-    known: bool,
-    requested: OrderUpdate | None = None,
-) -> str | None:
-    """Write a cancelled (or otherwise ended) order's end into the ledger's history.
-
-    Only once the broker confirmed the end; a ledger that cannot be written is
-    reported in the log and left for ``tradepipe reconcile --fix``, never
-    treated as a failed cancel (the broker already acted on it).
-
-    :param requested: the broker's answer to the cancel the user asked for; the
-        history then shows the request (``pending_cancel``) before the end.
-    :returns: the reconciliation run holding the record, or ``None``.
-    """
-    if not (known and final.is_terminal):
-        return None
-    from tradepipe.plugins.ledger.reconcile_cli import settle_order
-
-    try:
-        return settle_order(settings, host, adapter, cid, requested=requested)
-    except TradepipeError as exc:
-        log.warning(
-            "order %s ended %s but the ledger could not record it (%s); "
-            "`tradepipe reconcile --fix` will",
-            cid,
-            final,
-            exc,
-        )
-        return None

@@ -6,7 +6,6 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 from typing import Any
 
 import click
@@ -15,6 +14,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from tradepipe.services.figures import jsonable
 
 
 def console() -> Console:
@@ -26,18 +26,8 @@ def err_console() -> Console:
     return Console(file=sys.stderr)
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    return str(value)
-
-
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=_default))
+    click.echo(json.dumps(data, indent=2, default=jsonable))
 
 
 class Id(str):

@@ -92,3 +92,19 @@ def position_figures(p: Any) -> dict[str, Any]:
         "unrealized_pnl": money_text(unrealized),
         "realized_pnl": money_text(p.realized_pnl),
     }
+
+
+def jsonable(value: Any) -> Any:
+    """What JSON output shows for a value :mod:`json` cannot write itself.
+
+    The one conversion every JSON answer uses (``--json`` on the command line, the
+    API, the files): a Decimal as its exact text, a time or date in ISO 8601, a
+    model as its JSON fields, anything else as its text.
+    """
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return str(value)

@@ -37,7 +37,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tradepipe.adapter import Broker, BrokerStatus
-from tradepipe.cli.broker import record_end
 from tradepipe.clock import NEW_YORK, Clock, SystemClock
 from tradepipe.decisions import Decision, RejectedDecision, bracket_problem
 from tradepipe.direct import Direct, Outcome
@@ -80,10 +79,11 @@ from tradepipe.plugins.api.problems import (
 from tradepipe.plugins.api.reports import reports_router
 from tradepipe.plugins.api.service import Service, masked
 from tradepipe.plugins.dashboard import page as dashboard
-from tradepipe.plugins.execute import cli as execute_cli
+from tradepipe.services import documents
 from tradepipe.services.broker import await_final, broker_problem
 from tradepipe.services.figures import model_figures, position_figures
 from tradepipe.services.halt import halts_now, lift_halt, set_halt
+from tradepipe.services.records import record_end
 from tradepipe.services.status import read_status, status_path
 from tradepipe.settings import AppSettings
 
@@ -392,15 +392,15 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
         run_settings = settings.model_copy(
             update={
                 "run": settings.run.model_copy(
-                    update={"session": settings.run.session or execute_cli.DEFAULT_SESSION}
+                    update={"session": settings.run.session or documents.DEFAULT_SESSION}
                 )
             }
         )
 
         def open_run(dry: bool, clock: Clock) -> AbstractContextManager[Direct]:
-            return service.run(run_settings, source=execute_cli.SOURCE, dry_run=dry, clock=clock)
+            return service.run(run_settings, source=documents.SOURCE, dry_run=dry, clock=clock)
 
-        result, ledger = execute_cli.execute_document(
+        result, ledger = documents.execute_document(
             text, open_run, dry_run=dry_run, what_if=what_if, wait=wait
         )
         if isinstance(result, RejectedDecision):

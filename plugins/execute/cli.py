@@ -15,7 +15,6 @@ give the filters the combo's price.
 
 from __future__ import annotations
 
-import logging
 from contextlib import AbstractContextManager
 from typing import IO, Any
 
@@ -24,17 +23,9 @@ from tradepipe import hookimpl
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.outcome import report, report_rejected
 from tradepipe.clock import Clock
-from tradepipe.decision_schema import loads
 from tradepipe.decisions import RejectedDecision
-from tradepipe.direct import Direct, Outcome, RunOpener, direct_run
-from tradepipe.direct import execute_document as run_document
-from tradepipe.logs import FILE_ONLY
-
-log = logging.getLogger(__name__)
-
-SOURCE = "execute"
-#: The session used when ``[run] session`` is empty: duplicates are still refused.
-DEFAULT_SESSION = "execute"
+from tradepipe.direct import Direct, direct_run
+from tradepipe.services.documents import DEFAULT_SESSION, SOURCE, execute_document
 
 
 @click.command("execute")
@@ -91,30 +82,6 @@ def execute(
     if isinstance(result, RejectedDecision):
         report_rejected(result, ledger, as_json)
     report(result, ledger, as_json)
-
-
-def execute_document(
-    text: str,
-    open_run: RunOpener,
-    *,
-    dry_run: bool = False,
-    what_if: bool = False,
-    wait: float = 0.0,
-) -> tuple[Outcome | RejectedDecision, str | None]:
-    """A decision document's text through a one-off run: the outcome, or why it was refused.
-
-    ``open_run(dry, clock)`` opens the run (:func:`~tradepipe.direct.direct_run`
-    over the caller's settings). The document is read in full first (see
-    :func:`~tradepipe.direct.execute_document`): one that is no decision writes
-    nothing. Returns the ledger run's id too (``None`` when dry or refused).
-    """
-    try:
-        raw = loads(text)
-    except (ValueError, RecursionError) as exc:
-        rejected = RejectedDecision(text[:2000], f"not valid JSON: {exc}")
-        log.warning("decision from %s rejected: %s", SOURCE, rejected.error, extra=FILE_ONLY)
-        return rejected, None
-    return run_document(raw, open_run, source=SOURCE, dry_run=dry_run, what_if=what_if, wait=wait)
 
 
 @hookimpl

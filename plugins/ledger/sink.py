@@ -15,7 +15,8 @@ import json
 import logging
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 from sqlalchemy import Engine, select, update
@@ -42,6 +43,9 @@ from tradepipe.plugins.ledger.db import open_engine, shown, sqlite_pragmas
 from tradepipe.plugins.ledger.writer import WriterError, WriterProcess
 from tradepipe.process import ProcessId, is_alive, this_process
 from tradepipe.sink import Unsettled, account_of
+
+if TYPE_CHECKING:
+    from tradepipe.adapter import Broker, OrderUpdate
 
 log = logging.getLogger(__name__)
 
@@ -483,6 +487,39 @@ class SqlSink(Sink):
     def where(self) -> str:
         """The ledger's location, safe to show (no password)."""
         return shown(self.url)
+
+    def _exists(self) -> bool:
+        # A database URL counts as existing; a file must be there (reading never makes one).
+        return self.settings.url is not None or Path(self.settings.path).exists()
+
+    def follow(self, broker: Broker) -> None:
+        if not self._exists():
+            return
+        from tradepipe.plugins.ledger.queries import Ledger
+
+        for u in Ledger(self.engine(), self.where).unsettled(None):
+            broker.track(u.intent, u.broker_order_id)
+
+    def execution_orders(self, execution_ids: Collection[str]) -> dict[str, str]:
+        if not execution_ids or not self._exists():
+            return {}
+        from tradepipe.plugins.ledger.queries import Ledger
+
+        return Ledger(self.engine(), self.where).orders_of_executions(execution_ids)
+
+    def record_end(
+        self, broker: Broker, client_order_id: str, requested: OrderUpdate | None, env: str
+    ) -> str | None:
+        if not self._exists():
+            return None
+        from tradepipe.plugins.ledger.reconcile import settle_order
+
+        return settle_order(self, env, broker, client_order_id, requested)
+
+    def release(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
     def unsettled_orders(self, namespace: str) -> list[Unsettled]:
         from tradepipe.plugins.ledger.queries import Ledger
