@@ -298,11 +298,24 @@ def take_snapshot(
         write_atomic(out / name, json.dumps(document, indent=2) + "\n", file_mode)
         outcome.written.append(name)
     if html:
-        from tradepipe.plugins.snapshot.html import render
-
         write_atomic(out / HTML, render(read_documents(out)), file_mode)
         outcome.written.append(HTML)
     return outcome
+
+
+def render(documents: dict[str, Any]) -> str:
+    """``index.html``: the dashboard page showing ``documents`` (file name → parsed JSON).
+
+    It is the page ``tradepipe serve`` shows at ``/`` in its snapshot mode (see
+    :mod:`tradepipe.plugins.dashboard.page`): the script, the styles and the
+    files' contents are inside it, so opening it from disk works offline; served
+    over HTTP it fetches the JSON files again on load, so a page published once
+    keeps showing the latest files. Every value is inserted as text, never as
+    HTML (scanner names and broker messages come from outside).
+    """
+    from tradepipe.plugins.dashboard.page import page
+
+    return page("snapshot", {name: documents.get(name) for name in FILES})
 
 
 def _same(text: str) -> str:
