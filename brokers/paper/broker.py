@@ -487,40 +487,43 @@ class PaperBroker(Broker):
                 self._save_or_stop()
             return events
         for sim in list(orders):
-            if bar.ts <= sim.placed:
-                # The bar opened before the order existed (another symbol's bar
-                # at the same time led to it): its prices are not available.
-                continue
-            if sim.intent.tif == "day":
-                session = self._dates.of(bar.ts)
-                if sim.session is None:
-                    sim.session = session
-                    self._dirty = True
-                elif session != sim.session:
-                    self._close(sim, OrderStatus.EXPIRED)
-                    events.append(sim.update(OrderStatus.EXPIRED, bar.ts, "day order expired"))
-                    continue
-            if sim.option:
-                if sim.expiry is not None and self._dates.of(bar.ts) > sim.expiry:
-                    # Its expiry day has closed: the contract no longer trades.
-                    self._close(sim, OrderStatus.EXPIRED)
-                    events.append(sim.update(OrderStatus.EXPIRED, bar.ts, "the option expired"))
-                    continue
-                unit = self._desk.match(sim, bar, account.last)
-                if unit is not None:
-                    events.append(self._desk.fill(sim, unit, bar, account))
-                    self._close(sim, OrderStatus.FILLED)
-                    self._expiries.changed()
-                continue
-            triggered = sim.triggered
-            price = match(sim, bar)
-            if sim.triggered and not triggered:
-                self._dirty = True  # a stop-limit order triggered: saved as such
-            if price is not None:
-                events.append(self._fill(sim, price, bar.ts))
+            # A bar that opened before the order existed (another symbol's bar at the
+            # same time led to it) has prices the order could not have had.
+            if bar.ts > sim.placed:
+                self._on_order_bar(sim, bar, events)
         if self._dirty and self._state is not None:
             self._save_or_stop()
         return events
+
+    def _on_order_bar(self, sim: SimOrder, bar: Bar, events: list[BrokerEvent]) -> None:
+        """What ``bar`` does to one working order: expire it, or fill it."""
+        if sim.intent.tif == "day":
+            session = self._dates.of(bar.ts)
+            if sim.session is None:
+                sim.session = session
+                self._dirty = True
+            elif session != sim.session:
+                self._close(sim, OrderStatus.EXPIRED)
+                events.append(sim.update(OrderStatus.EXPIRED, bar.ts, "day order expired"))
+                return
+        if sim.option:
+            if sim.expiry is not None and self._dates.of(bar.ts) > sim.expiry:
+                # Its expiry day has closed: the contract no longer trades.
+                self._close(sim, OrderStatus.EXPIRED)
+                events.append(sim.update(OrderStatus.EXPIRED, bar.ts, "the option expired"))
+                return
+            unit = self._desk.match(sim, bar, self._account.last)
+            if unit is not None:
+                events.append(self._desk.fill(sim, unit, bar, self._account))
+                self._close(sim, OrderStatus.FILLED)
+                self._expiries.changed()
+            return
+        triggered = sim.triggered
+        price = match(sim, bar)
+        if sim.triggered and not triggered:
+            self._dirty = True  # a stop-limit order triggered: saved as such
+        if price is not None:
+            events.append(self._fill(sim, price, bar.ts))
 
     def on_quote(self, quote: Quote) -> Sequence[BrokerEvent]:
         """Fill working stock orders at a live quote: a buy at the ask, a sell at the bid.

@@ -282,37 +282,9 @@ class LiveRun:
         gate = self.gate
         assert gate is not None
         monotonic = time.monotonic
-        next_poll = next_flush = next_status = next_tick_wall = monotonic()
-        next_tick = clock.now()
-        changes_at = self._watch_market(clock.now())
+        duties = _Duties(monotonic(), clock.now(), self._watch_market(clock.now()))
         while not stop.is_set():
-            now_m = monotonic()
-            if feed.take_broker_news():
-                ex.refresh()  # an order changed: its fills reach the ledger now
-                next_poll = now_m + self._poll_seconds
-            elif now_m >= next_poll:
-                lost = self.p.broker.session_problem()
-                if lost is not None:
-                    # Wait here (the status says so) rather than read decisions that
-                    # could not be sent; a stop ends the wait.
-                    ex.await_session(lost)
-                ex.settle()
-                next_poll = monotonic() + self._poll_seconds
-            if now_m >= next_flush:
-                ex.flush()
-                next_flush = now_m + self._flush_seconds
-            if now_m >= next_status:
-                self._publish("running" if self.market is None or self.market.open else "sleeping")
-                next_status = now_m + self._status_every
-            if changes_at is not None and clock.now() >= changes_at:
-                changes_at = self._watch_market(clock.now())
-            if self._tickers and now_m >= next_tick_wall:
-                now = clock.now()
-                if now >= next_tick:
-                    self._ask_tickers(now)
-                    next_tick = now + self._tick
-                    # At most twenty a second, however fast the clock runs.
-                    next_tick_wall = monotonic() + 0.05
+            self._do_duties(duties, monotonic())
             got = feed.next(self._idle)
             if got is None:
                 continue
@@ -339,6 +311,38 @@ class LiveRun:
                     set_price(event.symbol, float(price))
                     price_at[event.symbol] = event.ts
                     ex.on_quote(event)  # a simulator fills at live quotes too
+
+    def _do_duties(self, due: _Duties, now_m: float) -> None:
+        """What the loop does between events, each when it falls due (``now_m``:
+        the monotonic clock): the broker's news and session, flushing the ledger,
+        the status file, the market's state, and the strategies asked between bars."""
+        ex, clock = self._executor, self.clock
+        if self.feed.take_broker_news():
+            ex.refresh()  # an order changed: its fills reach the ledger now
+            due.poll = now_m + self._poll_seconds
+        elif now_m >= due.poll:
+            lost = self.p.broker.session_problem()
+            if lost is not None:
+                # Wait here (the status says so) rather than read decisions that
+                # could not be sent; a stop ends the wait.
+                ex.await_session(lost)
+            ex.settle()
+            due.poll = time.monotonic() + self._poll_seconds
+        if now_m >= due.flush:
+            ex.flush()
+            due.flush = now_m + self._flush_seconds
+        if now_m >= due.status:
+            self._publish("running" if self.market is None or self.market.open else "sleeping")
+            due.status = now_m + self._status_every
+        if due.market_changes is not None and clock.now() >= due.market_changes:
+            due.market_changes = self._watch_market(clock.now())
+        if self._tickers and now_m >= due.tick_wall:
+            now = clock.now()
+            if now >= due.tick:
+                self._ask_tickers(now)
+                due.tick = now + self._tick
+                # At most twenty a second, however fast the clock runs.
+                due.tick_wall = time.monotonic() + 0.05
 
     def _ask_tickers(self, now: datetime) -> None:
         """Ask the strategies that act between bars (``on_tick``) what they decide now."""
@@ -419,3 +423,15 @@ def run_live(
         return runner.run()
     with StopSignals(runner):
         return runner.run()
+
+
+class _Duties:
+    """When each of the live loop's duties next falls due (monotonic seconds,
+    except ``tick`` and ``market_changes``: times on the run's clock)."""
+
+    __slots__ = ("flush", "market_changes", "poll", "status", "tick", "tick_wall")
+
+    def __init__(self, now_m: float, now: datetime, market_changes: datetime | None) -> None:
+        self.poll = self.flush = self.status = self.tick_wall = now_m
+        self.tick = now
+        self.market_changes = market_changes

@@ -106,24 +106,11 @@ class MaxExposure(RiskFilter):
         price = order_price(intent, ctx)
         if price is None:
             return self.deny(f"no price known for {symbol} to value the exposure")
-        groups = self.settings.groups
-        group = groups.get(underlyings(intent)[0])
-        gross = ZERO  # every other symbol
-        in_group = ZERO
-        for other, multiplier in ctx.symbols().items():
-            if other == symbol:
-                continue
-            quantity = ctx.exposure(other)
-            if not quantity:
-                continue
-            mark = ctx.last_price(other)
-            if mark is None:
-                # Unvalued exposure must not count as none (fail closed).
-                return self.deny(f"no price known for {other} to value the exposure")
-            value = abs(quantity) * mark * multiplier
-            gross += value
-            if group is not None and groups.get(underlying_of(other)) == group:
-                in_group += value
+        group = self.settings.groups.get(underlyings(intent)[0])
+        held = self._other_exposure(ctx, symbol, group)
+        if isinstance(held, str):
+            return self.deny(held)
+        gross, in_group = held
         unit = price * intent.multiplier
         own_after = abs(position + signed(intent)) * unit
         figures: dict[str, Any] = {"price": price, "position": position}
@@ -150,6 +137,28 @@ class MaxExposure(RiskFilter):
         if allowed <= 0:
             return self.deny("; ".join(reasons) + ", and no smaller order fits", **figures)
         return self.reduce(allowed, f"reduced to {allowed}: " + "; ".join(reasons), **figures)
+
+    def _other_exposure(
+        self, ctx: RiskContext, symbol: str, group: str | None
+    ) -> tuple[Decimal, Decimal] | str:
+        """The gross value held in every other symbol, and in those of ``group``;
+        or why it cannot be valued (unvalued exposure must not count as none)."""
+        groups = self.settings.groups
+        gross = in_group = ZERO
+        for other, multiplier in ctx.symbols().items():
+            if other == symbol:
+                continue
+            quantity = ctx.exposure(other)
+            if not quantity:
+                continue
+            mark = ctx.last_price(other)
+            if mark is None:
+                return f"no price known for {other} to value the exposure"
+            value = abs(quantity) * mark * multiplier
+            gross += value
+            if group is not None and groups.get(underlying_of(other)) == group:
+                in_group += value
+        return gross, in_group
 
 
 class MaxOrdersPerMinute(RiskFilter):
