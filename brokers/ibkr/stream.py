@@ -402,19 +402,8 @@ class MarketStream:
                 now = self._monotonic()
                 if raw is not None:
                     last_message = now
-                    kind = self._handle(raw)
-                    if kind == "success":
-                        healthy = True
-                        self._connected("IBKR accepted the socket")
-                        self._subscribe(conn)
-                        last_data = now
-                    elif kind == "data":
-                        last_data = now
-                        if self._state is StreamState.STALLED:
-                            self._set_state(StreamState.CONNECTED, "market data flows again")
-                    elif kind == "session_back" and healthy:
-                        self._set_state(StreamState.CONNECTED, "IBKR's brokerage session is back")
-                        self._subscribe(conn)
+                    healthy, data = self._on_message(conn, self._handle(raw), healthy)
+                    if data:
                         last_data = now
                 # tic goes out on its own schedule, whatever else is sent
                 if now - last_sent >= self.tic_seconds:
@@ -506,6 +495,23 @@ class MarketStream:
             return True
         return False
 
+    def _on_message(self, conn: Connection, kind: str, healthy: bool) -> tuple[bool, bool]:
+        """What the socket does after a message of ``kind``: whether it is healthy now,
+        and whether the message counts as data flowing (for the stall watch)."""
+        if kind == "success":
+            self._connected("IBKR accepted the socket")
+            self._subscribe(conn)
+            return True, True
+        if kind == "data":
+            if self._state is StreamState.STALLED:
+                self._set_state(StreamState.CONNECTED, "market data flows again")
+            return healthy, True
+        if kind == "session_back" and healthy:
+            self._set_state(StreamState.CONNECTED, "IBKR's brokerage session is back")
+            self._subscribe(conn)
+            return healthy, True
+        return healthy, False
+
     # -- messages ---------------------------------------------------------------------------------
 
     def _handle(self, raw: str | bytes) -> str:
@@ -521,37 +527,49 @@ class MarketStream:
         if message.get("error") is not None:
             return self._error(topic, message)
         if topic == "system":
-            if "success" in message:
-                return "success"
-            if "hb" in message:
-                with self._lock:
-                    self._last_heartbeat = self._clock.now()
-            return "heartbeat"
+            return self._system(message)
         if message.get("message") == "waiting for session":
             return self._session(False, "IBKR is waiting for the brokerage session")
         if topic == "sts":
-            args = message.get("args")
-            if isinstance(args, dict) and "authenticated" in args:
-                if args["authenticated"]:
-                    return self._session(True, "")
-                return self._session(False, "IBKR's brokerage session is down")
-            return "other"
+            return self._status(message)
         if topic.startswith("smd+"):
-            update = self._quotes.apply(message)
-            if update is None:
-                return "other"
-            with self._lock:
-                self._last_data = self._clock.now()
-            self._emit(update)
-            return "data"
+            return self._market_data(message)
         if topic == "sor":
-            for item in message.get("args") or []:
-                if isinstance(item, dict):
-                    changed = self._orders.apply(item)
-                    if changed is not None:
-                        self._emit(changed)
-            return "orders"
+            return self._order_updates(message)
         return "other"
+
+    def _system(self, message: Mapping[str, Any]) -> str:
+        if "success" in message:
+            return "success"
+        if "hb" in message:
+            with self._lock:
+                self._last_heartbeat = self._clock.now()
+        return "heartbeat"
+
+    def _status(self, message: Mapping[str, Any]) -> str:
+        args = message.get("args")
+        if isinstance(args, dict) and "authenticated" in args:
+            if args["authenticated"]:
+                return self._session(True, "")
+            return self._session(False, "IBKR's brokerage session is down")
+        return "other"
+
+    def _market_data(self, message: Mapping[str, Any]) -> str:
+        update = self._quotes.apply(message)
+        if update is None:
+            return "other"
+        with self._lock:
+            self._last_data = self._clock.now()
+        self._emit(update)
+        return "data"
+
+    def _order_updates(self, message: Mapping[str, Any]) -> str:
+        for item in message.get("args") or []:
+            if isinstance(item, dict):
+                changed = self._orders.apply(item)
+                if changed is not None:
+                    self._emit(changed)
+        return "orders"
 
     def _session(self, authenticated: bool, reason: str) -> str:
         was, self._authenticated = self._authenticated, authenticated

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query
@@ -103,65 +104,8 @@ def order_router(service: Service) -> APIRouter:
         before anything is asked, one it cannot be sent as (a stop order).
         """
         clock = SystemClock()
-        dry = order.dry_run or order.what_if
-        pending: Decision | dict[str, Any]
-        if order.strategy is None:
-            legs = [
-                (
-                    leg.action,
-                    leg.ratio,
-                    Option(
-                        underlying=order.underlying,
-                        right=leg.right,
-                        strike=leg.strike,
-                        expiry=leg.expiry,
-                    ),
-                )
-                for leg in order.legs
-            ]
-            pending = Decision(
-                source=SOURCE,
-                created_at=clock.now(),
-                confidence=100,
-                quantity=order.quantity,
-                **option_fields(legs, order.side),
-                **order.model_dump(include=set(ORDER_TERMS)),
-            )
-            rules.require_decision(pending, clock.now())
-        else:
-            try:
-                pending = strategy_document(
-                    order.underlying,
-                    order.strategy,
-                    side=order.side,
-                    quantity=order.quantity,
-                    terms=order.model_dump(mode="json", include=set(ORDER_TERMS)),
-                    source=SOURCE,
-                    created_at=clock.now(),
-                )
-            except ValueError as exc:
-                raise HTTPException(422, f"options order rejected: {exc}") from None
-        outcome: Outcome | RejectedDecision
-        if not isinstance(pending, Decision):
-
-            def open_run(dry: bool, at: Clock) -> AbstractContextManager[Direct]:
-                return service.run(settings, source=SOURCE, dry_run=dry, clock=at)
-
-            outcome, ledger = place_strategy(
-                open_run,
-                pending,
-                source=SOURCE,
-                dry_run=order.dry_run,
-                what_if=order.what_if,
-                wait=order.wait,
-            )
-        else:
-            with service.run(settings, source=SOURCE, dry_run=dry, clock=clock) as run:
-                ledger = None if dry else run.pipeline.run.run_id
-                if order.what_if:
-                    outcome = run.preview(pending)
-                else:
-                    outcome = run.execute(pending, wait=order.wait)
+        pending = _options_order(order, rules, clock.now())
+        outcome, ledger = _place_options(service, pending, order, clock)
         if isinstance(outcome, RejectedDecision):
             raise HTTPException(422, f"options order rejected: {outcome.error}")
         return masked(service.outcome(outcome, ledger))
@@ -242,3 +186,72 @@ def order_router(service: Service) -> APIRouter:
         )
 
     return api
+
+
+def _options_order(
+    order: OptionsOrder, rules: OrderRules, now: datetime
+) -> Decision | dict[str, Any]:
+    """The decision an options order makes: exact legs make one now; a named strategy
+    makes a document whose legs the broker's chain chooses once it is connected."""
+    if order.strategy is None:
+        legs = [
+            (
+                leg.action,
+                leg.ratio,
+                Option(
+                    underlying=order.underlying,
+                    right=leg.right,
+                    strike=leg.strike,
+                    expiry=leg.expiry,
+                ),
+            )
+            for leg in order.legs
+        ]
+        decision = Decision(
+            source=SOURCE,
+            created_at=now,
+            confidence=100,
+            quantity=order.quantity,
+            **option_fields(legs, order.side),
+            **order.model_dump(include=set(ORDER_TERMS)),
+        )
+        rules.require_decision(decision, now)
+        return decision
+    try:
+        return strategy_document(
+            order.underlying,
+            order.strategy,
+            side=order.side,
+            quantity=order.quantity,
+            terms=order.model_dump(mode="json", include=set(ORDER_TERMS)),
+            source=SOURCE,
+            created_at=now,
+        )
+    except ValueError as exc:
+        raise HTTPException(422, f"options order rejected: {exc}") from None
+
+
+def _place_options(
+    service: Service, pending: Decision | dict[str, Any], order: OptionsOrder, clock: Clock
+) -> tuple[Outcome | RejectedDecision, str | None]:
+    """An options order through a one-off run: the outcome, and the ledger's run (if any)."""
+    settings = service.settings
+    if not isinstance(pending, Decision):
+
+        def open_run(dry: bool, at: Clock) -> AbstractContextManager[Direct]:
+            return service.run(settings, source=SOURCE, dry_run=dry, clock=at)
+
+        return place_strategy(
+            open_run,
+            pending,
+            source=SOURCE,
+            dry_run=order.dry_run,
+            what_if=order.what_if,
+            wait=order.wait,
+        )
+    dry = order.dry_run or order.what_if
+    with service.run(settings, source=SOURCE, dry_run=dry, clock=clock) as run:
+        ledger = None if dry else run.pipeline.run.run_id
+        if order.what_if:
+            return run.preview(pending), ledger
+        return run.execute(pending, wait=order.wait), ledger
