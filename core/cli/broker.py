@@ -539,7 +539,9 @@ def cancel(
         final, known = update.status, True
         if not update.status.is_terminal and wait > 0:
             final, known = await_final(adapter, cid, update.status, wait)
-        recorded = record_end(app.settings, app.host, adapter, cid, final, known, update)
+        recorded = record_end(
+            app.settings, app.host, adapter, cid, final=final, known=known, requested=update
+        )
     log.info("order %s at %s: %s after the cancel request", cid, adapter.name, final)
     if as_json:
         print_json(

@@ -81,6 +81,7 @@ def record_end(
     host: PluginHost,
     broker: Broker,
     client_order_id: str,
+    *,
     final: OrderStatus,
     known: bool,
     requested: OrderUpdate | None = None,
@@ -91,6 +92,8 @@ def record_end(
     reported in the log and left for ``tradepipe reconcile --fix``, never
     treated as a failed cancel (the broker already acted on it).
 
+    :param final: the order's status as last seen, and ``known``: whether the broker
+        said so (rather than the wait running out).
     :param requested: the broker's answer to the cancel the user asked for; the
         history then shows the request (``pending_cancel``) before the end.
     :returns: the run holding what was written, or ``None``.

@@ -173,7 +173,15 @@ def order_router(service: Service) -> APIRouter:
             final, known = update.status, True
             if not final.is_terminal and wait > 0:
                 final, known = await_final(adapter, client_order_id, final, wait)
-            recorded = record_end(settings, host, adapter, client_order_id, final, known, update)
+            recorded = record_end(
+                settings,
+                host,
+                adapter,
+                client_order_id,
+                final=final,
+                known=known,
+                requested=update,
+            )
         return masked(
             {
                 "client_order_id": client_order_id,
