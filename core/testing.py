@@ -5,7 +5,8 @@ A plugin's test suite gets them with one line in its ``conftest.py``::
     pytest_plugins = ["tradepipe.testing"]
 
 Then ``tradepipe_host`` gives a plugin host with the installed plugins loaded,
-``make_settings`` builds validated settings from plain dicts, :func:`replay`
+``make_settings`` builds validated settings from plain dicts,
+:func:`write_settings` writes a ``settings.toml``, :func:`replay`
 runs a whole pipeline over a list of bars in memory, and :func:`live` runs it
 live over the same list, each bar arriving as an accelerated clock passes its
 end.
@@ -14,12 +15,15 @@ end.
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import tomli_w
 from pydantic import Field
 from tradepipe.clock import ManualClock, ScaledClock
 from tradepipe.component import ComponentSettings
@@ -272,6 +276,21 @@ def test_host(*extra: Any) -> PluginHost:
 
 
 test_host.__test__ = False  # type: ignore[attr-defined]
+
+
+def write_settings(folder: Path | str = ".", text: str = "", /, **tables: Any) -> Path:
+    """Write ``folder/settings.toml`` and return its path.
+
+    ``text`` is TOML as a user writes it (indentation is removed); keyword tables
+    are added under ``[default]``, e.g. ``write_settings(tmp_path, run={"broker":
+    "paper"})`` writes ``[default.run]``. Both may be given.
+    """
+    path = Path(folder) / "settings.toml"
+    body = textwrap.dedent(text).strip()
+    if tables:
+        body = f"{body}\n\n{tomli_w.dumps({'default': tables})}".strip()
+    path.write_text(body + "\n", encoding="utf-8")
+    return path
 
 
 def settings(**tables: Any) -> AppSettings:

@@ -38,6 +38,17 @@ POSTGRES = os.environ.get(
 )
 
 
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh folder as the current directory, with no ``TRADEPIPE_*`` variables
+    from the environment the suite runs in (they would override its settings)."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("TRADEPIPE_"):
+            monkeypatch.delenv(name)
+    return tmp_path
+
+
 @pytest.fixture(autouse=True)
 def private_state_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

@@ -142,7 +142,7 @@ def test_config_check_uses_tradepipe_settings_variable(
             "[default.risk.min_confidence]\ntreshold = 60\n",
             ["[risk.min_confidence] treshold = 60", "not a known key", "threshold"],
         ),
-        ('[default.run]\nstrategies = ["meanrev"]\n', ["'meanrev'", "sma_cross"]),
+        ('[default.run]\nstrategies = ["no_such_strategy"]\n', ["'no_such_strategy'", "sma_cross"]),
         ('[default.run]\ncalendar = "NOPE"\n', ["[run] calendar = 'NOPE'", "XNYS", "always"]),
         (
             '[default.run]\nmaintenance_window = "midnight"\n',

@@ -443,7 +443,7 @@ def test_repository_settings_pass_component_checks(
 @pytest.mark.parametrize(
     ("run_key", "value", "name", "choice"),
     [
-        ("strategies", '["sma_cross", "meanrev"]', "meanrev", "sma_cross"),
+        ("strategies", '["sma_cross", "no_such_strategy"]', "no_such_strategy", "sma_cross"),
         ("broker", '"ibkr"', "ibkr", "paper"),
         ("risk_filters", '["no_such_filter"]', "no_such_filter", "min_confidence"),
     ],
@@ -503,16 +503,16 @@ def test_strategy_with_fast_not_below_slow_is_refused(
 def test_table_of_a_component_that_is_not_installed_is_refused(
     tmp_path: Path, tradepipe_host: PluginHost
 ) -> None:
-    settings = load_text(tmp_path, "[default.strategies.meanrev]\nwindow = 20\n")
+    settings = load_text(tmp_path, "[default.strategies.no_such_strategy]\nwindow = 20\n")
 
     with pytest.raises(ConfigError) as info:
         check_components(settings, tradepipe_host)
 
     message = str(info.value)
-    assert "[strategies.meanrev]" in message
+    assert "[strategies.no_such_strategy]" in message
     assert "unknown strategy" in message
     assert "sma_cross" in message  # what is installed
-    assert info.value.key == "strategies.meanrev"
+    assert info.value.key == "strategies.no_such_strategy"
 
 
 def test_a_bad_value_from_an_environment_variable_names_the_variable(

@@ -1,0 +1,45 @@
+"""Running ``tradepipe`` commands in process, for tests of the CLI and of plugins' commands.
+
+::
+
+    from tradepipe.cli.testing import invoke
+
+    result = invoke("ledger", "runs", "--json")
+    assert result.exit_code == 0, result.output
+
+Standard output and standard error are kept apart (``result.stdout``,
+``result.stderr``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+from tradepipe.cli import cli
+from tradepipe.cli.context import AppContext
+from tradepipe.host import PluginHost
+
+
+def invoke(
+    *args: str,
+    settings: Path | str | None = "settings.toml",
+    host: PluginHost | None = None,
+    debug: bool = False,
+    catch_exceptions: bool = False,
+    input: str | None = None,
+) -> Result:
+    """Run ``tradepipe ARGS`` in this process and return what it printed and its exit code.
+
+    :param settings: the settings file (``None``: the CLI's own default, as a user
+        who passes no ``--settings``).
+    :param host: the plugin host to use (default: the installed plugins).
+    :param catch_exceptions: keep an unexpected exception in ``result.exception``
+        instead of raising it.
+    """
+    app = AppContext(
+        settings_path=None if settings is None else str(settings), debug=debug, _host=host
+    )
+    return CliRunner().invoke(
+        cli, list(args), obj=app, catch_exceptions=catch_exceptions, input=input
+    )
