@@ -42,6 +42,8 @@ KINDS: dict[str, tuple[type[Component], str, str, str]] = {
     "sink": (Sink, "sinks", "tradepipe_register_sinks", "sinks"),
     "feed": (Feed, "feeds", "tradepipe_register_feeds", "feed"),
 }
+#: Commands are collected like a kind of component, under this name.
+COMMANDS = "command"
 
 
 @dataclass
@@ -74,7 +76,7 @@ class PluginHost:
         self.plugins: dict[str, PluginInfo] = {}
         self._registry: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
         self._commands: dict[str, tuple[click.Command, str]] = {}
-        self._collected = False
+        self._collected: set[str] = set()
 
     # -- loading ---------------------------------------------------------------
 
@@ -147,15 +149,31 @@ class PluginHost:
 
     def collect(self) -> None:
         """Call every registration hook once and build the component registry."""
-        if self._collected:
+        for kind in KINDS:
+            self._collect(kind)
+        self._collect(COMMANDS)
+        # Listed in the order of KINDS, whichever kind was looked up first.
+        order = {kind: i for i, kind in enumerate(KINDS)}
+        for info in self.plugins.values():
+            info.components.sort(key=lambda c: order[c.partition(":")[0]])
+
+    def _collect(self, kind: str) -> None:
+        """Call the registration hooks of one kind (or of commands), once.
+
+        A kind is collected when it is first looked up, so a plugin whose hook
+        imports its component's module pays for it only when that kind is used
+        (``tradepipe --help`` collects the commands alone).
+        """
+        if kind in self._collected:
             return
-        self._collected = True
-        for kind, (base, _table, hook_name, _key) in KINDS.items():
-            caller = getattr(self.pm.hook, hook_name)
-            for impl in caller.get_hookimpls():
-                impl.function(register=self._registrar(kind, base, impl.plugin_name))
-        for impl in self.pm.hook.tradepipe_register_commands.get_hookimpls():
-            impl.function(register=self._command_registrar(impl.plugin_name))
+        self._collected.add(kind)
+        if kind == COMMANDS:
+            for impl in self.pm.hook.tradepipe_register_commands.get_hookimpls():
+                impl.function(register=self._command_registrar(impl.plugin_name))
+            return
+        base, _table, hook_name, _key = KINDS[kind]
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            impl.function(register=self._registrar(kind, base, impl.plugin_name))
 
     def _registrar(
         self, kind: str, base: type[Component], plugin: str
@@ -196,7 +214,7 @@ class PluginHost:
         return register
 
     def components(self, kind: str) -> dict[str, Registration]:
-        self.collect()
+        self._collect(kind)
         return dict(self._registry[kind])
 
     def component(self, kind: str, name: str) -> type[Component]:
@@ -214,7 +232,7 @@ class PluginHost:
             ) from None
 
     def commands(self) -> dict[str, click.Command]:
-        self.collect()
+        self._collect(COMMANDS)
         return {name: cmd for name, (cmd, _plugin) in self._commands.items()}
 
     # -- the typed facade over hooks --------------------------------------------
