@@ -333,6 +333,6 @@ def read_documents(out: Path) -> dict[str, Any]:
 
 @hookimpl
 def tradepipe_register_commands(register: Any) -> None:
-    from tradepipe.plugins.snapshot.cli import snapshot
+    from tradepipe.cli.lazy import LazyCommand
 
-    register(snapshot)
+    register(LazyCommand("snapshot", "tradepipe.plugins.snapshot.cli:snapshot"))
