@@ -34,13 +34,15 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tradepipe import BrokerCapabilityError, BrokerError, TradepipeError, hookimpl
 from tradepipe.logs import mask_account, redact_accounts
-from tradepipe.plugins.snapshot.source import Source
 from tradepipe.services.figures import position_figures, shown
 from tradepipe.settings import SnapshotSettings
+
+if TYPE_CHECKING:
+    from tradepipe.plugins.snapshot.source import Source
 
 log = logging.getLogger(__name__)
 
