@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import Distribution, EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -97,8 +97,13 @@ class PluginHost:
                     plugin=ep.name,
                 )
             seen[ep.name] = ep
+        # A distribution's METADATA (with its whole README) is parsed once, not per plugin.
+        read: dict[Distribution | None, tuple[str, str]] = {}
         for name, ep in seen.items():
-            builtin = _distribution(ep)[0] == BUILTIN_DISTRIBUTION
+            if ep.dist not in read:
+                read[ep.dist] = _distribution(ep.dist)
+            dist, version = read[ep.dist]
+            builtin = dist == BUILTIN_DISTRIBUTION
             if name in disabled:
                 log.info("plugin %s disabled by [plugins] disabled", name)
                 continue
@@ -111,7 +116,6 @@ class PluginHost:
                 raise PluginError(
                     f"plugin {name!r} ({ep.value}) failed to import: {exc}", plugin=name
                 ) from exc
-            dist, version = _distribution(ep)
             self.register(module, name, distribution=dist, version=version, builtin=builtin)
         self.check()
 
@@ -277,15 +281,15 @@ class Broadcast:
                 )
 
 
-def _distribution(ep: EntryPoint) -> tuple[str, str]:
-    dist = ep.dist
+def _distribution(dist: Distribution | None) -> tuple[str, str]:
     if dist is None:
         return "", ""
-    return dist.metadata["Name"] or "", dist.version or ""
+    metadata = dist.metadata  # parsed anew on each access
+    return metadata["Name"] or "", metadata["Version"] or ""
 
 
 def _origin(ep: EntryPoint) -> str:
-    dist, version = _distribution(ep)
+    dist, version = _distribution(ep.dist)
     return f"{ep.value} from {dist or 'an unknown distribution'} {version}".rstrip()
 
 
