@@ -4,17 +4,17 @@
 they need (the ledger's SQLAlchemy, the API's FastAPI, rich) just to print one
 line each. A :class:`LazyCommand` stands in for the real command: it knows its
 name and target (``"module:attribute"``) and reads its help from the decorated
-function's docstring in the module's source, which it parses without running.
-Running the command, its ``--help`` and completing its options import the
-module.
+function's docstring in the module's source, which it parses (the function's
+definition alone, when it can) without running it. Running the command, its
+``--help`` and completing its options import the module.
 """
 
 from __future__ import annotations
 
 import ast
-import functools
 import importlib
 import importlib.util
+import re
 from typing import Any
 
 import click
@@ -22,6 +22,8 @@ from tradepipe.errors import PluginError
 
 #: The decorator names that make a click command of a function.
 _DECORATORS = ("command", "group")
+#: A line that starts a top-level statement (not a signature's closing parenthesis).
+_TOP_LEVEL = re.compile(r"^[^\s)]", re.MULTILINE)
 
 
 class LazyCommand(click.Command):
@@ -63,7 +65,7 @@ class LazyCommand(click.Command):
 
     def _declared_help(self) -> tuple[str | None, str | None]:
         module, _, attribute = self.target.partition(":")
-        declared = _source_help(module).get(attribute)
+        declared = source_help(module, attribute)
         if declared is not None:
             return declared
         try:
@@ -90,30 +92,46 @@ class LazyCommand(click.Command):
         return self.load().to_info_dict(ctx)
 
 
-@functools.cache
-def _source_help(module: str) -> dict[str, tuple[str | None, str | None]]:
-    """Help and short help of the click commands a module defines, read from its source."""
+def source_help(module: str, function: str) -> tuple[str | None, str | None] | None:
+    """Help and short help of the click command ``function`` in ``module``, from its source.
+
+    ``None`` when the source cannot be read or does not define that command.
+    The definition alone is parsed when the module's layout shows where it is
+    (a blank line before its decorators, its body indented), else the module.
+    """
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
-        return {}
+        return None
     if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-        return {}
+        return None
     try:
-        with open(spec.origin, encoding="utf-8") as source:
-            tree = ast.parse(source.read(), spec.origin)
-    except (OSError, SyntaxError, ValueError):
-        return {}
-    found: dict[str, tuple[str | None, str | None]] = {}
-    for node in tree.body:
-        if not isinstance(node, ast.FunctionDef):
+        with open(spec.origin, encoding="utf-8") as file:
+            source = file.read()
+    except (OSError, ValueError):
+        return None
+    for text in (_definition(source, function), source):
+        try:
+            tree = ast.parse(text or "")
+        except SyntaxError:
             continue
-        keywords = _command_keywords(node)
-        if keywords is None:
-            continue
-        help = keywords.get("help") or ast.get_docstring(node, clean=False)
-        found[node.name] = (help, keywords.get("short_help"))
-    return found
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == function:
+                keywords = _command_keywords(node)
+                if keywords is not None:
+                    help = keywords.get("help") or ast.get_docstring(node, clean=False)
+                    return help, keywords.get("short_help")
+    return None
+
+
+def _definition(source: str, function: str) -> str | None:
+    """The text of a top-level function with its decorators, cut by layout alone."""
+    found = re.search(rf"^def {re.escape(function)}\(", source, re.MULTILINE)
+    if found is None:
+        return None
+    start = source.rfind("\n\n", 0, found.start()) + 1
+    after = _TOP_LEVEL.search(source, found.end())
+    return source[start : after.start() if after else len(source)]
 
 
 def _command_keywords(node: ast.FunctionDef) -> dict[str, str] | None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from tradepipe import PluginError
 from tradepipe.cli import cli
-from tradepipe.cli.lazy import LazyCommand
+from tradepipe.cli.lazy import LazyCommand, _definition, source_help
 from tradepipe.host import load_host
 
 REPO_SETTINGS = Path(__file__).parents[2] / "settings.toml"
@@ -71,3 +73,49 @@ def test_a_lazy_command_must_name_the_command_it_stands_for() -> None:
 def test_help_given_explicitly_is_not_read_from_the_source() -> None:
     command = LazyCommand("later", "tradepipe_no_such_module_xyz:later", help="Do it later.")
     assert command.get_short_help_str() == "Do it later."
+
+
+SAMPLE = '''
+import click
+
+
+@click.group("sample")
+def sample():
+    """Do sample things.
+
+    At length.
+    """
+
+
+@click.command(
+    "odd",
+    short_help="""Odd one.
+
+Laid out so its definition cannot be cut out alone.""",
+)
+def odd():
+    pass
+
+
+def plain():
+    """Not a command."""
+'''
+
+
+def test_help_is_read_from_the_definition_or_else_the_whole_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "lazy_sample_xyz.py").write_text(SAMPLE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sample_help = "Do sample things.\n\n    At length.\n    "
+    assert source_help("lazy_sample_xyz", "sample") == (sample_help, None)
+    with pytest.raises(SyntaxError):  # cut at the blank line in its decorator
+        ast.parse(_definition(SAMPLE, "odd") or "")
+    assert source_help("lazy_sample_xyz", "odd") == (
+        None,
+        "Odd one.\n\nLaid out so its definition cannot be cut out alone.",
+    )
+    assert source_help("lazy_sample_xyz", "plain") is None
+    assert source_help("lazy_sample_xyz", "missing") is None
+    assert source_help("tradepipe_no_such_module_xyz", "sample") is None
+    assert "lazy_sample_xyz" not in sys.modules
