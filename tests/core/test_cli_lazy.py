@@ -1,9 +1,16 @@
-"""Commands are listed without importing them, and imported when they are used."""
+"""Commands are listed without importing them, and imported when they are used.
+
+``tradepipe --help`` and ``--version`` run in a fresh process, as a user runs
+them, and ``-X importtime`` tells what that process imported: none of the
+libraries only a command's work needs.
+"""
 
 from __future__ import annotations
 
 import ast
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,12 +22,78 @@ from tradepipe.cli.lazy import LazyCommand, _definition, source_help
 from tradepipe.host import load_host
 
 REPO_SETTINGS = Path(__file__).parents[2] / "settings.toml"
+#: What a command's work needs, and listing commands does not.
+HEAVY = (
+    "alembic",
+    "cryptography",
+    "exchange_calendars",
+    "fastapi",
+    "httpx",
+    "jwt",
+    "rich",
+    "sqlalchemy",
+    "sqlmodel",
+    "starlette",
+    "uvicorn",
+    "websockets",
+)
 
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     shutil.copy(REPO_SETTINGS, tmp_path / "settings.toml")
     return tmp_path
+
+
+def imported(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """``python -m tradepipe ARGS`` in a fresh process, and the modules it imported."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPIPE_")}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "tradepipe", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    modules = {
+        line.rpartition("|")[2].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    return done, modules
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(lib for lib in HEAVY if lib in modules)
+
+
+def test_help_lists_every_command_without_loading_what_they_need(workdir: Path) -> None:
+    done, modules = imported(workdir, "--help")
+    assert done.returncode == 0, done.stderr
+    listed = {line.split()[0] for line in done.stdout.split("Commands:")[1].splitlines() if line}
+    assert {"run-pipeline", "broker", "ledger", "explain", "serve", "auth", "tax"} <= listed
+    assert "tradepipe.host" in modules  # what -X importtime lists is read
+    assert heavy(modules) == []
+    # Nor the command modules themselves, built-in or a plugin's.
+    assert "tradepipe.cli.broker" not in modules
+    assert "tradepipe.plugins.ledger.cli" not in modules
+
+
+def test_version_loads_no_plugin(workdir: Path) -> None:
+    done, modules = imported(workdir, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("tradepipe, version ")
+    assert heavy(modules) == []
+    assert not [m for m in modules if m.startswith(("tradepipe.plugins", "tradepipe.brokers"))]
+
+
+def test_a_lazy_command_shows_its_own_help_and_loads_when_used(workdir: Path) -> None:
+    done, modules = imported(workdir, "ledger", "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: tradepipe ledger [OPTIONS] COMMAND")
+    assert "runs" in done.stdout.split("Commands:")[1]
+    assert "sqlalchemy" in modules
 
 
 def test_a_lazy_builtin_command_runs(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
