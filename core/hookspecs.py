@@ -10,9 +10,11 @@ Plugins implement hooks with the :data:`hookimpl` marker::
 
 There are three kinds of hook:
 
-* **registration** (``tradepipe_register_*``): called once after plugins load;
-  each gets a ``register`` callable that takes a component class. Names must be
-  unique per kind across all plugins.
+* **registration** (``tradepipe_register_*``): each called once, when its kind
+  is first looked up (``tradepipe --help`` looks up the commands alone); each
+  gets a ``register`` callable that takes a component class. Names must be
+  unique per kind across all plugins. Import a heavy component's module inside
+  the hook, not at the top of the plugin's module, which every start imports.
 * **configure** (``tradepipe_configure``): historic, so a plugin registered late
   still receives the settings.
 * **events** (``tradepipe_run_started`` … ``tradepipe_run_finished``): broadcast
@@ -99,7 +101,10 @@ def tradepipe_register_commands(register: Callable[[click.Command], None]) -> No
     """Add commands to the ``tradepipe`` CLI.
 
     :param register: call it with each :class:`click.Command` (or group). A
-        name already taken by another command is an error.
+        name already taken by another command is an error. A
+        :class:`tradepipe.cli.lazy.LazyCommand` stands for a command whose
+        module is imported only when the command is used, not when
+        ``tradepipe --help`` lists it.
     """
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import Distribution, EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -42,6 +42,8 @@ KINDS: dict[str, tuple[type[Component], str, str, str]] = {
     "sink": (Sink, "sinks", "tradepipe_register_sinks", "sinks"),
     "feed": (Feed, "feeds", "tradepipe_register_feeds", "feed"),
 }
+#: Commands are collected like a kind of component, under this name.
+COMMANDS = "command"
 
 
 @dataclass
@@ -74,7 +76,7 @@ class PluginHost:
         self.plugins: dict[str, PluginInfo] = {}
         self._registry: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
         self._commands: dict[str, tuple[click.Command, str]] = {}
-        self._collected = False
+        self._collected: set[str] = set()
 
     # -- loading ---------------------------------------------------------------
 
@@ -95,8 +97,13 @@ class PluginHost:
                     plugin=ep.name,
                 )
             seen[ep.name] = ep
+        # A distribution's METADATA (with its whole README) is parsed once, not per plugin.
+        read: dict[Distribution | None, tuple[str, str]] = {}
         for name, ep in seen.items():
-            builtin = _distribution(ep)[0] == BUILTIN_DISTRIBUTION
+            if ep.dist not in read:
+                read[ep.dist] = _distribution(ep.dist)
+            dist, version = read[ep.dist]
+            builtin = dist == BUILTIN_DISTRIBUTION
             if name in disabled:
                 log.info("plugin %s disabled by [plugins] disabled", name)
                 continue
@@ -109,7 +116,6 @@ class PluginHost:
                 raise PluginError(
                     f"plugin {name!r} ({ep.value}) failed to import: {exc}", plugin=name
                 ) from exc
-            dist, version = _distribution(ep)
             self.register(module, name, distribution=dist, version=version, builtin=builtin)
         self.check()
 
@@ -147,15 +153,31 @@ class PluginHost:
 
     def collect(self) -> None:
         """Call every registration hook once and build the component registry."""
-        if self._collected:
+        for kind in KINDS:
+            self._collect(kind)
+        self._collect(COMMANDS)
+        # Listed in the order of KINDS, whichever kind was looked up first.
+        order = {kind: i for i, kind in enumerate(KINDS)}
+        for info in self.plugins.values():
+            info.components.sort(key=lambda c: order[c.partition(":")[0]])
+
+    def _collect(self, kind: str) -> None:
+        """Call the registration hooks of one kind (or of commands), once.
+
+        A kind is collected when it is first looked up, so a plugin whose hook
+        imports its component's module pays for it only when that kind is used
+        (``tradepipe --help`` collects the commands alone).
+        """
+        if kind in self._collected:
             return
-        self._collected = True
-        for kind, (base, _table, hook_name, _key) in KINDS.items():
-            caller = getattr(self.pm.hook, hook_name)
-            for impl in caller.get_hookimpls():
-                impl.function(register=self._registrar(kind, base, impl.plugin_name))
-        for impl in self.pm.hook.tradepipe_register_commands.get_hookimpls():
-            impl.function(register=self._command_registrar(impl.plugin_name))
+        self._collected.add(kind)
+        if kind == COMMANDS:
+            for impl in self.pm.hook.tradepipe_register_commands.get_hookimpls():
+                impl.function(register=self._command_registrar(impl.plugin_name))
+            return
+        base, _table, hook_name, _key = KINDS[kind]
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            impl.function(register=self._registrar(kind, base, impl.plugin_name))
 
     def _registrar(
         self, kind: str, base: type[Component], plugin: str
@@ -196,7 +218,7 @@ class PluginHost:
         return register
 
     def components(self, kind: str) -> dict[str, Registration]:
-        self.collect()
+        self._collect(kind)
         return dict(self._registry[kind])
 
     def component(self, kind: str, name: str) -> type[Component]:
@@ -214,7 +236,7 @@ class PluginHost:
             ) from None
 
     def commands(self) -> dict[str, click.Command]:
-        self.collect()
+        self._collect(COMMANDS)
         return {name: cmd for name, (cmd, _plugin) in self._commands.items()}
 
     # -- the typed facade over hooks --------------------------------------------
@@ -259,15 +281,15 @@ class Broadcast:
                 )
 
 
-def _distribution(ep: EntryPoint) -> tuple[str, str]:
-    dist = ep.dist
+def _distribution(dist: Distribution | None) -> tuple[str, str]:
     if dist is None:
         return "", ""
-    return dist.metadata["Name"] or "", dist.version or ""
+    metadata = dist.metadata  # parsed anew on each access
+    return metadata["Name"] or "", metadata["Version"] or ""
 
 
 def _origin(ep: EntryPoint) -> str:
-    dist, version = _distribution(ep)
+    dist, version = _distribution(ep.dist)
     return f"{ep.value} from {dist or 'an unknown distribution'} {version}".rstrip()
 
 

@@ -35,15 +35,17 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import Field, SecretStr, field_validator
 from tradepipe import Bar, ComponentSettings, StrategyContext, hookimpl
 from tradepipe.decision_schema import DecisionDocument, read_decision
 from tradepipe.decisions import RAW_MAX, Decision, RejectedDecision
 from tradepipe.settings import parse_duration
 from tradepipe.strategies.external import read_options
+
+if TYPE_CHECKING:
+    import httpx
 from tradepipe.strategy import Strategy
 
 log = logging.getLogger(__name__)
@@ -274,6 +276,8 @@ class LlmSource(Strategy):
 
     def _post(self, symbol: str, body: dict[str, Any]) -> httpx.Response | None:
         """The endpoint's reply, or ``None`` (logged) when there is no answer to read."""
+        import httpx  # here, so listing the plugin does not load it
+
         s = self.settings
         headers = {"Accept": "application/json"}
         if s.api_key is not None:

@@ -19,12 +19,10 @@ import ipaddress
 import logging
 import ssl
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field, field_validator
-from tradepipe import hookimpl
 from tradepipe.brokers.ibkr.broker import WebApiBroker, WebApiSettings
 from tradepipe.brokers.ibkr.client import WebApiClient
 from tradepipe.brokers.ibkr.pacing import GATEWAY_RATE
@@ -142,8 +140,3 @@ class ClientPortalBroker(WebApiBroker):
 
     def make_authenticator(self) -> GatewayLogin:
         return GatewayLogin(self.login_url)
-
-
-@hookimpl
-def tradepipe_register_brokers(register: Any) -> None:
-    register(ClientPortalBroker)

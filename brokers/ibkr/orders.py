@@ -24,13 +24,15 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tradepipe.adapter import OrderReport, question_declined
-from tradepipe.brokers.ibkr.client import WebApiClient, describe, error_text
 from tradepipe.decisions import OrderType
 from tradepipe.errors import BrokerError, BrokerRejectedError, BrokerUnavailableError
 from tradepipe.orders import Fill, OrderIntent, OrderStatus, Side
+
+if TYPE_CHECKING:
+    from tradepipe.brokers.ibkr.client import WebApiClient
 
 _ORDER_TYPES = {
     OrderType.MARKET: "MKT",
@@ -254,6 +256,9 @@ def submit(
     :raises BrokerUnavailableError: transport trouble; ``maybe_sent`` tells
         whether the order may have reached IBKR.
     """
+    # Here rather than at the top: the paper broker shares ReplyPolicy without httpx.
+    from tradepipe.brokers.ibkr.client import describe, error_text
+
     answer = client.post(path, body, error_ok=True)
     for _ in range(policy.max_rounds):
         text = error_text(answer)

@@ -31,7 +31,6 @@ from urllib.parse import urlsplit
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ConfigDict, Field, field_validator, model_validator
-from tradepipe import hookimpl
 from tradepipe.brokers.ibkr import oauth1, oauth2
 from tradepipe.brokers.ibkr.authfile import AuthFile, fingerprint
 from tradepipe.brokers.ibkr.broker import WebApiBroker, WebApiSettings
@@ -392,15 +391,3 @@ def _private_key(path: str, key: str) -> rsa.RSAPrivateKey:
         return oauth1.load_private_key(pem, f"[{TABLE}] {key}")
     except oauth1.OAuthFormatError as exc:
         raise ConfigError(str(exc), key=f"{TABLE}.{key}") from None
-
-
-@hookimpl
-def tradepipe_register_brokers(register: Any) -> None:
-    register(WebApiOAuthBroker)
-
-
-@hookimpl
-def tradepipe_register_commands(register: Any) -> None:
-    from tradepipe.brokers.ibkr.web_api_cli import auth
-
-    register(auth)

@@ -4,6 +4,8 @@ Commands are thin: they parse options, load settings and plugins through the
 shared :class:`~tradepipe.cli.context.AppContext`, and call library functions.
 Plugins add commands through ``tradepipe_register_commands``; those are looked
 up only when needed, so ``tradepipe --help`` works even with a broken plugin.
+The built-in commands are :class:`~tradepipe.cli.lazy.LazyCommand` entries:
+listing them imports none of them, nor what they need.
 
 Exit codes: 0 success, 2 usage or settings error, 1 anything else. Errors are
 one line; ``--debug`` adds the traceback.
@@ -17,6 +19,7 @@ from typing import Any
 
 import click
 from tradepipe.cli.context import app_context
+from tradepipe.cli.lazy import LazyCommand
 from tradepipe.errors import ConfigError, TradepipeError
 
 
@@ -93,15 +96,15 @@ def main() -> None:
 
 
 def _register_builtin_commands() -> None:
-    from tradepipe.cli.broker import broker
-    from tradepipe.cli.config import config
-    from tradepipe.cli.order import order
-    from tradepipe.cli.plugin_list import plugins
-    from tradepipe.cli.run import run_pipeline
-    from tradepipe.cli.status import status
-
-    for command in (broker, config, order, plugins, run_pipeline, status):
-        cli.add_command(command)
+    for name, target in (
+        ("broker", "tradepipe.cli.broker:broker"),
+        ("config", "tradepipe.cli.config:config"),
+        ("order", "tradepipe.cli.order:order"),
+        ("plugins", "tradepipe.cli.plugin_list:plugins"),
+        ("run-pipeline", "tradepipe.cli.run:run_pipeline"),
+        ("status", "tradepipe.cli.status:status"),
+    ):
+        cli.add_command(LazyCommand(name, target))
 
 
 _register_builtin_commands()

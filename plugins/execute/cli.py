@@ -16,10 +16,9 @@ give the filters the combo's price.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import IO, Any
+from typing import IO
 
 import click
-from tradepipe import hookimpl
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.outcome import report, report_rejected
 from tradepipe.clock import Clock
@@ -82,8 +81,3 @@ def execute(
     if isinstance(result, RejectedDecision):
         report_rejected(result, ledger, as_json)
     report(result, ledger, as_json)
-
-
-@hookimpl
-def tradepipe_register_commands(register: Any) -> None:
-    register(execute)

@@ -1,7 +1,8 @@
 """The ledger's commands: ``ledger``, ``db`` and ``reconcile``.
 
-Each command module is imported when the command is registered, so the sink
-itself (:mod:`tradepipe.plugins.ledger.sink`) carries no command-line code.
+Each command module is imported when the command is used, not when it is
+listed, so the sink itself (:mod:`tradepipe.plugins.ledger.sink`) carries no
+command-line code and ``tradepipe --help`` does not load SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from tradepipe import hookimpl
 
 @hookimpl
 def tradepipe_register_commands(register: Any) -> None:
-    from tradepipe.plugins.ledger.cli import ledger
-    from tradepipe.plugins.ledger.db_cli import db
-    from tradepipe.plugins.ledger.reconcile_cli import reconcile
+    from tradepipe.cli.lazy import LazyCommand
 
-    register(ledger)
-    register(db)
-    register(reconcile)
+    register(LazyCommand("ledger", "tradepipe.plugins.ledger.cli:ledger"))
+    register(LazyCommand("db", "tradepipe.plugins.ledger.db_cli:db"))
+    register(LazyCommand("reconcile", "tradepipe.plugins.ledger.reconcile_cli:reconcile"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from tradepipe import hookimpl
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, as_id, console, print_json, table
 from tradepipe.errors import ConfigError
@@ -144,8 +143,3 @@ def explain(app: AppContext, key: str, as_json: bool) -> None:
         return
     for chain in chains:
         _print(chain)
-
-
-@hookimpl
-def tradepipe_register_commands(register: Any) -> None:
-    register(explain)

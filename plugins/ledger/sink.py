@@ -33,7 +33,6 @@ from tradepipe import (
     RiskVerdict,
     RunInfo,
     Sink,
-    hookimpl,
 )
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.lifecycle import Opening
@@ -597,8 +596,3 @@ def _identity(value: Any) -> Any:
 
 def _opt(convert: Callable[[Any], Any], value: Any) -> Any:
     return None if value is None else convert(value)
-
-
-@hookimpl
-def tradepipe_register_sinks(register: Any) -> None:
-    register(SqlSink)

@@ -202,7 +202,7 @@ def tradepipe_register_risk_filters(register: Any) -> None:
 
 @hookimpl
 def tradepipe_register_commands(register: Any) -> None:
-    from tradepipe.plugins.risk.halt_cli import halt, resume
+    from tradepipe.cli.lazy import LazyCommand
 
-    register(halt)
-    register(resume)
+    register(LazyCommand("halt", "tradepipe.plugins.risk.halt_cli:halt"))
+    register(LazyCommand("resume", "tradepipe.plugins.risk.halt_cli:resume"))

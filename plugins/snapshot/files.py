@@ -34,13 +34,15 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tradepipe import BrokerCapabilityError, BrokerError, TradepipeError, hookimpl
 from tradepipe.logs import mask_account, redact_accounts
-from tradepipe.plugins.snapshot.source import Source
 from tradepipe.services.figures import position_figures, shown
 from tradepipe.settings import SnapshotSettings
+
+if TYPE_CHECKING:
+    from tradepipe.plugins.snapshot.source import Source
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +335,6 @@ def read_documents(out: Path) -> dict[str, Any]:
 
 @hookimpl
 def tradepipe_register_commands(register: Any) -> None:
-    from tradepipe.plugins.snapshot.cli import snapshot
+    from tradepipe.cli.lazy import LazyCommand
 
-    register(snapshot)
+    register(LazyCommand("snapshot", "tradepipe.plugins.snapshot.cli:snapshot"))

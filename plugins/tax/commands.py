@@ -9,6 +9,6 @@ from tradepipe import hookimpl
 
 @hookimpl
 def tradepipe_register_commands(register: Any) -> None:
-    from tradepipe.plugins.tax.cli import tax
+    from tradepipe.cli.lazy import LazyCommand
 
-    register(tax)
+    register(LazyCommand("tax", "tradepipe.plugins.tax.cli:tax"))

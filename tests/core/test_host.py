@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 import pytest
-from tradepipe import PluginError, Strategy, UnknownComponentError, hookimpl, hookspecs
+from tradepipe import Broker, PluginError, Strategy, UnknownComponentError, hookimpl, hookspecs
 from tradepipe.host import PluginHost, load_host
 from tradepipe.settings import PluginSettings
 
@@ -100,6 +100,40 @@ def test_misspelt_hook_fails_loudly() -> None:
 
     with pytest.raises(PluginError, match="tradepipe_register_stratgies"):
         load_host(None, [Typo()])
+
+
+def test_each_kind_is_collected_when_first_looked_up() -> None:
+    called: list[str] = []
+
+    class Listed(Broker):
+        name = "listed"
+
+    class Both:
+        __name__ = "both"
+
+        @hookimpl
+        def tradepipe_register_strategies(self, register: Any) -> None:
+            called.append("strategies")
+            register(Dummy)
+
+        @hookimpl
+        def tradepipe_register_brokers(self, register: Any) -> None:
+            called.append("brokers")
+            register(Listed)
+
+        @hookimpl
+        def tradepipe_register_commands(self, register: Any) -> None:
+            called.append("commands")
+
+    host = load_host(None, [Both()])
+    host.commands()
+    assert called == ["commands"]  # what tradepipe --help needs
+    assert host.component("broker", "listed") is Listed
+    assert called == ["commands", "brokers"]
+    host.collect()
+    assert sorted(called) == ["brokers", "commands", "strategies"]
+    # Listed in the order of the kinds, whichever was looked up first.
+    assert host.plugins["both"].components == ["strategy:dummy", "broker:listed"]
 
 
 def test_duplicate_component_names_are_an_error() -> None:
