@@ -38,7 +38,7 @@ def test_core_holds_no_module_named_like_a_sibling_package() -> None:
 
 
 def test_code_never_imports_folders_by_their_bare_names() -> None:
-    for folder in [*FOLDERS, "tests"]:
+    for folder in [*FOLDERS, "tests", "examples"]:
         for path in (ROOT / folder).rglob("*.py"):
             tree = ast.parse(path.read_text(), str(path))
             for node in ast.walk(tree):
