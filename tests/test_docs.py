@@ -73,6 +73,21 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     assert 'id="tradepipe-ledger-runs"' in reference  # a plugin's subcommand, rendered
 
 
+def test_the_readmes_links_lead_somewhere() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+    assert len(links) > 10
+    assert [link for link in links if not (ROOT / link).exists()] == []
+
+
+def test_the_readme_keeps_the_commands_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert 'pip install -e ".[test]" && pytest' in readme
+    assert 'pip install -e ".[test]" && pytest' in ci
+    assert len(readme.splitlines()) <= 160  # the details live in docs/
+
+
 def test_every_hook_is_in_the_reference() -> None:
     from tradepipe import hookspecs
 
