@@ -58,14 +58,20 @@ class AppContext:
 def app_context(ctx: click.Context) -> AppContext:
     """The invocation's :class:`AppContext`, made from the root command's options."""
     root = ctx.find_root()
+    params = root.params
     if root.obj is None:
-        params = root.params
         root.obj = AppContext(
             settings_path=params.get("settings_path"),
             env=params.get("env"),
             debug=bool(params.get("debug")),
         )
     obj: AppContext = root.obj
+    # A context made beforehand (an embedding program, a test) still takes the
+    # options given on the command line, as long as no settings were read yet.
+    if obj._settings is None:
+        obj.settings_path = params.get("settings_path") or obj.settings_path
+        obj.env = params.get("env") or obj.env
+    obj.debug = obj.debug or bool(params.get("debug"))
     return obj
 
 

@@ -23,7 +23,7 @@ from tradepipe.host import PluginHost
 
 def invoke(
     *args: str,
-    settings: Path | str | None = "settings.toml",
+    settings: Path | str | None = None,
     host: PluginHost | None = None,
     debug: bool = False,
     catch_exceptions: bool = False,
@@ -31,8 +31,9 @@ def invoke(
 ) -> Result:
     """Run ``tradepipe ARGS`` in this process and return what it printed and its exit code.
 
-    :param settings: the settings file (``None``: the CLI's own default, as a user
-        who passes no ``--settings``).
+    :param settings: the settings file (default: what the CLI itself reads when a
+        user passes no ``--settings``: ``TRADEPIPE_SETTINGS``, else ``./settings.toml``
+        when there is one).
     :param host: the plugin host to use (default: the installed plugins).
     :param catch_exceptions: keep an unexpected exception in ``result.exception``
         instead of raising it.

@@ -125,19 +125,32 @@ def _print(chain: dict[str, Any]) -> None:
 
 @click.command("explain")
 @click.argument("key", metavar="DECISION_OR_ORDER_ID")
+@click.option(
+    "--run",
+    "run_id",
+    metavar="RUN_ID|latest",
+    help="Only this run's record of the id (a replay run again records it again).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
-def explain(app: AppContext, key: str, as_json: bool) -> None:
+def explain(app: AppContext, key: str, run_id: str | None, as_json: bool) -> None:
     """Show a decision's verdicts, order, status changes and fills, from the ledger.
 
     \b
     Examples:
       tradepipe explain ai-42
+      tradepipe explain d-fcbd8f85c01ca5c86614 --run latest
       tradepipe explain tp-43f2593594d1b2c9e8a7f0 --json
     """
     chains = command_ledger(app).chains(key)
     if not chains:
         raise ConfigError(f"the ledger knows no decision or order {key!r}", key="explain")
+    if run_id == "latest":
+        chains = chains[-1:]
+    elif run_id is not None:
+        chains = [c for c in chains if c["run_id"] == run_id]
+        if not chains:
+            raise ConfigError(f"run {run_id!r} recorded nothing about {key!r}", key="explain")
     if as_json:
         print_json(chains)
         return

@@ -12,7 +12,7 @@ from tradepipe import BrokerStatus, hookimpl
 from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.cli.context import AppContext
 from tradepipe.plugins.api.app import create_app
-from tradepipe.testing import test_host
+from tradepipe.testing import test_host, write_settings
 
 TOKEN = "test-token-0123456789abcdef"
 SETTINGS = """
@@ -51,10 +51,9 @@ class Plugin:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "settings.toml").write_text(SETTINGS)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def workdir(workdir: Path) -> Path:
+    write_settings(workdir, SETTINGS)
+    return workdir
 
 
 def _client(broker: str = "paper", **run: Any) -> TestClient:

@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from gateway_support import LIVE_ACCOUNT, Gateway, write_broker_settings
 from inprocess_support import InProcessGateway
 from standin.driver import Driver
 from tradepipe.brokers.ibkr.contracts import month_code
-from tradepipe.cli import cli
-from tradepipe.cli.context import AppContext
+from tradepipe.cli.testing import invoke
 
 
 def write_settings(path: Path, gw: Driver, **broker: Any) -> None:
@@ -50,13 +48,8 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gw: InProcessGatewa
     return serve(gw, tmp_path, monkeypatch)
 
 
-def tp(*args: str) -> Result:
-    app = AppContext(settings_path="settings.toml")
-    return CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
-
-
 def ok_json(*args: str) -> Any:
-    result = tp(*args, "--json")
+    result = invoke(*args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -100,7 +93,7 @@ def test_place_list_and_cancel_an_order(workdir: Path, gw: Driver) -> None:
     assert [o.get("cOID") or o.get("order_ref") for o in book] == [cid]
     orders = ok_json("broker", "orders")
     assert [o["client_order_id"] for o in orders] == [cid]
-    result = tp("broker", "cancel", cid, "--wait", "5")
+    result = invoke("broker", "cancel", cid, "--wait", "5")
     assert result.exit_code == 0, result.output
     assert "canceled" in result.output
     # The confirmed cancel is written into the history of the run that sent the order.
@@ -121,7 +114,7 @@ def test_the_reply_policy_confirms_known_questions_and_refuses_others(
         == "accepted"
     )
     gw.questions(["o163", "o354"])
-    result = tp("order", "stock", "AAPL", "--side", "buy", "--quantity", "2", "--json")
+    result = invoke("order", "stock", "AAPL", "--side", "buy", "--quantity", "2", "--json")
     assert result.exit_code == 1
     order = json.loads(result.stdout)["order"]
     assert order["status"] == "rejected"
@@ -145,10 +138,10 @@ def test_a_dropped_connection_after_the_order_is_settled_not_resent(
 
 def test_a_logged_out_gateway_says_where_to_log_in(workdir: Path, gw: Driver) -> None:
     gw.set_auth(logged_in=False)
-    result = tp("broker", "status")
+    result = invoke("broker", "status")
     assert result.exit_code == 1
     assert f"log in at https://127.0.0.1:{gw.port} in a browser" in result.output
-    result = tp("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")
+    result = invoke("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")
     assert result.exit_code == 1
     assert not gw.orders()
 
@@ -166,7 +159,7 @@ def test_a_live_account_is_refused_without_opt_in(
 ) -> None:
     live_gateway = start_inprocess_gateway(LIVE_ACCOUNT)
     serve(live_gateway, tmp_path, monkeypatch)
-    result = tp("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")
+    result = invoke("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")
     assert result.exit_code == 2
     assert "live account (U***4567)" in result.output
     assert not live_gateway.orders()
@@ -174,7 +167,7 @@ def test_a_live_account_is_refused_without_opt_in(
 
 def test_a_429_is_reported_and_not_retried(workdir: Path, gw: Driver) -> None:
     gw.fault("GET", f"/portfolio/{gw.account}/summary", "429")
-    result = tp("broker", "accounts")
+    result = invoke("broker", "accounts")
     assert result.exit_code == 1
     assert "rate limit" in result.output
     hits = [r for r in gw.requests() if r["path"].endswith("/summary")]
@@ -186,7 +179,7 @@ def test_tls_is_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gatewa
     workdir = serve(gw, tmp_path, monkeypatch)
     assert ok_json("broker", "status")["authenticated"]  # trusting the stand-in's CA
     write_settings(workdir, gw, verify=True)  # the system store does not know the CA
-    result = tp("broker", "status")
+    result = invoke("broker", "status")
     assert result.exit_code == 1
     assert "failed TLS verification" in result.output
     write_settings(workdir, gw, verify=False)  # allowed: the gateway is on loopback
@@ -194,7 +187,7 @@ def test_tls_is_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gatewa
 
 
 def test_run_pipeline_against_the_gateway(workdir: Path, gw: Driver) -> None:
-    result = tp("run-pipeline", "--json", "--no-progress")
+    result = invoke("run-pipeline", "--json", "--no-progress")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     sent = summary["orders"].get("submitted", 0) + summary["orders"].get("open", 0)
@@ -285,7 +278,7 @@ def test_a_spread_chosen_by_delta_from_ibkrs_snapshot(workdir: Path, gw: Driver)
 
     # Without market data for the chain, choosing by delta is refused, nothing sent.
     write_settings(workdir, gw, chain_strike_window=0)
-    refused = tp(*order)
+    refused = invoke(*order)
     assert refused.exit_code == 1
     assert "the broker supplies no deltas" in refused.output
     assert not gw.orders()
@@ -382,15 +375,15 @@ def test_modify_a_working_order_from_another_process(workdir: Path, gw: Driver) 
     assert body["cOID"] == cid
     [order] = gw.orders()
     assert (order["price"], order["quantity"]) == (91.5, 4)
-    bigger = tp("order", "modify", cid, "--quantity", "50")
+    bigger = invoke("order", "modify", cid, "--quantity", "50")
     assert bigger.exit_code == 1 and "place a new order for the difference" in bigger.output
-    unknown = tp("order", "modify", "tp-nope", "--limit-price", "1")
+    unknown = invoke("order", "modify", "tp-nope", "--limit-price", "1")
     assert unknown.exit_code == 1 and "unknown to the broker" in unknown.output
 
 
 def test_ibkrs_pacing_is_kept_at_virtual_time(workdir: Path, gw: InProcessGateway) -> None:
     start = gw.clock.monotonic()
-    result = tp("broker", "cancel", "tp-nope")
+    result = invoke("broker", "cancel", "tp-nope")
     assert result.exit_code == 1 and "IBKR has no order tp-nope" in result.output
     reads = [r["at"] for r in gw.requests() if r["path"] == "/iserver/account/orders"]
     # The new brokerage session's first (cold) answer is read again; then the list is

@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from gateway_support import write_broker_settings
 from inprocess_support import InProcessGateway
-from tradepipe.cli import cli
-from tradepipe.cli.context import AppContext
+from tradepipe.cli.testing import invoke
 
 ACCT = "DU1234567"
 ORDERS = f"/iserver/account/{ACCT}/orders"
@@ -40,14 +38,8 @@ def gw(
     return inprocess_gateway
 
 
-def tp(*args: str) -> Result:
-    return CliRunner().invoke(
-        cli, list(args), obj=AppContext(settings_path="settings.toml"), catch_exceptions=False
-    )
-
-
 def ok(*args: str) -> Any:
-    result = tp(*args, "--json")
+    result = invoke(*args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -116,7 +108,7 @@ def test_an_idle_brokerage_session_is_reopened_without_a_login(gw: InProcessGate
 
 def test_only_a_gone_sso_session_asks_for_a_login(gw: InProcessGateway) -> None:
     gw.set_auth(logged_in=False)
-    result = tp("broker", "orders")
+    result = invoke("broker", "orders")
     assert result.exit_code == 1
     assert f"log in at https://127.0.0.1:{gw.port} in a browser" in result.output
     assert not arrivals(gw, "/iserver/auth/ssodh/init", "POST")
@@ -132,7 +124,7 @@ def test_a_run_waits_for_a_login_and_then_goes_on(gw: InProcessGateway, tmp_path
     # again five minutes later.
     gw.clock.after(20, lambda: gw.set_auth(logged_in=False))
     gw.clock.after(320, lambda: gw.set_auth(logged_in=True))
-    result = tp("run-pipeline", "--json", "--no-progress")
+    result = invoke("run-pipeline", "--json", "--no-progress")
     assert result.exit_code == 0, result.output
     assert "waiting up to 60 min for the session to come back" in result.output
     summary = json.loads(result.stdout)
@@ -151,7 +143,7 @@ def test_a_run_whose_login_never_comes_back_stops_after_the_wait(
     )
     gw.fill_market_orders(100.0)
     gw.clock.after(20, lambda: gw.set_auth(logged_in=False))
-    result = tp("run-pipeline", "--no-progress")
+    result = invoke("run-pipeline", "--no-progress")
     assert result.exit_code == 1
     assert "log in at" in result.output
     assert ok("ledger", "runs")[0]["status"] == "failed"
@@ -165,7 +157,7 @@ def test_commands_as_fast_as_a_person_types_draw_no_429(gw: InProcessGateway) ->
     placed = buy("--type", "limit", "--limit-price", "90")
     cid = placed["order"]["client_order_id"]
     ok("broker", "orders")
-    assert tp("broker", "cancel", cid, "--wait", "10").exit_code == 0
+    assert invoke("broker", "cancel", cid, "--wait", "10").exit_code == 0
     ok("broker", "positions")
     ok("run-pipeline", "--no-progress")
     assert len(arrivals(gw, "/sso/validate")) == 1  # once a minute, across every command
@@ -182,20 +174,20 @@ def test_an_order_refused_before_processing_ends_rejected_not_unknown(
 ) -> None:
     ok("broker", "orders")
     gw.fault("POST", ORDERS, kind)  # refused without being processed
-    result = tp("order", "stock", "AAPL", "--side", "buy", "--quantity", "5", "--json")
+    result = invoke("order", "stock", "AAPL", "--side", "buy", "--quantity", "5", "--json")
     assert result.exit_code == 0, result.output
     placed = json.loads(result.stdout)
     cid = placed["order"]["client_order_id"]
     assert placed["order"]["status"] == "unknown"
     if kind == "429":
         # IBKR's penalty box: nothing may be asked for 15 minutes, and nothing is.
-        blocked = tp("reconcile")
+        blocked = invoke("reconcile")
         assert blocked.exit_code == 1 and "paused until" in blocked.output
         before = len(gw.requests())
         gw.pause(900)
         assert len(gw.requests()) == before
     gw.pause(61)  # IBKR's window to show an order it took has passed
-    found = ok_end = tp("reconcile", "--json")
+    found = ok_end = invoke("reconcile", "--json")
     assert found.exit_code == 1
     [diff] = [d for d in json.loads(ok_end.stdout)["differences"] if d["subject"] == cid]
     assert (diff["kind"], diff["broker"]) == ("order_end", "rejected, 0 new fill(s)")
@@ -250,7 +242,7 @@ def test_a_bracket_exit_filled_after_the_command_is_linked_by_its_ibkr_id(
     gw.fill(take_profit["order_id"], 5, 170.0)
     gw.order_status(exits[1]["order_id"], "Cancelled")  # IBKR cancels the other exit
     gw.pause(60)
-    result = tp("reconcile", "--json")
+    result = invoke("reconcile", "--json")
     assert result.exit_code == 1
     found = {(d["subject"], d["broker"]) for d in json.loads(result.stdout)["differences"]}
     # Every execution is known as the exit's, none as "a trade made elsewhere".
@@ -281,7 +273,7 @@ def test_a_lost_cancel_answer_is_settled_and_recorded(gw: InProcessGateway) -> N
     [parent] = gw.orders()
     gw.fault("DELETE", f"/iserver/account/{ACCT}/order/{parent['order_id']}", "drop", after=True)
     before = len(gw.requests())
-    result = tp("broker", "cancel", cid, "--wait", "10")
+    result = invoke("broker", "cancel", cid, "--wait", "10")
     assert result.exit_code == 0, result.output
     assert "canceled" in result.output
     # The ledger knew IBKR's id for the order: the cancel and its look-ups needed no
@@ -311,5 +303,5 @@ def test_a_lost_cancel_answer_is_settled_and_recorded(gw: InProcessGateway) -> N
 def test_logout_ends_the_gateway_session(gw: InProcessGateway) -> None:
     assert "logged out" in ok("broker", "logout", "--yes")["message"]
     assert arrivals(gw, "/logout", "POST")
-    result = tp("broker", "status")
+    result = invoke("broker", "status")
     assert result.exit_code == 1 and "log in at" in result.output

@@ -18,18 +18,11 @@ from typing import Any
 import click
 import httpx
 import pytest
-from click.testing import CliRunner, Result
 from oauth_fixtures import ACCESS_TOKEN, InProcessOAuthGateway, write_settings
 from tradepipe.brokers.ibkr import web_api_cli
 from tradepipe.brokers.ibkr.authfile import AuthFile
 from tradepipe.brokers.ibkr.web_api import WebApiOAuthBroker
-from tradepipe.cli import cli
-from tradepipe.cli.context import AppContext
-
-
-def tp(*args: str) -> Result:
-    app = AppContext(settings_path="settings.toml")
-    return CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
+from tradepipe.cli.testing import invoke
 
 
 @pytest.fixture
@@ -66,22 +59,22 @@ def browser(gateway: InProcessOAuthGateway, visits: list[str]) -> Callable[[str]
 def test_login_through_the_browser_then_trade_with_the_token(
     third_party: Path, gw: InProcessOAuthGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert tp("broker", "status").exit_code == 2  # no access token yet: a settings problem
+    assert invoke("broker", "status").exit_code == 2  # no access token yet: a settings problem
     visits: list[str] = []
     monkeypatch.setattr(web_api_cli.webbrowser, "open", browser(gw, visits))
-    result = tp("auth", "login")
+    result = invoke("auth", "login")
     assert result.exit_code == 0, result.output
     assert "authorized: a paper IBKR login" in result.stdout
     assert visits and visits[0].startswith(f"{gw.origin}/authorize?")
     assert stat.S_IMODE(third_party.stat().st_mode) == 0o600
     login = AuthFile(third_party).section("oauth1_login")
     assert login is not None and login["access_token"] != ACCESS_TOKEN
-    status = json.loads(tp("auth", "status", "--json").stdout)
+    status = json.loads(invoke("auth", "status", "--json").stdout)
     assert status["access_token"] == "login" and status["paper"] is True
     assert status["valid"] is False and status["expires_at"] is None
     assert status["message"] == "no live session token yet; one is obtained on first use"
     # The token IBKR issued works like a first-party one.
-    broker = json.loads(tp("broker", "status", "--json").stdout)
+    broker = json.loads(invoke("broker", "status", "--json").stdout)
     assert broker["authenticated"]
     shown = result.output + json.dumps(status) + json.dumps(broker)
     assert login["access_token"] not in shown and login["access_token_secret"] not in shown
@@ -105,7 +98,7 @@ def test_a_forged_callback_is_refused_and_the_login_times_out(
         return True
 
     monkeypatch.setattr(web_api_cli.webbrowser, "open", forger)
-    result = tp("auth", "login", "--timeout", "1")
+    result = invoke("auth", "login", "--timeout", "1")
     assert answers == [400, 400, 400]
     assert result.exit_code == 1
     assert "no authorization arrived within 1 s" in result.output
@@ -129,7 +122,7 @@ def test_login_out_of_band(
 
     monkeypatch.setattr(web_api_cli.webbrowser, "open", person)
     monkeypatch.setattr(click, "prompt", prompt)
-    result = tp("auth", "login", "--oob")
+    result = invoke("auth", "login", "--oob")
     assert result.exit_code == 0, result.output
     assert AuthFile(third_party).section("oauth1_login") is not None
 
@@ -137,24 +130,24 @@ def test_login_out_of_band(
 def test_refresh_status_and_logout(third_party: Path, gw: InProcessOAuthGateway) -> None:
     table = gw.broker_table(auth_file=str(third_party))
     write_settings(third_party.parent, table)
-    refreshed = tp("auth", "refresh")
+    refreshed = invoke("auth", "refresh")
     assert refreshed.exit_code == 0, refreshed.output
     assert refreshed.stdout.startswith("refreshed: valid until 20")
-    status = json.loads(tp("auth", "status", "--json").stdout)
+    status = json.loads(invoke("auth", "status", "--json").stdout)
     assert status["valid"] and status["message"].startswith("live session token valid until")
     assert status["access_token"] == "settings" and status["realm"] == "limited_poa"
-    shown = tp("auth", "status")
+    shown = invoke("auth", "status")
     assert shown.exit_code == 0 and "live session token valid until" in shown.stdout
     assert gw.oauth()["lst"] == 1
     for token in gw.oauth()["issued"]:
         assert token not in shown.stdout and token not in json.dumps(status)
-    result = tp("auth", "logout")
+    result = invoke("auth", "logout")
     assert result.exit_code == 0, result.output
     assert "IBKR session ended" in result.stdout and "tokens deleted" in result.stdout
     assert [r["path"] for r in gw.requests()][-1] == "/logout"
     assert not third_party.exists()
-    assert json.loads(tp("auth", "status", "--json").stdout)["expires_at"] is None
-    again = tp("auth", "logout")
+    assert json.loads(invoke("auth", "status", "--json").stdout)["expires_at"] is None
+    again = invoke("auth", "logout")
     assert "no IBKR session was ended; no tokens were kept" in again.stdout
 
 
@@ -164,7 +157,7 @@ def test_login_is_for_oauth1(
     gw.serve_cli(monkeypatch)
     write_settings(tmp_path, gw.oauth2_table(auth_file=str(tmp_path / "a.json")))
     monkeypatch.chdir(tmp_path)
-    result = tp("auth", "login")
+    result = invoke("auth", "login")
     assert result.exit_code == 2 and "needs no login" in result.output
 
 

@@ -35,6 +35,7 @@ from tradepipe.cli.context import AppContext
 from tradepipe.plugins.feeds.csv_files import CsvFeed
 from tradepipe.services import broker as services_broker
 from tradepipe.testing import bar, test_host
+from tradepipe.testing import write_settings as settings_file
 
 REPO_SETTINGS = Path(__file__).resolve().parents[2] / "settings.toml"
 ACCOUNT = "U1234567"
@@ -218,12 +219,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def write_settings(where: Path, run: dict[str, object] | None = None, **fake: object) -> None:
     """settings.toml choosing the fake broker, with keys for [run] and [brokers.fake]."""
-    tables = {"run": {"broker": "fake", **(run or {})}, "brokers.fake": fake}
-    lines = []
-    for table, values in tables.items():
-        lines.append(f"[default.{table}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-    (where / "settings.toml").write_text("\n".join(lines) + "\n")
+    settings_file(where, run={"broker": "fake", **(run or {})}, brokers={"fake": fake})
 
 
 def invoke(*args: str, debug: bool = False) -> Result:

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
+from tradepipe.testing import write_settings
 
 SETTINGS = """
 [default.run]
@@ -29,10 +30,9 @@ dir = "logs"
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "settings.toml").write_text(SETTINGS)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def workdir(workdir: Path) -> Path:
+    write_settings(workdir, SETTINGS)
+    return workdir
 
 
 def tp(*args: str) -> Any:

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-from tradepipe.cli import cli
+from click.testing import Result
+from tradepipe.cli.testing import invoke
 from tradepipe.settings import MASK
 
 REPO_SETTINGS = Path(__file__).resolve().parents[2] / "settings.toml"
@@ -26,10 +26,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     shutil.copy(REPO_SETTINGS, tmp_path / "settings.toml")
     return tmp_path
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def assert_config_error(result: Result, *fragments: str) -> str:

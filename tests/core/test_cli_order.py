@@ -28,7 +28,7 @@ from tradepipe.adapter import BrokerEvent
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 from tradepipe.errors import BrokerRejectedError
-from tradepipe.testing import test_host
+from tradepipe.testing import test_host, write_settings
 
 T0 = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
 
@@ -110,8 +110,9 @@ class Plugin:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "settings.toml").write_text(
+def workdir(workdir: Path) -> Path:
+    write_settings(
+        workdir,
         """
 [default.run]
 broker = "quoting"
@@ -124,12 +125,11 @@ writer = "inline"
 limit = 5000
 [default.logging]
 dir = "logs"
-"""
+""",
     )
-    monkeypatch.chdir(tmp_path)
     QuotingBroker.placed.clear()
     QuotingBroker.refuse = ""
-    return tmp_path
+    return workdir
 
 
 def order(*args: str) -> Result:

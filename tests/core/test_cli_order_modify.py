@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.testing import paper_account_seeing
+from tradepipe.testing import paper_account_seeing, write_settings
 
 SETTINGS = """
 [default.run]
@@ -28,12 +28,11 @@ dir = "logs"
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def workdir(workdir: Path) -> Path:
     """A paper account that has seen SPY at 600, and a ledger."""
-    (tmp_path / "settings.toml").write_text(SETTINGS)
-    monkeypatch.chdir(tmp_path)
+    write_settings(workdir, SETTINGS)
     paper_account_seeing("SPY", 600.0)
-    return tmp_path
+    return workdir
 
 
 def tp(*args: str) -> Result:

@@ -15,7 +15,7 @@ from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.brokers.paper.options import listed_expiries
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.testing import paper_account_seeing
+from tradepipe.testing import paper_account_seeing, write_settings
 
 NEW_YORK = ZoneInfo("America/New_York")
 SPREAD = ["--strategy", "bull_call_spread", "--dte", "30", "--strikes", "600,610"]
@@ -23,9 +23,10 @@ LIMIT = ["--type", "limit", "--limit-price", "3.25"]
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def workdir(workdir: Path) -> Path:
     """A paper account that has seen SPY at 600 (its chain is built around it), a ledger."""
-    (tmp_path / "settings.toml").write_text(
+    write_settings(
+        workdir,
         """
 [default.run]
 broker = "paper"
@@ -38,11 +39,10 @@ writer = "inline"
 state_file = "paper.json"
 [default.logging]
 dir = "logs"
-"""
+""",
     )
-    monkeypatch.chdir(tmp_path)
     paper_account_seeing("SPY", 600.0)
-    return tmp_path
+    return workdir
 
 
 def options(*args: str) -> Result:

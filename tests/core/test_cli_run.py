@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from tradepipe.cli import cli
+from tradepipe.cli.testing import invoke
 
 REPO_SETTINGS = Path(__file__).parents[2] / "settings.toml"
 
@@ -23,10 +24,6 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     shutil.copy(REPO_SETTINGS, tmp_path / "settings.toml")
     return tmp_path
-
-
-def invoke(*args: str) -> object:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def test_demo_runs_end_to_end_and_the_ledger_holds_everything(workdir: Path) -> None:

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from tradepipe import ConfigError
-from tradepipe.cli import cli
+from tradepipe.cli.testing import invoke
 from tradepipe.live.status import StatusFile
 from tradepipe.plugins.feeds.synthetic import SyntheticFeed
 from tradepipe.services.status import process_start, read_status
@@ -134,10 +133,6 @@ def test_a_restart_of_the_session_keeps_the_days_starting_equity(workdir: Path) 
     other.claim("another-session")
     assert other.day_start is None
     assert day  # the day itself is compared when the status is written
-
-
-def invoke(*args: str) -> Any:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def test_tradepipe_status_for_no_run_a_running_one_and_a_dead_one(workdir: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
+from tradepipe.testing import write_settings
 
 DECISION = {
     "schema_version": 1,
@@ -27,8 +28,9 @@ DECISION = {
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "settings.toml").write_text(
+def workdir(workdir: Path) -> Path:
+    write_settings(
+        workdir,
         """
 [default.run]
 broker = "paper"
@@ -41,10 +43,9 @@ writer = "inline"
 symbols = ["AAPL"]
 [default.logging]
 dir = "logs"
-"""
+""",
     )
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return workdir
 
 
 def execute(*args: str, document: dict[str, Any] | None = None, stdin: str | None = None) -> Result:

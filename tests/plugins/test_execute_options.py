@@ -15,15 +15,16 @@ from tradepipe import Fill
 from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
-from tradepipe.testing import paper_account_seeing
+from tradepipe.testing import paper_account_seeing, write_settings
 
 D = Decimal
 CASH = D(100_000)
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "settings.toml").write_text(
+def workdir(workdir: Path) -> Path:
+    write_settings(
+        workdir,
         """
 [default.run]
 broker = "paper"
@@ -36,11 +37,10 @@ writer = "inline"
 state_file = "paper.json"
 [default.logging]
 dir = "logs"
-"""
+""",
     )
-    monkeypatch.chdir(tmp_path)
     paper(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5), 600)
-    return tmp_path
+    return workdir
 
 
 def paper(ts: dt.datetime, price: float) -> tuple[PaperBroker, list[Any]]:

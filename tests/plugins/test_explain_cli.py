@@ -87,6 +87,24 @@ def test_explain_a_sent_order_by_decision_and_by_client_order_id(workdir: Path) 
         assert words in text.stdout
 
 
+def test_explain_one_run_of_a_decision_recorded_by_two(workdir: Path) -> None:
+    first = execute(DECISION)
+    assert first.exit_code == 0, first.output
+    Path("decision.json").write_text(json.dumps(DECISION))
+    again = invoke("execute", "decision.json", "--session", "second", "--json")
+    assert again.exit_code == 0, again.output
+    both = json.loads(invoke("explain", "ai-7", "--json").stdout)
+    assert len(both) == 2 and both[0]["run_id"] != both[1]["run_id"]
+
+    latest = invoke("explain", "ai-7", "--run", "latest", "--json")
+    assert [c["run_id"] for c in json.loads(latest.stdout)] == [both[1]["run_id"]]
+    named = invoke("explain", "ai-7", "--run", both[0]["run_id"], "--json")
+    assert json.loads(named.stdout) == [both[0]]
+    unknown = invoke("explain", "ai-7", "--run", "nope")
+    assert unknown.exit_code == 2
+    assert "run 'nope' recorded nothing about 'ai-7'" in unknown.output
+
+
 def test_explain_a_denied_decision(workdir: Path) -> None:
     assert execute({**DECISION, "id": "ai-8", "confidence": 10}).exit_code == 1
     result = invoke("explain", "ai-8", "--json")

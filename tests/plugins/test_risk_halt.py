@@ -16,6 +16,7 @@ from tradepipe.cli.context import AppContext
 from tradepipe.plugins.risk.halt import Halt, MaxDailyLoss
 from tradepipe.risk import Outcome
 from tradepipe.services.halt import read_state, write_state
+from tradepipe.testing import write_settings
 
 # 15:00 UTC = 10:00 New York (EST), on a Monday.
 MONDAY = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
@@ -172,8 +173,9 @@ def test_settings_need_a_limit() -> None:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "settings.toml").write_text(
+def workdir(workdir: Path) -> Path:
+    write_settings(
+        workdir,
         """
 [default.run]
 risk_filters = ["halt", "min_confidence"]
@@ -181,10 +183,9 @@ risk_filters = ["halt", "min_confidence"]
 state_file = "state/halt.json"
 [default.logging]
 dir = "logs"
-"""
+""",
     )
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return workdir
 
 
 def invoke(*args: str) -> Result:
