@@ -19,6 +19,8 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 #: Source folder -> the package it installs as (pyproject's package-dir).
 FOLDERS = {
@@ -123,6 +125,7 @@ def is_core(name: str) -> bool:
     )
 
 
+@pytest.mark.slow
 def test_the_core_imports_no_plugin_broker_strategy_or_framework() -> None:
     wrong = [
         f"{i.module}:{i.line} imports {i.target}"
@@ -135,6 +138,7 @@ def test_the_core_imports_no_plugin_broker_strategy_or_framework() -> None:
     assert wrong == []
 
 
+@pytest.mark.slow
 def test_only_the_command_line_imports_command_line_modules() -> None:
     wrong = [
         f"{i.module}:{i.line} imports {i.target}"
@@ -157,6 +161,7 @@ def test_the_rules_see_what_they_forbid() -> None:
     assert not is_core("tradepipe.plugins.ledger.sink")
 
 
+@pytest.mark.slow
 def test_no_import_cycles() -> None:
     # Between the project's modules, imports made when a module loads or a function
     # runs (not the public facade ``tradepipe``, which gathers everything, nor a

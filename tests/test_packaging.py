@@ -6,6 +6,8 @@ import ast
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 FOLDERS = {
     "core": "tradepipe",
@@ -37,6 +39,7 @@ def test_core_holds_no_module_named_like_a_sibling_package() -> None:
         assert not (ROOT / "core" / name).exists()
 
 
+@pytest.mark.slow
 def test_code_never_imports_folders_by_their_bare_names() -> None:
     for folder in [*FOLDERS, "tests", "examples"]:
         for path in (ROOT / folder).rglob("*.py"):

@@ -15,6 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 PLUGIN = """
 from pydantic import Field
 
@@ -73,6 +75,7 @@ def tradepipe(cwd: Path, site: Path, *args: str) -> subprocess.CompletedProcess[
     )
 
 
+@pytest.mark.slow
 def test_installed_strategy_is_listed_and_usable_from_settings(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()

@@ -88,6 +88,7 @@ def blocked(client: TestClient, send: Callable[[], httpx.Response]) -> Call:
     return call
 
 
+@pytest.mark.slow
 def test_reads_answer_while_an_order_waits_on_the_broker(gated: TestClient) -> None:
     order = blocked(gated, lambda: gated.post("/orders/stock", json={**LIMIT_BUY, "quantity": 2}))
     # The order holds the order lock and the broker; what needs neither answers.
@@ -110,6 +111,7 @@ def test_reads_answer_while_an_order_waits_on_the_broker(gated: TestClient) -> N
     assert second.status() == 200
 
 
+@pytest.mark.slow
 def test_health_answers_while_every_thread_waits(gated: TestClient) -> None:
     """More calls stuck on the broker than the default thread pool: liveness and reads go on."""
     first = blocked(gated, lambda: gated.get("/positions"))

@@ -72,6 +72,7 @@ def test_reads_use_the_held_connection_until_it_is_released(counting: TestClient
     assert calls[-2:] == ["connect", "disconnect"]
 
 
+@pytest.mark.slow
 def test_an_order_runs_on_its_own_connection_and_the_held_one_comes_back(
     client: TestClient,
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from tradepipe.plugins.dashboard.page import POLICY
 
@@ -51,6 +52,7 @@ def test_recent_activity_is_empty_before_there_is_a_ledger(
     assert not (workdir / "ledger.db").exists()
 
 
+@pytest.mark.slow
 def test_recent_activity_shows_each_decision_with_its_verdicts_and_order(
     client: TestClient,
 ) -> None:

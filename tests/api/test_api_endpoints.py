@@ -48,6 +48,7 @@ def test_broker_status_and_account(client: TestClient) -> None:
     assert client.get("/positions/AAPL").status_code == 404
 
 
+@pytest.mark.slow
 def test_a_stock_order_round_trip(client: TestClient) -> None:
     placed = client.post("/orders/stock", json=LIMIT_BUY)
     assert placed.status_code == 200, placed.text
@@ -99,6 +100,7 @@ def test_what_if_previews_without_sending(client: TestClient) -> None:
     assert client.get("/orders").json() == []
 
 
+@pytest.mark.slow
 def test_a_risk_denial_is_an_answer_not_an_error(client: TestClient) -> None:
     answer = client.post("/orders/stock", json={**LIMIT_BUY, "quantity": 1, "limit_price": 50_000})
     assert answer.status_code == 200
@@ -106,6 +108,7 @@ def test_a_risk_denial_is_an_answer_not_an_error(client: TestClient) -> None:
     assert body["ok"] is False and body["order"]["status"] == "denied"
 
 
+@pytest.mark.slow
 def test_halt_is_honoured_until_resume(client: TestClient) -> None:
     halted = client.post("/halt", json={"reason": "lunch"}).json()
     assert halted["halted"] is True and halted["reason"] == "lunch"
@@ -117,6 +120,7 @@ def test_halt_is_honoured_until_resume(client: TestClient) -> None:
     assert client.post("/orders/stock", json=LIMIT_BUY).json()["ok"] is True
 
 
+@pytest.mark.slow
 def test_a_decision_document_is_executed(client: TestClient) -> None:
     answer = client.post("/decisions/execute", json=DECISION)
     assert answer.status_code == 200, answer.text
@@ -127,6 +131,7 @@ def test_a_decision_document_is_executed(client: TestClient) -> None:
     assert again["ok"] is False  # the same decision twice is a duplicate, as in the CLI
 
 
+@pytest.mark.slow
 def test_a_decision_document_dry_run(client: TestClient, workdir: Path) -> None:
     body = client.post("/decisions/execute", params={"dry_run": True}, json=DECISION).json()
     assert body["sent"] is False and body["run_id"] is None
@@ -156,6 +161,7 @@ def test_a_live_account_is_refused(make_client: Callable[..., TestClient], workd
             assert db.execute("SELECT count(*) FROM orders").fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_unknown_ids_are_404(client: TestClient) -> None:
     assert client.get("/explain/nope").status_code == 404
     client.post("/orders/stock", json=LIMIT_BUY)

@@ -23,6 +23,7 @@ from schemathesis import GenerationMode
 EXAMPLES = 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", list(GenerationMode), ids=lambda m: m.value)
 def test_no_request_gets_a_server_error(
     make_client: Callable[..., TestClient], mode: GenerationMode

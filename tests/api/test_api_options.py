@@ -122,6 +122,7 @@ def test_dry_run_and_what_if_send_nothing(client: TestClient, workdir: Path) -> 
     assert not (workdir / "ledger.db").exists()
 
 
+@pytest.mark.slow
 def test_the_halt_is_honoured(client: TestClient) -> None:
     client.post("/halt", json={"reason": "expiry day"})
     for order in (SINGLE, STRATEGY):
@@ -139,6 +140,7 @@ def test_a_live_account_is_refused(make_client: Callable[..., TestClient]) -> No
     assert "U1234567" not in answer.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -169,6 +171,7 @@ def test_a_bad_body_is_422_naming_the_field(
     assert client.get("/orders").json() == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("body", "detail"),
     [

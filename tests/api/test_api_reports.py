@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from api_support import LIMIT_BUY
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -47,6 +48,7 @@ def test_todays_loss_limit_halt_is_shown_and_yesterdays_is_not(
     assert client.get("/halt").json() == NOT_HALTED
 
 
+@pytest.mark.slow
 def test_a_halt_stops_orders_whatever_risk_filters_lists(
     make_client: Callable[..., TestClient],
 ) -> None:
@@ -75,6 +77,7 @@ def test_a_damaged_halt_file_is_a_problem(client: TestClient, workdir: Path) -> 
 # -- GET /equity ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_ledger_is_an_empty_curve(client: TestClient, workdir: Path) -> None:
     nothing = {"account": None, "account_label": None, "currency": None, "points": []}
     assert client.get("/equity").json() == nothing
@@ -82,6 +85,7 @@ def test_no_ledger_is_an_empty_curve(client: TestClient, workdir: Path) -> None:
     assert client.get("/equity").json() == nothing
 
 
+@pytest.mark.slow
 def test_every_order_adds_a_point(client: TestClient) -> None:
     runs = [client.post("/orders/stock", json=LIMIT_BUY).json()["run_id"] for _ in range(3)]
     curve = client.get("/equity").json()
@@ -125,6 +129,7 @@ def _fills(workdir: Path) -> None:
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_tax_lots_and_report(client: TestClient, workdir: Path) -> None:
     assert client.get("/tax/lots").status_code == 404
     _fills(workdir)

@@ -16,6 +16,9 @@ from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 from tradepipe.testing import test_host
 
+# Every test here starts processes, servers or a browser, or replays at length.
+pytestmark = pytest.mark.slow
+
 TABLES = ("runs", "decisions", "rejected_decisions", "verdicts", "orders", "order_events", "fills")
 #: A buy the max_position_value filter denies outright (over 10000 at any price >= 1).
 TOO_BIG = {**LIMIT_BUY, "quantity": 20_000, "limit_price": 50_000}

@@ -106,6 +106,7 @@ def test_a_websocket_without_the_token_is_closed_before_it_opens(client: TestCli
     assert closed.value.code == 1008
 
 
+@pytest.mark.slow
 def test_every_answer_is_kept_from_caches_sniffing_and_frames(
     client: TestClient, make_client: Callable[..., TestClient]
 ) -> None:
@@ -239,6 +240,7 @@ def test_every_tradepipe_error_has_a_deliberate_status() -> None:
     assert errors.ConfigError in mapped
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("exc", "status"),
     [

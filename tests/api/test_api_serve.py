@@ -75,6 +75,7 @@ def status(app: Any, token: str) -> int:
         return client.get("/orders", headers={"Authorization": f"Bearer {token}"}).status_code
 
 
+@pytest.mark.slow
 def test_a_token_is_generated_once_into_a_private_file(workdir: Path, served: Served) -> None:
     first = serve()
     assert first.exit_code == 0, first.output
@@ -97,6 +98,7 @@ def test_a_token_is_generated_once_into_a_private_file(workdir: Path, served: Se
     assert status(served[1][0], token) == 200
 
 
+@pytest.mark.slow
 def test_the_token_can_come_from_the_environment(
     workdir: Path, served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,6 +120,7 @@ def test_a_short_environment_token_is_refused(
     assert served == []
 
 
+@pytest.mark.slow
 def test_a_token_file_others_can_read_is_refused(workdir: Path, served: Served) -> None:
     path = workdir / "token"
     path.write_text("a-token-long-enough-0123456789\n")
@@ -131,6 +134,7 @@ def test_a_token_file_others_can_read_is_refused(workdir: Path, served: Served) 
     assert status(served[0][0], "a-token-long-enough-0123456789") == 200
 
 
+@pytest.mark.slow
 def test_a_remote_bind_needs_allow_remote_and_warns(workdir: Path, served: Served) -> None:
     refused = serve("--host", "0.0.0.0")
     assert refused.exit_code == 2
@@ -207,6 +211,7 @@ def add_settings(workdir: Path, text: str, name: str = "settings.toml") -> None:
     path.write_text((path.read_text() if path.exists() else "") + text)
 
 
+@pytest.mark.slow
 def test_host_and_port_come_from_the_settings_and_the_options_win(
     workdir: Path, served: Served
 ) -> None:
@@ -226,6 +231,7 @@ def test_a_remote_host_from_the_settings_still_needs_allow_remote(
     assert served == []
 
 
+@pytest.mark.slow
 def test_the_token_can_come_from_the_secrets_file(workdir: Path, served: Served) -> None:
     token = "from-the-secrets-file-0123"
     add_settings(workdir, f'[default.api]\ntoken = "{token}"\n', ".secrets.toml")
@@ -241,6 +247,7 @@ def test_the_token_can_come_from_the_secrets_file(workdir: Path, served: Served)
     assert json.loads(shown.stdout)["api"]["token"] == "********"
 
 
+@pytest.mark.slow
 def test_a_token_in_the_settings_file_is_used_with_a_warning(workdir: Path, served: Served) -> None:
     add_settings(workdir, '[default.api]\ntoken = "in-the-settings-file-0123"\n')
     result = serve()
@@ -249,6 +256,7 @@ def test_a_token_in_the_settings_file_is_used_with_a_warning(workdir: Path, serv
     assert status(served[0][0], "in-the-settings-file-0123") == 200
 
 
+@pytest.mark.slow
 def test_the_environment_and_the_token_file_option_beat_the_setting(
     workdir: Path, served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -264,6 +272,7 @@ def test_the_environment_and_the_token_file_option_beat_the_setting(
     assert status(served[1][0], "from-the-environment-123") == 200
 
 
+@pytest.mark.slow
 def test_the_token_file_setting_is_relative_to_the_settings_file(
     workdir: Path, served: Served
 ) -> None:
@@ -308,6 +317,7 @@ def test_a_port_in_use_is_one_error_line_and_exit_1(
     assert not (workdir / api_cli.TOKEN_FILE).exists()
 
 
+@pytest.mark.slow
 def test_the_installed_command_on_a_port_in_use(workdir: Path, taken_port: int) -> None:
     # The real process: no traceback, nothing from uvicorn, no "serving on".
     done = subprocess.run(

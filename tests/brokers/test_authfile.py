@@ -7,9 +7,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from tradepipe.brokers.ibkr.authfile import AuthFile
 
 
+@pytest.mark.slow
 def test_two_processes_writing_sections_at_once_lose_none(tmp_path: Path) -> None:
     path = tmp_path / "auth" / "tokens.json"
     script = textwrap.dedent(f"""

@@ -25,6 +25,9 @@ from standin.driver import Driver
 from tradepipe.brokers.ibkr.contracts import month_code
 from tradepipe.cli.testing import invoke
 
+# Every test here starts processes, servers or a browser, or replays at length.
+pytestmark = pytest.mark.slow
+
 
 def write_settings(path: Path, gw: Driver, **broker: Any) -> None:
     write_broker_settings(path, "client_portal", gw.broker_table(**broker))

@@ -84,6 +84,7 @@ def place(api: httpx.Client, *tickets: dict[str, Any]) -> Any:
 # ----- TLS, session -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tls_is_trusted_through_the_ca_only(gateway: Gateway) -> None:
     with gateway.client() as api:
         assert api.post("/iserver/auth/status", json={}).json()["authenticated"] is True
@@ -237,6 +238,7 @@ def test_option_strikes_need_a_search_first(ready: httpx.Client) -> None:
 # ----- orders -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @BOTH
 def test_place_answers_a_string_order_id_and_lists_the_order(
     gw: Driver, ready: httpx.Client
@@ -287,6 +289,7 @@ def test_duplicate_coid_is_refused(ready: httpx.Client) -> None:
     assert again == {"error": expected}
 
 
+@pytest.mark.slow
 @BOTH
 def test_question_chain_reply_and_stale_reply_id(gw: Driver, ready: httpx.Client) -> None:
     gw.questions(["o163", "o354"])
@@ -427,6 +430,7 @@ def test_positions_stay_cached_until_invalidated(gw: Driver, ready: httpx.Client
 # ----- faults, pacing -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @BOTH
 def test_dropped_connection_fails_the_request(gw: Driver, ready: httpx.Client) -> None:
     gw.fault("POST", ORDERS, "drop", after=False)
@@ -446,6 +450,7 @@ def test_500_after_processing_still_registers_the_order(gw: Driver, ready: httpx
     assert "already registered" in place(ready, order(cOID="lost-reply"))["error"]
 
 
+@pytest.mark.slow
 @BOTH
 def test_timeout_after_processing_registers_the_order(gw: Driver, ready: httpx.Client) -> None:
     gw.fault("POST", ORDERS, "timeout", after=True)
@@ -617,6 +622,7 @@ def test_reset_forgets_everything(gw: Driver, ready: httpx.Client) -> None:
 # ----- the control API ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @BOTH
 def test_control_calls_are_neither_recorded_nor_faulted(gw: Driver, api: httpx.Client) -> None:
     gw.fault("*", "/requests", "drop")  # a path of the API, not of the control calls

@@ -27,6 +27,9 @@ from tradepipe.market import Bar, Quote
 from tradepipe.plugins.feeds.ibkr import IbkrPollFeed, IbkrStreamFeed
 from tradepipe.settings import load_settings
 
+# Every test here starts processes, servers or a browser, or replays at length.
+pytestmark = pytest.mark.slow
+
 AAPL = 265598
 
 

@@ -69,6 +69,7 @@ def ledger(path: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_a_live_run_on_ibkrs_stream_trades_and_stops_on_sigterm(
     gateway: Gateway, market: None, tmp_path: Path
 ) -> None:

@@ -23,6 +23,9 @@ from gateway_support import write_broker_settings
 from inprocess_support import InProcessGateway
 from tradepipe.cli.testing import invoke
 
+# Every test here starts processes, servers or a browser, or replays at length.
+pytestmark = pytest.mark.slow
+
 ACCT = "DU1234567"
 ORDERS = f"/iserver/account/{ACCT}/orders"
 

@@ -41,6 +41,7 @@ def ok(cwd: Path, *args: str) -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_commands_in_separate_processes_share_one_budget_and_draw_no_429(
     gateway: Gateway, tmp_path: Path
 ) -> None:

@@ -141,6 +141,7 @@ def test_order_updates_carry_changed_fields_and_map_onto_the_adapters_statuses(
     assert cancelled.client_order_id == "tp-coid-1"  # kept from the first update
 
 
+@pytest.mark.slow
 def test_heartbeats_are_seen_and_tic_is_sent_once_a_minute(
     inprocess_gateway: InProcessGateway,
 ) -> None:
@@ -156,6 +157,7 @@ def test_heartbeats_are_seen_and_tic_is_sent_once_a_minute(
     assert len(inprocess_gateway.streams()["sockets"]) == 1  # the idle limit never came
 
 
+@pytest.mark.slow
 def test_without_tic_the_server_closes_the_idle_socket_and_the_stream_reopens_it(
     start_inprocess_gateway: Callable[..., InProcessGateway],
 ) -> None:
@@ -216,6 +218,7 @@ def test_a_stalled_stream_is_subscribed_again(inprocess_gateway: InProcessGatewa
     assert stream.status().stalls == 1 and len(inprocess_gateway.streams()["sockets"]) == 1
 
 
+@pytest.mark.slow
 def test_no_stall_is_called_while_the_feed_says_no_data_should_flow(
     inprocess_gateway: InProcessGateway,
 ) -> None:
@@ -224,6 +227,7 @@ def test_no_stall_is_called_while_the_feed_says_no_data_should_flow(
     assert StreamState.STALLED not in watch.states() and stream.status().stalls == 0
 
 
+@pytest.mark.slow
 def test_a_silent_socket_is_closed_and_opened_again(inprocess_gateway: InProcessGateway) -> None:
     _, _, watch = started(inprocess_gateway)
     inprocess_gateway.stall_streams(heartbeats=False)
@@ -262,6 +266,7 @@ def test_a_new_login_closes_the_socket_and_the_new_session_opens_it_again(
     watch.state(StreamState.CONNECTED)
 
 
+@pytest.mark.slow
 def test_a_dropped_brokerage_session_waits_then_subscribes_again(
     inprocess_gateway: InProcessGateway,
 ) -> None:
@@ -321,6 +326,7 @@ def test_the_session_cookie_never_reaches_a_log(
     assert all(session not in repr(e) for e in watch.seen)
 
 
+@pytest.mark.slow
 def test_over_oauth_the_socket_is_opened_with_the_access_token(
     inprocess_oauth_gateway: InProcessOAuthGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -370,6 +376,7 @@ def tls_stream(gateway: Gateway, **options: object) -> Iterator[tuple[MarketStre
         broker.disconnect()
 
 
+@pytest.mark.slow
 def test_over_tls_the_websockets_client_streams_and_reconnects_after_a_drop(
     gateway: Gateway,
 ) -> None:
@@ -387,6 +394,7 @@ def test_over_tls_the_websockets_client_streams_and_reconnects_after_a_drop(
     assert not stream.running and stream.status().state is StreamState.STOPPED
 
 
+@pytest.mark.slow
 def test_retry_now_cuts_a_long_backoff_short(gateway: Gateway) -> None:
     # The feed calls retry_now when the login comes back: data resumes at once, not at the
     # end of a backoff that grew while nobody was logged in.
@@ -401,6 +409,7 @@ def test_retry_now_cuts_a_long_backoff_short(gateway: Gateway) -> None:
         assert time.monotonic() - t0 < 5
 
 
+@pytest.mark.slow
 def test_over_tls_a_stopped_gateway_is_reported_and_retried(
     start_gateway: Callable[..., Gateway],
 ) -> None:

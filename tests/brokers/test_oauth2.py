@@ -105,6 +105,7 @@ def test_the_assertions_carry_what_ibkr_asks_for(oauth_keys: OAuthKeys, tmp_path
     assert "private_key" not in repr(creds) or "RSAPrivateKey" not in repr(creds)
 
 
+@pytest.mark.slow
 def test_bearer_renewed_before_expiry_and_access_token_only_when_due(
     ibkr: FakeIbkr, broker: WebApiOAuthBroker
 ) -> None:

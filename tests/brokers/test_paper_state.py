@@ -281,6 +281,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_a_killed_process_leaves_every_change_it_acknowledged(path: Path) -> None:
     script = path.parent / "killed.py"

@@ -73,6 +73,7 @@ def ok_json(*args: str) -> Any:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_broker_status_through_the_cli(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_gw: OAuthControls
 ) -> None:
@@ -92,6 +93,7 @@ def test_broker_status_through_the_cli(
     assert bad_signatures(any_gw) == []
 
 
+@pytest.mark.slow
 def test_orders_keep_the_reply_policy_and_exactly_once(
     workdir: Path, gw: InProcessOAuthGateway
 ) -> None:
@@ -114,6 +116,7 @@ def test_orders_keep_the_reply_policy_and_exactly_once(
     assert [o["client_order_id"] for o in ok_json("broker", "orders")].count(cid) == 1
 
 
+@pytest.mark.slow
 def test_a_run_adopts_the_orders_working_at_ibkr(workdir: Path) -> None:
     placed = ok_json(
         "order", "stock", "MSFT", "--side", "buy", "--quantity", "4", "--type", "limit",
@@ -127,6 +130,7 @@ def test_a_run_adopts_the_orders_working_at_ibkr(workdir: Path) -> None:
     assert f"following order {cid} of run {placed['run_id']}, working at the broker" in log
 
 
+@pytest.mark.slow
 def test_a_revoked_token_is_derived_again(workdir: Path, gw: InProcessOAuthGateway) -> None:
     ok_json("broker", "status")
     gw.revoke()  # e.g. IBKR's nightly reset: the kept token now gets 401
@@ -138,6 +142,7 @@ def test_a_revoked_token_is_derived_again(workdir: Path, gw: InProcessOAuthGatew
     assert ok_json("broker", "status")["authenticated"]
 
 
+@pytest.mark.slow
 def test_run_pipeline_with_oauth_writes_no_secret_anywhere(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -204,6 +209,7 @@ def test_config_show_masks_every_credential(workdir: Path, gw: InProcessOAuthGat
     assert shown["signature_key_file"].endswith("private_signature.pem")  # a path, not a secret
 
 
+@pytest.mark.slow
 def test_oauth2_end_to_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gw: InProcessOAuthGateway
 ) -> None:
@@ -218,6 +224,7 @@ def test_oauth2_end_to_end(
     assert [r for r in gw.oauth()["refused"] if "bearer" not in r] == []
 
 
+@pytest.mark.slow
 def test_bad_settings_stop_before_anything_is_sent(
     workdir: Path, gw: InProcessOAuthGateway
 ) -> None:
@@ -286,6 +293,7 @@ def test_credentials_can_come_from_files(tmp_path: Path) -> None:
         WebApiOAuthBroker.Settings(consumer_key_file=str(tmp_path / "missing"))
 
 
+@pytest.mark.slow
 def test_an_ordinary_day_over_oauth_cold_lists_idle_drops_and_one_budget(
     workdir: Path, gw: InProcessOAuthGateway
 ) -> None:

@@ -56,6 +56,7 @@ def browser(gateway: InProcessOAuthGateway, visits: list[str]) -> Callable[[str]
     return open_url
 
 
+@pytest.mark.slow
 def test_login_through_the_browser_then_trade_with_the_token(
     third_party: Path, gw: InProcessOAuthGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,6 +82,7 @@ def test_login_through_the_browser_then_trade_with_the_token(
     assert gw.oauth()["refused"] == []
 
 
+@pytest.mark.slow
 def test_a_forged_callback_is_refused_and_the_login_times_out(
     third_party: Path, gw: InProcessOAuthGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,6 +129,7 @@ def test_login_out_of_band(
     assert AuthFile(third_party).section("oauth1_login") is not None
 
 
+@pytest.mark.slow
 def test_refresh_status_and_logout(third_party: Path, gw: InProcessOAuthGateway) -> None:
     table = gw.broker_table(auth_file=str(third_party))
     write_settings(third_party.parent, table)

@@ -6,7 +6,11 @@ import re
 import sqlite3
 from typing import Any
 
+import pytest
 from browser_support import ARTIFACTS, TOKEN, Served, _tradepipe
+
+# Every test here starts processes, servers or a browser, or replays at length.
+pytestmark = pytest.mark.slow
 
 TIMEOUT = 20_000  # ms
 

@@ -268,6 +268,7 @@ def test_status_shows_the_account_masked_and_the_broker_message_redacted() -> No
     assert FakeBroker.calls == ["connect", "disconnect"] * 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -327,6 +328,7 @@ def test_accounts_masks_every_account_id() -> None:
     assert shown["paper"] is True
 
 
+@pytest.mark.slow
 def test_positions_all_one_and_none() -> None:
     table = ok("positions").stdout
     for fragment in ("AAPL", "MSFT", "155.50", "1555.00", "55.00", "-5"):
@@ -370,6 +372,7 @@ def test_orders() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_trades_and_since() -> None:
     table = ok("trades").stdout
     for fragment in ("E0", "E1", "tp-1", "149.50", "1.00", "2026-03-02T14:30:00+00:00"):
@@ -405,6 +408,7 @@ def test_quote_several_symbols_says_which_have_none() -> None:
     assert shown[0]["ts"] == "2026-03-02T14:30:00+00:00"
 
 
+@pytest.mark.slow
 def test_history_table_json_and_options() -> None:
     table = ok("history", "aapl", "--bars", "3", "--bar-size", "1h").stdout
     assert ("history", "AAPL", 3, "1h") in FakeBroker.calls
@@ -415,6 +419,7 @@ def test_history_table_json_and_options() -> None:
     assert ok("history", "TSLA").stdout.strip() == "No bars for TSLA."
 
 
+@pytest.mark.slow
 def test_history_csv_reads_back_through_the_csv_feed(workdir: Path) -> None:
     path = workdir / "aapl.csv"
     result = ok("history", "AAPL", "--csv", str(path))
@@ -530,6 +535,7 @@ def test_cancel_refused_by_the_broker_exits_1() -> None:
 # -- choosing the broker, and errors -------------------------------------------
 
 
+@pytest.mark.slow
 def test_broker_option_overrides_the_settings() -> None:
     assert data("status", "--broker", "bare")["broker"] == "bare"
     assert data("status", "--broker", "paper")["broker"] == "paper"
@@ -545,6 +551,7 @@ def test_unknown_broker_exits_2_with_the_choices() -> None:
     assert FakeBroker.calls == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -563,6 +570,7 @@ def test_an_operation_the_broker_lacks_exits_1_in_one_line(
     assert "Traceback" in debug.stderr and "BrokerCapabilityError" in debug.stderr
 
 
+@pytest.mark.slow
 def test_a_live_account_is_refused_unless_allowed(workdir: Path) -> None:
     write_settings(workdir, paper=False)
     result = invoke("positions")
@@ -589,6 +597,7 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(cli, ["broker", *args], catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_paper_shows_a_fresh_account(paper: Path) -> None:
     status = json.loads(run("status", "--json").stdout)
     assert status == {
@@ -616,6 +625,7 @@ def test_paper_shows_a_fresh_account(paper: Path) -> None:
         assert json.loads(run(*args, "--json").stdout) == []
 
 
+@pytest.mark.slow
 def test_paper_errors_are_one_line(paper: Path) -> None:
     one_error(run("scan"), 1, "paper has no scanner")
     one_error(run("logout", "--yes"), 1, "paper has no session to log out of")

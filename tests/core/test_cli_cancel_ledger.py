@@ -51,6 +51,7 @@ def history(db: Path, cid: str) -> list[str]:
         return [status for (status,) in rows]
 
 
+@pytest.mark.slow
 def test_a_cancel_ends_the_order_in_the_run_that_sent_it(workdir: Path) -> None:
     placed = tp(
         "order", "stock", "AAPL", "--side", "buy", "--quantity", "1",
@@ -80,6 +81,7 @@ def test_a_cancel_ends_the_order_in_the_run_that_sent_it(workdir: Path) -> None:
     assert again.exit_code != 0 or json.loads(again.stdout)["ledger_run"] is None
 
 
+@pytest.mark.slow
 def test_without_a_ledger_a_cancel_still_works(workdir: Path) -> None:
     placed = tp(
         "order", "stock", "AAPL", "--side", "buy", "--quantity", "1",

@@ -144,6 +144,7 @@ def ledger(*args: str) -> Any:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_an_order_goes_through_the_filters_to_the_broker_and_the_ledger(workdir: Path) -> None:
     result = order("AAPL", "--side", "buy", "--quantity", "10", "--wait", "1", "--json")
     assert result.exit_code == 0, result.output
@@ -163,6 +164,7 @@ def test_an_order_goes_through_the_filters_to_the_broker_and_the_ledger(workdir:
     assert decisions[0]["source"] == "cli" and decisions[0]["confidence"] == 100
 
 
+@pytest.mark.slow
 def test_a_filter_reduces_a_large_order_using_the_broker_quote(workdir: Path) -> None:
     result = order("AAPL", "--side", "buy", "--quantity", "80")
     assert result.exit_code == 0, result.output
@@ -188,6 +190,7 @@ def test_what_if_shows_the_broker_preview(workdir: Path) -> None:
     assert QuotingBroker.placed == []
 
 
+@pytest.mark.slow
 def test_a_denied_order_exits_1_and_is_recorded(workdir: Path) -> None:
     result = order("MSFT", "--side", "buy", "--quantity", "10")  # no quote, no price
     assert result.exit_code == 1
@@ -196,6 +199,7 @@ def test_a_denied_order_exits_1_and_is_recorded(workdir: Path) -> None:
     assert [o["status"] for o in ledger("orders")] == ["denied"]
 
 
+@pytest.mark.slow
 def test_fractional_shares_go_through_when_the_settings_allow_them(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -209,6 +213,7 @@ def test_fractional_shares_go_through_when_the_settings_allow_them(
     assert len(QuotingBroker.placed) == 1
 
 
+@pytest.mark.slow
 def test_a_broker_rejection_exits_1_with_its_reason(workdir: Path) -> None:
     QuotingBroker.refuse = "IBKR refused the order: [no permissions]"
     result = order("AAPL", "--side", "buy", "--quantity", "1")
@@ -241,6 +246,7 @@ def test_bad_orders_are_refused_before_anything_happens(
     assert not (workdir / "ledger.db").exists()
 
 
+@pytest.mark.slow
 def test_ids_stay_on_one_line_in_every_table_at_60_columns(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

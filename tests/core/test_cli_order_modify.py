@@ -12,6 +12,9 @@ from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 from tradepipe.testing import paper_account_seeing, write_settings
 
+# Every test here starts processes, servers or a browser, or replays at length.
+pytestmark = pytest.mark.slow
+
 SETTINGS = """
 [default.run]
 broker = "paper"

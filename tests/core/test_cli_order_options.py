@@ -68,6 +68,7 @@ def strikes(instrument: dict[str, Any]) -> list[tuple[int, str, str]]:
     )
 
 
+@pytest.mark.slow
 def test_a_spread_by_dte_and_strikes_is_chosen_from_the_chain_and_sent(workdir: Path) -> None:
     result = options(*SPREAD, "--quantity", "2", *LIMIT, "--json")
     assert result.exit_code == 0, result.output

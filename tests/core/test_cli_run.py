@@ -96,6 +96,7 @@ def test_demo_runs_end_to_end_and_the_ledger_holds_everything(workdir: Path) -> 
     assert len({Decimal(e) for _t, _c, e, _g in snapshots}) > 100  # it moves with the market
 
 
+@pytest.mark.slow
 def test_table_output_and_ledger_commands(workdir: Path) -> None:
     result = invoke("run-pipeline", "--no-progress")
     assert result.exit_code == 0, result.output
@@ -182,6 +183,7 @@ def test_a_run_that_fails_says_why_once(workdir: Path) -> None:
     assert "failed: cannot open the ledger" in (workdir / "logs" / "tradepipe.log").read_text()
 
 
+@pytest.mark.slow
 def test_ledger_commands_without_a_ledger_do_not_create_one(workdir: Path) -> None:
     result = CliRunner().invoke(cli, ["ledger", "orders"])
     assert result.exit_code == 1
@@ -232,6 +234,7 @@ def test_a_replay_never_sends_real_orders_at_old_prices_unless_asked(workdir: Pa
     assert not (workdir / "tradepipe.db").exists()  # refused before anything started
 
 
+@pytest.mark.slow
 def test_a_halt_stops_the_demo_though_its_risk_filters_leave_halt_out(workdir: Path) -> None:
     """The shipped settings do not list `halt`; the kill switch still holds."""
     halted = CliRunner().invoke(cli, ["halt", "--reason", "fomc"])
@@ -250,6 +253,7 @@ def test_a_halt_stops_the_demo_though_its_risk_filters_leave_halt_out(workdir: P
     assert "(trading halted by hand: fomc)." in shown
 
 
+@pytest.mark.slow
 def test_a_run_whose_decisions_are_all_sized_to_nothing_says_so(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -272,6 +276,7 @@ def test_a_run_that_sent_orders_lists_its_stops_without_the_no_order_line(
     assert "No order was sent" not in shown
 
 
+@pytest.mark.slow
 def test_a_second_identical_replay_does_not_double_the_tax_report(workdir: Path) -> None:
     def tax() -> dict[str, object]:
         result = CliRunner().invoke(cli, ["tax", "report", "--year", "2023", "--json"])
@@ -304,6 +309,7 @@ def test_a_usage_error_is_one_error_line(workdir: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_a_tax_report_takes_an_account_or_a_run_not_both(workdir: Path) -> None:
     summary = json.loads(invoke("run-pipeline", "--json", "--no-progress").output)
     result = CliRunner().invoke(

@@ -98,6 +98,7 @@ def test_a_spread_is_held_as_its_legs(tmp_path: Path, monkeypatch: pytest.Monkey
     assert json.loads(instrument)["kind"] == "combo"
 
 
+@pytest.mark.slow
 def test_closing_a_spread_leaves_no_phantom_lot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -455,6 +455,7 @@ def test_live_account_is_refused_without_opt_in() -> None:
     assert result.fills == 1
 
 
+@pytest.mark.slow
 def test_client_order_ids_repeat_only_within_a_session() -> None:
     closes = [100, 101, 102]
     fixed = {0: buy(5, id="d-same")}

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 SETTINGS = """
 [default.run]
 batch_size = 200
@@ -57,6 +59,7 @@ def writer_processes(cwd: Path) -> set[int]:
     return found
 
 
+@pytest.mark.slow
 def test_ctrl_c_to_the_process_group_records_an_interrupted_run(tmp_path: Path) -> None:
     (tmp_path / "settings.toml").write_text(SETTINGS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPIPE_")}

@@ -38,6 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_interrupt import writer_processes
 from tradepipe.brokers.paper.state import KEPT
 from tradepipe.plugins.feeds.synthetic import SyntheticFeed
@@ -147,6 +148,7 @@ def placed(cwd: Path) -> int:
     return 0 if account is None else int(account["next_id"]) - 1
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_sends_nothing_twice_and_loses_no_fill(tmp_path: Path) -> None:
     seed = int(os.environ.get("TRADEPIPE_KILL_SEED", "0")) or random.randrange(1, 10**6)
     rng = random.Random(seed)

@@ -77,6 +77,7 @@ def decided(sink: MemorySink) -> list[tuple[str, str, dt.datetime]]:
     return [(d.symbol, d.action.value, d.created_at) for d in sink.decisions]
 
 
+@pytest.mark.slow
 def test_a_live_run_decides_and_trades_as_a_replay_of_the_same_bars() -> None:
     bars = market(90, ("AAPL", "MSFT"))
     replayed = replay(bars, host=test_host(Plugin()), run=PATTERN, brokers=PAPER)[0]
@@ -101,6 +102,7 @@ def test_a_live_run_decides_and_trades_as_a_replay_of_the_same_bars() -> None:
     assert not pipeline.feed._threads  # the feed's threads ended
 
 
+@pytest.mark.slow
 def test_warm_up_bars_reach_strategies_before_the_first_live_one_and_are_never_traded() -> None:
     bars = market(60)
     start = bars[40].ts + dt.timedelta(minutes=1, seconds=30)  # bars 0-40 had ended
@@ -173,6 +175,7 @@ class SpyPlugin:
         register(SpyPaper)
 
 
+@pytest.mark.slow
 def test_between_bars_the_broker_is_still_asked() -> None:
     bars = market(3)
     # The clock starts long after the bars: nothing live, only warm-up, for a while.
@@ -192,6 +195,7 @@ def test_between_bars_the_broker_is_still_asked() -> None:
     assert pipeline.broker.polls >= 4  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_a_stop_settles_orders_whose_sending_was_unclear(caplog: pytest.LogCaptureFixture) -> None:
     SpyPaper.ambiguous, SpyPaper.lookups_fail = True, 2
     try:
@@ -213,6 +217,7 @@ def test_a_stop_settles_orders_whose_sending_was_unclear(caplog: pytest.LogCaptu
     assert all(final[cid] != "unknown" for cid in unknown), final
 
 
+@pytest.mark.slow
 def test_orders_still_unclear_at_the_stop_stay_unknown_and_are_named(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -259,6 +264,7 @@ def test_a_strategy_error_that_stops_the_run_stops_the_feed_too() -> None:
     assert MemorySink.last is not None and MemorySink.last.closed == (0, "failed")
 
 
+@pytest.mark.slow
 def test_quotes_mark_prices_between_bars() -> None:
     from tradepipe import Quote
     from tradepipe.testing import ListLiveFeed
@@ -285,6 +291,7 @@ def test_quotes_mark_prices_between_bars() -> None:
     assert runner.price_at["AAPL"] == start and runner.stats.quotes == 1
 
 
+@pytest.mark.slow
 def test_a_run_sleeps_through_the_weekend_and_wakes_for_mondays_open(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -396,6 +403,7 @@ def lost_session_run(broker: str = "lost_session") -> tuple[Any, LiveRun]:
     return pipeline, LiveRun(pipeline, poll_seconds=0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("broker", ["lost_session", "noticed_lost"])
 def test_a_live_run_waits_for_a_lost_session_saying_so_then_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broker: str
@@ -432,6 +440,7 @@ def test_a_live_run_waits_for_a_lost_session_saying_so_then_goes_on(
     assert "waiting" in LostSession.waits and "ended" not in LostSession.waits
 
 
+@pytest.mark.slow
 def test_a_stop_ends_the_wait_for_a_lost_session(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

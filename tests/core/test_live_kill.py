@@ -99,6 +99,7 @@ def status(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_a_killed_live_run_restarts_without_sending_twice_or_losing_a_fill(
     tmp_path: Path,
 ) -> None:

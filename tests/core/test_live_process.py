@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_interrupt import writer_processes
 
 SETTINGS = """
@@ -138,6 +139,7 @@ def positions_match_fills(cwd: Path) -> None:
     assert {k: v for k, v in held.items() if v} == {k: v for k, v in net.items() if v}
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_live_run_gracefully(tmp_path: Path) -> None:
     (tmp_path / "settings.toml").write_text(SETTINGS)
     proc = start(tmp_path)
@@ -169,6 +171,7 @@ def test_sigterm_stops_a_live_run_gracefully(tmp_path: Path) -> None:
     assert writer_processes(tmp_path) == set()
 
 
+@pytest.mark.slow
 def test_ctrl_c_twice_stops_at_once_and_loses_nothing_recorded(tmp_path: Path) -> None:
     (tmp_path / "settings.toml").write_text(SETTINGS)
     (tmp_path / "sitecustomize.py").write_text(UNCLEAR)

@@ -12,6 +12,9 @@ from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.plugins.feeds.synthetic import SyntheticFeed
 from tradepipe.testing import MemorySink, live, test_host
 
+# Every test here starts processes, servers or a browser, or replays at length.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(autouse=True)
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

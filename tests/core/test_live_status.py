@@ -58,6 +58,7 @@ def write(path: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_live_run_writes_its_status_and_closes_it(workdir: Path) -> None:
     strategies = {"sma_cross": {"fast": 2, "slow": 4, "quantity": 1, "confidence": 90}}
     _p, result, _s, _r = live(
@@ -203,6 +204,7 @@ def test_without_a_status_file_there_is_nothing_to_read(workdir: Path) -> None:
     assert "error: [run] status_file is empty: live runs write no status file" in result.output
 
 
+@pytest.mark.slow
 def test_the_console_view_draws_a_status(workdir: Path) -> None:
     import io
 

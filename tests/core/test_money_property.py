@@ -16,6 +16,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tradepipe import Fill, RunInfo
@@ -126,6 +127,7 @@ def booked(trades: list[Any], marked: dict[str, Decimal]) -> tuple[Book, Oracle]
     return book, oracle
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(trades=fills, marked=marks)
 def test_the_book_agrees_with_the_oracle_to_the_cent(
@@ -153,6 +155,7 @@ def test_the_book_agrees_with_the_oracle_to_the_cent(
 _runs = itertools.count()
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

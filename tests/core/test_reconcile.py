@@ -16,6 +16,9 @@ from tradepipe.plugins.ledger.queries import Ledger
 from tradepipe.plugins.ledger.sink import open_engine
 from tradepipe.testing import bar, replay, test_host
 
+# Every test here starts processes, servers or a browser, or replays at length.
+pytestmark = pytest.mark.slow
+
 T0 = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
 
 

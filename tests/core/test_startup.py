@@ -144,6 +144,7 @@ def test_a_broker_that_cannot_list_its_orders_stops_the_start() -> None:
     assert MemorySink.last.orders == []  # nothing decided, nothing sent
 
 
+@pytest.mark.slow
 def test_a_restarted_session_never_sends_the_same_decision_twice(ledger_url: str) -> None:
     ledger = {"sinks": {"sql": {"url": ledger_url, "writer": "inline"}}}
 

@@ -75,6 +75,7 @@ def test_a_decision_goes_through_every_filter_to_the_broker_and_the_ledger(workd
     assert ledger("SELECT strategies FROM runs") == [('["execute"]',)]
 
 
+@pytest.mark.slow
 def test_the_same_decision_twice_is_refused_as_a_duplicate(workdir: Path) -> None:
     assert execute(document=DECISION).exit_code == 0
     again = execute(document=DECISION)
@@ -152,6 +153,7 @@ def test_an_unknown_broker_is_a_settings_error(workdir: Path) -> None:
     assert not (workdir / "ledger.db").exists()
 
 
+@pytest.mark.slow
 def test_the_configured_strategies_are_not_made(workdir: Path) -> None:
     """A one-off run needs none; making them could read their files or want their settings."""
     settings = workdir / "settings.toml"

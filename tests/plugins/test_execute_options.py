@@ -84,6 +84,7 @@ def ledger(sql: str) -> list[tuple[Any, ...]]:
         return db.execute(sql).fetchall()
 
 
+@pytest.mark.slow
 def test_a_vertical_from_a_document_is_sent_as_a_combo_and_filled_per_leg(workdir: Path) -> None:
     out, fill, broker = run({"strategy": "bull_call_spread", "dte": 30, "strikes": [600, 610]}, 2)
     intent = out["order"]["intent"]
@@ -101,6 +102,7 @@ def test_a_vertical_from_a_document_is_sent_as_a_combo_and_filled_per_leg(workdi
     assert json.loads(stored)["max_loss"] == risk["max_loss"]  # kept with the order too
 
 
+@pytest.mark.slow
 def test_an_iron_condor_is_sold_for_a_credit(workdir: Path) -> None:
     out, fill, broker = run(
         {"strategy": "iron_condor", "dte": 30, "strikes": [560, 580, 620, 640]}, 4

@@ -11,6 +11,9 @@ from click.testing import CliRunner, Result
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 
+# Every test here starts processes, servers or a browser, or replays at length.
+pytestmark = pytest.mark.slow
+
 DECISION: dict[str, Any] = {
     "schema_version": 1,
     "id": "ai-7",

@@ -139,6 +139,7 @@ def test_session_times_skip_weekends_and_stay_in_hours() -> None:
     assert [t.date().isoformat() for t in daily] == ["2026-03-06", "2026-03-09", "2026-03-10"]
 
 
+@pytest.mark.slow
 def test_one_minute_bars_stay_plausible_over_a_long_run() -> None:
     feed = SyntheticFeed(SyntheticFeed.Settings(symbols=["X"], bars=100_000, interval="1m"))
     feed.load()

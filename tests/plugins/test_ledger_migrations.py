@@ -11,6 +11,9 @@ from tradepipe import PersistenceError
 from tradepipe.plugins.ledger import db as ledger_db
 from tradepipe.plugins.ledger.db import head, open_engine, revision
 
+# Every test here starts processes, servers or a browser, or replays at length.
+pytestmark = pytest.mark.slow
+
 ROWS = {
     "runs": "INSERT INTO runs (run_id, namespace, started_at, env, broker, feed, strategies, "
     "bars, status) VALUES ('r1', 'ns', '2026-01-02T00:00:00+00:00', 'dev', 'paper', 'csv', "

@@ -44,6 +44,7 @@ def _fill(execution_id: str, cid: str, symbol: str, qty: int) -> Fill:
     )
 
 
+@pytest.mark.slow
 def test_reconcile_reports_every_difference_and_fix_adopts_the_broker_word(
     ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,6 +166,7 @@ def test_reconciling_an_in_memory_paper_account_is_refused(
     assert "set [brokers.paper] state_file" in result.stderr
 
 
+@pytest.mark.slow
 def test_an_order_that_never_reached_the_broker_is_rejected_once_its_window_passed(
     ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -685,6 +685,7 @@ def test_always_ignores_market_hours(
     assert "market closed" not in result.stdout
 
 
+@pytest.mark.slow
 def test_every_from_the_settings_and_once_to_override_it(
     workdir: Path, clock: FakeTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -711,6 +712,7 @@ def test_a_failed_cycle_is_reported_and_the_next_one_reconnects(
     assert read(workdir / "snapshots", "portfolio.json")["demo"] is False
 
 
+@pytest.mark.slow
 def test_a_demo_schedule_switches_to_the_broker_once_it_answers(
     workdir: Path, clock: FakeTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -742,6 +744,7 @@ def test_a_demo_schedule_switches_to_the_broker_once_it_answers(
     assert read(workdir / "snapshots", "portfolio.json")["demo"] is False
 
 
+@pytest.mark.slow
 def test_if_open_writes_only_in_market_hours(workdir: Path, clock: FakeTime) -> None:
     clock.now_ = ny(11, 26, 11, 0)  # Thanksgiving
     result = ok("--if-open")
@@ -772,6 +775,7 @@ def test_bad_schedules_are_usage_errors(args: list[str], message: str) -> None:
     assert FakeBroker.calls == []
 
 
+@pytest.mark.slow
 def test_a_bad_exchange_or_interval_in_the_settings_exits_2(workdir: Path) -> None:
     write_settings(workdir, snapshot={"exchange": "NOPE", "every": "5m"})
     result = invoke()

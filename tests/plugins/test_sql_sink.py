@@ -165,6 +165,7 @@ def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return db.execute(sql).fetchall()
 
 
+@pytest.mark.slow
 def test_everything_round_trips_exactly(target: Target) -> None:
     sink = target.sink()
     sink.open(run_info())
@@ -329,6 +330,7 @@ def test_writer_process_that_dies_is_reported_not_ignored(tmp_path: Path) -> Non
         sink.flush()
 
 
+@pytest.mark.slow
 def test_writer_process_stops_when_the_pipeline_dies(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -363,6 +365,7 @@ def test_writer_process_stops_when_the_pipeline_dies(tmp_path: Path) -> None:
     assert rows(tmp_path / "l.db", "select count(*) from decisions") == [(2,)]
 
 
+@pytest.mark.slow
 def test_two_writers_on_one_ledger_lose_nothing(target: Target) -> None:
     target.sink().engine()  # create the schema once
 
@@ -409,6 +412,7 @@ def test_figures_json_matches_json_dumps() -> None:
     assert _figures_json({}) == "{}"
 
 
+@pytest.mark.slow
 def test_a_whole_replay_lands_in_the_ledger(target: Target) -> None:
     closes = [100 + (i % 40) - (i % 7) for i in range(400)]
     _, result, summary = replay(
@@ -432,6 +436,7 @@ def test_a_whole_replay_lands_in_the_ledger(target: Target) -> None:
     assert events == 3 * orders["filled"] + 2 * orders["open"] + orders["denied"]
 
 
+@pytest.mark.slow
 def test_summary_counts_each_order_once_by_its_latest_status(target: Target) -> None:
     sink = target.sink()
     sink.open(run_info())
@@ -514,6 +519,7 @@ def test_summary_of_a_run_whose_orders_all_ended_sums_commissions_exactly(
     assert summary["commissions"] == "2.15"
 
 
+@pytest.mark.slow
 def test_two_pipeline_processes_share_one_ledger(target: Target, tmp_path: Path) -> None:
     """Two processes replaying at once into one ledger: both runs complete, whole."""
     import subprocess
@@ -558,6 +564,7 @@ def test_two_pipeline_processes_share_one_ledger(target: Target, tmp_path: Path)
         assert target.rows(f"select status from runs where run_id = '{run_id}'") == [("completed",)]
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_a_batch_is_sent_leaves_the_frame_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -607,6 +614,7 @@ def test_writer_frames_carry_rows_by_marshal_and_anything_else_by_pickle() -> No
     assert ledger_writer._receive(io.BytesIO(frames[: marshal_end - 1])) is None
 
 
+@pytest.mark.slow
 def test_a_run_whose_process_is_gone_is_marked_killed_at_the_next_start(
     ledger_url: str,
 ) -> None:

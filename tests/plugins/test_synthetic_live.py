@@ -66,6 +66,7 @@ def drain(f: SyntheticLiveFeed, clock: ScaledClock, until: dt.datetime) -> Itera
         yield event
 
 
+@pytest.mark.slow
 def test_bars_arrive_once_their_interval_has_ended_aligned_and_valid() -> None:
     clock = ScaledClock(T0, 100)  # 5 s bars every 50 ms of wall time
     f = feed(symbols=["aapl", "MSFT"], bar_size="5s", warmup_bars=3, quote_seconds=1)
@@ -118,6 +119,7 @@ def test_the_same_seed_walks_the_same_way() -> None:
     assert closes() == closes()
 
 
+@pytest.mark.slow
 def test_nothing_while_the_market_is_closed_and_the_last_bar_ends_at_the_close() -> None:
     before_close = dt.datetime(2026, 3, 6, 20, 59, 40, tzinfo=dt.UTC)  # a Friday
     clock = ScaledClock(before_close, 600)
@@ -141,6 +143,7 @@ def test_warm_up_reaches_back_over_the_closed_market() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_bars_the_feed_fell_behind_on_are_a_gap_not_made_up() -> None:
     class Jumpy:
         def __init__(self) -> None:

@@ -295,6 +295,7 @@ def _same(got: dict[str, str], want: Row) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_corpus(
     case: str, ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

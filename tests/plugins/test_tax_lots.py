@@ -346,6 +346,7 @@ def test_gains_and_open_basis_add_up_to_the_cash_flow(
     assert _books(result) == _cash(fills)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(trades, st.sampled_from(list(Method)))
 def test_wash_sales_move_losses_without_changing_the_total(

@@ -93,6 +93,7 @@ def test_rebuild_writes_the_lots_and_is_idempotent(ledger_url: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_lots_and_tax_report_commands(
     ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -132,6 +133,7 @@ def test_lots_and_tax_report_commands(
     assert "Open lots (hifo)" in tp("ledger", "lots", "--method", "hifo")
 
 
+@pytest.mark.slow
 def test_replays_never_pool_with_each_other_or_with_an_account(
     ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

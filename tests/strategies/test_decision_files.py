@@ -180,6 +180,7 @@ def test_each_decision_executes_once_across_restarts_with_the_sql_ledger(
         assert duplicates.fetchone() == (2,)
 
 
+@pytest.mark.slow
 def test_without_a_fixed_session_only_the_state_file_prevents_a_second_execution(
     tmp_path: Path, inbox: Path
 ) -> None:

@@ -95,6 +95,7 @@ def stop(runner: LiveRun, thread: threading.Thread) -> MemorySink:
 DOC = {"id": "ext-1", "symbol": "AAPL", "action": "buy", "confidence": 90, "quantity": 3}
 
 
+@pytest.mark.slow
 def test_a_file_dropped_in_the_folder_is_judged_within_a_second(workdir: Path) -> None:
     inbox = workdir / "inbox"
     inbox.mkdir()
@@ -115,6 +116,7 @@ def test_a_file_dropped_in_the_folder_is_judged_within_a_second(workdir: Path) -
     assert sink.orders[0].status.value == "accepted"  # sent, between bars
 
 
+@pytest.mark.slow
 def test_a_line_on_standard_input_is_judged_within_a_second(workdir: Path) -> None:
     read, write = os.pipe()
     stream = os.fdopen(read)
@@ -158,6 +160,7 @@ def minutes(count: int, symbols: list[str]) -> list[Bar]:
     return list(feed.bars())
 
 
+@pytest.mark.slow
 def test_the_model_is_asked_on_its_schedule_with_the_market_in_the_question(
     endpoint: respx.MockRouter,
 ) -> None:
@@ -223,6 +226,7 @@ def test_every_is_checked() -> None:
         LlmSource.Settings(model="m", every="5s")
 
 
+@pytest.mark.slow
 def test_a_decision_waiting_at_the_start_is_not_priced_by_old_history(workdir: Path) -> None:
     # The run starts ten minutes after its warm-up's last bar (IBKR's history ends a
     # minute or more before now): a decision already in the folder waits for the feed's

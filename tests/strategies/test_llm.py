@@ -181,6 +181,7 @@ def test_only_the_configured_symbols_every_nth_bar(endpoint: respx.MockRouter) -
     assert history["recent_closes"] == [100.0, 100.0]
 
 
+@pytest.mark.slow
 def test_in_a_run_answers_and_rejections_reach_the_ledger(
     endpoint: respx.MockRouter, tmp_path: Path
 ) -> None:
@@ -226,6 +227,7 @@ def test_the_first_json_object_is_found_in_prose() -> None:
     assert first_json_object("[1, 2]") is None
 
 
+@pytest.mark.slow
 def test_the_api_key_comes_from_the_secrets_file_and_is_masked(tmp_path: Path) -> None:
     from tradepipe.pipeline import make_component
     from tradepipe.settings import load_settings
@@ -243,6 +245,7 @@ def test_the_api_key_comes_from_the_secrets_file_and_is_masked(tmp_path: Path) -
     assert KEY in app.secret_values()  # so every log handler redacts it
 
 
+@pytest.mark.slow
 def test_a_model_is_required(tmp_path: Path) -> None:
     from tradepipe import ConfigError
     from tradepipe.pipeline import make_component

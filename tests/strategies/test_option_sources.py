@@ -140,6 +140,7 @@ def inbox(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_an_iron_condor_by_dte_and_delta_is_chosen_from_the_chain_and_filled(
     tmp_path: Path, inbox: Path
 ) -> None:
@@ -205,6 +206,7 @@ def test_a_vertical_by_delta_from_stdin_is_filled_at_the_next_bar(
     assert fill.ts == bars[1].ts and D(0) < fill.price < D("9.99")
 
 
+@pytest.mark.slow
 def test_a_chain_that_cannot_be_read_is_recorded_as_rejected_and_nothing_is_sent(
     tmp_path: Path, inbox: Path
 ) -> None:
@@ -275,6 +277,7 @@ def test_what_the_document_alone_shows_is_rejected_at_once(
     assert memory.decisions == [] and memory.orders == []
 
 
+@pytest.mark.slow
 def test_an_options_document_executes_once_across_restarts(tmp_path: Path, inbox: Path) -> None:
     """No id: one derived from the content. The state file lost, the ledger still refuses."""
     drop(inbox, CONDOR)
@@ -295,6 +298,7 @@ def test_an_options_document_executes_once_across_restarts(tmp_path: Path, inbox
     assert verdict.filter == "duplicate" and verdict.client_order_id == order.client_order_id
 
 
+@pytest.mark.slow
 def test_the_expiry_counts_from_the_bar_date_not_the_wall_clock(
     tmp_path: Path, inbox: Path
 ) -> None:
