@@ -20,6 +20,23 @@ from typing import Any
 import click
 from tradepipe.errors import PluginError
 
+#: Libraries that listing the commands (``--help``, ``--version``) must not import:
+#: a command's work needs them, a listing does not. The suite and the start-up
+#: benchmark check it.
+HEAVY = (
+    "alembic",
+    "cryptography",
+    "exchange_calendars",
+    "fastapi",
+    "httpx",
+    "jwt",
+    "rich",
+    "sqlalchemy",
+    "sqlmodel",
+    "starlette",
+    "uvicorn",
+    "websockets",
+)
 #: The decorator names that make a click command of a function.
 _DECORATORS = ("command", "group")
 #: A line that starts a top-level statement (not a signature's closing parenthesis).

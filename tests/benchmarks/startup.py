@@ -25,21 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-#: Libraries ``--help`` and ``--version`` have no use for.
-HEAVY = (
-    "alembic",
-    "cryptography",
-    "exchange_calendars",
-    "fastapi",
-    "httpx",
-    "jwt",
-    "rich",
-    "sqlalchemy",
-    "sqlmodel",
-    "starlette",
-    "uvicorn",
-    "websockets",
-)
+from tradepipe.cli.lazy import HEAVY
 
 #: The commands' environment: as a user's, with compiled modules cached.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}

@@ -18,25 +18,10 @@ import pytest
 from click.testing import CliRunner
 from tradepipe import PluginError
 from tradepipe.cli import cli
-from tradepipe.cli.lazy import LazyCommand, _definition, source_help
+from tradepipe.cli.lazy import HEAVY, LazyCommand, _definition, source_help
 from tradepipe.host import load_host
 
 REPO_SETTINGS = Path(__file__).parents[2] / "settings.toml"
-#: What a command's work needs, and listing commands does not.
-HEAVY = (
-    "alembic",
-    "cryptography",
-    "exchange_calendars",
-    "fastapi",
-    "httpx",
-    "jwt",
-    "rich",
-    "sqlalchemy",
-    "sqlmodel",
-    "starlette",
-    "uvicorn",
-    "websockets",
-)
 
 
 @pytest.fixture
