@@ -13,10 +13,11 @@ opening) is exact when the quotient is; otherwise the piece is rounded to the
 cent and the remainder stays with the rest, so the pieces always sum to the
 whole.
 
-Simplifications (documented in the README, "Tax lots"):
+Simplifications (documented in docs/taxes.md):
 
-- the holding period counts calendar dates in America/New_York; a wash sale
-  carries back the sold lot's holding period as a number of days;
+- the holding period counts calendar dates in America/New_York from the day
+  after acquisition; a wash sale carries back the sold lot's holding period as
+  a number of days;
 - short lots are always short-term and never wash sales; HIFO relieves short
   lots first in, first out;
 - "substantially identical" means the same symbol (the same option ticker);
@@ -149,15 +150,25 @@ def trade_date(ts: dt.datetime) -> dt.date:
 
 
 def anniversary(acquired: dt.date) -> dt.date:
-    """One year after ``acquired``; a 29 February acquisition turns a year on 28 February."""
+    """The last date on which a lot acquired on ``acquired`` is held one year, not more.
+
+    The holding period starts the day after acquisition (IRS Pub. 550), so the
+    first year ends the day before that start date's date a year on: bought
+    2025-03-10, counted from 03-11, a year ends on 2026-03-10. A start on
+    29 February with no 29 February a year on starts the second year on 1 March.
+    Hence bought 2023-02-28 (counted from 03-01) the year ends on 2024-02-29,
+    and bought 2024-02-29 or 2024-02-28 it ends on 2025-02-28.
+    """
+    start = acquired + dt.timedelta(days=1)
     try:
-        return acquired.replace(year=acquired.year + 1)
+        next_start = start.replace(year=start.year + 1)
     except ValueError:
-        return acquired.replace(year=acquired.year + 1, day=28)
+        next_start = dt.date(start.year + 1, 3, 1)
+    return next_start - dt.timedelta(days=1)
 
 
 def holding_term(acquired: dt.date, sold: dt.date) -> Term:
-    """Long-term when held more than a year: sold after the anniversary of ``acquired``."""
+    """Long-term when held more than a year: sold after the :func:`anniversary` of ``acquired``."""
     return Term.LONG if sold > anniversary(acquired) else Term.SHORT
 
 

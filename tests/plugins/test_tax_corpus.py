@@ -1,9 +1,10 @@
 """A hand-checked corpus: trade sequences through ``tradepipe tax report``, figures worked by hand.
 
 Each case is a ledger of fills (15:00 UTC, so the New York trade date is the
-UTC date) and the Form 8949 rows expected for 2026, worked out in the comments
-to the cent: (description, acquired, sold, proceeds, basis, code, adjustment,
-gain, term). Decimals are compared as numbers (``1199`` equals ``1199.00``).
+UTC date) and the Form 8949 rows expected for 2026 (or the year in ``YEARS``),
+worked out in the comments to the cent: (description, acquired, sold,
+proceeds, basis, code, adjustment, gain, term). Decimals are compared as
+numbers (``1199`` equals ``1199.00``).
 """
 
 from __future__ import annotations
@@ -136,6 +137,22 @@ CASES: dict[str, tuple[str, Fills, list[Row]]] = {
             ("1 sh. YUM", "03/03/2025", "03/04/2026", "60.00", "50.00", "", "", "10.00", "long"),
         ],
     ),
+    # Reported for 2024 (see YEARS). Bought 2023-02-28, the holding period counts from
+    # 2023-03-01; its first year ends 2024-02-29, so a sale on the leap day is held one
+    # year exactly: short (IRS Pub. 550's example). Sold 2024-03-01: long. Each 10.00.
+    "leap_year_boundary": (
+        "fifo",
+        [
+            ("k1", "KO", "buy", "1", "50", "0", "1", "2023-02-28"),
+            ("p1", "PEP", "buy", "1", "50", "0", "1", "2023-02-28"),
+            ("k2", "KO", "sell", "1", "60", "0", "1", "2024-02-29"),
+            ("p2", "PEP", "sell", "1", "60", "0", "1", "2024-03-01"),
+        ],
+        [
+            ("1 sh. KO", "02/28/2023", "02/29/2024", "60.00", "50.00", "", "", "10.00", "short"),
+            ("1 sh. PEP", "02/28/2023", "03/01/2024", "60.00", "50.00", "", "", "10.00", "long"),
+        ],
+    ),
     # Short sale: 10 @ 50 - 1.00 = 499.00 proceeds; covered 10 @ 45 + 1.00 = 451.00
     # basis; gain 48.00, short-term.
     "short_sale": (
@@ -242,6 +259,9 @@ CASES: dict[str, tuple[str, Fills, list[Row]]] = {
     ),
 }
 
+#: The tax year a case reports, when not 2026.
+YEARS = {"leap_year_boundary": 2024}
+
 
 def _ledger(url: str, fills: Fills) -> str:
     engine = open_engine(url)
@@ -306,7 +326,8 @@ def test_corpus(
         f'[default.sinks.sql]\nurl = "{url}"\n[default.logging]\nfile = false\n'
     )
     monkeypatch.chdir(tmp_path)
-    args = ["tax", "report", "--year", "2026", "--method", method, "--csv", "f8949.csv", "--json"]
+    year = str(YEARS.get(case, 2026))
+    args = ["tax", "report", "--year", year, "--method", method, "--csv", "f8949.csv", "--json"]
     result = CliRunner().invoke(
         cli, args, obj=AppContext(settings_path="settings.toml"), catch_exceptions=False
     )

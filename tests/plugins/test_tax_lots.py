@@ -150,23 +150,67 @@ def test_option_lots_carry_the_multiplier() -> None:
     assert (lot.quantity, lot.basis, lot.multiplier) == (D(1), D("315.65"), D(100))
 
 
+# Long term is held more than one year, counted from the day after acquisition (IRS Pub.
+# 550). Each case: the day counting starts; the last day of the first year (the
+# anniversary: that start's date a year on, less a day); so the first long-term date.
 @pytest.mark.parametrize(
     ("acquired", "sold", "term"),
     [
-        ("2025-03-10", "2026-03-10", Term.SHORT),  # the anniversary: exactly one year
+        # Counted from 2025-03-11: the year ends 2026-03-10, a sale that day is held
+        # exactly one year (short); 2026-03-11 is the first long-term date.
+        ("2025-03-10", "2026-03-10", Term.SHORT),
         ("2025-03-10", "2026-03-11", Term.LONG),
-        ("2023-03-01", "2024-02-29", Term.SHORT),  # a leap day inside the year
+        # Counted from 2023-03-02: the year ends 2024-03-01 (2024-02-29 lies inside it).
+        ("2023-03-01", "2024-02-29", Term.SHORT),
         ("2023-03-01", "2024-03-01", Term.SHORT),
         ("2023-03-01", "2024-03-02", Term.LONG),
-        ("2024-02-29", "2025-02-28", Term.SHORT),  # bought on a leap day
+        # Bought the day before a leap year's 29 February (Pub. 550's rule, the case the
+        # engine got wrong): counted from 2023-03-01, a year on is 2024-03-01, so the year
+        # ends 2024-02-29. A sale on the 29th is held one year exactly: short; 1 March long.
+        ("2023-02-28", "2024-02-28", Term.SHORT),
+        ("2023-02-28", "2024-02-29", Term.SHORT),
+        ("2023-02-28", "2024-03-01", Term.LONG),
+        # The same a leap cycle on: counted from 2027-03-01, the year ends 2028-02-29.
+        ("2027-02-28", "2028-02-29", Term.SHORT),
+        ("2027-02-28", "2028-03-01", Term.LONG),
+        # Bought on a leap day: counted from 2024-03-01, the year ends 2025-02-28.
+        ("2024-02-29", "2025-02-28", Term.SHORT),
         ("2024-02-29", "2025-03-01", Term.LONG),
+        ("2024-02-29", "2028-02-29", Term.LONG),
+        # Bought on 28 February of a leap year: counted from 2024-02-29, which 2025 lacks;
+        # its second year starts 2025-03-01, so the first ends 2025-02-28, the anniversary
+        # of the purchase (a sale on the anniversary is never long-term).
+        ("2024-02-28", "2025-02-28", Term.SHORT),
+        ("2024-02-28", "2025-03-01", Term.LONG),
+        # Bought 2024-02-27: counted from 02-28, the year ends 2025-02-27.
+        ("2024-02-27", "2025-02-27", Term.SHORT),
+        ("2024-02-27", "2025-02-28", Term.LONG),
+        # Across the new year: counted from 2024-01-01, the year ends 2024-12-31.
+        ("2023-12-31", "2024-12-31", Term.SHORT),
+        ("2023-12-31", "2025-01-01", Term.LONG),
     ],
 )
 def test_the_one_year_boundary(acquired: str, sold: str, term: Term) -> None:
     a, s = dt.date.fromisoformat(acquired), dt.date.fromisoformat(sold)
     assert holding_term(a, s) is term
+    assert (s > anniversary(a)) is (term is Term.LONG)
     result = compute_lots([fill("b", "buy", 1, "10", acquired), fill("s", "sell", 1, "9", sold)])
     assert result.closed[0].term is term
+
+
+@pytest.mark.parametrize(
+    ("acquired", "last_short_day"),
+    [
+        ("2025-03-10", "2026-03-10"),
+        ("2023-02-28", "2024-02-29"),
+        ("2024-02-28", "2025-02-28"),
+        ("2024-02-29", "2025-02-28"),
+        ("2025-02-28", "2026-02-28"),
+        ("2023-12-31", "2024-12-31"),
+    ],
+)
+def test_the_anniversary_is_the_last_short_term_day(acquired: str, last_short_day: str) -> None:
+    assert anniversary(dt.date.fromisoformat(acquired)).isoformat() == last_short_day
 
 
 def test_the_holding_period_uses_new_york_dates() -> None:
@@ -174,7 +218,14 @@ def test_the_holding_period_uses_new_york_dates() -> None:
     late = fill("s", "sell", 1, "11", "2026-03-11", time="03:30:00+00:00")
     result = compute_lots([fill("b", "buy", 1, "10", "2025-03-10"), late])
     assert (result.closed[0].sold, result.closed[0].term) == (dt.date(2026, 3, 10), Term.SHORT)
-    assert anniversary(dt.date(2024, 2, 29)) == dt.date(2025, 2, 28)
+    # Bought 01:30 UTC on 1 March 2023, 20:30 on 28 February in New York: acquired
+    # 2023-02-28, so the year held ends 2024-02-29. Sold 04:30 UTC on 1 March 2024
+    # (23:30 on the 29th there): short-term; at 05:30 UTC (00:30 on 1 March): long-term.
+    bought = fill("b", "buy", 1, "10", "2023-03-01", time="01:30:00+00:00")
+    for time, sold, term in (("04:30", 29, Term.SHORT), ("05:30", 1, Term.LONG)):
+        sale = fill("s", "sell", 1, "11", "2024-03-01", time=f"{time}:00+00:00")
+        [closed] = compute_lots([bought, sale]).closed
+        assert (closed.acquired, closed.sold.day, closed.term) == (dt.date(2023, 2, 28), sold, term)
 
 
 @pytest.mark.parametrize(
