@@ -18,8 +18,12 @@ Simplifications (documented in docs/taxes.md):
 - the holding period counts calendar dates in America/New_York from the day
   after acquisition; a wash sale carries back the sold lot's holding period as
   a number of days;
-- short lots are always short-term and never wash sales; HIFO relieves short
-  lots first in, first out;
+- a short sale is closed with shares bought that day: acquired and sold on
+  the cover date, short-term; never a wash sale. A long and a short lot of
+  one symbol are never open together (a sell relieves long lots first, as the
+  broker nets the position), so the short-sale rules for substantially
+  identical property held long do not arise. HIFO relieves short lots first
+  in, first out;
 - "substantially identical" means the same symbol (the same option ticker);
   only buys that open long lots are replacements, earliest first, and a
   replacement share absorbs at most one wash sale; the rest of the lot a sold
@@ -114,7 +118,10 @@ class Realization:
     """A closed lot, or the closed part of one: a Form 8949 row.
 
     ``gain`` is ``proceeds - basis + adjustment``; ``adjustment`` is the loss
-    disallowed by a wash sale (code W), never negative.
+    disallowed by a wash sale (code W), never negative. ``acquired`` is the
+    date the holding period counts from; for a short sale, the date the shares
+    delivered to close it were bought: the day it was covered (``opened_at``
+    says when it was opened).
     """
 
     lot_id: str
@@ -314,7 +321,8 @@ class _Book:
                     opened_at=lot.opened_at,
                     closed_at=fill.ts,
                     close_execution_id=fill.execution_id,
-                    acquired=lot.acquired,
+                    # A short sale is closed with the shares this fill buys.
+                    acquired=sold if lot.short else lot.acquired,
                     sold=sold,
                     proceeds=basis if lot.short else cash,
                     basis=cash if lot.short else basis,

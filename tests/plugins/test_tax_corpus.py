@@ -154,7 +154,8 @@ CASES: dict[str, tuple[str, Fills, list[Row]]] = {
         ],
     ),
     # Short sale: 10 @ 50 - 1.00 = 499.00 proceeds; covered 10 @ 45 + 1.00 = 451.00
-    # basis; gain 48.00, short-term.
+    # basis; gain 48.00, short-term. Date acquired: the cover date, when the shares
+    # delivered to close the short were bought (Form 8949's instructions), not 04-01.
     "short_sale": (
         "fifo",
         [
@@ -164,13 +165,36 @@ CASES: dict[str, tuple[str, Fills, list[Row]]] = {
         [
             (
                 "10 sh. TSLA (short sale)",
-                "04/01/2026",
+                "04/15/2026",
                 "04/15/2026",
                 "499.00",
                 "451.00",
                 "",
                 "",
                 "48.00",
+                "short",
+            )
+        ],
+    ),
+    # A short open over a year: sold 5 @ 80 on 2025-02-03 (400.00), covered 5 @ 70 on
+    # 2026-03-02 (350.00): gain 50.00. The shares delivered were bought on 03-02 and
+    # held no time: short-term, acquired 03/02/2026.
+    "short_sale_open_over_a_year": (
+        "fifo",
+        [
+            ("o", "META", "sell", "5", "80", "0", "1", "2025-02-03"),
+            ("c", "META", "buy", "5", "70", "0", "1", "2026-03-02"),
+        ],
+        [
+            (
+                "5 sh. META (short sale)",
+                "03/02/2026",
+                "03/02/2026",
+                "400.00",
+                "350.00",
+                "",
+                "",
+                "50.00",
                 "short",
             )
         ],

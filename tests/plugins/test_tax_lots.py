@@ -133,6 +133,48 @@ def test_a_sell_beyond_the_long_position_opens_a_short_lot_a_buy_closes_it() -> 
     assert (long_.lot_id, long_.proceeds, long_.basis, long_.gain) == ("b1", 198, 180, 18)
     assert (short.lot_id, short.short, short.proceeds, short.basis) == ("s1", True, 99, D("85.5"))
     assert (short.gain, short.term) == (D("13.5"), Term.SHORT)
+    # Form 8949's date acquired of a short sale: the cover date, when the shares
+    # delivered to close it were bought; the short was opened the day before.
+    assert (short.acquired, short.sold) == (dt.date(2026, 4, 3), dt.date(2026, 4, 3))
+    assert short.opened_at.date() == dt.date(2026, 4, 2)
+    assert result.open == ()
+
+
+def test_a_short_sale_is_acquired_on_each_cover_date_and_short_term() -> None:
+    # Short 10 @ 50 on 2025-01-06, held open more than a year; covered 4 @ 40 on
+    # 2026-02-02 and 6 @ 45 on 2026-03-02. Proceeds 500 split 4/10 = 200 and 300;
+    # gains 200 - 160 = 40 and 300 - 270 = 30. Each cover buys the shares delivered
+    # that day, held no time at all: short-term, acquired and sold on the cover date.
+    result = compute_lots(
+        [
+            fill("s1", "sell", 10, "50", "2025-01-06"),
+            fill("c1", "buy", 4, "40", "2026-02-02"),
+            fill("c2", "buy", 6, "45", "2026-03-02"),
+        ]
+    )
+    assert [
+        (r.lot_id, r.quantity, r.proceeds, r.basis, r.gain, r.acquired, r.sold, r.term)
+        for r in result.closed
+    ] == [
+        ("s1", 4, 200, 160, 40, dt.date(2026, 2, 2), dt.date(2026, 2, 2), Term.SHORT),
+        ("s1", 6, 300, 270, 30, dt.date(2026, 3, 2), dt.date(2026, 3, 2), Term.SHORT),
+    ]
+    assert result.open == ()
+
+
+def test_a_sell_while_long_sells_the_long_lots_first() -> None:
+    # One net position per symbol, as at the broker: selling 10 while 10 are held
+    # sells them (a long-term sale, held 2025-01-06 to 2026-02-02) and opens no short
+    # lot; there is no short sale against long shares ("short against the box").
+    result = compute_lots(
+        [
+            fill("b1", "buy", 10, "30", "2025-01-06"),
+            fill("s1", "sell", 10, "50", "2026-02-02"),
+        ]
+    )
+    [sale] = result.closed
+    assert (sale.lot_id, sale.short, sale.gain, sale.term) == ("b1", False, 200, Term.LONG)
+    assert sale.acquired == dt.date(2025, 1, 6)
     assert result.open == ()
 
 
