@@ -28,8 +28,10 @@ Simplifications (documented in docs/taxes.md):
   only buys that open long lots are replacements, earliest first, and a
   replacement share absorbs at most one wash sale; the rest of the lot a sold
   share came from is never its replacement;
-- option expiries, assignments and corporate actions are not fills and are
-  not seen.
+- an option's expiry closes it at no price; its exercise or assignment
+  closes it with no gain or loss and charges its premium to the shares
+  delivered (:mod:`tradepipe.plugins.tax.settlements`); corporate actions
+  are not fills and are not seen.
 """
 
 from __future__ import annotations
@@ -44,7 +46,15 @@ from typing import Protocol
 
 from tradepipe.clock import NEW_YORK
 from tradepipe.errors import LotError
+from tradepipe.lifecycle import underlying_of
 from tradepipe.money import ZERO, cents
+from tradepipe.plugins.tax.settlements import (
+    DELIVERING,
+    SETTLING,
+    Deliveries,
+    Delivery,
+    delivered_side,
+)
 
 #: Holding periods and wash-sale windows count dates where US stocks trade.
 WASH_WINDOW = dt.timedelta(days=30)
@@ -82,6 +92,8 @@ class FillLike(Protocol):
     def multiplier(self) -> Decimal: ...
     @property
     def ts(self) -> dt.datetime: ...
+    @property
+    def kind(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -203,11 +215,14 @@ def compute_lots(
         in that order (an id may name a lot or its opening execution, which
         covers every piece of it); any quantity left is relieved by ``method``.
     :raises LotError: fills out of time order, a repeated execution id, a
-        side that is neither buy nor sell, or a specific lot that is not open.
+        side that is neither buy nor sell, a specific lot that is not open, an
+        option's expiry, exercise or assignment with no lot of it open, or one
+        of the two fills of an exercise or assignment without the other.
     """
     book = _Book(method, specific or {})
     for fill in fills:
         book.apply(fill)
+    book.deliveries.check_done()
     return LotResult(
         open=tuple(lot for lots in book.open.values() for lot in lots),
         closed=tuple(book.closed),
@@ -235,6 +250,7 @@ class _Book:
         self.seen: set[str] = set()
         self.pieces: dict[str, int] = {}
         self.last: dt.datetime | None = None
+        self.deliveries = Deliveries()
 
     def apply(self, fill: FillLike) -> None:
         side = str(fill.side)
@@ -249,18 +265,34 @@ class _Book:
         self.seen.add(fill.execution_id)
         self.last = fill.ts
         buy = side == "buy"
+        kind = str(fill.kind)
         closable = sum((lot.quantity for lot in self._lots(fill.symbol) if lot.short == buy), ZERO)
+        # A settlement's fill is the option's (an OCC symbol) or the shares delivered.
+        underlying = underlying_of(fill.symbol) if kind in SETTLING else None
+        if underlying is not None and fill.quantity > closable:
+            raise LotError(
+                f"fill {fill.execution_id}: {fill.quantity} {fill.symbol} {kind}, "
+                f"but {closable} {'short' if buy else 'long'} are open"
+            )
+        if underlying is not None and kind in DELIVERING:
+            self._deliver(fill, buy, kind, underlying)
+            return
+        charge = fill.commission
+        if kind in DELIVERING:
+            charge += self.deliveries.charge(
+                fill.execution_id, fill.symbol, kind, fill.ts, side, fill.quantity
+            )
         closing = min(fill.quantity, closable)
-        commission = portion(fill.commission, closing, fill.quantity)
+        share = portion(charge, closing, fill.quantity)
         if closing:
-            self._close(fill, buy, closing, commission)
+            self._close(fill, buy, closing, share)
         if fill.quantity > closing:
-            self._open(fill, buy, fill.quantity - closing, fill.commission - commission)
+            self._open(fill, buy, fill.quantity - closing, charge - share)
 
     def _lots(self, symbol: str) -> list[Lot]:
         return self.open.setdefault(symbol, [])
 
-    def _open(self, fill: FillLike, buy: bool, quantity: Decimal, commission: Decimal) -> None:
+    def _open(self, fill: FillLike, buy: bool, quantity: Decimal, charge: Decimal) -> None:
         gross = fill.price * quantity * fill.multiplier
         day = trade_date(fill.ts)
         lot = Lot(
@@ -273,7 +305,7 @@ class _Book:
             opened_at=fill.ts,
             purchased=day,
             acquired=day,
-            basis=gross + commission if buy else gross - commission,
+            basis=gross + charge if buy else gross - charge,
         )
         lots = self._lots(fill.symbol)
         lots.append(lot)
@@ -284,19 +316,36 @@ class _Book:
                 if pending.shares and not lots[-1].washed:
                     self._wash(lots, len(lots) - 1, pending)
 
-    def _close(self, fill: FillLike, buy: bool, quantity: Decimal, commission: Decimal) -> None:
-        gross = fill.price * quantity * fill.multiplier
-        value = gross + commission if buy else gross - commission
-        sold = trade_date(fill.ts)
+    def _deliver(self, fill: FillLike, buy: bool, kind: str, underlying: str) -> None:
+        """Close an exercised or assigned option: its premium waits for the shares' fill."""
+        gross = fill.price * fill.quantity * fill.multiplier
+        charge = fill.commission + (gross if buy else -gross)
+        for lot, _, basis in self._relieve(fill, buy, fill.quantity):
+            charge += -basis if lot.short else basis
+        self.deliveries.expect(
+            Delivery(
+                execution_id=fill.execution_id,
+                option=fill.symbol,
+                underlying=underlying,
+                kind=kind,
+                ts=fill.ts,
+                side=delivered_side(fill.symbol, "buy" if buy else "sell"),
+                shares=fill.quantity * fill.multiplier,
+                charge=charge,
+            )
+        )
+
+    def _relieve(
+        self, fill: FillLike, buy: bool, quantity: Decimal
+    ) -> list[tuple[Lot, Decimal, Decimal]]:
+        """Take ``quantity`` off the lots ``fill`` closes: (lot, quantity, basis) per piece."""
         lots = self._lots(fill.symbol)
-        first = len(self.closed)
+        pieces = []
         left = quantity
         for lot in self._relief_order(fill, [lot for lot in lots if lot.short == buy]):
             if not left:
                 break
             take = min(lot.quantity, left)
-            cash = portion(value, take, left)
-            value -= cash
             left -= take
             basis = portion(lot.basis, take, lot.quantity)
             at = lots.index(lot)
@@ -310,6 +359,19 @@ class _Book:
                     basis=lot.basis - basis,
                     wash_adjustment=lot.wash_adjustment - adjustment,
                 )
+            pieces.append((lot, take, basis))
+        return pieces
+
+    def _close(self, fill: FillLike, buy: bool, quantity: Decimal, charge: Decimal) -> None:
+        gross = fill.price * quantity * fill.multiplier
+        value = gross + charge if buy else gross - charge
+        sold = trade_date(fill.ts)
+        first = len(self.closed)
+        left = quantity
+        for lot, take, basis in self._relieve(fill, buy, quantity):
+            cash = portion(value, take, left)
+            value -= cash
+            left -= take
             self.closed.append(
                 Realization(
                     lot_id=lot.lot_id,

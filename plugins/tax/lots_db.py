@@ -29,6 +29,7 @@ class _LedgerFill:
     commission: Decimal
     multiplier: Decimal
     ts: dt.datetime
+    kind: str
 
 
 def _fills(rows: list[FillRow]) -> list[_LedgerFill]:
@@ -49,6 +50,7 @@ def _fills(rows: list[FillRow]) -> list[_LedgerFill]:
             commission=r.commission,
             multiplier=r.multiplier,
             ts=r.ts,
+            kind=r.kind,
         )
         for r in ordered
     ]

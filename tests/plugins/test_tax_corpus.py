@@ -24,8 +24,8 @@ from tradepipe.cli.context import AppContext
 from tradepipe.plugins.ledger.db import open_engine
 
 D = Decimal
-# (execution id, symbol, side, quantity, price, commission, multiplier, date)
-Fills = list[tuple[str, str, str, str, str, str, str, str]]
+# (execution id, symbol, side, quantity, price, commission, multiplier, date[, kind])
+Fills = list[tuple[str, ...]]
 Row = tuple[str, str, str, str, str, str, str, str, str]
 
 CASES: dict[str, tuple[str, Fills, list[Row]]] = {
@@ -283,6 +283,150 @@ CASES: dict[str, tuple[str, Fills, list[Row]]] = {
     ),
 }
 
+# Options settled on 2026-06-19 as the paper simulator books them: the option closed at
+# 0, then (exercise, assignment) the shares traded at the strike, both of one kind. The
+# option's own lots close with no row; its premium goes into the shares' row.
+CALL_200 = "AAPL  260619C00200000"
+PUT_190 = "AAPL  260619P00190000"
+PUT_180 = "AAPL  260619P00180000"
+SETTLED = "2026-06-19"
+CASES |= {
+    # Call bought @ 5.00 + 0.65 = 500.65. Exercised: 100 @ 200 = 20000.00, basis
+    # 20000.00 + 500.65 = 20500.65, acquired on the exercise date. Sold @ 210 - 1.00:
+    # 20999.00 - 20500.65 = 498.35.
+    "long_call_exercised": (
+        "fifo",
+        [
+            ("o", CALL_200, "buy", "1", "5.00", "0.65", "100", "2026-05-01"),
+            ("x.1", CALL_200, "sell", "1", "0", "0", "100", SETTLED, "exercised"),
+            ("x.2", "AAPL", "buy", "100", "200", "0", "1", SETTLED, "exercised"),
+            ("s", "AAPL", "sell", "100", "210", "1.00", "1", "2026-07-01"),
+        ],
+        [
+            (
+                "100 sh. AAPL",
+                "06/19/2026",
+                "07/01/2026",
+                "20999.00",
+                "20500.65",
+                "",
+                "",
+                "498.35",
+                "short",
+            )
+        ],
+    ),
+    # 2 puts sold @ 3.10: 620.00 - 1.30 = 618.70 received. Assigned: 200 @ 190 =
+    # 38000.00, basis 38000.00 - 618.70 = 37381.30. Sold @ 195: 39000.00 - 37381.30 =
+    # 1618.70.
+    "short_put_assigned": (
+        "fifo",
+        [
+            ("o", PUT_190, "sell", "2", "3.10", "1.30", "100", "2026-05-01"),
+            ("x.1", PUT_190, "buy", "2", "0", "0", "100", SETTLED, "assigned"),
+            ("x.2", "AAPL", "buy", "200", "190", "0", "1", SETTLED, "assigned"),
+            ("s", "AAPL", "sell", "200", "195", "0", "1", "2026-07-01"),
+        ],
+        [
+            (
+                "200 sh. AAPL",
+                "06/19/2026",
+                "07/01/2026",
+                "39000.00",
+                "37381.30",
+                "",
+                "",
+                "1618.70",
+                "short",
+            )
+        ],
+    ),
+    # 100 bought 2025-01-06 @ 150 = 15000.00; a call sold against them @ 4.00 = 400.00.
+    # Assigned: sold @ 200 = 20000.00 + 400.00 = 20400.00; gain 5400.00, long-term.
+    "short_call_assigned": (
+        "fifo",
+        [
+            ("b", "AAPL", "buy", "100", "150", "0", "1", "2025-01-06"),
+            ("o", CALL_200, "sell", "1", "4.00", "0", "100", "2026-05-01"),
+            ("x.1", CALL_200, "buy", "1", "0", "0", "100", SETTLED, "assigned"),
+            ("x.2", "AAPL", "sell", "100", "200", "0", "1", SETTLED, "assigned"),
+        ],
+        [
+            (
+                "100 sh. AAPL",
+                "01/06/2025",
+                "06/19/2026",
+                "20400.00",
+                "15000.00",
+                "",
+                "",
+                "5400.00",
+                "long",
+            )
+        ],
+    ),
+    # 100 bought 2026-01-05 @ 200 = 20000.00; a put bought @ 2.50 = 250.00. Exercised:
+    # sold @ 180 = 18000.00 - 250.00 = 17750.00; loss -2250.00, short-term.
+    "long_put_exercised": (
+        "fifo",
+        [
+            ("b", "AAPL", "buy", "100", "200", "0", "1", "2026-01-05"),
+            ("o", PUT_180, "buy", "1", "2.50", "0", "100", "2026-05-01"),
+            ("x.1", PUT_180, "sell", "1", "0", "0", "100", SETTLED, "exercised"),
+            ("x.2", "AAPL", "sell", "100", "180", "0", "1", SETTLED, "exercised"),
+        ],
+        [
+            (
+                "100 sh. AAPL",
+                "01/05/2026",
+                "06/19/2026",
+                "17750.00",
+                "20000.00",
+                "",
+                "",
+                "-2250.00",
+                "short",
+            )
+        ],
+    ),
+    # Expired worthless on 2026-06-19. The call bought @ 1.20 + 0.65 = 120.65: proceeds
+    # 0.00, loss -120.65. The put sold @ 0.80 - 0.65 = 79.35: bought back at 0.00, gain
+    # 79.35, acquired on the expiry date as any short's close.
+    "options_expired": (
+        "fifo",
+        [
+            ("c", CALL_200, "buy", "1", "1.20", "0.65", "100", "2026-05-01"),
+            ("p", PUT_190, "sell", "1", "0.80", "0.65", "100", "2026-05-01"),
+            ("c.1", CALL_200, "sell", "1", "0", "0", "100", SETTLED, "expired"),
+            ("p.1", PUT_190, "buy", "1", "0", "0", "100", SETTLED, "expired"),
+        ],
+        [
+            (
+                f"1 {CALL_200} (x100)",
+                "05/01/2026",
+                "06/19/2026",
+                "0.00",
+                "120.65",
+                "",
+                "",
+                "-120.65",
+                "short",
+            ),
+            (
+                f"1 {PUT_190} (x100)",
+                "06/19/2026",
+                "06/19/2026",
+                "79.35",
+                "0.00",
+                "",
+                "",
+                "79.35",
+                "short",
+            ),
+        ],
+    ),
+}
+
 #: The tax year a case reports, when not 2026.
 YEARS = {"leap_year_boundary": 2024}
 
@@ -302,12 +446,13 @@ def _ledger(url: str, fills: Fills) -> str:
                 else "2025-01-01T00:00:00+00:00"
             },
         )
-        for eid, symbol, side, qty, price, fee, mult, day in fills:
+        for eid, symbol, side, qty, price, fee, mult, day, *kind in fills:
             conn.execute(
                 text(
                     "INSERT INTO fills (run_id, execution_id, client_order_id, decision_id, "
-                    "symbol, side, quantity, price, commission, multiplier, ts) VALUES "
-                    "('r1', :eid, 'tp-1', 'd1', :symbol, :side, :qty, :price, :fee, :mult, :ts)"
+                    "symbol, side, quantity, price, commission, multiplier, ts, kind) VALUES "
+                    "('r1', :eid, 'tp-1', 'd1', :symbol, :side, :qty, :price, :fee, :mult, :ts, "
+                    ":kind)"
                 ),
                 {
                     "eid": eid,
@@ -317,6 +462,7 @@ def _ledger(url: str, fills: Fills) -> str:
                     "price": price,
                     "fee": fee,
                     "mult": mult,
+                    "kind": kind[0] if kind else "trade",
                     "ts": dt.datetime.fromisoformat(f"{day}T15:00:00+00:00")
                     if url.startswith("postgresql")
                     else f"{day}T15:00:00+00:00",
