@@ -204,6 +204,9 @@ def test_the_premium_is_shared_between_a_short_covered_and_shares_opened() -> No
     assert (cover.short, cover.proceeds, cover.basis, cover.gain) == (True, 10500, 10250, 250)
     [lot] = result.open
     assert (lot.lot_id, lot.quantity, lot.basis) == ("x.2", 50, D("10250.00"))
+    # No money lost on the way: the cash, 10500.00 - 500.00 - 20000.00 = -10000.00, is
+    # the gain (250.00) less the basis still held (10250.00).
+    assert cover.gain - lot.basis == D("-10000.00")
 
 
 def test_a_settlement_must_find_its_lots_and_its_shares() -> None:
