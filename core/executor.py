@@ -276,7 +276,7 @@ class Executor:
         p = self.p
         clock = p.clock
         set_time = getattr(clock, "set", None)
-        marks = self.ctx._marks
+        marks = self.ctx.marks
         on_bar = p.broker.on_bar
         poll = p.broker.poll if p.broker.needs_polling else None
         apply = self._apply

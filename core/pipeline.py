@@ -95,9 +95,7 @@ def make_component(
     if isinstance(component, Broker):
         component.order_rules = OrderRules.of(settings)
     if runtime is not None:
-        attach = getattr(component, "attach", None)
-        if attach is not None:
-            attach(runtime)
+        component.attach(runtime)
     return component
 
 
