@@ -64,7 +64,7 @@ from tradepipe.orders import (
 from tradepipe.portfolio import Book
 from tradepipe.reconcile import Settlement, settle
 from tradepipe.recorder import Recorder
-from tradepipe.risk import Outcome
+from tradepipe.risk import Outcome, RiskVerdict, rule_verdict
 from tradepipe.strategy import Strategy
 
 if TYPE_CHECKING:
@@ -429,9 +429,7 @@ class Executor:
         refusal = self._refuse_early(decision, cid, now)
         if refusal is not None:
             name, reason = refusal
-            self.record.verdict(
-                decision.id, cid, name, 0, Outcome.DENY, reason, ZERO, ZERO, {}, now
-            )
+            self.record.verdict(rule_verdict(decision.id, cid, name, Outcome.DENY, reason, now))
             return None
         if isinstance(decision.instrument, Combo):
             self.ctx.know(decision.instrument)  # held as its legs: sizing and filters see them
@@ -442,16 +440,15 @@ class Executor:
         if problem:
             # Rules no filter may waive either: whole shares, a live expiry (tradepipe.order_rules).
             self.record.verdict(
-                decision.id,
-                cid,
-                "order_rules",
-                0,
-                Outcome.DENY,
-                problem,
-                intent.quantity,
-                ZERO,
-                {},
-                now,
+                rule_verdict(
+                    decision.id,
+                    cid,
+                    "order_rules",
+                    Outcome.DENY,
+                    problem,
+                    now,
+                    before=intent.quantity,
+                )
             )
             return None
         self._owner[cid] = strategy
@@ -479,7 +476,7 @@ class Executor:
             side, quantity = self.p.sizer.size(decision, price, ctx.exposure(symbol), ctx.equity)
         except SizingError as exc:
             self.record.verdict(
-                decision.id, cid, "sizing", 0, Outcome.DENY, str(exc), ZERO, ZERO, {}, now
+                rule_verdict(decision.id, cid, "sizing", Outcome.DENY, str(exc), now)
             )
             return None
         return OrderIntent.trusted(
@@ -535,16 +532,18 @@ class Executor:
             elif quiet and outcome is Outcome.PASS and not reason:
                 continue  # an always-on guard that had nothing to say
             self.record.verdict(
-                decision.id,
-                intent.client_order_id,
-                flt.name,
-                seq,
-                outcome,
-                reason,
-                before,
-                after,
-                figures,
-                now,
+                RiskVerdict.trusted(
+                    decision_id=decision.id,
+                    client_order_id=intent.client_order_id,
+                    filter=flt.name,
+                    seq=seq,
+                    outcome=outcome,
+                    reason=reason,
+                    quantity_before=before,
+                    quantity_after=after,
+                    figures=figures,
+                    ts=now,
+                )
             )
             if outcome is Outcome.DENY:
                 denial = f"{flt.name}: {reason}"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from pydantic import AwareDatetime, Field
 from tradepipe.component import Component
+from tradepipe.money import ZERO
 from tradepipe.record import Record
 
 if TYPE_CHECKING:
@@ -113,3 +114,29 @@ class RiskFilter(Component):
     @staticmethod
     def reduce(quantity: Decimal, reason: str, **figures: Any) -> Check:
         return Check(Outcome.REDUCE, reason, quantity, figures)
+
+
+def rule_verdict(
+    decision_id: str,
+    client_order_id: str,
+    name: str,
+    outcome: Outcome,
+    reason: str,
+    ts: datetime,
+    *,
+    before: Decimal = ZERO,
+    figures: dict[str, Any] | None = None,
+) -> RiskVerdict:
+    """The verdict of a rule judged outside the filters: seq 0, nothing after it."""
+    return RiskVerdict.trusted(
+        decision_id=decision_id,
+        client_order_id=client_order_id,
+        filter=name,
+        seq=0,
+        outcome=outcome,
+        reason=reason,
+        quantity_before=before,
+        quantity_after=ZERO,
+        figures={} if figures is None else figures,
+        ts=ts,
+    )
