@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -50,7 +49,7 @@ from tradepipe.lifecycle import (
 )
 from tradepipe.logs import redact_accounts
 from tradepipe.market import Bar, Quote
-from tradepipe.money import ZERO, to_decimal
+from tradepipe.money import ZERO
 from tradepipe.order_rules import OrderRules
 from tradepipe.orders import (
     Fill,
@@ -64,7 +63,7 @@ from tradepipe.orders import (
 from tradepipe.portfolio import Book
 from tradepipe.reconcile import Settlement, settle
 from tradepipe.recorder import Recorder
-from tradepipe.risk import Outcome, RiskVerdict, rule_verdict
+from tradepipe.risk import Outcome, RiskChain, rule_verdict
 from tradepipe.strategy import Strategy
 
 if TYPE_CHECKING:
@@ -117,11 +116,12 @@ class Executor:
         self._deferred: list[tuple[Strategy, Fill]] = []
         #: Which of this run's orders opened which positions (for expiries, assignments).
         self._openings = Openings(pipeline.run.run_id)
-        #: Who judges an order, in order: (verdict seq, filter, quiet). The always-on
-        #: guards come first, seq 0, quiet (recorded only when they deny or say why).
-        self._judges = [(0, g, True) for g in pipeline.guards] + [
-            (seq, f, False) for seq, f in enumerate(pipeline.filters, start=1)
-        ]
+        self.risk = RiskChain(
+            pipeline.guards,
+            pipeline.filters,
+            OrderRules.of(pipeline.settings),
+            pipeline.run.namespace,
+        )
         self._fill_listeners = {
             s.name: s for s in pipeline.strategies if type(s).on_fill is not Strategy.on_fill
         }
@@ -146,8 +146,6 @@ class Executor:
         #: How the run ends when it ends normally (a live run stopped on request: ``stopped``).
         self.end_status = "completed"
         self.record = Recorder(pipeline.sinks, pipeline.host)
-        #: The rules every order keeps (quantities, expiries), judged before the filters.
-        self.rules = OrderRules.of(pipeline.settings)
 
     # -- the run ---------------------------------------------------------------
 
@@ -426,132 +424,30 @@ class Executor:
     def judge(self, strategy: str, decision: Decision, now: datetime) -> Order | None:
         """Size, judge and (if allowed) send a recorded decision of ``strategy``."""
         cid = client_order_id(self.p.run.namespace, decision.id)
-        refusal = self._refuse_early(decision, cid, now)
+        risk = self.risk
+        record = self.record
+        ctx = self.ctx
+        refusal = risk.refusal(decision, cid, now, self._client_ids)
         if refusal is not None:
-            name, reason = refusal
-            self.record.verdict(rule_verdict(decision.id, cid, name, Outcome.DENY, reason, now))
+            record.verdict(refusal)
             return None
         if isinstance(decision.instrument, Combo):
-            self.ctx.know(decision.instrument)  # held as its legs: sizing and filters see them
-        intent = self._size(decision, cid, now)
-        if intent is None:
+            ctx.know(decision.instrument)  # held as its legs: sizing and filters see them
+        try:
+            intent = self.p.sizer.intent(decision, cid, ctx, now)
+        except SizingError as exc:
+            record.verdict(rule_verdict(decision.id, cid, "sizing", Outcome.DENY, str(exc), now))
             return None
-        problem = self.rules.check(intent, now)
-        if problem:
-            # Rules no filter may waive either: whole shares, a live expiry (tradepipe.order_rules).
-            self.record.verdict(
-                rule_verdict(
-                    decision.id,
-                    cid,
-                    "order_rules",
-                    Outcome.DENY,
-                    problem,
-                    now,
-                    before=intent.quantity,
-                )
-            )
+        refusal = risk.breach(intent, now)
+        if refusal is not None:
+            record.verdict(refusal)
             return None
         self._owner[cid] = strategy
-        return self._judge_and_send(decision, intent, now)
-
-    def _refuse_early(self, decision: Decision, cid: str, now: datetime) -> tuple[str, str] | None:
-        """Rules no filter may waive: expiry, and one order per decision."""
-        if decision.expires_at is not None and now >= decision.expires_at:
-            return "expired", f"decision expired at {decision.expires_at.isoformat()}"
-        if cid in self._client_ids:
-            return (
-                "duplicate",
-                f"decision {decision.id} already produced order {cid} "
-                f"(in this run or an earlier run of session {self.p.run.namespace!r})",
-            )
-        return None
-
-    def _size(self, decision: Decision, cid: str, now: datetime) -> OrderIntent | None:
-        ctx = self.ctx
-        symbol = decision.symbol
-        price = decision.limit_price or decision.stop_price or ctx.last_price(symbol)
-        try:
-            # Orders in flight count: two buys before the first fills must not
-            # each be sized as if the other did not exist.
-            side, quantity = self.p.sizer.size(decision, price, ctx.exposure(symbol), ctx.equity)
-        except SizingError as exc:
-            self.record.verdict(
-                rule_verdict(decision.id, cid, "sizing", Outcome.DENY, str(exc), now)
-            )
-            return None
-        return OrderIntent.trusted(
-            client_order_id=cid,
-            decision_id=decision.id,
-            source=decision.source,
-            symbol=symbol,
-            side=side,
-            quantity=quantity,
-            order_type=decision.order_type,
-            limit_price=decision.limit_price,
-            stop_price=decision.stop_price,
-            tif=decision.tif,
-            outside_rth=decision.outside_rth,
-            stop_loss=decision.stop_loss,
-            take_profit=decision.take_profit,
-            reference_price=price,
-            created_at=now,
-            instrument=decision.instrument,
-            option_risk=None
-            if decision.option_risk is None
-            else decision.option_risk.scaled(quantity),
-        )
-
-    def _judge_and_send(self, decision: Decision, intent: OrderIntent, now: datetime) -> Order:
-        denial: str | None = None
-        ctx = self.ctx
-        for seq, flt, quiet in self._judges:
-            before = intent.quantity
-            after = before
-            try:
-                outcome, reason, quantity, figures = flt.check(intent, decision, ctx)
-                if type(outcome) is not Outcome:
-                    outcome = Outcome(outcome)
-                if outcome is Outcome.REDUCE:
-                    quantity = _reduced(quantity, before)
-                    if quantity is None:
-                        outcome = Outcome.DENY
-                        reason = reason or "reduced to nothing"
-                    elif quantity < before:
-                        after = quantity
-                        intent = intent.with_quantity(quantity)
-                    else:
-                        outcome = Outcome.PASS  # a "reduction" that reduces nothing
-            except Exception as exc:  # a broken filter must not let an order through
-                outcome, reason, figures = (
-                    Outcome.DENY,
-                    f"filter failed: {type(exc).__name__}: {exc}",
-                    {},
-                )
-            if outcome is Outcome.DENY:
-                after = ZERO
-            elif quiet and outcome is Outcome.PASS and not reason:
-                continue  # an always-on guard that had nothing to say
-            self.record.verdict(
-                RiskVerdict.trusted(
-                    decision_id=decision.id,
-                    client_order_id=intent.client_order_id,
-                    filter=flt.name,
-                    seq=seq,
-                    outcome=outcome,
-                    reason=reason,
-                    quantity_before=before,
-                    quantity_after=after,
-                    figures=figures,
-                    ts=now,
-                )
-            )
-            if outcome is Outcome.DENY:
-                denial = f"{flt.name}: {reason}"
-                break
+        intent, denial = risk.judge(intent, decision, ctx, now, record.verdict)
         order = Order.from_intent(intent)
-        self._client_ids.add(intent.client_order_id)
+        self._client_ids.add(cid)
         self.orders += 1
-        self.record.order(order)
+        record.order(order)
         if denial is not None:
             self._order_event(order, order.transition(_S.DENIED, now, denial))
             return order
@@ -887,16 +783,6 @@ def _problems(exc: ValidationError) -> str:
         f"{'.'.join(str(p) for p in e['loc']) or 'decision'}: {e['msg']}"
         for e in exc.errors(include_url=False)
     )
-
-
-def _reduced(quantity: Any, before: Decimal) -> Decimal | None:
-    """A filter's reduced quantity as a decimal, or ``None`` if it leaves nothing."""
-    if quantity is None:
-        return None
-    value = to_decimal(quantity)
-    if not value.is_finite() or value <= 0:
-        return None
-    return value
 
 
 def _reason(exc: BaseException) -> str:
