@@ -15,14 +15,12 @@ nobody implements.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from tradepipe.adapter import OrderReport, OrderUpdate
@@ -65,11 +63,11 @@ from tradepipe.reconcile import Settlement, settle
 from tradepipe.recorder import Recorder
 from tradepipe.risk import Outcome, RiskChain, rule_verdict
 from tradepipe.strategy import Strategy
+from tradepipe.upkeep import close_day, first_cut, next_midnight, tuned_gc
 
 if TYPE_CHECKING:
-    from tradepipe.adapter import Broker
     from tradepipe.pipeline import Pipeline
-    from tradepipe.sink import Sink, Unsettled
+    from tradepipe.sink import Unsettled
 
 log = logging.getLogger("tradepipe.events")
 _S = OrderStatus
@@ -285,62 +283,49 @@ class Executor:
         every = self.progress_every
         count = 0
         next_report = every
-        # The first bar at or after the next New York midnight closes a day:
-        # the account is snapshotted as the previous bar left it.
-        daily = p.settings.run.daily_snapshots
-        cut = _FAR_PAST if daily else _FAR_FUTURE
-        # A replay allocates millions of short-lived records, freed by reference
-        # counting; the cyclic collector only slows it down by re-scanning the
-        # loaded bars and everything the run keeps. Freeze what exists, collect
-        # the young generation rarely and the old one not at all until the run
-        # ends, when the usual thresholds come back.
-        thresholds = gc.get_threshold()
-        if tune_gc:
-            gc.freeze()
-            gc.set_threshold(100_000, 50, 1_000_000)
-        try:
-            for bar in p.feed.bars() if bars is None else bars:
-                if bar.ts >= cut:
-                    if count:
-                        self._snapshot()
-                    cut = _next_midnight(bar.ts)
-                if set_time is not None:
-                    set_time(bar.ts)
-                marks[bar.symbol] = bar.close
-                events = on_bar(bar)
-                if events:
-                    apply(events)
-                if poll is not None:
-                    try:
-                        events = poll()
-                    except BrokerAuthError as exc:
-                        self.await_session(exc)
-                        events = ()
+        cut = first_cut(p.settings.run.daily_snapshots)
+        with tuned_gc(tune_gc):
+            try:
+                for bar in p.feed.bars() if bars is None else bars:
+                    if bar.ts >= cut:
+                        # A new New York day: the account as the bar before left it closes the last.
+                        if count:
+                            close_day(p.broker, p.sinks)
+                        cut = next_midnight(bar.ts)
+                    if set_time is not None:
+                        set_time(bar.ts)
+                    marks[bar.symbol] = bar.close
+                    events = on_bar(bar)
                     if events:
                         apply(events)
-                if self._unknown:
-                    self._settle_unknown()
-                for strategy, decide in strategies:
-                    try:
-                        result = decide(bar, ctx)
-                    except ValidationError as exc:
-                        self.record.rejected(strategy.name, None, _problems(exc))
-                        continue
-                    except Exception as exc:
-                        self.strategy_failed(strategy, exc)
-                        continue
-                    if result is not None:
-                        handle(strategy, result)
-                count += 1
-                if count == next_report:
-                    next_report += every
-                    if progress is not None:
-                        progress(count)
-        finally:
-            self.bars = count
-            if tune_gc:
-                gc.set_threshold(*thresholds)
-                gc.unfreeze()
+                    if poll is not None:
+                        try:
+                            events = poll()
+                        except BrokerAuthError as exc:
+                            self.await_session(exc)
+                            events = ()
+                        if events:
+                            apply(events)
+                    if self._unknown:
+                        self._settle_unknown()
+                    for strategy, decide in strategies:
+                        try:
+                            result = decide(bar, ctx)
+                        except ValidationError as exc:
+                            self.record.rejected(strategy.name, None, _problems(exc))
+                            continue
+                        except Exception as exc:
+                            self.strategy_failed(strategy, exc)
+                            continue
+                        if result is not None:
+                            handle(strategy, result)
+                    count += 1
+                    if count == next_report:
+                        next_report += every
+                        if progress is not None:
+                            progress(count)
+            finally:
+                self.bars = count
         self.final_poll(
             p.settings.run.final_poll_seconds if final_poll_seconds is None else final_poll_seconds
         )
@@ -349,13 +334,6 @@ class Executor:
         return RunResult(
             count, self.end_status, self.decisions, self.orders, self.fills, self.strategy_errors
         )
-
-    def _snapshot(self) -> None:
-        """Record the broker's positions and account in every sink (the day's close)."""
-        try:
-            snapshot(self.p.broker, self.p.sinks)
-        except BrokerError as exc:
-            log.warning("could not snapshot the account at the day's end: %s", exc)
 
     # -- decisions -------------------------------------------------------------
 
@@ -796,24 +774,3 @@ def _update(
     return OrderUpdate.trusted(
         client_order_id=cid, status=status, ts=ts, reason=reason, broker_order_id=broker_order_id
     )
-
-
-def snapshot(broker: Broker, sinks: Sequence[Sink]) -> None:
-    """Record the broker's positions and account, as of now, in every sink."""
-    positions, account = broker.positions(), broker.account()
-    for sink in sinks:
-        sink.record_snapshot(positions, account)
-
-
-NEW_YORK = ZoneInfo("America/New_York")
-_FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
-_FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
-
-
-def _next_midnight(ts: datetime) -> datetime:
-    """The first instant of the New York day after the one ``ts`` falls in."""
-    local = ts.astimezone(NEW_YORK)
-    day = local.date() + timedelta(days=1)
-    # In the bars' own timezone (UTC): comparing datetimes of one tzinfo is a
-    # plain field comparison, of two it asks both for their offsets every bar.
-    return datetime(day.year, day.month, day.day, tzinfo=NEW_YORK).astimezone(ts.tzinfo)
