@@ -2,15 +2,14 @@
 
 For each bar: the broker sees it first (a simulator fills working orders at
 this bar), then every strategy decides on it. Each decision is recorded,
-sized, judged by the risk filters in order, and sent to the broker if none
-denied it. Every record goes to every sink and to the event hooks.
+sized (:mod:`tradepipe.sizing`), judged (:class:`~tradepipe.risk.RiskChain`),
+and sent to the broker if none denied it; what the broker reports goes to the
+run's :class:`~tradepipe.blotter.Blotter`. Every record goes to every sink and
+to the event hooks.
 
-Business rules live in the components; this module only sequences them, and
-fails closed where a component misbehaves: a filter that raises or answers
-something it should not denies; a send whose outcome is unknown is never
-repeated but settled by asking the broker. It is also the hot path of a
-replay, which is why it keeps bound methods in locals and skips event hooks
-nobody implements.
+Business rules live in the components; this module only sequences them. It
+is also the hot path of a replay, which is why it keeps bound methods in
+locals.
 """
 
 from __future__ import annotations
@@ -24,40 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from tradepipe.adapter import OrderReport, OrderUpdate
+from tradepipe.blotter import Blotter
 from tradepipe.context import RunContext
 from tradepipe.decisions import Action, Decision, RejectedDecision
-from tradepipe.errors import (
-    BrokerAuthError,
-    BrokerCapabilityError,
-    BrokerError,
-    BrokerRejectedError,
-    InvalidOrderTransition,
-    SizingError,
-    StrategyError,
-    TradepipeError,
-)
+from tradepipe.errors import BrokerAuthError, BrokerError, SizingError, StrategyError
 from tradepipe.instruments import Combo
-from tradepipe.lifecycle import (
-    SETTLEMENTS,
-    Opening,
-    Openings,
-    describe,
-    opening_side,
-    underlying_of,
-)
 from tradepipe.logs import redact_accounts
 from tradepipe.market import Bar, Quote
 from tradepipe.money import ZERO
 from tradepipe.order_rules import OrderRules
-from tradepipe.orders import (
-    Fill,
-    FillKind,
-    Order,
-    OrderEvent,
-    OrderIntent,
-    OrderStatus,
-    client_order_id,
-)
+from tradepipe.orders import Fill, Order, OrderIntent, OrderStatus, client_order_id
 from tradepipe.portfolio import Book
 from tradepipe.reconcile import Settlement, settle
 from tradepipe.recorder import Recorder
@@ -71,8 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tradepipe.events")
 _S = OrderStatus
-#: Statuses whose outcome the broker has yet to tell.
-_UNSETTLED = frozenset({_S.SUBMITTED, _S.UNKNOWN, _S.PENDING_CANCEL})
 
 
 @dataclass
@@ -106,23 +79,16 @@ class Executor:
         self.ctx = RunContext(
             pipeline.clock, self.book, self.working, chains=pipeline.broker.option_chain
         )
-        self._seen_executions: set[str] = set()
-        self._client_ids: set[str] = set()
-        #: Orders whose send had no clear outcome, and since when.
-        self._unknown: dict[str, datetime] = {}
-        self._owner: dict[str, str] = {}  # client order id -> strategy that asked for it
-        self._deferred: list[tuple[Strategy, Fill]] = []
-        #: Which of this run's orders opened which positions (for expiries, assignments).
-        self._openings = Openings(pipeline.run.run_id)
+        self.record = Recorder(pipeline.sinks, pipeline.host)
+        self.blotter = Blotter(
+            pipeline, self.ctx, self.book, self.working, self.record, self.strategy_failed
+        )
         self.risk = RiskChain(
             pipeline.guards,
             pipeline.filters,
             OrderRules.of(pipeline.settings),
             pipeline.run.namespace,
         )
-        self._fill_listeners = {
-            s.name: s for s in pipeline.strategies if type(s).on_fill is not Strategy.on_fill
-        }
         #: Judge decisions but send nothing (``--dry-run``).
         self.dry_run = False
         #: Why the run is waiting instead of trading ("" when it is not).
@@ -139,11 +105,9 @@ class Executor:
         self.bars = 0
         self.decisions = 0
         self.orders = 0
-        self.fills = 0
         self.strategy_errors = 0
         #: How the run ends when it ends normally (a live run stopped on request: ``stopped``).
         self.end_status = "completed"
-        self.record = Recorder(pipeline.sinks, pipeline.host)
 
     # -- the run ---------------------------------------------------------------
 
@@ -170,7 +134,7 @@ class Executor:
         working = {r.client_order_id: r for r in reports if r.client_order_id}
         held: dict[str, Settlement] = {}
         for sink in self.p.sinks:
-            self._client_ids.update(sink.sent_client_ids(namespace))
+            self.blotter.sent.update(sink.sent_client_ids(namespace))
             earlier = sink.unsettled_orders(namespace)
             known = {u.intent.client_order_id for u in earlier}
             earlier += [
@@ -226,18 +190,14 @@ class Executor:
                 log.warning("open order %s at the broker not adopted: %s", cid, _problems(exc))
                 continue
             order = Order.from_intent(intent)
-            self._client_ids.add(cid)
-            self.record.order(order)
             reason = "adopted at start-up: working at the broker"
-            self._order_event(order, order.transition(_S.SUBMITTED, now, reason))
-            self.working[cid] = order
-            self._order_event(
-                order, order.transition(_S.ACCEPTED, now, reason, report.broker_order_id)
-            )
+            self.blotter.take_on(order, now, reason, report.broker_order_id)
             if report.filled_quantity > 0:
                 # What already filled is in the broker's positions; only the rest counts.
                 order.__dict__["filled_quantity"] = report.filled_quantity
-                self._order_event(order, order.transition(_S.PARTIALLY_FILLED, now, reason))
+                self.blotter.order_event(
+                    order, order.transition(OrderStatus.PARTIALLY_FILLED, now, reason)
+                )
             log.info(
                 "adopted order %s (%s %s %s) working at the broker",
                 cid,
@@ -249,8 +209,8 @@ class Executor:
     def _follow(self, held: Unsettled, order: Order, fills: Sequence[Fill]) -> None:
         """Follow an order an earlier run holds, without recording it again."""
         cid = order.client_order_id
-        self._client_ids.add(cid)
-        self._seen_executions.update(held.executions, (f.execution_id for f in fills))
+        self.blotter.sent.add(cid)
+        self.blotter.seen.update(held.executions, (f.execution_id for f in fills))
         self.record.belongs_to(cid, held.run_id)
         self.working[cid] = order
         log.info("following order %s of run %s, working at the broker", cid, held.run_id)
@@ -275,7 +235,8 @@ class Executor:
         marks = self.ctx.marks
         on_bar = p.broker.on_bar
         poll = p.broker.poll if p.broker.needs_polling else None
-        apply = self._apply
+        apply = self.blotter.apply
+        unknown = self.blotter.unknown
         ctx = self.ctx
         handle = self.handle_result
         strategies = [(s, s.decide) for s in p.strategies]
@@ -306,7 +267,7 @@ class Executor:
                             events = ()
                         if events:
                             apply(events)
-                    if self._unknown:
+                    if unknown:
                         self._settle_unknown()
                     for strategy, decide in strategies:
                         try:
@@ -404,8 +365,9 @@ class Executor:
         cid = client_order_id(self.p.run.namespace, decision.id)
         risk = self.risk
         record = self.record
+        blotter = self.blotter
         ctx = self.ctx
-        refusal = risk.refusal(decision, cid, now, self._client_ids)
+        refusal = risk.refusal(decision, cid, now, blotter.sent)
         if refusal is not None:
             record.verdict(refusal)
             return None
@@ -420,45 +382,22 @@ class Executor:
         if refusal is not None:
             record.verdict(refusal)
             return None
-        self._owner[cid] = strategy
+        blotter.owner[cid] = strategy
         intent, denial = risk.judge(intent, decision, ctx, now, record.verdict)
         order = Order.from_intent(intent)
-        self._client_ids.add(cid)
+        blotter.sent.add(cid)
         self.orders += 1
         record.order(order)
         if denial is not None:
-            self._order_event(order, order.transition(_S.DENIED, now, denial))
+            blotter.order_event(order, order.transition(OrderStatus.DENIED, now, denial))
             return order
         if self.dry_run:
             return order  # judged and recorded as it would be sent; never sent
-        self._send(order, now)
+        lost = blotter.send(order, now)
+        if lost is not None:
+            # Wait for the session to come back (a person logging in again) or stop.
+            self.await_session(lost)
         return order
-
-    def _send(self, order: Order, now: datetime) -> None:
-        broker = self.p.broker
-        cid = order.client_order_id
-        self._order_event(order, order.transition(_S.SUBMITTED, now))
-        if broker.requires_durable_intents:
-            self.flush()
-        self.working[cid] = order
-        try:
-            update = broker.place(order.intent)
-        except (BrokerRejectedError, BrokerCapabilityError) as exc:
-            update = _update(cid, _S.REJECTED, now, _reason(exc))
-        except BrokerAuthError as exc:
-            # Not sent: the session is gone. Record it, then wait for the session
-            # to come back (a person logging in again) or stop the run.
-            self._on_update(_update(cid, _S.REJECTED, now, f"not sent: {_reason(exc)}"))
-            self.await_session(exc)
-            return
-        except BrokerError as exc:
-            # Ambiguous: the order may or may not have reached the broker. It is
-            # never resent; its status is settled by asking the broker.
-            update = _update(cid, _S.UNKNOWN, now, _reason(exc))
-        except BaseException as exc:
-            self._on_update(_update(cid, _S.UNKNOWN, now, f"interrupted while sending: {exc!r}"))
-            raise
-        self._on_update(update)
 
     def await_session(self, exc: BrokerAuthError) -> None:
         """The broker's session is lost: wait ``[run] session_wait_seconds`` for it, or stop.
@@ -470,7 +409,7 @@ class Executor:
         wait = self.session_wait
         if wait is None:
             wait = self.p.settings.run.session_wait_seconds
-        self.waiting_for = _reason(exc)
+        self.waiting_for = redact_accounts(str(exc))  # shown: no account numbers
         on_wait = self.on_wait
         try:
             if wait <= 0 or not self.p.broker.await_session(wait, on_wait):
@@ -490,6 +429,7 @@ class Executor:
         for up to ``seconds``.
         """
         broker = self.p.broker
+        unknown = self.blotter.unknown
         sleep, monotonic = self.sleep, self.monotonic
         deadline = monotonic() + seconds
         while True:
@@ -499,13 +439,12 @@ class Executor:
                 log.warning("final poll of the broker failed: %s", exc)
                 return
             if events:
-                self._apply(events)
-            if self._unknown:
+                self.blotter.apply(events)
+            if unknown:
                 self._settle_unknown()
-            pending = [o for o in self.working.values() if o.status in _UNSETTLED]
-            if not pending or monotonic() >= deadline:
+            if not self.blotter.unsettled() or monotonic() >= deadline:
                 return
-            if not broker.needs_polling and not self._unknown:
+            if not broker.needs_polling and not unknown:
                 return  # a broker that reports at once has nothing more to say
             sleep(min(1.0 if broker.needs_polling else 0.25, max(0.0, deadline - monotonic())))
 
@@ -513,7 +452,7 @@ class Executor:
         """Ask the broker about orders whose sending had no clear outcome."""
         broker = self.p.broker
         now = self.p.clock.now()
-        for cid in list(self._unknown):
+        for cid in list(self.blotter.unknown):
             try:
                 report = broker.order(cid)
             except BrokerAuthError as exc:
@@ -526,8 +465,8 @@ class Executor:
                 # The broker answered and has no such order: once it has had the
                 # time it may take to show one, the order never arrived.
                 window = broker.order_visibility_seconds
-                if (now - self._unknown[cid]).total_seconds() >= window:
-                    self._on_update(
+                if (now - self.blotter.unknown[cid]).total_seconds() >= window:
+                    self.blotter.update(
                         _update(
                             cid,
                             _S.REJECTED,
@@ -537,7 +476,7 @@ class Executor:
                         )
                     )
             elif report.status is not _S.UNKNOWN:
-                self._on_update(
+                self.blotter.update(
                     _update(
                         cid,
                         report.status,
@@ -547,151 +486,7 @@ class Executor:
                     )
                 )
 
-    # -- broker events ---------------------------------------------------------
-
-    def _apply(self, events: Sequence[OrderUpdate | Fill]) -> None:
-        for event in events:
-            if type(event) is Fill:
-                self._on_fill(event)
-            else:
-                self._on_update(event)  # type: ignore[arg-type]
-        if self._deferred:
-            # Strategies hear of fills only once every event is recorded, so a
-            # strategy that raises cannot leave a fill unrecorded.
-            deferred, self._deferred = self._deferred, []
-            for strategy, fill in deferred:
-                try:
-                    strategy.on_fill(fill, self.ctx)
-                except Exception as exc:
-                    self.strategy_failed(strategy, exc)
-
-    def _on_update(self, update: OrderUpdate) -> None:
-        cid = update.client_order_id
-        order = self.working.get(cid)
-        if order is None:
-            log.warning(
-                "broker reported %s for order %s, which this run did not send", update.status, cid
-            )
-            return
-        if order.status is update.status and update.status is not _S.PARTIALLY_FILLED:
-            return
-        try:
-            event = order.transition(
-                update.status, update.ts, update.reason, update.broker_order_id
-            )
-        except InvalidOrderTransition as exc:
-            log.error("ignored broker report: %s", exc)
-            return
-        if update.status is _S.UNKNOWN:
-            self._unknown.setdefault(cid, update.ts)
-        else:
-            self._unknown.pop(cid, None)
-        self._order_event(order, event)
-        if update.exits:
-            self._record_exits(order, update)
-
-    def _record_exits(self, parent: Order, update: OrderUpdate) -> None:
-        """A bracket's exits, accepted with their parent: orders of their own in the ledger.
-
-        Their fills then belong to an order (and through it to the decision),
-        and a later run or ``reconcile`` can look them up by the broker's id.
-        """
-        ids = update.exits or {}
-        for intent in parent.intent.exits():
-            broker_id = ids.get(intent.client_order_id)
-            if broker_id is None or intent.client_order_id in self.working:
-                continue
-            order = Order.from_intent(intent)
-            self._client_ids.add(intent.client_order_id)
-            self.record.order(order)
-            reason = f"exit of bracket {parent.client_order_id}, placed with it"
-            self._order_event(order, order.transition(_S.SUBMITTED, update.ts, reason))
-            self.working[intent.client_order_id] = order
-            self._order_event(order, order.transition(_S.ACCEPTED, update.ts, reason, broker_id))
-
-    def _on_fill(self, fill: Fill) -> None:
-        if fill.execution_id in self._seen_executions:
-            return
-        self._seen_executions.add(fill.execution_id)
-        self.fills += 1
-        if fill.kind in SETTLEMENTS:
-            self._on_settlement(fill)
-            return
-        # A combo books its legs, each a position of its own.
-        before = {leg.execution_id: self.book.quantity(leg.symbol) for leg in fill.booked}
-        # The broker says it traded: the account reflects that first, whatever
-        # the order's own state makes of it.
-        self.book.apply(fill)
-        self.record.fill(fill)
-        order = self.working.get(fill.client_order_id)
-        if order is None:
-            log.warning("fill %s for an order this run did not send", fill.execution_id)
-            return
-        for leg in fill.booked:
-            self._openings.note(leg, before[leg.execution_id])
-        self._unknown.pop(fill.client_order_id, None)
-        try:
-            event = order.apply_fill(fill)
-        except InvalidOrderTransition as exc:
-            log.error("fill %s not applied to its order: %s", fill.execution_id, exc)
-            return
-        self._order_event(order, event)
-        listener = self._fill_listeners.get(self._owner.get(fill.client_order_id, ""))
-        if listener is not None:
-            self._deferred.append((listener, fill))
-
-    def _on_settlement(self, fill: Fill) -> None:
-        """An option expired, was exercised or assigned: book it under the order that opened.
-
-        The option's fill is linked to the order that opened the position it
-        closes (this run's, else an earlier run's of the session, from the
-        ledger); the underlying's fill of an exercise or assignment to the same
-        order as the option's fill before it. See :mod:`tradepipe.lifecycle`.
-        """
-        openings = self._openings
-        option = ""
-        underlying = underlying_of(fill.symbol)
-        if underlying is not None:
-            opening = openings.of(fill) or self._earlier_opening(fill)
-            if fill.kind is not FillKind.EXPIRED:
-                openings.delivering(underlying, fill.symbol, opening)
-        else:
-            option, opening = openings.delivered(fill)
-            option = option or f"an option on {fill.symbol}"
-        if opening is not None:
-            fill = fill.model_copy(
-                update={
-                    "client_order_id": opening.client_order_id,
-                    "decision_id": opening.decision_id,
-                }
-            )
-        self.book.apply(fill)
-        self.record.fill(fill)
-        log.info("%s", describe(fill, opening, option))
-        listener = self._fill_listeners.get(self._owner.get(fill.client_order_id, ""))
-        if listener is not None and opening is not None:
-            self._deferred.append((listener, fill))
-
-    def _earlier_opening(self, fill: Fill) -> Opening | None:
-        """The order of an earlier run of this session that opened what ``fill`` closes."""
-        namespace = self.p.run.namespace
-        side = opening_side(fill)
-        for sink in self.p.sinks:
-            try:
-                found = sink.opening_order(namespace, fill.symbol, side)
-            except TradepipeError as exc:
-                log.warning("could not look up the order that opened %s: %s", fill.symbol, exc)
-                continue
-            if found is not None:
-                return found
-        return None
-
-    # -- records ---------------------------------------------------------------
-
-    def _order_event(self, order: Order, event: OrderEvent) -> None:
-        self.record.order_event(order, event)
-        if event.status.is_terminal:
-            self.working.pop(order.client_order_id, None)
+    # -- records and the broker -------------------------------------------------
 
     def strategy_failed(self, strategy: Strategy, exc: Exception) -> None:
         """``strategy`` raised: stop the run, or log it and go on (``[run] on_strategy_error``)."""
@@ -716,13 +511,18 @@ class Executor:
     @property
     def unknown(self) -> frozenset[str]:
         """Client order ids whose sending had no clear outcome yet."""
-        return frozenset(self._unknown)
+        return frozenset(self.blotter.unknown)
+
+    @property
+    def fills(self) -> int:
+        """Executions applied so far."""
+        return self.blotter.fills
 
     def on_quote(self, quote: Quote) -> None:
         """A live quote: the broker sees it (a simulator may fill at it); its events apply."""
         events = self.p.broker.on_quote(quote)
         if events:
-            self._apply(events)
+            self.blotter.apply(events)
 
     def refresh(self) -> None:
         """The broker has news of an order (its stream said so): ask it now, not at the pace."""
@@ -732,8 +532,8 @@ class Executor:
             log.warning("could not ask the broker about its orders: %s", exc)
             return
         if events:
-            self._apply(events)
-        if self._unknown:
+            self.blotter.apply(events)
+        if self.blotter.unknown:
             self._settle_unknown()
 
     def settle(self) -> None:
@@ -751,8 +551,8 @@ class Executor:
             log.warning("could not ask the broker about its orders: %s", exc)
             return
         if events:
-            self._apply(events)
-        if self._unknown:
+            self.blotter.apply(events)
+        if self.blotter.unknown:
             self._settle_unknown()
 
 
@@ -761,11 +561,6 @@ def _problems(exc: ValidationError) -> str:
         f"{'.'.join(str(p) for p in e['loc']) or 'decision'}: {e['msg']}"
         for e in exc.errors(include_url=False)
     )
-
-
-def _reason(exc: BaseException) -> str:
-    # Broker messages go into the ledger; keep account numbers out of it.
-    return redact_accounts(str(exc))
 
 
 def _update(
