@@ -2,7 +2,7 @@
 
 The :class:`Blotter` sends an order once: written ahead when the broker needs
 it, and never again, whatever the send's outcome (an unknown one is settled by
-asking the broker). It applies the
+asking the broker, :func:`tradepipe.reconcile.ask_unknown`). It applies the
 broker's events to the orders a run sent or took on: status updates, fills
 (booked in the account first, whatever the order makes of them), a bracket's
 exits, and the expiry, exercise or assignment of an option, booked under the

@@ -16,25 +16,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from tradepipe.adapter import OrderReport, OrderUpdate
 from tradepipe.blotter import Blotter
 from tradepipe.context import RunContext
-from tradepipe.decisions import Action, Decision, RejectedDecision
+from tradepipe.decisions import Action, Decision, RejectedDecision, validation_problems
 from tradepipe.errors import BrokerAuthError, BrokerError, SizingError, StrategyError
 from tradepipe.instruments import Combo
 from tradepipe.logs import redact_accounts
 from tradepipe.market import Bar, Quote
 from tradepipe.money import ZERO
 from tradepipe.order_rules import OrderRules
-from tradepipe.orders import Fill, Order, OrderIntent, OrderStatus, client_order_id
+from tradepipe.orders import Order, OrderStatus, client_order_id
 from tradepipe.portfolio import Book
-from tradepipe.reconcile import Settlement, settle
+from tradepipe.reconcile import ask_unknown, start_up
 from tradepipe.recorder import Recorder
 from tradepipe.risk import Outcome, RiskChain, rule_verdict
 from tradepipe.strategy import Strategy
@@ -42,10 +41,8 @@ from tradepipe.upkeep import close_day, first_cut, next_midnight, tuned_gc
 
 if TYPE_CHECKING:
     from tradepipe.pipeline import Pipeline
-    from tradepipe.sink import Unsettled
 
 log = logging.getLogger("tradepipe.events")
-_S = OrderStatus
 
 
 @dataclass
@@ -114,14 +111,8 @@ class Executor:
     def start(self) -> None:
         """Seed the executor's view of the account from the broker and the ledger.
 
-        Positions and cash are the broker's. Orders working at the broker are
-        adopted, so they count in exposure and their fills are applied; a
-        broker that cannot list them stops the start (never read as "none").
-        One the ledger already holds (any run, any session) is recorded once:
-        it is settled like an earlier run's order, and what becomes of it is
-        written to the run that holds it. Client order ids earlier runs of
-        this session already used are refused, so a restarted run never sends
-        a decision twice.
+        Positions and cash are the broker's. Earlier runs' orders are settled
+        and orders working at the broker taken on (:func:`~tradepipe.reconcile.start_up`).
         """
         broker = self.p.broker
         account = broker.account()
@@ -129,91 +120,7 @@ class Executor:
         for position in broker.positions():
             self.book.seed(position)
         self.ctx.set_account(broker.name, account.account_id, broker.status().is_paper)
-        namespace = self.p.run.namespace
-        reports = broker.open_orders()
-        working = {r.client_order_id: r for r in reports if r.client_order_id}
-        held: dict[str, Settlement] = {}
-        for sink in self.p.sinks:
-            self.blotter.sent.update(sink.sent_client_ids(namespace))
-            earlier = sink.unsettled_orders(namespace)
-            known = {u.intent.client_order_id for u in earlier}
-            earlier += [
-                u for u in sink.held_orders(working) if u.intent.client_order_id not in known
-            ]
-            now = self.p.clock.now()
-            for result in settle(broker, earlier, working, now):
-                u = result.unsettled
-                if u.intent.client_order_id in working:
-                    held.setdefault(u.intent.client_order_id, result)
-                sink.record_reconciled(u.run_id, result.events, result.fills)
-                if result.events or result.fills or result.note:
-                    final = result.events[-1].status.value if result.events else u.status.value
-                    sink.record_audit(
-                        "order_end" if result.events or result.fills else "order_unknown_to_broker",
-                        u.intent.client_order_id,
-                        u.status.value,
-                        final if not result.note else None,
-                        "adopted" if not result.note else "noted",
-                        result.note
-                        or f"settled at start-up in run {u.run_id}: "
-                        f"{len(result.fills)} fill(s) recovered",
-                        now,
-                    )
-        self._adopt(reports, held)
-
-    def _adopt(self, reports: Sequence[OrderReport], held: dict[str, Settlement]) -> None:
-        now = self.p.clock.now()
-        for report in reports:
-            if not report.status.is_working:
-                continue
-            cid = report.client_order_id or f"broker-{report.broker_order_id}"
-            if cid in self.working:
-                continue
-            found = held.get(cid)
-            if found is not None and found.order is not None and not found.order.status.is_terminal:
-                self._follow(found.unsettled, found.order, found.fills)
-                continue
-            try:
-                intent = OrderIntent(
-                    client_order_id=cid,
-                    decision_id="",
-                    source="broker",
-                    symbol=report.symbol,
-                    side=report.side,
-                    quantity=report.quantity,
-                    order_type=report.order_type,
-                    limit_price=report.limit_price,
-                    stop_price=report.stop_price,
-                    created_at=now,
-                )
-            except ValidationError as exc:
-                log.warning("open order %s at the broker not adopted: %s", cid, _problems(exc))
-                continue
-            order = Order.from_intent(intent)
-            reason = "adopted at start-up: working at the broker"
-            self.blotter.take_on(order, now, reason, report.broker_order_id)
-            if report.filled_quantity > 0:
-                # What already filled is in the broker's positions; only the rest counts.
-                order.__dict__["filled_quantity"] = report.filled_quantity
-                self.blotter.order_event(
-                    order, order.transition(OrderStatus.PARTIALLY_FILLED, now, reason)
-                )
-            log.info(
-                "adopted order %s (%s %s %s) working at the broker",
-                cid,
-                intent.side.value,
-                intent.quantity,
-                intent.symbol,
-            )
-
-    def _follow(self, held: Unsettled, order: Order, fills: Sequence[Fill]) -> None:
-        """Follow an order an earlier run holds, without recording it again."""
-        cid = order.client_order_id
-        self.blotter.sent.add(cid)
-        self.blotter.seen.update(held.executions, (f.execution_id for f in fills))
-        self.record.belongs_to(cid, held.run_id)
-        self.working[cid] = order
-        log.info("following order %s of run %s, working at the broker", cid, held.run_id)
+        start_up(self.blotter, broker, self.p.sinks, self.p.run.namespace, self.p.clock)
 
     def run(
         self,
@@ -273,7 +180,7 @@ class Executor:
                         try:
                             result = decide(bar, ctx)
                         except ValidationError as exc:
-                            self.record.rejected(strategy.name, None, _problems(exc))
+                            self.record.rejected(strategy.name, None, validation_problems(exc))
                             continue
                         except Exception as exc:
                             self.strategy_failed(strategy, exc)
@@ -304,7 +211,7 @@ class Executor:
         try:
             result = question()
         except ValidationError as exc:
-            self.record.rejected(strategy.name, None, _problems(exc))
+            self.record.rejected(strategy.name, None, validation_problems(exc))
             return
         except Exception as exc:
             self.strategy_failed(strategy, exc)
@@ -340,7 +247,7 @@ class Executor:
             try:
                 decision = Decision.model_validate(item)
             except ValidationError as exc:
-                self.record.rejected(strategy.name, item, _problems(exc))
+                self.record.rejected(strategy.name, item, validation_problems(exc))
                 continue
             self.handle(strategy.name, decision)
 
@@ -450,41 +357,10 @@ class Executor:
 
     def _settle_unknown(self) -> None:
         """Ask the broker about orders whose sending had no clear outcome."""
-        broker = self.p.broker
+        blotter = self.blotter
         now = self.p.clock.now()
-        for cid in list(self.blotter.unknown):
-            try:
-                report = broker.order(cid)
-            except BrokerAuthError as exc:
-                self.await_session(exc)
-                continue
-            except BrokerError as exc:
-                log.warning("order %s still unknown: %s", cid, exc)
-                continue
-            if report is None:
-                # The broker answered and has no such order: once it has had the
-                # time it may take to show one, the order never arrived.
-                window = broker.order_visibility_seconds
-                if (now - self.blotter.unknown[cid]).total_seconds() >= window:
-                    self.blotter.update(
-                        _update(
-                            cid,
-                            _S.REJECTED,
-                            now,
-                            "never reached the broker: the broker has no such order"
-                            + (f" {window:g} s after the send" if window else ""),
-                        )
-                    )
-            elif report.status is not _S.UNKNOWN:
-                self.blotter.update(
-                    _update(
-                        cid,
-                        report.status,
-                        now,
-                        "settled by asking the broker",
-                        report.broker_order_id,
-                    )
-                )
+        for update in ask_unknown(self.p.broker, blotter.unknown, now, self.await_session):
+            blotter.update(update)
 
     # -- records and the broker -------------------------------------------------
 
@@ -554,18 +430,3 @@ class Executor:
             self.blotter.apply(events)
         if self.blotter.unknown:
             self._settle_unknown()
-
-
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'decision'}: {e['msg']}"
-        for e in exc.errors(include_url=False)
-    )
-
-
-def _update(
-    cid: str, status: OrderStatus, ts: datetime, reason: str, broker_order_id: str | None = None
-) -> OrderUpdate:
-    return OrderUpdate.trusted(
-        client_order_id=cid, status=status, ts=ts, reason=reason, broker_order_id=broker_order_id
-    )
