@@ -8,9 +8,12 @@ passes it to the constructor.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from tradepipe.pipeline import Runtime
 
 
 class ComponentSettings(BaseModel):
@@ -32,3 +35,10 @@ class Component:
 
     def __init__(self, settings: ComponentSettings | None = None) -> None:
         self.settings = settings if settings is not None else type(self).Settings()
+
+    def attach(self, runtime: Runtime) -> None:
+        """Take what the run offers besides this component's settings; nothing by default.
+
+        Called once, right after the constructor, when a pipeline is built:
+        ``runtime`` holds the whole settings, the run's clock and its run.
+        """

@@ -103,6 +103,11 @@ class RunContext:
         price = self._marks.get(symbol)
         return None if price is None else to_decimal(price)
 
+    @property
+    def marks(self) -> dict[str, float]:
+        """The latest price of each symbol, by symbol: the run loop writes it bar by bar."""
+        return self._marks
+
     def set_price(self, symbol: str, price: float) -> None:
         """Record the latest price of ``symbol`` (bars do this during a run)."""
         self._marks[symbol] = price

@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, ValidationError, model_validator
 from tradepipe.instruments import Instrument, Symbol
 from tradepipe.options.risk import OptionRisk
 from tradepipe.order_rules import price_problem
@@ -137,6 +137,14 @@ class RejectedDecision:
 
     raw: Any
     error: str
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """What failed validation, as ``field: message`` parts (``decision:`` when no field)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'decision'}: {e['msg']}"
+        for e in exc.errors(include_url=False)
+    )
 
 
 def bracket_problem(

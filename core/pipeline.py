@@ -19,7 +19,7 @@ from tradepipe.adapter import Broker, BrokerStatus
 from tradepipe.clock import Clock, ManualClock, SystemClock
 from tradepipe.component import Component
 from tradepipe.errors import ConfigError
-from tradepipe.executor import Executor, RunResult, snapshot
+from tradepipe.executor import Executor, RunResult
 from tradepipe.feed import Feed
 from tradepipe.host import KINDS, PluginHost
 from tradepipe.live.feed import LiveFeed
@@ -30,6 +30,7 @@ from tradepipe.settings import AppSettings, settings_error
 from tradepipe.sink import RunInfo, Sink, run_account
 from tradepipe.sizing import Sizer
 from tradepipe.strategy import Strategy
+from tradepipe.upkeep import snapshot
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,7 @@ def make_component(
     if isinstance(component, Broker):
         component.order_rules = OrderRules.of(settings)
     if runtime is not None:
-        attach = getattr(component, "attach", None)
-        if attach is not None:
-            attach(runtime)
+        component.attach(runtime)
     return component
 
 

@@ -10,21 +10,34 @@ does not know is left as it is and reported, never guessed.
 
 The account itself needs no repair: the run's book starts from the broker's
 positions and cash, which already include those fills.
+
+At a run's start (:func:`start_up`) the orders working at the broker are taken
+on too: an earlier run's is followed, any other adopted. During the run, a send
+whose outcome was unknown is settled by asking the broker (:func:`ask_unknown`),
+never by sending it again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from tradepipe.adapter import Broker, OrderReport
-from tradepipe.errors import InvalidOrderTransition
-from tradepipe.orders import Fill, Order, OrderEvent, OrderStatus
+from pydantic import ValidationError
+from tradepipe.adapter import Broker, OrderReport, OrderUpdate
+from tradepipe.decisions import validation_problems
+from tradepipe.errors import BrokerAuthError, BrokerError, InvalidOrderTransition
+from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus
 from tradepipe.portfolio import Position
 from tradepipe.sink import Unsettled
+
+if TYPE_CHECKING:
+    from tradepipe.blotter import Blotter
+    from tradepipe.clock import Clock
+    from tradepipe.sink import Sink
 
 log = logging.getLogger("tradepipe.events")
 
@@ -179,6 +192,159 @@ def never_arrived(broker: Broker, u: Unsettled, order: Order, now: datetime) -> 
         return False
     since = u.updated_at or u.intent.created_at
     return (now - since).total_seconds() >= broker.order_visibility_seconds
+
+
+def adopted_intent(report: OrderReport, client_order_id: str, now: datetime) -> OrderIntent:
+    """The intent an order at the broker that no run of ours placed is known by.
+
+    :raises ValidationError: the report does not make a valid intent.
+    """
+    return OrderIntent(
+        client_order_id=client_order_id,
+        decision_id="",
+        source="broker",
+        symbol=report.symbol,
+        side=report.side,
+        quantity=report.quantity,
+        order_type=report.order_type,
+        limit_price=report.limit_price,
+        stop_price=report.stop_price,
+        created_at=now,
+    )
+
+
+def start_up(
+    blotter: Blotter, broker: Broker, sinks: Sequence[Sink], namespace: str, clock: Clock
+) -> None:
+    """Settle what earlier runs of session ``namespace`` left open; take on working orders.
+
+    Orders working at the broker are adopted, so they count in exposure and
+    their fills are applied; a broker that cannot list them raises (never read
+    as "none"). One the ledger already holds (any run, any session) is recorded
+    once: it is settled like an earlier run's order, and what becomes of it is
+    written to the run that holds it. Client order ids earlier runs of the
+    session used go to ``blotter.sent``, so a restarted run never sends a
+    decision twice.
+    """
+    reports = broker.open_orders()
+    working = {r.client_order_id: r for r in reports if r.client_order_id}
+    held: dict[str, Settlement] = {}
+    for sink in sinks:
+        blotter.sent.update(sink.sent_client_ids(namespace))
+        earlier = sink.unsettled_orders(namespace)
+        known = {u.intent.client_order_id for u in earlier}
+        earlier += [u for u in sink.held_orders(working) if u.intent.client_order_id not in known]
+        now = clock.now()
+        for result in settle(broker, earlier, working, now):
+            u = result.unsettled
+            if u.intent.client_order_id in working:
+                held.setdefault(u.intent.client_order_id, result)
+            sink.record_reconciled(u.run_id, result.events, result.fills)
+            if result.events or result.fills or result.note:
+                final = result.events[-1].status.value if result.events else u.status.value
+                sink.record_audit(
+                    "order_end" if result.events or result.fills else "order_unknown_to_broker",
+                    u.intent.client_order_id,
+                    u.status.value,
+                    final if not result.note else None,
+                    "adopted" if not result.note else "noted",
+                    result.note
+                    or f"settled at start-up in run {u.run_id}: "
+                    f"{len(result.fills)} fill(s) recovered",
+                    now,
+                )
+    _adopt(blotter, reports, held, clock.now())
+
+
+def _adopt(
+    blotter: Blotter, reports: Sequence[OrderReport], held: dict[str, Settlement], now: datetime
+) -> None:
+    """Take on the orders working at the broker: follow an earlier run's, adopt any other."""
+    for report in reports:
+        if not report.status.is_working:
+            continue
+        cid = report.client_order_id or f"broker-{report.broker_order_id}"
+        if cid in blotter.working:
+            continue
+        found = held.get(cid)
+        if found is not None and found.order is not None and not found.order.status.is_terminal:
+            _follow(blotter, found.unsettled, found.order, found.fills)
+            continue
+        try:
+            intent = adopted_intent(report, cid, now)
+        except ValidationError as exc:
+            problems = validation_problems(exc)
+            log.warning("open order %s at the broker not adopted: %s", cid, problems)
+            continue
+        order = Order.from_intent(intent)
+        reason = "adopted at start-up: working at the broker"
+        blotter.take_on(order, now, reason, report.broker_order_id)
+        if report.filled_quantity > 0:
+            # What already filled is in the broker's positions; only the rest counts.
+            order.__dict__["filled_quantity"] = report.filled_quantity
+            blotter.order_event(order, order.transition(OrderStatus.PARTIALLY_FILLED, now, reason))
+        log.info(
+            "adopted order %s (%s %s %s) working at the broker",
+            cid,
+            intent.side.value,
+            intent.quantity,
+            intent.symbol,
+        )
+
+
+def _follow(blotter: Blotter, held: Unsettled, order: Order, fills: Sequence[Fill]) -> None:
+    """Follow an order an earlier run holds, without recording it again."""
+    cid = order.client_order_id
+    blotter.sent.add(cid)
+    blotter.seen.update(held.executions, (f.execution_id for f in fills))
+    blotter.record.belongs_to(cid, held.run_id)
+    blotter.working[cid] = order
+    log.info("following order %s of run %s, working at the broker", cid, held.run_id)
+
+
+def ask_unknown(
+    broker: Broker,
+    unknown: dict[str, datetime],
+    now: datetime,
+    on_auth: Callable[[BrokerAuthError], None],
+) -> Iterator[OrderUpdate]:
+    """Ask ``broker`` about the ``unknown`` sends, one by one; yield what it settles.
+
+    An order the broker has no record of is rejected as never sent once the
+    broker's :attr:`~tradepipe.Broker.order_visibility_seconds` have passed
+    since its send. A lost session goes to ``on_auth``; other failures leave
+    the order unknown, to be asked about again.
+    """
+    for cid in list(unknown):
+        try:
+            report = broker.order(cid)
+        except BrokerAuthError as exc:
+            on_auth(exc)
+            continue
+        except BrokerError as exc:
+            log.warning("order %s still unknown: %s", cid, exc)
+            continue
+        if report is None:
+            # The broker answered and has no such order: once it has had the
+            # time it may take to show one, the order never arrived.
+            window = broker.order_visibility_seconds
+            if (now - unknown[cid]).total_seconds() >= window:
+                yield OrderUpdate.trusted(
+                    client_order_id=cid,
+                    status=OrderStatus.REJECTED,
+                    ts=now,
+                    reason="never reached the broker: the broker has no such order"
+                    + (f" {window:g} s after the send" if window else ""),
+                    broker_order_id=None,
+                )
+        elif report.status is not OrderStatus.UNKNOWN:
+            yield OrderUpdate.trusted(
+                client_order_id=cid,
+                status=report.status,
+                ts=now,
+                reason="settled by asking the broker",
+                broker_order_id=report.broker_order_id,
+            )
 
 
 @dataclass

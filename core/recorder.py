@@ -9,8 +9,6 @@ costs nothing per record.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from tradepipe.decisions import Decision
@@ -75,43 +73,19 @@ class Recorder:
         if self._obs_rejected is not None:
             self._obs_rejected(raw=raw, source=source, error=problems)
 
-    def verdict(
-        self,
-        decision_id: str,
-        cid: str,
-        name: str,
-        seq: int,
-        outcome: Outcome,
-        reason: str,
-        before: Decimal,
-        after: Decimal,
-        figures: dict[str, Any],
-        now: datetime,
-    ) -> None:
-        verdict = RiskVerdict.trusted(
-            decision_id=decision_id,
-            client_order_id=cid,
-            filter=name,
-            seq=seq,
-            outcome=outcome,
-            reason=reason,
-            quantity_before=before,
-            quantity_after=after,
-            figures=figures,
-            ts=now,
-        )
+    def verdict(self, verdict: RiskVerdict) -> None:
         for record in self._sink_verdict:
             record(verdict)
         if self._obs_verdict is not None:
             self._obs_verdict(verdict=verdict)
-        if self._log and outcome is not Outcome.PASS:
+        if self._log and verdict.outcome is not Outcome.PASS:
             log.info(
                 "RiskVerdict decision=%s order=%s filter=%s %s: %s",
-                decision_id,
-                cid,
-                name,
-                outcome,
-                reason,
+                verdict.decision_id,
+                verdict.client_order_id,
+                verdict.filter,
+                verdict.outcome,
+                verdict.reason,
             )
 
     def order(self, order: Order) -> None:

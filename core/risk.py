@@ -4,22 +4,30 @@ A risk filter looks at one sized :class:`~tradepipe.orders.OrderIntent` and
 answers pass, deny or reduce, with a reason and the numbers it used. Filters run
 in the configured order; the first denial stops the order; a filter that raises
 denies it (fail closed). A denial is a recorded event, never an exception.
+
+:class:`RiskChain` is that order: the rules no filter may waive (a decision's
+expiry, one order per decision, :mod:`tradepipe.order_rules`), the always-on
+guards, then the configured filters. It gives every verdict as a
+:class:`RiskVerdict` for the caller to record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container, Sequence
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from pydantic import AwareDatetime, Field
 from tradepipe.component import Component
+from tradepipe.money import ZERO, to_decimal
 from tradepipe.record import Record
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from tradepipe.decisions import Decision
+    from tradepipe.order_rules import OrderRules
     from tradepipe.orders import OrderIntent
 
 
@@ -113,3 +121,150 @@ class RiskFilter(Component):
     @staticmethod
     def reduce(quantity: Decimal, reason: str, **figures: Any) -> Check:
         return Check(Outcome.REDUCE, reason, quantity, figures)
+
+
+def rule_verdict(
+    decision_id: str,
+    client_order_id: str,
+    name: str,
+    outcome: Outcome,
+    reason: str,
+    ts: datetime,
+    *,
+    before: Decimal = ZERO,
+    figures: dict[str, Any] | None = None,
+) -> RiskVerdict:
+    """The verdict of a rule judged outside the filters: seq 0, nothing after it."""
+    return RiskVerdict.trusted(
+        decision_id=decision_id,
+        client_order_id=client_order_id,
+        filter=name,
+        seq=0,
+        outcome=outcome,
+        reason=reason,
+        quantity_before=before,
+        quantity_after=ZERO,
+        figures={} if figures is None else figures,
+        ts=ts,
+    )
+
+
+class RiskChain:
+    """Who judges an order, in order; see the module docstring."""
+
+    def __init__(
+        self,
+        guards: Sequence[RiskFilter],
+        filters: Sequence[RiskFilter],
+        rules: OrderRules,
+        namespace: str,
+    ) -> None:
+        #: (verdict seq, filter, quiet): the always-on guards come first, seq 0,
+        #: quiet (recorded only when they deny or say why).
+        self._judges = [(0, g, True) for g in guards] + [
+            (seq, f, False) for seq, f in enumerate(filters, start=1)
+        ]
+        self._rules = rules
+        self._namespace = namespace
+
+    def refusal(
+        self, decision: Decision, cid: str, now: datetime, sent: Container[str]
+    ) -> RiskVerdict | None:
+        """A decision that expired, or whose order ``cid`` was already ``sent``: its denial."""
+        if decision.expires_at is not None and now >= decision.expires_at:
+            name, reason = "expired", f"decision expired at {decision.expires_at.isoformat()}"
+        elif cid in sent:
+            name, reason = (
+                "duplicate",
+                f"decision {decision.id} already produced order {cid} "
+                f"(in this run or an earlier run of session {self._namespace!r})",
+            )
+        else:
+            return None
+        return rule_verdict(decision.id, cid, name, Outcome.DENY, reason, now)
+
+    def breach(self, intent: OrderIntent, now: datetime) -> RiskVerdict | None:
+        """The denial of a sized order that breaks :mod:`tradepipe.order_rules`, if it does."""
+        problem = self._rules.check(intent, now)
+        if not problem:
+            return None
+        return rule_verdict(
+            intent.decision_id,
+            intent.client_order_id,
+            "order_rules",
+            Outcome.DENY,
+            problem,
+            now,
+            before=intent.quantity,
+        )
+
+    def judge(
+        self,
+        intent: OrderIntent,
+        decision: Decision,
+        ctx: RiskContext,
+        now: datetime,
+        record: Callable[[RiskVerdict], None],
+    ) -> tuple[OrderIntent, str | None]:
+        """Have the guards and filters judge ``intent``, each verdict handed to ``record``.
+
+        Each verdict is recorded before the next filter looks (a filter may
+        keep state, and what was said stays on record if a later step fails).
+
+        :returns: the intent as the filters left it (reduced, perhaps), and the
+            denial (``"filter: reason"``), or ``None`` if none denied it.
+        """
+        for seq, flt, quiet in self._judges:
+            before = intent.quantity
+            after = before
+            try:
+                outcome, reason, quantity, figures = flt.check(intent, decision, ctx)
+                if type(outcome) is not Outcome:
+                    outcome = Outcome(outcome)
+                if outcome is Outcome.REDUCE:
+                    quantity = _reduced(quantity)
+                    if quantity is None:
+                        outcome = Outcome.DENY
+                        reason = reason or "reduced to nothing"
+                    elif quantity < before:
+                        after = quantity
+                        intent = intent.with_quantity(quantity)
+                    else:
+                        outcome = Outcome.PASS  # a "reduction" that reduces nothing
+            except Exception as exc:  # a broken filter must not let an order through
+                outcome, reason, figures = (
+                    Outcome.DENY,
+                    f"filter failed: {type(exc).__name__}: {exc}",
+                    {},
+                )
+            if outcome is Outcome.DENY:
+                after = ZERO
+            elif quiet and outcome is Outcome.PASS and not reason:
+                continue  # an always-on guard that had nothing to say
+            record(
+                RiskVerdict.trusted(
+                    decision_id=decision.id,
+                    client_order_id=intent.client_order_id,
+                    filter=flt.name,
+                    seq=seq,
+                    outcome=outcome,
+                    reason=reason,
+                    quantity_before=before,
+                    quantity_after=after,
+                    figures=figures,
+                    ts=now,
+                )
+            )
+            if outcome is Outcome.DENY:
+                return intent, f"{flt.name}: {reason}"
+        return intent, None
+
+
+def _reduced(quantity: Any) -> Decimal | None:
+    """A filter's reduced quantity as a decimal, or ``None`` if it leaves nothing."""
+    if quantity is None:
+        return None
+    value = to_decimal(quantity)
+    if not value.is_finite() or value <= 0:
+        return None
+    return value

@@ -20,12 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from tradepipe.decisions import Action, Decision
 from tradepipe.errors import SizingError
 from tradepipe.money import ZERO, floor_quantity
-from tradepipe.orders import Side
+from tradepipe.orders import OrderIntent, Side
 from tradepipe.settings import SizingSettings
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from tradepipe.risk import RiskContext
 
 
 class Sizer:
@@ -79,6 +85,41 @@ class Sizer:
                 f"max_position_value {self.settings.max_position_value}"
             )
         return side, quantity
+
+    def intent(self, decision: Decision, cid: str, ctx: RiskContext, now: datetime) -> OrderIntent:
+        """The order ``cid`` that ``decision`` makes, sized at what ``ctx`` knows now.
+
+        Its reference price is the decision's limit or stop price, else the
+        symbol's latest price.
+
+        :raises SizingError: with the reason no quantity could be found.
+        """
+        symbol = decision.symbol
+        price = decision.limit_price or decision.stop_price or ctx.last_price(symbol)
+        # Orders in flight count: two buys before the first fills must not
+        # each be sized as if the other did not exist.
+        side, quantity = self.size(decision, price, ctx.exposure(symbol), ctx.equity)
+        return OrderIntent.trusted(
+            client_order_id=cid,
+            decision_id=decision.id,
+            source=decision.source,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            order_type=decision.order_type,
+            limit_price=decision.limit_price,
+            stop_price=decision.stop_price,
+            tif=decision.tif,
+            outside_rth=decision.outside_rth,
+            stop_loss=decision.stop_loss,
+            take_profit=decision.take_profit,
+            reference_price=price,
+            created_at=now,
+            instrument=decision.instrument,
+            option_risk=None
+            if decision.option_risk is None
+            else decision.option_risk.scaled(quantity),
+        )
 
     def _by_method(
         self, decision: Decision, price: Decimal, equity: Decimal | Callable[[], Decimal]

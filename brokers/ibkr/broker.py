@@ -72,6 +72,7 @@ from tradepipe.options.chain import OptionQuote
 from tradepipe.order_rules import Change
 from tradepipe.orders import BRACKET_SOURCE, Fill, OrderIntent, OrderStatus
 from tradepipe.portfolio import AccountSummary, Position
+from tradepipe.reconcile import adopted_intent
 
 if TYPE_CHECKING:
     from tradepipe.brokers.ibkr.stream import Handshake
@@ -496,18 +497,7 @@ class WebApiBroker(Broker):
         if not cid or cid in self._tracked:
             return
         try:
-            intent = OrderIntent(
-                client_order_id=cid,
-                decision_id="",
-                source="broker",
-                symbol=found.symbol,
-                side=found.side,
-                quantity=found.quantity,
-                order_type=found.order_type,
-                limit_price=found.limit_price,
-                stop_price=found.stop_price,
-                created_at=self.clock.now(),
-            )
+            intent = adopted_intent(found, cid, self.clock.now())
         except ValidationError as exc:
             log.warning("order %s at IBKR cannot be watched: %s", cid, exc.errors()[0]["msg"])
             return

@@ -32,9 +32,8 @@ from datetime import datetime, timedelta
 from tradepipe.decisions import Decision
 from tradepipe.executor import Executor
 from tradepipe.instruments import underlying
-from tradepipe.money import ZERO
 from tradepipe.orders import client_order_id
-from tradepipe.risk import Outcome
+from tradepipe.risk import Outcome, rule_verdict
 from tradepipe.schedule import MarketSchedule, MarketState
 from tradepipe.settings import RunSettings
 
@@ -239,7 +238,7 @@ class Gate:
         cid = client_order_id(self._namespace, decision.id)
         now = ex.p.clock.now()
         ex.record.verdict(
-            decision.id, cid, name, 0, outcome, reason, ZERO, ZERO, dict(figures or {}), now
+            rule_verdict(decision.id, cid, name, outcome, reason, now, figures=dict(figures or {}))
         )
         if outcome is Outcome.DENY:
             log.info("decision %s denied before sizing: %s", decision.id, reason)

@@ -1,0 +1,79 @@
+"""What a run's loop does besides moving events: closing the day, and the collector.
+
+* **The day's close** (``[run] daily_snapshots``): the first bar at or after
+  the next New York midnight closes a day, and the account is snapshotted as
+  the bar before it left it.
+* **The garbage collector**: a replay allocates millions of short-lived
+  records, freed by reference counting; the cyclic collector only slows it
+  down by re-scanning the loaded bars and everything the run keeps.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from tradepipe.errors import BrokerError
+
+if TYPE_CHECKING:
+    from tradepipe.adapter import Broker
+    from tradepipe.sink import Sink
+
+log = logging.getLogger("tradepipe.events")
+
+NEW_YORK = ZoneInfo("America/New_York")
+_FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
+_FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def snapshot(broker: Broker, sinks: Sequence[Sink]) -> None:
+    """Record the broker's positions and account, as of now, in every sink."""
+    positions, account = broker.positions(), broker.account()
+    for sink in sinks:
+        sink.record_snapshot(positions, account)
+
+
+def close_day(broker: Broker, sinks: Sequence[Sink]) -> None:
+    """Snapshot the account at the day's close; a broker that cannot say is logged."""
+    try:
+        snapshot(broker, sinks)
+    except BrokerError as exc:
+        log.warning("could not snapshot the account at the day's end: %s", exc)
+
+
+def first_cut(daily: bool) -> datetime:
+    """When a run first looks for a day's close: at its first bar, or never."""
+    return _FAR_PAST if daily else _FAR_FUTURE
+
+
+def next_midnight(ts: datetime) -> datetime:
+    """The first instant of the New York day after the one ``ts`` falls in."""
+    local = ts.astimezone(NEW_YORK)
+    day = local.date() + timedelta(days=1)
+    # In the bars' own timezone (UTC): comparing datetimes of one tzinfo is a
+    # plain field comparison, of two it asks both for their offsets every bar.
+    return datetime(day.year, day.month, day.day, tzinfo=NEW_YORK).astimezone(ts.tzinfo)
+
+
+@contextmanager
+def tuned_gc(enabled: bool) -> Iterator[None]:
+    """While it lasts, collect young objects rarely and old ones not at all.
+
+    What exists is frozen; the usual thresholds come back at the end, however
+    it ends. ``enabled=False`` (a live run, which lasts) leaves the collector be.
+    """
+    thresholds = gc.get_threshold()
+    if enabled:
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 1_000_000)
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()
