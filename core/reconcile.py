@@ -31,7 +31,6 @@ from tradepipe.adapter import Broker, OrderReport, OrderUpdate
 from tradepipe.decisions import validation_problems
 from tradepipe.errors import BrokerAuthError, BrokerError, InvalidOrderTransition
 from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus
-from tradepipe.portfolio import Position
 from tradepipe.sink import Unsettled
 
 if TYPE_CHECKING:
@@ -96,75 +95,11 @@ def settle(
             updated_at=u.intent.created_at,
         )
         result = Settlement(u, order=order)
-        for fill in sorted(executions.get(cid, []), key=lambda f: f.ts):
-            if fill.execution_id in u.executions:
-                continue
-            if fill.execution_id in claimed:
-                order.__dict__["filled_quantity"] += claimed[fill.execution_id]
-                continue
-            claimed[fill.execution_id] = fill.quantity
-            fill = fill.model_copy(update={"decision_id": u.intent.decision_id})
-            result.fills.append(fill)
-            try:
-                result.events.append(order.apply_fill(fill))
-            except InvalidOrderTransition as exc:
-                log.error("earlier order %s: fill %s not applied: %s", cid, fill.execution_id, exc)
+        _recover_fills(result, order, executions.get(cid, []), claimed)
         report = working.get(cid)
         if report is None and not order.status.is_terminal:
             report = broker.order(cid)
-        if report is None:
-            if order.status.is_terminal:
-                pass
-            elif never_arrived(broker, u, order, now):
-                result.events.append(
-                    order.transition(
-                        OrderStatus.REJECTED,
-                        now,
-                        "never reached the broker: its send had no clear answer and "
-                        f"{broker.name} has no record of it (open orders, executions and "
-                        "order lookups checked after "
-                        f"{broker.order_visibility_seconds:g} s)",
-                    )
-                )
-            else:
-                result.note = "the broker does not know this order; left as it was"
-                if order.status in (OrderStatus.UNKNOWN, OrderStatus.SUBMITTED):
-                    result.note += (
-                        f" (settled as never sent once {broker.order_visibility_seconds:g} s "
-                        "have passed since its send)"
-                    )
-                log.warning("earlier order %s (run %s): %s", cid, u.run_id, result.note)
-        elif (
-            # Filled by executions a later run recorded (it adopted the order
-            # while it was working): the fills are in the ledger once, the
-            # status is closed here without recording them again.
-            report.status is OrderStatus.FILLED
-            and not order.status.is_terminal
-            and order.remaining <= 0
-            and order.can_transition(OrderStatus.FILLED)
-        ):
-            result.events.append(
-                order.transition(
-                    OrderStatus.FILLED,
-                    now,
-                    f"settled {when}: filled, executions recorded by a later run",
-                    report.broker_order_id,
-                )
-            )
-        elif (
-            # Fill statuses come from executions above; others are the broker's word.
-            report.status not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)
-            and report.status is not order.status
-            and order.can_transition(report.status)
-        ):
-            result.events.append(
-                order.transition(
-                    report.status,
-                    now,
-                    f"settled {when} from the broker's report",
-                    report.broker_order_id,
-                )
-            )
+        _apply_report(broker, result, order, report, now, when)
         if result.events or result.fills:
             log.info(
                 "earlier order %s (run %s): %s, %d fill(s) recovered",
@@ -175,6 +110,97 @@ def settle(
             )
         out.append(result)
     return out
+
+
+def _recover_fills(
+    result: Settlement, order: Order, executions: Sequence[Fill], claimed: dict[str, Decimal]
+) -> None:
+    """The order's executions the records lack, applied to it in time order.
+
+    One order can be unsettled in several runs: an execution is recovered into
+    the first only (``claimed``), and only counted in the others.
+    """
+    u = result.unsettled
+    cid = u.intent.client_order_id
+    for fill in sorted(executions, key=lambda f: f.ts):
+        if fill.execution_id in u.executions:
+            continue
+        if fill.execution_id in claimed:
+            order.__dict__["filled_quantity"] += claimed[fill.execution_id]
+            continue
+        claimed[fill.execution_id] = fill.quantity
+        fill = fill.model_copy(update={"decision_id": u.intent.decision_id})
+        result.fills.append(fill)
+        try:
+            result.events.append(order.apply_fill(fill))
+        except InvalidOrderTransition as exc:
+            log.error("earlier order %s: fill %s not applied: %s", cid, fill.execution_id, exc)
+
+
+def _apply_report(
+    broker: Broker,
+    result: Settlement,
+    order: Order,
+    report: OrderReport | None,
+    now: datetime,
+    when: str,
+) -> None:
+    """The order's end as the broker reports it (or, unreported, as its absence says)."""
+    u = result.unsettled
+    cid = u.intent.client_order_id
+    if report is None:
+        if order.status.is_terminal:
+            pass
+        elif never_arrived(broker, u, order, now):
+            result.events.append(
+                order.transition(
+                    OrderStatus.REJECTED,
+                    now,
+                    "never reached the broker: its send had no clear answer and "
+                    f"{broker.name} has no record of it (open orders, executions and "
+                    "order lookups checked after "
+                    f"{broker.order_visibility_seconds:g} s)",
+                )
+            )
+        else:
+            result.note = "the broker does not know this order; left as it was"
+            if order.status in (OrderStatus.UNKNOWN, OrderStatus.SUBMITTED):
+                result.note += (
+                    f" (settled as never sent once {broker.order_visibility_seconds:g} s "
+                    "have passed since its send)"
+                )
+            log.warning("earlier order %s (run %s): %s", cid, u.run_id, result.note)
+    elif (
+        # Filled by executions a later run recorded (it adopted the order
+        # while it was working): the fills are in the ledger once, the
+        # status is closed here without recording them again.
+        report.status is OrderStatus.FILLED
+        and not order.status.is_terminal
+        and order.remaining <= 0
+        and order.can_transition(OrderStatus.FILLED)
+    ):
+        result.events.append(
+            order.transition(
+                OrderStatus.FILLED,
+                now,
+                f"settled {when}: filled, executions recorded by a later run",
+                report.broker_order_id,
+            )
+        )
+    elif (
+        # Fill statuses come from executions above; others are the broker's word.
+        report.status not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)
+        and report.status is not order.status
+        and order.can_transition(report.status)
+    ):
+        result.events.append(
+            order.transition(
+                report.status,
+                now,
+                f"settled {when} from the broker's report",
+                report.broker_order_id,
+            )
+        )
 
 
 def never_arrived(broker: Broker, u: Unsettled, order: Order, now: datetime) -> bool:
@@ -245,13 +271,13 @@ def start_up(
                 sink.record_audit(
                     "order_end" if result.events or result.fills else "order_unknown_to_broker",
                     u.intent.client_order_id,
-                    u.status.value,
-                    final if not result.note else None,
-                    "adopted" if not result.note else "noted",
-                    result.note
+                    ledger_value=u.status.value,
+                    broker_value=final if not result.note else None,
+                    action="adopted" if not result.note else "noted",
+                    detail=result.note
                     or f"settled at start-up in run {u.run_id}: "
                     f"{len(result.fills)} fill(s) recovered",
-                    now,
+                    ts=now,
                 )
     _adopt(blotter, reports, held, clock.now())
 
@@ -345,114 +371,3 @@ def ask_unknown(
                 reason="settled by asking the broker",
                 broker_order_id=report.broker_order_id,
             )
-
-
-@dataclass
-class Difference:
-    """One way the records and the broker disagree, and what it means."""
-
-    kind: str
-    subject: str
-    ledger: str | None
-    broker: str | None
-    meaning: str
-    action: str = "noted"
-
-
-@dataclass
-class Comparison:
-    """Everything :func:`compare` found, and what ``--fix`` would record."""
-
-    differences: list[Difference] = field(default_factory=list)
-    settlements: list[Settlement] = field(default_factory=list)
-    stray_fills: list[Fill] = field(default_factory=list)
-    positions: list[Position] = field(default_factory=list)
-
-
-def compare(
-    broker: Broker,
-    *,
-    unsettled: Sequence[Unsettled],
-    known_orders: set[str],
-    recorded_executions: set[str],
-    ledger_positions: dict[str, Decimal] | None,
-    since: datetime,
-    now: datetime,
-) -> Comparison:
-    """Compare the ledger's view with the broker's: orders, executions, positions.
-
-    Reads only; every broker failure raises (a timeout is never "nothing").
-    """
-    out = Comparison()
-    reports = broker.open_orders()
-    working = {r.client_order_id: r for r in reports if r.client_order_id}
-    for report in reports:
-        if report.client_order_id not in known_orders:
-            out.differences.append(
-                Difference(
-                    "unknown_order",
-                    report.client_order_id or f"broker order {report.broker_order_id}",
-                    None,
-                    f"{report.status.value} {report.side} {report.quantity} {report.symbol}",
-                    "working at the broker but not in the ledger: placed by another tool, "
-                    "or its record was lost",
-                )
-            )
-    for u in unsettled:
-        broker.track(u.intent, u.broker_order_id)  # before the executions are read
-    oldest = min([since, *(u.intent.created_at for u in unsettled)])
-    fills = broker.fills(oldest)  # one read of the executions serves both uses below
-    for result in settle(broker, unsettled, working, now, when="by reconcile", fills=fills):
-        u = result.unsettled
-        cid = u.intent.client_order_id
-        if result.events or result.fills:
-            out.settlements.append(result)
-            final = result.events[-1].status.value if result.events else u.status.value
-            out.differences.append(
-                Difference(
-                    "order_end",
-                    cid,
-                    u.status.value,
-                    f"{final}, {len(result.fills)} new fill(s)",
-                    f"the ledger missed how this order of run {u.run_id} went on "
-                    "(the run stopped before the broker reported it)",
-                )
-            )
-        elif result.note:
-            out.differences.append(
-                Difference("order_unknown_to_broker", cid, u.status.value, None, result.note)
-            )
-    settled = {f.execution_id for r in out.settlements for f in r.fills}
-    for fill in fills:
-        if fill.ts < since:
-            continue
-        if fill.execution_id in recorded_executions or fill.execution_id in settled:
-            continue
-        out.stray_fills.append(fill)
-        out.differences.append(
-            Difference(
-                "unrecorded_fill",
-                fill.execution_id,
-                None,
-                f"{fill.side} {fill.quantity} {fill.symbol} @ {fill.price}",
-                "an execution the ledger does not have: a trade made elsewhere, or lost",
-            )
-        )
-    positions = broker.positions()
-    held = {p.symbol: p.quantity for p in positions if p.quantity}
-    if ledger_positions is not None:
-        for symbol in sorted(set(held) | set(ledger_positions)):
-            ours, theirs = ledger_positions.get(symbol), held.get(symbol)
-            if ours != theirs:
-                out.differences.append(
-                    Difference(
-                        "position",
-                        symbol,
-                        None if ours is None else str(ours),
-                        None if theirs is None else str(theirs),
-                        "the ledger's last snapshot and the broker's position differ",
-                    )
-                )
-    if any(d.kind == "position" for d in out.differences) or ledger_positions is None:
-        out.positions = positions
-    return out

@@ -184,6 +184,7 @@ class Sink(Component):
         self,
         kind: str,
         subject: str,
+        *,
         ledger_value: str | None,
         broker_value: str | None,
         action: str,

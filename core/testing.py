@@ -45,7 +45,7 @@ from tradepipe.sink import RunInfo, Sink
 T0 = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
 
 
-def bar(
+def bar(  # noqa: PLR0917 (the fields of Bar, in its order)
     symbol: str = "AAPL",
     ts: dt.datetime | int = 0,
     open: float = 100.0,

@@ -211,7 +211,8 @@ class MarketStream:
         tests; ``sleep`` (the backoff's wait) defaults to a wait :meth:`stop` interrupts.
     """
 
-    def __init__(
+    # Keyword-only settings with defaults, and the time and chance seams tests set.
+    def __init__(  # noqa: PLR0913
         self,
         handshake: Callable[[], Handshake],
         conids: Mapping[str, int],

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from tradepipe.adapter import Broker, OrderUpdate
 from tradepipe.clock import SystemClock
+from tradepipe.differences import Comparison
 from tradepipe.orders import Order, OrderEvent, OrderStatus
 from tradepipe.plugins.ledger.queries import RECONCILE_NAMESPACE, Ledger
-from tradepipe.reconcile import Comparison, settle
+from tradepipe.reconcile import settle
 from tradepipe.sink import RunInfo, Unsettled, run_account
 
 if TYPE_CHECKING:
@@ -81,12 +82,12 @@ def settle_order(
         sink.record_audit(
             "order_end",
             client_order_id,
-            result.unsettled.status.value,
-            final,
-            "adopted",
-            f"{len(result.fills)} fill(s) recorded; the order's end is in run "
+            ledger_value=result.unsettled.status.value,
+            broker_value=final,
+            action="adopted",
+            detail=f"{len(result.fills)} fill(s) recorded; the order's end is in run "
             f"{result.unsettled.run_id}",
-            now,
+            ts=now,
         )
     sink.close(run, bars=0, status="completed")
     return run.run_id
@@ -138,7 +139,13 @@ def adopt(
         else:
             diff.action = "adopted"
         sink.record_audit(
-            diff.kind, diff.subject, diff.ledger, diff.broker, diff.action, diff.meaning, now
+            diff.kind,
+            diff.subject,
+            ledger_value=diff.ledger,
+            broker_value=diff.broker,
+            action=diff.action,
+            detail=diff.meaning,
+            ts=now,
         )
     sink.close(run, bars=0, status="completed")
     return run.run_id

@@ -18,12 +18,12 @@ import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, console, print_json, table
 from tradepipe.clock import SystemClock
+from tradepipe.differences import Comparison, compare
 from tradepipe.errors import ConfigError
 from tradepipe.logs import redact_accounts
 from tradepipe.pipeline import connect_broker, make_component
 from tradepipe.plugins.ledger.queries import Ledger
 from tradepipe.plugins.ledger.reconcile import adopt
-from tradepipe.reconcile import Comparison, compare
 
 
 @click.command("reconcile")

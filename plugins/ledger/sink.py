@@ -559,6 +559,7 @@ class SqlSink(Sink):
         self,
         kind: str,
         subject: str,
+        *,
         ledger_value: str | None,
         broker_value: str | None,
         action: str,

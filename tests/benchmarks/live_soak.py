@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     d, b, o = out["feed_to_decision_ms"], out["bar_ms"], out["order_update_ms"]
     print(
         f"{out['bars']} bars in {out['trading_wall_seconds']} s of trading "
-        f"({out['bars_per_second']} bars/s, {out['cpu_us_per_bar']} µs of CPU each, "
+        f"({out['bars_per_second']} bars/s, {out['cpu_us_per_bar']} μs of CPU each, "
         f"{out['gaps']} gaps), {out['orders']} orders, {out['fills']} fills",
         file=sys.stderr,
     )
