@@ -24,14 +24,7 @@ from tradepipe.plugins.snapshot.files import (
     read_documents,
     scrub,
 )
-from tradepipe.plugins.tax.documents import (
-    ALL_YEARS,
-    box_totals,
-    form_8949_rows,
-    lots_document,
-    reporting,
-    term_totals,
-)
+from tradepipe.plugins.tax.documents import lots_document, report_document, reporting
 from tradepipe.plugins.tax.lots import Method
 from tradepipe.plugins.tax.lots_db import rebuilt_lots
 from tradepipe.sink import account_fields
@@ -140,18 +133,9 @@ def reports_router(service: Service) -> APIRouter:
                 if key
                 else []
             )
-        rows = form_8949_rows(closed, year, reporting(tax.basis_reported), combine)
+        reported = reporting(tax.basis_reported)
         return masked(
-            {
-                **_account(key),
-                "year": year,
-                "period": ALL_YEARS if year is None else str(year),
-                "method": method.value,
-                "combined": combine,
-                "rows": rows,
-                "box_totals": box_totals(rows),
-                "totals": term_totals(rows),
-            }
+            {**_account(key), **report_document(closed, year, method.value, reported, combine)}
         )
 
     @router.get("/snapshots", tags=["snapshots"], response_model=Snapshots)

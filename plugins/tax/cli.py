@@ -23,20 +23,29 @@ from tradepipe.plugins.ledger.cli import (
 from tradepipe.plugins.tax.documents import (
     ALL_YEARS,
     FORM_8949,
-    box_totals,
     description,
-    form_8949_rows,
     form_money,
     lots_document,
+    report_document,
     reporting,
-    term_totals,
     write_csv,
 )
 from tradepipe.plugins.tax.lots import Method
 from tradepipe.plugins.tax.lots_db import rebuilt_lots
 
-_COLUMNS = ["description", "acquired", "sold", "proceeds", "basis", "code", "adj."]
-_COLUMNS += ["gain", "term", "box"]
+#: The table's headings for the columns of :data:`FORM_8949`.
+_COLUMNS = [
+    "description",
+    "acquired",
+    "sold",
+    "proceeds",
+    "basis",
+    "code",
+    "adj.",
+    "gain",
+    "term",
+    "box",
+]
 
 
 @click.group()
@@ -164,23 +173,12 @@ def report(
         raise click.UsageError("give --year YYYY or --all")
     found = _rebuilt(app, method, account, run_id, as_json)
     reported = reporting(app.settings.tax.basis_reported)
-    rows = form_8949_rows(found.closed, year, reported, combine)
-    totals, boxes = term_totals(rows), box_totals(rows)
+    data = {**found.head(), **report_document(found.closed, year, method, reported, combine)}
+    rows, totals, boxes = data["rows"], data["totals"], data["box_totals"]
     if csv_path is not None:
         write_csv(csv_path, rows, totals, boxes)
     if as_json:
-        print_json(
-            {
-                **found.head(),
-                "year": year,
-                "period": ALL_YEARS if year is None else str(year),
-                "method": method,
-                "combined": combine,
-                "rows": rows,
-                "box_totals": boxes,
-                "totals": totals,
-            }
-        )
+        print_json(data)
         return
     out = console()
     period = f"{ALL_YEARS}, not one tax year's form" if year is None else str(year)

@@ -167,6 +167,27 @@ def write_csv(
             out.writerow({"description": f"Total {term}", "term": term, **figures})
 
 
+def report_document(
+    closed: Sequence[LotRealizationRow],
+    year: int | None,
+    method: str,
+    reporting_of: ReportingOf | None = None,
+    combine: bool = False,
+) -> dict[str, Any]:
+    """The report ``tradepipe tax report --json`` prints and the API returns, less the
+    account: the rows of :func:`form_8949_rows` and their totals by box and by term."""
+    rows = form_8949_rows(closed, year, reporting_of, combine)
+    return {
+        "year": year,
+        "period": ALL_YEARS if year is None else str(year),
+        "method": method,
+        "combined": combine,
+        "rows": rows,
+        "box_totals": box_totals(rows),
+        "totals": term_totals(rows),
+    }
+
+
 def lots_document(
     method: str,
     open_rows: list[TaxLotRow],
