@@ -292,6 +292,18 @@ class ApiSettings(_Table):
         return value
 
 
+class TaxSettings(_Table):
+    """``[tax]``: how ``tradepipe tax`` (and the API's tax routes) read the ledger's lots."""
+
+    #: The broker reports the cost basis of these sales to the IRS (Form 1099-B
+    #: box 12), as IBKR does for covered securities: Form 8949 box A or D;
+    #: false: box B or E (reported on a 1099-B, basis not reported).
+    basis_reported: bool = True
+    #: Wash sales: a call bought on a stock replaces shares of it sold at a loss
+    #: (one contract for its multiplier in shares); false: only the same symbol does.
+    wash_sale_options: bool = False
+
+
 ComponentTables = dict[str, dict[str, Any]]
 
 
@@ -306,6 +318,7 @@ class AppSettings(_Table):
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    tax: TaxSettings = Field(default_factory=TaxSettings)
     brokers: ComponentTables = Field(default_factory=dict)
     strategies: ComponentTables = Field(default_factory=dict)
     risk: ComponentTables = Field(default_factory=dict)

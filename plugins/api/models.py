@@ -314,9 +314,12 @@ class TaxReport(_Answer):
         default=None, description="The account covered (`tradepipe ledger accounts`)."
     )
     account_label: str | None = None
-    year: int
+    year: int | None = Field(description="The tax year; null: every year's sales.")
+    period: str = Field(description="The year, or `all years` (not one tax year's form).")
     method: str
+    combined: bool = Field(description="One row per sale (date acquired VARIOUS if mixed).")
     rows: list[dict[str, str]] = Field(description="Form 8949 rows, short-term first.")
+    box_totals: dict[str, TermTotals] = Field(description="By box (A-F) that has rows.")
     totals: dict[str, TermTotals] = Field(description="By term: short, long.")
 
 

@@ -24,7 +24,7 @@ from tradepipe.plugins.snapshot.files import (
     read_documents,
     scrub,
 )
-from tradepipe.plugins.tax.documents import form_8949_rows, lots_document, term_totals
+from tradepipe.plugins.tax.documents import lots_document, report_document, reporting
 from tradepipe.plugins.tax.lots import Method
 from tradepipe.plugins.tax.lots_db import rebuilt_lots
 from tradepipe.sink import account_fields
@@ -90,11 +90,14 @@ def reports_router(service: Service) -> APIRouter:
     ) -> dict[str, Any]:
         """One account's open and closed (realized) lots, rebuilt from its fills
         (``tradepipe tax lots``)."""
+        options = service.settings.tax.wash_sale_options
         # The rebuild rewrites the derived tables another call may be reading.
         with service.files, service.ledger() as led:
             key = led.account(account, run)
             open_rows, closed_rows = (
-                rebuilt_lots(led.engine, method, led.where, key) if key else ([], [])
+                rebuilt_lots(led.engine, method, led.where, key, wash_sale_options=options)
+                if key
+                else ([], [])
             )
         if symbol:
             open_rows = [r for r in open_rows if r.symbol == symbol.upper()]
@@ -105,26 +108,34 @@ def reports_router(service: Service) -> APIRouter:
 
     @router.get("/tax/report", tags=["tax"], response_model=TaxReport, responses=LEDGER_ERRORS)
     def tax_report(
-        year: Annotated[int, Query(ge=1900, le=2200, description="The tax year.")],
+        year: Annotated[
+            int | None,
+            Query(ge=1900, le=2200, description="The tax year; absent: every year's sales."),
+        ] = None,
         method: MethodParam = Method.FIFO,
+        combine: Annotated[
+            bool,
+            Query(description="One row per sale, acquired VARIOUS when its lots' dates differ."),
+        ] = False,
         account: AccountParam = None,
         run: RunParam = None,
     ) -> dict[str, Any]:
-        """One account's sales in a year as Form 8949 rows and the totals by term
-        (``tradepipe tax report``)."""
+        """One account's sales in a year (or, without ``year``, every year) as Form 8949
+        rows with their box, and the totals by box and by term (``tradepipe tax report``)."""
+        tax = service.settings.tax
         # The rebuild rewrites the derived tables another call may be reading.
         with service.files, service.ledger() as led:
             key = led.account(account, run)
-            closed = rebuilt_lots(led.engine, method, led.where, key)[1] if key else []
-        rows = form_8949_rows(closed, year)
+            closed = (
+                rebuilt_lots(
+                    led.engine, method, led.where, key, wash_sale_options=tax.wash_sale_options
+                )[1]
+                if key
+                else []
+            )
+        reported = reporting(tax.basis_reported)
         return masked(
-            {
-                **_account(key),
-                "year": year,
-                "method": method.value,
-                "rows": rows,
-                "totals": term_totals(rows),
-            }
+            {**_account(key), **report_document(closed, year, method.value, reported, combine)}
         )
 
     @router.get("/snapshots", tags=["snapshots"], response_model=Snapshots)

@@ -1,8 +1,9 @@
 """``tradepipe tax …``: tax lots and the year's realized gains as Form 8949 rows.
 
 The lots are rebuilt from every fill in the ledger each time (see
-:mod:`tradepipe.plugins.tax.lots_db`). ``tradepipe ledger lots`` and
-``ledger tax-report`` show the same figures.
+:mod:`tradepipe.plugins.tax.lots_db`), as ``[tax]`` says. ``tradepipe ledger
+lots`` and ``ledger tax-report`` show the same figures (without
+``[tax] wash_sale_options``).
 """
 
 from __future__ import annotations
@@ -13,24 +14,64 @@ import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, console, print_json, table
 from tradepipe.plugins.ledger.cli import (
-    _rebuilt,
+    Lots,
     account_options,
+    command_ledger,
     method_option,
     print_open_lots,
 )
 from tradepipe.plugins.tax.documents import (
+    ALL_YEARS,
+    FORM_8949,
     description,
-    form_8949_rows,
     form_money,
     lots_document,
-    term_totals,
+    report_document,
+    reporting,
     write_csv,
 )
+from tradepipe.plugins.tax.lots import Method
+from tradepipe.plugins.tax.lots_db import rebuilt_lots
+
+#: The table's headings for the columns of :data:`FORM_8949`.
+_COLUMNS = [
+    "description",
+    "acquired",
+    "sold",
+    "proceeds",
+    "basis",
+    "code",
+    "adj.",
+    "gain",
+    "term",
+    "box",
+]
 
 
 @click.group()
 def tax() -> None:
     """Tax lots and realized gains from the ledger's fills."""
+
+
+def _rebuilt(
+    app: AppContext, method: str, account: str | None, run_id: str | None, as_json: bool
+) -> Lots:
+    """The lots of one account (the one named, else ``run_id``'s, else the latest
+    run's) under ``[tax]``, having told a person which it is."""
+    options = app.settings.tax.wash_sale_options
+    led = command_ledger(app)
+    try:
+        key = led.account(account, run_id)
+        found = Lots(
+            key,
+            *rebuilt_lots(led.engine, Method(method), led.where, key, wash_sale_options=options)
+            if key
+            else ([], []),
+        )
+    finally:
+        led.engine.dispose()  # rows are loaded: no connection left to the collector
+    found.say(as_json)
+    return found
 
 
 @tax.command("lots")
@@ -96,58 +137,71 @@ def lots(
 
 
 @tax.command("report")
-@click.option("--year", type=int, required=True, metavar="YYYY", help="The tax year.")
+@click.option("--year", type=int, metavar="YYYY", help="The tax year.")
+@click.option(
+    "--all", "all_years", is_flag=True, help="Every year's sales instead (not one year's form)."
+)
+@click.option(
+    "--combine",
+    is_flag=True,
+    help="One row per sale: its lots of one term and box summed, acquired VARIOUS if they differ.",
+)
 @method_option
 @click.option(
     "--csv",
     "csv_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the Form 8949 rows and the totals by term to this CSV file.",
+    help="Also write the Form 8949 rows and the totals by box and by term to this CSV file.",
 )
 @account_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def report(
     app: AppContext,
-    year: int,
+    year: int | None,
+    all_years: bool,
+    combine: bool,
     method: str,
     csv_path: Path | None,
     account: str | None,
     run_id: str | None,
     as_json: bool,
 ) -> None:
-    """One account's sales in a year as Form 8949 rows (code W for wash sales), totals by term."""
+    """One account's sales in a year (or every year) as Form 8949 rows: box A-F,
+    code W for wash sales, totals by box and by term."""
+    if (year is not None) == all_years:
+        raise click.UsageError("give --year YYYY or --all")
     found = _rebuilt(app, method, account, run_id, as_json)
-    rows = form_8949_rows(found.closed, year)
-    totals = term_totals(rows)
+    reported = reporting(app.settings.tax.basis_reported)
+    data = {**found.head(), **report_document(found.closed, year, method, reported, combine)}
+    rows, totals, boxes = data["rows"], data["totals"], data["box_totals"]
     if csv_path is not None:
-        write_csv(csv_path, rows, totals)
+        write_csv(csv_path, rows, totals, boxes)
     if as_json:
-        print_json({**found.head(), "year": year, "method": method, "rows": rows, "totals": totals})
+        print_json(data)
         return
     out = console()
+    period = f"{ALL_YEARS}, not one tax year's form" if year is None else str(year)
     out.print(
         table(
-            f"Form 8949 rows for {year} ({method})",
-            [
-                "description",
-                "acquired",
-                "sold",
-                "proceeds",
-                "basis",
-                "code",
-                "adj.",
-                "gain",
-                "term",
-            ],
-            [tuple(r.values()) for r in rows],
+            f"Form 8949 rows for {period} ({method})",
+            _COLUMNS,
+            [tuple(r[key] for key in FORM_8949) for r in rows],
+        )
+    )
+    figures = ["proceeds", "basis", "adjustments", "gain or loss"]
+    out.print(
+        table(
+            "Totals by box",
+            ["box", *figures],
+            [(box, *sums.values()) for box, sums in boxes.items()],
         )
     )
     out.print(
         table(
             "Totals by term",
-            ["term", "proceeds", "basis", "adjustments", "gain or loss"],
-            [(term, *figures.values()) for term, figures in totals.items()],
+            ["term", *figures],
+            [(term, *sums.values()) for term, sums in totals.items()],
         )
     )
     if csv_path is not None:

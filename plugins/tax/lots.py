@@ -24,10 +24,12 @@ Simplifications (documented in docs/taxes.md):
   broker nets the position), so the short-sale rules for substantially
   identical property held long do not arise. HIFO relieves short lots first
   in, first out;
-- "substantially identical" means the same symbol (the same option ticker);
-  only buys that open long lots are replacements, earliest first, and a
-  replacement share absorbs at most one wash sale; the rest of the lot a sold
-  share came from is never its replacement;
+- "substantially identical" means the same symbol (the same option ticker),
+  and with ``wash_sale_options`` a call bought on a stock sold at a loss (a
+  contract standing for its multiplier in shares); only buys that open long
+  lots are replacements, earliest first, and a replacement share absorbs at
+  most one wash sale; the rest of the lot a sold share came from is never its
+  replacement;
 - an option's expiry closes it at no price; its exercise or assignment
   closes it with no gain or loss and charges its premium to the shares
   delivered (:mod:`tradepipe.plugins.tax.settlements`); corporate actions
@@ -207,6 +209,8 @@ def compute_lots(
     fills: Iterable[FillLike],
     method: Method = Method.FIFO,
     specific: Mapping[str, Sequence[str]] | None = None,
+    *,
+    wash_sale_options: bool = False,
 ) -> LotResult:
     """Match ``fills`` (in time order) into lots.
 
@@ -214,12 +218,14 @@ def compute_lots(
     :param specific: execution id of a closing fill → the lot ids it relieves,
         in that order (an id may name a lot or its opening execution, which
         covers every piece of it); any quantity left is relieved by ``method``.
+    :param wash_sale_options: a call bought on a stock is a replacement for
+        shares of it sold at a loss (``[tax] wash_sale_options``).
     :raises LotError: fills out of time order, a repeated execution id, a
         side that is neither buy nor sell, a specific lot that is not open, an
         option's expiry, exercise or assignment with no lot of it open, or one
         of the two fills of an exercise or assignment without the other.
     """
-    book = _Book(method, specific or {})
+    book = _Book(method, specific or {}, wash_sale_options)
     for fill in fills:
         book.apply(fill)
     book.deliveries.check_done()
@@ -231,18 +237,24 @@ def compute_lots(
 
 @dataclass
 class _Pending:
-    """A loss sale still waiting, until ``until``, for replacement shares."""
+    """A loss sale still waiting, until ``until``, for replacement shares.
+
+    ``units`` counts shares: a lot's quantity times its multiplier.
+    """
 
     index: int
-    shares: Decimal
+    units: Decimal
     loss: Decimal
     held: dt.timedelta
     until: dt.date
 
 
 class _Book:
-    def __init__(self, method: Method, specific: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self, method: Method, specific: Mapping[str, Sequence[str]], options: bool = False
+    ) -> None:
         self.method = method
+        self.options = options
         self.specific = specific
         self.open: dict[str, list[Lot]] = {}
         self.closed: list[Realization] = []
@@ -309,11 +321,17 @@ class _Book:
         )
         lots = self._lots(fill.symbol)
         lots.append(lot)
-        if buy:
-            waiting = [p for p in self.pending.get(fill.symbol, []) if p.until >= day and p.shares]
-            self.pending[fill.symbol] = waiting
+        if not buy:
+            return
+        keys = [fill.symbol]
+        underlying = underlying_of(fill.symbol)
+        if self.options and underlying is not None and _is_call(fill.symbol):
+            keys.append(underlying)
+        for key in keys:
+            waiting = [p for p in self.pending.get(key, []) if p.until >= day and p.units]
+            self.pending[key] = waiting
             for pending in waiting:
-                if pending.shares and not lots[-1].washed:
+                if pending.units and not lots[-1].washed:
                     self._wash(lots, len(lots) - 1, pending)
 
     def _deliver(self, fill: FillLike, buy: bool, kind: str, underlying: str) -> None:
@@ -422,29 +440,39 @@ class _Book:
         sale = self.closed[index]
         pending = _Pending(
             index=index,
-            shares=sale.quantity,
+            units=sale.quantity * sale.multiplier,
             loss=-sale.gain,
             held=sale.sold - sale.acquired,
             until=sale.sold + WASH_WINDOW,
         )
-        lots = self._lots(sale.symbol)
-        at = 0
-        while at < len(lots) and pending.shares:
-            lot = lots[at]
-            recent = lot.purchased >= sale.sold - WASH_WINDOW
-            if not lot.short and not lot.washed and lot.origin != sale.origin and recent:
-                at = self._wash(lots, at, pending)
-            at += 1
-        if pending.shares:
+        for lot in self._replacements(sale):
+            if not pending.units:
+                break
+            lots = self._lots(lot.symbol)
+            self._wash(lots, lots.index(lot), pending)
+        if pending.units:
             self.pending.setdefault(sale.symbol, []).append(pending)
+
+    def _replacements(self, sale: Realization) -> list[Lot]:
+        """The open long lots bought up to 30 days before ``sale`` that may replace it,
+        earliest first."""
+        found = [lot for lot in self._lots(sale.symbol) if lot.origin != sale.origin]
+        if self.options and underlying_of(sale.symbol) is None:
+            for symbol, lots in self.open.items():
+                if underlying_of(symbol) == sale.symbol and _is_call(symbol):
+                    found += lots
+        start = sale.sold - WASH_WINDOW
+        recent = [lot for lot in found if not (lot.short or lot.washed) and lot.purchased >= start]
+        return sorted(recent, key=lambda lot: lot.opened_at)
 
     def _wash(self, lots: list[Lot], at: int, pending: _Pending) -> int:
         """Move a loss onto (part of) ``lots[at]``; return the index of the unwashed rest."""
         lot = lots[at]
-        take = min(lot.quantity, pending.shares)
-        disallowed = portion(pending.loss, take, pending.shares)
+        units = min(lot.quantity * lot.multiplier, pending.units)
+        take = lot.quantity if units == lot.quantity * lot.multiplier else units / lot.multiplier
+        disallowed = portion(pending.loss, units, pending.units)
         pending.loss -= disallowed
-        pending.shares -= take
+        pending.units -= units
         sale = self.closed[pending.index]
         self.closed[pending.index] = replace(sale, adjustment=sale.adjustment + disallowed)
         basis = portion(lot.basis, take, lot.quantity)
@@ -469,3 +497,8 @@ class _Book:
         )
         lots.insert(at, replace(piece, lot_id=f"{lot.origin}.{number}"))
         return at + 1
+
+
+def _is_call(symbol: str) -> bool:
+    """An OCC option symbol of a call."""
+    return symbol[12] == "C"

@@ -102,14 +102,20 @@ def _rows(result: LotResult, method: Method) -> tuple[list[dict[str, Any]], list
 
 
 def rebuild_lots(
-    engine: Engine, method: Method = Method.FIFO, where: str = "", account: str = ""
+    engine: Engine,
+    method: Method = Method.FIFO,
+    where: str = "",
+    account: str = "",
+    *,
+    wash_sale_options: bool = False,
 ) -> LotResult:
     """Recompute the lots from the fills of ``account``'s runs (a key of
     :meth:`~tradepipe.plugins.ledger.queries.Ledger.accounts`; empty: every fill) and
     rewrite both lot tables, which then hold that account's lots.
 
     One transaction: readers see the old lots or the new, never a mixture.
-    Running it twice gives the same rows (ids included).
+    Running it twice gives the same rows (ids included). ``wash_sale_options``:
+    see :func:`compute_lots`.
 
     :raises PersistenceError: the ledger could not be read or written.
     :raises LotError: the fills cannot be matched (see :func:`compute_lots`).
@@ -126,7 +132,7 @@ def rebuild_lots(
                 runs = select(col(RunRow.run_id)).where(col(RunRow.account) == account)
                 chosen = chosen.where(col(FillRow.run_id).in_(runs))
             fills = list(session.scalars(chosen))
-            result = compute_lots(_fills(fills), method)
+            result = compute_lots(_fills(fills), method, wash_sale_options=wash_sale_options)
             lots, closed = _rows(result, method)
             if lots:
                 session.execute(insert(TaxLotRow), lots)
@@ -138,10 +144,15 @@ def rebuild_lots(
 
 
 def rebuilt_lots(
-    engine: Engine, method: Method = Method.FIFO, where: str = "", account: str = ""
+    engine: Engine,
+    method: Method = Method.FIFO,
+    where: str = "",
+    account: str = "",
+    *,
+    wash_sale_options: bool = False,
 ) -> tuple[list[TaxLotRow], list[LotRealizationRow]]:
     """:func:`rebuild_lots`, then :func:`read_lots`: ``account``'s lots as of its fills now."""
-    rebuild_lots(engine, method, where, account)
+    rebuild_lots(engine, method, where, account, wash_sale_options=wash_sale_options)
     return read_lots(engine, where)
 
 

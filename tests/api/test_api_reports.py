@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 from api_support import LIMIT_BUY
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from tradepipe.cli import cli
+from tradepipe.cli.context import AppContext
 from tradepipe.clock import NEW_YORK
 from tradepipe.plugins.ledger.db import open_engine
 from tradepipe.services.halt import trading_day
@@ -107,7 +110,7 @@ FILLS = [
 ]
 
 
-def _fills(workdir: Path) -> None:
+def _fills(workdir: Path, fills: list[tuple[str, ...]] = FILLS) -> None:
     engine = open_engine(f"sqlite:///{workdir / 'ledger.db'}")
     with engine.begin() as conn:
         conn.execute(
@@ -117,7 +120,7 @@ def _fills(workdir: Path) -> None:
                 "'paper', 'list', '[]', 0, 'completed', 'replay:r1')"
             )
         )
-        for eid, side, qty, price, ts in FILLS:
+        for eid, side, qty, price, ts in fills:
             conn.execute(
                 text(
                     "INSERT INTO fills (run_id, execution_id, client_order_id, decision_id, "
@@ -152,11 +155,56 @@ def test_tax_lots_and_report(client: TestClient, workdir: Path) -> None:
     assert client.get("/tax/report", params={"year": 2024}).json()["rows"] == []
 
 
+#: Two AAPL lots, one sale relieving both (a combined row is acquired VARIOUS), and a
+#: sale in the next year; 2025 is short-term, the 2026 sale of the rest long-term.
+MORE_FILLS = [
+    *FILLS,
+    ("e3", "buy", "5", "105", "2025-02-03T15:00:00+00:00"),
+    ("e4", "sell", "8", "120", "2025-04-01T15:00:00+00:00"),
+    ("e5", "sell", "3", "90", "2026-06-01T15:00:00+00:00"),
+]
+
+
+@pytest.mark.slow
+def test_the_tax_report_answers_as_the_cli_does(
+    make_client: Callable[..., TestClient], workdir: Path
+) -> None:
+    with (workdir / "settings.toml").open("a") as f:
+        f.write("[default.tax]\nbasis_reported = false\n")
+    _fills(workdir, MORE_FILLS)
+    for params, args in (
+        ({"year": 2025}, ["--year", "2025"]),
+        ({"year": 2025, "combine": "true"}, ["--year", "2025", "--combine"]),
+        ({"combine": "true"}, ["--all", "--combine"]),
+    ):
+        with make_client() as client:
+            answer = client.get("/tax/report", params=params)
+        assert answer.status_code == 200, answer.text
+        printed = CliRunner().invoke(
+            cli,
+            ["tax", "report", *args, "--json"],
+            obj=AppContext(settings_path="settings.toml"),
+            catch_exceptions=False,
+        )
+        assert printed.exit_code == 0, printed.output
+        assert answer.json() == json.loads(printed.stdout), args
+    # Sale e4 of 8 relieves 6 of e1 (acquired 01/02) and 2 of e3 (02/03): one row, box B.
+    # Proceeds 8 x 120 = 960.00; basis 600.00 + 210.00 = 810.00; gain 150.00.
+    combined = answer.json()
+    assert [(r["description"], r["date_acquired"], r["box"]) for r in combined["rows"]] == [
+        ("4 sh. AAPL", "01/02/2025", "B"),
+        ("8 sh. AAPL", "VARIOUS", "B"),
+        ("3 sh. AAPL", "02/03/2025", "E"),
+    ]
+    assert combined["rows"][1]["gain_or_loss"] == "150.00"
+    assert (combined["year"], combined["period"]) == (None, "all years")
+
+
 def test_bad_tax_parameters_are_422_naming_them(client: TestClient) -> None:
     for path, params, field in (
         ("/tax/lots", {"method": "random"}, "method"),
         ("/tax/lots", {"only": "both"}, "only"),
-        ("/tax/report", {}, "year"),
+        ("/tax/report", {"year": 1800}, "year"),
         ("/tax/report", {"year": "last"}, "year"),
     ):
         answer = client.get(path, params=params)

@@ -515,10 +515,15 @@ def test_corpus(
         assert D(totals["cost_basis"]) == sum((D(r[4]) for r in mine), D(0))
         assert D(totals["adjustment_amount"]) == sum((D(r[6] or 0) for r in mine), D(0))
         assert D(totals["gain_or_loss"]) == sum((D(r[7]) for r in mine), D(0))
+    # Basis reported (the default): box A short-term, D long-term, a total for each box used.
+    assert [r["box"] for r in rows] == ["A" if r[8] == "short" else "D" for r in want]
+    boxes = sorted({r["box"] for r in rows})
+    assert list(data["box_totals"]) == boxes
     with open("f8949.csv", newline="") as f:
         written = list(csv.DictReader(f))
     assert written[: len(rows)] == rows
-    assert [r["description"] for r in written[len(rows) :]] == ["Total short", "Total long"]
+    totals_written = [r["description"] for r in written[len(rows) :]]
+    assert totals_written == [f"Total box {b}" for b in boxes] + ["Total short", "Total long"]
 
 
 def test_open_lots_after_the_corpus_partial_wash(

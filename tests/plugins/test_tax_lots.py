@@ -458,3 +458,58 @@ def test_wash_sales_move_losses_without_changing_the_total(
         )
         assert held == bought - sold
     assert all(r.adjustment <= -(r.proceeds - r.basis) for r in result.closed if r.adjustment)
+
+
+CALL = "AAPL  260619C00050000"
+
+
+@pytest.mark.parametrize("options", [True, False])
+def test_a_call_bought_after_a_loss_sale_washes_it_only_with_the_setting(options: bool) -> None:
+    # 100 AAPL @ 50.00 = 5000.00 on 03-02, sold @ 45.00 = 4500.00 on 04-01: a loss of
+    # 500.00, held 30 days. One call (x100, so 100 shares) @ 2.00 = 200.00 on 04-10.
+    result = compute_lots(
+        [
+            fill("b", "buy", 100, "50", "2026-03-02"),
+            fill("s", "sell", 100, "45", "2026-04-01"),
+            fill("c", "buy", 1, "2", "2026-04-10", symbol=CALL, multiplier="100"),
+        ],
+        wash_sale_options=options,
+    )
+    (sale,) = result.closed
+    (call,) = result.open
+    assert (sale.proceeds, sale.basis) == (4500, 5000)
+    if options:
+        # Disallowed 500.00 (code W), gain 4500.00 - 5000.00 + 500.00 = 0.00; the call's
+        # basis 200.00 + 500.00 = 700.00, acquired 04-10 - 30 days = 03-11.
+        assert (sale.adjustment, sale.gain) == (500, 0)
+        assert (call.basis, call.wash_adjustment, call.acquired) == (
+            700,
+            500,
+            dt.date(2026, 3, 11),
+        )
+    else:
+        assert (sale.adjustment, sale.gain) == (0, -500)
+        assert (call.basis, call.wash_adjustment, call.acquired) == (200, 0, dt.date(2026, 4, 10))
+
+
+def test_a_call_bought_before_a_loss_sale_washes_part_of_it_and_a_put_never() -> None:
+    # 200 AAPL @ 50.00 = 10000.00 on 03-02. A put (x100) on 03-20 is not an option to buy
+    # the shares; a call (x100) @ 1.50 = 150.00 on 03-25 stands for 100 of the 200 shares
+    # sold @ 48.00 = 9600.00 on 04-01: of the 400.00 loss, 100/200 = 200.00 is disallowed.
+    # The call's basis 150.00 + 200.00 = 350.00, acquired 03-25 - 30 days = 02-23.
+    put = "AAPL  260619P00045000"
+    result = compute_lots(
+        [
+            fill("b", "buy", 200, "50", "2026-03-02"),
+            fill("p", "buy", 1, "1", "2026-03-20", symbol=put, multiplier="100"),
+            fill("c", "buy", 1, "1.5", "2026-03-25", symbol=CALL, multiplier="100"),
+            fill("s", "sell", 200, "48", "2026-04-01"),
+        ],
+        wash_sale_options=True,
+    )
+    (sale,) = result.closed
+    assert (sale.proceeds, sale.basis, sale.adjustment, sale.gain) == (9600, 10000, 200, -200)
+    by_symbol = {lot.symbol: lot for lot in result.open}
+    assert (by_symbol[put].basis, by_symbol[put].wash_adjustment) == (100, 0)
+    call = by_symbol[CALL]
+    assert (call.basis, call.wash_adjustment, call.acquired) == (350, 200, dt.date(2026, 2, 23))
