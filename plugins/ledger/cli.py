@@ -362,12 +362,16 @@ def _rebuilt(
     app: AppContext, method: str, account: str | None, run_id: str | None, as_json: bool
 ) -> Lots:
     """The lots of one account (the one named, else ``run_id``'s, else the latest
-    run's), having told a person which it is."""
+    run's) under ``[tax]``, having told a person which it is."""
+    options = app.settings.tax.wash_sale_options
     led = command_ledger(app)
     try:
         key = led.account(account, run_id)
         found = Lots(
-            key, *rebuilt_lots(led.engine, Method(method), led.where, key) if key else ([], [])
+            key,
+            *rebuilt_lots(led.engine, Method(method), led.where, key, wash_sale_options=options)
+            if key
+            else ([], []),
         )
     finally:
         led.engine.dispose()  # rows are loaded: no connection left to the collector

@@ -14,9 +14,8 @@ import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, console, print_json, table
 from tradepipe.plugins.ledger.cli import (
-    Lots,
+    _rebuilt,
     account_options,
-    command_ledger,
     method_option,
     print_open_lots,
 )
@@ -30,8 +29,6 @@ from tradepipe.plugins.tax.documents import (
     reporting,
     write_csv,
 )
-from tradepipe.plugins.tax.lots import Method
-from tradepipe.plugins.tax.lots_db import rebuilt_lots
 
 #: The table's headings for the columns of :data:`FORM_8949`.
 _COLUMNS = [
@@ -51,27 +48,6 @@ _COLUMNS = [
 @click.group()
 def tax() -> None:
     """Tax lots and realized gains from the ledger's fills."""
-
-
-def _rebuilt(
-    app: AppContext, method: str, account: str | None, run_id: str | None, as_json: bool
-) -> Lots:
-    """The lots of one account (the one named, else ``run_id``'s, else the latest
-    run's) under ``[tax]``, having told a person which it is."""
-    options = app.settings.tax.wash_sale_options
-    led = command_ledger(app)
-    try:
-        key = led.account(account, run_id)
-        found = Lots(
-            key,
-            *rebuilt_lots(led.engine, Method(method), led.where, key, wash_sale_options=options)
-            if key
-            else ([], []),
-        )
-    finally:
-        led.engine.dispose()  # rows are loaded: no connection left to the collector
-    found.say(as_json)
-    return found
 
 
 @tax.command("lots")
