@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from tradepipe.host import PluginHost, load_host
 from tradepipe.logs import RedactionFilter, setup_logging
 from tradepipe.settings import AppSettings, load_settings
@@ -67,11 +68,21 @@ def app_context(ctx: click.Context) -> AppContext:
         )
     obj: AppContext = root.obj
     # A context made beforehand (an embedding program, a test) still takes the
-    # options given on the command line, as long as no settings were read yet.
+    # options given on the command line itself (not TRADEPIPE_SETTINGS, which
+    # only stands in for a missing option), as long as no settings were read yet.
+    given = {
+        name
+        for name in ("settings_path", "env", "debug")
+        if root.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    }
     if obj._settings is None:
-        obj.settings_path = params.get("settings_path") or obj.settings_path
-        obj.env = params.get("env") or obj.env
-    obj.debug = obj.debug or bool(params.get("debug"))
+        # The command line wins; TRADEPIPE_SETTINGS only fills a path not set.
+        if "settings_path" in given or obj.settings_path is None:
+            obj.settings_path = params.get("settings_path") or obj.settings_path
+        if "env" in given or obj.env is None:
+            obj.env = params.get("env") or obj.env
+    if "debug" in given:
+        obj.debug = obj.debug or bool(params["debug"])
     return obj
 
 

@@ -38,9 +38,10 @@ def invoke(
     :param catch_exceptions: keep an unexpected exception in ``result.exception``
         instead of raising it.
     """
-    app = AppContext(
-        settings_path=None if settings is None else str(settings), debug=debug, _host=host
-    )
+    # Options go on the command line, as a user gives them; a context is made
+    # beforehand only to hand in a plugin host.
+    head = [*(["--debug"] if debug else []), *(["--settings", str(settings)] if settings else [])]
+    app = AppContext(_host=host) if host is not None else None
     return CliRunner().invoke(
-        cli, list(args), obj=app, catch_exceptions=catch_exceptions, input=input
+        cli, [*head, *args], obj=app, catch_exceptions=catch_exceptions, input=input
     )

@@ -158,11 +158,15 @@ def lift_halt(path: Path, *, daily_loss: bool = False) -> tuple[bool, bool]:
     state = load_state(path)
     was = bool(state.pop("manual", None))
     lifted_daily = False
-    accounts = daily_accounts(state)
-    halted = [key for key, daily in accounts.items() if daily.get("halted")]
-    if daily_loss and halted:
+    if daily_loss:
+        accounts = daily_accounts(state)
+        halted = [
+            key
+            for key, daily in accounts.items()
+            if not isinstance(daily, dict) or daily.get("halted")
+        ]
         for key in halted:
             accounts.pop(key)
-        lifted_daily = True
+        lifted_daily = bool(halted)
     write_state(path, state)
     return was, lifted_daily

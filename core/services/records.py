@@ -28,26 +28,40 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def record_sinks(settings: AppSettings, host: PluginHost) -> Iterator[list[Sink]]:
-    """The configured sinks, released on leaving.
+    """The configured sinks that can be built, released on leaving.
 
-    :raises UnknownComponentError: a sink in ``[run] sinks`` is not installed.
-    :raises ConfigError: a sink's settings are invalid.
+    A sink that cannot be built (not installed, bad settings) is reported in the
+    log and left out: the records are a help to a broker command, never a
+    reason for it to fail (a cancel must still reach the broker).
     """
     sinks: list[Sink] = []
-    try:
-        for name in settings.run.sinks:
+    for name in settings.run.sinks:
+        try:
             sinks.append(make_component(host, settings, "sink", name))
+        except TradepipeError as exc:
+            log.warning("sink %r left out: %s", name, exc)
+    try:
         yield sinks
     finally:
         for sink in sinks:
-            sink.release()
+            try:
+                sink.release()
+            except Exception:
+                log.exception("sink %r: releasing its connections failed", sink.name)
 
 
 def follow_records(settings: AppSettings, host: PluginHost, broker: Broker) -> None:
     """Tell ``broker`` of the orders the records hold open (:meth:`Sink.follow`)."""
     with record_sinks(settings, host) as sinks:
         for sink in sinks:
-            sink.follow(broker)
+            _follow(sink, broker)
+
+
+def _follow(sink: Sink, broker: Broker) -> None:
+    try:
+        sink.follow(broker)
+    except Exception:
+        log.exception("sink %r: could not tell the broker of its open orders", sink.name)
 
 
 def named_fills(
@@ -61,13 +75,15 @@ def named_fills(
     """
     with record_sinks(settings, host) as sinks:
         for sink in sinks:
-            sink.follow(broker)
+            _follow(sink, broker)
         fills = broker.fills(since)
         unnamed = [f.execution_id for f in fills if not f.client_order_id]
         names: dict[str, str] = {}
-        if unnamed:
-            for sink in sinks:
+        for sink in sinks if unnamed else ():
+            try:
                 names.update(sink.execution_orders(unnamed))
+            except Exception:
+                log.exception("sink %r: could not name the broker's executions", sink.name)
     return [
         f.model_copy(update={"client_order_id": names[f.execution_id]})
         if f.execution_id in names
@@ -88,30 +104,33 @@ def record_end(
 ) -> str | None:
     """Write a cancelled (or otherwise ended) order's end where it was recorded.
 
-    Only once the broker confirmed the end. Records that cannot be written are
-    reported in the log and left for ``tradepipe reconcile --fix``, never
-    treated as a failed cancel (the broker already acted on it).
+    Only once the broker confirmed the end. Each sink is asked on its own: one
+    that cannot be written is reported in the log and left for ``tradepipe
+    reconcile --fix``, never treated as a failed cancel (the broker already
+    acted on it), and never keeps the others from recording it.
 
     :param final: the order's status as last seen, and ``known``: whether the broker
         said so (rather than the wait running out).
     :param requested: the broker's answer to the cancel the user asked for; the
         history then shows the request (``pending_cancel``) before the end.
-    :returns: the run holding what was written, or ``None``.
+    :returns: the run holding what the first sink that wrote it wrote, or ``None``.
     """
     if not (known and final.is_terminal):
         return None
-    try:
-        with record_sinks(settings, host) as sinks:
-            written = [
-                sink.record_end(broker, client_order_id, requested, settings.env) for sink in sinks
-            ]
-    except TradepipeError as exc:
-        log.warning(
-            "order %s ended %s but the ledger could not record it (%s); "
-            "`tradepipe reconcile --fix` will",
-            client_order_id,
-            final,
-            exc,
-        )
-        return None
-    return next((run for run in written if run), None)
+    written: str | None = None
+    with record_sinks(settings, host) as sinks:
+        for sink in sinks:
+            try:
+                run = sink.record_end(broker, client_order_id, requested, settings.env)
+            except Exception as exc:
+                log.warning(
+                    "order %s ended %s but sink %r could not record it (%s); "
+                    "`tradepipe reconcile --fix` will",
+                    client_order_id,
+                    final,
+                    sink.name,
+                    exc,
+                )
+                continue
+            written = written or run
+    return written

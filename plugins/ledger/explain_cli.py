@@ -146,8 +146,8 @@ def explain(app: AppContext, key: str, run_id: str | None, as_json: bool) -> Non
     if not chains:
         raise ConfigError(f"the ledger knows no decision or order {key!r}", key="explain")
     if run_id == "latest":
-        chains = chains[-1:]
-    elif run_id is not None:
+        run_id = chains[-1]["run_id"]
+    if run_id is not None:
         chains = [c for c in chains if c["run_id"] == run_id]
         if not chains:
             raise ConfigError(f"run {run_id!r} recorded nothing about {key!r}", key="explain")

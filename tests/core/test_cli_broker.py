@@ -678,3 +678,14 @@ def test_logout_asks_first_and_a_no_changes_nothing(paper: Path) -> None:
     assert refused.exit_code == 1
     assert "error: not logged out (answer y, or pass --yes)" in refused.output
     assert "Aborted" not in refused.output
+
+
+def test_a_sink_that_cannot_be_built_does_not_keep_a_cancel_from_the_broker(
+    workdir: Path, clock: list[float]
+) -> None:
+    write_settings(workdir, run={"sinks": ["sql", "no_such_sink"]})
+    result = ok("cancel", "tp-1")
+    assert result.stdout.splitlines()[-1] == "Order tp-1 is canceled."
+    assert ("cancel", "tp-1") in FakeBroker.calls
+    assert "sink 'no_such_sink' left out: unknown sink 'no_such_sink'" in result.stderr
+    assert [r["client_order_id"] for r in data("orders")] == ["tp-1"]

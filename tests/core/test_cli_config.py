@@ -209,3 +209,16 @@ def test_an_environments_list_replaces_the_defaults_unless_asked_to_merge(
     assert "run.mode" not in sources  # a built-in default
     merged_sources = json.loads(invoke("--env", "merged", "config", "show", "--sources").stdout)
     assert merged_sources["run.risk_filters"] == "settings.toml [default] + settings.toml [merged]"
+
+
+def test_the_settings_a_caller_names_win_over_tradepipe_settings(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TRADEPIPE_SETTINGS stands in for a missing --settings; it never replaces one.
+    (project / "other.toml").write_text('[default.run]\nbroker = "no_such_broker"\n')
+    monkeypatch.setenv("TRADEPIPE_SETTINGS", str(project / "other.toml"))
+    named = invoke("config", "show", settings=project / "settings.toml")
+    assert named.exit_code == 0, named.output
+    assert json.loads(named.stdout)["run"]["broker"] != "no_such_broker"
+    by_variable = invoke("config", "show")
+    assert json.loads(by_variable.stdout)["run"]["broker"] == "no_such_broker"

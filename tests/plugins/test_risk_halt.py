@@ -227,3 +227,19 @@ def test_resume_daily_loss_lifts_the_day(workdir: Path) -> None:
     assert invoke("resume", "--daily-loss").stdout.strip() == "trading resumed"
     check = flt.check(intent(), decision(), ctx)
     assert check.outcome is Outcome.PASS and check.figures["start_equity"] == D("99000.00")
+
+
+def test_resume_leaves_the_days_alone_unless_asked_and_copes_with_a_damaged_day(
+    tmp_path: Path,
+) -> None:
+    from tradepipe.services.halt import lift_halt, read_state
+
+    path = tmp_path / "halt.json"
+    write_state(path, {"manual": {"reason": "x"}})
+    assert lift_halt(path) == (True, False)
+    assert read_state(path) == {}  # the API's resume: nothing but the manual halt changes
+    write_state(path, {"manual": {"reason": "x"}, "daily": {"acct": "damaged"}})
+    assert lift_halt(path) == (True, False)
+    assert read_state(path) == {"daily": {"acct": "damaged"}}
+    assert lift_halt(path, daily_loss=True) == (False, True)
+    assert read_state(path) == {"daily": {}}
