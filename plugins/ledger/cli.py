@@ -358,7 +358,7 @@ class Lots:
         return account_fields(self.account)
 
 
-def _rebuilt(
+def account_lots(
     app: AppContext, method: str, account: str | None, run_id: str | None, as_json: bool
 ) -> Lots:
     """The lots of one account (the one named, else ``run_id``'s, else the latest
@@ -418,7 +418,7 @@ def lots(
     as_json: bool,
 ) -> None:
     """Tax lots from one account's fills: open lots and realized gains."""
-    found = _rebuilt(app, method, account, run_id, as_json)
+    found = account_lots(app, method, account, run_id, as_json)
     open_rows, closed_rows = found.open, found.closed
     if year is not None:
         open_rows = [r for r in open_rows if r.purchased.year == year]
@@ -490,7 +490,7 @@ def tax_report_command(
     as_json: bool,
 ) -> None:
     """Realized short- and long-term gains and disallowed wash-sale losses of a year."""
-    found = _rebuilt(app, method, account, run_id, as_json)
+    found = account_lots(app, method, account, run_id, as_json)
     per_symbol, overall = tax_report(found.closed, year)
     data = {
         **found.head(),

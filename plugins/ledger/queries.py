@@ -51,7 +51,7 @@ def ledger_sink(settings: Any, host: Any, *, required: bool = False) -> Any:
     from tradepipe.pipeline import make_component  # the pipeline imports this module's users
 
     sink = make_component(host, settings, "sink", "sql")
-    if sink.settings.url is None and not Path(sink.settings.path).exists():
+    if not sink.exists():
         if required:
             raise PersistenceError(
                 f"no ledger at {sink.settings.path}; run `tradepipe run-pipeline` first, "

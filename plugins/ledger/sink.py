@@ -487,12 +487,13 @@ class SqlSink(Sink):
         """The ledger's location, safe to show (no password)."""
         return shown(self.url)
 
-    def _exists(self) -> bool:
-        # A database URL counts as existing; a file must be there (reading never makes one).
+    def exists(self) -> bool:
+        """Whether there is a ledger to read: a database URL counts as one; a file
+        must be there (reading never makes one)."""
         return self.settings.url is not None or Path(self.settings.path).exists()
 
     def follow(self, broker: Broker) -> None:
-        if not self._exists():
+        if not self.exists():
             return
         from tradepipe.plugins.ledger.queries import Ledger
 
@@ -500,7 +501,7 @@ class SqlSink(Sink):
             broker.track(u.intent, u.broker_order_id)
 
     def execution_orders(self, execution_ids: Collection[str]) -> dict[str, str]:
-        if not execution_ids or not self._exists():
+        if not execution_ids or not self.exists():
             return {}
         from tradepipe.plugins.ledger.queries import Ledger
 
@@ -509,7 +510,7 @@ class SqlSink(Sink):
     def record_end(
         self, broker: Broker, client_order_id: str, requested: OrderUpdate | None, env: str
     ) -> str | None:
-        if not self._exists():
+        if not self.exists():
             return None
         from tradepipe.plugins.ledger.reconcile import settle_order
 

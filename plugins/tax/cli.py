@@ -14,7 +14,7 @@ import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, console, print_json, table
 from tradepipe.plugins.ledger.cli import (
-    _rebuilt,
+    account_lots,
     account_options,
     method_option,
     print_open_lots,
@@ -68,7 +68,7 @@ def lots(
     as_json: bool,
 ) -> None:
     """Open lots and closed (realized) lots of one account, rebuilt from its fills."""
-    found = _rebuilt(app, method, account, run_id, as_json)
+    found = account_lots(app, method, account, run_id, as_json)
     open_rows, closed_rows = found.open, found.closed
     if symbol:
         open_rows = [r for r in open_rows if r.symbol == symbol.upper()]
@@ -147,7 +147,7 @@ def report(
     code W for wash sales, totals by box and by term."""
     if (year is not None) == all_years:
         raise click.UsageError("give --year YYYY or --all")
-    found = _rebuilt(app, method, account, run_id, as_json)
+    found = account_lots(app, method, account, run_id, as_json)
     reported = reporting(app.settings.tax.basis_reported)
     data = {**found.head(), **report_document(found.closed, year, method, reported, combine)}
     rows, totals, boxes = data["rows"], data["totals"], data["box_totals"]
