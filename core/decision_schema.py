@@ -32,6 +32,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from tradepipe.decisions import (
     Action,
     Decision,
+    LotName,
     OrderType,
     Price,
     Quantity,
@@ -182,6 +183,11 @@ class DecisionDocument(_Document):
     options: OptionStrategySpec | None = None
     rationale: str = Field(default="", max_length=4000)
     inputs_hash: str | None = Field(default=None, max_length=128)
+    lots: tuple[LotName, ...] = Field(
+        default=(),
+        max_length=100,
+        description="Tax lots a sale relieves first, in order (`tradepipe tax lots --open`).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:

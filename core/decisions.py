@@ -46,6 +46,8 @@ RAW_MAX = 20_000
 
 Price = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]
 Quantity = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]
+#: A tax lot as a decision names it (``AAPL/2025-03-10/100@187.50``, or a lot id).
+LotName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
 
 
 class SizingHints(Record):
@@ -77,6 +79,10 @@ class Decision(Record):
         for the audit (an LLM's answer); it plays no part in execution.
     :param option_risk: an options strategy's max loss, max gain and
         breakevens for ``quantity`` (see :mod:`tradepipe.options.strategies`).
+    :param lots: the tax lots a sale (or a buy to cover) relieves first, in
+        this order, by the names ``tradepipe tax lots --open`` shows; the rest
+        of the quantity is relieved by the method the lots are read with
+        (``--method``, first in, first out by default).
     """
 
     id: str = Field(default="", max_length=128)
@@ -100,12 +106,15 @@ class Decision(Record):
     inputs_hash: str | None = Field(default=None, max_length=128)
     raw: str | None = Field(default=None, max_length=RAW_MAX)
     option_risk: OptionRisk | None = None
+    lots: tuple[LotName, ...] = Field(default=(), max_length=100)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         problem = price_problem(self.order_type, self.limit_price, self.stop_price)
         if problem:
             raise ValueError(problem)
+        if self.lots and self.action is Action.HOLD:
+            raise ValueError("lots name the tax lots a trade closes; a hold trades nothing")
         if self.expires_at and self.created_at and self.expires_at <= self.created_at:
             raise ValueError("expires_at must be after created_at")
         if not self.id and self.source and self.created_at is not None:

@@ -37,11 +37,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Runtime:
-    """What a component may use besides its own settings."""
+    """What a component may use besides its own settings.
+
+    ``run`` is replaced when the broker has connected, by the run that says
+    which account it trades (``run.account``); read it when it is needed.
+    """
 
     settings: AppSettings
     clock: Clock
     run: RunInfo
+    host: PluginHost | None = None
 
 
 @dataclass
@@ -60,6 +65,8 @@ class Pipeline:
     #: The always-on filters ``[run] risk_filters`` does not list: they judge every
     #: order before the listed filters and are recorded only when they say something.
     guards: list[RiskFilter] = field(default_factory=list)
+    #: What the components were given (:class:`Runtime`).
+    runtime: Runtime | None = None
 
 
 class Progress(Protocol):
@@ -103,7 +110,7 @@ def make_component(
 #: Risk filters every pipeline runs, whatever ``[run] risk_filters`` lists: the
 #: live-account guard and the kill switch. A halt must never depend on a list someone
 #: forgot to extend. Listed, one runs where the list puts it, as any filter.
-ALWAYS_ON_FILTERS = ("live_account", "halt")
+ALWAYS_ON_FILTERS = ("live_account", "halt", "named_lots")
 
 
 def guard_names(settings: AppSettings) -> list[str]:
@@ -164,7 +171,7 @@ def build_pipeline(
         strategies=tuple(run_cfg.strategies),
     )
     clock = clock or ManualClock(started)
-    runtime = Runtime(settings, clock, run)
+    runtime = Runtime(settings, clock, run, host)
     if len(set(run_cfg.strategies)) != len(run_cfg.strategies):
         raise ConfigError("[run] strategies lists a strategy twice", key="run.strategies")
 
@@ -183,6 +190,7 @@ def build_pipeline(
         broker=make("broker", run_cfg.broker),
         sinks=[make("sink", n) for n in run_cfg.sinks],
         guards=[make("risk_filter", n) for n in guard_names(settings)],
+        runtime=runtime,
     )
 
 
@@ -225,6 +233,8 @@ def open_run(
     run = pipeline.run = pipeline.run.model_copy(
         update={"account_id": connected.account_id, "account": account}
     )
+    if pipeline.runtime is not None:
+        pipeline.runtime.run = run
     opened: list[Sink] = []
     executor: Executor | None = None
     status = "failed"

@@ -226,6 +226,9 @@ def live(
     }
     app = settings(run=run, **tables)
     host = host or test_host()
+    # Import every component now: on a cold start that takes long enough, at this
+    # speed, for the first prices to be stale by the time the run reads them.
+    host.collect()
     first = start or (ListLiveFeed.source[0].ts if ListLiveFeed.source else T0)
     # The warm-up is what had ended at ``first``, however long the start takes.
     ListLiveFeed.live_from = first

@@ -49,6 +49,7 @@ OPTION_NAMES = {
     "stop_price": "--stop-price",
     "tif": "--tif",
     "rationale": "--rationale",
+    "lots": "--lot",
 }
 
 
@@ -107,6 +108,14 @@ def _common(command: Any) -> Any:
 @click.option("--quantity", type=Decimal, required=True, help="Shares.")
 @click.option("--take-profit", type=Decimal, help="Attach a take-profit limit (bracket).")
 @click.option("--stop-loss", type=Decimal, help="Attach a protective stop (bracket).")
+@click.option(
+    "--lot",
+    "lots",
+    multiple=True,
+    metavar="LOT",
+    help="A tax lot this order closes, by the name `tradepipe tax lots --open` shows "
+    "(repeat for several, in the order to relieve them).",
+)
 @_common
 @pass_app
 def stock(
@@ -117,9 +126,15 @@ def stock(
     quantity: Decimal,
     take_profit: Decimal | None,
     stop_loss: Decimal | None,
+    lots: tuple[str, ...],
     **common: Any,
 ) -> None:
-    """Buy or sell SYMBOL's stock."""
+    """Buy or sell SYMBOL's stock.
+
+    A sale relieves its tax lots first in, first out unless --lot names them:
+
+      tradepipe order stock AAPL --side sell --quantity 50 --lot AAPL/2025-03-10/100@187.50
+    """
     _place(
         app,
         dict(
@@ -128,6 +143,7 @@ def stock(
             quantity=quantity,
             take_profit=take_profit,
             stop_loss=stop_loss,
+            lots=lots,
         ),
         **common,
     )
@@ -432,10 +448,14 @@ def check_bracket(decision: Decision) -> None:
 
 
 def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'order'}: {e['msg']}"
-        for e in exc.errors(include_url=False)
-    )
+    """What failed validation, each field called by its option where it has one."""
+
+    def where(loc: tuple[Any, ...]) -> str:
+        if not loc:
+            return "order"
+        return OPTION_NAMES.get(str(loc[0])) or ".".join(str(p) for p in loc)
+
+    return "; ".join(f"{where(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
 
 
 def _strategy_spec(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from tradepipe.decision_schema import OptionStrategySpec
@@ -44,6 +44,13 @@ class StockOrder(_Manual):
     quantity: Decimal = Field(gt=0, le=1_000_000, description="Shares.")
     take_profit: Decimal | None = Field(default=None, gt=0)
     stop_loss: Decimal | None = Field(default=None, gt=0)
+    lots: list[Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Tax lots the order closes, relieved first in this order, by the names "
+        "`GET /tax/lots` gives (`tradepipe order stock --lot`).",
+        examples=[["AAPL/2025-03-10/100@187.50"]],
+    )
 
 
 class OptionLeg(_Body):
@@ -300,6 +307,10 @@ class TaxLots(_Answer):
     method: str
     open: list[dict[str, Any]] | None = Field(default=None, description="Absent with only=closed.")
     closed: list[dict[str, Any]] | None = Field(default=None, description="Absent with only=open.")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="Each sale whose named lots were not open then (relieved by the method).",
+    )
 
 
 class TermTotals(_Answer):
@@ -321,6 +332,10 @@ class TaxReport(_Answer):
     rows: list[dict[str, str]] = Field(description="Form 8949 rows, short-term first.")
     box_totals: dict[str, TermTotals] = Field(description="By box (A-F) that has rows.")
     totals: dict[str, TermTotals] = Field(description="By term: short, long.")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="Each sale whose named lots were not open then (relieved by the method).",
+    )
 
 
 class Snapshots(_Answer):

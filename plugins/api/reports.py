@@ -26,7 +26,7 @@ from tradepipe.plugins.snapshot.files import (
 )
 from tradepipe.plugins.tax.documents import lots_document, report_document, reporting
 from tradepipe.plugins.tax.lots import Method
-from tradepipe.plugins.tax.lots_db import rebuilt_lots
+from tradepipe.plugins.tax.lots_db import Rebuilt, rebuilt_lots
 from tradepipe.sink import account_fields
 
 MethodParam = Annotated[Method, Query(description="Which lots a sale relieves first.")]
@@ -94,16 +94,20 @@ def reports_router(service: Service) -> APIRouter:
         # The rebuild rewrites the derived tables another call may be reading.
         with service.files, service.ledger() as led:
             key = led.account(account, run)
-            open_rows, closed_rows = (
+            open_rows, closed_rows, notes = (
                 rebuilt_lots(led.engine, method, led.where, key, wash_sale_options=options)
                 if key
-                else ([], [])
+                else Rebuilt([], [])
             )
         if symbol:
             open_rows = [r for r in open_rows if r.symbol == symbol.upper()]
             closed_rows = [r for r in closed_rows if r.symbol == symbol.upper()]
         return masked(
-            {**_account(key), **lots_document(method.value, open_rows, closed_rows, only)}
+            {
+                **_account(key),
+                **lots_document(method.value, open_rows, closed_rows, only),
+                "notes": list(notes),
+            }
         )
 
     @router.get("/tax/report", tags=["tax"], response_model=TaxReport, responses=LEDGER_ERRORS)
@@ -126,16 +130,20 @@ def reports_router(service: Service) -> APIRouter:
         # The rebuild rewrites the derived tables another call may be reading.
         with service.files, service.ledger() as led:
             key = led.account(account, run)
-            closed = (
+            _, closed, notes = (
                 rebuilt_lots(
                     led.engine, method, led.where, key, wash_sale_options=tax.wash_sale_options
-                )[1]
+                )
                 if key
-                else []
+                else Rebuilt([], [])
             )
         reported = reporting(tax.basis_reported)
         return masked(
-            {**_account(key), **report_document(closed, year, method.value, reported, combine)}
+            {
+                **_account(key),
+                **report_document(closed, year, method.value, reported, combine),
+                "notes": list(notes),
+            }
         )
 
     @router.get("/snapshots", tags=["snapshots"], response_model=Snapshots)

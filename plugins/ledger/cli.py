@@ -17,7 +17,7 @@ from tradepipe.plugins.ledger.queries import Ledger, open_ledger
 from tradepipe.plugins.ledger.schema import LotRealizationRow, TaxLotRow
 from tradepipe.plugins.tax.documents import lots_document
 from tradepipe.plugins.tax.lots import Method
-from tradepipe.plugins.tax.lots_db import Totals, rebuilt_lots, tax_report
+from tradepipe.plugins.tax.lots_db import Rebuilt, Totals, rebuilt_lots, tax_report
 from tradepipe.services.figures import position_figures, shown
 from tradepipe.sink import account_fields, account_key_shown, account_label, account_of
 
@@ -347,15 +347,19 @@ class Lots:
     account: str
     open: list[TaxLotRow]
     closed: list[LotRealizationRow]
+    notes: tuple[str, ...] = ()
 
     def say(self, as_json: bool) -> None:
-        """Tell a person (on stderr, so JSON stays clean) which account this is."""
+        """Tell a person (on stderr, so JSON stays clean) which account this is, and
+        each sale whose named lots could not be relieved as named."""
         if not as_json:
             shown_key = account_key_shown(self.account)
             click.echo(f"account: {account_label(self.account)} ({shown_key})", err=True)
+            for note in self.notes:
+                click.echo(f"note: {note}", err=True)
 
-    def head(self) -> dict[str, str]:
-        return account_fields(self.account)
+    def head(self) -> dict[str, Any]:
+        return {**account_fields(self.account), "notes": list(self.notes)}
 
 
 def account_lots(
@@ -371,7 +375,7 @@ def account_lots(
             key,
             *rebuilt_lots(led.engine, Method(method), led.where, key, wash_sale_options=options)
             if key
-            else ([], []),
+            else Rebuilt([], []),
         )
     finally:
         led.engine.dispose()  # rows are loaded: no connection left to the collector
@@ -386,7 +390,7 @@ def print_open_lots(method: str, rows: list[TaxLotRow]) -> None:
             ["lot", "symbol", "side", "quantity", "acquired", "basis", "wash adj."],
             [
                 (
-                    Id(r.lot_id),
+                    Id(r.name or r.lot_id),
                     r.symbol,
                     r.side,
                     fmt(r.quantity),
@@ -447,7 +451,7 @@ def lots(
                 ],
                 [
                     (
-                        Id(r.lot_id),
+                        Id(r.name or r.lot_id),
                         r.symbol,
                         fmt(r.quantity),
                         r.acquired.isoformat(),

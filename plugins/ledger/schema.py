@@ -337,6 +337,8 @@ class TaxLotRow(_Ledger, table=True):
     acquired: dt.date
     basis: Decimal = _money()
     wash_adjustment: Decimal = _money()
+    #: What a person reads and names (``AAPL/2025-03-10/100@187.50``).
+    name: str = Field(default="", max_length=240)
 
 
 class LotRealizationRow(_Ledger, table=True):
@@ -362,3 +364,4 @@ class LotRealizationRow(_Ledger, table=True):
     adjustment: Decimal = _money()
     gain: Decimal = _money()
     term: str = Field(max_length=8)
+    name: str = Field(default="", max_length=240)

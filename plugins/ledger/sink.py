@@ -242,7 +242,15 @@ class SqlSink(Sink):
     def record_decision(self, d: Decision) -> None:
         dec = self._dec
         extra = None
-        if d.sizing or d.instrument or d.expires_at or d.inputs_hash or d.outside_rth or d.raw:
+        if (
+            d.sizing
+            or d.instrument
+            or d.expires_at
+            or d.inputs_hash
+            or d.outside_rth
+            or d.raw
+            or d.lots
+        ):
             extra = d.model_dump_json(
                 include={
                     "sizing",
@@ -252,6 +260,7 @@ class SqlSink(Sink):
                     "inputs_hash",
                     "outside_rth",
                     "raw",
+                    "lots",
                 },
                 exclude_none=True,
             )

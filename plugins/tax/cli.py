@@ -96,7 +96,7 @@ def lots(
                 ],
                 [
                     (
-                        Id(r.lot_id),
+                        Id(r.name or r.lot_id),
                         description(r),
                         r.acquired.isoformat(),
                         r.sold.isoformat(),

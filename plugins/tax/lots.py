@@ -105,6 +105,8 @@ class Lot:
     :param lot_id: the opening fill's execution id; a piece split off by a wash
         sale gets ``<execution id>.<n>``.
     :param origin: the opening fill's execution id.
+    :param name: what a person reads and names: see :func:`lot_name`; a piece
+        split off by a wash sale gets ``<name>:w<n>``.
     :param purchased: the trade date (exchange time zone).
     :param acquired: the date the holding period counts from; earlier than
         ``purchased`` when a wash sale carried a sold lot's holding period over.
@@ -125,6 +127,14 @@ class Lot:
     basis: Decimal
     wash_adjustment: Decimal = ZERO
     washed: bool = False
+    name: str = ""
+
+    def named(self, wanted: str) -> bool:
+        """Whether ``wanted`` names this lot: its id, its opening execution, its
+        name, or the name of the lot it was split from."""
+        return wanted in (self.lot_id, self.origin, self.name) or (
+            bool(self.name) and self.name.startswith(f"{wanted}:w")
+        )
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,7 @@ class Realization:
     basis: Decimal
     term: Term
     adjustment: Decimal = ZERO
+    name: str = ""
 
     @property
     def gain(self) -> Decimal:
@@ -161,8 +172,32 @@ class Realization:
 
 @dataclass(frozen=True)
 class LotResult:
+    """The lots still open, the closed pieces, and what could not be done as asked.
+
+    :param notes: one sentence per specific lot a sale named that was not open
+        then (the sale relieved its lots by the method instead).
+    """
+
     open: tuple[Lot, ...]
     closed: tuple[Realization, ...]
+    notes: tuple[str, ...] = ()
+
+
+def lot_name(symbol: str, purchased: dt.date, quantity: Decimal, price: Decimal) -> str:
+    """A lot's name, for a person to read and type: ``AAPL/2025-03-10/100@187.50``.
+
+    Symbol (spaces dropped, so an OCC option symbol is one word), trade date,
+    the quantity its opening fill opened and that fill's price (at least two
+    decimal places). Lots alike in all four are told apart by ``#2``, ``#3``
+    in the order they were opened.
+    """
+    shown = price.normalize()
+    if shown.as_tuple().exponent > -2:  # type: ignore[operator]
+        shown = shown.quantize(Decimal("0.01"))
+    return (
+        f"{symbol.replace(' ', '')}/{purchased.isoformat()}/"
+        f"{format(quantity.normalize(), 'f')}@{format(shown, 'f')}"
+    )
 
 
 def trade_date(ts: dt.datetime) -> dt.date:
@@ -215,13 +250,15 @@ def compute_lots(
     """Match ``fills`` (in time order) into lots.
 
     :param method: which lots a closing fill relieves first.
-    :param specific: execution id of a closing fill → the lot ids it relieves,
-        in that order (an id may name a lot or its opening execution, which
-        covers every piece of it); any quantity left is relieved by ``method``.
+    :param specific: execution id of a closing fill → the lots it relieves, in
+        that order: each a lot's id or :func:`lot_name`, or its opening
+        execution or the name it was opened with, which cover every piece of
+        it. Any quantity left is relieved by ``method``; a named lot that is
+        not open then is passed over, with a note in the result.
     :param wash_sale_options: a call bought on a stock is a replacement for
         shares of it sold at a loss (``[tax] wash_sale_options``).
     :raises LotError: fills out of time order, a repeated execution id, a
-        side that is neither buy nor sell, a specific lot that is not open, an
+        side that is neither buy nor sell, an
         option's expiry, exercise or assignment with no lot of it open, or one
         of the two fills of an exercise or assignment without the other.
     """
@@ -232,6 +269,7 @@ def compute_lots(
     return LotResult(
         open=tuple(lot for lots in book.open.values() for lot in lots),
         closed=tuple(book.closed),
+        notes=tuple(book.notes),
     )
 
 
@@ -263,6 +301,9 @@ class _Book:
         self.pieces: dict[str, int] = {}
         self.last: dt.datetime | None = None
         self.deliveries = Deliveries()
+        self.notes: list[str] = []
+        #: How many lots have been opened under each name (``#2`` for the second).
+        self.names: dict[str, int] = {}
 
     def apply(self, fill: FillLike) -> None:
         side = str(fill.side)
@@ -307,7 +348,10 @@ class _Book:
     def _open(self, fill: FillLike, buy: bool, quantity: Decimal, charge: Decimal) -> None:
         gross = fill.price * quantity * fill.multiplier
         day = trade_date(fill.ts)
+        name = lot_name(fill.symbol, day, quantity, fill.price)
+        self.names[name] = count = self.names.get(name, 0) + 1
         lot = Lot(
+            name=name if count == 1 else f"{name}#{count}",
             lot_id=fill.execution_id,
             origin=fill.execution_id,
             symbol=fill.symbol,
@@ -407,6 +451,7 @@ class _Book:
                     proceeds=basis if lot.short else cash,
                     basis=cash if lot.short else basis,
                     term=Term.SHORT if lot.short else holding_term(lot.acquired, sold),
+                    name=lot.name,
                 )
             )
         if not buy:
@@ -427,11 +472,13 @@ class _Book:
             ordered = sorted(candidates, key=functools.cmp_to_key(dearer))
         named = self.specific.get(fill.execution_id, ())
         chosen: list[Lot] = []
-        for lot_id in named:
-            matched = [lot for lot in ordered if lot_id in (lot.lot_id, lot.origin)]
+        for wanted in named:
+            matched = [lot for lot in ordered if lot.named(wanted)]
             if not matched:
-                raise LotError(
-                    f"fill {fill.execution_id}: no open {fill.symbol} lot {lot_id!r} to relieve"
+                side = "short" if str(fill.side) == "buy" else "long"
+                self.notes.append(
+                    f"sale {fill.execution_id} named {fill.symbol} lot {wanted!r}, which was "
+                    f"not an open {side} lot then; its lots were relieved by {self.method} instead"
                 )
             chosen += [lot for lot in matched if lot not in chosen]
         return chosen + [lot for lot in ordered if lot not in chosen]
@@ -495,7 +542,9 @@ class _Book:
             basis=lot.basis - basis,
             wash_adjustment=lot.wash_adjustment - adjustment,
         )
-        lots.insert(at, replace(piece, lot_id=f"{lot.origin}.{number}"))
+        lots.insert(
+            at, replace(piece, lot_id=f"{lot.origin}.{number}", name=f"{lot.name}:w{number}")
+        )
         return at + 1
 
 

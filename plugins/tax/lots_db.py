@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, delete, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 from tradepipe.errors import PersistenceError
 from tradepipe.money import ZERO
-from tradepipe.plugins.ledger.schema import FillRow, LotRealizationRow, RunRow, TaxLotRow
+from tradepipe.plugins.ledger.schema import (
+    DecisionRow,
+    FillRow,
+    LotRealizationRow,
+    RunRow,
+    TaxLotRow,
+)
 from tradepipe.plugins.tax.lots import LotResult, Method, Term, compute_lots
 
 # Any fixed number, not the migrations' key: serialises concurrent rebuilds on PostgreSQL.
@@ -32,17 +39,23 @@ class _LedgerFill:
     kind: str
 
 
-def _fills(rows: list[FillRow]) -> list[_LedgerFill]:
-    """Fills in time order; an execution id seen in several runs is qualified by its run."""
+def _qualified(rows: list[FillRow]) -> dict[int, str]:
+    """Each fill's execution id, qualified by its run where several runs have it."""
     runs: dict[str, set[str]] = {}
     for row in rows:
         runs.setdefault(row.execution_id, set()).add(row.run_id)
+    return {
+        id(r): r.execution_id if len(runs[r.execution_id]) == 1 else f"{r.run_id}/{r.execution_id}"
+        for r in rows
+    }
+
+
+def _fills(rows: list[FillRow], names: dict[int, str]) -> list[_LedgerFill]:
+    """Fills in time order, under their :func:`_qualified` execution ids."""
     ordered = sorted(rows, key=lambda r: (r.ts, r.id or 0))
     return [
         _LedgerFill(
-            execution_id=(
-                r.execution_id if len(runs[r.execution_id]) == 1 else f"{r.run_id}/{r.execution_id}"
-            ),
+            execution_id=names[id(r)],
             symbol=r.symbol,
             side=r.side,
             quantity=r.quantity,
@@ -54,6 +67,28 @@ def _fills(rows: list[FillRow]) -> list[_LedgerFill]:
         )
         for r in ordered
     ]
+
+
+def _named_lots(
+    session: Session, fills: list[FillRow], names: dict[int, str]
+) -> dict[str, tuple[str, ...]]:
+    """Execution id → the lots its decision named (``Decision.lots``), for the fills
+    whose decisions named any."""
+    runs = {r.run_id for r in fills}
+    named: dict[tuple[str, str], tuple[str, ...]] = {}
+    if runs:
+        chosen = select(
+            col(DecisionRow.run_id), col(DecisionRow.decision_id), col(DecisionRow.extra)
+        ).where(col(DecisionRow.run_id).in_(runs), col(DecisionRow.extra).contains('"lots"'))
+        for run_id, decision_id, extra in session.execute(chosen):
+            lots = json.loads(extra or "{}").get("lots") or ()
+            if lots:
+                named[(run_id, decision_id)] = tuple(lots)
+    return {
+        names[id(r)]: named[(r.run_id, r.decision_id)]
+        for r in fills
+        if (r.run_id, r.decision_id) in named
+    }
 
 
 def _rows(result: LotResult, method: Method) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -72,6 +107,7 @@ def _rows(result: LotResult, method: Method) -> tuple[list[dict[str, Any]], list
             "acquired": lot.acquired,
             "basis": lot.basis,
             "wash_adjustment": lot.wash_adjustment,
+            "name": lot.name,
         }
         for i, lot in enumerate(result.open, 1)
     ]
@@ -95,6 +131,7 @@ def _rows(result: LotResult, method: Method) -> tuple[list[dict[str, Any]], list
             "adjustment": r.adjustment,
             "gain": r.gain,
             "term": r.term.value,
+            "name": r.name,
         }
         for i, r in enumerate(result.closed, 1)
     ]
@@ -127,12 +164,7 @@ def rebuild_lots(
             # Writing first takes SQLite's write lock before the read, so no upgrade can fail.
             session.execute(delete(LotRealizationRow))
             session.execute(delete(TaxLotRow))
-            chosen = select(FillRow).where(~col(FillRow.is_combo))  # a combo's legs only
-            if account:
-                runs = select(col(RunRow.run_id)).where(col(RunRow.account) == account)
-                chosen = chosen.where(col(FillRow.run_id).in_(runs))
-            fills = list(session.scalars(chosen))
-            result = compute_lots(_fills(fills), method, wash_sale_options=wash_sale_options)
+            result = _compute(session, method, account, wash_sale_options)
             lots, closed = _rows(result, method)
             if lots:
                 session.execute(insert(TaxLotRow), lots)
@@ -143,6 +175,50 @@ def rebuild_lots(
     return result
 
 
+def _compute(session: Session, method: Method, account: str, wash_sale_options: bool) -> LotResult:
+    chosen = select(FillRow).where(~col(FillRow.is_combo))  # a combo's legs only
+    if account:
+        runs = select(col(RunRow.run_id)).where(col(RunRow.account) == account)
+        chosen = chosen.where(col(FillRow.run_id).in_(runs))
+    fills = list(session.scalars(chosen))
+    names = _qualified(fills)
+    return compute_lots(
+        _fills(fills, names),
+        method,
+        _named_lots(session, fills, names),
+        wash_sale_options=wash_sale_options,
+    )
+
+
+def current_lots(
+    engine: Engine,
+    account: str,
+    where: str = "",
+    method: Method = Method.FIFO,
+    *,
+    wash_sale_options: bool = False,
+) -> LotResult:
+    """``account``'s lots as of its fills now, computed without writing anything.
+
+    :raises PersistenceError: the ledger could not be read.
+    :raises LotError: as :func:`rebuild_lots`.
+    """
+    try:
+        with Session(engine) as session:
+            return _compute(session, method, account, wash_sale_options)
+    except SQLAlchemyError as exc:
+        raise PersistenceError(f"could not read the fills from the ledger at {where}") from exc
+
+
+class Rebuilt(NamedTuple):
+    """An account's lots as rebuilt now: the rows written, and what could not be
+    done as asked (:attr:`LotResult.notes`)."""
+
+    open: list[TaxLotRow]
+    closed: list[LotRealizationRow]
+    notes: tuple[str, ...] = ()
+
+
 def rebuilt_lots(
     engine: Engine,
     method: Method = Method.FIFO,
@@ -150,10 +226,10 @@ def rebuilt_lots(
     account: str = "",
     *,
     wash_sale_options: bool = False,
-) -> tuple[list[TaxLotRow], list[LotRealizationRow]]:
+) -> Rebuilt:
     """:func:`rebuild_lots`, then :func:`read_lots`: ``account``'s lots as of its fills now."""
-    rebuild_lots(engine, method, where, account, wash_sale_options=wash_sale_options)
-    return read_lots(engine, where)
+    result = rebuild_lots(engine, method, where, account, wash_sale_options=wash_sale_options)
+    return Rebuilt(*read_lots(engine, where), result.notes)
 
 
 def read_lots(engine: Engine, where: str = "") -> tuple[list[TaxLotRow], list[LotRealizationRow]]:

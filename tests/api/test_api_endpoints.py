@@ -238,3 +238,21 @@ def test_the_live_runs_status(client: TestClient, workdir: Path) -> None:
     up = client.get("/status").json()
     assert up["running"] is True and up["liveness"] == "running" and up["run_id"] == "r7"
     assert up["account"] == "***4567" and up["feed"]["message"] == "account U***4321 ok"
+
+
+@pytest.mark.slow
+def test_a_stock_order_naming_a_lot_the_account_does_not_hold_is_denied(
+    client: TestClient,
+) -> None:
+    sell = {**LIMIT_BUY, "side": "sell", "limit_price": 500, "lots": ["AAPL/2025-01-02/10@1.00"]}
+    answer = client.post("/orders/stock", json=sell)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["ok"] is False and body["sent"] is False
+    denial = body["verdicts"][-1]
+    assert (denial["filter"], denial["outcome"]) == ("named_lots", "deny")
+    assert "is not an open long AAPL lot of this account" in denial["reason"]
+    # A name with a space in it is no lot name: 422, nothing recorded.
+    bad = client.post("/orders/stock", json={**sell, "lots": ["AAPL 2025"]})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "lots.0"

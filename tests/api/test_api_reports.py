@@ -145,7 +145,9 @@ def test_tax_lots_and_report(client: TestClient, workdir: Path) -> None:
         "account_label",
         "method",
         "open",
+        "notes",
     }
+    assert [r["name"] for r in lots["open"]] == ["AAPL/2025-01-02/10@100.00"]
     assert (lots["account"], lots["account_label"]) == ("replay:r1", "simulated")
     assert client.get("/tax/lots", params={"symbol": "MSFT"}).json()["open"] == []
     report = client.get("/tax/report", params={"year": 2025, "method": "hifo"}).json()

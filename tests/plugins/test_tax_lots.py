@@ -86,8 +86,60 @@ def test_specific_lots_are_relieved_in_the_order_named_then_by_the_method() -> N
     closed, open_ = summary(result)
     assert closed == [("b3", "10", "1300", "1100"), ("b1", "5", "650", "500")]
     assert open_ == [("b1", "5"), ("b2", "10")]
-    with pytest.raises(LotError, match="no open AAPL lot 'b9'"):
-        compute_lots(THREE_BUYS, specific={"s1": ["b9"]})
+    assert result.notes == ()
+
+
+def test_lots_have_names_a_person_can_type_and_a_sale_can_name_them() -> None:
+    # Two buys alike in symbol, date, quantity and price: the second is "#2".
+    fills = [
+        fill("b1", "buy", 10, "100", "2026-01-05"),
+        fill("b2", "buy", 10, "100", "2026-01-05", time="16:00:00+00:00"),
+        fill("b3", "buy", "2.5", "130.125", "2026-01-07"),
+        fill("o1", "buy", 1, "3.2", "2026-01-07", symbol="AAPL  260220C00150000", multiplier="100"),
+    ]
+    opened = compute_lots(fills).open
+    assert [lot.name for lot in opened] == [
+        "AAPL/2026-01-05/10@100.00",
+        "AAPL/2026-01-05/10@100.00#2",
+        "AAPL/2026-01-07/2.5@130.125",
+        "AAPL260220C00150000/2026-01-07/1@3.20",
+    ]
+    # Sell 10 naming the second lot by its name: b2 goes, b1 (first in) stays.
+    sale = fill("s1", "sell", 10, "110", "2026-02-02")
+    result = compute_lots([*fills, sale], specific={"s1": ["AAPL/2026-01-05/10@100.00#2"]})
+    assert [(r.lot_id, r.name) for r in result.closed] == [("b2", "AAPL/2026-01-05/10@100.00#2")]
+    assert result.notes == ()
+
+
+def test_a_named_lot_that_is_not_open_is_passed_over_with_a_note() -> None:
+    # b9 never was; the sale relieves first in, first out, as if it named nothing.
+    result = compute_lots(THREE_BUYS, specific={"s1": ["b9", "b3"]})
+    closed, _ = summary(result)
+    assert closed == [("b3", "10", "1300", "1100"), ("b1", "5", "650", "500")]
+    assert result.notes == (
+        "sale s1 named AAPL lot 'b9', which was not an open long lot then; "
+        "its lots were relieved by fifo instead",
+    )
+
+
+def test_a_wash_sale_piece_is_named_after_its_lot_and_the_lot_name_covers_it() -> None:
+    # Buy 10 @ 100 (b1), sell them @ 90 (loss 100), buy 20 @ 95 within 30 days:
+    # 10 of the 20 shares take the loss and split off as piece 1 of b2.
+    fills = [
+        fill("b1", "buy", 10, "100", "2026-03-02"),
+        fill("s1", "sell", 10, "90", "2026-03-10"),
+        fill("b2", "buy", 20, "95", "2026-03-12"),
+    ]
+    result = compute_lots(fills)
+    names = [(lot.lot_id, lot.name, str(lot.quantity)) for lot in result.open]
+    assert names == [
+        ("b2.1", "AAPL/2026-03-12/20@95.00:w1", "10"),
+        ("b2", "AAPL/2026-03-12/20@95.00", "10"),
+    ]
+    sale = fill("s2", "sell", 5, "99", "2026-04-20")
+    named = compute_lots([*fills, sale], specific={"s2": ["AAPL/2026-03-12/20@95.00"]})
+    # The name of the lot as opened covers its piece, which comes first.
+    assert [r.lot_id for r in named.closed[1:]] == ["b2.1"]
 
 
 def test_commissions_go_into_basis_and_out_of_proceeds_pro_rata() -> None:

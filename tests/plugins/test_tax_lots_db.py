@@ -111,7 +111,7 @@ def test_lots_and_tax_report_commands(
         return result.stdout
 
     closed = json.loads(tp("ledger", "lots", "--closed", "--json"))
-    assert set(closed) == {"account", "account_label", "method", "closed"}
+    assert set(closed) == {"account", "account_label", "method", "closed", "notes"}
     assert (closed["account"], closed["account_label"]) == (ACCOUNT, "paper paper-account.json")
     assert [(r["lot_id"], r["gain"], r["adjustment"]) for r in closed["closed"]] == [
         ("m1", "398.6", "0"),
