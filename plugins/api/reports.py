@@ -94,7 +94,7 @@ def reports_router(service: Service) -> APIRouter:
         # The rebuild rewrites the derived tables another call may be reading.
         with service.files, service.ledger() as led:
             key = led.account(account, run)
-            open_rows, closed_rows, notes = (
+            open_rows, closed_rows, notes, _ = (
                 rebuilt_lots(led.engine, method, led.where, key, wash_sale_options=options)
                 if key
                 else Rebuilt([], [])
@@ -130,14 +130,14 @@ def reports_router(service: Service) -> APIRouter:
         # The rebuild rewrites the derived tables another call may be reading.
         with service.files, service.ledger() as led:
             key = led.account(account, run)
-            _, closed, notes = (
+            _, closed, notes, by_sale = (
                 rebuilt_lots(
                     led.engine, method, led.where, key, wash_sale_options=tax.wash_sale_options
                 )
                 if key
                 else Rebuilt([], [])
             )
-        reported = reporting(tax.basis_reported)
+        reported = reporting(tax.basis_reported, by_sale)
         return masked(
             {
                 **_account(key),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -95,8 +95,9 @@ def runs(app: AppContext, as_json: bool, limit: int | None) -> None:
 @json_option
 @pass_app
 def accounts(app: AppContext, as_json: bool) -> None:
-    """What the ledger's runs traded against: each replay, paper account file and
-    broker account, the latest first (what --account selects)."""
+    """What the ledger's runs traded against, or trades were imported for: each
+    replay, paper account file and broker account, the latest first (what
+    --account selects)."""
     found = [
         {**a, "account": account_key_shown(a["account"])} for a in command_ledger(app).accounts()
     ]
@@ -106,12 +107,13 @@ def accounts(app: AppContext, as_json: bool) -> None:
     console().print(
         table(
             "Accounts",
-            ["account", "what", "runs", "first run", "last run"],
+            ["account", "what", "runs", "imports", "first", "last"],
             [
                 (
                     as_id(a["account"]),
                     a["label"],
                     a["runs"],
+                    a["imports"],
                     f"{a['first']:%Y-%m-%d %H:%M}",
                     f"{a['last']:%Y-%m-%d %H:%M}",
                 )
@@ -348,6 +350,8 @@ class Lots:
     open: list[TaxLotRow]
     closed: list[LotRealizationRow]
     notes: tuple[str, ...] = ()
+    #: Each imported sale's reporting, by its execution id (the Form 8949 box).
+    reporting: dict[str, str] = field(default_factory=dict)
 
     def say(self, as_json: bool) -> None:
         """Tell a person (on stderr, so JSON stays clean) which account this is, and

@@ -28,6 +28,7 @@ from tradepipe.plugins.ledger.schema import (
     AccountRow,
     DecisionRow,
     FillRow,
+    ImportRow,
     OrderEventRow,
     OrderRow,
     PositionRow,
@@ -99,8 +100,9 @@ class Ledger:
             raise self._guard("runs") from exc
 
     def accounts(self) -> list[dict[str, Any]]:
-        """Every account the ledger's runs traded against, the latest first:
-        ``{"account", "label", "runs", "first", "last"}`` (see :func:`run_account`)."""
+        """Every account the ledger's runs traded against, or trades were imported
+        for, the latest first: ``{"account", "label", "runs", "imports", "first",
+        "last"}`` (see :func:`run_account`; an import counts at its time)."""
         try:
             with self._session() as s:
                 found = s.execute(
@@ -111,14 +113,30 @@ class Ledger:
                         func.max(col(RunRow.started_at)),
                     ).group_by(col(RunRow.account))
                 ).all()
+                imported = s.execute(
+                    select(
+                        col(ImportRow.account),
+                        func.count(),
+                        func.min(col(ImportRow.imported_at)),
+                        func.max(col(ImportRow.imported_at)),
+                    ).group_by(col(ImportRow.account))
+                ).all()
         except SQLAlchemyError as exc:
             raise self._guard("the accounts") from exc
-        accounts = [
-            {"account": key, "label": account_label(key), "runs": n, "first": a, "last": b}
-            for key, n, a, b in found
-            if key
-        ]
-        return sorted(accounts, key=lambda a: a["last"], reverse=True)
+        accounts: dict[str, dict[str, Any]] = {}
+        for key, n, first, last in found:
+            if key:
+                accounts[key] = {"account": key, "label": account_label(key), "runs": n}
+                accounts[key].update(imports=0, first=first, last=last)
+        for key, n, first, last in imported:
+            known = accounts.setdefault(
+                key,
+                {"account": key, "label": account_label(key), "runs": 0, "imports": 0},
+            )
+            known["imports"] = n
+            known["first"] = min(known.get("first", first), first)
+            known["last"] = max(known.get("last", last), last)
+        return sorted(accounts.values(), key=lambda a: a["last"], reverse=True)
 
     def account(self, selector: str | None = None, run_id: str | None = None) -> str:
         """The account one read covers: the one ``selector`` names (its key, or
@@ -149,7 +167,9 @@ class Ledger:
         if run is None:
             if run_id is not None:
                 raise ConfigError(f"no run {run_id} in the ledger at {self.where}")
-            return ""
+            # No trading run: the account trades were last imported for, if any.
+            listed = self.accounts()
+            return str(listed[0]["account"]) if listed else ""
         return account_of(run)
 
     def account_runs(self, account: str) -> Any:

@@ -365,3 +365,67 @@ class LotRealizationRow(_Ledger, table=True):
     gain: Decimal = _money()
     term: str = Field(max_length=8)
     name: str = Field(default="", max_length=240)
+
+
+# Trades made outside tradepipe, imported for the tax lots (``tradepipe tax import``);
+# never written by the sink.
+
+
+class ImportRow(_Ledger, table=True):
+    """One file imported: where from, for which account, and what it added."""
+
+    __tablename__ = "imports"
+
+    id: int | None = Field(default=None, primary_key=True)
+    import_id: str = Field(max_length=40, unique=True)
+    account: str = Field(index=True)
+    source: str = Field(sa_type=Text)
+    format: str = Field(max_length=16)
+    sha256: str = Field(max_length=64, index=True)
+    imported_at: dt.datetime = _ts()
+    #: How the broker's Form 1099-B reports these sales (the Form 8949 box).
+    reporting: str = Field(max_length=24)
+    added: int
+    skipped: int
+
+
+class ImportedFillRow(_Ledger, table=True):
+    """An execution from an imported file: a fill for the tax lots, kept with its import."""
+
+    __tablename__ = "imported_fills"
+    __table_args__ = (
+        UniqueConstraint("account", "execution_id", name="uq_imported_fills_account_exec"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    import_id: str = Field(max_length=40, index=True)
+    account: str
+    execution_id: str = Field(max_length=128)
+    transaction_id: str = Field(default="", max_length=64)
+    trade_id: str = Field(default="", max_length=64)
+    symbol: str
+    side: str = Field(max_length=8)
+    quantity: Decimal = _money()
+    price: Decimal = _money()
+    commission: Decimal = _money()
+    multiplier: Decimal = _money()
+    ts: dt.datetime = _ts()
+    kind: str = Field(default="trade", max_length=16)
+    #: Where in the file (a line, or a Flex element's number).
+    line: int
+    #: The import whose cancellation undid it; it then counts for nothing.
+    cancelled_by: str | None = Field(default=None, max_length=40)
+
+
+class ImportedLotRow(_Ledger, table=True):
+    """A lot an imported sale relieved, as the broker matched it (when it says so)."""
+
+    __tablename__ = "imported_closed_lots"
+
+    id: int | None = Field(default=None, primary_key=True)
+    import_id: str = Field(max_length=40, index=True)
+    account: str
+    execution_id: str = Field(max_length=128)
+    symbol: str
+    quantity: Decimal = _money()
+    opened_at: dt.datetime = _ts()

@@ -9,6 +9,8 @@ lots`` and ``ledger tax-report`` show the same figures (without
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from tradepipe.cli.context import AppContext, pass_app
@@ -16,12 +18,14 @@ from tradepipe.cli.output import Id, console, print_json, table
 from tradepipe.plugins.ledger.cli import (
     account_lots,
     account_options,
+    command_ledger,
     method_option,
     print_open_lots,
 )
 from tradepipe.plugins.tax.documents import (
     ALL_YEARS,
     FORM_8949,
+    Reporting,
     description,
     form_money,
     lots_document,
@@ -29,6 +33,8 @@ from tradepipe.plugins.tax.documents import (
     reporting,
     write_csv,
 )
+from tradepipe.plugins.tax.outside import FORMATS
+from tradepipe.sink import account_key_shown, account_label
 
 #: The table's headings for the columns of :data:`FORM_8949`.
 _COLUMNS = [
@@ -148,7 +154,7 @@ def report(
     if (year is not None) == all_years:
         raise click.UsageError("give --year YYYY or --all")
     found = account_lots(app, method, account, run_id, as_json)
-    reported = reporting(app.settings.tax.basis_reported)
+    reported = reporting(app.settings.tax.basis_reported, found.reporting)
     data = {**found.head(), **report_document(found.closed, year, method, reported, combine)}
     rows, totals, boxes = data["rows"], data["totals"], data["box_totals"]
     if csv_path is not None:
@@ -182,3 +188,180 @@ def report(
     )
     if csv_path is not None:
         out.print(f"Wrote {len(rows)} row(s) and the totals to {csv_path}")
+
+
+#: ``--reporting``'s choices → what the ledger records (:class:`Reporting`).
+_REPORTING = {
+    "basis-reported": Reporting.BASIS_REPORTED,
+    "basis-not-reported": Reporting.BASIS_NOT_REPORTED,
+    "no-1099b": Reporting.NO_1099B,
+}
+
+
+@tax.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", *FORMATS]),
+    default="auto",
+    show_default=True,
+    help="ibkr-xml / ibkr-csv: IBKR's Flex Query trade report; csv: one trade per row.",
+)
+@click.option(
+    "--account",
+    metavar="ACCOUNT",
+    help="The broker account id (U1234567) or ledger account the trades are for "
+    "(default: the one the file names).",
+)
+@click.option(
+    "--reporting",
+    type=click.Choice(list(_REPORTING)),
+    help="How the broker's Form 1099-B reports these sales, which picks their Form 8949 "
+    "box (default: as [tax] basis_reported says).",
+)
+@click.option(
+    "--timezone",
+    "zone_name",
+    default="America/New_York",
+    show_default=True,
+    metavar="ZONE",
+    help="The time zone of the file's times that carry no offset.",
+)
+@click.option("--dry-run", is_flag=True, help="Read and check the file; import nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def import_trades(
+    app: AppContext,
+    file: Path,
+    fmt: str,
+    account: str | None,
+    reporting: str | None,
+    zone_name: str,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Add trades made outside tradepipe (TWS, the mobile app, another tool) to an
+    account's tax lots, from FILE: IBKR's Flex Query trade report (XML or CSV) or
+    a CSV with one trade per row.
+
+    Each execution is added once: importing the same or an overlapping report
+    again, or one holding trades tradepipe recorded itself, adds only what is
+    new. Rows that are not trades of stocks or options in US dollars are left
+    out and listed with why.
+    """
+    from tradepipe.pipeline import make_component
+    from tradepipe.plugins.tax.imports_db import account_key, store_import
+    from tradepipe.plugins.tax.outside import read_trades
+
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(
+            f"unknown time zone {zone_name!r}", param_hint="--timezone"
+        ) from None
+    parsed = read_trades(file, fmt, zone)
+    key, others = account_key(account, parsed)
+    parsed.skipped.extend(others)
+    how = (
+        _REPORTING[reporting]
+        if reporting
+        else Reporting.BASIS_REPORTED
+        if app.settings.tax.basis_reported
+        else Reporting.BASIS_NOT_REPORTED
+    )
+    sink = make_component(app.host, app.settings, "sink", "sql")
+    engine = sink.engine()
+    try:
+        result = store_import(
+            engine,
+            parsed,
+            account=key,
+            source=file.name,
+            data=file.read_bytes(),
+            reporting=how.value,
+            dry_run=dry_run,
+            where=sink.where,
+        )
+    finally:
+        engine.dispose()
+    data = result.document()
+    data["account"] = account_key_shown(key)
+    if as_json:
+        print_json(data)
+        return
+    _print_import(result, key)
+
+
+def _print_import(result: Any, key: str) -> None:
+    out = console()
+    if result.same_file is not None:
+        out.print(
+            f"{result.source} was imported before, as {result.same_file.import_id}: "
+            "only what it did not add is added now"
+        )
+    verb = "Would add" if result.dry_run else "Added"
+    out.print(
+        f"{verb} {len(result.added)} of {result.read} trade(s) from {result.source} "
+        f"({result.format}) to {account_label(key)} ({account_key_shown(key)}), "
+        f"reported as {result.reporting.replace('_', ' ')}"
+        + ("" if result.dry_run or not result.added else f": import {result.import_id}")
+    )
+    if result.imported_before:
+        out.print(f"{result.imported_before} already imported earlier")
+    if result.in_ledger:
+        out.print(f"{result.in_ledger} already in the ledger from tradepipe's own runs")
+    if result.cancelled:
+        out.print(f"cancelled earlier imported trade(s): {', '.join(result.cancelled)}")
+    if result.summaries:
+        out.print(f"{result.summaries} order or summary row(s) passed over")
+    if result.skipped:
+        out.print(
+            table(
+                f"Left out ({len(result.skipped)})",
+                ["line", "why"],
+                [(s.line, s.reason) for s in result.skipped],
+            )
+        )
+
+
+@tax.command("imports")
+@click.option("--account", metavar="ACCOUNT", help="Only this account's imports.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def imports(app: AppContext, account: str | None, as_json: bool) -> None:
+    """The files imported with `tradepipe tax import`, the latest first."""
+    from tradepipe.plugins.tax.imports_db import list_imports
+
+    led = command_ledger(app)
+    key = led.account(account) if account else None
+    rows = list_imports(led.engine, key, led.where)
+    data = [
+        {
+            **r.model_dump(mode="json", exclude={"id", "sha256"}),
+            "account": account_key_shown(r.account),
+        }
+        for r in rows
+    ]
+    if as_json:
+        print_json(data)
+        return
+    console().print(
+        table(
+            "Imports",
+            ["import", "file", "format", "account", "imported", "added", "left out", "reporting"],
+            [
+                (
+                    Id(r.import_id),
+                    r.source,
+                    r.format,
+                    account_label(r.account),
+                    f"{r.imported_at:%Y-%m-%d %H:%M}",
+                    r.added,
+                    r.skipped,
+                    r.reporting.replace("_", " "),
+                )
+                for r in rows
+            ],
+        )
+    )

@@ -10,7 +10,7 @@ up row by row and in its totals.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -62,10 +62,12 @@ BOXES = {
 ReportingOf = Callable[[LotRealizationRow], Reporting]
 
 
-def reporting(basis_reported: bool) -> ReportingOf:
-    """Every sale reported alike, as ``[tax] basis_reported`` says."""
+def reporting(basis_reported: bool, by_sale: Mapping[str, str] | None = None) -> ReportingOf:
+    """How each sale was reported: as its import says (``by_sale``: the sale's
+    execution id → a :class:`Reporting` value), else as ``[tax] basis_reported`` says."""
     answer = Reporting.BASIS_REPORTED if basis_reported else Reporting.BASIS_NOT_REPORTED
-    return lambda _row: answer
+    known = {sale: Reporting(how) for sale, how in (by_sale or {}).items()}
+    return lambda row: known.get(row.close_execution_id, answer)
 
 
 def description(row: LotRealizationRow) -> str:

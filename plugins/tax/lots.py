@@ -60,6 +60,8 @@ from tradepipe.plugins.tax.settlements import (
 
 #: Holding periods and wash-sale windows count dates where US stocks trade.
 WASH_WINDOW = dt.timedelta(days=30)
+#: A lot a sale names: its name or id, alone or with the most to take of it.
+Named = str | tuple[str, Decimal]
 
 
 class Method(StrEnum):
@@ -243,7 +245,7 @@ def portion(total: Decimal, part: Decimal, whole: Decimal) -> Decimal:
 def compute_lots(
     fills: Iterable[FillLike],
     method: Method = Method.FIFO,
-    specific: Mapping[str, Sequence[str]] | None = None,
+    specific: Mapping[str, Sequence[Named]] | None = None,
     *,
     wash_sale_options: bool = False,
 ) -> LotResult:
@@ -253,8 +255,9 @@ def compute_lots(
     :param specific: execution id of a closing fill → the lots it relieves, in
         that order: each a lot's id or :func:`lot_name`, or its opening
         execution or the name it was opened with, which cover every piece of
-        it. Any quantity left is relieved by ``method``; a named lot that is
-        not open then is passed over, with a note in the result.
+        it; or such a name with the most to take of that lot. Any quantity
+        left is relieved by ``method``; a named lot that is not open then is
+        passed over, with a note in the result.
     :param wash_sale_options: a call bought on a stock is a replacement for
         shares of it sold at a loss (``[tax] wash_sale_options``).
     :raises LotError: fills out of time order, a repeated execution id, a
@@ -289,7 +292,7 @@ class _Pending:
 
 class _Book:
     def __init__(
-        self, method: Method, specific: Mapping[str, Sequence[str]], options: bool = False
+        self, method: Method, specific: Mapping[str, Sequence[Named]], options: bool = False
     ) -> None:
         self.method = method
         self.options = options
@@ -400,29 +403,65 @@ class _Book:
     def _relieve(
         self, fill: FillLike, buy: bool, quantity: Decimal
     ) -> list[tuple[Lot, Decimal, Decimal]]:
-        """Take ``quantity`` off the lots ``fill`` closes: (lot, quantity, basis) per piece."""
+        """Take ``quantity`` off the lots ``fill`` closes: (lot, quantity, basis) per piece.
+
+        The lots the fill names come first, each up to the quantity named with
+        it (if any); the rest goes by the method.
+        """
         lots = self._lots(fill.symbol)
-        pieces = []
+        pieces: list[tuple[Lot, Decimal, Decimal]] = []
         left = quantity
-        for lot in self._relief_order(fill, [lot for lot in lots if lot.short == buy]):
+        for wanted, cap in self._named(fill, buy):
+            room = cap
+            for lot in [lot for lot in lots if lot.short == buy and lot.named(wanted)]:
+                if not left or room == 0:
+                    break
+                take = min(lot.quantity, left, left if room is None else room)
+                left -= take
+                if room is not None:
+                    room -= take
+                pieces.append(self._take(lots, lot, take))
+        for lot in self._relief_order([lot for lot in lots if lot.short == buy]):
             if not left:
                 break
             take = min(lot.quantity, left)
             left -= take
-            basis = portion(lot.basis, take, lot.quantity)
-            at = lots.index(lot)
-            if take == lot.quantity:
-                del lots[at]
-            else:
-                adjustment = portion(lot.wash_adjustment, take, lot.quantity)
-                lots[at] = replace(
-                    lot,
-                    quantity=lot.quantity - take,
-                    basis=lot.basis - basis,
-                    wash_adjustment=lot.wash_adjustment - adjustment,
-                )
-            pieces.append((lot, take, basis))
+            pieces.append(self._take(lots, lot, take))
         return pieces
+
+    @staticmethod
+    def _take(lots: list[Lot], lot: Lot, take: Decimal) -> tuple[Lot, Decimal, Decimal]:
+        """Remove ``take`` of ``lot`` from ``lots``: (lot, quantity, basis) of the piece."""
+        basis = portion(lot.basis, take, lot.quantity)
+        at = lots.index(lot)
+        if take == lot.quantity:
+            del lots[at]
+        else:
+            adjustment = portion(lot.wash_adjustment, take, lot.quantity)
+            lots[at] = replace(
+                lot,
+                quantity=lot.quantity - take,
+                basis=lot.basis - basis,
+                wash_adjustment=lot.wash_adjustment - adjustment,
+            )
+        return lot, take, basis
+
+    def _named(self, fill: FillLike, buy: bool) -> list[tuple[str, Decimal | None]]:
+        """The lots ``fill`` names that are open, each with the most to take of it
+        (``None``: as much as needed); a note for each that is not."""
+        found = []
+        lots = [lot for lot in self._lots(fill.symbol) if lot.short == buy]
+        for entry in self.specific.get(fill.execution_id, ()):
+            wanted, cap = (entry, None) if isinstance(entry, str) else entry
+            if any(lot.named(wanted) for lot in lots):
+                found.append((wanted, cap))
+                continue
+            self.notes.append(
+                f"sale {fill.execution_id} named {fill.symbol} lot {wanted!r}, which was "
+                f"not an open {'short' if buy else 'long'} lot then; "
+                f"its lots were relieved by {self.method} instead"
+            )
+        return found
 
     def _close(self, fill: FillLike, buy: bool, quantity: Decimal, charge: Decimal) -> None:
         gross = fill.price * quantity * fill.multiplier
@@ -459,29 +498,17 @@ class _Book:
                 if self.closed[index].gain < 0:
                     self._wash_sale(index)
 
-    def _relief_order(self, fill: FillLike, candidates: list[Lot]) -> list[Lot]:
-        ordered = candidates
+    def _relief_order(self, candidates: list[Lot]) -> list[Lot]:
         if self.method is Method.LIFO:
-            ordered = candidates[::-1]
-        elif self.method is Method.HIFO and candidates and not candidates[0].short:
+            return candidates[::-1]
+        if self.method is Method.HIFO and candidates and not candidates[0].short:
             # Cross-multiplied so the comparison of per-unit costs is exact.
             def dearer(a: Lot, b: Lot) -> int:
                 x, y = a.basis * b.quantity, b.basis * a.quantity
                 return -1 if x > y else (1 if x < y else 0)
 
-            ordered = sorted(candidates, key=functools.cmp_to_key(dearer))
-        named = self.specific.get(fill.execution_id, ())
-        chosen: list[Lot] = []
-        for wanted in named:
-            matched = [lot for lot in ordered if lot.named(wanted)]
-            if not matched:
-                side = "short" if str(fill.side) == "buy" else "long"
-                self.notes.append(
-                    f"sale {fill.execution_id} named {fill.symbol} lot {wanted!r}, which was "
-                    f"not an open {side} lot then; its lots were relieved by {self.method} instead"
-                )
-            chosen += [lot for lot in matched if lot not in chosen]
-        return chosen + [lot for lot in ordered if lot not in chosen]
+            return sorted(candidates, key=functools.cmp_to_key(dearer))
+        return candidates
 
     def _wash_sale(self, index: int) -> None:
         sale = self.closed[index]

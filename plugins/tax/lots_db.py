@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -12,15 +13,19 @@ from sqlalchemy import Engine, delete, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 from tradepipe.errors import PersistenceError
+from tradepipe.lifecycle import underlying_of
 from tradepipe.money import ZERO
 from tradepipe.plugins.ledger.schema import (
     DecisionRow,
     FillRow,
+    ImportedFillRow,
     LotRealizationRow,
     RunRow,
     TaxLotRow,
 )
-from tradepipe.plugins.tax.lots import LotResult, Method, Term, compute_lots
+from tradepipe.plugins.tax.imports_db import imported_fills, sale_reporting
+from tradepipe.plugins.tax.lots import LotResult, Method, Named, Term, compute_lots
+from tradepipe.plugins.tax.settlements import DELIVERING
 
 # Any fixed number, not the migrations' key: serialises concurrent rebuilds on PostgreSQL.
 _LOCK_KEY = 0x7470_6C6F
@@ -50,12 +55,26 @@ def _qualified(rows: list[FillRow]) -> dict[int, str]:
     }
 
 
-def _fills(rows: list[FillRow], names: dict[int, str]) -> list[_LedgerFill]:
-    """Fills in time order, under their :func:`_qualified` execution ids."""
-    ordered = sorted(rows, key=lambda r: (r.ts, r.id or 0))
+def _rank(row: FillRow | ImportedFillRow) -> int:
+    """Shares an exercise or assignment delivers come after the option's fill of
+    the same moment (1), everything else in its order (0)."""
+    return int(row.kind in DELIVERING and underlying_of(row.symbol) is None)
+
+
+def _fills(
+    rows: list[FillRow], names: dict[int, str], imported: Sequence[ImportedFillRow] = ()
+) -> list[_LedgerFill]:
+    """Fills in time order, under their :func:`_qualified` execution ids, with the
+    imported ones the account's own fills do not hold."""
+    own = {r.execution_id for r in rows}
+    outside = [r for r in imported if r.execution_id not in own]
+    keyed: list[tuple[tuple[dt.datetime, int, int, int], FillRow | ImportedFillRow]] = [
+        ((r.ts, _rank(r), 0, r.id or 0), r) for r in rows
+    ] + [((r.ts, _rank(r), 1, r.id or 0), r) for r in outside]
+    keyed.sort(key=lambda pair: pair[0])
     return [
         _LedgerFill(
-            execution_id=names[id(r)],
+            execution_id=names.get(id(r), r.execution_id),
             symbol=r.symbol,
             side=r.side,
             quantity=r.quantity,
@@ -65,17 +84,17 @@ def _fills(rows: list[FillRow], names: dict[int, str]) -> list[_LedgerFill]:
             ts=r.ts,
             kind=r.kind,
         )
-        for r in ordered
+        for _, r in keyed
     ]
 
 
 def _named_lots(
     session: Session, fills: list[FillRow], names: dict[int, str]
-) -> dict[str, tuple[str, ...]]:
+) -> dict[str, tuple[Named, ...]]:
     """Execution id → the lots its decision named (``Decision.lots``), for the fills
     whose decisions named any."""
     runs = {r.run_id for r in fills}
-    named: dict[tuple[str, str], tuple[str, ...]] = {}
+    named: dict[tuple[str, str], tuple[Named, ...]] = {}
     if runs:
         chosen = select(
             col(DecisionRow.run_id), col(DecisionRow.decision_id), col(DecisionRow.extra)
@@ -182,12 +201,40 @@ def _compute(session: Session, method: Method, account: str, wash_sale_options: 
         chosen = chosen.where(col(FillRow.run_id).in_(runs))
     fills = list(session.scalars(chosen))
     names = _qualified(fills)
-    return compute_lots(
-        _fills(fills, names),
-        method,
-        _named_lots(session, fills, names),
-        wash_sale_options=wash_sale_options,
-    )
+    specific: dict[str, tuple[Named, ...]] = dict(_named_lots(session, fills, names))
+    imported = imported_fills(session, account) if account else None
+    ordered = _fills(fills, names, imported.fills if imported else ())
+    if imported is not None:
+        specific.update(_broker_lots(imported.closed_lots, ordered))
+    return compute_lots(ordered, method, specific, wash_sale_options=wash_sale_options)
+
+
+def _broker_lots(
+    closed: dict[str, list[tuple[dt.datetime, Decimal]]], fills: list[_LedgerFill]
+) -> dict[str, tuple[Named, ...]]:
+    """Sale execution id → the lots the broker says it relieved, each as the fill
+    that opened it (the one of the sale's symbol, on the other side, at that
+    second) and the quantity taken; a lot with no such fill is named by its
+    opening time, which no lot has, so the rebuild notes it."""
+    by_id = {f.execution_id: f for f in fills}
+    named: dict[str, tuple[Named, ...]] = {}
+    for sale_id, lots in closed.items():
+        sale = by_id.get(sale_id)
+        if sale is None:
+            continue
+        openings = [
+            f for f in fills if f.symbol == sale.symbol and f.side != sale.side and f.ts < sale.ts
+        ]
+        entries: list[Named] = []
+        for opened_at, quantity in lots:
+            second = opened_at.replace(microsecond=0)
+            match = [f for f in openings if f.ts.replace(microsecond=0) == second]
+            if match:
+                entries += [(f.execution_id, quantity) for f in match[:1]]
+            else:
+                entries.append((f"opened {opened_at.isoformat()}", quantity))
+        named[sale_id] = tuple(entries)
+    return named
 
 
 def current_lots(
@@ -217,6 +264,8 @@ class Rebuilt(NamedTuple):
     open: list[TaxLotRow]
     closed: list[LotRealizationRow]
     notes: tuple[str, ...] = ()
+    #: Each imported sale's reporting, by its execution id (:func:`sale_reporting`).
+    reporting: dict[str, str] = {}  # noqa: RUF012 - a NamedTuple's default, never mutated
 
 
 def rebuilt_lots(
@@ -229,7 +278,7 @@ def rebuilt_lots(
 ) -> Rebuilt:
     """:func:`rebuild_lots`, then :func:`read_lots`: ``account``'s lots as of its fills now."""
     result = rebuild_lots(engine, method, where, account, wash_sale_options=wash_sale_options)
-    return Rebuilt(*read_lots(engine, where), result.notes)
+    return Rebuilt(*read_lots(engine, where), result.notes, sale_reporting(engine, account, where))
 
 
 def read_lots(engine: Engine, where: str = "") -> tuple[list[TaxLotRow], list[LotRealizationRow]]:

@@ -111,6 +111,19 @@ def test_lots_have_names_a_person_can_type_and_a_sale_can_name_them() -> None:
     assert result.notes == ()
 
 
+def test_a_named_lot_with_a_quantity_gives_only_that_much_the_method_the_rest() -> None:
+    # Sell 15 @ 130, naming 3 of b3 (as a broker's closed-lot rows do): 3 of b3 (basis
+    # 3 x 110 = 330), then first in, first out: 10 of b1 (1000), 2 of b2 (240).
+    result = compute_lots(THREE_BUYS, specific={"s1": [("b3", D(3))]})
+    closed, open_ = summary(result)
+    assert closed == [
+        ("b3", "3", "390", "330"),
+        ("b1", "10", "1300", "1000"),
+        ("b2", "2", "260", "240"),
+    ]
+    assert open_ == [("b2", "8"), ("b3", "7")]
+
+
 def test_a_named_lot_that_is_not_open_is_passed_over_with_a_note() -> None:
     # b9 never was; the sale relieves first in, first out, as if it named nothing.
     result = compute_lots(THREE_BUYS, specific={"s1": ["b9", "b3"]})
