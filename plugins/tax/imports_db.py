@@ -84,7 +84,10 @@ def account_key(given: str | None, parsed: Parsed) -> tuple[str, list[Skipped]]:
 
     :raises ConfigError: no account to be had, or one that contradicts the file.
     """
-    named = sorted({t.account for t in parsed.trades if t.account})
+    named = sorted(
+        {t.account for t in parsed.trades if t.account}
+        | {c.account for c in parsed.cancels if c.account}
+    )
     wanted = None
     if given:
         wanted = given if ":" in given else f"account:{given}"

@@ -220,8 +220,13 @@ def _flex_xml(text: str, path: Path) -> Iterator[tuple[int, str, dict[str, str]]
 
     try:
         root = ElementTree.fromstring(text)
-    except (ElementTree.ParseError, DefusedXmlException) as exc:
+    except ElementTree.ParseError as exc:
         raise ConfigError(f"{path.name} is not well-formed XML: {exc}", key="file") from exc
+    except DefusedXmlException as exc:
+        raise ConfigError(
+            f"{path.name} declares XML entities or a DTD, which a Flex report never does: refused",
+            key="file",
+        ) from exc
     if root.tag not in ("FlexQueryResponse", "FlexStatements", "FlexStatement"):
         raise ConfigError(
             f"{path.name} is XML, but not an IBKR Flex Query report (its root is <{root.tag}>)",
