@@ -169,6 +169,7 @@ def build_pipeline(
         broker=run_cfg.broker,
         feed=run_cfg.feed,
         strategies=tuple(run_cfg.strategies),
+        settings=settings.masked(),
     )
     clock = clock or ManualClock(started)
     runtime = Runtime(settings, clock, run, host)

@@ -304,6 +304,14 @@ class TaxSettings(_Table):
     wash_sale_options: bool = False
 
 
+class ResearchSettings(_Table):
+    """``[research]``: how ``tradepipe report`` and ``tradepipe sweep`` judge runs."""
+
+    #: A symbol of the feed to measure runs against (beta, alpha, excess return);
+    #: empty: none.
+    benchmark: str = ""
+
+
 ComponentTables = dict[str, dict[str, Any]]
 
 
@@ -319,6 +327,7 @@ class AppSettings(_Table):
     snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     tax: TaxSettings = Field(default_factory=TaxSettings)
+    research: ResearchSettings = Field(default_factory=ResearchSettings)
     brokers: ComponentTables = Field(default_factory=dict)
     strategies: ComponentTables = Field(default_factory=dict)
     risk: ComponentTables = Field(default_factory=dict)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 from tradepipe.component import Component
 from tradepipe.decisions import Decision
 from tradepipe.lifecycle import Opening
@@ -62,6 +62,8 @@ class RunInfo(Record):
     account_id: str | None = None
     #: What the run traded against, as the ledger files it (:func:`run_account`).
     account: str = ""
+    #: The settings it ran with, secrets masked (what a report shows and a sweep varies).
+    settings: dict[str, Any] = Field(default_factory=dict)
 
 
 def run_account(broker: Any, account_id: str | None, run_id: str) -> str:

@@ -95,6 +95,32 @@ def _run_live(app: AppContext, quiet: bool) -> dict[str, Any]:
 SHOWN_STOPS = 5
 
 
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{value * 100:.2f} %"
+
+
+def _ratio(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _performance(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """The main metrics (``tradepipe report`` has them all), when the run has any."""
+    if not m or m.get("days", 0) < 2:
+        return []
+    return [
+        (
+            "return",
+            f"{_pct(m.get('total_return'))} ({_pct(m.get('annual_return'))} a year), "
+            f"max drawdown {_pct(m.get('max_drawdown'))}",
+        ),
+        (
+            "risk-adjusted",
+            f"Sharpe {_ratio(m.get('sharpe'))}, Sortino {_ratio(m.get('sortino'))}; "
+            f"{m.get('trades', 0)} trades, {_pct(m.get('win_rate'))} won",
+        ),
+    ]
+
+
 def print_summary(s: dict[str, Any]) -> None:
     orders = s["orders"]
     stops: list[dict[str, Any]] = s.get("not_sent") or []
@@ -126,6 +152,7 @@ def print_summary(s: dict[str, Any]) -> None:
         ("equity", s.get("equity")),
         ("realized P&L", s.get("realized_pnl")),
         ("unrealized P&L", s.get("unrealized_pnl")),
+        *_performance(s.get("metrics") or {}),
         ("ledger", s.get("ledger", s.get("source"))),
     ]
     out = console()

@@ -356,7 +356,9 @@ class Lots:
     def say(self, as_json: bool) -> None:
         """Tell a person (on stderr, so JSON stays clean) which account this is, and
         each sale whose named lots could not be relieved as named."""
-        if not as_json:
+        if not as_json and not self.account:
+            click.echo("no account yet: the ledger has no run and no import", err=True)
+        elif not as_json:
             shown_key = account_key_shown(self.account)
             click.echo(f"account: {account_label(self.account)} ({shown_key})", err=True)
             for note in self.notes:
@@ -412,7 +414,12 @@ def print_open_lots(method: str, rows: list[TaxLotRow]) -> None:
 @method_option
 @click.option("--open", "which", flag_value="open", help="Only the open lots.")
 @click.option("--closed", "which", flag_value="closed", help="Only the closed (realized) lots.")
-@click.option("--year", type=int, metavar="YYYY", help="Lots sold (open lots: bought) that year.")
+@click.option(
+    "--year",
+    type=click.IntRange(1900, 2200),
+    metavar="YYYY",
+    help="Lots sold (open lots: bought) that year.",
+)
 @account_options
 @json_option
 @pass_app
@@ -484,7 +491,9 @@ def _totals_json(totals: Totals) -> dict[str, str | None]:
 
 
 @ledger.command("tax-report")
-@click.option("--year", type=int, required=True, metavar="YYYY", help="The tax year.")
+@click.option(
+    "--year", type=click.IntRange(1900, 2200), required=True, metavar="YYYY", help="The tax year."
+)
 @method_option
 @account_options
 @json_option

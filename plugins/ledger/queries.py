@@ -600,10 +600,12 @@ class Ledger:
         try:
             with self._session() as s:
                 counts = summaries.figures(s, run_id)
+                performance = summaries.metrics(s, run_id)
         except SQLAlchemyError as exc:
             raise self._guard("the run summary") from exc
         positions, account = self.positions(run_id)
-        return summaries.document(run, counts, positions, account, self.where)
+        document = summaries.document(run, counts, positions, account, self.where)
+        return {**document, "metrics": performance}
 
     def recent(self, limit: int = 50) -> dict[str, list[dict[str, Any]]]:
         """The latest activity of any run (see :func:`.ledger_history.recent`)."""

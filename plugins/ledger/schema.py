@@ -109,6 +109,8 @@ class RunRow(_Ledger, table=True):
     #: What the run traded against (:func:`tradepipe.sink.run_account`): ledger
     #: reads, tax lots and the equity curve take one account at a time.
     account: str | None = Field(default=None, index=True)
+    #: The settings it ran with as JSON, secrets masked (``RunInfo.settings``).
+    settings: str | None = Field(default=None, sa_type=Text)
 
 
 class DecisionRow(_Ledger, table=True):

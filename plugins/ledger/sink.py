@@ -196,6 +196,7 @@ class SqlSink(Sink):
                 me.pid,
                 me.started,
                 account_of(run),
+                json.dumps(run.settings, default=str) if run.settings else None,
             ),
         )
         self.flush()

@@ -177,6 +177,35 @@ def figures(s: Session, run_id: str) -> dict[str, Any]:
     }
 
 
+def run_series(s: Session, run_id: str) -> tuple[list[tuple[Any, Any, Any]], list[FillRow]]:
+    """The run's account snapshots as (time, equity, gross position value), and its
+    fills (a combo's legs, not its own row), both in time order: what its
+    performance metrics are worked out from."""
+    snaps = s.execute(
+        select(col(AccountRow.ts), col(AccountRow.equity), col(AccountRow.gross_position_value))
+        .where(col(AccountRow.run_id) == run_id)
+        .order_by(col(AccountRow.ts), col(AccountRow.id))
+    ).all()
+    fills = list(
+        s.scalars(
+            select(FillRow)
+            .where(col(FillRow.run_id) == run_id, ~col(FillRow.is_combo))
+            .order_by(col(FillRow.ts), col(FillRow.id))
+        )
+    )
+    return [(ts, equity, gross) for ts, equity, gross in snaps], fills
+
+
+def metrics(s: Session, run_id: str) -> dict[str, Any]:
+    """The run's performance metrics (:mod:`tradepipe.plugins.research.metrics`), no benchmark."""
+    from tradepipe.plugins.research.metrics import daily_points, run_metrics
+
+    snaps, fills = run_series(s, run_id)
+    equity = daily_points((ts, value) for ts, value, _ in snaps)
+    invested = daily_points((ts, gross) for ts, _, gross in snaps)
+    return run_metrics(equity, fills, invested=invested).as_dict() if equity else {}
+
+
 def document(
     run: RunRow,
     figures: dict[str, Any],

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, console, print_json, table
+from tradepipe.errors import ConfigError
 from tradepipe.plugins.ledger.cli import (
     account_lots,
     account_options,
@@ -119,7 +120,7 @@ def lots(
 
 
 @tax.command("report")
-@click.option("--year", type=int, metavar="YYYY", help="The tax year.")
+@click.option("--year", type=click.IntRange(1900, 2200), metavar="YYYY", help="The tax year.")
 @click.option(
     "--all", "all_years", is_flag=True, help="Every year's sales instead (not one year's form)."
 )
@@ -261,6 +262,13 @@ def import_trades(
             f"unknown time zone {zone_name!r}", param_hint="--timezone"
         ) from None
     parsed = read_trades(file, fmt, zone)
+    if not parsed.trades and not parsed.cancels and parsed.skipped:
+        first = parsed.skipped[0]
+        raise ConfigError(
+            f"no trade could be read from {file.name}: {len(parsed.skipped)} row(s) left out, "
+            f"the first (line {first.line}) as {first.reason}",
+            key="file",
+        )
     key, others = account_key(account, parsed)
     parsed.skipped.extend(others)
     how = (

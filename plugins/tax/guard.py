@@ -16,9 +16,7 @@ from tradepipe.decisions import Decision
 from tradepipe.errors import LotError, PersistenceError
 from tradepipe.orders import OrderIntent, Side
 from tradepipe.risk import Check, RiskContext, RiskFilter
-
-#: Where a person finds the names.
-_LISTED = "`tradepipe tax lots --open` lists them"
+from tradepipe.sink import account_key_shown, account_label
 
 
 class NamedLots(RiskFilter):
@@ -46,11 +44,14 @@ class NamedLots(RiskFilter):
         short = intent.side is Side.BUY
         side = "short" if short else "long"
         mine = [lot for lot in held if lot.symbol == intent.symbol and lot.short == short]
+        account = self._runtime.run.account
         for wanted in decision.lots:
             if not any(lot.named(wanted) for lot in mine):
                 return self.deny(
-                    f"lot {wanted!r} is not an open {side} {intent.symbol} lot of this "
-                    f"account ({_LISTED})"
+                    f"lot {wanted!r} is not an open {side} {intent.symbol} lot of the account "
+                    f"this order trades, {account_label(account)} "
+                    f"(`tradepipe tax lots --open --account {account_key_shown(account)}` "
+                    "lists them)"
                 )
         return self.allow(f"relieves the named lots first: {', '.join(decision.lots)}")
 

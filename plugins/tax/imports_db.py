@@ -22,6 +22,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 from tradepipe.errors import ConfigError, PersistenceError
+from tradepipe.logs import mask_account
 from tradepipe.plugins.ledger.schema import (
     FillRow,
     ImportedFillRow,
@@ -80,7 +81,8 @@ def account_key(given: str | None, parsed: Parsed) -> tuple[str, list[Skipped]]:
     left out.
 
     ``given`` is a ledger account key (``account:U1234567``) or a broker account
-    id (``U1234567``); without it the file must name exactly one account.
+    id (``U1234567``, or masked as printed, ``U***4567``, when it is one of the
+    file's); without it the file must name exactly one account.
 
     :raises ConfigError: no account to be had, or one that contradicts the file.
     """
@@ -88,32 +90,40 @@ def account_key(given: str | None, parsed: Parsed) -> tuple[str, list[Skipped]]:
         {t.account for t in parsed.trades if t.account}
         | {c.account for c in parsed.cancels if c.account}
     )
-    wanted = None
-    if given:
-        wanted = given if ":" in given else f"account:{given}"
-    elif len(named) == 1:
-        wanted = f"account:{named[0]}"
-    elif named:
-        raise ConfigError(
-            f"the file holds the trades of {len(named)} accounts; give --account to "
-            "import one of them",
-            key="account",
-        )
-    else:
+    if not given:
+        if len(named) == 1:
+            return f"account:{named[0]}", []
+        if named:
+            raise ConfigError(
+                f"the file holds the trades of {len(named)} accounts "
+                f"({', '.join(mask_account(n) for n in named)}); give --account to import "
+                "one of them",
+                key="account",
+            )
         raise ConfigError(
             "the file names no account: give --account (a broker account id, or an "
             "account from `tradepipe ledger accounts`)",
             key="account",
         )
-    own = wanted.removeprefix("account:")
-    others = [t for t in parsed.trades if t.account and t.account != own]
-    if others and len(others) == len(parsed.trades):
+    wanted = given.strip().removeprefix("account:")
+    own = next((n for n in named if wanted in (n, mask_account(n))), None)
+    if own is None and named:
         raise ConfigError(
-            f"--account {given} is not the account the file's trades are for", key="account"
+            f"--account {given} is not the account the file's trades are for "
+            f"({', '.join(mask_account(n) for n in named)})",
+            key="account",
         )
-    kept = [t for t in parsed.trades if t not in others]
-    parsed.trades[:] = kept
-    return wanted, [Skipped(t.line, "another account's trade") for t in others]
+    if own is None and "*" in wanted:
+        raise ConfigError(
+            f"--account {given} is masked and the file names no account: give the whole account id",
+            key="account",
+        )
+    own = own or wanted
+    key = given.strip() if ":" in given and not given.startswith("account:") else f"account:{own}"
+    others = [t for t in parsed.trades if t.account and t.account != own]
+    parsed.trades[:] = [t for t in parsed.trades if t not in others]
+    parsed.cancels[:] = [c for c in parsed.cancels if not c.account or c.account == own]
+    return key, [Skipped(t.line, "another account's trade") for t in others]
 
 
 def store_import(

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from tradepipe.clock import NEW_YORK
@@ -212,37 +213,64 @@ def read_trades(path: Path, fmt: str = "auto", zone: ZoneInfo = NEW_YORK) -> Par
 # -- IBKR Flex --------------------------------------------------------------------------
 
 
-def _flex_xml(text: str, path: Path) -> Iterator[tuple[int, str, dict[str, str]]]:
-    """(element number, element name, attributes) of each ``Trade`` and ``Lot``, with
-    the statement's account where the row has none."""
-    from defusedxml import ElementTree
-    from defusedxml.common import DefusedXmlException
+class _FlexRows:
+    """An XML parser's target: each row element with the line it starts on."""
 
+    ROWS = frozenset({"Trade", "Lot", "Order", "SymbolSummary", "AssetSummary"})
+
+    def __init__(self) -> None:
+        self.parser: Any = None
+        self.root = ""
+        self.account = ""
+        self.rows: list[tuple[int, str, dict[str, str]]] = []
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        self.root = self.root or tag
+        if tag == "FlexStatement":
+            self.account = attrs.get("accountId", "")
+        elif tag in self.ROWS:
+            row = dict(attrs)
+            if row.get("accountId", "") in _NO_VALUE:
+                row["accountId"] = self.account  # the statement's
+            self.rows.append((self.parser.parser.CurrentLineNumber, tag, row))
+
+    def end(self, tag: str) -> None:
+        pass
+
+    def data(self, data: str) -> None:
+        pass
+
+    def close(self) -> list[tuple[int, str, dict[str, str]]]:
+        return self.rows
+
+
+def _flex_xml(text: str, path: Path) -> Iterator[tuple[int, str, dict[str, str]]]:
+    """(line, element name, attributes) of each row element of the report, with the
+    statement's account where the row has none."""
+    from xml.etree.ElementTree import ParseError
+
+    from defusedxml.common import DefusedXmlException
+    from defusedxml.ElementTree import DefusedXMLParser
+
+    target = _FlexRows()
+    parser = DefusedXMLParser(target=target)
+    target.parser = parser
     try:
-        root = ElementTree.fromstring(text)
-    except ElementTree.ParseError as exc:
+        parser.feed(text)
+        parser.close()
+    except ParseError as exc:
         raise ConfigError(f"{path.name} is not well-formed XML: {exc}", key="file") from exc
     except DefusedXmlException as exc:
         raise ConfigError(
             f"{path.name} declares XML entities or a DTD, which a Flex report never does: refused",
             key="file",
         ) from exc
-    if root.tag not in ("FlexQueryResponse", "FlexStatements", "FlexStatement"):
+    if target.root not in ("FlexQueryResponse", "FlexStatements", "FlexStatement"):
         raise ConfigError(
-            f"{path.name} is XML, but not an IBKR Flex Query report (its root is <{root.tag}>)",
+            f"{path.name} is XML, but not an IBKR Flex Query report (its root is <{target.root}>)",
             key="file",
         )
-    number = 0
-    statements = [root] if root.tag == "FlexStatement" else list(root.iter("FlexStatement"))
-    for statement in statements:
-        account = statement.get("accountId", "")
-        for element in statement.iter():
-            number += 1
-            if element.tag in ("Trade", "Lot", "Order", "SymbolSummary", "AssetSummary"):
-                attrs = dict(element.attrib)
-                if attrs.get("accountId", "") in _NO_VALUE:
-                    attrs["accountId"] = account
-                yield number, element.tag, attrs
+    yield from target.rows
 
 
 def _flex_csv(text: str, path: Path) -> Iterator[tuple[int, str, dict[str, str]]]:
@@ -310,7 +338,7 @@ def _read_flex(
         trade = _flex_trade(line, row, parsed, zone)
         if trade is not None:
             parsed.trades.append(trade)
-            last_sale = trade
+        last_sale = trade  # a closed lot of a trade left out goes with it
     for line, row in pending_cancels:
         _cancel(line, row, parsed)
 
@@ -378,8 +406,11 @@ def _closed_lot(
 ) -> None:
     """A closed lot follows the sale it belongs to; it names when its lot was opened."""
     opened = _value(row, "openDateTime")
-    if sale is None or not opened:
-        parsed.skipped.append(Skipped(line, "a closed lot with no sale before it"))
+    if sale is None:
+        parsed.summaries += 1  # its sale was left out (and listed), or there was none
+        return
+    if not opened:
+        parsed.skipped.append(Skipped(line, "a closed lot with no OpenDateTime"))
         return
     try:
         parsed.closed_lots.append(
@@ -533,8 +564,8 @@ def _parse_date(text: str) -> dt.date:
     (``03/04/2025`` is 4 March or 3 April depending on the query's setting)."""
     if _SLASHED.match(text):
         raise ValueError(
-            f"date {text!r} is ambiguous (MM/dd or dd/MM): set the Flex query's date "
-            "format to yyyyMMdd or yyyy-MM-dd"
+            f"date {text!r} is ambiguous (MM/dd or dd/MM): write dates as yyyyMMdd or "
+            "yyyy-MM-dd (a Flex query's date format setting)"
         )
     for pattern in ("%Y%m%d", "%Y-%m-%d", "%d-%b-%y"):
         try:

@@ -251,7 +251,7 @@ def test_a_stock_order_naming_a_lot_the_account_does_not_hold_is_denied(
     assert body["ok"] is False and body["sent"] is False
     denial = body["verdicts"][-1]
     assert (denial["filter"], denial["outcome"]) == ("named_lots", "deny")
-    assert "is not an open long AAPL lot of this account" in denial["reason"]
+    assert "is not an open long AAPL lot of the account this order trades" in denial["reason"]
     # A name with a space in it is no lot name: 422, nothing recorded.
     bad = client.post("/orders/stock", json={**sell, "lots": ["AAPL 2025"]})
     assert bad.status_code == 422

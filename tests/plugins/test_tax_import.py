@@ -152,7 +152,7 @@ def test_a_year_at_ibkr_and_tradepipe_gives_the_1099b_figures(
     # 14 rows: tradepipe's own 2 are in the ledger, the cancelled sale and its
     # cancellation are left out, 10 are added.
     assert (done["read"], done["added"], done["in_ledger"]) == (12, 10, 2)
-    assert [s["reason"] for s in done["skipped"]] == ["cancels the trade of line 15: both left out"]
+    assert [s["reason"] for s in done["skipped"]] == ["cancels the trade of line 14: both left out"]
     again = answer(tp("tax", "import", "year.xml", "--json"))
     assert (again["added"], again["imported_before"], again["in_ledger"]) == (0, 10, 2)
     assert again["same_file"] == done["import_id"]
@@ -249,3 +249,42 @@ def test_bad_input_is_a_clear_error_and_imports_nothing(tp: Any, workdir: Path) 
     missing = tp("tax", "import", "gone.xml")
     assert missing.exit_code != 0 and "cannot read gone.xml" in missing.output
     assert answer(tp("ledger", "accounts", "--json")) == []
+
+
+@pytest.mark.slow
+def test_the_account_may_be_named_masked_and_must_be_the_file_s(tp: Any, workdir: Path) -> None:
+    other = trade("30", "KO", "20250303;100000", "5", "60", "-1", "0000e9.01").replace(
+        ACCOUNT, "U2222222"
+    )
+    (workdir / "two.xml").write_text(flex(YEAR[2], other))
+    both = tp("tax", "import", "two.xml")
+    assert both.exit_code != 0
+    assert "holds the trades of 2 accounts (U***2222, U***4321)" in both.output
+    # As printed: masked. Only the named account's trade goes in, the other is listed.
+    masked = answer(tp("tax", "import", "two.xml", "--account", "U***4321", "--json"))
+    assert (masked["account"], masked["added"]) == ("account:U***4321", 1)
+    assert [s["reason"] for s in masked["skipped"]] == ["another account's trade"]
+    [account] = answer(tp("ledger", "accounts", "--json"))
+    assert (account["account"], account["imports"]) == ("account:U***4321", 1)
+    # A masked id cannot name an account the file does not.
+    (workdir / "plain.csv").write_text(
+        "execution_id,time,symbol,side,quantity,price\ne1,2025-01-02,AAPL,buy,1,1\n"
+    )
+    vague = tp("tax", "import", "plain.csv", "--account", "U***9999")
+    assert vague.exit_code != 0 and "is masked and the file names no account" in vague.output
+
+
+@pytest.mark.slow
+def test_a_file_with_no_readable_trade_is_an_error(tp: Any, workdir: Path) -> None:
+    (workdir / "slashes.csv").write_text(
+        "execution_id,time,symbol,side,quantity,price,account\n"
+        "e1,03/05/2025,AAPL,buy,1,1,U1\ne2,03/06/2025,AAPL,sell,1,2,U1\n"
+    )
+    result = tp("tax", "import", "slashes.csv")
+    assert result.exit_code != 0
+    assert "no trade could be read from slashes.csv: 2 row(s) left out, the first (line 2)" in (
+        result.output
+    )
+    assert "date '03/05/2025' is ambiguous" in result.output
+    year = tp("tax", "report", "--year", "25")
+    assert year.exit_code == 2 and "25 is not in the range 1900<=x<=2200" in year.output

@@ -50,11 +50,15 @@ class FillingBroker(Broker):
         return self.status()
 
     def status(self) -> BrokerStatus:
-        return BrokerStatus(broker=self.name, connected=True, authenticated=True, account_id="DU7")
+        return BrokerStatus(
+            broker=self.name, connected=True, authenticated=True, account_id="DU1234567"
+        )
 
     def account(self) -> AccountSummary:
         cash = Decimal(100_000)
-        return AccountSummary(account_id="DU7", cash=cash, equity=cash, buying_power=cash, ts=T0)
+        return AccountSummary(
+            account_id="DU1234567", cash=cash, equity=cash, buying_power=cash, ts=T0
+        )
 
     def positions(self) -> list[Position]:
         return []
@@ -185,9 +189,11 @@ def test_naming_a_lot_the_account_does_not_hold_open_sends_nothing(workdir: Path
     assert unknown.exit_code == 1
     verdict = json.loads(unknown.stdout)["verdicts"][0]
     assert (verdict["filter"], verdict["outcome"]) == ("named_lots", "deny")
+    # The account is named (its id masked), with the command that lists its lots.
     assert verdict["reason"] == (
-        "lot 'AAPL/2026-03-02/10@99.00' is not an open long AAPL lot of this account "
-        "(`tradepipe tax lots --open` lists them)"
+        "lot 'AAPL/2026-03-02/10@99.00' is not an open long AAPL lot of the account this "
+        "order trades, DU***4567 (`tradepipe tax lots --open --account account:DU***4567` lists "
+        "them)"
     )
     # A buy closes short lots only: the long lot cannot be named by it.
     wrong_side = trade("buy", 5, 110, "AAPL/2026-03-02/10@100.00")

@@ -79,9 +79,12 @@ def test_a_flex_xml_report_gives_its_executions_and_leaves_out_the_rest(tmp_path
         dt.datetime(2025, 3, 4, 10, tzinfo=NEW_YORK),
     ]
     assert parsed.summaries == 2  # the order row and the symbol summary
-    assert [s.reason for s in parsed.skipped] == [
-        "EUR: tradepipe's lots are in US dollars",
-        "asset class CASH: only stocks (STK) and options (OPT) are lots",
+    lines = FLEX_XML.splitlines()
+    starts = [i + 1 for i, text in enumerate(lines) if 'symbol="SAP"' in text]
+    assert [(s.line, s.reason) for s in parsed.skipped] == [
+        # Each row is reported at the line its element starts on.
+        (starts[0], "EUR: tradepipe's lots are in US dollars"),
+        (starts[0] + 3, "asset class CASH: only stocks (STK) and options (OPT) are lots"),
     ]
     # The closed lots belong to the sale before them, in IBKR's order.
     assert [(c.execution_id, str(c.quantity), c.opened_at.day) for c in parsed.closed_lots] == [

@@ -1,0 +1,1 @@
+"""Research: a run's performance metrics and report, parameter sweeps and walk-forward tests."""

@@ -1,0 +1,94 @@
+"""``tradepipe report``: a run's performance, as a table, JSON or one HTML file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.output import console, print_json, table
+from tradepipe.plugins.ledger.cli import command_ledger
+from tradepipe.plugins.research.report import METRIC_ROWS, report_html, shown
+from tradepipe.plugins.research.runs import feed_closes, metrics_of, read_run
+
+
+@click.command("report")
+@click.argument("run_id", metavar="[RUN]", required=False)
+@click.option(
+    "--benchmark",
+    metavar="SYMBOL",
+    help="Measure against this symbol of the run's feed (default: [research] benchmark).",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the report, with its pictures, to this HTML file (works offline).",
+)
+@click.option(
+    "--symbol", metavar="SYMBOL", help="The HTML report's price chart: this symbol's trades."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def report(
+    app: AppContext,
+    run_id: str | None,
+    benchmark: str | None,
+    html_path: Path | None,
+    symbol: str | None,
+    as_json: bool,
+) -> None:
+    """How RUN did (default: the latest): returns, volatility, Sharpe, Sortino,
+    drawdown, trades, exposure, turnover, and against a benchmark."""
+    led = command_ledger(app)
+    data = read_run(led, run_id)
+    bench = (benchmark if benchmark is not None else app.settings.research.benchmark).upper()
+    closes = feed_closes(app.settings, app.host, data.run.feed, bench) if bench else []
+    metrics = metrics_of(data, closes, bench)
+    if html_path is not None:
+        chosen = (symbol or _most_traded(data.fills) or "").upper()
+        prices = closes if chosen == bench else []
+        if chosen and not prices:
+            prices = feed_closes(app.settings, app.host, data.run.feed, chosen)
+        page = report_html(
+            title=f"Run {data.run.run_id}: {', '.join(json.loads(data.run.strategies))}",
+            metrics=metrics,
+            equity=data.equity,
+            fills=data.fills,
+            benchmark=closes,
+            symbol=chosen or None,
+            closes=prices,
+            settings=json.loads(data.run.settings) if data.run.settings else None,
+        )
+        _write(html_path, page)
+    document = {"run_id": data.run.run_id, **metrics.as_dict()}
+    if as_json:
+        print_json(document)
+        return
+    values = metrics.as_dict()
+    console().print(
+        table(
+            f"Run {data.run.run_id}",
+            ["", ""],
+            [(label, shown(values[key], kind)) for label, key, kind in METRIC_ROWS],
+        )
+    )
+    if html_path is not None:
+        console().print(f"Wrote the report to {html_path}")
+
+
+def _most_traded(fills: Any) -> str | None:
+    counts: dict[str, int] = {}
+    for fill in fills:
+        counts[fill.symbol] = counts.get(fill.symbol, 0) + 1
+    return max(counts, key=lambda s: counts[s]) if counts else None
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all."""
+    part = path.with_name(f".{path.name}.part")
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, path)

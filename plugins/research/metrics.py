@@ -1,0 +1,253 @@
+"""How a run did: returns, risk and trade statistics from its equity and its fills.
+
+:func:`run_metrics` takes a run's equity at each day's close (the last account
+snapshot of each New York date), its fills and, when asked, a benchmark's
+closes, and returns :class:`Metrics`. The return statistics (annualised
+return and volatility, Sharpe, Sortino, maximum drawdown, Calmar, alpha and
+beta) come from ``empyrical`` (empyrical-reloaded), on daily returns, 252
+trading days a year and no risk-free rate. The trade statistics are worked
+out here: a trade is one closing fill, matched first in, first out against
+the fills that opened the position, its profit net of the commissions of
+both sides.
+
+A figure that cannot be had (a volatility from two days, a profit factor with
+no losing trade) is ``None``, never a guess, and ``NaN`` never leaves this
+module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from tradepipe.clock import NEW_YORK
+
+#: Trading days in a year, for annualising.
+YEAR_DAYS = 252
+
+Point = tuple[dt.date, float]
+
+
+class FillLike(Protocol):
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def commission(self) -> Decimal: ...
+    @property
+    def multiplier(self) -> Decimal: ...
+    @property
+    def ts(self) -> dt.datetime: ...
+
+
+@dataclass(frozen=True)
+class Trip:
+    """A closed trade: one closing fill and the opening fills it matched."""
+
+    symbol: str
+    closed: dt.datetime
+    quantity: Decimal
+    #: Money made, commissions of the opening share and the closing fill taken off.
+    pnl: Decimal
+    #: What the matched opening cost (long) or brought in (short), for the return.
+    cost: Decimal
+
+    @property
+    def ret(self) -> float:
+        return float(self.pnl / self.cost) if self.cost else 0.0
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """A run's performance. Ratios are fractions (0.05 is 5 %); money in the account's currency."""
+
+    start: dt.date | None
+    end: dt.date | None
+    days: int
+    start_equity: float | None
+    end_equity: float | None
+    total_return: float | None
+    annual_return: float | None
+    volatility: float | None
+    sharpe: float | None
+    sortino: float | None
+    max_drawdown: float | None
+    #: Trading days from the peak before the deepest drawdown until it was made
+    #: good again (or until the end, if it never was).
+    max_drawdown_days: int | None
+    calmar: float | None
+    trades: int
+    win_rate: float | None
+    profit_factor: float | None
+    avg_win: float | None
+    avg_loss: float | None
+    #: The share of days that ended with a position.
+    exposure: float | None
+    #: Money traded (both sides) over the average equity.
+    turnover: float | None
+    commissions: float
+    fills: int
+    benchmark: str | None = None
+    benchmark_return: float | None = None
+    excess_return: float | None = None
+    alpha: float | None = None
+    beta: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("start", "end"):
+            if out[key] is not None:
+                out[key] = out[key].isoformat()
+        return out
+
+
+def daily_points(points: Iterable[tuple[dt.datetime, Any]]) -> list[Point]:
+    """The last value of each New York date, oldest first (``points`` in time order)."""
+    days: dict[dt.date, float] = {}
+    for ts, value in points:
+        days[ts.astimezone(NEW_YORK).date()] = float(value)
+    return sorted(days.items())
+
+
+def round_trips(fills: Iterable[FillLike]) -> list[Trip]:
+    """Closing fills matched first in, first out against the opening ones, per symbol."""
+    books: dict[str, deque[list[Decimal]]] = {}  # [signed quantity, price, commission per unit]
+    trips: list[Trip] = []
+    for fill in sorted(fills, key=lambda f: f.ts):
+        signed = fill.quantity if str(fill.side) == "buy" else -fill.quantity
+        book = books.setdefault(fill.symbol, deque())
+        per_unit = fill.commission / fill.quantity
+        left = signed
+        pnl = cost = matched = Decimal(0)
+        while book and left and (book[0][0] > 0) != (left > 0):
+            lot = book[0]
+            take = min(abs(lot[0]), abs(left))
+            direction = 1 if lot[0] > 0 else -1  # long lots are sold, short ones bought
+            pnl += direction * (fill.price - lot[1]) * take * fill.multiplier
+            pnl -= (lot[2] + per_unit) * take
+            cost += lot[1] * take * fill.multiplier
+            matched += take
+            lot[0] -= direction * take
+            left += direction * take
+            if not lot[0]:
+                book.popleft()
+        if matched:
+            trips.append(Trip(fill.symbol, fill.ts, matched, pnl, cost))
+        if left:
+            book.append([left, fill.price, per_unit])
+    return trips
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _drawdown_days(equity: Sequence[float]) -> int | None:
+    """Days from the peak before the deepest drawdown to its recovery (or the end)."""
+    if len(equity) < 2:
+        return None
+    peak_at, deepest, start, end = 0, 0.0, 0, 0
+    for i, value in enumerate(equity):
+        if value >= equity[peak_at]:
+            peak_at = i
+        depth = value / equity[peak_at] - 1 if equity[peak_at] else 0.0
+        if depth < deepest:
+            deepest, start, end = depth, peak_at, i
+    if deepest == 0:
+        return 0
+    recovered = next(
+        (i for i in range(end, len(equity)) if equity[i] >= equity[start]), len(equity) - 1
+    )
+    return recovered - start
+
+
+def run_metrics(
+    equity: Sequence[Point],
+    fills: Sequence[FillLike],
+    *,
+    invested: Sequence[Point] = (),
+    benchmark: Sequence[Point] = (),
+    benchmark_symbol: str | None = None,
+) -> Metrics:
+    """The metrics of a run.
+
+    :param equity: the equity at each day's close, oldest first (:func:`daily_points`).
+    :param invested: the gross position value at each day's close (for exposure).
+    :param benchmark: the benchmark's close on each day (its return, alpha, beta).
+    """
+    import empyrical  # pandas and scipy: imported only when metrics are asked for
+    import pandas as pd
+
+    values = [value for _, value in equity]
+    index = pd.DatetimeIndex([pd.Timestamp(day) for day, _ in equity])
+    returns = pd.Series(values, index=index, dtype=float).pct_change().iloc[1:]
+    enough = len(returns) >= 2
+    total = values[-1] / values[0] - 1 if len(values) >= 2 and values[0] else None
+    trips = round_trips(fills)
+    wins = [float(t.pnl) for t in trips if t.pnl > 0]
+    losses = [float(t.pnl) for t in trips if t.pnl < 0]
+    traded = sum(float(f.price * f.quantity * f.multiplier) for f in fills)
+    mean_equity = sum(values) / len(values) if values else 0.0
+    held = [value for _, value in invested]
+    metrics = Metrics(
+        start=equity[0][0] if equity else None,
+        end=equity[-1][0] if equity else None,
+        days=len(equity),
+        start_equity=values[0] if values else None,
+        end_equity=values[-1] if values else None,
+        total_return=total,
+        annual_return=_finite(empyrical.annual_return(returns)) if enough else None,
+        volatility=_finite(empyrical.annual_volatility(returns)) if enough else None,
+        sharpe=_finite(empyrical.sharpe_ratio(returns)) if enough else None,
+        sortino=_finite(empyrical.sortino_ratio(returns)) if enough else None,
+        max_drawdown=_finite(empyrical.max_drawdown(returns)) if enough else None,
+        max_drawdown_days=_drawdown_days(values),
+        calmar=_finite(empyrical.calmar_ratio(returns)) if enough else None,
+        trades=len(trips),
+        win_rate=len(wins) / len(trips) if trips else None,
+        profit_factor=sum(wins) / -sum(losses) if losses else None,
+        avg_win=sum(wins) / len(wins) if wins else None,
+        avg_loss=sum(losses) / len(losses) if losses else None,
+        exposure=sum(1 for value in held if value) / len(held) if held else None,
+        turnover=traded / mean_equity if mean_equity else None,
+        commissions=float(sum((f.commission for f in fills), Decimal(0))),
+        fills=len(fills),
+    )
+    if not benchmark or not benchmark_symbol:
+        return metrics
+    closes = pd.Series(
+        [value for _, value in benchmark],
+        index=pd.DatetimeIndex([pd.Timestamp(day) for day, _ in benchmark]),
+        dtype=float,
+    )
+    factor = closes.reindex(index).ffill().pct_change().iloc[1:]
+    bench_total = (
+        float(closes.iloc[-1] / closes.iloc[0] - 1) if len(closes) >= 2 and closes.iloc[0] else None
+    )
+    alpha = beta = None
+    if enough and factor.notna().sum() >= 2:
+        alpha, beta = (_finite(x) for x in empyrical.alpha_beta(returns, factor))
+    return Metrics(
+        **{
+            **asdict(metrics),
+            "benchmark": benchmark_symbol,
+            "benchmark_return": bench_total,
+            "excess_return": None if total is None or bench_total is None else total - bench_total,
+            "alpha": alpha,
+            "beta": beta,
+        }
+    )
