@@ -312,6 +312,26 @@ class ResearchSettings(_Table):
     benchmark: str = ""
 
 
+class SweepSettings(_Table):
+    """``[sweep]``: where ``tradepipe sweep`` runs its replays."""
+
+    #: A Dask scheduler to run on (``tcp://host:8786``); empty: a local cluster.
+    scheduler: str = ""
+    #: The local cluster's worker processes; 0: one per core.
+    workers: int = Field(default=0, ge=0, le=512)
+    #: What a sweep ranks by and a walk-forward chooses by.
+    metric: Literal[
+        "sharpe",
+        "sortino",
+        "total_return",
+        "annual_return",
+        "calmar",
+        "max_drawdown",
+        "profit_factor",
+        "win_rate",
+    ] = "sharpe"
+
+
 ComponentTables = dict[str, dict[str, Any]]
 
 
@@ -328,6 +348,7 @@ class AppSettings(_Table):
     api: ApiSettings = Field(default_factory=ApiSettings)
     tax: TaxSettings = Field(default_factory=TaxSettings)
     research: ResearchSettings = Field(default_factory=ResearchSettings)
+    sweep: SweepSettings = Field(default_factory=SweepSettings)
     brokers: ComponentTables = Field(default_factory=dict)
     strategies: ComponentTables = Field(default_factory=dict)
     risk: ComponentTables = Field(default_factory=dict)

@@ -431,3 +431,44 @@ class ImportedLotRow(_Ledger, table=True):
     symbol: str
     quantity: Decimal = _money()
     opened_at: dt.datetime = _ts()
+
+
+# Parameter sweeps (``tradepipe sweep``); never written by the sink.
+
+
+class SweepRow(_Ledger, table=True):
+    """One sweep: what it tries, over which periods, judged by which metric."""
+
+    __tablename__ = "sweeps"
+
+    sweep_id: str = Field(primary_key=True, max_length=40)
+    created_at: dt.datetime = _ts()
+    finished_at: dt.datetime | None = _ts(default=None)
+    #: ``running``, ``completed`` (every task has a result) or ``interrupted``.
+    status: str = Field(default="running", max_length=16)
+    metric: str = Field(max_length=32)
+    #: What it was asked: the parameters, periods, walk-forward, sample (JSON).
+    spec: str = Field(sa_type=Text)
+    tasks: int = 0
+
+
+class SweepResultRow(_Ledger, table=True):
+    """One replay of a sweep: its parameters, period, metrics and daily equity, or its error."""
+
+    __tablename__ = "sweep_results"
+    __table_args__ = (UniqueConstraint("sweep_id", "task_key", name="uq_sweep_results_task"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sweep_id: str = Field(max_length=40, index=True)
+    task_key: str = Field(max_length=200)
+    #: ``grid``, or a walk-forward window's ``train`` or ``test`` run.
+    kind: str = Field(max_length=8)
+    window: int = 0
+    params: str = Field(sa_type=Text)
+    start: str = Field(default="", max_length=10)
+    end: str = Field(default="", max_length=10)
+    metrics: str = Field(default="{}", sa_type=Text)
+    equity: str = Field(default="[]", sa_type=Text)
+    error: str = Field(default="", sa_type=Text)
+    seconds: float = 0.0
+    ts: dt.datetime = _ts()

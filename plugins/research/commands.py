@@ -12,3 +12,4 @@ def tradepipe_register_commands(register: Any) -> None:
     from tradepipe.cli.lazy import LazyCommand
 
     register(LazyCommand("report", "tradepipe.plugins.research.cli:report"))
+    register(LazyCommand("sweep", "tradepipe.plugins.research.sweep_cli:sweep"))

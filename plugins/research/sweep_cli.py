@@ -1,0 +1,288 @@
+"""``tradepipe sweep``: the same pipeline over many parameters and periods, on Dask."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.output import Id, console, err_console, print_json, table
+from tradepipe.errors import ConfigError
+from tradepipe.plugins.research.grid import (
+    Period,
+    combinations,
+    parse_param,
+    parse_period,
+    parse_walk_forward,
+)
+from tradepipe.plugins.research.summary import sweep_document
+from tradepipe.plugins.research.sweep import METRICS
+
+
+class _Bar:
+    """A progress bar: replays done, running, failed, and the time left."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("replays"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[state]}"),
+            TimeRemainingColumn(),
+            console=err_console(),
+            transient=True,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> _Bar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, done: int, failed: int, running: int, total: int) -> None:
+        state = f"{running} running, {failed} failed"
+        if self._task is None:
+            self._task = self._progress.add_task("sweep", total=total, state=state)
+        self._progress.update(self._task, completed=done + failed, total=total, state=state)
+
+
+@click.command("sweep")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    required=True,
+    metavar="KEY=VALUES",
+    help="A [strategies.*], [sizing] or [risk.*] key and its values: START:STOP:STEP "
+    "(inclusive) or V1,V2,... Repeat for each key.",
+)
+@click.option(
+    "--random", "sample", type=click.IntRange(min=1), help="Sample this many combinations."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="The sample's seed.")
+@click.option(
+    "--period",
+    "periods",
+    multiple=True,
+    metavar="START:END",
+    help="Replay only these dates (YYYY-MM-DD, end excluded; repeat for several periods).",
+)
+@click.option(
+    "--walk-forward",
+    "walk_forward",
+    metavar="train=2y,test=6m[,step=6m]",
+    help="Choose on each training window, trade the choice on the test window after it.",
+)
+@click.option(
+    "--metric",
+    type=click.Choice(METRICS),
+    help="Rank (and choose) by this metric (default: [sweep] metric).",
+)
+@click.option("--scheduler", metavar="ADDRESS", help="A Dask scheduler ([sweep] scheduler).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    help="Worker processes of the local cluster; 0: one per core ([sweep] workers).",
+)
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def sweep(
+    app: AppContext,
+    params: tuple[str, ...],
+    sample: int | None,
+    seed: int,
+    periods: tuple[str, ...],
+    walk_forward: str | None,
+    metric: str | None,
+    scheduler: str | None,
+    workers: int | None,
+    top: int,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Replay the configured pipeline for every combination of --param values (or a
+    --random sample), over each --period or walk-forward, on Dask; rank by --metric.
+
+      tradepipe sweep --param strategies.sma_cross.fast=5:50:5 \\
+          --param strategies.sma_cross.slow=20,30,50
+
+    Every result goes into the ledger as it comes in; the same command run
+    again (after Ctrl-C, or a crash) runs only what is missing.
+    """
+    from tradepipe.pipeline import make_component
+    from tradepipe.plugins.research.store import SweepStore
+    from tradepipe.plugins.research.sweep import (
+        DaskRunner,
+        Sweep,
+        plain_settings,
+        sweep_id,
+        windows_for,
+    )
+
+    settings = app.settings
+    app.setup_logging(file=False)
+    broker = make_component(app.host, settings, "broker", settings.run.broker)
+    if not broker.simulated:
+        raise ConfigError(
+            f"a sweep replays on a simulator, and broker {broker.name!r} is none: "
+            'sweep with [run] broker = "paper" (or --env of such settings)',
+            key="run.broker",
+        )
+    parsed = [parse_param(p) for p in params]
+    combos = combinations(parsed, sample, seed)
+    chosen_metric = metric or settings.sweep.metric
+    spans = parse_walk_forward(walk_forward) if walk_forward else None
+    if spans and periods:
+        raise click.UsageError("give --period or --walk-forward, not both")
+    plain = plain_settings(settings)
+    windows = windows_for(settings, app.host, spans) if spans else []
+    spec = {
+        "params": [[k, [str(v) for v in values]] for k, values in parsed],
+        "sample": sample,
+        "seed": seed if sample else None,
+        "periods": list(periods),
+        "walk_forward": spans,
+        "metric": chosen_metric,
+    }
+    job = Sweep(
+        settings=plain,
+        combos=combos,
+        metric=chosen_metric,
+        periods=[parse_period(p) for p in periods] or [Period(None, None)],
+        windows=windows,
+    )
+    sink = make_component(app.host, settings, "sink", "sql")
+    engine = sink.engine()
+    store = SweepStore(engine, sweep_id(spec, plain), sink.where)
+    address = scheduler if scheduler is not None else settings.sweep.scheduler
+    count = workers if workers is not None else settings.sweep.workers
+    started = time.monotonic()
+    runner = DaskRunner(address, count)
+    try:
+        if not as_json:
+            where = f"the Dask scheduler at {address}" if address else "a local Dask cluster"
+            console().print(
+                f"sweep {store.sweep_id}: {len(combos)} combination(s), {job.total} replay(s) "
+                f"on {where} of {runner.workers} worker(s), ranked by {chosen_metric}"
+            )
+        if no_progress or as_json:
+            outcome = job.run(store, runner, spec)
+        else:
+            with _Bar() as bar:
+                outcome = job.run(store, runner, spec, bar)
+    finally:
+        runner.close()
+        engine.dispose()
+    document = sweep_document(outcome, top)
+    document["seconds"] = round(time.monotonic() - started, 2)
+    if as_json:
+        print_json(document)
+        return
+    _print(document)
+
+
+def _print(doc: dict[str, Any]) -> None:
+    out = console()
+    metric = doc["metric"]
+    keys = doc["keys"]
+    rows = [
+        (
+            i,
+            *(str(r["params"].get(k)) for k in keys),
+            r["period"],
+            _num(r["metrics"].get(metric)),
+            _pct(r["metrics"].get("total_return")),
+            _pct(r["metrics"].get("max_drawdown")),
+            r["metrics"].get("trades"),
+        )
+        for i, r in enumerate(doc["top"], 1)
+    ]
+    out.print(
+        table(
+            f"Sweep {doc['sweep_id']}: best {len(rows)} of {doc['ran']} by {metric}",
+            [
+                "#",
+                *[k.rsplit(".", 1)[-1] for k in keys],
+                "period",
+                metric,
+                "return",
+                "max DD",
+                "trades",
+            ],
+            rows,
+        )
+    )
+    if doc["failed"]:
+        out.print(
+            table(
+                f"Failed ({len(doc['failed'])})",
+                ["parameters", "period", "error"],
+                [(str(f["params"]), f["period"], f["error"]) for f in doc["failed"]],
+            )
+        )
+    for line in doc["warnings"]:
+        out.print(f"[bold yellow]![/] {line}")
+    wf = doc.get("walk_forward")
+    if wf:
+        out.print(
+            table(
+                "Walk-forward: chosen on each training window, traded on the test window",
+                [
+                    "window",
+                    "train",
+                    "chosen",
+                    f"in-sample {metric}",
+                    "test",
+                    f"out-of-sample {metric}",
+                ],
+                [
+                    (
+                        w["window"],
+                        w["train"],
+                        _params(w["chosen"]),
+                        _num(w["in_sample"]),
+                        w["test"],
+                        _num(w["out_of_sample"]),
+                    )
+                    for w in wf["windows"]
+                ],
+            )
+        )
+        oos = wf["stitched"]
+        out.print(
+            "Out of sample, the test windows stitched: "
+            f"return {_pct(oos.get('total_return'))}, Sharpe {_num(oos.get('sharpe'))}, "
+            f"max drawdown {_pct(oos.get('max_drawdown'))}"
+        )
+    sweep_id = doc["sweep_id"]
+    out.print(
+        f"Sweep {Id(sweep_id)} is in the ledger: "
+        f"`tradepipe report --sweep {sweep_id} --html FILE` draws it"
+    )
+
+
+def _params(params: dict[str, Any] | None) -> str:
+    if not params:
+        return "-"
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items())
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{value * 100:.2f} %"
