@@ -81,7 +81,8 @@ class SweepStore:
         return {r.key: r for r in self.results()}
 
     def add(self, result: TaskResult, kind: str, window: int = 0) -> None:
-        """Record one result (once: a key already there is left as it is)."""
+        """Record one result. A key already there is left as it is, unless it failed
+        then: a task tried again replaces its failure."""
         row = {
             "sweep_id": self.sweep_id,
             "task_key": result.key,
@@ -101,7 +102,24 @@ class SweepStore:
                 s.execute(insert(SweepResultRow), [row])
                 s.commit()
         except IntegrityError:
-            return  # recorded by an earlier run of the sweep
+            self._retried(row)
+        except SQLAlchemyError as exc:
+            raise self._fail("record a result of", exc) from exc
+
+    def _retried(self, row: dict[str, Any]) -> None:
+        """A result for a key an earlier run recorded: it replaces a failure only."""
+        try:
+            with Session(self.engine) as s:
+                s.execute(
+                    update(SweepResultRow)
+                    .where(
+                        col(SweepResultRow.sweep_id) == self.sweep_id,
+                        col(SweepResultRow.task_key) == row["task_key"],
+                        col(SweepResultRow.error) != "",
+                    )
+                    .values(**{k: v for k, v in row.items() if k not in ("sweep_id", "task_key")})
+                )
+                s.commit()
         except SQLAlchemyError as exc:
             raise self._fail("record a result of", exc) from exc
 

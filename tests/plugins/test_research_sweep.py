@@ -1,0 +1,283 @@
+"""``tradepipe sweep``: what it tries, that it gives what the same replays give one by one,
+that a failure loses nothing, that it resumes, and that walk-forward never peeks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from tradepipe.bar_csv import write_csv
+from tradepipe.cli import cli
+from tradepipe.cli.context import AppContext
+from tradepipe.errors import ConfigError
+from tradepipe.market import Bar
+from tradepipe.plugins.feeds.synthetic import SyntheticFeed
+from tradepipe.plugins.ledger.db import open_engine
+from tradepipe.plugins.research.grid import (
+    Period,
+    combinations,
+    parse_param,
+    parse_period,
+    parse_walk_forward,
+    walk_forward_windows,
+)
+from tradepipe.plugins.research.store import SweepStore
+from tradepipe.plugins.research.sweep import SerialRunner, Sweep, score, task_key
+from tradepipe.plugins.research.task import TaskResult, TaskSpec
+
+SETTINGS = """
+[default.run]
+broker = "paper"
+feed = "synthetic"
+strategies = ["sma_cross"]
+risk_filters = ["min_confidence", "max_position_value"]
+sinks = ["sql"]
+[default.sizing]
+method = "fixed_quantity"
+quantity = 10
+[default.risk.min_confidence]
+threshold = 50
+[default.risk.max_position_value]
+limit = 50000
+[default.strategies.sma_cross]
+fast = 5
+slow = 20
+[default.feeds.synthetic]
+symbols = ["AAPL", "MSFT"]
+bars = 250
+interval = "1d"
+seed = 3
+[default.sinks.sql]
+path = "ledger.db"
+[default.logging]
+file = false
+"""
+
+
+# -- what a sweep tries ---------------------------------------------------------------------
+
+
+def test_params_ranges_lists_and_their_combinations() -> None:
+    assert parse_param("strategies.sma_cross.fast=5:20:5") == (
+        "strategies.sma_cross.fast",
+        [5, 10, 15, 20],
+    )
+    _, values = parse_param("sizing.risk_fraction=0.01:0.03:0.01")
+    assert [str(v) for v in values] == ["0.01", "0.02", "0.03"]
+    assert parse_param("risk.min_confidence.threshold=50,60")[1] == [50, 60]
+    grid = combinations([("a.b.c", [1, 2]), ("a.b.d", ["x", "y", "z"])])
+    assert grid[:4] == [
+        {"a.b.c": 1, "a.b.d": "x"},
+        {"a.b.c": 1, "a.b.d": "y"},
+        {"a.b.c": 1, "a.b.d": "z"},
+        {"a.b.c": 2, "a.b.d": "x"},
+    ]
+    sample = combinations([("a.b.c", list(range(10))), ("a.b.d", list(range(10)))], 5, seed=1)
+    assert len(sample) == 5 and len({json.dumps(s) for s in sample}) == 5
+    assert sample == combinations(
+        [("a.b.c", list(range(10))), ("a.b.d", list(range(10)))], 5, seed=1
+    )
+    assert all(
+        s in combinations([("a.b.c", list(range(10))), ("a.b.d", list(range(10)))]) for s in sample
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("run.broker=paper,x", "a sweep varies"),
+        ("strategies.sma_cross.fast", "write KEY=START:STOP:STEP"),
+        ("strategies.sma_cross.fast=5:1:1", "STOP at least START"),
+        ("strategies.sma_cross.fast=1:5", "a range is START:STOP:STEP"),
+        ("strategies.sma_cross.fast=5,5", "given twice"),
+    ],
+)
+def test_a_bad_param_is_a_clear_error(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        parse_param(text)
+
+
+def test_walk_forward_windows_follow_each_other() -> None:
+    spans = parse_walk_forward("train=1y,test=6m")
+    assert spans == {"train": "1y", "test": "6m", "step": "6m"}
+    windows = walk_forward_windows(dt.date(2022, 1, 3), dt.date(2024, 1, 31), spans)
+    assert [(w.train.start, w.train.end, w.test.end) for w in windows] == [
+        (dt.date(2022, 1, 3), dt.date(2023, 1, 3), dt.date(2023, 7, 3)),
+        (dt.date(2022, 7, 3), dt.date(2023, 7, 3), dt.date(2024, 1, 3)),
+    ]
+    # Each test period starts where its training ends: it never overlaps it.
+    assert all(w.test.start == w.train.end for w in windows)
+    with pytest.raises(ConfigError, match="too short for one window"):
+        walk_forward_windows(dt.date(2022, 1, 3), dt.date(2022, 6, 1), spans)
+    with pytest.raises(ConfigError, match="no span"):
+        parse_walk_forward("train=2q,test=6m")
+    assert parse_period("2022-01-01:") == Period(dt.date(2022, 1, 1), None)
+
+
+# -- against replays run one by one -----------------------------------------------------------
+
+
+def tp(*args: str) -> Result:
+    app = AppContext(settings_path="settings.toml")
+    return CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
+
+
+@pytest.mark.slow
+def test_a_sweep_gives_what_the_same_replays_give_one_by_one(workdir: Path) -> None:
+    (workdir / "settings.toml").write_text(SETTINGS)
+    swept = tp(
+        "sweep", "--param", "strategies.sma_cross.fast=3,5", "--param",
+        "strategies.sma_cross.slow=15,25", "--workers", "2", "--json",
+    )  # fmt: skip
+    assert swept.exit_code == 0, swept.output
+    document = json.loads(swept.stdout)
+    assert (document["status"], document["combinations"], document["ran"]) == ("completed", 4, 4)
+    by_params = {
+        (r["params"]["strategies.sma_cross.fast"], r["params"]["strategies.sma_cross.slow"]): r[
+            "metrics"
+        ]
+        for r in document["top"]
+    }
+    for fast, slow in by_params:
+        text = SETTINGS.replace("fast = 5", f"fast = {fast}").replace("slow = 20", f"slow = {slow}")
+        (workdir / "settings.toml").write_text(text.replace("ledger.db", f"one-{fast}-{slow}.db"))
+        assert tp("run-pipeline", "--no-progress").exit_code == 0
+        alone = json.loads(tp("report", "--json").stdout)
+        swept_metrics = by_params[(fast, slow)]
+        for key in ("total_return", "sharpe", "max_drawdown", "trades", "fills", "commissions"):
+            assert swept_metrics[key] == alone[key], (fast, slow, key)
+
+
+# -- failures, interruptions ---------------------------------------------------------------------
+
+
+class Interrupting(SerialRunner):
+    """Runs tasks in this process, and is interrupted (Ctrl-C) after ``after`` results."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+        self.submitted: list[TaskSpec] = []
+
+    def submit(self, spec: TaskSpec) -> None:
+        self.submitted.append(spec)
+        super().submit(spec)
+
+    def results(self) -> Iterator[TaskResult]:
+        for n, result in enumerate(super().results(), 1):
+            yield result
+            if n == self.after:
+                raise KeyboardInterrupt
+
+
+def _sweep(workdir: Path, combos: list[dict[str, Any]]) -> tuple[Sweep, SweepStore]:
+    from tradepipe.plugins.research.sweep import plain_settings
+
+    (workdir / "settings.toml").write_text(SETTINGS)
+    app = AppContext(settings_path="settings.toml")
+    engine = open_engine(f"sqlite:///{workdir / 'ledger.db'}")
+    job = Sweep(settings=plain_settings(app.settings), combos=combos, metric="sharpe")
+    return job, SweepStore(engine, "sw-test", "ledger.db")
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_keeps_its_results_and_runs_only_the_rest(workdir: Path) -> None:
+    combos = [{"strategies.sma_cross.fast": f} for f in (3, 4, 5, 6)]
+    job, store = _sweep(workdir, combos)
+    first = Interrupting(after=2)
+    with pytest.raises(KeyboardInterrupt):
+        job.run(store, first, {"spec": 1})
+    assert store.sweep().status == "interrupted"
+    assert len(store.results()) == 2
+    again = Interrupting(after=99)
+    outcome = job.run(store, again, {"spec": 1})
+    assert len(again.submitted) == 2  # only what was missing
+    assert store.sweep().status == "completed"
+    assert sorted(r.params["strategies.sma_cross.fast"] for r in outcome.results) == [3, 4, 5, 6]
+
+
+@pytest.mark.slow
+def test_a_failed_replay_is_reported_with_its_parameters_and_the_rest_stand(
+    workdir: Path,
+) -> None:
+    combos = [{"strategies.sma_cross.fast": f} for f in (3, 0, 5)]  # fast = 0 is refused
+    job, store = _sweep(workdir, combos)
+    outcome = job.run(store, SerialRunner(), {"spec": 2})
+    [failed] = outcome.failed()
+    assert failed.params == {"strategies.sma_cross.fast": 0}
+    assert "fast" in failed.error and "greater than or equal to 1" in failed.error
+    assert [r.params["strategies.sma_cross.fast"] for r in outcome.ranked()] != []
+    assert len(outcome.ranked()) == 2 and outcome.status == "completed"
+    # Run again: the failure is tried again (and fails again), the others are not.
+    again = Interrupting(after=99)
+    job.run(store, again, {"spec": 2})
+    assert [s.params for s in again.submitted] == [{"strategies.sma_cross.fast": 0}]
+
+
+# -- walk-forward never peeks ---------------------------------------------------------------------
+
+
+def _bars(seed: int, days: int) -> list[Bar]:
+    feed = SyntheticFeed(
+        SyntheticFeed.Settings(symbols=["AAPL"], bars=days, interval="1d", seed=seed)
+    )
+    feed.load()
+    return list(feed.bars())
+
+
+def _walk_forward(workdir: Path, bars: list[Bar], name: str) -> Any:
+    from tradepipe.plugins.research.summary import sweep_document
+    from tradepipe.plugins.research.sweep import plain_settings, windows_for
+
+    write_csv(workdir / f"{name}.csv", bars)
+    text = SETTINGS.replace('feed = "synthetic"', 'feed = "csv"') + (
+        f'[default.feeds.csv]\npaths = ["{name}.csv"]\n'
+    )
+    (workdir / "settings.toml").write_text(text)
+    app = AppContext(settings_path="settings.toml")
+    spans = parse_walk_forward("train=6m,test=3m")
+    job = Sweep(
+        settings=plain_settings(app.settings),
+        combos=[{"strategies.sma_cross.fast": f} for f in (2, 4, 8)],
+        metric="total_return",
+        windows=windows_for(app.settings, app.host, spans),
+    )
+    engine = open_engine(f"sqlite:///{workdir / (name + '.db')}")
+    outcome = job.run(SweepStore(engine, f"sw-{name}", name), SerialRunner(), {"name": name})
+    engine.dispose()
+    return outcome, sweep_document(outcome)
+
+
+@pytest.mark.slow
+def test_walk_forward_chooses_from_the_training_window_alone(workdir: Path) -> None:
+    from tradepipe.plugins.research.task import _BARS
+
+    bars = _bars(seed=5, days=500)
+    outcome, doc = _walk_forward(workdir, bars, "a")
+    windows = doc["walk_forward"]["windows"]
+    assert len(windows) >= 3
+    for window, found in zip(outcome.windows, windows, strict=True):
+        trained = [r for r in outcome.results if r.kind == "train" and r.window == window.number]
+        best = max(trained, key=lambda r: score(r.metrics, "total_return"))
+        assert found["chosen"] == best.params
+        test = [r for r in outcome.results if r.kind == "test" and r.window == window.number]
+        assert [r.key for r in test] == [task_key("test", window.number, best.params, window.test)]
+        # A training replay ends before its test window; the test replay trades inside it.
+        assert window.train.end is not None and window.test.start is not None
+        assert all(day < window.train.end.isoformat() for r in trained for day, _ in r.equity)
+        assert all(day >= window.test.start.isoformat() for r in test for day, _ in r.equity)
+    # Change every bar from the first test window on: the first window's choice,
+    # made before it, must not move.
+    cut = dt.datetime.combine(outcome.windows[0].test.start, dt.time(), tzinfo=dt.UTC)
+    changed = [
+        b if b.ts < cut else b._replace(close=b.close * 1.3, high=b.high * 1.3) for b in bars
+    ]
+    _BARS.clear()
+    _, doc_b = _walk_forward(workdir, changed, "b")
+    assert doc_b["walk_forward"]["windows"][0]["chosen"] == windows[0]["chosen"]
+    assert doc_b["walk_forward"]["windows"][0]["in_sample"] == windows[0]["in_sample"]
