@@ -31,6 +31,14 @@ from tradepipe.plugins.research.runs import feed_closes, metrics_of, read_run
 @click.option(
     "--symbol", metavar="SYMBOL", help="The HTML report's price chart: this symbol's trades."
 )
+@click.option(
+    "--sweep",
+    "sweep_id",
+    metavar="SWEEP_ID",
+    help="Report a sweep instead (`tradepipe sweep` prints its id): best results, a "
+    "heatmap of two parameters, the walk-forward.",
+)
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def report(
@@ -39,11 +47,18 @@ def report(
     benchmark: str | None,
     html_path: Path | None,
     symbol: str | None,
+    sweep_id: str | None,
+    top: int,
     as_json: bool,
 ) -> None:
     """How RUN did (default: the latest): returns, volatility, Sharpe, Sortino,
     drawdown, trades, exposure, turnover, and against a benchmark."""
     led = command_ledger(app)
+    if sweep_id is not None:
+        if run_id:
+            raise click.UsageError("give a RUN or --sweep, not both")
+        _sweep_report(led, sweep_id, html_path, top, as_json)
+        return
     data = read_run(led, run_id)
     bench = (benchmark if benchmark is not None else app.settings.research.benchmark).upper()
     closes = feed_closes(app.settings, app.host, data.run.feed, bench) if bench else []
@@ -92,3 +107,63 @@ def _write(path: Path, text: str) -> None:
     part = path.with_name(f".{path.name}.part")
     part.write_text(text, encoding="utf-8")
     os.replace(part, path)
+
+
+def _sweep_report(led: Any, sweep_id: str, html_path: Path | None, top: int, as_json: bool) -> None:
+    from tradepipe.plugins.research.report import sweep_html
+    from tradepipe.plugins.research.store import SweepStore
+    from tradepipe.plugins.research.summary import sweep_document
+    from tradepipe.plugins.research.sweep import SweepOutcome
+
+    store = SweepStore(led.engine, sweep_id, led.where)
+    row = store.sweep()
+    results = store.results()
+    spec = json.loads(row.spec)
+    windows = _windows(spec, results)
+    outcome = SweepOutcome(
+        sweep_id,
+        row.metric,
+        results,
+        len({json.dumps(r.params) for r in results if r.kind != "test"}),
+        windows,
+        row.status,
+    )
+    document = sweep_document(outcome, top)
+    if html_path is not None:
+        _write(html_path, sweep_html(document, results))
+    if as_json:
+        print_json(document)
+        return
+    from tradepipe.plugins.research.sweep_cli import print_sweep
+
+    print_sweep(document)
+    if html_path is not None:
+        console().print(f"Wrote the report to {html_path}")
+
+
+def _windows(spec: dict[str, Any], results: Any) -> list[Any]:
+    """A walk-forward sweep's windows, as its results recorded them."""
+    from tradepipe.plugins.research.grid import Window
+
+    if not spec.get("walk_forward"):
+        return []
+    found: dict[int, dict[str, Any]] = {}
+    for r in results:
+        if r.kind in ("train", "test"):
+            found.setdefault(r.window, {})[r.kind] = (r.start, r.end)
+    windows = []
+    for number, periods in sorted(found.items()):
+        train = periods.get("train", ("", ""))
+        test = periods.get("test", (train[1], ""))
+        windows.append(Window(number, _period(*train), _period(*test)))
+    return windows
+
+
+def _period(start: str, end: str) -> Any:
+    import datetime as dt
+
+    from tradepipe.plugins.research.grid import Period
+
+    return Period(
+        dt.date.fromisoformat(start) if start else None, dt.date.fromisoformat(end) if end else None
+    )

@@ -240,3 +240,91 @@ def report_html(
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )
+
+
+def heatmap_picture(x_key: str, y_key: str, metric: str, results: Sequence[Any]) -> str:
+    """The metric of each combination of two parameters (the best over any others)."""
+    import math
+
+    xs = sorted({r.params[x_key] for r in results}, key=float)
+    ys = sorted({r.params[y_key] for r in results}, key=float)
+    grid = [[math.nan for _ in xs] for _ in ys]
+    for r in results:
+        value = r.metrics.get(metric)
+        if value is None:
+            continue
+        i, j = ys.index(r.params[y_key]), xs.index(r.params[x_key])
+        grid[i][j] = value if math.isnan(grid[i][j]) else max(grid[i][j], value)
+    figure, axes = _figure(f"{metric} by {x_key.rsplit('.', 1)[-1]} and {y_key.rsplit('.', 1)[-1]}")
+    axes.grid(False)
+    image = axes.imshow(grid, cmap="RdYlGn", aspect="auto", origin="lower")
+    axes.set_xticks(range(len(xs)), [str(x) for x in xs])
+    axes.set_yticks(range(len(ys)), [str(y) for y in ys])
+    axes.set_xlabel(x_key)
+    axes.set_ylabel(y_key)
+    figure.colorbar(image, ax=axes)
+    return _svg(figure)
+
+
+def sweep_html(doc: dict[str, Any], results: Sequence[Any]) -> str:
+    """A sweep's page: the warnings, the best results, a heatmap of two parameters,
+    and for a walk-forward the windows and the out-of-sample equity."""
+    metric = doc["metric"]
+    keys = doc["keys"]
+    parts = [
+        f"<h1>Sweep {html.escape(doc['sweep_id'])}</h1>",
+        f"<p>{doc['combinations']} combination(s), {doc['ran']} replay(s), ranked by "
+        f"{html.escape(metric)}; status {html.escape(doc['status'])}.</p>",
+    ]
+    parts += [f"<p class='warning'>{html.escape(line)}</p>" for line in doc["warnings"]]
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    rows = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(str(r['params'].get(k)))}</td>" for k in keys)
+        + f"<td>{html.escape(r['period'])}</td>"
+        + f"<td data-metric='{html.escape(metric)}'>{shown(r['metrics'].get(metric), 'ratio')}</td>"
+        + f"<td>{shown(r['metrics'].get('total_return'), 'pct')}</td>"
+        + f"<td>{shown(r['metrics'].get('max_drawdown'), 'pct')}</td></tr>"
+        for r in doc["top"]
+    )
+    parts.append(
+        f"<h2>Best results</h2><table class='top'><tr>{head}<th>period</th>"
+        f"<th>{html.escape(metric)}</th><th>return</th><th>max drawdown</th></tr>{rows}</table>"
+    )
+    grid_kind = "train" if doc.get("walk_forward") else "grid"
+    chosen = [r for r in results if r.kind == grid_kind and not r.error]
+    if len(keys) >= 2 and chosen:
+        parts.append(heatmap_picture(keys[0], keys[1], metric, chosen))
+    if doc["failed"]:
+        failed = "".join(
+            f"<tr><td>{html.escape(str(f['params']))}</td><td>{html.escape(f['error'])}</td></tr>"
+            for f in doc["failed"]
+        )
+        parts.append(f"<h2>Failed</h2><table>{failed}</table>")
+    wf = doc.get("walk_forward")
+    if wf:
+        windows = "".join(
+            f"<tr><td>{w['window']}</td><td>{html.escape(w['train'])}</td>"
+            f"<td>{html.escape(str(w['chosen']))}</td><td>{shown(w['in_sample'], 'ratio')}</td>"
+            f"<td>{html.escape(w['test'])}</td><td>{shown(w['out_of_sample'], 'ratio')}</td></tr>"
+            for w in wf["windows"]
+        )
+        parts.append(
+            "<h2>Walk-forward</h2><table><tr><th>window</th><th>train</th><th>chosen</th>"
+            f"<th>in sample</th><th>test</th><th>out of sample</th></tr>{windows}</table>"
+        )
+        curve = [(dt.date.fromisoformat(day), value) for day, value in wf["equity"]]
+        if curve:
+            figure, axes = _figure("Out of sample: the test windows stitched")
+            axes.plot(_dates(curve), [v for _, v in curve], color="#1f5fa8")
+            parts.append(_svg(figure))
+    body = "\n".join(parts)
+    title = f"Sweep {doc['sweep_id']}"
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'; img-src data:\">"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}"
+        ".warning { background: #fff4d6; padding: .5em; }</style></head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )

@@ -109,14 +109,20 @@ class DaskRunner:
                     key="sweep.scheduler",
                 ) from exc
         else:
-            self._cluster = LocalCluster(
-                n_workers=workers or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            import dask
+
+            # Everything on loopback, on ports the system picks: the scheduler's and
+            # the workers' HTTP servers (health, metrics) too, not 8787 on every host.
+            with dask.config.set({"distributed.worker.dashboard.address": "127.0.0.1:0"}):
+                self._cluster = LocalCluster(
+                    n_workers=workers or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                    silence_logs=logging.ERROR,
+                )
             self.client = Client(self._cluster)
         self._pending = as_completed()
         #: Dask's key → the future and its task.
@@ -318,7 +324,7 @@ class _State:
         stored = _stored(result, kind, window)
         if result.error:
             self.failed.append(stored)
-            log.warning("sweep task %s failed: %s", result.key, result.error)
+            log.info("sweep task %s failed: %s", result.key, result.error)
         else:
             self.results.append(stored)
         if kind == "train":

@@ -191,10 +191,11 @@ def sweep(
     if as_json:
         print_json(document)
         return
-    _print(document)
+    print_sweep(document)
 
 
-def _print(doc: dict[str, Any]) -> None:
+def print_sweep(doc: dict[str, Any]) -> None:
+    """The sweep's tables and warnings, as ``tradepipe sweep`` and ``report --sweep`` print them."""
     out = console()
     metric = doc["metric"]
     keys = doc["keys"]
