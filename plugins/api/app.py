@@ -49,6 +49,7 @@ from tradepipe.plugins.api.problems import (
     problem,
 )
 from tradepipe.plugins.api.reports import reports_router
+from tradepipe.plugins.api.research_routes import research_router
 from tradepipe.plugins.api.risk_routes import risk_router
 from tradepipe.plugins.api.service import Service, masked
 from tradepipe.plugins.dashboard import page as dashboard
@@ -145,6 +146,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
     api.include_router(ledger_router(service))
     api.include_router(risk_router(service))
     api.include_router(reports_router(service))
+    api.include_router(research_router(service))
     dashboard.mount(app, api, service.ledger_if_any, masked, service.fresh)
     app.include_router(api)
     return app

@@ -111,59 +111,15 @@ def _write(path: Path, text: str) -> None:
 
 def _sweep_report(led: Any, sweep_id: str, html_path: Path | None, top: int, as_json: bool) -> None:
     from tradepipe.plugins.research.report import sweep_html
-    from tradepipe.plugins.research.store import SweepStore
-    from tradepipe.plugins.research.summary import sweep_document
-    from tradepipe.plugins.research.sweep import SweepOutcome
+    from tradepipe.plugins.research.summary import read_sweep
+    from tradepipe.plugins.research.sweep_cli import print_sweep
 
-    store = SweepStore(led.engine, sweep_id, led.where)
-    row = store.sweep()
-    results = store.results()
-    spec = json.loads(row.spec)
-    windows = _windows(spec, results)
-    outcome = SweepOutcome(
-        sweep_id,
-        row.metric,
-        results,
-        len({json.dumps(r.params) for r in results if r.kind != "test"}),
-        windows,
-        row.status,
-    )
-    document = sweep_document(outcome, top)
+    document, results = read_sweep(led, sweep_id, top)
     if html_path is not None:
         _write(html_path, sweep_html(document, results))
     if as_json:
         print_json(document)
         return
-    from tradepipe.plugins.research.sweep_cli import print_sweep
-
     print_sweep(document)
     if html_path is not None:
         console().print(f"Wrote the report to {html_path}")
-
-
-def _windows(spec: dict[str, Any], results: Any) -> list[Any]:
-    """A walk-forward sweep's windows, as its results recorded them."""
-    from tradepipe.plugins.research.grid import Window
-
-    if not spec.get("walk_forward"):
-        return []
-    found: dict[int, dict[str, Any]] = {}
-    for r in results:
-        if r.kind in ("train", "test"):
-            found.setdefault(r.window, {})[r.kind] = (r.start, r.end)
-    windows = []
-    for number, periods in sorted(found.items()):
-        train = periods.get("train", ("", ""))
-        test = periods.get("test", (train[1], ""))
-        windows.append(Window(number, _period(*train), _period(*test)))
-    return windows
-
-
-def _period(start: str, end: str) -> Any:
-    import datetime as dt
-
-    from tradepipe.plugins.research.grid import Period
-
-    return Period(
-        dt.date.fromisoformat(start) if start else None, dt.date.fromisoformat(end) if end else None
-    )

@@ -9,8 +9,10 @@ and for a walk-forward the out-of-sample result beside the in-sample one.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
+from tradepipe.plugins.research.grid import Period, Window
 from tradepipe.plugins.research.metrics import run_metrics
 from tradepipe.plugins.research.store import Stored
 from tradepipe.plugins.research.sweep import (
@@ -117,3 +119,42 @@ def _wf_warnings(wf: dict[str, Any], metric: str) -> list[str]:
         f"the windows that did not choose them, {mean_out:.3f} (from {min(outside):.3f} to "
         f"{max(outside):.3f}, a spread of {spread:.3f}). Trust the out-of-sample figure."
     ]
+
+
+def read_sweep(ledger: Any, sweep_id: str, top: int = 10) -> tuple[dict[str, Any], list[Stored]]:
+    """A sweep in ``ledger`` (a :class:`~tradepipe.plugins.ledger.queries.Ledger`) as
+    ``tradepipe sweep --json`` gave it, and its results.
+
+    :raises ConfigError: no such sweep.
+    """
+    from tradepipe.plugins.research.store import SweepStore
+
+    store = SweepStore(ledger.engine, sweep_id, ledger.where)
+    row = store.sweep()
+    results = store.results()
+    windows = _windows(json.loads(row.spec), results)
+    tried = {json.dumps(r.params, sort_keys=True) for r in results if r.kind != "test"}
+    outcome = SweepOutcome(sweep_id, row.metric, results, len(tried), windows, row.status)
+    return sweep_document(outcome, top), results
+
+
+def _windows(spec: dict[str, Any], results: list[Stored]) -> list[Window]:
+    """A walk-forward sweep's windows, as its results recorded them."""
+    if not spec.get("walk_forward"):
+        return []
+    found: dict[int, dict[str, tuple[str, str]]] = {}
+    for r in results:
+        if r.kind in ("train", "test"):
+            found.setdefault(r.window, {})[r.kind] = (r.start, r.end)
+    windows = []
+    for number, periods in sorted(found.items()):
+        train = periods.get("train", ("", ""))
+        test = periods.get("test", (train[1], ""))
+        windows.append(Window(number, _dates(*train), _dates(*test)))
+    return windows
+
+
+def _dates(start: str, end: str) -> Period:
+    return Period(
+        dt.date.fromisoformat(start) if start else None, dt.date.fromisoformat(end) if end else None
+    )

@@ -265,3 +265,29 @@ def test_snapshot_files_are_read_masked_and_token_status_kept_to_safe_keys(
     }
     assert status["account"] == "***4567"
     assert "sekret-token-value" not in answer.text and "DU1234567" not in answer.text
+
+
+# -- GET /report and /sweeps/{id} --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_run_report_answers_as_tradepipe_report_does(client: TestClient, workdir: Path) -> None:
+    from click.testing import CliRunner
+    from tradepipe.cli import cli
+    from tradepipe.cli.context import AppContext
+
+    def tp(*args: str) -> str:
+        app = AppContext(settings_path="settings.toml")
+        result = CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    assert client.get("/report").status_code == 404  # no ledger yet
+    tp("run-pipeline", "--no-progress")
+    answer = client.get("/report", params={"benchmark": "AAPL"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == json.loads(tp("report", "--benchmark", "AAPL", "--json"))
+    assert answer.json()["benchmark"] == "AAPL"
+    assert client.get("/report", params={"run": "20200101T000000-000000"}).status_code == 404
+    assert client.get("/sweeps/sw-0000").status_code == 404
+    assert client.get("/sweeps/not-a-sweep").status_code == 422
