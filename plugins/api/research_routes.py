@@ -11,7 +11,8 @@ from tradepipe.plugins.api.problems import LEDGER_ERRORS
 from tradepipe.plugins.api.service import Service, masked
 
 RunParam = Annotated[str | None, Query(max_length=64, description="default: the latest run")]
-SymbolParam = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9. /-]{1,32}$")]
+#: Empty: no benchmark (what the dashboard asks, so it never reads a feed).
+SymbolParam = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9. /-]{0,32}$")]
 
 
 def research_router(service: Service) -> APIRouter:
@@ -21,7 +22,7 @@ def research_router(service: Service) -> APIRouter:
     @api.get("/report", tags=["research"], responses=LEDGER_ERRORS)
     def run_report(run: RunParam = None, benchmark: SymbolParam = None) -> dict[str, Any]:
         """A run's performance metrics, against ``benchmark`` (default ``[research]
-        benchmark``), a symbol of its feed (``tradepipe report --json``)."""
+        benchmark``; empty: none), a symbol of its feed (``tradepipe report --json``)."""
         from tradepipe.plugins.research.runs import feed_closes, metrics_of, read_run
 
         chosen = benchmark if benchmark is not None else service.settings.research.benchmark

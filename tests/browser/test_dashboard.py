@@ -72,6 +72,9 @@ def test_positions_order_and_cancel_through_the_page(browser: Any, served: Serve
     assert "No live run" in page.locator("#live").inner_text()
     assert page.locator("#decisions tbody tr").count() > 0
     assert page.locator("#equity svg path").count() == 1
+    # The replay's metrics, as GET /report gives them.
+    performance = page.locator("#performance").inner_text()
+    assert "total return" in performance and "sharpe" in performance and " %" in performance
 
     # A limit buy far below the market stays working until it is cancelled.
     form = page.locator("#order-form")

@@ -163,6 +163,22 @@ function positionsTable(rows) {
     ["unrealized P&L", "unrealized_pnl"], ["realized P&L", "realized_pnl"]], rows);
 }
 
+// A run's metrics as the dashboard shows them: [key, how] (percent or ratio).
+const PERFORMANCE = [["run_id", ""], ["total_return", "%"], ["annual_return", "%"],
+  ["volatility", "%"], ["sharpe", "x"], ["sortino", "x"], ["max_drawdown", "%"],
+  ["trades", ""], ["win_rate", "%"], ["profit_factor", "x"], ["exposure", "%"]];
+
+function performance(m) {
+  const out = {};
+  for (const [key, how] of PERFORMANCE) {
+    const v = m[key];
+    out[key] = v === null || v === undefined ? "-"
+      : how === "%" ? (v * 100).toFixed(2) + " %"
+      : how === "x" ? Number(v).toFixed(2) : String(v);
+  }
+  return out;
+}
+
 const ACCOUNT_KEYS = ["account_id", "currency", "cash", "equity", "buying_power",
   "gross_position_value", "realized_pnl", "unrealized_pnl", "ts"];
 
@@ -509,6 +525,9 @@ async function refresh() {
         box.appendChild(chart(points));
         const whose = e.account ? `, account ${e.account_label} (${e.account})` : "";
         box.appendChild(el("p", `${points.length} snapshot(s), ${e.currency ?? ""}${whose}`, "meta"));
+      });
+      await panel("performance", "Latest run", "/report?benchmark=", (box, m) => {
+        box.appendChild(pairs(performance(m), PERFORMANCE.map(([k]) => k)));
       });
       await panel("positions", "Positions", "/positions", (box, rows) => {
         if (!rows.length) empty(box, "No open positions.");
