@@ -318,14 +318,23 @@ class Executor:
         if wait is None:
             wait = self.p.settings.run.session_wait_seconds
         self.waiting_for = redact_accounts(str(exc))  # shown: no account numbers
+        self.record.alert(
+            "connection",
+            f"broker {self.p.broker.name}: session lost ({self.waiting_for}); "
+            f"waiting up to {wait:g} s for it",
+        )
         on_wait = self.on_wait
         try:
             if wait <= 0 or not self.p.broker.await_session(wait, on_wait):
                 if on_wait is not None and not on_wait():
                     return  # the run is stopping: it ends as it was asked to
+                self.record.alert(
+                    "connection", f"broker {self.p.broker.name}: session not back; the run stops"
+                )
                 raise exc
         finally:
             self.waiting_for = ""
+        self.record.alert("connection", f"broker {self.p.broker.name}: session back")
         log.info("broker session back; the run goes on")
 
     def final_poll(self, seconds: float) -> None:

@@ -184,3 +184,13 @@ def tradepipe_run_finished(run: RunInfo, status: str, summary: dict[str, Any]) -
         or ``interrupted``.
     :param summary: the run summary as the CLI prints it with ``--json``.
     """
+
+
+@hookspec
+def tradepipe_alert(kind: str, message: str) -> None:
+    """Something a person should know at once, beside the records: a halt, a
+    broker session lost or back, a live trading day's summary.
+
+    :param kind: ``halt``, ``connection`` or ``daily_summary``.
+    :param message: one or a few lines for a person, no secret and no account number.
+    """

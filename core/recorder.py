@@ -36,6 +36,7 @@ class Recorder:
         self._obs_verdict = host.observers("tradepipe_risk_verdict")
         self._obs_order = host.observers("tradepipe_order_event")
         self._obs_fill = host.observers("tradepipe_order_filled")
+        self._obs_alert = host.observers("tradepipe_alert")
         self._log = log.isEnabledFor(logging.INFO)
         #: Orders this run follows that an earlier run holds: client order id -> that run.
         self._elsewhere: dict[str, str] = {}
@@ -136,6 +137,11 @@ class Recorder:
                 fill.symbol,
                 fill.price,
             )
+
+    def alert(self, kind: str, message: str) -> None:
+        """Tell observers (notifications) what a person should know at once."""
+        if self._obs_alert is not None:
+            self._obs_alert(kind=kind, message=message)
 
     def flush(self) -> None:
         for sink in self._sinks:

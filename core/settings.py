@@ -36,7 +36,7 @@ MASK = "********"
 # Key names whose values are secret wherever they appear.
 _SECRET_KEY = re.compile(
     r"(secret|token|password|passwd|passphrase|cookie|credential|api_key|private_key|"
-    r"consumer_key|client_assertion|bearer)",
+    r"consumer_key|client_assertion|bearer|apprise)",
     re.IGNORECASE,
 )
 # Keys holding an account number: shown masked (U***4567), like in the logs.
@@ -312,6 +312,54 @@ class ResearchSettings(_Table):
     benchmark: str = ""
 
 
+#: What a notification can be about (``[notify.targets.*] events``; ``*``: all).
+NOTIFY_EVENTS = (
+    "fill",
+    "denial",
+    "rejection",
+    "unknown",
+    "halt",
+    "connection",
+    "run",
+    "daily_summary",
+)
+
+
+class NotifyTarget(_Table):
+    """``[notify.targets.NAME]``: one place to send notifications."""
+
+    #: The Apprise URL (``tgram://…``, ``ntfy://…``, ``mailtos://…``, ``json://…``):
+    #: a secret, masked wherever it is shown; put it in ``.secrets.toml``.
+    apprise: str = Field(min_length=3)
+    #: Which events it gets (``*``: all of them).
+    events: list[str] = Field(default_factory=lambda: ["*"])
+
+    @field_validator("events")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [e for e in value if e != "*" and e not in NOTIFY_EVENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown event(s) {', '.join(unknown)}: one of *, {', '.join(NOTIFY_EVENTS)}"
+            )
+        return value
+
+
+class NotifySettings(_Table):
+    """``[notify]``: where notifications go, and how many."""
+
+    targets: dict[str, NotifyTarget] = Field(default_factory=dict)
+    #: Notify during replays too (off: a replay's thousands of fills reach no channel;
+    #: live runs and one-off orders always notify).
+    replays: bool = False
+    #: Events within this many seconds of the first go out as one message.
+    batch_seconds: float = Field(default=5.0, ge=0, le=3600)
+    #: At most this many messages a minute to one target; the rest wait and are batched.
+    max_per_minute: int = Field(default=6, ge=1, le=600)
+    #: How long one send may take before it counts as failed.
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+
 class SweepSettings(_Table):
     """``[sweep]``: where ``tradepipe sweep`` runs its replays."""
 
@@ -349,6 +397,7 @@ class AppSettings(_Table):
     tax: TaxSettings = Field(default_factory=TaxSettings)
     research: ResearchSettings = Field(default_factory=ResearchSettings)
     sweep: SweepSettings = Field(default_factory=SweepSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     brokers: ComponentTables = Field(default_factory=dict)
     strategies: ComponentTables = Field(default_factory=dict)
     risk: ComponentTables = Field(default_factory=dict)

@@ -226,6 +226,7 @@ def live(
     }
     app = settings(run=run, **tables)
     host = host or test_host()
+    host.configure(app)  # plugins get this run's settings, as the CLI gives them
     # Import every component now: on a cold start that takes long enough, at this
     # speed, for the first prices to be stale by the time the run reads them.
     host.collect()

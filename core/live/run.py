@@ -49,6 +49,7 @@ from tradepipe.live.gate import Gate
 from tradepipe.live.setup import build_live_pipeline, market_schedule, require_live_feed
 from tradepipe.live.status import StatusFile
 from tradepipe.market import Bar, Quote
+from tradepipe.money import cents
 from tradepipe.pipeline import Pipeline, announce_end, open_run
 from tradepipe.pipeline import summarize as summarize_run
 from tradepipe.schedule import MarketSchedule, MarketState
@@ -358,6 +359,8 @@ class LiveRun:
         state = self.schedule.state(now)
         before = self.market
         self.market = state
+        if before is not None and before.open and not state.open:
+            self._day_summary()
         if before is None or (before.open, before.reason) != (state.open, state.reason):
             if state.open:
                 log.info("market %s: %s", self.schedule.name, state.describe())
@@ -374,6 +377,19 @@ class LiveRun:
         if not state.open and self._skip_closed and state.wake_at is not None:
             self.clock.leap(state.wake_at)  # type: ignore[attr-defined]
         return state.changes_at
+
+    def _day_summary(self) -> None:
+        """At the close: the day's P&L, equity and open positions, as an alert."""
+        ex = self._executor
+        equity = ex.ctx.equity()
+        start = self.status.day_start
+        pnl = "" if start is None else f", P&L today {cents(equity - start)}"
+        held = ", ".join(f"{p.symbol} {p.quantity}" for p in ex.book.positions() if p.quantity)
+        ex.record.alert(
+            "daily_summary",
+            f"{self.schedule.name} closed: equity {cents(equity)}{pnl}; "
+            f"{self.stats.bars} bar(s) so far; open positions: {held or 'none'}",
+        )
 
     def _release(self, now: datetime) -> None:
         """Judge the queued decisions the open has priced again."""

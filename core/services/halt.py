@@ -170,3 +170,10 @@ def lift_halt(path: Path, *, daily_loss: bool = False) -> tuple[bool, bool]:
         lifted_daily = bool(halted)
     write_state(path, state)
     return was, lifted_daily
+
+
+def announce(host: Any, message: str) -> None:
+    """Tell the ``tradepipe_alert`` observers (notifications) of a halt set or lifted."""
+    observers = host.observers("tradepipe_alert")
+    if observers is not None:
+        observers(kind="halt", message=message)

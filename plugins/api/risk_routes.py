@@ -21,7 +21,7 @@ from tradepipe.plugins.api.problems import (
     problems,
 )
 from tradepipe.plugins.api.service import Service, masked
-from tradepipe.services.halt import halts_now, lift_halt, set_halt
+from tradepipe.services.halt import announce, halts_now, lift_halt, set_halt
 from tradepipe.services.status import read_status, status_path
 
 
@@ -53,6 +53,7 @@ def risk_router(service: Service) -> APIRouter:
         with service.files:
             reason = request.reason if request else ""
             manual = set_halt(service.halt_file(), reason, SystemClock().now())
+        announce(service.host, f"trading halted from the API ({manual['reason']})")
         return masked({"halted": True, **manual})
 
     @api.post("/resume", tags=["risk"], response_model=Resumed, responses=problems(400))
@@ -60,6 +61,8 @@ def risk_router(service: Service) -> APIRouter:
         """Lift the manual halt (``tradepipe resume``)."""
         with service.files:
             was, _ = lift_halt(service.halt_file())
+        if was:
+            announce(service.host, "trading resumed from the API: the halt was lifted")
         return {"halted": False, "was_halted": was}
 
     return api

@@ -6,7 +6,7 @@ import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import print_json
 from tradepipe.clock import SystemClock
-from tradepipe.services.halt import halt_state_path, lift_halt, set_halt
+from tradepipe.services.halt import announce, halt_state_path, lift_halt, set_halt
 
 
 @click.command("halt")
@@ -17,6 +17,9 @@ def halt(app: AppContext, reason: str, as_json: bool) -> None:
     """Halt trading until `tradepipe resume` (the `halt` risk filter denies new orders)."""
     path = halt_state_path(app.settings)
     manual = set_halt(path, reason, SystemClock().now())
+    announce(
+        app.host, f"trading halted by hand ({manual['reason']}): every pipeline denies new orders"
+    )
     if as_json:
         print_json({"halted": True, "state_file": str(path), **manual})
     else:
@@ -34,6 +37,8 @@ def halt(app: AppContext, reason: str, as_json: bool) -> None:
 def resume(app: AppContext, daily_loss: bool, as_json: bool) -> None:
     """Lift the manual halt (and, with --daily-loss, today's loss-limit halt)."""
     was, lifted_daily = lift_halt(halt_state_path(app.settings), daily_loss=daily_loss)
+    if was or lifted_daily:
+        announce(app.host, "trading resumed: the halt was lifted by hand")
     if as_json:
         print_json({"halted": False, "was_halted": was, "daily_loss_lifted": lifted_daily})
     else:

@@ -18,7 +18,7 @@ from tradepipe.testing import settings, test_host
 
 TOKEN = "security-token-0123456789"
 APP = create_app(settings(), test_host(), TOKEN)
-SAMPLE = {"symbol": "AAPL", "client_order_id": "tp-1", "key": "ai-1"}
+SAMPLE = {"symbol": "AAPL", "client_order_id": "tp-1", "key": "ai-1", "sweep_id": "sw-0a1b"}
 
 
 def _routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -74,6 +74,8 @@ def test_every_route_is_listed() -> None:
         "/equity",
         "/tax/lots",
         "/tax/report",
+        "/report",
+        "/sweeps/sw-0a1b",
         "/snapshots",
         "/status",
     }
