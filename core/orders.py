@@ -22,6 +22,7 @@ import hashlib
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 
 from pydantic import AwareDatetime, Field, model_validator
 from tradepipe.decisions import OrderType, TimeInForce
@@ -246,6 +247,30 @@ class FillKind(StrEnum):
     EXERCISED = "exercised"
     #: A short option was assigned: the option closes, the underlying is delivered.
     ASSIGNED = "assigned"
+
+
+class FillLike(Protocol):
+    """What reports of fills read of one: a :class:`Fill`, or a fill as the ledger
+    or an import keeps it (the tax lots, a run's trade statistics)."""
+
+    @property
+    def execution_id(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def commission(self) -> Decimal: ...
+    @property
+    def multiplier(self) -> Decimal: ...
+    @property
+    def ts(self) -> datetime: ...
+    @property
+    def kind(self) -> str: ...
 
 
 class Fill(Record):

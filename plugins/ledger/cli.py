@@ -62,7 +62,8 @@ def runs(app: AppContext, as_json: bool, limit: int | None) -> None:
     rows = command_ledger(app).runs(limit or 20)
     data = [
         {
-            **r.model_dump(mode="json"),
+            # The settings a run ran with are long: `tradepipe report RUN --html` shows them.
+            **r.model_dump(mode="json", exclude={"settings"}),
             "account_id": mask_account(r.account_id) if r.account_id else None,
             **account_fields(account_of(r)),
         }

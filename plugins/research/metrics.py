@@ -23,31 +23,15 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from tradepipe.clock import NEW_YORK
+from tradepipe.orders import FillLike
 
 #: Trading days in a year, for annualising.
 YEAR_DAYS = 252
 
 Point = tuple[dt.date, float]
-
-
-class FillLike(Protocol):
-    @property
-    def symbol(self) -> str: ...
-    @property
-    def side(self) -> str: ...
-    @property
-    def quantity(self) -> Decimal: ...
-    @property
-    def price(self) -> Decimal: ...
-    @property
-    def commission(self) -> Decimal: ...
-    @property
-    def multiplier(self) -> Decimal: ...
-    @property
-    def ts(self) -> dt.datetime: ...
 
 
 @dataclass(frozen=True)

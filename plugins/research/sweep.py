@@ -23,27 +23,20 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from tradepipe.errors import ConfigError
 from tradepipe.plugins.research.grid import Params, Period, Window, walk_forward_windows
 from tradepipe.plugins.research.metrics import YEAR_DAYS
 from tradepipe.plugins.research.store import Stored, SweepStore
 from tradepipe.plugins.research.task import TaskResult, TaskSpec, run_task
+from tradepipe.settings import SweepSettings
 
 log = logging.getLogger(__name__)
 
-#: Metrics a sweep may choose by: higher is better for each (a drawdown is negative).
-METRICS = (
-    "sharpe",
-    "sortino",
-    "total_return",
-    "annual_return",
-    "calmar",
-    "max_drawdown",
-    "profit_factor",
-    "win_rate",
-)
+#: Metrics a sweep may choose by (``[sweep] metric``): higher is better for each
+#: (a drawdown is negative).
+METRICS: tuple[str, ...] = get_args(SweepSettings.model_fields["metric"].annotation)
 
 
 def plain_settings(settings: Any) -> dict[str, Any]:

@@ -44,12 +44,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal, Inexact, localcontext
 from enum import StrEnum
-from typing import Protocol
 
 from tradepipe.clock import NEW_YORK
 from tradepipe.errors import LotError
 from tradepipe.lifecycle import underlying_of
 from tradepipe.money import ZERO, cents
+from tradepipe.orders import FillLike
 from tradepipe.plugins.tax.settlements import (
     DELIVERING,
     SETTLING,
@@ -75,29 +75,6 @@ class Method(StrEnum):
 class Term(StrEnum):
     SHORT = "short"
     LONG = "long"
-
-
-class FillLike(Protocol):
-    """What the engine reads of a fill (:class:`~tradepipe.orders.Fill` or a ledger row)."""
-
-    @property
-    def execution_id(self) -> str: ...
-    @property
-    def symbol(self) -> str: ...
-    @property
-    def side(self) -> str: ...
-    @property
-    def quantity(self) -> Decimal: ...
-    @property
-    def price(self) -> Decimal: ...
-    @property
-    def commission(self) -> Decimal: ...
-    @property
-    def multiplier(self) -> Decimal: ...
-    @property
-    def ts(self) -> dt.datetime: ...
-    @property
-    def kind(self) -> str: ...
 
 
 @dataclass(frozen=True)
