@@ -78,7 +78,9 @@ def apprise_send(url: str, title: str, body: str, timeout: float) -> bool:
 
     # Apprise's own log could print the URL: only what it calls critical gets through.
     logging.getLogger("apprise").setLevel(logging.CRITICAL)
-    notifier = apprise.Apprise()
+    # Sent on the caller's thread (ours): Apprise's own threads cannot start while
+    # the interpreter exits, when a one-off command's last messages go.
+    notifier = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
     # cto/rto: Apprise's connect and read timeouts, in seconds.
     joined = "&" if "?" in url else "?"
     if not notifier.add(f"{url}{joined}cto={timeout:g}&rto={timeout:g}"):
@@ -131,11 +133,12 @@ class Notifier:
                 self._thread.start()
                 if not self._exit_hook:
                     # What waits when the process ends (a one-off command) still goes.
-                    atexit.register(self._at_exit)
+                    at_shutdown(self._at_exit)
                     self._exit_hook = True
 
     def _at_exit(self) -> None:
-        if any(t.waiting for t in self.targets) or not self._queue.empty():
+        # Waits for what is queued, waiting or being sent right now, within the timeout.
+        if self._thread is not None and self._thread.is_alive():
             self.flush(self.timeout)
 
     def flush(self, timeout: float = 30.0) -> None:
@@ -186,10 +189,11 @@ class Notifier:
             batch, target.waiting, target.first_at = target.waiting, [], None
             title, body = message(batch)
             target.sent_at.append(now)
+            why = "the service refused it or did not answer"
             try:
                 ok = self._send(target.url, title, body, self.timeout)
-            except Exception:  # a failing target is logged, never raised
-                ok = False
+            except Exception as exc:  # a failing target is logged, never raised
+                ok, why = False, f"{type(exc).__name__}: {redact(str(exc), target.url)}"
             if ok:
                 self.sent += 1
                 target.failures = 0
@@ -197,11 +201,21 @@ class Notifier:
                 self.failed += 1
                 target.failures += 1
                 log.warning(
-                    "notification to %s (%s) failed: %d event(s) not delivered",
+                    "notification to %s (%s) failed (%s): %d event(s) not delivered",
                     target.name,
                     shown_url(target.url),
+                    why,
                     len(batch),
                 )
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` without ``url`` or any part of its credentials."""
+    secret = url.split("://", 1)[-1].split("@", 1)[0] if "@" in url else ""
+    for part in (url, secret, *secret.split(":")):
+        if len(part) >= 3:
+            text = text.replace(part, "****")
+    return text
 
 
 def message(batch: list[tuple[str, str]]) -> tuple[str, str]:
@@ -216,6 +230,37 @@ def message(batch: list[tuple[str, str]]) -> tuple[str, str]:
     return title, "\n".join(lines)
 
 
+def at_shutdown(call: Callable[[], None]) -> None:
+    """Call ``call`` when the process ends, while threads can still run.
+
+    Apprise sends through a thread pool, which refuses work once the interpreter
+    is shutting down; ``atexit`` is too late. The threading module's own exit
+    hooks run before that, the last registered first, so this one runs before
+    the thread pools close (``concurrent.futures`` registers on import:
+    :func:`prepare` imports it first). A Python without that hook gets atexit.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        atexit.register(call)
+        return
+    register(call)
+
+
+def prepare(urls: list[str]) -> None:
+    """Load what sending needs now: Apprise reads its plugins (and Python's thread
+    pools) on first use, which is refused while the interpreter exits, when a
+    one-off command's last messages go."""
+    import concurrent.futures.thread  # noqa: F401 - registers its exit hook now
+
+    import apprise
+
+    for url in urls:
+        try:
+            apprise.Apprise.instantiate(url)
+        except Exception:  # a URL Apprise cannot read fails when sent, and is logged then
+            continue
+
+
 def from_settings(settings: Any, send: Sender = apprise_send) -> Notifier | None:
     """The notifier ``[notify]`` describes, or ``None`` without targets."""
     notify = settings.notify
@@ -225,6 +270,8 @@ def from_settings(settings: Any, send: Sender = apprise_send) -> Notifier | None
     ]
     if not targets:
         return None
+    if send is apprise_send:
+        prepare([t.url for t in targets])
     return Notifier(
         targets,
         batch_seconds=notify.batch_seconds,

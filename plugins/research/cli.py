@@ -10,6 +10,7 @@ from typing import Any
 import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import console, print_json, table
+from tradepipe.errors import ConfigError
 from tradepipe.plugins.ledger.cli import command_ledger
 from tradepipe.plugins.research.report import METRIC_ROWS, report_html, shown
 from tradepipe.plugins.research.runs import feed_closes, metrics_of, read_run
@@ -38,7 +39,13 @@ from tradepipe.plugins.research.runs import feed_closes, metrics_of, read_run
     help="Report a sweep instead (`tradepipe sweep` prints its id): best results, a "
     "heatmap of two parameters, the walk-forward.",
 )
-@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="With --sweep: how many of the best results.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def report(
@@ -51,12 +58,13 @@ def report(
     top: int,
     as_json: bool,
 ) -> None:
-    """How RUN did (default: the latest): returns, volatility, Sharpe, Sortino,
-    drawdown, trades, exposure, turnover, and against a benchmark."""
+    """How RUN did (default: the latest run that traded): returns, volatility,
+    Sharpe, Sortino, drawdown, trades, exposure, turnover, and against a
+    benchmark; or, with --sweep, a sweep's results."""
+    if sweep_id is not None and (run_id or benchmark or symbol):
+        raise click.UsageError("--sweep reports a sweep: give no RUN, --benchmark or --symbol")
     led = command_ledger(app)
     if sweep_id is not None:
-        if run_id:
-            raise click.UsageError("give a RUN or --sweep, not both")
         _sweep_report(led, sweep_id, html_path, top, as_json)
         return
     data = read_run(led, run_id)
@@ -67,7 +75,12 @@ def report(
         chosen = (symbol or _most_traded(data.fills) or "").upper()
         prices = closes if chosen == bench else []
         if chosen and not prices:
-            prices = feed_closes(app.settings, app.host, data.run.feed, chosen)
+            try:
+                prices = feed_closes(app.settings, app.host, data.run.feed, chosen)
+            except ConfigError:
+                if symbol:
+                    raise  # asked for: say why it cannot be drawn
+                chosen = ""  # a live run's feed cannot be read again: no price chart
         page = report_html(
             title=f"Run {data.run.run_id}: {', '.join(json.loads(data.run.strategies))}",
             metrics=metrics,
@@ -120,6 +133,6 @@ def _sweep_report(led: Any, sweep_id: str, html_path: Path | None, top: int, as_
     if as_json:
         print_json(document)
         return
-    print_sweep(document)
+    print_sweep(document, hint=html_path is None)
     if html_path is not None:
         console().print(f"Wrote the report to {html_path}")

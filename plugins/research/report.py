@@ -305,7 +305,7 @@ def sweep_html(doc: dict[str, Any], results: Sequence[Any]) -> str:
     if wf:
         windows = "".join(
             f"<tr><td>{w['window']}</td><td>{html.escape(w['train'])}</td>"
-            f"<td>{html.escape(str(w['chosen']))}</td><td>{shown(w['in_sample'], 'ratio')}</td>"
+            f"<td>{html.escape(_params(w['chosen']))}</td><td>{shown(w['in_sample'], 'ratio')}</td>"
             f"<td>{html.escape(w['test'])}</td><td>{shown(w['out_of_sample'], 'ratio')}</td></tr>"
             for w in wf["windows"]
         )
@@ -328,3 +328,10 @@ def sweep_html(doc: dict[str, Any], results: Sequence[Any]) -> str:
         ".warning { background: #fff4d6; padding: .5em; }</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )
+
+
+def _params(params: dict[str, Any] | None) -> str:
+    """``fast=10, slow=100``: a combination as a person reads it."""
+    if not params:
+        return "-"
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items())

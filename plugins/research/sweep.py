@@ -89,16 +89,22 @@ class DaskRunner:
     """Tasks on Dask: a local cluster on 127.0.0.1 (``workers`` processes, default one
     per core), or the scheduler at ``address``."""
 
-    def __init__(self, address: str = "", workers: int = 0) -> None:
+    def __init__(self, address: str = "", workers: int = 0, given_as: str = "") -> None:
         from dask.distributed import Client, LocalCluster, as_completed
 
         self._cluster: Any = None
         if address:
+            named = given_as or "[sweep] scheduler"
             try:
                 self.client = Client(address, timeout="10s")
             except OSError as exc:
                 raise ConfigError(
-                    f"no Dask scheduler answers at {address} ([sweep] scheduler): {exc}",
+                    f"no Dask scheduler answers at {address} ({named}): {exc}",
+                    key="sweep.scheduler",
+                ) from exc
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{named} {address!r} is no scheduler address (tcp://host:port): {exc}",
                     key="sweep.scheduler",
                 ) from exc
         else:

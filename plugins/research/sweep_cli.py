@@ -51,7 +51,7 @@ class _Bar:
         self._progress.stop()
 
     def update(self, done: int, failed: int, running: int, total: int) -> None:
-        state = f"{running} running, {failed} failed"
+        state = f"{running} at the workers, {failed} failed"
         if self._task is None:
             self._task = self._progress.add_task("sweep", total=total, state=state)
         self._progress.update(self._task, completed=done + failed, total=total, state=state)
@@ -164,25 +164,36 @@ def sweep(
         periods=[parse_period(p) for p in periods] or [Period(None, None)],
         windows=windows,
     )
+    check_sweep(app, job)
     sink = make_component(app.host, settings, "sink", "sql")
     engine = sink.engine()
     store = SweepStore(engine, sweep_id(spec, plain), sink.where)
     address = scheduler if scheduler is not None else settings.sweep.scheduler
     count = workers if workers is not None else settings.sweep.workers
     started = time.monotonic()
-    runner = DaskRunner(address, count)
+    runner = DaskRunner(address, count, "--scheduler" if scheduler is not None else "")
     try:
         if not as_json:
             where = f"the Dask scheduler at {address}" if address else "a local Dask cluster"
+            have = len([r for r in store.results() if not r.error])
             console().print(
-                f"sweep {store.sweep_id}: {len(combos)} combination(s), {job.total} replay(s) "
-                f"on {where} of {runner.workers} worker(s), ranked by {chosen_metric}"
+                f"sweep {store.sweep_id}: {len(combos)} combination(s), {job.total} replay(s)"
+                + (f" ({have} in the ledger from an earlier run: not run again)" if have else "")
+                + f", on {where} of {runner.workers} worker(s), ranked by {chosen_metric}"
             )
         if no_progress or as_json:
             outcome = job.run(store, runner, spec)
         else:
             with _Bar() as bar:
                 outcome = job.run(store, runner, spec, bar)
+    except KeyboardInterrupt:
+        have = len([r for r in store.results() if not r.error])
+        click.echo(
+            f"interrupted: {have} of {job.total} replays are in the ledger; run the same "
+            "command again to go on",
+            err=True,
+        )
+        raise
     finally:
         runner.close()
         engine.dispose()
@@ -194,7 +205,41 @@ def sweep(
     print_sweep(document)
 
 
-def print_sweep(doc: dict[str, Any]) -> None:
+def check_sweep(app: AppContext, job: Any) -> None:
+    """Refuse before anything runs what no replay could run: the first combination's
+    settings (an unknown key, a value of the wrong type), a period with no bars.
+
+    :raises ConfigError: naming the parameter or the period.
+    """
+    from tradepipe.pipeline import build_pipeline
+    from tradepipe.plugins.research.sweep import data_dates
+    from tradepipe.plugins.research.task import with_params
+    from tradepipe.settings import validate_settings
+
+    problem = None
+    # Some combinations may be refused (a fast window not shorter than the slow):
+    # those fail alone. If none of the first few can be built, none can.
+    for combo in job.combos[:25]:
+        try:
+            build_pipeline(validate_settings(with_params(job.settings, combo), "--param"), app.host)
+        except ConfigError as exc:
+            problem = problem or exc
+            continue
+        problem = None
+        break
+    if problem is not None:
+        raise ConfigError(f"--param: {problem}", key="param") from None
+    if any(p.start or p.end for p in job.periods):
+        start, end = data_dates(app.settings, app.host)
+        for period in job.periods:
+            if (period.start and period.start > end) or (period.end and period.end <= start):
+                raise ConfigError(
+                    f"--period {period.label()}: the feed's bars run from {start} to {end}",
+                    key="period",
+                )
+
+
+def print_sweep(doc: dict[str, Any], *, hint: bool = True) -> None:
     """The sweep's tables and warnings, as ``tradepipe sweep`` and ``report --sweep`` print them."""
     out = console()
     metric = doc["metric"]
@@ -211,9 +256,15 @@ def print_sweep(doc: dict[str, Any]) -> None:
         )
         for i, r in enumerate(doc["top"], 1)
     ]
+    title = f"Sweep {doc['sweep_id']}: best {len(rows)} of {doc['ran']} by {metric}"
+    if doc.get("walk_forward"):
+        title = (
+            f"Training runs (in sample: what chose, not what to trust), best {len(rows)} "
+            f"by {metric}"
+        )
     out.print(
         table(
-            f"Sweep {doc['sweep_id']}: best {len(rows)} of {doc['ran']} by {metric}",
+            title,
             [
                 "#",
                 *[k.rsplit(".", 1)[-1] for k in keys],
@@ -268,11 +319,12 @@ def print_sweep(doc: dict[str, Any]) -> None:
             f"return {_pct(oos.get('total_return'))}, Sharpe {_num(oos.get('sharpe'))}, "
             f"max drawdown {_pct(oos.get('max_drawdown'))}"
         )
-    sweep_id = doc["sweep_id"]
-    out.print(
-        f"Sweep {Id(sweep_id)} is in the ledger: "
-        f"`tradepipe report --sweep {sweep_id} --html FILE` draws it"
-    )
+    if hint:
+        sweep_id = doc["sweep_id"]
+        out.print(
+            f"Sweep {Id(sweep_id)} is in the ledger: "
+            f"`tradepipe report --sweep {sweep_id} --html FILE` draws it"
+        )
 
 
 def _params(params: dict[str, Any] | None) -> str:

@@ -217,3 +217,27 @@ def test_a_live_run_notifies_its_start_fills_and_end(workdir: Path, receiver: Re
     assert texts[0].startswith("live run ") and "started" in texts[0]
     assert any(" AAPL at " in t for t in texts)
     assert "fill(s)" in texts[-1] and "stopped" in texts[-1]
+
+
+@pytest.mark.slow
+def test_a_one_off_command_s_notification_goes_before_the_process_ends(
+    workdir: Path, receiver: Receiver
+) -> None:
+    """The process exits right after the halt: its message must not be lost with it."""
+    import subprocess
+    import sys
+
+    _settings(workdir, receiver)
+    done = subprocess.run(
+        [sys.executable, "-m", "tradepipe", "halt", "--reason", "earnings"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    # The pager's receiver answers 500: logged, masked; the phone's message went.
+    assert "notification to pager" in done.stderr and SECRET not in done.stderr
+    assert "notification to phone" not in done.stderr
+    [sent] = receiver.wait(1)
+    assert sent["message"].startswith("trading halted by hand (earnings)")
