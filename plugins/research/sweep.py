@@ -50,9 +50,14 @@ def plain_settings(settings: Any) -> dict[str, Any]:
             table = table.get(part) if isinstance(table, dict) else None
         if isinstance(table, dict):
             table.pop(leaf, None)
-    # Nothing a replay on a worker writes: no ledger, no status file, no log file.
+    # Nothing a replay on a worker writes: no ledger, no status file, no log file,
+    # and no paper account file: each replay starts from the same cash, in memory,
+    # never from (or into) the account a person keeps.
     data["run"].update(sinks=[], status_file="", mode="replay")
     data["logging"].update(file=False)
+    for table in data.get("brokers", {}).values():
+        if isinstance(table, dict):
+            table.pop("state_file", None)
     return data
 
 
@@ -113,7 +118,7 @@ class DaskRunner:
             # Everything on loopback, on ports the system picks: the scheduler's and
             # the workers' HTTP servers (health, metrics) too, not 8787 on every host.
             with dask.config.set({"distributed.worker.dashboard.address": "127.0.0.1:0"}):
-                self._cluster = LocalCluster(
+                self._cluster = LocalCluster(  # closed again if the client cannot start
                     n_workers=workers or os.cpu_count() or 1,
                     threads_per_worker=1,
                     processes=True,
@@ -122,7 +127,11 @@ class DaskRunner:
                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.ERROR,
                 )
-            self.client = Client(self._cluster)
+            try:
+                self.client = Client(self._cluster)
+            except BaseException:
+                self._cluster.close()
+                raise
         self._pending = as_completed()
         #: Dask's key → the future and its task.
         self._futures: dict[Any, tuple[Any, TaskSpec]] = {}
@@ -132,7 +141,9 @@ class DaskRunner:
         return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
 
     def submit(self, spec: TaskSpec) -> None:
-        key = "tradepipe-" + hashlib.blake2b(spec.key.encode(), digest_size=10).hexdigest()
+        # Dask takes one name for one task across its clients: the sweep is in it.
+        name = f"{spec.group}/{spec.key}"
+        key = "tradepipe-" + hashlib.blake2b(name.encode(), digest_size=10).hexdigest()
         future = self.client.submit(run_task, spec, key=key, pure=False, retries=0)
         self._futures[future.key] = (future, spec)
         self._pending.add(future)
@@ -165,7 +176,10 @@ class DaskRunner:
 
 
 class SerialRunner:
-    """Tasks one after another in this process (``--workers 1`` without Dask)."""
+    """Tasks one after another in this process: ``--workers 1`` with no scheduler,
+    where a cluster would only cost its start."""
+
+    workers = 1
 
     def __init__(self) -> None:
         self._queue: list[TaskSpec] = []
@@ -250,7 +264,7 @@ class Sweep:
         marked ``interrupted`` (what came in is kept) and the interrupt goes on.
         """
         have = store.open(self.metric, spec, self.total)
-        state = _State(self, runner, [r for r in have.values() if not r.error])
+        state = _State(self, runner, [r for r in have.values() if not r.error], store.sweep_id)
         state.submit_all()
         status = "interrupted"
         try:
@@ -274,8 +288,9 @@ class Sweep:
 class _State:
     """A sweep while it runs: what was submitted, what came back."""
 
-    def __init__(self, sweep: Sweep, runner: Runner, results: list[Stored]) -> None:
+    def __init__(self, sweep: Sweep, runner: Runner, results: list[Stored], group: str) -> None:
         self.sweep = sweep
+        self.group = group
         self.runner = runner
         self.results = results
         self.failed: list[Stored] = []
@@ -290,7 +305,7 @@ class _State:
         self.kinds[key] = (kind, window)
         start = period.start.isoformat() if period.start else ""
         end = period.end.isoformat() if period.end else ""
-        self.runner.submit(TaskSpec(key, self.sweep.settings, params, start, end))
+        self.runner.submit(TaskSpec(key, self.sweep.settings, params, start, end, self.group))
 
     def submit_all(self) -> None:
         sweep = self.sweep

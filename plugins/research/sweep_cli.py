@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from tradepipe.plugins.research.grid import (
 )
 from tradepipe.plugins.research.summary import sweep_document
 from tradepipe.plugins.research.sweep import METRICS
+from tradepipe.services.halt import halts_now
 
 
 class _Bar:
@@ -126,6 +128,7 @@ def sweep(
     from tradepipe.plugins.research.store import SweepStore
     from tradepipe.plugins.research.sweep import (
         DaskRunner,
+        SerialRunner,
         Sweep,
         plain_settings,
         sweep_id,
@@ -165,16 +168,37 @@ def sweep(
         windows=windows,
     )
     check_sweep(app, job)
+    halted = halts_now(settings, dt.datetime.now(dt.UTC))
+    if halted["halted"]:
+        raise ConfigError(
+            "trading is halted (`tradepipe resume` lifts it): every replay of the sweep "
+            "would be denied every order",
+            key="risk.halt",
+        )
     sink = make_component(app.host, settings, "sink", "sql")
     engine = sink.engine()
     store = SweepStore(engine, sweep_id(spec, plain), sink.where)
     address = scheduler if scheduler is not None else settings.sweep.scheduler
     count = workers if workers is not None else settings.sweep.workers
     started = time.monotonic()
-    runner = DaskRunner(address, count, "--scheduler" if scheduler is not None else "")
+    runner: Any
+    try:
+        if count == 1 and not address:
+            runner = SerialRunner()  # one worker: this process, no cluster to start
+        else:
+            runner = DaskRunner(address, count, "--scheduler" if scheduler is not None else "")
+    except BaseException:
+        engine.dispose()
+        raise
     try:
         if not as_json:
-            where = f"the Dask scheduler at {address}" if address else "a local Dask cluster"
+            where = (
+                f"the Dask scheduler at {address}"
+                if address
+                else "this process"
+                if count == 1
+                else "a local Dask cluster"
+            )
             have = len([r for r in store.results() if not r.error])
             console().print(
                 f"sweep {store.sweep_id}: {len(combos)} combination(s), {job.total} replay(s)"

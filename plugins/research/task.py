@@ -17,10 +17,13 @@ import copy
 import datetime as dt
 import hashlib
 import json
+import shutil
+import tempfile
 import time
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tradepipe import AccountSummary, Position
@@ -29,10 +32,12 @@ from tradepipe.market import Bar
 from tradepipe.orders import Fill
 from tradepipe.sink import Sink
 
-#: Feed key → the feed's bars, in this process (one worker's cache).
+#: (Sweep, feed key) → the feed's bars, in this process (one worker's cache): the
+#: latest few sweeps' only.
 _BARS: dict[str, list[Bar]] = {}
-#: The plugin host of this process, loaded once.
-_HOST: list[Any] = []
+_KEEP = 2
+#: ``[plugins]`` settings → the plugin host of this process, loaded once for them.
+_HOSTS: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class TaskSpec:
     params: dict[str, Any]
     start: str = ""
     end: str = ""
+    #: The sweep it belongs to: a worker reads the bars again for each sweep (a
+    #: long-lived cluster never serves an earlier sweep's data).
+    group: str = ""
 
 
 @dataclass
@@ -129,11 +137,12 @@ class CachedFeed(Feed):
 def _host(settings: Any) -> Any:
     from tradepipe.host import load_host
 
-    if not _HOST:
+    key = settings.plugins.model_dump_json()
+    if key not in _HOSTS:
         host = load_host(settings.plugins)
         host.configure(settings)
-        _HOST.append(host)
-    return _HOST[0]
+        _HOSTS[key] = host
+    return _HOSTS[key]
 
 
 def load_bars(settings: Any, host: Any, key: str) -> tuple[list[Bar], bool]:
@@ -145,6 +154,8 @@ def load_bars(settings: Any, host: Any, key: str) -> tuple[list[Bar], bool]:
     feed = make_component(host, settings, "feed", settings.run.feed)
     feed.load()
     bars = list(feed.bars())
+    while len(_BARS) >= _KEEP:
+        del _BARS[next(iter(_BARS))]  # the oldest sweep's
     _BARS[key] = bars
     return bars, True
 
@@ -184,14 +195,29 @@ def warm_up(executor: Any, pipeline: Any, history: Sequence[Bar]) -> None:
 
 
 def _replay(spec: TaskSpec, result: TaskResult) -> None:
+    from tradepipe.settings import validate_settings
+
+    # The halt filters' state file is the replay's own (in a folder removed after):
+    # parallel replays never share one, nor read or write a live account's.
+    scratch = tempfile.mkdtemp(prefix="tradepipe-sweep-")
+    try:
+        state = str(Path(scratch) / "halt.json")
+        own = {"risk.halt.state_file": state, "risk.max_daily_loss.state_file": state}
+        settings = validate_settings(
+            with_params(spec.settings, {**spec.params, **own}), "sweep task"
+        )
+        _run(spec, settings, result)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(spec: TaskSpec, settings: Any, result: TaskResult) -> None:
     from tradepipe.errors import ConfigError
     from tradepipe.pipeline import build_pipeline, open_run
     from tradepipe.plugins.research.metrics import daily_points, run_metrics
-    from tradepipe.settings import validate_settings
 
-    settings = validate_settings(with_params(spec.settings, spec.params), "sweep task")
     host = _host(settings)
-    bars, result.loaded = load_bars(settings, host, feed_key(spec.settings))
+    bars, result.loaded = load_bars(settings, host, f"{spec.group}/{feed_key(spec.settings)}")
     pipeline = build_pipeline(settings, host)
     if not pipeline.broker.simulated:
         raise ConfigError(

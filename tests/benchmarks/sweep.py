@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="Dask rounds (the first cold)")
+    parser.add_argument(
+        "--bars", type=int, default=0, help="Bars per symbol of the synthetic feed (0: the file's)"
+    )
     args = parser.parse_args(argv)
     if args.tasks < 2 or args.workers < 1 or args.rounds < 1:
         parser.error("--tasks is at least 2, --workers and --rounds at least 1")
@@ -113,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     plain = plain_settings(load_settings(SETTINGS))
     sma = plain["strategies"]["sma_cross"]
     sma["slow"] = max(sma["slow"], 3 + args.tasks)
+    if args.bars:
+        plain["feeds"]["synthetic"]["bars"] = args.bars
     home = Path.cwd()
     with tempfile.TemporaryDirectory(prefix="tradepipe-bench-") as tmp:
         os.chdir(tmp)

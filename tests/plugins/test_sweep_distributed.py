@@ -211,7 +211,7 @@ def test_sweep_on_a_scheduler_gives_what_a_replay_here_gives(
     # This process's bar and plugin caches are the module's; the replays here start
     # from empty ones and leave them as they were.
     monkeypatch.setattr(task, "_BARS", {})
-    monkeypatch.setattr(task, "_HOST", [])
+    monkeypatch.setattr(task, "_HOSTS", {})
     for fast, row in by_fast.items():
         assert row["period"] == "all"
         expected = in_process(fast)
