@@ -159,9 +159,42 @@ def _drawdown_days(equity: Sequence[float]) -> int | None:
     return recovered - start
 
 
+@dataclass(frozen=True)
+class TradeFigures:
+    """What a run's fills say, worked out without pandas (a sweep's worker sends
+    these, and the process that collects the results adds the rest)."""
+
+    trades: int
+    win_rate: float | None
+    profit_factor: float | None
+    avg_win: float | None
+    avg_loss: float | None
+    #: Money traded, both sides.
+    traded: float
+    commissions: float
+    fills: int
+
+
+def trade_figures(fills: Sequence[FillLike]) -> TradeFigures:
+    """The trade statistics of ``fills`` (see the module docstring)."""
+    trips = round_trips(fills)
+    wins = [float(t.pnl) for t in trips if t.pnl > 0]
+    losses = [float(t.pnl) for t in trips if t.pnl < 0]
+    return TradeFigures(
+        trades=len(trips),
+        win_rate=len(wins) / len(trips) if trips else None,
+        profit_factor=sum(wins) / -sum(losses) if losses else None,
+        avg_win=sum(wins) / len(wins) if wins else None,
+        avg_loss=sum(losses) / len(losses) if losses else None,
+        traded=sum(float(f.price * f.quantity * f.multiplier) for f in fills),
+        commissions=float(sum((f.commission for f in fills), Decimal(0))),
+        fills=len(fills),
+    )
+
+
 def run_metrics(
     equity: Sequence[Point],
-    fills: Sequence[FillLike],
+    fills: Sequence[FillLike] | TradeFigures,
     *,
     invested: Sequence[Point] = (),
     benchmark: Sequence[Point] = (),
@@ -170,6 +203,7 @@ def run_metrics(
     """The metrics of a run.
 
     :param equity: the equity at each day's close, oldest first (:func:`daily_points`).
+    :param fills: the run's fills, or their :func:`trade_figures`.
     :param invested: the gross position value at each day's close (for exposure).
     :param benchmark: the benchmark's close on each day (its return, alpha, beta).
     """
@@ -181,10 +215,7 @@ def run_metrics(
     returns = pd.Series(values, index=index, dtype=float).pct_change().iloc[1:]
     enough = len(returns) >= 2
     total = values[-1] / values[0] - 1 if len(values) >= 2 and values[0] else None
-    trips = round_trips(fills)
-    wins = [float(t.pnl) for t in trips if t.pnl > 0]
-    losses = [float(t.pnl) for t in trips if t.pnl < 0]
-    traded = sum(float(f.price * f.quantity * f.multiplier) for f in fills)
+    trade = fills if isinstance(fills, TradeFigures) else trade_figures(fills)
     mean_equity = sum(values) / len(values) if values else 0.0
     held = [value for _, value in invested]
     metrics = Metrics(
@@ -201,15 +232,15 @@ def run_metrics(
         max_drawdown=_finite(empyrical.max_drawdown(returns)) if enough else None,
         max_drawdown_days=_drawdown_days(values),
         calmar=_finite(empyrical.calmar_ratio(returns)) if enough else None,
-        trades=len(trips),
-        win_rate=len(wins) / len(trips) if trips else None,
-        profit_factor=sum(wins) / -sum(losses) if losses else None,
-        avg_win=sum(wins) / len(wins) if wins else None,
-        avg_loss=sum(losses) / len(losses) if losses else None,
+        trades=trade.trades,
+        win_rate=trade.win_rate,
+        profit_factor=trade.profit_factor,
+        avg_win=trade.avg_win,
+        avg_loss=trade.avg_loss,
         exposure=sum(1 for value in held if value) / len(held) if held else None,
-        turnover=traded / mean_equity if mean_equity else None,
-        commissions=float(sum((f.commission for f in fills), Decimal(0))),
-        fills=len(fills),
+        turnover=trade.traded / mean_equity if mean_equity else None,
+        commissions=trade.commissions,
+        fills=trade.fills,
     )
     if not benchmark or not benchmark_symbol:
         return metrics

@@ -67,6 +67,19 @@ def sweep_id(spec: dict[str, Any], settings: dict[str, Any]) -> str:
     return "sw-" + hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
+def complete(result: TaskResult) -> TaskResult:
+    """Add a replay's metrics to its result, from its equity and trade figures."""
+    from tradepipe.plugins.research.metrics import TradeFigures, run_metrics
+
+    if result.error or result.metrics or not result.trades:
+        return result
+    equity = [(dt.date.fromisoformat(day), value) for day, value in result.equity]
+    invested = [(dt.date.fromisoformat(day), value) for day, value in result.invested]
+    figures = TradeFigures(**result.trades)
+    result.metrics = run_metrics(equity, figures, invested=invested).as_dict()
+    return result
+
+
 def task_key(kind: str, window: int, params: Params, period: Period) -> str:
     shown = ",".join(f"{k}={params[k]}" for k in sorted(params))
     return f"{kind}:{window}:{period.label()}:{shown}"
@@ -333,6 +346,7 @@ class _State:
         self.submit("test", number, best.params, window.test)
 
     def take(self, store: SweepStore, result: TaskResult) -> None:
+        complete(result)
         kind, window = self.kinds.get(result.key, ("grid", 0))
         store.add(result, kind, window)
         stored = _stored(result, kind, window)

@@ -22,7 +22,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,14 @@ class TaskResult:
     params: dict[str, Any]
     start: str
     end: str
+    #: Filled in by the process that collects results (:func:`~tradepipe.plugins.
+    #: research.sweep.complete`), where pandas is loaded once, not in every worker.
     metrics: dict[str, Any] = field(default_factory=dict)
-    #: (ISO date, equity) at each day's close.
+    #: (ISO date, equity) and (ISO date, position value) at each day's close.
     equity: list[tuple[str, float]] = field(default_factory=list)
+    invested: list[tuple[str, float]] = field(default_factory=list)
+    #: :class:`~tradepipe.plugins.research.metrics.TradeFigures` as a dict.
+    trades: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     seconds: float = 0.0
     #: How many bars the replay read, and whether this worker read the feed for it.
@@ -214,7 +219,7 @@ def _replay(spec: TaskSpec, result: TaskResult) -> None:
 def _run(spec: TaskSpec, settings: Any, result: TaskResult) -> None:
     from tradepipe.errors import ConfigError
     from tradepipe.pipeline import build_pipeline, open_run
-    from tradepipe.plugins.research.metrics import daily_points, run_metrics
+    from tradepipe.plugins.research.metrics import daily_points, trade_figures
 
     host = _host(settings)
     bars, result.loaded = load_bars(settings, host, f"{spec.group}/{feed_key(spec.settings)}")
@@ -239,5 +244,6 @@ def _run(spec: TaskSpec, settings: Any, result: TaskResult) -> None:
     result.bars = outcome.bars
     equity = daily_points((ts, value) for ts, value, _ in sink.snapshots)
     invested = daily_points((ts, gross) for ts, _, gross in sink.snapshots)
-    result.metrics = run_metrics(equity, sink.fills, invested=invested).as_dict()
+    result.trades = asdict(trade_figures(sink.fills))
     result.equity = [(day.isoformat(), value) for day, value in equity]
+    result.invested = [(day.isoformat(), value) for day, value in invested]

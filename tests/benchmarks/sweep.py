@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import dask
-from tradepipe.plugins.research.sweep import DaskRunner, plain_settings
+from tradepipe.plugins.research.sweep import DaskRunner, complete, plain_settings
 from tradepipe.plugins.research.task import TaskResult, TaskSpec, run_task
 from tradepipe.settings import load_settings
 
@@ -77,7 +77,7 @@ def serial(work: list[TaskSpec]) -> tuple[list[TaskResult], list[float]]:
     results, times = [], []
     for spec in work:
         t0 = time.perf_counter()
-        results.append(run_task(spec))
+        results.append(complete(run_task(spec)))  # as a sweep does: metrics here
         times.append(time.perf_counter() - t0)
     return results, times
 
@@ -86,7 +86,7 @@ def on_dask(runner: DaskRunner, work: list[TaskSpec]) -> tuple[list[TaskResult],
     t0 = time.perf_counter()
     for spec in work:
         runner.submit(spec)
-    results = list(runner.results())
+    results = [complete(r) for r in runner.results()]
     return results, time.perf_counter() - t0
 
 

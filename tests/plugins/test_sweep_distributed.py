@@ -24,7 +24,7 @@ from click.testing import CliRunner, Result
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 from tradepipe.plugins.research import task
-from tradepipe.plugins.research.sweep import plain_settings
+from tradepipe.plugins.research.sweep import complete, plain_settings
 from tradepipe.plugins.research.task import TaskSpec, run_task
 from tradepipe.settings import load_settings
 
@@ -180,7 +180,9 @@ def tp(*args: str) -> Result:
 def in_process(fast: int) -> dict[str, Any]:
     """The metrics of the replay with ``fast``, run here as a worker runs it."""
     plain = plain_settings(load_settings("settings.toml"))
-    result = run_task(TaskSpec(f"here:{fast}", plain, {"strategies.sma_cross.fast": fast}))
+    result = complete(
+        run_task(TaskSpec(f"here:{fast}", plain, {"strategies.sma_cross.fast": fast}))
+    )
     assert not result.error, result.error
     return result.metrics
 
