@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from tradepipe.approval import ApprovalRequest
 from tradepipe.clock import Clock, SystemClock
 from tradepipe.decision_schema import read_decision
 from tradepipe.decisions import Decision, RejectedDecision
@@ -58,6 +59,8 @@ class Outcome:
     fills: list[Fill] = field(default_factory=list)
     preview: dict[str, Any] | None = None
     sent: bool = False
+    #: The request it waits in, when an ``[approval]`` rule caught it (no order yet).
+    waiting: ApprovalRequest | None = None
 
     def as_dict(self) -> dict[str, Any]:
         order = self.order
@@ -78,6 +81,13 @@ class Outcome:
             "fills": [f.model_dump(mode="json") for f in self.fills],
             "preview": self.preview,
             "sent": self.sent,
+            "approval": None
+            if self.waiting is None
+            else {
+                "approval_id": self.waiting.approval_id,
+                "reason": self.waiting.reason,
+                "expires_at": self.waiting.expires_at.isoformat(),
+            },
         }
 
 
@@ -91,9 +101,13 @@ class _Watch(Sink):
         self.verdicts: list[RiskVerdict] = []
         self.events: list[OrderEvent] = []
         self.fills: list[Fill] = []
+        self.waiting: ApprovalRequest | None = None
 
     def reset(self) -> None:
-        self.verdicts, self.events, self.fills = [], [], []
+        self.verdicts, self.events, self.fills, self.waiting = [], [], [], None
+
+    def record_approval(self, request: ApprovalRequest) -> None:
+        self.waiting = request
 
     def record_verdict(self, verdict: RiskVerdict) -> None:
         self.verdicts.append(verdict)
@@ -167,6 +181,7 @@ class Direct:
             events=list(watch.events),
             fills=list(watch.fills),
             sent=sent,
+            waiting=watch.waiting,
         )
 
     def read(self, raw: Any, *, today: dt.date | None = None) -> Decision | RejectedDecision:

@@ -105,6 +105,11 @@ class Executor:
         self.strategy_errors = 0
         #: How the run ends when it ends normally (a live run stopped on request: ``stopped``).
         self.end_status = "completed"
+        #: ``[approval]``, when any of its rules is set: which orders wait for a person.
+        rules = pipeline.settings.approval
+        self.approval_rules = rules if _any_rule(rules) else None
+        #: Decisions a person approved: sent without waiting again (``tradepipe approve``).
+        self.approved: set[str] = set()
 
     # -- the run ---------------------------------------------------------------
 
@@ -292,6 +297,12 @@ class Executor:
             return None
         blotter.owner[cid] = strategy
         intent, denial = risk.judge(intent, decision, ctx, now, record.verdict)
+        if (
+            denial is None
+            and self.approval_rules is not None
+            and self._waits(decision, intent, now)
+        ):
+            return None  # no order yet: a person sends it (tradepipe approve)
         order = Order.from_intent(intent)
         blotter.sent.add(cid)
         self.orders += 1
@@ -306,6 +317,38 @@ class Executor:
             # Wait for the session to come back (a person logging in again) or stop.
             self.await_session(lost)
         return order
+
+    def _waits(self, decision: Decision, intent: Any, now: datetime) -> bool:
+        """Whether ``intent`` waits for a person (a rule of ``[approval]`` caught it, and
+        no one approved it yet); if so, that is recorded. A dry run never waits."""
+        rules = self.approval_rules
+        if rules is None or self.dry_run or decision.id in self.approved:
+            return False
+        from tradepipe.approval import (
+            ApprovalRequest,
+            approval_id,
+            approval_reason,
+            expiry,
+            notional_of,
+        )
+
+        price = self.ctx.last_price(intent.symbol)
+        reason = approval_reason(rules, decision, intent, price, paper=self.ctx.is_paper())
+        if not reason:
+            return False
+        request = ApprovalRequest(
+            approval_id=approval_id(self.p.run.namespace, decision.id),
+            namespace=self.p.run.namespace,
+            run_id=self.p.run.run_id,
+            decision=decision,
+            intent=intent,
+            notional=notional_of(intent, price),
+            reason=reason,
+            created_at=now,
+            expires_at=expiry(rules, decision, now),
+        )
+        self.record.approval(request)
+        return True
 
     def await_session(self, exc: BrokerAuthError) -> None:
         """The broker's session is lost: wait ``[run] session_wait_seconds`` for it, or stop.
@@ -440,3 +483,15 @@ class Executor:
             self.blotter.apply(events)
         if self.blotter.unknown:
             self._settle_unknown()
+
+
+def _any_rule(rules: Any) -> bool:
+    """Whether ``[approval]`` makes anything wait."""
+    return bool(
+        rules.all
+        or rules.sources
+        or rules.options
+        or rules.above_notional is not None
+        or rules.above_quantity is not None
+        or rules.below_confidence is not None
+    )

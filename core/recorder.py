@@ -138,6 +138,26 @@ class Recorder:
                 fill.price,
             )
 
+    def approval(self, request: Any) -> None:
+        """A sized order waits for a person: in every sink, then told (notifications)."""
+        for sink in self._sinks:
+            sink.record_approval(request)
+        decision, intent = request.decision, request.intent
+        self.alert(
+            "approval",
+            f"{intent.side.value} {intent.quantity} {intent.symbol} from {decision.source} waits "
+            f"for you ({request.reason}), until {request.expires_at:%Y-%m-%d %H:%M} UTC: "
+            f"`tradepipe approve {request.approval_id}` or "
+            f"`tradepipe reject {request.approval_id} --reason …`",
+        )
+        if self._log:
+            log.info(
+                "Approval %s waits: decision=%s %s",
+                request.approval_id,
+                decision.id,
+                request.reason,
+            )
+
     def alert(self, kind: str, message: str) -> None:
         """Tell observers (notifications) what a person should know at once."""
         if self._obs_alert is not None:

@@ -314,6 +314,7 @@ class ResearchSettings(_Table):
 
 #: What a notification can be about (``[notify.targets.*] events``; ``*``: all).
 NOTIFY_EVENTS = (
+    "approval",
     "fill",
     "denial",
     "rejection",
@@ -360,6 +361,30 @@ class NotifySettings(_Table):
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
 
+class ApprovalSettings(_Table):
+    """``[approval]``: which decisions wait for a person before they are sent.
+
+    A decision waits when any rule set here catches it (none is set by default).
+    """
+
+    #: Every decision.
+    all: bool = False
+    #: Rules apply on a live account only; on a paper account nothing waits.
+    live_only: bool = False
+    #: Orders worth more than this (quantity x price x multiplier).
+    above_notional: Decimal | None = Field(default=None, gt=0)
+    #: Orders of more than this many shares or contracts.
+    above_quantity: Decimal | None = Field(default=None, gt=0)
+    #: Decisions of these sources (strategies, models, ``api``, ``cli``).
+    sources: list[str] = Field(default_factory=list)
+    #: Every option or combo order.
+    options: bool = False
+    #: Decisions less sure than this (0-100).
+    below_confidence: float | None = Field(default=None, gt=0, le=100)
+    #: How long a decision waits before it expires (never past its own expires_at).
+    expire_minutes: float = Field(default=15.0, gt=0, le=7 * 24 * 60)
+
+
 class SweepSettings(_Table):
     """``[sweep]``: where ``tradepipe sweep`` runs its replays."""
 
@@ -398,6 +423,7 @@ class AppSettings(_Table):
     research: ResearchSettings = Field(default_factory=ResearchSettings)
     sweep: SweepSettings = Field(default_factory=SweepSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     brokers: ComponentTables = Field(default_factory=dict)
     strategies: ComponentTables = Field(default_factory=dict)
     risk: ComponentTables = Field(default_factory=dict)

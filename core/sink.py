@@ -28,6 +28,7 @@ from tradepipe.risk import RiskVerdict
 
 if TYPE_CHECKING:
     from tradepipe.adapter import Broker, OrderUpdate
+    from tradepipe.approval import ApprovalRequest
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,10 @@ class Sink(Component):
         ts: datetime,
     ) -> None:
         """A difference between the records and the broker, and what was done about it."""
+
+    def record_approval(self, request: ApprovalRequest) -> None:
+        """A sized order now waits for a person (:mod:`tradepipe.approval`); make it
+        durable before returning: the order is sent only if it is found again."""
 
     def flush(self) -> None:
         """Make everything received so far durable."""

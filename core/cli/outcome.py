@@ -23,6 +23,8 @@ def report(outcome: Outcome, run_id: str | None, as_json: bool) -> None:
         print_json(data)
     else:
         show(outcome, run_id)
+    if outcome.waiting is not None:
+        return  # accepted: it waits for a person
     if outcome.order is None or outcome.order.status.value in ("denied", "rejected"):
         raise SystemExit(1)
 
@@ -59,6 +61,15 @@ def show(outcome: Outcome, run_id: str | None) -> None:
             )
         )
     order = outcome.order
+    waiting = outcome.waiting
+    if waiting is not None:
+        out.print(
+            f"No order yet: it waits for a person as approval {waiting.approval_id} "
+            f"({waiting.reason}) until {waiting.expires_at:%Y-%m-%d %H:%M} UTC. "
+            f"`tradepipe approve {waiting.approval_id}` sends it (judged again then), "
+            f"`tradepipe reject {waiting.approval_id} --reason …` drops it."
+        )
+        return
     if order is None:
         out.print("No order: the decision was refused before any filter (see above).")
         return

@@ -472,3 +472,37 @@ class SweepResultRow(_Ledger, table=True):
     error: str = Field(default="", sa_type=Text)
     seconds: float = 0.0
     ts: dt.datetime = _ts()
+
+
+# Decisions waiting for a person (``[approval]``); written outside the sink's batches.
+
+
+class ApprovalRow(_Ledger, table=True):
+    """A sized order that waited for a person, and what became of it."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("namespace", "decision_id", name="uq_approvals_decision"),)
+
+    approval_id: str = Field(primary_key=True, max_length=40)
+    namespace: str = Field(max_length=128)
+    run_id: str = Field(max_length=64)
+    decision_id: str = Field(max_length=128, index=True)
+    source: str
+    symbol: str
+    side: str = Field(max_length=8)
+    quantity: Decimal = _money()
+    notional: Decimal | None = _money(default=None)
+    reason: str = Field(sa_type=Text)
+    #: The decision as JSON: what an approval sends, judged again.
+    decision: str = Field(sa_type=Text)
+    created_at: dt.datetime = _ts()
+    expires_at: dt.datetime = _ts()
+    #: ``pending``; ``approved`` (being sent), then ``sent`` or ``denied`` (judged
+    #: again), or ``failed``; ``rejected``; ``expired``.
+    status: str = Field(default="pending", max_length=16, index=True)
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = _ts(default=None)
+    note: str = Field(default="", sa_type=Text)
+    #: The order an approval sent, and the run that sent it.
+    client_order_id: str | None = Field(default=None, max_length=64)
+    sent_run_id: str | None = Field(default=None, max_length=64)

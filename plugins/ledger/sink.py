@@ -582,6 +582,40 @@ class SqlSink(Sink):
             (self._run_id, self._ts(ts), kind, subject, ledger_value, broker_value, action, detail),
         )
 
+    def record_approval(self, request: Any) -> None:
+        """Written at once, in a transaction of its own (not in the batches): the
+        order is sent only if a person finds it. The same decision waits once."""
+        from sqlalchemy import insert
+        from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+        decision, intent = request.decision, request.intent
+        row = {
+            "approval_id": request.approval_id,
+            "namespace": request.namespace,
+            "run_id": request.run_id,
+            "decision_id": decision.id,
+            "source": decision.source,
+            "symbol": intent.symbol,
+            "side": intent.side.value,
+            "quantity": intent.quantity,
+            "notional": request.notional,
+            "reason": request.reason,
+            "decision": decision.model_dump_json(),
+            "created_at": request.created_at,
+            "expires_at": request.expires_at,
+            "status": "pending",
+            "note": "",
+        }
+        try:
+            with self.engine().begin() as conn:
+                conn.execute(insert(schema.ApprovalRow), [row])
+        except IntegrityError:
+            return  # it waits already
+        except SQLAlchemyError as exc:
+            raise PersistenceError(
+                f"could not record approval in the ledger at {self.where}"
+            ) from exc
+
     def sent_client_ids(self, namespace: str) -> set[str]:
         from tradepipe.plugins.ledger.queries import Ledger
 

@@ -1,0 +1,88 @@
+"""``tradepipe approvals|approve|reject``: the decisions waiting for a person."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+from tradepipe.cli.context import AppContext, pass_app
+from tradepipe.cli.output import Id, console, print_json, table
+from tradepipe.plugins.approval.queue import Queue, send_approved, who
+from tradepipe.plugins.ledger.cli import command_ledger
+from tradepipe.plugins.ledger.schema import ApprovalRow
+
+
+def _queue(app: AppContext) -> Queue:
+    led = command_ledger(app)
+    return Queue(led.engine, led.where)
+
+
+def _document(row: ApprovalRow) -> dict[str, Any]:
+    return row.model_dump(mode="json", exclude={"decision"})
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@click.command("approvals")
+@click.option("--all", "every", is_flag=True, help="Every request, answered or not.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def approvals(app: AppContext, every: bool, as_json: bool) -> None:
+    """The decisions waiting for a person ([approval]); those past their time expire."""
+    rows = _queue(app).rows(_now(), every=every)
+    if as_json:
+        print_json([_document(r) for r in rows])
+        return
+    console().print(
+        table(
+            "Approvals" if every else "Waiting for approval",
+            ["approval", "order", "source", "why", "until", "status"],
+            [
+                (
+                    Id(r.approval_id),
+                    f"{r.side} {r.quantity} {r.symbol}"
+                    + (f" ({r.notional:.2f})" if r.notional is not None else ""),
+                    r.source,
+                    r.reason,
+                    f"{r.expires_at:%Y-%m-%d %H:%M}",
+                    r.status + (f" by {r.decided_by}" if r.decided_by else ""),
+                )
+                for r in rows
+            ],
+        )
+    )
+
+
+@click.command("approve")
+@click.argument("approval_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def approve(app: AppContext, approval_id: str, as_json: bool) -> None:
+    """Send a waiting decision: sized and judged by every risk filter again, now."""
+    queue = _queue(app)
+    row = queue.answer(approval_id, "approved", who(), _now())
+    app.setup_logging()
+    done = send_approved(app.settings, app.host, queue, row)
+    if as_json:
+        print_json(_document(done))
+    else:
+        click.echo(f"approval {done.approval_id}: {done.status} ({done.note})")
+    if done.status != "sent":
+        raise SystemExit(1)
+
+
+@click.command("reject")
+@click.argument("approval_id")
+@click.option("--reason", required=True, help="Why; kept with the request.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def reject(app: AppContext, approval_id: str, reason: str, as_json: bool) -> None:
+    """Drop a waiting decision: nothing is sent."""
+    done = _queue(app).answer(approval_id, "rejected", who(), _now(), reason)
+    if as_json:
+        print_json(_document(done))
+    else:
+        click.echo(f"approval {done.approval_id}: rejected by {done.decided_by} ({reason})")

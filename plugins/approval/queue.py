@@ -1,0 +1,156 @@
+"""The approval queue in the ledger: find, expire, approve (exactly once), reject.
+
+A request waits as ``pending`` until a person answers it or it expires. To
+approve is to move it from ``pending`` to ``approved`` in one conditional
+update: of two approvals at once, one wins and the other is told the request
+was already answered, so an order is sent once. The approved decision then
+goes through sizing and every risk filter again, at the prices of now, in the
+session it was made in (so its order has the client order id it would have
+had: the executor's duplicate check is a second lock), and the request ends
+``sent``, ``denied`` (a filter said no now) or ``failed``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col
+from tradepipe.decisions import Decision
+from tradepipe.errors import ConfigError, PersistenceError
+from tradepipe.plugins.ledger.schema import ApprovalRow
+
+#: Where a request stands once answered.
+FINAL = ("sent", "denied", "failed", "rejected", "expired")
+
+
+def who() -> str:
+    """The person at this terminal (their login name)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name to be had (a container): say so
+        return "unknown user"
+
+
+class Queue:
+    """The approvals in the ledger at ``engine``."""
+
+    def __init__(self, engine: Engine, where: str = "") -> None:
+        self.engine = engine
+        self.where = where
+
+    def _fail(self, what: str) -> PersistenceError:
+        return PersistenceError(f"could not {what} the approvals in the ledger at {self.where}")
+
+    def expire(self, now: dt.datetime) -> int:
+        """Mark what waited past its time ``expired``; how many."""
+        try:
+            with Session(self.engine) as s:
+                done = s.execute(
+                    update(ApprovalRow)
+                    .where(col(ApprovalRow.status) == "pending", col(ApprovalRow.expires_at) <= now)
+                    .values(status="expired", decided_at=now, decided_by="expiry")
+                )
+                s.commit()
+                return int(getattr(done, "rowcount", 0) or 0)
+        except SQLAlchemyError as exc:
+            raise self._fail("expire") from exc
+
+    def rows(self, now: dt.datetime, *, every: bool = False) -> list[ApprovalRow]:
+        """The pending requests (``every``: all of them), the latest first."""
+        self.expire(now)
+        try:
+            with Session(self.engine) as s:
+                chosen = select(ApprovalRow).order_by(col(ApprovalRow.created_at).desc())
+                if not every:
+                    chosen = chosen.where(col(ApprovalRow.status) == "pending")
+                return list(s.scalars(chosen))
+        except SQLAlchemyError as exc:
+            raise self._fail("read") from exc
+
+    def get(self, approval_id: str) -> ApprovalRow:
+        """:raises ConfigError: no such request."""
+        try:
+            with Session(self.engine) as s:
+                found = s.get(ApprovalRow, approval_id)
+        except SQLAlchemyError as exc:
+            raise self._fail("read") from exc
+        if found is None:
+            raise ConfigError(
+                f"no approval {approval_id!r} (`tradepipe approvals` lists those waiting)"
+            )
+        return found
+
+    def answer(
+        self, approval_id: str, status: str, by: str, now: dt.datetime, note: str = ""
+    ) -> ApprovalRow:
+        """Move a pending request to ``status`` (``approved`` or ``rejected``), once.
+
+        :raises ConfigError: no such request, or it was answered (or expired) already.
+        """
+        self.expire(now)
+        row = self.get(approval_id)
+        try:
+            with Session(self.engine) as s:
+                done = s.execute(
+                    update(ApprovalRow)
+                    .where(
+                        col(ApprovalRow.approval_id) == approval_id,
+                        col(ApprovalRow.status) == "pending",
+                    )
+                    .values(status=status, decided_by=by, decided_at=now, note=note)
+                )
+                s.commit()
+        except SQLAlchemyError as exc:
+            raise self._fail("answer") from exc
+        if not getattr(done, "rowcount", 0):
+            row = self.get(approval_id)
+            by_whom = f" by {row.decided_by}" if row.decided_by else ""
+            raise ConfigError(f"approval {approval_id} is {row.status} already{by_whom}")
+        return self.get(approval_id) if row else row
+
+    def close(self, approval_id: str, status: str, note: str, **values: Any) -> ApprovalRow:
+        """Record how an approved request ended (``sent``, ``denied``, ``failed``)."""
+        try:
+            with Session(self.engine) as s:
+                s.execute(
+                    update(ApprovalRow)
+                    .where(col(ApprovalRow.approval_id) == approval_id)
+                    .values(status=status, note=note, **values)
+                )
+                s.commit()
+        except SQLAlchemyError as exc:
+            raise self._fail("record") from exc
+        return self.get(approval_id)
+
+
+def send_approved(settings: Any, host: Any, queue: Queue, row: ApprovalRow) -> ApprovalRow:
+    """Send an approved request's decision, judged again by every filter now."""
+    from tradepipe.direct import direct_run
+
+    decision = Decision.model_validate_json(row.decision)
+    session = settings.model_copy(
+        update={"run": settings.run.model_copy(update={"session": row.namespace})}
+    )
+    try:
+        with direct_run(session, host, source=row.source) as run:
+            run.executor.approved.add(decision.id)
+            outcome = run.execute(decision)
+            run_id = run.pipeline.run.run_id
+    except Exception as exc:
+        queue.close(row.approval_id, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    order = outcome.order
+    if outcome.sent and order is not None:
+        return queue.close(
+            row.approval_id,
+            "sent",
+            f"order {order.intent.client_order_id}: {order.status.value}",
+            client_order_id=order.intent.client_order_id,
+            sent_run_id=run_id,
+        )
+    why = next((v.reason for v in reversed(outcome.verdicts) if v.outcome.value == "deny"), "")
+    return queue.close(row.approval_id, "denied", why or "not sent", sent_run_id=run_id)
