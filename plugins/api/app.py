@@ -35,6 +35,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tradepipe.host import PluginHost
+from tradepipe.plugins.api.approval_routes import approval_router
 from tradepipe.plugins.api.broker_routes import broker_router
 from tradepipe.plugins.api.docs import ASSETS, install_docs
 from tradepipe.plugins.api.headers import SecurityHeaders
@@ -147,6 +148,7 @@ def create_app(settings: AppSettings, host: PluginHost, token: str) -> FastAPI:
     api.include_router(risk_router(service))
     api.include_router(reports_router(service))
     api.include_router(research_router(service))
+    api.include_router(approval_router(service))
     dashboard.mount(app, api, service.ledger_if_any, masked, service.fresh)
     app.include_router(api)
     return app

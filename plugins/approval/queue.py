@@ -127,16 +127,28 @@ class Queue:
         return self.get(approval_id)
 
 
-def send_approved(settings: Any, host: Any, queue: Queue, row: ApprovalRow) -> ApprovalRow:
-    """Send an approved request's decision, judged again by every filter now."""
+def send_approved(
+    settings: Any, host: Any, queue: Queue, row: ApprovalRow, opener: Any = None
+) -> ApprovalRow:
+    """Send an approved request's decision, judged again by every filter now.
+
+    :param opener: opens the one-off run (settings, source) → a context of
+        :class:`~tradepipe.direct.Direct`; default :func:`~tradepipe.direct.direct_run`
+        (the API passes its own, which sets its held broker connection aside).
+    """
     from tradepipe.direct import direct_run
 
     decision = Decision.model_validate_json(row.decision)
     session = settings.model_copy(
         update={"run": settings.run.model_copy(update={"session": row.namespace})}
     )
+    if opener is None:
+
+        def opener(chosen: Any, source: str) -> Any:
+            return direct_run(chosen, host, source=source)
+
     try:
-        with direct_run(session, host, source=row.source) as run:
+        with opener(session, row.source) as run:
             run.executor.approved.add(decision.id)
             outcome = run.execute(decision)
             run_id = run.pipeline.run.run_id

@@ -65,6 +65,18 @@ def _print(chain: dict[str, Any]) -> None:
             ],
         )
     )
+    approval = chain.get("approval")
+    if approval:
+        answered = (
+            f", answered by {approval['decided_by']} at {approval['decided_at']}"
+            if approval.get("decided_by")
+            else ""
+        )
+        out.print(
+            f"approval {approval['approval_id']}: waited ({approval['reason']}) from "
+            f"{approval['created_at']} until {approval['expires_at']}; {approval['status']}"
+            f"{answered}" + (f" ({approval['note']})" if approval.get("note") else "")
+        )
     if not chain["orders"]:
         out.print("no order was made")
     for item in chain["orders"]:

@@ -18,7 +18,13 @@ from tradepipe.testing import settings, test_host
 
 TOKEN = "security-token-0123456789"
 APP = create_app(settings(), test_host(), TOKEN)
-SAMPLE = {"symbol": "AAPL", "client_order_id": "tp-1", "key": "ai-1", "sweep_id": "sw-0a1b"}
+SAMPLE = {
+    "symbol": "AAPL",
+    "client_order_id": "tp-1",
+    "key": "ai-1",
+    "sweep_id": "sw-0a1b",
+    "approval_id": "ap-0a1b",
+}
 
 
 def _routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -76,6 +82,8 @@ def test_every_route_is_listed() -> None:
         "/tax/report",
         "/report",
         "/sweeps/sw-0a1b",
+        "/approvals",
+        "/approvals/ap-0a1b",
         "/snapshots",
         "/status",
     }
