@@ -41,6 +41,8 @@ state_file = "paper.json"
 state_file = "halt.json"
 [default.sinks.sql]
 path = "tradepipe.db"
+[default.approval]
+sources = ["desk-review"]
 [default.logging]
 dir = "logs"
 """

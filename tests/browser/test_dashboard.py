@@ -231,3 +231,33 @@ def test_the_live_run_panel_shows_a_running_run(browser: Any, served: Served) ->
     ):
         assert text in panel, (text, panel)
     assert errors == []
+
+
+def test_a_waiting_decision_is_approved_from_the_page(browser: Any, served: Served) -> None:
+    # A decision of a source [approval] names waits instead of going to the broker.
+    decision = {
+        "source": "desk-review",
+        "symbol": "AAPL",
+        "action": "buy",
+        "confidence": 90,
+        "quantity": 1,
+        "order_type": "limit",
+        "limit_price": 1,
+    }
+    waiting = served.api.post("/decisions/execute", json=decision).json()
+    approval = waiting["approval"]["approval_id"]
+    errors: list[str] = []
+    page = _page(browser, served, errors)
+    page.on("dialog", lambda dialog: dialog.accept())  # "Send …?"
+    page.goto(f"{served.url}/#token={TOKEN}")
+    page.wait_for_selector("body[data-loaded]")
+    row = page.locator("#approvals tr", has_text=approval)
+    assert row.count() == 1 and "desk-review" in row.inner_text()
+    page.get_by_label(f"Approve {approval}").click()
+    page.locator("#notice", has_text=f"Approval {approval}: sent").wait_for()
+    _loaded(page)
+    assert "Nothing waits for approval." in page.locator("#approvals").inner_text()
+    [answered] = served.api.get("/approvals", params={"all": True}).json()
+    assert (answered["status"], answered["decided_by"]) == ("sent", "api")
+    assert answered["client_order_id"] in page.locator("#orders").inner_text()
+    assert errors == []

@@ -361,6 +361,46 @@ function showOrders(box, rows) {
   ], rows));
 }
 
+function showApprovals(box, rows) {
+  if (!rows.length) return empty(box, "Nothing waits for approval.");
+  box.appendChild(table([
+    ["approval", "approval_id"],
+    ["order", (r) => `${r.side} ${r.quantity} ${r.symbol}`],
+    ["source", "source"], ["why", "reason"], ["until", (r) => when(r.expires_at)],
+    ["", (r) => {
+      const span = el("span");
+      const ok = el("button", "Approve");
+      ok.setAttribute("aria-label", "Approve " + r.approval_id);
+      ok.addEventListener("click", () => answerApproval(ok, r.approval_id, "approve"));
+      const no = el("button", "Reject", "danger");
+      no.setAttribute("aria-label", "Reject " + r.approval_id);
+      no.addEventListener("click", () => answerApproval(no, r.approval_id, "reject"));
+      span.append(ok, " ", no);
+      return span;
+    }],
+  ], rows));
+}
+
+async function answerApproval(button, id, decision) {
+  let reason = "";
+  if (decision === "reject") {
+    reason = (prompt(`Why reject ${id}?`) || "").trim();
+    if (!reason) return;
+  } else if (!confirm(`Send ${id}? Every risk filter judges it again first, at today's prices.`)) {
+    return;
+  }
+  button.disabled = true;
+  try {
+    const a = await api("POST", "/approvals/" + encodeURIComponent(id), { decision, reason });
+    notice(`Approval ${id}: ${a.status}${a.note ? " (" + a.note + ")" : ""}`,
+      a.status === "sent" || a.status === "rejected" ? "" : "bad");
+  } catch (e) {
+    if (e instanceof Unauthorized) return signOut(e.message);
+    notice(`Approval ${id} failed: ${e.message}`, "bad");
+  }
+  refresh();
+}
+
 function verdictList(verdicts) {
   const ul = el("ul", null, "verdicts");
   for (const v of verdicts) {
@@ -533,6 +573,7 @@ async function refresh() {
         if (!rows.length) empty(box, "No open positions.");
         else box.appendChild(positionsTable(rows));
       });
+      await panel("approvals", "Waiting for approval", "/approvals", showApprovals, true);
       await panel("orders", "Open orders", "/orders", showOrders, true);
       if (!document.getElementById("order-form")) orderForm(card("new-order", "New stock order", true));
       const halt = await api("GET", "/halt").catch((e) => {
