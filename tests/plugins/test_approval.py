@@ -192,3 +192,43 @@ def test_a_rejection_and_an_expiry_send_nothing(workdir: Path) -> None:
     assert FillingBroker.placed == []
     every: list[dict[str, Any]] = json.loads(tp("approvals", "--all", "--json").stdout)
     assert sorted(r["status"] for r in every) == ["expired", "rejected"]
+
+
+@pytest.mark.slow
+def test_decisions_waiting_when_a_live_run_stops_still_wait_after_a_restart(
+    workdir: Path,
+) -> None:
+    from tradepipe.plugins.feeds.synthetic import SyntheticFeed
+    from tradepipe.testing import live
+
+    feed = SyntheticFeed(
+        SyntheticFeed.Settings(symbols=["AAPL"], bars=60, interval="1m", seed=9, volatility=0.05)
+    )
+    feed.load()
+    # Bars of the last hour: a request expires by the clock of the world, after 15 minutes.
+    shift = (
+        dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+        - dt.timedelta(hours=1)
+        - feed_start(feed)
+    )
+    bars = [b._replace(ts=b.ts + shift) for b in feed.bars()]
+    tables: dict[str, Any] = {
+        "run": {"sinks": ["sql"], "session": "desk", "risk_filters": []},
+        "sinks": {"sql": {"path": "ledger.db", "writer": "inline"}},
+        "strategies": {"sma_cross": {"fast": 2, "slow": 3, "quantity": 10}},
+        "approval": {"sources": ["sma_cross"], "expire_minutes": 24 * 60},
+    }
+    _, first, _, _ = live(bars[:30], **tables)
+    assert first.fills == 0  # every decision waits
+    waiting = json.loads(tp("approvals", "--json").stdout)
+    assert waiting and {w["status"] for w in waiting} == {"pending"}
+    # The run is stopped and started again (same session): what waited still does.
+    _, second, _, _ = live(bars[30:], **tables)
+    after = json.loads(tp("approvals", "--all", "--json").stdout)
+    assert {w["approval_id"] for w in waiting} <= {w["approval_id"] for w in after}
+    assert all(w["status"] == "pending" for w in after)
+    assert second.fills == 0
+
+
+def feed_start(feed: Any) -> dt.datetime:
+    return next(iter(feed.bars())).ts
