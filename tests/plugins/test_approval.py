@@ -10,16 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from freezegun import freeze_time
-from test_tax_named_lots import FillingBroker, Plugin
+from test_tax_named_lots import FillingBroker, filling_workdir, tp
 from tradepipe.approval import approval_reason, expiry
-from tradepipe.cli import cli
-from tradepipe.cli.context import AppContext
 from tradepipe.decisions import Decision
 from tradepipe.orders import OrderIntent, Side
 from tradepipe.settings import ApprovalSettings
-from tradepipe.testing import test_host, write_settings
 
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 
@@ -68,33 +65,11 @@ def test_the_rules_say_why_an_order_waits() -> None:
 
 @pytest.fixture
 def workdir(workdir: Path) -> Path:
-    write_settings(
+    return filling_workdir(
         workdir,
-        """
-[default.run]
-broker = "filling"
-risk_filters = ["max_position_value"]
-sinks = ["sql"]
-[default.risk.max_position_value]
-limit = 5000
-[default.approval]
-above_quantity = 5
-[default.sinks.sql]
-path = "ledger.db"
-writer = "inline"
-[default.logging]
-dir = "logs"
-""",
+        "[default.risk.max_position_value]\nlimit = 5000\n[default.approval]\nabove_quantity = 5\n",
+        filters='["max_position_value"]',
     )
-    FillingBroker.placed.clear()
-    FillingBroker.fills = 0
-    FillingBroker.price = Decimal(100)
-    return workdir
-
-
-def tp(*args: str) -> Result:
-    app = AppContext(settings_path="settings.toml", _host=test_host(Plugin()))
-    return CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
 
 
 def _waiting_order(quantity: str = "10") -> str:

@@ -105,25 +105,33 @@ class Plugin:
         register(FillingBroker)
 
 
-@pytest.fixture
-def workdir(workdir: Path) -> Path:
+def filling_workdir(workdir: Path, extra: str = "", filters: str = "[]") -> Path:
+    """Settings for :class:`FillingBroker` with an SQL ledger (and ``extra`` tables),
+    and the broker as new."""
     write_settings(
         workdir,
-        """
+        f"""
 [default.run]
 broker = "filling"
-risk_filters = []
+risk_filters = {filters}
 sinks = ["sql"]
 [default.sinks.sql]
 path = "ledger.db"
 writer = "inline"
 [default.logging]
 dir = "logs"
+{extra}
 """,
     )
     FillingBroker.placed.clear()
     FillingBroker.fills = 0
+    FillingBroker.price = Decimal(100)
     return workdir
+
+
+@pytest.fixture
+def workdir(workdir: Path) -> Path:
+    return filling_workdir(workdir)
 
 
 def tp(*args: str) -> Result:
