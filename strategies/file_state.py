@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tradepipe.errors import ConfigError
+from tradepipe.services.files import sync_dir
 
 log = logging.getLogger(__name__)
 VERSION = 1
@@ -125,7 +126,7 @@ class StateFile:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        _sync_directory(self.path.parent)
+        sync_dir(self.path.parent)
 
     def _damaged(self, why: str) -> ConfigError:
         return ConfigError(
@@ -138,16 +139,3 @@ class StateFile:
 
 def _stat(value: Any) -> tuple[int, int] | None:
     return (int(value[0]), int(value[1])) if value else None
-
-
-def _sync_directory(directory: Path) -> None:
-    # The rename is durable only once the directory entry is; not possible everywhere.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from tradepipe.errors import ConfigError
 from tradepipe.plugins.ledger.cli import command_ledger
 from tradepipe.plugins.research.report import METRIC_ROWS, report_html, shown
 from tradepipe.plugins.research.runs import feed_closes, metrics_of, read_run
+from tradepipe.services.files import write_atomic
 
 
 @click.command("report")
@@ -91,7 +91,7 @@ def report(
             closes=prices,
             settings=json.loads(data.run.settings) if data.run.settings else None,
         )
-        _write(html_path, page)
+        write_atomic(html_path, page, 0o644)
     document = {"run_id": data.run.run_id, **metrics.as_dict()}
     if as_json:
         print_json(document)
@@ -115,13 +115,6 @@ def _most_traded(fills: Any) -> str | None:
     return max(counts, key=lambda s: counts[s]) if counts else None
 
 
-def _write(path: Path, text: str) -> None:
-    """Write ``path`` whole or not at all."""
-    part = path.with_name(f".{path.name}.part")
-    part.write_text(text, encoding="utf-8")
-    os.replace(part, path)
-
-
 def _sweep_report(led: Any, sweep_id: str, html_path: Path | None, top: int, as_json: bool) -> None:
     from tradepipe.plugins.research.report import sweep_html
     from tradepipe.plugins.research.summary import read_sweep
@@ -129,7 +122,7 @@ def _sweep_report(led: Any, sweep_id: str, html_path: Path | None, top: int, as_
 
     document, results = read_sweep(led, sweep_id, top)
     if html_path is not None:
-        _write(html_path, sweep_html(document, results))
+        write_atomic(html_path, sweep_html(document, results), 0o644)
     if as_json:
         print_json(document)
         return

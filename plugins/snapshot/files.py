@@ -30,7 +30,6 @@ import datetime as dt
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from tradepipe import BrokerCapabilityError, BrokerError, TradepipeError, hookimpl
 from tradepipe.logs import mask_account, redact_accounts
 from tradepipe.services.figures import position_figures, shown
+from tradepipe.services.files import write_atomic
 from tradepipe.settings import SnapshotSettings
 
 if TYPE_CHECKING:
@@ -185,44 +185,6 @@ def make_folder(out: Path, mode: int) -> None:
             os.chmod(folder, mode)
     except OSError as exc:
         raise TradepipeError(f"cannot create {out}: {exc.strerror or exc}", path=str(out)) from exc
-
-
-def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``text``: a reader sees the old file or the new, never half.
-
-    :param mode: the file's permissions (see :func:`modes`).
-    :raises TradepipeError: the file cannot be written; the old one is left as it was.
-    """
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise TradepipeError(f"cannot write {path}: {exc.strerror or exc}", path=str(path)) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise TradepipeError(
-                f"cannot write {path}: {exc.strerror or exc}", path=str(path)
-            ) from exc
-        raise
-    _sync_dir(path.parent)
-
-
-def _sync_dir(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); best effort elsewhere."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 @dataclass
