@@ -92,7 +92,7 @@ class Queue:
         :raises ConfigError: no such request, or it was answered (or expired) already.
         """
         self.expire(now)
-        row = self.get(approval_id)
+        self.get(approval_id)  # an unknown id says so, before any update
         try:
             with Session(self.engine) as s:
                 done = s.execute(
@@ -110,7 +110,7 @@ class Queue:
             row = self.get(approval_id)
             by_whom = f" by {row.decided_by}" if row.decided_by else ""
             raise ConfigError(f"approval {approval_id} is {row.status} already{by_whom}")
-        return self.get(approval_id) if row else row
+        return self.get(approval_id)
 
     def close(self, approval_id: str, status: str, note: str, **values: Any) -> ApprovalRow:
         """Record how an approved request ended (``sent``, ``denied``, ``failed``)."""

@@ -198,11 +198,10 @@ def run_series(s: Session, run_id: str) -> tuple[list[tuple[Any, Any, Any]], lis
 
 def metrics(s: Session, run_id: str) -> dict[str, Any]:
     """The run's performance metrics (:mod:`tradepipe.plugins.research.metrics`), no benchmark."""
-    from tradepipe.plugins.research.metrics import daily_points, run_metrics
+    from tradepipe.plugins.research.metrics import day_closes, run_metrics
 
     snaps, fills = run_series(s, run_id)
-    equity = daily_points((ts, value) for ts, value, _ in snaps)
-    invested = daily_points((ts, gross) for ts, _, gross in snaps)
+    equity, invested = day_closes(snaps)
     return run_metrics(equity, fills, invested=invested).as_dict() if equity else {}
 
 

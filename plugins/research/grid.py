@@ -80,6 +80,13 @@ def parse_param(text: str) -> tuple[str, list[Any]]:
     return key, found
 
 
+def params_text(params: Params | None) -> str:
+    """``fast=10, slow=100``: a combination as a person reads it (``-``: none)."""
+    if not params:
+        return "-"
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items())
+
+
 def combinations(
     params: list[tuple[str, list[Any]]], sample: int | None = None, seed: int = 0
 ) -> list[Params]:

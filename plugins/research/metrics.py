@@ -103,6 +103,17 @@ def daily_points(points: Iterable[tuple[dt.datetime, Any]]) -> list[Point]:
     return sorted(days.items())
 
 
+def day_closes(
+    snapshots: Iterable[tuple[dt.datetime, Any, Any]],
+) -> tuple[list[Point], list[Point]]:
+    """The equity and the gross position value at each day's close, from account
+    snapshots as (time, equity, gross position value) in time order."""
+    taken = list(snapshots)
+    equity = daily_points((ts, value) for ts, value, _ in taken)
+    invested = daily_points((ts, gross) for ts, _, gross in taken)
+    return equity, invested
+
+
 def round_trips(fills: Iterable[FillLike]) -> list[Trip]:
     """Closing fills matched first in, first out against the opening ones, per symbol."""
     books: dict[str, deque[list[Decimal]]] = {}  # [signed quantity, price, commission per unit]

@@ -17,6 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from tradepipe.plugins.research.grid import params_text
 from tradepipe.plugins.research.metrics import Metrics, Point, round_trips
 
 #: How each metric is shown: (label, key, kind) with kind ``pct``, ``ratio``, ``money``, ``int``.
@@ -305,7 +306,8 @@ def sweep_html(doc: dict[str, Any], results: Sequence[Any]) -> str:
     if wf:
         windows = "".join(
             f"<tr><td>{w['window']}</td><td>{html.escape(w['train'])}</td>"
-            f"<td>{html.escape(_params(w['chosen']))}</td><td>{shown(w['in_sample'], 'ratio')}</td>"
+            f"<td>{html.escape(params_text(w['chosen']))}</td>"
+            f"<td>{shown(w['in_sample'], 'ratio')}</td>"
             f"<td>{html.escape(w['test'])}</td><td>{shown(w['out_of_sample'], 'ratio')}</td></tr>"
             for w in wf["windows"]
         )
@@ -328,10 +330,3 @@ def sweep_html(doc: dict[str, Any], results: Sequence[Any]) -> str:
         ".warning { background: #fff4d6; padding: .5em; }</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )
-
-
-def _params(params: dict[str, Any] | None) -> str:
-    """``fast=10, slow=100``: a combination as a person reads it."""
-    if not params:
-        return "-"
-    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items())

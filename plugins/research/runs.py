@@ -17,7 +17,13 @@ from tradepipe.errors import ConfigError, PersistenceError
 from tradepipe.plugins.ledger.queries import Ledger
 from tradepipe.plugins.ledger.schema import FillRow, RunRow
 from tradepipe.plugins.ledger.summary import run_series
-from tradepipe.plugins.research.metrics import Metrics, Point, daily_points, run_metrics
+from tradepipe.plugins.research.metrics import (
+    Metrics,
+    Point,
+    daily_points,
+    day_closes,
+    run_metrics,
+)
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,11 @@ def read_run(ledger: Ledger, run_id: str | None) -> RunData:
             snaps, fills = run_series(s, run.run_id)
     except SQLAlchemyError as exc:
         raise PersistenceError(f"could not read run {run.run_id} from the ledger") from exc
+    equity, invested = day_closes(snaps)
     return RunData(
         run=run,
-        equity=daily_points((ts, equity) for ts, equity, _ in snaps),
-        invested=daily_points((ts, gross) for ts, _, gross in snaps),
+        equity=equity,
+        invested=invested,
         fills=fills,
     )
 

@@ -13,10 +13,12 @@ from tradepipe.errors import ConfigError
 from tradepipe.plugins.research.grid import (
     Period,
     combinations,
+    params_text,
     parse_param,
     parse_period,
     parse_walk_forward,
 )
+from tradepipe.plugins.research.report import shown
 from tradepipe.plugins.research.summary import sweep_document
 from tradepipe.plugins.research.sweep import METRICS
 from tradepipe.services.halt import halts_now
@@ -274,8 +276,8 @@ def print_sweep(doc: dict[str, Any], *, hint: bool = True) -> None:
             *(str(r["params"].get(k)) for k in keys),
             r["period"],
             _num(r["metrics"].get(metric)),
-            _pct(r["metrics"].get("total_return")),
-            _pct(r["metrics"].get("max_drawdown")),
+            shown(r["metrics"].get("total_return"), "pct"),
+            shown(r["metrics"].get("max_drawdown"), "pct"),
             r["metrics"].get("trades"),
         )
         for i, r in enumerate(doc["top"], 1)
@@ -328,7 +330,7 @@ def print_sweep(doc: dict[str, Any], *, hint: bool = True) -> None:
                     (
                         w["window"],
                         w["train"],
-                        _params(w["chosen"]),
+                        params_text(w["chosen"]),
                         _num(w["in_sample"]),
                         w["test"],
                         _num(w["out_of_sample"]),
@@ -340,8 +342,8 @@ def print_sweep(doc: dict[str, Any], *, hint: bool = True) -> None:
         oos = wf["stitched"]
         out.print(
             "Out of sample, the test windows stitched: "
-            f"return {_pct(oos.get('total_return'))}, Sharpe {_num(oos.get('sharpe'))}, "
-            f"max drawdown {_pct(oos.get('max_drawdown'))}"
+            f"return {shown(oos.get('total_return'), 'pct')}, Sharpe {_num(oos.get('sharpe'))}, "
+            f"max drawdown {shown(oos.get('max_drawdown'), 'pct')}"
         )
     if hint:
         sweep_id = doc["sweep_id"]
@@ -351,15 +353,5 @@ def print_sweep(doc: dict[str, Any], *, hint: bool = True) -> None:
         )
 
 
-def _params(params: dict[str, Any] | None) -> str:
-    if not params:
-        return "-"
-    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items())
-
-
 def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
-
-
-def _pct(value: Any) -> str:
-    return "-" if value is None else f"{value * 100:.2f} %"

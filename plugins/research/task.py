@@ -219,7 +219,7 @@ def _replay(spec: TaskSpec, result: TaskResult) -> None:
 def _run(spec: TaskSpec, settings: Any, result: TaskResult) -> None:
     from tradepipe.errors import ConfigError
     from tradepipe.pipeline import build_pipeline, open_run
-    from tradepipe.plugins.research.metrics import daily_points, trade_figures
+    from tradepipe.plugins.research.metrics import day_closes, trade_figures
 
     host = _host(settings)
     bars, result.loaded = load_bars(settings, host, f"{spec.group}/{feed_key(spec.settings)}")
@@ -242,8 +242,7 @@ def _run(spec: TaskSpec, settings: Any, result: TaskResult) -> None:
             warm_up(executor, pipeline, history)
         outcome = executor.run()
     result.bars = outcome.bars
-    equity = daily_points((ts, value) for ts, value, _ in sink.snapshots)
-    invested = daily_points((ts, gross) for ts, _, gross in sink.snapshots)
+    equity, invested = day_closes(sink.snapshots)
     result.trades = asdict(trade_figures(sink.fills))
     result.equity = [(day.isoformat(), value) for day, value in equity]
     result.invested = [(day.isoformat(), value) for day, value in invested]

@@ -311,13 +311,11 @@ class Imported:
     fills: Sequence[ImportedFillRow]
     #: Sale execution id → (opened at, quantity) of each lot the broker says it relieved.
     closed_lots: dict[str, list[tuple[dt.datetime, Decimal]]]
-    #: Sale execution id → how its import says the broker reported it.
-    reporting: dict[str, str]
 
 
 def imported_fills(session: Session, account: str) -> Imported:
-    """``account``'s imported fills that still count (not cancelled), their closed
-    lots, and each sale's reporting."""
+    """``account``'s imported fills that still count (not cancelled), and their
+    closed lots (each sale's reporting: :func:`sale_reporting`)."""
     fills = list(
         session.scalars(
             select(ImportedFillRow).where(
@@ -333,21 +331,29 @@ def imported_fills(session: Session, account: str) -> Imported:
         .order_by(col(ImportedLotRow.id))
     ):
         lots.setdefault(row.execution_id, []).append((row.opened_at, row.quantity))
-    chosen = select(col(ImportRow.import_id), col(ImportRow.reporting)).where(
-        col(ImportRow.account) == account
-    )
-    how: dict[str, str] = {import_id: value for import_id, value in session.execute(chosen).all()}
-    reporting = {f.execution_id: how[f.import_id] for f in fills if f.import_id in how}
-    return Imported(fills, lots, reporting)
+    return Imported(fills, lots)
 
 
 def sale_reporting(engine: Engine, account: str, where: str = "") -> dict[str, str]:
-    """Execution id of each of ``account``'s imported trades → how its import says
-    the broker reported it (a :class:`~tradepipe.plugins.tax.documents.Reporting` value)."""
+    """Execution id of each of ``account``'s imported trades that still counts → how
+    its import says the broker reported it (a
+    :class:`~tradepipe.plugins.tax.documents.Reporting` value)."""
     if not account:
         return {}
     try:
         with Session(engine) as session:
-            return dict(imported_fills(session, account).reporting)
+            return _reporting(session, account)
     except SQLAlchemyError as exc:
         raise PersistenceError(f"could not read the imports from the ledger at {where}") from exc
+
+
+def _reporting(session: Session, account: str) -> dict[str, str]:
+    chosen = (
+        select(col(ImportedFillRow.execution_id), col(ImportRow.reporting))
+        .join(ImportRow, col(ImportRow.import_id) == col(ImportedFillRow.import_id))
+        .where(
+            col(ImportedFillRow.account) == account,
+            col(ImportedFillRow.cancelled_by).is_(None),
+        )
+    )
+    return {execution: how for execution, how in session.execute(chosen).all()}
