@@ -365,12 +365,13 @@ class _State:
             )
 
 
-def data_dates(settings: Any, host: Any) -> tuple[dt.date, dt.date]:
+def data_dates(settings: Any, host: Any, group: str = "") -> tuple[dt.date, dt.date]:
     """The first and last New York date of the feed's bars (read once, here)."""
     from tradepipe.clock import NEW_YORK
     from tradepipe.plugins.research.task import feed_key, load_bars
 
-    bars, _ = load_bars(settings, host, feed_key(plain_settings(settings)))
+    # Kept under the sweep's key: a sweep run in this process reads the bars once.
+    bars, _ = load_bars(settings, host, f"{group}/{feed_key(plain_settings(settings))}")
     if not bars:
         raise ConfigError(f"feed {settings.run.feed!r} has no bars to sweep over", key="run.feed")
     first = min(b.ts for b in bars).astimezone(NEW_YORK).date()
@@ -378,8 +379,8 @@ def data_dates(settings: Any, host: Any) -> tuple[dt.date, dt.date]:
     return first, last
 
 
-def windows_for(settings: Any, host: Any, spans: dict[str, str]) -> list[Window]:
-    first, last = data_dates(settings, host)
+def windows_for(settings: Any, host: Any, spans: dict[str, str], group: str = "") -> list[Window]:
+    first, last = data_dates(settings, host, group)
     return walk_forward_windows(first, last, spans)
 
 

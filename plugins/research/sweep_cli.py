@@ -153,7 +153,6 @@ def sweep(
     if spans and periods:
         raise click.UsageError("give --period or --walk-forward, not both")
     plain = plain_settings(settings)
-    windows = windows_for(settings, app.host, spans) if spans else []
     spec = {
         "params": [[k, [str(v) for v in values]] for k, values in parsed],
         "sample": sample,
@@ -162,6 +161,8 @@ def sweep(
         "walk_forward": spans,
         "metric": chosen_metric,
     }
+    sid = sweep_id(spec, plain)
+    windows = windows_for(settings, app.host, spans, sid) if spans else []
     job = Sweep(
         settings=plain,
         combos=combos,
@@ -169,7 +170,7 @@ def sweep(
         periods=[parse_period(p) for p in periods] or [Period(None, None)],
         windows=windows,
     )
-    check_sweep(app, job)
+    check_sweep(app, job, sid)
     halted = halts_now(settings, dt.datetime.now(dt.UTC))
     if halted["halted"]:
         raise ConfigError(
@@ -179,7 +180,7 @@ def sweep(
         )
     sink = make_component(app.host, settings, "sink", "sql")
     engine = sink.engine()
-    store = SweepStore(engine, sweep_id(spec, plain), sink.where)
+    store = SweepStore(engine, sid, sink.where)
     address = scheduler if scheduler is not None else settings.sweep.scheduler
     count = workers if workers is not None else settings.sweep.workers
     started = time.monotonic()
@@ -231,7 +232,7 @@ def sweep(
     print_sweep(document)
 
 
-def check_sweep(app: AppContext, job: Any) -> None:
+def check_sweep(app: AppContext, job: Any, group: str = "") -> None:
     """Refuse before anything runs what no replay could run: the first combination's
     settings (an unknown key, a value of the wrong type), a period with no bars.
 
@@ -256,7 +257,7 @@ def check_sweep(app: AppContext, job: Any) -> None:
     if problem is not None:
         raise ConfigError(f"--param: {problem}", key="param") from None
     if any(p.start or p.end for p in job.periods):
-        start, end = data_dates(app.settings, app.host)
+        start, end = data_dates(app.settings, app.host, group)
         for period in job.periods:
             if (period.start and period.start > end) or (period.end and period.end <= start):
                 raise ConfigError(
