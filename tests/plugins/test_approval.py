@@ -174,6 +174,7 @@ def test_decisions_waiting_when_a_live_run_stops_still_wait_after_a_restart(
     workdir: Path,
 ) -> None:
     from tradepipe.plugins.feeds.synthetic import SyntheticFeed
+    from tradepipe.plugins.ledger.db import open_engine
     from tradepipe.testing import live
 
     feed = SyntheticFeed(
@@ -193,6 +194,9 @@ def test_decisions_waiting_when_a_live_run_stops_still_wait_after_a_restart(
         "strategies": {"sma_cross": {"fast": 2, "slow": 3, "quantity": 10}},
         "approval": {"sources": ["sma_cross"], "expire_minutes": 24 * 60},
     }
+    # The ledger exists before the runs start: made during a run, its migrations
+    # would take long enough, at the test clock's speed, to make the prices stale.
+    open_engine(f"sqlite:///{workdir / 'ledger.db'}").dispose()
     _, first, _, _ = live(bars[:30], **tables)
     assert first.fills == 0  # every decision waits
     waiting = json.loads(tp("approvals", "--json").stdout)
