@@ -18,7 +18,12 @@ from typing import Any, ClassVar
 
 from pydantic import AwareDatetime
 from tradepipe.component import Component
-from tradepipe.errors import BrokerAuthError, BrokerCapabilityError, BrokerRejectedError
+from tradepipe.errors import (
+    BrokerAuthError,
+    BrokerCapabilityError,
+    BrokerQuestionError,
+    BrokerRejectedError,
+)
 from tradepipe.market import Bar, Quote
 from tradepipe.options.chain import OptionQuote
 from tradepipe.order_rules import OrderRules
@@ -258,6 +263,26 @@ def question_declined(
         "does not confirm; to accept such questions add the id to `confirm` in "
         f"[default.brokers.{broker}] of settings.toml (or in the table of the environment "
         "you run, e.g. [paper.brokers.…])",
+        broker=broker,
+        question=question,
+        message_ids=list(message_ids),
+        **context,
+    )
+
+
+def question_parked(
+    broker: str, question: str, message_ids: Sequence[str], **context: Any
+) -> BrokerQuestionError:
+    """The order whose broker asked a question the reply policy leaves to a person (``ask``).
+
+    IBKR voids a question's reply id at the next request, so nobody can answer it
+    minutes later: the question is declined at once and the order is not sent. A
+    person who approves the question sends the order again, with its ids confirmed.
+    """
+    shown = ", ".join(i for i in message_ids if i) or "no id"
+    return BrokerQuestionError(
+        f'{broker}: order not sent yet: IBKR asked "{question}" ({shown}), which waits for a '
+        "person (reply policy `ask`)",
         broker=broker,
         question=question,
         message_ids=list(message_ids),

@@ -5,6 +5,15 @@ filter let through waits for a person instead of going to the broker. The
 executor then records an :class:`ApprovalRequest` (through its sinks) and
 sends nothing; ``tradepipe approve`` sends it later, after every filter has
 judged it again at the prices of then, and ``tradepipe reject`` drops it.
+
+A broker's question about an order can wait the same way (reply policy
+``ask``): the order is not sent, the question waits as a request of kind
+``question``, and approving it sends the order again (under a new client
+order id: the first was refused) with the question's ids confirmed.
+
+A live run sends what was approved for its session itself (it holds the
+broker's session and the account); without one, ``tradepipe approve`` and the
+API send it. :func:`ending` says how a request that was sent ended.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from decimal import Decimal
 
 from tradepipe.decisions import Decision
 from tradepipe.instruments import Option
-from tradepipe.orders import OrderIntent
+from tradepipe.orders import Order, OrderIntent, OrderStatus
 from tradepipe.settings import ApprovalSettings
 
 
@@ -25,9 +34,16 @@ class ApprovalRequest:
     """A sized order waiting for a person.
 
     :param approval_id: what a person names it by (``ap-…``): the same for the
-        same decision in the same session, so it waits once.
-    :param reason: the rule that made it wait.
+        same decision (and send) in the same session, so it waits once.
+    :param reason: the rule that made it wait (or the broker's question).
     :param expires_at: when it stops waiting unanswered.
+    :param kind: ``decision`` (an ``[approval]`` rule) or ``question`` (the broker asked).
+    :param attempt: 0 for a decision; for a question, the send of the order it
+        approves (1 for the second send, …).
+    :param question: the broker's question, in its words.
+    :param message_ids: the question's ids (IBKR's ``o163``…).
+    :param answered: every id the order is sent with confirmed once approved.
+    :param client_order_id: the order the broker asked about.
     """
 
     approval_id: str
@@ -39,11 +55,43 @@ class ApprovalRequest:
     reason: str
     created_at: dt.datetime
     expires_at: dt.datetime
+    kind: str = "decision"
+    attempt: int = 0
+    question: str = ""
+    message_ids: tuple[str, ...] = ()
+    answered: tuple[str, ...] = ()
+    client_order_id: str = ""
 
 
-def approval_id(namespace: str, decision_id: str) -> str:
+@dataclass(frozen=True)
+class Approved:
+    """An approved request a run is to send: the decision, and for a broker's
+    question, the send it is (``attempt``) and the ids confirmed with it."""
+
+    approval_id: str
+    decision: Decision
+    attempt: int = 0
+    answered: tuple[str, ...] = ()
+
+
+#: How many times one decision's order may wait on a broker's questions.
+MAX_ATTEMPTS = 5
+
+
+def approval_id(namespace: str, decision_id: str, attempt: int = 0) -> str:
     key = f"{len(namespace)}:{namespace}|{decision_id}"
+    if attempt:
+        key += f"|q{attempt}"
     return "ap-" + hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
+
+
+def ending(order: Order | None, denial: str) -> tuple[str, str]:
+    """How an approved request ended once judged again: ``sent`` (an order went to
+    the broker; the note says what became of it) or ``denied`` (the note says why)."""
+    if order is None or order.status is OrderStatus.DENIED:
+        why = order.reason if order is not None else denial
+        return "denied", why or "not sent"
+    return "sent", f"order {order.intent.client_order_id}: {order.status.value}"
 
 
 def notional_of(intent: OrderIntent, price: Decimal | None) -> Decimal | None:

@@ -22,6 +22,7 @@ from tradepipe.errors import (
     BrokerAuthError,
     BrokerCapabilityError,
     BrokerError,
+    BrokerQuestionError,
     BrokerRejectedError,
     InvalidOrderTransition,
     TradepipeError,
@@ -87,12 +88,15 @@ class Blotter:
         self._deferred: list[tuple[Strategy, Fill]] = []
         self._strategy_failed = strategy_failed
 
-    def send(self, order: Order, now: datetime) -> BrokerAuthError | None:
-        """Send a new, judged ``order`` once; the session error if the session was lost.
+    def send(self, order: Order, now: datetime) -> BrokerAuthError | BrokerQuestionError | None:
+        """Send a new, judged ``order`` once; the session error if the session was lost,
+        the broker's question if it waits for a person.
 
         It is recorded as submitted first (and made durable when the broker
         needs that). With the session lost it was not sent: it is recorded as
-        rejected, and the caller decides whether to wait for the session.
+        rejected, and the caller decides whether to wait for the session. A
+        question left to a person (reply policy ``ask``) is recorded as the
+        broker's rejection too; the caller puts it in the approval queue.
         """
         broker = self._broker
         cid = order.client_order_id
@@ -102,6 +106,9 @@ class Blotter:
         self.working[cid] = order
         try:
             update = broker.place(order.intent)
+        except BrokerQuestionError as exc:
+            self.update(_update(cid, _S.REJECTED, now, _reason(exc)))
+            return exc
         except (BrokerRejectedError, BrokerCapabilityError) as exc:
             update = _update(cid, _S.REJECTED, now, _reason(exc))
         except BrokerAuthError as exc:

@@ -85,6 +85,7 @@ class Outcome:
             if self.waiting is None
             else {
                 "approval_id": self.waiting.approval_id,
+                "kind": self.waiting.kind,
                 "reason": self.waiting.reason,
                 "expires_at": self.waiting.expires_at.isoformat(),
             },

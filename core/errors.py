@@ -112,6 +112,11 @@ class BrokerRejectedError(BrokerError):
     """The broker refused the order. It must not be resent unchanged."""
 
 
+class BrokerQuestionError(BrokerRejectedError):
+    """The broker asked a question about the order that waits for a person (reply
+    policy ``ask``): the order was not sent; approving the question sends it again."""
+
+
 class BrokerCapabilityError(BrokerError):
     """The broker does not offer this operation."""
 

@@ -25,17 +25,23 @@ from pydantic import ValidationError
 from tradepipe.blotter import Blotter
 from tradepipe.context import RunContext
 from tradepipe.decisions import Action, Decision, RejectedDecision, validation_problems
-from tradepipe.errors import BrokerAuthError, BrokerError, SizingError, StrategyError
+from tradepipe.errors import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerQuestionError,
+    SizingError,
+    StrategyError,
+)
 from tradepipe.instruments import Combo
 from tradepipe.logs import redact_accounts
 from tradepipe.market import Bar, Quote
 from tradepipe.money import ZERO
 from tradepipe.order_rules import OrderRules
-from tradepipe.orders import Order, OrderStatus, client_order_id
+from tradepipe.orders import Order, OrderIntent, OrderStatus, client_order_id
 from tradepipe.portfolio import Book
 from tradepipe.reconcile import ask_unknown, start_up
 from tradepipe.recorder import Recorder
-from tradepipe.risk import Outcome, RiskChain, rule_verdict
+from tradepipe.risk import Outcome, RiskChain, RiskVerdict, rule_verdict
 from tradepipe.strategy import Strategy
 from tradepipe.upkeep import close_day, first_cut, next_midnight, tuned_gc
 
@@ -43,6 +49,8 @@ if TYPE_CHECKING:
     from tradepipe.pipeline import Pipeline
 
 log = logging.getLogger("tradepipe.events")
+#: A decision's first send: no broker question answered yet.
+_FIRST_SEND: tuple[int, tuple[str, ...]] = (0, ())
 
 
 @dataclass
@@ -110,6 +118,14 @@ class Executor:
         self.approval_rules = rules if _any_rule(rules) else None
         #: Decisions a person approved: sent without waiting again (``tradepipe approve``).
         self.approved: set[str] = set()
+        #: Decisions whose broker question a person answered: the send it is, and the
+        #: question ids its order is sent with confirmed.
+        self.answers: dict[str, tuple[int, tuple[str, ...]]] = {}
+        #: Whether a broker's question left to a person (``ask``) waits in the approval
+        #: queue; a replay has no one to ask, and its order stays refused.
+        self.asks = True
+        #: Why the last decision judged was denied before it became an order.
+        self.last_denial = ""
 
     # -- the run ---------------------------------------------------------------
 
@@ -275,25 +291,28 @@ class Executor:
 
     def judge(self, strategy: str, decision: Decision, now: datetime) -> Order | None:
         """Size, judge and (if allowed) send a recorded decision of ``strategy``."""
-        cid = client_order_id(self.p.run.namespace, decision.id)
+        attempt, answered = self.answers.get(decision.id, _FIRST_SEND)
+        cid = client_order_id(self.p.run.namespace, decision.id, attempt=attempt)
         risk = self.risk
         record = self.record
         blotter = self.blotter
         ctx = self.ctx
         refusal = risk.refusal(decision, cid, now, blotter.sent)
         if refusal is not None:
-            record.verdict(refusal)
+            self._denied(refusal)
             return None
         if isinstance(decision.instrument, Combo):
             ctx.know(decision.instrument)  # held as its legs: sizing and filters see them
         try:
             intent = self.p.sizer.intent(decision, cid, ctx, now)
         except SizingError as exc:
-            record.verdict(rule_verdict(decision.id, cid, "sizing", Outcome.DENY, str(exc), now))
+            self._denied(rule_verdict(decision.id, cid, "sizing", Outcome.DENY, str(exc), now))
             return None
+        if answered:
+            intent = intent.model_copy(update={"answered": answered})
         refusal = risk.breach(intent, now)
         if refusal is not None:
-            record.verdict(refusal)
+            self._denied(refusal)
             return None
         blotter.owner[cid] = strategy
         intent, denial = risk.judge(intent, decision, ctx, now, record.verdict)
@@ -312,11 +331,17 @@ class Executor:
             return order
         if self.dry_run:
             return order  # judged and recorded as it would be sent; never sent
-        lost = blotter.send(order, now)
-        if lost is not None:
+        trouble = blotter.send(order, now)
+        if isinstance(trouble, BrokerQuestionError):
+            self._ask_person(decision, intent, trouble, attempt, now)
+        elif trouble is not None:
             # Wait for the session to come back (a person logging in again) or stop.
-            self.await_session(lost)
+            self.await_session(trouble)
         return order
+
+    def _denied(self, verdict: RiskVerdict) -> None:
+        self.record.verdict(verdict)
+        self.last_denial = verdict.reason
 
     def _waits(self, decision: Decision, intent: Any, now: datetime) -> bool:
         """Whether ``intent`` waits for a person (a rule of ``[approval]`` caught it, and
@@ -349,6 +374,82 @@ class Executor:
         )
         self.record.approval(request)
         return True
+
+    def _ask_person(
+        self,
+        decision: Decision,
+        intent: OrderIntent,
+        question: BrokerQuestionError,
+        attempt: int,
+        now: datetime,
+    ) -> None:
+        """The broker asked about ``intent`` a question left to a person: it waits in
+        the approval queue; approved, the order is sent again with its ids confirmed."""
+        from tradepipe.approval import (
+            MAX_ATTEMPTS,
+            ApprovalRequest,
+            approval_id,
+            expiry,
+            notional_of,
+        )
+
+        if not self.asks or attempt + 1 > MAX_ATTEMPTS:
+            return  # the order stays refused, with the question in its reason
+        context = question.context
+        ids = tuple(str(i) for i in context.get("message_ids") or ())
+        text = str(context.get("question") or "")
+        namespace = self.p.run.namespace
+        rules = self.p.settings.approval
+        shown = ", ".join(ids) or "no id"
+        self.record.approval(
+            ApprovalRequest(
+                approval_id=approval_id(namespace, decision.id, attempt + 1),
+                namespace=namespace,
+                run_id=self.p.run.run_id,
+                decision=decision,
+                intent=intent,
+                notional=notional_of(intent, self.ctx.last_price(intent.symbol)),
+                reason=f'{self.p.broker.name} asked "{text}" ({shown})',
+                created_at=now,
+                expires_at=expiry(rules, decision, now),
+                kind="question",
+                attempt=attempt + 1,
+                question=text,
+                message_ids=ids,
+                answered=tuple(dict.fromkeys((*intent.answered, *ids))),
+                client_order_id=intent.client_order_id,
+            )
+        )
+
+    def send_approved(self, now: datetime) -> int:
+        """Send what a person approved for this run's session (a live run, between
+        bars): each judged again by every filter, now; how many were taken."""
+        from tradepipe.approval import ending
+
+        namespace = self.p.run.namespace
+        taken = self.record.take_approved(namespace, self.p.run.run_id, now)
+        for request in taken:
+            decision = request.decision
+            self.approved.add(decision.id)
+            if request.attempt:
+                self.answers[decision.id] = (request.attempt, request.answered)
+            cid = client_order_id(namespace, decision.id, attempt=request.attempt)
+            if cid in self.blotter.sent:
+                # Taken by a run that stopped after sending it: it went once.
+                self.record.approval_done(request.approval_id, "sent", f"order {cid}", cid)
+                continue
+            self.last_denial = ""
+            try:
+                order = self.judge(decision.source, decision, now)
+            except Exception as exc:
+                self.record.approval_done(
+                    request.approval_id, "failed", f"{type(exc).__name__}: {exc}", None
+                )
+                raise
+            status, note = ending(order, self.last_denial)
+            sent = order.client_order_id if status == "sent" and order is not None else None
+            self.record.approval_done(request.approval_id, status, note, sent)
+        return len(taken)
 
     def await_session(self, exc: BrokerAuthError) -> None:
         """The broker's session is lost: wait ``[run] session_wait_seconds`` for it, or stop.

@@ -45,15 +45,19 @@ class Side(StrEnum):
         return 1 if self is Side.BUY else -1
 
 
-def client_order_id(namespace: str, decision_id: str, leg: int = 0) -> str:
+def client_order_id(namespace: str, decision_id: str, leg: int = 0, attempt: int = 0) -> str:
     """Deterministic client order id for leg ``leg`` of a decision.
 
     The same namespace and decision always give the same id, which is how a
     restarted run recognises orders it already sent. 24 characters: short
-    enough for every broker we speak to (IBKR's ``cOID``).
+    enough for every broker we speak to (IBKR's ``cOID``). ``attempt`` numbers
+    the sends of a decision after the broker asked a question a person then
+    answered (the first send is 0, and keeps the id it always had).
     """
     # Length prefixes keep the parts apart whatever characters they contain.
     key = f"{len(namespace)}:{namespace}|{len(decision_id)}:{decision_id}|{leg}"
+    if attempt:
+        key += f"|a{attempt}"
     return "tp-" + hashlib.blake2b(key.encode(), digest_size=11).hexdigest()[:21]
 
 
@@ -82,6 +86,9 @@ class OrderIntent(Record):
     instrument: Instrument | None = None
     #: An options strategy's risk at expiry for ``quantity`` (from the decision).
     option_risk: OptionRisk | None = None
+    #: Broker question ids (IBKR's ``o163``…) a person accepted for this order by
+    #: approving the question (reply policy ``ask``): confirmed when asked again.
+    answered: tuple[str, ...] = ()
 
     @property
     def multiplier(self) -> Decimal:

@@ -312,6 +312,10 @@ def run_pipeline(
     t0 = time.perf_counter()
     try:
         with open_run(pipeline, progress, progress_every) as executor:
+            # A replay is history: nobody waits on it. [approval] rules are not
+            # applied, and a broker question left to a person stays refused.
+            executor.approval_rules = None
+            executor.asks = False
             if progress is not None:
                 progress.start(pipeline.feed.total())
             try:

@@ -158,6 +158,22 @@ class Recorder:
                 request.reason,
             )
 
+    def take_approved(self, namespace: str, run_id: str, now: Any) -> list[Any]:
+        """What a person approved for ``namespace`` and no one sent: taken for ``run_id``."""
+        taken: list[Any] = []
+        for sink in self._sinks:
+            taken.extend(sink.take_approved(namespace, run_id, now))
+        return taken
+
+    def approval_done(
+        self, approval_id: str, status: str, note: str, client_order_id: str | None
+    ) -> None:
+        """How an approved request this run took ended."""
+        for sink in self._sinks:
+            sink.approval_done(approval_id, status, note, client_order_id)
+        if self._log:
+            log.info("Approval %s: %s (%s)", approval_id, status, note)
+
     def alert(self, kind: str, message: str) -> None:
         """Tell observers (notifications) what a person should know at once."""
         if self._obs_alert is not None:

@@ -28,7 +28,7 @@ from tradepipe.risk import RiskVerdict
 
 if TYPE_CHECKING:
     from tradepipe.adapter import Broker, OrderUpdate
-    from tradepipe.approval import ApprovalRequest
+    from tradepipe.approval import ApprovalRequest, Approved
 
 
 @dataclass(frozen=True)
@@ -199,6 +199,18 @@ class Sink(Component):
     def record_approval(self, request: ApprovalRequest) -> None:
         """A sized order now waits for a person (:mod:`tradepipe.approval`); make it
         durable before returning: the order is sent only if it is found again."""
+
+    def take_approved(self, namespace: str, run_id: str, now: datetime) -> list[Approved]:
+        """The requests of ``namespace`` a person approved and no one sent yet, each
+        taken for ``run_id`` once (of two runs asking at once, one gets it); those
+        past their time are expired instead. A sink that keeps no requests: none."""
+        return []
+
+    def approval_done(
+        self, approval_id: str, status: str, note: str, client_order_id: str | None
+    ) -> None:
+        """How a request taken by :meth:`take_approved` ended (``sent``, ``denied``,
+        ``failed``), and the order it sent."""
 
     def flush(self) -> None:
         """Make everything received so far durable."""

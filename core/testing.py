@@ -105,6 +105,7 @@ class MemorySink(Sink):
         self.events: list[OrderEvent] = []
         self.fills: list[Fill] = []
         self.snapshots: list[tuple[Sequence[Position], AccountSummary]] = []
+        self.approvals: list[Any] = []
         self.flushes = 0
         self.closed: tuple[int, str] | None = None
         MemorySink.last = self
@@ -129,6 +130,9 @@ class MemorySink(Sink):
 
     def record_snapshot(self, positions: Sequence[Position], account: AccountSummary) -> None:
         self.snapshots.append((positions, account))
+
+    def record_approval(self, request: Any) -> None:
+        self.approvals.append(request)
 
     def flush(self) -> None:
         self.flushes += 1

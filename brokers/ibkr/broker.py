@@ -34,6 +34,7 @@ from tradepipe.brokers.ibkr.orders import (
     Placed,
     ReplyPolicy,
     bracket,
+    check_message_ids,
     combo_conidex,
     combo_fills,
     decimal,
@@ -112,6 +113,9 @@ class WebApiSettings(ComponentSettings):
     confirm: list[str] = Field(default_factory=list)
     #: On a paper account, confirm every question.
     confirm_all_on_paper: bool = False
+    #: IBKR question ids that wait for a person in the approval queue instead of
+    #: being refused; ["*"] = every question not confirmed.
+    ask: list[str] = Field(default_factory=list)
     #: Question ids suppressed at IBKR for the session (re-sent after every login).
     suppress: list[str] = Field(default_factory=list, max_length=51)
     #: How long after a send IBKR may take to list an order. An order whose send
@@ -142,10 +146,12 @@ class WebApiSettings(ComponentSettings):
     @field_validator("confirm", "suppress")
     @classmethod
     def _ids(cls, value: list[str]) -> list[str]:
-        bad = [v for v in value if not v or not v[0].isalpha() or not v[1:].isdigit()]
-        if bad:
-            raise ValueError(f"IBKR message ids look like 'o163' or 'p12', not {bad}")
-        return value
+        return check_message_ids(value)
+
+    @field_validator("ask")
+    @classmethod
+    def _ask(cls, value: list[str]) -> list[str]:
+        return check_message_ids(value, wildcard=True)
 
 
 class WebApiBroker(Broker):
@@ -257,7 +263,11 @@ class WebApiBroker(Broker):
 
     def reply_policy(self, is_paper: bool) -> ReplyPolicy:
         s = self.settings
-        return ReplyPolicy(frozenset(s.confirm), confirm_all=is_paper and s.confirm_all_on_paper)
+        return ReplyPolicy(
+            frozenset(s.confirm),
+            confirm_all=is_paper and s.confirm_all_on_paper,
+            ask=frozenset(s.ask),
+        )
 
     # -- wiring ---------------------------------------------------------------
 
@@ -651,7 +661,7 @@ class WebApiBroker(Broker):
             else:
                 tickets = [ticket(intent, contract, account.account_id)]
             self._tracked[cid] = intent
-            policy = self.reply_policy(account.is_paper)
+            policy = self.reply_policy(account.is_paper).for_order(intent.answered)
             try:
                 placed = submit(
                     self.client,
@@ -901,7 +911,7 @@ class WebApiBroker(Broker):
                     self.client,
                     f"/iserver/account/{account.account_id}/order/{broker_id}",
                     body,
-                    self.reply_policy(account.is_paper),
+                    self.reply_policy(account.is_paper).without_ask(),
                 )
             except BrokerUnavailableError as exc:
                 if not exc.context.get("maybe_sent", True):

@@ -9,9 +9,11 @@ keeps the ``cOID``; each child carries ``parentId`` = that ``cOID`` and no
 **Questions.** IBKR may answer a placement with a question ("price exceeds
 the 3% constraint — are you sure?") identified by message ids such as
 ``o163``. :func:`submit` answers the chain in a loop: a question whose ids are
-all in the :class:`ReplyPolicy` is confirmed; any other question is declined
-and the order refused (fail closed) with the question's text in the error, so
-it reaches the ledger and the user. The caller holds the session lock for the
+all in the :class:`ReplyPolicy` is confirmed; one its ``ask`` leaves to a
+person is declined and the order waits in the approval queue (approved, it is
+sent again with those ids confirmed); any other question is declined and the
+order refused (fail closed) with the question's text in the error, so it
+reaches the ledger and the user. The caller holds the session lock for the
 whole chain, because any other request in between invalidates the reply id.
 
 **Statuses.** IBKR's names map onto our state machine by :data:`STATUS_MAP`.
@@ -22,11 +24,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from tradepipe.adapter import OrderReport, question_declined
+from tradepipe.adapter import OrderReport, question_declined, question_parked
 from tradepipe.decisions import OrderType
 from tradepipe.errors import BrokerError, BrokerRejectedError, BrokerUnavailableError
 from tradepipe.orders import Fill, OrderIntent, OrderStatus, Side
@@ -217,18 +219,64 @@ def _gcd(a: int, b: int) -> int:
     return a
 
 
+def check_message_ids(value: list[str], *, wildcard: bool = False) -> list[str]:
+    """Settings' IBKR question ids, as IBKR names them (``o163``, ``p12``); with
+    ``wildcard``, ``"*"`` (every question) too.
+
+    :raises ValueError: an id of another shape.
+    """
+    bad = [
+        v
+        for v in value
+        if not (wildcard and v == "*") and (not v or not v[0].isalpha() or not v[1:].isdigit())
+    ]
+    if bad:
+        raise ValueError(f"IBKR message ids look like 'o163' or 'p12', not {bad}")
+    return value
+
+
 @dataclass(frozen=True)
 class ReplyPolicy:
-    """Which IBKR order questions may be confirmed automatically."""
+    """How IBKR's order questions are answered: confirmed, left to a person, or refused.
+
+    :param confirm: question ids confirmed automatically.
+    :param ask: question ids that wait for a person (``"*"``: every question not
+        confirmed). The question is declined at IBKR at once (its reply id would not
+        outlive the wait) and the order waits in the approval queue.
+    :param answered: ids a person accepted for the order at hand (an approved question).
+    """
 
     confirm: frozenset[str] = frozenset()
     confirm_all: bool = False
     max_rounds: int = 10
+    ask: frozenset[str] = frozenset()
+    answered: frozenset[str] = frozenset()
 
     def allows(self, message_ids: list[str]) -> bool:
+        return self.answer(message_ids) == "confirm"
+
+    def answer(self, message_ids: list[str]) -> str:
+        """``confirm``, ``ask`` (a person decides) or ``refuse``: the answer to a
+        question of ``message_ids``."""
         if self.confirm_all:
-            return True
-        return bool(message_ids) and all(m in self.confirm for m in message_ids)
+            return "confirm"
+        if not message_ids:
+            return "refuse"  # a question without an id cannot be named in any rule
+        accepted = self.confirm | self.answered
+        if all(m in accepted for m in message_ids):
+            return "confirm"
+        if "*" in self.ask or all(m in accepted or m in self.ask for m in message_ids):
+            return "ask"
+        return "refuse"
+
+    def for_order(self, answered: tuple[str, ...]) -> ReplyPolicy:
+        """This policy, with the ids a person accepted for one order confirmed."""
+        return replace(self, answered=frozenset(answered)) if answered else self
+
+    def without_ask(self) -> ReplyPolicy:
+        """This policy where questions are not left to a person (a change to a working
+        order is not a decision the approval queue can send again)."""
+        return replace(self, ask=frozenset()) if self.ask else self
 
 
 @dataclass(frozen=True)
@@ -293,13 +341,17 @@ def submit(
             " ".join(str(m) for m in messages) if isinstance(messages, list) else str(messages)
         )
         ids = [str(m) for m in first.get("messageIds") or []]
-        allowed = policy.allows(ids)
+        verdict = policy.answer(ids)
         if on_question:
-            on_question(question, ids, allowed)
-        if not allowed:
-            # Decline explicitly so the question does not linger at IBKR.
+            on_question(question, ids, verdict == "confirm")
+        if verdict != "confirm":
+            # Decline explicitly so the question does not linger at IBKR. A question
+            # for a person is declined too: IBKR voids its reply id at the next
+            # request of the session (reference §6.3), long before anyone answers.
             with contextlib.suppress(BrokerError):
                 client.post(f"/iserver/reply/{first['id']}", {"confirmed": False}, error_ok=True)
+            if verdict == "ask":
+                raise question_parked(client.broker, question, ids)
             raise _declined(client, question, ids)
         answer = client.post(f"/iserver/reply/{first['id']}", {"confirmed": True}, error_ok=True)
     raise BrokerUnavailableError(

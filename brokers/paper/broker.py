@@ -45,7 +45,7 @@ from tradepipe import (
     hookimpl,
 )
 from tradepipe.adapter import BrokerEvent
-from tradepipe.brokers.ibkr.orders import ReplyPolicy
+from tradepipe.brokers.ibkr.orders import ReplyPolicy, check_message_ids
 from tradepipe.brokers.paper.account import PaperAccount, SimOrder
 from tradepipe.brokers.paper.checks import QUESTIONS, OrderChecks
 from tradepipe.brokers.paper.expiry import Expiries
@@ -116,6 +116,8 @@ class PaperBroker(Broker):
         confirm: list[str] = Field(default_factory=list)
         #: Confirm every question, as ``[brokers.client_portal] confirm_all_on_paper``.
         confirm_all: bool = False
+        #: Question ids that wait for a person, as ``[brokers.client_portal] ask``.
+        ask: list[str] = Field(default_factory=list)
 
         @field_validator("questions")
         @classmethod
@@ -128,10 +130,12 @@ class PaperBroker(Broker):
         @field_validator("confirm")
         @classmethod
         def _ids(cls, value: list[str]) -> list[str]:
-            bad = [v for v in value if not v or not v[0].isalpha() or not v[1:].isdigit()]
-            if bad:
-                raise ValueError(f"IBKR message ids look like 'o163' or 'p12', not {bad}")
-            return value
+            return check_message_ids(value)
+
+        @field_validator("ask")
+        @classmethod
+        def _ask(cls, value: list[str]) -> list[str]:
+            return check_message_ids(value, wildcard=True)
 
     settings: Settings
 
@@ -167,7 +171,9 @@ class PaperBroker(Broker):
             self.name,
             known={sym.upper() for sym in s.symbols},
             questions=s.questions,
-            policy=ReplyPolicy(frozenset(s.confirm), confirm_all=s.confirm_all),
+            policy=ReplyPolicy(
+                frozenset(s.confirm), confirm_all=s.confirm_all, ask=frozenset(s.ask)
+            ),
             costs=self._costs,
             allow_short=s.allow_short,
             currency=s.currency,

@@ -8,7 +8,9 @@ unless ``allow_short`` is on.
 meets IBKR's order questions (reference §6.4) before the money checks, one at a
 time, and :class:`~tradepipe.brokers.ibkr.orders.ReplyPolicy` confirms or
 declines each as it does for the Client Portal adapter: a declined question
-raises :class:`~tradepipe.errors.BrokerRejectedError` in the adapter's words.
+raises :class:`~tradepipe.errors.BrokerRejectedError` in the adapter's words,
+and a question the policy leaves to a person (``ask``) raises
+:class:`~tradepipe.errors.BrokerQuestionError`.
 :meth:`OrderChecks.preview` tells what an order would cost and whether it would
 be refused, changing nothing.
 """
@@ -21,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradepipe import OrderIntent
-from tradepipe.adapter import question_declined
+from tradepipe.adapter import question_declined, question_parked
 from tradepipe.brokers.ibkr.orders import ReplyPolicy
 from tradepipe.brokers.paper.account import PaperAccount, SimOrder
 from tradepipe.brokers.paper.fills import Costs
@@ -86,7 +88,7 @@ class OrderChecks:
         """
         problem = self.invalid(intent, account)
         if not problem and self.questions:
-            self._ask(intent, account)
+            self._ask(intent, account, changing=replacing is not None)
         return problem or self.unaffordable(intent, account, replacing)
 
     def invalid(self, intent: OrderIntent, account: PaperAccount) -> str:
@@ -148,10 +150,22 @@ class OrderChecks:
         }
         return [q for q in self.questions if applies[q]]
 
-    def _ask(self, intent: OrderIntent, account: PaperAccount) -> None:
-        """Ask the questions that apply, one at a time; raise on the first declined."""
+    def _ask(self, intent: OrderIntent, account: PaperAccount, *, changing: bool) -> None:
+        """Ask the questions that apply, one at a time; raise on the first declined
+        (or left to a person: a new order's, never a change's)."""
+        policy = self._policy.for_order(intent.answered)
+        if changing:
+            policy = policy.without_ask()
         for question in self.asked(intent, account):
-            if not self._policy.allows([question]):
+            verdict = policy.answer([question])
+            if verdict == "ask":
+                raise question_parked(
+                    self.broker,
+                    self.question_text(intent, question),
+                    [question],
+                    client_order_id=intent.client_order_id,
+                )
+            if verdict != "confirm":
                 raise self.declined(intent, question)
             log.info(
                 "order %s: the paper broker asked %s, confirmed by the reply policy",
@@ -161,6 +175,15 @@ class OrderChecks:
 
     def declined(self, intent: OrderIntent, question: str) -> BrokerRejectedError:
         # The Client Portal adapter's words (tradepipe.brokers.ibkr.orders._declined).
+        return question_declined(
+            self.broker,
+            self.question_text(intent, question),
+            [question],
+            client_order_id=intent.client_order_id,
+        )
+
+    def question_text(self, intent: OrderIntent, question: str) -> str:
+        """IBKR's words for ``question`` about ``intent``."""
         prices = (intent.limit_price, intent.stop_price)
         ticket = " ".join(
             [
@@ -171,10 +194,7 @@ class OrderChecks:
                 *(format(p, "f") for p in prices if p is not None),
             ]
         )
-        text = QUESTIONS[question].format(order=f'"{ticket}"', symbol=intent.symbol)
-        return question_declined(
-            self.broker, text, [question], client_order_id=intent.client_order_id
-        )
+        return QUESTIONS[question].format(order=f'"{ticket}"', symbol=intent.symbol)
 
     # -- what-if -------------------------------------------------------------------
 
@@ -204,9 +224,14 @@ class OrderChecks:
         if intent.client_order_id in account.orders:
             error = f"order {intent.client_order_id} is already placed"
         asked = self.asked(intent, account) if self.questions and not error else []
-        declined = next((q for q in asked if not self._policy.allows([q])), None)
+        policy = self._policy.for_order(intent.answered)
+        declined = next((q for q in asked if policy.answer([q]) != "confirm"), None)
         if declined is not None:
-            error = self.declined(intent, declined).message
+            error = (
+                question_parked(self.broker, self.question_text(intent, declined), [declined])
+                if policy.answer([declined]) == "ask"
+                else self.declined(intent, declined)
+            ).message
         error = error or self.unaffordable(intent, account)
         if read_only:
             error = read_only

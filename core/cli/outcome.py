@@ -62,7 +62,7 @@ def show(outcome: Outcome, run_id: str | None) -> None:
         )
     order = outcome.order
     waiting = outcome.waiting
-    if waiting is not None:
+    if waiting is not None and waiting.kind == "decision":
         out.print(
             f"No order yet: it waits for a person as approval {waiting.approval_id} "
             f"({waiting.reason}) until {waiting.expires_at:%Y-%m-%d %H:%M} UTC. "
@@ -98,6 +98,13 @@ def show(outcome: Outcome, run_id: str | None) -> None:
         ("ledger run", as_id(run_id)),
     ]
     out.print(table("Order", ["", ""], [r for r in lines if r[1] not in (None, "")]))
+    if waiting is not None:
+        out.print(
+            f"The broker's question waits for a person as approval {waiting.approval_id} "
+            f"until {waiting.expires_at:%Y-%m-%d %H:%M} UTC. `tradepipe approve "
+            f"{waiting.approval_id}` sends the order again with it confirmed (judged again "
+            f"then), `tradepipe reject {waiting.approval_id} --reason …` drops it."
+        )
     if outcome.preview is not None:
         out.print(table("What-if (broker preview)", ["", ""], _flatten(outcome.preview)))
 

@@ -28,6 +28,11 @@ bars; the bar in hand is finished, nothing new is decided, orders whose
 sending is still unclear are settled for up to ``[run] stop_timeout_seconds``
 (or stay ``unknown`` in the ledger, for the next start to settle), and the run
 closes as ``stopped``.
+
+Approvals: every few seconds while the market is open, the run sends what a
+person approved for its session (``tradepipe approve``, the API, the
+dashboard), each judged again first; it holds the broker's session and the
+account, and follows the order to its end as any of its own.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from functools import partial
 from typing import Any, cast
 
 from tradepipe.clock import LiveClock
+from tradepipe.errors import PersistenceError
 from tradepipe.executor import Executor, RunResult
 from tradepipe.live.feed import LiveFeed
 from tradepipe.live.gate import Gate
@@ -70,6 +76,8 @@ log = logging.getLogger(__name__)
 
 #: Latencies kept for the figures (the newest; enough for a p99).
 _KEPT = 20_000
+#: Seconds between two looks for what a person approved (sent while the market is open).
+APPROVALS_EVERY = 2.0
 
 
 @dataclass
@@ -332,6 +340,10 @@ class LiveRun:
         if now_m >= due.flush:
             ex.flush()
             due.flush = now_m + self._flush_seconds
+        if now_m >= due.approvals:
+            if self.market is None or self.market.open:
+                self._send_approved(clock.now())
+            due.approvals = now_m + APPROVALS_EVERY
         if now_m >= due.status:
             self._publish("running" if self.market is None or self.market.open else "sleeping")
             due.status = now_m + self._status_every
@@ -344,6 +356,15 @@ class LiveRun:
                 due.tick = now + self._tick
                 # At most twenty a second, however fast the clock runs.
                 due.tick_wall = time.monotonic() + 0.05
+
+    def _send_approved(self, now: datetime) -> None:
+        """Send what a person approved for this session (``tradepipe approve``, the API,
+        the dashboard): this run holds the broker's session and the account."""
+        try:
+            self._executor.send_approved(now)
+        except PersistenceError as exc:
+            # The ledger is out of reach for a moment: approvals wait for the next look.
+            log.warning("could not read the approvals: %s", exc)
 
     def _ask_tickers(self, now: datetime) -> None:
         """Ask the strategies that act between bars (``on_tick``) what they decide now."""
@@ -445,9 +466,9 @@ class _Duties:
     """When each of the live loop's duties next falls due (monotonic seconds,
     except ``tick`` and ``market_changes``: times on the run's clock)."""
 
-    __slots__ = ("flush", "market_changes", "poll", "status", "tick", "tick_wall")
+    __slots__ = ("approvals", "flush", "market_changes", "poll", "status", "tick", "tick_wall")
 
     def __init__(self, now_m: float, now: datetime, market_changes: datetime | None) -> None:
-        self.poll = self.flush = self.status = self.tick_wall = now_m
+        self.poll = self.flush = self.status = self.tick_wall = self.approvals = now_m
         self.tick = now
         self.market_changes = market_changes

@@ -48,9 +48,13 @@ def approval_router(service: Service) -> APIRouter:
     @api.post("/approvals/{approval_id}", tags=["approvals"], responses=LEDGER_ERRORS)
     def answer(approval_id: ApprovalId, body: Answer) -> dict[str, Any]:
         """Approve (send it, judged again by every filter now) or reject a waiting
-        decision (``tradepipe approve|reject``); once: a second answer is 409."""
+        decision (``tradepipe approve|reject``); once: a second answer is 409.
+
+        While a live run of its session is up, that run sends it: the answer then
+        comes when it did (or after 15 s, ``status`` ``approved`` or ``sending``, with
+        the run's id in ``sent_by_live_run``)."""
         from tradepipe.clock import SystemClock
-        from tradepipe.plugins.approval.queue import Queue, send_approved
+        from tradepipe.plugins.approval.queue import Queue, answer_approved
 
         if body.decision == "reject" and not body.reason.strip():
             raise ConfigError("a rejection needs its reason", key="reason")
@@ -71,7 +75,13 @@ def approval_router(service: Service) -> APIRouter:
                 def opener(chosen: Any, source: str) -> Any:
                     return service.run(chosen, source=source, dry_run=False, clock=SystemClock())
 
-                row = send_approved(service.settings, service.host, queue, row, opener)
+                row, live_run = answer_approved(service.settings, service.host, queue, row, opener)
+                return masked(
+                    {
+                        **row.model_dump(mode="json", exclude={"decision"}),
+                        "sent_by_live_run": live_run or None,
+                    }
+                )
         return masked(row.model_dump(mode="json", exclude={"decision"}))
 
     return api

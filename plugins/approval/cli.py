@@ -8,7 +8,7 @@ from typing import Any
 import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, console, print_json, table
-from tradepipe.plugins.approval.queue import Queue, send_approved, who
+from tradepipe.plugins.approval.queue import Queue, answer_approved, who
 from tradepipe.plugins.ledger.cli import command_ledger
 from tradepipe.plugins.ledger.schema import ApprovalRow
 
@@ -61,16 +61,26 @@ def approvals(app: AppContext, every: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def approve(app: AppContext, approval_id: str, as_json: bool) -> None:
-    """Send a waiting decision: sized and judged by every risk filter again, now."""
+    """Send a waiting decision: sized and judged by every risk filter again, now.
+
+    While a live run of its session is up, that run sends it (within seconds while
+    the market is open) and this command waits a little to say how it went.
+    """
     queue = _queue(app)
     row = queue.answer(approval_id, "approved", who(), _now())
     app.setup_logging()
-    done = send_approved(app.settings, app.host, queue, row)
+    done, live_run = answer_approved(app.settings, app.host, queue, row)
     if as_json:
-        print_json(_document(done))
+        print_json({**_document(done), "sent_by_live_run": live_run or None})
+    elif live_run:
+        click.echo(
+            f"approval {done.approval_id}: approved; the live run {live_run} of session "
+            f"{done.namespace!r} sends it at its next look while the market is open "
+            "(`tradepipe approvals --all` shows how it went)"
+        )
     else:
         click.echo(f"approval {done.approval_id}: {done.status} ({done.note})")
-    if done.status != "sent":
+    if done.status != "sent" and not live_run:
         raise SystemExit(1)
 
 

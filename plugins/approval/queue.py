@@ -3,28 +3,37 @@
 A request waits as ``pending`` until a person answers it or it expires. To
 approve is to move it from ``pending`` to ``approved`` in one conditional
 update: of two approvals at once, one wins and the other is told the request
-was already answered, so an order is sent once. The approved decision then
-goes through sizing and every risk filter again, at the prices of now, in the
-session it was made in (so its order has the client order id it would have
-had: the executor's duplicate check is a second lock), and the request ends
-``sent``, ``denied`` (a filter said no now) or ``failed``.
+was already answered. Whoever sends it first takes it, ``approved`` to
+``sending``, in another conditional update, so an order is sent once: the
+live run of its session when one is up (it holds the broker's session and
+the account; it looks every few seconds), else ``tradepipe approve`` or the
+API at once. The approved decision then goes through sizing and every risk
+filter again, at the prices of now, in the session it was made in (so its
+order has the client order id it would have had: the executor's duplicate
+check is a second lock), and the request ends ``sent``, ``denied`` (a filter
+said no now) or ``failed``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import getpass
+import time
 from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
+from tradepipe.approval import Approved
 from tradepipe.decisions import Decision
 from tradepipe.errors import ConfigError, PersistenceError
 from tradepipe.plugins.ledger.schema import ApprovalRow
 
 #: Where a request stands once answered.
 FINAL = ("sent", "denied", "failed", "rejected", "expired")
+#: How long an approval waits for the live run that sends it to say how it went (it
+#: looks every few seconds while the market is open).
+LIVE_RUN_WAIT = 15.0
 
 
 def who() -> str:
@@ -46,18 +55,64 @@ class Queue:
         return PersistenceError(f"could not {what} the approvals in the ledger at {self.where}")
 
     def expire(self, now: dt.datetime) -> int:
-        """Mark what waited past its time ``expired``; how many."""
+        """Mark what waited past its time ``expired`` (and what was approved but not
+        taken by any run before then); how many."""
+        late = col(ApprovalRow.expires_at) <= now
         try:
             with Session(self.engine) as s:
                 done = s.execute(
                     update(ApprovalRow)
-                    .where(col(ApprovalRow.status) == "pending", col(ApprovalRow.expires_at) <= now)
+                    .where(col(ApprovalRow.status) == "pending", late)
                     .values(status="expired", decided_at=now, decided_by="expiry")
                 )
+                untaken = s.execute(
+                    update(ApprovalRow)
+                    .where(col(ApprovalRow.status) == "approved", late)
+                    .values(status="expired", note="approved, but not sent before it expired")
+                )
                 s.commit()
-                return int(getattr(done, "rowcount", 0) or 0)
+                return int(getattr(done, "rowcount", 0) or 0) + int(
+                    getattr(untaken, "rowcount", 0) or 0
+                )
         except SQLAlchemyError as exc:
             raise self._fail("expire") from exc
+
+    def claim(self, approval_id: str, run_id: str = "") -> bool:
+        """Take an approved request to send it: whether this caller got it (of two at
+        once, one does)."""
+        try:
+            with Session(self.engine) as s:
+                done = s.execute(
+                    update(ApprovalRow)
+                    .where(
+                        col(ApprovalRow.approval_id) == approval_id,
+                        col(ApprovalRow.status) == "approved",
+                    )
+                    .values(status="sending", sent_run_id=run_id or None)
+                )
+                s.commit()
+        except SQLAlchemyError as exc:
+            raise self._fail("take") from exc
+        return bool(getattr(done, "rowcount", 0))
+
+    def take(self, namespace: str, run_id: str, now: dt.datetime) -> list[Approved]:
+        """The approved requests of ``namespace`` no one took yet, taken for ``run_id``."""
+        self.expire(now)
+        try:
+            with Session(self.engine) as s:
+                rows = list(
+                    s.scalars(
+                        select(ApprovalRow)
+                        .where(
+                            col(ApprovalRow.namespace) == namespace,
+                            col(ApprovalRow.status) == "approved",
+                        )
+                        .order_by(col(ApprovalRow.decided_at))
+                    )
+                )
+        except SQLAlchemyError as exc:
+            raise self._fail("read") from exc
+        return [approved(row) for row in rows if self.claim(row.approval_id, run_id)]
 
     def rows(self, now: dt.datetime, *, every: bool = False) -> list[ApprovalRow]:
         """The pending requests (``every``: all of them), the latest first."""
@@ -112,6 +167,16 @@ class Queue:
             raise ConfigError(f"approval {approval_id} is {row.status} already{by_whom}")
         return self.get(approval_id)
 
+    def wait(self, approval_id: str, seconds: float, sleep: Any = time.sleep) -> ApprovalRow:
+        """The request once it ended (sent, denied, failed, expired), or as it stands
+        after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while True:
+            row = self.get(approval_id)
+            if row.status in FINAL or time.monotonic() >= deadline:
+                return row
+            sleep(0.25)
+
     def close(self, approval_id: str, status: str, note: str, **values: Any) -> ApprovalRow:
         """Record how an approved request ended (``sent``, ``denied``, ``failed``)."""
         try:
@@ -127,10 +192,50 @@ class Queue:
         return self.get(approval_id)
 
 
+def approved(row: ApprovalRow) -> Approved:
+    """What a run needs to send an approved request."""
+    return Approved(
+        approval_id=row.approval_id,
+        decision=Decision.model_validate_json(row.decision),
+        attempt=row.attempt,
+        answered=tuple(i for i in row.answered.split(",") if i),
+    )
+
+
+def live_run_of(settings: Any, namespace: str) -> str:
+    """The id of the live run of ``namespace`` that is up (by ``[run] status_file``),
+    which sends what is approved for it; ``""`` when none is."""
+    from tradepipe.services.status import read_status, status_path
+
+    try:
+        document = read_status(status_path(settings))
+    except ConfigError:
+        return ""  # no status file to read: no live run is known
+    if document.get("liveness") != "running" or document.get("session") != namespace:
+        return ""
+    return str(document.get("run_id") or "")
+
+
+def answer_approved(
+    settings: Any, host: Any, queue: Queue, row: ApprovalRow, opener: Any = None
+) -> tuple[ApprovalRow, str]:
+    """Have an approved request sent: by the live run of its session when one is up
+    (waiting a little for it to say how it went), else here and now.
+
+    :returns: the request, and the id of the live run that is still to send it
+        (``""`` when it was sent, or judged and not sent).
+    """
+    run_id = live_run_of(settings, row.namespace)
+    if run_id:
+        done = queue.wait(row.approval_id, LIVE_RUN_WAIT)
+        return done, run_id if done.status in ("approved", "sending") else ""
+    return send_approved(settings, host, queue, row, opener), ""
+
+
 def send_approved(
     settings: Any, host: Any, queue: Queue, row: ApprovalRow, opener: Any = None
 ) -> ApprovalRow:
-    """Send an approved request's decision, judged again by every filter now.
+    """Send an approved request's decision here, judged again by every filter now.
 
     :param opener: opens the one-off run (settings, source) → a context of
         :class:`~tradepipe.direct.Direct`; default :func:`~tradepipe.direct.direct_run`
@@ -138,7 +243,10 @@ def send_approved(
     """
     from tradepipe.direct import direct_run
 
-    decision = Decision.model_validate_json(row.decision)
+    if not queue.claim(row.approval_id):
+        return queue.get(row.approval_id)  # a run took it first: it sends it
+    request = approved(row)
+    decision = request.decision
     session = settings.model_copy(
         update={"run": settings.run.model_copy(update={"session": row.namespace})}
     )
@@ -150,6 +258,8 @@ def send_approved(
     try:
         with opener(session, row.source) as run:
             run.executor.approved.add(decision.id)
+            if request.attempt:
+                run.executor.answers[decision.id] = (request.attempt, request.answered)
             outcome = run.execute(decision)
             run_id = run.pipeline.run.run_id
     except Exception as exc:

@@ -65,8 +65,7 @@ def _print(chain: dict[str, Any]) -> None:
             ],
         )
     )
-    approval = chain.get("approval")
-    if approval:
+    for approval in chain.get("approvals") or []:
         answered = (
             f", answered by {approval['decided_by']} at {approval['decided_at']}"
             if approval.get("decided_by")

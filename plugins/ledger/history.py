@@ -175,19 +175,21 @@ def _chain(s: Session, run_id: str, decision_id: str) -> dict[str, Any]:
                 "fills": [f.model_dump(mode="json", exclude={"id", "run_id"}) for f in fills],
             }
         )
-    # A decision that waited for a person: in the run it waited in, and the one
-    # an approval sent it from.
+    # A decision that waited for a person (its own wait, then any broker question
+    # about its order): in the run it waited in, and the one an approval sent it from.
     waited = s.scalars(
-        select(ApprovalRow).where(
+        select(ApprovalRow)
+        .where(
             (col(ApprovalRow.decision_id) == decision_id)
             & ((col(ApprovalRow.run_id) == run_id) | (col(ApprovalRow.sent_run_id) == run_id))
         )
-    ).first()
+        .order_by(col(ApprovalRow.attempt))
+    ).all()
     return {
         "run_id": run_id,
         "started_at": run.started_at.isoformat() if run else None,
         "decision_id": decision_id,
-        "approval": waited.model_dump(mode="json", exclude={"decision"}) if waited else None,
+        "approvals": [w.model_dump(mode="json", exclude={"decision"}) for w in waited],
         "decision": (
             decision.model_dump(mode="json", exclude={"id", "run_id"}) if decision else None
         ),

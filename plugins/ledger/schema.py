@@ -481,7 +481,9 @@ class ApprovalRow(_Ledger, table=True):
     """A sized order that waited for a person, and what became of it."""
 
     __tablename__ = "approvals"
-    __table_args__ = (UniqueConstraint("namespace", "decision_id", name="uq_approvals_decision"),)
+    __table_args__ = (
+        UniqueConstraint("namespace", "decision_id", "attempt", name="uq_approvals_attempt"),
+    )
 
     approval_id: str = Field(primary_key=True, max_length=40)
     namespace: str = Field(max_length=128)
@@ -497,8 +499,9 @@ class ApprovalRow(_Ledger, table=True):
     decision: str = Field(sa_type=Text)
     created_at: dt.datetime = _ts()
     expires_at: dt.datetime = _ts()
-    #: ``pending``; ``approved`` (being sent), then ``sent`` or ``denied`` (judged
-    #: again), or ``failed``; ``rejected``; ``expired``.
+    #: ``pending``; ``approved``, then ``sending`` (taken by the run that sends it,
+    #: ``sent_run_id``), then ``sent`` or ``denied`` (judged again), or ``failed``;
+    #: ``rejected``; ``expired``.
     status: str = Field(default="pending", max_length=16, index=True)
     decided_by: str | None = None
     decided_at: dt.datetime | None = _ts(default=None)
@@ -506,3 +509,14 @@ class ApprovalRow(_Ledger, table=True):
     #: The order an approval sent, and the run that sent it.
     client_order_id: str | None = Field(default=None, max_length=64)
     sent_run_id: str | None = Field(default=None, max_length=64)
+    #: ``decision`` (an ``[approval]`` rule) or ``question`` (the broker asked).
+    kind: str = Field(default="decision", max_length=16)
+    #: 0 for a decision; for a question, the send of the order it approves.
+    attempt: int = 0
+    #: The broker's question, its ids, and every id confirmed when it is sent again
+    #: (comma-separated).
+    question: str = Field(default="", sa_type=Text)
+    message_ids: str = ""
+    answered: str = ""
+    #: The order the broker asked about.
+    asked_order_id: str | None = Field(default=None, max_length=64)

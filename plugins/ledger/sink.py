@@ -605,6 +605,12 @@ class SqlSink(Sink):
             "expires_at": request.expires_at,
             "status": "pending",
             "note": "",
+            "kind": request.kind,
+            "attempt": request.attempt,
+            "question": request.question,
+            "message_ids": ",".join(request.message_ids),
+            "answered": ",".join(request.answered),
+            "asked_order_id": request.client_order_id or None,
         }
         try:
             with self.engine().begin() as conn:
@@ -615,6 +621,20 @@ class SqlSink(Sink):
             raise PersistenceError(
                 f"could not record approval in the ledger at {self.where}"
             ) from exc
+
+    def take_approved(self, namespace: str, run_id: str, now: dt.datetime) -> list[Any]:
+        from tradepipe.plugins.approval.queue import Queue
+
+        return Queue(self.engine(), self.where).take(namespace, run_id, now)
+
+    def approval_done(
+        self, approval_id: str, status: str, note: str, client_order_id: str | None
+    ) -> None:
+        from tradepipe.plugins.approval.queue import Queue
+
+        Queue(self.engine(), self.where).close(
+            approval_id, status, note, client_order_id=client_order_id
+        )
 
     def sent_client_ids(self, namespace: str) -> set[str]:
         from tradepipe.plugins.ledger.queries import Ledger

@@ -17,6 +17,7 @@ from tradepipe.decisions import OrderType, TimeInForce
 from tradepipe.errors import (
     BrokerAuthError,
     BrokerError,
+    BrokerQuestionError,
     BrokerRejectedError,
     ConfigError,
     InvalidOrderError,
@@ -197,6 +198,37 @@ def test_an_unknown_question_refuses_the_order_with_its_text(gw: respx.MockRoute
         broker.place(intent())
     assert err.value.context["question"] == "No market data. Submit anyway?"
     assert sent(reply) == {"confirmed": False}
+
+
+def test_a_question_in_ask_is_declined_at_once_and_left_to_a_person(
+    gw: respx.MockRouter,
+) -> None:
+    gw["place"].mock(return_value=_question("q1", ["o163"], "Price exceeds 3%. Submit?"))
+    reply = gw.post("/iserver/reply/q1").respond(200, json={"error": "discarded"})
+    broker, _ = make_broker(confirm=["o354"], ask=["o163"])
+    with pytest.raises(BrokerQuestionError, match="waits for a person") as err:
+        broker.place(intent())
+    assert err.value.context["message_ids"] == ["o163"]
+    assert err.value.context["question"] == "Price exceeds 3%. Submit?"
+    # IBKR voids the reply id at the next request: it is answered no at once.
+    assert sent(reply) == {"confirmed": False}
+
+
+def test_an_order_sent_again_after_a_person_answered_confirms_that_question(
+    gw: respx.MockRouter,
+) -> None:
+    gw["place"].mock(return_value=_question("q1", ["o163"]))
+    reply = gw.post("/iserver/reply/q1").respond(200, json=[{"order_id": "78"}])
+    broker, _ = make_broker(ask=["o163"])
+    update = broker.place(intent().model_copy(update={"answered": ("o163",)}))
+    assert update.broker_order_id == "78"
+    assert sent(reply) == {"confirmed": True}
+
+
+def test_ask_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="IBKR message ids look like"):
+        ClientPortalBroker.Settings(ask=["163"])
+    assert ClientPortalBroker.Settings(ask=["*"]).ask == ["*"]
 
 
 def test_paper_accounts_may_confirm_everything(gw: respx.MockRouter) -> None:

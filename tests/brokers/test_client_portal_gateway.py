@@ -125,6 +125,62 @@ def test_the_reply_policy_confirms_known_questions_and_refuses_others(
     assert len(gw.orders()) == 1  # the refused one was discarded at IBKR
 
 
+def test_a_question_left_to_a_person_waits_and_its_approval_sends_the_order_again(
+    workdir: Path, gw: Driver
+) -> None:
+    write_settings(workdir, gw, confirm=["o354"], ask=["o163"])
+    gw.questions(["o163", "o354"])
+    asked = ok_json("order", "stock", "AAPL", "--side", "buy", "--quantity", "2")
+    first = asked["order"]
+    assert first["status"] == "rejected" and "o163" in first["reason"]
+    waiting = asked["approval"]
+    assert waiting["kind"] == "question" and "o163" in waiting["reason"]
+    # Declined at IBKR at once (its reply id dies with the next request): nothing is
+    # at the market while the person decides.
+    assert gw.orders() == []
+    replies = [r["body"] for r in gw.requests() if r["path"].startswith("/iserver/reply/")]
+    assert replies == [{"confirmed": False}]
+    [listed] = ok_json("approvals")
+    assert (listed["approval_id"], listed["kind"], listed["message_ids"], listed["status"]) == (
+        waiting["approval_id"],
+        "question",
+        "o163",
+        "pending",
+    )
+    assert "price percentage limit" in listed["question"]
+
+    done = ok_json("approve", waiting["approval_id"])
+    assert done["status"] == "sent", done
+    cid = done["client_order_id"]
+    assert cid != first["client_order_id"]  # a new order: IBKR discarded the first
+    assert [o.get("cOID") or o.get("order_ref") for o in gw.orders()] == [cid]
+    replies = [r["body"] for r in gw.requests() if r["path"].startswith("/iserver/reply/")]
+    # o163 confirmed for this order because a person said so; o354 by the policy.
+    assert replies == [{"confirmed": False}, {"confirmed": True}, {"confirmed": True}]
+
+    # Approving again sends nothing.
+    again = invoke("approve", waiting["approval_id"])
+    assert again.exit_code != 0 and "sent already" in again.output
+    assert len(gw.orders()) == 1
+    # A later order asks again: the person's answer was for that order only.
+    later = ok_json("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")
+    assert later["order"]["status"] == "rejected" and later["approval"]["kind"] == "question"
+    assert len(gw.orders()) == 1
+
+    # explain: the refused order, the question that waited and who answered, the order sent.
+    chains = ok_json("explain", asked["decision"]["id"])
+    orders = [
+        (o["order"]["client_order_id"], o["events"][-1]["status"])
+        for c in chains
+        for o in c["orders"]
+    ]
+    assert (first["client_order_id"], "rejected") in orders and (cid, "accepted") in orders
+    [shown] = {a["approval_id"]: a for c in chains for a in c["approvals"]}.values()
+    assert shown["status"] == "sent" and shown["decided_by"]
+    text = invoke("explain", asked["decision"]["id"]).output
+    assert f"approval {waiting['approval_id']}: waited" in text
+
+
 def test_a_dropped_connection_after_the_order_is_settled_not_resent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_gateway: Driver
 ) -> None:

@@ -134,6 +134,23 @@ def test_reply_policy() -> None:
     assert ReplyPolicy(confirm_all=True).allows(["anything"])
 
 
+def test_reply_policy_leaves_the_questions_in_ask_to_a_person() -> None:
+    policy = ReplyPolicy(frozenset({"o354"}), ask=frozenset({"o163"}))
+    assert policy.answer(["o354"]) == "confirm"
+    assert policy.answer(["o163"]) == "ask"
+    assert policy.answer(["o163", "o354"]) == "ask"  # every id is either confirmed or asked
+    assert policy.answer(["o163", "o403"]) == "refuse"  # o403 is neither
+    assert policy.answer([]) == "refuse"  # a question without an id names no rule
+    assert not policy.allows(["o163"])
+    # What a person accepted for one order is confirmed for that order only.
+    answered = policy.for_order(("o163",))
+    assert answered.answer(["o163"]) == "confirm" and policy.answer(["o163"]) == "ask"
+    # "*": every question not confirmed waits; a change to a working order never does.
+    everything = ReplyPolicy(frozenset({"o354"}), ask=frozenset({"*"}))
+    assert everything.answer(["o999"]) == "ask" and everything.answer(["o354"]) == "confirm"
+    assert everything.without_ask().answer(["o999"]) == "refuse"
+
+
 @respx.mock
 def test_snapshot_retries_until_prices_arrive_and_gives_up_after_a_bound() -> None:
     t = FakeTime()

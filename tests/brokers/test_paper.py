@@ -19,6 +19,7 @@ import pytest
 from paper_support import feed
 from tradepipe import (
     BrokerAuthError,
+    BrokerQuestionError,
     BrokerRejectedError,
     Fill,
     InvalidOrderError,
@@ -1073,10 +1074,51 @@ def test_in_a_pipeline_a_declined_question_rejects_the_order_with_the_question()
     assert placed.fills > 0
 
 
+def test_a_question_in_ask_waits_for_a_person_and_is_confirmed_once_answered() -> None:
+    broker = questioning("o10151", ask=["o10151"])
+    order = intent("buy", 10)
+
+    with pytest.raises(BrokerQuestionError, match="waits for a person") as asked:
+        broker.place(order)
+    assert asked.value.context["message_ids"] == ["o10151"]
+    assert broker.open_orders() == []
+    # Sent again with the person's answer, the same question is confirmed.
+    answered = order.model_copy(update={"answered": ("o10151",)})
+    assert broker.place(answered).status is OrderStatus.ACCEPTED
+
+
+def test_a_changed_order_meets_ask_as_a_refusal() -> None:
+    # A change to a working order is not the approval queue's to send again.
+    broker = questioning("o163", ask=["o163"])
+    placed = broker.place(intent("buy", 1, "limit", limit="99"))
+    with pytest.raises(BrokerRejectedError) as refused:
+        broker.modify(placed.client_order_id, limit_price=D("90"))
+    assert not isinstance(refused.value, BrokerQuestionError)
+    assert report(broker, placed.client_order_id).limit_price == D("99")
+
+
+def test_in_a_replay_a_question_in_ask_stays_refused_and_nothing_waits() -> None:
+    closes = [10, 10, 10, 10, 11, 12, 13, 14, 13, 12]
+    tables: dict[str, Any] = {
+        "run": {"strategies": ["sma_cross"], "risk_filters": []},
+        "strategies": {"sma_cross": {"fast": 2, "slow": 4, "quantity": 10}},
+        "approval": {"all": True},
+    }
+    asked = {"questions": ["o10151"], "ask": ["o10151"]}
+    _, result, _ = replay(bars_from_closes(closes), brokers={"paper": asked}, **tables)
+    sink = MemorySink.last
+    assert sink is not None
+    rejected = [e for e in sink.events if e.status is OrderStatus.REJECTED]
+    # [approval] all holds nothing back in a replay, and no question waits for anyone.
+    assert result.orders == len(rejected) > 0 and sink.approvals == []
+    assert all("(o10151)" in e.reason for e in rejected)
+
+
 @pytest.mark.parametrize(
     ("settings", "says"),
     [
         ({"questions": ["o451"]}, "the simulator can ask o354, o163"),
+        ({"ask": ["163"]}, "IBKR message ids look like 'o163'"),
         ({"confirm": ["163"]}, "IBKR message ids look like 'o163'"),
     ],
 )

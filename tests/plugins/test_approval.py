@@ -106,7 +106,7 @@ def test_an_order_waits_and_an_approval_sends_it_once(workdir: Path) -> None:
     assert [o["client_order_id"] for o in orders] == [done["client_order_id"]]
     # explain shows that it waited, who answered and when, beside its order.
     chains = json.loads(tp("explain", done["decision_id"], "--json").stdout)
-    approvals = [c["approval"] for c in chains if c["approval"]]
+    approvals = [a for c in chains for a in c["approvals"]]
     assert {a["approval_id"] for a in approvals} == {approval}
     assert approvals[-1]["decided_by"] == done["decided_by"]
     shown = tp("explain", done["decision_id"]).output
