@@ -117,8 +117,10 @@ def approval_reason(
         return ""
     if rules.all:
         return "every decision waits ([approval] all)"
-    if decision.source in rules.sources:
-        return f"decisions of {decision.source} wait ([approval] sources)"
+    source = decision.source
+    # "llm" names the source, so every model it asks; "llm:gpt-4o" one model.
+    if any(source == s or source.startswith(f"{s}:") for s in rules.sources):
+        return f"decisions of {source} wait ([approval] sources)"
     if rules.options and intent.instrument is not None and intent.instrument.kind != "stock":
         return "option orders wait ([approval] options)"
     if rules.below_confidence is not None and decision.confidence < rules.below_confidence:

@@ -375,7 +375,8 @@ class ApprovalSettings(_Table):
     above_notional: Decimal | None = Field(default=None, gt=0)
     #: Orders of more than this many shares or contracts.
     above_quantity: Decimal | None = Field(default=None, gt=0)
-    #: Decisions of these sources (strategies, models, ``api``, ``cli``).
+    #: Decisions of these sources (strategies, ``api``, ``cli``; ``llm`` is every
+    #: model it asks, ``llm:<model>`` one model).
     sources: list[str] = Field(default_factory=list)
     #: Every option or combo order.
     options: bool = False

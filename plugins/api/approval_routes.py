@@ -50,9 +50,9 @@ def approval_router(service: Service) -> APIRouter:
         """Approve (send it, judged again by every filter now) or reject a waiting
         decision (``tradepipe approve|reject``); once: a second answer is 409.
 
-        While a live run of its session is up, that run sends it: the answer then
-        comes when it did (or after 15 s, ``status`` ``approved`` or ``sending``, with
-        the run's id in ``sent_by_live_run``)."""
+        While a live run of its session is up, that run sends it (its id is in
+        ``sent_by_live_run``): the answer comes when it did, or after 15 s with
+        ``status`` still ``approved`` or ``sending``."""
         from tradepipe.clock import SystemClock
         from tradepipe.plugins.approval.queue import Queue, answer_approved
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, console, print_json, table
-from tradepipe.plugins.approval.queue import Queue, answer_approved, who
+from tradepipe.plugins.approval.queue import Queue, answer_approved, still_sending, who
 from tradepipe.plugins.ledger.cli import command_ledger
 from tradepipe.plugins.ledger.schema import ApprovalRow
 
@@ -72,15 +72,16 @@ def approve(app: AppContext, approval_id: str, as_json: bool) -> None:
     done, live_run = answer_approved(app.settings, app.host, queue, row)
     if as_json:
         print_json({**_document(done), "sent_by_live_run": live_run or None})
-    elif live_run:
+    elif live_run and still_sending(done):
         click.echo(
             f"approval {done.approval_id}: approved; the live run {live_run} of session "
             f"{done.namespace!r} sends it at its next look while the market is open "
             "(`tradepipe approvals --all` shows how it went)"
         )
     else:
-        click.echo(f"approval {done.approval_id}: {done.status} ({done.note})")
-    if done.status != "sent" and not live_run:
+        by = f" by the live run {live_run}" if live_run else ""
+        click.echo(f"approval {done.approval_id}: {done.status}{by} ({done.note})")
+    if done.status != "sent" and not (live_run and still_sending(done)):
         raise SystemExit(1)
 
 

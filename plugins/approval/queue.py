@@ -222,14 +222,17 @@ def answer_approved(
     """Have an approved request sent: by the live run of its session when one is up
     (waiting a little for it to say how it went), else here and now.
 
-    :returns: the request, and the id of the live run that is still to send it
-        (``""`` when it was sent, or judged and not sent).
+    :returns: the request, and the id of the live run it was left to (``""``: sent here).
     """
     run_id = live_run_of(settings, row.namespace)
     if run_id:
-        done = queue.wait(row.approval_id, LIVE_RUN_WAIT)
-        return done, run_id if done.status in ("approved", "sending") else ""
+        return queue.wait(row.approval_id, LIVE_RUN_WAIT), run_id
     return send_approved(settings, host, queue, row, opener), ""
+
+
+def still_sending(row: ApprovalRow) -> bool:
+    """Approved and not yet sent by the run it was left to."""
+    return row.status in ("approved", "sending")
 
 
 def send_approved(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,16 @@ def test_the_rules_say_why_an_order_waits() -> None:
     for name, (rules, reason) in cases.items():
         found = approval_reason(ApprovalSettings(**rules), decision, intent, price, paper=False)
         assert found.startswith(reason), name
+    # A source names every model it asks; a model's full name only that model.
+    qwen = decision.model_copy(update={"source": "llm:qwen"})
+    for sources in (["llm"], ["llm:qwen"]):
+        found = approval_reason(ApprovalSettings(sources=sources), qwen, intent, price, paper=False)
+        assert found.startswith("decisions of llm:qwen wait"), sources
+    for sources in (["llm:gpt"], ["ll"]):
+        assert (
+            approval_reason(ApprovalSettings(sources=sources), qwen, intent, price, paper=False)
+            == ""
+        )
     # Live accounts only: on paper nothing waits.
     live_only = ApprovalSettings(all=True, live_only=True)
     assert approval_reason(live_only, decision, intent, price, paper=True) == ""
@@ -211,3 +222,82 @@ def test_decisions_waiting_when_a_live_run_stops_still_wait_after_a_restart(
 
 def feed_start(feed: Any) -> dt.datetime:
     return next(iter(feed.bars())).ts
+
+
+@pytest.mark.slow
+def test_a_live_run_sends_what_a_person_approves_while_it_runs(workdir: Path) -> None:
+    """The paper account is the live run's: an approval is left to it, and the broker's
+    question it asked (market orders, o10151, left to a person) is answered."""
+    from tradepipe.plugins.feeds.synthetic import SyntheticFeed
+    from tradepipe.plugins.ledger.db import open_engine
+    from tradepipe.testing import live
+
+    feed = SyntheticFeed(
+        SyntheticFeed.Settings(symbols=["AAPL"], bars=60, interval="1m", seed=9, volatility=0.05)
+    )
+    feed.load()
+    shift = (
+        dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+        - dt.timedelta(hours=2)
+        - feed_start(feed)
+    )
+    bars = [b._replace(ts=b.ts + shift) for b in feed.bars()]
+    (workdir / "settings.toml").write_text(
+        """
+[default.run]
+session = "desk"
+sinks = ["sql"]
+status_file = "status.json"
+[default.sinks.sql]
+path = "ledger.db"
+writer = "inline"
+[default.logging]
+dir = "logs"
+"""
+    )
+    tables: dict[str, Any] = {
+        "run": {
+            "sinks": ["sql"],
+            "session": "desk",
+            "risk_filters": [],
+            "status_file": "status.json",
+        },
+        "sinks": {"sql": {"path": "ledger.db", "writer": "inline"}},
+        "strategies": {"sma_cross": {"fast": 2, "slow": 3, "quantity": 10}},
+        "brokers": {"paper": {"questions": ["o10151"], "ask": ["o10151"]}},
+        "approval": {"expire_minutes": 24 * 60},
+    }
+    open_engine(f"sqlite:///{workdir / 'ledger.db'}").dispose()
+    ran: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: ran.append(live(bars, speed=240, timeout=60, **tables)), daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        waiting: list[dict[str, Any]] = []
+        while not waiting and time.monotonic() < deadline:
+            time.sleep(0.2)
+            waiting = json.loads(tp("approvals", "--json").stdout)
+        assert waiting, "no question waited"
+        first = waiting[-1]
+        assert first["kind"] == "question" and first["message_ids"] == "o10151"
+        done = tp("approve", first["approval_id"], "--json")
+        assert done.exit_code == 0, done.output
+        answer = json.loads(done.stdout)
+    finally:
+        thread.join(90)
+    assert not thread.is_alive()
+    [(_, result, _, runner)] = ran
+    run_id = runner.p.run.run_id
+    # The live run took it and sent it, with the question confirmed: it filled there.
+    assert (answer["status"], answer["sent_by_live_run"], answer["sent_run_id"]) == (
+        "sent",
+        run_id,
+        run_id,
+    )
+    assert result.fills >= 1
+    fills = json.loads(tp("ledger", "fills", "--json").stdout)
+    assert answer["client_order_id"] in {f["client_order_id"] for f in fills}
+    chains = json.loads(tp("explain", first["decision_id"], "--json").stdout)
+    assert first["approval_id"] in {a["approval_id"] for c in chains for a in c["approvals"]}

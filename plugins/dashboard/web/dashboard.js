@@ -392,8 +392,13 @@ async function answerApproval(button, id, decision) {
   button.disabled = true;
   try {
     const a = await api("POST", "/approvals/" + encodeURIComponent(id), { decision, reason });
-    notice(`Approval ${id}: ${a.status}${a.note ? " (" + a.note + ")" : ""}`,
-      a.status === "sent" || a.status === "rejected" ? "" : "bad");
+    if (a.sent_by_live_run && (a.status === "approved" || a.status === "sending")) {
+      // The live run of its session sends it, at its next look while the market is open.
+      notice(`Approval ${id}: approved; the live run ${a.sent_by_live_run} sends it`, "");
+    } else {
+      notice(`Approval ${id}: ${a.status}${a.note ? " (" + a.note + ")" : ""}`,
+        a.status === "sent" || a.status === "rejected" ? "" : "bad");
+    }
   } catch (e) {
     if (e instanceof Unauthorized) return signOut(e.message);
     notice(`Approval ${id} failed: ${e.message}`, "bad");
