@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,19 +97,16 @@ class Served:
     api: httpx.Client
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    """A paper account with positions from a short replay, served on a free port."""
-    (tmp_path / "settings.toml").write_text(SETTINGS)
-    replay = _tradepipe(tmp_path, "run-pipeline", "--json")
-    assert replay.returncode == 0, replay.stderr
+@contextmanager
+def serving(folder: Path) -> Iterator[Served]:
+    """``tradepipe serve`` in ``folder`` on a free port, until the block ends."""
     env = {**os.environ, "TP_API_TOKEN": TOKEN}
     for attempt in range(3):
         port = _free_port()
-        log = (tmp_path / "serve.log").open("w")
+        log = (folder / "serve.log").open("w")
         proc = subprocess.Popen(
             [sys.executable, "-m", "tradepipe", "serve", "--port", str(port)],
-            cwd=tmp_path,
+            cwd=folder,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -117,15 +115,26 @@ def served(tmp_path: Path) -> Iterator[Served]:
         if _answers(url, proc):
             break
         _stop(proc)
+        log.close()
         if attempt == 2:
-            pytest.fail(f"tradepipe serve did not start:\n{(tmp_path / 'serve.log').read_text()}")
+            pytest.fail(f"tradepipe serve did not start:\n{(folder / 'serve.log').read_text()}")
     client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
     try:
-        yield Served(tmp_path, url, client)
+        yield Served(folder, url, client)
     finally:
         client.close()
         _stop(proc)
         log.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """A paper account with positions from a short replay, served on a free port."""
+    (tmp_path / "settings.toml").write_text(SETTINGS)
+    replay = _tradepipe(tmp_path, "run-pipeline", "--json")
+    assert replay.returncode == 0, replay.stderr
+    with serving(tmp_path) as found:
+        yield found
 
 
 def _answers(url: str, proc: subprocess.Popen[bytes]) -> bool:

@@ -4,66 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from notify_receiver import SECRET, Receiver
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
 from tradepipe.plugins.notify.notifier import Notifier, Target, apprise_send, message, shown_url
-
-SECRET = "s3cret-pass"
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that keeps what is posted to ``/ok`` and answers
-    500 to ``/broken``."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        received = self.messages
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.path.startswith("/broken"):
-                    self.send_response(500)
-                else:
-                    received.append(json.loads(body))
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, path: str) -> str:
-        return f"json://user:{SECRET}@127.0.0.1:{self.port}/{path}"
-
-    def wait(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.messages
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    found.thread.start()
-    try:
-        yield found
-    finally:
-        found.server.shutdown()
-        found.server.server_close()
 
 
 def test_events_of_a_burst_go_as_one_message_and_a_failing_target_stops_nothing(
