@@ -9,7 +9,10 @@ training runs are all in, and only their results choose it: the test period
 never takes part in choosing what is traded in it.
 
 Replays run on a :class:`DaskRunner`: a local cluster of worker processes on
-127.0.0.1, one per core by default, or an existing Dask scheduler by address.
+127.0.0.1, or an existing Dask scheduler by address. With the number of
+workers left to tradepipe, an :class:`AutoRunner` runs the first replays in
+this process and starts a local cluster (one worker per core) only when the
+replays left would take long enough here for the cluster to pay for its start.
 """
 
 from __future__ import annotations
@@ -209,6 +212,86 @@ class SerialRunner:
 
     def close(self) -> None:
         self._queue.clear()
+
+
+#: What starting a local cluster costs before its first result, beyond a replay's cold
+#: start in each worker (measured on 2 cores: the scheduler, two nannies and two
+#: workers up and registered in about a second).
+CLUSTER_START_SECONDS = 1.0
+
+
+class AutoRunner:
+    """This process until the replays show a local cluster of ``workers`` would pay.
+
+    The first replay runs here cold (imports, plugins, bars: what each worker
+    would pay once), the second warm. The cluster saves about ``(1 - 1/workers)``
+    of the remaining replays' time and costs its start and a cold replay in
+    every worker; it is started only when it saves twice what it costs (it also
+    takes cores this process shares), else every replay runs here.
+
+    :param start: makes the cluster (a :class:`DaskRunner`).
+    :param say: told, once, where the rest runs and why.
+    """
+
+    def __init__(self, workers: int, start: Any, say: Any = None, *, trial: int = 2) -> None:
+        self.cores = workers
+        self._start = start
+        self._say = say or (lambda text: None)
+        self._trial = trial
+        self._queue: list[TaskSpec] = []
+        self._times: list[float] = []
+        self._decided = workers <= 1
+        self.cluster: DaskRunner | None = None
+
+    @property
+    def workers(self) -> int:
+        return self.cluster.workers if self.cluster is not None else 1
+
+    def submit(self, spec: TaskSpec) -> None:
+        if self.cluster is not None:
+            self.cluster.submit(spec)
+        else:
+            self._queue.append(spec)
+
+    def results(self) -> Iterator[TaskResult]:
+        while self._queue and self.cluster is None:
+            result = run_task(self._queue.pop(0))
+            self._times.append(result.seconds)
+            if not self._decided and (len(self._times) >= self._trial or not self._queue):
+                self._decide()
+            yield result
+        if self.cluster is not None:
+            yield from self.cluster.results()
+
+    def _decide(self) -> None:
+        self._decided = True
+        left = len(self._queue)
+        cold, warm = self._times[0], self._times[-1]
+        saves = left * warm * (1 - 1 / self.cores)
+        costs = CLUSTER_START_SECONDS + cold
+        if left and saves > 2 * costs:
+            self._say(
+                f"replays take about {warm * 1000:.0f} ms here: starting a local Dask "
+                f"cluster of {self.cores} workers for the {left} left"
+            )
+            self.cluster = self._start()
+            for spec in self._queue:
+                self.cluster.submit(spec)
+            self._queue.clear()
+        elif left:
+            self._say(
+                f"replays take about {warm * 1000:.0f} ms here: the {left} left run in this "
+                f"process, sooner than a local cluster would start and warm up "
+                "(--workers N starts one anyway)"
+            )
+
+    def running(self) -> int:
+        return self.cluster.running() if self.cluster is not None else 0
+
+    def close(self) -> None:
+        self._queue.clear()
+        if self.cluster is not None:
+            self.cluster.close()
 
 
 class Progress(Protocol):

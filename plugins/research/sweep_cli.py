@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from typing import Any
 
@@ -97,7 +98,9 @@ class _Bar:
 @click.option(
     "--workers",
     type=click.IntRange(min=0),
-    help="Worker processes of the local cluster; 0: one per core ([sweep] workers).",
+    help="Worker processes of a local cluster; 1: every replay in this process; 0: the "
+    "first replays here, then one worker per core if the rest would take long enough "
+    "([sweep] workers).",
 )
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
@@ -129,6 +132,7 @@ def sweep(
     from tradepipe.pipeline import make_component
     from tradepipe.plugins.research.store import SweepStore
     from tradepipe.plugins.research.sweep import (
+        AutoRunner,
         DaskRunner,
         SerialRunner,
         Sweep,
@@ -188,6 +192,13 @@ def sweep(
     try:
         if count == 1 and not address:
             runner = SerialRunner()  # one worker: this process, no cluster to start
+        elif count == 0 and not address:
+            # Left to tradepipe: a local cluster only once the replays show it pays.
+            runner = AutoRunner(
+                os.cpu_count() or 1,
+                lambda: DaskRunner("", 0),
+                None if as_json else lambda text: console().print(text),
+            )
         else:
             runner = DaskRunner(address, count, "--scheduler" if scheduler is not None else "")
     except BaseException:
@@ -196,17 +207,19 @@ def sweep(
     try:
         if not as_json:
             where = (
-                f"the Dask scheduler at {address}"
+                f"on the Dask scheduler at {address} of {runner.workers} worker(s)"
                 if address
-                else "this process"
+                else "in this process"
                 if count == 1
-                else "a local Dask cluster"
+                else "here first, then on a local Dask cluster if they prove long enough"
+                if count == 0
+                else f"on a local Dask cluster of {runner.workers} worker(s)"
             )
             have = len([r for r in store.results() if not r.error])
             console().print(
                 f"sweep {store.sweep_id}: {len(combos)} combination(s), {job.total} replay(s)"
                 + (f" ({have} in the ledger from an earlier run: not run again)" if have else "")
-                + f", on {where} of {runner.workers} worker(s), ranked by {chosen_metric}"
+                + f", {where}, ranked by {chosen_metric}"
             )
         if no_progress or as_json:
             outcome = job.run(store, runner, spec)

@@ -281,3 +281,102 @@ def test_walk_forward_chooses_from_the_training_window_alone(workdir: Path) -> N
     _, doc_b = _walk_forward(workdir, changed, "b")
     assert doc_b["walk_forward"]["windows"][0]["chosen"] == windows[0]["chosen"]
     assert doc_b["walk_forward"]["windows"][0]["in_sample"] == windows[0]["in_sample"]
+
+
+# -- where the replays run when tradepipe decides ---------------------------------------------
+
+
+class FakeCluster:
+    """Stands in for a DaskRunner: runs what it is given, and says so."""
+
+    workers = 2
+
+    def __init__(self) -> None:
+        self.given: list[str] = []
+        self.closed = False
+
+    def submit(self, spec: TaskSpec) -> None:
+        self.given.append(spec.key)
+
+    def results(self) -> Iterator[TaskResult]:
+        while self.given:
+            key = self.given.pop(0)
+            yield TaskResult(key, {}, None, None, seconds=0.0)
+
+    def running(self) -> int:
+        return len(self.given)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _auto(
+    monkeypatch: pytest.MonkeyPatch, seconds: list[float], tasks: int
+) -> tuple[Any, list[str], list[str], list[FakeCluster]]:
+    from tradepipe.plugins.research import sweep
+
+    times = iter(seconds)
+    here: list[str] = []
+
+    def run_here(spec: TaskSpec) -> TaskResult:
+        here.append(spec.key)
+        return TaskResult(spec.key, {}, None, None, seconds=next(times, seconds[-1]))
+
+    monkeypatch.setattr(sweep, "run_task", run_here)
+    said: list[str] = []
+    started: list[FakeCluster] = []
+
+    def start() -> FakeCluster:
+        started.append(FakeCluster())
+        return started[-1]
+
+    runner = sweep.AutoRunner(2, start, said.append)
+    for n in range(tasks):
+        runner.submit(TaskSpec(f"t{n}", {}, {}))
+    return runner, here, said, started
+
+
+def test_short_replays_stay_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 98 replays of 27 ms save 1.3 s on two workers; a cluster costs 1 s + the 0.4 s cold one.
+    runner, here, said, started = _auto(monkeypatch, [0.4, 0.027], 100)
+    keys = [r.key for r in runner.results()]
+    assert keys == [f"t{n}" for n in range(100)] and len(here) == 100
+    assert started == [] and runner.workers == 1
+    assert said == [
+        "replays take about 27 ms here: the 98 left run in this process, sooner than a "
+        "local cluster would start and warm up (--workers N starts one anyway)"
+    ]
+
+
+def test_long_replays_go_to_a_local_cluster_and_so_does_what_comes_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 98 replays of 0.5 s save 24.5 s: the cluster pays.
+    runner, here, said, started = _auto(monkeypatch, [1.0, 0.5], 100)
+    results = runner.results()
+    first = [next(results).key for _ in range(2)]
+    assert first == ["t0", "t1"] and here == ["t0", "t1"]
+    [cluster] = started
+    assert cluster.given[:1] == ["t2"] and len(cluster.given) == 98
+    runner.submit(TaskSpec("test-window", {}, {}))  # a walk-forward's test, submitted later
+    rest = [r.key for r in results]
+    assert len(rest) == 99 and rest[-1] == "test-window" and here == ["t0", "t1"]
+    assert said == [
+        "replays take about 500 ms here: starting a local Dask cluster of 2 workers for the 98 left"
+    ]
+    runner.close()
+    assert cluster.closed
+
+
+def test_one_core_or_one_replay_never_starts_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tradepipe.plugins.research import sweep
+
+    runner, _here, said, started = _auto(monkeypatch, [5.0], 1)
+    assert [r.key for r in runner.results()] == ["t0"] and started == [] and said == []
+    monkeypatch.setattr(
+        sweep, "run_task", lambda spec: TaskResult(spec.key, {}, None, None, seconds=9.0)
+    )
+    single = sweep.AutoRunner(1, lambda: pytest.fail("no cluster on one core"))
+    for n in range(50):
+        single.submit(TaskSpec(f"t{n}", {}, {}))
+    assert len(list(single.results())) == 50
