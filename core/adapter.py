@@ -281,8 +281,8 @@ def question_parked(
     """
     shown = ", ".join(i for i in message_ids if i) or "no id"
     return BrokerQuestionError(
-        f'{broker}: order not sent yet: IBKR asked "{question}" ({shown}), which waits for a '
-        "person (reply policy `ask`)",
+        f'{broker}: order not sent: IBKR asked "{question}" ({shown}), which waits for a '
+        "person (reply policy `ask`); approved, the order is sent again",
         broker=broker,
         question=question,
         message_ids=list(message_ids),

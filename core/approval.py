@@ -25,6 +25,7 @@ from decimal import Decimal
 
 from tradepipe.decisions import Decision
 from tradepipe.instruments import Option
+from tradepipe.money import cents
 from tradepipe.orders import Order, OrderIntent, OrderStatus
 from tradepipe.settings import ApprovalSettings
 
@@ -91,7 +92,7 @@ def ending(order: Order | None, denial: str) -> tuple[str, str]:
     if order is None or order.status is OrderStatus.DENIED:
         why = order.reason if order is not None else denial
         return "denied", why or "not sent"
-    return "sent", f"order {order.intent.client_order_id}: {order.status.value}"
+    return "sent", f"order {order.intent.client_order_id}, {order.status.value} when sent"
 
 
 def notional_of(intent: OrderIntent, price: Decimal | None) -> Decimal | None:
@@ -101,7 +102,7 @@ def notional_of(intent: OrderIntent, price: Decimal | None) -> Decimal | None:
     if at is None:
         return None
     multiplier = intent.instrument.multiplier if isinstance(intent.instrument, Option) else 1
-    return intent.quantity * at * multiplier
+    return cents(intent.quantity * at * multiplier)
 
 
 def approval_reason(

@@ -14,6 +14,8 @@ one line; ``--debug`` adds the traceback.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import traceback
 from typing import Any
 
@@ -56,6 +58,12 @@ class TradepipeGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`tradepipe … | head`): nothing more to say, to anyone.
+            # What is left in the buffer goes nowhere, not into a second error at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(1)
         except Exception as exc:
             _fail(ctx, exc, 1, internal=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 import click
+from rich.markup import escape
 from tradepipe.cli.output import Id, as_id, console, print_json, table
 from tradepipe.decisions import RejectedDecision
 from tradepipe.direct import Outcome
@@ -64,10 +65,12 @@ def show(outcome: Outcome, run_id: str | None) -> None:
     waiting = outcome.waiting
     if waiting is not None and waiting.kind == "decision":
         out.print(
-            f"No order yet: it waits for a person as approval {waiting.approval_id} "
-            f"({waiting.reason}) until {waiting.expires_at:%Y-%m-%d %H:%M} UTC. "
-            f"`tradepipe approve {waiting.approval_id}` sends it (judged again then), "
-            f"`tradepipe reject {waiting.approval_id} --reason …` drops it."
+            escape(  # the reason names a settings table: "[approval] sources"
+                f"No order yet: it waits for a person as approval {waiting.approval_id} "
+                f"({waiting.reason}) until {waiting.expires_at:%Y-%m-%d %H:%M} UTC. "
+                f"`tradepipe approve {waiting.approval_id}` sends it (judged again then), "
+                f"`tradepipe reject {waiting.approval_id} --reason …` drops it."
+            )
         )
         return
     if order is None:

@@ -52,7 +52,8 @@ def approval_router(service: Service) -> APIRouter:
 
         While a live run of its session is up, that run sends it (its id is in
         ``sent_by_live_run``): the answer comes when it did, or after 15 s with
-        ``status`` still ``approved`` or ``sending``."""
+        ``status`` still ``approved`` or ``sending``. ``asked`` is the broker's
+        question about the order sent, when it asked one that waits for a person."""
         from tradepipe.clock import SystemClock
         from tradepipe.plugins.approval.queue import Queue, answer_approved
 

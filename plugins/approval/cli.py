@@ -36,6 +36,9 @@ def approvals(app: AppContext, every: bool, as_json: bool) -> None:
     if as_json:
         print_json([_document(r) for r in rows])
         return
+    if not rows:
+        click.echo("No approvals yet." if every else "Nothing waits for approval.")
+        return
     console().print(
         table(
             "Approvals" if every else "Waiting for approval",
@@ -70,8 +73,16 @@ def approve(app: AppContext, approval_id: str, as_json: bool) -> None:
     row = queue.answer(approval_id, "approved", who(), _now())
     app.setup_logging()
     done, live_run = answer_approved(app.settings, app.host, queue, row)
+    # The order it sent may have met a broker question that waits for a person now.
+    asked = queue.asked_next(done) if done.status == "sent" else None
     if as_json:
-        print_json({**_document(done), "sent_by_live_run": live_run or None})
+        print_json(
+            {
+                **_document(done),
+                "sent_by_live_run": live_run or None,
+                "asked": None if asked is None else _document(asked),
+            }
+        )
     elif live_run and still_sending(done):
         click.echo(
             f"approval {done.approval_id}: approved; the live run {live_run} of session "
@@ -81,6 +92,12 @@ def approve(app: AppContext, approval_id: str, as_json: bool) -> None:
     else:
         by = f" by the live run {live_run}" if live_run else ""
         click.echo(f"approval {done.approval_id}: {done.status}{by} ({done.note})")
+        if asked is not None:
+            click.echo(
+                f"the broker asked about it: {asked.reason}; that waits for you as approval "
+                f"{asked.approval_id} (`tradepipe approve {asked.approval_id}` sends the order "
+                "again with it confirmed)"
+            )
     if done.status != "sent" and not (live_run and still_sending(done)):
         raise SystemExit(1)
 
@@ -92,7 +109,9 @@ def approve(app: AppContext, approval_id: str, as_json: bool) -> None:
 @pass_app
 def reject(app: AppContext, approval_id: str, reason: str, as_json: bool) -> None:
     """Drop a waiting decision: nothing is sent."""
-    done = _queue(app).answer(approval_id, "rejected", who(), _now(), reason)
+    if not reason.strip():
+        raise click.BadParameter("a rejection needs its reason", param_hint="--reason")
+    done = _queue(app).answer(approval_id, "rejected", who(), _now(), reason.strip())
     if as_json:
         print_json(_document(done))
     else:

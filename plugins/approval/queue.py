@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
-from tradepipe.approval import Approved
+from tradepipe.approval import Approved, ending
 from tradepipe.decisions import Decision
 from tradepipe.errors import ConfigError, PersistenceError
 from tradepipe.plugins.ledger.schema import ApprovalRow
@@ -163,9 +163,33 @@ class Queue:
             raise self._fail("answer") from exc
         if not getattr(done, "rowcount", 0):
             row = self.get(approval_id)
-            by_whom = f" by {row.decided_by}" if row.decided_by else ""
-            raise ConfigError(f"approval {approval_id} is {row.status} already{by_whom}")
+            if row.status == "expired":
+                raise ConfigError(
+                    f"approval {approval_id} expired at {row.expires_at:%Y-%m-%d %H:%M} UTC: "
+                    "nothing was sent"
+                )
+            by_whom = f", answered by {row.decided_by}" if row.decided_by else ""
+            raise ConfigError(
+                f"approval {approval_id} was answered already ({row.status}{by_whom})"
+            )
         return self.get(approval_id)
+
+    def asked_next(self, row: ApprovalRow) -> ApprovalRow | None:
+        """The broker's question about the order ``row`` sent, waiting now, if it asked one."""
+        try:
+            with Session(self.engine) as s:
+                return s.scalars(
+                    select(ApprovalRow)
+                    .where(
+                        col(ApprovalRow.namespace) == row.namespace,
+                        col(ApprovalRow.decision_id) == row.decision_id,
+                        col(ApprovalRow.attempt) > row.attempt,
+                        col(ApprovalRow.status) == "pending",
+                    )
+                    .order_by(col(ApprovalRow.attempt).desc())
+                ).first()
+        except SQLAlchemyError as exc:
+            raise self._fail("read") from exc
 
     def wait(self, approval_id: str, seconds: float, sleep: Any = time.sleep) -> ApprovalRow:
         """The request once it ended (sent, denied, failed, expired), or as it stands
@@ -268,14 +292,8 @@ def send_approved(
     except Exception as exc:
         queue.close(row.approval_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
-    order = outcome.order
-    if outcome.sent and order is not None:
-        return queue.close(
-            row.approval_id,
-            "sent",
-            f"order {order.intent.client_order_id}: {order.status.value}",
-            client_order_id=order.intent.client_order_id,
-            sent_run_id=run_id,
-        )
     why = next((v.reason for v in reversed(outcome.verdicts) if v.outcome.value == "deny"), "")
-    return queue.close(row.approval_id, "denied", why or "not sent", sent_run_id=run_id)
+    status, note = ending(outcome.order if outcome.sent else None, why)
+    order = outcome.order
+    sent = order.intent.client_order_id if status == "sent" and order is not None else None
+    return queue.close(row.approval_id, status, note, client_order_id=sent, sent_run_id=run_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.markup import escape
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, as_id, console, print_json, table
 from tradepipe.errors import ConfigError
@@ -71,10 +72,13 @@ def _print(chain: dict[str, Any]) -> None:
             if approval.get("decided_by")
             else ""
         )
+        # Reasons name settings tables ("[approval] sources"): text, not markup.
         out.print(
-            f"approval {approval['approval_id']}: waited ({approval['reason']}) from "
-            f"{approval['created_at']} until {approval['expires_at']}; {approval['status']}"
-            f"{answered}" + (f" ({approval['note']})" if approval.get("note") else "")
+            escape(
+                f"approval {approval['approval_id']}: waited ({approval['reason']}) from "
+                f"{approval['created_at']} until {approval['expires_at']}; {approval['status']}"
+                f"{answered}" + (f" ({approval['note']})" if approval.get("note") else "")
+            )
         )
     if not chain["orders"]:
         out.print("no order was made")

@@ -34,7 +34,7 @@ def test_an_order_waits_and_is_approved_or_rejected_once_over_http(
         assert (body["status"], body["decided_by"]) == ("sent", "api")
         assert body["client_order_id"]
         again = client.post(f"/approvals/{first}", json={"decision": "approve"})
-        assert again.status_code == 409 and "sent already" in again.text
+        assert again.status_code == 409 and "answered already (sent" in again.text
         # The order is at the broker once.
         working = [o["client_order_id"] for o in client.get("/orders").json()]
         assert working.count(body["client_order_id"]) == 1

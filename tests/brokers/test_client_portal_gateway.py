@@ -160,12 +160,25 @@ def test_a_question_left_to_a_person_waits_and_its_approval_sends_the_order_agai
 
     # Approving again sends nothing.
     again = invoke("approve", waiting["approval_id"])
-    assert again.exit_code != 0 and "sent already" in again.output
+    assert again.exit_code != 0 and "answered already (sent" in again.output
     assert len(gw.orders()) == 1
     # A later order asks again: the person's answer was for that order only.
     later = ok_json("order", "stock", "AAPL", "--side", "buy", "--quantity", "1")
     assert later["order"]["status"] == "rejected" and later["approval"]["kind"] == "question"
     assert len(gw.orders()) == 1
+    # The order sent again meets the next question, which waits too, and approve says so.
+    write_settings(workdir, gw, ask=["o163", "o354"])
+    second = invoke("approve", later["approval"]["approval_id"])
+    assert second.exit_code == 0, second.output
+    [(next_id, ids, answered)] = [
+        (a["approval_id"], a["message_ids"], a["answered"]) for a in ok_json("approvals")
+    ]
+    assert (ids, answered) == ("o354", "o163,o354")
+    assert f"waits for you as approval {next_id}" in second.output and "o354" in second.output
+    assert len(gw.orders()) == 1
+    third = ok_json("approve", next_id)
+    assert third["status"] == "sent" and third["asked"] is None
+    assert len(gw.orders()) == 2
 
     # explain: the refused order, the question that waited and who answered, the order sent.
     chains = ok_json("explain", asked["decision"]["id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 from rich.console import Console
@@ -80,3 +81,24 @@ def test_option_symbols_and_combo_tickers_stay_whole_like_ids() -> None:
     rows = [(occ, "2", "5.10", REASON), (combo, "1", "3.20", REASON)]
     lines = printed(table("Positions", ["symbol", "quantity", "price", "note"], rows))
     assert on_one_line(lines, occ) and on_one_line(lines, combo)
+
+
+def test_a_reader_that_goes_away_is_no_internal_error(tmp_path: Any) -> None:
+    """``tradepipe … | head``: the command stops quietly when its reader closes the pipe."""
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    done = subprocess.run(
+        [sys.executable, "-m", "tradepipe", "config", "show"],
+        cwd=tmp_path,
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    os.close(write)
+    assert done.returncode == 1
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr

@@ -109,7 +109,8 @@ def test_an_order_waits_and_an_approval_sends_it_once(workdir: Path) -> None:
     assert [i.quantity for i in FillingBroker.placed] == [Decimal(10)]
     # Approving again sends nothing more, and says why.
     again = tp("approve", approval)
-    assert again.exit_code != 0 and f"approval {approval} is sent already" in again.output
+    assert again.exit_code != 0
+    assert f"approval {approval} was answered already (sent" in again.output
     assert len(FillingBroker.placed) == 1
     assert json.loads(tp("approvals", "--json").stdout) == []
     # The order it sent is the decision's, in the ledger.
@@ -121,7 +122,8 @@ def test_an_order_waits_and_an_approval_sends_it_once(workdir: Path) -> None:
     assert {a["approval_id"] for a in approvals} == {approval}
     assert approvals[-1]["decided_by"] == done["decided_by"]
     shown = tp("explain", done["decision_id"]).output
-    assert f"approval {approval}: waited (10 is more than 5" in shown and "sent" in shown
+    assert f"approval {approval}: waited (10 is more than 5 ([approval] above_quantity))" in shown
+    assert "sent" in shown
 
 
 @pytest.mark.slow
@@ -167,17 +169,22 @@ def test_a_rejection_and_an_expiry_send_nothing(workdir: Path) -> None:
     dropped = tp("reject", rejected, "--reason", "not today", "--json")
     assert dropped.exit_code == 0
     assert json.loads(dropped.stdout)["note"] == "not today"
-    assert "rejected already" in tp("approve", rejected).output
+    assert "answered already (rejected, answered by" in tp("approve", rejected).output
+    # A rejection says why: a blank reason is refused, and nothing changes.
+    blank = tp("reject", _waiting_order("12"), "--reason", "  ")
+    assert blank.exit_code == 2 and "a rejection needs its reason" in blank.output
+    [still] = json.loads(tp("approvals", "--json").stdout)
+    assert (still["quantity"], still["status"]) == ("12", "pending")
     FillingBroker.fills = 0
     with freeze_time(dt.datetime.now(dt.UTC)) as frozen:
         expired = _waiting_order("11")
         frozen.tick(dt.timedelta(minutes=16))
         assert json.loads(tp("approvals", "--json").stdout) == []
         late = tp("approve", expired)
-        assert late.exit_code != 0 and "expired already" in late.output
+        assert late.exit_code != 0 and f"approval {expired} expired at " in late.output
     assert FillingBroker.placed == []
     every: list[dict[str, Any]] = json.loads(tp("approvals", "--all", "--json").stdout)
-    assert sorted(r["status"] for r in every) == ["expired", "rejected"]
+    assert sorted(r["status"] for r in every) == ["expired", "expired", "rejected"]
 
 
 @pytest.mark.slow

@@ -395,6 +395,9 @@ async function answerApproval(button, id, decision) {
     if (a.sent_by_live_run && (a.status === "approved" || a.status === "sending")) {
       // The live run of its session sends it, at its next look while the market is open.
       notice(`Approval ${id}: approved; the live run ${a.sent_by_live_run} sends it`, "");
+    } else if (a.asked) {
+      notice(`Approval ${id}: sent, and the broker asked a question that waits as approval ` +
+        `${a.asked.approval_id}: ${a.asked.reason}`, "bad");
     } else {
       notice(`Approval ${id}: ${a.status}${a.note ? " (" + a.note + ")" : ""}`,
         a.status === "sent" || a.status === "rejected" ? "" : "bad");
