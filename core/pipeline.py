@@ -265,7 +265,8 @@ def open_run(
         ended = True
     except KeyboardInterrupt:
         status = "interrupted"
-        log.error("run %s interrupted", run.run_id)
+        # In the log file; the person hears it from whoever stops (the CLI: "interrupted").
+        log.error("run %s interrupted", run.run_id, extra=FILE_ONLY)
         raise
     except BaseException as exc:
         # Raised on: whoever catches it tells the person, once.

@@ -730,7 +730,13 @@ def settings_error(
         detail = first["msg"].removeprefix("Value error, ")
     else:
         detail = f"expected {first['msg'][0].lower()}{first['msg'][1:]}"
-    shown = "" if value is None or isinstance(value, dict) else f" = {value!r}"
+    shown = (
+        ""
+        if value is None or isinstance(value, dict)
+        else f" = {value}"
+        if isinstance(value, Decimal)
+        else f" = {value!r}"
+    )
     dotted = ".".join(loc)
     from_secrets = any(dotted == k or dotted.startswith(k + ".") for k in secret_keys)
     if value is not None and dotted and (from_secrets or _SECRET_KEY.search(str(key))):

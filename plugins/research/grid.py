@@ -184,8 +184,12 @@ def parse_walk_forward(text: str) -> dict[str, str]:
         raise ConfigError(
             f"--walk-forward {text!r}: write train=2y,test=6m[,step=6m]", key="walk_forward"
         )
-    for span in parts.values():
-        _add(dt.date(2000, 1, 1), span)  # checks it
+    for name, span in parts.items():
+        if _add(dt.date(2000, 1, 1), span) == dt.date(2000, 1, 1):  # checks it, too
+            raise ConfigError(
+                f"--walk-forward {name}={span}: a span must be longer than nothing",
+                key="walk_forward",
+            )
     parts.setdefault("step", parts["test"])
     return parts
 
@@ -199,6 +203,8 @@ def walk_forward_windows(first: dt.date, last: dt.date, spans: dict[str, str]) -
     """
     windows: list[Window] = []
     start = first
+    if _add(start, spans["step"]) <= start or _add(start, spans["test"]) <= start:
+        raise ConfigError("a walk-forward's test and step must be longer than nothing")
     while True:
         train_end = _add(start, spans["train"])
         test_end = _add(train_end, spans["test"])

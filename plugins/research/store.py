@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col
 from tradepipe.errors import ConfigError, PersistenceError
@@ -79,6 +79,18 @@ class SweepStore:
         except SQLAlchemyError as exc:
             raise self._fail("open", exc) from exc
         return {r.key: r for r in self.results()}
+
+    def forget(self) -> int:
+        """Drop this sweep's results (``--fresh``): every replay runs again; how many."""
+        try:
+            with Session(self.engine) as s:
+                done = s.execute(
+                    delete(SweepResultRow).where(col(SweepResultRow.sweep_id) == self.sweep_id)
+                )
+                s.commit()
+                return int(getattr(done, "rowcount", 0) or 0)
+        except SQLAlchemyError as exc:
+            raise self._fail("clear", exc) from exc
 
     def add(self, result: TaskResult, kind: str, window: int = 0) -> None:
         """Record one result. A key already there is left as it is, unless it failed

@@ -106,6 +106,10 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
+#: How long a scheduler given by address may take to have its first worker.
+WORKER_WAIT_SECONDS = 10.0
+
+
 class DaskRunner:
     """Tasks on Dask: a local cluster on 127.0.0.1 (``workers`` processes, default one
     per core), or the scheduler at ``address``."""
@@ -123,6 +127,15 @@ class DaskRunner:
                     f"no Dask scheduler answers at {address} ({named}): {exc}",
                     key="sweep.scheduler",
                 ) from exc
+            try:
+                self.client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+            except TimeoutError:
+                self.client.close()
+                raise ConfigError(
+                    f"the Dask scheduler at {address} ({named}) has no workers after "
+                    f"{WORKER_WAIT_SECONDS:g} s: start some (`dask worker {address}`)",
+                    key="sweep.scheduler",
+                ) from None
             except ValueError as exc:
                 raise ConfigError(
                     f"{named} {address!r} is no scheduler address (tcp://host:port): {exc}",
@@ -272,7 +285,7 @@ class AutoRunner:
         if left and saves > 2 * costs:
             self._say(
                 f"replays take about {warm * 1000:.0f} ms here: starting a local Dask "
-                f"cluster of {self.cores} workers for the {left} left"
+                f"cluster of {self.cores} workers for the {left} queued"
             )
             self.cluster = self._start()
             for spec in self._queue:
@@ -280,7 +293,7 @@ class AutoRunner:
             self._queue.clear()
         elif left:
             self._say(
-                f"replays take about {warm * 1000:.0f} ms here: the {left} left run in this "
+                f"replays take about {warm * 1000:.0f} ms here: the {left} queued run in this "
                 f"process, sooner than a local cluster would start and warm up "
                 "(--workers N starts one anyway)"
             )

@@ -103,6 +103,11 @@ class _Bar:
     "([sweep] workers).",
 )
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Forget this sweep's results in the ledger and run every replay again.",
+)
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
@@ -117,24 +122,23 @@ def sweep(
     scheduler: str | None,
     workers: int | None,
     top: int,
+    fresh: bool,
     no_progress: bool,
     as_json: bool,
 ) -> None:
     """Replay the configured pipeline for every combination of --param values (or a
     --random sample), over each --period or walk-forward, on Dask; rank by --metric.
 
+    \b
       tradepipe sweep --param strategies.sma_cross.fast=5:50:5 \\
           --param strategies.sma_cross.slow=20,30,50
 
     Every result goes into the ledger as it comes in; the same command run
-    again (after Ctrl-C, or a crash) runs only what is missing.
+    again (after Ctrl-C, or a crash) runs only what is missing (--fresh: all).
     """
     from tradepipe.pipeline import make_component
     from tradepipe.plugins.research.store import SweepStore
     from tradepipe.plugins.research.sweep import (
-        AutoRunner,
-        DaskRunner,
-        SerialRunner,
         Sweep,
         plain_settings,
         sweep_id,
@@ -143,19 +147,17 @@ def sweep(
 
     settings = app.settings
     app.setup_logging(file=False)
-    broker = make_component(app.host, settings, "broker", settings.run.broker)
-    if not broker.simulated:
-        raise ConfigError(
-            f"a sweep replays on a simulator, and broker {broker.name!r} is none: "
-            'sweep with [run] broker = "paper" (or --env of such settings)',
-            key="run.broker",
-        )
+    _check_runnable(app)
     parsed = [parse_param(p) for p in params]
     combos = combinations(parsed, sample, seed)
     chosen_metric = metric or settings.sweep.metric
     spans = parse_walk_forward(walk_forward) if walk_forward else None
     if spans and periods:
         raise click.UsageError("give --period or --walk-forward, not both")
+    if scheduler is not None and workers is not None:
+        raise click.UsageError(
+            "--workers sizes a local cluster; the scheduler given has workers of its own"
+        )
     plain = plain_settings(settings)
     spec = {
         "params": [[k, [str(v) for v in values]] for k, values in parsed],
@@ -167,6 +169,8 @@ def sweep(
     }
     sid = sweep_id(spec, plain)
     windows = windows_for(settings, app.host, spans, sid) if spans else []
+    if spans and not as_json:
+        _say_uncovered(app, windows, spans, sid)
     job = Sweep(
         settings=plain,
         combos=combos,
@@ -175,32 +179,19 @@ def sweep(
         windows=windows,
     )
     check_sweep(app, job, sid)
-    halted = halts_now(settings, dt.datetime.now(dt.UTC))
-    if halted["halted"]:
-        raise ConfigError(
-            "trading is halted (`tradepipe resume` lifts it): every replay of the sweep "
-            "would be denied every order",
-            key="risk.halt",
-        )
     sink = make_component(app.host, settings, "sink", "sql")
     engine = sink.engine()
     store = SweepStore(engine, sid, sink.where)
+    if fresh:
+        store.forget()
+    have = len([r for r in store.results() if not r.error])
     address = scheduler if scheduler is not None else settings.sweep.scheduler
     count = workers if workers is not None else settings.sweep.workers
+    if have >= job.total:
+        count, address = 1, ""  # nothing left to run: no cluster to start
     started = time.monotonic()
-    runner: Any
     try:
-        if count == 1 and not address:
-            runner = SerialRunner()  # one worker: this process, no cluster to start
-        elif count == 0 and not address:
-            # Left to tradepipe: a local cluster only once the replays show it pays.
-            runner = AutoRunner(
-                os.cpu_count() or 1,
-                lambda: DaskRunner("", 0),
-                None if as_json else lambda text: console().print(text),
-            )
-        else:
-            runner = DaskRunner(address, count, "--scheduler" if scheduler is not None else "")
+        runner = _runner(address, count, "--scheduler" if scheduler is not None else "", as_json)
     except BaseException:
         engine.dispose()
         raise
@@ -215,7 +206,6 @@ def sweep(
                 if count == 0
                 else f"on a local Dask cluster of {runner.workers} worker(s)"
             )
-            have = len([r for r in store.results() if not r.error])
             console().print(
                 f"sweep {store.sweep_id}: {len(combos)} combination(s), {job.total} replay(s)"
                 + (f" ({have} in the ledger from an earlier run: not run again)" if have else "")
@@ -233,7 +223,7 @@ def sweep(
             "command again to go on",
             err=True,
         )
-        raise
+        raise SystemExit(130) from None
     finally:
         runner.close()
         engine.dispose()
@@ -243,6 +233,71 @@ def sweep(
         print_json(document)
         return
     print_sweep(document)
+
+
+def _check_runnable(app: AppContext) -> None:
+    """Refuse a sweep of a pipeline that would not replay: a real broker, or a halt.
+
+    :raises ConfigError: saying which.
+    """
+    from tradepipe.pipeline import make_component
+
+    settings = app.settings
+    broker = make_component(app.host, settings, "broker", settings.run.broker)
+    if not broker.simulated:
+        raise ConfigError(
+            f"a sweep replays on a simulator, and broker {broker.name!r} is none: "
+            'sweep with [run] broker = "paper" (or --env of such settings)',
+            key="run.broker",
+        )
+    if halts_now(settings, dt.datetime.now(dt.UTC))["halted"]:
+        raise ConfigError(
+            "trading is halted (`tradepipe resume` lifts it): every replay of the sweep "
+            "would be denied every order",
+            key="risk.halt",
+        )
+
+
+def _runner(address: str, count: int, given_as: str, as_json: bool) -> Any:
+    """Where the replays run: this process, a local cluster, or the scheduler given."""
+    from tradepipe.plugins.research.sweep import AutoRunner, DaskRunner, SerialRunner
+
+    if count == 1 and not address:
+        return SerialRunner()  # one worker: this process, no cluster to start
+    if count == 0 and not address:
+        # Left to tradepipe: a local cluster only once the replays show it pays.
+        return AutoRunner(
+            os.cpu_count() or 1,
+            lambda: DaskRunner("", 0),
+            None if as_json else lambda text: console().print(text),
+        )
+    return DaskRunner(address, count, given_as)
+
+
+def _say_uncovered(app: AppContext, windows: list[Any], spans: dict[str, str], group: str) -> None:
+    """Say which of the data's last days no walk-forward test window covers."""
+    from tradepipe.plugins.research.sweep import data_dates
+
+    last = data_dates(app.settings, app.host, group)[1]
+    tail = windows[-1].test.end if windows else None
+    if tail is not None and tail <= last:
+        console().print(
+            f"the bars from {tail} to {last} are in no test window: too short for another "
+            f"test of {spans['test']}"
+        )
+
+
+def _idle(settings: Any, key: str) -> bool:
+    """Whether ``key`` sets a strategy or risk filter the pipeline does not run."""
+    from tradepipe.pipeline import ALWAYS_ON_FILTERS
+
+    kind, _, rest = key.partition(".")
+    name = rest.partition(".")[0]
+    if kind == "strategies":
+        return name not in settings.run.strategies
+    if kind == "risk":
+        return name not in settings.run.risk_filters and name not in ALWAYS_ON_FILTERS
+    return False
 
 
 def check_sweep(app: AppContext, job: Any, group: str = "") -> None:
@@ -256,6 +311,14 @@ def check_sweep(app: AppContext, job: Any, group: str = "") -> None:
     from tradepipe.plugins.research.task import with_params
     from tradepipe.settings import validate_settings
 
+    idle = sorted({k for combo in job.combos[:1] for k in combo if _idle(app.settings, k)})
+    if idle:
+        run = app.settings.run
+        raise ConfigError(
+            f"--param {idle[0]}: the pipeline has no such component, so the value would change "
+            f"nothing ([run] strategies = {run.strategies}, risk_filters = {run.risk_filters})",
+            key="param",
+        )
     problem = None
     # Some combinations may be refused (a fast window not shorter than the slow):
     # those fail alone. If none of the first few can be built, none can.
@@ -268,7 +331,11 @@ def check_sweep(app: AppContext, job: Any, group: str = "") -> None:
         problem = None
         break
     if problem is not None:
-        raise ConfigError(f"--param: {problem}", key="param") from None
+        # The value came from --param, whatever file the settings were read from.
+        text = str(problem)
+        if ": [" in text:
+            text = text[text.index(": [") + 2 :]
+        raise ConfigError(f"--param: {text}", key="param") from None
     if any(p.start or p.end for p in job.periods):
         start, end = data_dates(app.settings, app.host, group)
         for period in job.periods:

@@ -343,7 +343,7 @@ def test_short_replays_stay_in_this_process(monkeypatch: pytest.MonkeyPatch) -> 
     assert keys == [f"t{n}" for n in range(100)] and len(here) == 100
     assert started == [] and runner.workers == 1
     assert said == [
-        "replays take about 27 ms here: the 98 left run in this process, sooner than a "
+        "replays take about 27 ms here: the 98 queued run in this process, sooner than a "
         "local cluster would start and warm up (--workers N starts one anyway)"
     ]
 
@@ -362,7 +362,8 @@ def test_long_replays_go_to_a_local_cluster_and_so_does_what_comes_later(
     rest = [r.key for r in results]
     assert len(rest) == 99 and rest[-1] == "test-window" and here == ["t0", "t1"]
     assert said == [
-        "replays take about 500 ms here: starting a local Dask cluster of 2 workers for the 98 left"
+        "replays take about 500 ms here: starting a local Dask cluster of 2 workers "
+        "for the 98 queued"
     ]
     runner.close()
     assert cluster.closed
@@ -380,3 +381,51 @@ def test_one_core_or_one_replay_never_starts_a_cluster(monkeypatch: pytest.Monke
     for n in range(50):
         single.submit(TaskSpec(f"t{n}", {}, {}))
     assert len(list(single.results())) == 50
+
+
+# -- refused before anything runs -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        # A component the pipeline does not run: the value would change nothing.
+        (["--param", "strategies.nope.fast=5,10"], "--param strategies.nope.fast: the pipeline"),
+        (["--param", "risk.nope.limit=1,2"], "--param risk.nope.limit: the pipeline"),
+        # Spans of nothing would never end (or choose on no data).
+        (
+            ["--param", "strategies.sma_cross.fast=3,5", "--walk-forward", "train=1y,test=0m"],
+            "test=0m: a span must be longer than nothing",
+        ),
+        (
+            ["--param", "strategies.sma_cross.fast=3,5", "--walk-forward", "train=0y,test=6m"],
+            "train=0y: a span must be longer than nothing",
+        ),
+        (
+            ["--param", "strategies.sma_cross.fast=3,5", "--scheduler", "tcp://127.0.0.1:9",
+             "--workers", "2"],
+            "--workers sizes a local cluster",
+        ),
+        (["--param", "sizing.risk_fractionx=0.01,0.02"], "--param: [sizing] risk_fractionx = 0.01"),
+    ],
+)  # fmt: skip
+def test_a_sweep_that_could_not_mean_anything_is_refused(
+    workdir: Path, args: list[str], problem: str
+) -> None:
+    (workdir / "settings.toml").write_text(SETTINGS)
+    refused = tp("sweep", "--no-progress", *args)
+    assert refused.exit_code == 2, refused.output
+    assert problem in refused.output
+    assert list(workdir.glob("*.db")) == []  # refused before the ledger was opened
+
+
+@pytest.mark.slow
+def test_fresh_runs_every_replay_again(workdir: Path) -> None:
+    (workdir / "settings.toml").write_text(SETTINGS)
+    args = ["sweep", "--param", "strategies.sma_cross.fast=3,5", "--workers", "1", "--json"]
+    first = json.loads(tp(*args).stdout)
+    again = tp(*args[:-1], "--no-progress")
+    assert "(2 in the ledger from an earlier run: not run again)" in again.output
+    fresh = tp(*args[:-1], "--no-progress", "--fresh")
+    assert "in the ledger from an earlier run" not in fresh.output
+    assert json.loads(tp(*args).stdout)["top"] == first["top"]

@@ -220,3 +220,34 @@ def test_sweep_on_a_scheduler_gives_what_a_replay_here_gives(
         assert expected["trades"] > 0
         for key in ("sharpe", "total_return", "trades"):
             assert row["metrics"][key] == expected[key], (fast, key)
+
+
+@pytest.mark.slow
+def test_a_scheduler_without_workers_is_an_error_not_a_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradepipe.errors import ConfigError
+    from tradepipe.plugins.research import sweep
+
+    file = tmp_path / "scheduler.json"
+    proc = _start(
+        [
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(file),
+        ],
+        tmp_path,
+        tmp_path / "scheduler.log",
+    )
+    try:
+        address = _scheduler_address(proc, file, tmp_path)
+        monkeypatch.setattr(sweep, "WORKER_WAIT_SECONDS", 1.0)
+        with pytest.raises(ConfigError, match="has no workers after 1 s: start some"):
+            sweep.DaskRunner(address, given_as="--scheduler")
+    finally:
+        _stop(proc)
