@@ -21,6 +21,13 @@ from tradepipe.indicators import SMAPair
 from tradepipe.money import to_decimal
 
 _STEP = Decimal("0.0001")
+#: Averages closer than this fraction of the slow one are equal (see SmaCross).
+_TIE = 1e-9
+
+
+def _settled(diff: float, slow: float | None) -> float:
+    """``diff``, or 0 when the averages are equal but for float rounding."""
+    return 0.0 if slow is not None and abs(diff) < _TIE * abs(slow) else diff
 
 
 class SmaCross(Strategy):
@@ -28,6 +35,9 @@ class SmaCross(Strategy):
 
     A cross above is ``fast(t-1) <= slow(t-1)`` and ``fast(t) > slow(t)``; it
     buys when flat. A cross below (the mirror image) closes a long position.
+    Averages within a billionth of each other are equal: running sums of floats
+    differ from exact ones by far less, and real prices (in cents) by far more,
+    so whether the averages touched never depends on rounding.
     An entry while the slow average is still falling goes against the longer
     trend and is proposed with ``counter_trend_confidence`` instead of
     ``confidence`` (with the default minimum-confidence filter, it is denied).
@@ -73,7 +83,7 @@ class SmaCross(Strategy):
             if averages is not None:
                 diff = averages.update(bar.close)
                 if diff is not None:
-                    self._previous[bar.symbol] = diff
+                    self._previous[bar.symbol] = _settled(diff, averages.slow_value)
 
     def _pair(self, symbol: str) -> SMAPair | None:
         averages = self._averages.get(symbol)
@@ -94,6 +104,9 @@ class SmaCross(Strategy):
         diff = averages.update(bar.close)
         if diff is None:
             return None
+        tie = _TIE * averages.slow_value  # type: ignore[operator]
+        if -tie < diff < tie:
+            diff = 0.0
         previous = self._previous.get(symbol)
         self._previous[symbol] = diff
         if previous is None:

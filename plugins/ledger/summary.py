@@ -177,21 +177,32 @@ def figures(s: Session, run_id: str) -> dict[str, Any]:
     }
 
 
-def run_series(s: Session, run_id: str) -> tuple[list[tuple[Any, Any, Any]], list[FillRow]]:
+def run_series(s: Session, run_id: str) -> tuple[list[tuple[Any, Any, Any]], list[Any]]:
     """The run's account snapshots as (time, equity, gross position value), and its
-    fills (a combo's legs, not its own row), both in time order: what its
-    performance metrics are worked out from."""
+    fills (a combo's legs, not its own row; rows of the columns a fill's figures
+    read, not whole objects), both in time order: what its performance metrics
+    are worked out from."""
     snaps = s.execute(
         select(col(AccountRow.ts), col(AccountRow.equity), col(AccountRow.gross_position_value))
         .where(col(AccountRow.run_id) == run_id)
         .order_by(col(AccountRow.ts), col(AccountRow.id))
     ).all()
     fills = list(
-        s.scalars(
-            select(FillRow)
+        s.execute(
+            select(
+                col(FillRow.execution_id),
+                col(FillRow.symbol),
+                col(FillRow.side),
+                col(FillRow.quantity),
+                col(FillRow.price),
+                col(FillRow.commission),
+                col(FillRow.multiplier),
+                col(FillRow.ts),
+                col(FillRow.kind),
+            )
             .where(col(FillRow.run_id) == run_id, ~col(FillRow.is_combo))
             .order_by(col(FillRow.ts), col(FillRow.id))
-        )
+        ).all()
     )
     return [(ts, equity, gross) for ts, equity, gross in snaps], fills
 

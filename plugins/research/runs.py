@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from tradepipe.errors import ConfigError, PersistenceError
 from tradepipe.plugins.ledger.queries import Ledger
-from tradepipe.plugins.ledger.schema import FillRow, RunRow
+from tradepipe.plugins.ledger.schema import RunRow
 from tradepipe.plugins.ledger.summary import run_series
 from tradepipe.plugins.research.metrics import (
     Metrics,
@@ -31,7 +31,7 @@ class RunData:
     run: RunRow
     equity: list[Point]
     invested: list[Point]
-    fills: list[FillRow]
+    fills: list[Any]  # rows with a fill's columns (FillLike)
 
 
 def read_run(ledger: Ledger, run_id: str | None) -> RunData:

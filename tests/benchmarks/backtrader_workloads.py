@@ -67,17 +67,28 @@ class Trades(bt.Strategy):
 
 
 class SmaCross(Trades):
+    """tradepipe's documented rule, on backtrader's own averages: a cross above is
+    fast <= slow on the bar before and fast > slow now (averages within a billionth
+    of the slow one count as equal); it buys when flat, the mirror image sells."""
+
     def __init__(self) -> None:
         super().__init__()
-        fast = bt.indicators.SMA(self.data.close, period=10)
-        slow = bt.indicators.SMA(self.data.close, period=30)
-        self.cross = bt.indicators.CrossOver(fast, slow)
+        self.fast = bt.indicators.SMA(self.data.close, period=10)
+        self.slow = bt.indicators.SMA(self.data.close, period=30)
+        self.previous: float | None = None
 
     def next(self) -> None:
-        if self.cross[0] > 0 and not self.position:
+        slow = self.slow[0]
+        diff = self.fast[0] - slow
+        if abs(diff) < 1e-9 * abs(slow):
+            diff = 0.0
+        previous, self.previous = self.previous, diff
+        if previous is None:
+            return
+        if previous <= 0 < diff and not self.position:
             self.orders += 1
             self.buy(size=SHARES)
-        elif self.cross[0] < 0 and self.position:
+        elif previous >= 0 > diff and self.position:
             self.orders += 1
             self.sell(size=self.position.size)
 
