@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tradepipe.errors import FeedError
-from tradepipe.market import Bar, check_bar
+from tradepipe.market import Bar, BarColumns, check_bar
 
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
 
@@ -59,8 +59,8 @@ def write_csv(path: Path, bars: Iterable[Bar]) -> int:
     return count
 
 
-def read_csv(path: Path, symbol: str | None = None, tz: dt.tzinfo | None = None) -> list[Bar]:
-    """Read and check one CSV file of bars.
+def read_csv(path: Path, symbol: str | None = None, tz: dt.tzinfo | None = None) -> BarColumns:
+    """Read and check one CSV file of bars (kept as columns: see :class:`BarColumns`).
 
     :raises FeedError: the file is missing, lacks a column, or has a bad row.
     """
@@ -85,7 +85,7 @@ def read_csv(path: Path, symbol: str | None = None, tz: dt.tzinfo | None = None)
         i_sym = header.index("symbol") if "symbol" in header else None
         default_symbol = (symbol or path.stem).upper()
         parse = dt.datetime.fromisoformat
-        bars: list[Bar] = []
+        bars = BarColumns()
         last: dict[str, dt.datetime] = {}
         line = 1
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from tradepipe.component import Component
 from tradepipe.market import Bar
@@ -14,11 +14,11 @@ class Feed(Component):
     :meth:`load` does the expensive part (reading files, generating data) so it
     can be timed and reported apart from the run; :meth:`bars` then yields.
     A feed that loads everything into memory sets ``self._bars`` in
-    :meth:`load` and inherits :meth:`bars` and :meth:`total`; a streaming feed
-    overrides them.
+    :meth:`load` (a :class:`~tradepipe.market.BarColumns` for many bars) and
+    inherits :meth:`bars` and :meth:`total`; a streaming feed overrides them.
     """
 
-    _bars: list[Bar] | None = None
+    _bars: Sequence[Bar] | None = None
 
     def load(self) -> None:
         """Prepare the data. Called once before :meth:`bars`."""

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 from tradepipe import ComponentSettings, Feed, FeedError, hookimpl
 from tradepipe.bar_csv import read_csv
+from tradepipe.market import BarColumns
 
 
 class CsvFeed(Feed):
@@ -49,7 +50,7 @@ class CsvFeed(Feed):
         if len(per_file) == 1:
             self._bars = per_file[0]
         else:
-            self._bars = list(heapq.merge(*per_file, key=lambda b: (b.ts, b.symbol)))
+            self._bars = BarColumns(heapq.merge(*per_file, key=lambda b: (b.ts, b.symbol)))
 
     def symbols(self) -> list[str]:
         if self._bars is None:
