@@ -77,23 +77,28 @@ class Queue:
         except SQLAlchemyError as exc:
             raise self._fail("expire") from exc
 
-    def claim(self, approval_id: str, run_id: str = "") -> bool:
-        """Take an approved request to send it: whether this caller got it (of two at
-        once, one does)."""
+    def _move(self, approval_id: str, was: str, **values: Any) -> bool:
+        """Set ``values`` on a request that is ``was``, in one conditional update:
+        whether it was (of two callers at once, one finds it so)."""
         try:
             with Session(self.engine) as s:
                 done = s.execute(
                     update(ApprovalRow)
                     .where(
                         col(ApprovalRow.approval_id) == approval_id,
-                        col(ApprovalRow.status) == "approved",
+                        col(ApprovalRow.status) == was,
                     )
-                    .values(status="sending", sent_run_id=run_id or None)
+                    .values(**values)
                 )
                 s.commit()
         except SQLAlchemyError as exc:
-            raise self._fail("take") from exc
+            raise self._fail("update") from exc
         return bool(getattr(done, "rowcount", 0))
+
+    def claim(self, approval_id: str, run_id: str = "") -> bool:
+        """Take an approved request to send it: whether this caller got it (of two at
+        once, one does)."""
+        return self._move(approval_id, "approved", status="sending", sent_run_id=run_id or None)
 
     def take(self, namespace: str, run_id: str, now: dt.datetime) -> list[Approved]:
         """The approved requests of ``namespace`` no one took yet, taken for ``run_id``."""
@@ -148,20 +153,10 @@ class Queue:
         """
         self.expire(now)
         self.get(approval_id)  # an unknown id says so, before any update
-        try:
-            with Session(self.engine) as s:
-                done = s.execute(
-                    update(ApprovalRow)
-                    .where(
-                        col(ApprovalRow.approval_id) == approval_id,
-                        col(ApprovalRow.status) == "pending",
-                    )
-                    .values(status=status, decided_by=by, decided_at=now, note=note)
-                )
-                s.commit()
-        except SQLAlchemyError as exc:
-            raise self._fail("answer") from exc
-        if not getattr(done, "rowcount", 0):
+        moved = self._move(
+            approval_id, "pending", status=status, decided_by=by, decided_at=now, note=note
+        )
+        if not moved:
             row = self.get(approval_id)
             if row.status == "expired":
                 raise ConfigError(

@@ -191,21 +191,11 @@ def test_a_rejection_and_an_expiry_send_nothing(workdir: Path) -> None:
 def test_decisions_waiting_when_a_live_run_stops_still_wait_after_a_restart(
     workdir: Path,
 ) -> None:
-    from tradepipe.plugins.feeds.synthetic import SyntheticFeed
     from tradepipe.plugins.ledger.db import open_engine
     from tradepipe.testing import live
 
-    feed = SyntheticFeed(
-        SyntheticFeed.Settings(symbols=["AAPL"], bars=60, interval="1m", seed=9, volatility=0.05)
-    )
-    feed.load()
     # Bars of the last hour: a request expires by the clock of the world, after 15 minutes.
-    shift = (
-        dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-        - dt.timedelta(hours=1)
-        - feed_start(feed)
-    )
-    bars = [b._replace(ts=b.ts + shift) for b in feed.bars()]
+    bars = recent_bars(hours=1)
     tables: dict[str, Any] = {
         "run": {"sinks": ["sql"], "session": "desk", "risk_filters": []},
         "sinks": {"sql": {"path": "ledger.db", "writer": "inline"}},
@@ -227,28 +217,31 @@ def test_decisions_waiting_when_a_live_run_stops_still_wait_after_a_restart(
     assert second.fills == 0
 
 
-def feed_start(feed: Any) -> dt.datetime:
-    return next(iter(feed.bars())).ts
+def recent_bars(hours: int) -> list[Any]:
+    """An hour of volatile 1-minute AAPL bars, the first ``hours`` ago."""
+    from tradepipe.plugins.feeds.synthetic import SyntheticFeed
+
+    feed = SyntheticFeed(
+        SyntheticFeed.Settings(symbols=["AAPL"], bars=60, interval="1m", seed=9, volatility=0.05)
+    )
+    feed.load()
+    bars = list(feed.bars())
+    shift = (
+        dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+        - dt.timedelta(hours=hours)
+        - bars[0].ts
+    )
+    return [b._replace(ts=b.ts + shift) for b in bars]
 
 
 @pytest.mark.slow
 def test_a_live_run_sends_what_a_person_approves_while_it_runs(workdir: Path) -> None:
     """The paper account is the live run's: an approval is left to it, and the broker's
     question it asked (market orders, o10151, left to a person) is answered."""
-    from tradepipe.plugins.feeds.synthetic import SyntheticFeed
     from tradepipe.plugins.ledger.db import open_engine
     from tradepipe.testing import live
 
-    feed = SyntheticFeed(
-        SyntheticFeed.Settings(symbols=["AAPL"], bars=60, interval="1m", seed=9, volatility=0.05)
-    )
-    feed.load()
-    shift = (
-        dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-        - dt.timedelta(hours=2)
-        - feed_start(feed)
-    )
-    bars = [b._replace(ts=b.ts + shift) for b in feed.bars()]
+    bars = recent_bars(hours=2)
     (workdir / "settings.toml").write_text(
         """
 [default.run]

@@ -106,6 +106,24 @@ def _wait_for_workers(address: str, procs: list[subprocess.Popen[bytes]], folder
             time.sleep(0.1)
 
 
+def _start_scheduler(folder: Path) -> subprocess.Popen[bytes]:
+    """A Dask scheduler on a free port of 127.0.0.1, its address in ``scheduler.json``."""
+    return _start(
+        [
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(folder / "scheduler.json"),
+        ],
+        folder,
+        folder / "scheduler.log",
+    )
+
+
 @pytest.fixture
 def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The address of a Dask scheduler with two single-thread workers, each a process
@@ -115,22 +133,7 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     file = folder / "scheduler.json"
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(
-            _start(
-                [
-                    "distributed.cli.dask_scheduler",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    "0",
-                    "--no-dashboard",
-                    "--scheduler-file",
-                    str(file),
-                ],
-                folder,
-                folder / "scheduler.log",
-            )
-        )
+        procs.append(_start_scheduler(folder))
         address = _scheduler_address(procs[0], file, folder)
         for number in range(1, WORKERS + 1):
             procs.append(
@@ -229,23 +232,9 @@ def test_a_scheduler_without_workers_is_an_error_not_a_wait(
     from tradepipe.errors import ConfigError
     from tradepipe.plugins.research import sweep
 
-    file = tmp_path / "scheduler.json"
-    proc = _start(
-        [
-            "distributed.cli.dask_scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(file),
-        ],
-        tmp_path,
-        tmp_path / "scheduler.log",
-    )
+    proc = _start_scheduler(tmp_path)
     try:
-        address = _scheduler_address(proc, file, tmp_path)
+        address = _scheduler_address(proc, tmp_path / "scheduler.json", tmp_path)
         monkeypatch.setattr(sweep, "WORKER_WAIT_SECONDS", 1.0)
         with pytest.raises(ConfigError, match="has no workers after 1 s: start some"):
             sweep.DaskRunner(address, given_as="--scheduler")
