@@ -81,8 +81,10 @@ class RunSettings(_Table):
     #: At the end of a run, how long to go on asking the broker about orders
     #: that are not final yet, so the summary shows their real state.
     final_poll_seconds: float = Field(default=15.0, ge=0, le=600)
-    #: How many records a sink may buffer before writing them.
-    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+    #: How many records a sink may buffer before writing them (a replay's batches; a
+    #: live run also writes every few seconds, and before each order it sends to a
+    #: broker that needs its intent durable first). 20,000: measured on churn.
+    batch_size: int = Field(default=20_000, ge=1, le=1_000_000)
     #: Snapshot the account and positions into the sinks at the end of every
     #: day of the feed (New York time), not only at the end of the run: the
     #: equity curve of a replay.

@@ -122,7 +122,7 @@ class SqlSink(Sink):
         super().__init__(settings)
         self._engine: Engine | None = None
         self._run_id = ""
-        self._batch_size = self.settings.batch_size or 5000
+        self._batch_size = self.settings.batch_size or 20_000
         self._pending: dict[type[Any], list[tuple[Any, ...]]] = {t: [] for t in schema.TABLES}
         self._count = 0
         self._sql: dict[type[Any], str] = {}
