@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from notify_receiver import Receiver
+from notify_receiver import Receiver, in_thread
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -109,9 +109,5 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def receiver() -> Iterator[Receiver]:
     """A notification receiver on 127.0.0.1 (:mod:`notify_receiver`), stopped after the test."""
     found = Receiver()
-    found.thread.start()
-    try:
+    with in_thread(found.server):
         yield found
-    finally:
-        found.server.shutdown()
-        found.server.server_close()

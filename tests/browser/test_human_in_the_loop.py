@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 from browser_support import TOKEN, _tradepipe, serving
-from notify_receiver import SECRET, Receiver
+from notify_receiver import SECRET, Receiver, in_thread
 
 pytestmark = pytest.mark.slow
 
@@ -65,18 +64,13 @@ class Model:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
 
 @pytest.fixture
 def model() -> Iterator[Model]:
     found = Model()
-    found.thread.start()
-    try:
+    with in_thread(found.server):
         yield found
-    finally:
-        found.server.shutdown()
-        found.server.server_close()
 
 
 def _settings(folder: Path, model: Model, receiver: Receiver) -> None:
