@@ -158,31 +158,26 @@ class OrderChecks:
             policy = policy.without_ask()
         for question in self.asked(intent, account):
             verdict = policy.answer([question])
-            if verdict == "ask":
-                raise question_parked(
-                    self.broker,
-                    self.question_text(intent, question),
-                    [question],
-                    client_order_id=intent.client_order_id,
-                )
             if verdict != "confirm":
-                raise self.declined(intent, question)
+                raise self._refusal(intent, question, verdict)
             log.info(
                 "order %s: the paper broker asked %s, confirmed by the reply policy",
                 intent.client_order_id,
                 question,
             )
 
-    def declined(self, intent: OrderIntent, question: str) -> BrokerRejectedError:
-        # The Client Portal adapter's words (tradepipe.brokers.ibkr.orders._declined).
-        return question_declined(
+    def _refusal(self, intent: OrderIntent, question: str, verdict: str) -> BrokerRejectedError:
+        """The order not sent: ``question`` left to a person (``ask``), or declined, in
+        the Client Portal adapter's words (tradepipe.brokers.ibkr.orders.submit)."""
+        make = question_parked if verdict == "ask" else question_declined
+        return make(
             self.broker,
-            self.question_text(intent, question),
+            self._question_text(intent, question),
             [question],
             client_order_id=intent.client_order_id,
         )
 
-    def question_text(self, intent: OrderIntent, question: str) -> str:
+    def _question_text(self, intent: OrderIntent, question: str) -> str:
         """IBKR's words for ``question`` about ``intent``."""
         prices = (intent.limit_price, intent.stop_price)
         ticket = " ".join(
@@ -225,13 +220,10 @@ class OrderChecks:
             error = f"order {intent.client_order_id} is already placed"
         asked = self.asked(intent, account) if self.questions and not error else []
         policy = self._policy.for_order(intent.answered)
-        declined = next((q for q in asked if policy.answer([q]) != "confirm"), None)
-        if declined is not None:
-            error = (
-                question_parked(self.broker, self.question_text(intent, declined), [declined])
-                if policy.answer([declined]) == "ask"
-                else self.declined(intent, declined)
-            ).message
+        verdicts = ((q, policy.answer([q])) for q in asked)
+        unanswered = next(((q, v) for q, v in verdicts if v != "confirm"), None)
+        if unanswered is not None:
+            error = self._refusal(intent, *unanswered).message
         error = error or self.unaffordable(intent, account)
         if read_only:
             error = read_only
