@@ -86,13 +86,15 @@ def approval_id(namespace: str, decision_id: str, attempt: int = 0) -> str:
     return "ap-" + hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
 
 
-def ending(order: Order | None, denial: str) -> tuple[str, str]:
+def ending(order: Order | None, denial: str) -> tuple[str, str, str | None]:
     """How an approved request ended once judged again: ``sent`` (an order went to
-    the broker; the note says what became of it) or ``denied`` (the note says why)."""
+    the broker; the note says what became of it, and its client order id comes
+    third) or ``denied`` (the note says why)."""
     if order is None or order.status is OrderStatus.DENIED:
         why = order.reason if order is not None else denial
-        return "denied", why or "not sent"
-    return "sent", f"order {order.intent.client_order_id}, {order.status.value} when sent"
+        return "denied", why or "not sent", None
+    cid = order.client_order_id
+    return "sent", f"order {cid}, {order.status.value} when sent", cid
 
 
 def notional_of(intent: OrderIntent, price: Decimal | None) -> Decimal | None:

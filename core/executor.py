@@ -46,6 +46,7 @@ from tradepipe.strategy import Strategy
 from tradepipe.upkeep import close_day, first_cut, next_midnight, tuned_gc
 
 if TYPE_CHECKING:
+    from tradepipe.approval import Approved
     from tradepipe.pipeline import Pipeline
 
 log = logging.getLogger("tradepipe.events")
@@ -421,6 +422,14 @@ class Executor:
             )
         )
 
+    def allow(self, request: Approved) -> None:
+        """A person approved ``request``: its decision is sent without waiting again,
+        and for a broker's question, as that send with the question's ids confirmed."""
+        decision_id = request.decision.id
+        self.approved.add(decision_id)
+        if request.attempt:
+            self.answers[decision_id] = (request.attempt, request.answered)
+
     def send_approved(self, now: datetime) -> int:
         """Send what a person approved for this run's session (a live run, between
         bars): each judged again by every filter, now; how many were taken."""
@@ -430,9 +439,7 @@ class Executor:
         taken = self.record.take_approved(namespace, self.p.run.run_id, now)
         for request in taken:
             decision = request.decision
-            self.approved.add(decision.id)
-            if request.attempt:
-                self.answers[decision.id] = (request.attempt, request.answered)
+            self.allow(request)
             cid = client_order_id(namespace, decision.id, attempt=request.attempt)
             if cid in self.blotter.sent:
                 # Taken by a run that stopped after sending it: it went once.
@@ -446,9 +453,7 @@ class Executor:
                     request.approval_id, "failed", f"{type(exc).__name__}: {exc}", None
                 )
                 raise
-            status, note = ending(order, self.last_denial)
-            sent = order.client_order_id if status == "sent" and order is not None else None
-            self.record.approval_done(request.approval_id, status, note, sent)
+            self.record.approval_done(request.approval_id, *ending(order, self.last_denial))
         return len(taken)
 
     def await_session(self, exc: BrokerAuthError) -> None:

@@ -268,7 +268,6 @@ def send_approved(
     if not queue.claim(row.approval_id):
         return queue.get(row.approval_id)  # a run took it first: it sends it
     request = approved(row)
-    decision = request.decision
     session = settings.model_copy(
         update={"run": settings.run.model_copy(update={"session": row.namespace})}
     )
@@ -279,16 +278,12 @@ def send_approved(
 
     try:
         with opener(session, row.source) as run:
-            run.executor.approved.add(decision.id)
-            if request.attempt:
-                run.executor.answers[decision.id] = (request.attempt, request.answered)
-            outcome = run.execute(decision)
+            run.executor.allow(request)
+            outcome = run.execute(request.decision)
             run_id = run.pipeline.run.run_id
     except Exception as exc:
         queue.close(row.approval_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
     why = next((v.reason for v in reversed(outcome.verdicts) if v.outcome.value == "deny"), "")
-    status, note = ending(outcome.order if outcome.sent else None, why)
-    order = outcome.order
-    sent = order.intent.client_order_id if status == "sent" and order is not None else None
+    status, note, sent = ending(outcome.order if outcome.sent else None, why)
     return queue.close(row.approval_id, status, note, client_order_id=sent, sent_run_id=run_id)
