@@ -37,13 +37,13 @@ def approval_router(service: Service) -> APIRouter:
         ] = False,
     ) -> list[dict[str, Any]]:
         """The decisions waiting for a person (``tradepipe approvals``); none without a ledger."""
-        from tradepipe.plugins.approval.queue import Queue
+        from tradepipe.plugins.approval.queue import Queue, document
 
         with service.ledger_if_any() as led:
             if led is None:
                 return []
             rows = Queue(led.engine, led.where).rows(dt.datetime.now(dt.UTC), every=every)
-        return masked([r.model_dump(mode="json", exclude={"decision"}) for r in rows])
+        return masked([document(r) for r in rows])
 
     @api.post("/approvals/{approval_id}", tags=["approvals"], responses=LEDGER_ERRORS)
     def answer(approval_id: ApprovalId, body: Answer) -> dict[str, Any]:
@@ -55,7 +55,7 @@ def approval_router(service: Service) -> APIRouter:
         ``status`` still ``approved`` or ``sending``. ``asked`` is the broker's
         question about the order sent, when it asked one that waits for a person."""
         from tradepipe.clock import SystemClock
-        from tradepipe.plugins.approval.queue import Queue, answer_approved
+        from tradepipe.plugins.approval.queue import Queue, answer_approved, document
 
         if body.decision == "reject" and not body.reason.strip():
             raise ConfigError("a rejection needs its reason", key="reason")
@@ -76,13 +76,8 @@ def approval_router(service: Service) -> APIRouter:
                 def opener(chosen: Any, source: str) -> Any:
                     return service.run(chosen, source=source, dry_run=False, clock=SystemClock())
 
-                row, live_run = answer_approved(service.settings, service.host, queue, row, opener)
-                return masked(
-                    {
-                        **row.model_dump(mode="json", exclude={"decision"}),
-                        "sent_by_live_run": live_run or None,
-                    }
-                )
-        return masked(row.model_dump(mode="json", exclude={"decision"}))
+                answered = answer_approved(service.settings, service.host, queue, row, opener)
+                return masked(answered.document())
+        return masked(document(row))
 
     return api

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, console, print_json, table
-from tradepipe.plugins.approval.queue import Queue, answer_approved, still_sending, who
+from tradepipe.plugins.approval.queue import (
+    Queue,
+    answer_approved,
+    document,
+    still_sending,
+    who,
+)
 from tradepipe.plugins.ledger.cli import command_ledger
-from tradepipe.plugins.ledger.schema import ApprovalRow
 
 
 def _queue(app: AppContext) -> Queue:
     led = command_ledger(app)
     return Queue(led.engine, led.where)
-
-
-def _document(row: ApprovalRow) -> dict[str, Any]:
-    return row.model_dump(mode="json", exclude={"decision"})
 
 
 def _now() -> dt.datetime:
@@ -34,7 +34,7 @@ def approvals(app: AppContext, every: bool, as_json: bool) -> None:
     """The decisions waiting for a person ([approval]); those past their time expire."""
     rows = _queue(app).rows(_now(), every=every)
     if as_json:
-        print_json([_document(r) for r in rows])
+        print_json([document(r) for r in rows])
         return
     if not rows:
         click.echo("No approvals yet." if every else "Nothing waits for approval.")
@@ -72,17 +72,10 @@ def approve(app: AppContext, approval_id: str, as_json: bool) -> None:
     queue = _queue(app)
     row = queue.answer(approval_id, "approved", who(), _now())
     app.setup_logging()
-    done, live_run = answer_approved(app.settings, app.host, queue, row)
-    # The order it sent may have met a broker question that waits for a person now.
-    asked = queue.asked_next(done) if done.status == "sent" else None
+    answered = answer_approved(app.settings, app.host, queue, row)
+    done, live_run, asked = answered.row, answered.live_run, answered.asked
     if as_json:
-        print_json(
-            {
-                **_document(done),
-                "sent_by_live_run": live_run or None,
-                "asked": None if asked is None else _document(asked),
-            }
-        )
+        print_json(answered.document())
     elif live_run and still_sending(done):
         click.echo(
             f"approval {done.approval_id}: approved; the live run {live_run} of session "
@@ -113,6 +106,6 @@ def reject(app: AppContext, approval_id: str, reason: str, as_json: bool) -> Non
         raise click.BadParameter("a rejection needs its reason", param_hint="--reason")
     done = _queue(app).answer(approval_id, "rejected", who(), _now(), reason.strip())
     if as_json:
-        print_json(_document(done))
+        print_json(document(done))
     else:
         click.echo(f"approval {done.approval_id}: rejected by {done.decided_by} ({reason})")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -235,18 +236,46 @@ def live_run_of(settings: Any, namespace: str) -> str:
     return str(document.get("run_id") or "")
 
 
+def document(row: ApprovalRow) -> dict[str, Any]:
+    """A request as the CLI's JSON and the API show it (without its decision's JSON)."""
+    return row.model_dump(mode="json", exclude={"decision"})
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An approved request after :func:`answer_approved`.
+
+    :param row: the request as it stands.
+    :param live_run: the live run it was left to (``""``: sent here).
+    :param asked: the broker's question about the order it sent, waiting for a
+        person now, if the broker asked one.
+    """
+
+    row: ApprovalRow
+    live_run: str
+    asked: ApprovalRow | None
+
+    def document(self) -> dict[str, Any]:
+        return {
+            **document(self.row),
+            "sent_by_live_run": self.live_run or None,
+            "asked": None if self.asked is None else document(self.asked),
+        }
+
+
 def answer_approved(
     settings: Any, host: Any, queue: Queue, row: ApprovalRow, opener: Any = None
-) -> tuple[ApprovalRow, str]:
+) -> Answered:
     """Have an approved request sent: by the live run of its session when one is up
-    (waiting a little for it to say how it went), else here and now.
-
-    :returns: the request, and the id of the live run it was left to (``""``: sent here).
-    """
+    (waiting a little for it to say how it went), else here and now."""
     run_id = live_run_of(settings, row.namespace)
     if run_id:
-        return queue.wait(row.approval_id, LIVE_RUN_WAIT), run_id
-    return send_approved(settings, host, queue, row, opener), ""
+        done = queue.wait(row.approval_id, LIVE_RUN_WAIT)
+    else:
+        done = send_approved(settings, host, queue, row, opener)
+    # The order it sent may have met a broker question that waits for a person now.
+    asked = queue.asked_next(done) if done.status == "sent" else None
+    return Answered(done, run_id, asked)
 
 
 def still_sending(row: ApprovalRow) -> bool:

@@ -33,6 +33,7 @@ def test_an_order_waits_and_is_approved_or_rejected_once_over_http(
         body = sent.json()
         assert (body["status"], body["decided_by"]) == ("sent", "api")
         assert body["client_order_id"]
+        assert (body["sent_by_live_run"], body["asked"]) == (None, None)
         again = client.post(f"/approvals/{first}", json={"decision": "approve"})
         assert again.status_code == 409 and "answered already (sent" in again.text
         # The order is at the broker once.
@@ -51,3 +52,35 @@ def test_an_order_waits_and_is_approved_or_rejected_once_over_http(
         assert len(client.get("/approvals", params={"all": True}).json()) == 2
         assert client.post("/approvals/ap-0000", json={"decision": "approve"}).status_code == 404
         assert client.post("/approvals/nope", json={"decision": "approve"}).status_code == 422
+
+
+@pytest.mark.slow
+def test_an_approved_order_the_broker_asks_about_names_the_question_that_waits(
+    make_client: Callable[..., TestClient], workdir: Path
+) -> None:
+    # AAPL has no price at the paper broker yet: it asks o354, which a person answers.
+    text = (workdir / "settings.toml").read_text()
+    text = text.replace(
+        'state_file = "paper.json"\n',
+        'state_file = "paper.json"\nquestions = ["o354"]\nask = ["o354"]\n',
+        1,
+    )
+    (workdir / "settings.toml").write_text(text + "[default.approval]\nall = true\n")
+    with make_client() as client:
+        first = client.post("/orders/stock", json=LIMIT_BUY).json()["approval"]
+        sent = client.post(f"/approvals/{first['approval_id']}", json={"decision": "approve"})
+        assert sent.status_code == 200, sent.text
+        body = sent.json()
+        assert body["status"] == "sent" and "rejected when sent" in body["note"]
+        asked = body["asked"]
+        assert (asked["kind"], asked["message_ids"], asked["status"]) == (
+            "question",
+            "o354",
+            "pending",
+        )
+        assert asked["approval_id"] != first["approval_id"]
+        # Answered, the order goes (o354 confirmed for it) and nothing more waits.
+        again = client.post(f"/approvals/{asked['approval_id']}", json={"decision": "approve"})
+        assert again.status_code == 200, again.text
+        assert again.json()["asked"] is None and "accepted when sent" in again.json()["note"]
+        assert client.get("/approvals").json() == []
