@@ -76,6 +76,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+def _moment(us: int) -> datetime:
+    """The UTC time ``us`` microseconds after the epoch. Exact: before the year 2200
+    such a count is a float with room to spare, and fromtimestamp rounds back to the
+    nearest microsecond."""
+    return datetime.fromtimestamp(us / 1e6, UTC)
+
+
 class BarColumns(Sequence[Bar]):
     """Bars kept as columns of machine numbers: about 50 bytes a bar, where a list
     of :class:`Bar` tuples takes about 350. Each bar is made again when read.
@@ -129,9 +136,7 @@ class BarColumns(Sequence[Bar]):
     def __iter__(self) -> Iterator[Bar]:
         make = tuple.__new__
         symbols = self._symbols
-        # Exact: a time in microseconds before the year 2200 is a float with room to
-        # spare, and fromtimestamp rounds back to the nearest microsecond.
-        moment = datetime.fromtimestamp
+        moment = datetime.fromtimestamp  # _moment, without a call of its own per bar
         last_us, last_ts = None, _EPOCH
         for number, us, o, h, low, c, v in zip(
             self._symbol,
@@ -154,10 +159,9 @@ class BarColumns(Sequence[Bar]):
     def __getitem__(self, i: int | slice) -> Bar | list[Bar]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        us = self._ts[i]
         return Bar(
             self._symbols[self._symbol[i]],
-            _EPOCH + timedelta(microseconds=us),
+            _moment(self._ts[i]),
             self._open[i],
             self._high[i],
             self._low[i],

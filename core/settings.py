@@ -732,13 +732,9 @@ def settings_error(
         detail = first["msg"].removeprefix("Value error, ")
     else:
         detail = f"expected {first['msg'][0].lower()}{first['msg'][1:]}"
-    shown = (
-        ""
-        if value is None or isinstance(value, dict)
-        else f" = {value}"
-        if isinstance(value, Decimal)
-        else f" = {value!r}"
-    )
+    # A decimal as written (0.01), anything else as Python would (strings quoted).
+    written = str(value) if isinstance(value, Decimal) else repr(value)
+    shown = "" if value is None or isinstance(value, dict) else f" = {written}"
     dotted = ".".join(loc)
     from_secrets = any(dotted == k or dotted.startswith(k + ".") for k in secret_keys)
     if value is not None and dotted and (from_secrets or _SECRET_KEY.search(str(key))):
