@@ -326,19 +326,37 @@ class Executor:
         order = Order.from_intent(intent)
         blotter.sent.add(cid)
         self.orders += 1
-        record.order(order)
-        if denial is not None:
-            blotter.order_event(order, order.transition(OrderStatus.DENIED, now, denial))
-            return order
-        if self.dry_run:
-            return order  # judged and recorded as it would be sent; never sent
-        trouble = blotter.send(order, now)
+        trouble = self._record_and_send(order, denial, now)
         if isinstance(trouble, BrokerQuestionError):
             self._ask_person(decision, intent, trouble, attempt, now)
         elif trouble is not None:
             # Wait for the session to come back (a person logging in again) or stop.
             self.await_session(trouble)
         return order
+
+    def _record_and_send(
+        self, order: Order, denial: str | None, now: datetime
+    ) -> BrokerAuthError | BrokerQuestionError | None:
+        """Record a judged ``order``, then deny it (``denial``) or send it (not in a dry
+        run); what :meth:`Blotter.send <tradepipe.blotter.Blotter.send>` returns."""
+        blotter = self.blotter
+        try:
+            self.record.order(order)
+            if denial is not None:
+                blotter.order_event(order, order.transition(OrderStatus.DENIED, now, denial))
+                return None
+            if self.dry_run:
+                return None  # judged and recorded as it would be sent; never sent
+            return blotter.send(order, now)
+        except KeyboardInterrupt:
+            # Ctrl-C between recording the order and its first status: it never went
+            # to the broker, and its history says so (every recorded order has one).
+            if order.status is OrderStatus.INITIALIZED:
+                blotter.order_event(
+                    order,
+                    order.transition(OrderStatus.DENIED, now, "not sent: the run was interrupted"),
+                )
+            raise
 
     def _denied(self, verdict: RiskVerdict) -> None:
         self.record.verdict(verdict)

@@ -193,6 +193,30 @@ def test_a_decision_travels_to_a_fill_with_every_record_linked() -> None:
     assert account.cash == Decimal(100_000) - Decimal(1010) - Decimal("1.00")  # 1.00 commission
 
 
+def test_ctrl_c_just_after_an_order_is_recorded_leaves_its_history_saying_not_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every recorded order has a history, even when Ctrl-C lands between the order
+    and its first status: it never went to the broker, and says so."""
+    recorded = MemorySink.record_order
+
+    def then_interrupted(self: MemorySink, order: Any) -> None:
+        recorded(self, order)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MemorySink, "record_order", then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run({0: buy(10)})
+    sink = MemorySink.last
+    assert sink is not None
+    [order] = sink.orders
+    assert [(e.client_order_id, e.status) for e in sink.events] == [
+        (order.client_order_id, "denied")
+    ]
+    assert sink.events[0].reason == "not sent: the run was interrupted"
+    assert sink.fills == [] and Scripted.fills == []
+
+
 def test_first_denial_stops_and_nothing_reaches_the_broker() -> None:
     run({0: buy(10)}, run={"risk_filters": ["min_confidence", "deny_all", "counter"]})
     sink = MemorySink.last
