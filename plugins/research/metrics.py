@@ -4,8 +4,9 @@
 snapshot of each New York date), its fills and, when asked, a benchmark's
 closes, and returns :class:`Metrics`. The return statistics (annualised
 return and volatility, Sharpe, Sortino, maximum drawdown, Calmar, alpha and
-beta) come from ``empyrical`` (empyrical-reloaded), on daily returns, 252
-trading days a year and no risk-free rate. The trade statistics are worked
+beta) are empyrical's, on daily returns, 252 trading days a year and no
+risk-free rate, worked out by :mod:`~tradepipe.plugins.research.returns`
+(which the tests hold to empyrical itself). The trade statistics are worked
 out here: a trade is one closing fill, matched first in, first out against
 the fills that opened the position, its profit net of the commissions of
 both sides.
@@ -27,6 +28,7 @@ from typing import Any
 
 from tradepipe.clock import NEW_YORK
 from tradepipe.orders import FillLike
+from tradepipe.plugins.research import returns as R
 
 #: Trading days in a year, for annualising.
 YEAR_DAYS = 252
@@ -218,12 +220,8 @@ def run_metrics(
     :param invested: the gross position value at each day's close (for exposure).
     :param benchmark: the benchmark's close on each day (its return, alpha, beta).
     """
-    import empyrical  # pandas and scipy: imported only when metrics are asked for
-    import pandas as pd
-
     values = [value for _, value in equity]
-    index = pd.DatetimeIndex([pd.Timestamp(day) for day, _ in equity])
-    returns = pd.Series(values, index=index, dtype=float).pct_change().iloc[1:]
+    returns = R.pct_change(values)
     enough = len(returns) >= 2
     total = values[-1] / values[0] - 1 if len(values) >= 2 and values[0] else None
     trade = fills if isinstance(fills, TradeFigures) else trade_figures(fills)
@@ -236,13 +234,13 @@ def run_metrics(
         start_equity=values[0] if values else None,
         end_equity=values[-1] if values else None,
         total_return=total,
-        annual_return=_finite(empyrical.annual_return(returns)) if enough else None,
-        volatility=_finite(empyrical.annual_volatility(returns)) if enough else None,
-        sharpe=_finite(empyrical.sharpe_ratio(returns)) if enough else None,
-        sortino=_finite(empyrical.sortino_ratio(returns)) if enough else None,
-        max_drawdown=_finite(empyrical.max_drawdown(returns)) if enough else None,
+        annual_return=_finite(R.annual_return(returns, YEAR_DAYS)) if enough else None,
+        volatility=_finite(R.annual_volatility(returns, YEAR_DAYS)) if enough else None,
+        sharpe=_finite(R.sharpe_ratio(returns, YEAR_DAYS)) if enough else None,
+        sortino=_finite(R.sortino_ratio(returns, YEAR_DAYS)) if enough else None,
+        max_drawdown=_finite(R.max_drawdown(returns)) if enough else None,
         max_drawdown_days=_drawdown_days(values),
-        calmar=_finite(empyrical.calmar_ratio(returns)) if enough else None,
+        calmar=_finite(R.calmar_ratio(returns, YEAR_DAYS)) if enough else None,
         trades=trade.trades,
         win_rate=trade.win_rate,
         profit_factor=trade.profit_factor,
@@ -255,18 +253,12 @@ def run_metrics(
     )
     if not benchmark or not benchmark_symbol:
         return metrics
-    closes = pd.Series(
-        [value for _, value in benchmark],
-        index=pd.DatetimeIndex([pd.Timestamp(day) for day, _ in benchmark]),
-        dtype=float,
-    )
-    factor = closes.reindex(index).ffill().pct_change().iloc[1:]
-    bench_total = (
-        float(closes.iloc[-1] / closes.iloc[0] - 1) if len(closes) >= 2 and closes.iloc[0] else None
-    )
+    closes = [value for _, value in benchmark]
+    factor = R.pct_change(_on_days([day for day, _ in equity], benchmark))
+    bench_total = closes[-1] / closes[0] - 1 if len(closes) >= 2 and closes[0] else None
     alpha = beta = None
-    if enough and factor.notna().sum() >= 2:
-        alpha, beta = (_finite(x) for x in empyrical.alpha_beta(returns, factor))
+    if enough and sum(1 for f in factor if not math.isnan(f)) >= 2:
+        alpha, beta = (_finite(x) for x in R.alpha_beta(returns, factor, YEAR_DAYS))
     return Metrics(
         **{
             **asdict(metrics),
@@ -277,3 +269,14 @@ def run_metrics(
             "beta": beta,
         }
     )
+
+
+def _on_days(days: Sequence[dt.date], closes: Sequence[Point]) -> list[float]:
+    """The benchmark's close on each of ``days``: that day's, else the one taken for
+    the day before (a holiday of its market), ``nan`` until it has one."""
+    known = dict(closes)
+    out, last = [], math.nan
+    for day in days:
+        last = known.get(day, last)
+        out.append(last)
+    return out
