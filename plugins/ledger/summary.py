@@ -7,8 +7,10 @@ reports its errors.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import case, func, select
 from sqlmodel import Session, col
@@ -177,43 +179,74 @@ def figures(s: Session, run_id: str) -> dict[str, Any]:
     }
 
 
-def run_series(s: Session, run_id: str) -> tuple[list[tuple[Any, Any, Any]], list[Any]]:
-    """The run's account snapshots as (time, equity, gross position value), and its
-    fills (a combo's legs, not its own row; rows of the columns a fill's figures
-    read, not whole objects), both in time order: what its performance metrics
-    are worked out from."""
+class LedgerFill(NamedTuple):
+    """The columns of a fill row that its figures read (:class:`~tradepipe.orders.FillLike`)."""
+
+    execution_id: str
+    symbol: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    multiplier: Decimal
+    ts: dt.datetime
+    kind: str
+
+
+def fill_rows(s: Session, run_id: str) -> Iterator[LedgerFill]:
+    """The run's fills (a combo's legs, not its own row) in time order, read a few
+    thousand rows at a time: a run of a million fills is never in memory whole.
+
+    Read through the driver, not the ORM: building a row object per fill cost
+    more than the figures worked out from it.
+    """
+    conn = s.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cursor = conn.exec_driver_sql(
+        "SELECT execution_id, symbol, side, quantity, price, commission, multiplier, ts, kind "
+        f"FROM fills WHERE run_id = {mark} AND NOT is_combo ORDER BY ts, id",
+        (run_id,),
+    )
+    money = Decimal  # SQLite gives the text the ledger stored, PostgreSQL a Decimal
+    while rows := cursor.fetchmany(5000):
+        for execution_id, symbol, side, quantity, price, commission, multiplier, ts, kind in rows:
+            yield LedgerFill(
+                execution_id,
+                symbol,
+                side,
+                money(quantity),
+                money(price),
+                money(commission),
+                money(multiplier),
+                ts if isinstance(ts, dt.datetime) else dt.datetime.fromisoformat(ts),
+                kind,
+            )
+
+
+def account_series(s: Session, run_id: str) -> list[tuple[Any, Any, Any]]:
+    """The run's account snapshots as (time, equity, gross position value), in time order."""
     snaps = s.execute(
         select(col(AccountRow.ts), col(AccountRow.equity), col(AccountRow.gross_position_value))
         .where(col(AccountRow.run_id) == run_id)
         .order_by(col(AccountRow.ts), col(AccountRow.id))
     ).all()
-    fills = list(
-        s.execute(
-            select(
-                col(FillRow.execution_id),
-                col(FillRow.symbol),
-                col(FillRow.side),
-                col(FillRow.quantity),
-                col(FillRow.price),
-                col(FillRow.commission),
-                col(FillRow.multiplier),
-                col(FillRow.ts),
-                col(FillRow.kind),
-            )
-            .where(col(FillRow.run_id) == run_id, ~col(FillRow.is_combo))
-            .order_by(col(FillRow.ts), col(FillRow.id))
-        ).all()
-    )
-    return [(ts, equity, gross) for ts, equity, gross in snaps], fills
+    return [(ts, equity, gross) for ts, equity, gross in snaps]
+
+
+def run_series(s: Session, run_id: str) -> tuple[list[tuple[Any, Any, Any]], list[LedgerFill]]:
+    """The run's account snapshots (:func:`account_series`) and its fills
+    (:func:`fill_rows`): what its performance metrics are worked out from."""
+    return account_series(s, run_id), list(fill_rows(s, run_id))
 
 
 def metrics(s: Session, run_id: str) -> dict[str, Any]:
     """The run's performance metrics (:mod:`tradepipe.plugins.research.metrics`), no benchmark."""
-    from tradepipe.plugins.research.metrics import day_closes, run_metrics
+    from tradepipe.plugins.research.metrics import day_closes, run_metrics, trade_figures
 
-    snaps, fills = run_series(s, run_id)
-    equity, invested = day_closes(snaps)
-    return run_metrics(equity, fills, invested=invested).as_dict() if equity else {}
+    equity, invested = day_closes(account_series(s, run_id))
+    if not equity:
+        return {}
+    return run_metrics(equity, trade_figures(fill_rows(s, run_id)), invested=invested).as_dict()
 
 
 def document(

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
@@ -118,31 +118,49 @@ def day_closes(
 
 def round_trips(fills: Iterable[FillLike]) -> list[Trip]:
     """Closing fills matched first in, first out against the opening ones, per symbol."""
+    return [
+        Trip(fill.symbol, fill.ts, matched, pnl, cost)
+        for fill, matched, pnl, cost in _closings(sorted(fills, key=lambda f: f.ts))
+    ]
+
+
+def _closings(
+    fills: Iterable[FillLike],
+) -> Iterator[tuple[FillLike, Decimal, Decimal, Decimal]]:
+    """Each fill of ``fills`` (in time order) that closes something, with the quantity
+    it closed, the profit made and what the matched opening cost."""
     books: dict[str, deque[list[Decimal]]] = {}  # [signed quantity, price, commission per unit]
-    trips: list[Trip] = []
-    for fill in sorted(fills, key=lambda f: f.ts):
-        signed = fill.quantity if str(fill.side) == "buy" else -fill.quantity
-        book = books.setdefault(fill.symbol, deque())
-        per_unit = fill.commission / fill.quantity
+    zero = Decimal(0)
+    for fill in fills:
+        quantity, price, multiplier = fill.quantity, fill.price, fill.multiplier
+        signed = quantity if str(fill.side) == "buy" else -quantity
+        book = books.get(fill.symbol)
+        if book is None:
+            book = books[fill.symbol] = deque()
+        per_unit = fill.commission / quantity if fill.commission else zero
         left = signed
-        pnl = cost = matched = Decimal(0)
+        pnl = cost = matched = zero
         while book and left and (book[0][0] > 0) != (left > 0):
             lot = book[0]
-            take = min(abs(lot[0]), abs(left))
-            direction = 1 if lot[0] > 0 else -1  # long lots are sold, short ones bought
-            pnl += direction * (fill.price - lot[1]) * take * fill.multiplier
+            held, lot_price = lot[0], lot[1]
+            take = min(abs(held), abs(left))
+            if held > 0:  # a long lot is sold
+                pnl += (price - lot_price) * take * multiplier
+                lot[0] = held - take
+                left += take
+            else:  # a short one bought back
+                pnl -= (price - lot_price) * take * multiplier
+                lot[0] = held + take
+                left -= take
             pnl -= (lot[2] + per_unit) * take
-            cost += lot[1] * take * fill.multiplier
+            cost += lot_price * take * multiplier
             matched += take
-            lot[0] -= direction * take
-            left += direction * take
             if not lot[0]:
                 book.popleft()
         if matched:
-            trips.append(Trip(fill.symbol, fill.ts, matched, pnl, cost))
+            yield fill, matched, pnl, cost
         if left:
-            book.append([left, fill.price, per_unit])
-    return trips
+            book.append([left, price, per_unit])
 
 
 def _finite(value: Any) -> float | None:
@@ -188,26 +206,48 @@ class TradeFigures:
     fills: int
 
 
-def trade_figures(fills: Sequence[FillLike]) -> TradeFigures:
-    """The trade statistics of ``fills`` (see the module docstring)."""
-    trips = round_trips(fills)
-    wins = [float(t.pnl) for t in trips if t.pnl > 0]
-    losses = [float(t.pnl) for t in trips if t.pnl < 0]
+def trade_figures(fills: Iterable[FillLike]) -> TradeFigures:
+    """The trade statistics of ``fills``, in time order (see the module docstring).
+
+    One pass, keeping only the open lots: ``fills`` may be a stream of a long
+    run's fills read from the ledger, never all of them in memory at once.
+    """
+    counted = Counter()
+    wins = losses = traded = 0.0
+    commissions = Decimal(0)
+
+    def each() -> Iterator[FillLike]:
+        nonlocal traded, commissions
+        for fill in fills:
+            counted["fills"] += 1
+            traded += float(fill.price * fill.quantity * fill.multiplier)
+            commissions += fill.commission
+            yield fill
+
+    for _fill, _matched, pnl, _cost in _closings(each()):
+        counted["trades"] += 1
+        if pnl > 0:
+            wins += float(pnl)
+            counted["wins"] += 1
+        elif pnl < 0:
+            losses += float(pnl)
+            counted["losses"] += 1
+    trades, won, lost = counted["trades"], counted["wins"], counted["losses"]
     return TradeFigures(
-        trades=len(trips),
-        win_rate=len(wins) / len(trips) if trips else None,
-        profit_factor=sum(wins) / -sum(losses) if losses else None,
-        avg_win=sum(wins) / len(wins) if wins else None,
-        avg_loss=sum(losses) / len(losses) if losses else None,
-        traded=sum(float(f.price * f.quantity * f.multiplier) for f in fills),
-        commissions=float(sum((f.commission for f in fills), Decimal(0))),
-        fills=len(fills),
+        trades=trades,
+        win_rate=won / trades if trades else None,
+        profit_factor=wins / -losses if lost else None,
+        avg_win=wins / won if won else None,
+        avg_loss=losses / lost if lost else None,
+        traded=traded,
+        commissions=float(commissions),
+        fills=counted["fills"],
     )
 
 
 def run_metrics(
     equity: Sequence[Point],
-    fills: Sequence[FillLike] | TradeFigures,
+    fills: Iterable[FillLike] | TradeFigures,
     *,
     invested: Sequence[Point] = (),
     benchmark: Sequence[Point] = (),

@@ -233,6 +233,9 @@ def test_everything_round_trips_exactly(target: Target) -> None:
     assert summary["commissions"] == "0.20"
     assert summary["positions"][0]["unrealized_pnl"] == "0.06"
     assert summary["cash"] == "99999.77"
+    # The metrics read the fills back through the driver, as each backend gives them.
+    assert (summary["metrics"]["fills"], summary["metrics"]["commissions"]) == (1, 0.2)
+    assert summary["metrics"]["turnover"] == pytest.approx(0.03 / 99999.86)
     if target.postgres:
         assert target.rows("select pg_typeof(price)::text, price from fills") == [
             ("numeric", Decimal("0.1"))
