@@ -38,7 +38,7 @@ from tradepipe.errors import (
     UnknownComponentError,
 )
 from tradepipe.feed import Feed
-from tradepipe.hookspecs import hookimpl, hookspec
+from tradepipe.hookspecs import hookimpl, hookspec, observes_when
 from tradepipe.indicators import SMA
 from tradepipe.instruments import Combo, Instrument, Leg, Option, Stock
 from tradepipe.market import Bar, Quote
@@ -115,4 +115,5 @@ __all__ = [
     "__version__",
     "hookimpl",
     "hookspec",
+    "observes_when",
 ]

@@ -20,7 +20,8 @@ There are three kinds of hook:
 * **events** (``tradepipe_run_started`` … ``tradepipe_run_finished``): broadcast
   to every implementation, in the order things happen. They must be quick and
   must not raise; an observer that raises is logged and skipped. Return values
-  are ignored.
+  are ignored. An observer with nothing to do in some runs says so with
+  :func:`observes_when`, and costs those runs nothing.
 """
 
 from __future__ import annotations
@@ -45,6 +46,31 @@ PROJECT = "tradepipe"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: The attribute :func:`observes_when` sets on an event observer.
+LISTENING = "tradepipe_listening"
+
+
+def observes_when(predicate: Callable[[], bool]) -> Callable[[Callable[..., Any]], Any]:
+    """Mark an event observer that listens only in some runs.
+
+    ``predicate`` is asked once per run, after ``tradepipe_run_started``, when
+    the run looks up who observes each event; while it answers ``False`` the
+    observer is never called in that run (a replay's every order event, for
+    one). A predicate that raises counts as ``True``: the observer is called.
+
+    ::
+
+        @hookimpl
+        @observes_when(lambda: settings_say_notify())
+        def tradepipe_order_filled(fill): ...
+    """
+
+    def mark(function: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(function, LISTENING, predicate)
+        return function
+
+    return mark
 
 
 @hookspec

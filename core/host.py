@@ -247,9 +247,11 @@ class PluginHost:
     def observers(self, hook_name: str) -> Broadcast | None:
         """A caller of event hook ``hook_name``, or ``None`` when nobody listens.
 
-        The executor asks once per run so an event nobody observes costs nothing.
+        The executor asks once per run so an event nobody observes costs nothing;
+        an observer that says it does not listen in this run
+        (:func:`~tradepipe.hookspecs.observes_when`) is left out.
         """
-        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        impls = [i for i in getattr(self.pm.hook, hook_name).get_hookimpls() if _listens(i)]
         return Broadcast(hook_name, impls) if impls else None
 
 
@@ -279,6 +281,23 @@ class Broadcast:
                     type(exc).__name__,
                     exc,
                 )
+
+
+def _listens(impl: Any) -> bool:
+    """Whether an event observer listens in the run starting now (see ``observes_when``)."""
+    predicate = getattr(impl.function, hookspecs.LISTENING, None)
+    if predicate is None:
+        return True
+    try:
+        return bool(predicate())
+    except Exception as exc:
+        log.error(
+            "plugin %s could not say whether it observes this run: %s: %s (it does)",
+            impl.plugin_name,
+            type(exc).__name__,
+            exc,
+        )
+        return True
 
 
 def _distribution(dist: Distribution | None) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from tradepipe import hookimpl
+from tradepipe import hookimpl, observes_when
 
 _state: dict[str, Any] = {"settings": None, "notifier": None, "active": True}
 _lock = threading.Lock()
@@ -46,6 +46,13 @@ def _event(kind: str, text: str) -> None:
         found.event(kind, text)
 
 
+def _listening() -> bool:
+    """Whether this run's order events may become notifications: asked once per run,
+    so a replay that notifies nothing (the default) never calls the observers below."""
+    settings = _state["settings"]
+    return bool(_state["active"] and settings is not None and settings.notify.targets)
+
+
 @hookimpl
 def tradepipe_configure(settings: Any) -> None:
     _state["settings"] = settings
@@ -65,6 +72,7 @@ def tradepipe_run_started(run: Any) -> None:
 
 
 @hookimpl
+@observes_when(_listening)
 def tradepipe_risk_verdict(verdict: Any) -> None:
     if verdict.outcome.value != "deny":
         return
@@ -76,6 +84,7 @@ def tradepipe_risk_verdict(verdict: Any) -> None:
 
 
 @hookimpl
+@observes_when(_listening)
 def tradepipe_order_event(order: Any, event: Any) -> None:
     status = event.status.value
     intent = order.intent
@@ -91,6 +100,7 @@ def tradepipe_order_event(order: Any, event: Any) -> None:
 
 
 @hookimpl
+@observes_when(_listening)
 def tradepipe_order_filled(fill: Any) -> None:
     _event(
         "fill",

@@ -213,6 +213,52 @@ def test_observers_are_none_without_listeners_and_isolate_failures(
     assert "broken_observer failed in tradepipe_decision_made" in caplog.text
 
 
+def test_an_observer_that_does_not_listen_in_a_run_is_left_out_of_it(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradepipe import observes_when
+
+    listening = {"now": False}
+    seen: list[str] = []
+
+    class Sometimes:
+        __name__ = "sometimes"
+
+        @hookimpl
+        @observes_when(lambda: listening["now"])
+        def tradepipe_order_filled(self, fill: Any) -> None:
+            seen.append(fill)
+
+    def unsure() -> bool:
+        raise RuntimeError("cannot tell")
+
+    class Unsure:
+        __name__ = "unsure"
+
+        @hookimpl
+        @observes_when(unsure)
+        def tradepipe_order_filled(self, fill: Any) -> None:
+            seen.append(f"unsure {fill}")
+
+    host = load_host(None, [Sometimes()])
+    assert host.observers("tradepipe_order_filled") is None  # asked per run: not this one
+    listening["now"] = True
+    observer = host.observers("tradepipe_order_filled")
+    assert observer is not None
+    observer(fill="f1")
+    assert seen == ["f1"]
+
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("tradepipe"), "propagate", True)
+    listening["now"] = False
+    both = load_host(None, [Sometimes(), Unsure()]).observers("tradepipe_order_filled")
+    assert both is not None
+    both(fill="f2")
+    assert seen == ["f1", "unsure f2"]  # a predicate that fails: the observer listens
+    assert "plugin unsure could not say whether it observes this run" in caplog.text
+
+
 def test_every_hookspec_is_documented_and_prefixed() -> None:
     specs = [getattr(hookspecs, n) for n in dir(hookspecs) if n.startswith("tradepipe_")]
     assert len(specs) >= 13

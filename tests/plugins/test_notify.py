@@ -190,3 +190,46 @@ def test_a_one_off_command_s_notification_goes_before_the_process_ends(
     assert "notification to phone" not in done.stderr
     [sent] = receiver.wait(1)
     assert sent["message"].startswith("trading halted by hand (earnings)")
+
+
+@pytest.mark.parametrize(
+    ("mode", "feed", "replays", "targets", "listens"),
+    [
+        ("replay", "synthetic", False, True, False),  # history: nothing to tell
+        ("replay", "synthetic", True, True, True),  # asked for
+        ("replay", "", False, True, True),  # a one-off order (no feed)
+        ("live", "synthetic_live", False, True, True),
+        ("live", "synthetic_live", False, False, False),  # nowhere to send
+    ],
+)
+def test_a_run_s_order_events_reach_notify_only_when_they_can_become_messages(
+    mode: str, feed: str, replays: bool, targets: bool, listens: bool
+) -> None:
+    """Asked once per run: in a replay that notifies nothing, the notify plugin's
+    observers are never called for its orders, verdicts and fills."""
+    from tradepipe.host import load_host
+    from tradepipe.settings import validate_settings
+
+    settings = validate_settings(
+        {
+            "run": {"mode": mode, "feed": feed or "synthetic"},
+            "notify": {
+                "replays": replays,
+                "targets": {"hook": {"apprise": "json://127.0.0.1:9/"}} if targets else {},
+            },
+        },
+        source="test",
+    )
+    host = load_host(settings.plugins)
+    host.configure(settings)
+    run = type("Run", (), {"run_id": "r1", "feed": feed, "broker": "paper"})()
+    started = host.observers("tradepipe_run_started")
+    assert started is not None
+    started(run=run)
+    for hook in ("tradepipe_order_event", "tradepipe_order_filled", "tradepipe_risk_verdict"):
+        observer = host.observers(hook)
+        plugins = [] if observer is None else [name for name, *_ in observer._calls]
+        assert any("notify" in name for name in plugins) is listens, (hook, plugins)
+    finished = host.observers("tradepipe_run_finished")
+    assert finished is not None
+    finished(run=run, status="completed", summary={})
