@@ -212,7 +212,7 @@ def trade_figures(fills: Iterable[FillLike]) -> TradeFigures:
     One pass, keeping only the open lots: ``fills`` may be a stream of a long
     run's fills read from the ledger, never all of them in memory at once.
     """
-    counted = Counter()
+    counted: Counter[str] = Counter()
     wins = losses = traded = 0.0
     commissions = Decimal(0)
 
