@@ -9,6 +9,7 @@ cannot block by name.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -60,11 +61,66 @@ class PluginInfo:
 
 
 @dataclass(frozen=True)
-class Registration:
-    kind: str
+class LazyComponent:
+    """A component registered by its name and where its class lives (``module:Class``).
+
+    Its module is imported when the component is first used, not when its kind
+    is looked up: a replay on the paper simulator never imports the IBKR
+    adapters, httpx and the cryptography they sign with. The class must be a
+    component of the registered kind, named ``name``.
+    """
+
     name: str
-    cls: type[Component]
-    plugin: str
+    target: str
+
+    def load(self) -> type[Component]:
+        module, _, attribute = self.target.partition(":")
+        found: type[Component] = getattr(importlib.import_module(module), attribute)
+        return found
+
+
+class Registration:
+    """One registered component: its class, made ready on first use when lazy."""
+
+    __slots__ = ("_base", "_cls", "_lazy", "kind", "name", "plugin")
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        cls: type[Component] | LazyComponent,
+        plugin: str,
+        base: type[Component] = Component,
+    ) -> None:
+        self.kind, self.name, self.plugin, self._base = kind, name, plugin, base
+        self._cls = None if isinstance(cls, LazyComponent) else cls
+        self._lazy = cls if isinstance(cls, LazyComponent) else None
+
+    @property
+    def cls(self) -> type[Component]:
+        """The component's class (a lazy one imported now, once, and checked).
+
+        :raises PluginError: it cannot be imported, or is not what was registered.
+        """
+        if self._cls is None:
+            assert self._lazy is not None
+            try:
+                found = self._lazy.load()
+            except (ImportError, AttributeError) as exc:
+                raise PluginError(
+                    f"plugin {self.plugin!r}: {self.kind} {self.name!r} could not be loaded "
+                    f"from {self._lazy.target}: {exc}",
+                    plugin=self.plugin,
+                ) from exc
+            _check_component(found, self.kind, self._base, self.plugin)
+            if found.name != self.name:
+                raise PluginError(
+                    f"plugin {self.plugin!r} registered {self.kind} {self.name!r}, but "
+                    f"{self._lazy.target} is named {found.name!r}",
+                    plugin=self.plugin,
+                )
+            self._cls = found
+        return self._cls
 
 
 class PluginHost:
@@ -181,16 +237,13 @@ class PluginHost:
 
     def _registrar(
         self, kind: str, base: type[Component], plugin: str
-    ) -> Callable[[type[Component]], None]:
-        def register(cls: type[Component]) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, base)):
-                raise PluginError(
-                    f"plugin {plugin!r} registered {cls!r} as a {kind}, but it is not a "
-                    f"subclass of {base.__name__}",
-                    plugin=plugin,
-                )
+    ) -> Callable[[type[Component] | LazyComponent], None]:
+        def register(cls: type[Component] | LazyComponent) -> None:
+            if not isinstance(cls, LazyComponent):
+                _check_component(cls, kind, base, plugin)
             if not cls.name:
-                raise PluginError(f"plugin {plugin!r}: {cls.__name__} has no name", plugin=plugin)
+                what = getattr(cls, "__name__", repr(cls))
+                raise PluginError(f"plugin {plugin!r}: {what} has no name", plugin=plugin)
             taken = self._registry[kind].get(cls.name)
             if taken is not None:
                 raise PluginError(
@@ -198,7 +251,7 @@ class PluginHost:
                     f"by plugin {plugin!r}",
                     plugin=plugin,
                 )
-            self._registry[kind][cls.name] = Registration(kind, cls.name, cls, plugin)
+            self._registry[kind][cls.name] = Registration(kind, cls.name, cls, plugin, base)
             self.plugins[plugin].components.append(f"{kind}:{cls.name}")
 
         return register
@@ -281,6 +334,15 @@ class Broadcast:
                     type(exc).__name__,
                     exc,
                 )
+
+
+def _check_component(cls: Any, kind: str, base: type[Component], plugin: str) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PluginError(
+            f"plugin {plugin!r} registered {cls!r} as a {kind}, but it is not a "
+            f"subclass of {base.__name__}",
+            plugin=plugin,
+        )
 
 
 def _listens(impl: Any) -> bool:

@@ -75,12 +75,13 @@ def _figures_json(figures: dict[str, Any]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-#: The writer process's page cache (16 MiB, taken as pages are used): index
+#: The writer process's page cache (8 MiB, taken as pages are used): index
 #: entries keyed by hashed ids land on random pages, which a small cache would
 #: read and write again for every batch. Measured on the churn replay (100,000
-#: orders): 64 MiB, 16 MiB and 4 MiB cost the writer 7.45, 7.51 and 7.88 s of
-#: CPU, and it peaks at 109, 52 and 37 MB.
-WRITER_CACHE = "PRAGMA cache_size=-16384"
+#: orders): 64, 16, 8 and 4 MiB cost the writer 7.45, 7.51, 7.65 and 7.88 s of
+#: CPU (on the other core: the run takes as long), and it peaks at 109, 52, 42
+#: and 37 MB.
+WRITER_CACHE = "PRAGMA cache_size=-8192"
 
 
 class _Timestamps:

@@ -136,6 +136,82 @@ def test_each_kind_is_collected_when_first_looked_up() -> None:
     assert host.plugins["both"].components == ["strategy:dummy", "broker:listed"]
 
 
+def test_a_lazy_component_s_module_is_imported_when_it_is_first_used() -> None:
+    import sys
+
+    from tradepipe.host import LazyComponent
+
+    class Lazy:
+        __name__ = "lazy"
+
+        @hookimpl
+        def tradepipe_register_brokers(self, register: Any) -> None:
+            register(LazyComponent("lazy_ok", "tradepipe_lazy_broker:LazyBroker"))
+            register(LazyComponent("lazy_missing", "tradepipe_no_such_module:Broker"))
+            register(LazyComponent("lazy_misnamed", "tradepipe_lazy_broker:LazyBroker"))
+            register(LazyComponent("lazy_not_broker", "tradepipe_lazy_broker:NotABroker"))
+
+    module = type(sys)("tradepipe_lazy_broker")
+    imported: list[str] = []
+
+    def getattr_(name: str) -> Any:
+        imported.append(name)
+        if name == "LazyBroker":
+            return type("LazyBroker", (Broker,), {"name": "lazy_ok"})
+        if name == "NotABroker":
+            return type("NotABroker", (), {"name": "lazy_not_broker"})
+        raise AttributeError(name)
+
+    module.__getattr__ = getattr_  # type: ignore[method-assign]
+    sys.modules["tradepipe_lazy_broker"] = module
+    try:
+        host = load_host(None, [Lazy()])
+        names = host.components("broker")
+        assert {"lazy_ok", "lazy_missing", "lazy_misnamed", "lazy_not_broker"} <= set(names)
+        assert imported == []  # looked up, not used: nothing imported
+        broker = host.component("broker", "lazy_ok")
+        assert issubclass(broker, Broker) and broker.name == "lazy_ok"
+        assert host.component("broker", "lazy_ok") is broker  # imported once
+        assert imported == ["LazyBroker"]
+        with pytest.raises(PluginError, match="broker 'lazy_missing' could not be loaded from"):
+            host.component("broker", "lazy_missing")
+        with pytest.raises(PluginError, match="registered broker 'lazy_misnamed', but"):
+            host.component("broker", "lazy_misnamed")
+        with pytest.raises(PluginError, match="not a subclass of Broker"):
+            host.component("broker", "lazy_not_broker")
+    finally:
+        del sys.modules["tradepipe_lazy_broker"]
+
+
+def test_a_replay_on_the_paper_simulator_imports_no_ibkr_adapter(tmp_path: Any) -> None:
+    """A replay's memory and start: the IBKR adapters, httpx and cryptography stay out."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from tradepipe.clock import ManualClock\n"
+        "from tradepipe.host import load_host\n"
+        "from tradepipe.pipeline import build_pipeline, run_pipeline\n"
+        "from tradepipe.settings import validate_settings\n"
+        "s = validate_settings({'run': {'broker': 'paper', 'feed': 'synthetic'},\n"
+        "    'feeds': {'synthetic': {'bars': 50}},\n"
+        f"    'sinks': {{'sql': {{'path': {str(tmp_path / 'l.db')!r}}}}},\n"
+        "    'logging': {'file': False}}, source='test')\n"
+        "host = load_host(s.plugins)\n"
+        "run_pipeline(build_pipeline(s, host, clock=ManualClock()))\n"
+        "print(sorted(m for m in ('httpx', 'jwt', 'cryptography', 'tradepipe.brokers.ibkr.broker')"
+        " if m in sys.modules))\n"
+        "print(sorted(host.components('broker')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    imported, brokers = done.stdout.strip().splitlines()[-2:]
+    assert imported == "[]"
+    assert "'client_portal'" in brokers and "'web_api'" in brokers  # registered all the same
+
+
 def test_duplicate_component_names_are_an_error() -> None:
     class Again:
         __name__ = "again"
