@@ -240,6 +240,24 @@ def test_a_filter_that_raises_denies_the_order() -> None:
     assert Counter.calls == 0
 
 
+def test_a_judgment_cut_short_by_ctrl_c_keeps_what_the_filters_said(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Interrupted half way through the filters, the verdicts given so far are on
+    record (each is recorded before the next filter looks), and there is no order."""
+
+    def interrupted(self: Any, intent: OrderIntent, decision: Decision, ctx: Any) -> Check:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Counter, "check", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run({0: buy(10)}, run={"risk_filters": ["halve", "counter"]})
+    sink = MemorySink.last
+    assert sink is not None
+    assert [(v.filter, v.outcome) for v in sink.verdicts] == [("halve", "reduce")]
+    assert sink.orders == [] and sink.events == []
+
+
 def test_a_reduction_changes_the_order_quantity() -> None:
     run({0: buy(10)}, run={"risk_filters": ["halve", "counter"]})
     sink = MemorySink.last
