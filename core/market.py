@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -91,7 +92,18 @@ class BarColumns(Sequence[Bar]):
     bars equal to those appended (times to the microsecond, in UTC).
     """
 
-    __slots__ = ("_close", "_high", "_index", "_low", "_open", "_symbol", "_symbols", "_ts", "_vol")
+    __slots__ = (
+        "_close",
+        "_high",
+        "_index",
+        "_low",
+        "_open",
+        "_ordered",
+        "_symbol",
+        "_symbols",
+        "_ts",
+        "_vol",
+    )
 
     def __init__(self, bars: Iterable[Bar] = ()) -> None:
         self._symbols: list[str] = []
@@ -100,6 +112,8 @@ class BarColumns(Sequence[Bar]):
         self._ts = array("q")
         self._open, self._high, self._low = array("d"), array("d"), array("d")
         self._close, self._vol = array("d"), array("d")
+        #: Whether the bars are in time order (``None``: not looked at since the last append).
+        self._ordered: bool | None = None
         for bar in bars:
             self.append(bar)
 
@@ -110,6 +124,7 @@ class BarColumns(Sequence[Bar]):
             number = self._index[symbol] = len(self._symbols)
             self._symbols.append(symbol)
         self._symbol.append(number)
+        self._ordered = None
         # Whole microseconds since the epoch: exact for every bar time there is.
         self._ts.append((bar.ts - _EPOCH) // _MICROSECOND)
         self._open.append(bar.open)
@@ -134,11 +149,11 @@ class BarColumns(Sequence[Bar]):
     __hash__ = None  # type: ignore[assignment]
 
     def __iter__(self) -> Iterator[Bar]:
-        make = tuple.__new__
-        symbols = self._symbols
-        moment = datetime.fromtimestamp  # _moment, without a call of its own per bar
-        last_us, last_ts = None, _EPOCH
-        for number, us, o, h, low, c, v in zip(
+        return self._bars(0, len(self))
+
+    def _bars(self, lo: int, hi: int) -> Iterator[Bar]:
+        """The bars ``lo`` to ``hi`` (exclusive), made one by one."""
+        columns: tuple[Any, ...] = (
             self._symbol,
             self._ts,
             self._open,
@@ -146,11 +161,38 @@ class BarColumns(Sequence[Bar]):
             self._low,
             self._close,
             self._vol,
-            strict=True,
-        ):
+        )
+        if lo or hi != len(self):
+            columns = tuple(memoryview(c)[lo:hi] for c in columns)  # no copy
+        make = tuple.__new__
+        symbols = self._symbols
+        moment = datetime.fromtimestamp  # _moment, without a call of its own per bar
+        last_us, last_ts = None, _EPOCH
+        for number, us, o, h, low, c, v in zip(*columns, strict=True):
             if us != last_us:  # the symbols of one time share its datetime
                 last_us, last_ts = us, moment(us / 1e6, UTC)
             yield make(Bar, (symbols[number], last_ts, o, h, low, c, v))
+
+    def window(self, start: datetime | None = None, end: datetime | None = None) -> BarWindow:
+        """The bars from ``start`` (inclusive) until ``end`` (exclusive), without a copy.
+
+        Found by bisection when the bars are in time order, as a feed gives them;
+        otherwise by looking at each (the first call finds out which).
+        """
+        if self._ordered is None:
+            ts = self._ts
+            self._ordered = all(ts[i] <= ts[i + 1] for i in range(len(ts) - 1))
+        if not self._ordered:
+            return BarWindow(
+                BarColumns(
+                    b
+                    for b in self
+                    if (start is None or b.ts >= start) and (end is None or b.ts < end)
+                )
+            )
+        lo = 0 if start is None else bisect_left(self._ts, (start - _EPOCH) // _MICROSECOND)
+        hi = len(self) if end is None else bisect_left(self._ts, (end - _EPOCH) // _MICROSECOND)
+        return BarWindow(self, lo, max(lo, hi))
 
     @overload
     def __getitem__(self, i: int) -> Bar: ...
@@ -168,3 +210,37 @@ class BarColumns(Sequence[Bar]):
             self._close[i],
             self._vol[i],
         )
+
+
+class BarWindow(Sequence[Bar]):
+    """A stretch of a :class:`BarColumns`, by position: read in place, never copied."""
+
+    __slots__ = ("_columns", "_hi", "_lo")
+
+    def __init__(self, columns: BarColumns, lo: int = 0, hi: int | None = None) -> None:
+        self._columns = columns
+        self._lo = lo
+        self._hi = len(columns) if hi is None else hi
+
+    def __len__(self) -> int:
+        return self._hi - self._lo
+
+    def __iter__(self) -> Iterator[Bar]:
+        return self._columns._bars(self._lo, self._hi)
+
+    @overload
+    def __getitem__(self, i: int) -> Bar: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Bar]: ...
+    def __getitem__(self, i: int | slice) -> Bar | list[Bar]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError("bar window index out of range")
+        return self._columns[self._lo + i % len(self)]
+
+    def symbols(self) -> list[str]:
+        """The symbols of the window's bars, sorted."""
+        columns = self._columns
+        numbers = set(memoryview(columns._symbol)[self._lo : self._hi])
+        return sorted(columns._symbols[n] for n in numbers)

@@ -7,8 +7,11 @@ or the error. It never raises: a failed replay is a result that says why.
 
 The feed's bars are read once per worker process and kept (:data:`_BARS`,
 keyed by the feed's settings), so a worker running many tasks over the same
-data reads it once. Each task records into memory (:class:`SeriesSink`): what
-its metrics need, the day-close snapshots and the fills, nothing on disk.
+data reads it once. They are kept as columns (:class:`~tradepipe.market.BarColumns`,
+about 50 bytes a bar against about 350 as a list of bars), and each task reads
+its period and the history before it in place. Each task records into memory
+(:class:`SeriesSink`): what its metrics need, the day-close snapshots and the
+fills, nothing on disk.
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ from typing import Any
 
 from tradepipe import AccountSummary, Position
 from tradepipe.feed import Feed
-from tradepipe.market import Bar
+from tradepipe.market import Bar, BarColumns
 from tradepipe.orders import Fill
 from tradepipe.sink import Sink
 
 #: (Sweep, feed key) → the feed's bars, in this process (one worker's cache): the
 #: latest few sweeps' only.
-_BARS: dict[str, list[Bar]] = {}
+_BARS: dict[str, BarColumns] = {}
 _KEEP = 2
 #: ``[plugins]`` settings → the plugin host of this process, loaded once for them.
 _HOSTS: dict[str, Any] = {}
@@ -120,11 +123,11 @@ class CachedFeed(Feed):
 
     name = "cached"
 
-    def __init__(self, bars: list[Bar], start: dt.datetime | None, end: dt.datetime | None) -> None:
+    def __init__(
+        self, bars: BarColumns, start: dt.datetime | None, end: dt.datetime | None
+    ) -> None:
         super().__init__()
-        self._window = [
-            b for b in bars if (start is None or b.ts >= start) and (end is None or b.ts < end)
-        ]
+        self._window = bars.window(start, end)
 
     def load(self) -> None:
         pass
@@ -133,7 +136,7 @@ class CachedFeed(Feed):
         return iter(self._window)
 
     def symbols(self) -> list[str]:
-        return sorted({b.symbol for b in self._window})
+        return self._window.symbols()
 
     def total(self) -> int | None:
         return len(self._window)
@@ -150,7 +153,7 @@ def _host(settings: Any) -> Any:
     return _HOSTS[key]
 
 
-def load_bars(settings: Any, host: Any, key: str) -> tuple[list[Bar], bool]:
+def load_bars(settings: Any, host: Any, key: str) -> tuple[BarColumns, bool]:
     """The feed's bars, read now or earlier in this process; whether they were read now."""
     if key in _BARS:
         return _BARS[key], False
@@ -158,7 +161,7 @@ def load_bars(settings: Any, host: Any, key: str) -> tuple[list[Bar], bool]:
 
     feed = make_component(host, settings, "feed", settings.run.feed)
     feed.load()
-    bars = list(feed.bars())
+    bars = BarColumns(feed.bars())
     while len(_BARS) >= _KEEP:
         del _BARS[next(iter(_BARS))]  # the oldest sweep's
     _BARS[key] = bars
@@ -236,7 +239,7 @@ def _run(spec: TaskSpec, settings: Any, result: TaskResult) -> None:
     pipeline.sinks = [sink]
     # The feed's bars before the period warm the strategies up (a test window's
     # indicators start from the past, not from nothing); they are not traded.
-    history = [b for b in bars if start is not None and b.ts < start]
+    history: Sequence[Bar] = bars.window(None, start) if start is not None else ()
     with open_run(pipeline) as executor:
         if history:
             warm_up(executor, pipeline, history)

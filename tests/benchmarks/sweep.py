@@ -13,10 +13,9 @@ is set one above it for every task (35 for 32 tasks).
 
 * **Serial**: :func:`~tradepipe.plugins.research.task.run_task` called
   ``--tasks`` times in this process, first. The first call is cold, as a fresh
-  worker's first task is: it imports what a replay needs (pandas, scipy and
-  empyrical among it), loads the plugins and reads the feed. ``serial_seconds``
-  counts it; ``serial_cold_seconds`` is that first call, ``serial_warm_task_ms``
-  the mean of the others.
+  worker's first task is: it imports what a replay needs, loads the plugins
+  and reads the feed. ``serial_seconds`` counts it; ``serial_cold_seconds`` is
+  that first call, ``serial_warm_task_ms`` the mean of the others.
 * **Dask**: a :class:`~tradepipe.plugins.research.sweep.DaskRunner` with a
   LocalCluster of ``--workers`` processes (one thread each) on 127.0.0.1.
   ``cluster_start_seconds`` is making the runner (the scheduler up, the workers

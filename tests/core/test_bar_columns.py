@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import tracemalloc
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tradepipe.market import Bar, BarColumns
@@ -45,3 +46,49 @@ def test_two_hundred_thousand_bars_fit_in_about_ten_megabytes() -> None:
     assert len(kept) == 200_000
     assert size < 12 * 1024 * 1024, size / 1e6  # a list of Bar tuples: about 70 MB
     assert kept != [] and kept[199_999].ts == start + dt.timedelta(minutes=199_999)
+
+
+@given(
+    st.lists(bars, max_size=60),
+    st.none() | times,
+    st.none() | times,
+    st.booleans(),
+)
+def test_a_window_holds_exactly_the_bars_of_its_period(
+    put: list[Bar], start: dt.datetime | None, end: dt.datetime | None, ordered: bool
+) -> None:
+    """In time order (a feed's) the window is found by bisection, otherwise bar by bar:
+    either way, the bars from start (inclusive) until end (exclusive)."""
+    if ordered:
+        put = sorted(put, key=lambda b: b.ts)
+    # A period given in New York time means the same instants.
+    ny = dt.timezone(dt.timedelta(hours=-5))
+    window = BarColumns(put).window(
+        None if start is None else start.astimezone(ny), None if end is None else end.astimezone(ny)
+    )
+    expected = [b for b in put if (start is None or b.ts >= start) and (end is None or b.ts < end)]
+    assert list(window) == expected and len(window) == len(expected)
+    assert list(window) == list(window)  # read again, from the start
+    assert window.symbols() == sorted({b.symbol for b in expected})
+    if expected:
+        assert window[0] == expected[0] and window[-1] == expected[-1]
+        assert window[1:3] == expected[1:3]
+    with pytest.raises(IndexError):
+        window[len(expected)]
+
+
+def test_a_window_reads_the_columns_in_place() -> None:
+    start = dt.datetime(2022, 1, 3, 14, 30, tzinfo=UTC)
+    kept = BarColumns(
+        Bar("BENCH", start + dt.timedelta(minutes=i), 100.0, 101.0, 99.0, 100.0 + i, 1.0)
+        for i in range(100_000)
+    )
+    tracemalloc.start()
+    try:
+        window = kept.window(start + dt.timedelta(minutes=10), start + dt.timedelta(minutes=90_010))
+        size = tracemalloc.get_traced_memory()[0]
+        closes = [b.close for b in window]
+    finally:
+        tracemalloc.stop()
+    assert size < 10_000  # no copy of 90,000 bars
+    assert closes == [100.0 + i for i in range(10, 90_010)]
