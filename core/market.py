@@ -84,7 +84,28 @@ def _moment(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1e6, UTC)
 
 
-class BarColumns(Sequence[Bar]):
+class _Bars(Sequence[Bar]):
+    """Bars read by position (:meth:`_bar`), one by one or a slice at a time."""
+
+    __slots__ = ()
+
+    def _bar(self, i: int) -> Bar:
+        """The bar at ``i``, ``0 <= i < len(self)``."""
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, i: int) -> Bar: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Bar]: ...
+    def __getitem__(self, i: int | slice) -> Bar | list[Bar]:
+        if isinstance(i, slice):
+            return [self._bar(j) for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError("bar index out of range")
+        return self._bar(i % len(self))
+
+
+class BarColumns(_Bars):
     """Bars kept as columns of machine numbers: about 50 bytes a bar, where a list
     of :class:`Bar` tuples takes about 350. Each bar is made again when read.
 
@@ -194,13 +215,7 @@ class BarColumns(Sequence[Bar]):
         hi = len(self) if end is None else bisect_left(self._ts, (end - _EPOCH) // _MICROSECOND)
         return BarWindow(self, lo, max(lo, hi))
 
-    @overload
-    def __getitem__(self, i: int) -> Bar: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[Bar]: ...
-    def __getitem__(self, i: int | slice) -> Bar | list[Bar]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+    def _bar(self, i: int) -> Bar:
         return Bar(
             self._symbols[self._symbol[i]],
             _moment(self._ts[i]),
@@ -212,7 +227,7 @@ class BarColumns(Sequence[Bar]):
         )
 
 
-class BarWindow(Sequence[Bar]):
+class BarWindow(_Bars):
     """A stretch of a :class:`BarColumns`, by position: read in place, never copied."""
 
     __slots__ = ("_columns", "_hi", "_lo")
@@ -228,16 +243,8 @@ class BarWindow(Sequence[Bar]):
     def __iter__(self) -> Iterator[Bar]:
         return self._columns._bars(self._lo, self._hi)
 
-    @overload
-    def __getitem__(self, i: int) -> Bar: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[Bar]: ...
-    def __getitem__(self, i: int | slice) -> Bar | list[Bar]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if not -len(self) <= i < len(self):
-            raise IndexError("bar window index out of range")
-        return self._columns[self._lo + i % len(self)]
+    def _bar(self, i: int) -> Bar:
+        return self._columns._bar(self._lo + i)
 
     def symbols(self) -> list[str]:
         """The symbols of the window's bars, sorted."""

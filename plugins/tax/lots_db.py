@@ -23,25 +23,13 @@ from tradepipe.plugins.ledger.schema import (
     RunRow,
     TaxLotRow,
 )
+from tradepipe.plugins.ledger.summary import LedgerFill
 from tradepipe.plugins.tax.imports_db import imported_fills, sale_reporting
 from tradepipe.plugins.tax.lots import LotResult, Method, Named, Term, compute_lots
 from tradepipe.plugins.tax.settlements import DELIVERING
 
 # Any fixed number, not the migrations' key: serialises concurrent rebuilds on PostgreSQL.
 _LOCK_KEY = 0x7470_6C6F
-
-
-@dataclass(frozen=True)
-class _LedgerFill:
-    execution_id: str
-    symbol: str
-    side: str
-    quantity: Decimal
-    price: Decimal
-    commission: Decimal
-    multiplier: Decimal
-    ts: dt.datetime
-    kind: str
 
 
 def _qualified(rows: list[FillRow]) -> dict[int, str]:
@@ -63,7 +51,7 @@ def _rank(row: FillRow | ImportedFillRow) -> int:
 
 def _fills(
     rows: list[FillRow], names: dict[int, str], imported: Sequence[ImportedFillRow] = ()
-) -> list[_LedgerFill]:
+) -> list[LedgerFill]:
     """Fills in time order, under their :func:`_qualified` execution ids, with the
     imported ones the account's own fills do not hold."""
     own = {r.execution_id for r in rows}
@@ -73,7 +61,7 @@ def _fills(
     ] + [((r.ts, _rank(r), 1, r.id or 0), r) for r in outside]
     keyed.sort(key=lambda pair: pair[0])
     return [
-        _LedgerFill(
+        LedgerFill(
             execution_id=names.get(id(r), r.execution_id),
             symbol=r.symbol,
             side=r.side,
@@ -210,7 +198,7 @@ def _compute(session: Session, method: Method, account: str, wash_sale_options: 
 
 
 def _broker_lots(
-    closed: dict[str, list[tuple[dt.datetime, Decimal]]], fills: list[_LedgerFill]
+    closed: dict[str, list[tuple[dt.datetime, Decimal]]], fills: list[LedgerFill]
 ) -> dict[str, tuple[Named, ...]]:
     """Sale execution id → the lots the broker says it relieved, each as the fill
     that opened it (the one of the sale's symbol, on the other side, at that
