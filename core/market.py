@@ -198,7 +198,9 @@ class BarColumns(_Bars):
         """The bars from ``start`` (inclusive) until ``end`` (exclusive), without a copy.
 
         Found by bisection when the bars are in time order, as a feed gives them;
-        otherwise by looking at each (the first call finds out which).
+        otherwise by looking at each (the first call finds out which). A window's
+        reading holds the columns in place: appending to them while it is under
+        way raises :exc:`BufferError`.
         """
         if self._ordered is None:
             ts = self._ts
