@@ -57,7 +57,8 @@ def observes_when(predicate: Callable[[], bool]) -> Callable[[Callable[..., Any]
     ``predicate`` is asked once per run, after ``tradepipe_run_started``, when
     the run looks up who observes each event; while it answers ``False`` the
     observer is never called in that run (a replay's every order event, for
-    one). A predicate that raises counts as ``True``: the observer is called.
+    one). Outside a run (a command's alert) it is asked for each event. A
+    predicate that raises is logged and counts as ``True``: the observer is called.
 
     ::
 

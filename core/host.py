@@ -73,6 +73,14 @@ class LazyComponent:
     name: str
     target: str
 
+    def __post_init__(self) -> None:
+        module, colon, attribute = self.target.partition(":")
+        if not (module and colon and attribute):
+            raise PluginError(
+                f"component {self.name!r}: its target {self.target!r} must be "
+                "'package.module:Class'"
+            )
+
     def load(self) -> type[Component]:
         module, _, attribute = self.target.partition(":")
         found: type[Component] = getattr(importlib.import_module(module), attribute)
@@ -112,7 +120,9 @@ class Registration:
                     f"from {self._lazy.target}: {exc}",
                     plugin=self.plugin,
                 ) from exc
-            _check_component(found, self.kind, self._base, self.plugin)
+            _check_component(
+                found, self.kind, self._base, self.plugin, f"{self.name!r} ({self._lazy.target})"
+            )
             if found.name != self.name:
                 raise PluginError(
                     f"plugin {self.plugin!r} registered {self.kind} {self.name!r}, but "
@@ -336,10 +346,12 @@ class Broadcast:
                 )
 
 
-def _check_component(cls: Any, kind: str, base: type[Component], plugin: str) -> None:
+def _check_component(
+    cls: Any, kind: str, base: type[Component], plugin: str, what: str = ""
+) -> None:
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise PluginError(
-            f"plugin {plugin!r} registered {cls!r} as a {kind}, but it is not a "
+            f"plugin {plugin!r} registered {what or repr(cls)} as a {kind}, but it is not a "
             f"subclass of {base.__name__}",
             plugin=plugin,
         )

@@ -177,10 +177,22 @@ def test_a_lazy_component_s_module_is_imported_when_it_is_first_used() -> None:
             host.component("broker", "lazy_missing")
         with pytest.raises(PluginError, match="registered broker 'lazy_misnamed', but"):
             host.component("broker", "lazy_misnamed")
-        with pytest.raises(PluginError, match="not a subclass of Broker"):
+        with pytest.raises(
+            PluginError,
+            match=r"'lazy_not_broker' \(tradepipe_lazy_broker:NotABroker\) as a broker, but it "
+            "is not a subclass of Broker",
+        ):
             host.component("broker", "lazy_not_broker")
     finally:
         del sys.modules["tradepipe_lazy_broker"]
+
+
+def test_a_lazy_component_s_target_must_name_a_module_and_a_class() -> None:
+    from tradepipe.host import LazyComponent
+
+    for target in ("package.module.Class", "package.module:", ":Class"):
+        with pytest.raises(PluginError, match="must be 'package.module:Class'"):
+            LazyComponent("dotted", target)
 
 
 def test_a_replay_on_the_paper_simulator_imports_no_ibkr_adapter(tmp_path: Any) -> None:
