@@ -98,6 +98,7 @@ def make_component(
             prefix=(table, name),
             model=cls.Settings,
             secret_keys=settings.secret_keys,
+            sources=settings.sources,
         ) from None
     component: Component = cls(component_settings)
     if isinstance(component, Broker):

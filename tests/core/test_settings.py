@@ -524,3 +524,21 @@ def test_a_bad_value_from_an_environment_variable_names_the_variable(
     message = str(raised.value)
     assert message.startswith("environment variable TRADEPIPE_SIZING__METHOD: [sizing] method")
     assert "settings.toml" not in message
+
+
+def test_a_bad_component_value_from_an_environment_variable_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tradepipe_host: PluginHost
+) -> None:
+    """A component's table is checked when the component is made: the value's source
+    is still the variable, not the settings file that never held it."""
+    from tradepipe.pipeline import make_component
+
+    monkeypatch.setenv("TRADEPIPE_FEEDS__SYNTHETIC__BARS", "abc")
+    settings = load_text(tmp_path, LAYERED)
+    with pytest.raises(ConfigError) as raised:
+        make_component(tradepipe_host, settings, "feed", "synthetic")
+    message = str(raised.value)
+    assert message.startswith(
+        "environment variable TRADEPIPE_FEEDS__SYNTHETIC__BARS: [feeds.synthetic] bars = 'abc'"
+    )
+    assert "settings.toml" not in message
