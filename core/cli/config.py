@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import print_json
+from tradepipe.errors import ConfigError, PluginError
 from tradepipe.pipeline import check_components
 from tradepipe.schedule import MarketSchedule
 
@@ -34,12 +35,24 @@ def show(app: AppContext, sources: bool) -> None:
 @pass_app
 def check(app: AppContext, as_json: bool) -> None:
     """Validate the settings and every component they name; exit 2 on a problem."""
-    settings = app.settings
-    checked = check_components(settings, app.host)
-    calendar = settings.run.calendar
-    if calendar and calendar.lower() != "always":
-        MarketSchedule(calendar)  # an exchange the calendar library does not know: exit 2
-        checked.append("run.calendar")
+    try:
+        settings = app.settings
+        checked = check_components(settings, app.host)
+        calendar = settings.run.calendar
+        if calendar and calendar.lower() != "always":
+            MarketSchedule(calendar)  # an exchange the calendar library does not know
+            checked.append("run.calendar")
+    except (ConfigError, PluginError) as exc:
+        # Both are problems of the configuration: a bad value, or a component that
+        # cannot be made (a plugin's broken registration): exit 2 either way.
+        if not as_json:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(str(exc)) from exc
+        message = str(exc) if app.redaction is None else app.redaction.redact(str(exc))
+        print_json({"ok": False, "error": message, "key": getattr(exc, "key", None)})
+        click.echo(f"error: {message}", err=True)
+        click.get_current_context().exit(2)
     if as_json:
         print_json({"ok": True, "env": settings.env, "file": settings.path, "checked": checked})
         return

@@ -222,3 +222,54 @@ def test_the_settings_a_caller_names_win_over_tradepipe_settings(
     assert json.loads(named.stdout)["run"]["broker"] != "no_such_broker"
     by_variable = invoke("config", "show")
     assert json.loads(by_variable.stdout)["run"]["broker"] == "no_such_broker"
+
+
+def test_config_check_json_answers_a_problem_too(project: Path) -> None:
+    """With --json a problem is an answer on stdout (exit 2), its line on stderr;
+    a secret's bad value is shown in neither."""
+    (project / ".secrets.toml").write_text('[default.run]\nallow_live = "opensesame-42"\n')
+
+    result = invoke("--settings", "settings.toml", "config", "check", "--json")
+
+    assert result.exit_code == 2, result.output
+    answer = json.loads(result.stdout)
+    assert answer["ok"] is False and answer["key"] == "run.allow_live"
+    assert "[run] allow_live" in answer["error"]
+    assert (
+        result.stderr.startswith("error: [run] allow_live") or "[run] allow_live" in result.stderr
+    )
+    assert "opensesame-42" not in result.output
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_config_check_exits_2_when_a_named_component_cannot_be_loaded(
+    project: Path, monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    """A plugin's broken registration of the broker the settings name is a problem
+    of the configuration, found by the check (not by the run it would have broken)."""
+    from typing import Any
+
+    from tradepipe import hookimpl
+    from tradepipe.cli import context
+    from tradepipe.host import LazyComponent, load_host
+
+    class Broken:
+        __name__ = "broken_plugin"
+
+        @hookimpl
+        def tradepipe_register_brokers(self, register: Any) -> None:
+            register(LazyComponent("gone", "tradepipe_no_such_module:Broker"))
+
+    monkeypatch.setattr(context, "load_host", lambda settings=None: load_host(settings, [Broken()]))
+    monkeypatch.setenv("TRADEPIPE_RUN__BROKER", "gone")
+    args = ["--settings", "settings.toml", "config", "check", *(["--json"] if as_json else [])]
+
+    result = invoke(*args)
+
+    assert result.exit_code == 2, result.output
+    assert "broker 'gone' could not be loaded from tradepipe_no_such_module:Broker" in (
+        result.stderr
+    )
+    if as_json:
+        answer = json.loads(result.stdout)
+        assert answer["ok"] is False and "'gone'" in answer["error"]
