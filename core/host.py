@@ -258,7 +258,7 @@ class PluginHost:
             if taken is not None:
                 raise PluginError(
                     f"{kind} {cls.name!r} is registered twice: by plugin {taken.plugin!r} and "
-                    f"by plugin {plugin!r}",
+                    f"by plugin {plugin!r}; {_KEEP_ONE.format(plugin=plugin)}",
                     plugin=plugin,
                 )
             self._registry[kind][cls.name] = Registration(kind, cls.name, cls, plugin, base)
@@ -272,7 +272,8 @@ class PluginHost:
             if name in self._commands:
                 other = self._commands[name][1]
                 raise PluginError(
-                    f"command {name!r} is registered twice: by {other!r} and by {plugin!r}",
+                    f"command {name!r} is registered twice: by {other!r} and by {plugin!r}; "
+                    f"{_KEEP_ONE.format(plugin=plugin)}",
                     plugin=plugin,
                 )
             self._commands[name] = (command, plugin)
@@ -344,6 +345,13 @@ class Broadcast:
                     type(exc).__name__,
                     exc,
                 )
+
+
+#: How to get going again when two plugins register one name: keep one of them.
+_KEEP_ONE = (
+    "keep one: uninstall the other, or name it in settings.toml's "
+    '[plugins] disabled = ["{plugin}"] (or TRADEPIPE_PLUGINS__DISABLED=\'["{plugin}"]\')'
+)
 
 
 def _check_component(

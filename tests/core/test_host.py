@@ -233,8 +233,10 @@ def test_duplicate_component_names_are_an_error() -> None:
             register(Dummy)
 
     host = load_host(None, [DummyPlugin(), Again()])
-    with pytest.raises(PluginError, match="strategy 'dummy' is registered twice"):
+    with pytest.raises(PluginError, match="strategy 'dummy' is registered twice") as raised:
         host.collect()
+    # What to do about it, where the person will look.
+    assert '[plugins] disabled = ["again"]' in str(raised.value)
 
 
 def test_registering_the_wrong_kind_is_an_error() -> None:
