@@ -114,10 +114,10 @@ class Registration:
             assert self._lazy is not None
             try:
                 found = self._lazy.load()
-            except (ImportError, AttributeError) as exc:
+            except Exception as exc:  # whatever its module raised while it was imported
                 raise PluginError(
                     f"plugin {self.plugin!r}: {self.kind} {self.name!r} could not be loaded "
-                    f"from {self._lazy.target}: {exc}",
+                    f"from {self._lazy.target}: {type(exc).__name__}: {exc}",
                     plugin=self.plugin,
                 ) from exc
             _check_component(
@@ -290,14 +290,15 @@ class PluginHost:
 
         :raises UnknownComponentError: no loaded plugin provides it; the error
             lists the names that would work.
+        :raises PluginError: a lazy one could not be loaded.
         """
         registry = self.components(kind)
-        try:
-            return registry[name].cls
-        except KeyError:
+        registration = registry.get(name)
+        if registration is None:
             raise UnknownComponentError(
                 kind.replace("_", " "), name, list(registry), key=f"run.{KINDS[kind][3]}"
-            ) from None
+            )
+        return registration.cls  # a lazy one's import errors are its own, never "unknown"
 
     def commands(self) -> dict[str, click.Command]:
         self._collect(COMMANDS)

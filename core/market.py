@@ -183,8 +183,8 @@ class BarColumns(_Bars):
             self._close,
             self._vol,
         )
-        if lo or hi != len(self):
-            columns = tuple(memoryview(c)[lo:hi] for c in columns)  # no copy
+        # Read in place (no copy), and held: the columns cannot grow under a reading.
+        columns = tuple(memoryview(c)[lo:hi] for c in columns)
         make = tuple.__new__
         symbols = self._symbols
         moment = datetime.fromtimestamp  # _moment, without a call of its own per bar
@@ -198,9 +198,9 @@ class BarColumns(_Bars):
         """The bars from ``start`` (inclusive) until ``end`` (exclusive), without a copy.
 
         Found by bisection when the bars are in time order, as a feed gives them;
-        otherwise by looking at each (the first call finds out which). A window's
-        reading holds the columns in place: appending to them while it is under
-        way raises :exc:`BufferError`.
+        otherwise by looking at each (the first call finds out which). A reading
+        under way (of a window or of all the bars) holds the columns in place:
+        appending to them meanwhile raises :exc:`BufferError`.
         """
         if self._ordered is None:
             ts = self._ts

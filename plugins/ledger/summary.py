@@ -206,6 +206,8 @@ def fill_rows(s: Session, run_id: str) -> Iterator[LedgerFill]:
         "SELECT execution_id, symbol, side, quantity, price, commission, multiplier, ts, kind "
         f"FROM fills WHERE run_id = {mark} AND NOT is_combo ORDER BY ts, id",
         (run_id,),
+        # PostgreSQL's rows through a server-side cursor, a chunk at a time too.
+        execution_options={"stream_results": True},
     )
     money = Decimal  # SQLite gives the text the ledger stored, PostgreSQL a Decimal
     while rows := cursor.fetchmany(5000):
@@ -241,12 +243,23 @@ def run_series(s: Session, run_id: str) -> tuple[list[tuple[Any, Any, Any]], lis
 
 def metrics(s: Session, run_id: str) -> dict[str, Any]:
     """The run's performance metrics (:mod:`tradepipe.plugins.research.metrics`), no benchmark."""
-    from tradepipe.plugins.research.metrics import day_closes, run_metrics, trade_figures
+    from tradepipe.plugins.research.metrics import (
+        FillsOutOfOrder,
+        day_closes,
+        run_metrics,
+        trade_figures,
+    )
 
     equity, invested = day_closes(account_series(s, run_id))
     if not equity:
         return {}
-    return run_metrics(equity, trade_figures(fill_rows(s, run_id)), invested=invested).as_dict()
+    try:
+        trades = trade_figures(fill_rows(s, run_id))
+    except FillsOutOfOrder:
+        # SQLite orders times as the text they were written in: times written with
+        # different UTC offsets come back out of order. Put them in order here.
+        trades = trade_figures(list(fill_rows(s, run_id)))
+    return run_metrics(equity, trades, invested=invested).as_dict()
 
 
 def document(

@@ -206,19 +206,34 @@ class TradeFigures:
     fills: int
 
 
+class FillsOutOfOrder(ValueError):
+    """A stream of fills handed to :func:`trade_figures` was not in time order."""
+
+
 def trade_figures(fills: Iterable[FillLike]) -> TradeFigures:
-    """The trade statistics of ``fills``, in time order (see the module docstring).
+    """The trade statistics of ``fills`` (see the module docstring).
 
     One pass, keeping only the open lots: ``fills`` may be a stream of a long
-    run's fills read from the ledger, never all of them in memory at once.
+    run's fills read from the ledger, never all of them in memory at once. A
+    list is put in time order here; a stream must come in time order.
+
+    :raises FillsOutOfOrder: a stream's fill is earlier than the one before it.
     """
+    if isinstance(fills, Sequence):
+        fills = sorted(fills, key=lambda f: f.ts)
     counted: Counter[str] = Counter()
     wins = losses = traded = 0.0
     commissions = Decimal(0)
 
     def each() -> Iterator[FillLike]:
         nonlocal traded, commissions
+        last = None
         for fill in fills:
+            if last is not None and fill.ts < last:
+                raise FillsOutOfOrder(
+                    f"a fill at {fill.ts.isoformat()} comes after one at {last.isoformat()}"
+                )
+            last = fill.ts
             counted["fills"] += 1
             traded += float(fill.price * fill.quantity * fill.multiplier)
             commissions += fill.commission

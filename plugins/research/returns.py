@@ -37,8 +37,19 @@ def _numbers(returns: Sequence[float]) -> list[float]:
     return [r for r in returns if not math.isnan(r)]
 
 
+def _sum(values: Sequence[float]) -> float:
+    """The sum as numpy gives it where exact summing cannot: ``inf`` plus ``-inf``
+    is ``nan``, and an overflow is ``inf``."""
+    try:
+        return math.fsum(values)
+    except ValueError:  # -inf + inf
+        return NAN
+    except OverflowError:
+        return sum(values)  # float addition: infinite, as numpy's
+
+
 def _mean(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values) if values else NAN
+    return _sum(values) / len(values) if values else NAN
 
 
 def _std(values: Sequence[float]) -> float:
@@ -48,7 +59,8 @@ def _std(values: Sequence[float]) -> float:
     mean = _mean(values)
     if not math.isfinite(mean):
         return NAN
-    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    # Products, not powers: a float power that overflows raises, a product is inf.
+    return math.sqrt(_sum([(v - mean) * (v - mean) for v in values]) / (len(values) - 1))
 
 
 def annual_return(returns: Sequence[float], year: int) -> float:
@@ -57,12 +69,12 @@ def annual_return(returns: Sequence[float], year: int) -> float:
         return NAN
     ending = math.prod(1 + r for r in _numbers(returns))
     power = 1 / (len(returns) / year)
-    if ending < 0 and not power.is_integer():
+    if ending < 0 and math.isfinite(ending) and not power.is_integer():
         return NAN  # a real power of a loss beyond everything does not exist
     try:
         return float(ending**power - 1)
-    except OverflowError:
-        return math.inf
+    except OverflowError:  # numpy's answer: infinite, negative for an odd power of a loss
+        return -math.inf if ending < 0 and power % 2 == 1 else math.inf
 
 
 def annual_volatility(returns: Sequence[float], year: int) -> float:
@@ -84,7 +96,7 @@ def sharpe_ratio(returns: Sequence[float], year: int) -> float:
 def downside_risk(returns: Sequence[float], year: int) -> float:
     if not returns:
         return NAN
-    below = [min(r, 0.0) ** 2 for r in _numbers(returns)]
+    below = [min(r, 0.0) * min(r, 0.0) for r in _numbers(returns)]
     return math.sqrt(_mean(below)) * math.sqrt(year)
 
 
@@ -126,8 +138,9 @@ def alpha_beta(returns: Sequence[float], factor: Sequence[float], year: int) -> 
         return NAN, NAN
     mean_factor = _mean([f for r, f in pairs if not math.isnan(r)])
     residuals = [(r, f - mean_factor) for r, f in pairs if not math.isnan(r)]
-    covariance = _mean([r * x for r, x in residuals])
-    variance = _mean([x * x for _, x in residuals])
+    # Each mean leaves out what is not a number, products included (inf times 0).
+    covariance = _mean(_numbers([r * x for r, x in residuals]))
+    variance = _mean(_numbers([x * x for _, x in residuals]))
     beta = covariance / variance if variance >= 1e-30 else NAN
     if len(returns) < 2:
         return NAN, beta

@@ -92,3 +92,25 @@ def test_a_window_reads_the_columns_in_place() -> None:
         tracemalloc.stop()
     assert size < 10_000  # no copy of 90,000 bars
     assert closes == [100.0 + i for i in range(10, 90_010)]
+
+
+def test_bar_columns_cannot_grow_under_a_reading() -> None:
+    start = dt.datetime(2022, 1, 3, 14, 30, tzinfo=UTC)
+    kept = BarColumns(
+        Bar("A", start + dt.timedelta(minutes=i), 1.0, 1.0, 1.0, 1.0, 1.0) for i in range(3)
+    )
+    late = Bar("A", start + dt.timedelta(minutes=9), 1.0, 1.0, 1.0, 1.0, 1.0)
+    readings = (
+        lambda: iter(kept),
+        lambda: iter(kept.window(None, None)),
+        lambda: iter(kept.window(start + dt.timedelta(minutes=1))),
+    )
+    for begin in readings:
+        reading = begin()
+        next(reading)
+        with pytest.raises(BufferError):
+            kept.append(late)
+        del reading  # the reading is over: nothing holds the columns
+        assert len(kept) == 3
+    kept.append(late)
+    assert len(kept) == 4

@@ -150,6 +150,7 @@ def test_a_lazy_component_s_module_is_imported_when_it_is_first_used() -> None:
             register(LazyComponent("lazy_missing", "tradepipe_no_such_module:Broker"))
             register(LazyComponent("lazy_misnamed", "tradepipe_lazy_broker:LazyBroker"))
             register(LazyComponent("lazy_not_broker", "tradepipe_lazy_broker:NotABroker"))
+            register(LazyComponent("lazy_keyerror", "tradepipe_lazy_broker:NeedsAVariable"))
 
     module = type(sys)("tradepipe_lazy_broker")
     imported: list[str] = []
@@ -160,6 +161,8 @@ def test_a_lazy_component_s_module_is_imported_when_it_is_first_used() -> None:
             return type("LazyBroker", (Broker,), {"name": "lazy_ok"})
         if name == "NotABroker":
             return type("NotABroker", (), {"name": "lazy_not_broker"})
+        if name == "NeedsAVariable":
+            raise KeyError("BROKER_HOME")  # as os.environ["BROKER_HOME"] at import would
         raise AttributeError(name)
 
     module.__getattr__ = getattr_  # type: ignore[method-assign]
@@ -183,6 +186,9 @@ def test_a_lazy_component_s_module_is_imported_when_it_is_first_used() -> None:
             "is not a subclass of Broker",
         ):
             host.component("broker", "lazy_not_broker")
+        # Its module's own error, named as such: never "unknown broker".
+        with pytest.raises(PluginError, match="could not be loaded from .*KeyError: 'BROKER_HOME'"):
+            host.component("broker", "lazy_keyerror")
     finally:
         del sys.modules["tradepipe_lazy_broker"]
 

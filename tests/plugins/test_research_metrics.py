@@ -134,3 +134,19 @@ def test_monthly_returns_and_drawdowns() -> None:
         2026: {1: pytest.approx(0.1), 2: pytest.approx(-0.1), 3: pytest.approx(120 / 99 - 1)}
     }
     assert [round(v, 4) for _, v in drawdowns(equity)] == [0.0, 0.0, -0.1, 0.0]
+
+
+def test_trade_figures_put_a_list_in_time_order_and_refuse_a_stream_out_of_it() -> None:
+    from tradepipe.plugins.research.metrics import FillsOutOfOrder, trade_figures
+
+    fills = [
+        F("AAPL", "sell", D(10), D(110), D(0), at(2)),
+        F("AAPL", "buy", D(10), D(105), D(0), at(3)),  # covers the short: +50
+        F("AAPL", "buy", D(10), D(100), D(0), at(4)),
+    ]
+    shuffled = [fills[2], fills[0], fills[1]]
+    assert trade_figures(shuffled) == trade_figures(fills)
+    assert (trade_figures(fills).trades, trade_figures(fills).avg_win) == (1, 50.0)
+    assert trade_figures(iter(fills)) == trade_figures(fills)
+    with pytest.raises(FillsOutOfOrder, match="comes after one at"):
+        trade_figures(iter(shuffled))

@@ -73,6 +73,9 @@ def test_alpha_and_beta_are_empyrical_s(pairs: list[tuple[float, float]], gap: i
         [-2.0, 0.1, 0.1],  # more than everything lost (a short gone wrong)
         [0.1, math.nan, -0.1],
         [math.inf, 0.1],
+        [0.1, -1.0, -math.inf, 0.2, math.inf],  # both infinities: not a number
+        [0.1, -1e200, 0.2],  # squares beyond a float
+        [1e300, 1e300, -0.5],  # sums beyond a float
     ],
 )
 def test_edges_are_empyrical_s(values: list[float]) -> None:
@@ -81,6 +84,60 @@ def test_edges_are_empyrical_s(values: list[float]) -> None:
         assert same(getattr(R, name)(values, YEAR), oracle(name, r)), name
     assert same(R.max_drawdown(values), oracle("max_drawdown", r))
     assert same(R.calmar_ratio(values, YEAR), oracle("calmar_ratio", r))
+
+
+wild = st.one_of(
+    daily,
+    st.sampled_from([math.inf, -math.inf, math.nan, 1e200, -1e200, 1e300, -1.0, 0.0]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(wild, max_size=12))
+def test_infinities_and_huge_values_are_empyrical_s_too(values: list[float]) -> None:
+    """Equity that reaches nothing makes infinite changes; nothing raises, and every
+    figure is what empyrical says (``nan`` or ``inf`` where it says so)."""
+    r = np.array(values, dtype=float)
+    for name in ("annual_return", "annual_volatility", "sharpe_ratio", "sortino_ratio"):
+        assert same(getattr(R, name)(values, YEAR), oracle(name, r)), name
+    assert same(R.max_drawdown(values), oracle("max_drawdown", r))
+
+
+#: Not a number and infinities; no huge finite values, whose sums of products cancel
+#: catastrophically and come out as numpy's rounding happens to leave them.
+unruly = st.one_of(daily, st.sampled_from([math.inf, -math.inf, math.nan, -1.0, 0.0]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(unruly, unruly), max_size=10))
+def test_alpha_and_beta_of_wild_series_are_empyrical_s(pairs: list[tuple[float, float]]) -> None:
+    returns, factor = [r for r, _ in pairs], [f for _, f in pairs]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        alpha, beta = empyrical.alpha_beta(np.array(returns), np.array(factor))
+    got = R.alpha_beta(returns, factor, YEAR)
+    assert same(got[1], beta) and same(got[0], alpha)
+
+
+def test_equity_that_reaches_nothing_gives_figures_as_the_pandas_path_did() -> None:
+    equity = [100.0, 0.0, -50.0, 0.0, 20.0, 30.0]
+    days = [dt.date(2026, 3, 2) + dt.timedelta(days=i) for i in range(len(equity))]
+    got = run_metrics(list(zip(days, equity, strict=True)), [])
+    returns = pd.Series(equity, index=pd.DatetimeIndex(days)).pct_change().iloc[1:]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        expected = {
+            "volatility": empyrical.annual_volatility(returns),
+            "sharpe": empyrical.sharpe_ratio(returns),
+            "sortino": empyrical.sortino_ratio(returns),
+            "max_drawdown": empyrical.max_drawdown(returns),
+        }
+    for key, theirs in expected.items():
+        ours = getattr(got, key)
+        if math.isfinite(theirs):
+            assert ours == pytest.approx(theirs, rel=1e-9), key
+        else:
+            assert ours is None, key
 
 
 def test_pct_change_is_pandas_s() -> None:

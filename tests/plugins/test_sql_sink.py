@@ -650,3 +650,48 @@ def test_a_run_whose_process_is_gone_is_marked_killed_at_the_next_start(
     assert statuses["r-alive"] == "running"  # its process (this one) still runs
     later.close(run_info("r-next"), bars=0, status="completed")
     sink.close(run_info("r-alive"), bars=0, status="completed")
+
+
+def test_trade_figures_read_back_in_time_order_whatever_offset_times_were_written_in(
+    target: Target,
+) -> None:
+    """A sell at 14:00 UTC, a buy at 14:10 UTC, and a buy at 14:30 UTC written as
+    09:30-05:00: SQLite sorts that text first. In time order the 14:10 buy covers
+    the short (+50) and the 14:30 one opens a position; in the text's order the
+    09:30 buy would open first and the sell close it (+100)."""
+    ny = dt.timezone(dt.timedelta(hours=-5))
+    sink = target.sink()
+    sink.open(run_info())
+
+    def fill(execution_id: str, side: Side, price: str, ts: dt.datetime) -> Fill:
+        return Fill(
+            execution_id=execution_id,
+            client_order_id=f"c-{execution_id}",
+            decision_id="d",
+            symbol="AAPL",
+            side=side,
+            quantity=Decimal(10),
+            price=Decimal(price),
+            ts=ts,
+        )
+
+    sink.record_fill(fill("short", Side.SELL, "110", T.replace(hour=14, minute=0)))
+    sink.record_fill(fill("cover", Side.BUY, "105", T.replace(hour=14, minute=10)))
+    sink.record_fill(fill("long", Side.BUY, "100", T.replace(hour=14, minute=30).astimezone(ny)))
+    for day, equity in ((0, "100000"), (1, "100100")):
+        sink.record_snapshot(
+            [],
+            AccountSummary(
+                account_id="PAPER",
+                cash=Decimal(equity),
+                equity=Decimal(equity),
+                buying_power=Decimal(equity),
+                ts=T + dt.timedelta(days=day),
+            ),
+        )
+    sink.close(run_info(), bars=2, status="completed")
+
+    metrics = Ledger(target.sink().engine(), target.url).summary("r1")["metrics"]
+    # Short 10 at 110, covered at 105: one trade that made 50.
+    assert (metrics["fills"], metrics["trades"], metrics["win_rate"]) == (3, 1, 1.0)
+    assert metrics["avg_win"] == 50.0
