@@ -74,12 +74,19 @@ def start_quiet_run(
 
 
 def recorded(runner: LiveRun, count: int, within: float) -> float:
-    """Seconds until ``count`` decisions were recorded (fails after ``within``)."""
+    """Seconds until ``count`` decisions were recorded and judged: each became an
+    order or has a verdict (fails after ``within``). The run's thread judges a
+    decision just after recording it; stopping in between would deny it."""
     started = time.monotonic()
     sink = runner.p.sinks[0]
     assert isinstance(sink, MemorySink)
-    while len(sink.decisions) < count:
-        assert time.monotonic() - started < within, f"no decision within {within} s"
+
+    def judged() -> int:
+        done = {o.intent.decision_id for o in sink.orders} | {v.decision_id for v in sink.verdicts}
+        return sum(1 for d in sink.decisions if d.id in done)
+
+    while len(sink.decisions) < count or judged() < count:
+        assert time.monotonic() - started < within, f"no decision judged within {within} s"
         time.sleep(0.01)
     return time.monotonic() - started
 
