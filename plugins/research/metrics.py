@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
@@ -121,14 +121,15 @@ def round_trips(fills: Iterable[FillLike]) -> list[Trip]:
     return [
         Trip(fill.symbol, fill.ts, matched, pnl, cost)
         for fill, matched, pnl, cost in _closings(sorted(fills, key=lambda f: f.ts))
+        if matched
     ]
 
 
 def _closings(
     fills: Iterable[FillLike],
 ) -> Iterator[tuple[FillLike, Decimal, Decimal, Decimal]]:
-    """Each fill of ``fills`` (in time order) that closes something, with the quantity
-    it closed, the profit made and what the matched opening cost."""
+    """Each fill of ``fills`` (in time order) with the quantity it closed (zero when
+    it only opened), the profit made and what the matched opening cost."""
     books: dict[str, deque[list[Decimal]]] = {}  # [signed quantity, price, commission per unit]
     zero = Decimal(0)
     for fill in fills:
@@ -157,10 +158,9 @@ def _closings(
             matched += take
             if not lot[0]:
                 book.popleft()
-        if matched:
-            yield fill, matched, pnl, cost
         if left:
             book.append([left, price, per_unit])
+        yield fill, matched, pnl, cost
 
 
 def _finite(value: Any) -> float | None:
@@ -221,33 +221,28 @@ def trade_figures(fills: Iterable[FillLike]) -> TradeFigures:
     """
     if isinstance(fills, Sequence):
         fills = sorted(fills, key=lambda f: f.ts)
-    counted: Counter[str] = Counter()
+    count = trades = won = lost = 0
     wins = losses = traded = 0.0
     commissions = Decimal(0)
-
-    def each() -> Iterator[FillLike]:
-        nonlocal traded, commissions
-        last = None
-        for fill in fills:
-            if last is not None and fill.ts < last:
-                raise FillsOutOfOrder(
-                    f"a fill at {fill.ts.isoformat()} comes after one at {last.isoformat()}"
-                )
-            last = fill.ts
-            counted["fills"] += 1
-            traded += float(fill.price * fill.quantity * fill.multiplier)
-            commissions += fill.commission
-            yield fill
-
-    for _fill, _matched, pnl, _cost in _closings(each()):
-        counted["trades"] += 1
+    last = None
+    for fill, matched, pnl, _cost in _closings(fills):
+        if last is not None and fill.ts < last:
+            raise FillsOutOfOrder(
+                f"a fill at {fill.ts.isoformat()} comes after one at {last.isoformat()}"
+            )
+        last = fill.ts
+        count += 1
+        traded += float(fill.price * fill.quantity * fill.multiplier)
+        commissions += fill.commission
+        if not matched:
+            continue
+        trades += 1
         if pnl > 0:
             wins += float(pnl)
-            counted["wins"] += 1
+            won += 1
         elif pnl < 0:
             losses += float(pnl)
-            counted["losses"] += 1
-    trades, won, lost = counted["trades"], counted["wins"], counted["losses"]
+            lost += 1
     return TradeFigures(
         trades=trades,
         win_rate=won / trades if trades else None,
@@ -256,7 +251,7 @@ def trade_figures(fills: Iterable[FillLike]) -> TradeFigures:
         avg_loss=losses / lost if lost else None,
         traded=traded,
         commissions=float(commissions),
-        fills=counted["fills"],
+        fills=count,
     )
 
 
