@@ -285,6 +285,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _update(cid: str, status: OrderStatus, ts: datetime, reason: str) -> OrderUpdate:
-    return OrderUpdate.trusted(
-        client_order_id=cid, status=status, ts=ts, reason=reason, broker_order_id=None
-    )
+    return _order_update(cid, status, ts, reason, None)
+
+
+_order_update = OrderUpdate.maker("client_order_id", "status", "ts", "reason", "broker_order_id")

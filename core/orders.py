@@ -336,6 +336,8 @@ class Order(Record):
 
     @classmethod
     def from_intent(cls, intent: OrderIntent) -> Order:
+        if cls is Order:
+            return _order(intent, intent.created_at)
         return cls.trusted(intent=intent, updated_at=intent.created_at)
 
     @property
@@ -376,15 +378,16 @@ class Order(Record):
             state["reason"] = reason
         if broker_order_id:
             state["broker_order_id"] = broker_order_id
-        return OrderEvent.trusted(
-            client_order_id=self.intent.client_order_id,
-            decision_id=self.intent.decision_id,
-            seq=seq,
-            status=status,
-            previous=previous,
-            ts=ts,
-            reason=reason,
-            broker_order_id=state["broker_order_id"],
+        intent = state["intent"]
+        return _event(
+            intent.client_order_id,
+            intent.decision_id,
+            seq,
+            status,
+            previous,
+            ts,
+            reason,
+            state["broker_order_id"],
         )
 
     def apply_fill(self, fill: Fill) -> OrderEvent:
@@ -410,3 +413,17 @@ class Order(Record):
         ) / filled
         state["filled_quantity"] = filled
         return event
+
+
+# Constructors for the records made for every order (see :meth:`Record.maker`).
+_event = OrderEvent.maker(
+    "client_order_id",
+    "decision_id",
+    "seq",
+    "status",
+    "previous",
+    "ts",
+    "reason",
+    "broker_order_id",
+)
+_order = Order.maker("intent", "updated_at")

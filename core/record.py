@@ -6,12 +6,15 @@ derives from already-validated data (an order from a sized intent, a fill from
 the simulator) are built with :meth:`Record.trusted`, which skips re-validation:
 in a replay these are created per order and validation would dominate the cost.
 Both paths yield ordinary pydantic models that compare, dump and serialise the
-same way.
+same way. Where one kind of record is built for every order of a replay,
+:meth:`Record.maker` gives a constructor for it that takes the values by
+position: half the cost of :meth:`~Record.trusted`.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from functools import partial
 from typing import Any, ClassVar, Self
 
@@ -87,3 +90,64 @@ class Record(BaseModel):
         _set_extra(obj, None)
         _set_private(obj, None)
         return obj
+
+    @classmethod
+    def maker(cls, *names: str) -> Callable[..., Self]:
+        """A constructor for trusted data taking the values of ``names``, in that order.
+
+        What it builds is what ``trusted(**dict(zip(names, values)))`` builds
+        (fields in declaration order, the others at their defaults, ``names`` as
+        the fields set), without the keyword arguments and the merging: made once
+        per call site, it is called for every order. The function is generated,
+        as :mod:`dataclasses` generates ``__init__``.
+
+        :raises ValueError: a name that is no field, a field named twice, or a
+            required field not named.
+        """
+        fields = cls.model_fields
+        unknown = [name for name in names if name not in fields]
+        if unknown or len(set(names)) != len(names):
+            raise ValueError(
+                f"{cls.__name__}.maker: {', '.join(unknown) or 'a field named twice'} "
+                f"(fields: {', '.join(fields)})"
+            )
+        scope: dict[str, Any] = {
+            "_cls": cls,
+            "_new": _new,
+            "_set": _set,
+            "_set_fields_set": _set_fields_set,
+            "_set_extra": _set_extra,
+            "_set_private": _set_private,
+        }
+        items = []
+        for name, field in fields.items():
+            if name in names:
+                value = f"v{names.index(name)}"
+            elif field.default_factory is not None:
+                scope[f"f_{name}"] = field.default_factory
+                value = f"f_{name}()"
+            elif field.default is PydanticUndefined:
+                raise ValueError(f"{cls.__name__}.maker: required field {name} not named")
+            elif isinstance(field.default, (dict, list, set, bytearray)):
+                scope[f"f_{name}"] = partial(copy.deepcopy, field.default)
+                value = f"f_{name}()"
+            else:
+                scope[f"d_{name}"] = field.default
+                value = f"d_{name}"
+            items.append(f"{name!r}: {value}")
+        arguments = ", ".join(f"v{i}" for i in range(len(names)))
+        given = "{" + ", ".join(map(repr, names)) + "}" if names else "set()"
+        source = (
+            f"def make({arguments}):\n"
+            "    obj = _new(_cls)\n"
+            f"    _set(obj, '__dict__', {{{', '.join(items)}}})\n"
+            f"    _set_fields_set(obj, {given})\n"
+            "    _set_extra(obj, None)\n"
+            "    _set_private(obj, None)\n"
+            "    return obj\n"
+        )
+        exec(source, scope)  # built from field names, which are identifiers
+        make: Callable[..., Self] = scope["make"]
+        make.__qualname__ = f"{cls.__qualname__}.make"
+        make.__doc__ = f"A trusted {cls.__name__} from ({', '.join(names)})."
+        return make

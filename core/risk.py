@@ -123,6 +123,21 @@ class RiskFilter(Component):
         return Check(Outcome.REDUCE, reason, quantity, figures)
 
 
+#: A verdict from its values in this order (see :meth:`Record.maker`): one per filter per order.
+_verdict = RiskVerdict.maker(
+    "decision_id",
+    "client_order_id",
+    "filter",
+    "seq",
+    "outcome",
+    "reason",
+    "quantity_before",
+    "quantity_after",
+    "figures",
+    "ts",
+)
+
+
 def rule_verdict(
     decision_id: str,
     client_order_id: str,
@@ -135,17 +150,17 @@ def rule_verdict(
     figures: dict[str, Any] | None = None,
 ) -> RiskVerdict:
     """The verdict of a rule judged outside the filters: seq 0, nothing after it."""
-    return RiskVerdict.trusted(
-        decision_id=decision_id,
-        client_order_id=client_order_id,
-        filter=name,
-        seq=0,
-        outcome=outcome,
-        reason=reason,
-        quantity_before=before,
-        quantity_after=ZERO,
-        figures={} if figures is None else figures,
-        ts=ts,
+    return _verdict(
+        decision_id,
+        client_order_id,
+        name,
+        0,
+        outcome,
+        reason,
+        before,
+        ZERO,
+        {} if figures is None else figures,
+        ts,
     )
 
 
@@ -214,6 +229,7 @@ class RiskChain:
         :returns: the intent as the filters left it (reduced, perhaps), and the
             denial (``"filter: reason"``), or ``None`` if none denied it.
         """
+        verdict = _verdict
         for seq, flt, quiet in self._judges:
             before = intent.quantity
             after = before
@@ -242,17 +258,17 @@ class RiskChain:
             elif quiet and outcome is Outcome.PASS and not reason:
                 continue  # an always-on guard that had nothing to say
             record(
-                RiskVerdict.trusted(
-                    decision_id=decision.id,
-                    client_order_id=intent.client_order_id,
-                    filter=flt.name,
-                    seq=seq,
-                    outcome=outcome,
-                    reason=reason,
-                    quantity_before=before,
-                    quantity_after=after,
-                    figures=figures,
-                    ts=now,
+                verdict(
+                    decision.id,
+                    intent.client_order_id,
+                    flt.name,
+                    seq,
+                    outcome,
+                    reason,
+                    before,
+                    after,
+                    figures,
+                    now,
                 )
             )
             if outcome is Outcome.DENY:

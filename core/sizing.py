@@ -99,26 +99,24 @@ class Sizer:
         # Orders in flight count: two buys before the first fills must not
         # each be sized as if the other did not exist.
         side, quantity = self.size(decision, price, ctx.exposure(symbol), ctx.equity)
-        return OrderIntent.trusted(
-            client_order_id=cid,
-            decision_id=decision.id,
-            source=decision.source,
-            symbol=symbol,
-            side=side,
-            quantity=quantity,
-            order_type=decision.order_type,
-            limit_price=decision.limit_price,
-            stop_price=decision.stop_price,
-            tif=decision.tif,
-            outside_rth=decision.outside_rth,
-            stop_loss=decision.stop_loss,
-            take_profit=decision.take_profit,
-            reference_price=price,
-            created_at=now,
-            instrument=decision.instrument,
-            option_risk=None
-            if decision.option_risk is None
-            else decision.option_risk.scaled(quantity),
+        return _intent(
+            cid,
+            decision.id,
+            decision.source,
+            symbol,
+            side,
+            quantity,
+            decision.order_type,
+            decision.limit_price,
+            decision.stop_price,
+            decision.tif,
+            decision.outside_rth,
+            decision.stop_loss,
+            decision.take_profit,
+            price,
+            now,
+            decision.instrument,
+            None if decision.option_risk is None else decision.option_risk.scaled(quantity),
         )
 
     def _by_method(
@@ -149,3 +147,25 @@ class Sizer:
         instrument = decision.instrument
         shares = instrument is None or instrument.kind == "stock"
         return floor_quantity(quantity, whole=not (self.settings.fractional and shares))
+
+
+#: A sized intent from its values in this order (see :meth:`Record.maker`).
+_intent = OrderIntent.maker(
+    "client_order_id",
+    "decision_id",
+    "source",
+    "symbol",
+    "side",
+    "quantity",
+    "order_type",
+    "limit_price",
+    "stop_price",
+    "tif",
+    "outside_rth",
+    "stop_loss",
+    "take_profit",
+    "reference_price",
+    "created_at",
+    "instrument",
+    "option_risk",
+)

@@ -76,13 +76,7 @@ class SimOrder:
                 )
 
     def update(self, status: OrderStatus, ts: dt.datetime, reason: str = "") -> OrderUpdate:
-        return OrderUpdate.trusted(
-            client_order_id=self.intent.client_order_id,
-            status=status,
-            ts=ts,
-            broker_order_id=self.broker_id,
-            reason=reason,
-        )
+        return _update(self.intent.client_order_id, status, ts, self.broker_id, reason)
 
     def report(self) -> OrderReport:
         intent = self.intent
@@ -175,3 +169,7 @@ class PaperAccount:
             ),
             ZERO,
         )
+
+
+#: The simulator's answer about an order, from its values in this order (one per send).
+_update = OrderUpdate.maker("client_order_id", "status", "ts", "broker_order_id", "reason")

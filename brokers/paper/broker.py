@@ -575,17 +575,17 @@ class PaperBroker(Broker):
         costs = self._costs
         price = costs.slipped(to_decimal(raw_price), intent)
         quantity = intent.quantity
-        fill = Fill.trusted(
-            execution_id=f"{sim.broker_id}.1",
-            client_order_id=intent.client_order_id,
-            decision_id=intent.decision_id,
-            broker_order_id=sim.broker_id,
-            symbol=intent.symbol,
-            side=intent.side,
-            quantity=quantity,
-            price=price,
-            commission=costs.commission(quantity, price),
-            ts=ts,
+        fill = _execution(
+            f"{sim.broker_id}.1",
+            intent.client_order_id,
+            intent.decision_id,
+            sim.broker_id,
+            intent.symbol,
+            intent.side,
+            quantity,
+            price,
+            costs.commission(quantity, price),
+            ts,
         )
         self._account.book.apply(fill)
         self._account.fills.append(fill)
@@ -643,3 +643,18 @@ class PaperBroker(Broker):
 @hookimpl
 def tradepipe_register_brokers(register: Any) -> None:
     register(PaperBroker)
+
+
+#: A simulated execution from its values in this order (see :meth:`Record.maker`).
+_execution = Fill.maker(
+    "execution_id",
+    "client_order_id",
+    "decision_id",
+    "broker_order_id",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "commission",
+    "ts",
+)

@@ -23,7 +23,7 @@ from tradepipe.orders import (
     client_order_id,
 )
 from tradepipe.record import Record
-from tradepipe.risk import Outcome, RiskVerdict
+from tradepipe.risk import Outcome, RiskVerdict, rule_verdict
 from tradepipe.testing import T0
 
 S = OrderStatus
@@ -566,3 +566,68 @@ def test_intent_symbol_is_normalised() -> None:
         created_at=T0,
     )
     assert intent.symbol == "AAPL"
+
+
+def test_maker_builds_what_the_validating_constructor_builds() -> None:
+    make = OrderIntent.maker(*INTENT_VALUES)
+    made = make(*INTENT_VALUES.values())
+    validated = OrderIntent(**INTENT_VALUES)
+    assert made == validated
+    assert list(made.model_dump()) == list(OrderIntent.model_fields)
+    assert made.model_dump_json() == validated.model_dump_json()
+    assert made.model_fields_set == validated.model_fields_set
+    assert made.model_dump(exclude_unset=True) == validated.model_dump(exclude_unset=True)
+
+
+def test_maker_defaults_are_per_instance_and_fields_sets_are_not_shared() -> None:
+    make = _WithFactories.maker("name")
+    a, b = make("a"), make("b")
+    assert a == _WithFactories(name="a")
+    assert a.tags is not b.tags
+    assert a.counts is not b.counts
+    assert a.notes is not b.notes
+    assert a.model_fields_set == {"name"}
+    assert a.model_fields_set is not b.model_fields_set
+    copied = a.model_copy(update={"level": 4})
+    assert copied.model_fields_set == {"name", "level"}
+    assert b.model_fields_set == {"name"}
+
+
+def test_maker_refuses_what_it_cannot_build() -> None:
+    with pytest.raises(ValueError, match="nickname"):
+        _WithFactories.maker("name", "nickname")
+    with pytest.raises(ValueError, match="named twice"):
+        _WithFactories.maker("name", "name")
+    with pytest.raises(ValueError, match="required field name"):
+        _WithFactories.maker("level")
+
+
+def test_events_and_verdicts_made_on_the_hot_path_equal_validated_ones() -> None:
+    order = Order.from_intent(OrderIntent(**INTENT_VALUES))
+    assert order == Order(intent=OrderIntent(**INTENT_VALUES), updated_at=T0)
+    event = order.transition(S.SUBMITTED, T0)
+    assert event == OrderEvent(
+        client_order_id="tp-1",
+        decision_id="d-1",
+        seq=1,
+        status=S.SUBMITTED,
+        previous=S.INITIALIZED,
+        ts=T0,
+        reason="",
+        broker_order_id=None,
+    )
+    verdict = rule_verdict("d-1", "tp-1", "expired", Outcome.DENY, "too late", T0)
+    validated = RiskVerdict(
+        decision_id="d-1",
+        client_order_id="tp-1",
+        filter="expired",
+        seq=0,
+        outcome=Outcome.DENY,
+        reason="too late",
+        quantity_before=Decimal(0),
+        quantity_after=Decimal(0),
+        figures={},
+        ts=T0,
+    )
+    assert verdict == validated
+    assert verdict.model_dump_json() == validated.model_dump_json()
