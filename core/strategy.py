@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -13,6 +13,12 @@ from tradepipe.instruments import Combo, Option
 from tradepipe.market import Bar
 from tradepipe.options.chain import OptionQuote
 from tradepipe.orders import Fill
+
+#: Constructors of trusted decisions, by the fields given (a strategy gives the same
+#: ones each time; the names are checked when a constructor is made).
+_decision_makers: dict[tuple[str, ...], Callable[..., Decision]] = {}
+#: More sets of fields than any strategies would use: past it, the cache starts over.
+_MAKERS_KEPT = 256
 
 
 class StrategyContext(Protocol):
@@ -132,7 +138,13 @@ class Strategy(Component):
         """
         fields.setdefault("source", self.name)
         fields.setdefault("created_at", ctx.now())
-        made = Decision.trusted(**fields)
+        names = tuple(fields)
+        make = _decision_makers.get(names)
+        if make is None:
+            if len(_decision_makers) >= _MAKERS_KEPT:
+                _decision_makers.clear()
+            make = _decision_makers[names] = Decision.maker(*names)
+        made = make(*fields.values())
         if not made.id:
             made.__dict__["id"] = decision_id(made)
         return made

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 
 _dumps = json.dumps
+_isfinite = math.isfinite
 
 
 def _figures_json(figures: dict[str, Any]) -> str:
@@ -68,7 +70,8 @@ def _figures_json(figures: dict[str, Any]) -> str:
         elif kind is int:
             parts.append(f'"{key}":{value}')
         elif kind is float:
-            parts.append(f'"{key}":{_dumps(value)}')
+            # A finite float's JSON is its repr; json.dumps costs three times as much.
+            parts.append(f'"{key}":{value!r}' if _isfinite(value) else f'"{key}":{_dumps(value)}')
         else:
             text = _dumps(value if kind is str or value is None or kind is bool else str(value))
             parts.append(f'"{key}":{text}')

@@ -533,6 +533,15 @@ def test_trusted_decision_is_the_same_decision_as_a_validated_one() -> None:
     assert fast.id == checked.id and fast.id.startswith("d-")
     assert fast.model_dump() == checked.model_dump()
     assert ManualClock(T0).now() == fast.created_at
+    # Fields given in another order, or others: the same decision, each its own record.
+    again = strategy.trusted_decision(Ctx(), **dict(reversed(fields.items())))
+    assert again == checked and again is not fast
+    sell = strategy.trusted_decision(Ctx(), symbol="AAPL", action=Action.SELL, confidence=80.0)
+    assert sell.action is Action.SELL and sell.quantity is None
+    with pytest.raises(ValueError, match="quantiy"):
+        strategy.trusted_decision(Ctx(), symbol="AAPL", action=Action.BUY, quantiy=Decimal(1))
+    with pytest.raises(ValueError, match="required field confidence"):
+        strategy.trusted_decision(Ctx(), symbol="AAPL", action=Action.BUY)
 
 
 def test_a_run_restores_the_garbage_collector_even_when_it_fails() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import os
 import sqlite3
 import subprocess
@@ -413,6 +414,15 @@ def test_figures_json_matches_json_dumps() -> None:
         "g": "2026-01-02",
     }
     assert _figures_json({}) == "{}"
+
+
+@pytest.mark.parametrize(
+    "value", [100.0, 0.1 + 0.2, -0.0, 1e300, 5e-324, 1e16, float("nan"), float("inf"), -math.inf]
+)
+def test_figures_json_writes_floats_as_json_does(value: float) -> None:
+    import json
+
+    assert _figures_json({"x": value}) == '{"x":' + json.dumps(value) + "}"
 
 
 @pytest.mark.slow
