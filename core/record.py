@@ -42,7 +42,18 @@ class Record(BaseModel):
     _factories: ClassVar[tuple[tuple[str, Any], ...]] = ()
 
     @classmethod
+    def _check_plain(cls, how: str) -> None:
+        """Refuse a model the fast constructors would build wrong: they leave its
+        private attributes unset and never call ``model_post_init``."""
+        if cls.__private_attributes__ or cls.__pydantic_post_init__:
+            raise TypeError(
+                f"{cls.__name__}.{how}: a record with private attributes or model_post_init "
+                "cannot be built without validation; use its constructor"
+            )
+
+    @classmethod
     def _prepare(cls) -> dict[str, Any]:
+        cls._check_plain("trusted")
         # Every field in declaration order, so trusted instances dump and
         # print exactly like validated ones; required fields hold a placeholder
         # until the caller's values overwrite them in place.
@@ -103,7 +114,9 @@ class Record(BaseModel):
 
         :raises ValueError: a name that is no field, a field named twice, or a
             required field not named.
+        :raises TypeError: the record has private attributes or ``model_post_init``.
         """
+        cls._check_plain("maker")
         fields = cls.model_fields
         unknown = [name for name in names if name not in fields]
         if unknown or len(set(names)) != len(names):

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 from tradepipe.decisions import OrderType, TimeInForce
 from tradepipe.errors import InvalidOrderTransition
 from tradepipe.orders import (
@@ -631,3 +631,24 @@ def test_events_and_verdicts_made_on_the_hot_path_equal_validated_ones() -> None
     )
     assert verdict == validated
     assert verdict.model_dump_json() == validated.model_dump_json()
+
+
+class _WithPrivate(Record):
+    name: str
+    _cache: dict[str, int] = PrivateAttr(default_factory=dict)
+
+
+class _WithPostInit(Record):
+    name: str
+
+    def model_post_init(self, context: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("model", [_WithPrivate, _WithPostInit])
+def test_fast_constructors_refuse_records_they_would_build_wrong(model: type[Record]) -> None:
+    with pytest.raises(TypeError, match="private attributes or model_post_init"):
+        model.maker("name")
+    with pytest.raises(TypeError, match="private attributes or model_post_init"):
+        model.trusted(name="x")
+    assert model(name="x").name == "x"
