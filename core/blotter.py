@@ -36,7 +36,7 @@ from tradepipe.lifecycle import (
     underlying_of,
 )
 from tradepipe.logs import redact_accounts
-from tradepipe.orders import Fill, FillKind, Order, OrderEvent, OrderStatus
+from tradepipe.orders import TERMINAL, Fill, FillKind, Order, OrderEvent, OrderStatus
 from tradepipe.strategy import Strategy
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ class Blotter:
     def order_event(self, order: Order, event: OrderEvent) -> None:
         """Record ``event`` of ``order``; an order that ended is no longer working."""
         self.record.order_event(order, event)
-        if event.status.is_terminal:
+        if event.status in TERMINAL:
             self.working.pop(order.client_order_id, None)
 
 

@@ -189,7 +189,7 @@ def decision_id(decision: Decision) -> str:
     source = decision.source
     key = (
         f"{len(source)}:{source}|{decision.symbol}|{decision.created_at.timestamp()!r}|"
-        f"{decision.action.value}|{decision.quantity}|{decision.order_type.value}|"
+        f"{decision.action}|{decision.quantity}|{decision.order_type}|"
         f"{decision.limit_price}|{decision.stop_price}"
     )
     return "d-" + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()

@@ -281,12 +281,12 @@ class SqlSink(Sink):
                 d.symbol,
                 _s(d.action),
                 d.confidence,
-                _opt(dec, d.quantity),
+                None if d.quantity is None else dec(d.quantity),
                 _s(d.order_type),
-                _opt(dec, d.limit_price),
-                _opt(dec, d.stop_price),
-                _opt(dec, d.stop_loss),
-                _opt(dec, d.take_profit),
+                None if d.limit_price is None else dec(d.limit_price),
+                None if d.stop_price is None else dec(d.stop_price),
+                None if d.stop_loss is None else dec(d.stop_loss),
+                None if d.take_profit is None else dec(d.take_profit),
                 _s(d.tif),
                 d.rationale,
                 extra,
@@ -336,13 +336,13 @@ class SqlSink(Sink):
                 _s(i.side),
                 dec(i.quantity),
                 _s(i.order_type),
-                _opt(dec, i.limit_price),
-                _opt(dec, i.stop_price),
+                None if i.limit_price is None else dec(i.limit_price),
+                None if i.stop_price is None else dec(i.stop_price),
                 _s(i.tif),
                 i.outside_rth,
-                _opt(dec, i.stop_loss),
-                _opt(dec, i.take_profit),
-                _opt(dec, i.reference_price),
+                None if i.stop_loss is None else dec(i.stop_loss),
+                None if i.take_profit is None else dec(i.take_profit),
+                None if i.reference_price is None else dec(i.reference_price),
                 self._ts(i.created_at),
                 None if i.instrument is None else i.instrument.model_dump_json(),
                 None if i.option_risk is None else i.option_risk.model_dump_json(),
@@ -358,7 +358,7 @@ class SqlSink(Sink):
                 e.decision_id,
                 e.seq,
                 _s(e.status),
-                _opt(_s, e.previous),
+                None if e.previous is None else _s(e.previous),
                 self._ts(e.ts),
                 e.reason,
                 e.broker_order_id,
@@ -406,7 +406,7 @@ class SqlSink(Sink):
                     dec(p.quantity),
                     dec(p.avg_cost),
                     dec(p.multiplier),
-                    _opt(dec, p.mark_price),
+                    None if p.mark_price is None else dec(p.mark_price),
                     dec(p.realized_pnl),
                 ),
             )
@@ -664,7 +664,3 @@ _s = str
 
 def _identity(value: Any) -> Any:
     return value
-
-
-def _opt(convert: Callable[[Any], Any], value: Any) -> Any:
-    return None if value is None else convert(value)

@@ -430,3 +430,28 @@ def test_decision_id_does_not_depend_on_the_timezone_of_created_at() -> None:
         created_at=dt.datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("America/New_York")),
     )
     assert utc.id == ny.id
+
+
+def test_decision_ids_stay_what_earlier_versions_derived() -> None:
+    # A restarted run recognises the orders it sent by ids derived from its
+    # decisions: the derivation must never change, even in how it writes the key.
+    bought = Decision(
+        source="sma_cross",
+        symbol="AAPL",
+        action=Action.BUY,
+        confidence=80,
+        quantity=Decimal("10"),
+        created_at=dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC),
+    )
+    limit = Decision(
+        source="llm",
+        symbol="MSFT",
+        action=Action.SELL,
+        confidence=80,
+        quantity=Decimal("2.5"),
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal("401.25"),
+        created_at=dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+    )
+    assert bought.id == "d-f33fd3bb1db89b151a2d"
+    assert limit.id == "d-49f1c6f122fe1cbccf5f"
