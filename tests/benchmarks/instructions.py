@@ -8,14 +8,20 @@ than most single changes to the hot path gain or lose. The number of machine
 instructions does not move: this runs ``replay.py`` under Valgrind's callgrind
 at two sizes (``--small`` and ``--large`` bars, side by side) and prints the
 difference divided by the extra bars, which leaves out start-up, loading the
-plugins and opening the ledger. Only the pipeline process is counted; the
-ledger's writer process runs on the other core and is not.
+plugins and opening the ledger. Reading or generating the bars is counted the
+same way (``replay.py --load-only`` at both sizes) and taken off, as
+``replay.py`` leaves it out of its ``seconds``. Only the pipeline process is
+counted; the ledger's writer process runs on the other core and is not.
 
 To compare two commits, run it with each checkout's interpreter (``--python``,
 e.g. a second worktree's virtual environment): the figures of one commit repeat
 to within a few instructions per bar. Under Valgrind a replay runs about 80
 times slower: the defaults (1,000 and 3,000 bars of churn) take about two
 minutes. Needs ``valgrind`` (Debian: ``apt install valgrind``).
+
+``instructions_per_order`` is the run's count divided by the orders the extra
+bars made: on ``churn`` the same figure as per bar, on ``sma`` what a bar costs
+on average over its orders.
 
 Prints one JSON line.
 """
@@ -37,7 +43,7 @@ REPLAY = Path(__file__).with_name("replay.py")
 COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
-def count(python: str, workload: str, bars: int) -> tuple[int, dict[str, Any]]:
+def count(python: str, workload: str, bars: int, *extra: str) -> tuple[int, dict[str, Any]]:
     """Instructions of one replay of ``bars`` bars, and what the replay printed."""
     env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict layouts every run
     done = subprocess.run(
@@ -52,6 +58,7 @@ def count(python: str, workload: str, bars: int) -> tuple[int, dict[str, Any]]:
             workload,
             "--bars",
             str(bars),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -75,20 +82,28 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--large must be more bars than --small")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt install valgrind)")
+    runs = [
+        (args.small,),
+        (args.large,),
+        (args.small, "--load-only"),
+        (args.large, "--load-only"),
+    ]
     with ThreadPoolExecutor(2) as pool:
-        small, large = pool.map(
-            lambda bars: count(args.python, args.workload, bars), (args.small, args.large)
+        (small, s_out), (large, l_out), (small_load, _), (large_load, _) = pool.map(
+            lambda run: count(args.python, args.workload, *run), runs
         )
     extra = args.large - args.small
-    orders = int(large[1]["orders"]) - int(small[1]["orders"])
-    per_bar = (large[0] - small[0]) / extra
+    orders = int(l_out["orders"]) - int(s_out["orders"])
+    loading = large_load - small_load
+    running = large - small - loading
     out = {
         "workload": args.workload,
         "python": args.python,
         "bars": [args.small, args.large],
-        "instructions": [small[0], large[0]],
-        "instructions_per_bar": round(per_bar),
-        "instructions_per_order": round((large[0] - small[0]) / orders) if orders else None,
+        "instructions": [small, large],
+        "loading_per_bar": round(loading / extra),
+        "instructions_per_bar": round(running / extra),
+        "instructions_per_order": round(running / orders) if orders else None,
     }
     print(json.dumps(out))
     return 0

@@ -152,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", choices=["sma", "churn"], required=True)
     parser.add_argument("--data", help="CSV of bars (timestamp,open,high,low,close,volume)")
     parser.add_argument("--bars", type=int, help="bars to generate (default 1e6 sma, 1e5 churn)")
+    parser.add_argument(
+        "--load-only",
+        action="store_true",
+        help="only read or generate the bars, as the run would, and stop (instructions.py "
+        "takes this from a run's count)",
+    )
     args = parser.parse_args(argv)
     bars = args.bars or (1_000_000 if args.workload == "sma" else 100_000)
 
@@ -161,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_for(args.workload, args.data, bars, ledger)
         host = load_host(settings.plugins, [BenchPlugin()])
         pipeline = build_pipeline(settings, host, clock=ManualClock())
+        if args.load_only:
+            t0 = time.perf_counter()
+            pipeline.feed.load()
+            loaded = {"bars": pipeline.feed.total(), "load_seconds": time.perf_counter() - t0}
+            sampler.stop()
+            print(json.dumps({"framework": "tradepipe", "workload": args.workload, **loaded}))
+            return 0
         t0 = time.perf_counter()
         result, summary = run_pipeline(pipeline, progress=None)
         total = time.perf_counter() - t0
