@@ -61,6 +61,10 @@ class Check(NamedTuple):
     figures: dict[str, Any]
 
 
+_check = tuple.__new__
+_PASS, _DENY, _REDUCE = Outcome.PASS, Outcome.DENY, Outcome.REDUCE
+
+
 class RiskContext(Protocol):
     """What a filter may look at. The executor provides it."""
 
@@ -110,17 +114,19 @@ class RiskFilter(Component):
         """Judge ``intent``. Return :meth:`allow`, :meth:`deny` or :meth:`reduce`."""
         raise NotImplementedError
 
+    # Built as tuples of their class directly: the named tuple's own constructor is
+    # one more Python call, and every filter answers every order.
     @staticmethod
     def allow(reason: str = "", **figures: Any) -> Check:
-        return Check(Outcome.PASS, reason, None, figures)
+        return _check(Check, (_PASS, reason, None, figures))
 
     @staticmethod
     def deny(reason: str, **figures: Any) -> Check:
-        return Check(Outcome.DENY, reason, None, figures)
+        return _check(Check, (_DENY, reason, None, figures))
 
     @staticmethod
     def reduce(quantity: Decimal, reason: str, **figures: Any) -> Check:
-        return Check(Outcome.REDUCE, reason, quantity, figures)
+        return _check(Check, (_REDUCE, reason, quantity, figures))
 
 
 #: A verdict from its values in this order (see :meth:`Record.maker`): one per filter per order.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -433,6 +434,27 @@ def test_observers_see_every_record_in_order() -> None:
         "OrderFilled",
         "finished:completed",
     ]
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING])
+def test_every_record_reaches_the_sink_and_the_event_log_whatever_is_listening(
+    level: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With one sink and nothing else listening, records go to the sink's methods
+    # directly; with the event log on, they go through the recorder, which logs them.
+    caplog.set_level(level, logger="tradepipe.events")
+    run({0: buy(10, confidence=50), 1: buy(10)})
+    sink = MemorySink.last
+    assert sink is not None
+    assert len(sink.decisions) == 2
+    assert sink.verdicts[0].outcome == "deny"
+    assert sink.events[0].status == "denied"  # recorded as an order, never sent
+    assert len(sink.orders) == 2 and len(sink.fills) == 1
+    logged = caplog.text
+    if level == logging.INFO:
+        assert "DecisionMade" in logged and "RiskVerdict" in logged and "min_confidence" in logged
+    else:
+        assert "DecisionMade" not in logged
 
 
 def test_ambiguous_send_that_never_arrived_is_settled_as_rejected_not_resent() -> None:
