@@ -76,6 +76,8 @@ class Executor:
         pipeline: Pipeline,
         progress: Callable[[int], None] | None = None,
         progress_every: int = 1000,
+        *,
+        log_events: bool = True,
     ) -> None:
         self.p = pipeline
         self.progress = progress
@@ -85,7 +87,7 @@ class Executor:
         self.ctx = RunContext(
             pipeline.clock, self.book, self.working, chains=pipeline.broker.option_chain
         )
-        self.record = Recorder(pipeline.sinks, pipeline.host)
+        self.record = Recorder(pipeline.sinks, pipeline.host, log_events=log_events)
         self.blotter = Blotter(
             pipeline, self.ctx, self.book, self.working, self.record, self.strategy_failed
         )

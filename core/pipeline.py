@@ -220,7 +220,11 @@ def connect_broker(broker: Broker, settings: AppSettings) -> BrokerStatus:
 
 @contextmanager
 def open_run(
-    pipeline: Pipeline, progress: Progress | None = None, progress_every: int = 1000
+    pipeline: Pipeline,
+    progress: Progress | None = None,
+    progress_every: int = 1000,
+    *,
+    log_events: bool = True,
 ) -> Iterator[Executor]:
     """Connect the broker, open the sinks and yield a started :class:`Executor`.
 
@@ -228,7 +232,8 @@ def open_run(
     flushed and closed with the run's status, and the broker is disconnected;
     an error while finishing is logged rather than allowed to hide the run's
     own error. :func:`run_pipeline` drives the executor over a feed; the
-    one-off commands (``tradepipe order``) hand it single decisions.
+    one-off commands (``tradepipe order``) hand it single decisions. With
+    ``log_events`` false, records go to the sinks but not to the event log (a replay).
     """
     connected = connect_broker(pipeline.broker, pipeline.settings)
     account = run_account(pipeline.broker, connected.account_id, pipeline.run.run_id)
@@ -258,7 +263,10 @@ def open_run(
         if started is not None:
             started(run=run)
         executor = Executor(
-            pipeline, progress=progress.update if progress else None, progress_every=progress_every
+            pipeline,
+            progress=progress.update if progress else None,
+            progress_every=progress_every,
+            log_events=log_events,
         )
         executor.start()
         yield executor
@@ -313,7 +321,9 @@ def run_pipeline(
     pipeline.timings["load_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     try:
-        with open_run(pipeline, progress, progress_every) as executor:
+        with open_run(
+            pipeline, progress, progress_every, log_events=pipeline.settings.logging.replay_events
+        ) as executor:
             # A replay is history: nobody waits on it. [approval] rules are not
             # applied, and a broker question left to a person stays refused.
             executor.approval_rules = None

@@ -24,7 +24,9 @@ log = logging.getLogger("tradepipe.events")
 class Recorder:
     """Fans records out to sinks, observers and the event log."""
 
-    def __init__(self, sinks: list[Sink], host: PluginHost) -> None:
+    def __init__(self, sinks: list[Sink], host: PluginHost, *, log_events: bool = True) -> None:
+        """:param log_events: write each record to the event log (at ``INFO``); a replay
+        leaves it to the ledger (``[logging] replay_events``)."""
         self._sinks = sinks
         self._sink_decision = [s.record_decision for s in sinks]
         self._sink_verdict = [s.record_verdict for s in sinks]
@@ -37,7 +39,7 @@ class Recorder:
         self._obs_order = host.observers("tradepipe_order_event")
         self._obs_fill = host.observers("tradepipe_order_filled")
         self._obs_alert = host.observers("tradepipe_alert")
-        self._log = log.isEnabledFor(logging.INFO)
+        self._log = log_events and log.isEnabledFor(logging.INFO)
         #: Orders this run follows that an earlier run holds: client order id -> that run.
         self._elsewhere: dict[str, str] = {}
         if len(sinks) == 1:

@@ -157,6 +157,10 @@ class LoggingSettings(_Table):
     dir: str = "logs"
     file: bool = True
     keep_days: int = Field(default=14, ge=1)
+    #: Log a replay's decisions, order events and fills a line each, as a live run's
+    #: are. Off, a replay logs its start, its end and what went wrong: its ledger holds
+    #: every record, and at ``INFO`` the lines cost three times the replay itself.
+    replay_events: bool = False
 
 
 class PluginSettings(_Table):

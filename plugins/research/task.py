@@ -240,7 +240,7 @@ def _run(spec: TaskSpec, settings: Any, result: TaskResult) -> None:
     # The feed's bars before the period warm the strategies up (a test window's
     # indicators start from the past, not from nothing); they are not traded.
     history: Sequence[Bar] = bars.window(None, start) if start is not None else ()
-    with open_run(pipeline) as executor:
+    with open_run(pipeline, log_events=settings.logging.replay_events) as executor:
         if history:
             warm_up(executor, pipeline, history)
         outcome = executor.run()

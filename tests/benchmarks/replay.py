@@ -11,7 +11,9 @@ commission, no slippage):
 
 Every stage runs as in a live run: the strategy, sizing, the four default risk
 filters, the paper simulator, and the SQL ledger (a temporary SQLite file), with
-every decision, verdict, order event and fill written. ``--data`` takes a CSV
+every decision, verdict, order event and fill written. Logging is set up as
+``tradepipe run-pipeline`` sets it up with the default settings (a log file at
+``INFO``, in the temporary folder). ``--data`` takes a CSV
 with ``timestamp,open,high,low,close,volume`` (ISO-8601 UTC bar start times, one
 symbol); without it bars are generated (1-minute random walk, fixed seed).
 
@@ -38,6 +40,7 @@ from typing import Any
 from tradepipe import Action, Bar, Decision, Strategy, StrategyContext, hookimpl
 from tradepipe.clock import ManualClock
 from tradepipe.host import load_host
+from tradepipe.logs import setup_logging
 from tradepipe.pipeline import build_pipeline, run_pipeline
 from tradepipe.settings import validate_settings
 
@@ -141,7 +144,8 @@ def settings_for(workload: str, data: str | None, bars: int, ledger: Path) -> An
             "brokers": {"paper": {"initial_cash": 1_000_000_000, "commission": "none"}},
             "feeds": feeds,
             "sinks": {"sql": {"path": str(ledger), "synchronous": "normal"}},
-            "logging": {"level": "WARNING", "file": False},
+            # The command line's logging, the defaults included: a log file at INFO.
+            "logging": {"dir": str(ledger.parent / "logs")},
         },
         source="benchmark",
     )
@@ -165,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tradepipe-bench-") as tmp:
         ledger = Path(tmp) / "ledger.db"
         settings = settings_for(args.workload, args.data, bars, ledger)
+        logs = settings.logging
+        setup_logging(
+            level=logs.level,
+            console_level=logs.console_level,
+            directory=logs.dir,
+            keep_days=logs.keep_days,
+        )
         host = load_host(settings.plugins, [BenchPlugin()])
         pipeline = build_pipeline(settings, host, clock=ManualClock())
         if args.load_only:

@@ -436,25 +436,34 @@ def test_observers_see_every_record_in_order() -> None:
     ]
 
 
-@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING])
-def test_every_record_reaches_the_sink_and_the_event_log_whatever_is_listening(
-    level: int, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("level", "replay_events", "logged"),
+    [
+        (logging.INFO, True, True),
+        (logging.INFO, False, False),  # the default: a replay's records are in its ledger
+        (logging.WARNING, True, False),
+    ],
+)
+def test_every_record_reaches_the_sink_and_the_event_log_when_it_is_asked_for(
+    level: int, replay_events: bool, logged: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     # With one sink and nothing else listening, records go to the sink's methods
     # directly; with the event log on, they go through the recorder, which logs them.
     caplog.set_level(level, logger="tradepipe.events")
-    run({0: buy(10, confidence=50), 1: buy(10)})
+    run({0: buy(10, confidence=50), 1: buy(10)}, logging={"replay_events": replay_events})
     sink = MemorySink.last
     assert sink is not None
     assert len(sink.decisions) == 2
     assert sink.verdicts[0].outcome == "deny"
     assert sink.events[0].status == "denied"  # recorded as an order, never sent
     assert len(sink.orders) == 2 and len(sink.fills) == 1
-    logged = caplog.text
-    if level == logging.INFO:
-        assert "DecisionMade" in logged and "RiskVerdict" in logged and "min_confidence" in logged
+    lines = [r.getMessage() for r in caplog.records if r.name == "tradepipe.events"]
+    events = [line.split()[0] for line in lines]
+    if logged:
+        assert events[:2] == ["DecisionMade", "RiskVerdict"]
+        assert {"OrderDenied", "OrderSubmitted", "Fill", "OrderFilled"} <= set(events)
     else:
-        assert "DecisionMade" not in logged
+        assert not any(e in {"DecisionMade", "RiskVerdict", "Fill"} for e in events)
 
 
 def test_ambiguous_send_that_never_arrived_is_settled_as_rejected_not_resent() -> None:
