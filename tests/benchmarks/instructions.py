@@ -15,9 +15,10 @@ counted; the ledger's writer process runs on the other core and is not.
 
 To compare two commits, run it with each checkout's interpreter (``--python``,
 e.g. a second worktree's virtual environment): the figures of one commit repeat
-to within a few instructions per bar. Under Valgrind a replay runs about 80
-times slower: the defaults (1,000 and 3,000 bars of churn) take about two
-minutes. Needs ``valgrind`` (Debian: ``apt install valgrind``).
+to within 0.3%. Under Valgrind a replay runs about 80 times slower: the
+defaults (1,000 and 3,000 bars of churn) take about three minutes, two
+replays at a time (both cores of a 2-core machine, with their ledger writers).
+Needs ``valgrind`` (Debian: ``apt install valgrind``).
 
 ``instructions_per_order`` is the run's count divided by the orders the extra
 bars made: on ``churn`` the same figure as per bar, on ``sma`` what a bar costs
@@ -72,11 +73,25 @@ def count(python: str, workload: str, bars: int, *extra: str) -> tuple[int, dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workload", choices=["sma", "churn"], default="churn")
-    parser.add_argument("--small", type=int, default=1_000)
-    parser.add_argument("--large", type=int, default=3_000)
-    parser.add_argument("--python", default=sys.executable, help="the interpreter to measure")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Needs valgrind; takes minutes; prints one JSON line.",
+    )
+    parser.add_argument(
+        "--workload", choices=["sma", "churn"], default="churn", help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--small", type=int, default=1_000, help="bars of the shorter replay (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--large", type=int, default=3_000, help="bars of the longer replay (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter to measure, with the tradepipe to measure installed "
+        "(default: this one)",
+    )
     args = parser.parse_args(argv)
     if args.large <= args.small:
         parser.error("--large must be more bars than --small")
