@@ -87,14 +87,9 @@ class RunContext:
         """The position once every working order has filled."""
         if self._combos and symbol in self._combos:
             return self.position(symbol) + self.pending(symbol)
-        # position() and pending() in one: sizing and three filters ask for every order.
-        total = self._book.quantity(symbol)
-        for order in self._working.values():
-            intent = order.intent
-            if intent.symbol == symbol:
-                remaining = intent.quantity - order.filled_quantity
-                total += remaining if intent.side == "buy" else -remaining
-        return total
+        # A symbol's position is its book's quantity: one call less (sizing and three
+        # filters ask for every order).
+        return self._book.quantity(symbol) + self.pending(symbol)
 
     def symbols(self) -> dict[str, Decimal]:
         """Every symbol held or with a working order, with its multiplier."""

@@ -14,7 +14,7 @@ position: half the cost of :meth:`~Record.trusted`.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, ClassVar, Self
 
@@ -52,6 +52,23 @@ class Record(BaseModel):
             )
 
     @classmethod
+    def _defaults(cls) -> Iterator[tuple[str, str, Any]]:
+        """Each field in declaration order with how a fast constructor fills it when not
+        given: ``("required", None)``, a ``"factory"`` to call for each record, or a
+        ``"value"`` to share."""
+        for name, field in cls.model_fields.items():
+            if field.default_factory is not None:
+                yield name, "factory", field.default_factory
+            elif field.default is PydanticUndefined:
+                yield name, "required", None
+            elif isinstance(field.default, (dict, list, set, bytearray)):
+                # A mutable default must not be shared between instances
+                # (pydantic copies it for validated ones too).
+                yield name, "factory", partial(copy.deepcopy, field.default)
+            else:
+                yield name, "value", field.default
+
+    @classmethod
     def _prepare(cls) -> dict[str, Any]:
         cls._check_plain("trusted")
         # Every field in declaration order, so trusted instances dump and
@@ -59,21 +76,10 @@ class Record(BaseModel):
         # until the caller's values overwrite them in place.
         template: dict[str, Any] = {}
         factories = []
-        for name, field in cls.model_fields.items():
-            if field.default_factory is not None:
-                factories.append((name, field.default_factory))
-                template[name] = None
-            elif field.default is not PydanticUndefined:
-                default = field.default
-                if isinstance(default, (dict, list, set, bytearray)):
-                    # A mutable default must not be shared between instances
-                    # (pydantic copies it for validated ones too).
-                    factories.append((name, partial(copy.deepcopy, default)))
-                    template[name] = None
-                else:
-                    template[name] = default
-            else:
-                template[name] = None
+        for name, kind, default in cls._defaults():
+            template[name] = default if kind == "value" else None
+            if kind == "factory":
+                factories.append((name, default))
         cls._template = template
         cls._factories = tuple(factories)
         return template
@@ -133,20 +139,14 @@ class Record(BaseModel):
             "_set_private": _set_private,
         }
         items = []
-        for name, field in fields.items():
+        for name, kind, default in cls._defaults():
             if name in names:
                 value = f"v{names.index(name)}"
-            elif field.default_factory is not None:
-                scope[f"f_{name}"] = field.default_factory
-                value = f"f_{name}()"
-            elif field.default is PydanticUndefined:
+            elif kind == "required":
                 raise ValueError(f"{cls.__name__}.maker: required field {name} not named")
-            elif isinstance(field.default, (dict, list, set, bytearray)):
-                scope[f"f_{name}"] = partial(copy.deepcopy, field.default)
-                value = f"f_{name}()"
             else:
-                scope[f"d_{name}"] = field.default
-                value = f"d_{name}"
+                scope[f"d_{name}"] = default
+                value = f"d_{name}()" if kind == "factory" else f"d_{name}"
             items.append(f"{name!r}: {value}")
         arguments = ", ".join(f"v{i}" for i in range(len(names)))
         given = "{" + ", ".join(map(repr, names)) + "}" if names else "set()"
