@@ -87,6 +87,20 @@ def wait_for_orders(proc: subprocess.Popen[str], cwd: Path, wanted: int, why: st
         time.sleep(0.005)
 
 
+def wait_for_fills(proc: subprocess.Popen[str], cwd: Path, wanted: int, why: str) -> None:
+    """Until the account has made ``wanted`` fills: orders placed just before a kill
+    fill only on a later run's bars, so the count of placed orders alone does not
+    say that enough was traded to test."""
+    deadline = time.monotonic() + 30
+    while True:
+        account = state(cwd / "paper.json")
+        if account is not None and len(account["fills"]) >= wanted:
+            return
+        assert proc.poll() is None, f"{why}: the run ended: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"{why}: too little trading"
+        time.sleep(0.005)
+
+
 def status(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tradepipe", "status", "--json"],
@@ -130,6 +144,7 @@ def test_a_killed_live_run_restarts_without_sending_twice_or_losing_a_fill(
     proc = start(tmp_path, env)
     try:
         wait_for_orders(proc, tmp_path, placed(tmp_path) + 2, why)
+        wait_for_fills(proc, tmp_path, KILLS * 2, why)
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     finally:
