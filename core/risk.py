@@ -243,25 +243,25 @@ class RiskChain:
                 outcome, reason, quantity, figures = flt.check(intent, decision, ctx)
                 if type(outcome) is not Outcome:
                     outcome = Outcome(outcome)
-                if outcome is Outcome.REDUCE:
+                if outcome is _REDUCE:
                     quantity = _reduced(quantity)
                     if quantity is None:
-                        outcome = Outcome.DENY
+                        outcome = _DENY
                         reason = reason or "reduced to nothing"
                     elif quantity < before:
                         after = quantity
                         intent = intent.with_quantity(quantity)
                     else:
-                        outcome = Outcome.PASS  # a "reduction" that reduces nothing
+                        outcome = _PASS  # a "reduction" that reduces nothing
             except Exception as exc:  # a broken filter must not let an order through
                 outcome, reason, figures = (
-                    Outcome.DENY,
+                    _DENY,
                     f"filter failed: {type(exc).__name__}: {exc}",
                     {},
                 )
-            if outcome is Outcome.DENY:
+            if outcome is _DENY:
                 after = ZERO
-            elif quiet and outcome is Outcome.PASS and not reason:
+            elif quiet and outcome is _PASS and not reason:
                 continue  # an always-on guard that had nothing to say
             record(
                 verdict(
@@ -277,7 +277,7 @@ class RiskChain:
                     now,
                 )
             )
-            if outcome is Outcome.DENY:
+            if outcome is _DENY:
                 return intent, f"{flt.name}: {reason}"
         return intent, None
 

@@ -87,15 +87,23 @@ class TradingDates:
 
     def __init__(self, tz: ZoneInfo) -> None:
         self._tz = tz
-        self._cache: tuple[dt.datetime, dt.date] | None = None
+        #: The last date asked for, as the UTC times it starts and ends at.
+        self._day: tuple[dt.datetime, dt.datetime, dt.date] | None = None
 
     def of(self, ts: dt.datetime) -> dt.date:
-        # Every working order of a bar asks for the same time.
-        cached = self._cache
-        if cached is not None and cached[0] == ts:
-            return cached[1]
-        day = ts.astimezone(self._tz).date()
-        self._cache = (ts, day)
+        # Bars come in time order: most fall in the date the last one fell in,
+        # which two comparisons tell (a conversion to the timezone costs ten).
+        known = self._day
+        if known is not None and known[0] <= ts < known[1]:
+            return known[2]
+        tz = self._tz
+        day = ts.astimezone(tz).date()
+        # Local midnights, as UTC times: a day is 23 or 25 hours long when the
+        # clocks change.
+        start = dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.UTC)
+        if start <= ts < end:
+            self._day = (start, end, day)
         return day
 
 
