@@ -9,7 +9,9 @@ order.
 
 A record class that has neither private attributes nor extra fields never
 needs the hook: for it, pydantic's ``__getattr__`` only raises the
-``AttributeError`` that the plain lookup raises (with the same message).
+``AttributeError`` that the plain lookup raises (with the same message). Such
+a class refuses ``extra="allow"`` when it validates (pydantic takes it for one
+call), since the extra fields kept would need the hook to be read.
 :func:`use_plain_lookup` gives such a class CPython's plain lookup back, by
 setting the type's ``tp_getattro`` slot to ``PyObject_GenericGetAttr``, which is
 what CPython itself puts there for a class without ``__getattr__``.
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import sys
 import sysconfig
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel
 
@@ -122,10 +124,21 @@ def has_plain_lookup(cls: type) -> bool:
     return bool(ctypes.c_void_p.from_address(id(cls) + offset).value == generic)
 
 
+def _refuse_extra(cls: Any, options: dict[str, Any]) -> None:
+    # pydantic's validators take ``extra="allow"`` for one call, which would keep
+    # fields the plain lookup cannot read (pydantic's hook reads them).
+    if options.get("extra") == "allow" and has_plain_lookup(cls):
+        raise TypeError(
+            f"{cls.__name__} takes no extra fields: it declares every field it has "
+            "(validate without extra='allow')"
+        )
+
+
 class Model(BaseModel):
     """A pydantic model whose classes get the plain lookup where they can
     (:func:`use_plain_lookup`), the base of tradepipe's records. It behaves as
-    ``BaseModel`` in every other way.
+    ``BaseModel`` in every other way, but for refusing ``extra="allow"`` when it
+    validates (a class with the plain lookup could not read the extra fields).
 
     Settings and instruments stay plain ``BaseModel``: giving them the plain
     lookup too changed the churn replay's instructions by 0.04%."""
@@ -134,3 +147,18 @@ class Model(BaseModel):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         use_plain_lookup(cls)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
+        _refuse_extra(cls, options)
+        return super().model_validate(obj, **options)
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
+        _refuse_extra(cls, options)
+        return super().model_validate_json(json_data, **options)
+
+    @classmethod
+    def model_validate_strings(cls, obj: Any, **options: Any) -> Self:
+        _refuse_extra(cls, options)
+        return super().model_validate_strings(obj, **options)

@@ -94,16 +94,23 @@ class TradingDates:
         # Bars come in time order: most fall in the date the last one fell in,
         # which two comparisons tell (a conversion to the timezone costs ten).
         known = self._day
-        if known is not None and known[0] <= ts < known[1]:
+        aware = ts.tzinfo is not None  # a naive time is the machine's, as astimezone takes it
+        if known is not None and aware and known[0] <= ts < known[1]:
             return known[2]
         tz = self._tz
         day = ts.astimezone(tz).date()
-        # Local midnights, as UTC times: a day is 23 or 25 hours long when the
-        # clocks change.
-        start = dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
-        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.UTC)
-        if start <= ts < end:
-            self._day = (start, end, day)
+        if not aware:
+            return day
+        start = dt.datetime.combine(day, dt.time(), tz)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)
+        # Only a date with one UTC offset throughout is kept as its bounds: on the
+        # day the clocks change, a zone that turns them back just after midnight
+        # (St John's did until 2011) has the date in two pieces. Such a day is
+        # converted time by time.
+        if start.utcoffset() == end.utcoffset():
+            start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+            if start <= ts < end:
+                self._day = (start, end, day)
         return day
 
 

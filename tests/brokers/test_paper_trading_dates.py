@@ -24,6 +24,9 @@ def _minutes(start: dt.datetime, hours: int, step: int = 1) -> list[dt.datetime]
         ("America/Santiago", dt.datetime(2026, 9, 5, tzinfo=dt.UTC)),
         ("America/Santiago", dt.datetime(2026, 4, 4, tzinfo=dt.UTC)),
         ("Asia/Tokyo", dt.datetime(2026, 12, 30, tzinfo=dt.UTC)),
+        # St John's turned its clocks back at 00:01 to 23:01: 29 October 2006 came,
+        # went back to the 28th for an hour, and came again.
+        ("America/St_Johns", dt.datetime(2006, 10, 28, tzinfo=dt.UTC)),
     ],
 )
 def test_every_time_gets_the_date_its_timezone_gives_it(zone: str, around: dt.datetime) -> None:
@@ -47,3 +50,12 @@ def test_times_in_another_timezone_are_dated_in_the_exchanges() -> None:
     assert dates.of(dt.datetime(2026, 3, 3, 14, 30, tzinfo=tokyo)) == dt.date(2026, 3, 3)
     assert dates.of(dt.datetime(2026, 3, 3, 4, 59, tzinfo=dt.UTC)) == dt.date(2026, 3, 2)
     assert dates.of(dt.datetime(2026, 3, 3, 5, 0, tzinfo=dt.UTC)) == dt.date(2026, 3, 3)
+
+
+def test_a_time_without_a_timezone_is_dated_as_before() -> None:
+    # As datetime.astimezone takes it: the machine's local time.
+    dates = TradingDates(ZoneInfo("America/New_York"))
+    aware = dt.datetime(2026, 3, 3, 15, tzinfo=dt.UTC)
+    assert dates.of(aware) == dt.date(2026, 3, 3)
+    naive = dt.datetime(2026, 3, 4, 12)
+    assert dates.of(naive) == naive.astimezone(ZoneInfo("America/New_York")).date()

@@ -9,6 +9,7 @@ the interpreter is not laid out as expected nothing is touched.
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 import sys
 import types
@@ -197,3 +198,20 @@ def test_nothing_is_touched_where_the_interpreter_is_not_as_expected(
     assert Unchanged(value=3).value == 3
     with pytest.raises(AttributeError):
         Unchanged(value=3).missing  # noqa: B018
+
+
+@pytest.mark.skipif(not REGULAR_CPYTHON, reason="the plain lookup needs a regular CPython build")
+def test_extra_fields_asked_for_at_validation_are_refused() -> None:
+    # pydantic takes extra="allow" for one validation; a record could not read them.
+    data = {"symbol": "a", "quantity": "1", "colour": "red"}
+    with pytest.raises(TypeError, match="takes no extra fields"):
+        Trade.model_validate(data, extra="allow")
+    with pytest.raises(TypeError, match="takes no extra fields"):
+        Trade.model_validate_json(json.dumps(data), extra="allow")
+    with pytest.raises(TypeError, match="takes no extra fields"):
+        Trade.model_validate_strings(data, extra="allow")
+    # Refused or ignored as the record's own setting says, as before.
+    with pytest.raises(ValidationError):
+        Trade.model_validate(data)
+    assert Trade.model_validate(data, extra="ignore").symbol == "a"
+    assert Trade.model_validate_json(json.dumps({"symbol": "a", "quantity": "1"})).symbol == "a"
