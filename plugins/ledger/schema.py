@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -153,7 +154,18 @@ class RejectedDecisionRow(_Ledger, table=True):
 
 class VerdictRow(_Ledger, table=True):
     __tablename__ = "verdicts"
-    __table_args__ = (Index("ix_verdicts_decision", "decision_id"),)
+    __table_args__ = (
+        Index("ix_verdicts_decision", "decision_id"),
+        # Only the denials, which a run's summary counts by filter: without it that
+        # count read every verdict of every run in the ledger.
+        Index(
+            "ix_verdicts_denied",
+            "run_id",
+            "filter",
+            sqlite_where=text("outcome = 'deny'"),
+            postgresql_where=text("outcome = 'deny'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(max_length=64)

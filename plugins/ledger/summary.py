@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal_column, select
 from sqlmodel import Session, col
 from tradepipe.decisions import Action
 from tradepipe.logs import mask_account
@@ -105,7 +105,10 @@ def not_sent(s: Session, run_id: str) -> list[dict[str, Any]]:
     live run's ``market_closed``, ``stale_price`` and ``stopping``). Each entry
     gives how many decisions stopped there and the latest reason, most first.
     """
-    deny = col(VerdictRow.outcome) == Outcome.DENY.value
+    # Written out, not bound: the partial index of denials (ix_verdicts_denied)
+    # serves a query only where the planner sees the value (a prepared statement's
+    # generic plan on PostgreSQL would not).
+    deny = col(VerdictRow.outcome) == literal_column(f"'{Outcome.DENY.value}'")
     counted = s.execute(
         select(col(VerdictRow.filter), func.count(), func.max(col(VerdictRow.id)))
         .where(col(VerdictRow.run_id) == run_id)

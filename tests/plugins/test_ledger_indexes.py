@@ -1,0 +1,217 @@
+"""Reading a decision's history and a run's summary goes through indexes, and finds everything.
+
+A run's summary counts its denials through an index of the denials alone
+(migration 0017), where it read every verdict of the ledger; ``explain`` finds
+a decision's verdicts in every run that judged it, a run an approval sent it
+from included (that run did not record the decision again).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, text
+from sqlmodel import Session
+from tradepipe.plugins.ledger.db import open_engine
+from tradepipe.plugins.ledger.queries import Ledger
+from tradepipe.plugins.ledger.schema import (
+    ApprovalRow,
+    DecisionRow,
+    OrderEventRow,
+    OrderRow,
+    RunRow,
+    VerdictRow,
+)
+
+T0 = dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)
+DECISION = "d-approved"
+CID = "tp-approved"
+#: The tables a run writes a row or more to for every order.
+BIG = ("decisions", "verdicts", "orders", "order_events", "fills")
+
+
+def _run(run_id: str, minutes: int) -> RunRow:
+    return RunRow(
+        run_id=run_id,
+        namespace="ns",
+        started_at=T0 + dt.timedelta(minutes=minutes),
+        env="paper",
+        broker="paper",
+        feed="csv",
+        strategies="[]",
+        status="completed",
+    )
+
+
+def _decision(run_id: str) -> DecisionRow:
+    return DecisionRow(
+        run_id=run_id,
+        decision_id=DECISION,
+        created_at=T0,
+        source="ai",
+        symbol="AAPL",
+        action="buy",
+        confidence=90.0,
+        quantity=Decimal(10),
+        order_type="market",
+        tif="day",
+        rationale="",
+    )
+
+
+def _verdict(run_id: str, name: str, outcome: str) -> VerdictRow:
+    return VerdictRow(
+        run_id=run_id,
+        decision_id=DECISION,
+        client_order_id=CID,
+        seq=1,
+        filter=name,
+        outcome=outcome,
+        reason="" if outcome == "pass" else "refused here",
+        quantity_before=Decimal(10),
+        quantity_after=Decimal(10) if outcome == "pass" else Decimal(0),
+        figures="{}",
+        ts=T0,
+    )
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[tuple[Engine, Ledger]]:
+    """A ledger where decision ``d-approved`` was recorded, judged and sent in run
+    ``r-a``; waited for a person in run ``r-b``; and, approved, was judged again in
+    run ``r-c``, which refused it before it became an order there."""
+    engine = open_engine(ledger_url)
+    with Session(engine) as s:
+        s.add_all([_run("r-a", 0), _run("r-b", 1), _run("r-c", 2)])
+        s.add_all([_decision("r-a"), _decision("r-b")])
+        s.add(_verdict("r-a", "min_confidence", "pass"))
+        s.add(
+            OrderRow(
+                run_id="r-a",
+                client_order_id=CID,
+                decision_id=DECISION,
+                source="ai",
+                symbol="AAPL",
+                side="buy",
+                quantity=Decimal(10),
+                order_type="market",
+                tif="day",
+                outside_rth=False,
+                created_at=T0,
+            )
+        )
+        s.add(
+            OrderEventRow(
+                run_id="r-a",
+                client_order_id=CID,
+                decision_id=DECISION,
+                seq=1,
+                status="submitted",
+                previous="initialized",
+                ts=T0,
+                reason="",
+            )
+        )
+        s.add(
+            ApprovalRow(
+                approval_id="ap-1",
+                namespace="ns",
+                run_id="r-b",
+                decision_id=DECISION,
+                source="ai",
+                symbol="AAPL",
+                side="buy",
+                quantity=Decimal(10),
+                reason="above the limit",
+                decision="{}",
+                created_at=T0,
+                expires_at=T0 + dt.timedelta(hours=1),
+                status="denied",
+                sent_run_id="r-c",
+            )
+        )
+        s.add(_verdict("r-c", "duplicate", "deny"))
+        s.commit()
+    try:
+        yield engine, Ledger(engine, "test ledger")
+    finally:
+        engine.dispose()
+
+
+def test_a_decision_judged_again_where_an_approval_sent_it_is_explained(
+    ledger: tuple[Engine, Ledger],
+) -> None:
+    _engine, found = ledger
+    by_order = {c["run_id"]: c for c in found.chains(CID)}
+    # The run that sent it, and the run that refused it again after the approval.
+    assert set(by_order) == {"r-a", "r-c"}
+    assert [(v["filter"], v["outcome"]) for v in by_order["r-a"]["verdicts"]] == [
+        ("min_confidence", "pass")
+    ]
+    assert [o["order"]["client_order_id"] for o in by_order["r-a"]["orders"]] == [CID]
+    assert [(v["filter"], v["outcome"], v["reason"]) for v in by_order["r-c"]["verdicts"]] == [
+        ("duplicate", "deny", "refused here")
+    ]
+    assert by_order["r-c"]["orders"] == []
+    # By its decision id: the runs that recorded it, the waiting one with its approval.
+    by_decision = {c["run_id"]: c for c in found.chains(DECISION)}
+    assert {"r-a", "r-b"} <= set(by_decision)
+    assert [a["approval_id"] for a in by_decision["r-b"]["approvals"]] == ["ap-1"]
+
+
+def _plans(engine: Engine, work: Any) -> list[tuple[str, str]]:
+    """Each statement ``work()`` ran on ``engine``, with SQLite's plan for it."""
+    seen: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        work()
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    plans = []
+    with engine.connect() as conn:
+        for statement, parameters in seen:
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+            plans.extend((statement, row[-1]) for row in rows)
+    return plans
+
+
+def _full_scans(plans: list[tuple[str, str]]) -> list[str]:
+    return [
+        f"{detail}: {statement}"
+        for statement, detail in plans
+        if detail.startswith("SCAN ")
+        and detail.split()[1] in BIG
+        and "USING" not in detail  # an index scan says which index
+    ]
+
+
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
+def test_a_history_and_a_summary_read_the_big_tables_through_indexes(
+    ledger: tuple[Engine, Ledger],
+) -> None:
+    engine, found = ledger
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE runs SET status = 'completed'"))
+    plans = _plans(engine, lambda: (found.chains(CID), found.summary("r-c"), found.summary("r-a")))
+    assert any("FROM verdicts" in statement for statement, _detail in plans)
+    assert _full_scans(plans) == []
+    # The denials are counted from their own index.
+    assert any("ix_verdicts_denied" in detail for _statement, detail in plans)
+
+
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
+def test_a_runs_summary_counts_its_own_denials(ledger: tuple[Engine, Ledger]) -> None:
+    _engine, found = ledger
+    assert found.summary("r-c")["not_sent"] == [
+        {"by": "duplicate", "count": 1, "reason": "refused here"}
+    ]
+    assert found.summary("r-a")["not_sent"] == []
