@@ -164,12 +164,19 @@ def test_a_model_s_decision_waits_is_approved_from_the_dashboard_and_its_fill_is
         # The fill is told, and explain shows the wait, who answered, the order and its fill.
         filled = _told(receiver, " AAPL at ", 30)
         assert "bought 3" in filled["message"] or "buy 3" in filled["message"]
-        chains = json.loads(
-            _tradepipe(tmp_path, "explain", pending["decision_id"], "--json").stdout
-        )
+        # The fill is told as it happens; a live run commits its records to the
+        # ledger once a second, so explain may be asked before it is there.
+        deadline = time.monotonic() + 10
+        while True:
+            chains = json.loads(
+                _tradepipe(tmp_path, "explain", pending["decision_id"], "--json").stdout
+            )
+            fills = [f for c in chains for o in c["orders"] for f in o["fills"]]
+            if fills or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         [waited] = {a["approval_id"]: a for c in chains for a in c["approvals"]}.values()
         assert (waited["status"], waited["decided_by"]) == ("sent", "api")
-        fills = [f for c in chains for o in c["orders"] for f in o["fills"]]
         assert [(f["symbol"], f["quantity"]) for f in fills] == [("AAPL", "3")]
         text = _tradepipe(tmp_path, "explain", pending["decision_id"]).stdout
         assert f"approval {approval}: waited" in text and "answered by api" in text
