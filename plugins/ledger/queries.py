@@ -420,10 +420,17 @@ class Ledger:
             .where(col(OrderRow.client_order_id).in_(ids) & (col(OrderRow.run_id) != exclude_run))
             .order_by(col(RunRow.started_at), col(OrderRow.id))
         ).all()
+        if not rows:
+            return []
         latest: dict[tuple[str, str], OrderEventRow] = {}
+        # By run and order (the histories' index), not by order alone: that read
+        # every status change of the ledger.
+        runs = {row.run_id for row, _started in rows}
         for e in s.scalars(
             select(OrderEventRow)
-            .where(col(OrderEventRow.client_order_id).in_(ids))
+            .where(
+                col(OrderEventRow.run_id).in_(runs) & col(OrderEventRow.client_order_id).in_(ids)
+            )
             .order_by(col(OrderEventRow.seq))
         ):
             latest[(e.run_id, e.client_order_id)] = e

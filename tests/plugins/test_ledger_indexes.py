@@ -201,7 +201,15 @@ def test_a_history_and_a_summary_read_the_big_tables_through_indexes(
     engine, found = ledger
     with engine.begin() as conn:
         conn.execute(text("UPDATE runs SET status = 'completed'"))
-    plans = _plans(engine, lambda: (found.chains(CID), found.summary("r-c"), found.summary("r-a")))
+    plans = _plans(
+        engine,
+        lambda: (
+            found.chains(CID),
+            found.summary("r-c"),
+            found.summary("r-a"),
+            found.unsettled_of([CID, "tp-unknown"]),  # what a live run's start asks
+        ),
+    )
     assert any("FROM verdicts" in statement for statement, _detail in plans)
     assert _full_scans(plans) == []
     # The denials are counted from their own index.
@@ -215,3 +223,13 @@ def test_a_runs_summary_counts_its_own_denials(ledger: tuple[Engine, Ledger]) ->
         {"by": "duplicate", "count": 1, "reason": "refused here"}
     ]
     assert found.summary("r-a")["not_sent"] == []
+
+
+def test_an_order_sent_and_never_finished_is_found_unsettled(
+    ledger: tuple[Engine, Ledger],
+) -> None:
+    _engine, found = ledger
+    [held] = found.unsettled_of([CID, "tp-unknown"])
+    assert (held.run_id, held.intent.client_order_id, held.status) == ("r-a", CID, "submitted")
+    assert found.unsettled_of(["tp-unknown"]) == []
+    assert found.unsettled_of([CID], exclude_run="r-a") == []
