@@ -38,9 +38,9 @@ _GETATTRO_WORD = 18
 
 
 def _slot_access() -> tuple[Any, int, int, Any] | None:
-    """``(ctypes, offset of tp_getattro, address of PyObject_GenericGetAttr,
-    PyType_Modified)``, or
-    ``None`` when this interpreter's type objects are not laid out as expected."""
+    """What :func:`use_plain_lookup` needs (ctypes, the offset of ``tp_getattro``,
+    the address of ``PyObject_GenericGetAttr`` and ``PyType_Modified``), or ``None``
+    when this interpreter's type objects are not laid out as expected."""
     if sys.implementation.name != "cpython" or hasattr(sys, "gettotalrefcount"):
         return None  # another implementation, or a debug build (a longer object header)
     if sysconfig.get_config_var("Py_GIL_DISABLED"):

@@ -152,6 +152,10 @@ class RejectedDecisionRow(_Ledger, table=True):
     error: str = Field(sa_type=Text)
 
 
+#: The verdicts in the partial index ``ix_verdicts_denied``.
+_DENIED = text("outcome = 'deny'")
+
+
 class VerdictRow(_Ledger, table=True):
     __tablename__ = "verdicts"
     __table_args__ = (
@@ -162,8 +166,8 @@ class VerdictRow(_Ledger, table=True):
             "ix_verdicts_denied",
             "run_id",
             "filter",
-            sqlite_where=text("outcome = 'deny'"),
-            postgresql_where=text("outcome = 'deny'"),
+            sqlite_where=_DENIED,
+            postgresql_where=_DENIED,
         ),
     )
 
