@@ -57,6 +57,11 @@ class OrderUpdate(Record):
     exits: dict[str, str] | None = None
 
 
+#: An update from its values in this order, where one is built for every order (the
+#: run's own answers, the simulator's); see :meth:`~tradepipe.record.Record.maker`.
+order_update = OrderUpdate.maker("client_order_id", "status", "ts", "broker_order_id", "reason")
+
+
 class OrderReport(Record):
     """An order as the broker sees it (open orders, reconciliation)."""
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from tradepipe.adapter import OrderUpdate
+from tradepipe.adapter import OrderUpdate, order_update
 from tradepipe.errors import (
     BrokerAuthError,
     BrokerCapabilityError,
@@ -285,7 +285,4 @@ def _reason(exc: BaseException) -> str:
 
 
 def _update(cid: str, status: OrderStatus, ts: datetime, reason: str) -> OrderUpdate:
-    return _order_update(cid, status, ts, reason, None)
-
-
-_order_update = OrderUpdate.maker("client_order_id", "status", "ts", "reason", "broker_order_id")
+    return order_update(cid, status, ts, None, reason)

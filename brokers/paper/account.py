@@ -12,6 +12,7 @@ from collections import defaultdict, deque
 from decimal import Decimal
 
 from tradepipe import Bar, Fill, OrderIntent, OrderReport, OrderStatus, OrderUpdate
+from tradepipe.adapter import order_update
 from tradepipe.instruments import Option
 from tradepipe.money import ZERO, to_decimal
 from tradepipe.portfolio import Book
@@ -76,7 +77,7 @@ class SimOrder:
                 )
 
     def update(self, status: OrderStatus, ts: dt.datetime, reason: str = "") -> OrderUpdate:
-        return _update(self.intent.client_order_id, status, ts, self.broker_id, reason)
+        return order_update(self.intent.client_order_id, status, ts, self.broker_id, reason)
 
     def report(self) -> OrderReport:
         intent = self.intent
@@ -169,7 +170,3 @@ class PaperAccount:
             ),
             ZERO,
         )
-
-
-#: The simulator's answer about an order, from its values in this order (one per send).
-_update = OrderUpdate.maker("client_order_id", "status", "ts", "broker_order_id", "reason")
