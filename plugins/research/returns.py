@@ -56,6 +56,11 @@ def _std(values: Sequence[float]) -> float:
     """The sample standard deviation (one degree of freedom), or ``nan``."""
     if len(values) < 2:
         return NAN
+    if values[0] == max(values) == min(values) and math.isfinite(values[0]):
+        # No dispersion. Worked out, it would be whatever the rounding of the mean
+        # left: six returns of 1e200 have a mean a hair off 1e200, whose squared
+        # deviations overflow to an "infinite" deviation (numpy's answer there).
+        return 0.0
     mean = _mean(values)
     if not math.isfinite(mean):
         return NAN
@@ -87,10 +92,7 @@ def sharpe_ratio(returns: Sequence[float], year: int) -> float:
     if len(returns) < 2:
         return NAN
     values = _numbers(returns)
-    std = _std(values)
-    if values and math.isfinite(std) and max(values) == min(values):
-        std = 0.0  # a constant series: no dispersion, whatever rounding says
-    return _divide(_mean(values), std) * math.sqrt(year)
+    return _divide(_mean(values), _std(values)) * math.sqrt(year)
 
 
 def downside_risk(returns: Sequence[float], year: int) -> float:

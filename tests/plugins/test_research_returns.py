@@ -98,9 +98,31 @@ def test_infinities_and_huge_values_are_empyrical_s_too(values: list[float]) -> 
     """Equity that reaches nothing makes infinite changes; nothing raises, and every
     figure is what empyrical says (``nan`` or ``inf`` where it says so)."""
     r = np.array(values, dtype=float)
-    for name in ("annual_return", "annual_volatility", "sharpe_ratio", "sortino_ratio"):
+    names = ["annual_return", "annual_volatility", "sharpe_ratio", "sortino_ratio"]
+    if is_constant(values):
+        # numpy's mean of a huge constant can round off the value itself, and the
+        # squared deviations then overflow: six returns of 1e200 have "infinite"
+        # volatility and a Sharpe ratio of 0 there, two of them 0 and inf. A
+        # constant series has no dispersion, whatever the rounding.
+        assert R.annual_volatility(values, YEAR) == 0.0
+        assert R.sharpe_ratio(values, YEAR) == math.copysign(math.inf, values[0])
+        names = ["annual_return", "sortino_ratio"]
+    for name in names:
         assert same(getattr(R, name)(values, YEAR), oracle(name, r)), name
     assert same(R.max_drawdown(values), oracle("max_drawdown", r))
+
+
+def is_constant(values: list[float]) -> bool:
+    """Two or more returns, all the same finite number other than 0."""
+    return len(values) > 1 and len(set(values)) == 1 and math.isfinite(values[0]) and values[0] != 0
+
+
+@pytest.mark.parametrize(
+    "values", [[1e200] * 6, [1e200] * 2, [1e300] * 7, [-1e200] * 5, [0.1] * 12, [-0.5] * 4]
+)
+def test_a_constant_return_has_no_volatility_whatever_the_rounding(values: list[float]) -> None:
+    assert R.annual_volatility(values, YEAR) == 0.0
+    assert R.sharpe_ratio(values, YEAR) == math.copysign(math.inf, values[0])
 
 
 #: Not a number and infinities; no huge finite values, whose sums of products cancel
