@@ -18,6 +18,7 @@ from tradepipe.plugins.ledger.schema import (
     ApprovalRow,
     DecisionRow,
     FillRow,
+    JudgementRow,
     OrderEventRow,
     OrderRow,
     RejectedDecisionRow,
@@ -117,16 +118,16 @@ def chains(s: Session, key: str) -> list[dict[str, Any]]:
     # later run, of a decision an earlier run sent, say. Its decision
     # id is one already found, when there is one (all indexed reads).
     ids = {d for _r, d in pairs}
-    verdict = select(col(VerdictRow.run_id), col(VerdictRow.decision_id))
+    judged = select(col(JudgementRow.run_id), col(JudgementRow.decision_id))
     if ids:
-        verdict = verdict.where(
-            col(VerdictRow.decision_id).in_(ids) & (col(VerdictRow.client_order_id) == key)
+        judged = judged.where(
+            col(JudgementRow.decision_id).in_(ids) & (col(JudgementRow.client_order_id) == key)
         )
     else:
-        verdict = verdict.where(
-            (col(VerdictRow.decision_id) == key) | (col(VerdictRow.client_order_id) == key)
+        judged = judged.where(
+            (col(JudgementRow.decision_id) == key) | (col(JudgementRow.client_order_id) == key)
         )
-    pairs.update((r, d) for r, d in s.execute(verdict))
+    pairs.update((r, d) for r, d in s.execute(judged))
     out = []
     for run_id, decision_id in pairs:
         out.append(_chain(s, run_id, decision_id))

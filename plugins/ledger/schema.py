@@ -152,20 +152,28 @@ class RejectedDecisionRow(_Ledger, table=True):
     error: str = Field(sa_type=Text)
 
 
-#: The verdicts in the partial index ``ix_verdicts_denied``.
-_DENIED = text("outcome = 'deny'")
+#: The judgings in the partial index ``ix_judgements_denied``: those that denied.
+_DENIED = text("denied_by IS NOT NULL")
 
 
-class VerdictRow(_Ledger, table=True):
-    __tablename__ = "verdicts"
+class JudgementRow(_Ledger, table=True):
+    """One judging of an order by the guards and risk filters: its verdicts, in order.
+
+    A chain of four filters made four rows of the same run, ids and time before;
+    one row holds them now, as a JSON list of ``[seq, filter, outcome, reason,
+    quantity before, quantity after, figures]`` (quantities as decimal text), and
+    ``denied_by`` names the filter that denied, if one did (a denial ends a chain).
+    The ``verdicts`` view (:class:`VerdictRow`) gives one row per verdict, as before.
+    """
+
+    __tablename__ = "judgements"
     __table_args__ = (
-        Index("ix_verdicts_decision", "decision_id"),
-        # Only the denials, which a run's summary counts by filter: without it that
-        # count read every verdict of every run in the ledger.
+        Index("ix_judgements_decision", "decision_id"),
+        # Only the denials, which a run's summary counts by filter.
         Index(
-            "ix_verdicts_denied",
+            "ix_judgements_denied",
             "run_id",
-            "filter",
+            "denied_by",
             sqlite_where=_DENIED,
             postgresql_where=_DENIED,
         ),
@@ -175,13 +183,40 @@ class VerdictRow(_Ledger, table=True):
     run_id: str = Field(max_length=64)
     decision_id: str = Field(max_length=128)
     client_order_id: str = Field(max_length=64)
+    ts: dt.datetime = _ts()
+    denied_by: str | None = Field(default=None)
+    verdicts: str = Field(sa_type=Text)
+
+
+#: Views over the tables: read through models, never created from them (the
+#: migrations make them), so they are kept out of ``metadata``.
+views = MetaData()
+
+
+class _View(SQLModel):
+    metadata = views
+
+
+class VerdictRow(_View, table=True):
+    """A verdict: the ``verdicts`` view, one row per element of a judging's list.
+
+    Its ``id`` is the judging's times 1,000 plus the verdict's place in it, so
+    ordering by it gives the order verdicts were given in.
+    """
+
+    __tablename__ = "verdicts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str
+    decision_id: str
+    client_order_id: str
     seq: int
     filter: str
     outcome: str
-    reason: str = Field(sa_type=Text)
+    reason: str
     quantity_before: Decimal = _money()
     quantity_after: Decimal = _money()
-    figures: str = Field(sa_type=Text)
+    figures: str
     ts: dt.datetime = _ts()
 
 
@@ -318,7 +353,7 @@ TABLES: list[type[SQLModel]] = [
     RunRow,
     DecisionRow,
     RejectedDecisionRow,
-    VerdictRow,
+    JudgementRow,
     OrderRow,
     OrderEventRow,
     FillRow,

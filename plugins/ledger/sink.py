@@ -42,6 +42,7 @@ from tradepipe.plugins.ledger import schema
 from tradepipe.plugins.ledger.db import open_engine, shown, sqlite_pragmas
 from tradepipe.plugins.ledger.writer import WriterError, WriterProcess
 from tradepipe.process import ProcessId, is_alive, this_process
+from tradepipe.risk import Outcome
 from tradepipe.sink import Unsettled, account_of
 
 if TYPE_CHECKING:
@@ -52,6 +53,20 @@ log = logging.getLogger(__name__)
 
 _dumps = json.dumps
 _isfinite = math.isfinite
+#: A string as JSON (C code, where ``json.dumps`` goes through Python first).
+_text: Callable[[str], str] = json.encoder.encode_basestring_ascii
+_EMPTY = _text("")
+#: Each outcome as JSON.
+_OUTCOMES = {outcome: _text(outcome.value) for outcome in Outcome}
+#: Filter names as JSON, as they come: a run has a handful.
+_names: dict[str, str] = {}
+
+
+def _name_json(name: str) -> str:
+    found = _names.get(name)
+    if found is None:
+        found = _names[name] = _text(name)
+    return found
 
 
 def _figures_json(figures: dict[str, Any]) -> str:
@@ -139,6 +154,12 @@ class SqlSink(Sink):
         self._broken = ""
         self._unacked = False
         self._mark = "?"
+        #: The verdicts of the judging still going on, as JSON, and its decision,
+        #: order and time, and the place of its last verdict (see record_verdict).
+        self._judging: list[str] = []
+        self._judged: tuple[str, str, Any] = ("", "", None)
+        self._judged_at: Any = None
+        self._judged_seq = 0
 
     def attach(self, runtime: Any) -> None:
         self._clock = runtime.clock
@@ -304,21 +325,55 @@ class SqlSink(Sink):
         )
 
     def record_verdict(self, v: RiskVerdict) -> None:
-        dec = self._dec
+        """Add ``v`` to the judging it belongs to: one ledger row holds a chain's
+        verdicts (:class:`~tradepipe.plugins.ledger.schema.JudgementRow`).
+
+        A verdict continues the open judging when it is about the same decision
+        and order, at the same time, and comes later in the chain (the guards all
+        share place 0); otherwise it starts one. A denial ends its judging.
+        """
+        seq = v.seq
+        outcome = v.outcome
+        reason = v.reason
+        item = (
+            f"[{seq},{_name_json(v.filter)},{_OUTCOMES[outcome]},"
+            f"{_text(reason) if reason else _EMPTY},"
+            f'"{v.quantity_before!s}","{v.quantity_after!s}",{_figures_json(v.figures)}]'
+        )
+        judging = self._judging
+        if (
+            judging
+            and v.decision_id == self._judged[0]
+            and v.client_order_id == self._judged[1]
+            and v.ts == self._judged[2]
+            and (seq > self._judged_seq or seq == 0 == self._judged_seq)
+        ):
+            judging.append(item)
+        else:
+            if judging:
+                self._close_judging(None)
+            self._judged = (v.decision_id, v.client_order_id, v.ts)
+            # Its time as text now, in step with the other records' times
+            # (_Timestamps keeps the last one).
+            self._judged_at = self._ts(v.ts)
+            self._judging = [item]
+        self._judged_seq = seq
+        if outcome == "deny":
+            self._close_judging(v.filter)
+
+    def _close_judging(self, denied_by: str | None) -> None:
+        """Buffer the open judging's row (``denied_by``: the filter that denied)."""
+        decision_id, cid, _ts = self._judged
+        items, self._judging = self._judging, []
         self._add(
-            schema.VerdictRow,
+            schema.JudgementRow,
             (
                 self._run_id,
-                v.decision_id,
-                v.client_order_id,
-                v.seq,
-                v.filter,
-                _s(v.outcome),
-                v.reason,
-                dec(v.quantity_before),
-                dec(v.quantity_after),
-                _figures_json(v.figures),
-                self._ts(v.ts),
+                decision_id,
+                cid,
+                self._judged_at,
+                denied_by,
+                "[" + ",".join(items) + "]",
             ),
         )
 
@@ -469,12 +524,17 @@ class SqlSink(Sink):
         """Commit everything received so far; return once it is on disk.
 
         This includes full batches already handed to the writer without
-        waiting: an empty write is acknowledged only after them.
+        waiting: an empty write is acknowledged only after them, and a judging
+        still open (a later verdict of it would start a row of its own).
         """
+        if self._judging:
+            self._close_judging(None)
         if self._count or self._unacked:
             self._write(self._take(), wait=True)
 
     def close(self, run: RunInfo, bars: int, status: str) -> None:
+        if self._judging:
+            self._close_judging(None)
         statements = self._take()
         statements.append(
             (

@@ -8,11 +8,12 @@ reports its errors.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, func, literal_column, select
+from sqlalchemy import case, func, select
 from sqlmodel import Session, col
 from tradepipe.decisions import Action
 from tradepipe.logs import mask_account
@@ -22,14 +23,13 @@ from tradepipe.plugins.ledger.schema import (
     AccountRow,
     DecisionRow,
     FillRow,
+    JudgementRow,
     OrderEventRow,
     OrderRow,
     PositionRow,
     RejectedDecisionRow,
     RunRow,
-    VerdictRow,
 )
-from tradepipe.risk import Outcome
 from tradepipe.services.figures import position_figures
 from tradepipe.sink import account_fields, account_of
 
@@ -105,25 +105,26 @@ def not_sent(s: Session, run_id: str) -> list[dict[str, Any]]:
     live run's ``market_closed``, ``stale_price`` and ``stopping``). Each entry
     gives how many decisions stopped there and the latest reason, most first.
     """
-    # Written out, not bound: the partial index of denials (ix_verdicts_denied)
-    # serves a query only where the planner sees the value (a prepared statement's
-    # generic plan on PostgreSQL would not).
-    deny = col(VerdictRow.outcome) == literal_column(f"'{Outcome.DENY.value}'")
+    # IS NOT NULL is what the partial index of denials (ix_judgements_denied) holds:
+    # written out, a prepared statement's generic plan on PostgreSQL uses it too.
+    by = col(JudgementRow.denied_by)
     counted = s.execute(
-        select(col(VerdictRow.filter), func.count(), func.max(col(VerdictRow.id)))
-        .where(col(VerdictRow.run_id) == run_id)
-        .where(deny)
-        .group_by(col(VerdictRow.filter))
+        select(by, func.count(), func.max(col(JudgementRow.id)))
+        .where(col(JudgementRow.run_id) == run_id)
+        .where(by.is_not(None))
+        .group_by(by)
     ).all()
     if not counted:
         return []
-    latest = dict(
-        s.execute(
-            select(col(VerdictRow.id), col(VerdictRow.reason)).where(
-                col(VerdictRow.id).in_([last for _f, _n, last in counted])
+    # A denial ends its judging: its reason is the last verdict's.
+    latest = {
+        id_: json.loads(verdicts)[-1][3]
+        for id_, verdicts in s.execute(
+            select(col(JudgementRow.id), col(JudgementRow.verdicts)).where(
+                col(JudgementRow.id).in_([last for _f, _n, last in counted])
             )
-        ).all()
-    )
+        )
+    }
     stops = [
         {"by": name, "count": int(n), "reason": latest.get(last, "")} for name, n, last in counted
     ]

@@ -1,7 +1,7 @@
 """Reading a decision's history and a run's summary goes through indexes, and finds everything.
 
 A run's summary counts its denials through an index of the denials alone
-(migration 0017), where it read every verdict of the ledger; ``explain`` finds
+(migrations 0017 and 0018), where it read every verdict of the ledger; ``explain`` finds
 a decision's verdicts in every run that judged it, a run an approval sent it
 from included (that run did not record the decision again).
 """
@@ -9,6 +9,7 @@ from included (that run did not record the decision again).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -21,17 +22,17 @@ from tradepipe.plugins.ledger.queries import Ledger
 from tradepipe.plugins.ledger.schema import (
     ApprovalRow,
     DecisionRow,
+    JudgementRow,
     OrderEventRow,
     OrderRow,
     RunRow,
-    VerdictRow,
 )
 
 T0 = dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)
 DECISION = "d-approved"
 CID = "tp-approved"
 #: The tables a run writes a row or more to for every order.
-BIG = ("decisions", "verdicts", "orders", "order_events", "fills")
+BIG = ("decisions", "judgements", "orders", "order_events", "fills")
 
 
 def _run(run_id: str, minutes: int) -> RunRow:
@@ -63,19 +64,17 @@ def _decision(run_id: str) -> DecisionRow:
     )
 
 
-def _verdict(run_id: str, name: str, outcome: str) -> VerdictRow:
-    return VerdictRow(
+def _verdict(run_id: str, name: str, outcome: str) -> JudgementRow:
+    """A judging of one verdict, as the sink writes it."""
+    reason = "" if outcome == "pass" else "refused here"
+    after = "10" if outcome == "pass" else "0"
+    return JudgementRow(
         run_id=run_id,
         decision_id=DECISION,
         client_order_id=CID,
-        seq=1,
-        filter=name,
-        outcome=outcome,
-        reason="" if outcome == "pass" else "refused here",
-        quantity_before=Decimal(10),
-        quantity_after=Decimal(10) if outcome == "pass" else Decimal(0),
-        figures="{}",
         ts=T0,
+        denied_by=name if outcome == "deny" else None,
+        verdicts=json.dumps([[1, name, outcome, reason, "10", after, {}]]),
     )
 
 
@@ -211,9 +210,10 @@ def test_a_history_and_a_summary_read_the_big_tables_through_indexes(
         ),
     )
     assert any("FROM verdicts" in statement for statement, _detail in plans)
+    assert any("FROM judgements" in statement for statement, _detail in plans)
     assert _full_scans(plans) == []
     # The denials are counted from their own index.
-    assert any("ix_verdicts_denied" in detail for _statement, detail in plans)
+    assert any("ix_judgements_denied" in detail for _statement, detail in plans)
 
 
 @pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -10,6 +13,7 @@ from sqlalchemy import create_engine, inspect, text
 from tradepipe import PersistenceError
 from tradepipe.plugins.ledger import db as ledger_db
 from tradepipe.plugins.ledger.db import head, open_engine, revision
+from tradepipe.plugins.ledger.queries import Ledger
 
 # Every test here starts processes, servers or a browser, or replays at length.
 pytestmark = pytest.mark.slow
@@ -130,3 +134,144 @@ def test_db_commands_show_and_apply_the_upgrade(
     assert json.loads(tp("db", "current", "--json"))["up_to_date"] is True
     assert "nothing to do" in tp("db", "upgrade")
     _check_rows_kept(ledger_url)
+
+
+#: Verdict rows as schema 0017 held them, in the order written: run r1's chain of
+#: two guards and three filters that passed with a reduction; run r2 writing in
+#: between (runs share a ledger and interleave by batches); r1 judging the same
+#: decision again at the same time, denied by the second filter; and a rule's
+#: denial on its own. (id, run, decision, order, seq, filter, outcome, reason,
+#: before, after, figures, minute)
+OLD_VERDICTS = [
+    (1, "r1", "d1", "tp-1", 0, "stale_price", "pass", "price is 3 s old", "10", "10", "{}", 0),
+    (2, "r1", "d1", "tp-1", 0, "order_rules", "pass", "tick", "10", "10", "{}", 0),
+    (3, "r1", "d1", "tp-1", 1, "min_confidence", "pass", "", "10", "10", '{"c":90.0}', 0),
+    (4, "r2", "d9", "tp-9", 1, "min_confidence", "deny", 'below "70"', "5", "0", "{}", 0),
+    (5, "r1", "d1", "tp-1", 2, "max_position_value", "reduce", "cap", "10", "6.50", '{"b":"1"}', 0),
+    (6, "r1", "d1", "tp-1", 3, "buying_power", "pass", "", "6.50", "6.50", "{}", 0),
+    (7, "r1", "d1", "tp-1", 1, "min_confidence", "pass", "", "10", "10", "{}", 0),
+    (8, "r1", "d1", "tp-1", 2, "max_position_value", "deny", "over", "10", "0", "{}", 0),
+    (9, "r1", "d2", "tp-2", 0, "duplicate", "deny", "already sent", "0", "0", "{}", 1),
+]
+
+
+def _verdicts_at_0017(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(ledger_db._config(conn), "0017")
+        conn.execute(text(ROWS["runs"]))
+        conn.execute(text(ROWS["runs"].replace("'r1'", "'r2'")))
+        for row in OLD_VERDICTS:
+            *values, minute = row
+            conn.execute(
+                text(
+                    "INSERT INTO verdicts (id, run_id, decision_id, client_order_id, seq, "
+                    "filter, outcome, reason, quantity_before, quantity_after, figures, ts) "
+                    "VALUES (:id, :run, :d, :cid, :seq, :f, :o, :r, :qb, :qa, :fig, :ts)"
+                ),
+                dict(
+                    zip(
+                        ["id", "run", "d", "cid", "seq", "f", "o", "r", "qb", "qa", "fig"],
+                        values,
+                        strict=True,
+                    ),
+                    ts=f"2026-01-02T00:0{minute}:00+00:00",
+                ),
+            )
+    engine.dispose()
+
+
+def _verdict_rows(conn: Any) -> list[tuple[Any, ...]]:
+    """The verdicts as their old columns give them, each run's in the order they
+    were given (a run's order is what is kept; runs that wrote at the same time
+    interleaved by batches)."""
+    rows = conn.execute(
+        text(
+            "SELECT run_id, decision_id, client_order_id, seq, filter, outcome, reason, "
+            "quantity_before, quantity_after, figures, ts FROM verdicts ORDER BY id"
+        )
+    ).all()
+    got = [
+        (*row[:7], str(row[7]), str(row[8]), json.loads(row[9]), _instant(row[10])) for row in rows
+    ]
+    return sorted(got, key=lambda row: row[0])  # stable: by run, in order within one
+
+
+def _instant(ts: Any) -> dt.datetime:
+    return ts if isinstance(ts, dt.datetime) else dt.datetime.fromisoformat(ts)
+
+
+def test_verdicts_become_one_row_per_judging_and_read_as_before(ledger_url: str) -> None:
+    url = ledger_url
+    _verdicts_at_0017(url)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        before = _verdict_rows(conn)
+    engine.dispose()
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            # The view gives back every verdict, in the order they were given.
+            assert _verdict_rows(conn) == before
+            judgings = conn.execute(
+                text(
+                    "SELECT id, run_id, decision_id, denied_by, verdicts "
+                    "FROM judgements ORDER BY id"
+                )
+            ).all()
+        assert [(j[0], j[1], j[2], j[3], len(json.loads(j[4]))) for j in judgings] == [
+            (1, "r1", "d1", None, 5),  # the guards and filters of one chain
+            (4, "r2", "d9", "min_confidence", 1),
+            (7, "r1", "d1", "max_position_value", 2),  # judged again: a row of its own
+            (9, "r1", "d2", "duplicate", 1),
+        ]
+        assert json.loads(judgings[0][4])[3] == [
+            2,
+            "max_position_value",
+            "reduce",
+            "cap",
+            "10",
+            "6.50",
+            {"b": "1"},
+        ]
+        summary = Ledger(engine, "test").summary("r1")
+        assert summary["not_sent"] == [
+            {"by": "duplicate", "count": 1, "reason": "already sent"},
+            {"by": "max_position_value", "count": 1, "reason": "over"},
+        ]
+        # The sink's next judging takes the next id, after the converted ones.
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO judgements (run_id, decision_id, client_order_id, ts, verdicts) "
+                    "VALUES ('r2', 'd3', 'tp-3', :ts, '[]')"
+                ),
+                {"ts": _ts_value(engine, "2026-01-02T00:05:00+00:00")},
+            )
+            assert conn.execute(text("SELECT MAX(id) FROM judgements")).scalar() == 10
+    finally:
+        engine.dispose()
+
+
+def _ts_value(engine: Any, iso: str) -> Any:
+    value = dt.datetime.fromisoformat(iso)
+    return value if engine.dialect.name == "postgresql" else iso
+
+
+def test_verdicts_go_back_to_their_rows_on_a_downgrade(ledger_url: str) -> None:
+    url = ledger_url
+    _verdicts_at_0017(url)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        before = _verdict_rows(conn)
+    open_engine(url).dispose()
+    with engine.begin() as conn:
+        command.downgrade(ledger_db._config(conn), "0017")
+    try:
+        with engine.connect() as conn:
+            assert _verdict_rows(conn) == before
+            assert "judgements" not in inspect(conn).get_table_names()
+            names = {i["name"] for i in inspect(conn).get_indexes("verdicts")}
+            assert {"ix_verdicts_decision", "ix_verdicts_denied"} <= names
+    finally:
+        engine.dispose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import math
 import os
 import sqlite3
@@ -244,6 +245,101 @@ def test_everything_round_trips_exactly(target: Target) -> None:
     else:
         # Stored as text, not REAL, so SQLite itself cannot round it.
         assert target.rows("select typeof(price), price from fills") == [("text", "0.1")]
+
+
+def verdict(
+    seq: int,
+    name: str,
+    outcome: Outcome = Outcome.PASS,
+    *,
+    decision_id: str = "d1",
+    ts: dt.datetime = T,
+    reason: str = "",
+    figures: dict[str, Any] | None = None,
+) -> RiskVerdict:
+    return RiskVerdict(
+        decision_id=decision_id,
+        client_order_id="tp-" + decision_id,
+        filter=name,
+        seq=seq,
+        outcome=outcome,
+        reason=reason,
+        quantity_before=Decimal("10"),
+        quantity_after=Decimal(0) if outcome is Outcome.DENY else Decimal("10"),
+        figures=figures or {},
+        ts=ts,
+    )
+
+
+def test_a_chains_verdicts_are_one_row_and_read_back_one_by_one(target: Target) -> None:
+    later = T + dt.timedelta(minutes=1)
+    given = [
+        # Two guards (place 0), then the filters: one judging.
+        verdict(0, "stale_price", reason="price is 4 s old"),
+        verdict(0, "order_rules", reason="rounded to the tick"),
+        verdict(1, "min_confidence", figures={"confidence": 80.0, "threshold": 70}),
+        verdict(2, "max_position_value", reason='a "quoted" cap of 5 €', figures={"b": "é"}),
+        # The same decision judged again at once (a place that does not go up).
+        verdict(1, "min_confidence"),
+        verdict(2, "max_position_value", Outcome.DENY, reason="over the limit"),
+        # Another decision: a rule's denial of its own.
+        verdict(0, "duplicate", Outcome.DENY, decision_id="d2", reason="sent before"),
+        # The same decision at a later time, then a flush while it is open.
+        verdict(1, "min_confidence", decision_id="d2", ts=later),
+    ]
+    sink = target.sink()
+    sink.open(run_info())
+    for v in given:
+        sink.record_verdict(v)
+    sink.flush()
+    sink.record_verdict(verdict(2, "buying_power", decision_id="d2", ts=later))
+    sink.close(run_info(), bars=0, status="completed")
+    given.append(verdict(2, "buying_power", decision_id="d2", ts=later))
+
+    judgings = target.rows("select decision_id, denied_by, verdicts from judgements order by id")
+    assert [(d, by, len(json.loads(items))) for d, by, items in judgings] == [
+        ("d1", None, 4),
+        ("d1", "max_position_value", 2),
+        ("d2", "duplicate", 1),
+        ("d2", None, 1),  # closed by the flush: the verdict after it is a row of its own
+        ("d2", None, 1),
+    ]
+    # Read back through the verdicts view: every verdict, in order, as given.
+    ledger = Ledger(target.sink().engine(), target.url)
+    back = ledger.verdicts("r1")
+    assert [
+        (
+            v.decision_id,
+            v.client_order_id,
+            v.seq,
+            v.filter,
+            v.outcome,
+            v.reason,
+            v.quantity_before,
+            v.quantity_after,
+            json.loads(v.figures),
+            v.ts,
+        )
+        for v in back
+    ] == [
+        (
+            v.decision_id,
+            v.client_order_id,
+            v.seq,
+            v.filter,
+            v.outcome.value,
+            v.reason,
+            v.quantity_before,
+            v.quantity_after,
+            json.loads(_figures_json(v.figures)),
+            v.ts,
+        )
+        for v in given
+    ]
+    assert ledger.summary("r1")["not_sent"] == [
+        {"by": "duplicate", "count": 1, "reason": "sent before"},
+        {"by": "max_position_value", "count": 1, "reason": "over the limit"},
+    ]
 
 
 def test_records_wait_for_the_batch_or_a_flush(target: Target) -> None:
