@@ -220,11 +220,16 @@ class Sink(Component):
 
     # -- outside a run: what commands and the API ask of the records -----------
 
-    def follow(self, broker: Broker) -> None:
+    def follow(self, broker: Broker, account: str | None = None) -> None:
         """Tell ``broker`` of the orders these records hold open (:meth:`Broker.track`).
 
         A command then knows them as a run would: by the broker ids kept, and a
         bracket's exits by name. A sink that keeps no orders does nothing.
+
+        :param account: the key of the account the broker is connected to
+            (:func:`run_account`): only the runs filed under it, and runs
+            recorded before runs said what they traded, can have orders open
+            there. ``None``: every run's.
         """
 
     def execution_orders(self, execution_ids: Collection[str]) -> dict[str, str]:

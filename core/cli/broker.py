@@ -279,8 +279,9 @@ def positions(app: AppContext, symbol: str | None, broker_name: str | None, as_j
 @pass_app
 def orders(app: AppContext, broker_name: str | None, as_json: bool) -> None:
     """Open orders, as the broker sees them."""
-    with _connected(app, broker_name) as (adapter, _state):
-        follow_records(app.settings, app.host, adapter)  # names the ledger's bracket exits
+    with _connected(app, broker_name) as (adapter, status):
+        # Names the ledger's bracket exits.
+        follow_records(app.settings, app.host, adapter, status.account_id)
         working = adapter.open_orders()
     _show(
         f"Open orders at {adapter.name}",
@@ -328,8 +329,8 @@ def trades(
     app: AppContext, since: dt.datetime | None, broker_name: str | None, as_json: bool
 ) -> None:
     """Fills (executions) the broker reports, under the order ids the ledger knows them by."""
-    with _connected(app, broker_name) as (adapter, _state):
-        fills = named_fills(app.settings, app.host, adapter, since)
+    with _connected(app, broker_name) as (adapter, status):
+        fills = named_fills(app.settings, app.host, adapter, status.account_id, since)
     _show(
         f"Fills at {adapter.name}",
         [
@@ -524,9 +525,9 @@ def cancel(
     --wait seconds, and the last one seen is printed.
     """
     cid = client_order_id
-    with _connected(app, broker_name) as (adapter, _state):
+    with _connected(app, broker_name) as (adapter, status):
         # The ledger may know the order's broker id: then no order-list read is needed.
-        follow_records(app.settings, app.host, adapter)
+        follow_records(app.settings, app.host, adapter, status.account_id)
         update = adapter.cancel(cid)
         log.info("cancel of order %s requested at %s: %s", cid, adapter.name, update.status)
         if not as_json:

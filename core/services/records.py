@@ -50,22 +50,32 @@ def record_sinks(settings: AppSettings, host: PluginHost) -> Iterator[list[Sink]
                 log.exception("sink %r: releasing its connections failed", sink.name)
 
 
-def follow_records(settings: AppSettings, host: PluginHost, broker: Broker) -> None:
-    """Tell ``broker`` of the orders the records hold open (:meth:`Sink.follow`)."""
+def follow_records(
+    settings: AppSettings, host: PluginHost, broker: Broker, account_id: str | None
+) -> None:
+    """Tell ``broker`` of the orders the records hold open there (:meth:`Sink.follow`):
+    those of the runs that traded the account it is connected to (``account_id``)."""
     with record_sinks(settings, host) as sinks:
         for sink in sinks:
-            _follow(sink, broker)
+            _follow(sink, broker, account_id)
 
 
-def _follow(sink: Sink, broker: Broker) -> None:
+def _follow(sink: Sink, broker: Broker, account_id: str | None) -> None:
+    account = broker.ledger_account(account_id)
+    if not account:
+        return  # a simulator's account of this process alone: nothing was sent to it before
     try:
-        sink.follow(broker)
+        sink.follow(broker, account)
     except Exception:
         log.exception("sink %r: could not tell the broker of its open orders", sink.name)
 
 
 def named_fills(
-    settings: AppSettings, host: PluginHost, broker: Broker, since: dt.datetime | None
+    settings: AppSettings,
+    host: PluginHost,
+    broker: Broker,
+    account_id: str | None,
+    since: dt.datetime | None,
 ) -> list[Fill]:
     """The broker's fills, each under the client order id the records know it by.
 
@@ -75,7 +85,7 @@ def named_fills(
     """
     with record_sinks(settings, host) as sinks:
         for sink in sinks:
-            _follow(sink, broker)
+            _follow(sink, broker, account_id)
         fills = broker.fills(since)
         unnamed = [f.execution_id for f in fills if not f.client_order_id]
         names: dict[str, str] = {}

@@ -305,13 +305,24 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("client order ids") from exc
 
-    def unsettled(self, namespace: str | None, exclude_run: str = "") -> list[Unsettled]:
-        """Orders of ``namespace``'s runs (``None``: every run) sent without a final status."""
+    def unsettled(
+        self, namespace: str | None, exclude_run: str = "", account: str | None = None
+    ) -> list[Unsettled]:
+        """Orders of ``namespace``'s runs (``None``: every run) sent without a final status.
+
+        ``account``: only the runs filed under that account key (and those recorded
+        before runs said what they traded). Each run's history is read to find its
+        unfinished orders, so the replays a ledger keeps are left out this way.
+        """
         try:
             with self._session() as s:
                 which = col(RunRow.run_id) != exclude_run
                 if namespace is not None:
                     which = which & (col(RunRow.namespace) == namespace)
+                if account is not None:
+                    which = which & (
+                        (col(RunRow.account) == account) | col(RunRow.account).is_(None)
+                    )
                 runs = list(s.scalars(select(col(RunRow.run_id)).where(which)))
                 out: list[Unsettled] = []
                 for run_id in runs:

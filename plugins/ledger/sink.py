@@ -568,12 +568,12 @@ class SqlSink(Sink):
         must be there (reading never makes one)."""
         return self.settings.url is not None or Path(self.settings.path).exists()
 
-    def follow(self, broker: Broker) -> None:
+    def follow(self, broker: Broker, account: str | None = None) -> None:
         if not self.exists():
             return
         from tradepipe.plugins.ledger.queries import Ledger
 
-        for u in Ledger(self.engine(), self.where).unsettled(None):
+        for u in Ledger(self.engine(), self.where).unsettled(None, account=account):
             broker.track(u.intent, u.broker_order_id)
 
     def execution_orders(self, execution_ids: Collection[str]) -> dict[str, str]:

@@ -233,3 +233,89 @@ def test_an_order_sent_and_never_finished_is_found_unsettled(
     assert (held.run_id, held.intent.client_order_id, held.status) == ("r-a", CID, "submitted")
     assert found.unsettled_of(["tp-unknown"]) == []
     assert found.unsettled_of([CID], exclude_run="r-a") == []
+
+
+def _sent_order(s: Session, run: RunRow, cid: str) -> None:
+    """An order ``run`` sent that never reached a final status."""
+    s.add(run)
+    s.add(
+        OrderRow(
+            run_id=run.run_id,
+            client_order_id=cid,
+            decision_id="d-" + cid,
+            source="ai",
+            symbol="AAPL",
+            side="buy",
+            quantity=Decimal(10),
+            order_type="market",
+            tif="day",
+            outside_rth=False,
+            created_at=T0,
+        )
+    )
+    s.add(
+        OrderEventRow(
+            run_id=run.run_id,
+            client_order_id=cid,
+            decision_id="d-" + cid,
+            seq=1,
+            status="submitted",
+            previous="initialized",
+            ts=T0,
+            reason="",
+        )
+    )
+
+
+class _Tracking:
+    """A broker that only notes what it is told to follow."""
+
+    name = "tracking"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.tracked: list[str] = []
+
+    def ledger_account(self, account_id: str | None) -> str:
+        return self.key
+
+    def track(self, intent: Any, broker_order_id: str | None) -> None:
+        self.tracked.append(intent.client_order_id)
+
+
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
+def test_a_broker_follows_the_open_orders_of_its_own_account_only(ledger_url: str) -> None:
+    """`tradepipe broker` commands tell the broker of the orders the ledger holds open
+    there: those of the runs filed under its account and of runs recorded before runs
+    said what they traded, never a replay's (every replay kept would be read)."""
+    from tradepipe.plugins.ledger.sink import SqlSink
+    from tradepipe.services import records
+
+    engine = open_engine(ledger_url)
+    with Session(engine) as s:
+        live, replay, old = _run("r-live", 0), _run("r-replay", 1), _run("r-old", 2)
+        live.account, replay.account = "account:DU1", "replay:r-replay"
+        _sent_order(s, live, "tp-live")
+        _sent_order(s, replay, "tp-replay")
+        _sent_order(s, old, "tp-old")
+        s.commit()
+    found = Ledger(engine, "test ledger")
+    assert sorted(u.intent.client_order_id for u in found.unsettled(None)) == [
+        "tp-live",
+        "tp-old",
+        "tp-replay",
+    ]
+    assert sorted(
+        u.intent.client_order_id for u in found.unsettled(None, account="account:DU1")
+    ) == ["tp-live", "tp-old"]
+    engine.dispose()
+
+    sink = SqlSink(SqlSink.Settings(url=ledger_url))
+    broker = _Tracking("account:DU1")
+    records._follow(sink, broker, "DU1")  # type: ignore[arg-type]
+    assert sorted(broker.tracked) == ["tp-live", "tp-old"]
+    # A simulator's account that lives as long as its process: nothing to follow.
+    in_memory = _Tracking("")
+    records._follow(sink, in_memory, None)  # type: ignore[arg-type]
+    assert in_memory.tracked == []
+    sink.release()
