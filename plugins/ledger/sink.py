@@ -58,39 +58,72 @@ _text: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _EMPTY = _text("")
 #: Each outcome as JSON.
 _OUTCOMES = {outcome: _text(outcome.value) for outcome in Outcome}
-#: Filter names as JSON, as they come: a run has a handful.
+#: Names as JSON (filters, the keys of figures), as they come: a run has a handful.
 _names: dict[str, str] = {}
+#: The most verdicts in one judging: the ``verdicts`` view numbers a judging's
+#: verdicts by its id times 1,000 plus their place.
+MOST_VERDICTS = 1000
+
+
+def _clean(text: str) -> str:
+    """``text`` with NUL and lone surrogates as U+FFFD: SQLite's JSON functions cut
+    a string at a NUL, and neither database's JSON takes a lone surrogate."""
+    return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in text)
+
+
+def _string_json(text: str) -> str:
+    """``text`` as a JSON string the databases read back as it was."""
+    if text.isascii() and "\x00" not in text:
+        return _text(text)
+    return _text(_clean(text))
 
 
 def _name_json(name: str) -> str:
     found = _names.get(name)
     if found is None:
-        found = _names[name] = _text(name)
+        found = _names[name] = _string_json(name)
     return found
 
 
-def _figures_json(figures: dict[str, Any]) -> str:
-    """JSON of a verdict's figures; decimals as strings so they stay exact.
+def _figures(figures: dict[str, Any]) -> tuple[str, bool]:
+    """JSON of a verdict's figures, decimals as strings so they stay exact, and
+    whether the text is plain JSON that the databases' JSON functions read back
+    as it is: not with ``NaN`` or ``Infinity`` (a float that is not finite, which
+    JSON lacks) or an escaped character (NUL and lone surrogates do not survive).
+    A judging's list holds plain figures as the object, others as a JSON string
+    of their text, which both databases give back exactly as it was written.
 
-    Hand-rolled for the common value types because it runs for every verdict;
-    keys are keyword-argument names, so they need no escaping.
+    Hand-rolled for the common value types because it runs for every verdict.
     """
     if not figures:
-        return "{}"
+        return "{}", True
+    finite = True
     parts = []
+    names = _names
     for key, value in figures.items():
+        name = names.get(key) or _name_json(key)
         kind = type(value)
         if kind is Decimal:
-            parts.append(f'"{key}":"{value}"')
+            parts.append(f'{name}:"{value!s}"')  # str(): format() takes a slower path
         elif kind is int:
-            parts.append(f'"{key}":{value}')
+            parts.append(f"{name}:{value}")
         elif kind is float:
             # A finite float's JSON is its repr; json.dumps costs three times as much.
-            parts.append(f'"{key}":{value!r}' if _isfinite(value) else f'"{key}":{_dumps(value)}')
+            if _isfinite(value):
+                parts.append(f"{name}:{value!r}")
+            else:
+                finite = False
+                parts.append(f"{name}:{_dumps(value)}")
         else:
             text = _dumps(value if kind is str or value is None or kind is bool else str(value))
-            parts.append(f'"{key}":{text}')
-    return "{" + ",".join(parts) + "}"
+            parts.append(f"{name}:{text}")
+    text = "{" + ",".join(parts) + "}"
+    return text, finite and "\\u" not in text
+
+
+def _figures_json(figures: dict[str, Any]) -> str:
+    """JSON of a verdict's figures (see :func:`_figures`)."""
+    return _figures(figures)[0]
 
 
 #: The writer process's page cache (8 MiB, taken as pages are used): index
@@ -335,14 +368,17 @@ class SqlSink(Sink):
         seq = v.seq
         outcome = v.outcome
         reason = v.reason
+        figures, plain = _figures(v.figures)
         item = (
-            f"[{seq},{_name_json(v.filter)},{_OUTCOMES[outcome]},"
-            f"{_text(reason) if reason else _EMPTY},"
-            f'"{v.quantity_before!s}","{v.quantity_after!s}",{_figures_json(v.figures)}]'
+            f"[{seq},{_names.get(v.filter) or _name_json(v.filter)},{_OUTCOMES[outcome]},"
+            f"{_string_json(reason) if reason else _EMPTY},"
+            f'"{v.quantity_before!s}","{v.quantity_after!s}",'
+            f"{figures if plain else _text(figures)}]"
         )
         judging = self._judging
         if (
             judging
+            and len(judging) < MOST_VERDICTS
             and v.decision_id == self._judged[0]
             and v.client_order_id == self._judged[1]
             and v.ts == self._judged[2]
@@ -363,18 +399,19 @@ class SqlSink(Sink):
 
     def _close_judging(self, denied_by: str | None) -> None:
         """Buffer the open judging's row (``denied_by``: the filter that denied)."""
+        self._add(schema.JudgementRow, self._judging_row(denied_by))
+
+    def _judging_row(self, denied_by: str | None) -> tuple[Any, ...]:
+        """The open judging's row, leaving none open."""
         decision_id, cid, _ts = self._judged
         items, self._judging = self._judging, []
-        self._add(
-            schema.JudgementRow,
-            (
-                self._run_id,
-                decision_id,
-                cid,
-                self._judged_at,
-                denied_by,
-                "[" + ",".join(items) + "]",
-            ),
+        return (
+            self._run_id,
+            decision_id,
+            cid,
+            self._judged_at,
+            denied_by,
+            "[" + ",".join(items) + "]",
         )
 
     def record_order(self, order: Order) -> None:
@@ -485,7 +522,15 @@ class SqlSink(Sink):
     # -- durability --------------------------------------------------------------
 
     def _take(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
-        """Everything buffered, as statements, leaving the buffers empty."""
+        """Everything buffered, as statements, leaving the buffers empty.
+
+        The open judging too: a batch holding an order must hold its verdicts,
+        or a crash after that batch leaves an order without them. (A chain's
+        verdicts all come before anything else is recorded, so this never
+        cuts a chain in two.)
+        """
+        if self._judging:
+            self._pending[schema.JudgementRow].append(self._judging_row(None))
         statements = []
         for table, rows in self._pending.items():
             if rows:
@@ -527,14 +572,10 @@ class SqlSink(Sink):
         waiting: an empty write is acknowledged only after them, and a judging
         still open (a later verdict of it would start a row of its own).
         """
-        if self._judging:
-            self._close_judging(None)
-        if self._count or self._unacked:
+        if self._count or self._unacked or self._judging:
             self._write(self._take(), wait=True)
 
     def close(self, run: RunInfo, bars: int, status: str) -> None:
-        if self._judging:
-            self._close_judging(None)
         statements = self._take()
         statements.append(
             (

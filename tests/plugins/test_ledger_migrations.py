@@ -273,5 +273,53 @@ def test_verdicts_go_back_to_their_rows_on_a_downgrade(ledger_url: str) -> None:
             assert "judgements" not in inspect(conn).get_table_names()
             names = {i["name"] for i in inspect(conn).get_indexes("verdicts")}
             assert {"ix_verdicts_decision", "ix_verdicts_denied"} <= names
+            if engine.dialect.name == "postgresql":
+                assert inspect(conn).get_pk_constraint("verdicts")["name"] == "verdicts_pkey"
+    finally:
+        engine.dispose()
+    # And up again: the same verdicts through the view.
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert _verdict_rows(conn) == before
+    finally:
+        engine.dispose()
+
+
+def test_verdicts_json_would_refuse_are_converted_and_read_back(ledger_url: str) -> None:
+    """Figures whose text the databases' JSON functions would refuse or change (a float
+    that is not finite, escapes, text that is not JSON) come back as they were; a
+    reason holding a NUL (SQLite kept it) comes back with U+FFFD for it."""
+    odd = [
+        '{"max_age_seconds":Infinity,"age":0.0}',
+        '{"y":NaN}',
+        '{"why":"a\\u0000b","where":"caf\\u00e9"}',
+        '{"say "hi"":1}',
+    ]
+    sqlite = ledger_url.startswith("sqlite")
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        command.upgrade(ledger_db._config(conn), "0017")
+        conn.execute(text(ROWS["runs"]))
+        for n, figures in enumerate(odd, start=1):
+            conn.execute(
+                text(
+                    "INSERT INTO verdicts (run_id, decision_id, client_order_id, seq, filter, "
+                    "outcome, reason, quantity_before, quantity_after, figures, ts) VALUES "
+                    "('r1', 'd1', 'tp-1', :seq, 'f', 'pass', :reason, '1', '1', :figures, :ts)"
+                ),
+                {
+                    "seq": n,
+                    "reason": "nul \x00 here" if sqlite and n == 1 else "",
+                    "figures": figures,
+                    "ts": _ts_value(engine, "2026-01-02T00:00:00+00:00"),
+                },
+            )
+    engine.dispose()
+    engine = open_engine(ledger_url)
+    try:
+        back = Ledger(engine, "test").verdicts("r1")
+        assert [v.figures for v in back] == odd
+        assert back[0].reason == ("nul \ufffd here" if sqlite else "")
     finally:
         engine.dispose()

@@ -342,6 +342,74 @@ def test_a_chains_verdicts_are_one_row_and_read_back_one_by_one(target: Target) 
     ]
 
 
+def test_verdicts_json_would_refuse_read_back_as_they_were_written(target: Target) -> None:
+    """A float that is not finite (``inf`` is a valid setting of some filters), escaped
+    characters, a key with a quote: the verdicts view gives every one back, and the
+    figures as the text they always had. A NUL or lone surrogate in a reason, which
+    the databases' JSON cannot carry, is U+FFFD."""
+    odd = [
+        {"max_age_seconds": math.inf, "age": 0.0},
+        {"x": -math.inf, "y": math.nan},
+        {"why": "a\x00b", "where": "caf\u00e9"},
+        {"half": "\ud800"},
+        {'say "hi"': 1, "back\\slash": Decimal("NaN")},
+    ]
+    reasons = ["nul \x00 here", "lone \udc80", "caf\u00e9 \u20ac", "", "tab\tand\nline"]
+    given = [
+        verdict(n + 1, f"f{n}", decision_id="d1", reason=reason, figures=figures)
+        for n, (reason, figures) in enumerate(zip(reasons, odd, strict=True))
+    ]
+    sink = target.sink()
+    sink.open(run_info())
+    for v in given:
+        sink.record_verdict(v)
+    sink.close(run_info(), bars=0, status="completed")
+    back = Ledger(target.sink().engine(), target.url).verdicts("r1")
+    assert [v.figures for v in back] == [_figures_json(v.figures) for v in given]
+    assert [v.reason for v in back] == [
+        "nul \ufffd here",
+        "lone \ufffd",
+        "caf\u00e9 \u20ac",
+        "",
+        "tab\tand\nline",
+    ]
+    assert target.rows("select count(*) from verdicts") == [(5,)]
+
+
+def test_a_batch_that_holds_an_order_holds_its_verdicts(target: Target) -> None:
+    """A batch is cut by the record that fills it; a judging still open then goes
+    with it, so a crash after that batch never leaves an order without its verdicts."""
+    sink = target.sink(batch_size=2)
+    sink.open(run_info())
+    sink.record_verdict(verdict(1, "min_confidence"))
+    sink.record_verdict(verdict(2, "buying_power"))
+    order = order_for(decision(1), "tp-d1")
+    sink.record_order(order)  # one record: no batch yet
+    sink.record_order_event(order.transition(OrderStatus.SUBMITTED, T, ""))  # the second
+    if target.writer == "process":
+        sink.flush()  # sent without waiting: wait for it here
+    assert target.rows("select count(*) from orders") == [(1,)]
+    assert target.rows("select filter from verdicts order by id") == [
+        ("min_confidence",),
+        ("buying_power",),
+    ]
+    sink.close(run_info(), bars=0, status="completed")
+
+
+def test_a_judging_holds_at_most_a_thousand_verdicts(target: Target) -> None:
+    """The view numbers a judging's verdicts within its id times 1,000."""
+    sink = target.sink()
+    sink.open(run_info())
+    for n in range(1001):
+        sink.record_verdict(verdict(0, f"guard{n}"))
+    sink.record_verdict(verdict(1, "other", decision_id="d2"))
+    sink.close(run_info(), bars=0, status="completed")
+    back = Ledger(target.sink().engine(), target.url).verdicts("r1")
+    assert [v.filter for v in back] == [f"guard{n}" for n in range(1001)] + ["other"]
+    assert len({v.id for v in back}) == 1002
+    assert target.rows("select count(*) from judgements") == [(3,)]
+
+
 def test_records_wait_for_the_batch_or_a_flush(target: Target) -> None:
     sink = target.sink(batch_size=3)
     sink.open(run_info())

@@ -10,8 +10,11 @@ view gives the old rows back, one per verdict, with the same columns; its
 
 Existing verdicts are grouped as the sink groups new ones: consecutive verdicts
 of one run with the same decision, order and time, while their places go up
-(guards share place 0), and never past a denial. A judging keeps the id of its
-first verdict, so the view lists each run's verdicts in the order they had.
+(guards share place 0), never past a denial, and at most 1,000. A judging keeps
+the id of its first verdict, so the view lists each run's verdicts in the order
+they had. Figures whose text JSON functions would refuse or change (``NaN``,
+``Infinity``, escaped characters) are kept as a JSON string of that text; a NUL
+or lone surrogate in a filter's name or reason becomes U+FFFD.
 
 Revision ID: 0018
 Revises: 0017
@@ -36,6 +39,8 @@ OLD_DENIED = sa.text("outcome = 'deny'")
 
 #: Verdicts converted per statement.
 CHUNK = 10_000
+#: The most verdicts in one judging (the view's ids leave room for 1,000).
+MOST_VERDICTS = 1000
 
 # The table keeps its name in the view (no alias): query plans then name it.
 SQLITE_VIEW = """
@@ -63,7 +68,7 @@ SELECT j.id::bigint * 1000 + e.n - 1 AS id, j.run_id, j.decision_id, j.client_or
        e.v ->> 3 AS reason,
        (e.v ->> 4)::numeric AS quantity_before,
        (e.v ->> 5)::numeric AS quantity_after,
-       (e.v -> 6)::text AS figures,
+       e.v ->> 6 AS figures,
        j.ts
 FROM judgements AS j
 CROSS JOIN LATERAL json_array_elements(j.verdicts::json) WITH ORDINALITY AS e(v, n)
@@ -125,13 +130,14 @@ def _judgings(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
     verdicts were written in the order given; runs interleave by batches)."""
     open_: dict[str, list[Any]] = {}
     for id_, run, decision, cid, seq, name, outcome, reason, before, after, figures, ts in rows:
-        item = (
-            f"[{int(seq)},{json.dumps(name)},{json.dumps(outcome)},{json.dumps(reason or '')},"
-            f'"{before}","{after}",{figures or "{}"}]'
+        item = json.dumps(
+            [int(seq), _clean(name), _clean(outcome), _clean(reason or ""), str(before), str(after)]
         )
+        item = f"{item[:-1]},{_figures(figures or '{}')}]"
         group = open_.get(run)
         if (
             group is not None
+            and len(group[7]) < MOST_VERDICTS
             and group[2] == decision
             and group[3] == cid
             and group[4] == ts
@@ -149,6 +155,28 @@ def _judgings(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
             yield _row(open_.pop(run))
     for group in open_.values():
         yield _row(group)
+
+
+def _clean(text: str) -> str:
+    """NUL and lone surrogates as U+FFFD: SQLite's JSON functions cut a string at a
+    NUL, and neither database's JSON takes a lone surrogate."""
+    return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in text)
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _figures(text: str) -> str:
+    """The figures as the judging's list holds them: the JSON object itself when
+    the databases' JSON functions read it back as written, else its text as a
+    JSON string (``NaN`` and ``Infinity``, escaped characters, or text that is
+    not JSON at all)."""
+    try:
+        json.loads(text, parse_constant=_refuse)
+    except ValueError:
+        return json.dumps(_clean(text))
+    return text if "\\u" not in text else json.dumps(_clean(text))
 
 
 def _row(group: list[Any]) -> tuple[Any, ...]:
@@ -207,6 +235,10 @@ def downgrade() -> None:
     op.drop_index("ix_judgements_decision", table_name="judgements")
     op.drop_table("judgements")
     op.rename_table("verdicts_restored", "verdicts")
+    if dialect == "postgresql":
+        # The names the table had before 0018 (a later upgrade drops them by table).
+        op.execute("ALTER SEQUENCE verdicts_restored_id_seq RENAME TO verdicts_id_seq")
+        op.execute("ALTER INDEX verdicts_restored_pkey RENAME TO verdicts_pkey")
     op.create_index("ix_verdicts_decision", "verdicts", ["decision_id"])
     op.create_index(
         "ix_verdicts_denied",
