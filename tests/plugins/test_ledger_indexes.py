@@ -78,6 +78,37 @@ def _verdict(run_id: str, name: str, outcome: str) -> JudgementRow:
     )
 
 
+def _sent_order(s: Session, run_id: str, cid: str, decision_id: str) -> None:
+    """An order run ``run_id`` sent that never reached a final status."""
+    s.add(
+        OrderRow(
+            run_id=run_id,
+            client_order_id=cid,
+            decision_id=decision_id,
+            source="ai",
+            symbol="AAPL",
+            side="buy",
+            quantity=Decimal(10),
+            order_type="market",
+            tif="day",
+            outside_rth=False,
+            created_at=T0,
+        )
+    )
+    s.add(
+        OrderEventRow(
+            run_id=run_id,
+            client_order_id=cid,
+            decision_id=decision_id,
+            seq=1,
+            status="submitted",
+            previous="initialized",
+            ts=T0,
+            reason="",
+        )
+    )
+
+
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[tuple[Engine, Ledger]]:
     """A ledger where decision ``d-approved`` was recorded, judged and sent in run
@@ -88,33 +119,7 @@ def ledger(ledger_url: str) -> Iterator[tuple[Engine, Ledger]]:
         s.add_all([_run("r-a", 0), _run("r-b", 1), _run("r-c", 2)])
         s.add_all([_decision("r-a"), _decision("r-b")])
         s.add(_verdict("r-a", "min_confidence", "pass"))
-        s.add(
-            OrderRow(
-                run_id="r-a",
-                client_order_id=CID,
-                decision_id=DECISION,
-                source="ai",
-                symbol="AAPL",
-                side="buy",
-                quantity=Decimal(10),
-                order_type="market",
-                tif="day",
-                outside_rth=False,
-                created_at=T0,
-            )
-        )
-        s.add(
-            OrderEventRow(
-                run_id="r-a",
-                client_order_id=CID,
-                decision_id=DECISION,
-                seq=1,
-                status="submitted",
-                previous="initialized",
-                ts=T0,
-                reason="",
-            )
-        )
+        _sent_order(s, "r-a", CID, DECISION)
         s.add(
             ApprovalRow(
                 approval_id="ap-1",
@@ -235,38 +240,6 @@ def test_an_order_sent_and_never_finished_is_found_unsettled(
     assert found.unsettled_of([CID], exclude_run="r-a") == []
 
 
-def _sent_order(s: Session, run: RunRow, cid: str) -> None:
-    """An order ``run`` sent that never reached a final status."""
-    s.add(run)
-    s.add(
-        OrderRow(
-            run_id=run.run_id,
-            client_order_id=cid,
-            decision_id="d-" + cid,
-            source="ai",
-            symbol="AAPL",
-            side="buy",
-            quantity=Decimal(10),
-            order_type="market",
-            tif="day",
-            outside_rth=False,
-            created_at=T0,
-        )
-    )
-    s.add(
-        OrderEventRow(
-            run_id=run.run_id,
-            client_order_id=cid,
-            decision_id="d-" + cid,
-            seq=1,
-            status="submitted",
-            previous="initialized",
-            ts=T0,
-            reason="",
-        )
-    )
-
-
 class _Tracking:
     """A broker that only notes what it is told to follow."""
 
@@ -295,9 +268,9 @@ def test_a_broker_follows_the_open_orders_of_its_own_account_only(ledger_url: st
     with Session(engine) as s:
         live, replay, old = _run("r-live", 0), _run("r-replay", 1), _run("r-old", 2)
         live.account, replay.account = "account:DU1", "replay:r-replay"
-        _sent_order(s, live, "tp-live")
-        _sent_order(s, replay, "tp-replay")
-        _sent_order(s, old, "tp-old")
+        s.add_all([live, replay, old])
+        for run in ("live", "replay", "old"):
+            _sent_order(s, f"r-{run}", f"tp-{run}", f"d-{run}")
         s.commit()
     found = Ledger(engine, "test ledger")
     assert sorted(u.intent.client_order_id for u in found.unsettled(None)) == [
