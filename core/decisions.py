@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import AwareDatetime, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, Field, ValidationError, ValidationInfo, model_validator
 from tradepipe.instruments import Instrument, Symbol
 from tradepipe.options.risk import OptionRisk
 from tradepipe.order_rules import price_problem
@@ -63,6 +63,10 @@ class SizingHints(Record):
     notional: Price | None = None
 
 
+#: Validation context: ``created_at`` is the time the decision was handled.
+_HANDLED_AT = "created_at_handled"
+
+
 class Decision(Record):
     """A request from a decision source.
 
@@ -109,13 +113,20 @@ class Decision(Record):
     lots: tuple[LotName, ...] = Field(default=(), max_length=100)
 
     @model_validator(mode="after")
-    def _check(self) -> Self:
+    def _check(self, info: ValidationInfo) -> Self:
         problem = price_problem(self.order_type, self.limit_price, self.stop_price)
         if problem:
             raise ValueError(problem)
         if self.lots and self.action is Action.HOLD:
             raise ValueError("lots name the tax lots a trade closes; a hold trades nothing")
-        if self.expires_at and self.created_at and self.expires_at <= self.created_at:
+        if (
+            self.expires_at
+            and self.created_at
+            and self.expires_at <= self.created_at
+            # A creation time the source gave: one filled in when the decision is
+            # handled only says it expired before it arrived (it is denied so).
+            and not (info.context and info.context.get(_HANDLED_AT))
+        ):
             raise ValueError("expires_at must be after created_at")
         if not self.id and self.source and self.created_at is not None:
             object.__setattr__(self, "id", decision_id(self))
@@ -130,6 +141,7 @@ class Decision(Record):
             data["source"] = source
         if data.get("created_at") is None:
             data["created_at"] = created_at
+            return Decision.model_validate(data, context={_HANDLED_AT: True})
         return Decision.model_validate(data)
 
 

@@ -455,3 +455,15 @@ def test_decision_ids_stay_what_earlier_versions_derived() -> None:
     )
     assert bought.id == "d-f33fd3bb1db89b151a2d"
     assert limit.id == "d-49f1c6f122fe1cbccf5f"
+
+
+def test_a_decision_that_expired_before_it_was_handled_is_kept_to_be_denied() -> None:
+    """No creation time, an expiry already past when it is handled: not a document at
+    odds with itself (the creation time is the handling's), so it is kept, and the
+    executor denies it as expired."""
+    late = make(expires_at=T0 - dt.timedelta(minutes=5))
+    filled = late.with_origin("sma", T0)
+    assert (filled.created_at, filled.expires_at) == (T0, T0 - dt.timedelta(minutes=5))
+    # A source that says so itself is still refused.
+    with pytest.raises(ValidationError, match="expires_at must be after created_at"):
+        make(source="llm", created_at=T0, expires_at=T0 - dt.timedelta(minutes=5))

@@ -112,6 +112,20 @@ def test_a_decision_from_stdin_as_json(workdir: Path) -> None:
     assert ledger("SELECT status FROM order_events") == [("denied",)]
 
 
+def test_a_decision_that_expired_before_it_arrived_is_denied_as_expired(workdir: Path) -> None:
+    """No creation time (it is when the decision is handled) and an expiry already
+    past: denied as expired and recorded, not a failed run."""
+    late = {**DECISION, "expires_at": "2020-01-01T00:00:00Z"}
+    result = execute("--json", document=late)
+    assert result.exit_code == 1, result.output
+    out = json.loads(result.stdout)
+    assert [(v["filter"], v["outcome"]) for v in out["verdicts"]] == [("expired", "deny")]
+    assert "decision expired at 2020-01-01T00:00:00+00:00" in out["verdicts"][0]["reason"]
+    assert ledger("SELECT status FROM runs") == [("completed",)]
+    assert ledger("SELECT decision_id FROM decisions") == [("ai-42",)]
+    assert ledger("SELECT filter FROM verdicts") == [("expired",)]
+
+
 @pytest.mark.parametrize(
     ("text", "error"),
     [
