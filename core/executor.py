@@ -135,14 +135,20 @@ class Executor:
     def start(self) -> None:
         """Seed the executor's view of the account from the broker and the ledger.
 
-        Positions and cash are the broker's. Earlier runs' orders are settled
-        and orders working at the broker taken on (:func:`~tradepipe.reconcile.start_up`).
+        Positions and cash are the broker's, and so are the prices of held symbols
+        until their first bar or quote: filters that value what is held (the
+        exposure over every symbol) would otherwise find no price and deny. Earlier
+        runs' orders are settled and orders working at the broker taken on
+        (:func:`~tradepipe.reconcile.start_up`).
         """
         broker = self.p.broker
         account = broker.account()
         self.book.cash = account.cash
+        marks = self.ctx.marks
         for position in broker.positions():
             self.book.seed(position)
+            if position.mark_price is not None and position.mark_price > 0:
+                marks.setdefault(position.symbol, float(position.mark_price))
         self.ctx.set_account(broker.name, account.account_id, broker.status().is_paper)
         start_up(self.blotter, broker, self.p.sinks, self.p.run.namespace, self.p.clock)
 

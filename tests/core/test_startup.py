@@ -13,6 +13,7 @@ from tradepipe import (
     Decision,
     OrderReport,
     OrderStatus,
+    Position,
     Strategy,
     StrategyContext,
     hookimpl,
@@ -180,3 +181,51 @@ def test_a_restarted_session_never_sends_the_same_decision_twice(ledger_url: str
         assert sent not in Ledger(engine).client_ids("acct-2")
     finally:
         engine.dispose()
+
+
+class Holding(PaperBroker):
+    """A paper account that holds MSFT (its mark known) and IBM (no mark) at the start."""
+
+    name = "holding"
+
+    def positions(self) -> list[Position]:
+        return [
+            Position(
+                symbol="MSFT",
+                quantity=Decimal(3),
+                avg_cost=Decimal(200),
+                mark_price=Decimal("250.5"),
+            ),
+            Position(symbol="IBM", quantity=Decimal(2), avg_cost=Decimal(100)),
+        ]
+
+
+def test_held_symbols_are_priced_at_the_brokers_marks_until_their_own_bars() -> None:
+    """Filters that value everything held (the exposure) have a price for each held
+    symbol from the first bar of a run, or of a one-off order, on."""
+    seen: list[tuple[Any, Any]] = []
+
+    class Peek(Once):
+        name = "once"
+
+        def decide(self, bar: Bar, ctx: StrategyContext) -> None:
+            seen.append((ctx.last_price("MSFT"), ctx.last_price("IBM")))
+
+    class PeekPlugin:
+        @hookimpl
+        def tradepipe_register_strategies(self, register: Any) -> None:
+            register(Peek)
+
+        @hookimpl
+        def tradepipe_register_brokers(self, register: Any) -> None:
+            register(Holding)
+
+    msft = bar("MSFT", 1, open=260.25)
+    replay(
+        [*_bars()[:1], msft, *_bars()[1:2]],
+        host=test_host(PeekPlugin()),
+        run={"strategies": ["once"], "broker": "holding"},
+    )
+    # The broker's mark, then the bar's close once MSFT has a bar of its own.
+    assert seen[0] == (Decimal("250.5"), None)
+    assert seen[-1] == (Decimal("260.25"), None)
