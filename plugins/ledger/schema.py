@@ -76,7 +76,19 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return dt.datetime.fromisoformat(value)
 
 
-class _Ledger(SQLModel):
+class _Rows(SQLModel):
+    def model_dump(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The row's fields in the order the table declares them.
+
+        A row loaded from the database dumps in the order its attributes were
+        loaded, which varies from one process to the next: ``explain --json`` and
+        the API would print the same record with its keys in another order.
+        """
+        data = super().model_dump(*args, **kwargs)
+        return {name: data[name] for name in type(self).model_fields if name in data}
+
+
+class _Ledger(_Rows):
     metadata = metadata
 
 
@@ -193,7 +205,7 @@ class JudgementRow(_Ledger, table=True):
 views = MetaData()
 
 
-class _View(SQLModel):
+class _View(_Rows):
     metadata = views
 
 

@@ -292,3 +292,31 @@ def test_a_broker_follows_the_open_orders_of_its_own_account_only(ledger_url: st
     records._follow(sink, in_memory, None)  # type: ignore[arg-type]
     assert in_memory.tracked == []
     sink.release()
+
+
+def test_a_row_dumps_its_fields_in_the_order_the_table_declares_them() -> None:
+    """Loaded rows hold their attributes in the order they were loaded, which varies
+    from process to process: `explain --json` printed the same record with its keys
+    in another order each time."""
+    row = OrderEventRow(
+        run_id="r",
+        client_order_id="tp-1",
+        decision_id="d-1",
+        seq=1,
+        status="submitted",
+        previous="initialized",
+        ts=T0,
+        reason="",
+    )
+    object.__setattr__(row, "__dict__", dict(reversed(list(row.__dict__.items()))))
+    assert list(row.model_dump(exclude={"id"})) == [
+        "run_id",
+        "client_order_id",
+        "decision_id",
+        "seq",
+        "status",
+        "previous",
+        "ts",
+        "reason",
+        "broker_order_id",
+    ]
