@@ -179,7 +179,6 @@ class PaperBroker(Broker):
             currency=s.currency,
         )
         self._state: StateFile | None = None
-        self._replaying = False
         if s.state_file:
             path = Path(os.path.abspath(Path(s.state_file).expanduser()))
             self._state = StateFile(path, self.name)
@@ -202,9 +201,6 @@ class PaperBroker(Broker):
         self._expiries = Expiries(self._tz)
         self._dirty = False
         self._saved_last: dict[str, Bar] = {}
-        #: The latest time a kept account has seen (a bar or a fill), until the
-        #: first bar after loading it is checked against it (see on_bar).
-        self._seen_until: dt.datetime | None = None
         if self._state is not None:
             self._state.forget()
 
@@ -215,9 +211,6 @@ class PaperBroker(Broker):
 
     def attach(self, runtime: Any) -> None:
         self.clock = runtime.clock
-        # A replay's bars are history, which a kept account must not go back into
-        # (on_bar); a live feed's come as they happen, a warm-up's older ones too.
-        self._replaying = runtime.settings.run.mode == "replay"
 
     # -- session ---------------------------------------------------------------
 
@@ -479,8 +472,6 @@ class PaperBroker(Broker):
     # -- matching ----------------------------------------------------------------
 
     def on_bar(self, bar: Bar) -> Sequence[BrokerEvent]:
-        if self._seen_until is not None:
-            self._check_not_before(bar)
         account = self._account
         settled: Sequence[Fill] = ()
         if self._expiries.due(account, bar.ts) and not self._readonly:
@@ -509,25 +500,6 @@ class PaperBroker(Broker):
         if self._dirty and self._state is not None:
             self._save_or_stop()
         return events
-
-    def _check_not_before(self, bar: Bar) -> None:
-        """Refuse a first bar older than what the kept account has seen.
-
-        Bars from before it would fill orders in the account's past: a replay of
-        2022 onto an account that traded in 2023 sells what it bought later, at
-        the older prices, and its history and equity stop making sense. A live
-        feed and a replay that carries on from where the account is are fine.
-        """
-        seen, self._seen_until = self._seen_until, None
-        if seen is not None and bar.ts < seen:
-            assert self._state is not None
-            raise ConfigError(
-                f"the paper account in {shown_path(self._state.path)} has seen "
-                f"{seen.isoformat()}; a bar of {bar.ts.isoformat()} would trade in its past. "
-                "Replay onto another state_file (or none: an account of the run's own), "
-                "or bars from that time on",
-                key="brokers.paper.state_file",
-            )
 
     def _on_order_bar(self, sim: SimOrder, bar: Bar, events: list[BrokerEvent]) -> None:
         """What ``bar`` does to one working order: expire it, or fill it."""
@@ -640,10 +612,6 @@ class PaperBroker(Broker):
                 s = self.settings
                 self._account = state.load(data, s.account_id, s.currency)
                 self._saved_last = dict(self._account.last)
-                if self._replaying:
-                    times = [b.ts for b in self._account.last.values()]
-                    times += [f.ts for f in self._account.fills]
-                    self._seen_until = max(times, default=None)
             elif not self._readonly:
                 self._save()  # a new account: its file exists from now on
         except BaseException:

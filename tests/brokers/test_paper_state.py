@@ -257,28 +257,6 @@ def test_a_pipeline_run_continues_the_account_of_the_run_before(tmp_path: Path) 
     assert second.broker.account().cash == cash
 
 
-def test_a_replay_that_would_go_back_into_the_accounts_past_is_refused(tmp_path: Path) -> None:
-    """A replay of older bars onto a kept account would fill orders in its past: sell
-    in 2022 what it bought in 2023, at 2022's prices. It is refused at its first bar,
-    before anything trades; a replay that carries on from where the account is, and
-    one that starts at its last bar, are not."""
-    closes = [10, 10, 10, 10, 11, 12, 13, 14, 13, 12, 11, 10, 9, 10, 11, 12, 13, 14, 15, 14]
-    bars = bars_from_closes(closes)
-    tables: dict[str, Any] = {
-        "run": {"strategies": ["sma_cross"], "risk_filters": []},
-        "strategies": {"sma_cross": {"fast": 2, "slow": 4, "quantity": 10}},
-        "brokers": {"paper": {"state_file": str(tmp_path / "acct.json")}},
-    }
-    replay(bars[10:14], **tables)
-    before = (tmp_path / "acct.json").read_text()
-    with pytest.raises(ConfigError, match="would trade in its past") as refused:
-        replay(bars[:10], **tables)
-    assert refused.value.key == "brokers.paper.state_file"
-    assert bars[13].ts.isoformat() in str(refused.value)
-    assert (tmp_path / "acct.json").read_text() == before  # nothing traded, nothing saved
-    replay(bars[13:], **tables)  # from its last bar on: carries on
-
-
 KILLED = """
 import os, signal, sys
 from decimal import Decimal
