@@ -22,6 +22,7 @@ broker's, a durable account wants each intent in the ledger before it is sent
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from collections.abc import Sequence
 from decimal import Decimal
@@ -66,6 +67,8 @@ from tradepipe.options.chain import OptionQuote
 from tradepipe.order_rules import Change
 from tradepipe.portfolio import AccountSummary, Book
 from tradepipe.services.files import shown_path
+
+log = logging.getLogger(__name__)
 
 
 class PaperBroker(Broker):
@@ -179,6 +182,7 @@ class PaperBroker(Broker):
             currency=s.currency,
         )
         self._state: StateFile | None = None
+        self._replaying = False
         if s.state_file:
             path = Path(os.path.abspath(Path(s.state_file).expanduser()))
             self._state = StateFile(path, self.name)
@@ -201,6 +205,9 @@ class PaperBroker(Broker):
         self._expiries = Expiries(self._tz)
         self._dirty = False
         self._saved_last: dict[str, Bar] = {}
+        #: The latest time a kept account has seen (a bar or a fill), until a
+        #: replay's first bar after loading it is checked against it (see on_bar).
+        self._seen_until: dt.datetime | None = None
         if self._state is not None:
             self._state.forget()
 
@@ -211,6 +218,9 @@ class PaperBroker(Broker):
 
     def attach(self, runtime: Any) -> None:
         self.clock = runtime.clock
+        # A replay's bars are history, which a kept account should not go back into
+        # (on_bar warns); a live feed's come as they happen, a warm-up's older ones too.
+        self._replaying = runtime.settings.run.mode == "replay"
 
     # -- session ---------------------------------------------------------------
 
@@ -472,6 +482,8 @@ class PaperBroker(Broker):
     # -- matching ----------------------------------------------------------------
 
     def on_bar(self, bar: Bar) -> Sequence[BrokerEvent]:
+        if self._seen_until is not None:
+            self._check_not_before(bar)
         account = self._account
         settled: Sequence[Fill] = ()
         if self._expiries.due(account, bar.ts) and not self._readonly:
@@ -500,6 +512,26 @@ class PaperBroker(Broker):
         if self._dirty and self._state is not None:
             self._save_or_stop()
         return events
+
+    def _check_not_before(self, bar: Bar) -> None:
+        """Warn when a replay's first bar is older than what the kept account has seen.
+
+        Its orders then fill in the account's past. That is what a replay restarted
+        after it was stopped does (it plays its bars again from the first, and the
+        exactly-once recovery relies on it); a replay of other, older bars mixes
+        its trades into the account's later history, which nothing else would say.
+        """
+        seen, self._seen_until = self._seen_until, None
+        if seen is not None and bar.ts < seen:
+            assert self._state is not None
+            log.warning(
+                "the paper account in %s has seen %s and this replay starts at %s: its "
+                "orders fill in the account's past. Expected when a stopped replay is "
+                "run again; for a replay of other bars, use another state_file (or none)",
+                shown_path(self._state.path),
+                seen.isoformat(),
+                bar.ts.isoformat(),
+            )
 
     def _on_order_bar(self, sim: SimOrder, bar: Bar, events: list[BrokerEvent]) -> None:
         """What ``bar`` does to one working order: expire it, or fill it."""
@@ -612,6 +644,10 @@ class PaperBroker(Broker):
                 s = self.settings
                 self._account = state.load(data, s.account_id, s.currency)
                 self._saved_last = dict(self._account.last)
+                if self._replaying:
+                    times = [b.ts for b in self._account.last.values()]
+                    times += [f.ts for f in self._account.fills]
+                    self._seen_until = max(times, default=None)
             elif not self._readonly:
                 self._save()  # a new account: its file exists from now on
         except BaseException:

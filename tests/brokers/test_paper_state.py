@@ -257,6 +257,33 @@ def test_a_pipeline_run_continues_the_account_of_the_run_before(tmp_path: Path) 
     assert second.broker.account().cash == cash
 
 
+def test_a_replay_that_goes_back_into_the_accounts_past_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replay of older bars onto a kept account fills its orders in the account's
+    past: a stopped replay run again does that by design (the exactly-once recovery
+    plays its bars again), a replay of other bars mixes its trades into the
+    account's later history. It is said, once, with both times; a replay that
+    carries on from the account's last bar says nothing."""
+    closes = [10, 10, 10, 10, 11, 12, 13, 14, 13, 12, 11, 10, 9, 10, 11, 12, 13, 14, 15, 14]
+    bars = bars_from_closes(closes)
+    tables: dict[str, Any] = {
+        "run": {"strategies": ["sma_cross"], "risk_filters": []},
+        "strategies": {"sma_cross": {"fast": 2, "slow": 4, "quantity": 10}},
+        "brokers": {"paper": {"state_file": str(tmp_path / "acct.json")}},
+    }
+    replay(bars[10:14], **tables)
+    caplog.clear()
+    replay(bars[13:], **tables)  # from its last bar on: carries on
+    assert "in the account's past" not in caplog.text
+    caplog.clear()
+    replay(bars[:10], **tables)
+    [said] = [r for r in caplog.records if "in the account's past" in r.getMessage()]
+    assert said.levelname == "WARNING"
+    assert bars[19].ts.isoformat() in said.getMessage()
+    assert bars[0].ts.isoformat() in said.getMessage()
+
+
 KILLED = """
 import os, signal, sys
 from decimal import Decimal
