@@ -157,7 +157,8 @@ def explain(app: AppContext, key: str, run_id: str | None, as_json: bool) -> Non
       tradepipe explain d-fcbd8f85c01ca5c86614 --run latest
       tradepipe explain tp-43f2593594d1b2c9e8a7f0 --json
     """
-    chains = command_ledger(app).chains(key)
+    ledger = command_ledger(app)
+    chains = ledger.chains(key)
     if not chains:
         raise ConfigError(f"the ledger knows no decision or order {key!r}", key="explain")
     if run_id == "latest":
@@ -165,6 +166,11 @@ def explain(app: AppContext, key: str, run_id: str | None, as_json: bool) -> Non
     if run_id is not None:
         chains = [c for c in chains if c["run_id"] == run_id]
         if not chains:
+            if ledger.run(run_id) is None:
+                raise ConfigError(
+                    f"the ledger has no run {run_id!r} (`tradepipe ledger runs` lists them)",
+                    key="explain",
+                )
             raise ConfigError(f"run {run_id!r} recorded nothing about {key!r}", key="explain")
     if as_json:
         print_json(chains)

@@ -105,7 +105,14 @@ def test_explain_one_run_of_a_decision_recorded_by_two(workdir: Path) -> None:
     assert json.loads(named.stdout) == [both[0]]
     unknown = invoke("explain", "ai-7", "--run", "nope")
     assert unknown.exit_code == 2
-    assert "run 'nope' recorded nothing about 'ai-7'" in unknown.output
+    assert "the ledger has no run 'nope'" in unknown.output
+    # A run that is there, and recorded another decision.
+    Path("decision.json").write_text(json.dumps({**DECISION, "id": "ai-9"}))
+    assert invoke("execute", "decision.json", "--session", "third").exit_code == 0
+    [third] = json.loads(invoke("explain", "ai-9", "--json").stdout)
+    elsewhere = invoke("explain", "ai-7", "--run", third["run_id"])
+    assert elsewhere.exit_code == 2
+    assert f"run {third['run_id']!r} recorded nothing about 'ai-7'" in elsewhere.output
 
 
 def test_explain_a_denied_decision(workdir: Path) -> None:
