@@ -121,6 +121,11 @@ def _performance(m: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _own_account(summary: dict[str, Any]) -> bool:
+    """Whether the run traded an account of its own (a replay's simulated one)."""
+    return str(summary.get("account", "")).startswith("replay:")
+
+
 def print_summary(s: dict[str, Any]) -> None:
     orders = s["orders"]
     stops: list[dict[str, Any]] = s.get("not_sent") or []
@@ -150,7 +155,13 @@ def print_summary(s: dict[str, Any]) -> None:
         ("fills", f"{s['fills']} (commissions {s.get('commissions', '0')})"),
         ("cash", s.get("cash")),
         ("equity", s.get("equity")),
-        ("realized P&L", s.get("realized_pnl")),
+        # An account kept across runs (a paper account file, a broker's) made and
+        # lost money before this run: its realized P&L is the account's figure
+        # (a paper file's since it began, IBKR's the day's), not the run's.
+        (
+            "realized P&L" if _own_account(s) else "realized P&L (account)",
+            s.get("realized_pnl"),
+        ),
         ("unrealized P&L", s.get("unrealized_pnl")),
         *_performance(s.get("metrics") or {}),
         ("ledger", s.get("ledger", s.get("source"))),

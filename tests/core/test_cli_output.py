@@ -102,3 +102,25 @@ def test_a_reader_that_goes_away_is_no_internal_error(tmp_path: Any) -> None:
     os.close(write)
     assert done.returncode == 1
     assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_summary_says_whose_realized_pnl_it_shows(capsys: Any) -> None:
+    """A replay's account is its own: its realized P&L is the run's. A kept account's
+    (a paper account file, a broker's) is the account's figure, not the run's."""
+    from tradepipe.cli.run import print_summary
+
+    base = {
+        "run_id": "r1",
+        "status": "completed",
+        "bars": 10,
+        "decisions": 0,
+        "orders": {},
+        "fills": 0,
+        "realized_pnl": "12.00",
+    }
+    print_summary({**base, "account": "replay:r1"})
+    own = capsys.readouterr().out
+    print_summary({**base, "account": "paper:/tmp/acct.json"})
+    kept = capsys.readouterr().out
+    assert "realized P&L" in own and "(account)" not in own
+    assert "realized P&L (account)" in kept
