@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from paper_support import feed
 from tradepipe import (
+    Bar,
     BrokerRejectedError,
     BrokerUnavailableError,
     ConfigError,
@@ -225,16 +226,22 @@ def test_records_forgotten_between_saves_leave_the_file_in_step(
     assert again.positions()[0].quantity == 7
 
 
-def test_a_pipeline_run_continues_the_account_of_the_run_before(tmp_path: Path) -> None:
-    # SMA(2)/SMA(4) on these closes decides a sale on bar 9: the first run ends
-    # holding 10 with that sell order working, and the second run fills it.
+def _sma_on_file(path: Path) -> tuple[list[Bar], dict[str, Any]]:
+    """Twenty bars on which SMA(2)/SMA(4) decides a sale on bar 9, and the settings
+    of a replay of them onto the paper account in ``path``."""
     closes = [10, 10, 10, 10, 11, 12, 13, 14, 13, 12, 11, 10, 9, 10, 11, 12, 13, 14, 15, 14]
-    bars = bars_from_closes(closes)
     tables: dict[str, Any] = {
         "run": {"strategies": ["sma_cross"], "risk_filters": []},
         "strategies": {"sma_cross": {"fast": 2, "slow": 4, "quantity": 10}},
-        "brokers": {"paper": {"state_file": str(tmp_path / "acct.json")}},
+        "brokers": {"paper": {"state_file": str(path)}},
     }
+    return bars_from_closes(closes), tables
+
+
+def test_a_pipeline_run_continues_the_account_of_the_run_before(tmp_path: Path) -> None:
+    # SMA(2)/SMA(4) on these closes decides a sale on bar 9: the first run ends
+    # holding 10 with that sell order working, and the second run fills it.
+    bars, tables = _sma_on_file(tmp_path / "acct.json")
     first, _, _ = replay(bars[:10], **tables)
     held = {p.symbol: p.quantity for p in first.broker.positions()}
     [working] = first.broker.open_orders()
@@ -265,13 +272,7 @@ def test_a_replay_that_goes_back_into_the_accounts_past_says_so(
     plays its bars again), a replay of other bars mixes its trades into the
     account's later history. It is said, once, with both times; a replay that
     carries on from the account's last bar says nothing."""
-    closes = [10, 10, 10, 10, 11, 12, 13, 14, 13, 12, 11, 10, 9, 10, 11, 12, 13, 14, 15, 14]
-    bars = bars_from_closes(closes)
-    tables: dict[str, Any] = {
-        "run": {"strategies": ["sma_cross"], "risk_filters": []},
-        "strategies": {"sma_cross": {"fast": 2, "slow": 4, "quantity": 10}},
-        "brokers": {"paper": {"state_file": str(tmp_path / "acct.json")}},
-    }
+    bars, tables = _sma_on_file(tmp_path / "acct.json")
     replay(bars[10:14], **tables)
     caplog.clear()
     replay(bars[13:], **tables)  # from its last bar on: carries on

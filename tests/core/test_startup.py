@@ -112,15 +112,15 @@ def test_working_orders_at_the_broker_are_adopted_and_recorded() -> None:
     assert all("adopted at start-up" in e.reason for e in earlier)
 
 
-def test_adopted_orders_count_in_exposure() -> None:
-    Busy.working = [_report("tp-earlier", OrderStatus.PARTIALLY_FILLED, filled=10)]
-    seen: list[Decimal] = []
+def _peek(bars: list[Bar], broker: type[PaperBroker], look: Any) -> list[Any]:
+    """What ``look(ctx)`` saw at each bar of a replay of ``bars`` on ``broker``."""
+    seen: list[Any] = []
 
     class Peek(Once):
         name = "once"
 
         def decide(self, bar: Bar, ctx: StrategyContext) -> None:
-            seen.append(ctx.pending("AAPL"))
+            seen.append(look(ctx))
 
     class PeekPlugin:
         @hookimpl
@@ -129,11 +129,16 @@ def test_adopted_orders_count_in_exposure() -> None:
 
         @hookimpl
         def tradepipe_register_brokers(self, register: Any) -> None:
-            register(Busy)
+            register(broker)
 
-    replay(
-        _bars()[:1], host=test_host(PeekPlugin()), run={"strategies": ["once"], "broker": "busy"}
-    )
+    run = {"strategies": ["once"], "broker": broker.name}
+    replay(bars, host=test_host(PeekPlugin()), run=run)
+    return seen
+
+
+def test_adopted_orders_count_in_exposure() -> None:
+    Busy.working = [_report("tp-earlier", OrderStatus.PARTIALLY_FILLED, filled=10)]
+    seen = _peek(_bars()[:1], Busy, lambda ctx: ctx.pending("AAPL"))
     assert seen == [Decimal(30)]  # 40 ordered, 10 already filled
 
 
@@ -203,28 +208,11 @@ class Holding(PaperBroker):
 def test_held_symbols_are_priced_at_the_brokers_marks_until_their_own_bars() -> None:
     """Filters that value everything held (the exposure) have a price for each held
     symbol from the first bar of a run, or of a one-off order, on."""
-    seen: list[tuple[Any, Any]] = []
-
-    class Peek(Once):
-        name = "once"
-
-        def decide(self, bar: Bar, ctx: StrategyContext) -> None:
-            seen.append((ctx.last_price("MSFT"), ctx.last_price("IBM")))
-
-    class PeekPlugin:
-        @hookimpl
-        def tradepipe_register_strategies(self, register: Any) -> None:
-            register(Peek)
-
-        @hookimpl
-        def tradepipe_register_brokers(self, register: Any) -> None:
-            register(Holding)
-
     msft = bar("MSFT", 1, open=260.25)
-    replay(
+    seen = _peek(
         [*_bars()[:1], msft, *_bars()[1:2]],
-        host=test_host(PeekPlugin()),
-        run={"strategies": ["once"], "broker": "holding"},
+        Holding,
+        lambda ctx: (ctx.last_price("MSFT"), ctx.last_price("IBM")),
     )
     # The broker's mark, then the bar's close once MSFT has a bar of its own.
     assert seen[0] == (Decimal("250.5"), None)
