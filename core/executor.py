@@ -43,7 +43,7 @@ from tradepipe.reconcile import ask_unknown, start_up
 from tradepipe.recorder import Recorder
 from tradepipe.risk import Outcome, RiskChain, RiskVerdict, rule_verdict
 from tradepipe.strategy import Strategy
-from tradepipe.upkeep import close_day, first_cut, next_midnight, tuned_gc
+from tradepipe.upkeep import Interrupts, close_day, first_cut, next_midnight, tuned_gc
 
 if TYPE_CHECKING:
     from tradepipe.approval import Approved
@@ -129,6 +129,8 @@ class Executor:
         self.asks = True
         #: Why the last decision judged was denied before it became an order.
         self.last_denial = ""
+        #: Ctrl-C asked for between bars (a replay's, see :class:`~tradepipe.upkeep.Interrupts`).
+        self.interrupts = Interrupts()
 
     # -- the run ---------------------------------------------------------------
 
@@ -183,9 +185,12 @@ class Executor:
         count = 0
         next_report = every
         cut = first_cut(p.settings.run.daily_snapshots)
+        interrupts = self.interrupts
         with tuned_gc(tune_gc):
             try:
                 for bar in p.feed.bars() if bars is None else bars:
+                    if interrupts.asked:
+                        raise KeyboardInterrupt  # between two bars (Interrupts.deferred)
                     if bar.ts >= cut:
                         # A new New York day: the account as the bar before left it closes the last.
                         if count:

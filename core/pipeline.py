@@ -331,7 +331,8 @@ def run_pipeline(
             if progress is not None:
                 progress.start(pipeline.feed.total())
             try:
-                result = executor.run()
+                with executor.interrupts.deferred():
+                    result = executor.run()
             finally:
                 if progress is not None:
                     progress.stop()

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tradepipe.clock import NEW_YORK
 from tradepipe.errors import BrokerError
@@ -76,3 +78,36 @@ def tuned_gc(enabled: bool) -> Iterator[None]:
         if enabled:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
+
+
+class Interrupts:
+    """Ctrl-C that stops a replay between two bars, never inside one.
+
+    A bar is one step: the broker fills what it matches, the fills are recorded,
+    the strategies decide. Interrupted inside it, a replay left fills the
+    simulator made but the ledger never heard of, and the run's last snapshot
+    disagreed with its fills. While :meth:`deferred` lasts (in the main thread),
+    the first SIGINT only asks: the loop sees :attr:`asked` before its next bar
+    and raises :exc:`KeyboardInterrupt` there. A second one stops at once.
+    """
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def ask(signum: int, frame: Any) -> None:
+            if self.asked:
+                raise KeyboardInterrupt
+            self.asked = True
+
+        signal.signal(signal.SIGINT, ask)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)

@@ -8,9 +8,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from tradepipe import Bar, hookimpl
+from tradepipe.adapter import BrokerEvent
+from tradepipe.brokers.paper.broker import PaperBroker
+from tradepipe.testing import MemorySink, bars_from_closes, replay, test_host
 
 SETTINGS = """
 [default.run]
@@ -114,3 +120,43 @@ def test_ctrl_c_to_the_process_group_records_an_interrupted_run(tmp_path: Path) 
             net[symbol] = net.get(symbol, 0.0) + (1 if side == "buy" else -1) * float(quantity)
         assert {k: v for k, v in held.items() if v} == {k: v for k, v in net.items() if v}
     assert writer_processes(tmp_path) == set()
+
+
+class _InterruptedInAFill(PaperBroker):
+    """The paper simulator, given a Ctrl-C after it filled an order and before it
+    hands the fill back: where a replay's interrupt is most likely to land."""
+
+    name = "interrupted"
+
+    def on_bar(self, bar: Bar) -> Sequence[BrokerEvent]:
+        events = super().on_bar(bar)
+        if events:
+            os.kill(os.getpid(), signal.SIGINT)
+        return events
+
+
+class _Plugin:
+    @hookimpl
+    def tradepipe_register_brokers(self, register: Any) -> None:
+        register(_InterruptedInAFill)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs SIGINT")
+def test_ctrl_c_inside_a_bar_stops_the_replay_after_it_with_every_fill_recorded() -> None:
+    """Interrupted while the simulator fills, the replay records that fill and stops
+    before the next bar: its last snapshot holds what its fills add up to."""
+    closes = [10, 10, 10, 10, 11, 12, 13, 14, 13, 12, 11, 10, 9, 10, 11, 12]
+    with pytest.raises(KeyboardInterrupt):
+        replay(
+            bars_from_closes(closes),
+            host=test_host(_Plugin()),
+            run={"strategies": ["sma_cross"], "risk_filters": [], "broker": "interrupted"},
+            strategies={"sma_cross": {"fast": 2, "slow": 4, "quantity": 10}},
+        )
+    sink = MemorySink.last
+    assert sink is not None and sink.closed is not None and sink.closed[1] == "interrupted"
+    [fill] = sink.fills  # the fill the Ctrl-C came in, and nothing after it
+    positions, _account = sink.snapshots[-1]
+    assert {p.symbol: p.quantity for p in positions if p.quantity} == {"AAPL": fill.quantity}
+    # A second Ctrl-C is not needed, and the terminal's handler is back.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
