@@ -20,6 +20,7 @@ lowers risk, and refusing it could trap a losing position.
 from __future__ import annotations
 
 import os
+import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from tradepipe import (
     RiskFilter,
     hookimpl,
 )
+from tradepipe.clock import ManualClock
 from tradepipe.errors import PersistenceError
 from tradepipe.money import cents
 from tradepipe.plugins.risk.filters import reduces_only
@@ -55,6 +57,12 @@ class _HaltSettings(ComponentSettings):
     state_file: Path = Path(DEFAULT_STATE_FILE)
     #: Let orders that only shrink a position through while halted.
     allow_reducing: bool = True
+
+
+#: In a replay, the ``halt`` filter looks at its state file at most this often
+#: (wall seconds); a live run looks at it for every order.
+REPLAY_LOOK_SECONDS = 0.02
+_monotonic = time.monotonic
 
 
 class _StateFile(RiskFilter):
@@ -87,6 +95,19 @@ class Halt(_StateFile):
         super().__init__(settings)
         self._seen: tuple[int, int, int] | None = None
         self._manual: Any = None
+        #: Wall seconds a look at the file is trusted for: none in a live run, a
+        #: little in a replay (see :meth:`attach`).
+        self._trusted_for = 0.0
+        self._looked_until = 0.0
+
+    def attach(self, runtime: Any) -> None:
+        super().attach(runtime)
+        # A replay judges thousands of orders a second on a clock of its own: a
+        # halt set meanwhile by hand lands at whichever bar it lands, and looking
+        # at the file once every REPLAY_LOOK_SECONDS of wall time, not once per
+        # order, changes nothing a person could tell. A live run looks every time.
+        replay = isinstance(runtime.clock, ManualClock)
+        self._trusted_for = REPLAY_LOOK_SECONDS if replay else 0.0
 
     def manual(self) -> Any:
         """The manual halt in the state file (``None`` when there is none).
@@ -94,8 +115,20 @@ class Halt(_StateFile):
         The file is read again only when it changed (another inode — the
         writers replace it — another size or modification time): this filter
         judges every order of every run, so an unchanged file costs one
-        ``stat``. A damaged file raises every time (the executor then denies).
+        ``stat`` (in a replay, one every :data:`REPLAY_LOOK_SECONDS` of wall
+        time). A damaged file raises every time (the executor then denies).
         """
+        trusted_for = self._trusted_for
+        if trusted_for:
+            now = _monotonic()
+            if now < self._looked_until:
+                return self._manual
+            manual = self._look()
+            self._looked_until = now + trusted_for  # not reached when the file is damaged
+            return manual
+        return self._look()
+
+    def _look(self) -> Any:
         try:
             st = os.stat(self.state_file)
         except FileNotFoundError:

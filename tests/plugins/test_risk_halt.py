@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner, Result
@@ -13,9 +14,12 @@ from freezegun import freeze_time
 from risk_fakes import D, FakeContext, decision, intent
 from tradepipe.cli import cli
 from tradepipe.cli.context import AppContext
+from tradepipe.clock import ManualClock, SystemClock
+from tradepipe.plugins.risk import halt as halt_module
 from tradepipe.plugins.risk.halt import Halt, MaxDailyLoss
 from tradepipe.risk import Outcome
 from tradepipe.services.halt import read_state, write_state
+from tradepipe.settings import AppSettings
 from tradepipe.testing import write_settings
 
 # 15:00 UTC = 10:00 New York (EST), on a Monday.
@@ -162,6 +166,37 @@ def test_the_halt_filter_sees_every_change_of_its_file(tmp_path: Path) -> None:
     assert judged() == (Outcome.DENY, "trading halted by hand: fed")
     path.unlink()
     assert judged()[0] is Outcome.PASS
+
+
+@pytest.mark.parametrize("replay", [False, True])
+def test_a_replay_looks_at_the_halt_file_every_20_ms_a_live_run_for_every_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replay: bool
+) -> None:
+    path = tmp_path / "halt.json"
+    now = [1000.0]
+    monkeypatch.setattr(halt_module, "_monotonic", lambda: now[0])
+    flt = Halt(Halt.Settings(state_file=path, allow_reducing=False))
+    clock = ManualClock() if replay else SystemClock()
+    flt.attach(SimpleNamespace(settings=AppSettings(), clock=clock))
+
+    def outcome() -> Outcome:
+        return flt.check(intent(), decision(), FakeContext()).outcome
+
+    assert outcome() is Outcome.PASS
+    write_state(path, {"manual": {"reason": "fomc", "at": "now"}})
+    now[0] += 0.019
+    # A replay trusts its last look for 20 ms of wall time; a live run looks again.
+    assert outcome() is (Outcome.PASS if replay else Outcome.DENY)
+    now[0] += 0.002
+    assert outcome() is Outcome.DENY
+    # A damaged file is looked at (and denies) every time, in a replay too.
+    path.write_text("{not json")
+    now[0] += 0.021
+    for _ in range(2):
+        with pytest.raises(Exception, match="not valid JSON"):
+            outcome()
+    path.unlink()
+    assert outcome() is Outcome.PASS
 
 
 def test_settings_need_a_limit() -> None:
