@@ -329,7 +329,7 @@ class Executor:
             self._denied(refusal)
             return None
         blotter.owner[cid] = strategy
-        intent, denial = risk.judge(intent, decision, ctx, now, record.verdict)
+        intent, denial = risk.judge(intent, decision, ctx, now, record.verdict_values)
         if (
             denial is None
             and self.approval_rules is not None

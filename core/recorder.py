@@ -15,7 +15,7 @@ from tradepipe.decisions import Decision
 from tradepipe.host import PluginHost
 from tradepipe.logs import FILE_ONLY
 from tradepipe.orders import Fill, Order, OrderEvent
-from tradepipe.risk import Outcome, RiskVerdict
+from tradepipe.risk import Outcome, RiskVerdict, verdict_of
 from tradepipe.sink import Sink
 
 log = logging.getLogger("tradepipe.events")
@@ -51,6 +51,7 @@ class Recorder:
                 self.decision = sink.record_decision  # type: ignore[method-assign]
             if not self._log and self._obs_verdict is None:
                 self.verdict = sink.record_verdict  # type: ignore[method-assign]
+                self.verdict_values = sink.record_verdict_values  # type: ignore[method-assign]
 
     def belongs_to(self, client_order_id: str, run_id: str) -> None:
         """Record what becomes of ``client_order_id`` in ``run_id``, the run that holds it."""
@@ -99,6 +100,12 @@ class Recorder:
                 verdict.outcome,
                 verdict.reason,
             )
+
+    def verdict_values(self, *values: Any) -> None:
+        """A verdict of the risk chain as its values (see
+        :meth:`Sink.record_verdict_values <tradepipe.sink.Sink.record_verdict_values>`);
+        with one sink and nothing else listening, they go straight to it."""
+        self.verdict(verdict_of(*values))
 
     def order(self, order: Order) -> None:
         for record in self._sink_order:

@@ -130,7 +130,7 @@ class RiskFilter(Component):
 
 
 #: A verdict from its values in this order (see :meth:`Record.maker`): one per filter per order.
-_verdict = RiskVerdict.maker(
+verdict_of = RiskVerdict.maker(
     "decision_id",
     "client_order_id",
     "filter",
@@ -156,7 +156,7 @@ def rule_verdict(
     figures: dict[str, Any] | None = None,
 ) -> RiskVerdict:
     """The verdict of a rule judged outside the filters: seq 0, nothing after it."""
-    return _verdict(
+    return verdict_of(
         decision_id,
         client_order_id,
         name,
@@ -225,9 +225,13 @@ class RiskChain:
         decision: Decision,
         ctx: RiskContext,
         now: datetime,
-        record: Callable[[RiskVerdict], None],
+        record: Callable[..., None],
     ) -> tuple[OrderIntent, str | None]:
-        """Have the guards and filters judge ``intent``, each verdict handed to ``record``.
+        """Have the guards and filters judge ``intent``, each verdict handed to ``record``
+        as its values, in :class:`RiskVerdict`'s field order (a recorder's
+        :meth:`~tradepipe.recorder.Recorder.verdict_values`): a chain records four
+        verdicts an order, and a sink that can keep them without the record skips
+        building it.
 
         Each verdict is recorded before the next filter looks (a filter may
         keep state, and what was said stays on record if a later step fails).
@@ -235,7 +239,6 @@ class RiskChain:
         :returns: the intent as the filters left it (reduced, perhaps), and the
             denial (``"filter: reason"``), or ``None`` if none denied it.
         """
-        verdict = _verdict
         for seq, flt, quiet in self._judges:
             before = intent.quantity
             after = before
@@ -264,18 +267,16 @@ class RiskChain:
             elif quiet and outcome is _PASS and not reason:
                 continue  # an always-on guard that had nothing to say
             record(
-                verdict(
-                    decision.id,
-                    intent.client_order_id,
-                    flt.name,
-                    seq,
-                    outcome,
-                    reason,
-                    before,
-                    after,
-                    figures,
-                    now,
-                )
+                decision.id,
+                intent.client_order_id,
+                flt.name,
+                seq,
+                outcome,
+                reason,
+                before,
+                after,
+                figures,
+                now,
             )
             if outcome is _DENY:
                 return intent, f"{flt.name}: {reason}"

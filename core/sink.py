@@ -24,7 +24,7 @@ from tradepipe.logs import mask_account
 from tradepipe.orders import Fill, Order, OrderEvent, OrderIntent, OrderStatus, Side
 from tradepipe.portfolio import AccountSummary, Position
 from tradepipe.record import Record
-from tradepipe.risk import RiskVerdict
+from tradepipe.risk import Outcome, RiskVerdict, verdict_of
 
 if TYPE_CHECKING:
     from tradepipe.adapter import Broker, OrderUpdate
@@ -122,6 +122,37 @@ class Sink(Component):
 
     def record_verdict(self, verdict: RiskVerdict) -> None:
         pass
+
+    def record_verdict_values(  # noqa: PLR0917 (RiskVerdict's fields, in its order)
+        self,
+        decision_id: str,
+        client_order_id: str,
+        filter: str,
+        seq: int,
+        outcome: Outcome,
+        reason: str,
+        quantity_before: Decimal,
+        quantity_after: Decimal,
+        figures: dict[str, Any],
+        ts: datetime,
+    ) -> None:
+        """A verdict of the risk chain as its values (:class:`RiskVerdict`'s fields, in
+        order). Hands :meth:`record_verdict` the record; a sink that keeps verdicts
+        without it overrides this too, and skips making four records an order."""
+        self.record_verdict(
+            verdict_of(
+                decision_id,
+                client_order_id,
+                filter,
+                seq,
+                outcome,
+                reason,
+                quantity_before,
+                quantity_after,
+                figures,
+                ts,
+            )
+        )
 
     def record_order(self, order: Order) -> None:
         """A new order was created from an intent (before any status change)."""

@@ -358,44 +358,68 @@ class SqlSink(Sink):
         )
 
     def record_verdict(self, v: RiskVerdict) -> None:
-        """Add ``v`` to the judging it belongs to: one ledger row holds a chain's
+        """Add ``v`` to the judging it belongs to (see :meth:`record_verdict_values`)."""
+        self.record_verdict_values(
+            v.decision_id,
+            v.client_order_id,
+            v.filter,
+            v.seq,
+            v.outcome,
+            v.reason,
+            v.quantity_before,
+            v.quantity_after,
+            v.figures,
+            v.ts,
+        )
+
+    def record_verdict_values(  # noqa: PLR0917 (RiskVerdict's fields, in its order)
+        self,
+        decision_id: str,
+        client_order_id: str,
+        filter: str,
+        seq: int,
+        outcome: Outcome,
+        reason: str,
+        quantity_before: Decimal,
+        quantity_after: Decimal,
+        figures: dict[str, Any],
+        ts: dt.datetime,
+    ) -> None:
+        """Add a verdict to the judging it belongs to: one ledger row holds a chain's
         verdicts (:class:`~tradepipe.plugins.ledger.schema.JudgementRow`).
 
         A verdict continues the open judging when it is about the same decision
         and order, at the same time, and comes later in the chain (the guards all
         share place 0); otherwise it starts one. A denial ends its judging.
         """
-        seq = v.seq
-        outcome = v.outcome
-        reason = v.reason
-        figures, plain = _figures(v.figures)
+        text, plain = _figures(figures)
         item = (
-            f"[{seq},{_names.get(v.filter) or _name_json(v.filter)},{_OUTCOMES[outcome]},"
+            f"[{seq},{_names.get(filter) or _name_json(filter)},{_OUTCOMES[outcome]},"
             f"{_string_json(reason) if reason else _EMPTY},"
-            f'"{v.quantity_before!s}","{v.quantity_after!s}",'
-            f"{figures if plain else _text(figures)}]"
+            f'"{quantity_before!s}","{quantity_after!s}",'
+            f"{text if plain else _text(text)}]"
         )
         judging = self._judging
         if (
             judging
             and len(judging) < MOST_VERDICTS
-            and v.decision_id == self._judged[0]
-            and v.client_order_id == self._judged[1]
-            and v.ts == self._judged[2]
+            and decision_id == self._judged[0]
+            and client_order_id == self._judged[1]
+            and ts == self._judged[2]
             and (seq > self._judged_seq or seq == 0 == self._judged_seq)
         ):
             judging.append(item)
         else:
             if judging:
                 self._close_judging(None)
-            self._judged = (v.decision_id, v.client_order_id, v.ts)
+            self._judged = (decision_id, client_order_id, ts)
             # Its time as text now, in step with the other records' times
             # (_Timestamps keeps the last one).
-            self._judged_at = self._ts(v.ts)
+            self._judged_at = self._ts(ts)
             self._judging = [item]
         self._judged_seq = seq
         if outcome == "deny":
-            self._close_judging(v.filter)
+            self._close_judging(filter)
 
     def _close_judging(self, denied_by: str | None) -> None:
         """Buffer the open judging's row (``denied_by``: the filter that denied)."""

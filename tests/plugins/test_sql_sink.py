@@ -271,7 +271,16 @@ def verdict(
     )
 
 
-def test_a_chains_verdicts_are_one_row_and_read_back_one_by_one(target: Target) -> None:
+def hand_values(sink: SqlSink, v: RiskVerdict) -> None:
+    """What the risk chain does: a verdict's values, without the record."""
+    sink.record_verdict_values(*(getattr(v, name) for name in RiskVerdict.model_fields))
+
+
+@pytest.mark.parametrize("by_values", [False, True], ids=["records", "values"])
+def test_a_chains_verdicts_are_one_row_and_read_back_one_by_one(
+    target: Target, by_values: bool
+) -> None:
+    hand = hand_values if by_values else SqlSink.record_verdict
     later = T + dt.timedelta(minutes=1)
     given = [
         # Two guards (place 0), then the filters: one judging.
@@ -290,9 +299,9 @@ def test_a_chains_verdicts_are_one_row_and_read_back_one_by_one(target: Target) 
     sink = target.sink()
     sink.open(run_info())
     for v in given:
-        sink.record_verdict(v)
+        hand(sink, v)
     sink.flush()
-    sink.record_verdict(verdict(2, "buying_power", decision_id="d2", ts=later))
+    hand(sink, verdict(2, "buying_power", decision_id="d2", ts=later))
     sink.close(run_info(), bars=0, status="completed")
     given.append(verdict(2, "buying_power", decision_id="d2", ts=later))
 
