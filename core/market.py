@@ -75,6 +75,7 @@ class Quote(BaseModel):
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_NO_TIME = timedelta(0)
 
 
 def _moment(us: int) -> datetime:
@@ -187,11 +188,17 @@ class BarColumns(_Bars):
         columns = tuple(memoryview(c)[lo:hi] for c in columns)
         make = tuple.__new__
         symbols = self._symbols
-        moment = datetime.fromtimestamp  # _moment, without a call of its own per bar
-        last_us, last_ts = None, _EPOCH
+        # Each bar's time is the one before it plus the gap between them: exact
+        # (integer microseconds), and far cheaper than fromtimestamp for every bar.
+        # A feed's bars mostly share one gap, so its timedelta is kept.
+        last_us, last_ts = 0, _EPOCH
+        last_gap, step = 0, _NO_TIME
         for number, us, o, h, low, c, v in zip(*columns, strict=True):
             if us != last_us:  # the symbols of one time share its datetime
-                last_us, last_ts = us, moment(us / 1e6, UTC)
+                gap = us - last_us
+                if gap != last_gap:
+                    last_gap, step = gap, timedelta(microseconds=gap)
+                last_us, last_ts = us, last_ts + step
             yield make(Bar, (symbols[number], last_ts, o, h, low, c, v))
 
     def window(self, start: datetime | None = None, end: datetime | None = None) -> BarWindow:

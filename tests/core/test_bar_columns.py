@@ -12,7 +12,7 @@ from tradepipe.market import Bar, BarColumns
 
 UTC = dt.UTC
 times = st.datetimes(
-    min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2199, 12, 31), timezones=st.just(UTC)
+    min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2199, 12, 31), timezones=st.just(UTC)
 )
 prices = st.floats(min_value=0.0001, max_value=1e9, allow_nan=False)
 bars = st.builds(
@@ -30,6 +30,34 @@ def test_bars_read_back_are_the_bars_put_in(put: list[Bar]) -> None:
     if put:
         assert kept[0] == put[0] and kept[-1] == put[-1] and kept[1:3] == put[1:3]
     assert kept.symbols() == list(dict.fromkeys(b.symbol for b in put))
+
+
+def test_times_read_back_exactly_whatever_the_gaps() -> None:
+    """A bar's time is worked out from the one before: a steady gap, a changed one,
+    two symbols at one time, a step back, the epoch itself and before it."""
+    epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
+    start = dt.datetime(2024, 3, 8, 14, 30, tzinfo=UTC)
+    minute, us = dt.timedelta(minutes=1), dt.timedelta(microseconds=1)
+    stamps = [
+        epoch,
+        epoch,
+        epoch + us,
+        epoch - us,
+        dt.datetime(1901, 12, 13, 20, 45, 52, 999_999, tzinfo=UTC),
+        start,
+        start + minute,
+        start + minute,
+        start + 2 * minute,
+        start + 3 * minute,
+        start + 3 * minute + us,
+        start + 2 * minute,
+        dt.datetime(2199, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+    ]
+    put = [Bar("AB"[i % 2], ts, 1.0, 1.0, 1.0, 1.0, 1.0) for i, ts in enumerate(stamps)]
+    back = list(BarColumns(put))
+    assert [b.ts for b in back] == stamps
+    assert all(b.ts.tzinfo is UTC for b in back)
+    assert back[1].ts is back[0].ts  # one time, one datetime
 
 
 def test_two_hundred_thousand_bars_fit_in_about_ten_megabytes() -> None:
