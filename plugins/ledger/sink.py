@@ -217,6 +217,15 @@ class SqlSink(Sink):
                     f"INSERT INTO {table.__table__.name} ({', '.join(cols)}) "  # type: ignore[attr-defined]
                     f"VALUES ({', '.join([mark] * len(cols))})"
                 )
+            # A status change is keyed by its order's row, found by the run and the
+            # client order id (the orders' unique index); the order's row is always
+            # written first (the tables go in TABLES' order). Had it not been, the key
+            # is NULL and the batch fails: a change is never written without its order.
+            self._sql[schema.StatusChangeRow] = (
+                "INSERT INTO status_changes (order_id, seq, status, previous, ts, reason, "
+                f"broker_order_id) VALUES ((SELECT id FROM orders WHERE run_id = {mark} AND "
+                f"client_order_id = {mark}), {', '.join([mark] * 6)})"
+            )
             if not sqlite:
                 self._dec = _identity
                 self._ts = _identity
@@ -467,11 +476,10 @@ class SqlSink(Sink):
 
     def record_order_event(self, e: OrderEvent) -> None:
         self._add(
-            schema.OrderEventRow,
+            schema.StatusChangeRow,
             (
                 self._run_id,
                 e.client_order_id,
-                e.decision_id,
                 e.seq,
                 _s(e.status),
                 None if e.previous is None else _s(e.previous),

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, union_all
 from sqlmodel import Session, col
 from tradepipe.decisions import Action
 from tradepipe.logs import mask_account
@@ -24,11 +24,12 @@ from tradepipe.plugins.ledger.schema import (
     DecisionRow,
     FillRow,
     JudgementRow,
-    OrderEventRow,
     OrderRow,
     PositionRow,
     RejectedDecisionRow,
     RunRow,
+    StatusChangeRow,
+    UnmatchedOrderEventRow,
 )
 from tradepipe.services.figures import position_figures
 from tradepipe.sink import account_fields, account_of
@@ -39,18 +40,49 @@ ORDER_STATES = tuple(status.value for status in OrderStatus)
 OPEN_STATES = tuple(status.value for status in WORKING if status is not OrderStatus.UNKNOWN)
 
 
+def _orders_of(run_id: str) -> Any:
+    """The row ids of the run's orders (the orders' unique index, read alone)."""
+    return select(col(OrderRow.id)).where(col(OrderRow.run_id) == run_id)
+
+
+def _final(status: Any) -> Any:
+    return case((status.in_(TERMINAL_STATES), 1), else_=0)
+
+
+def _never_ended(run_id: str) -> Any:
+    """Row ids of the run's orders that have status changes but no final one."""
+    changes = col(StatusChangeRow.order_id)
+    return (
+        select(changes)
+        .where(changes.in_(_orders_of(run_id)))
+        .group_by(changes)
+        .having(func.sum(_final(col(StatusChangeRow.status))) == 0)
+    )
+
+
+def _never_ended_unmatched(run_id: str) -> Any:
+    """Client order ids of the run's changes kept by migration 0019 without an order
+    row (see :class:`UnmatchedOrderEventRow`) that have no final one."""
+    kept = col(UnmatchedOrderEventRow.client_order_id)
+    return (
+        select(kept)
+        .where(col(UnmatchedOrderEventRow.run_id) == run_id)
+        .group_by(kept)
+        .having(func.sum(_final(col(UnmatchedOrderEventRow.status))) == 0)
+    )
+
+
 def unfinished(run_id: str) -> Any:
     """Client order ids of the run's orders that have a history but no final status.
 
     A final status is always an order's last, so these are found by what
-    their history lacks, without reading each order's latest change.
+    their history lacks, without reading each order's latest change. Read from
+    the tables: the ``order_events`` view would join every change of the run
+    to its order first.
     """
-    final = case((col(OrderEventRow.status).in_(TERMINAL_STATES), 1), else_=0)
-    return (
-        select(col(OrderEventRow.client_order_id))
-        .where(col(OrderEventRow.run_id) == run_id)
-        .group_by(col(OrderEventRow.client_order_id))
-        .having(func.sum(final) == 0)
+    return union_all(
+        select(col(OrderRow.client_order_id)).where(col(OrderRow.id).in_(_never_ended(run_id))),
+        _never_ended_unmatched(run_id),
     )
 
 
@@ -58,21 +90,22 @@ def order_counts(s: Session, run_id: str) -> tuple[dict[str, int], int]:
     """How many orders of the run are in each status now, and how many were sent.
 
     A terminal status is always an order's last, and no order reaches one
-    twice: terminal statuses are counted straight from the events, in the
+    twice: terminal statuses are counted straight from the changes, in the
     same pass that counts the orders with any history (each has exactly one
-    first event). Only when some of those never ended is their latest
-    event looked up.
+    first change). Only when some of those never ended is their latest
+    change looked up.
     """
     states = dict.fromkeys(ORDER_STATES, 0)
-    first = func.sum(case((col(OrderEventRow.seq) == 1, 1), else_=0))
-    counts = {
-        status: (int(n), int(firsts or 0))
-        for status, n, firsts in s.execute(
-            select(col(OrderEventRow.status), func.count(), first)
-            .where(col(OrderEventRow.run_id) == run_id)
-            .group_by(col(OrderEventRow.status))
-        )
-    }
+    counts: dict[str, tuple[int, int]] = {}
+    for table, mine in (
+        (StatusChangeRow, col(StatusChangeRow.order_id).in_(_orders_of(run_id))),
+        (UnmatchedOrderEventRow, col(UnmatchedOrderEventRow.run_id) == run_id),
+    ):
+        by = col(table.status)
+        first = func.sum(case((col(table.seq) == 1, 1), else_=0))
+        for name, n, firsts in s.execute(select(by, func.count(), first).where(mine).group_by(by)):
+            had, had_first = counts.get(name, (0, 0))
+            counts[name] = (had + int(n), had_first + int(firsts or 0))
     ended = 0
     for status in TERMINAL_STATES:
         n = counts.get(status, (0, 0))[0]
@@ -82,16 +115,23 @@ def order_counts(s: Session, run_id: str) -> tuple[dict[str, int], int]:
     if ended == sum(firsts for _n, firsts in counts.values()):
         return states, sent  # every order with a history has ended
     # The unfinished orders are found first (few, as a rule); only their
-    # histories are read, through the (run, order) index.
-    unfinished_ids = unfinished(run_id)
-    latest: dict[str, str] = {}
-    for cid, status in s.execute(
-        select(col(OrderEventRow.client_order_id), col(OrderEventRow.status))
-        .where(col(OrderEventRow.run_id) == run_id)
-        .where(col(OrderEventRow.client_order_id).in_(unfinished_ids))
-        .order_by(col(OrderEventRow.seq))
+    # histories are read, through the index of changes by order.
+    latest: dict[Any, str] = {}
+    order = col(StatusChangeRow.order_id)
+    for key, status in s.execute(
+        select(order, col(StatusChangeRow.status))
+        .where(order.in_(_never_ended(run_id)))
+        .order_by(col(StatusChangeRow.seq))
     ):
-        latest[cid] = status
+        latest[key] = status
+    kept = col(UnmatchedOrderEventRow.client_order_id)
+    for cid, status in s.execute(
+        select(kept, col(UnmatchedOrderEventRow.status))
+        .where(col(UnmatchedOrderEventRow.run_id) == run_id)
+        .where(kept.in_(_never_ended_unmatched(run_id)))
+        .order_by(col(UnmatchedOrderEventRow.seq))
+    ):
+        latest["kept:" + cid] = status
     for status in latest.values():
         states[status] += 1
     return states, sent

@@ -26,13 +26,14 @@ from tradepipe.plugins.ledger.schema import (
     OrderEventRow,
     OrderRow,
     RunRow,
+    StatusChangeRow,
 )
 
 T0 = dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)
 DECISION = "d-approved"
 CID = "tp-approved"
 #: The tables a run writes a row or more to for every order.
-BIG = ("decisions", "judgements", "orders", "order_events", "fills")
+BIG = ("decisions", "judgements", "orders", "status_changes", "fills")
 
 
 def _run(run_id: str, minutes: int) -> RunRow:
@@ -80,26 +81,25 @@ def _verdict(run_id: str, name: str, outcome: str) -> JudgementRow:
 
 def _sent_order(s: Session, run_id: str, cid: str, decision_id: str) -> None:
     """An order run ``run_id`` sent that never reached a final status."""
-    s.add(
-        OrderRow(
-            run_id=run_id,
-            client_order_id=cid,
-            decision_id=decision_id,
-            source="ai",
-            symbol="AAPL",
-            side="buy",
-            quantity=Decimal(10),
-            order_type="market",
-            tif="day",
-            outside_rth=False,
-            created_at=T0,
-        )
+    order = OrderRow(
+        run_id=run_id,
+        client_order_id=cid,
+        decision_id=decision_id,
+        source="ai",
+        symbol="AAPL",
+        side="buy",
+        quantity=Decimal(10),
+        order_type="market",
+        tif="day",
+        outside_rth=False,
+        created_at=T0,
     )
+    s.add(order)
+    s.flush()  # the order's row id keys its status changes
+    assert order.id is not None
     s.add(
-        OrderEventRow(
-            run_id=run_id,
-            client_order_id=cid,
-            decision_id=decision_id,
+        StatusChangeRow(
+            order_id=order.id,
             seq=1,
             status="submitted",
             previous="initialized",

@@ -323,3 +323,138 @@ def test_verdicts_json_would_refuse_are_converted_and_read_back(ledger_url: str)
         assert back[0].reason == ("nul \ufffd here" if sqlite else "")
     finally:
         engine.dispose()
+
+
+#: Status changes at 0018: (id, run, client order id, decision, seq, status).
+OLD_EVENTS = [
+    (1, "r1", "tp-1", "d1", 1, "submitted"),
+    (2, "r2", "tp-2", "d2", 1, "submitted"),
+    (3, "r1", "tp-1", "d1", 2, "accepted"),
+    (4, "r1", "tp-1", "d1", 3, "filled"),
+    # No order row for it, and one naming another decision than its order's.
+    (5, "r1", "tp-x", "dx", 1, "submitted"),
+    (6, "r2", "tp-2", "d-other", 5, "canceled"),
+    (7, "r2", "tp-2", "d2", 2, "accepted"),
+]
+
+
+def _events_at_0018(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(ledger_db._config(conn), "0018")
+        conn.execute(text(ROWS["runs"]))
+        conn.execute(text(ROWS["runs"].replace("'r1'", "'r2'")))
+        conn.execute(text(ROWS["orders"]))
+        conn.execute(text(ROWS["orders"].replace("'r1', 'tp-1', 'd1'", "'r2', 'tp-2', 'd2'")))
+        for id_, run, cid, decision, seq, status in OLD_EVENTS:
+            conn.execute(
+                text(
+                    "INSERT INTO order_events (id, run_id, client_order_id, decision_id, seq, "
+                    "status, previous, ts, reason, broker_order_id) VALUES (:id, :run, :cid, "
+                    ":d, :seq, :status, NULL, :ts, :reason, :broker)"
+                ),
+                {
+                    "id": id_,
+                    "run": run,
+                    "cid": cid,
+                    "d": decision,
+                    "seq": seq,
+                    "status": status,
+                    "ts": _ts_value(engine, f"2026-01-02T00:0{id_}:00+00:00"),
+                    "reason": "why" if id_ == 3 else "",
+                    "broker": "B7" if id_ == 4 else None,
+                },
+            )
+    engine.dispose()
+
+
+def _event_rows(conn: Any) -> list[tuple[Any, ...]]:
+    rows = conn.execute(
+        text(
+            "SELECT id, run_id, client_order_id, decision_id, seq, status, previous, ts, "
+            "reason, broker_order_id FROM order_events ORDER BY id"
+        )
+    ).all()
+    return [(*row[:7], _instant(row[7]), *row[8:]) for row in rows]
+
+
+def test_status_changes_are_keyed_by_their_order_and_read_as_before(ledger_url: str) -> None:
+    _events_at_0018(ledger_url)
+    engine = create_engine(ledger_url)
+    with engine.connect() as conn:
+        before = _event_rows(conn)
+    engine.dispose()
+    assert len(before) == len(OLD_EVENTS)
+    engine = open_engine(ledger_url)
+    try:
+        with engine.connect() as conn:
+            assert _event_rows(conn) == before
+            changes = conn.execute(
+                text(
+                    "SELECT status_changes.id, orders.client_order_id, seq FROM status_changes "
+                    "JOIN orders ON orders.id = order_id ORDER BY status_changes.id"
+                )
+            ).all()
+            assert [tuple(c) for c in changes] == [
+                (1, "tp-1", 1),
+                (2, "tp-2", 1),
+                (3, "tp-1", 2),
+                (4, "tp-1", 3),
+                (7, "tp-2", 2),
+            ]
+            unmatched = conn.execute(
+                text("SELECT id FROM order_events_unmatched ORDER BY id")
+            ).scalars()
+            assert list(unmatched) == [5, 6]
+        found = Ledger(engine, "test")
+        assert [e.status for e in found.order_events("r1", "tp-1")] == [
+            "submitted",
+            "accepted",
+            "filled",
+        ]
+        # r1: tp-1 filled; tp-x, kept without an order row, still submitted.
+        orders = found.summary("r1")["orders"]
+        assert (orders["filled"], orders["open"], orders["submitted"]) == (1, 1, 2)
+        # The sink's next change takes the next id, after the converted ones.
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO status_changes (order_id, seq, status, ts, reason) "
+                    "VALUES ((SELECT id FROM orders WHERE client_order_id = 'tp-2'), 3, "
+                    "'filled', :ts, '')"
+                ),
+                {"ts": _ts_value(engine, "2026-01-02T00:09:00+00:00")},
+            )
+            assert conn.execute(text("SELECT MAX(id) FROM order_events")).scalar() == 8
+    finally:
+        engine.dispose()
+
+
+def test_status_changes_go_back_to_their_rows_on_a_downgrade(ledger_url: str) -> None:
+    _events_at_0018(ledger_url)
+    engine = create_engine(ledger_url)
+    with engine.connect() as conn:
+        before = _event_rows(conn)
+    open_engine(ledger_url).dispose()
+    with engine.begin() as conn:
+        command.downgrade(ledger_db._config(conn), "0018")
+    try:
+        with engine.connect() as conn:
+            assert _event_rows(conn) == before
+            tables = inspect(conn).get_table_names()
+            assert "status_changes" not in tables and "order_events_unmatched" not in tables
+            [unique] = inspect(conn).get_unique_constraints("order_events")
+            assert unique["column_names"] == ["run_id", "client_order_id", "seq"]
+            if engine.dialect.name == "postgresql":
+                assert unique["name"] == "uq_order_events_seq"
+                pk = inspect(conn).get_pk_constraint("order_events")["name"]
+                assert pk == "order_events_pkey"
+    finally:
+        engine.dispose()
+    # And up again: the same changes through the view.
+    engine = open_engine(ledger_url)
+    try:
+        with engine.connect() as conn:
+            assert _event_rows(conn) == before
+    finally:
+        engine.dispose()
