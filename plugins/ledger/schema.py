@@ -234,6 +234,8 @@ class VerdictRow(_View, table=True):
 
 
 class OrderRow(_Ledger, table=True):
+    # The order_events view joins status changes to this table: a migration that
+    # rebuilds it (SQLite's copy-and-rename) drops the view first and makes it again.
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("run_id", "client_order_id", name="uq_orders_run_cid"),
@@ -274,7 +276,11 @@ class StatusChangeRow(_Ledger, table=True):
     """
 
     __tablename__ = "status_changes"
-    __table_args__ = (UniqueConstraint("order_id", "seq", name="uq_status_changes_seq"),)
+    __table_args__ = (
+        UniqueConstraint("order_id", "seq", name="uq_status_changes_seq"),
+        # Ids are never reused: those kept in order_events_unmatched stay unique.
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: int

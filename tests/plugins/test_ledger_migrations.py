@@ -331,10 +331,11 @@ OLD_EVENTS = [
     (2, "r2", "tp-2", "d2", 1, "submitted"),
     (3, "r1", "tp-1", "d1", 2, "accepted"),
     (4, "r1", "tp-1", "d1", 3, "filled"),
-    # No order row for it, and one naming another decision than its order's.
-    (5, "r1", "tp-x", "dx", 1, "submitted"),
-    (6, "r2", "tp-2", "d-other", 5, "canceled"),
-    (7, "r2", "tp-2", "d2", 2, "accepted"),
+    # One naming another decision than its order's: the view gives the order's.
+    (5, "r2", "tp-2", "d-other", 2, "accepted"),
+    (6, "r2", "tp-2", "d2", 3, "partially_filled"),
+    # No order row for it, and the highest id: new changes must come after it.
+    (8, "r1", "tp-x", "dx", 1, "submitted"),
 ]
 
 
@@ -378,6 +379,11 @@ def _event_rows(conn: Any) -> list[tuple[Any, ...]]:
     return [(*row[:7], _instant(row[7]), *row[8:]) for row in rows]
 
 
+def _as_read_after_0019(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The change naming another decision than its order's is read with its order's."""
+    return [(*row[:3], "d2", *row[4:]) if row[0] == 5 else row for row in rows]
+
+
 def test_status_changes_are_keyed_by_their_order_and_read_as_before(ledger_url: str) -> None:
     _events_at_0018(ledger_url)
     engine = create_engine(ledger_url)
@@ -385,6 +391,7 @@ def test_status_changes_are_keyed_by_their_order_and_read_as_before(ledger_url: 
         before = _event_rows(conn)
     engine.dispose()
     assert len(before) == len(OLD_EVENTS)
+    before = _as_read_after_0019(before)
     engine = open_engine(ledger_url)
     try:
         with engine.connect() as conn:
@@ -400,32 +407,36 @@ def test_status_changes_are_keyed_by_their_order_and_read_as_before(ledger_url: 
                 (2, "tp-2", 1),
                 (3, "tp-1", 2),
                 (4, "tp-1", 3),
-                (7, "tp-2", 2),
+                (5, "tp-2", 2),
+                (6, "tp-2", 3),
             ]
             unmatched = conn.execute(
                 text("SELECT id FROM order_events_unmatched ORDER BY id")
             ).scalars()
-            assert list(unmatched) == [5, 6]
+            assert list(unmatched) == [8]
         found = Ledger(engine, "test")
         assert [e.status for e in found.order_events("r1", "tp-1")] == [
             "submitted",
             "accepted",
             "filled",
         ]
-        # r1: tp-1 filled; tp-x, kept without an order row, still submitted.
+        # r1: tp-1 filled; tp-x, kept without an order row, submitted.
         orders = found.summary("r1")["orders"]
         assert (orders["filled"], orders["open"], orders["submitted"]) == (1, 1, 2)
+        # r2: tp-2 partly filled, working.
+        assert found.summary("r2")["orders"]["open"] == 1
         # The sink's next change takes the next id, after the converted ones.
         with engine.begin() as conn:
             conn.execute(
                 text(
                     "INSERT INTO status_changes (order_id, seq, status, ts, reason) "
-                    "VALUES ((SELECT id FROM orders WHERE client_order_id = 'tp-2'), 3, "
+                    "VALUES ((SELECT id FROM orders WHERE client_order_id = 'tp-2'), 4, "
                     "'filled', :ts, '')"
                 ),
                 {"ts": _ts_value(engine, "2026-01-02T00:09:00+00:00")},
             )
-            assert conn.execute(text("SELECT MAX(id) FROM order_events")).scalar() == 8
+            ids = conn.execute(text("SELECT id FROM order_events ORDER BY id")).scalars()
+            assert list(ids) == [1, 2, 3, 4, 5, 6, 8, 9]
     finally:
         engine.dispose()
 
@@ -435,6 +446,7 @@ def test_status_changes_go_back_to_their_rows_on_a_downgrade(ledger_url: str) ->
     engine = create_engine(ledger_url)
     with engine.connect() as conn:
         before = _event_rows(conn)
+    before = _as_read_after_0019(before)
     open_engine(ledger_url).dispose()
     with engine.begin() as conn:
         command.downgrade(ledger_db._config(conn), "0018")

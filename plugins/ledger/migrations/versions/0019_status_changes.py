@@ -9,7 +9,9 @@ the ``order_events`` view joins the two back into the old columns, so
 everything reading ``order_events`` reads what it did. A change keeps its id.
 
 A change whose order has no row (none is written so, but a ledger could hold
-one) is kept as it was in ``order_events_unmatched``, which the view reads too.
+one) is kept as it was in ``order_events_unmatched``, which the view reads too;
+new changes take ids after those as well. A later migration that rebuilds
+``orders`` (SQLite's copy-and-rename) must drop the view first and make it again.
 
 Revision ID: 0019
 Revises: 0018
@@ -37,10 +39,10 @@ log = logging.getLogger("tradepipe.plugins.ledger.queries")
 
 _CHANGE = "seq, status, previous, ts, reason, broker_order_id"
 _OLD = f"id, run_id, client_order_id, decision_id, {_CHANGE}"
+# An order is its run and client order id, as the sink finds it for a new change.
 _SAME_ORDER = (
     "orders.run_id = order_events.run_id "
-    "AND orders.client_order_id = order_events.client_order_id "
-    "AND orders.decision_id = order_events.decision_id"
+    "AND orders.client_order_id = order_events.client_order_id"
 )
 
 # The tables keep their names in the view (no alias): query plans then name them.
@@ -87,6 +89,9 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("broker_order_id", sa.String(), nullable=True),
         sa.UniqueConstraint("order_id", "seq", name="uq_status_changes_seq"),
+        # A new change never takes the id of one kept in order_events_unmatched
+        # (the view lists both): SQLite would otherwise reuse ids above its own.
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "order_events_unmatched",
@@ -108,7 +113,7 @@ def upgrade() -> None:
         f"SELECT order_events.id, orders.id, {change} "
         f"FROM order_events JOIN orders ON {_SAME_ORDER} ORDER BY order_events.id"
     )
-    # No order row (or one of another decision): kept as they were.
+    # No order row: kept as they were.
     op.execute(
         f"INSERT INTO order_events_unmatched ({_OLD}) SELECT {_OLD} FROM order_events "
         f"WHERE NOT EXISTS (SELECT 1 FROM orders WHERE {_SAME_ORDER}) ORDER BY id"
@@ -120,7 +125,26 @@ def upgrade() -> None:
             "order_events_unmatched (order_events lists them too)",
             unmatched,
         )
+    other = bind.exec_driver_sql(
+        f"SELECT COUNT(*) FROM order_events JOIN orders ON {_SAME_ORDER} "
+        "WHERE orders.decision_id <> order_events.decision_id"
+    ).scalar()
+    if other:
+        # None is written so: an order's changes carry its decision.
+        log.warning(
+            "%d order status changes named another decision than their order's: "
+            "order_events now gives the order's",
+            other,
+        )
     op.drop_table("order_events")
+    if dialect == "sqlite":
+        # Ids were given explicitly: the next one the sink takes follows them all.
+        bind.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = 'status_changes'")
+        bind.exec_driver_sql(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'status_changes', "
+            "MAX(COALESCE((SELECT MAX(id) FROM status_changes), 0), "
+            "COALESCE((SELECT MAX(id) FROM order_events_unmatched), 0))"
+        )
     if dialect == "postgresql":
         # Ids were given explicitly: the next one the sink takes follows them.
         bind.exec_driver_sql(
