@@ -41,8 +41,7 @@ _CHANGE = "seq, status, previous, ts, reason, broker_order_id"
 _OLD = f"id, run_id, client_order_id, decision_id, {_CHANGE}"
 # An order is its run and client order id, as the sink finds it for a new change.
 _SAME_ORDER = (
-    "orders.run_id = order_events.run_id "
-    "AND orders.client_order_id = order_events.client_order_id"
+    "orders.run_id = order_events.run_id AND orders.client_order_id = order_events.client_order_id"
 )
 
 # The tables keep their names in the view (no alias): query plans then name them.
