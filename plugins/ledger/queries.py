@@ -326,7 +326,7 @@ class Ledger:
                 runs = list(s.scalars(select(col(RunRow.run_id)).where(which)))
                 out: list[Unsettled] = []
                 for run_id in runs:
-                    unfinished = list(s.scalars(summaries.unfinished(run_id)))
+                    unfinished = summaries.unfinished(s, run_id)
                     if not unfinished:
                         continue  # one pass over the run's history, as a rule
                     latest = {

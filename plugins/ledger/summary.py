@@ -40,21 +40,47 @@ ORDER_STATES = tuple(status.value for status in OrderStatus)
 OPEN_STATES = tuple(status.value for status in WORKING if status is not OrderStatus.UNKNOWN)
 
 
+#: Order ids named in one statement (drivers limit a statement's parameters).
+_IDS_AT_ONCE = 1000
+
+
 def _orders_of(run_id: str) -> Any:
     """The row ids of the run's orders (the orders' unique index, read alone)."""
     return select(col(OrderRow.id)).where(col(OrderRow.run_id) == run_id)
+
+
+def _changes_of(s: Session, run_id: str) -> Any:
+    """A condition picking the status changes of the run's orders.
+
+    The run's order rows span a range of ids (its batches, other runs' between
+    them): the range is read first, from the orders' unique index, so the
+    changes are found through a range of their own index on either database,
+    however many runs the ledger holds; the run's ids then pick them out.
+    (Asked for the run's ids alone, PostgreSQL planned a scan of every run's
+    changes.)
+    """
+    # id + 0: PostgreSQL took min(id) by walking the primary key from its start
+    # until it met the run (most of the table for a late run), not the run's index.
+    ids = col(OrderRow.id) + 0
+    lo, hi = s.execute(
+        select(func.min(ids), func.max(ids)).where(col(OrderRow.run_id) == run_id)
+    ).one()
+    if lo is None:
+        return None
+    order = col(StatusChangeRow.order_id)
+    return order.between(lo, hi) & order.in_(_orders_of(run_id))
 
 
 def _final(status: Any) -> Any:
     return case((status.in_(TERMINAL_STATES), 1), else_=0)
 
 
-def _never_ended(run_id: str) -> Any:
-    """Row ids of the run's orders that have status changes but no final one."""
+def _never_ended(mine: Any) -> Any:
+    """Row ids of the orders whose changes ``mine`` picks that have no final one."""
     changes = col(StatusChangeRow.order_id)
     return (
         select(changes)
-        .where(changes.in_(_orders_of(run_id)))
+        .where(mine)
         .group_by(changes)
         .having(func.sum(_final(col(StatusChangeRow.status))) == 0)
     )
@@ -72,7 +98,7 @@ def _never_ended_unmatched(run_id: str) -> Any:
     )
 
 
-def unfinished(run_id: str) -> Any:
+def unfinished(s: Session, run_id: str) -> list[str]:
     """Client order ids of the run's orders that have a history but no final status.
 
     A final status is always an order's last, so these are found by what
@@ -80,9 +106,17 @@ def unfinished(run_id: str) -> Any:
     the tables: the ``order_events`` view would join every change of the run
     to its order first.
     """
-    return union_all(
-        select(col(OrderRow.client_order_id)).where(col(OrderRow.id).in_(_never_ended(run_id))),
-        _never_ended_unmatched(run_id),
+    kept = _never_ended_unmatched(run_id)
+    changes = _changes_of(s, run_id)
+    if changes is None:
+        return list(s.scalars(kept))
+    never = _never_ended(changes)
+    return list(
+        s.scalars(
+            union_all(
+                select(col(OrderRow.client_order_id)).where(col(OrderRow.id).in_(never)), kept
+            )
+        )
     )
 
 
@@ -97,10 +131,13 @@ def order_counts(s: Session, run_id: str) -> tuple[dict[str, int], int]:
     """
     states = dict.fromkeys(ORDER_STATES, 0)
     counts: dict[str, tuple[int, int]] = {}
-    for table, mine in (
-        (StatusChangeRow, col(StatusChangeRow.order_id).in_(_orders_of(run_id))),
-        (UnmatchedOrderEventRow, col(UnmatchedOrderEventRow.run_id) == run_id),
-    ):
+    changes = _changes_of(s, run_id)
+    tables: list[tuple[Any, Any]] = [
+        (UnmatchedOrderEventRow, col(UnmatchedOrderEventRow.run_id) == run_id)
+    ]
+    if changes is not None:
+        tables.append((StatusChangeRow, changes))
+    for table, mine in tables:
         by = col(table.status)
         first = func.sum(case((col(table.seq) == 1, 1), else_=0))
         for name, n, firsts in s.execute(select(by, func.count(), first).where(mine).group_by(by)):
@@ -118,12 +155,14 @@ def order_counts(s: Session, run_id: str) -> tuple[dict[str, int], int]:
     # histories are read, through the index of changes by order.
     latest: dict[Any, str] = {}
     order = col(StatusChangeRow.order_id)
-    for key, status in s.execute(
-        select(order, col(StatusChangeRow.status))
-        .where(order.in_(_never_ended(run_id)))
-        .order_by(col(StatusChangeRow.seq))
-    ):
-        latest[key] = status
+    never = [] if changes is None else list(s.scalars(_never_ended(changes)))
+    for at in range(0, len(never), _IDS_AT_ONCE):
+        for key, status in s.execute(
+            select(order, col(StatusChangeRow.status))
+            .where(order.in_(never[at : at + _IDS_AT_ONCE]))
+            .order_by(col(StatusChangeRow.seq))
+        ):
+            latest[key] = status
     kept = col(UnmatchedOrderEventRow.client_order_id)
     for cid, status in s.execute(
         select(kept, col(UnmatchedOrderEventRow.status))
