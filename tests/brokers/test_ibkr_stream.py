@@ -370,7 +370,11 @@ def tls_stream(gateway: Gateway, **options: object) -> Iterator[tuple[MarketStre
     try:
         watch = Watch(stream)
         stream.start()
-        yield stream, watch
+        try:
+            yield stream, watch
+        except AssertionError as exc:
+            # A 429 the stream met is explained by what the stand-in measured.
+            raise AssertionError(f"{exc}\npacing violations: {gateway.violations()}") from exc
     finally:
         stream.stop()
         broker.disconnect()
