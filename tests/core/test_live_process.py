@@ -79,6 +79,15 @@ def start(cwd: Path, *extra: str) -> subprocess.Popen[str]:
     )
 
 
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Kill the run's process group if it is still there, and reap it: a failed wait
+    must not leave its pipes open for a later test's garbage collection to find."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.returncode is None:
+        proc.communicate(timeout=30)
+
+
 def status(cwd: Path) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads((cwd / "tradepipe-status.json").read_text())
@@ -154,8 +163,7 @@ def test_sigterm_stops_a_live_run_gracefully(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc)
     assert proc.returncode == 0, err
     assert "SIGTERM: stopping" in err and "Run summary" in out and "stopped" in out
     [(state, bars, finished)] = ledger(tmp_path, "select status, bars, finished_at from runs")
@@ -180,7 +188,9 @@ def test_ctrl_c_twice_stops_at_once_and_loses_nothing_recorded(tmp_path: Path) -
         wait_for(proc, tmp_path, lambda s: (s.get("counts") or {}).get("unknown", 0) >= 2, "orders")
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         stopping = wait_for(proc, tmp_path, lambda s: s["state"] == "stopping", "stopping")
-        assert stopping["counts"]["unknown"] >= 2
+        # A bar after the Ctrl-C may have filled some (a loaded machine runs more bars
+        # between the two looks); the run waits for those still unclear.
+        assert stopping["counts"]["unknown"] >= 1
         time.sleep(0.3)
         assert proc.poll() is None  # waiting for the unclear orders (up to 60 s)
         started = time.monotonic()
@@ -188,8 +198,7 @@ def test_ctrl_c_twice_stops_at_once_and_loses_nothing_recorded(tmp_path: Path) -
         _out, err = proc.communicate(timeout=30)
         assert time.monotonic() - started < 10
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc)
     assert proc.returncode == 130, err
     assert "SIGINT again: stopping at once" in err and "interrupted" in err
     [(state, finished)] = ledger(tmp_path, "select status, finished_at from runs")
