@@ -409,8 +409,7 @@ def test_retry_now_cuts_a_long_backoff_short(gateway: Gateway) -> None:
         assert waiting.retry_in is not None and waiting.retry_in >= 30
         t0 = time.monotonic()
         stream.retry_now()
-        # Well within the 30 s the backoff had left, with room for a loaded machine
-        # (the whole suite on two cores once took over 5 s to finish the handshake).
+        # Well within the 30 s the backoff had left, with room for a loaded machine.
         watch.state(StreamState.CONNECTED, timeout=20)
         assert time.monotonic() - t0 < 20
 
