@@ -59,18 +59,25 @@ def _timestamp(dialect: str) -> Any:
     return sa.DateTime(timezone=True) if dialect == "postgresql" else sa.String(40)
 
 
-def _old_columns(dialect: str) -> list[sa.Column[Any]]:
+def _change_columns(dialect: str) -> list[sa.Column[Any]]:
+    """The columns of a change itself, after what names its order."""
     return [
-        sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("run_id", sa.String(64), nullable=False),
-        sa.Column("client_order_id", sa.String(64), nullable=False),
-        sa.Column("decision_id", sa.String(128), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(), nullable=False),
         sa.Column("previous", sa.String(), nullable=True),
         sa.Column("ts", _timestamp(dialect), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("broker_order_id", sa.String(), nullable=True),
+    ]
+
+
+def _old_columns(dialect: str) -> list[sa.Column[Any]]:
+    return [
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("client_order_id", sa.String(64), nullable=False),
+        sa.Column("decision_id", sa.String(128), nullable=False),
+        *_change_columns(dialect),
     ]
 
 
@@ -81,12 +88,7 @@ def upgrade() -> None:
         "status_changes",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("order_id", sa.Integer(), nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("status", sa.String(), nullable=False),
-        sa.Column("previous", sa.String(), nullable=True),
-        sa.Column("ts", _timestamp(dialect), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("broker_order_id", sa.String(), nullable=True),
+        *_change_columns(dialect),
         sa.UniqueConstraint("order_id", "seq", name="uq_status_changes_seq"),
         # A new change never takes the id of one kept in order_events_unmatched
         # (the view lists both): SQLite would otherwise reuse ids above its own.
