@@ -79,6 +79,8 @@ def show(outcome: Outcome, run_id: str | None) -> None:
     intent = order.intent
     lines = [
         ("client order id", Id(order.client_order_id)),
+        # A dry run writes nothing: `tradepipe explain` would not find the id.
+        ("recorded", None if run_id else "no (dry run: nothing written to the ledger)"),
         (
             "order",
             f"{intent.side.value} {intent.quantity} {intent.symbol} {intent.order_type.value}"

@@ -144,7 +144,10 @@ def _print(chain: dict[str, Any]) -> None:
     "--run",
     "run_id",
     metavar="RUN_ID|latest",
-    help="Only this run's record of the id (a replay run again records it again).",
+    help=(
+        "Only this run's record of the id (a replay run again records it again); "
+        "latest: the newest run that recorded it."
+    ),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app

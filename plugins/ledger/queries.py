@@ -181,7 +181,7 @@ class Ledger:
 
         Reconciliation runs (``reconcile --fix``, a settled cancel) only carry
         corrections to earlier runs; "the last run" a person means is the
-        latest run that traded.
+        latest run of a pipeline, whether or not any of its orders went out.
         """
         if run_id is None:
             try:

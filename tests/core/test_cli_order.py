@@ -176,6 +176,8 @@ def test_dry_run_judges_but_sends_and_writes_nothing(workdir: Path) -> None:
     result = order("AAPL", "--side", "buy", "--quantity", "10", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "not sent (dry run)" in result.output
+    # The id it shows is not one `tradepipe explain` can find, and it says so.
+    assert "dry run: nothing written to the ledger" in " ".join(result.output.split())
     assert QuotingBroker.placed == []
     assert not (workdir / "ledger.db").exists()
 
