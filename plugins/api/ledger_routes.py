@@ -22,6 +22,11 @@ from tradepipe.plugins.api.service import Service, masked
 
 RunId = Annotated[str | None, Query(alias="run", max_length=64, description="default: latest")]
 Limit = Annotated[int | None, Query(ge=1, le=10_000)]
+#: ``explain``'s run: only that run's record of the id (``latest``: the newest that has one).
+OneRun = Annotated[
+    str | None,
+    Query(max_length=64, description="only this run's record; latest: the newest run that has one"),
+]
 
 
 def ledger_router(service: Service) -> APIRouter:
@@ -63,12 +68,22 @@ def ledger_router(service: Service) -> APIRouter:
         return masked({"run_id": rid, "decisions": rows})
 
     @api.get("/explain/{key}", tags=["ledger"], responses=LEDGER_ERRORS)
-    def explain(key: Annotated[str, PathParam(max_length=128)]) -> list[dict[str, Any]]:
+    def explain(
+        key: Annotated[str, PathParam(max_length=128)], run: OneRun = None
+    ) -> list[dict[str, Any]]:
         """Verdicts, order, status changes and fills of an id (``tradepipe explain``)."""
         with service.ledger() as led:
             chains = led.chains(key)
-        if not chains:
-            raise HTTPException(404, f"the ledger knows no decision or order {key!r}")
+            if not chains:
+                raise HTTPException(404, f"the ledger knows no decision or order {key!r}")
+            if run == "latest":
+                run = chains[-1]["run_id"]
+            if run is not None:
+                chains = [c for c in chains if c["run_id"] == run]
+                if not chains and led.run(run) is None:
+                    raise HTTPException(404, f"the ledger has no run {run!r}")
+                if not chains:
+                    raise HTTPException(404, f"run {run!r} recorded nothing about {key!r}")
         return masked(json.loads(json.dumps(chains, default=str)))
 
     return api

@@ -81,6 +81,15 @@ def test_a_stock_order_round_trip(client: TestClient) -> None:
     assert client.get("/ledger/fills").json()["fills"] == []
     chains = client.get(f"/explain/{cid}").json()
     assert chains[0]["orders"][0]["order"]["client_order_id"] == cid
+    # One run's record of it, as `tradepipe explain --run`.
+    runs = [c["run_id"] for c in chains]
+    assert body["run_id"] in runs
+    only = client.get(f"/explain/{cid}", params={"run": body["run_id"]}).json()
+    assert [c["run_id"] for c in only] == [body["run_id"]]
+    latest = client.get(f"/explain/{cid}", params={"run": "latest"}).json()
+    assert [c["run_id"] for c in latest] == [runs[-1]]
+    nowhere = client.get(f"/explain/{cid}", params={"run": "nope"})
+    assert nowhere.status_code == 404 and "has no run" in nowhere.text
 
 
 def test_a_dry_run_changes_nothing(client: TestClient, workdir: Path) -> None:
