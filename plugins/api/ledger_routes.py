@@ -72,18 +72,13 @@ def ledger_router(service: Service) -> APIRouter:
         key: Annotated[str, PathParam(max_length=128)], run: OneRun = None
     ) -> list[dict[str, Any]]:
         """Verdicts, order, status changes and fills of an id (``tradepipe explain``)."""
+        from tradepipe.plugins.ledger.queries import NotInLedger
+
         with service.ledger() as led:
-            chains = led.chains(key)
-            if not chains:
-                raise HTTPException(404, f"the ledger knows no decision or order {key!r}")
-            if run == "latest":
-                run = chains[-1]["run_id"]
-            if run is not None:
-                chains = [c for c in chains if c["run_id"] == run]
-                if not chains and led.run(run) is None:
-                    raise HTTPException(404, f"the ledger has no run {run!r}")
-                if not chains:
-                    raise HTTPException(404, f"run {run!r} recorded nothing about {key!r}")
+            try:
+                chains = led.explained(key, run)
+            except NotInLedger as exc:
+                raise HTTPException(404, str(exc)) from exc
         return masked(json.loads(json.dumps(chains, default=str)))
 
     return api

@@ -19,6 +19,7 @@ from tradepipe.cli.output import Id, as_id, console, print_json, table
 from tradepipe.errors import ConfigError
 from tradepipe.plugins.ledger.cli import command_ledger
 from tradepipe.plugins.ledger.history import fill_kind
+from tradepipe.plugins.ledger.queries import NotInLedger
 
 
 def _figures(figures: dict[str, Any]) -> str:
@@ -160,21 +161,11 @@ def explain(app: AppContext, key: str, run_id: str | None, as_json: bool) -> Non
       tradepipe explain d-fcbd8f85c01ca5c86614 --run latest
       tradepipe explain tp-43f2593594d1b2c9e8a7f0 --json
     """
-    ledger = command_ledger(app)
-    chains = ledger.chains(key)
-    if not chains:
-        raise ConfigError(f"the ledger knows no decision or order {key!r}", key="explain")
-    if run_id == "latest":
-        run_id = chains[-1]["run_id"]
-    if run_id is not None:
-        chains = [c for c in chains if c["run_id"] == run_id]
-        if not chains:
-            if ledger.run(run_id) is None:
-                raise ConfigError(
-                    f"the ledger has no run {run_id!r} (`tradepipe ledger runs` lists them)",
-                    key="explain",
-                )
-            raise ConfigError(f"run {run_id!r} recorded nothing about {key!r}", key="explain")
+    try:
+        chains = command_ledger(app).explained(key, run_id)
+    except NotInLedger as exc:
+        hint = " (`tradepipe ledger runs` lists them)" if exc.no_run else ""
+        raise ConfigError(f"{exc}{hint}", key="explain") from exc
     if as_json:
         print_json(chains)
         return

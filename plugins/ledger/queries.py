@@ -641,6 +641,37 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._guard("the decision's history") from exc
 
+    def explained(self, key: str, run_id: str | None = None) -> list[dict[str, Any]]:
+        """What ``explain`` shows of ``key``: every run's record of it, or only
+        ``run_id``'s (``latest``: the newest run that has one).
+
+        :raises NotInLedger: nothing about ``key`` (in that run), or no such run.
+        """
+        chains = self.chains(key)
+        if not chains:
+            raise NotInLedger(f"the ledger knows no decision or order {key!r}")
+        if run_id == "latest":
+            run_id = chains[-1]["run_id"]
+        if run_id is None:
+            return chains
+        mine = [c for c in chains if c["run_id"] == run_id]
+        if mine:
+            return mine
+        if self.run(run_id) is None:
+            raise NotInLedger(f"the ledger has no run {run_id!r}", no_run=True)
+        raise NotInLedger(f"run {run_id!r} recorded nothing about {key!r}")
+
+
+class NotInLedger(LookupError):
+    """What was asked for is not in the ledger; the message says what.
+
+    :param no_run: the run named does not exist (not just silent about the id).
+    """
+
+    def __init__(self, message: str, *, no_run: bool = False) -> None:
+        super().__init__(message)
+        self.no_run = no_run
+
 
 def _intent(row: OrderRow) -> OrderIntent:
     instrument = json.loads(row.instrument) if row.instrument else None
