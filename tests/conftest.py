@@ -111,3 +111,40 @@ def receiver() -> Iterator[Receiver]:
     found = Receiver()
     with in_thread(found.server):
         yield found
+
+
+#: How many replays had their counted summary held to the ledger's (see below).
+TALLIES_CHECKED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def counted_summaries_match_the_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every replay the suite runs in its own process with the SQL ledger has its
+    summary, as the sink counted it (:mod:`tradepipe.plugins.ledger.tally`), held to
+    the summary read back from the ledger: the two must be the same document."""
+    from tradepipe.plugins.ledger.db import open_engine
+    from tradepipe.plugins.ledger.queries import Ledger
+    from tradepipe.plugins.ledger.sink import SqlSink
+
+    counted = SqlSink.summary
+
+    def checked(sink: SqlSink, run_id: str) -> dict[str, object]:
+        summary = counted(sink, run_id)
+        if sink.counts(run_id):
+            engine = open_engine(sink.url, migrate=False)
+            try:
+                read = Ledger(engine, sink.where).summary(run_id)
+            finally:
+                engine.dispose()
+            assert summary == read, "a replay's counted summary differs from its ledger's"
+            TALLIES_CHECKED.append(run_id)
+        return summary
+
+    monkeypatch.setattr(SqlSink, "summary", checked)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TALLIES_CHECKED:
+        terminalreporter.write_line(
+            f"{len(TALLIES_CHECKED)} replay summaries counted by the sink matched the ledger's"
+        )

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Row, func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,6 +37,9 @@ from tradepipe.plugins.ledger.schema import (
     VerdictRow,
 )
 from tradepipe.sink import Unsettled, account_label, account_of
+
+if TYPE_CHECKING:
+    from tradepipe.plugins.research.metrics import TradeFigures
 
 #: The namespace of reconciliation runs, which only correct earlier runs.
 RECONCILE_NAMESPACE = "reconcile"
@@ -610,15 +613,24 @@ class Ledger:
         points.reverse()
         return points
 
-    def summary(self, run_id: str) -> dict[str, Any]:
-        """The run's figures, all read from the ledger (see :mod:`.ledger_summary`)."""
+    def summary(
+        self,
+        run_id: str,
+        counted: dict[str, Any] | None = None,
+        trades: TradeFigures | None = None,
+    ) -> dict[str, Any]:
+        """The run's figures, read from the ledger (see :mod:`.summary`).
+
+        ``counted`` (:func:`.summary.figures`) and ``trades`` are those figures
+        already worked out, by the sink that wrote the run (:mod:`.tally`).
+        """
         run = self.run(run_id)
         if run is None:
             raise PersistenceError(f"no run {run_id} in the ledger at {self.where}")
         try:
             with self._session() as s:
-                counts = summaries.figures(s, run_id)
-                performance = summaries.metrics(s, run_id)
+                counts = summaries.figures(s, run_id) if counted is None else counted
+                performance = summaries.metrics(s, run_id, trades)
         except SQLAlchemyError as exc:
             raise self._guard("the run summary") from exc
         positions, account = self.positions(run_id)

@@ -35,11 +35,12 @@ from tradepipe import (
     RunInfo,
     Sink,
 )
-from tradepipe.clock import Clock, SystemClock
+from tradepipe.clock import Clock, ManualClock, SystemClock
 from tradepipe.lifecycle import Opening
 from tradepipe.orders import Side
 from tradepipe.plugins.ledger import schema
 from tradepipe.plugins.ledger.db import open_engine, shown, sqlite_pragmas
+from tradepipe.plugins.ledger.tally import RunTally
 from tradepipe.plugins.ledger.writer import WriterError, WriterProcess
 from tradepipe.process import ProcessId, is_alive, this_process
 from tradepipe.risk import Outcome
@@ -193,9 +194,13 @@ class SqlSink(Sink):
         self._judged: tuple[str, str, Any] = ("", "", None)
         self._judged_at: Any = None
         self._judged_seq = 0
+        #: A replay's summary figures, counted as its rows go by (see .tally).
+        self._replay = False
+        self._tally: RunTally | None = None
 
     def attach(self, runtime: Any) -> None:
         self._clock = runtime.clock
+        self._replay = isinstance(runtime.clock, ManualClock)
         if self.settings.batch_size is None:
             self._batch_size = runtime.settings.run.batch_size
 
@@ -246,6 +251,7 @@ class SqlSink(Sink):
                 except WriterError as exc:
                     raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
         self._run_id = run.run_id
+        self._tally = RunTally(run.run_id) if self._replay else None
         me = this_process()
         self._add(
             schema.RunRow,
@@ -355,6 +361,8 @@ class SqlSink(Sink):
                 extra,
             ),
         )
+        if self._tally is not None:
+            self._tally.decision(d.action)
 
     def record_decision_rejected(self, raw: Any, source: str, error: str) -> None:
         try:
@@ -365,6 +373,8 @@ class SqlSink(Sink):
             schema.RejectedDecisionRow,
             (self._run_id, self._ts(self._clock.now()), source, text, error),
         )
+        if self._tally is not None:
+            self._tally.rejected += 1
 
     def record_verdict(self, v: RiskVerdict) -> None:
         """Add ``v`` to the judging it belongs to (see :meth:`record_verdict_values`)."""
@@ -429,6 +439,10 @@ class SqlSink(Sink):
         self._judged_seq = seq
         if outcome == "deny":
             self._close_judging(filter)
+            if self._tally is not None:
+                # As the ledger gives the reason back (see _string_json).
+                shown = reason if reason.isascii() and "\x00" not in reason else _clean(reason)
+                self._tally.denial(filter, shown)
 
     def _close_judging(self, denied_by: str | None) -> None:
         """Buffer the open judging's row (``denied_by``: the filter that denied)."""
@@ -473,6 +487,8 @@ class SqlSink(Sink):
                 None if i.option_risk is None else i.option_risk.model_dump_json(),
             ),
         )
+        if self._tally is not None:
+            self._tally.orders += 1
 
     def record_order_event(self, e: OrderEvent) -> None:
         self._add(
@@ -488,11 +504,18 @@ class SqlSink(Sink):
                 e.broker_order_id,
             ),
         )
+        tally = self._tally
+        # (record_reconciled writes other runs' changes and fills through here too.)
+        if tally is not None and tally.run_id == self._run_id:
+            tally.change(e.client_order_id, e.seq, _s(e.status))
 
     def record_fill(self, f: Fill) -> None:
         self._fill_row(f, is_combo=bool(f.legs), combo=None)
         for leg in f.legs:
             self._fill_row(leg, is_combo=False, combo=f.execution_id)
+        tally = self._tally
+        if tally is not None and tally.run_id == self._run_id:
+            tally.fill(f.commission, f.booked)
 
     def _fill_row(self, f: Fill, is_combo: bool, combo: str | None) -> None:
         dec = self._dec
@@ -781,13 +804,26 @@ class SqlSink(Sink):
         return Ledger(self.engine(), self.where).client_ids(namespace)
 
     def summary(self, run_id: str) -> dict[str, Any]:
+        """The run's summary from the ledger. A replay this sink wrote whole gives
+        the figures it counted on the way (see :mod:`.tally`) in place of reading
+        every status change and fill back."""
         from tradepipe.plugins.ledger.queries import Ledger
 
+        tally = self._tally
         engine = open_engine(self.url, self.settings.synchronous, migrate=False)
         try:
+            if tally is not None and self.counts(run_id):
+                return Ledger(engine, self.where).summary(
+                    run_id, counted=tally.figures(), trades=tally.trades
+                )
             return Ledger(engine, self.where).summary(run_id)
         finally:
             engine.dispose()
+
+    def counts(self, run_id: str) -> bool:
+        """Whether :meth:`summary` gives ``run_id``'s figures as this sink counted
+        them: a replay it wrote whole, without a failure."""
+        return self._tally is not None and self._tally.run_id == run_id and not self._broken
 
 
 # Enum members become plain strings: drivers bind those faster, and the writer

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import case, func, select, union_all
 from sqlmodel import Session, col
@@ -33,6 +33,9 @@ from tradepipe.plugins.ledger.schema import (
 )
 from tradepipe.services.figures import position_figures
 from tradepipe.sink import account_fields, account_of
+
+if TYPE_CHECKING:
+    from tradepipe.plugins.research.metrics import TradeFigures
 
 TERMINAL_STATES = tuple(sorted(status.value for status in TERMINAL))
 ORDER_STATES = tuple(status.value for status in OrderStatus)
@@ -324,8 +327,9 @@ def run_series(s: Session, run_id: str) -> tuple[list[tuple[Any, Any, Any]], lis
     return account_series(s, run_id), list(fill_rows(s, run_id))
 
 
-def metrics(s: Session, run_id: str) -> dict[str, Any]:
-    """The run's performance metrics (:mod:`tradepipe.plugins.research.metrics`), no benchmark."""
+def metrics(s: Session, run_id: str, trades: TradeFigures | None = None) -> dict[str, Any]:
+    """The run's performance metrics (:mod:`tradepipe.plugins.research.metrics`), no
+    benchmark; ``trades``: the figures of its fills, if they are known already."""
     from tradepipe.plugins.research.metrics import (
         FillsOutOfOrder,
         day_closes,
@@ -336,6 +340,8 @@ def metrics(s: Session, run_id: str) -> dict[str, Any]:
     equity, invested = day_closes(account_series(s, run_id))
     if not equity:
         return {}
+    if trades is not None:
+        return run_metrics(equity, trades, invested=invested).as_dict()
     try:
         trades = trade_figures(fill_rows(s, run_id))
     except FillsOutOfOrder:

@@ -125,22 +125,29 @@ def round_trips(fills: Iterable[FillLike]) -> list[Trip]:
     ]
 
 
-def _closings(
-    fills: Iterable[FillLike],
-) -> Iterator[tuple[FillLike, Decimal, Decimal, Decimal]]:
-    """Each fill of ``fills`` (in time order) with the quantity it closed (zero when
-    it only opened), the profit made and what the matched opening cost."""
-    books: dict[str, deque[list[Decimal]]] = {}  # [signed quantity, price, commission per unit]
-    zero = Decimal(0)
-    for fill in fills:
+_ZERO = Decimal(0)
+
+
+class _Lots:
+    """The open lots of each symbol, which closing fills match first in, first out."""
+
+    __slots__ = ("_books",)
+
+    def __init__(self) -> None:
+        # Per symbol: [signed quantity, price, commission per unit], oldest first.
+        self._books: dict[str, deque[list[Decimal]]] = {}
+
+    def close(self, fill: FillLike) -> tuple[Decimal, Decimal, Decimal]:
+        """Apply ``fill``: the quantity it closed (zero when it only opened), the
+        profit made and what the matched opening cost."""
         quantity, price, multiplier = fill.quantity, fill.price, fill.multiplier
         signed = quantity if str(fill.side) == "buy" else -quantity
-        book = books.get(fill.symbol)
+        book = self._books.get(fill.symbol)
         if book is None:
-            book = books[fill.symbol] = deque()
-        per_unit = fill.commission / quantity if fill.commission else zero
+            book = self._books[fill.symbol] = deque()
+        per_unit = fill.commission / quantity if fill.commission else _ZERO
         left = signed
-        pnl = cost = matched = zero
+        pnl = cost = matched = _ZERO
         while book and left and (book[0][0] > 0) != (left > 0):
             lot = book[0]
             held, lot_price = lot[0], lot[1]
@@ -160,7 +167,17 @@ def _closings(
                 book.popleft()
         if left:
             book.append([left, price, per_unit])
-        yield fill, matched, pnl, cost
+        return matched, pnl, cost
+
+
+def _closings(
+    fills: Iterable[FillLike],
+) -> Iterator[tuple[FillLike, Decimal, Decimal, Decimal]]:
+    """Each fill of ``fills`` (in time order) with the quantity it closed (zero when
+    it only opened), the profit made and what the matched opening cost."""
+    lots = _Lots()
+    for fill in fills:
+        yield (fill, *lots.close(fill))
 
 
 def _finite(value: Any) -> float | None:
@@ -210,6 +227,69 @@ class FillsOutOfOrder(ValueError):
     """A stream of fills handed to :func:`trade_figures` was not in time order."""
 
 
+class TradeTally:
+    """:func:`trade_figures` worked out one fill at a time, as a run makes them:
+    only the open lots are kept."""
+
+    __slots__ = (
+        "_last",
+        "_lots",
+        "commissions",
+        "count",
+        "losses",
+        "lost",
+        "traded",
+        "trades",
+        "wins",
+        "won",
+    )
+
+    def __init__(self) -> None:
+        self._lots = _Lots()
+        self._last: dt.datetime | None = None
+        self.count = self.trades = self.won = self.lost = 0
+        self.wins = self.losses = self.traded = 0.0
+        self.commissions = Decimal(0)
+
+    def add(self, fill: FillLike) -> None:
+        """Count ``fill``, the latest of the fills so far.
+
+        :raises FillsOutOfOrder: ``fill`` is earlier than the one before it.
+        """
+        ts = fill.ts
+        if self._last is not None and ts < self._last:
+            raise FillsOutOfOrder(
+                f"a fill at {ts.isoformat()} comes after one at {self._last.isoformat()}"
+            )
+        self._last = ts
+        matched, pnl, _cost = self._lots.close(fill)
+        self.count += 1
+        self.traded += float(fill.price * fill.quantity * fill.multiplier)
+        self.commissions += fill.commission
+        if not matched:
+            return
+        self.trades += 1
+        if pnl > 0:
+            self.wins += float(pnl)
+            self.won += 1
+        elif pnl < 0:
+            self.losses += float(pnl)
+            self.lost += 1
+
+    def figures(self) -> TradeFigures:
+        trades, won, lost = self.trades, self.won, self.lost
+        return TradeFigures(
+            trades=trades,
+            win_rate=won / trades if trades else None,
+            profit_factor=self.wins / -self.losses if lost else None,
+            avg_win=self.wins / won if won else None,
+            avg_loss=self.losses / lost if lost else None,
+            traded=self.traded,
+            commissions=float(self.commissions),
+            fills=self.count,
+        )
+
+
 def trade_figures(fills: Iterable[FillLike]) -> TradeFigures:
     """The trade statistics of ``fills`` (see the module docstring).
 
@@ -221,38 +301,11 @@ def trade_figures(fills: Iterable[FillLike]) -> TradeFigures:
     """
     if isinstance(fills, Sequence):
         fills = sorted(fills, key=lambda f: f.ts)
-    count = trades = won = lost = 0
-    wins = losses = traded = 0.0
-    commissions = Decimal(0)
-    last = None
-    for fill, matched, pnl, _cost in _closings(fills):
-        if last is not None and fill.ts < last:
-            raise FillsOutOfOrder(
-                f"a fill at {fill.ts.isoformat()} comes after one at {last.isoformat()}"
-            )
-        last = fill.ts
-        count += 1
-        traded += float(fill.price * fill.quantity * fill.multiplier)
-        commissions += fill.commission
-        if not matched:
-            continue
-        trades += 1
-        if pnl > 0:
-            wins += float(pnl)
-            won += 1
-        elif pnl < 0:
-            losses += float(pnl)
-            lost += 1
-    return TradeFigures(
-        trades=trades,
-        win_rate=won / trades if trades else None,
-        profit_factor=wins / -losses if lost else None,
-        avg_win=wins / won if won else None,
-        avg_loss=losses / lost if lost else None,
-        traded=traded,
-        commissions=float(commissions),
-        fills=count,
-    )
+    tally = TradeTally()
+    add = tally.add
+    for fill in fills:
+        add(fill)
+    return tally.figures()
 
 
 def run_metrics(

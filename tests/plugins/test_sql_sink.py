@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -35,6 +36,7 @@ from tradepipe import (
     Position,
     RunInfo,
 )
+from tradepipe.clock import ManualClock, SystemClock
 from tradepipe.orders import Side
 from tradepipe.plugins.ledger.queries import Ledger
 from tradepipe.plugins.ledger.sink import SqlSink, _figures_json
@@ -878,3 +880,221 @@ def test_trade_figures_read_back_in_time_order_whatever_offset_times_were_writte
     # Short 10 at 110, covered at 105: one trade that made 50.
     assert (metrics["fills"], metrics["trades"], metrics["win_rate"]) == (3, 1, 1.0)
     assert metrics["avg_win"] == 50.0
+
+
+def replay_sink(target: Target, run_id: str = "r1", clock: Any = None) -> SqlSink:
+    """A sink attached to a run as the pipeline attaches it: a replay's (a
+    ManualClock) unless ``clock`` says otherwise."""
+    sink = target.sink(batch_size=7)  # batches cut through every kind of record
+    sink.attach(SimpleNamespace(clock=clock or ManualClock(T)))
+    sink.open(run_info(run_id))
+    return sink
+
+
+def test_a_replays_summary_as_counted_is_the_one_the_ledger_gives(target: Target) -> None:
+    """Everything the summary counts, recorded as a replay records it: holds,
+    rejected decisions, denials (one with a NUL in its reason), every order ending,
+    orders left open, partial fills, a combo's fill and its legs, and another run's
+    order settled in passing. The sink's counted summary is the ledger's, key by key."""
+    earlier = replay_sink(target, "r0")
+    left = order_for(decision(50), "tp-earlier")
+    earlier.record_order(left)
+    earlier.record_order_event(left.transition(OrderStatus.SUBMITTED, T))
+    earlier.close(run_info("r0"), bars=1, status="completed")
+
+    sink = replay_sink(target)
+    hold = Decision(source="s", created_at=T, symbol="AAPL", action="hold", confidence=10)
+    sink.record_decision(hold)
+    sink.record_decision_rejected({"symbol": 5}, "s", "symbol: not a string")
+    sink.record_decision_rejected(None, "s", "empty")
+    paths = {
+        "tp-den": [OrderStatus.DENIED],
+        "tp-rej": [OrderStatus.SUBMITTED, OrderStatus.REJECTED],
+        "tp-exp": [OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.EXPIRED],
+        "tp-can": [
+            OrderStatus.SUBMITTED,
+            OrderStatus.ACCEPTED,
+            OrderStatus.PENDING_CANCEL,
+            OrderStatus.CANCELED,
+        ],
+        "tp-acc": [OrderStatus.SUBMITTED, OrderStatus.ACCEPTED],
+        "tp-unk": [OrderStatus.SUBMITTED, OrderStatus.UNKNOWN],
+        "tp-pc": [OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PENDING_CANCEL],
+    }
+    for n, (cid, statuses) in enumerate(paths.items()):
+        d = decision(n)
+        sink.record_decision(d)
+        if statuses == [OrderStatus.DENIED]:
+            hand_values(sink, verdict(1, "max_position", Outcome.DENY, reason="too\x00big"))
+        order = order_for(d, cid)
+        sink.record_order(order)
+        for status in statuses:
+            sink.record_order_event(order.transition(status, T))
+    for n, by in enumerate(["min_confidence", "min_confidence", "halt"]):
+        hand_values(
+            sink,
+            verdict(1, by, Outcome.DENY, decision_id=f"den{n}", reason=f"no {n}", ts=T),
+        )
+    # Bought in two fills, sold in one: a trade that made money after commissions.
+    for n, (side, price, quantity) in enumerate(
+        [(Side.BUY, "100", "3"), (Side.BUY, "101", "7"), (Side.SELL, "104.5", "10")]
+    ):
+        d = decision(20 + n)
+        sink.record_decision(d)
+        order = order_for(d, f"tp-f{n}")
+        sink.record_order(order)
+        sink.record_order_event(order.transition(OrderStatus.SUBMITTED, T))
+        fill = Fill(
+            execution_id=f"x{n}",
+            client_order_id=order.client_order_id,
+            decision_id=d.id,
+            symbol="AAPL",
+            side=side,
+            quantity=Decimal(quantity),
+            price=Decimal(price),
+            commission=Decimal("0.35"),
+            ts=T + dt.timedelta(minutes=n),
+        )
+        sink.record_fill(fill)
+    leg = {"client_order_id": "tp-combo", "decision_id": "dc", "commission": Decimal(0)}
+    combo = Fill(
+        execution_id="xc",
+        symbol="SPY combo",
+        side=Side.BUY,
+        quantity=Decimal(1),
+        price=Decimal("1.10"),
+        commission=Decimal("1.30"),
+        multiplier=Decimal(100),
+        ts=T + dt.timedelta(minutes=5),
+        legs=(
+            Fill(
+                execution_id="xc.1",
+                symbol="SPY C500",
+                side=Side.BUY,
+                quantity=Decimal(1),
+                price=Decimal("3.10"),
+                multiplier=Decimal(100),
+                ts=T + dt.timedelta(minutes=5),
+                **leg,
+            ),
+            Fill(
+                execution_id="xc.2",
+                symbol="SPY C510",
+                side=Side.SELL,
+                quantity=Decimal(1),
+                price=Decimal("2.00"),
+                multiplier=Decimal(100),
+                ts=T + dt.timedelta(minutes=5),
+                **leg,
+            ),
+        ),
+        **{k: v for k, v in leg.items() if k != "commission"},
+    )
+    sink.record_fill(combo)
+    # The earlier run's order settles now: its rows are the earlier run's.
+    sink.record_reconciled("r0", [left.transition(OrderStatus.CANCELED, T)], [])
+    for day, equity in ((0, "100000"), (1, "100031.5")):
+        sink.record_snapshot(
+            [],
+            AccountSummary(
+                account_id="PAPER",
+                cash=Decimal(equity),
+                equity=Decimal(equity),
+                buying_power=Decimal(equity),
+                ts=T + dt.timedelta(days=day),
+            ),
+        )
+    sink.close(run_info(), bars=3, status="completed")
+
+    assert sink.counts("r1")
+    counted = sink.summary("r1")
+    read = Ledger(target.sink().engine(), sink.where).summary("r1")
+    assert counted == read
+    assert counted["orders"] == {
+        "total": 10,
+        "submitted": 9,
+        "denied": 1,
+        "rejected": 1,
+        "filled": 0,
+        "canceled": 1,
+        "expired": 1,
+        "open": 5,
+        "unknown": 1,
+    }
+    assert (counted["decisions"], counted["decisions_held"], counted["decisions_rejected"]) == (
+        11,
+        1,
+        2,
+    )
+    assert counted["not_sent"] == [
+        {"by": "min_confidence", "count": 2, "reason": "no 1"},
+        {"by": "halt", "count": 1, "reason": "no 2"},
+        {"by": "max_position", "count": 1, "reason": "too\ufffdbig"},
+    ]
+    assert (counted["fills"], counted["commissions"]) == (4, "2.35")
+    assert (counted["metrics"]["fills"], counted["metrics"]["trades"]) == (5, 1)
+    # The earlier run's summary counts its order's end, written by this sink.
+    assert not sink.counts("r0")
+    assert sink.summary("r0")["orders"]["canceled"] == 1
+
+
+def test_a_replays_fills_out_of_time_order_are_read_back_for_its_trades(
+    target: Target,
+) -> None:
+    """The ledger gives fills back in time order: fills recorded out of it, or with
+    another UTC offset, leave the trade figures to be read back, to the same answer."""
+    ny = dt.timezone(dt.timedelta(hours=-5))
+    for run_id, times in {
+        "late": [T.replace(hour=14, minute=10), T.replace(hour=14, minute=0)],
+        "offset": [T.replace(hour=14, minute=0), T.replace(hour=14, minute=10).astimezone(ny)],
+    }.items():
+        sink = replay_sink(target, run_id)
+        for n, (side, price, ts) in enumerate(
+            zip([Side.SELL, Side.BUY], ["110", "105"], times, strict=True)
+        ):
+            sink.record_fill(
+                Fill(
+                    execution_id=f"{run_id}{n}",
+                    client_order_id=f"c{run_id}{n}",
+                    decision_id="d",
+                    symbol="AAPL",
+                    side=side,
+                    quantity=Decimal(10),
+                    price=Decimal(price),
+                    ts=ts,
+                )
+            )
+        sink.record_snapshot(
+            [],
+            AccountSummary(
+                account_id="PAPER",
+                cash=Decimal(1000),
+                equity=Decimal(1000),
+                buying_power=Decimal(1000),
+                ts=T,
+            ),
+        )
+        sink.close(run_info(run_id), bars=2, status="completed")
+        metrics = sink.summary(run_id)["metrics"]
+        assert metrics == Ledger(target.sink().engine(), sink.where).summary(run_id)["metrics"]
+        assert metrics["fills"] == 2
+    # In time order, "late" bought at 105 and sold at 110 (+50); "offset" sold first.
+    assert Ledger(target.sink().engine(), sink.where).summary("late")["metrics"]["avg_win"] == 50.0
+
+
+def test_a_live_runs_summary_is_read_back_with_what_other_processes_wrote(
+    target: Target,
+) -> None:
+    """``tradepipe reconcile`` may end a live run's order from another process:
+    the live run's summary reads the ledger, and so counts it."""
+    sink = replay_sink(target, clock=SystemClock())
+    order = order_for(decision(1), "tp-1")
+    sink.record_order(order)
+    sink.record_order_event(order.transition(OrderStatus.SUBMITTED, T))
+    sink.flush()
+    other = target.sink()
+    other.open(run_info("r-reconcile"))
+    other.record_reconciled("r1", [order.transition(OrderStatus.CANCELED, T)], [])
+    sink.close(run_info(), bars=1, status="completed")
+    assert not sink.counts("r1")
+    assert sink.summary("r1")["orders"]["canceled"] == 1
