@@ -39,7 +39,7 @@ from tradepipe.plugins.ledger.schema import (
 from tradepipe.sink import Unsettled, account_label, account_of
 
 if TYPE_CHECKING:
-    from tradepipe.plugins.research.metrics import TradeFigures
+    from tradepipe.plugins.ledger.tally import RunTally
 
 #: The namespace of reconciliation runs, which only correct earlier runs.
 RECONCILE_NAMESPACE = "reconcile"
@@ -613,23 +613,22 @@ class Ledger:
         points.reverse()
         return points
 
-    def summary(
-        self,
-        run_id: str,
-        counted: dict[str, Any] | None = None,
-        trades: TradeFigures | None = None,
-    ) -> dict[str, Any]:
+    def summary(self, run_id: str, tally: RunTally | None = None) -> dict[str, Any]:
         """The run's figures, read from the ledger (see :mod:`.summary`).
 
-        ``counted`` (:func:`.summary.figures`) and ``trades`` are those figures
-        already worked out, by the sink that wrote the run (:mod:`.tally`).
+        ``tally``: the run's figures as the sink that wrote it counted them
+        (:mod:`.tally`), taken in place of reading its status changes and fills
+        back when the ledger holds exactly the rows that sink wrote.
         """
         run = self.run(run_id)
         if run is None:
             raise PersistenceError(f"no run {run_id} in the ledger at {self.where}")
         try:
             with self._session() as s:
-                counts = summaries.figures(s, run_id) if counted is None else counted
+                if tally is not None and tally.exact and summaries.written(s, run_id) == tally.rows:
+                    counts, trades = tally.figures(), tally.trades
+                else:
+                    counts, trades = summaries.figures(s, run_id), None
                 performance = summaries.metrics(s, run_id, trades)
         except SQLAlchemyError as exc:
             raise self._guard("the run summary") from exc

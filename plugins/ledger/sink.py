@@ -197,6 +197,8 @@ class SqlSink(Sink):
         #: A replay's summary figures, counted as its rows go by (see .tally).
         self._replay = False
         self._tally: RunTally | None = None
+        #: The run close() ended, once it has.
+        self._closed = ""
 
     def attach(self, runtime: Any) -> None:
         self._clock = runtime.clock
@@ -515,7 +517,7 @@ class SqlSink(Sink):
             self._fill_row(leg, is_combo=False, combo=f.execution_id)
         tally = self._tally
         if tally is not None and tally.run_id == self._run_id:
-            tally.fill(f.commission, f.booked)
+            tally.fill(f)
 
     def _fill_row(self, f: Fill, is_combo: bool, combo: str | None) -> None:
         dec = self._dec
@@ -613,8 +615,9 @@ class SqlSink(Sink):
         except WriterError as exc:
             self._broken = str(exc)
             raise PersistenceError(f"could not write to the ledger at {self.where}: {exc}") from exc
-        except SQLAlchemyError as exc:
-            # A later batch must not land on top of a missing one: fail closed.
+        except Exception as exc:
+            # A later batch must not land on top of a missing one: fail closed. (Not
+            # only the driver's errors: a value it cannot encode fails the batch too.)
             self._broken = f"{exc.__class__.__name__}: {getattr(exc, 'orig', exc)}"
             raise PersistenceError(
                 f"could not write {records} records to the ledger at {self.where}: {self._broken}"
@@ -641,6 +644,7 @@ class SqlSink(Sink):
         )
         try:
             self._write(statements, wait=True)
+            self._closed = run.run_id
         finally:
             writer, self._writer = self._writer, None
             if writer is not None:
@@ -717,6 +721,10 @@ class SqlSink(Sink):
         self, run_id: str, events: Sequence[OrderEvent], fills: Sequence[Fill]
     ) -> None:
         # The rows belong to the run that sent the order: its history stays whole.
+        # A judging still open is this run's: buffered now, under this run's id,
+        # before a full batch could take it while the other run's id is set.
+        if self._judging:
+            self._pending[schema.JudgementRow].append(self._judging_row(None))
         current = self._run_id
         self._run_id = run_id
         try:
@@ -809,21 +817,21 @@ class SqlSink(Sink):
         every status change and fill back."""
         from tradepipe.plugins.ledger.queries import Ledger
 
-        tally = self._tally
         engine = open_engine(self.url, self.settings.synchronous, migrate=False)
         try:
-            if tally is not None and self.counts(run_id):
-                return Ledger(engine, self.where).summary(
-                    run_id, counted=tally.figures(), trades=tally.trades
-                )
-            return Ledger(engine, self.where).summary(run_id)
+            return Ledger(engine, self.where).summary(run_id, self.tally(run_id))
         finally:
             engine.dispose()
 
-    def counts(self, run_id: str) -> bool:
-        """Whether :meth:`summary` gives ``run_id``'s figures as this sink counted
-        them: a replay it wrote whole, without a failure."""
-        return self._tally is not None and self._tally.run_id == run_id and not self._broken
+    def tally(self, run_id: str) -> RunTally | None:
+        """What this sink counted of ``run_id`` as it wrote it: a replay's, closed
+        without a failure (:meth:`Ledger.summary
+        <tradepipe.plugins.ledger.queries.Ledger.summary>` checks it against the
+        rows the ledger holds)."""
+        tally = self._tally
+        if tally is None or tally.run_id != run_id or self._broken or self._closed != run_id:
+            return None
+        return tally
 
 
 # Enum members become plain strings: drivers bind those faster, and the writer

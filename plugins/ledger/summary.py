@@ -179,6 +179,29 @@ def order_counts(s: Session, run_id: str) -> tuple[dict[str, int], int]:
     return states, sent
 
 
+def written(s: Session, run_id: str) -> list[int]:
+    """How many status changes and fill rows the ledger holds for the run: what
+    :class:`~tradepipe.plugins.ledger.tally.RunTally` checks its ``rows`` against.
+
+    The changes are those in the range of the run's orders' row ids (its orders'
+    and any other run's written in between), read from the index alone: a run
+    written on its own by one sink has exactly the changes it wrote there.
+    """
+    ids = col(OrderRow.id) + 0  # see _changes_of
+    lo, hi = s.execute(
+        select(func.min(ids), func.max(ids)).where(col(OrderRow.run_id) == run_id)
+    ).one()
+    changes = 0
+    if lo is not None:
+        order = col(StatusChangeRow.order_id)
+        changes = int(
+            s.scalar(select(func.count()).select_from(StatusChangeRow).where(order.between(lo, hi)))
+            or 0
+        )
+    fills = s.scalar(select(func.count()).select_from(FillRow).where(col(FillRow.run_id) == run_id))
+    return [changes, int(fills or 0)]
+
+
 def not_sent(s: Session, run_id: str) -> list[dict[str, Any]]:
     """Why the run's decisions did not become orders at the broker, by who stopped them.
 

@@ -7,9 +7,11 @@ and every fill of the run again, about a tenth of a long replay's time. The
 sink that wrote those rows has seen each of them go by, so it counts them on
 the way (:class:`RunTally`) and hands the counts to the summary instead.
 
-Only a replay's sink does this: nothing else writes to a replay's run, so what
-went through its sink is all there is. A live run's orders can be settled by
-another process (``tradepipe reconcile``), so its summary is always read back.
+Only a replay's sink does this, and its counts are used only when they are all
+there is: the run's status changes and fills in the ledger number what the sink
+wrote (:func:`.summary.written`, two index lookups), so nothing else wrote to
+the run (another process settling its orders, ``tradepipe reconcile``) and no
+batch went missing. Otherwise, as for every live run, the summary is read back.
 The counts follow the rules of :func:`.summary.figures` exactly; the tests hold
 the two to the same answer.
 """
@@ -17,15 +19,17 @@ the two to the same answer.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from tradepipe.decisions import Action
-from tradepipe.orders import TERMINAL, FillLike, OrderStatus
+from tradepipe.orders import TERMINAL, Fill, OrderStatus
 from tradepipe.plugins.ledger.summary import ORDER_STATES
 from tradepipe.plugins.research.metrics import FillsOutOfOrder, TradeFigures, TradeTally
 
+#: Open lots beyond which the trade figures are left to the ledger (about 400
+#: bytes each): a run that only ever buys would otherwise hold one per fill.
+MOST_OPEN_LOTS = 100_000
 _FINAL = frozenset(status.value for status in TERMINAL)
 _SENT = OrderStatus.SUBMITTED.value
 _HOLD = Action.HOLD.value
@@ -35,8 +39,12 @@ class RunTally:
     """What a run's records add up to, counted as they are written.
 
     ``trades`` is ``None`` once a fill came out of time order or with another
-    UTC offset than the first: the ledger would give those back in an order of
-    its own, so the summary reads them back instead.
+    UTC offset than the first (the ledger would give those back in an order of
+    its own), or more than :data:`MOST_OPEN_LOTS` lots were open at once: the
+    summary reads the fills back instead. ``exact`` is false once an order's
+    changes broke the order :data:`~tradepipe.orders.TRANSITIONS` gives them
+    (a change after its end, or before an earlier one): the ledger's counts
+    then stand.
     """
 
     __slots__ = (
@@ -47,10 +55,12 @@ class RunTally:
         "commissions",
         "decisions",
         "denials",
+        "exact",
         "fills",
         "holds",
         "orders",
         "rejected",
+        "rows",
         "run_id",
         "sent",
     )
@@ -67,6 +77,9 @@ class RunTally:
         self.denials: dict[str, list[Any]] = {}
         self._trades: TradeTally | None = TradeTally()
         self._utc_offset: dt.timedelta | None = None
+        self.exact = True
+        #: The status changes and fill rows written (see :func:`.summary.written`).
+        self.rows = [0, 0]
 
     def decision(self, action: str) -> None:
         self.decisions += 1
@@ -82,6 +95,7 @@ class RunTally:
             seen[1] = reason
 
     def change(self, client_order_id: str, seq: int, status: str) -> None:
+        self.rows[0] += 1
         if status == _SENT:
             self.sent += 1
         if status in _FINAL:
@@ -89,18 +103,25 @@ class RunTally:
             self._open.pop(client_order_id, None)
             return
         latest = self._open.get(client_order_id)
-        if latest is None or seq > latest[0]:
+        if latest is None:
+            if seq > 1:
+                # Not its first change, and not open: it ended before, or this came
+                # ahead of an earlier change. The ledger counts such an order ended.
+                self.exact = False
+            self._open[client_order_id] = (seq, status)
+        elif seq > latest[0]:
             self._open[client_order_id] = (seq, status)
 
-    def fill(self, commission: Decimal, legs: Sequence[FillLike]) -> None:
+    def fill(self, fill: Fill) -> None:
         """One fill as the ledger counts it (a combo's once) and the fills its
         trade statistics read (a combo's legs, else the fill itself)."""
         self.fills += 1
-        self.commissions += commission
+        self.rows[1] += 1 + len(fill.legs)
+        self.commissions += fill.commission
         trades = self._trades
         if trades is None:
             return
-        for leg in legs:
+        for leg in fill.booked:
             offset = leg.ts.utcoffset()
             if self._utc_offset is None:
                 self._utc_offset = offset
@@ -111,6 +132,8 @@ class RunTally:
             except FillsOutOfOrder:
                 self._trades = None
                 return
+        if trades.open_lots > MOST_OPEN_LOTS:
+            self._trades = None
 
     @property
     def trades(self) -> TradeFigures | None:

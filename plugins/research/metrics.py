@@ -131,11 +131,13 @@ _ZERO = Decimal(0)
 class _Lots:
     """The open lots of each symbol, which closing fills match first in, first out."""
 
-    __slots__ = ("_books",)
+    __slots__ = ("_books", "open")
 
     def __init__(self) -> None:
         # Per symbol: [signed quantity, price, commission per unit], oldest first.
         self._books: dict[str, deque[list[Decimal]]] = {}
+        #: Lots open now, of every symbol.
+        self.open = 0
 
     def close(self, fill: FillLike) -> tuple[Decimal, Decimal, Decimal]:
         """Apply ``fill``: the quantity it closed (zero when it only opened), the
@@ -165,8 +167,10 @@ class _Lots:
             matched += take
             if not lot[0]:
                 book.popleft()
+                self.open -= 1
         if left:
             book.append([left, price, per_unit])
+            self.open += 1
         return matched, pnl, cost
 
 
@@ -275,6 +279,11 @@ class TradeTally:
         elif pnl < 0:
             self.losses += float(pnl)
             self.lost += 1
+
+    @property
+    def open_lots(self) -> int:
+        """Lots opened and not yet closed: what the tally holds."""
+        return self._lots.open
 
     def figures(self) -> TradeFigures:
         trades, won, lost = self.trades, self.won, self.lost
