@@ -92,14 +92,22 @@ def main(argv: list[str] | None = None) -> int:
         help="the interpreter to measure, with the tradepipe to measure installed "
         "(default: this one)",
     )
+    parser.add_argument(
+        "--without",
+        action="append",
+        choices=["ledger", "filters"],
+        default=[],
+        help="leave a part of the pipeline out (replay.py --without; repeatable)",
+    )
     args = parser.parse_args(argv)
     if args.large <= args.small:
         parser.error("--large must be more bars than --small")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt install valgrind)")
+    without = [arg for part in args.without for arg in ("--without", part)]
     runs = [
-        (args.small,),
-        (args.large,),
+        (args.small, *without),
+        (args.large, *without),
         (args.small, "--load-only"),
         (args.large, "--load-only"),
     ]
@@ -113,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     running = large - small - loading
     out = {
         "workload": args.workload,
+        **({"without": args.without} if args.without else {}),
         "python": args.python,
         "bars": [args.small, args.large],
         "instructions": [small, large],

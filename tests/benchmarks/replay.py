@@ -17,6 +17,10 @@ every decision, verdict, order event and fill written. Logging is set up as
 with ``timestamp,open,high,low,close,volume`` (ISO-8601 UTC bar start times, one
 symbol); without it bars are generated (1-minute random walk, fixed seed).
 
+``--without ledger`` leaves the SQL ledger out (no sink: the summary is the
+simulator's account) and ``--without filters`` the four risk filters (the
+guards stay), to see what each costs.
+
 Prints one JSON line. ``seconds`` times the run only, from connecting the broker
 to the last ledger commit and the summary read back from it; ``load_seconds``
 times reading or generating the bars; ``peak_rss_mb`` is the peak memory of the
@@ -33,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Collection
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -127,22 +132,27 @@ print(peak / 2**20)
         return float(out.strip() or 0)
 
 
-def settings_for(workload: str, data: str | None, bars: int, ledger: Path) -> Any:
+def settings_for(
+    workload: str, data: str | None, bars: int, ledger: Path, without: Collection[str] = ()
+) -> Any:
     feed = "csv" if data else "synthetic"
     feeds = (
         {"csv": {"paths": [data], "symbol": SYMBOL}}
         if data
         else {"synthetic": {"symbols": [SYMBOL], "bars": bars, "interval": "1m", "seed": 1}}
     )
+    run: dict[str, Any] = {
+        "broker": "paper",
+        "feed": feed,
+        "strategies": ["sma_cross" if workload == "sma" else "churn"],
+        "sinks": [] if "ledger" in without else ["sql"],
+        "batch_size": 20_000,
+    }
+    if "filters" in without:
+        run["risk_filters"] = []
     return validate_settings(
         {
-            "run": {
-                "broker": "paper",
-                "feed": feed,
-                "strategies": ["sma_cross" if workload == "sma" else "churn"],
-                "sinks": ["sql"],
-                "batch_size": 20_000,
-            },
+            "run": run,
             "strategies": {
                 "sma_cross": {
                     "fast": 10,
@@ -175,13 +185,20 @@ def main(argv: list[str] | None = None) -> int:
         help="only read or generate the bars, as the run would, and stop (instructions.py "
         "takes this from a run's count)",
     )
+    parser.add_argument(
+        "--without",
+        action="append",
+        choices=["ledger", "filters"],
+        default=[],
+        help="leave a part out, to see what it costs (repeatable)",
+    )
     args = parser.parse_args(argv)
     bars = args.bars or (1_000_000 if args.workload == "sma" else 100_000)
 
     sampler = TreeMemory()
     with tempfile.TemporaryDirectory(prefix="tradepipe-bench-") as tmp:
         ledger = Path(tmp) / "ledger.db"
-        settings = settings_for(args.workload, args.data, bars, ledger)
+        settings = settings_for(args.workload, args.data, bars, ledger, args.without)
         logs = settings.logging
         setup_logging(
             level=logs.level,
@@ -203,16 +220,22 @@ def main(argv: list[str] | None = None) -> int:
         total = time.perf_counter() - t0
     load = pipeline.timings["load_seconds"]
     seconds = total - load
+    realized = (
+        summary["realized_pnl"]
+        if "realized_pnl" in summary
+        else pipeline.broker.account().realized_pnl
+    )
     position = next((p["quantity"] for p in summary["positions"] if p["symbol"] == SYMBOL), "0")
     peak_mb = max(sampler.stop(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     out = {
         "framework": "tradepipe",
         "workload": args.workload,
+        **({"without": args.without} if args.without else {}),
         "bars": result.bars,
         "orders": summary["orders"]["total"],
         "fills": summary["fills"],
         "final_position": float(position),
-        "realized_pnl": float(summary["realized_pnl"] or 0),
+        "realized_pnl": float(realized or 0),
         "seconds": round(seconds, 3),
         "load_seconds": round(load, 3),
         "bars_per_second": round(result.bars / seconds),
