@@ -593,6 +593,37 @@ def test_maker_defaults_are_per_instance_and_fields_sets_are_not_shared() -> Non
     assert b.model_fields_set == {"name"}
 
 
+class _MostlyDefaults(Record):
+    tags: list[str] = Field(default_factory=list)
+    a: int = 1
+    name: str
+    b: str = "b"
+    c: Decimal | None = None
+    d: bool = False
+    e: float = 2.5
+    level: int = 3
+
+
+@pytest.mark.parametrize("names", [("name",), ("name", "level"), ("level", "name", "a")])
+def test_maker_of_a_record_mostly_at_its_defaults_builds_what_validation_builds(
+    names: tuple[str, ...],
+) -> None:
+    """Such a record's fields start from a copy of its defaults (Record.maker): each
+    record its own, in declaration order, with fresh factories."""
+    values = {"name": "x", "level": 7, "a": 5}
+    make = _MostlyDefaults.maker(*names)
+    one, two = make(*(values[n] for n in names)), make(*(values[n] for n in names))
+    validated = _MostlyDefaults(**{n: values[n] for n in names})
+    assert one == validated
+    assert list(one.__dict__) == list(_MostlyDefaults.model_fields)
+    assert one.model_dump_json() == validated.model_dump_json()
+    assert one.model_fields_set == validated.model_fields_set
+    assert one.__dict__ is not two.__dict__
+    assert one.tags is not two.tags
+    one.__dict__["b"] = "changed"  # as Order.transition changes its own fields
+    assert make(*(values[n] for n in names)).b == "b"
+
+
 def test_maker_refuses_what_it_cannot_build() -> None:
     with pytest.raises(ValueError, match="nickname"):
         _WithFactories.maker("name", "nickname")
