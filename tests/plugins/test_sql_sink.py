@@ -165,6 +165,35 @@ def fill_for(order: Order, price: str = "0.1", commission: str = "0.2") -> Fill:
     )
 
 
+def record_equity(sink: SqlSink, *equities: str) -> None:
+    """One account snapshot a day from ``T``, cash and equity each ``equities``' own."""
+    for day, equity in enumerate(equities):
+        sink.record_snapshot(
+            [],
+            AccountSummary(
+                account_id="PAPER",
+                cash=Decimal(equity),
+                equity=Decimal(equity),
+                buying_power=Decimal(equity),
+                ts=T + dt.timedelta(days=day),
+            ),
+        )
+
+
+def ten_aapl(execution_id: str, side: Side, price: str, ts: dt.datetime) -> Fill:
+    """A fill of ten AAPL, its order named after the execution."""
+    return Fill(
+        execution_id=execution_id,
+        client_order_id=f"c-{execution_id}",
+        decision_id="d",
+        symbol="AAPL",
+        side=side,
+        quantity=Decimal(10),
+        price=Decimal(price),
+        ts=ts,
+    )
+
+
 def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(path) as db:
         return db.execute(sql).fetchall()
@@ -848,33 +877,12 @@ def test_trade_figures_read_back_in_time_order_whatever_offset_times_were_writte
     ny = dt.timezone(dt.timedelta(hours=-5))
     sink = target.sink()
     sink.open(run_info())
-
-    def fill(execution_id: str, side: Side, price: str, ts: dt.datetime) -> Fill:
-        return Fill(
-            execution_id=execution_id,
-            client_order_id=f"c-{execution_id}",
-            decision_id="d",
-            symbol="AAPL",
-            side=side,
-            quantity=Decimal(10),
-            price=Decimal(price),
-            ts=ts,
-        )
-
-    sink.record_fill(fill("short", Side.SELL, "110", T.replace(hour=14, minute=0)))
-    sink.record_fill(fill("cover", Side.BUY, "105", T.replace(hour=14, minute=10)))
-    sink.record_fill(fill("long", Side.BUY, "100", T.replace(hour=14, minute=30).astimezone(ny)))
-    for day, equity in ((0, "100000"), (1, "100100")):
-        sink.record_snapshot(
-            [],
-            AccountSummary(
-                account_id="PAPER",
-                cash=Decimal(equity),
-                equity=Decimal(equity),
-                buying_power=Decimal(equity),
-                ts=T + dt.timedelta(days=day),
-            ),
-        )
+    sink.record_fill(ten_aapl("short", Side.SELL, "110", T.replace(hour=14, minute=0)))
+    sink.record_fill(ten_aapl("cover", Side.BUY, "105", T.replace(hour=14, minute=10)))
+    sink.record_fill(
+        ten_aapl("long", Side.BUY, "100", T.replace(hour=14, minute=30).astimezone(ny))
+    )
+    record_equity(sink, "100000", "100100")
     sink.close(run_info(), bars=2, status="completed")
 
     metrics = Ledger(target.sink().engine(), target.url).summary("r1")["metrics"]
@@ -967,44 +975,27 @@ def test_a_replays_summary_as_counted_is_the_one_the_ledger_gives(target: Target
         commission=Decimal("1.30"),
         multiplier=Decimal(100),
         ts=T + dt.timedelta(minutes=5),
-        legs=(
+        legs=tuple(
             Fill(
-                execution_id="xc.1",
-                symbol="SPY C500",
-                side=Side.BUY,
+                execution_id=f"xc.{n}",
+                symbol=symbol,
+                side=side,
                 quantity=Decimal(1),
-                price=Decimal("3.10"),
+                price=Decimal(price),
                 multiplier=Decimal(100),
                 ts=T + dt.timedelta(minutes=5),
                 **leg,
-            ),
-            Fill(
-                execution_id="xc.2",
-                symbol="SPY C510",
-                side=Side.SELL,
-                quantity=Decimal(1),
-                price=Decimal("2.00"),
-                multiplier=Decimal(100),
-                ts=T + dt.timedelta(minutes=5),
-                **leg,
-            ),
+            )
+            for n, (symbol, side, price) in enumerate(
+                [("SPY C500", Side.BUY, "3.10"), ("SPY C510", Side.SELL, "2.00")], 1
+            )
         ),
         **{k: v for k, v in leg.items() if k != "commission"},
     )
     sink.record_fill(combo)
     # The earlier run's order settles now: its rows are the earlier run's.
     sink.record_reconciled("r0", [left.transition(OrderStatus.CANCELED, T)], [])
-    for day, equity in ((0, "100000"), (1, "100031.5")):
-        sink.record_snapshot(
-            [],
-            AccountSummary(
-                account_id="PAPER",
-                cash=Decimal(equity),
-                equity=Decimal(equity),
-                buying_power=Decimal(equity),
-                ts=T + dt.timedelta(days=day),
-            ),
-        )
+    record_equity(sink, "100000", "100031.5")
     sink.close(run_info(), bars=3, status="completed")
 
     assert sink.tally("r1") is not None
@@ -1066,28 +1057,9 @@ def test_a_replays_fills_out_of_time_order_are_read_back_for_its_trades(
     for run_id, fills in runs.items():
         sink = replay_sink(target, run_id)
         for n, (side, price, minute, zone) in enumerate(fills):
-            sink.record_fill(
-                Fill(
-                    execution_id=f"{run_id}{n}",
-                    client_order_id=f"c{run_id}{n}",
-                    decision_id="d",
-                    symbol="AAPL",
-                    side=side,
-                    quantity=Decimal(10),
-                    price=Decimal(price),
-                    ts=T.replace(hour=14, minute=minute).astimezone(zone),
-                )
-            )
-        sink.record_snapshot(
-            [],
-            AccountSummary(
-                account_id="PAPER",
-                cash=Decimal(1000),
-                equity=Decimal(1000),
-                buying_power=Decimal(1000),
-                ts=T,
-            ),
-        )
+            ts = T.replace(hour=14, minute=minute).astimezone(zone)
+            sink.record_fill(ten_aapl(f"{run_id}{n}", side, price, ts))
+        record_equity(sink, "1000")
         sink.close(run_info(run_id), bars=2, status="completed")
         metrics = sink.summary(run_id)["metrics"]
         assert metrics == Ledger(target.sink().engine(), sink.where).summary(run_id)["metrics"]
@@ -1110,12 +1082,7 @@ def test_a_replays_summary_reads_no_change_or_fill_back(
     sink.record_order_event(order.transition(OrderStatus.SUBMITTED, T))
     sink.record_fill(fill_for(order))
     sink.record_order_event(order.apply_fill(fill_for(order)))
-    sink.record_snapshot(
-        [],
-        AccountSummary(
-            account_id="PAPER", cash=Decimal(9), equity=Decimal(9), buying_power=Decimal(9), ts=T
-        ),
-    )
+    record_equity(sink, "9")
     sink.close(run_info(), bars=1, status="completed")
     read = Ledger(target.sink().engine(), sink.where).summary("r1")
 
@@ -1128,24 +1095,6 @@ def test_a_replays_summary_reads_no_change_or_fill_back(
     monkeypatch.setattr(SqlSink, "summary", SqlSink.summary.__wrapped__)  # type: ignore[attr-defined]
     assert sink.summary("r1") == read
     assert (read["orders"]["filled"], read["metrics"]["fills"]) == (1, 1)
-
-
-def test_a_replays_orders_settled_by_another_process_are_read_back(target: Target) -> None:
-    """Another process settling the replay's order (a run of the same session, or
-    ``tradepipe reconcile``) writes into the replay's run: the ledger's rows then
-    outnumber what the replay's sink wrote, and its summary is read back."""
-    sink = replay_sink(target)
-    order = order_for(decision(1), "tp-1")
-    sink.record_order(order)
-    sink.record_order_event(order.transition(OrderStatus.SUBMITTED, T))
-    sink.flush()
-    other = target.sink()
-    other.open(run_info("r-other"))
-    other.record_reconciled("r1", [order.transition(OrderStatus.REJECTED, T, "unknown")], [])
-    sink.close(run_info(), bars=1, status="completed")
-    summary = sink.summary("r1")
-    assert summary == Ledger(target.sink().engine(), sink.where).summary("r1")
-    assert (summary["orders"]["rejected"], summary["orders"]["open"]) == (1, 0)
 
 
 def test_changes_out_of_their_order_leave_a_replays_counts_to_the_ledger(target: Target) -> None:
@@ -1190,34 +1139,34 @@ def test_a_replay_with_many_open_lots_leaves_its_trade_figures_to_the_ledger(
         sink.record_fill(fill_for(order).model_copy(update={"side": side}))
     counted = sink._tally
     assert counted is not None and counted.trades is None
-    sink.record_snapshot(
-        [],
-        AccountSummary(
-            account_id="PAPER", cash=Decimal(9), equity=Decimal(9), buying_power=Decimal(9), ts=T
-        ),
-    )
+    record_equity(sink, "9")
     sink.close(run_info(), bars=1, status="completed")
     metrics = sink.summary("r1")["metrics"]
     assert metrics == Ledger(target.sink().engine(), sink.where).summary("r1")["metrics"]
     assert (metrics["fills"], metrics["trades"]) == (4, 1)
 
 
-def test_a_live_runs_summary_is_read_back_with_what_other_processes_wrote(
-    target: Target,
+@pytest.mark.parametrize("live", [False, True], ids=["replay", "live"])
+def test_a_runs_order_settled_by_another_process_is_in_its_summary(
+    target: Target, live: bool
 ) -> None:
-    """``tradepipe reconcile`` may end a live run's order from another process:
-    the live run's summary reads the ledger, and so counts it."""
-    sink = replay_sink(target, clock=SystemClock())
+    """Another process settling a run's order (a run of the same session, or
+    ``tradepipe reconcile``) writes into the run. A live run's summary always reads
+    the ledger back; a replay's finds more rows there than its sink wrote, and
+    reads it back too."""
+    sink = replay_sink(target, clock=SystemClock() if live else None)
     order = order_for(decision(1), "tp-1")
     sink.record_order(order)
     sink.record_order_event(order.transition(OrderStatus.SUBMITTED, T))
     sink.flush()
     other = target.sink()
-    other.open(run_info("r-reconcile"))
-    other.record_reconciled("r1", [order.transition(OrderStatus.CANCELED, T)], [])
+    other.open(run_info("r-other"))
+    other.record_reconciled("r1", [order.transition(OrderStatus.REJECTED, T, "unknown")], [])
     sink.close(run_info(), bars=1, status="completed")
-    assert sink.tally("r1") is None
-    assert sink.summary("r1")["orders"]["canceled"] == 1
+    assert (sink.tally("r1") is None) is live
+    summary = sink.summary("r1")
+    assert summary == Ledger(target.sink().engine(), sink.where).summary("r1")
+    assert (summary["orders"]["rejected"], summary["orders"]["open"]) == (1, 0)
 
 
 def test_an_open_judging_stays_in_its_run_when_another_runs_rows_fill_a_batch(
