@@ -83,6 +83,19 @@ class RunContext:
                 total += remaining if intent.side == "buy" else -remaining
         return total
 
+    def closing(self, symbol: str) -> Decimal:
+        """What working orders that reduce the held position have yet to fill."""
+        held = self.position(symbol)
+        if not held:
+            return ZERO
+        reducing = "sell" if held > 0 else "buy"
+        total = ZERO
+        for order in self._working.values():
+            intent = order.intent
+            if intent.symbol == symbol and intent.side == reducing:
+                total += order.remaining
+        return total
+
     def exposure(self, symbol: str) -> Decimal:
         """The position once every working order has filled."""
         if self._combos and symbol in self._combos:

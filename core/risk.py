@@ -82,6 +82,11 @@ class RiskContext(Protocol):
         """``position + pending``: what limits on exposure must look at."""
         ...
 
+    def closing(self, symbol: str) -> Decimal:
+        """What working orders on the side that reduces the held position have yet
+        to fill (never negative; zero when nothing is held)."""
+        ...
+
     def symbols(self) -> dict[str, Decimal]:
         """Every symbol held or with a working order, mapped to its multiplier."""
         ...

@@ -12,8 +12,11 @@ and rounded down to whole units (shares to 0.0001 with ``fractional``; option
 contracts and combos always whole). A quantity given in the decision is used
 as is (the order rules and the risk filters still judge it).
 
-``close`` sells (or buys back) the whole position. ``sell`` without a quantity
-while long sells the whole holding; otherwise it is sized like a new position.
+``close`` sells (or buys back) the whole position, less what working orders
+already close; ``sell`` without a quantity while long sells the whole holding,
+less the same; otherwise it is sized like a new position. Orders working on the
+other side (a buy still open while long) never add to what a close sells: if
+they do not fill, the close would open a position the other way.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class Sizer:
         price: Decimal | None,
         position: Decimal,
         equity: Decimal | Callable[[], Decimal],
+        closable: Decimal | None = None,
     ) -> tuple[Side, Decimal]:
         """Return the side and quantity for ``decision``.
 
@@ -54,25 +58,28 @@ class Sizer:
             still change (the exposure), so orders in flight count.
         :param equity: account equity for risk sizing, or a function returning it
             (only called when needed).
+        :param closable: the signed quantity held less what working orders that
+            reduce it have yet to fill: what a close may take. ``None``: ``position``.
         :raises SizingError: with the reason no quantity could be found.
         """
         action = decision.action
         if action is Action.HOLD:
             raise SizingError("a hold decision has nothing to size")
+        held = position if closable is None else closable
         if action is Action.CLOSE:
-            if position == 0:
+            if held == 0:
                 raise SizingError(
                     f"nothing to close: no position in {decision.symbol}, "
                     "or working orders already close it"
                 )
-            side = Side.SELL if position > 0 else Side.BUY
+            side = Side.SELL if held > 0 else Side.BUY
             # A close never goes past flat, whatever quantity it names.
-            return side, min(decision.quantity or abs(position), abs(position))
+            return side, min(decision.quantity or abs(held), abs(held))
         side = Side.BUY if action is Action.BUY else Side.SELL
         if decision.quantity is not None:
             return side, decision.quantity
-        if side is Side.SELL and position > 0:
-            return side, position
+        if side is Side.SELL and held > 0:
+            return side, held
         if price is None or price <= 0:
             raise SizingError(f"no price known for {decision.symbol}; cannot size")
         quantity = self._by_method(decision, price, equity)
@@ -98,7 +105,19 @@ class Sizer:
         price = decision.limit_price or decision.stop_price or ctx.last_price(symbol)
         # Orders in flight count: two buys before the first fills must not
         # each be sized as if the other did not exist.
-        side, quantity = self.size(decision, price, ctx.exposure(symbol), ctx.equity)
+        closable = None
+        if decision.action is Action.CLOSE or (
+            decision.action is Action.SELL and decision.quantity is None
+        ):
+            # What is held, less what working orders already take off it; working
+            # orders the other way may never fill and are not the close's to sell.
+            closable = ctx.position(symbol)
+            if closable:
+                closing = ctx.closing(symbol)
+                closable = (
+                    max(closable - closing, ZERO) if closable > 0 else min(closable + closing, ZERO)
+                )
+        side, quantity = self.size(decision, price, ctx.exposure(symbol), ctx.equity, closable)
         return _intent(
             cid,
             decision.id,
