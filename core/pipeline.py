@@ -119,32 +119,47 @@ def guard_names(settings: AppSettings) -> list[str]:
     return [name for name in ALWAYS_ON_FILTERS if name not in settings.run.risk_filters]
 
 
-def check_components(settings: AppSettings, host: PluginHost) -> list[str]:
-    """Validate every component the settings name or configure; return what was checked.
-
-    :raises ConfigError: an unknown name or a bad settings table.
-    """
+def _wanted(settings: AppSettings) -> dict[str, list[str]]:
+    """The components the run names, by kind."""
     run = settings.run
-    checked = []
-    wanted = {
+    return {
         "broker": [run.broker],
         "feed": [run.feed],
         "strategy": list(run.strategies),
         "risk_filter": guard_names(settings) + list(run.risk_filters),
         "sink": list(run.sinks),
     }
-    for kind, names in wanted.items():
+
+
+def refuse_unknown_tables(settings: AppSettings, host: PluginHost) -> None:
+    """Refuse a settings table for a component that is not installed: a misspelt
+    ``[risk.max_position_vaule]`` would otherwise leave the filter at its defaults.
+    (A component the run names but that is not installed is refused where it is made.)
+
+    :raises ConfigError: naming the table and what is installed.
+    """
+    for kind, names in _wanted(settings).items():
         table = KINDS[kind][1]
-        configured = list(getattr(settings, table))
         known = host.components(kind)
-        for name in dict.fromkeys(names + configured):
-            if name not in known and name in configured and name not in names:
-                # A table for a component that is not installed: say so, don't guess.
+        for name in getattr(settings, table):
+            if name not in known and name not in names:
                 raise ConfigError(
                     f"{settings.path or 'settings'}: [{table}.{name}] configures an unknown "
                     f"{kind.replace('_', ' ')}; installed: {', '.join(sorted(known)) or 'none'}",
                     key=f"{table}.{name}",
                 )
+
+
+def check_components(settings: AppSettings, host: PluginHost) -> list[str]:
+    """Validate every component the settings name or configure; return what was checked.
+
+    :raises ConfigError: an unknown name or a bad settings table.
+    """
+    refuse_unknown_tables(settings, host)
+    checked = []
+    for kind, names in _wanted(settings).items():
+        table = KINDS[kind][1]
+        for name in dict.fromkeys(names + list(getattr(settings, table))):
             make_component(host, settings, kind, name)
             checked.append(f"{table}.{name}")
     return checked
@@ -176,6 +191,7 @@ def build_pipeline(
     runtime = Runtime(settings, clock, run, host)
     if len(set(run_cfg.strategies)) != len(run_cfg.strategies):
         raise ConfigError("[run] strategies lists a strategy twice", key="run.strategies")
+    refuse_unknown_tables(settings, host)
 
     def make(kind: str, name: str) -> Any:
         return make_component(host, settings, kind, name, runtime)

@@ -97,6 +97,21 @@ def test_demo_runs_end_to_end_and_the_ledger_holds_everything(workdir: Path) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "table", ["risk.min_confidance", "strategies.sma_crss", "brokers.papr", "sinks.sqll"]
+)
+def test_a_misspelt_component_table_stops_the_run_before_it_starts(
+    workdir: Path, table: str
+) -> None:
+    """A table for no installed component is refused by the run itself, as by
+    ``config check``: a misspelt filter's limit would otherwise go unheard."""
+    (workdir / "settings.toml").write_text(f"[default.{table}]\nthreshold = 90\n")
+    result = invoke("run-pipeline", "--no-progress")
+    assert result.exit_code == 2, result.output
+    assert f"[{table}] configures an unknown" in result.stderr
+    assert not (workdir / "tradepipe.db").exists()
+
+
 def test_table_output_and_ledger_commands(workdir: Path) -> None:
     result = invoke("run-pipeline", "--no-progress")
     assert result.exit_code == 0, result.output
