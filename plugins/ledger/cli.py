@@ -13,7 +13,7 @@ from tradepipe.errors import ConfigError, PersistenceError
 from tradepipe.logs import mask_account
 from tradepipe.money import fmt, money_text
 from tradepipe.plugins.ledger.history import fill_kind
-from tradepipe.plugins.ledger.queries import Ledger, open_ledger
+from tradepipe.plugins.ledger.queries import LATEST, Ledger, open_ledger
 from tradepipe.plugins.ledger.schema import LotRealizationRow, TaxLotRow
 from tradepipe.plugins.tax.documents import lots_document
 from tradepipe.plugins.tax.lots import Method
@@ -37,13 +37,18 @@ def command_ledger(app: AppContext) -> Ledger:
 def _run_id(ledger: Ledger, run_id: str | None) -> str:
     run = ledger.run(run_id)
     if run is None:
-        if run_id:
+        if run_id and run_id != LATEST:
             raise ConfigError(f"no run {run_id!r} in the ledger at {ledger.where}", key="run")
         raise PersistenceError(f"the ledger at {ledger.where} has no runs yet")
     return run.run_id
 
 
-run_option = click.option("--run", "run_id", metavar="RUN_ID", help="A run id (default: latest).")
+run_option = click.option(
+    "--run",
+    "run_id",
+    metavar="RUN_ID",
+    help="A run id, or latest (the default): the latest pipeline run, whatever it did.",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 limit_option = click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
 

@@ -81,6 +81,10 @@ def open_ledger(settings: Any, host: Any, *, required: bool = False) -> Iterator
         engine.dispose()
 
 
+#: What ``--run`` takes for the latest pipeline run (:meth:`Ledger.run`).
+LATEST = "latest"
+
+
 class Ledger:
     """Read access to one ledger database."""
 
@@ -180,13 +184,13 @@ class Ledger:
         return select(col(RunRow.run_id)).where(col(RunRow.account) == account)
 
     def run(self, run_id: str | None = None) -> RunRow | None:
-        """The run ``run_id``, or when ``None`` the latest trading run.
+        """The run ``run_id``, or when ``None`` (or ``latest``) the latest trading run.
 
         Reconciliation runs (``reconcile --fix``, a settled cancel) only carry
         corrections to earlier runs; "the last run" a person means is the
         latest run of a pipeline, whether or not any of its orders went out.
         """
-        if run_id is None:
+        if run_id is None or run_id == LATEST:
             try:
                 with self._session() as s:
                     stmt = (
@@ -661,7 +665,7 @@ class Ledger:
         chains = self.chains(key)
         if not chains:
             raise NotInLedger(f"the ledger knows no decision or order {key!r}")
-        if run_id == "latest":
+        if run_id == LATEST:
             run_id = chains[-1]["run_id"]
         if run_id is None:
             return chains

@@ -58,7 +58,7 @@ def report(
     top: int,
     as_json: bool,
 ) -> None:
-    """How RUN did (default: the latest run that traded): returns, volatility,
+    """How RUN did (default: the latest pipeline run, whatever it did): returns, volatility,
     Sharpe, Sortino, drawdown, trades, exposure, turnover, and against a
     benchmark; or, with --sweep, a sweep's results."""
     if sweep_id is not None and (run_id or benchmark or symbol):

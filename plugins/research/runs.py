@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from tradepipe.errors import ConfigError, PersistenceError
-from tradepipe.plugins.ledger.queries import Ledger
+from tradepipe.plugins.ledger.queries import LATEST, Ledger
 from tradepipe.plugins.ledger.schema import RunRow
 from tradepipe.plugins.ledger.summary import run_series
 from tradepipe.plugins.research.metrics import (
@@ -40,9 +40,9 @@ def read_run(ledger: Ledger, run_id: str | None) -> RunData:
     :raises ConfigError: no such run.
     :raises PersistenceError: the ledger could not be read.
     """
-    run = ledger.run(None if run_id in (None, "latest") else run_id)
+    run = ledger.run(run_id)
     if run is None:
-        if run_id not in (None, "latest"):
+        if run_id not in (None, LATEST):
             raise ConfigError(f"no run {run_id!r} in the ledger at {ledger.where}", key="run")
         raise PersistenceError(f"the ledger at {ledger.where} has no runs yet")
     try:

@@ -139,6 +139,11 @@ def test_table_output_and_ledger_commands(workdir: Path) -> None:
     assert runs[0]["status"] == "completed"
     for command in ("orders", "fills", "decisions", "positions", "runs"):
         assert invoke("ledger", command).exit_code == 0
+    # --run latest names the default, as explain's and report's --run do.
+    latest = json.loads(invoke("ledger", "orders", "--json", "--run", "latest").output)
+    assert latest == orders
+    unknown = invoke("ledger", "orders", "--run", "no-such-run")
+    assert unknown.exit_code == 2 and "no run 'no-such-run'" in unknown.stderr
 
 
 def test_settings_path_for_ledger_and_overrides(workdir: Path) -> None:
