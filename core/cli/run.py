@@ -137,7 +137,11 @@ def print_summary(s: dict[str, Any]) -> None:
         (
             "decisions",
             f"{s['decisions']} ({s.get('decisions_rejected', 0)} rejected as invalid"
-            + (f", {s['decisions_held']} holds" if s.get("decisions_held") else "")
+            + (
+                f", {s['decisions_held']} hold{'' if s['decisions_held'] == 1 else 's'}"
+                if s.get("decisions_held")
+                else ""
+            )
             + ")",
         ),
         (

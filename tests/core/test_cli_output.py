@@ -6,6 +6,7 @@ import io
 import os
 from typing import Any
 
+import pytest
 from rich.console import Console
 from tradepipe.cli.live_view import render
 from tradepipe.cli.output import Id, as_id, table
@@ -124,3 +125,12 @@ def test_the_summary_says_whose_realized_pnl_it_shows(capsys: Any) -> None:
     kept = capsys.readouterr().out
     assert "realized P&L" in own and "(account)" not in own
     assert "realized P&L (account)" in kept
+
+
+@pytest.mark.parametrize(("held", "said"), [(1, "1 hold)"), (3, "3 holds)")])
+def test_the_summary_counts_holds_in_words_that_agree(capsys: Any, held: int, said: str) -> None:
+    from tradepipe.cli.run import print_summary
+
+    summary = {"run_id": "r1", "status": "completed", "bars": 10, "decisions": 5}
+    print_summary({**summary, "orders": {}, "fills": 0, "decisions_held": held})
+    assert said in capsys.readouterr().out
