@@ -11,6 +11,7 @@ import httpx
 import pytest
 from api_support import LIMIT_BUY
 from conftest import SETTINGS, TOKEN
+from conftest import Plugin as LivePlugin
 from fastapi.testclient import TestClient
 from tradepipe import Position, hookimpl
 from tradepipe.brokers.paper.broker import PaperBroker
@@ -38,9 +39,12 @@ class GatedBroker(PaperBroker):
         return super().positions()
 
 
-class Plugin:
+class Plugin(LivePlugin):
+    """The shared settings' brokers (live_sim configures one), and the gated one."""
+
     @hookimpl
     def tradepipe_register_brokers(self, register: Any) -> None:
+        super().tradepipe_register_brokers(register)
         register(GatedBroker)
 
 

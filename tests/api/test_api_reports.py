@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from api_support import LIMIT_BUY
 from click.testing import CliRunner
+from conftest import Plugin
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from tradepipe.cli import cli
@@ -17,6 +18,7 @@ from tradepipe.cli.context import AppContext
 from tradepipe.clock import NEW_YORK
 from tradepipe.plugins.ledger.db import open_engine
 from tradepipe.services.halt import trading_day
+from tradepipe.testing import test_host
 
 NOT_HALTED = {"halted": False, "manual": None, "daily": None}
 
@@ -277,7 +279,8 @@ def test_a_run_report_answers_as_tradepipe_report_does(client: TestClient, workd
     from tradepipe.cli.context import AppContext
 
     def tp(*args: str) -> str:
-        app = AppContext(settings_path="settings.toml")
+        # The host the API has: the shared settings configure its live_sim broker.
+        app = AppContext(settings_path="settings.toml", _host=test_host(Plugin()))
         result = CliRunner().invoke(cli, list(args), obj=app, catch_exceptions=False)
         assert result.exit_code == 0, result.output
         return result.stdout
