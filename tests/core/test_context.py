@@ -46,20 +46,27 @@ def _working(cid: str, symbol: str, side: Side, quantity: int, filled: int = 0) 
     return order
 
 
-def test_exposure_is_the_position_and_what_working_orders_have_yet_to_fill() -> None:
+def _book(held: int) -> Book:
+    """A book holding ``held`` AAPL (short when negative), bought or sold at 10."""
     book = Book(Decimal(100_000))
-    book.apply(
-        Fill(
-            execution_id="x0",
-            client_order_id="c0",
-            decision_id="d0",
-            symbol="AAPL",
-            side=Side.BUY,
-            quantity=Decimal(50),
-            price=Decimal(10),
-            ts=T0,
+    if held:
+        book.apply(
+            Fill(
+                execution_id="x0",
+                client_order_id="c0",
+                decision_id="d0",
+                symbol="AAPL",
+                side=Side.BUY if held > 0 else Side.SELL,
+                quantity=Decimal(abs(held)),
+                price=Decimal(10),
+                ts=T0,
+            )
         )
-    )
+    return book
+
+
+def test_exposure_is_the_position_and_what_working_orders_have_yet_to_fill() -> None:
+    book = _book(50)
     working = {
         o.client_order_id: o
         for o in (
@@ -83,20 +90,7 @@ def test_exposure_is_the_position_and_what_working_orders_have_yet_to_fill() -> 
 
 def _holding(held: int, working: list[tuple[str, int]]) -> RunContext:
     """A context holding ``held`` AAPL (short when negative) with ``working`` orders."""
-    book = Book(Decimal(100_000))
-    if held:
-        book.apply(
-            Fill(
-                execution_id="x0",
-                client_order_id="c0",
-                decision_id="d0",
-                symbol="AAPL",
-                side=Side.BUY if held > 0 else Side.SELL,
-                quantity=Decimal(abs(held)),
-                price=Decimal(10),
-                ts=T0,
-            )
-        )
+    book = _book(held)
     orders = [_working(f"w{n}", "AAPL", Side(side), q) for n, (side, q) in enumerate(working)]
     ctx = RunContext(ManualClock(T0), book, {o.client_order_id: o for o in orders})
     ctx.set_price("AAPL", 10.0)
