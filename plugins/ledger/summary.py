@@ -52,6 +52,18 @@ def _orders_of(run_id: str) -> Any:
     return select(col(OrderRow.id)).where(col(OrderRow.run_id) == run_id)
 
 
+def _order_range(s: Session, run_id: str) -> tuple[Any, Any]:
+    """The lowest and highest row ids of the run's orders (``None``s without any),
+    from the orders' unique index."""
+    # id + 0: PostgreSQL took min(id) by walking the primary key from its start
+    # until it met the run (most of the table for a late run), not the run's index.
+    ids = col(OrderRow.id) + 0
+    lo, hi = s.execute(
+        select(func.min(ids), func.max(ids)).where(col(OrderRow.run_id) == run_id)
+    ).one()
+    return lo, hi
+
+
 def _changes_of(s: Session, run_id: str) -> Any:
     """A condition picking the status changes of the run's orders.
 
@@ -62,12 +74,7 @@ def _changes_of(s: Session, run_id: str) -> Any:
     (Asked for the run's ids alone, PostgreSQL planned a scan of every run's
     changes.)
     """
-    # id + 0: PostgreSQL took min(id) by walking the primary key from its start
-    # until it met the run (most of the table for a late run), not the run's index.
-    ids = col(OrderRow.id) + 0
-    lo, hi = s.execute(
-        select(func.min(ids), func.max(ids)).where(col(OrderRow.run_id) == run_id)
-    ).one()
+    lo, hi = _order_range(s, run_id)
     if lo is None:
         return None
     order = col(StatusChangeRow.order_id)
@@ -187,10 +194,7 @@ def written(s: Session, run_id: str) -> list[int]:
     and any other run's written in between), read from the index alone: a run
     written on its own by one sink has exactly the changes it wrote there.
     """
-    ids = col(OrderRow.id) + 0  # see _changes_of
-    lo, hi = s.execute(
-        select(func.min(ids), func.max(ids)).where(col(OrderRow.run_id) == run_id)
-    ).one()
+    lo, hi = _order_range(s, run_id)
     changes = 0
     if lo is not None:
         order = col(StatusChangeRow.order_id)
