@@ -72,8 +72,14 @@ def _clean(text: str) -> str:
     return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in text)
 
 
+def _storable(text: str) -> str:
+    """``text`` as the ledger keeps it, and gives it back (see :func:`_clean`)."""
+    return text if text.isascii() and "\x00" not in text else _clean(text)
+
+
 def _string_json(text: str) -> str:
-    """``text`` as a JSON string the databases read back as it was."""
+    """``text`` as a JSON string the databases read back as it was: :func:`_storable`'s
+    text, its test written out here because it runs for nearly every verdict."""
     if text.isascii() and "\x00" not in text:
         return _text(text)
     return _text(_clean(text))
@@ -442,9 +448,7 @@ class SqlSink(Sink):
         if outcome == "deny":
             self._close_judging(filter)
             if self._tally is not None:
-                # As the ledger gives the reason back (see _string_json).
-                shown = reason if reason.isascii() and "\x00" not in reason else _clean(reason)
-                self._tally.denial(filter, shown)
+                self._tally.denial(filter, _storable(reason))  # as it is read back
 
     def _close_judging(self, denied_by: str | None) -> None:
         """Buffer the open judging's row (``denied_by``: the filter that denied)."""
