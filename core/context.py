@@ -83,18 +83,19 @@ class RunContext:
                 total += remaining if intent.side == "buy" else -remaining
         return total
 
-    def closing(self, symbol: str) -> Decimal:
-        """What working orders that reduce the held position have yet to fill."""
+    def closable(self, symbol: str) -> Decimal:
+        """The signed quantity held less what working orders that reduce it have
+        yet to fill, never past flat."""
         held = self.position(symbol)
         if not held:
             return ZERO
         reducing = "sell" if held > 0 else "buy"
-        total = ZERO
+        closing = ZERO
         for order in self._working.values():
             intent = order.intent
             if intent.symbol == symbol and intent.side == reducing:
-                total += order.remaining
-        return total
+                closing += order.remaining
+        return max(held - closing, ZERO) if held > 0 else min(held + closing, ZERO)
 
     def exposure(self, symbol: str) -> Decimal:
         """The position once every working order has filled."""

@@ -82,9 +82,10 @@ class RiskContext(Protocol):
         """``position + pending``: what limits on exposure must look at."""
         ...
 
-    def closing(self, symbol: str) -> Decimal:
-        """What working orders on the side that reduces the held position have yet
-        to fill (never negative; zero when nothing is held)."""
+    def closable(self, symbol: str) -> Decimal:
+        """The signed quantity held less what working orders that reduce it have
+        yet to fill, never past flat: what a close may take. Working orders the
+        other way do not count (they may never fill)."""
         ...
 
     def symbols(self) -> dict[str, Decimal]:

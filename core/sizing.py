@@ -109,14 +109,7 @@ class Sizer:
         if decision.action is Action.CLOSE or (
             decision.action is Action.SELL and decision.quantity is None
         ):
-            # What is held, less what working orders already take off it; working
-            # orders the other way may never fill and are not the close's to sell.
-            closable = ctx.position(symbol)
-            if closable:
-                closing = ctx.closing(symbol)
-                closable = (
-                    max(closable - closing, ZERO) if closable > 0 else min(closable + closing, ZERO)
-                )
+            closable = ctx.closable(symbol)
         side, quantity = self.size(decision, price, ctx.exposure(symbol), ctx.equity, closable)
         return _intent(
             cid,

@@ -82,8 +82,8 @@ def test_exposure_is_the_position_and_what_working_orders_have_yet_to_fill() -> 
     assert ctx.exposure("MSFT") == 99
     assert ctx.exposure("TSLA") == 0
     # What reduces the long: the sell only, never the buys still working.
-    assert ctx.closing("AAPL") == 15
-    assert ctx.closing("MSFT") == 0  # nothing held: nothing to reduce
+    assert ctx.closable("AAPL") == 50 - 15
+    assert ctx.closable("MSFT") == 0  # nothing held: nothing to reduce
     working.clear()
     assert ctx.exposure("AAPL") == 50
 

@@ -20,8 +20,8 @@ class FakeContext:
 
     positions: dict[str, Decimal] = field(default_factory=dict)
     pendings: dict[str, Decimal] = field(default_factory=dict)
-    #: What working orders that reduce each held position have yet to fill.
-    closings: dict[str, Decimal] = field(default_factory=dict)
+    #: What a close of each symbol may take (see RiskContext.closable).
+    closables: dict[str, Decimal] = field(default_factory=dict)
     prices: dict[str, Decimal] = field(default_factory=dict)
     multipliers: dict[str, Decimal] = field(default_factory=dict)
     equity_: Decimal = D(100_000)
@@ -44,8 +44,8 @@ class FakeContext:
     def exposure(self, symbol: str) -> Decimal:
         return self.position(symbol) + self.pending(symbol)
 
-    def closing(self, symbol: str) -> Decimal:
-        return self.closings.get(symbol, D(0))
+    def closable(self, symbol: str) -> Decimal:
+        return self.closables.get(symbol, D(0))
 
     def symbols(self) -> dict[str, Decimal]:
         held = {**self.positions, **self.pendings}
