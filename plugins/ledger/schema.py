@@ -169,13 +169,37 @@ class RejectedDecisionRow(_Ledger, table=True):
 _DENIED = text("denied_by IS NOT NULL")
 
 
+class VerdictHeadRow(_Ledger, table=True):
+    """What a run's verdicts repeat: a filter's place and name, the outcome and the
+    reason, numbered from 0 within the run. A judging's verdicts name theirs by its
+    number (migration 0020)."""
+
+    __tablename__ = "verdict_heads"
+
+    run_id: str = Field(primary_key=True, max_length=64)
+    n: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int
+    filter: str
+    outcome: str
+    reason: str = Field(sa_type=Text)
+
+
 class JudgementRow(_Ledger, table=True):
     """One judging of an order by the guards and risk filters: its verdicts, in order.
 
     A chain of four filters made four rows of the same run, ids and time before;
-    one row holds them now, as a JSON list of ``[seq, filter, outcome, reason,
-    quantity before, quantity after, figures]`` (quantities as decimal text), and
-    ``denied_by`` names the filter that denied, if one did (a denial ends a chain).
+    one row holds them now, as a JSON list, and ``denied_by`` names the filter that
+    denied, if one did (a denial ends a chain). Each verdict in the list is one of:
+
+    * ``[head, figures]``: its place, filter, outcome and reason are the run's
+      :class:`VerdictHeadRow` numbered ``head``, and it left the judging's
+      ``quantity`` as it was;
+    * ``[head, figures, quantity before, quantity after]``: the same, with its
+      own quantities (decimal text);
+    * ``[seq, filter, outcome, reason, quantity before, quantity after, figures]``:
+      everything written out, as every verdict was before migration 0020 (and is
+      still once a run has ``sink.MOST_HEADS`` heads).
+
     The ``verdicts`` view (:class:`VerdictRow`) gives one row per verdict, as before.
     """
 
@@ -199,6 +223,8 @@ class JudgementRow(_Ledger, table=True):
     ts: dt.datetime = _ts()
     denied_by: str | None = Field(default=None)
     verdicts: str = Field(sa_type=Text)
+    #: The quantity the judging began with: its verdicts of two elements kept it.
+    quantity: Decimal | None = _money(default=None)
 
 
 #: Views over the tables: read through models, never created from them (the
@@ -416,6 +442,7 @@ TABLES: list[type[SQLModel]] = [
     RunRow,
     DecisionRow,
     RejectedDecisionRow,
+    VerdictHeadRow,
     JudgementRow,
     OrderRow,
     StatusChangeRow,

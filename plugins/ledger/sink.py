@@ -64,6 +64,9 @@ _names: dict[str, str] = {}
 #: The most verdicts in one judging: the ``verdicts`` view numbers a judging's
 #: verdicts by its id times 1,000 plus their place.
 MOST_VERDICTS = 1000
+#: The most verdict heads (place, filter, outcome, reason) a run numbers: past
+#: them (reasons that quote figures, each its own head) verdicts are written out.
+MOST_HEADS = 10_000
 
 
 def _clean(text: str) -> str:
@@ -200,6 +203,11 @@ class SqlSink(Sink):
         self._judged: tuple[str, str, Any] = ("", "", None)
         self._judged_at: Any = None
         self._judged_seq = 0
+        #: The quantity the open judging began with, and as text.
+        self._quantity: Decimal = Decimal(0)
+        self._quantity_text = "0"
+        #: The verdict heads this run has numbered, and their numbers (as text).
+        self._heads: dict[tuple[int, str, Outcome, str], str] = {}
         #: A replay's summary figures, counted as its rows go by (see .tally).
         self._replay = False
         self._tally: RunTally | None = None
@@ -259,6 +267,7 @@ class SqlSink(Sink):
                 except WriterError as exc:
                     raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
         self._run_id = run.run_id
+        self._heads = {}
         self._tally = RunTally(run.run_id) if self._replay else None
         me = this_process()
         self._add(
@@ -419,15 +428,8 @@ class SqlSink(Sink):
         and order, at the same time, and comes later in the chain (the guards all
         share place 0); otherwise it starts one. A denial ends its judging.
         """
-        text, plain = _figures(figures)
-        item = (
-            f"[{seq},{_names.get(filter) or _name_json(filter)},{_OUTCOMES[outcome]},"
-            f"{_string_json(reason) if reason else _EMPTY},"
-            f'"{quantity_before!s}","{quantity_after!s}",'
-            f"{text if plain else _text(text)}]"
-        )
         judging = self._judging
-        if (
+        if not (
             judging
             and len(judging) < MOST_VERDICTS
             and decision_id == self._judged[0]
@@ -435,20 +437,54 @@ class SqlSink(Sink):
             and ts == self._judged[2]
             and (seq > self._judged_seq or seq == 0 == self._judged_seq)
         ):
-            judging.append(item)
-        else:
             if judging:
                 self._close_judging(None)
             self._judged = (decision_id, client_order_id, ts)
             # Its time as text now, in step with the other records' times
             # (_Timestamps keeps the last one).
             self._judged_at = self._ts(ts)
-            self._judging = [item]
+            judging = self._judging = []
+            self._quantity = quantity_before
+            self._quantity_text = str(quantity_before)
         self._judged_seq = seq
+        text, plain = _figures(figures)
+        if not plain:
+            text = _text(text)
+        head = self._heads.get((seq, filter, outcome, reason))
+        if head is None:
+            head = self._new_head(seq, filter, outcome, reason)
+        if head is None:
+            judging.append(
+                f"[{seq},{_names.get(filter) or _name_json(filter)},{_OUTCOMES[outcome]},"
+                f"{_string_json(reason) if reason else _EMPTY},"
+                f'"{quantity_before!s}","{quantity_after!s}",{text}]'
+            )
+        elif (quantity_before is (q := self._quantity) and quantity_after is q) or (
+            str(quantity_before) == str(quantity_after) == self._quantity_text
+        ):
+            judging.append(f"[{head},{text}]")
+        else:
+            judging.append(f'[{head},{text},"{quantity_before!s}","{quantity_after!s}"]')
         if outcome == "deny":
             self._close_judging(filter)
             if self._tally is not None:
                 self._tally.denial(filter, _storable(reason))  # as it is read back
+
+    def _new_head(self, seq: int, filter: str, outcome: Outcome, reason: str) -> str | None:
+        """Number a head (place, filter, outcome, reason) new to this run and buffer
+        its row; None once the run has :data:`MOST_HEADS` (its verdicts are then
+        written out in full)."""
+        heads = self._heads
+        if len(heads) >= MOST_HEADS:
+            return None
+        number = str(len(heads))
+        heads[seq, filter, outcome, reason] = number
+        # Buffered without starting a batch: a batch now would cut the judging in two.
+        self._pending[schema.VerdictHeadRow].append(
+            (self._run_id, len(heads) - 1, seq, _storable(filter), outcome.value, _storable(reason))
+        )
+        self._count += 1
+        return number
 
     def _close_judging(self, denied_by: str | None) -> None:
         """Buffer the open judging's row (``denied_by``: the filter that denied)."""
@@ -465,6 +501,7 @@ class SqlSink(Sink):
             self._judged_at,
             denied_by,
             "[" + ",".join(items) + "]",
+            self._dec(self._quantity),
         )
 
     def record_order(self, order: Order) -> None:

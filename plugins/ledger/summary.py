@@ -30,6 +30,7 @@ from tradepipe.plugins.ledger.schema import (
     RunRow,
     StatusChangeRow,
     UnmatchedOrderEventRow,
+    VerdictHeadRow,
 )
 from tradepipe.services.figures import position_figures
 from tradepipe.sink import account_fields, account_of
@@ -225,14 +226,31 @@ def not_sent(s: Session, run_id: str) -> list[dict[str, Any]]:
     ).all()
     if not counted:
         return []
-    # A denial ends its judging: its reason is the last verdict's.
-    latest = {
-        id_: json.loads(verdicts)[-1][3]
+    # A denial ends its judging: its reason is the last verdict's, written out in
+    # full or named by the run's head (see JudgementRow).
+    last_verdicts = {
+        id_: json.loads(verdicts)[-1]
         for id_, verdicts in s.execute(
             select(col(JudgementRow.id), col(JudgementRow.verdicts)).where(
                 col(JudgementRow.id).in_([last for _f, _n, last in counted])
             )
         )
+    }
+    heads = {
+        n: reason
+        for n, reason in s.execute(
+            select(col(VerdictHeadRow.n), col(VerdictHeadRow.reason))
+            .where(col(VerdictHeadRow.run_id) == run_id)
+            .where(
+                col(VerdictHeadRow.n).in_(
+                    [item[0] for item in last_verdicts.values() if len(item) != 7]
+                )
+            )
+        )
+    }
+    latest = {
+        id_: item[3] if len(item) == 7 else heads.get(item[0], "")
+        for id_, item in last_verdicts.items()
     }
     stops = [
         {"by": name, "count": int(n), "reason": latest.get(last, "")} for name, n, last in counted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -321,6 +322,92 @@ def test_verdicts_json_would_refuse_are_converted_and_read_back(ledger_url: str)
         back = Ledger(engine, "test").verdicts("r1")
         assert [v.figures for v in back] == odd
         assert back[0].reason == ("nul \ufffd here" if sqlite else "")
+    finally:
+        engine.dispose()
+
+
+def _judge_in_a_new_run(url: str) -> None:
+    """A run of today's sink judges three decisions (a pass, a cut, a denial)."""
+    from tradepipe import RunInfo
+    from tradepipe.plugins.ledger.sink import SqlSink
+    from tradepipe.risk import Outcome, RiskVerdict
+
+    at = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
+    run = RunInfo(
+        run_id="r3",
+        namespace="r3",
+        started_at=at,
+        env="test",
+        broker="paper",
+        feed="list",
+        strategies=("s",),
+    )
+
+    def verdict(decision: str, seq: int, name: str, outcome: str, after: str) -> RiskVerdict:
+        return RiskVerdict(
+            decision_id=decision,
+            client_order_id="tp-" + decision,
+            filter=name,
+            seq=seq,
+            outcome=Outcome(outcome),
+            reason="" if outcome == "pass" else "cap",
+            quantity_before=Decimal(7),
+            quantity_after=Decimal(after),
+            figures={"price": Decimal("1.50")},
+            ts=at,
+        )
+
+    sink = SqlSink(SqlSink.Settings(url=url, writer="inline"))
+    sink.open(run)
+    for v in [
+        verdict("d5", 1, "min_confidence", "pass", "7"),
+        verdict("d5", 2, "max_position_value", "reduce", "5"),
+        verdict("d6", 1, "min_confidence", "pass", "7"),
+        verdict("d6", 2, "max_position_value", "deny", "0"),
+    ]:
+        sink.record_verdict(v)
+    sink.close(run, bars=0, status="completed")
+
+
+def test_verdicts_naming_heads_are_written_out_again_on_a_downgrade(ledger_url: str) -> None:
+    """Migration 0020 converts nothing: verdicts written out in full read as before,
+    beside new ones that name their run's heads. A downgrade to 0019 writes every
+    verdict out in full again, and the view of 0018 reads them all the same."""
+    url = ledger_url
+    _verdicts_at_0017(url)
+    open_engine(url).dispose()
+    _judge_in_a_new_run(url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            before = _verdict_rows(conn)
+            lengths = conn.execute(
+                text("SELECT run_id, verdicts FROM judgements ORDER BY id")
+            ).all()
+        assert {len(item) for run, items in lengths for item in json.loads(items)} == {2, 4, 7}
+        assert [row[:9] for row in before if row[0] == "r3"] == [
+            ("r3", "d5", "tp-d5", 1, "min_confidence", "pass", "", "7", "7"),
+            ("r3", "d5", "tp-d5", 2, "max_position_value", "reduce", "cap", "7", "5"),
+            ("r3", "d6", "tp-d6", 1, "min_confidence", "pass", "", "7", "7"),
+            ("r3", "d6", "tp-d6", 2, "max_position_value", "deny", "cap", "7", "0"),
+        ]
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0019")
+        with engine.connect() as conn:
+            assert _verdict_rows(conn) == before
+            items = conn.execute(text("SELECT verdicts FROM judgements")).scalars()
+            assert {len(item) for row in items for item in json.loads(row)} == {7}
+            assert "quantity" not in {c["name"] for c in inspect(conn).get_columns("judgements")}
+            assert "verdict_heads" not in inspect(conn).get_table_names()
+            names = {i["name"] for i in inspect(conn).get_indexes("judgements")}
+            assert {"ix_judgements_decision", "ix_judgements_denied"} <= names
+    finally:
+        engine.dispose()
+    # And up again: the same verdicts.
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert _verdict_rows(conn) == before
     finally:
         engine.dispose()
 

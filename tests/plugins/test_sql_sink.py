@@ -417,6 +417,98 @@ def test_verdicts_json_would_refuse_read_back_as_they_were_written(target: Targe
     assert target.rows("select count(*) from verdicts") == [(5,)]
 
 
+def _read_back(target: Target) -> list[tuple[Any, ...]]:
+    return [
+        (
+            *(v.decision_id, v.seq, v.filter, v.outcome, v.reason),
+            *(str(v.quantity_before), str(v.quantity_after), json.loads(v.figures)),
+        )
+        for v in Ledger(target.sink().engine(), target.url).verdicts("r1")
+    ]
+
+
+def _as_given(given: list[RiskVerdict]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            *(v.decision_id, v.seq, v.filter, v.outcome.value, v.reason),
+            *(str(v.quantity_before), str(v.quantity_after), v.figures),
+        )
+        for v in given
+    ]
+
+
+def test_verdicts_name_their_run_s_heads_and_keep_their_quantities(target: Target) -> None:
+    """A verdict names its run's head (place, filter, outcome, reason) by number, and
+    gives its quantities only where they are not the judging's: after a reduction,
+    and where the text differs though the number is the same (10.0 is not 10)."""
+    cut = verdict(2, "max_position_value", Outcome.REDUCE, reason="cap").model_copy(
+        update={"quantity_after": Decimal("6.50")}
+    )
+    after_cut = verdict(3, "buying_power").model_copy(
+        update={"quantity_before": Decimal("6.50"), "quantity_after": Decimal("6.50")}
+    )
+    same_number = verdict(4, "max_risk_per_trade").model_copy(
+        update={"quantity_before": Decimal("10.0"), "quantity_after": Decimal("10.0")}
+    )
+    given = [
+        verdict(1, "min_confidence", figures={"confidence": 80.0}),
+        cut,
+        after_cut,
+        same_number,
+        # The next decision's chain: the same heads again, so no new ones.
+        verdict(1, "min_confidence", decision_id="d2", figures={"confidence": 90.5}),
+        verdict(2, "max_position_value", decision_id="d2", reason="cap"),
+    ]
+    sink = target.sink()
+    sink.open(run_info())
+    for v in given:
+        sink.record_verdict(v)
+    sink.close(run_info(), bars=0, status="completed")
+
+    assert _read_back(target) == _as_given(given)
+    shapes = [
+        [len(item) for item in json.loads(items)]
+        for (items,) in target.rows("select verdicts from judgements order by id")
+    ]
+    assert shapes == [[2, 4, 4, 4], [2, 2]]
+    heads = target.rows("select n, seq, filter, outcome, reason from verdict_heads order by n")
+    assert heads == [
+        (0, 1, "min_confidence", "pass", ""),
+        (1, 2, "max_position_value", "reduce", "cap"),
+        (2, 3, "buying_power", "pass", ""),
+        (3, 4, "max_risk_per_trade", "pass", ""),
+        (4, 2, "max_position_value", "pass", "cap"),
+    ]
+
+
+def test_past_its_most_heads_a_run_writes_verdicts_out_in_full(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reasons that quote figures make a head each: past ``MOST_HEADS`` of them a
+    run's verdicts carry their own, and read back the same."""
+    monkeypatch.setattr("tradepipe.plugins.ledger.sink.MOST_HEADS", 2)
+    given = [
+        verdict(1, "max_position_value", Outcome.DENY, decision_id=f"d{n}", reason=f"over {n}")
+        for n in range(4)
+    ]
+    sink = target.sink()
+    sink.open(run_info())
+    for v in given:
+        sink.record_verdict(v)
+    sink.close(run_info(), bars=0, status="completed")
+
+    assert _read_back(target) == _as_given(given)
+    shapes = [
+        len(json.loads(items)[0]) for (items,) in target.rows("select verdicts from judgements")
+    ]
+    assert sorted(shapes) == [4, 4, 7, 7]
+    assert target.rows("select count(*) from verdict_heads") == [(2,)]
+    ledger = Ledger(target.sink().engine(), target.url)
+    assert ledger.summary("r1")["not_sent"] == [
+        {"by": "max_position_value", "count": 4, "reason": "over 3"}
+    ]
+
+
 def test_a_batch_that_holds_an_order_holds_its_verdicts(target: Target) -> None:
     """A batch is cut by the record that fills it; a judging still open then goes
     with it, so a crash after that batch never leaves an order without its verdicts."""

@@ -1,0 +1,177 @@
+"""What a run's verdicts repeat is written once: ``verdict_heads``.
+
+A judging's verdicts (``judgements.verdicts``, migration 0018) each wrote out
+their filter's place and name, the outcome, the reason and the quantity before
+and after, though a run's chain gives the same few of those again and again:
+about half of a judging's 500 bytes. A verdict may now name a head of its run
+(``verdict_heads``: place, filter, outcome, reason) by its number and leave out
+its quantities when it kept the judging's (``judgements.quantity``). The
+``verdicts`` view reads both forms, and the verdicts already written keep the
+one they have: nothing is converted, so the upgrade takes no time.
+
+A downgrade writes every verdict out in full again.
+
+Revision ID: 0020
+Revises: 0019
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0020"
+down_revision = "0019"
+branch_labels = None
+depends_on = None
+
+#: Judgings rewritten per statement on a downgrade.
+CHUNK = 10_000
+
+# A verdict written out in full has seven elements; one naming a head two or four.
+# The tables keep their names in the view (no alias): query plans then name them.
+SQLITE_VIEW = """
+CREATE VIEW verdicts AS
+SELECT judgements.id * 1000 + e.key AS id, judgements.run_id, judgements.decision_id,
+       judgements.client_order_id,
+       CASE WHEN verdict_heads.n IS NULL THEN json_extract(e.value, '$[0]')
+            ELSE verdict_heads.seq END AS seq,
+       CASE WHEN verdict_heads.n IS NULL THEN json_extract(e.value, '$[1]')
+            ELSE verdict_heads.filter END AS filter,
+       CASE WHEN verdict_heads.n IS NULL THEN json_extract(e.value, '$[2]')
+            ELSE verdict_heads.outcome END AS outcome,
+       CASE WHEN verdict_heads.n IS NULL THEN json_extract(e.value, '$[3]')
+            ELSE verdict_heads.reason END AS reason,
+       CASE WHEN verdict_heads.n IS NULL THEN json_extract(e.value, '$[4]')
+            WHEN json_array_length(e.value) = 2 THEN judgements.quantity
+            ELSE json_extract(e.value, '$[2]') END AS quantity_before,
+       CASE WHEN verdict_heads.n IS NULL THEN json_extract(e.value, '$[5]')
+            WHEN json_array_length(e.value) = 2 THEN judgements.quantity
+            ELSE json_extract(e.value, '$[3]') END AS quantity_after,
+       CASE WHEN verdict_heads.n IS NULL THEN json_extract(e.value, '$[6]')
+            ELSE json_extract(e.value, '$[1]') END AS figures,
+       judgements.ts
+FROM judgements, json_each(judgements.verdicts) AS e
+LEFT JOIN verdict_heads ON json_array_length(e.value) IN (2, 4)
+     AND verdict_heads.run_id = judgements.run_id
+     AND verdict_heads.n = json_extract(e.value, '$[0]')
+"""
+
+POSTGRESQL_VIEW = """
+CREATE VIEW verdicts AS
+SELECT j.id::bigint * 1000 + e.n - 1 AS id, j.run_id, j.decision_id, j.client_order_id,
+       CASE WHEN h.n IS NULL THEN (e.v ->> 0)::integer ELSE h.seq END AS seq,
+       CASE WHEN h.n IS NULL THEN e.v ->> 1 ELSE h.filter END AS filter,
+       CASE WHEN h.n IS NULL THEN e.v ->> 2 ELSE h.outcome END AS outcome,
+       CASE WHEN h.n IS NULL THEN e.v ->> 3 ELSE h.reason END AS reason,
+       CASE WHEN h.n IS NULL THEN (e.v ->> 4)::numeric
+            WHEN json_array_length(e.v) = 2 THEN j.quantity
+            ELSE (e.v ->> 2)::numeric END AS quantity_before,
+       CASE WHEN h.n IS NULL THEN (e.v ->> 5)::numeric
+            WHEN json_array_length(e.v) = 2 THEN j.quantity
+            ELSE (e.v ->> 3)::numeric END AS quantity_after,
+       CASE WHEN h.n IS NULL THEN e.v ->> 6 ELSE e.v ->> 1 END AS figures,
+       j.ts
+FROM judgements AS j
+CROSS JOIN LATERAL json_array_elements(j.verdicts::json) WITH ORDINALITY AS e(v, n)
+LEFT JOIN verdict_heads AS h ON json_array_length(e.v) IN (2, 4)
+     AND h.run_id = j.run_id AND h.n = (e.v ->> 0)::integer
+"""
+
+# The view as migration 0018 made it, for a downgrade.
+SQLITE_VIEW_0018 = """
+CREATE VIEW verdicts AS
+SELECT judgements.id * 1000 + e.key AS id, judgements.run_id, judgements.decision_id,
+       judgements.client_order_id,
+       json_extract(e.value, '$[0]') AS seq,
+       json_extract(e.value, '$[1]') AS filter,
+       json_extract(e.value, '$[2]') AS outcome,
+       json_extract(e.value, '$[3]') AS reason,
+       json_extract(e.value, '$[4]') AS quantity_before,
+       json_extract(e.value, '$[5]') AS quantity_after,
+       json_extract(e.value, '$[6]') AS figures,
+       judgements.ts
+FROM judgements, json_each(judgements.verdicts) AS e
+"""
+
+POSTGRESQL_VIEW_0018 = """
+CREATE VIEW verdicts AS
+SELECT j.id::bigint * 1000 + e.n - 1 AS id, j.run_id, j.decision_id, j.client_order_id,
+       (e.v ->> 0)::integer AS seq,
+       e.v ->> 1 AS filter,
+       e.v ->> 2 AS outcome,
+       e.v ->> 3 AS reason,
+       (e.v ->> 4)::numeric AS quantity_before,
+       (e.v ->> 5)::numeric AS quantity_after,
+       e.v ->> 6 AS figures,
+       j.ts
+FROM judgements AS j
+CROSS JOIN LATERAL json_array_elements(j.verdicts::json) WITH ORDINALITY AS e(v, n)
+"""
+
+
+def _money(dialect: str) -> Any:
+    return sa.Numeric() if dialect == "postgresql" else sa.String(48)
+
+
+def upgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    op.create_table(
+        "verdict_heads",
+        sa.Column("run_id", sa.String(64), primary_key=True),
+        sa.Column("n", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("filter", sa.String(), nullable=False),
+        sa.Column("outcome", sa.String(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+    )
+    op.add_column("judgements", sa.Column("quantity", _money(dialect), nullable=True))
+    op.execute("DROP VIEW verdicts")
+    op.execute(POSTGRESQL_VIEW if dialect == "postgresql" else SQLITE_VIEW)
+
+
+def _written_out(verdicts: str, quantity: Any, heads: dict[int, tuple[int, str, str, str]]) -> str:
+    """A judging's verdicts all written out in full."""
+    items = []
+    for item in json.loads(verdicts):
+        if len(item) in (2, 4):
+            seq, name, outcome, reason = heads[item[0]]
+            before, after = (str(quantity), str(quantity)) if len(item) == 2 else item[2:]
+            item = [seq, name, outcome, reason, before, after, item[1]]
+        items.append(json.dumps(item, separators=(",", ":")))
+    return "[" + ",".join(items) + "]"
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    dialect = bind.dialect.name
+    mark = "?" if bind.dialect.paramstyle == "qmark" else "%s"
+    heads: dict[str, dict[int, tuple[int, str, str, str]]] = {}
+    for run, n, seq, name, outcome, reason in bind.exec_driver_sql(
+        "SELECT run_id, n, seq, filter, outcome, reason FROM verdict_heads"
+    ):
+        heads.setdefault(run, {})[n] = (seq, name, outcome, reason)
+    select = (
+        "SELECT id, run_id, verdicts, quantity FROM judgements "
+        f"WHERE quantity IS NOT NULL AND id > {mark} ORDER BY id LIMIT {CHUNK}"
+    )
+    update = f"UPDATE judgements SET verdicts = {mark} WHERE id = {mark}"
+    last = 0
+    while rows := bind.exec_driver_sql(select, (last,)).all():
+        bind.exec_driver_sql(
+            update,
+            [
+                (_written_out(verdicts, quantity, heads.get(run, {})), id_)
+                for id_, run, verdicts, quantity in rows
+            ],
+        )
+        last = rows[-1][0]
+    op.execute("DROP VIEW verdicts")
+    # SQLite drops a column in place (3.35 and later): no copy of the table, whose
+    # partial index a copy would have to make again.
+    op.drop_column("judgements", "quantity")
+    op.drop_table("verdict_heads")
+    op.execute(POSTGRESQL_VIEW_0018 if dialect == "postgresql" else SQLITE_VIEW_0018)
