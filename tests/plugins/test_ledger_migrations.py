@@ -202,6 +202,16 @@ def _instant(ts: Any) -> dt.datetime:
     return ts if isinstance(ts, dt.datetime) else dt.datetime.fromisoformat(ts)
 
 
+def _upgraded_reads(url: str, before: list[tuple[Any, ...]]) -> None:
+    """Upgraded to the latest schema, the ledger's verdicts read as ``before``."""
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert _verdict_rows(conn) == before
+    finally:
+        engine.dispose()
+
+
 def test_verdicts_become_one_row_per_judging_and_read_as_before(ledger_url: str) -> None:
     url = ledger_url
     _verdicts_at_0017(url)
@@ -279,12 +289,7 @@ def test_verdicts_go_back_to_their_rows_on_a_downgrade(ledger_url: str) -> None:
     finally:
         engine.dispose()
     # And up again: the same verdicts through the view.
-    engine = open_engine(url)
-    try:
-        with engine.connect() as conn:
-            assert _verdict_rows(conn) == before
-    finally:
-        engine.dispose()
+    _upgraded_reads(url, before)
 
 
 def test_verdicts_json_would_refuse_are_converted_and_read_back(ledger_url: str) -> None:
@@ -403,13 +408,8 @@ def test_verdicts_naming_heads_are_written_out_again_on_a_downgrade(ledger_url: 
             assert {"ix_judgements_decision", "ix_judgements_denied"} <= names
     finally:
         engine.dispose()
-    # And up again: the same verdicts.
-    engine = open_engine(url)
-    try:
-        with engine.connect() as conn:
-            assert _verdict_rows(conn) == before
-    finally:
-        engine.dispose()
+    # And up again: the same verdicts through the view.
+    _upgraded_reads(url, before)
 
 
 #: Status changes at 0018: (id, run, client order id, decision, seq, status).

@@ -427,8 +427,14 @@ def _read_back(target: Target) -> list[tuple[Any, ...]]:
     ]
 
 
-def _as_given(given: list[RiskVerdict]) -> list[tuple[Any, ...]]:
-    return [
+def _recorded_and_read_back(target: Target, given: list[RiskVerdict]) -> None:
+    """One run records ``given``; the verdicts view gives each back as it was."""
+    sink = target.sink()
+    sink.open(run_info())
+    for v in given:
+        sink.record_verdict(v)
+    sink.close(run_info(), bars=0, status="completed")
+    assert _read_back(target) == [
         (
             *(v.decision_id, v.seq, v.filter, v.outcome.value, v.reason),
             *(str(v.quantity_before), str(v.quantity_after), v.figures),
@@ -459,13 +465,7 @@ def test_verdicts_name_their_run_s_heads_and_keep_their_quantities(target: Targe
         verdict(1, "min_confidence", decision_id="d2", figures={"confidence": 90.5}),
         verdict(2, "max_position_value", decision_id="d2", reason="cap"),
     ]
-    sink = target.sink()
-    sink.open(run_info())
-    for v in given:
-        sink.record_verdict(v)
-    sink.close(run_info(), bars=0, status="completed")
-
-    assert _read_back(target) == _as_given(given)
+    _recorded_and_read_back(target, given)
     shapes = [
         [len(item) for item in json.loads(items)]
         for (items,) in target.rows("select verdicts from judgements order by id")
@@ -491,13 +491,7 @@ def test_past_its_most_heads_a_run_writes_verdicts_out_in_full(
         verdict(1, "max_position_value", Outcome.DENY, decision_id=f"d{n}", reason=f"over {n}")
         for n in range(4)
     ]
-    sink = target.sink()
-    sink.open(run_info())
-    for v in given:
-        sink.record_verdict(v)
-    sink.close(run_info(), bars=0, status="completed")
-
-    assert _read_back(target) == _as_given(given)
+    _recorded_and_read_back(target, given)
     shapes = [
         len(json.loads(items)[0]) for (items,) in target.rows("select verdicts from judgements")
     ]

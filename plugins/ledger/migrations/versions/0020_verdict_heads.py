@@ -17,7 +17,9 @@ Revises: 0019
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -81,36 +83,15 @@ LEFT JOIN verdict_heads AS h ON json_array_length(e.v) IN (2, 4)
      AND h.run_id = j.run_id AND h.n = (e.v ->> 0)::integer
 """
 
-# The view as migration 0018 made it, for a downgrade.
-SQLITE_VIEW_0018 = """
-CREATE VIEW verdicts AS
-SELECT judgements.id * 1000 + e.key AS id, judgements.run_id, judgements.decision_id,
-       judgements.client_order_id,
-       json_extract(e.value, '$[0]') AS seq,
-       json_extract(e.value, '$[1]') AS filter,
-       json_extract(e.value, '$[2]') AS outcome,
-       json_extract(e.value, '$[3]') AS reason,
-       json_extract(e.value, '$[4]') AS quantity_before,
-       json_extract(e.value, '$[5]') AS quantity_after,
-       json_extract(e.value, '$[6]') AS figures,
-       judgements.ts
-FROM judgements, json_each(judgements.verdicts) AS e
-"""
 
-POSTGRESQL_VIEW_0018 = """
-CREATE VIEW verdicts AS
-SELECT j.id::bigint * 1000 + e.n - 1 AS id, j.run_id, j.decision_id, j.client_order_id,
-       (e.v ->> 0)::integer AS seq,
-       e.v ->> 1 AS filter,
-       e.v ->> 2 AS outcome,
-       e.v ->> 3 AS reason,
-       (e.v ->> 4)::numeric AS quantity_before,
-       (e.v ->> 5)::numeric AS quantity_after,
-       e.v ->> 6 AS figures,
-       j.ts
-FROM judgements AS j
-CROSS JOIN LATERAL json_array_elements(j.verdicts::json) WITH ORDINALITY AS e(v, n)
-"""
+def _migration_0018() -> Any:
+    """Migration 0018's module: a downgrade makes its view again."""
+    path = Path(__file__).with_name("0018_judgements.py")
+    spec = importlib.util.spec_from_file_location("tradepipe_ledger_0018", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _money(dialect: str) -> Any:
@@ -174,4 +155,5 @@ def downgrade() -> None:
     # partial index a copy would have to make again.
     op.drop_column("judgements", "quantity")
     op.drop_table("verdict_heads")
-    op.execute(POSTGRESQL_VIEW_0018 if dialect == "postgresql" else SQLITE_VIEW_0018)
+    old = _migration_0018()
+    op.execute(old.POSTGRESQL_VIEW if dialect == "postgresql" else old.SQLITE_VIEW)
