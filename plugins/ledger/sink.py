@@ -266,6 +266,10 @@ class SqlSink(Sink):
                     )
                 except WriterError as exc:
                     raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+        if self._judging:
+            # Still open from a run before (a sink opened again without its close):
+            # that run's row, naming that run's heads.
+            self._pending[schema.JudgementRow].append(self._judging_row(None))
         self._run_id = run.run_id
         self._heads = {}
         self._tally = RunTally(run.run_id) if self._replay else None
@@ -480,8 +484,17 @@ class SqlSink(Sink):
         number = str(len(heads))
         heads[seq, filter, outcome, reason] = number
         # Buffered without starting a batch: a batch now would cut the judging in two.
+        # (Values as the full form takes them too: a reason may be None, an outcome
+        # its text.)
         self._pending[schema.VerdictHeadRow].append(
-            (self._run_id, len(heads) - 1, seq, _storable(filter), outcome.value, _storable(reason))
+            (
+                self._run_id,
+                len(heads) - 1,
+                seq,
+                _storable(filter),
+                Outcome(outcome).value,
+                _storable(reason or ""),
+            )
         )
         self._count += 1
         return number

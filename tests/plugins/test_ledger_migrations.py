@@ -331,22 +331,27 @@ def test_verdicts_json_would_refuse_are_converted_and_read_back(ledger_url: str)
         engine.dispose()
 
 
-def _judge_in_a_new_run(url: str) -> None:
-    """A run of today's sink judges three decisions (a pass, a cut, a denial)."""
+def _run(run_id: str, at: dt.datetime) -> Any:
     from tradepipe import RunInfo
-    from tradepipe.plugins.ledger.sink import SqlSink
-    from tradepipe.risk import Outcome, RiskVerdict
 
-    at = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
-    run = RunInfo(
-        run_id="r3",
-        namespace="r3",
+    return RunInfo(
+        run_id=run_id,
+        namespace=run_id,
         started_at=at,
         env="test",
         broker="paper",
         feed="list",
         strategies=("s",),
     )
+
+
+def _judge_in_a_new_run(url: str) -> None:
+    """A run of today's sink judges two decisions: a pass then a cut, a pass then a denial."""
+    from tradepipe.plugins.ledger.sink import SqlSink
+    from tradepipe.risk import Outcome, RiskVerdict
+
+    at = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
+    run = _run("r3", at)
 
     def verdict(decision: str, seq: int, name: str, outcome: str, after: str) -> RiskVerdict:
         return RiskVerdict(
@@ -410,6 +415,105 @@ def test_verdicts_naming_heads_are_written_out_again_on_a_downgrade(ledger_url: 
         engine.dispose()
     # And up again: the same verdicts through the view.
     _upgraded_reads(url, before)
+
+
+def test_a_downgrade_on_sqlite_before_3_35_copies_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite before 3.35 has no DROP COLUMN: the table is copied, and its indexes,
+    the partial one of denials too, are made again."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    open_engine(url).dispose()
+    _judge_in_a_new_run(url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            before = _verdict_rows(conn)
+        monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0019")
+        with engine.connect() as conn:
+            assert _verdict_rows(conn) == before
+            assert "quantity" not in {c["name"] for c in inspect(conn).get_columns("judgements")}
+            indexes = dict(
+                conn.execute(
+                    text("SELECT name, sql FROM sqlite_master WHERE tbl_name = 'judgements'")
+                ).all()
+            )
+        assert "WHERE denied_by IS NOT NULL" in indexes["ix_judgements_denied"]
+        assert "ix_judgements_decision" in indexes
+    finally:
+        engine.dispose()
+
+
+def test_a_downgrade_writes_out_judgings_by_the_ten_thousand(ledger_url: str) -> None:
+    """More judgings than one statement rewrites: every one is written out."""
+    from tradepipe.plugins.ledger.sink import SqlSink
+    from tradepipe.risk import Outcome
+
+    at = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
+    run = _run("r4", at)
+    judgings = 10_001  # the downgrade's CHUNK and one
+    sink = SqlSink(SqlSink.Settings(url=ledger_url, writer="inline"))
+    sink.open(run)
+    for n in range(judgings):
+        sink.record_verdict_values(
+            f"d{n}",
+            f"tp-{n}",
+            "min_confidence",
+            1,
+            Outcome.PASS,
+            "",
+            Decimal(n + 1),
+            Decimal(n + 1),
+            {},
+            at,
+        )
+    sink.close(run, bars=0, status="completed")
+    engine = create_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0019")
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT decision_id, verdicts FROM judgements ORDER BY id")
+            ).all()
+        assert len(rows) == judgings
+        assert [(d, json.loads(items)) for d, items in (rows[0], rows[-1])] == [
+            ("d0", [[1, "min_confidence", "pass", "", "1", "1", {}]]),
+            ("d10000", [[1, "min_confidence", "pass", "", "10001", "10001", {}]]),
+        ]
+    finally:
+        engine.dispose()
+
+
+def test_a_missing_head_reads_as_nothing_and_stops_a_downgrade(ledger_url: str) -> None:
+    """A verdict naming a head the ledger lost (deleted by hand) gives NULLs, never
+    another element read as its filter or reason; a downgrade then refuses, and
+    changes nothing."""
+    open_engine(ledger_url).dispose()
+    _judge_in_a_new_run(ledger_url)
+    engine = create_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM verdict_heads WHERE n = 0"))
+        with engine.connect() as conn:
+            first = conn.execute(
+                text("SELECT seq, filter, outcome, reason, figures FROM verdicts ORDER BY id")
+            ).first()
+            assert first is not None
+            assert tuple(first) == (None, None, None, None, '{"price":"1.50"}')
+            stored = conn.execute(text("SELECT verdicts FROM judgements ORDER BY id")).all()
+        refused = pytest.raises(RuntimeError, match=r"names verdict head 0 of its run")
+        with refused, engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0019")
+        assert revision(engine) == head()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT verdicts FROM judgements ORDER BY id")).all() == stored
+    finally:
+        engine.dispose()
 
 
 #: Status changes at 0018: (id, run, client order id, decision, seq, status).

@@ -481,6 +481,40 @@ def test_verdicts_name_their_run_s_heads_and_keep_their_quantities(target: Targe
     ]
 
 
+def test_each_run_numbers_its_own_heads(target: Target) -> None:
+    """Two runs of one sink, one after the other: each numbers its heads from 0, and
+    each run's verdicts and denials read back with its own heads."""
+    runs = {
+        "r1": [verdict(1, "min_confidence", Outcome.DENY, reason="too unsure")],
+        "r2": [
+            verdict(1, "max_position_value", Outcome.DENY, reason="too big"),
+            verdict(1, "min_confidence", decision_id="d2"),
+        ],
+    }
+    sink = target.sink()
+    for run_id, given in runs.items():
+        sink.open(run_info(run_id))
+        for v in given:
+            sink.record_verdict(v)
+        sink.close(run_info(run_id), bars=0, status="completed")
+    assert target.rows("select run_id, n, filter from verdict_heads order by run_id, n") == [
+        ("r1", 0, "min_confidence"),
+        ("r2", 0, "max_position_value"),
+        ("r2", 1, "min_confidence"),
+    ]
+    ledger = Ledger(target.sink().engine(), target.url)
+    assert [(v.filter, v.outcome, v.reason) for v in ledger.verdicts("r2")] == [
+        ("max_position_value", "deny", "too big"),
+        ("min_confidence", "pass", ""),
+    ]
+    assert ledger.summary("r1")["not_sent"] == [
+        {"by": "min_confidence", "count": 1, "reason": "too unsure"}
+    ]
+    assert ledger.summary("r2")["not_sent"] == [
+        {"by": "max_position_value", "count": 1, "reason": "too big"}
+    ]
+
+
 def test_past_its_most_heads_a_run_writes_verdicts_out_in_full(
     target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
