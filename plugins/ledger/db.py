@@ -3,7 +3,8 @@
 Every ledger is versioned by the alembic migrations in
 :mod:`tradepipe.plugins.ledger.migrations`. Opening one applies whatever migrations it
 lacks, inside one transaction, and says so in the log; ``tradepipe db
-upgrade`` does the same on demand. A ledger made before migrations existed is
+upgrade`` does the same on demand, and ``tradepipe db downgrade`` takes a ledger
+back to what an older tradepipe knows. A ledger made before migrations existed is
 recognised by its tables and stamped with the revision it matches first, so
 its rows are kept. Two processes opening one ledger at once are serialised
 (PostgreSQL: an advisory lock; SQLite: the database lock and a re-check).
@@ -146,4 +147,65 @@ def _upgrade(conn: Connection, target: str) -> tuple[str | None, str] | None:
     else:
         log.warning("ledger at %s: upgrading its schema from %s to %s", where, current, target)
     command.upgrade(config, target)
+    return current, target
+
+
+def state(found: str | None) -> str:
+    """Where a ledger at revision ``found`` stands: ``current``, ``behind`` (it lacks
+    migrations) or ``ahead`` (made by a newer tradepipe, which this one refuses)."""
+    if found == head():
+        return "current"
+    if found is None or found in _known():
+        return "behind"
+    return "ahead"
+
+
+def _known() -> dict[str, str]:
+    """Every revision this tradepipe knows, with the first line of what it does."""
+    return {
+        script.revision: (script.doc or "").strip().splitlines()[0] if script.doc else ""
+        for script in ScriptDirectory.from_config(_config()).walk_revisions()
+    }
+
+
+def undone(current: str, target: str) -> list[tuple[str, str]]:
+    """The migrations a downgrade from ``current`` to ``target`` undoes, newest first,
+    each with the first line of what it did.
+
+    :raises PersistenceError: either revision is unknown, or ``target`` is not older.
+    """
+    known = _known()
+    for rev in (current, target):
+        if rev not in known:
+            first, last = min(known), max(known)
+            raise PersistenceError(
+                f"schema {rev} is not one this tradepipe knows (it knows {first} to {last})"
+            )
+    order = sorted(known)  # revisions are numbered in the order they apply
+    if order.index(target) >= order.index(current):
+        raise PersistenceError(
+            f"schema {target} is not older than the ledger's ({current}): nothing to take back"
+        )
+    return [(rev, known[rev]) for rev in reversed(order) if target < rev <= current]
+
+
+def downgrade(engine: Engine, target: str) -> tuple[str, str]:
+    """Undo the migrations after ``target``, in one transaction; return ``(from, to)``.
+
+    :raises PersistenceError: the ledger's schema or ``target`` is unknown, or not older.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current is None:
+            raise PersistenceError("the ledger has no schema revision: nothing to take back")
+        undone(current, target)
+        log.warning(
+            "ledger at %s: downgrading its schema from %s to %s",
+            shown(str(conn.engine.url)),
+            current,
+            target,
+        )
+        command.downgrade(_config(conn), target)
     return current, target

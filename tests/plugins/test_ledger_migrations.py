@@ -137,6 +137,101 @@ def test_db_commands_show_and_apply_the_upgrade(
     _check_rows_kept(ledger_url)
 
 
+def _tp(tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``tradepipe`` against the ledger at ``url``: (exit code, stdout, stderr)."""
+    from click.testing import CliRunner
+    from tradepipe.cli import cli
+    from tradepipe.cli.context import AppContext
+
+    (tmp_path / "settings.toml").write_text(
+        f'[default.sinks.sql]\nurl = "{url}"\n[default.logging]\nfile = false\n'
+    )
+    monkeypatch.chdir(tmp_path)
+
+    def tp(*args: str, answer: str | None = None) -> tuple[int, str, str]:
+        result = CliRunner().invoke(
+            cli, list(args), input=answer, obj=AppContext(settings_path="settings.toml")
+        )
+        return result.exit_code, result.stdout, result.stderr
+
+    return tp
+
+
+def test_db_downgrade_takes_the_ledger_back_for_an_older_tradepipe(
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``db downgrade --to`` says what it undoes and asks first; refused, unknown or
+    not older, it changes nothing; done, ``db current`` says the ledger is behind
+    and ``db upgrade`` brings it back with every verdict as it was."""
+    open_engine(ledger_url).dispose()
+    _judge_in_a_new_run(ledger_url)
+    engine = create_engine(ledger_url)
+    with engine.connect() as conn:
+        before = _verdict_rows(conn)
+    tp = _tp(tmp_path, ledger_url, monkeypatch)
+
+    code, out, _err = tp("db", "downgrade", "--to", "0019", answer="n\n")
+    assert code == 1
+    assert f"schema {head()} -> 0019 undoes" in out
+    assert "0020  What a run's verdicts repeat is written once" in out
+    assert revision(engine) == head()
+    for target, why in [
+        (head(), f"schema {head()} is not older than the ledger's"),
+        ("0099", "schema 0099 is not one this tradepipe knows (it knows 0001 to"),
+    ]:
+        code, _out, err = tp("db", "downgrade", "--to", target, "--yes")
+        assert (code, why in err) == (1, True), err
+    assert revision(engine) == head()
+
+    code, out, _err = tp("db", "downgrade", "--to", "0019", answer="y\n")
+    assert code == 0, out
+    assert revision(engine) == "0019"
+    code, out, _err = tp("db", "current", "--json")
+    assert (code, json.loads(out)["state"]) == (0, "behind")
+    assert tp("db", "upgrade")[0] == 0
+    with engine.connect() as conn:
+        assert _verdict_rows(conn) == before
+    engine.dispose()
+
+
+def test_db_downgrade_waits_for_a_run_still_going(
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradepipe.process import this_process
+
+    open_engine(ledger_url).dispose()
+    me = this_process()
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        conn.execute(text(ROWS["runs"].replace("'completed'", "'running'")))
+        conn.execute(
+            text("UPDATE runs SET host = :host, pid = :pid, pid_started = :started"),
+            {"host": me.host, "pid": me.pid, "started": me.started},
+        )
+    tp = _tp(tmp_path, ledger_url, monkeypatch)
+    code, _out, err = tp("db", "downgrade", "--to", "0019", "--yes")
+    assert (code, "run r1 is still running against" in err) == (1, True), err
+    assert revision(engine) == head()
+    engine.dispose()
+
+
+def test_db_current_says_a_ledger_from_a_newer_tradepipe_is_ahead(
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_engine(ledger_url).dispose()
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    tp = _tp(tmp_path, ledger_url, monkeypatch)
+    code, out, _err = tp("db", "current")
+    assert code == 1
+    assert "schema 0099 (newest" in out
+    assert "made by a newer tradepipe, which this one cannot use; upgrade tradepipe" in out
+    code, out, _err = tp("db", "current", "--json")
+    assert (code, json.loads(out)["state"], json.loads(out)["up_to_date"]) == (1, "ahead", False)
+
+
 #: Verdict rows as schema 0017 held them, in the order written: run r1's chain of
 #: two guards and three filters that passed with a reduction; run r2 writing in
 #: between (runs share a ledger and interleave by batches); r1 judging the same
