@@ -299,6 +299,10 @@ class StatusChangeRow(_Ledger, table=True):
     three or so changes repeated them, and the index over them was a third of
     what an order cost on disk. The ``order_events`` view (:class:`OrderEventRow`)
     gives each change with those columns, as before.
+
+    On SQLite a change at the very time its order was placed (written the same
+    way as ``orders.created_at``: submitted, and often accepted, at once) has an
+    empty ``ts``; the view gives the order's (migration 0021).
     """
 
     __tablename__ = "status_changes"

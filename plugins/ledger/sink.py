@@ -208,6 +208,11 @@ class SqlSink(Sink):
         self._quantity_text = "0"
         #: The verdict heads this run has numbered, and their numbers (as text).
         self._heads: dict[tuple[int, str, Outcome, str], str] = {}
+        #: The order recorded last (run, client order id, time as written), and whether
+        #: its changes at that time are written without it (SQLite: see
+        #: record_order_event).
+        self._placed: tuple[str, str, Any] = ("", "", None)
+        self._same_time_blank = False
         #: A replay's summary figures, counted as its rows go by (see .tally).
         self._replay = False
         self._tally: RunTally | None = None
@@ -250,6 +255,7 @@ class SqlSink(Sink):
             if not sqlite:
                 self._dec = _identity
                 self._ts = _identity
+            self._same_time_blank = sqlite
         return self._engine
 
     # -- records ---------------------------------------------------------------
@@ -538,15 +544,27 @@ class SqlSink(Sink):
                 None if i.stop_loss is None else dec(i.stop_loss),
                 None if i.take_profit is None else dec(i.take_profit),
                 None if i.reference_price is None else dec(i.reference_price),
-                self._ts(i.created_at),
+                created := self._ts(i.created_at),
                 None if i.instrument is None else i.instrument.model_dump_json(),
                 None if i.option_risk is None else i.option_risk.model_dump_json(),
             ),
         )
+        self._placed = (self._run_id, i.client_order_id, created)
         if self._tally is not None:
             self._tally.orders += 1
 
     def record_order_event(self, e: OrderEvent) -> None:
+        ts = self._ts(e.ts)
+        placed = self._placed
+        if (
+            ts is placed[2]  # the same text (_Timestamps keeps it): no need to compare
+            and e.client_order_id == placed[1]
+            and self._run_id == placed[0]
+            and self._same_time_blank
+        ):
+            # On SQLite the change of an order at the time it was placed (submitted,
+            # accepted at once) leaves its time to the order's row (migration 0021).
+            ts = ""
         self._add(
             schema.StatusChangeRow,
             (
@@ -555,7 +573,7 @@ class SqlSink(Sink):
                 e.seq,
                 _s(e.status),
                 None if e.previous is None else _s(e.previous),
-                self._ts(e.ts),
+                ts,
                 e.reason,
                 e.broker_order_id,
             ),

@@ -611,6 +611,73 @@ def test_a_missing_head_reads_as_nothing_and_stops_a_downgrade(ledger_url: str) 
         engine.dispose()
 
 
+def test_change_times_left_to_their_order_are_written_in_on_a_downgrade(ledger_url: str) -> None:
+    """Migration 0021: a change at its order's time is written without it (SQLite);
+    taken back to 0020, every change holds its time again, and ``order_events``
+    reads the same at both."""
+    from tradepipe import OrderIntent
+    from tradepipe.orders import Order, OrderStatus, Side
+    from tradepipe.plugins.ledger.sink import SqlSink
+
+    at = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
+    run = _run("r5", at)
+    order = Order.from_intent(
+        OrderIntent(
+            client_order_id="tp-5",
+            decision_id="d5",
+            source="s",
+            symbol="AAPL",
+            side=Side.BUY,
+            quantity=Decimal(1),
+            created_at=at,
+        )
+    )
+    sink = SqlSink(SqlSink.Settings(url=ledger_url, writer="inline"))
+    sink.open(run)
+    sink.record_order(order)
+    for status, ts in [
+        (OrderStatus.SUBMITTED, at),
+        (OrderStatus.ACCEPTED, at),
+        (OrderStatus.CANCELED, at + dt.timedelta(seconds=1)),
+    ]:
+        sink.record_order_event(order.transition(status, ts))
+    sink.close(run, bars=0, status="completed")
+
+    def events(conn: Any) -> list[tuple[Any, ...]]:
+        rows = conn.execute(
+            text("SELECT id, run_id, client_order_id, seq, status, ts FROM order_events")
+        ).all()
+        return [(*row[:5], _instant(row[5])) for row in rows]
+
+    def blank(conn: Any) -> int:
+        if engine.dialect.name == "postgresql":
+            return 0  # times are timestamps there: never written empty
+        return int(conn.execute(text("SELECT COUNT(*) FROM status_changes WHERE ts = ''")).scalar())
+
+    engine = create_engine(ledger_url)
+    try:
+        with engine.connect() as conn:
+            before = events(conn)
+            assert blank(conn) == (0 if engine.dialect.name == "postgresql" else 2)
+        assert [row[4:] for row in before] == [
+            ("submitted", at),
+            ("accepted", at),
+            ("canceled", at + dt.timedelta(seconds=1)),
+        ]
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0020")
+        with engine.connect() as conn:
+            assert (events(conn), blank(conn)) == (before, 0)
+    finally:
+        engine.dispose()
+    engine = open_engine(ledger_url)
+    try:
+        with engine.connect() as conn:
+            assert events(conn) == before
+    finally:
+        engine.dispose()
+
+
 #: Status changes at 0018: (id, run, client order id, decision, seq, status).
 OLD_EVENTS = [
     (1, "r1", "tp-1", "d1", 1, "submitted"),

@@ -537,6 +537,54 @@ def test_past_its_most_heads_a_run_writes_verdicts_out_in_full(
     ]
 
 
+def test_a_change_at_its_order_s_time_leaves_the_time_to_the_order(target: Target) -> None:
+    """On SQLite, changes at the time their order was placed are written without it
+    (the order's row has it); a later change, another run's order of the same id,
+    and every change on PostgreSQL keep their own. ``order_events`` gives each
+    change its time either way."""
+    later = T + dt.timedelta(minutes=1)
+    order = order_for(decision(1), "tp-d1")
+    earlier = order_for(decision(2), "tp-d1")  # the same id, an earlier run's order
+    sink = target.sink()
+    sink.open(run_info("r0"))
+    sink.record_order(earlier)
+    sink.record_order_event(earlier.transition(OrderStatus.SUBMITTED, later))
+    sink.close(run_info("r0"), bars=0, status="completed")
+    sink = target.sink()
+    sink.open(run_info("r1"))
+    sink.record_order(order)
+    changes = [
+        order.transition(OrderStatus.SUBMITTED, T),
+        order.transition(OrderStatus.ACCEPTED, T, broker_order_id="B1"),
+    ]
+    for e in changes:
+        sink.record_order_event(e)
+    # Still the order placed last, but the earlier run's: its own time.
+    settled = earlier.transition(OrderStatus.CANCELED, T)
+    sink.record_reconciled("r0", [settled], [])
+    changes.append(order.transition(OrderStatus.CANCELED, later))
+    sink.record_order_event(changes[-1])
+    sink.close(run_info("r1"), bars=0, status="completed")
+
+    stored = [
+        ts if isinstance(ts, str) else ts.isoformat()
+        for (ts,) in target.rows("select ts from status_changes order by id")
+    ]
+    at, after = T.isoformat(), later.isoformat()
+    if target.postgres:
+        assert stored == [after, at, at, at, after]
+    else:
+        assert stored == [after, "", "", at, after]
+    ledger = Ledger(target.sink().engine(), target.url)
+    assert [(e.status, e.ts) for e in ledger.order_events("r1", "tp-d1")] == [
+        (e.status.value, e.ts) for e in changes
+    ]
+    assert [(e.status, e.ts) for e in ledger.order_events("r0", "tp-d1")] == [
+        ("submitted", later),
+        ("canceled", T),
+    ]
+
+
 def test_a_batch_that_holds_an_order_holds_its_verdicts(target: Target) -> None:
     """A batch is cut by the record that fills it; a judging still open then goes
     with it, so a crash after that batch never leaves an order without its verdicts."""
