@@ -74,7 +74,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None or isinstance(value, dt.datetime):
             return value
-        return dt.datetime.fromisoformat(value)
+        # Empty: a status change's time left to its order (StatusChangeRow).
+        return dt.datetime.fromisoformat(value) if value else None
 
 
 class _Rows(SQLModel):
@@ -261,7 +262,8 @@ class VerdictRow(_View, table=True):
 
 class OrderRow(_Ledger, table=True):
     # The order_events view joins status changes to this table: a migration that
-    # rebuilds it (SQLite's copy-and-rename) drops the view first and makes it again.
+    # rebuilds it (SQLite's copy-and-rename) drops the view first and makes it again,
+    # as the latest migration that made it has it (0021 on SQLite, 0019 on PostgreSQL).
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("run_id", "client_order_id", name="uq_orders_run_cid"),
@@ -300,9 +302,11 @@ class StatusChangeRow(_Ledger, table=True):
     what an order cost on disk. The ``order_events`` view (:class:`OrderEventRow`)
     gives each change with those columns, as before.
 
-    On SQLite a change at the very time its order was placed (written the same
-    way as ``orders.created_at``: submitted, and often accepted, at once) has an
-    empty ``ts``; the view gives the order's (migration 0021).
+    On SQLite the sink may leave ``ts`` empty: it does for a change it writes right
+    after its order, at the very time the order was placed (submitted, and often
+    accepted, at once), and the view gives the order's ``created_at`` for it
+    (migration 0021). Read here, such a ``ts`` is ``None``; read a change's time
+    through the view.
     """
 
     __tablename__ = "status_changes"
@@ -317,7 +321,7 @@ class StatusChangeRow(_Ledger, table=True):
     seq: int
     status: str
     previous: str | None = None
-    ts: dt.datetime = _ts()
+    ts: dt.datetime | None = _ts(nullable=False)
     reason: str = Field(default="", sa_type=Text)
     broker_order_id: str | None = None
 
@@ -335,7 +339,7 @@ class OrderEventRow(_View, table=True):
     seq: int
     status: str
     previous: str | None = None
-    ts: dt.datetime = _ts()
+    ts: dt.datetime | None = _ts(nullable=False)
     reason: str = Field(default="", sa_type=Text)
     broker_order_id: str | None = None
 
@@ -357,7 +361,7 @@ class UnmatchedOrderEventRow(_Ledger, table=True):
     seq: int
     status: str
     previous: str | None = None
-    ts: dt.datetime = _ts()
+    ts: dt.datetime | None = _ts(nullable=False)
     reason: str = Field(default="", sa_type=Text)
     broker_order_id: str | None = None
 

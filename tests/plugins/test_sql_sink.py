@@ -585,6 +585,38 @@ def test_a_change_at_its_order_s_time_leaves_the_time_to_the_order(target: Targe
     ]
 
 
+def test_a_change_keeps_its_time_unless_its_own_order_was_placed_last_then(
+    target: Target,
+) -> None:
+    """Order A placed at T, order B at T2, then A canceled at B's very time: A's
+    change is not B's, so it keeps its own time (and reads back as T2)."""
+    later = T + dt.timedelta(minutes=1)
+    a = order_for(decision(1), "tp-a")
+    b = order_for(decision(2), "tp-b")
+    b = Order.from_intent(b.intent.model_copy(update={"created_at": later}))
+    sink = target.sink()
+    sink.open(run_info())
+    sink.record_order(a)
+    sink.record_order_event(a.transition(OrderStatus.SUBMITTED, T))
+    sink.record_order(b)
+    sink.record_order_event(b.transition(OrderStatus.SUBMITTED, b.intent.created_at))
+    canceled = a.transition(OrderStatus.CANCELED, b.intent.created_at)
+    sink.record_order_event(canceled)
+    sink.close(run_info(), bars=0, status="completed")
+    if not target.postgres:
+        assert target.rows("select ts from status_changes order by id") == [
+            ("",),
+            ("",),
+            (later.isoformat(),),
+        ]
+    ledger = Ledger(target.sink().engine(), target.url)
+    assert [(e.status, e.ts) for e in ledger.order_events("r1", "tp-a")] == [
+        ("submitted", T),
+        ("canceled", later),
+    ]
+    assert [(e.status, e.ts) for e in ledger.order_events("r1", "tp-b")] == [("submitted", later)]
+
+
 def test_a_batch_that_holds_an_order_holds_its_verdicts(target: Target) -> None:
     """A batch is cut by the record that fills it; a judging still open then goes
     with it, so a crash after that batch never leaves an order without its verdicts."""
