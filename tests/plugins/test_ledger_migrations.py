@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -297,12 +298,14 @@ def _instant(ts: Any) -> dt.datetime:
     return ts if isinstance(ts, dt.datetime) else dt.datetime.fromisoformat(ts)
 
 
-def _upgraded_reads(url: str, before: list[tuple[Any, ...]]) -> None:
-    """Upgraded to the latest schema, the ledger's verdicts read as ``before``."""
+def _upgraded_reads(
+    url: str, before: list[tuple[Any, ...]], read: Callable[[Any], list[tuple[Any, ...]]]
+) -> None:
+    """Upgraded to the latest schema, the ledger ``read`` gives ``before``."""
     engine = open_engine(url)
     try:
         with engine.connect() as conn:
-            assert _verdict_rows(conn) == before
+            assert read(conn) == before
     finally:
         engine.dispose()
 
@@ -384,7 +387,7 @@ def test_verdicts_go_back_to_their_rows_on_a_downgrade(ledger_url: str) -> None:
     finally:
         engine.dispose()
     # And up again: the same verdicts through the view.
-    _upgraded_reads(url, before)
+    _upgraded_reads(url, before, _verdict_rows)
 
 
 def test_verdicts_json_would_refuse_are_converted_and_read_back(ledger_url: str) -> None:
@@ -509,7 +512,7 @@ def test_verdicts_naming_heads_are_written_out_again_on_a_downgrade(ledger_url: 
     finally:
         engine.dispose()
     # And up again: the same verdicts through the view.
-    _upgraded_reads(url, before)
+    _upgraded_reads(url, before, _verdict_rows)
 
 
 def test_a_downgrade_on_sqlite_before_3_35_copies_the_table(
@@ -670,12 +673,7 @@ def test_change_times_left_to_their_order_are_written_in_on_a_downgrade(ledger_u
             assert (events(conn), blank(conn)) == (before, 0)
     finally:
         engine.dispose()
-    engine = open_engine(ledger_url)
-    try:
-        with engine.connect() as conn:
-            assert events(conn) == before
-    finally:
-        engine.dispose()
+    _upgraded_reads(ledger_url, before, events)
 
 
 #: Status changes at 0018: (id, run, client order id, decision, seq, status).
@@ -817,9 +815,4 @@ def test_status_changes_go_back_to_their_rows_on_a_downgrade(ledger_url: str) ->
     finally:
         engine.dispose()
     # And up again: the same changes through the view.
-    engine = open_engine(ledger_url)
-    try:
-        with engine.connect() as conn:
-            assert _event_rows(conn) == before
-    finally:
-        engine.dispose()
+    _upgraded_reads(ledger_url, before, _event_rows)
