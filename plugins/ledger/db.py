@@ -134,7 +134,8 @@ def _upgrade(conn: Connection, target: str) -> tuple[str | None, str] | None:
     if current is not None and current not in known:
         raise PersistenceError(
             f"the ledger's schema ({current}) is newer than this tradepipe knows ({target}); "
-            "upgrade tradepipe"
+            "upgrade tradepipe, or take the ledger back with the newer one: "
+            f"`tradepipe db downgrade --to {target}`"
         )
     where = shown(str(conn.engine.url))
     if current is None and "runs" in inspect(conn).get_table_names():
@@ -155,15 +156,18 @@ def state(found: str | None) -> str:
     migrations) or ``ahead`` (made by a newer tradepipe, which this one refuses)."""
     if found == head():
         return "current"
-    if found is None or found in _known():
+    if found is None or found in known():
         return "behind"
     return "ahead"
 
 
-def _known() -> dict[str, str]:
-    """Every revision this tradepipe knows, with the first line of what it does."""
+def known() -> dict[str, str]:
+    """Every revision this tradepipe knows, with the first line of what it does
+    (plain text: the docstrings' literal markup left out)."""
     return {
-        script.revision: (script.doc or "").strip().splitlines()[0] if script.doc else ""
+        script.revision: (script.doc or "").strip().splitlines()[0].replace("``", "")
+        if script.doc
+        else ""
         for script in ScriptDirectory.from_config(_config()).walk_revisions()
     }
 
@@ -174,19 +178,15 @@ def undone(current: str, target: str) -> list[tuple[str, str]]:
 
     :raises PersistenceError: either revision is unknown, or ``target`` is not older.
     """
-    known = _known()
+    revisions = known()
     for rev in (current, target):
-        if rev not in known:
-            first, last = min(known), max(known)
-            raise PersistenceError(
-                f"schema {rev} is not one this tradepipe knows (it knows {first} to {last})"
-            )
-    order = sorted(known)  # revisions are numbered in the order they apply
-    if order.index(target) >= order.index(current):
-        raise PersistenceError(
-            f"schema {target} is not older than the ledger's ({current}): nothing to take back"
-        )
-    return [(rev, known[rev]) for rev in reversed(order) if target < rev <= current]
+        if rev not in revisions:
+            raise PersistenceError(f"schema {rev!r} is not one this tradepipe knows")
+    if target >= current:  # revisions are numbered in the order they apply
+        raise PersistenceError(f"schema {target} is not older than the ledger's ({current})")
+    return [
+        (rev, revisions[rev]) for rev in sorted(revisions, reverse=True) if target < rev <= current
+    ]
 
 
 def downgrade(engine: Engine, target: str) -> tuple[str, str]:

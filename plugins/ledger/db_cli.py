@@ -10,6 +10,7 @@ from tradepipe.cli.output import print_json
 from tradepipe.plugins.ledger.db import (
     downgrade,
     head,
+    known,
     open_engine,
     revision,
     state,
@@ -78,42 +79,60 @@ def upgrade_command(app: AppContext) -> None:
 
 
 @db.command("downgrade")
-@click.option("--to", "target", required=True, help="The schema revision to go back to (0019 …).")
+@click.option(
+    "--to", "target", required=True, metavar="REV", help="The schema to go back to, e.g. 0019."
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 def downgrade_command(app: AppContext, target: str, yes: bool) -> None:
     """Take the ledger back to an older schema, for an older tradepipe.
 
-    Undoes the migrations after ``--to``, newest first, in one transaction: a
-    failure changes nothing. What a migration added goes with it (a column, a
-    table), so copy the ledger first. Stop every run that uses the ledger.
+    Undoes the migrations after REV, newest first, in one transaction: a failure
+    changes nothing, and so does answering no. What a migration added goes with
+    it (a column, a table): copy the ledger first. Stop every run that uses it.
+    An older tradepipe's `tradepipe db current` gives the schema it knows as
+    "newest".
     """
+    revisions = known()
+    if target not in revisions:
+        raise click.UsageError(
+            f"--to {target!r}: not a schema this tradepipe knows "
+            f"({min(revisions)} to {max(revisions)})"
+        )
     engine, where = _engine(app)
     try:
         found = revision(engine)
         if found is None:
-            raise click.ClickException(f"{where} has no schema revision: nothing to take back")
-        try:
-            steps = undone(found, target)
-        except PersistenceError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise PersistenceError(f"{where} has no schema revision: nothing to take back")
+        if found not in revisions:
+            raise PersistenceError(
+                f"{where}: schema {found} was made by a newer tradepipe, which this one does "
+                f"not know; take it back with that one (`tradepipe db downgrade --to {head()}` "
+                "gives this one's newest)"
+            )
+        if target == found:
+            click.echo(f"{where}: schema {found} already; nothing to do")
+            return
+        if target > found:
+            raise click.UsageError(
+                f"--to {target} is newer than the ledger's schema ({found}); "
+                "`tradepipe db upgrade` moves it forward"
+            )
         running = _running_here(engine)
         if running:
-            raise click.ClickException(
-                f"run {running} is still running against {where}: stop it first"
-            )
+            raise PersistenceError(f"run {running} is still running against {where}: stop it first")
         click.echo(f"{where}: schema {found} -> {target} undoes")
-        for rev, what in steps:
+        for rev, what in undone(found, target):
             click.echo(f"  {rev}  {what}")
         if not yes:
             click.confirm("Take the ledger back?", abort=True)
-        try:
-            downgrade(engine, target)
-        except PersistenceError as exc:
-            raise click.ClickException(str(exc)) from exc
+        downgrade(engine, target)
     finally:
         engine.dispose()
-    click.echo(f"{where}: schema {found} -> {target}")
+    click.echo(
+        f"{where}: schema {found} -> {target}, done: a tradepipe whose newest schema is "
+        f"{target} can open it (this one would upgrade it again)"
+    )
 
 
 def _running_here(engine: Engine) -> str | None:
