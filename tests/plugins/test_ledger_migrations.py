@@ -164,9 +164,7 @@ def test_db_downgrade_takes_the_ledger_back_for_an_older_tradepipe(
     """``db downgrade --to`` says what it undoes and asks first; refused, unknown or
     not older, it changes nothing; done, ``db current`` says the ledger is behind
     and ``db upgrade`` brings it back with every verdict as it was."""
-    open_engine(ledger_url).dispose()
-    _judge_in_a_new_run(ledger_url)
-    engine = create_engine(ledger_url)
+    engine = _judge_in_a_new_run(ledger_url)
     with engine.connect() as conn:
         before = _verdict_rows(conn)
     tp = _tp(tmp_path, ledger_url, monkeypatch)
@@ -456,8 +454,10 @@ def _run(run_id: str, at: dt.datetime) -> Any:
     )
 
 
-def _judge_in_a_new_run(url: str) -> None:
-    """A run of today's sink judges two decisions: a pass then a cut, a pass then a denial."""
+def _judge_in_a_new_run(url: str) -> Any:
+    """A run of today's sink judges two decisions: a pass then a cut, a pass then a
+    denial (its ledger brought to the latest schema first, as a run does). Returns an
+    engine on the ledger, which does not migrate it."""
     from tradepipe.plugins.ledger.sink import SqlSink
     from tradepipe.risk import Outcome, RiskVerdict
 
@@ -488,6 +488,7 @@ def _judge_in_a_new_run(url: str) -> None:
     ]:
         sink.record_verdict(v)
     sink.close(run, bars=0, status="completed")
+    return create_engine(url)
 
 
 def test_verdicts_naming_heads_are_written_out_again_on_a_downgrade(ledger_url: str) -> None:
@@ -496,9 +497,7 @@ def test_verdicts_naming_heads_are_written_out_again_on_a_downgrade(ledger_url: 
     verdict out in full again, and the view of 0018 reads them all the same."""
     url = ledger_url
     _verdicts_at_0017(url)
-    open_engine(url).dispose()
-    _judge_in_a_new_run(url)
-    engine = create_engine(url)
+    engine = _judge_in_a_new_run(url)
     try:
         with engine.connect() as conn:
             before = _verdict_rows(conn)
@@ -536,9 +535,7 @@ def test_a_downgrade_on_sqlite_before_3_35_copies_the_table(
     import sqlite3
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    open_engine(url).dispose()
-    _judge_in_a_new_run(url)
-    engine = create_engine(url)
+    engine = _judge_in_a_new_run(url)
     try:
         with engine.connect() as conn:
             before = _verdict_rows(conn)
@@ -604,9 +601,7 @@ def test_a_missing_head_reads_as_nothing_and_stops_a_downgrade(ledger_url: str) 
     """A verdict naming a head the ledger lost (deleted by hand) gives NULLs, never
     another element read as its filter or reason; a downgrade then refuses, and
     changes nothing."""
-    open_engine(ledger_url).dispose()
-    _judge_in_a_new_run(ledger_url)
-    engine = create_engine(ledger_url)
+    engine = _judge_in_a_new_run(ledger_url)
     try:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM verdict_heads WHERE n = 0"))
