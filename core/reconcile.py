@@ -260,6 +260,12 @@ def start_up(
         earlier = sink.unsettled_orders(namespace)
         known = {u.intent.client_order_id for u in earlier}
         earlier += [u for u in sink.held_orders(working) if u.intent.client_order_id not in known]
+        going = sink.running_elsewhere()
+        if going:
+            for u in earlier:
+                if u.run_id in going:
+                    _leave(blotter, u, working.get(u.intent.client_order_id))
+            earlier = [u for u in earlier if u.run_id not in going]
         now = clock.now()
         for result in settle(broker, earlier, working, now):
             u = result.unsettled
@@ -316,6 +322,31 @@ def _adopt(
             intent.quantity,
             intent.symbol,
         )
+
+
+def _leave(blotter: Blotter, u: Unsettled, report: OrderReport | None) -> None:
+    """Leave an order of a run still going to that run; follow it while it works.
+
+    Nothing of it is written here: its run records its fills and its end. While
+    it works at the broker it counts in this run's exposure, and its fills move
+    this run's book, as an order adopted at start-up does: what filled before
+    the start is in the broker's positions.
+    """
+    cid = u.intent.client_order_id
+    blotter.sent.add(cid)
+    if report is None or not report.status.is_working or cid in blotter.working:
+        return
+    blotter.seen.update(u.executions)
+    blotter.record.left_to_its_run(cid)
+    blotter.working[cid] = Order.trusted(
+        intent=u.intent,
+        status=u.status,
+        seq=u.seq,
+        filled_quantity=report.filled_quantity,
+        broker_order_id=report.broker_order_id or u.broker_order_id,
+        updated_at=u.updated_at or u.intent.created_at,
+    )
+    log.info("order %s is run %s's, still going: followed, left to it to record", cid, u.run_id)
 
 
 def _follow(blotter: Blotter, held: Unsettled, order: Order, fills: Sequence[Fill]) -> None:

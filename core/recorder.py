@@ -40,7 +40,8 @@ class Recorder:
         self._obs_fill = host.observers("tradepipe_order_filled")
         self._obs_alert = host.observers("tradepipe_alert")
         self._log = log_events and log.isEnabledFor(logging.INFO)
-        #: Orders this run follows that an earlier run holds: client order id -> that run.
+        #: Orders this run follows that another run holds: client order id -> that run
+        #: (empty: a run still going, which records them itself).
         self._elsewhere: dict[str, str] = {}
         if len(sinks) == 1:
             # One sink: a record nothing else hears of (no observer, no event log) goes
@@ -56,6 +57,11 @@ class Recorder:
     def belongs_to(self, client_order_id: str, run_id: str) -> None:
         """Record what becomes of ``client_order_id`` in ``run_id``, the run that holds it."""
         self._elsewhere[client_order_id] = run_id
+
+    def left_to_its_run(self, client_order_id: str) -> None:
+        """Record nothing of ``client_order_id``: the run that sent it is still going
+        and records what becomes of it itself."""
+        self._elsewhere[client_order_id] = ""
 
     def decision(self, decision: Decision) -> None:
         for record in self._sink_decision:
@@ -116,9 +122,11 @@ class Recorder:
         if held is None:
             for record in self._sink_event:
                 record(event)
-        else:
+        elif held:
             for sink in self._sinks:
                 sink.record_reconciled(held, [event], [])
+        else:
+            return  # its own run, still going, records and announces it
         if self._obs_order is not None:
             self._obs_order(order=order, event=event)
         if self._log:
@@ -139,9 +147,11 @@ class Recorder:
         if held is None:
             for record in self._sink_fill:
                 record(fill)
-        else:
+        elif held:
             for sink in self._sinks:
                 sink.record_reconciled(held, [], [fill])
+        else:
+            return  # its own run, still going, records and announces it
         if self._obs_fill is not None:
             self._obs_fill(fill=fill)
         if self._log:

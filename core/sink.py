@@ -194,6 +194,18 @@ class Sink(Component):
         """
         return []
 
+    def running_elsewhere(self) -> set[str]:
+        """Runs other than this one that are still going on this host.
+
+        Their orders are theirs to record: at start-up a run leaves them
+        unsettled and follows the ones working at the broker without writing
+        anything of them (a one-off ``tradepipe execute`` or API order in the
+        session of a live pipeline, or a second pipeline, would otherwise
+        write their ends and fills into a history that run is still writing).
+        A sink that keeps no runs answers with an empty set.
+        """
+        return set()
+
     def held_orders(self, client_ids: Collection[str]) -> list[Unsettled]:
         """Of ``client_ids`` (orders working at the broker), those this sink already
         holds without a final status, in any run of any namespace; one each.

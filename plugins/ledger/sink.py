@@ -782,6 +782,28 @@ class SqlSink(Sink):
         self.flush()
         return Ledger(self.engine(), self.where).opening(namespace, symbol, side.value)
 
+    def running_elsewhere(self) -> set[str]:
+        # Only this host's runs can be checked. One marked running on another host
+        # may have died with it (a run moved to another machine must still settle
+        # what it left), so its orders are settled as an ended run's are.
+        runs = schema.RunRow.__table__  # type: ignore[attr-defined]
+        me = this_process()
+        try:
+            with self.engine().connect() as conn:
+                rows = conn.execute(
+                    select(runs.c.run_id, runs.c.pid, runs.c.pid_started).where(
+                        (runs.c.status == "running")
+                        & (runs.c.host == me.host)
+                        & (runs.c.run_id != self._run_id)
+                        & runs.c.pid.is_not(None)
+                    )
+                ).all()
+        except SQLAlchemyError as exc:
+            raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+        return {
+            run_id for run_id, pid, started in rows if is_alive(ProcessId(me.host, pid, started))
+        }
+
     def held_orders(self, client_ids: Collection[str]) -> list[Unsettled]:
         from tradepipe.plugins.ledger.queries import Ledger
 

@@ -6,11 +6,13 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from remote_broker import Plugin, Remote, reset
+from remote_broker import BuyLow, Plugin, Remote, reset
 from tradepipe import (
     BrokerUnavailableError,
     Fill,
     OrderStatus,
+    StrategyContext,
+    hookimpl,
 )
 from tradepipe.plugins.ledger.queries import Ledger
 from tradepipe.plugins.ledger.sink import open_engine
@@ -150,3 +152,126 @@ def test_a_broker_that_cannot_list_executions_stops_the_start(ledger_url: str) -
     Remote.fail_fills = True
     with pytest.raises(BrokerUnavailableError, match="executions timed out"):
         _session(db)
+
+
+def _mark(db: str, run_id: str, *, going: bool, host: str = "") -> None:
+    """Make ``run_id`` a run still going in this very process (or one on ``host``),
+    or one that ended."""
+    from sqlalchemy import text
+    from tradepipe.process import this_process
+
+    me = this_process()
+    engine = open_engine(db)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE runs SET status = :status, host = :host, pid = :pid, "
+                    "pid_started = :started WHERE run_id = :run"
+                ),
+                {
+                    "status": "running" if going else "completed",
+                    "host": host or me.host,
+                    "pid": me.pid,
+                    "started": me.started,
+                    "run": run_id,
+                },
+            )
+    finally:
+        engine.dispose()
+
+
+def test_the_orders_of_a_run_still_going_are_left_to_it(ledger_url: str) -> None:
+    """A second run of the session (a one-off order, an API call) writes nothing into
+    the history of a pipeline that is still writing it; once that one has ended, the
+    next start settles its orders as usual."""
+    db = ledger_url
+    _session(db)
+    [(first_run, statuses)] = _history(db)[0]
+    [cid] = Remote.orders
+    Remote.executions.append(_fill("e1", cid, 4, days=1))  # still working: 4 of 10
+    _mark(db, first_run, going=True)
+
+    _session(db)
+    assert _history(db) == ([(first_run, statuses)], [])  # nothing written of it
+    assert statuses == ["submitted", "accepted"]
+
+    Remote.orders[cid]["status"] = OrderStatus.CANCELED
+    _session(db)  # ended at the broker, but its run is still going: still its to write
+    assert _history(db) == ([(first_run, statuses)], [])
+
+    _mark(db, first_run, going=False)
+    _session(db)
+    assert _history(db) == (
+        [(first_run, ["submitted", "accepted", "partially_filled", "canceled"])],
+        ["e1"],
+    )
+
+
+def test_a_run_marked_going_on_another_host_is_settled_as_an_ended_one(ledger_url: str) -> None:
+    """This host cannot tell whether it still runs: a session moved to another machine
+    after its host died must still settle what the dead run left."""
+    db = ledger_url
+    _session(db)
+    [(first_run, _statuses)] = _history(db)[0]
+    [cid] = Remote.orders
+    Remote.executions.append(_fill("e1", cid, 10, days=1))
+    Remote.orders[cid]["status"] = OrderStatus.FILLED
+    _mark(db, first_run, going=True, host="another-host")
+    _session(db)
+    assert _history(db) == ([(first_run, ["submitted", "accepted", "filled"])], ["e1"])
+
+
+def test_a_fill_of_an_order_a_run_still_going_holds_is_left_to_that_run(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The later run follows the working order (its exposure counts it, and its book
+    takes the fill), but the fill is the other run's to record and announce."""
+    db = ledger_url
+    _session(db)
+    [(first_run, statuses)] = _history(db)[0]
+    [cid] = Remote.orders
+    Remote.executions.append(_fill("e1", cid, 4, days=1))
+    late = _fill("e2", cid, 6, days=3)
+    seen: list[tuple[Decimal, Decimal]] = []
+    bars: list[object] = []
+
+    def on_bar(self: Remote, bar: object) -> list[Fill]:
+        bars.append(bar)
+        if len(bars) == 1 or late in Remote.executions:
+            return []
+        Remote.executions.append(late)
+        Remote.orders[cid]["status"] = OrderStatus.FILLED
+        return [late]
+
+    def decide(self: BuyLow, bar: object, ctx: StrategyContext) -> None:
+        seen.append((ctx.pending("AAPL"), ctx.position("AAPL")))
+
+    monkeypatch.setattr(Remote, "on_bar", on_bar)
+    monkeypatch.setattr(BuyLow, "decide", decide)
+    _mark(db, first_run, going=True)
+    filled: list[str] = []
+
+    class Listener:
+        @hookimpl
+        def tradepipe_order_filled(self, fill: Fill) -> None:
+            filled.append(fill.execution_id)
+
+    replay(
+        [bar("AAPL", day, open=100, close=100) for day in range(2)],
+        host=test_host(Plugin(), Listener()),
+        run={
+            "strategies": ["buy_low"],
+            "broker": "remote",
+            "replay_to_broker": True,
+            "risk_filters": [],
+            "session": "acct",
+            "sinks": ["sql"],
+        },
+        sinks={"sql": {"url": db, "writer": "inline"}},
+    )
+    assert _history(db) == ([(first_run, statuses)], [])
+    assert filled == []
+    # 6 of the 10 still to fill at the first bar (4 filled before the start are in
+    # the broker's positions, which this broker leaves empty); e2 fills them at the second.
+    assert seen == [(Decimal(6), Decimal(0)), (Decimal(0), Decimal(6))]
