@@ -39,6 +39,7 @@ from tradepipe import (
 )
 from tradepipe.clock import ManualClock, SystemClock
 from tradepipe.orders import Side
+from tradepipe.plugins.ledger import sink as sink_module
 from tradepipe.plugins.ledger.queries import Ledger
 from tradepipe.plugins.ledger.sink import SqlSink, _figures_json
 from tradepipe.risk import Outcome, RiskVerdict
@@ -83,10 +84,16 @@ class Target:
             engine.dispose()
 
 
-@pytest.fixture(params=["sqlite-process", "sqlite-inline", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
-    if request.param == "postgresql":
+@pytest.fixture(params=["sqlite-process", "sqlite-inline", "postgresql", "postgresql-copy"])
+def target(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Target]:
+    if request.param.startswith("postgresql"):
         found = Target(request.getfixturevalue("postgres_url"))
+        # Every batch by COPY, as a replay's large ones are; else each row an INSERT.
+        monkeypatch.setattr(
+            sink_module, "COPY_FROM", 1 if request.param.endswith("copy") else 10**9
+        )
     else:
         found = Target(f"sqlite:///{tmp_path / 'l.db'}", writer=request.param.split("-")[1])
     yield found
@@ -1384,3 +1391,105 @@ def test_an_open_judging_stays_in_its_run_when_another_runs_rows_fill_a_batch(
     sink.record_reconciled("r0", [earlier.transition(status, T) for status in steps], [])
     sink.close(run_info("r1"), bars=0, status="completed")
     assert target.rows("select run_id, decision_id from judgements") == [("r1", "d1")]
+
+
+_AWKWARD = "tab\there\nnew line \\ back\\slash \\N \"quoted\" 'single' é ✓ 𝄞 ,;|"
+
+
+def _awkward_run(sink: SqlSink, run_id: str) -> None:
+    """Every kind of row, with text COPY has to escape and decimals and times as given."""
+    sink._clock = ManualClock(T)  # what a rejection is timed by
+    sink.open(run_info(run_id))
+    d = Decision(
+        source="s",
+        created_at=dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        symbol="AAPL",
+        action="buy",
+        confidence=80,
+        quantity=Decimal("1E+2"),
+        rationale=_AWKWARD,
+    )
+    sink.record_decision(d)
+    sink.record_decision_rejected({"raw": _AWKWARD}, "s", _AWKWARD)
+    order = order_for(d, cid=f"tp-{run_id}")
+    hand_values(
+        sink,
+        verdict(1, "f", Outcome.REDUCE, reason=_AWKWARD, figures={"why": _AWKWARD, "q": -0.0}),
+    )
+    sink.record_order(order)
+    for status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED):
+        sink.record_order_event(order.transition(status, T, _AWKWARD))
+    fill = fill_for(order, price="1234567890123456789012345678901234567890.123")
+    sink.record_order_event(order.apply_fill(fill))
+    sink.record_fill(fill)
+    sink.record_audit(
+        "k", _AWKWARD, ledger_value="", broker_value=None, action="a", detail="", ts=T
+    )
+    sink.close(run_info(run_id), bars=1, status="completed")
+
+
+def test_a_batch_by_copy_writes_what_inserts_write(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = Target(postgres_url)
+    try:
+        for run_id, copy_from in (("by-insert", 10**9), ("by-copy", 1)):
+            monkeypatch.setattr(sink_module, "COPY_FROM", copy_from)
+            _awkward_run(target.sink(), run_id)
+    finally:
+        target.close()
+    tables = [
+        "decisions",
+        "rejected_decisions",
+        "judgements",
+        "orders",
+        "order_events",
+        "fills",
+        "audit",
+        "verdicts",
+    ]
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            for table in tables:
+                found = {}
+                for run_id in ("by-insert", "by-copy"):
+                    read = conn.execute(
+                        text(f"select * from {table} where run_id = :run"), {"run": run_id}
+                    ).mappings()
+                    own = {run_id, f"tp-{run_id}", f"x-tp-{run_id}"}
+                    # Row ids aside, and the run's own ids, the rows are the same.
+                    found[run_id] = [
+                        {
+                            k: v
+                            for k, v in row.items()
+                            if k not in ("id", "order_id") and v not in own
+                        }
+                        for row in read
+                    ]
+                assert found["by-copy"], table
+                assert found["by-copy"] == found["by-insert"], table
+    finally:
+        engine.dispose()
+    [(rationale,)] = target.rows("select rationale from decisions where run_id = 'by-copy'")
+    assert rationale == _AWKWARD
+
+
+def test_a_status_change_whose_order_is_missing_fails_its_copied_batch(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sink_module, "COPY_FROM", 1)
+    target = Target(postgres_url)
+    try:
+        sink = target.sink()
+        sink.open(run_info())
+        d = decision()
+        sink.record_decision(d)
+        order = order_for(d)  # never recorded
+        sink.record_order_event(order.transition(OrderStatus.SUBMITTED, T, "sent"))
+        with pytest.raises(PersistenceError, match="(?i)could not write.*null"):
+            sink.flush()
+        assert target.rows("select count(*) from decisions") == [(0,)]
+        assert target.rows("select count(*) from status_changes") == [(0,)]
+    finally:
+        target.close()
