@@ -41,7 +41,7 @@ from tradepipe.orders import Side
 from tradepipe.plugins.ledger import schema
 from tradepipe.plugins.ledger.db import open_engine, shown, sqlite_pragmas
 from tradepipe.plugins.ledger.tally import RunTally
-from tradepipe.plugins.ledger.writer import WriterError, WriterProcess
+from tradepipe.plugins.ledger.writer import Copy, Statements, WriterError, WriterProcess
 from tradepipe.process import ProcessId, is_alive, this_process
 from tradepipe.risk import Outcome
 from tradepipe.sink import Unsettled, account_of
@@ -175,8 +175,9 @@ class SqlSink(Sink):
         url: str | None = None
         #: SQLite fsync policy: ``full`` survives power loss, ``normal`` only crashes.
         synchronous: Literal["full", "normal"] = "full"
-        #: Who writes to a SQLite ledger: a separate ``process`` (the pipeline goes
-        #: on while a batch is committed) or the pipeline itself (``inline``).
+        #: Who writes to the ledger: a separate ``process`` (the pipeline goes on
+        #: while a batch is committed; SQLite, and PostgreSQL through psycopg) or
+        #: the pipeline itself (``inline``, and with other PostgreSQL drivers).
         writer: Literal["process", "inline"] = "process"
         batch_size: int | None = Field(default=None, ge=1)
 
@@ -195,7 +196,7 @@ class SqlSink(Sink):
         self._clock: Clock = SystemClock()
         self._writer: WriterProcess | None = None
         #: PostgreSQL through psycopg: the INSERTs whose rows go by COPY (see _copy_plans).
-        self._copy: dict[str, _CopyPlan] = {}
+        self._copy: dict[str, Copy] = {}
         self._broken = ""
         self._unacked = False
         self._mark = "?"
@@ -267,15 +268,8 @@ class SqlSink(Sink):
     def open(self, run: RunInfo) -> None:
         engine = self.engine()
         self._close_killed_runs(engine)
-        if self.settings.writer == "process" and engine.dialect.name == "sqlite":
-            database = engine.url.database
-            if database and database != ":memory:":
-                try:
-                    self._writer = WriterProcess(
-                        database, [*sqlite_pragmas(self.settings.synchronous), WRITER_CACHE]
-                    )
-                except WriterError as exc:
-                    raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+        if self.settings.writer == "process":
+            self._start_writer(engine)
         if self._judging:
             # Still open from a run before (a sink opened again without its close):
             # that run's row, naming that run's heads.
@@ -306,6 +300,30 @@ class SqlSink(Sink):
             ),
         )
         self.flush()
+
+    def _start_writer(self, engine: Engine) -> None:
+        """Hand the writing to a child process: a SQLite file's, or PostgreSQL's
+        through psycopg (the driver the child can use; others write inline)."""
+        url = engine.url
+        if engine.dialect.name == "sqlite":
+            if not url.database or url.database == ":memory:":
+                return
+            where = url.database
+            pragmas = [*sqlite_pragmas(self.settings.synchronous), WRITER_CACHE]
+        elif engine.dialect.driver == "psycopg":
+            # libpq's own URI; the password in it goes to the child over its pipe.
+            where = url.set(drivername="postgresql").render_as_string(hide_password=False)
+            pragmas = None
+            # Rows the child can be sent as they are (marshal): decimals and times
+            # as text, which PostgreSQL reads into its NUMERIC and timestamptz.
+            self._dec = str
+            self._ts = _Timestamps()
+        else:
+            return
+        try:
+            self._writer = WriterProcess(where, pragmas)
+        except WriterError as exc:
+            raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
 
     def _close_killed_runs(self, engine: Engine) -> None:
         """Mark runs of this host whose process is gone as ``killed``.
@@ -654,7 +672,7 @@ class SqlSink(Sink):
 
     # -- durability --------------------------------------------------------------
 
-    def _take(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    def _take(self) -> Statements:
         """Everything buffered, as statements, leaving the buffers empty.
 
         The open judging too: a batch holding an order must hold its verdicts,
@@ -664,7 +682,7 @@ class SqlSink(Sink):
         """
         if self._judging:
             self._pending[schema.JudgementRow].append(self._judging_row(None))
-        statements = []
+        statements: Statements = []
         for table, rows in self._pending.items():
             if rows:
                 statements.append((self._sql[table], rows))
@@ -672,7 +690,7 @@ class SqlSink(Sink):
         self._count = 0
         return statements
 
-    def _write(self, statements: list[tuple[str, list[tuple[Any, ...]]]], wait: bool) -> None:
+    def _write(self, statements: Statements, wait: bool) -> None:
         """Commit ``statements`` as one transaction (``wait``: before returning)."""
         if self._broken:
             raise PersistenceError(
@@ -682,12 +700,23 @@ class SqlSink(Sink):
         records = sum(len(rows) for _sql, rows in statements)
         try:
             if self._writer is not None:
+                if self._copy:
+                    statements = [
+                        (
+                            self._copy.get(sql, sql)
+                            if isinstance(sql, str) and len(rows) >= COPY_FROM
+                            else sql,
+                            rows,
+                        )
+                        for sql, rows in statements
+                    ]
                 self._writer.write(statements, wait=wait)
                 self._unacked = not wait
                 return
             copy = self._copy
             with self.engine().begin() as conn:
                 for sql, rows in statements:
+                    assert isinstance(sql, str)
                     plan = copy.get(sql) if len(rows) >= COPY_FROM else None
                     if plan is None:
                         conn.exec_driver_sql(sql, rows)
@@ -728,14 +757,16 @@ class SqlSink(Sink):
             self._closed = run.run_id
         finally:
             writer, self._writer = self._writer, None
-            if writer is not None:
-                try:
+            try:
+                if writer is not None:
                     writer.close()
-                except WriterError as exc:
-                    raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
+            except WriterError as exc:
+                raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+            finally:
+                # Also after a failed writer: no connection is left to the collector.
+                if self._engine is not None:
+                    self._engine.dispose()
+                    self._engine = None
 
     # -- reads -------------------------------------------------------------------
 
@@ -951,9 +982,6 @@ def _identity(value: Any) -> Any:
 #: in the small batches of a live run, the one round trip of an INSERT is quicker.
 COPY_FROM = 64
 
-#: A COPY into the table, and for status changes the INSERT that moves the copied
-#: rows into it (``None`` for the others).
-_CopyPlan = tuple[str, str | None]
 
 #: Status changes are copied into a table of this connection's own first: each is
 #: keyed by its order's row, which the INSERT that follows looks up as the
@@ -968,14 +996,16 @@ _STAGE = (
 _STAGED_COLUMNS = "run_id, client_order_id, seq, status, previous, ts, reason, broker_order_id"
 
 
-def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, _CopyPlan]:
-    """The COPY of each table the sink writes, by the INSERT it stands for."""
-    plans: dict[str, _CopyPlan] = {}
+def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, Copy]:
+    """The COPY of each table the sink writes (with the statements to run before and
+    after it), by the INSERT it stands for."""
+    plans: dict[str, Copy] = {}
     for table, sql in inserts.items():
         name = table.__table__.name
         if table is schema.StatusChangeRow:
             plans[sql] = (
                 f"COPY tradepipe_status_changes_in ({_STAGED_COLUMNS}) FROM STDIN",
+                _STAGE,
                 "INSERT INTO status_changes (order_id, seq, status, previous, ts, reason, "
                 "broker_order_id) SELECT (SELECT o.id FROM orders o WHERE o.run_id = s.run_id "
                 "AND o.client_order_id = s.client_order_id), s.seq, s.status, s.previous, s.ts, "
@@ -983,19 +1013,19 @@ def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, _CopyPlan]:
             )
         else:
             columns = ", ".join(schema.insert_columns(table))
-            plans[sql] = (f"COPY {name} ({columns}) FROM STDIN", None)
+            plans[sql] = (f"COPY {name} ({columns}) FROM STDIN", None, None)
     return plans
 
 
-def _copy_rows(conn: Any, plan: _CopyPlan, rows: list[tuple[Any, ...]]) -> None:
+def _copy_rows(conn: Any, plan: Copy, rows: list[tuple[Any, ...]]) -> None:
     """Write ``rows`` by ``plan``, inside the transaction ``conn`` is in."""
-    copy_sql, then = plan
+    copy_sql, before, after = plan
     with conn.connection.driver_connection.cursor() as cursor:
-        if then is not None:
-            cursor.execute(_STAGE)
+        if before is not None:
+            cursor.execute(before)
         with cursor.copy(copy_sql) as copy:
             write = copy.write_row
             for row in rows:
                 write(row)
-        if then is not None:
-            cursor.execute(then)
+        if after is not None:
+            cursor.execute(after)

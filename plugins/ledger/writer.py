@@ -1,14 +1,16 @@
-"""A separate process that writes ledger batches to SQLite.
+"""A separate process that writes ledger batches to SQLite or PostgreSQL.
 
-CPython runs one thread of Python at a time, and SQLite's ``executemany`` needs
-that thread for every row it binds, so a writer *thread* only adds contention.
-A writer *process* takes the whole cost of writing off the pipeline's core: the
-pipeline serialises each batch (a fraction of a microsecond per row) and goes on
-while the child commits it.
+CPython runs one thread of Python at a time, and SQLite's ``executemany`` (or
+psycopg's COPY) needs that thread for every row it binds, so a writer *thread*
+only adds contention. A writer *process* takes the whole cost of writing off
+the pipeline's core: the pipeline serialises each batch (a fraction of a
+microsecond per row) and goes on while the child commits it, and while a
+database on another machine answers.
 
 This file is both the parent's client (:class:`WriterProcess`) and the child
-(run as a script). It imports only the standard library, so the child starts in
-a fraction of a second without loading tradepipe.
+(run as a script). It imports only the standard library (and psycopg, for
+PostgreSQL), so the child starts in a fraction of a second without loading
+tradepipe.
 
 Protocol, over the child's stdin and stdout: frames of a 4-byte little-endian
 length, a codec byte and the message. Rows hold only str, int, float, bool and
@@ -16,8 +18,10 @@ None, which :mod:`marshal` encodes three times faster than :mod:`pickle`; a
 message marshal cannot encode goes as a pickle instead. Both ends are the same
 interpreter, so marshal's version-specific format is no concern.
 
-Parent to child: ``("open", path, pragmas)``,
-``("write", seq, [(sql, rows), ...], ack)``, ``("close",)``. Child to parent:
+Parent to child: ``("open", path, pragmas)`` (SQLite) or ``("open", conninfo,
+None)`` (PostgreSQL, a libpq URI: it goes over the pipe, never on a command
+line), ``("write", seq, [(sql, rows), ...], ack)``, ``("close",)``. On
+PostgreSQL a statement's ``sql`` may be a :data:`Copy` instead. Child to parent:
 ``("ack", seq)`` when asked, ``("error", seq, message)`` after which the child
 exits, and ``("closed",)``. Each ``write`` is one transaction: it is committed
 whole or not at all. If the parent dies, the child sees end of input and stops;
@@ -46,7 +50,10 @@ _HEADER = struct.Struct("<IB")
 _MARSHAL, _PICKLE = 0, 1
 #: How long the parent waits for the child to commit one batch.
 ACK_TIMEOUT = 300.0
-Statements = list[tuple[str, list[tuple[Any, ...]]]]
+#: Rows written by COPY on PostgreSQL: the COPY, a statement to run before it (or
+#: None) and one to run after it (or None).
+Copy = tuple[str, str | None, str | None]
+Statements = list[tuple[str | Copy, list[tuple[Any, ...]]]]
 
 
 class WriterError(Exception):
@@ -77,10 +84,15 @@ def _receive(stream: IO[bytes]) -> Any:
 class WriterProcess:
     """The parent's handle on one writer child."""
 
-    def __init__(self, path: str, pragmas: list[str]) -> None:
+    def __init__(self, path: str, pragmas: list[str] | None) -> None:
+        """Start a child writing to the SQLite file ``path`` with ``pragmas``, or with
+        ``pragmas`` None to the PostgreSQL database at the libpq URI ``path``."""
+        command = [sys.executable, os.path.abspath(__file__)]
+        if pragmas is not None:
+            command.insert(1, "-S")  # SQLite needs nothing from site-packages
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-S", os.path.abspath(__file__)],
+                command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -90,7 +102,14 @@ class WriterProcess:
             raise WriterError(f"could not start the ledger writer: {exc}") from exc
         self._seq = 0
         self._failed: str | None = None
-        self._call(("open", path, pragmas))
+        try:
+            self._call(("open", path, pragmas))
+        except BaseException:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            self._close_streams()
+            raise
 
     @property
     def pid(self) -> int:
@@ -116,13 +135,16 @@ class WriterProcess:
             self._proc.kill()
             self._proc.wait()
             self._fail("the ledger writer did not stop in time and was killed")
-        for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
-            if stream is not None:
-                stream.close()
+        self._close_streams()
         if self._failed:
             raise WriterError(self._failed)
         if self._proc.returncode:
             raise WriterError(f"the ledger writer exited with status {self._proc.returncode}")
+
+    def _close_streams(self) -> None:
+        for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            if stream is not None:
+                stream.close()
 
     def _call(self, message: Any, wait: bool = True, until: str = "ack") -> None:
         assert self._proc.stdin is not None and self._proc.stdout is not None
@@ -222,28 +244,25 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     source = sys.stdin.buffer
     sink = sys.stdout.buffer
-    conn: sqlite3.Connection | None = None
+    conn: Any = None
+    write: Any = None
     while True:
         message = _receive(source)
         if message is None:
             return 0
         kind = message[0]
         if kind == "open":
-            conn = sqlite3.connect(message[1], isolation_level=None)
-            for pragma in message[2]:
-                conn.execute(pragma)
+            try:
+                conn, write = _open(message[1], message[2])
+            except Exception as exc:  # the driver's own errors, whichever driver
+                _send(sink, ("error", 0, f"{type(exc).__name__}: {exc}"))
+                return 1
             _send(sink, ("ack", 0))
         elif kind == "write":
             _seq, statements, ack = message[1], message[2], message[3]
-            assert conn is not None
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                for sql, rows in statements:
-                    conn.executemany(sql, rows)
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                write(conn, statements)
+            except Exception as exc:  # nothing of the batch was committed
                 _send(sink, ("error", _seq, f"{type(exc).__name__}: {exc}"))
                 return 1
             if ack:
@@ -253,6 +272,48 @@ def main() -> int:
                 conn.close()
             _send(sink, ("closed",))
             return 0
+
+
+def _open(where: str, pragmas: list[str] | None) -> tuple[Any, Any]:
+    """The connection, and the function that commits one batch on it."""
+    if pragmas is None:
+        import psycopg  # only a PostgreSQL writer has it, or needs it
+
+        return psycopg.connect(where), _write_postgres
+    conn = sqlite3.connect(where, isolation_level=None)
+    for pragma in pragmas:
+        conn.execute(pragma)
+    return conn, _write_sqlite
+
+
+def _write_sqlite(conn: sqlite3.Connection, statements: Statements) -> None:
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for sql, rows in statements:
+            assert isinstance(sql, str)
+            conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _write_postgres(conn: Any, statements: Statements) -> None:
+    with conn.transaction(), conn.cursor() as cursor:
+        for sql, rows in statements:
+            if isinstance(sql, str):
+                cursor.executemany(sql, rows)
+                continue
+            copy_sql, before, after = sql
+            if before is not None:
+                cursor.execute(before)
+            with cursor.copy(copy_sql) as copy:
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+            if after is not None:
+                cursor.execute(after)
 
 
 if __name__ == "__main__":

@@ -84,12 +84,21 @@ class Target:
             engine.dispose()
 
 
-@pytest.fixture(params=["sqlite-process", "sqlite-inline", "postgresql", "postgresql-copy"])
+@pytest.fixture(
+    params=[
+        "sqlite-process",
+        "sqlite-inline",
+        "postgresql-process",
+        "postgresql-inline",
+        "postgresql-process-copy",
+        "postgresql-inline-copy",
+    ]
+)
 def target(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Target]:
     if request.param.startswith("postgresql"):
-        found = Target(request.getfixturevalue("postgres_url"))
+        found = Target(request.getfixturevalue("postgres_url"), writer=request.param.split("-")[1])
         # Every batch by COPY, as a replay's large ones are; else each row an INSERT.
         monkeypatch.setattr(
             sink_module, "COPY_FROM", 1 if request.param.endswith("copy") else 10**9
@@ -744,6 +753,43 @@ def test_writer_process_that_dies_is_reported_not_ignored(tmp_path: Path) -> Non
     sink.record_decision(decision())
     with pytest.raises(PersistenceError, match="ledger writer stopped"):
         sink.flush()
+
+
+def test_a_postgresql_writer_that_cannot_connect_says_why_without_the_password(
+    postgres_url: str,
+) -> None:
+    from sqlalchemy.engine import make_url
+    from tradepipe.plugins.ledger.writer import WriterError, WriterProcess
+
+    url = make_url(postgres_url).set(
+        drivername="postgresql", password="s3cret-pw", database="no_such_ledger"
+    )
+    with pytest.raises(WriterError, match="no_such_ledger") as raised:
+        WriterProcess(url.render_as_string(hide_password=False), None)
+    assert "s3cret-pw" not in str(raised.value)
+
+
+def test_a_postgresql_writer_process_that_dies_is_reported_and_its_batch_not_lost_silently(
+    postgres_url: str,
+) -> None:
+    import os
+    import signal
+
+    target = Target(postgres_url, writer="process")
+    try:
+        sink = target.sink()
+        sink.open(run_info())
+        assert sink._writer is not None
+        os.kill(sink._writer.pid, signal.SIGKILL)
+        sink.record_decision(decision())
+        with pytest.raises(PersistenceError, match="ledger writer stopped"):
+            sink.flush()
+        assert target.rows("select count(*) from decisions") == [(0,)]
+        with pytest.raises(PersistenceError, match="refuses writes"):
+            sink.record_decision(decision(2))
+            sink.flush()
+    finally:
+        target.close()
 
 
 @pytest.mark.slow
@@ -1428,14 +1474,20 @@ def _awkward_run(sink: SqlSink, run_id: str) -> None:
     sink.close(run_info(run_id), bars=1, status="completed")
 
 
-def test_a_batch_by_copy_writes_what_inserts_write(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("writer", "copy_from"), [("inline", 1), ("process", 10**9), ("process", 1)]
+)
+def test_a_batch_by_copy_or_the_writer_process_writes_what_inserts_write(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, writer: str, copy_from: int
 ) -> None:
+    """The pipeline's own INSERTs are the reference; the writer process is sent
+    decimals and times as text, which PostgreSQL must read back as the same values."""
     target = Target(postgres_url)
     try:
-        for run_id, copy_from in (("by-insert", 10**9), ("by-copy", 1)):
-            monkeypatch.setattr(sink_module, "COPY_FROM", copy_from)
-            _awkward_run(target.sink(), run_id)
+        monkeypatch.setattr(sink_module, "COPY_FROM", 10**9)
+        _awkward_run(target.sink(), "by-insert")
+        monkeypatch.setattr(sink_module, "COPY_FROM", copy_from)
+        _awkward_run(target.sink(writer=writer), "by-copy")
     finally:
         target.close()
     tables = [
