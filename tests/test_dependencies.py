@@ -18,6 +18,9 @@ EXEMPT = {
     # A pytest plugin (fixtures and helpers), loaded from a test suite's conftest:
     # whoever imports it runs pytest.
     "pytest": {"core/testing.py"},
+    # The `postgres` extra's driver: the ledger's writer process imports it only for
+    # a `postgresql+psycopg://` ledger, whose engine has already loaded it.
+    "psycopg": {"plugins/ledger/writer.py"},
 }
 
 
