@@ -305,14 +305,17 @@ class SqlSink(Sink):
         """Hand the writing to a child process: a SQLite file's, or PostgreSQL's
         through psycopg (the driver the child can use; others write inline)."""
         url = engine.url
+        where: str | dict[str, str | int]
         if engine.dialect.name == "sqlite":
             if not url.database or url.database == ":memory:":
                 return
             where = url.database
             pragmas = [*sqlite_pragmas(self.settings.synchronous), WRITER_CACHE]
         elif engine.dialect.driver == "psycopg":
-            # libpq's own URI; the password in it goes to the child over its pipe.
-            where = url.set(drivername="postgresql").render_as_string(hide_password=False)
+            # The connection's keywords as SQLAlchemy hands them to psycopg (the URL's
+            # query too); the password goes to the child over its pipe.
+            _args, params = engine.dialect.create_connect_args(url)
+            where = {k: v for k, v in params.items() if isinstance(v, str | int)}
             pragmas = None
             # Rows the child can be sent as they are (marshal): decimals and times
             # as text, which PostgreSQL reads into its NUMERIC and timestamptz.
@@ -323,7 +326,10 @@ class SqlSink(Sink):
         try:
             self._writer = WriterProcess(where, pragmas)
         except WriterError as exc:
-            raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+            message = str(exc)
+            if url.password:  # should a driver's message ever quote it
+                message = message.replace(str(url.password), "***")
+            raise PersistenceError(f"the ledger at {self.where}: {message}") from None
 
     def _close_killed_runs(self, engine: Engine) -> None:
         """Mark runs of this host whose process is gone as ``killed``.

@@ -18,9 +18,10 @@ None, which :mod:`marshal` encodes three times faster than :mod:`pickle`; a
 message marshal cannot encode goes as a pickle instead. Both ends are the same
 interpreter, so marshal's version-specific format is no concern.
 
-Parent to child: ``("open", path, pragmas)`` (SQLite) or ``("open", conninfo,
-None)`` (PostgreSQL, a libpq URI: it goes over the pipe, never on a command
-line), ``("write", seq, [(sql, rows), ...], ack)``, ``("close",)``. On
+Parent to child: ``("open", path, pragmas)`` (SQLite) or ``("open", keywords,
+None)`` (PostgreSQL: psycopg's connection keywords, the password among them,
+which go over the pipe, never on a command line), ``("write", seq, [(sql,
+rows), ...], ack)``, ``("close",)``. On
 PostgreSQL a statement's ``sql`` may be a :data:`Copy` instead. Child to parent:
 ``("ack", seq)`` when asked, ``("error", seq, message)`` after which the child
 exits, and ``("closed",)``. Each ``write`` is one transaction: it is committed
@@ -84,9 +85,10 @@ def _receive(stream: IO[bytes]) -> Any:
 class WriterProcess:
     """The parent's handle on one writer child."""
 
-    def __init__(self, path: str, pragmas: list[str] | None) -> None:
+    def __init__(self, path: str | dict[str, str | int], pragmas: list[str] | None) -> None:
         """Start a child writing to the SQLite file ``path`` with ``pragmas``, or with
-        ``pragmas`` None to the PostgreSQL database at the libpq URI ``path``."""
+        ``pragmas`` None to the PostgreSQL database psycopg reaches with the
+        keywords ``path``."""
         command = [sys.executable, os.path.abspath(__file__)]
         if pragmas is not None:
             command.insert(1, "-S")  # SQLite needs nothing from site-packages
@@ -274,12 +276,12 @@ def main() -> int:
             return 0
 
 
-def _open(where: str, pragmas: list[str] | None) -> tuple[Any, Any]:
+def _open(where: Any, pragmas: list[str] | None) -> tuple[Any, Any]:
     """The connection, and the function that commits one batch on it."""
     if pragmas is None:
         import psycopg  # only a PostgreSQL writer has it, or needs it
 
-        return psycopg.connect(where), _write_postgres
+        return psycopg.connect(**where), _write_postgres
     conn = sqlite3.connect(where, isolation_level=None)
     for pragma in pragmas:
         conn.execute(pragma)

@@ -761,12 +761,65 @@ def test_a_postgresql_writer_that_cannot_connect_says_why_without_the_password(
     from sqlalchemy.engine import make_url
     from tradepipe.plugins.ledger.writer import WriterError, WriterProcess
 
-    url = make_url(postgres_url).set(
-        drivername="postgresql", password="s3cret-pw", database="no_such_ledger"
-    )
+    url = make_url(postgres_url)
+    keywords = {
+        "host": url.host or "",
+        "port": url.port or 5432,
+        "user": url.username or "",
+        "password": "s3cret-pw",
+        "dbname": "no_such_ledger",
+    }
     with pytest.raises(WriterError, match="no_such_ledger") as raised:
-        WriterProcess(url.render_as_string(hide_password=False), None)
+        WriterProcess(keywords, None)
     assert "s3cret-pw" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # libpq reads these as SQLAlchemy hands them on: spaces and all.
+        {"options": "-c search_path={schema} -c statement_timeout=0"},
+        {"options": "-csearch_path={schema}", "application_name": "my app"},
+    ],
+)
+def test_the_writer_process_connects_as_the_url_says(
+    postgres_url: str, query: dict[str, str]
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url)
+    schema = url.query["options"].removeprefix("-csearch_path=")
+    given = url.set(query={k: v.format(schema=schema) for k, v in query.items()})
+    target = Target(given.render_as_string(hide_password=False), writer="process")
+    try:
+        sink = target.sink()
+        sink.open(run_info())
+        sink.record_decision(decision())
+        sink.flush()
+        assert sink._writer is not None
+    finally:
+        target.close()
+    assert target.rows("select count(*) from decisions") == [(1,)]
+
+
+def test_a_password_the_driver_would_quote_is_never_shown(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.engine import make_url
+    from tradepipe.plugins.ledger import writer
+
+    def refuse(self: Any, where: Any, pragmas: Any) -> None:
+        raise writer.WriterError(f"bad password {where['password']!r}")
+
+    monkeypatch.setattr(writer.WriterProcess, "__init__", refuse)
+    url = make_url(postgres_url).set(password="hunter 2-SECRET")
+    target = Target(url.render_as_string(hide_password=False), writer="process")
+    try:
+        with pytest.raises(PersistenceError) as raised:
+            target.sink().open(run_info())
+    finally:
+        target.close()
+    assert "hunter" not in str(raised.value) and "***" in str(raised.value)
 
 
 def test_a_postgresql_writer_process_that_dies_is_reported_and_its_batch_not_lost_silently(
