@@ -41,7 +41,13 @@ from tradepipe.orders import Side
 from tradepipe.plugins.ledger import schema
 from tradepipe.plugins.ledger.db import open_engine, shown, sqlite_pragmas
 from tradepipe.plugins.ledger.tally import RunTally
-from tradepipe.plugins.ledger.writer import Copy, Statements, WriterError, WriterProcess
+from tradepipe.plugins.ledger.writer import (
+    Bulk,
+    Statements,
+    WriterError,
+    WriterProcess,
+    write_bulk,
+)
 from tradepipe.process import ProcessId, is_alive, this_process
 from tradepipe.risk import Outcome
 from tradepipe.sink import Unsettled, account_of
@@ -196,7 +202,7 @@ class SqlSink(Sink):
         self._clock: Clock = SystemClock()
         self._writer: WriterProcess | None = None
         #: PostgreSQL through psycopg: the INSERTs whose rows go by COPY (see _copy_plans).
-        self._copy: dict[str, Copy] = {}
+        self._copy: dict[str, Bulk] = {}
         self._broken = ""
         self._unacked = False
         self._mark = "?"
@@ -989,49 +995,35 @@ def _identity(value: Any) -> Any:
 COPY_FROM = 64
 
 
-#: Status changes are copied into a table of this connection's own first: each is
-#: keyed by its order's row, which the INSERT that follows looks up as the
-#: single-row INSERT does (NULL when the order is missing, and the batch fails).
-#: ``n`` keeps the order they came in.
-_STAGE = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS tradepipe_status_changes_in ("
-    "n bigint GENERATED ALWAYS AS IDENTITY, run_id varchar, client_order_id varchar, "
-    "seq integer, status varchar, previous varchar, ts timestamptz, reason text, "
-    "broker_order_id varchar) ON COMMIT DELETE ROWS"
+#: Status changes go as one INSERT of the batch's columns, each an array: each
+#: change is keyed by its order's row, which the INSERT looks up as the single-row
+#: INSERT does (NULL when the order is missing, and the batch fails). ``n`` keeps
+#: them in the order they came. (Not COPY into a temporary table: a role may not
+#: be allowed one.)
+_CHANGES_BY_COLUMNS = (
+    "INSERT INTO status_changes (order_id, seq, status, previous, ts, reason, broker_order_id) "
+    "SELECT (SELECT o.id FROM orders o WHERE o.run_id = s.run_id "
+    "AND o.client_order_id = s.client_order_id), s.seq, s.status, s.previous, s.ts, s.reason, "
+    "s.broker_order_id FROM unnest(%s::varchar[], %s::varchar[], %s::integer[], "
+    "%s::varchar[], %s::varchar[], %s::timestamptz[], %s::text[], %s::varchar[]) "
+    "WITH ORDINALITY AS s(run_id, client_order_id, seq, status, previous, ts, reason, "
+    "broker_order_id, n) ORDER BY s.n"
 )
-_STAGED_COLUMNS = "run_id, client_order_id, seq, status, previous, ts, reason, broker_order_id"
 
 
-def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, Copy]:
-    """The COPY of each table the sink writes (with the statements to run before and
-    after it), by the INSERT it stands for."""
-    plans: dict[str, Copy] = {}
+def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, Bulk]:
+    """How each table the sink writes takes a large batch, by the INSERT it stands for."""
+    plans: dict[str, Bulk] = {}
     for table, sql in inserts.items():
-        name = table.__table__.name
         if table is schema.StatusChangeRow:
-            plans[sql] = (
-                f"COPY tradepipe_status_changes_in ({_STAGED_COLUMNS}) FROM STDIN",
-                _STAGE,
-                "INSERT INTO status_changes (order_id, seq, status, previous, ts, reason, "
-                "broker_order_id) SELECT (SELECT o.id FROM orders o WHERE o.run_id = s.run_id "
-                "AND o.client_order_id = s.client_order_id), s.seq, s.status, s.previous, s.ts, "
-                "s.reason, s.broker_order_id FROM tradepipe_status_changes_in s ORDER BY s.n",
-            )
+            plans[sql] = ("columns", _CHANGES_BY_COLUMNS)
         else:
             columns = ", ".join(schema.insert_columns(table))
-            plans[sql] = (f"COPY {name} ({columns}) FROM STDIN", None, None)
+            plans[sql] = ("copy", f"COPY {table.__table__.name} ({columns}) FROM STDIN")
     return plans
 
 
-def _copy_rows(conn: Any, plan: Copy, rows: list[tuple[Any, ...]]) -> None:
+def _copy_rows(conn: Any, plan: Bulk, rows: list[tuple[Any, ...]]) -> None:
     """Write ``rows`` by ``plan``, inside the transaction ``conn`` is in."""
-    copy_sql, before, after = plan
     with conn.connection.driver_connection.cursor() as cursor:
-        if before is not None:
-            cursor.execute(before)
-        with cursor.copy(copy_sql) as copy:
-            write = copy.write_row
-            for row in rows:
-                write(row)
-        if after is not None:
-            cursor.execute(after)
+        write_bulk(cursor, plan, rows)

@@ -22,7 +22,7 @@ Parent to child: ``("open", path, pragmas)`` (SQLite) or ``("open", keywords,
 None)`` (PostgreSQL: psycopg's connection keywords, the password among them,
 which go over the pipe, never on a command line), ``("write", seq, [(sql,
 rows), ...], ack)``, ``("close",)``. On
-PostgreSQL a statement's ``sql`` may be a :data:`Copy` instead. Child to parent:
+PostgreSQL a statement's ``sql`` may be a :data:`Bulk` instead. Child to parent:
 ``("ack", seq)`` when asked, ``("error", seq, message)`` after which the child
 exits, and ``("closed",)``. Each ``write`` is one transaction: it is committed
 whole or not at all. If the parent dies, the child sees end of input and stops;
@@ -51,10 +51,10 @@ _HEADER = struct.Struct("<IB")
 _MARSHAL, _PICKLE = 0, 1
 #: How long the parent waits for the child to commit one batch.
 ACK_TIMEOUT = 300.0
-#: Rows written by COPY on PostgreSQL: the COPY, a statement to run before it (or
-#: None) and one to run after it (or None).
-Copy = tuple[str, str | None, str | None]
-Statements = list[tuple[str | Copy, list[tuple[Any, ...]]]]
+#: How PostgreSQL takes a large batch of one table's rows: ``("copy", COPY …)``,
+#: or ``("columns", sql)``, one statement taking each column as an array.
+Bulk = tuple[str, str]
+Statements = list[tuple[str | Bulk, list[tuple[Any, ...]]]]
 
 
 class WriterError(Exception):
@@ -306,16 +306,20 @@ def _write_postgres(conn: Any, statements: Statements) -> None:
         for sql, rows in statements:
             if isinstance(sql, str):
                 cursor.executemany(sql, rows)
-                continue
-            copy_sql, before, after = sql
-            if before is not None:
-                cursor.execute(before)
-            with cursor.copy(copy_sql) as copy:
-                write_row = copy.write_row
-                for row in rows:
-                    write_row(row)
-            if after is not None:
-                cursor.execute(after)
+            else:
+                write_bulk(cursor, sql, rows)
+
+
+def write_bulk(cursor: Any, plan: Bulk, rows: list[tuple[Any, ...]]) -> None:
+    """Write ``rows`` by ``plan`` with a psycopg ``cursor`` (see :data:`Bulk`)."""
+    kind, sql = plan
+    if kind == "columns":
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+        return
+    with cursor.copy(sql) as copy:
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
 
 
 if __name__ == "__main__":

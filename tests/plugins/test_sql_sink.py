@@ -1598,3 +1598,55 @@ def test_a_status_change_whose_order_is_missing_fails_its_copied_batch(
         assert target.rows("select count(*) from status_changes") == [(0,)]
     finally:
         target.close()
+
+
+def test_a_role_that_may_not_make_temporary_tables_writes_a_replays_batches(
+    postgres_server: str | None,
+) -> None:
+    """Hardened databases refuse TEMPORARY to ordinary roles: large batches, status
+    changes included, must not need it."""
+    if postgres_server is None:
+        pytest.skip("no PostgreSQL server")
+    from sqlalchemy.engine import make_url
+
+    suffix = os.urandom(4).hex()
+    database, role = f"tp_notemp_{suffix}", f"tp_notemp_{suffix}"
+    server = make_url(postgres_server)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+            conn.execute(text(f"CREATE DATABASE {database}"))
+            conn.execute(text(f"REVOKE ALL ON DATABASE {database} FROM PUBLIC"))
+            conn.execute(text(f"GRANT CONNECT ON DATABASE {database} TO {role}"))
+        owner = create_engine(server.set(database=database))
+        with owner.begin() as conn:
+            conn.execute(text(f"GRANT USAGE, CREATE ON SCHEMA public TO {role}"))
+        owner.dispose()
+        url = server.set(database=database, username=role).render_as_string(hide_password=False)
+        for writer in ("process", "inline"):
+            target = Target(url, writer=writer)
+            try:
+                sink = target.sink(batch_size=10_000)
+                sink.open(run_info(f"r-{writer}"))
+                d = decision()
+                sink.record_decision(d)
+                for n in range(40):  # 120 status changes, 40 orders and fills: COPY's size
+                    order = order_for(d, cid=f"tp-{writer}-{n}")
+                    sink.record_order(order)
+                    for status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED):
+                        sink.record_order_event(order.transition(status, T, "sent"))
+                    fill = fill_for(order)
+                    sink.record_order_event(order.apply_fill(fill))
+                    sink.record_fill(fill)
+                sink.flush()
+            finally:
+                target.close()
+            assert target.rows(
+                f"select count(*) from order_events where run_id = 'r-{writer}'"
+            ) == [(120,)]
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()
