@@ -23,6 +23,7 @@ from collections.abc import Collection, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tradepipe.errors import ConfigError
@@ -39,6 +40,8 @@ _SECRET_KEY = re.compile(
     r"consumer_key|client_assertion|bearer|apprise)",
     re.IGNORECASE,
 )
+# The password in a URL's user part (``postgresql://user:pw@host/db``), as written.
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:([^/?#@]*)@")
 # Keys holding an account number: shown masked (U***4567), like in the logs.
 _ACCOUNT_KEY = re.compile(r"(^|_)account(_id)?$", re.IGNORECASE)
 # dynaconf's own options come back from as_dict(); they are not ours.
@@ -454,6 +457,9 @@ class AppSettings(_Table):
         for key, value in _walk(data):
             if value not in (None, "") and not isinstance(value, bool) and self.is_secret(key):
                 found.append(str(value))
+            elif isinstance(value, str) and (password := _URL_PASSWORD.match(value)):
+                # A URL's password, wherever the URL was set: as written and as meant.
+                found += [password.group(1), unquote(password.group(1))]
         return found
 
     def is_secret(self, dotted: str) -> bool:
@@ -484,6 +490,9 @@ def _mask(data: Mapping[str, Any], prefix: str, settings: AppSettings) -> dict[s
             out[key] = MASK
         elif isinstance(value, str) and _ACCOUNT_KEY.search(key):
             out[key] = mask_account(value)
+        elif isinstance(value, str) and (password := _URL_PASSWORD.match(value)):
+            start, end = password.span(1)
+            out[key] = value[:start] + MASK + value[end:]
         else:
             out[key] = value
     return out

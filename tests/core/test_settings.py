@@ -248,6 +248,28 @@ def test_secret_from_environment_variable_is_masked(
     assert settings.masked()["brokers"]["web_api"]["access_token"] == MASK
 
 
+def test_a_password_in_a_url_is_masked_wherever_the_url_was_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ledger URL with its password in settings.toml or the environment: what
+    `config show`, a run's recorded settings and the logs' redaction see."""
+    monkeypatch.setenv(
+        "TRADEPIPE_SINKS__SQL__URL", "postgresql+psycopg://me:s%40cret-pw@db.example:5432/ledger"
+    )
+    settings = load_text(
+        tmp_path,
+        '[default.sinks.other]\nurl = "https://user:another-pw@example.com/x?a=1"\n'
+        '[default.sinks.plain]\nurl = "https://example.com/x:y@z"\n',
+    )
+    masked = settings.masked()
+    assert masked["sinks"]["sql"]["url"] == f"postgresql+psycopg://me:{MASK}@db.example:5432/ledger"
+    assert masked["sinks"]["other"]["url"] == f"https://user:{MASK}@example.com/x?a=1"
+    assert masked["sinks"]["plain"]["url"] == "https://example.com/x:y@z"  # no password there
+    for shown in ("s%40cret-pw", "s@cret-pw", "another-pw"):
+        assert shown not in json.dumps(masked)
+        assert shown in settings.secret_values()
+
+
 def test_non_secret_values_are_not_masked(tmp_path: Path) -> None:
     masked = load_text(tmp_path, LAYERED).masked()
 
