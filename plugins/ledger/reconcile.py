@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ from tradepipe.sink import RunInfo, Unsettled, run_account
 
 if TYPE_CHECKING:
     from tradepipe.plugins.ledger.sink import SqlSink
+
+log = logging.getLogger(__name__)
 
 
 def reconcile_run(env: str, broker: Broker, account: str | None, now: dt.datetime) -> RunInfo:
@@ -61,6 +64,16 @@ def settle_order(
     unsettled = [u for u in ledger.unsettled(None) if u.intent.client_order_id == client_order_id]
     if not unsettled:
         return None
+    going = sink.running_elsewhere()
+    for u in unsettled:
+        if u.run_id in going:
+            # Written here too, the end would collide with the one that run writes.
+            log.info(
+                "order %s is run %s's, still going on this host: that run records its end",
+                client_order_id,
+                u.run_id,
+            )
+            return None
     now = SystemClock().now()
     asked: list[OrderEvent] = []
     when = "by reconcile"

@@ -19,7 +19,7 @@ from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import Id, console, print_json, table
 from tradepipe.clock import SystemClock
 from tradepipe.differences import Comparison, compare
-from tradepipe.errors import ConfigError
+from tradepipe.errors import ConfigError, PersistenceError
 from tradepipe.logs import redact_accounts
 from tradepipe.pipeline import connect_broker, make_component
 from tradepipe.plugins.ledger.queries import Ledger
@@ -56,6 +56,12 @@ def reconcile(
             "the paper simulator keeps no account between runs, so there is nothing to "
             "reconcile with; set [brokers.paper] state_file",
             key="brokers.paper.state_file",
+        )
+    going = sorted(sink.running_elsewhere()) if fix else []
+    if going:
+        raise PersistenceError(
+            f"run {going[0]} is still going on this host and records its own orders; --fix "
+            "would write into its history as well. Stop it first, or compare without --fix"
         )
     try:
         status = connect_broker(broker, settings)

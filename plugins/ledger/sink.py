@@ -852,8 +852,12 @@ class SqlSink(Sink):
                 ).all()
         except SQLAlchemyError as exc:
             raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+        # This process runs one run at a time: another of its own that says it is
+        # running ended without closing (a close that failed).
         return {
-            run_id for run_id, pid, started in rows if is_alive(ProcessId(me.host, pid, started))
+            run_id
+            for run_id, pid, started in rows
+            if pid != me.pid and is_alive(ProcessId(me.host, pid, started))
         }
 
     def held_orders(self, client_ids: Collection[str]) -> list[Unsettled]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from remote_broker import BuyLow, Plugin, Remote, reset
@@ -16,6 +19,7 @@ from tradepipe import (
 )
 from tradepipe.plugins.ledger.queries import Ledger
 from tradepipe.plugins.ledger.sink import open_engine
+from tradepipe.process import ProcessId, start_ticks, this_process
 from tradepipe.testing import bar, replay, test_host
 
 # Every test here starts processes, servers or a browser, or replays at length.
@@ -154,13 +158,25 @@ def test_a_broker_that_cannot_list_executions_stops_the_start(ledger_url: str) -
         _session(db)
 
 
-def _mark(db: str, run_id: str, *, going: bool, host: str = "") -> None:
-    """Make ``run_id`` a run still going in this very process (or one on ``host``),
-    or one that ended."""
-    from sqlalchemy import text
-    from tradepipe.process import this_process
+@pytest.fixture
+def other_process() -> Iterator[ProcessId]:
+    """Another process on this host, alive for the test: a run's, say."""
+    child = subprocess.Popen(["sleep", "300"])
+    try:
+        yield ProcessId(this_process().host, child.pid, start_ticks(child.pid))
+    finally:
+        child.kill()
+        child.wait()
 
-    me = this_process()
+
+def _mark(
+    db: str, run_id: str, *, going: bool, host: str = "", process: ProcessId | None = None
+) -> None:
+    """Make ``run_id`` a run still going in ``process`` (this one by default; on
+    ``host``, when given), or one that ended."""
+    from sqlalchemy import text
+
+    me = process or this_process()
     engine = open_engine(db)
     try:
         with engine.begin() as conn:
@@ -181,7 +197,9 @@ def _mark(db: str, run_id: str, *, going: bool, host: str = "") -> None:
         engine.dispose()
 
 
-def test_the_orders_of_a_run_still_going_are_left_to_it(ledger_url: str) -> None:
+def test_the_orders_of_a_run_still_going_are_left_to_it(
+    ledger_url: str, other_process: ProcessId
+) -> None:
     """A second run of the session (a one-off order, an API call) writes nothing into
     the history of a pipeline that is still writing it; once that one has ended, the
     next start settles its orders as usual."""
@@ -190,7 +208,7 @@ def test_the_orders_of_a_run_still_going_are_left_to_it(ledger_url: str) -> None
     [(first_run, statuses)] = _history(db)[0]
     [cid] = Remote.orders
     Remote.executions.append(_fill("e1", cid, 4, days=1))  # still working: 4 of 10
-    _mark(db, first_run, going=True)
+    _mark(db, first_run, going=True, process=other_process)
 
     _session(db)
     assert _history(db) == ([(first_run, statuses)], [])  # nothing written of it
@@ -223,7 +241,7 @@ def test_a_run_marked_going_on_another_host_is_settled_as_an_ended_one(ledger_ur
 
 
 def test_a_fill_of_an_order_a_run_still_going_holds_is_left_to_that_run(
-    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch, other_process: ProcessId
 ) -> None:
     """The later run follows the working order (its exposure counts it, and its book
     takes the fill), but the fill is the other run's to record and announce."""
@@ -249,7 +267,7 @@ def test_a_fill_of_an_order_a_run_still_going_holds_is_left_to_that_run(
 
     monkeypatch.setattr(Remote, "on_bar", on_bar)
     monkeypatch.setattr(BuyLow, "decide", decide)
-    _mark(db, first_run, going=True)
+    _mark(db, first_run, going=True, process=other_process)
     filled: list[str] = []
 
     class Listener:
@@ -275,3 +293,77 @@ def test_a_fill_of_an_order_a_run_still_going_holds_is_left_to_that_run(
     # 6 of the 10 still to fill at the first bar (4 filled before the start are in
     # the broker's positions, which this broker leaves empty); e2 fills them at the second.
     assert seen == [(Decimal(6), Decimal(0)), (Decimal(0), Decimal(6))]
+
+
+def test_a_run_of_this_process_left_marked_running_is_settled_as_ended(ledger_url: str) -> None:
+    """This process runs one run at a time: another of its own that still says it is
+    running failed to close, and its orders are settled at the next start."""
+    db = ledger_url
+    _session(db)
+    [(first_run, _statuses)] = _history(db)[0]
+    [cid] = Remote.orders
+    Remote.executions.append(_fill("e1", cid, 10, days=1))
+    Remote.orders[cid]["status"] = OrderStatus.FILLED
+    _mark(db, first_run, going=True)  # this very process
+    _session(db)
+    assert _history(db) == ([(first_run, ["submitted", "accepted", "filled"])], ["e1"])
+
+
+def test_a_cancel_of_an_order_whose_run_is_still_going_is_left_to_that_run(
+    ledger_url: str, other_process: ProcessId
+) -> None:
+    """``DELETE /orders/{id}`` or ``tradepipe broker cancel`` while the pipeline that
+    sent the order runs: the pipeline hears of the cancel and records it; written
+    here as well, its own change would collide with this one and stop it."""
+    from tradepipe import OrderUpdate
+    from tradepipe.plugins.ledger.reconcile import settle_order
+    from tradepipe.plugins.ledger.sink import SqlSink
+
+    db = ledger_url
+    _session(db)
+    [(first_run, statuses)] = _history(db)[0]
+    [cid] = Remote.orders
+    Remote.orders[cid]["status"] = OrderStatus.CANCELED
+    requested = OrderUpdate(client_order_id=cid, status=OrderStatus.PENDING_CANCEL, ts=T0)
+
+    def cancel() -> str | None:
+        sink = SqlSink(SqlSink.Settings(url=db, writer="inline"))
+        try:
+            return settle_order(sink, "test", Remote(), cid, requested)
+        finally:
+            sink.release()
+
+    _mark(db, first_run, going=True, process=other_process)
+    assert cancel() is None
+    assert _history(db) == ([(first_run, statuses)], [])
+    _mark(db, first_run, going=False)
+    assert cancel() is not None  # ended without hearing of it: written for it
+    assert _history(db)[0] == [(first_run, ["submitted", "accepted", "pending_cancel", "canceled"])]
+
+
+def test_reconcile_fix_is_refused_while_a_run_is_going_here(
+    ledger_url: str, other_process: ProcessId, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+    from tradepipe.cli import cli
+    from tradepipe.cli.context import AppContext
+
+    db = ledger_url
+    _session(db)
+    [(first_run, statuses)] = _history(db)[0]
+    [cid] = Remote.orders
+    Remote.orders[cid]["status"] = OrderStatus.CANCELED
+    _mark(db, first_run, going=True, process=other_process)
+    (tmp_path / "settings.toml").write_text(
+        f'[default.run]\nbroker = "remote"\n[default.sinks.sql]\nurl = "{db}"\n'
+        'writer = "inline"\n[default.logging]\nfile = false\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        cli,
+        ["reconcile", "--fix"],
+        obj=AppContext(settings_path="settings.toml", _host=test_host(Plugin())),
+    )
+    assert result.exit_code == 1
+    assert f"run {first_run} is still going" in result.stderr
+    assert _history(db) == ([(first_run, statuses)], [])  # nothing written
