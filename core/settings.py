@@ -759,4 +759,6 @@ def settings_error(
         source = "environment variable TRADEPIPE_" + "__".join(p.upper() for p in loc)
     elif origin.endswith("command line"):
         source = "command line"
+    elif origin.startswith(SECRETS_FILE):
+        source = str(Path(source).parent / SECRETS_FILE)
     return ConfigError(f"{source}: {where}{shown}: {detail}{tail}", key=dotted)

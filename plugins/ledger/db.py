@@ -47,6 +47,12 @@ def shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def reason(exc: BaseException) -> str:
+    """A database error as one line to show: without SQLAlchemy's link to its
+    background page."""
+    return str(exc).split("\n(Background on this error at:", 1)[0].strip()
+
+
 def open_engine(url: str, synchronous: str = "full", *, migrate: bool = True) -> Engine:
     """Create an engine for ``url`` with the ledger's schema up to date.
 
@@ -74,14 +80,22 @@ def open_engine(url: str, synchronous: str = "full", *, migrate: bool = True) ->
                 cursor.close()
 
     except (SQLAlchemyError, OSError) as exc:
-        raise PersistenceError(f"cannot open the ledger at {shown(url)}: {exc}") from exc
+        raise PersistenceError(f"cannot open the ledger at {shown(url)}: {reason(exc)}") from exc
+    except ImportError as exc:  # the URL names a database driver that is not installed
+        raise PersistenceError(
+            f"cannot open the ledger at {shown(url)}: its driver {exc.name or ''} is not "
+            'installed; for PostgreSQL, pip install "tradepipe[postgres]" (psycopg) and a '
+            "postgresql+psycopg:// URL"
+        ) from exc
     if migrate:
         try:
             upgrade(engine)
         except BaseException as exc:
             engine.dispose()  # no connection left behind for the collector
             if isinstance(exc, SQLAlchemyError):
-                raise PersistenceError(f"cannot open the ledger at {shown(url)}: {exc}") from exc
+                raise PersistenceError(
+                    f"cannot open the ledger at {shown(url)}: {reason(exc)}"
+                ) from exc
             raise
     return engine
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from tradepipe import PersistenceError
 from tradepipe.cli.context import AppContext, pass_app
 from tradepipe.cli.output import print_json
@@ -12,6 +13,7 @@ from tradepipe.plugins.ledger.db import (
     head,
     known,
     open_engine,
+    reason,
     revision,
     state,
     undone,
@@ -28,7 +30,15 @@ def db() -> None:
 
 def _engine(app: AppContext) -> tuple[Engine, str]:
     sink = ledger_sink(app.settings, app.host, required=True)
-    return open_engine(sink.url, sink.settings.synchronous, migrate=False), sink.where
+    engine = open_engine(sink.url, sink.settings.synchronous, migrate=False)
+    # Opened without a connection: find out here whether the ledger can be reached.
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise PersistenceError(f"cannot open the ledger at {sink.where}: {reason(exc)}") from exc
+    return engine, sink.where
 
 
 @db.command("current")

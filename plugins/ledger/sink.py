@@ -39,7 +39,7 @@ from tradepipe.clock import Clock, ManualClock, SystemClock
 from tradepipe.lifecycle import Opening
 from tradepipe.orders import Side
 from tradepipe.plugins.ledger import schema
-from tradepipe.plugins.ledger.db import open_engine, shown, sqlite_pragmas
+from tradepipe.plugins.ledger.db import open_engine, reason, shown, sqlite_pragmas
 from tradepipe.plugins.ledger.tally import RunTally
 from tradepipe.plugins.ledger.writer import (
     Bulk,
@@ -364,7 +364,7 @@ class SqlSink(Sink):
                         update(runs).where(runs.c.run_id.in_(dead)).values(status="killed")
                     )
         except SQLAlchemyError as exc:
-            raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+            raise PersistenceError(f"the ledger at {self.where}: {reason(exc)}") from exc
         for run_id in dead:
             log.warning("run %s was killed (its process is gone); marked as such", run_id)
 
@@ -773,7 +773,7 @@ class SqlSink(Sink):
                 if writer is not None:
                     writer.close()
             except WriterError as exc:
-                raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+                raise PersistenceError(f"the ledger at {self.where}: {reason(exc)}") from exc
             finally:
                 # Also after a failed writer: no connection is left to the collector.
                 if self._engine is not None:
@@ -851,7 +851,7 @@ class SqlSink(Sink):
                     )
                 ).all()
         except SQLAlchemyError as exc:
-            raise PersistenceError(f"the ledger at {self.where}: {exc}") from exc
+            raise PersistenceError(f"the ledger at {self.where}: {reason(exc)}") from exc
         # This process runs one run at a time: another of its own that says it is
         # running ended without closing (a close that failed).
         return {

@@ -427,6 +427,7 @@ def test_bad_value_from_secrets_file_is_masked_in_the_error(tmp_path: Path) -> N
     assert f"[run] allow_live = {MASK}" in message
     assert "boolean" in message
     assert info.value.key == "run.allow_live"
+    assert message.startswith(f"{tmp_path / '.secrets.toml'}: ")  # the file it came from
 
 
 def test_unknown_key_secret_by_name_is_masked_in_the_error(tmp_path: Path) -> None:

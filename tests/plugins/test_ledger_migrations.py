@@ -824,3 +824,23 @@ def test_status_changes_go_back_to_their_rows_on_a_downgrade(ledger_url: str) ->
         engine.dispose()
     # And up again: the same changes through the view.
     _upgraded_reads(ledger_url, before, _event_rows)
+
+
+@pytest.mark.parametrize("command", [("db", "current"), ("db", "upgrade"), ("ledger", "runs")])
+def test_a_ledger_that_cannot_be_reached_or_opened_is_one_clear_line(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    missing = make_url(postgres_url).set(database="no_such_ledger", password="pw-not-shown")
+    no_driver = make_url(postgres_url).set(drivername="postgresql+pg8000")
+    for url, said in (
+        (missing, 'database "no_such_ledger" does not exist'),
+        (no_driver, "its driver pg8000 is not installed"),
+    ):
+        tp = _tp(tmp_path, url.render_as_string(hide_password=False), monkeypatch)
+        code, _out, err = tp(*command)
+        assert code == 1, err
+        assert err.startswith("error: cannot open the ledger at ") and said in err
+        assert len(err.strip().splitlines()) == 1, err  # no link to a background page
+        assert "internal error" not in err and "pw-not-shown" not in err
