@@ -81,14 +81,16 @@ def tuned_gc(enabled: bool) -> Iterator[None]:
 
 
 class Interrupts:
-    """Ctrl-C that stops a replay between two bars, never inside one.
+    """Ctrl-C (or SIGTERM) that stops a replay between two bars, never inside one.
 
     A bar is one step: the broker fills what it matches, the fills are recorded,
     the strategies decide. Interrupted inside it, a replay left fills the
     simulator made but the ledger never heard of, and the run's last snapshot
     disagreed with its fills. While :meth:`deferred` lasts (in the main thread),
-    the first SIGINT only asks: the loop sees :attr:`asked` before its next bar
-    and raises :exc:`KeyboardInterrupt` there. A second one stops at once.
+    the first SIGINT or SIGTERM (``kill``, a scheduler stopping the job) only
+    asks: the loop sees :attr:`asked` before its next bar and raises
+    :exc:`KeyboardInterrupt` there, and the run closes as ``interrupted``. A
+    second one stops at once.
     """
 
     def __init__(self) -> None:
@@ -99,15 +101,18 @@ class Interrupts:
         if threading.current_thread() is not threading.main_thread():
             yield  # signals reach the main thread only
             return
-        previous = signal.getsignal(signal.SIGINT)
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {signum: signal.getsignal(signum) for signum in signals}
 
         def ask(signum: int, frame: Any) -> None:
             if self.asked:
                 raise KeyboardInterrupt
             self.asked = True
 
-        signal.signal(signal.SIGINT, ask)
+        for signum in signals:
+            signal.signal(signum, ask)
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

@@ -66,7 +66,11 @@ def writer_processes(cwd: Path) -> set[int]:
 
 
 @pytest.mark.slow
-def test_ctrl_c_to_the_process_group_records_an_interrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_to_the_process_group_records_an_interrupted_run(
+    tmp_path: Path, signum: int
+) -> None:
+    """Ctrl-C in a terminal, or SIGTERM from ``kill`` or a scheduler."""
     (tmp_path / "settings.toml").write_text(SETTINGS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPIPE_")}
     proc = subprocess.Popen(
@@ -84,7 +88,7 @@ def test_ctrl_c_to_the_process_group_records_an_interrupted_run(tmp_path: Path) 
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the run never got going"
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    os.killpg(proc.pid, signum)  # SIGINT: what a terminal's Ctrl-C does
     _out, err = proc.communicate(timeout=60)
 
     assert proc.returncode == 130, f"exit {proc.returncode}: {err}"
