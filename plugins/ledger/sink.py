@@ -337,6 +337,28 @@ class SqlSink(Sink):
                 message = message.replace(str(url.password), "***")
             raise PersistenceError(f"the ledger at {self.where}: {message}") from None
 
+    def _mark_failed(self, run: RunInfo, bars: int) -> None:
+        """After a write failed: the run's row says so (``failed``), if the ledger can
+        still be reached; else the next start finds it ``killed``. Its rows up to the
+        failure stay; nothing after it was written."""
+        runs = schema.RunRow.__table__  # type: ignore[attr-defined]
+        for attempt in (1, 2):  # a connection the failure broke is replaced once
+            try:
+                with self.engine().begin() as conn:
+                    conn.execute(
+                        update(runs)
+                        .where(runs.c.run_id == run.run_id)
+                        .values(status="failed", bars=bars, finished_at=SystemClock().now())
+                    )
+                return
+            except SQLAlchemyError as exc:
+                if attempt == 2:
+                    log.warning(
+                        "run %s could not be marked failed in the ledger: %s",
+                        run.run_id,
+                        reason(exc),
+                    )
+
     def _close_killed_runs(self, engine: Engine) -> None:
         """Mark runs of this host whose process is gone as ``killed``.
 
@@ -767,6 +789,9 @@ class SqlSink(Sink):
         try:
             self._write(statements, wait=True)
             self._closed = run.run_id
+        except PersistenceError:
+            self._mark_failed(run, bars)
+            raise
         finally:
             writer, self._writer = self._writer, None
             try:

@@ -725,6 +725,11 @@ def test_a_failed_batch_writes_nothing_and_says_why(target: Target) -> None:
     sink.record_decision(decision(2))
     with pytest.raises(PersistenceError):
         sink.flush()
+    # Closing says so too, and the run's row says it failed (not "running", which
+    # the next start would take for a process killed outright).
+    with pytest.raises(PersistenceError, match="(?i)refuses writes|unique"):
+        sink.close(run_info(), bars=5, status="completed")
+    assert target.rows("select status, bars from runs") == [("failed", 5)]
 
 
 def test_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
