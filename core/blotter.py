@@ -75,6 +75,11 @@ class Blotter:
         self.unknown: dict[str, datetime] = {}
         #: Client order id -> the strategy that asked for it.
         self.owner: dict[str, str] = {}
+        #: Orders followed for another run still going, which records them: client
+        #: order id -> that run (see tradepipe.reconcile.start_up).
+        self.left: dict[str, str] = {}
+        #: Executions another run recorded: applied here, not recorded again.
+        self.recorded: set[str] = set()
         self.fills = 0
         self._broker = pipeline.broker
         self._ctx = ctx
@@ -145,6 +150,8 @@ class Blotter:
     def update(self, update: OrderUpdate) -> None:
         """The broker says where an order stands."""
         cid = update.client_order_id
+        if self.left and cid in self.left:
+            self._take_back(cid)
         order = self.working.get(cid)
         if order is None:
             log.warning(
@@ -167,6 +174,35 @@ class Blotter:
         self.order_event(order, event)
         if update.exits:
             self._record_exits(order, update)
+
+    def _take_back(self, cid: str) -> None:
+        """Before news of an order left to another run: if that run has ended (it may
+        end before the order does), this run records the order from now on, in
+        that run's history, from where the ledger has it."""
+        run_id = self.left[cid]
+        if any(run_id in sink.running_elsewhere() for sink in self._sinks):
+            return  # still going: its own run records it
+        del self.left[cid]
+        held = [u for sink in self._sinks for u in sink.held_orders([cid])]
+        if not held:
+            # Ended in the ledger already (its run recorded the end): nothing to follow.
+            self.working.pop(cid, None)
+            log.info("order %s: run %s ended and recorded its end", cid, run_id)
+            return
+        u = held[0]
+        current = self.working.get(cid)
+        self.recorded.update(u.executions)
+        self.record.belongs_to(cid, u.run_id)
+        self.working[cid] = Order.trusted(
+            intent=u.intent,
+            status=u.status,
+            seq=u.seq,
+            filled_quantity=u.filled,
+            broker_order_id=u.broker_order_id
+            or (current.broker_order_id if current is not None else None),
+            updated_at=u.updated_at or u.intent.created_at,
+        )
+        log.info("order %s: run %s ended before it; recorded in that run from here", cid, run_id)
 
     def take_on(self, order: Order, ts: datetime, reason: str, broker_order_id: str) -> None:
         """Record ``order``, which the broker accepted without a send of this run's."""
@@ -193,6 +229,8 @@ class Blotter:
 
     def fill(self, fill: Fill) -> None:
         """The broker reports an execution (once each, by execution id)."""
+        if self.left and fill.client_order_id in self.left:
+            self._take_back(fill.client_order_id)
         if fill.execution_id in self.seen:
             return
         self.seen.add(fill.execution_id)
@@ -205,6 +243,8 @@ class Blotter:
         # The broker says it traded: the account reflects that first, whatever
         # the order's own state makes of it.
         self.book.apply(fill)
+        if self.recorded and fill.execution_id in self.recorded:
+            return  # another run recorded it, and it is in the order as the ledger has it
         self.record.fill(fill)
         order = self.working.get(fill.client_order_id)
         if order is None:

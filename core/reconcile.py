@@ -338,6 +338,7 @@ def _leave(blotter: Blotter, u: Unsettled, report: OrderReport | None) -> None:
         return
     blotter.seen.update(u.executions)
     blotter.record.left_to_its_run(cid)
+    blotter.left[cid] = u.run_id
     blotter.working[cid] = Order.trusted(
         intent=u.intent,
         status=u.status,

@@ -367,3 +367,83 @@ def test_reconcile_fix_is_refused_while_a_run_is_going_here(
     assert result.exit_code == 1
     assert f"run {first_run} is still going" in result.stderr
     assert _history(db) == ([(first_run, statuses)], [])  # nothing written
+
+
+def test_an_order_left_to_a_run_that_ends_first_is_recorded_in_that_run_from_then_on(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch, other_process: ProcessId
+) -> None:
+    """A pipeline restarted while the old one was still stopping: the old one ends
+    with its order still working; what becomes of the order next goes into the old
+    run's history, numbered on from what that run recorded."""
+    from tradepipe.orders import Order
+    from tradepipe.plugins.ledger.sink import SqlSink
+
+    db = ledger_url
+    _session(db)
+    [(first_run, _statuses)] = _history(db)[0]
+    [cid] = Remote.orders
+    _mark(db, first_run, going=True, process=other_process)
+    early, mid, late = (
+        _fill("e1", cid, 4, days=1),
+        _fill("e1b", cid, 2, days=2),
+        _fill("e2", cid, 4, days=3),
+    )
+    theirs = Order.trusted(
+        intent=Remote.orders[cid]["intent"],
+        status=OrderStatus.ACCEPTED,
+        seq=2,
+        filled_quantity=Decimal(0),
+        broker_order_id="B1",
+        updated_at=T0,
+    )
+
+    def recorded_by_the_first_run(fill: Fill) -> None:
+        sink = SqlSink(SqlSink.Settings(url=db, writer="inline"))
+        sink.engine()
+        sink.record_reconciled(first_run, [theirs.apply_fill(fill)], [fill])
+        sink.release()
+
+    bars: list[object] = []
+
+    def on_bar(self: Remote, bar: object) -> list[Fill]:
+        bars.append(bar)
+        if len(bars) == 1:
+            # The first run, still going, hears of e1 and records it; this run
+            # applies it to its book and leaves the record to that run.
+            Remote.executions.append(early)
+            recorded_by_the_first_run(early)
+            return [early]
+        if len(bars) == 2:
+            # It records e1b too, then ends with the order still working; this run
+            # hears of e1b only now (not recorded again), then of e2 (recorded).
+            Remote.executions.append(mid)
+            recorded_by_the_first_run(mid)
+            _mark(db, first_run, going=False)
+            Remote.executions.append(late)
+            Remote.orders[cid]["status"] = OrderStatus.FILLED
+            return [mid, late]
+        return []
+
+    monkeypatch.setattr(Remote, "on_bar", on_bar)
+    replay(
+        [bar("AAPL", day, open=100, close=100) for day in range(3)],
+        host=test_host(Plugin()),
+        run={
+            "strategies": ["buy_low"],
+            "broker": "remote",
+            "replay_to_broker": True,
+            "risk_filters": [],
+            "session": "acct",
+            "sinks": ["sql"],
+        },
+        sinks={"sql": {"url": db, "writer": "inline"}},
+    )
+    assert _history(db) == (
+        [
+            (
+                first_run,
+                ["submitted", "accepted", "partially_filled", "partially_filled", "filled"],
+            )
+        ],
+        ["e1", "e1b", "e2"],
+    )
