@@ -33,10 +33,10 @@ def _reset() -> None:
     reset()
 
 
-def _session(db: str) -> None:
+def _session(db: str, days: int = 2, *plugins: object) -> None:
     replay(
-        [bar("AAPL", day, open=100, close=100) for day in range(2)],
-        host=test_host(Plugin()),
+        [bar("AAPL", day, open=100, close=100) for day in range(days)],
+        host=test_host(Plugin(), *plugins),
         run={
             "strategies": ["buy_low"],
             "broker": "remote",
@@ -226,16 +226,27 @@ def test_the_orders_of_a_run_still_going_are_left_to_it(
     )
 
 
-def test_a_run_marked_going_on_another_host_is_settled_as_an_ended_one(ledger_url: str) -> None:
-    """This host cannot tell whether it still runs: a session moved to another machine
-    after its host died must still settle what the dead run left."""
+@pytest.mark.parametrize(
+    "host",
+    [
+        # This host cannot tell whether it still runs: a session moved to another
+        # machine after its host died must still settle what the dead run left.
+        "another-host",
+        # This very process, which runs one run at a time: another of its own that
+        # still says it is running failed to close.
+        "",
+    ],
+)
+def test_a_run_marked_going_that_cannot_be_is_settled_as_an_ended_one(
+    ledger_url: str, host: str
+) -> None:
     db = ledger_url
     _session(db)
     [(first_run, _statuses)] = _history(db)[0]
     [cid] = Remote.orders
     Remote.executions.append(_fill("e1", cid, 10, days=1))
     Remote.orders[cid]["status"] = OrderStatus.FILLED
-    _mark(db, first_run, going=True, host="another-host")
+    _mark(db, first_run, going=True, host=host)
     _session(db)
     assert _history(db) == ([(first_run, ["submitted", "accepted", "filled"])], ["e1"])
 
@@ -275,38 +286,12 @@ def test_a_fill_of_an_order_a_run_still_going_holds_is_left_to_that_run(
         def tradepipe_order_filled(self, fill: Fill) -> None:
             filled.append(fill.execution_id)
 
-    replay(
-        [bar("AAPL", day, open=100, close=100) for day in range(2)],
-        host=test_host(Plugin(), Listener()),
-        run={
-            "strategies": ["buy_low"],
-            "broker": "remote",
-            "replay_to_broker": True,
-            "risk_filters": [],
-            "session": "acct",
-            "sinks": ["sql"],
-        },
-        sinks={"sql": {"url": db, "writer": "inline"}},
-    )
+    _session(db, 2, Listener())
     assert _history(db) == ([(first_run, statuses)], [])
     assert filled == []
     # 6 of the 10 still to fill at the first bar (4 filled before the start are in
     # the broker's positions, which this broker leaves empty); e2 fills them at the second.
     assert seen == [(Decimal(6), Decimal(0)), (Decimal(0), Decimal(6))]
-
-
-def test_a_run_of_this_process_left_marked_running_is_settled_as_ended(ledger_url: str) -> None:
-    """This process runs one run at a time: another of its own that still says it is
-    running failed to close, and its orders are settled at the next start."""
-    db = ledger_url
-    _session(db)
-    [(first_run, _statuses)] = _history(db)[0]
-    [cid] = Remote.orders
-    Remote.executions.append(_fill("e1", cid, 10, days=1))
-    Remote.orders[cid]["status"] = OrderStatus.FILLED
-    _mark(db, first_run, going=True)  # this very process
-    _session(db)
-    assert _history(db) == ([(first_run, ["submitted", "accepted", "filled"])], ["e1"])
 
 
 def test_a_cancel_of_an_order_whose_run_is_still_going_is_left_to_that_run(
@@ -425,19 +410,7 @@ def test_an_order_left_to_a_run_that_ends_first_is_recorded_in_that_run_from_the
         return []
 
     monkeypatch.setattr(Remote, "on_bar", on_bar)
-    replay(
-        [bar("AAPL", day, open=100, close=100) for day in range(3)],
-        host=test_host(Plugin()),
-        run={
-            "strategies": ["buy_low"],
-            "broker": "remote",
-            "replay_to_broker": True,
-            "risk_filters": [],
-            "session": "acct",
-            "sinks": ["sql"],
-        },
-        sinks={"sql": {"url": db, "writer": "inline"}},
-    )
+    _session(db, 3)
     assert _history(db) == (
         [
             (

@@ -746,18 +746,32 @@ def test_unopenable_ledger_is_a_persistence_error(tmp_path: Path) -> None:
         make_sink(tmp_path / "dir.db").engine()
 
 
-def test_writer_process_that_dies_is_reported_not_ignored(tmp_path: Path) -> None:
-    import os
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_writer_process_that_dies_is_reported_and_its_batch_not_lost_silently(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     import signal
 
-    path = tmp_path / "l.db"
-    sink = make_sink(path)
-    sink.open(run_info())
-    assert sink._writer is not None
-    os.kill(sink._writer.pid, signal.SIGKILL)
-    sink.record_decision(decision())
-    with pytest.raises(PersistenceError, match="ledger writer stopped"):
-        sink.flush()
+    url = (
+        f"sqlite:///{tmp_path / 'l.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    target = Target(url, writer="process")
+    try:
+        sink = target.sink()
+        sink.open(run_info())
+        assert sink._writer is not None
+        os.kill(sink._writer.pid, signal.SIGKILL)
+        sink.record_decision(decision())
+        with pytest.raises(PersistenceError, match="ledger writer stopped"):
+            sink.flush()
+        assert target.rows("select count(*) from decisions") == [(0,)]
+        with pytest.raises(PersistenceError, match="refuses writes"):
+            sink.record_decision(decision(2))
+            sink.flush()
+    finally:
+        target.close()
 
 
 def test_a_postgresql_writer_that_cannot_connect_says_why_without_the_password(
@@ -825,29 +839,6 @@ def test_a_password_the_driver_would_quote_is_never_shown(
     finally:
         target.close()
     assert "hunter" not in str(raised.value) and "***" in str(raised.value)
-
-
-def test_a_postgresql_writer_process_that_dies_is_reported_and_its_batch_not_lost_silently(
-    postgres_url: str,
-) -> None:
-    import os
-    import signal
-
-    target = Target(postgres_url, writer="process")
-    try:
-        sink = target.sink()
-        sink.open(run_info())
-        assert sink._writer is not None
-        os.kill(sink._writer.pid, signal.SIGKILL)
-        sink.record_decision(decision())
-        with pytest.raises(PersistenceError, match="ledger writer stopped"):
-            sink.flush()
-        assert target.rows("select count(*) from decisions") == [(0,)]
-        with pytest.raises(PersistenceError, match="refuses writes"):
-            sink.record_decision(decision(2))
-            sink.flush()
-    finally:
-        target.close()
 
 
 @pytest.mark.slow
