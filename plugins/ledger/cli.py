@@ -296,9 +296,22 @@ def positions(app: AppContext, run_id: str | None, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
+    if not data["positions"]:
+        console().print(f"No open positions at the end of {rid}.")
+    else:
+        _positions_table(rid, data["positions"])
+    if account:
+        console().print(
+            f"cash {money_text(account.cash)}  equity {money_text(account.equity)}  "
+            f"realized {money_text(account.realized_pnl)}  "
+            f"unrealized {money_text(account.unrealized_pnl)}"
+        )
+
+
+def _positions_table(run_id: str, positions: list[dict[str, Any]]) -> None:
     console().print(
         table(
-            f"Positions at the end of {rid}",
+            f"Positions at the end of {run_id}",
             ["symbol", "quantity", "avg cost", "mark", "market value", "unrealized P&L"],
             [
                 (
@@ -309,16 +322,10 @@ def positions(app: AppContext, run_id: str | None, as_json: bool) -> None:
                     p["market_value"],
                     p["unrealized_pnl"],
                 )
-                for p in data["positions"]
+                for p in positions
             ],
         )
     )
-    if account:
-        console().print(
-            f"cash {money_text(account.cash)}  equity {money_text(account.equity)}  "
-            f"realized {money_text(account.realized_pnl)}  "
-            f"unrealized {money_text(account.unrealized_pnl)}"
-        )
 
 
 # Tax lots: rebuilt from every fill of every run each time they are shown.

@@ -338,3 +338,14 @@ def test_a_tax_report_takes_an_account_or_a_run_not_both(workdir: Path) -> None:
     )
     assert result.exit_code == 2
     assert "give an account (--account) or a run (--run), not both" in result.output
+
+
+def test_ledger_positions_of_a_run_that_ended_flat_says_so(workdir: Path) -> None:
+    text = (workdir / "settings.toml").read_text().replace("bars = 750", "bars = 5")
+    (workdir / "settings.toml").write_text(text)  # too few bars to cross: no trade
+    assert invoke("run-pipeline", "--no-progress").exit_code == 0
+    runs = json.loads(invoke("ledger", "runs", "--json").output)
+    result = invoke("ledger", "positions")
+    assert result.exit_code == 0
+    assert f"No open positions at the end of {runs[0]['run_id']}." in result.output
+    assert "cash" in result.output  # the account is still shown
