@@ -64,7 +64,12 @@ def run_pipeline(
         pipeline = build_pipeline(app.settings, app.host)
         show = not (no_progress or quiet)
         progress = ProgressBar(f"run {pipeline.run.run_id}") if show else None
-        _result, summary = run(pipeline, progress)
+        try:
+            _result, summary = run(pipeline, progress)
+        except KeyboardInterrupt:
+            # Which run, so its records so far can be found (`ledger runs` has its status).
+            click.echo(f"interrupted: run {pipeline.run.run_id}", err=True)
+            raise click.exceptions.Exit(130) from None
     if as_json:
         print_json(summary)
     else:

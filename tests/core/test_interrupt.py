@@ -92,11 +92,11 @@ def test_ctrl_c_or_sigterm_to_the_process_group_records_an_interrupted_run(
     _out, err = proc.communicate(timeout=60)
 
     assert proc.returncode == 130, f"exit {proc.returncode}: {err}"
-    assert "interrupted" in err
     with sqlite3.connect(db) as conn:
-        status, bars, finished = conn.execute(
-            "select status, bars, finished_at from runs"
+        run_id, status, bars, finished = conn.execute(
+            "select run_id, status, bars, finished_at from runs"
         ).fetchone()
+        assert f"interrupted: run {run_id}" in err
         assert status == "interrupted" and finished is not None
         assert 0 < bars < 300000, "the run should have been stopped part way"
         # Every order the run created has its history, and every fill its order.
