@@ -186,6 +186,7 @@ class Executor:
         next_report = every
         cut = first_cut(p.settings.run.daily_snapshots)
         interrupts = self.interrupts
+        interrupts.running = True
         with tuned_gc(tune_gc):
             try:
                 for bar in p.feed.bars() if bars is None else bars:

@@ -30,7 +30,7 @@ from tradepipe.settings import AppSettings, settings_error
 from tradepipe.sink import RunInfo, Sink, run_account
 from tradepipe.sizing import Sizer
 from tradepipe.strategy import Strategy
-from tradepipe.upkeep import snapshot
+from tradepipe.upkeep import Interrupts, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -332,28 +332,36 @@ def run_pipeline(
             "ibkr_stream), or, for a test account, set [run] replay_to_broker = true",
             key="run.replay_to_broker",
         )
-    t0 = time.perf_counter()
-    pipeline.feed.load()
-    pipeline.timings["load_seconds"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    try:
-        with open_run(
-            pipeline, progress, progress_every, log_events=pipeline.settings.logging.replay_events
-        ) as executor:
-            # A replay is history: nobody waits on it. [approval] rules are not
-            # applied, and a broker question left to a person stays refused.
-            executor.approval_rules = None
-            executor.asks = False
-            if progress is not None:
-                progress.start(pipeline.feed.total())
-            try:
-                with executor.interrupts.deferred():
-                    result = executor.run()
-            finally:
+    # Ctrl-C and SIGTERM: at once while loading, between two bars while they run,
+    # not at all while the ledger is closed (see Interrupts).
+    interrupts = Interrupts()
+    with interrupts.deferred():
+        t0 = time.perf_counter()
+        pipeline.feed.load()
+        pipeline.timings["load_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        try:
+            with open_run(
+                pipeline,
+                progress,
+                progress_every,
+                log_events=pipeline.settings.logging.replay_events,
+            ) as executor:
+                executor.interrupts = interrupts
+                # A replay is history: nobody waits on it. [approval] rules are not
+                # applied, and a broker question left to a person stays refused.
+                executor.approval_rules = None
+                executor.asks = False
                 if progress is not None:
-                    progress.stop()
-    finally:
-        pipeline.timings["run_seconds"] = time.perf_counter() - t0
+                    progress.start(pipeline.feed.total())
+                try:
+                    result = executor.run()
+                finally:
+                    interrupts.closing = True
+                    if progress is not None:
+                        progress.stop()
+        finally:
+            pipeline.timings["run_seconds"] = time.perf_counter() - t0
     summary = summarize(pipeline, result)
     run = pipeline.run
     log.info(

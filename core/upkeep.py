@@ -87,14 +87,21 @@ class Interrupts:
     the strategies decide. Interrupted inside it, a replay left fills the
     simulator made but the ledger never heard of, and the run's last snapshot
     disagreed with its fills. While :meth:`deferred` lasts (in the main thread),
-    the first SIGINT or SIGTERM (``kill``, a scheduler stopping the job) only
-    asks: the loop sees :attr:`asked` before its next bar and raises
-    :exc:`KeyboardInterrupt` there, and the run closes as ``interrupted``. A
-    second one stops at once.
+    SIGINT and SIGTERM (``kill``, a scheduler stopping the job) are taken as
+    follows:
+
+    * before the bars start (the feed loading, the ledger opening): at once;
+    * while they run (:attr:`running`): the first only asks, the loop sees
+      :attr:`asked` before its next bar and raises :exc:`KeyboardInterrupt`
+      there, and the run closes as ``interrupted``; a second stops at once;
+    * once they are done (:attr:`closing`: the ledger is being closed): not
+      at all, so the run's row is never left saying it is running.
     """
 
     def __init__(self) -> None:
         self.asked = False
+        self.running = False
+        self.closing = False
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
@@ -105,9 +112,14 @@ class Interrupts:
         previous = {signum: signal.getsignal(signum) for signum in signals}
 
         def ask(signum: int, frame: Any) -> None:
-            if self.asked:
+            name = signal.Signals(signum).name
+            if self.closing:
+                log.warning("%s: the run is closing its ledger, which is not cut short", name)
+                return
+            if self.asked or not self.running:
                 raise KeyboardInterrupt
             self.asked = True
+            log.warning("%s: the replay stops after this bar (again: at once)", name)
 
         for signum in signals:
             signal.signal(signum, ask)

@@ -126,6 +126,51 @@ def test_ctrl_c_or_sigterm_to_the_process_group_records_an_interrupted_run(
     assert writer_processes(tmp_path) == set()
 
 
+@pytest.mark.slow
+def test_a_second_sigterm_stops_a_replay_at_once_and_its_run_still_closes(
+    tmp_path: Path,
+) -> None:
+    """Two signals in a row (a scheduler that insists). The first stops the replay
+    after its bar; the second lands while the ledger is closed (every record of
+    the run is written at the close here: one batch) and is ignored there, so the
+    run says interrupted, never running."""
+    (tmp_path / "settings.toml").write_text(
+        SETTINGS.replace("batch_size = 200", "batch_size = 1000000")
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPIPE_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tradepipe", "run-pipeline", "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    db = tmp_path / "tradepipe.db"
+    log_file = tmp_path / "logs" / "tradepipe.log"
+    deadline = time.monotonic() + 90
+    while " started: " not in (log_file.read_text() if log_file.exists() else ""):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never got going"
+        time.sleep(0.1)
+    time.sleep(1.0)  # a second of bars, all waiting for the close
+    os.killpg(proc.pid, signal.SIGTERM)
+    time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+
+    # 130; or, when the second came after the run had closed, killed by it then.
+    assert proc.returncode in (130, -signal.SIGTERM), f"exit {proc.returncode}: {err}"
+    with sqlite3.connect(db) as conn:
+        run_id, status, bars, finished = conn.execute(
+            "select run_id, status, bars, finished_at from runs"
+        ).fetchone()
+    assert f"interrupted: run {run_id}" in err
+    assert status == "interrupted" and finished is not None and 0 < bars < 300000
+    assert writer_processes(tmp_path) == set()
+
+
 class _InterruptedInAFill(PaperBroker):
     """The paper simulator, given a Ctrl-C after it filled an order and before it
     hands the fill back: where a replay's interrupt is most likely to land."""
