@@ -41,7 +41,8 @@ _SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 # The password in a URL's user part (``postgresql://user:pw@host/db``), as written.
-_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:([^/?#@]*)@")
+# Up to the last "@" before the path: a password with "@" left unencoded is masked whole.
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:([^/?#]*)@")
 # Keys holding an account number: shown masked (U***4567), like in the logs.
 _ACCOUNT_KEY = re.compile(r"(^|_)account(_id)?$", re.IGNORECASE)
 # dynaconf's own options come back from as_dict(); they are not ours.

@@ -43,14 +43,20 @@ def sqlite_pragmas(synchronous: str) -> list[str]:
 
 
 def shown(url: str) -> str:
-    """``url`` safe to print: no password."""
-    return make_url(url).render_as_string(hide_password=True)
+    """``url`` safe to print: no password (nor, when it held an unencoded "@", the
+    part of it the URL's parser took for the host)."""
+    parsed = make_url(url)
+    text = parsed.render_as_string(hide_password=True)
+    if parsed.host and "@" in parsed.host:
+        text = text.replace(parsed.host, "***@" + parsed.host.rsplit("@", 1)[1], 1)
+    return text
 
 
 def reason(exc: BaseException) -> str:
     """A database error as one line to show: without SQLAlchemy's link to its
-    background page."""
-    return str(exc).split("\n(Background on this error at:", 1)[0].strip()
+    background page, the driver's further lines joined to the first."""
+    text = str(exc).split("\n(Background on this error at:", 1)[0]
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def open_engine(url: str, synchronous: str = "full", *, migrate: bool = True) -> Engine:

@@ -259,12 +259,15 @@ def test_a_password_in_a_url_is_masked_wherever_the_url_was_set(
     settings = load_text(
         tmp_path,
         '[default.sinks.other]\nurl = "https://user:another-pw@example.com/x?a=1"\n'
-        '[default.sinks.plain]\nurl = "https://example.com/x:y@z"\n',
+        '[default.sinks.plain]\nurl = "https://example.com/x:y@z"\n'
+        '[default.sinks.bare]\nurl = "postgresql://me:Se@cret@db.example/ledger"\n',
     )
     masked = settings.masked()
     assert masked["sinks"]["sql"]["url"] == f"postgresql+psycopg://me:{MASK}@db.example:5432/ledger"
     assert masked["sinks"]["other"]["url"] == f"https://user:{MASK}@example.com/x?a=1"
     assert masked["sinks"]["plain"]["url"] == "https://example.com/x:y@z"  # no password there
+    # An "@" left unencoded in the password: the whole of it is masked.
+    assert masked["sinks"]["bare"]["url"] == f"postgresql://me:{MASK}@db.example/ledger"
     for shown in ("s%40cret-pw", "s@cret-pw", "another-pw"):
         assert shown not in json.dumps(masked)
         assert shown in settings.secret_values()

@@ -1646,3 +1646,25 @@ def test_a_role_that_may_not_make_temporary_tables_writes_a_replays_batches(
             conn.execute(text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
             conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
         admin.dispose()
+
+
+def test_a_ledger_url_and_a_database_error_are_shown_safe_and_on_one_line() -> None:
+    from tradepipe.plugins.ledger.db import reason, shown
+
+    # An "@" left unencoded in the password: the parser takes the rest for the host.
+    assert shown("postgresql+psycopg://me:Se@cret@db.example:5432/l") == (
+        "postgresql+psycopg://me:***@***@db.example:5432/l"
+    )
+    assert (
+        shown("postgresql+psycopg://me:pw@db.example/l")
+        == "postgresql+psycopg://me:***@db.example/l"
+    )
+    error = Exception(
+        'connection to server at "127.0.0.1", port 1 failed: Connection refused\n'
+        "\tIs the server running on that host and accepting TCP/IP connections?\n"
+        "(Background on this error at: https://sqlalche.me/e/21/e3q8)"
+    )
+    assert reason(error) == (
+        'connection to server at "127.0.0.1", port 1 failed: Connection refused '
+        "Is the server running on that host and accepting TCP/IP connections?"
+    )
