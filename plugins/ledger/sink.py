@@ -184,7 +184,10 @@ class SqlSink(Sink):
         #: Who writes to the ledger: a separate ``process`` (the pipeline goes on
         #: while a batch is committed; SQLite, and PostgreSQL through psycopg) or
         #: the pipeline itself (``inline``, and with other PostgreSQL drivers).
-        writer: Literal["process", "inline"] = "process"
+        #: Unset: a process for SQLite, and for a replay's PostgreSQL ledger; a live
+        #: or one-off run's PostgreSQL writes are few, each waited for, and a
+        #: process would only add its start (about 0.1 s) and a hop to each.
+        writer: Literal["process", "inline"] | None = None
         batch_size: int | None = Field(default=None, ge=1)
 
     settings: Settings
@@ -274,7 +277,10 @@ class SqlSink(Sink):
     def open(self, run: RunInfo) -> None:
         engine = self.engine()
         self._close_killed_runs(engine)
-        if self.settings.writer == "process":
+        writer = self.settings.writer
+        if writer is None:
+            writer = "process" if self._replay or engine.dialect.name == "sqlite" else "inline"
+        if writer == "process":
             self._start_writer(engine)
         if self._judging:
             # Still open from a run before (a sink opened again without its close):

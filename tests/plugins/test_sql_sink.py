@@ -1668,3 +1668,24 @@ def test_a_ledger_url_and_a_database_error_are_shown_safe_and_on_one_line() -> N
         'connection to server at "127.0.0.1", port 1 failed: Connection refused '
         "Is the server running on that host and accepting TCP/IP connections?"
     )
+
+
+@pytest.mark.parametrize(("replay_clock", "has_writer"), [(True, True), (False, False)])
+def test_a_postgresql_ledger_gets_a_writer_process_for_a_replay_by_default(
+    postgres_url: str, replay_clock: bool, has_writer: bool
+) -> None:
+    """A replay's large batches go to a process; a live or one-off run's few writes,
+    each waited for, are written by the pipeline, without a process to start."""
+    sink = SqlSink(SqlSink.Settings(url=postgres_url))
+    clock = ManualClock(T) if replay_clock else SystemClock()
+    sink.attach(
+        SimpleNamespace(clock=clock, settings=SimpleNamespace(run=SimpleNamespace(batch_size=10)))
+    )
+    try:
+        sink.open(run_info())
+        assert (sink._writer is not None) is has_writer
+        sink.record_decision(decision())
+        sink.flush()
+    finally:
+        sink.close(run_info(), bars=0, status="completed")
+    assert Target(postgres_url).rows("select count(*) from decisions") == [(1,)]
