@@ -239,7 +239,11 @@ class Blotter:
             self._settlement(fill)
             return
         # A combo books its legs, each a position of its own.
-        before = {leg.execution_id: self.book.quantity(leg.symbol) for leg in fill.booked}
+        legs = fill.legs
+        if legs:
+            before = {leg.execution_id: self.book.quantity(leg.symbol) for leg in legs}
+        else:
+            held = self.book.quantity(fill.symbol)
         # The broker says it traded: the account reflects that first, whatever
         # the order's own state makes of it.
         self.book.apply(fill)
@@ -250,8 +254,11 @@ class Blotter:
         if order is None:
             log.warning("fill %s for an order this run did not send", fill.execution_id)
             return
-        for leg in fill.booked:
-            self._openings.note(leg, before[leg.execution_id])
+        if legs:
+            for leg in legs:
+                self._openings.note(leg, before[leg.execution_id])
+        else:
+            self._openings.note(fill, held)
         self.unknown.pop(fill.client_order_id, None)
         try:
             event = order.apply_fill(fill)

@@ -115,13 +115,14 @@ class RunTally:
     def fill(self, fill: Fill) -> None:
         """One fill as the ledger counts it (a combo's once) and the fills its
         trade statistics read (a combo's legs, else the fill itself)."""
+        legs = fill.legs
         self.fills += 1
-        self.rows[1] += 1 + len(fill.legs)
+        self.rows[1] += 1 + len(legs)
         self.commissions += fill.commission
         trades = self._trades
         if trades is None:
             return
-        for leg in fill.booked:
+        for leg in legs or (fill,):  # what it books (Fill.booked), without the call
             offset = leg.ts.utcoffset()
             if self._utc_offset is None:
                 self._utc_offset = offset

@@ -143,7 +143,7 @@ class _Lots:
         """Apply ``fill``: the quantity it closed (zero when it only opened), the
         profit made and what the matched opening cost."""
         quantity, price, multiplier = fill.quantity, fill.price, fill.multiplier
-        signed = quantity if str(fill.side) == "buy" else -quantity
+        signed = quantity if fill.side == "buy" else -quantity  # a Side, or its text
         book = self._books.get(fill.symbol)
         if book is None:
             book = self._books[fill.symbol] = deque()
