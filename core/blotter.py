@@ -175,6 +175,12 @@ class Blotter:
         if update.exits:
             self._record_exits(order, update)
 
+    def leave(self, cid: str, run_id: str) -> None:
+        """Follow ``cid`` for ``run_id``, still going, which records it: nothing of it
+        is recorded here unless that run ends first (:meth:`_take_back`)."""
+        self.left[cid] = run_id
+        self.record.left_to_its_run(cid)
+
     def _take_back(self, cid: str) -> None:
         """Before news of an order left to another run: if that run has ended (it may
         end before the order does), this run records the order from now on, in

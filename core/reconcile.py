@@ -337,8 +337,7 @@ def _leave(blotter: Blotter, u: Unsettled, report: OrderReport | None) -> None:
     if report is None or not report.status.is_working or cid in blotter.working:
         return
     blotter.seen.update(u.executions)
-    blotter.record.left_to_its_run(cid)
-    blotter.left[cid] = u.run_id
+    blotter.leave(cid, u.run_id)
     blotter.working[cid] = Order.trusted(
         intent=u.intent,
         status=u.status,
