@@ -65,6 +65,20 @@ def writer_processes(cwd: Path) -> set[int]:
     return found
 
 
+def _replay_process(cwd: Path) -> subprocess.Popen[str]:
+    """``tradepipe run-pipeline`` in ``cwd``, in a process group of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPIPE_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tradepipe", "run-pipeline", "--no-progress"],
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_to_the_process_group_records_an_interrupted_run(
@@ -72,16 +86,7 @@ def test_ctrl_c_or_sigterm_to_the_process_group_records_an_interrupted_run(
 ) -> None:
     """Ctrl-C in a terminal, or SIGTERM from ``kill`` or a scheduler."""
     (tmp_path / "settings.toml").write_text(SETTINGS)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPIPE_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tradepipe", "run-pipeline", "--no-progress"],
-        cwd=tmp_path,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _replay_process(tmp_path)
     db = tmp_path / "tradepipe.db"
     deadline = time.monotonic() + 90
     while count(db, "select count(*) from orders") < 50:
@@ -137,16 +142,7 @@ def test_a_second_sigterm_stops_a_replay_at_once_and_its_run_still_closes(
     (tmp_path / "settings.toml").write_text(
         SETTINGS.replace("batch_size = 200", "batch_size = 1000000")
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPIPE_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tradepipe", "run-pipeline", "--no-progress"],
-        cwd=tmp_path,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _replay_process(tmp_path)
     db = tmp_path / "tradepipe.db"
     log_file = tmp_path / "logs" / "tradepipe.log"
     deadline = time.monotonic() + 90
