@@ -20,7 +20,6 @@ from tradepipe.plugins.ledger.db import (
     upgrade,
 )
 from tradepipe.plugins.ledger.queries import ledger_sink
-from tradepipe.process import ProcessId, is_alive
 
 
 @click.group("db")
@@ -147,17 +146,8 @@ def downgrade_command(app: AppContext, target: str, yes: bool) -> None:
 
 def _running_here(engine: Engine) -> str | None:
     """A run still going on this host whose process is alive, if one is."""
-    from sqlalchemy import select
-    from tradepipe.plugins.ledger.schema import RunRow
+    from tradepipe.plugins.ledger.sink import runs_here
 
-    runs = RunRow.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(runs.c.run_id, runs.c.host, runs.c.pid, runs.c.pid_started).where(
-                (runs.c.status == "running") & runs.c.pid.is_not(None)
-            )
-        ).all()
-    for run_id, host, pid, started in rows:
-        if host and is_alive(ProcessId(host, pid, started)):
-            return str(run_id)
-    return None
+        found = runs_here(conn)
+    return next((run_id for run_id, alive in found.items() if alive is not None), None)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from tradepipe import (
     AccountSummary,
@@ -375,18 +375,7 @@ class SqlSink(Sink):
         runs = schema.RunRow.__table__  # type: ignore[attr-defined]
         try:
             with engine.begin() as conn:
-                rows = conn.execute(
-                    select(runs.c.run_id, runs.c.pid, runs.c.pid_started).where(
-                        (runs.c.status == "running")
-                        & (runs.c.host == this_process().host)
-                        & runs.c.pid.is_not(None)
-                    )
-                ).all()
-                dead = [
-                    run_id
-                    for run_id, pid, started in rows
-                    if is_alive(ProcessId(this_process().host, pid, started)) is False
-                ]
+                dead = [run_id for run_id, alive in runs_here(conn).items() if alive is None]
                 if dead:
                     conn.execute(
                         update(runs).where(runs.c.run_id.in_(dead)).values(status="killed")
@@ -739,29 +728,18 @@ class SqlSink(Sink):
             )
         records = sum(len(rows) for _sql, rows in statements)
         try:
+            if self._copy:  # PostgreSQL through psycopg: large batches in bulk
+                statements = [(self._bulk(sql, rows), rows) for sql, rows in statements]
             if self._writer is not None:
-                if self._copy:
-                    statements = [
-                        (
-                            self._copy.get(sql, sql)
-                            if isinstance(sql, str) and len(rows) >= COPY_FROM
-                            else sql,
-                            rows,
-                        )
-                        for sql, rows in statements
-                    ]
                 self._writer.write(statements, wait=wait)
                 self._unacked = not wait
                 return
-            copy = self._copy
             with self.engine().begin() as conn:
                 for sql, rows in statements:
-                    assert isinstance(sql, str)
-                    plan = copy.get(sql) if len(rows) >= COPY_FROM else None
-                    if plan is None:
+                    if isinstance(sql, str):
                         conn.exec_driver_sql(sql, rows)
                     else:
-                        _copy_rows(conn, plan, rows)
+                        _copy_rows(conn, sql, rows)
         except WriterError as exc:
             self._broken = str(exc)
             raise PersistenceError(f"could not write to the ledger at {self.where}: {exc}") from exc
@@ -772,6 +750,12 @@ class SqlSink(Sink):
             raise PersistenceError(
                 f"could not write {records} records to the ledger at {self.where}: {self._broken}"
             ) from exc
+
+    def _bulk(self, sql: str | Bulk, rows: list[tuple[Any, ...]]) -> str | Bulk:
+        """How ``rows`` of the INSERT ``sql`` are written: by it, or in bulk (COPY)."""
+        if isinstance(sql, str) and len(rows) >= COPY_FROM:
+            return self._copy.get(sql, sql)
+        return sql
 
     def flush(self) -> None:
         """Commit everything received so far; return once it is on disk.
@@ -869,26 +853,18 @@ class SqlSink(Sink):
         # Only this host's runs can be checked. One marked running on another host
         # may have died with it (a run moved to another machine must still settle
         # what it left), so its orders are settled as an ended run's are.
-        runs = schema.RunRow.__table__  # type: ignore[attr-defined]
-        me = this_process()
         try:
             with self.engine().connect() as conn:
-                rows = conn.execute(
-                    select(runs.c.run_id, runs.c.pid, runs.c.pid_started).where(
-                        (runs.c.status == "running")
-                        & (runs.c.host == me.host)
-                        & (runs.c.run_id != self._run_id)
-                        & runs.c.pid.is_not(None)
-                    )
-                ).all()
+                found = runs_here(conn)
         except SQLAlchemyError as exc:
             raise PersistenceError(f"the ledger at {self.where}: {reason(exc)}") from exc
         # This process runs one run at a time: another of its own that says it is
         # running ended without closing (a close that failed).
+        me = this_process().pid
         return {
             run_id
-            for run_id, pid, started in rows
-            if pid != me.pid and is_alive(ProcessId(me.host, pid, started))
+            for run_id, alive in found.items()
+            if alive is not None and alive.pid != me and run_id != self._run_id
         }
 
     def held_orders(self, client_ids: Collection[str]) -> list[Unsettled]:
@@ -1022,6 +998,23 @@ _s = str
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def runs_here(conn: Connection) -> dict[str, ProcessId | None]:
+    """The runs the ledger says are running on this host, each with its process
+    while that is alive (``None``: gone, the run was killed)."""
+    runs = schema.RunRow.__table__  # type: ignore[attr-defined]
+    host = this_process().host
+    rows = conn.execute(
+        select(runs.c.run_id, runs.c.pid, runs.c.pid_started).where(
+            (runs.c.status == "running") & (runs.c.host == host) & runs.c.pid.is_not(None)
+        )
+    ).all()
+    out: dict[str, ProcessId | None] = {}
+    for run_id, pid, started in rows:
+        process = ProcessId(host, pid, started)
+        out[run_id] = process if is_alive(process) else None
+    return out
 
 
 #: Rows of one statement in a batch from which PostgreSQL (through psycopg) takes
