@@ -15,11 +15,14 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Column,
     DateTime,
     Index,
+    Integer,
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -102,8 +105,18 @@ def _ts(**kw: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kw)
 
 
+#: Views over the tables: read through models, never created from them (the
+#: migrations make them), so they are kept out of ``metadata``.
+views = MetaData()
+
+
+class _View(_Rows):
+    metadata = views
+
+
 class RunRow(_Ledger, table=True):
     __tablename__ = "runs"
+    __table_args__ = (Index("uq_runs_run_no", "run_no", unique=True),)
 
     run_id: str = Field(primary_key=True, max_length=64)
     namespace: str = Field(max_length=128)
@@ -126,14 +139,17 @@ class RunRow(_Ledger, table=True):
     account: str | None = Field(default=None, index=True)
     #: The settings it ran with as JSON, secrets masked (``RunInfo.settings``).
     settings: str | None = Field(default=None, sa_type=Text)
+    #: The run's number inside the database: the tables behind the ``decisions``,
+    #: ``judgements``, ``orders`` and ``fills`` views name their run by it
+    #: (migration 0022). The database gives it as the row goes in (a sequence on
+    #: PostgreSQL, a trigger on SQLite). Never shown: users know a run by ``run_id``.
+    run_no: int | None = Field(default=None, exclude=True)
 
 
-class DecisionRow(_Ledger, table=True):
+class DecisionRow(_View, table=True):
+    """A decision: the ``decisions`` view of :data:`DECISION_ROWS`."""
+
     __tablename__ = "decisions"
-    __table_args__ = (
-        Index("ix_decisions_run_decision", "run_id", "decision_id"),
-        Index("ix_decisions_decision", "decision_id"),
-    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(max_length=64)
@@ -185,7 +201,7 @@ class VerdictHeadRow(_Ledger, table=True):
     reason: str = Field(sa_type=Text)
 
 
-class JudgementRow(_Ledger, table=True):
+class JudgementRow(_View, table=True):
     """One judging of an order by the guards and risk filters: its verdicts, in order.
 
     A chain of four filters made four rows of the same run, ids and time before;
@@ -202,20 +218,10 @@ class JudgementRow(_Ledger, table=True):
       still once a run has ``sink.MOST_HEADS`` heads).
 
     The ``verdicts`` view (:class:`VerdictRow`) gives one row per verdict, as before.
+    This is the ``judgements`` view of :data:`JUDGEMENT_ROWS`.
     """
 
     __tablename__ = "judgements"
-    __table_args__ = (
-        Index("ix_judgements_decision", "decision_id"),
-        # Only the denials, which a run's summary counts by filter.
-        Index(
-            "ix_judgements_denied",
-            "run_id",
-            "denied_by",
-            sqlite_where=_DENIED,
-            postgresql_where=_DENIED,
-        ),
-    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(max_length=64)
@@ -226,15 +232,6 @@ class JudgementRow(_Ledger, table=True):
     verdicts: str = Field(sa_type=Text)
     #: The quantity the judging began with: its verdicts of two elements kept it.
     quantity: Decimal | None = _money(default=None)
-
-
-#: Views over the tables: read through models, never created from them (the
-#: migrations make them), so they are kept out of ``metadata``.
-views = MetaData()
-
-
-class _View(_Rows):
-    metadata = views
 
 
 class VerdictRow(_View, table=True):
@@ -260,16 +257,13 @@ class VerdictRow(_View, table=True):
     ts: dt.datetime = _ts()
 
 
-class OrderRow(_Ledger, table=True):
-    # The order_events view joins status changes to this table: a migration that
-    # rebuilds it (SQLite's copy-and-rename) drops the view first and makes it again,
-    # as the latest migration that made it has it (0021 on SQLite, 0019 on PostgreSQL).
+class OrderRow(_View, table=True):
+    """An order as it was placed: the ``orders`` view of :data:`ORDER_ROWS`."""
+
+    # The order_events view joins status changes to this view: a migration that
+    # rebuilds its table drops that view first and makes it again, as the latest
+    # migration that made it has it (0021 on SQLite, 0019 on PostgreSQL).
     __tablename__ = "orders"
-    __table_args__ = (
-        UniqueConstraint("run_id", "client_order_id", name="uq_orders_run_cid"),
-        Index("ix_orders_client_order", "client_order_id"),
-        Index("ix_orders_decision", "decision_id"),
-    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(max_length=64)
@@ -366,14 +360,15 @@ class UnmatchedOrderEventRow(_Ledger, table=True):
     broker_order_id: str | None = None
 
 
-class FillRow(_Ledger, table=True):
+class FillRow(_View, table=True):
+    """An execution, or a leg of one: the ``fills`` view of :data:`FILL_ROWS`."""
+
     __tablename__ = "fills"
-    __table_args__ = (UniqueConstraint("run_id", "execution_id", name="uq_fills_run_exec"),)
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(max_length=64)
     execution_id: str = Field(max_length=128)
-    client_order_id: str = Field(max_length=64, index=True)
+    client_order_id: str = Field(max_length=64)
     decision_id: str = Field(max_length=128)
     broker_order_id: str | None = None
     symbol: str
@@ -446,6 +441,73 @@ class AuditRow(_Ledger, table=True):
     detail: str = Field(default="", sa_type=Text)
 
 
+def _stored(view: type[SQLModel], name: str, *extra: Any) -> Table:
+    """The table behind ``view``: its columns, but the run named by its number
+    (``runs.run_no``) rather than its id, which took 22 bytes in every row and
+    index entry (migration 0022). Only the sink writes these tables."""
+    columns = [
+        c._copy()
+        for c in view.__table__.columns  # type: ignore[attr-defined]
+        if c.name not in ("id", "run_id")
+    ]
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("run_no", Integer, nullable=False),
+        *columns,
+        *extra,
+    )
+
+
+DECISION_ROWS = _stored(
+    DecisionRow,
+    "decision_rows",
+    Index("ix_decisions_run_decision", "run_no", "decision_id"),
+    Index("ix_decisions_decision", "decision_id"),
+)
+JUDGEMENT_ROWS = _stored(
+    JudgementRow,
+    "judgement_rows",
+    Index("ix_judgements_decision", "decision_id"),
+    # Only the denials, which a run's summary counts by filter.
+    Index(
+        "ix_judgements_denied",
+        "run_no",
+        "denied_by",
+        sqlite_where=_DENIED,
+        postgresql_where=_DENIED,
+    ),
+)
+ORDER_ROWS = _stored(
+    OrderRow,
+    "order_rows",
+    UniqueConstraint("run_no", "client_order_id", name="uq_orders_run_cid"),
+    Index("ix_orders_client_order", "client_order_id"),
+    Index("ix_orders_decision", "decision_id"),
+)
+FILL_ROWS = _stored(
+    FillRow,
+    "fill_rows",
+    UniqueConstraint("run_no", "execution_id", name="uq_fills_run_exec"),
+    Index("ix_fills_client_order_id", "client_order_id"),
+)
+
+#: The records whose rows name their run by number, and the tables they go to.
+STORED: dict[type[SQLModel], Table] = {
+    DecisionRow: DECISION_ROWS,
+    JudgementRow: JUDGEMENT_ROWS,
+    OrderRow: ORDER_ROWS,
+    FillRow: FILL_ROWS,
+}
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The table a record of ``model`` is written to."""
+    found = STORED.get(model)
+    return found if found is not None else model.__table__  # type: ignore[attr-defined]
+
+
 TABLES: list[type[SQLModel]] = [
     RunRow,
     DecisionRow,
@@ -462,8 +524,13 @@ TABLES: list[type[SQLModel]] = [
 
 
 def insert_columns(model: type[SQLModel]) -> list[str]:
-    """The columns a bulk insert fills: all but the autoincrement id."""
-    return [c.name for c in model.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
+    """The columns a record of ``model`` fills, in its row's order: all but the
+    autoincrement id (and a run's number, which the database gives it)."""
+    return [
+        c.name
+        for c in table_of(model).columns
+        if c.name != "id" and not (model is RunRow and c.name == "run_no")
+    ]
 
 
 # Derived tables: rewritten whole by ``tax_lots_db.rebuild_lots`` from the fills,

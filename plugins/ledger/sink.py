@@ -196,6 +196,9 @@ class SqlSink(Sink):
         super().__init__(settings)
         self._engine: Engine | None = None
         self._run_id = ""
+        #: The run's number in the ledger (``runs.run_no``), which its decisions,
+        #: judgings, orders and fills are written with.
+        self._run_no = 0
         self._batch_size = self.settings.batch_size or 20_000
         self._pending: dict[type[Any], list[tuple[Any, ...]]] = {t: [] for t in schema.TABLES}
         self._count = 0
@@ -252,7 +255,7 @@ class SqlSink(Sink):
             for table in schema.TABLES:
                 cols = schema.insert_columns(table)
                 self._sql[table] = (
-                    f"INSERT INTO {table.__table__.name} ({', '.join(cols)}) "  # type: ignore[attr-defined]
+                    f"INSERT INTO {schema.table_of(table).name} ({', '.join(cols)}) "
                     f"VALUES ({', '.join([mark] * len(cols))})"
                 )
             # A status change is keyed by its order's row, found by the run and the
@@ -261,8 +264,8 @@ class SqlSink(Sink):
             # is NULL and the batch fails: a change is never written without its order.
             self._sql[schema.StatusChangeRow] = (
                 "INSERT INTO status_changes (order_id, seq, status, previous, ts, reason, "
-                f"broker_order_id) VALUES ((SELECT id FROM orders WHERE run_id = {mark} AND "
-                f"client_order_id = {mark}), {', '.join([mark] * 6)})"
+                f"broker_order_id) VALUES ((SELECT id FROM order_rows WHERE run_no = {mark} "
+                f"AND client_order_id = {mark}), {', '.join([mark] * 6)})"
             )
             if not sqlite:
                 self._dec = _identity
@@ -312,6 +315,19 @@ class SqlSink(Sink):
             ),
         )
         self.flush()
+        self._run_no = self._number_of(run.run_id)
+
+    def _number_of(self, run_id: str) -> int:
+        """The number the ledger gave run ``run_id`` (``runs.run_no``)."""
+        runs = schema.RunRow.__table__  # type: ignore[attr-defined]
+        try:
+            with self.engine().connect() as conn:
+                number = conn.execute(select(runs.c.run_no).where(runs.c.run_id == run_id)).scalar()
+        except SQLAlchemyError as exc:
+            raise PersistenceError(f"the ledger at {self.where}: {reason(exc)}") from exc
+        if number is None:
+            raise PersistenceError(f"the ledger at {self.where} has no run {run_id}")
+        return int(number)
 
     def _start_writer(self, engine: Engine) -> None:
         """Hand the writing to a child process: a SQLite file's, or PostgreSQL's
@@ -421,7 +437,7 @@ class SqlSink(Sink):
         self._add(
             schema.DecisionRow,
             (
-                self._run_id,
+                self._run_no,
                 d.id,
                 self._ts(d.created_at),
                 d.source,
@@ -565,7 +581,7 @@ class SqlSink(Sink):
         decision_id, cid, _ts = self._judged
         items, self._judging = self._judging, []
         return (
-            self._run_id,
+            self._run_no,
             decision_id,
             cid,
             self._judged_at,
@@ -580,7 +596,7 @@ class SqlSink(Sink):
         self._add(
             schema.OrderRow,
             (
-                self._run_id,
+                self._run_no,
                 i.client_order_id,
                 i.decision_id,
                 i.source,
@@ -619,7 +635,7 @@ class SqlSink(Sink):
         self._add(
             schema.StatusChangeRow,
             (
-                self._run_id,
+                self._run_no,
                 e.client_order_id,
                 e.seq,
                 _s(e.status),
@@ -647,7 +663,7 @@ class SqlSink(Sink):
         self._add(
             schema.FillRow,
             (
-                self._run_id,
+                self._run_no,
                 f.execution_id,
                 f.client_order_id,
                 f.decision_id,
@@ -882,15 +898,16 @@ class SqlSink(Sink):
         # before a full batch could take it while the other run's id is set.
         if self._judging:
             self._pending[schema.JudgementRow].append(self._judging_row(None))
-        current = self._run_id
-        self._run_id = run_id
+        current = self._run_id, self._run_no
+        number = self._number_of(run_id)
+        self._run_id, self._run_no = run_id, number
         try:
             for event in events:
                 self.record_order_event(event)
             for fill in fills:
                 self.record_fill(fill)
         finally:
-            self._run_id = current
+            self._run_id, self._run_no = current
         self.flush()
 
     def record_audit(
@@ -1030,11 +1047,11 @@ COPY_FROM = 64
 #: be allowed one.)
 _CHANGES_BY_COLUMNS = (
     "INSERT INTO status_changes (order_id, seq, status, previous, ts, reason, broker_order_id) "
-    "SELECT (SELECT o.id FROM orders o WHERE o.run_id = s.run_id "
+    "SELECT (SELECT o.id FROM order_rows o WHERE o.run_no = s.run_no "
     "AND o.client_order_id = s.client_order_id), s.seq, s.status, s.previous, s.ts, s.reason, "
-    "s.broker_order_id FROM unnest(%s::varchar[], %s::varchar[], %s::integer[], "
+    "s.broker_order_id FROM unnest(%s::integer[], %s::varchar[], %s::integer[], "
     "%s::varchar[], %s::varchar[], %s::timestamptz[], %s::text[], %s::varchar[]) "
-    "WITH ORDINALITY AS s(run_id, client_order_id, seq, status, previous, ts, reason, "
+    "WITH ORDINALITY AS s(run_no, client_order_id, seq, status, previous, ts, reason, "
     "broker_order_id, n) ORDER BY s.n"
 )
 
@@ -1045,9 +1062,9 @@ def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, Bulk]:
     for table, sql in inserts.items():
         if table is schema.StatusChangeRow:
             plans[sql] = ("columns", _CHANGES_BY_COLUMNS)
-        else:
+        elif table is not schema.RunRow:  # a run's number is the database's to give
             columns = ", ".join(schema.insert_columns(table))
-            plans[sql] = ("copy", f"COPY {table.__table__.name} ({columns}) FROM STDIN")
+            plans[sql] = ("copy", f"COPY {schema.table_of(table).name} ({columns}) FROM STDIN")
     return plans
 
 

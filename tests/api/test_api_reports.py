@@ -125,9 +125,10 @@ def _fills(workdir: Path, fills: list[tuple[str, ...]] = FILLS) -> None:
         for eid, side, qty, price, ts in fills:
             conn.execute(
                 text(
-                    "INSERT INTO fills (run_id, execution_id, client_order_id, decision_id, "
+                    "INSERT INTO fill_rows (run_no, execution_id, client_order_id, decision_id, "
                     "symbol, side, quantity, price, commission, multiplier, ts) VALUES "
-                    "('r1', :eid, 'tp-1', 'd1', 'AAPL', :side, :qty, :price, '0', '1', :ts)"
+                    "((SELECT run_no FROM runs WHERE run_id = 'r1'), "
+                    ":eid, 'tp-1', 'd1', 'AAPL', :side, :qty, :price, '0', '1', :ts)"
                 ),
                 {"eid": eid, "side": side, "qty": qty, "price": price, "ts": ts},
             )

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, insert, select, text
 from sqlmodel import Session
 from tradepipe.plugins.ledger.db import open_engine
 from tradepipe.plugins.ledger.queries import Ledger
@@ -27,13 +27,25 @@ from tradepipe.plugins.ledger.schema import (
     OrderRow,
     RunRow,
     StatusChangeRow,
+    table_of,
 )
 
 T0 = dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)
 DECISION = "d-approved"
 CID = "tp-approved"
-#: The tables a run writes a row or more to for every order.
-BIG = ("decisions", "judgements", "orders", "status_changes", "fills")
+#: The tables a run writes a row or more to for every order (those behind the
+#: views of its decisions, judgings, orders and fills, since migration 0022).
+BIG = ("decision_rows", "judgement_rows", "order_rows", "status_changes", "fill_rows")
+
+
+def _store(s: Session, row: Any) -> int:
+    """Write ``row`` (read through a view) to the table behind its view, as the sink
+    does: its run by number. Returns its id."""
+    values = row.model_dump(exclude={"id", "run_id"})
+    table = table_of(type(row))
+    number = select(RunRow.__table__.c.run_no).where(RunRow.__table__.c.run_id == row.run_id)
+    done = s.execute(insert(table).values(run_no=number.scalar_subquery(), **values))
+    return int(done.inserted_primary_key[0])
 
 
 def _run(run_id: str, minutes: int) -> RunRow:
@@ -94,12 +106,10 @@ def _sent_order(s: Session, run_id: str, cid: str, decision_id: str) -> None:
         outside_rth=False,
         created_at=T0,
     )
-    s.add(order)
-    s.flush()  # the order's row id keys its status changes
-    assert order.id is not None
+    order_id = _store(s, order)  # the order's row id keys its status changes
     s.add(
         StatusChangeRow(
-            order_id=order.id,
+            order_id=order_id,
             seq=1,
             status="submitted",
             previous="initialized",
@@ -117,8 +127,10 @@ def ledger(ledger_url: str) -> Iterator[tuple[Engine, Ledger]]:
     engine = open_engine(ledger_url)
     with Session(engine) as s:
         s.add_all([_run("r-a", 0), _run("r-b", 1), _run("r-c", 2)])
-        s.add_all([_decision("r-a"), _decision("r-b")])
-        s.add(_verdict("r-a", "min_confidence", "pass"))
+        s.flush()  # the runs get their numbers
+        _store(s, _decision("r-a"))
+        _store(s, _decision("r-b"))
+        _store(s, _verdict("r-a", "min_confidence", "pass"))
         _sent_order(s, "r-a", CID, DECISION)
         s.add(
             ApprovalRow(
@@ -138,7 +150,7 @@ def ledger(ledger_url: str) -> Iterator[tuple[Engine, Ledger]]:
                 sent_run_id="r-c",
             )
         )
-        s.add(_verdict("r-c", "duplicate", "deny"))
+        _store(s, _verdict("r-c", "duplicate", "deny"))
         s.commit()
     try:
         yield engine, Ledger(engine, "test ledger")
@@ -269,6 +281,7 @@ def test_a_broker_follows_the_open_orders_of_its_own_account_only(ledger_url: st
         live, replay, old = _run("r-live", 0), _run("r-replay", 1), _run("r-old", 2)
         live.account, replay.account = "account:DU1", "replay:r-replay"
         s.add_all([live, replay, old])
+        s.flush()  # the runs get their numbers
         for run in ("live", "replay", "old"):
             _sent_order(s, f"r-{run}", f"tp-{run}", f"d-{run}")
         s.commit()

@@ -363,8 +363,9 @@ def test_verdicts_become_one_row_per_judging_and_read_as_before(ledger_url: str)
         with engine.begin() as conn:
             conn.execute(
                 text(
-                    "INSERT INTO judgements (run_id, decision_id, client_order_id, ts, verdicts) "
-                    "VALUES ('r2', 'd3', 'tp-3', :ts, '[]')"
+                    "INSERT INTO judgement_rows (run_no, decision_id, client_order_id, ts, "
+                    "verdicts) VALUES ((SELECT run_no FROM runs WHERE run_id = 'r2'), 'd3', "
+                    "'tp-3', :ts, '[]')"
                 ),
                 {"ts": _ts_value(engine, "2026-01-02T00:05:00+00:00")},
             )
@@ -844,3 +845,146 @@ def test_a_ledger_that_cannot_be_reached_or_opened_is_one_clear_line(
         assert err.startswith("error: cannot open the ledger at ") and said in err
         assert len(err.strip().splitlines()) == 1, err  # no link to a background page
         assert "internal error" not in err and "pw-not-shown" not in err
+
+
+#: What the four tables hold at 0021, as rows of their views give them back.
+_VIEWS = {
+    "decisions": "id, run_id, decision_id, created_at, action, quantity",
+    "judgements": "id, run_id, decision_id, client_order_id, denied_by, verdicts",
+    "orders": "id, run_id, client_order_id, decision_id, quantity, created_at",
+    "fills": "id, run_id, execution_id, client_order_id, price, ts",
+}
+
+
+def _runs_at_0021(url: str) -> None:
+    """Two runs' decisions, judgings, orders, changes and fills, interleaved (runs
+    share a ledger), r2 started first; and a fill whose run has no row."""
+    engine = create_engine(url)
+    ts = "'2026-01-02T00:00:00+00:00'"
+    with engine.begin() as conn:
+        command.upgrade(ledger_db._config(conn), "0021")
+        conn.execute(text(ROWS["runs"]))
+        conn.execute(text(ROWS["runs"].replace("'r1'", "'r2'").replace("2026-01-02", "2026-01-01")))
+        for n, run in [(1, "r1"), (2, "r2"), (3, "r1")]:
+            conn.execute(
+                text(
+                    "INSERT INTO decisions (run_id, decision_id, created_at, source, symbol, "
+                    "action, confidence, quantity, order_type, tif, rationale) VALUES "
+                    f"('{run}', 'd{n}', {ts}, 's', 'AAPL', 'buy', 90, '{n}', 'market', 'day', '')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO judgements (run_id, decision_id, client_order_id, ts, "
+                    f"denied_by, verdicts) VALUES ('{run}', 'd{n}', 'tp-{n}', {ts}, "
+                    f"{'NULL' if n != 2 else chr(39) + 'max_position_value' + chr(39)}, '[]')"
+                )
+            )
+            if n != 2:
+                conn.execute(
+                    text(
+                        ROWS["orders"]
+                        .replace("'r1', 'tp-1', 'd1'", f"'{run}', 'tp-{n}', 'd{n}'")
+                        .replace("'10'", f"'{n}0'")
+                    )
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO status_changes (order_id, seq, status, ts, reason) "
+                        f"SELECT id, 1, 'submitted', {ts}, '' FROM orders "
+                        f"WHERE client_order_id = 'tp-{n}'"
+                    )
+                )
+                conn.execute(
+                    text(
+                        ROWS["fills"]
+                        .replace("'r1', 'e1', 'tp-1', 'd1'", f"'{run}', 'e{n}', 'tp-{n}', 'd{n}'")
+                        .replace("'101.25'", f"'10{n}.25'")
+                    )
+                )
+        conn.execute(text(ROWS["fills"].replace("'r1', 'e1'", "'r9', 'e9'")))
+    engine.dispose()
+
+
+def _run_rows(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
+    got = {}
+    for view, columns in _VIEWS.items():
+        rows = conn.execute(text(f"SELECT {columns} FROM {view} ORDER BY id")).all()
+        got[view] = [tuple(str(v) if isinstance(v, Decimal) else v for v in r) for r in rows]
+    got["order_events"] = [
+        tuple(r)
+        for r in conn.execute(
+            text("SELECT id, run_id, client_order_id, status FROM order_events ORDER BY id")
+        )
+    ]
+    return got
+
+
+def test_runs_are_numbered_and_their_rows_read_as_before(ledger_url: str) -> None:
+    """Migration 0022: every run gets a number in the order runs started, its rows
+    name it by that number, and the views give back every row, id and column as
+    the tables did; a run the rows name but ``runs`` lacks gets a row. A run of
+    today's sink takes the next number and ids after the converted ones, and a
+    downgrade gives back the tables, the new run's rows included."""
+    from tradepipe.plugins.ledger.sink import SqlSink
+
+    _runs_at_0021(ledger_url)
+    engine = create_engine(ledger_url)
+    with engine.connect() as conn:
+        before = _run_rows(conn)
+    engine.dispose()
+    assert [r[1] for r in before["decisions"]] == ["r1", "r2", "r1"]
+    assert [r[1] for r in before["fills"]] == ["r1", "r1", "r9"]
+
+    engine = open_engine(ledger_url)
+    try:
+        with engine.connect() as conn:
+            assert _run_rows(conn) == before
+            runs = conn.execute(text("SELECT run_id, run_no, status FROM runs ORDER BY run_no"))
+            assert [tuple(r) for r in runs] == [
+                ("r2", 1, "completed"),
+                ("r1", 2, "completed"),
+                ("r9", 3, "unknown"),
+            ]
+            numbers = conn.execute(text("SELECT run_no FROM decision_rows ORDER BY id")).all()
+            assert numbers == [(2,), (1,), (2,)]
+            numbers = conn.execute(text("SELECT run_no FROM fill_rows ORDER BY id")).all()
+            assert numbers == [(2,), (2,), (3,)]
+        sink = SqlSink(SqlSink.Settings(url=ledger_url, writer="inline"))
+        at = dt.datetime(2026, 1, 4, tzinfo=dt.UTC)
+        run = _run("r4", at)
+        sink.open(run)
+        sink.record_fill(_fill("e4", "tp-4", at))
+        sink.close(run, bars=0, status="completed")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT run_no FROM runs WHERE run_id = 'r4'")).scalar() == 4
+            after = _run_rows(conn)
+        assert after["fills"][:3] == before["fills"]
+        assert after["fills"][3][:3] == (4, "r4", "e4")
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0021")
+        assert {"decisions", "judgements", "orders", "fills"} <= set(
+            inspect(engine).get_table_names()
+        )
+        with engine.connect() as conn:
+            assert _run_rows(conn) == after
+        assert revision(engine) == "0021"
+        assert "run_no" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+    finally:
+        engine.dispose()
+    _upgraded_reads(ledger_url, after, _run_rows)
+
+
+def _fill(execution_id: str, cid: str, at: dt.datetime) -> Any:
+    from tradepipe.orders import Fill, Side
+
+    return Fill(
+        execution_id=execution_id,
+        client_order_id=cid,
+        decision_id="d4",
+        symbol="AAPL",
+        side=Side.BUY,
+        quantity=Decimal(1),
+        price=Decimal("104.25"),
+        ts=at,
+    )

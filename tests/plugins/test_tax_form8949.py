@@ -59,9 +59,10 @@ def _ledger(url: str, fills: list[tuple[str, ...]]) -> None:
             ts = f"{day}T15:00:00+00:00"
             conn.execute(
                 text(
-                    "INSERT INTO fills (run_id, execution_id, client_order_id, decision_id, "
+                    "INSERT INTO fill_rows (run_no, execution_id, client_order_id, decision_id, "
                     "symbol, side, quantity, price, commission, multiplier, ts) VALUES "
-                    "('r1', :eid, 'tp-1', 'd1', :symbol, :side, :qty, :price, :fee, :mult, :ts)"
+                    "((SELECT run_no FROM runs WHERE run_id = 'r1'), "
+                    ":eid, 'tp-1', 'd1', :symbol, :side, :qty, :price, :fee, :mult, :ts)"
                 ),
                 {
                     "eid": eid,

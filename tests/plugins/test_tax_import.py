@@ -117,9 +117,10 @@ def own_run(ledger_url: str) -> None:
         for eid, symbol, side, qty, price, fee, ts in OWN_FILLS:
             conn.execute(
                 text(
-                    "INSERT INTO fills (run_id, execution_id, client_order_id, decision_id, "
+                    "INSERT INTO fill_rows (run_no, execution_id, client_order_id, decision_id, "
                     "symbol, side, quantity, price, commission, multiplier, ts) VALUES "
-                    "('r1', :eid, 'tp-1', 'd1', :symbol, :side, :qty, :price, :fee, '1', :ts)"
+                    "((SELECT run_no FROM runs WHERE run_id = 'r1'), "
+                    ":eid, 'tp-1', 'd1', :symbol, :side, :qty, :price, :fee, '1', :ts)"
                 ),
                 {"eid": eid, "symbol": symbol, "side": side, "qty": qty, "price": price,
                  "fee": fee, "ts": ts},

@@ -51,9 +51,10 @@ def _ledger_with_fills(url: str) -> None:
         for run, eid, symbol, side, qty, price, fee, ts in FILLS:
             conn.execute(
                 text(
-                    "INSERT INTO fills (run_id, execution_id, client_order_id, decision_id, "
+                    "INSERT INTO fill_rows (run_no, execution_id, client_order_id, decision_id, "
                     "symbol, side, quantity, price, commission, multiplier, ts) VALUES "
-                    "(:run, :eid, 'tp-1', 'd1', :symbol, :side, :qty, :price, :fee, '1', :ts)"
+                    "((SELECT run_no FROM runs WHERE run_id = :run), "
+                    ":eid, 'tp-1', 'd1', :symbol, :side, :qty, :price, :fee, '1', :ts)"
                 ),
                 {
                     "run": run,
@@ -149,9 +150,11 @@ def test_replays_never_pool_with_each_other_or_with_an_account(
             ):
                 conn.execute(
                     text(
-                        "INSERT INTO fills (run_id, execution_id, client_order_id, decision_id, "
-                        "symbol, side, quantity, price, commission, multiplier, ts) VALUES "
-                        "(:run, :eid, 'tp-9', 'd9', 'AAPL', :side, :qty, :price, '0', '1', :ts)"
+                        "INSERT INTO fill_rows (run_no, execution_id, client_order_id, "
+                        "decision_id, symbol, side, quantity, price, commission, multiplier, ts) "
+                        "VALUES "
+                        "((SELECT run_no FROM runs WHERE run_id = :run), "
+                        ":eid, 'tp-9', 'd9', 'AAPL', :side, :qty, :price, '0', '1', :ts)"
                     ),
                     {"run": run, "eid": eid, "side": side, "qty": qty, "price": price, "ts": ts},
                 )
