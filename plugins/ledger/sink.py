@@ -638,8 +638,8 @@ class SqlSink(Sink):
                 self._run_no,
                 e.client_order_id,
                 e.seq,
-                _s(e.status),
-                None if e.previous is None else _s(e.previous),
+                _STATUS[e.status],
+                None if e.previous is None else _STATUS[e.previous],
                 ts,
                 e.reason,
                 e.broker_order_id,
@@ -1034,6 +1034,9 @@ def runs_here(conn: Connection) -> dict[str, ProcessId | None]:
     return out
 
 
+#: An order status's number in ``status_changes`` (migration 0023).
+_STATUS = schema.STATUS_CODES
+
 #: Rows of one statement in a batch from which PostgreSQL (through psycopg) takes
 #: them by COPY rather than as one INSERT each: a replay's batches. Below it, as
 #: in the small batches of a live run, the one round trip of an INSERT is quicker.
@@ -1050,7 +1053,7 @@ _CHANGES_BY_COLUMNS = (
     "SELECT (SELECT o.id FROM order_rows o WHERE o.run_no = s.run_no "
     "AND o.client_order_id = s.client_order_id), s.seq, s.status, s.previous, s.ts, s.reason, "
     "s.broker_order_id FROM unnest(%s::integer[], %s::varchar[], %s::integer[], "
-    "%s::varchar[], %s::varchar[], %s::timestamptz[], %s::text[], %s::varchar[]) "
+    "%s::smallint[], %s::smallint[], %s::timestamptz[], %s::text[], %s::varchar[]) "
     "WITH ORDINALITY AS s(run_no, client_order_id, seq, status, previous, ts, reason, "
     "broker_order_id, n) ORDER BY s.n"
 )

@@ -49,13 +49,13 @@ _IDS_AT_ONCE = 1000
 
 
 def _orders_of(run_id: str) -> Any:
-    """The row ids of the run's orders (the orders' unique index, read alone)."""
+    """The row ids of the run's orders (the orders' index by run, read alone)."""
     return select(col(OrderRow.id)).where(col(OrderRow.run_id) == run_id)
 
 
 def _order_range(s: Session, run_id: str) -> tuple[Any, Any]:
     """The lowest and highest row ids of the run's orders (``None``s without any),
-    from the orders' unique index."""
+    from the orders' index by run."""
     # id + 0: PostgreSQL took min(id) by walking the primary key from its start
     # until it met the run (most of the table for a late run), not the run's index.
     ids = col(OrderRow.id) + 0
@@ -69,7 +69,7 @@ def _changes_of(s: Session, run_id: str) -> Any:
     """A condition picking the status changes of the run's orders.
 
     The run's order rows span a range of ids (its batches, other runs' between
-    them): the range is read first, from the orders' unique index, so the
+    them): the range is read first, from the orders' index by run, so the
     changes are found through a range of their own index on either database,
     however many runs the ledger holds; the run's ids then pick them out.
     (Asked for the run's ids alone, PostgreSQL planned a scan of every run's

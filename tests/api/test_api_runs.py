@@ -72,7 +72,7 @@ def test_an_order_working_elsewhere_is_adopted_into_the_ledger_once(
     """Placed by another tool (not in the ledger): the first run adopts it, later ones follow."""
     client.post("/orders/stock", json=LIMIT_BUY)
     with sqlite3.connect(workdir / "ledger.db") as db:
-        for table in ("status_changes", "orders"):
+        for table in ("status_changes", "order_rows"):
             db.execute(f"DELETE FROM {table}")  # as if the ledger never heard of it
     [report] = client.get("/orders").json()
     cid = report["client_order_id"]

@@ -791,7 +791,7 @@ def test_status_changes_are_keyed_by_their_order_and_read_as_before(ledger_url: 
                 text(
                     "INSERT INTO status_changes (order_id, seq, status, ts, reason) "
                     "VALUES ((SELECT id FROM orders WHERE client_order_id = 'tp-2'), 4, "
-                    "'filled', :ts, '')"
+                    "7, :ts, '')"  # filled (migration 0023)
                 ),
                 {"ts": _ts_value(engine, "2026-01-02T00:09:00+00:00")},
             )
@@ -988,3 +988,85 @@ def _fill(execution_id: str, cid: str, at: dt.datetime) -> Any:
         price=Decimal("104.25"),
         ts=at,
     )
+
+
+def test_every_order_status_has_a_number() -> None:
+    """A status added to OrderStatus needs its number (and a migration naming it in
+    ``order_events``): the sink could not write it."""
+    from tradepipe.orders import OrderStatus
+    from tradepipe.plugins.ledger.schema import STATUS_CODES
+
+    assert set(STATUS_CODES) == {s.value for s in OrderStatus}
+    assert sorted(STATUS_CODES.values()) == list(range(len(STATUS_CODES)))
+
+
+def _changes(conn: Any) -> list[tuple[Any, ...]]:
+    rows = conn.execute(
+        text("SELECT id, client_order_id, seq, status, previous FROM order_events ORDER BY id")
+    )
+    return [tuple(r) for r in rows]
+
+
+def test_statuses_are_stored_as_numbers_and_read_as_names(ledger_url: str) -> None:
+    """Migration 0023: each change's statuses become numbers, ``order_events`` and
+    the summary name them as before; a downgrade writes the names back."""
+    _runs_at_0021(ledger_url)
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        command.upgrade(ledger_db._config(conn), "0022")
+        conn.execute(
+            text(
+                "INSERT INTO status_changes (order_id, seq, status, previous, ts, reason) "
+                "SELECT id, 2, 'partially_filled', 'submitted', ts, 'part' FROM status_changes "
+                "WHERE seq = 1"
+            )
+        )
+        before = _changes(conn)
+    assert [r[3:] for r in before] == [
+        ("submitted", None),
+        ("submitted", None),
+        ("partially_filled", "submitted"),
+        ("partially_filled", "submitted"),
+    ]
+    try:
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0023")
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT status, previous FROM status_changes ORDER BY id"))
+            assert [tuple(r) for r in stored] == [(2, None), (2, None), (6, 2), (6, 2)]
+            assert _changes(conn) == before
+        summary = Ledger(engine, "test").summary("r1")
+        assert summary["orders"]["open"] == 2
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0022")
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT status FROM status_changes ORDER BY id"))
+            assert [r[0] for r in stored] == [
+                "submitted",
+                "submitted",
+                "partially_filled",
+                "partially_filled",
+            ]
+            assert _changes(conn) == before
+    finally:
+        engine.dispose()
+
+
+def test_a_status_no_tradepipe_wrote_stops_the_upgrade_and_changes_nothing(
+    ledger_url: str,
+) -> None:
+    _runs_at_0021(ledger_url)
+    engine = create_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0022")
+            conn.execute(text("UPDATE status_changes SET previous = 'parked' WHERE id = 1"))
+            before = _changes(conn)
+        refused = pytest.raises(RuntimeError, match=r"does not know \('parked'\): nothing was")
+        with refused, engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0023")
+        assert revision(engine) == "0022"
+        with engine.connect() as conn:
+            assert _changes(conn) == before
+    finally:
+        engine.dispose()

@@ -11,6 +11,11 @@ runs and give the columns the tables had, in the same order, so everything
 reading them (and the ``verdicts`` and ``order_events`` views, made again over
 them) reads what it did. Rows keep their ids.
 
+The indexes change with them. A decision's and an order's index lead with its
+id and end with the run's number, so one index serves a lookup by the id
+alone and by the run and the id, where there were two; a run's decisions and
+orders are found through an index of run numbers alone, a few bytes an entry.
+
 A row whose run has no row in ``runs`` (none is written so, but a ledger could
 hold one) gets one, status ``unknown``, so that nothing is lost.
 
@@ -64,41 +69,76 @@ $$
 """
 
 #: Each view, its table, the time column a run made of its rows alone starts at,
-#: and the table's unique constraints and indexes (the run's column first, named
-#: as it is in that version).
+#: and the table's unique constraints and indexes before (``run_id``) and after
+#: (``run_no``): (name, columns). An index led by an id serves lookups by the id
+#: alone and by the run and the id; one by the run's number alone (a few bytes
+#: an entry) serves reading a run's rows.
 TABLES: dict[str, dict[str, Any]] = {
     "decisions": {
         "rows": "decision_rows",
         "time": "created_at",
-        "unique": [],
-        "indexes": [
-            ("ix_decisions_run_decision", ["RUN", "decision_id"], None),
-            ("ix_decisions_decision", ["decision_id"], None),
-        ],
+        "old": {
+            "unique": [],
+            "indexes": [
+                ("ix_decisions_run_decision", ["run_id", "decision_id"]),
+                ("ix_decisions_decision", ["decision_id"]),
+            ],
+        },
+        "new": {
+            "unique": [],
+            "indexes": [
+                ("ix_decisions_decision", ["decision_id", "run_no"]),
+                ("ix_decisions_run", ["run_no"]),
+            ],
+        },
     },
     "judgements": {
         "rows": "judgement_rows",
         "time": "ts",
-        "unique": [],
-        "indexes": [
-            ("ix_judgements_decision", ["decision_id"], None),
-            ("ix_judgements_denied", ["RUN", "denied_by"], DENIED),
-        ],
+        "old": {
+            "unique": [],
+            "indexes": [
+                ("ix_judgements_decision", ["decision_id"]),
+                ("ix_judgements_denied", ["run_id", "denied_by"]),
+            ],
+        },
+        "new": {
+            "unique": [],
+            "indexes": [
+                ("ix_judgements_decision", ["decision_id"]),
+                ("ix_judgements_denied", ["run_no", "denied_by"]),
+            ],
+        },
     },
     "orders": {
         "rows": "order_rows",
         "time": "created_at",
-        "unique": [("uq_orders_run_cid", ["RUN", "client_order_id"])],
-        "indexes": [
-            ("ix_orders_client_order", ["client_order_id"], None),
-            ("ix_orders_decision", ["decision_id"], None),
-        ],
+        "old": {
+            "unique": [("uq_orders_run_cid", ["run_id", "client_order_id"])],
+            "indexes": [
+                ("ix_orders_client_order", ["client_order_id"]),
+                ("ix_orders_decision", ["decision_id"]),
+            ],
+        },
+        "new": {
+            "unique": [("uq_orders_cid_run", ["client_order_id", "run_no"])],
+            "indexes": [
+                ("ix_orders_run", ["run_no"]),
+                ("ix_orders_decision", ["decision_id"]),
+            ],
+        },
     },
     "fills": {
         "rows": "fill_rows",
         "time": "ts",
-        "unique": [("uq_fills_run_exec", ["RUN", "execution_id"])],
-        "indexes": [("ix_fills_client_order_id", ["client_order_id"], None)],
+        "old": {
+            "unique": [("uq_fills_run_exec", ["run_id", "execution_id"])],
+            "indexes": [("ix_fills_client_order_id", ["client_order_id"])],
+        },
+        "new": {
+            "unique": [("uq_fills_run_exec", ["run_no", "execution_id"])],
+            "indexes": [("ix_fills_client_order_id", ["client_order_id"])],
+        },
     },
 }
 
@@ -133,33 +173,26 @@ def _columns(bind: Any, table: str) -> list[sa.Column[Any]]:
 
 
 def _create(
-    bind: Any, name: str, spec: dict[str, Any], run: sa.Column[Any], columns: list[Any]
+    bind: Any, name: str, keys: dict[str, Any], run: sa.Column[Any], columns: list[Any]
 ) -> None:
     """Make table ``name`` with ``run`` as its run's column (its unique constraints
     on SQLite, where they are part of the table)."""
     unique = []
     if bind.dialect.name == "sqlite":
-        unique = [
-            sa.UniqueConstraint(*[run.name if c == "RUN" else c for c in cols], name=n)
-            for n, cols in spec["unique"]
-        ]
+        unique = [sa.UniqueConstraint(*cols, name=n) for n, cols in keys["unique"]]
     op.create_table(name, sa.Column("id", sa.Integer(), primary_key=True), run, *columns, *unique)
 
 
-def _index(bind: Any, table: str, spec: dict[str, Any], run: str) -> None:
+def _index(bind: Any, table: str, keys: dict[str, Any]) -> None:
     """``table``'s indexes, and on PostgreSQL its unique constraints (whose names
     are its schema's: the table that had them must be gone)."""
     if bind.dialect.name == "postgresql":
-        for name, cols in spec["unique"]:
-            op.create_unique_constraint(name, table, [run if c == "RUN" else c for c in cols])
-    for name, cols, where in spec["indexes"]:
-        op.create_index(
-            name,
-            table,
-            [run if c == "RUN" else c for c in cols],
-            sqlite_where=where,
-            postgresql_where=where,
-        )
+        for name, cols in keys["unique"]:
+            op.create_unique_constraint(name, table, cols)
+    for name, cols in keys["indexes"]:
+        # Only the denials, which a run's summary counts by filter.
+        where = DENIED if name == "ix_judgements_denied" else None
+        op.create_index(name, table, cols, sqlite_where=where, postgresql_where=where)
 
 
 def _restart_ids(bind: Any, table: str) -> None:
@@ -244,7 +277,7 @@ def upgrade() -> None:
         columns = _columns(bind, view)
         names = [c.name for c in columns if c.name != "run_id"]
         run = sa.Column("run_no", sa.Integer(), nullable=False)
-        _create(bind, spec["rows"], spec, run, [c for c in columns if c.name != "run_id"])
+        _create(bind, spec["rows"], spec["new"], run, [c for c in columns if c.name != "run_id"])
         listed = ", ".join(names)
         old = ", ".join(f"{view}.{n}" for n in names)
         op.execute(
@@ -253,7 +286,7 @@ def upgrade() -> None:
             f"JOIN runs ON runs.run_id = {view}.run_id ORDER BY {view}.id"
         )
         op.drop_table(view)
-        _index(bind, spec["rows"], spec, "run_no")
+        _index(bind, spec["rows"], spec["new"])
         _restart_ids(bind, spec["rows"])
         # The columns in the order the table had them.
         shown = ", ".join(
@@ -277,7 +310,7 @@ def downgrade() -> None:
         names = [c.name for c in columns if c.name != "run_no"]
         run = sa.Column("run_id", sa.String(64), nullable=False)
         restored = f"{view}_restored"
-        _create(bind, restored, spec, run, [c for c in columns if c.name != "run_no"])
+        _create(bind, restored, spec["old"], run, [c for c in columns if c.name != "run_no"])
         listed = ", ".join(names)
         op.execute(
             f"INSERT INTO {restored} (id, run_id, {listed}) SELECT id, run_id, {listed} "
@@ -290,7 +323,7 @@ def downgrade() -> None:
             # The names the table had before 0022.
             op.execute(f"ALTER SEQUENCE {restored}_id_seq RENAME TO {view}_id_seq")
             op.execute(f"ALTER INDEX {restored}_pkey RENAME TO {view}_pkey")
-        _index(bind, view, spec, "run_id")
+        _index(bind, view, spec["old"])
         _restart_ids(bind, view)
     if bind.dialect.name == "sqlite":
         op.execute("DROP TRIGGER runs_run_no")
