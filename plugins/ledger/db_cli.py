@@ -45,11 +45,30 @@ def _engine(app: AppContext) -> tuple[Engine, str]:
 @pass_app
 def current(app: AppContext, as_json: bool) -> None:
     """Show the ledger's schema revision and the newest this tradepipe knows."""
-    engine, where = _engine(app)
     try:
-        found = revision(engine)
-    finally:
-        engine.dispose()
+        engine, where = _engine(app)
+        try:
+            found = revision(engine)
+        finally:
+            engine.dispose()
+    except PersistenceError as exc:
+        if not as_json:
+            raise
+        # A script reading the JSON gets JSON: the state says why there is no revision.
+        message = str(exc) if app.redaction is None else app.redaction.redact(str(exc))
+        sink = ledger_sink(app.settings, app.host, required=True)
+        print_json(
+            {
+                "ledger": sink.where,
+                "revision": None,
+                "head": head(),
+                "up_to_date": False,
+                "state": "error",
+                "error": message,
+            }
+        )
+        click.echo(f"error: {message}", err=True)
+        raise SystemExit(1) from None
     where_it_stands = state(found)
     data = {
         "ledger": where,

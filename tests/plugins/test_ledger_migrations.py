@@ -827,7 +827,10 @@ def test_status_changes_go_back_to_their_rows_on_a_downgrade(ledger_url: str) ->
     _upgraded_reads(ledger_url, before, _event_rows)
 
 
-@pytest.mark.parametrize("command", [("db", "current"), ("db", "upgrade"), ("ledger", "runs")])
+@pytest.mark.parametrize(
+    "command",
+    [("db", "current"), ("db", "current", "--json"), ("db", "upgrade"), ("ledger", "runs")],
+)
 def test_a_ledger_that_cannot_be_reached_or_opened_is_one_clear_line(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
 ) -> None:
@@ -840,11 +843,19 @@ def test_a_ledger_that_cannot_be_reached_or_opened_is_one_clear_line(
         (no_driver, "its driver pg8000 is not installed"),
     ):
         tp = _tp(tmp_path, url.render_as_string(hide_password=False), monkeypatch)
-        code, _out, err = tp(*command)
+        code, out, err = tp(*command)
         assert code == 1, err
         assert err.startswith("error: cannot open the ledger at ") and said in err
         assert len(err.strip().splitlines()) == 1, err  # no link to a background page
         assert "internal error" not in err and "pw-not-shown" not in err
+        if "--json" in command:  # a script reading the JSON still gets JSON
+            answer = json.loads(out)
+            assert (answer["state"], answer["revision"], answer["up_to_date"]) == (
+                "error",
+                None,
+                False,
+            )
+            assert said in answer["error"] and "pw-not-shown" not in out
 
 
 #: What the four tables hold at 0021, as rows of their views give them back.
