@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy import select
 from sqlmodel import Session, col
 from tradepipe.money import fmt
@@ -188,7 +189,8 @@ def _chain(s: Session, run_id: str, decision_id: str) -> dict[str, Any]:
     ).all()
     return {
         "run_id": run_id,
-        "started_at": run.started_at.isoformat() if run else None,
+        # As every other time in the JSON: a UTC one ends in Z.
+        "started_at": to_jsonable_python(run.started_at) if run else None,
         "decision_id": decision_id,
         "approvals": [w.model_dump(mode="json", exclude={"decision"}) for w in waited],
         "decision": (

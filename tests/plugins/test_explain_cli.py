@@ -80,6 +80,10 @@ def test_explain_a_sent_order_by_decision_and_by_client_order_id(workdir: Path) 
     [order] = chain["orders"]
     assert order["order"]["quantity"] == "6"
     assert [e["status"] for e in order["events"]][:2] == ["submitted", "accepted"]
+    # Its times are written as every --json output writes them.
+    [run] = json.loads(invoke("ledger", "runs", "--json").stdout)
+    assert chain["started_at"] == run["started_at"]
+    assert chain["started_at"].endswith("Z") and chain["decision"]["created_at"].endswith("Z")
     cid = order["order"]["client_order_id"]
     by_cid = invoke("explain", cid, "--json")
     assert json.loads(by_cid.stdout) == [chain]
