@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 #: The namespace of reconciliation runs, which only correct earlier runs.
 RECONCILE_NAMESPACE = "reconcile"
+#: The namespace (and account) of a run migration 0022 made for rows whose run
+#: had no row: never the latest run, and its orders are neither settled nor followed.
+ORPHANED = "(rows without a run)"
 
 
 def ledger_sink(settings: Any, host: Any, *, required: bool = False) -> Any:
@@ -195,7 +198,7 @@ class Ledger:
                 with self._session() as s:
                     stmt = (
                         select(RunRow)
-                        .where(col(RunRow.namespace) != RECONCILE_NAMESPACE)
+                        .where(col(RunRow.namespace).not_in([RECONCILE_NAMESPACE, ORPHANED]))
                         .order_by(col(RunRow.started_at).desc())
                         .limit(1)
                     )
@@ -323,7 +326,7 @@ class Ledger:
         """
         try:
             with self._session() as s:
-                which = col(RunRow.run_id) != exclude_run
+                which = (col(RunRow.run_id) != exclude_run) & (col(RunRow.namespace) != ORPHANED)
                 if namespace is not None:
                     which = which & (col(RunRow.namespace) == namespace)
                 if account is not None:

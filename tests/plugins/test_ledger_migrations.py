@@ -951,16 +951,24 @@ def test_runs_are_numbered_and_their_rows_read_as_before(ledger_url: str) -> Non
     try:
         with engine.connect() as conn:
             assert _run_rows(conn) == before
-            runs = conn.execute(text("SELECT run_id, run_no, status FROM runs ORDER BY run_no"))
+            runs = conn.execute(
+                text("SELECT run_id, run_no, status, namespace, account FROM runs ORDER BY run_no")
+            )
+            orphaned = "(rows without a run)"
             assert [tuple(r) for r in runs] == [
-                ("r2", 1, "completed"),
-                ("r1", 2, "completed"),
-                ("r9", 3, "unknown"),
+                ("r2", 1, "completed", "ns", None),
+                ("r1", 2, "completed", "ns", None),
+                ("r9", 3, "unknown", orphaned, orphaned),
             ]
             numbers = conn.execute(text("SELECT run_no FROM decision_rows ORDER BY id")).all()
             assert numbers == [(2,), (1,), (2,)]
             numbers = conn.execute(text("SELECT run_no FROM fill_rows ORDER BY id")).all()
             assert numbers == [(2,), (2,), (3,)]
+        # Made for its rows, r9 is no run a person means by "the last run" (r1 is), and
+        # its orders are never settled or followed, as before.
+        found = Ledger(engine, "test")
+        assert found.run() is not None and found.run().run_id == "r1"  # type: ignore[union-attr]
+        assert "r9" not in {u.run_id for u in found.unsettled(None)}
         sink = SqlSink(SqlSink.Settings(url=ledger_url, writer="inline"))
         at = dt.datetime(2026, 1, 4, tzinfo=dt.UTC)
         run = _run("r4", at)
@@ -981,6 +989,9 @@ def test_runs_are_numbered_and_their_rows_read_as_before(ledger_url: str) -> Non
             assert _run_rows(conn) == after
         assert revision(engine) == "0021"
         assert "run_no" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+        with engine.connect() as conn:  # the run made for r9's rows is gone with it
+            runs = conn.execute(text("SELECT run_id FROM runs ORDER BY run_id")).scalars()
+            assert list(runs) == ["r1", "r2", "r4"]
     finally:
         engine.dispose()
     _upgraded_reads(ledger_url, after, _run_rows)
@@ -1073,7 +1084,7 @@ def test_a_status_no_tradepipe_wrote_stops_the_upgrade_and_changes_nothing(
             command.upgrade(ledger_db._config(conn), "0022")
             conn.execute(text("UPDATE status_changes SET previous = 'parked' WHERE id = 1"))
             before = _changes(conn)
-        refused = pytest.raises(RuntimeError, match=r"does not know \('parked'\): nothing was")
+        refused = pytest.raises(PersistenceError, match=r"does not know \('parked'\): nothing was")
         with refused, engine.begin() as conn:
             command.upgrade(ledger_db._config(conn), "0023")
         assert revision(engine) == "0022"
@@ -1081,3 +1092,53 @@ def test_a_status_no_tradepipe_wrote_stops_the_upgrade_and_changes_nothing(
             assert _changes(conn) == before
     finally:
         engine.dispose()
+
+
+def test_a_run_keeps_its_row_while_the_ledger_holds_its_rows(ledger_url: str) -> None:
+    """Deleting a run's row by hand would leave its rows naming a number the next run
+    takes: the database refuses, and nothing changes. A run without rows can go."""
+    from tradepipe.plugins.ledger.sink import SqlSink
+
+    sink = SqlSink(SqlSink.Settings(url=ledger_url, writer="inline"))
+    at = dt.datetime(2026, 1, 4, tzinfo=dt.UTC)
+    for run_id, fills in (("r1", 1), ("r2", 0)):
+        run = _run(run_id, at)
+        sink.open(run)
+        for n in range(fills):
+            sink.record_fill(_fill(f"e{n}", "tp-4", at))
+        sink.close(run, bars=0, status="completed")
+    engine = create_engine(ledger_url)
+    try:
+        refused = pytest.raises(
+            Exception, match="cannot be deleted while the ledger holds its rows"
+        )
+        with refused, engine.begin() as conn:
+            conn.execute(text("DELETE FROM runs WHERE run_id = 'r1'"))
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM runs WHERE run_id = 'r2'"))
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT run_id FROM runs")).scalars().all() == ["r1"]
+            assert conn.execute(text("SELECT run_id, execution_id FROM fills")).all() == [
+                ("r1", "e0")
+            ]
+    finally:
+        engine.dispose()
+
+
+def test_a_status_no_tradepipe_wrote_is_one_clear_error_from_any_command(
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _runs_at_0021(ledger_url)
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE status_changes SET status = 'parked' WHERE id = 1"))
+    engine.dispose()
+    tp = _tp(tmp_path, ledger_url, monkeypatch)
+    code, _out, err = tp("ledger", "runs")
+    assert code == 1
+    last = err.strip().splitlines()[-1]  # after the upgrade's warnings
+    assert last.startswith("error: the ledger's status changes hold statuses this tradepipe")
+    assert "internal error" not in err and "('parked')" in err
+    engine = create_engine(ledger_url)
+    assert revision(engine) == "0021"
+    engine.dispose()
