@@ -8,7 +8,7 @@ accumulate in ``tradepipe.db``, and prints one JSON line per replay: its
 seconds (the run, its last commit and its summary), the CPU of the pipeline's
 process and of the ledger's writer process, what the writer wrote to disk
 (the kernel's count of 512-byte blocks; on Linux) and the ledger's size after
-it. Without ``--ledger`` the file is a temporary one, removed at the end.
+it, in MB and in bytes an order. Without ``--ledger`` the file is a temporary one, removed at the end.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ def one(ledger: Path, orders: int, number: int) -> dict[str, object]:
         "writer_cpu": round(kids.ru_utime - kids0.ru_utime + kids.ru_stime - kids0.ru_stime, 2),
         "writer_blocks_out": kids.ru_oublock - kids0.ru_oublock,
         "ledger_mb": round(ledger.stat().st_size / 2**20),
+        # The whole file over every order written to it so far.
+        "bytes_per_order": round(ledger.stat().st_size / (orders * number)),
         "bars": result.bars,
     }
 
