@@ -8,7 +8,8 @@ accumulate in ``tradepipe.db``, and prints one JSON line per replay: its
 seconds (the run, its last commit and its summary), the CPU of the pipeline's
 process and of the ledger's writer process, what the writer wrote to disk
 (the kernel's count of 512-byte blocks; on Linux) and the ledger's size after
-it, in MB and in bytes an order. Without ``--ledger`` the file is a temporary one, removed at the end.
+it, in MB and in bytes an order. Without ``--ledger`` the file is a temporary
+one, removed at the end.
 """
 
 from __future__ import annotations
