@@ -132,17 +132,60 @@ def upgrade(engine: Engine) -> tuple[str | None, str] | None:
     :raises PersistenceError: the ledger is newer than this tradepipe.
     """
     target = head()
+    if revision(engine) == target:
+        return None  # as a rule: nothing to lock
     for attempt in range(2):
         try:
             with engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+                _lock(conn)
                 return _upgrade(conn, target)
         except SQLAlchemyError:
             # Another process may have been migrating the same ledger: look again.
             if attempt or revision(engine) != target:
                 raise
     return None
+
+
+def _lock(conn: Connection) -> None:
+    """Hold the ledger for a migration, in the transaction ``conn`` is in.
+
+    PostgreSQL: an advisory lock, so two processes never migrate at once. SQLite:
+    the whole migration goes inside one transaction begun here, holding the
+    database (Python's sqlite3 would otherwise commit each change of the schema
+    on its own, so a migration that failed half way would stay half done).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: The views the migrations make; any other would stop one that rebuilds a table.
+OUR_VIEWS = frozenset({"verdicts", "order_events", "decisions", "judgements", "orders", "fills"})
+
+
+def _refuse_to_migrate(conn: Connection, current: str) -> None:
+    """Refuse to move the schema while a run on this host still writes to the
+    ledger (its writes would fail against the new tables), or while views a user
+    made over the ledger stand (a rebuilt table cannot keep them)."""
+    found = inspect(conn)
+    theirs = sorted(set(found.get_view_names()) - OUR_VIEWS)
+    if theirs:
+        raise PersistenceError(
+            f"the ledger holds views tradepipe did not make ({', '.join(theirs)}): drop them "
+            f"before its schema moves from {current}, and make them again after; "
+            "nothing was changed"
+        )
+    columns = {c["name"] for c in found.get_columns("runs")}
+    if {"status", "host", "pid", "pid_started"} <= columns:
+        from tradepipe.plugins.ledger.sink import runs_here
+
+        running = next((r for r, alive in runs_here(conn).items() if alive is not None), None)
+        if running:
+            raise PersistenceError(
+                f"run {running} is still running against the ledger, whose schema must move "
+                f"from {current}: stop it first; nothing was changed"
+            )
 
 
 def _upgrade(conn: Connection, target: str) -> tuple[str | None, str] | None:
@@ -166,6 +209,7 @@ def _upgrade(conn: Connection, target: str) -> tuple[str | None, str] | None:
     if current is None:
         log.info("ledger at %s: creating its tables (schema %s)", where, target)
     else:
+        _refuse_to_migrate(conn, current)
         log.warning("ledger at %s: upgrading its schema from %s to %s", where, current, target)
     command.upgrade(config, target)
     return current, target
@@ -215,12 +259,12 @@ def downgrade(engine: Engine, target: str) -> tuple[str, str]:
     :raises PersistenceError: the ledger's schema or ``target`` is unknown, or not older.
     """
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        _lock(conn)
         current = MigrationContext.configure(conn).get_current_revision()
         if current is None:
             raise PersistenceError("the ledger has no schema revision: nothing to take back")
         undone(current, target)
+        _refuse_to_migrate(conn, current)
         log.warning(
             "ledger at %s: downgrading its schema from %s to %s",
             shown(str(conn.engine.url)),

@@ -867,9 +867,9 @@ _VIEWS = {
 }
 
 
-def _runs_at_0021(url: str) -> None:
+def _runs_at_0021(url: str, orphan: bool = True) -> None:
     """Two runs' decisions, judgings, orders, changes and fills, interleaved (runs
-    share a ledger), r2 started first; and a fill whose run has no row."""
+    share a ledger), r2 started first; and (``orphan``) a fill whose run has no row."""
     engine = create_engine(url)
     ts = "'2026-01-02T00:00:00+00:00'"
     with engine.begin() as conn:
@@ -913,7 +913,8 @@ def _runs_at_0021(url: str) -> None:
                         .replace("'101.25'", f"'10{n}.25'")
                     )
                 )
-        conn.execute(text(ROWS["fills"].replace("'r1', 'e1'", "'r9', 'e9'")))
+        if orphan:
+            conn.execute(text(ROWS["fills"].replace("'r1', 'e1'", "'r9', 'e9'")))
     engine.dispose()
 
 
@@ -1128,7 +1129,9 @@ def test_a_run_keeps_its_row_while_the_ledger_holds_its_rows(ledger_url: str) ->
 def test_a_status_no_tradepipe_wrote_is_one_clear_error_from_any_command(
     ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _runs_at_0021(ledger_url)
+    # No row without its run: the upgrade's first statements then change only the
+    # schema, which Python's sqlite3 would commit one by one outside a transaction.
+    _runs_at_0021(ledger_url, orphan=False)
     engine = create_engine(ledger_url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE status_changes SET status = 'parked' WHERE id = 1"))
@@ -1140,5 +1143,51 @@ def test_a_status_no_tradepipe_wrote_is_one_clear_error_from_any_command(
     assert last.startswith("error: the ledger's status changes hold statuses this tradepipe")
     assert "internal error" not in err and "('parked')" in err
     engine = create_engine(ledger_url)
+    try:
+        assert revision(engine) == "0021"
+        # Nothing of the upgrade stayed (SQLite too: the whole of it was one transaction).
+        assert "run_no" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+        assert "orders" in inspect(engine).get_table_names()
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE status_changes SET status = 'submitted' WHERE id = 1"))
+    finally:
+        engine.dispose()
+    assert tp("db", "upgrade")[0] == 0
+    assert tp("ledger", "runs")[0] == 0
+
+
+def test_a_users_own_view_or_a_run_still_going_stops_the_upgrade_and_changes_nothing(
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A view a user made over a table the upgrade rebuilds, or a run of an older
+    tradepipe still writing on this machine, would break (the view, the run):
+    the upgrade is refused, saying why, and the ledger stays as it was."""
+    from tradepipe.process import this_process
+
+    _runs_at_0021(ledger_url)
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE VIEW my_events AS SELECT * FROM order_events"))
+    tp = _tp(tmp_path, ledger_url, monkeypatch)
+    code, _out, err = tp("db", "upgrade")
+    assert code == 1
+    assert "views tradepipe did not make (my_events): drop them" in err
     assert revision(engine) == "0021"
+    me = this_process()
+    with engine.begin() as conn:
+        conn.execute(text("DROP VIEW my_events"))
+        conn.execute(
+            text(
+                "UPDATE runs SET status = 'running', host = :host, pid = :pid, "
+                "pid_started = :started WHERE run_id = 'r1'"
+            ),
+            {"host": me.host, "pid": me.pid, "started": me.started},
+        )
+    code, _out, err = tp("ledger", "runs")
+    assert code == 1
+    assert "run r1 is still running against the ledger, whose schema must move from 0021" in err
+    assert revision(engine) == "0021"
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE runs SET status = 'completed' WHERE run_id = 'r1'"))
     engine.dispose()
+    assert tp("db", "upgrade")[0] == 0
