@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from tradepipe import PersistenceError
 from tradepipe.plugins.ledger import migrations
+from tradepipe.plugins.ledger.running import runs_here
 
 log = logging.getLogger("tradepipe.plugins.ledger.queries")
 
@@ -178,8 +179,6 @@ def _refuse_to_migrate(conn: Connection, current: str) -> None:
         )
     columns = {c["name"] for c in found.get_columns("runs")}
     if {"status", "host", "pid", "pid_started"} <= columns:
-        from tradepipe.plugins.ledger.sink import runs_here
-
         running = next((r for r, alive in runs_here(conn).items() if alive is not None), None)
         if running:
             raise PersistenceError(

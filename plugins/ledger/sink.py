@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from tradepipe import (
     AccountSummary,
@@ -40,6 +40,7 @@ from tradepipe.lifecycle import Opening
 from tradepipe.orders import Side
 from tradepipe.plugins.ledger import schema
 from tradepipe.plugins.ledger.db import open_engine, reason, shown, sqlite_pragmas
+from tradepipe.plugins.ledger.running import runs_here
 from tradepipe.plugins.ledger.tally import RunTally
 from tradepipe.plugins.ledger.writer import (
     Bulk,
@@ -48,7 +49,7 @@ from tradepipe.plugins.ledger.writer import (
     WriterProcess,
     write_bulk,
 )
-from tradepipe.process import ProcessId, is_alive, this_process
+from tradepipe.process import this_process
 from tradepipe.risk import Outcome
 from tradepipe.sink import Unsettled, account_of
 
@@ -1015,23 +1016,6 @@ _s = str
 
 def _identity(value: Any) -> Any:
     return value
-
-
-def runs_here(conn: Connection) -> dict[str, ProcessId | None]:
-    """The runs the ledger says are running on this host, each with its process
-    while that is alive (``None``: gone, the run was killed)."""
-    runs = schema.RunRow.__table__  # type: ignore[attr-defined]
-    host = this_process().host
-    rows = conn.execute(
-        select(runs.c.run_id, runs.c.pid, runs.c.pid_started).where(
-            (runs.c.status == "running") & (runs.c.host == host) & runs.c.pid.is_not(None)
-        )
-    ).all()
-    out: dict[str, ProcessId | None] = {}
-    for run_id, pid, started in rows:
-        process = ProcessId(host, pid, started)
-        out[run_id] = process if is_alive(process) else None
-    return out
 
 
 #: An order status's number in ``status_changes`` (migration 0023).
