@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from tradepipe import PersistenceError
 from tradepipe.plugins.ledger import migrations
-from tradepipe.plugins.ledger.running import runs_here
+from tradepipe.plugins.ledger.running import one_running_here
 
 log = logging.getLogger("tradepipe.plugins.ledger.queries")
 
@@ -179,7 +179,7 @@ def _refuse_to_migrate(conn: Connection, current: str) -> None:
         )
     columns = {c["name"] for c in found.get_columns("runs")}
     if {"status", "host", "pid", "pid_started"} <= columns:
-        running = next((r for r, alive in runs_here(conn).items() if alive is not None), None)
+        running = one_running_here(conn)
         if running:
             raise PersistenceError(
                 f"run {running} is still running against the ledger, whose schema must move "

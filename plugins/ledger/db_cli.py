@@ -20,7 +20,7 @@ from tradepipe.plugins.ledger.db import (
     upgrade,
 )
 from tradepipe.plugins.ledger.queries import ledger_sink
-from tradepipe.plugins.ledger.running import runs_here
+from tradepipe.plugins.ledger.running import one_running_here
 
 
 @click.group("db")
@@ -167,5 +167,4 @@ def downgrade_command(app: AppContext, target: str, yes: bool) -> None:
 def _running_here(engine: Engine) -> str | None:
     """A run still going on this host whose process is alive, if one is."""
     with engine.connect() as conn:
-        found = runs_here(conn)
-    return next((run_id for run_id, alive in found.items() if alive is not None), None)
+        return one_running_here(conn)

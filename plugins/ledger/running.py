@@ -22,3 +22,8 @@ def runs_here(conn: Connection) -> dict[str, ProcessId | None]:
         process = ProcessId(host, pid, started)
         out[run_id] = process if is_alive(process) else None
     return out
+
+
+def one_running_here(conn: Connection) -> str | None:
+    """A run still going on this host whose process is alive, if one is."""
+    return next((run_id for run_id, alive in runs_here(conn).items() if alive is not None), None)
