@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from tradepipe import PersistenceError
-from tradepipe.plugins.ledger import migrations
+from tradepipe.plugins.ledger import migrations, schema
 from tradepipe.plugins.ledger.running import one_running_here
 
 log = logging.getLogger("tradepipe.plugins.ledger.queries")
@@ -161,8 +161,9 @@ def _lock(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-#: The views the migrations make; any other would stop one that rebuilds a table.
-OUR_VIEWS = frozenset({"verdicts", "order_events", "decisions", "judgements", "orders", "fills"})
+#: The views the migrations make (those the schema reads through); any other
+#: would stop one that rebuilds a table.
+OUR_VIEWS = frozenset(schema.views.tables)
 
 
 def _refuse_to_migrate(conn: Connection, current: str) -> None:
