@@ -229,7 +229,9 @@ _DENIED = text("denied_by IS NOT NULL")
 class VerdictHeadRow(_Ledger, table=True):
     """What a run's verdicts repeat: a filter's place and name, the outcome and the
     reason, numbered from 0 within the run. A judging's verdicts name theirs by its
-    number (migration 0020)."""
+    number (migration 0020). A head may hold the names of its verdicts' figures
+    too, as a JSON list (migration 0024): its verdicts then write only the values.
+    """
 
     __tablename__ = "verdict_heads"
 
@@ -239,6 +241,7 @@ class VerdictHeadRow(_Ledger, table=True):
     filter: str
     outcome: str
     reason: str = Field(sa_type=Text)
+    figures: str | None = Field(default=None, sa_type=Text)
 
 
 class JudgementRow(_View, table=True):
@@ -250,7 +253,10 @@ class JudgementRow(_View, table=True):
 
     * ``[head, figures]``: its place, filter, outcome and reason are the run's
       :class:`VerdictHeadRow` numbered ``head``, and it left the judging's
-      ``quantity`` as it was;
+      ``quantity`` as it was; ``figures`` is an object, or, where the head names
+      the figures, a list of their values (a decimal or plain text a string, an
+      integer a number, ``true``, ``false``, ``null``, anything else a list of
+      one string, its JSON text);
     * ``[head, figures, quantity before, quantity after]``: the same, with its
       own quantities (decimal text);
     * ``[seq, filter, outcome, reason, quantity before, quantity after, figures]``:

@@ -76,6 +76,13 @@ MOST_VERDICTS = 1000
 MOST_HEADS = 10_000
 
 
+#: A verdict head: place, filter, outcome, reason and its figures' names (None
+#: for a head whose verdicts write their figures as an object).
+_HeadKey = tuple[int, str, Outcome, str, tuple[str, ...] | None]
+#: What a run past :data:`MOST_HEADS` gets for a new head: none.
+_NO_HEAD: tuple[str | None, bool] = (None, False)
+
+
 def _clean(text: str) -> str:
     """``text`` with NUL and lone surrogates as U+FFFD: SQLite's JSON functions cut
     a string at a NUL, and neither database's JSON takes a lone surrogate."""
@@ -136,6 +143,51 @@ def _figures(figures: dict[str, Any]) -> tuple[str, bool]:
             parts.append(f"{name}:{text}")
     text = "{" + ",".join(parts) + "}"
     return text, finite and "\\u" not in text
+
+
+#: Integers a values list holds as numbers: SQLite reads larger ones as floats.
+_BIG = 2**63
+
+
+def _values(figures: dict[str, Any]) -> str | None:
+    """JSON of a verdict's figures as a list of their values, for a head that names
+    them (migration 0024), or None where a value needs the object (a float that is
+    not finite, text with an escaped character, a type without a JSON form).
+
+    A decimal or plain text is a JSON string, an integer (within 64 bits) a number,
+    true, false and null themselves; anything else a list of one string, its JSON
+    text as the object would hold it: SQLite reads a float's number back through a
+    double, and prints it with 15 digits.
+    """
+    parts = []
+    for value in figures.values():
+        kind = type(value)
+        if kind is Decimal:
+            parts.append(f'"{value!s}"')
+        elif kind is float:
+            if not _isfinite(value):
+                return None
+            parts.append(f'["{value!r}"]')
+        elif kind is int:
+            parts.append(f"{value}" if -_BIG < value < _BIG else f'["{value}"]')
+        elif kind is str:
+            text = _text(value)
+            if "\\" in text:
+                return None
+            parts.append(text)
+        elif value is None:
+            parts.append("null")
+        elif kind is bool:
+            parts.append("true" if value else "false")
+        else:
+            return None
+    return "[" + ",".join(parts) + "]"
+
+
+def _plain_names(names: tuple[str, ...]) -> bool:
+    """Whether a head may hold ``names``: some, each its own JSON text between
+    quotes (the ``verdicts`` view quotes them so)."""
+    return bool(names) and all(_text(name) == f'"{name}"' for name in names)
 
 
 def _figures_json(figures: dict[str, Any]) -> str:
@@ -223,7 +275,7 @@ class SqlSink(Sink):
         self._quantity: Decimal = Decimal(0)
         self._quantity_text = "0"
         #: The verdict heads this run has numbered, and their numbers (as text).
-        self._heads: dict[tuple[int, str, Outcome, str], str] = {}
+        self._heads: dict[_HeadKey, tuple[str | None, bool]] = {}
         #: The order recorded last (run, client order id, time as written), and whether
         #: its changes at that time are written without it (SQLite: see
         #: record_order_event).
@@ -525,12 +577,17 @@ class SqlSink(Sink):
             self._quantity = quantity_before
             self._quantity_text = str(quantity_before)
         self._judged_seq = seq
-        text, plain = _figures(figures)
-        if not plain:
-            text = _text(text)
-        head = self._heads.get((seq, filter, outcome, reason))
-        if head is None:
-            head = self._new_head(seq, filter, outcome, reason)
+        key: _HeadKey = (seq, filter, outcome, reason, tuple(figures))
+        found = self._heads.get(key) or self._new_head(key)
+        text = _values(figures) if found[1] else None
+        if text is None:
+            text, plain = _figures(figures)
+            if not plain:
+                text = _text(text)
+            if found[1]:  # values a list cannot carry: a head without the names
+                key = (seq, filter, outcome, reason, None)
+                found = self._heads.get(key) or self._new_head(key)
+        head = found[0]
         if head is None:
             judging.append(
                 f"[{seq},{_names.get(filter) or _name_json(filter)},{_OUTCOMES[outcome]},"
@@ -548,15 +605,17 @@ class SqlSink(Sink):
             if self._tally is not None:
                 self._tally.denial(filter, _storable(reason))  # as it is read back
 
-    def _new_head(self, seq: int, filter: str, outcome: Outcome, reason: str) -> str | None:
-        """Number a head (place, filter, outcome, reason) new to this run and buffer
-        its row; None once the run has :data:`MOST_HEADS` (its verdicts are then
-        written out in full)."""
+    def _new_head(self, key: _HeadKey) -> tuple[str | None, bool]:
+        """Number a head (place, filter, outcome, reason, figure names) new to this
+        run and buffer its row: its number as text, and whether its verdicts write
+        their figures' values only (it names them). No number once the run has
+        :data:`MOST_HEADS` (its verdicts are then written out in full)."""
         heads = self._heads
         if len(heads) >= MOST_HEADS:
-            return None
-        number = str(len(heads))
-        heads[seq, filter, outcome, reason] = number
+            return _NO_HEAD
+        seq, filter, outcome, reason, names = key
+        compact = names is not None and _plain_names(names)
+        found = heads[key] = (str(len(heads)), compact)
         # Buffered without starting a batch: a batch now would cut the judging in two.
         # (Values as the full form takes them too: a reason may be None, an outcome
         # its text.)
@@ -568,10 +627,11 @@ class SqlSink(Sink):
                 _storable(filter),
                 Outcome(outcome).value,
                 _storable(reason or ""),
+                _dumps(list(names), separators=(",", ":")) if compact and names else None,
             )
         )
         self._count += 1
-        return number
+        return found
 
     def _close_judging(self, denied_by: str | None) -> None:
         """Buffer the open judging's row (``denied_by``: the filter that denied)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -528,6 +529,68 @@ def test_verdicts_naming_heads_are_written_out_again_on_a_downgrade(ledger_url: 
     _upgraded_reads(url, before, _verdict_rows)
 
 
+def test_figure_names_go_back_into_each_verdict_on_a_downgrade(ledger_url: str) -> None:
+    """Migration 0024: a head names its verdicts' figures and they write values only.
+    Verdicts written before it keep their objects and read as before; a downgrade to
+    0023 writes each object out again, as the text it was, and drops the names."""
+    from tradepipe.plugins.ledger.sink import SqlSink
+    from tradepipe.risk import Outcome, RiskVerdict
+
+    _verdicts_at_0017(ledger_url)  # verdicts from before heads, in full
+    engine = _judge_in_a_new_run(ledger_url)  # naming heads, and now their figures
+    at = dt.datetime(2026, 1, 4, tzinfo=dt.UTC)
+    odd = {"price": Decimal("1.50"), "x": 0.1 + 0.2, "big": 10**20, "on": True, "no": None}
+    sink = SqlSink(SqlSink.Settings(url=ledger_url, writer="inline"))
+    sink.open(_run("r4", at))
+    for n, figures in enumerate([odd, {**odd, "x": math.nan}, odd]):
+        sink.record_verdict(
+            RiskVerdict(
+                decision_id=f"d{n}",
+                client_order_id=f"tp-{n}",
+                filter="max_position_value",
+                seq=1,
+                outcome=Outcome.PASS,
+                reason="",
+                quantity_before=Decimal(7),
+                quantity_after=Decimal(7),
+                figures=figures,
+                ts=at,
+            )
+        )
+    sink.close(_run("r4", at), bars=0, status="completed")
+    read = "SELECT run_id, decision_id, seq, filter, figures FROM verdicts ORDER BY run_id, id"
+    try:
+        with engine.connect() as conn:
+            before = conn.execute(text(read)).all()
+            named = conn.execute(
+                text("SELECT run_id, figures FROM verdict_heads WHERE figures IS NOT NULL")
+            ).all()
+        assert sorted(set(named)) == [
+            ("r3", '["price"]'),
+            ("r4", '["price","x","big","on","no"]'),
+        ]
+        assert [row.figures for row in before if row.run_id == "r4"] == [
+            '{"price":"1.50","x":0.30000000000000004,"big":100000000000000000000,'
+            '"on":true,"no":null}',
+            '{"price":"1.50","x":NaN,"big":100000000000000000000,"on":true,"no":null}',
+            '{"price":"1.50","x":0.30000000000000004,"big":100000000000000000000,'
+            '"on":true,"no":null}',
+        ]
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0023")
+        with engine.connect() as conn:
+            assert conn.execute(text(read)).all() == before
+            assert "figures" not in {c["name"] for c in inspect(conn).get_columns("verdict_heads")}
+            stored = conn.execute(text("SELECT verdicts FROM judgements WHERE run_id = 'r4'"))
+            assert all(
+                isinstance(item[1], dict | str) for (items,) in stored for item in json.loads(items)
+            )
+    finally:
+        engine.dispose()
+    # And up again: the same verdicts through the view.
+    _upgraded_reads(ledger_url, before, lambda conn: conn.execute(text(read)).all())
+
+
 def test_a_downgrade_on_sqlite_before_3_35_copies_the_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -600,8 +663,8 @@ def test_a_downgrade_writes_out_judgings_by_the_ten_thousand(ledger_url: str) ->
 
 def test_a_missing_head_reads_as_nothing_and_stops_a_downgrade(ledger_url: str) -> None:
     """A verdict naming a head the ledger lost (deleted by hand) gives NULLs, never
-    another element read as its filter or reason; a downgrade then refuses, and
-    changes nothing."""
+    another element read as its filter or reason, nor its figures' values without
+    their names; a downgrade then refuses, and changes nothing."""
     engine = _judge_in_a_new_run(ledger_url)
     try:
         with engine.begin() as conn:
@@ -611,7 +674,7 @@ def test_a_missing_head_reads_as_nothing_and_stops_a_downgrade(ledger_url: str) 
                 text("SELECT seq, filter, outcome, reason, figures FROM verdicts ORDER BY id")
             ).first()
             assert first is not None
-            assert tuple(first) == (None, None, None, None, '{"price":"1.50"}')
+            assert tuple(first) == (None, None, None, None, None)
             stored = conn.execute(text("SELECT verdicts FROM judgements ORDER BY id")).all()
         refused = pytest.raises(RuntimeError, match=r"names verdict head 0 of its run")
         with refused, engine.begin() as conn:

@@ -433,6 +433,49 @@ def test_verdicts_json_would_refuse_read_back_as_they_were_written(target: Targe
     assert target.rows("select count(*) from verdicts") == [(5,)]
 
 
+def test_a_head_names_its_verdicts_figures_and_the_view_gives_each_object_back(
+    target: Target,
+) -> None:
+    """A head holds its verdicts' figure names, and each verdict only the values; the
+    ``verdicts`` view gives back the object as the text it always had: floats as
+    Python wrote them (not as SQLite prints a double), decimals, integers past 64
+    bits, booleans, null. A value a list cannot carry (a float that is not finite,
+    text with an escaped character) keeps the object, under a head without names."""
+    values: list[dict[str, Any]] = [
+        {"price": Decimal("99.07"), "confidence": 0.1 + 0.2, "limit": 10**20, "n": -7},
+        {"price": Decimal("1E+3"), "confidence": 1e-7, "limit": True, "n": None},
+        {"price": Decimal("-0.50"), "confidence": 1.2345678901234567, "limit": "cap", "n": 0},
+        {"price": Decimal(1), "confidence": math.inf, "limit": False, "n": 1},  # not finite
+        {"price": Decimal(2), "confidence": 2.5, "limit": "caf\u00e9", "n": 2},  # escaped
+        {"price": Decimal(3), "confidence": 3.0, "limit": 2**63 - 1, "n": -(2**63) + 1},
+    ]
+    given = [
+        verdict(1, "max_position_value", decision_id=f"d{n}", figures=figures)
+        for n, figures in enumerate(values)
+    ] + [verdict(2, "odd_names", figures={'say "hi"': 1}), verdict(3, "none_at_all")]
+    sink = target.sink()
+    sink.open(run_info())
+    for v in given:
+        sink.record_verdict(v)
+    sink.close(run_info(), bars=0, status="completed")
+    back = Ledger(target.sink().engine(), target.url).verdicts("r1")
+    assert [v.figures for v in back] == [_figures_json(v.figures) for v in given]
+    heads = target.rows("select n, figures from verdict_heads order by n")
+    assert heads == [
+        (0, '["price","confidence","limit","n"]'),
+        (1, None),  # for the verdicts whose values need the object
+        (2, None),  # a name with a quote
+        (3, None),  # no figures
+    ]
+    lists = [
+        item
+        for (items,) in target.rows("select verdicts from judgements order by id")
+        for item in json.loads(items)
+    ]
+    assert [item[0] for item in lists] == [0, 0, 0, 1, 1, 0, 2, 3]
+    assert lists[0][1] == ["99.07", ["0.30000000000000004"], ["100000000000000000000"], -7]
+
+
 def _read_back(target: Target) -> list[tuple[Any, ...]]:
     return [
         (
