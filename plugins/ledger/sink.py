@@ -204,20 +204,32 @@ def _figures_json(figures: dict[str, Any]) -> str:
 WRITER_CACHE = "PRAGMA cache_size=-8192"
 
 
+_ZERO = dt.timedelta(0)
+
+
 class _Timestamps:
     """ISO text of a timestamp, remembering the last one: records come in runs
-    sharing the time of the bar that caused them."""
+    sharing the time of the bar that caused them.
 
-    __slots__ = ("_last", "_text")
+    ``short``: a time in UTC to the second as the text of its seconds since 1970
+    (SQLite's decisions, judgings, orders, fills and status changes, whose views
+    give it back as ISO text: migration 0025).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_last", "_short", "_text")
+
+    def __init__(self, short: bool = False) -> None:
         self._last: Any = None
         self._text = ""
+        self._short = short
 
     def __call__(self, ts: Any) -> str:
         if ts is not self._last:
             self._last = ts
-            self._text = ts.isoformat()
+            if self._short and not ts.microsecond and ts.utcoffset() == _ZERO:
+                self._text = str(int(ts.timestamp()))
+            else:
+                self._text = ts.isoformat()
         return self._text
 
 
@@ -258,6 +270,8 @@ class SqlSink(Sink):
         self._sql: dict[type[Any], str] = {}
         self._dec: Callable[[Any], Any] = str
         self._ts: Callable[[Any], Any] = _Timestamps()
+        #: The times of decisions, judgings, orders, fills and status changes.
+        self._at: Callable[[Any], Any] = _Timestamps(short=True)
         self._clock: Clock = SystemClock()
         self._writer: WriterProcess | None = None
         #: PostgreSQL through psycopg: the INSERTs whose rows go by COPY (see _copy_plans).
@@ -322,7 +336,7 @@ class SqlSink(Sink):
             )
             if not sqlite:
                 self._dec = _identity
-                self._ts = _identity
+                self._ts = self._at = _identity
             if self._engine.dialect.driver == "psycopg":
                 self._copy = _copy_plans(self._sql)
             self._same_time_blank = sqlite
@@ -401,7 +415,7 @@ class SqlSink(Sink):
             # Rows the child can be sent as they are (marshal): decimals and times
             # as text, which PostgreSQL reads into its NUMERIC and timestamptz.
             self._dec = str
-            self._ts = _Timestamps()
+            self._ts = self._at = _Timestamps()
         else:
             return
         try:
@@ -492,7 +506,7 @@ class SqlSink(Sink):
             (
                 self._run_no,
                 d.id,
-                self._ts(d.created_at),
+                self._at(d.created_at),
                 d.source,
                 d.symbol,
                 _s(d.action),
@@ -572,7 +586,7 @@ class SqlSink(Sink):
             self._judged = (decision_id, client_order_id, ts)
             # Its time as text now, in step with the other records' times
             # (_Timestamps keeps the last one).
-            self._judged_at = self._ts(ts)
+            self._judged_at = self._at(ts)
             judging = self._judging = []
             self._quantity = quantity_before
             self._quantity_text = str(quantity_before)
@@ -672,7 +686,7 @@ class SqlSink(Sink):
                 None if i.stop_loss is None else dec(i.stop_loss),
                 None if i.take_profit is None else dec(i.take_profit),
                 None if i.reference_price is None else dec(i.reference_price),
-                created := self._ts(i.created_at),
+                created := self._at(i.created_at),
                 None if i.instrument is None else i.instrument.model_dump_json(),
                 None if i.option_risk is None else i.option_risk.model_dump_json(),
             ),
@@ -682,7 +696,7 @@ class SqlSink(Sink):
             self._tally.orders += 1
 
     def record_order_event(self, e: OrderEvent) -> None:
-        ts = self._ts(e.ts)
+        ts = self._at(e.ts)
         placed = self._placed
         if (
             ts is placed[2]  # the same text (_Timestamps keeps it): no need to compare
@@ -735,7 +749,7 @@ class SqlSink(Sink):
                 dec(f.price),
                 dec(f.commission),
                 dec(f.multiplier),
-                self._ts(f.ts),
+                self._at(f.ts),
                 _s(f.kind),
                 is_combo,
                 combo,

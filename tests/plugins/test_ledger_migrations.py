@@ -1158,6 +1158,110 @@ def test_a_status_no_tradepipe_wrote_stops_the_upgrade_and_changes_nothing(
         engine.dispose()
 
 
+_TIMES = {
+    "decisions": "created_at",
+    "judgements": "ts",
+    "verdicts": "ts",
+    "orders": "created_at",
+    "fills": "ts",
+    "order_events": "ts",
+}
+
+
+def _times(conn: Any) -> dict[str, list[Any]]:
+    """Every view's times, as the database gives them (text on SQLite)."""
+    return {
+        view: [r[0] for r in conn.execute(text(f"SELECT {column} FROM {view} ORDER BY id"))]
+        for view, column in _TIMES.items()
+    }
+
+
+def test_times_to_the_second_are_stored_short_and_written_out_on_a_downgrade(
+    ledger_url: str,
+) -> None:
+    """Migration 0025: rows already written keep their ISO text and read as before; a
+    new run's times in UTC to the second are stored as seconds since 1970 on SQLite
+    and read as ISO text; a downgrade to 0024 writes the text into them, and every
+    view reads the same at both."""
+    from tradepipe import OrderIntent
+    from tradepipe.orders import Order, OrderStatus, Side
+    from tradepipe.plugins.ledger.sink import SqlSink
+    from tradepipe.risk import Outcome, RiskVerdict
+
+    _runs_at_0021(ledger_url, orphan=False)
+    engine = create_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0024")
+            old = _times(conn)
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "head")
+            assert _times(conn) == old
+        at = dt.datetime(2026, 1, 5, 14, 30, tzinfo=dt.UTC)
+        sink = SqlSink(SqlSink.Settings(url=ledger_url, writer="inline"))
+        sink.open(_run("r3", at))
+        for n, when in enumerate([at, at.replace(microsecond=5)]):
+            intent = OrderIntent(
+                client_order_id=f"tp-new{n}",
+                decision_id=f"dn{n}",
+                source="s",
+                symbol="AAPL",
+                side=Side.BUY,
+                quantity=Decimal(1),
+                created_at=when,
+            )
+            sink.record_verdict(
+                RiskVerdict(
+                    decision_id=f"dn{n}",
+                    client_order_id=f"tp-new{n}",
+                    filter="min_confidence",
+                    seq=1,
+                    outcome=Outcome.PASS,
+                    reason="",
+                    quantity_before=Decimal(1),
+                    quantity_after=Decimal(1),
+                    ts=when,
+                )
+            )
+            order = Order.from_intent(intent)
+            sink.record_order(order)
+            sink.record_order_event(order.transition(OrderStatus.SUBMITTED, when))
+            sink.record_order_event(
+                order.transition(OrderStatus.CANCELED, when + dt.timedelta(minutes=1))
+            )
+            sink.record_fill(_fill(f"en{n}", f"tp-new{n}", when))
+        sink.close(_run("r3", at), bars=0, status="completed")
+        with engine.connect() as conn:
+            after = _times(conn)
+            stored = conn.execute(text("SELECT created_at FROM order_rows ORDER BY id")).all()
+        new = [v if isinstance(v, str) else v.isoformat() for v in after["orders"][-2:]]
+        if ledger_url.startswith("sqlite"):
+            assert [r[0] for r in stored][-2:] == [str(int(at.timestamp())), new[1]]
+            assert new == [at.isoformat(), at.replace(microsecond=5).isoformat()]
+        assert {view: times[: len(old[view])] for view, times in after.items()} == old
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0024")
+        with engine.connect() as conn:
+            assert _times(conn) == after
+            if ledger_url.startswith("sqlite"):
+                for table, column in [("order_rows", "created_at"), ("status_changes", "ts")]:
+                    short = conn.execute(
+                        text(
+                            f"SELECT COUNT(*) FROM {table} "
+                            f"WHERE {column} <> '' AND {column} NOT LIKE '%T%'"
+                        )
+                    ).scalar()
+                    assert short == 0
+    finally:
+        engine.dispose()
+    upgraded = open_engine(ledger_url)  # and up again: the same times
+    try:
+        with upgraded.connect() as conn:
+            assert _times(conn) == after
+    finally:
+        upgraded.dispose()
+
+
 def test_a_run_keeps_its_row_while_the_ledger_holds_its_rows(ledger_url: str) -> None:
     """Deleting a run's row by hand would leave its rows naming a number the next run
     takes: the database refuses, and nothing changes. A run without rows can go."""

@@ -632,7 +632,8 @@ def test_a_change_at_its_order_s_time_leaves_the_time_to_the_order(target: Targe
     at, after = T.isoformat(), later.isoformat()
     if target.postgres:
         assert stored == [after, at, at, at, after]
-    else:
+    else:  # times in UTC to the second as their seconds since 1970 (migration 0025)
+        at, after = str(int(T.timestamp())), str(int(later.timestamp()))
         assert stored == [after, "", "", at, after]
     ledger = Ledger(target.sink().engine(), target.url)
     assert [(e.status, e.ts) for e in ledger.order_events("r1", "tp-d1")] == [
@@ -642,6 +643,76 @@ def test_a_change_at_its_order_s_time_leaves_the_time_to_the_order(target: Targe
         ("submitted", later),
         ("canceled", T),
     ]
+
+
+def test_every_time_reads_back_as_the_text_it_was_written_in(target: Target) -> None:
+    """On SQLite a time in UTC to the second is stored as its seconds since 1970
+    (migration 0025), from year 1 to 9999; one with a fraction of a second or
+    another offset as ISO text. Every view gives each back as the ISO text it was
+    written in (on PostgreSQL the same instant)."""
+    from zoneinfo import ZoneInfo
+
+    times = [
+        T,
+        T.replace(microsecond=250_000),
+        T.astimezone(dt.timezone(dt.timedelta(hours=5, minutes=30))),
+        T.astimezone(ZoneInfo("Europe/London")),  # GMT in March: offset 0, short
+        dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+        dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+    ]
+    sink = target.sink()
+    sink.open(run_info())
+    for n, at in enumerate(times):
+        d = decision(n).model_copy(update={"created_at": at})
+        sink.record_decision(d)
+        cid = f"tp-{n}"
+        sink.record_verdict(verdict(1, "min_confidence", decision_id=d.id, ts=at))
+        order = order_for(d, cid)
+        order = Order.from_intent(order.intent.model_copy(update={"created_at": at}))
+        sink.record_order(order)
+        sink.record_order_event(order.transition(OrderStatus.SUBMITTED, at))
+        sink.record_fill(fill_for(order).model_copy(update={"ts": at}))
+        later = times[(n + 1) % len(times)]
+        sink.record_order_event(order.transition(OrderStatus.CANCELED, later))
+    sink.close(run_info(), bars=0, status="completed")
+
+    def read(sql: str) -> list[str]:
+        return [v if isinstance(v, str) else v.isoformat() for (v,) in target.rows(sql)]
+
+    written = [at.isoformat() for at in times]
+    changes = [t for n, at in enumerate(written) for t in (at, written[(n + 1) % len(times)])]
+    got = {
+        "decisions": read("select created_at from decisions order by id"),
+        "judgements": read("select ts from judgements order by id"),
+        "verdicts": read("select ts from verdicts order by id"),
+        "orders": read("select created_at from orders order by id"),
+        "fills": read("select ts from fills order by id"),
+        "order_events": read("select ts from order_events order by id"),
+    }
+    if target.postgres:  # the same instants, in UTC
+        got = {k: [dt.datetime.fromisoformat(v).isoformat() for v in vs] for k, vs in got.items()}
+        written = [at.astimezone(dt.UTC).isoformat() for at in times]
+        changes = [dt.datetime.fromisoformat(t).astimezone(dt.UTC).isoformat() for t in changes]
+    assert got == {
+        "decisions": written,
+        "judgements": written,
+        "verdicts": written,
+        "orders": written,
+        "fills": written,
+        "order_events": changes,
+    }
+    if not target.postgres:
+        stored = [ts for (ts,) in target.rows("select created_at from order_rows order by id")]
+        assert stored == [
+            "1772461800",
+            "2026-03-02T14:30:00.250000+00:00",
+            "2026-03-02T20:00:00+05:30",
+            "1772461800",
+            "-62135596800",
+            "-1",
+            "253402300799",
+        ]
 
 
 def test_a_change_keeps_its_time_unless_its_own_order_was_placed_last_then(
@@ -666,7 +737,7 @@ def test_a_change_keeps_its_time_unless_its_own_order_was_placed_last_then(
         assert target.rows("select ts from status_changes order by id") == [
             ("",),
             ("",),
-            (later.isoformat(),),
+            (str(int(later.timestamp())),),
         ]
     ledger = Ledger(target.sink().engine(), target.url)
     assert [(e.status, e.ts) for e in ledger.order_events("r1", "tp-a")] == [
