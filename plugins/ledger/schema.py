@@ -547,8 +547,9 @@ ORDER_ROWS = _stored(
     Index("ix_orders_run", "run_no"),
     Index("ix_orders_decision", "decision_id"),
 )
-#: The fills without an order's row, whose client order ids are indexed.
-_WITHOUT_ORDER = text("order_id IS NULL")
+#: The fills without an order's row, whose client order ids are indexed (a lookup
+#: by the id finds them through it: the id is not NULL).
+_WITH_IDS = text("client_order_id IS NOT NULL")
 
 FILL_ROWS = _stored(
     FillRow,
@@ -559,8 +560,8 @@ FILL_ROWS = _stored(
     Index(
         "ix_fills_client_order_id",
         "client_order_id",
-        sqlite_where=_WITHOUT_ORDER,
-        postgresql_where=_WITHOUT_ORDER,
+        sqlite_where=_WITH_IDS,
+        postgresql_where=_WITH_IDS,
     ),
     # A fill of an order the ledger holds names the order's row and leaves its ids
     # to it: its decision id is NULL too unless it differs (migration 0026).

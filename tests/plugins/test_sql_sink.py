@@ -436,11 +436,12 @@ def test_verdicts_json_would_refuse_read_back_as_they_were_written(target: Targe
 def test_a_head_names_its_verdicts_figures_and_the_view_gives_each_object_back(
     target: Target,
 ) -> None:
-    """A head holds its verdicts' figure names, and each verdict only the values; the
-    ``verdicts`` view gives back the object as the text it always had: floats as
-    Python wrote them (not as SQLite prints a double), decimals, integers past 64
-    bits, booleans, null. A value a list cannot carry (a float that is not finite,
-    text with an escaped character) keeps the object, under a head without names."""
+    """On SQLite a head holds its verdicts' figure names, and each verdict only the
+    values; the ``verdicts`` view gives back the object as the text it always had:
+    floats as Python wrote them (not as SQLite prints a double), decimals, integers
+    past 64 bits, booleans, null. A value a list cannot carry (a float that is not
+    finite, text with an escaped character) keeps the object, under a head without
+    names. On PostgreSQL every verdict keeps its object."""
     values: list[dict[str, Any]] = [
         {"price": Decimal("99.07"), "confidence": 0.1 + 0.2, "limit": 10**20, "n": -7},
         {"price": Decimal("1E+3"), "confidence": 1e-7, "limit": True, "n": None},
@@ -461,6 +462,9 @@ def test_a_head_names_its_verdicts_figures_and_the_view_gives_each_object_back(
     back = Ledger(target.sink().engine(), target.url).verdicts("r1")
     assert [v.figures for v in back] == [_figures_json(v.figures) for v in given]
     heads = target.rows("select n, figures from verdict_heads order by n")
+    if target.postgres:  # objects: the view would join names and values for every row
+        assert heads == [(0, None), (1, None), (2, None)]
+        return
     assert heads == [
         (0, '["price","confidence","limit","n"]'),
         (1, None),  # for the verdicts whose values need the object
@@ -474,6 +478,27 @@ def test_a_head_names_its_verdicts_figures_and_the_view_gives_each_object_back(
     ]
     assert [item[0] for item in lists] == [0, 0, 0, 1, 1, 0, 2, 3]
     assert lists[0][1] == ["99.07", ["0.30000000000000004"], ["100000000000000000000"], -7]
+
+
+def test_figures_a_list_cannot_carry_make_one_head_without_names(target: Target) -> None:
+    """A filter whose figures hold a value without a plain JSON form (a time, as the
+    market-hours guard's do) numbers one head for them, without names, and every
+    head numbered is used: none is left for names its verdicts never write so."""
+    given = [
+        verdict(1, "market_hours", decision_id=f"d{n}", figures={"now": T, "n": n})
+        for n in range(3)
+    ] + [verdict(2, "max_position_value", figures={"price": Decimal("1.5")})]
+    sink = target.sink()
+    sink.open(run_info())
+    for v in given:
+        sink.record_verdict(v)
+    sink.close(run_info(), bars=0, status="completed")
+    assert target.rows("select n, filter, figures from verdict_heads order by n") == [
+        (0, "market_hours", None),
+        (1, "max_position_value", None if target.postgres else '["price"]'),
+    ]
+    back = Ledger(target.sink().engine(), target.url).verdicts("r1")
+    assert [v.figures for v in back] == [_figures_json(v.figures) for v in given]
 
 
 def _read_back(target: Target) -> list[tuple[Any, ...]]:

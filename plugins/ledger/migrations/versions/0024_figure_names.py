@@ -93,7 +93,8 @@ LEFT JOIN verdict_heads ON json_array_length(e.value) IN (2, 4)
      AND verdict_heads.n = json_extract(e.value, '$[0]')
 """
 
-# PostgreSQL's json (not jsonb) gives a value's text as it was written.
+# PostgreSQL's json (not jsonb) gives a value's text as it was written; names and
+# values are read side by side, each list parsed once.
 POSTGRESQL_VIEW = """
 CREATE VIEW verdicts AS
 SELECT j.id::bigint * 1000 + e.n - 1 AS id, j.run_id, j.decision_id, j.client_order_id,
@@ -109,11 +110,11 @@ SELECT j.id::bigint * 1000 + e.n - 1 AS id, j.run_id, j.decision_id, j.client_or
             WHEN 4 THEN (e.v ->> 3)::numeric END AS quantity_after,
        CASE WHEN json_array_length(e.v) = 7 THEN e.v ->> 6
             WHEN h.figures IS NOT NULL THEN (
-                SELECT '{' || coalesce(string_agg('"' || n.name || '":' ||
-                    CASE json_typeof(x.v) WHEN 'array' THEN x.v ->> 0 ELSE x.v::text END,
-                    ',' ORDER BY n.i), '') || '}'
-                FROM json_array_elements_text(h.figures::json) WITH ORDINALITY AS n(name, i)
-                CROSS JOIN LATERAL (SELECT (e.v -> 1) -> (n.i::integer - 1) AS v) AS x)
+                SELECT '{' || coalesce(string_agg('"' || z.name || '":' ||
+                    CASE json_typeof(z.v) WHEN 'array' THEN z.v ->> 0 ELSE z.v::text END,
+                    ',' ORDER BY z.i), '') || '}'
+                FROM ROWS FROM (json_array_elements_text(h.figures::json),
+                                json_array_elements(e.v -> 1)) WITH ORDINALITY AS z(name, v, i))
             WHEN json_typeof(e.v -> 1) = 'array' THEN NULL
             ELSE e.v ->> 1 END AS figures,
        j.ts
@@ -175,33 +176,38 @@ def downgrade() -> None:
             "SELECT run_id, n, figures FROM verdict_heads WHERE figures IS NOT NULL"
         )
     }
-    if names:
-        # Every judging, in chunks; those with a verdict naming a head that holds
-        # names are written again, each such verdict with its object back.
-        select = (
-            "SELECT id, run_id, verdicts FROM judgements "
-            f"WHERE id > {mark} ORDER BY id LIMIT {CHUNK}"
-        )
-        update = f"UPDATE judgement_rows SET verdicts = {mark} WHERE id = {mark}"
-        last = 0
-        while rows := bind.exec_driver_sql(select, (last,)).all():
-            changed = []
-            for id_, run, verdicts in rows:
-                items = json.loads(verdicts)
-                heads = [
-                    names.get((run, item[0])) if len(item) in (2, 4) else None for item in items
+    # Every judging, in chunks (a list of values whose head was deleted by hand
+    # stops the downgrade, whether or not any head holds names); those with a
+    # verdict naming a head that holds names are written again, each such verdict
+    # with its object back.
+    select = (
+        f"SELECT id, run_id, verdicts FROM judgements WHERE id > {mark} ORDER BY id LIMIT {CHUNK}"
+    )
+    update = f"UPDATE judgement_rows SET verdicts = {mark} WHERE id = {mark}"
+    last = 0
+    while rows := bind.exec_driver_sql(select, (last,)).all():
+        changed = []
+        for id_, run, verdicts in rows:
+            items = json.loads(verdicts)
+            heads = [names.get((run, item[0])) if len(item) in (2, 4) else None for item in items]
+            for item, head in zip(items, heads, strict=True):
+                if head is None and len(item) in (2, 4) and isinstance(item[1], list):
+                    raise RuntimeError(
+                        f"judging {id_} names verdict head {item[0]} of its run for "
+                        "its figures' names, which the ledger does not hold: nothing "
+                        "was downgraded"
+                    )
+            if any(heads):
+                texts = [
+                    json.dumps(item, separators=(",", ":"))
+                    if head is None
+                    else named(id_, item, head)
+                    for item, head in zip(items, heads, strict=True)
                 ]
-                if any(heads):
-                    texts = [
-                        json.dumps(item, separators=(",", ":"))
-                        if head is None
-                        else named(id_, item, head)
-                        for item, head in zip(items, heads, strict=True)
-                    ]
-                    changed.append(("[" + ",".join(texts) + "]", id_))
-            if changed:
-                bind.exec_driver_sql(update, changed)
-            last = rows[-1][0]
+                changed.append(("[" + ",".join(texts) + "]", id_))
+        if changed:
+            bind.exec_driver_sql(update, changed)
+        last = rows[-1][0]
     op.execute("DROP VIEW verdicts")
     with op.batch_alter_table("verdict_heads") as batch:
         batch.drop_column("figures")
