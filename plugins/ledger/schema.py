@@ -526,10 +526,21 @@ DECISION_ROWS = _stored(
     Index("ix_decisions_decision", "decision_id", "run_no"),
     Index("ix_decisions_run", "run_no"),
 )
+#: The judgings with a decision id of their own, which are indexed by it.
+_OWN_DECISION = text("decision_id IS NOT NULL")
+
 JUDGEMENT_ROWS = _stored(
     JudgementRow,
     "judgement_rows",
-    Index("ix_judgements_decision", "decision_id"),
+    # An order's judgings by its row (which has the ids); the rest by their decision
+    # id (migration 0027).
+    Index("ix_judgements_order", "order_id"),
+    Index(
+        "ix_judgements_decision",
+        "decision_id",
+        sqlite_where=_OWN_DECISION,
+        postgresql_where=_OWN_DECISION,
+    ),
     # Only the denials, which a run's summary counts by filter.
     Index(
         "ix_judgements_denied",
@@ -538,6 +549,10 @@ JUDGEMENT_ROWS = _stored(
         sqlite_where=_DENIED,
         postgresql_where=_DENIED,
     ),
+    # A judging of an order the ledger holds names the order's row and leaves its
+    # ids to it: its decision id is NULL too unless it differs.
+    keys=(Column("order_id", Integer, nullable=True),),
+    optional=frozenset({"decision_id", "client_order_id"}),
 )
 ORDER_ROWS = _stored(
     OrderRow,
@@ -589,8 +604,9 @@ TABLES: list[type[SQLModel]] = [
     DecisionRow,
     RejectedDecisionRow,
     VerdictHeadRow,
-    JudgementRow,
+    # An order before the judging that named it: a judging takes its order's row.
     OrderRow,
+    JudgementRow,
     StatusChangeRow,
     FillRow,
     PositionRow,

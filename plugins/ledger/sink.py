@@ -338,11 +338,13 @@ class SqlSink(Sink):
                 f"broker_order_id) VALUES ((SELECT id FROM order_rows WHERE run_no = {mark} "
                 f"AND client_order_id = {mark}), {', '.join([mark] * 6)})"
             )
-            # A fill takes its order's row where the ledger holds it (migration 0026).
-            values = ", ".join(
-                f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in _FILL
-            )
-            self._sql[schema.FillRow] = _fill_insert(f"(SELECT {values}) AS s")
+            # A fill or judging takes its order's row where the ledger holds it
+            # (migrations 0026 and 0027).
+            for model, (_table, fields) in _KEYED.items():
+                values = ", ".join(
+                    f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in fields
+                )
+                self._sql[model] = _keyed_insert(model, f"(SELECT {values}) AS s")
             if not sqlite:
                 self._dec = _identity
                 self._ts = self._at = _identity
@@ -1164,33 +1166,56 @@ _FILL = (
     ("is_combo", "boolean"),
     ("combo_execution_id", "varchar"),
 )
+#: The values of a judging's row (:meth:`SqlSink._judging_row`).
+_JUDGING = (
+    ("run_no", "integer"),
+    ("decision_id", "varchar"),
+    ("client_order_id", "varchar"),
+    ("ts", "timestamptz"),
+    ("denied_by", "varchar"),
+    ("verdicts", "text"),
+    ("quantity", "numeric"),
+)
+#: The rows that name their order's row where the ledger holds it: fills
+#: (migration 0026) and judgings (0027); their tables and values.
+_KEYED: dict[type[Any], tuple[str, tuple[tuple[str, str], ...]]] = {
+    schema.FillRow: ("fill_rows", _FILL),
+    schema.JudgementRow: ("judgement_rows", _JUDGING),
+}
+#: How a keyed row's ids are written: NULL where they are its order's.
+_KEYED_IDS = {
+    "client_order_id": "CASE WHEN o.id IS NULL THEN s.client_order_id END",
+    "decision_id": "CASE WHEN o.id IS NULL OR o.decision_id <> s.decision_id "
+    "THEN s.decision_id END",
+}
 
 
-def _fill_insert(source: str, ordinality: str = "") -> str:
-    """The INSERT of fills from ``source`` (one fill's values, or a table of them,
-    named ``s``): each takes the row of its run's order of its client order id,
-    where the ledger holds one, and then keeps its ids only where they are not the
-    order's. ``ordinality``: the ORDER BY that keeps them in order."""
-    rest = [name for name, _kind in _FILL[4:]]
+def _keyed_insert(model: type[Any], source: str, ordinality: str = "") -> str:
+    """The INSERT of ``model``'s rows from ``source`` (one row's values, or a table of
+    them, named ``s``): each takes the row of its run's order of its client order
+    id, where the ledger holds one, and then keeps its ids only where they are not
+    the order's. ``ordinality``: the ORDER BY that keeps them in order."""
+    table, values = _KEYED[model]
+    names = [name for name, _kind in values[1:]]
+    shown = [_KEYED_IDS.get(name, f"s.{name}") for name in names]
     return (
-        f"INSERT INTO fill_rows (run_no, order_id, execution_id, client_order_id, decision_id, "
-        f"{', '.join(rest)}) "
-        "SELECT s.run_no, o.id, s.execution_id, "
-        "CASE WHEN o.id IS NULL THEN s.client_order_id END, "
-        "CASE WHEN o.id IS NULL OR o.decision_id <> s.decision_id THEN s.decision_id END, "
-        f"{', '.join('s.' + name for name in rest)} "
+        f"INSERT INTO {table} (run_no, order_id, {', '.join(names)}) "
+        f"SELECT s.run_no, o.id, {', '.join(shown)} "
         f"FROM {source} LEFT JOIN order_rows AS o "
         f"ON o.run_no = s.run_no AND o.client_order_id = s.client_order_id{ordinality}"
     )
 
 
-#: Fills go as one INSERT of the batch's columns, each an array (as status changes
-#: do), each keyed by its order's row as the single-row INSERT keys it.
-_FILLS_BY_COLUMNS = _fill_insert(
-    f"unnest({', '.join(f'%s::{kind}[]' for _name, kind in _FILL)}) WITH ORDINALITY "
-    f"AS s({', '.join(name for name, _kind in _FILL)}, n)",
-    " ORDER BY s.n",
-)
+def _keyed_by_columns(model: type[Any]) -> str:
+    """``model``'s rows as one INSERT of the batch's columns, each an array (as status
+    changes go), each keyed by its order's row as the single-row INSERT keys it."""
+    _table, values = _KEYED[model]
+    return _keyed_insert(
+        model,
+        f"unnest({', '.join(f'%s::{kind}[]' for _name, kind in values)}) WITH ORDINALITY "
+        f"AS s({', '.join(name for name, _kind in values)}, n)",
+        " ORDER BY s.n",
+    )
 
 
 def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, Bulk]:
@@ -1199,8 +1224,8 @@ def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, Bulk]:
     for table, sql in inserts.items():
         if table is schema.StatusChangeRow:
             plans[sql] = ("columns", _CHANGES_BY_COLUMNS)
-        elif table is schema.FillRow:
-            plans[sql] = ("columns", _FILLS_BY_COLUMNS)
+        elif table in _KEYED:
+            plans[sql] = ("columns", _keyed_by_columns(table))
         elif table is not schema.RunRow:  # a run's number is the database's to give
             columns = ", ".join(schema.insert_columns(table))
             plans[sql] = ("copy", f"COPY {schema.table_of(table).name} ({columns}) FROM STDIN")

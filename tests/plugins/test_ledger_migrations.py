@@ -681,8 +681,8 @@ def test_a_missing_head_reads_as_nothing_and_stops_a_downgrade(ledger_url: str) 
             assert tuple(first) == (None, None, None, None, figures)
             stored = conn.execute(text("SELECT verdicts FROM judgements ORDER BY id")).all()
         refused = pytest.raises(RuntimeError, match=r"names verdict head 0 of its run")
-        with refused, engine.begin() as conn:
-            command.downgrade(ledger_db._config(conn), "0019")
+        with refused:  # as `db downgrade` does: one transaction, DDL and all
+            ledger_db.downgrade(engine, "0019")
         assert revision(engine) == head()
         with engine.connect() as conn:
             assert conn.execute(text("SELECT verdicts FROM judgements ORDER BY id")).all() == stored
@@ -701,8 +701,8 @@ def test_a_lost_head_of_figure_names_stops_a_downgrade_to_0023(ledger_url: str) 
             conn.execute(text("DELETE FROM verdict_heads WHERE figures IS NOT NULL"))
             stored = conn.execute(text("SELECT verdicts FROM judgements ORDER BY id")).all()
         refused = pytest.raises(RuntimeError, match=r"for its figures' names, which the ledger")
-        with refused, engine.begin() as conn:
-            command.downgrade(ledger_db._config(conn), "0023")
+        with refused:  # as `db downgrade` does: one transaction, DDL and all
+            ledger_db.downgrade(engine, "0023")
         assert revision(engine) == head()
         with engine.connect() as conn:
             assert conn.execute(text("SELECT verdicts FROM judgements ORDER BY id")).all() == stored
@@ -1349,6 +1349,51 @@ def test_fills_name_their_order_s_row_and_read_as_before(ledger_url: str) -> Non
     try:
         with upgraded.connect() as conn:
             assert _fills(conn) == after
+    finally:
+        upgraded.dispose()
+
+
+def test_judgings_name_their_order_s_row_and_read_as_before(ledger_url: str) -> None:
+    """Migration 0027: a judging of an order its run holds names the order's row and
+    leaves the ids to it; a denial (no order) keeps them; ``judgements`` and
+    ``verdicts`` read as before, after a downgrade too, and up again."""
+    _runs_at_0021(ledger_url, orphan=False)  # judgings d1 (r1), d2 denied (r2), d3 (r1)
+    engine = create_engine(ledger_url)
+    read = "SELECT id, run_id, decision_id, client_order_id, denied_by FROM judgements ORDER BY id"
+    try:
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0026")
+            before = conn.execute(text(read)).all()
+            verdicts = conn.execute(text("SELECT * FROM verdicts ORDER BY id")).all()
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0027")
+        with engine.connect() as conn:
+            assert conn.execute(text(read)).all() == before
+            assert conn.execute(text("SELECT * FROM verdicts ORDER BY id")).all() == verdicts
+            stored = conn.execute(
+                text(
+                    "SELECT order_id IS NOT NULL, decision_id, client_order_id "
+                    "FROM judgement_rows ORDER BY id"
+                )
+            ).all()
+            assert [(bool(o), d, c) for o, d, c in stored] == [
+                (True, None, None),
+                (False, "d2", "tp-2"),
+                (True, None, None),
+            ]
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0026")
+        with engine.connect() as conn:
+            assert conn.execute(text(read)).all() == before
+            assert conn.execute(text("SELECT * FROM verdicts ORDER BY id")).all() == verdicts
+            names = {c["name"] for c in inspect(conn).get_columns("judgement_rows")}
+            assert "order_id" not in names
+    finally:
+        engine.dispose()
+    upgraded = open_engine(ledger_url)  # and up again
+    try:
+        with upgraded.connect() as conn:
+            assert conn.execute(text(read)).all() == before
     finally:
         upgraded.dispose()
 

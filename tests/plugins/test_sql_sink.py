@@ -792,6 +792,62 @@ def test_a_fill_names_its_order_s_row_and_reads_back_with_its_ids(target: Target
     assert target.rows(by_id.format("tp-1")) == [("x-expired",), ("x-late",)]
 
 
+def test_a_judging_names_its_order_s_row_and_reads_back_with_its_ids(target: Target) -> None:
+    """A judging whose order the ledger holds in its run (written in the same batch,
+    after it) names the order's row and leaves the ids to it (migration 0027); a
+    denial, a judging whose order came in a later batch, and one whose decision id
+    is not its order's keep theirs. ``judgements`` and ``verdicts`` give every
+    judging its ids, and a lookup by decision id or client order id finds it."""
+    sink = target.sink()
+    sink.open(run_info())
+    orders = {n: order_for(decision(n), f"tp-{n}") for n in (1, 2, 3)}
+
+    def judged(n: int) -> RiskVerdict:
+        i = orders[n].intent
+        return verdict(1, "min_confidence", decision_id=i.decision_id).model_copy(
+            update={"client_order_id": i.client_order_id}
+        )
+
+    sink.record_verdict(judged(1))
+    sink.record_order(orders[1])
+    sink.record_verdict(verdict(1, "max_position_value", Outcome.DENY, decision_id="d-denied"))
+    sink.record_verdict(judged(2))
+    sink.flush()  # the judging's batch ends before its order
+    sink.record_order(orders[2])
+    odd = verdict(1, "min_confidence", decision_id="d-other").model_copy(
+        update={"client_order_id": "tp-3"}
+    )
+    sink.record_verdict(odd)
+    sink.record_order(orders[3])
+    sink.close(run_info(), bars=0, status="completed")
+
+    expected = [
+        (orders[1].intent.decision_id, "tp-1"),
+        ("d-denied", "tp-d-denied"),
+        (orders[2].intent.decision_id, "tp-2"),
+        ("d-other", "tp-3"),
+    ]
+    for view in ("judgements", "verdicts"):
+        rows = target.rows(f"select decision_id, client_order_id from {view} order by id")
+        assert rows == expected, view
+    stored = target.rows(
+        "select order_id is not null, decision_id, client_order_id from judgement_rows order by id"
+    )
+    assert [(bool(o), d, c) for o, d, c in stored] == [
+        (True, None, None),
+        (False, "d-denied", "tp-d-denied"),
+        (False, orders[2].intent.decision_id, "tp-2"),  # its order was not yet written
+        (True, "d-other", None),
+    ]
+    for decision_id, cid in expected:
+        found = target.rows(
+            f"select client_order_id from judgements where decision_id = '{decision_id}'"
+        )
+        assert found == [(cid,)]
+        found = target.rows(f"select decision_id from judgements where client_order_id = '{cid}'")
+        assert found == [(decision_id,)]
+
+
 def test_a_change_keeps_its_time_unless_its_own_order_was_placed_last_then(
     target: Target,
 ) -> None:
