@@ -490,30 +490,20 @@ class AuditRow(_Ledger, table=True):
     detail: str = Field(default="", sa_type=Text)
 
 
-def _stored(
-    view: type[SQLModel],
-    name: str,
-    *extra: Any,
-    keys: tuple[Column[Any], ...] = (),
-    optional: frozenset[str] = frozenset(),
-) -> Table:
+def _stored(view: type[SQLModel], name: str, *extra: Any) -> Table:
     """The table behind ``view``: its columns, but the run named by its number
     (``runs.run_no``) rather than its id, which took 22 bytes in every row and
-    index entry (migration 0022), then ``keys``; the columns named ``optional``
-    may be NULL. Only the sink writes these tables."""
-    columns = []
-    for c in view.__table__.columns:  # type: ignore[attr-defined]
-        if c.name not in ("id", "run_id"):
-            column = c._copy()
-            if c.name in optional:
-                column.nullable = True
-            columns.append(column)
+    index entry (migration 0022). Only the sink writes these tables."""
+    columns = [
+        c._copy()
+        for c in view.__table__.columns  # type: ignore[attr-defined]
+        if c.name not in ("id", "run_id")
+    ]
     return Table(
         name,
         metadata,
         Column("id", Integer, primary_key=True),
         Column("run_no", Integer, nullable=False),
-        *keys,
         *columns,
         *extra,
     )
@@ -526,21 +516,10 @@ DECISION_ROWS = _stored(
     Index("ix_decisions_decision", "decision_id", "run_no"),
     Index("ix_decisions_run", "run_no"),
 )
-#: The judgings with a decision id of their own, which are indexed by it.
-_OWN_DECISION = text("decision_id IS NOT NULL")
-
 JUDGEMENT_ROWS = _stored(
     JudgementRow,
     "judgement_rows",
-    # An order's judgings by its row (which has the ids); the rest by their decision
-    # id (migration 0027).
-    Index("ix_judgements_order", "order_id"),
-    Index(
-        "ix_judgements_decision",
-        "decision_id",
-        sqlite_where=_OWN_DECISION,
-        postgresql_where=_OWN_DECISION,
-    ),
+    Index("ix_judgements_decision", "decision_id"),
     # Only the denials, which a run's summary counts by filter.
     Index(
         "ix_judgements_denied",
@@ -549,10 +528,6 @@ JUDGEMENT_ROWS = _stored(
         sqlite_where=_DENIED,
         postgresql_where=_DENIED,
     ),
-    # A judging of an order the ledger holds names the order's row and leaves its
-    # ids to it: its decision id is NULL too unless it differs.
-    keys=(Column("order_id", Integer, nullable=True),),
-    optional=frozenset({"decision_id", "client_order_id"}),
 )
 ORDER_ROWS = _stored(
     OrderRow,
@@ -562,26 +537,11 @@ ORDER_ROWS = _stored(
     Index("ix_orders_run", "run_no"),
     Index("ix_orders_decision", "decision_id"),
 )
-#: The fills without an order's row, whose client order ids are indexed (a lookup
-#: by the id finds them through it: the id is not NULL).
-_WITH_IDS = text("client_order_id IS NOT NULL")
-
 FILL_ROWS = _stored(
     FillRow,
     "fill_rows",
     UniqueConstraint("run_no", "execution_id", name="uq_fills_run_exec"),
-    # An order's fills by its row; the fills of orders the ledger lacks by their id.
-    Index("ix_fills_order", "order_id"),
-    Index(
-        "ix_fills_client_order_id",
-        "client_order_id",
-        sqlite_where=_WITH_IDS,
-        postgresql_where=_WITH_IDS,
-    ),
-    # A fill of an order the ledger holds names the order's row and leaves its ids
-    # to it: its decision id is NULL too unless it differs (migration 0026).
-    keys=(Column("order_id", Integer, nullable=True),),
-    optional=frozenset({"client_order_id", "decision_id"}),
+    Index("ix_fills_client_order_id", "client_order_id"),
 )
 
 #: The records whose rows name their run by number, and the tables they go to.
@@ -604,9 +564,8 @@ TABLES: list[type[SQLModel]] = [
     DecisionRow,
     RejectedDecisionRow,
     VerdictHeadRow,
-    # An order before the judging that named it: a judging takes its order's row.
-    OrderRow,
     JudgementRow,
+    OrderRow,
     StatusChangeRow,
     FillRow,
     PositionRow,

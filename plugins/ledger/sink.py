@@ -205,6 +205,8 @@ WRITER_CACHE = "PRAGMA cache_size=-8192"
 
 
 _ZERO = dt.timedelta(0)
+#: What :class:`_Timestamps` remembers before its first time.
+_NOT_YET = object()
 
 
 class _Timestamps:
@@ -219,7 +221,7 @@ class _Timestamps:
     __slots__ = ("_last", "_short", "_text")
 
     def __init__(self, short: bool = False) -> None:
-        self._last: Any = None
+        self._last: Any = _NOT_YET  # not None: a missing time fails as it always did
         self._text = ""
         self._short = short
 
@@ -338,13 +340,6 @@ class SqlSink(Sink):
                 f"broker_order_id) VALUES ((SELECT id FROM order_rows WHERE run_no = {mark} "
                 f"AND client_order_id = {mark}), {', '.join([mark] * 6)})"
             )
-            # A fill or judging takes its order's row where the ledger holds it
-            # (migrations 0026 and 0027).
-            for model, (_table, fields) in _KEYED.items():
-                values = ", ".join(
-                    f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in fields
-                )
-                self._sql[model] = _keyed_insert(model, f"(SELECT {values}) AS s")
             if not sqlite:
                 self._dec = _identity
                 self._ts = self._at = _identity
@@ -1148,84 +1143,12 @@ _CHANGES_BY_COLUMNS = (
 )
 
 
-#: The values of a fill's row, as the sink gives them, and their PostgreSQL types.
-_FILL = (
-    ("run_no", "integer"),
-    ("execution_id", "varchar"),
-    ("client_order_id", "varchar"),
-    ("decision_id", "varchar"),
-    ("broker_order_id", "varchar"),
-    ("symbol", "varchar"),
-    ("side", "varchar"),
-    ("quantity", "numeric"),
-    ("price", "numeric"),
-    ("commission", "numeric"),
-    ("multiplier", "numeric"),
-    ("ts", "timestamptz"),
-    ("kind", "varchar"),
-    ("is_combo", "boolean"),
-    ("combo_execution_id", "varchar"),
-)
-#: The values of a judging's row (:meth:`SqlSink._judging_row`).
-_JUDGING = (
-    ("run_no", "integer"),
-    ("decision_id", "varchar"),
-    ("client_order_id", "varchar"),
-    ("ts", "timestamptz"),
-    ("denied_by", "varchar"),
-    ("verdicts", "text"),
-    ("quantity", "numeric"),
-)
-#: The rows that name their order's row where the ledger holds it: fills
-#: (migration 0026) and judgings (0027); their tables and values.
-_KEYED: dict[type[Any], tuple[str, tuple[tuple[str, str], ...]]] = {
-    schema.FillRow: ("fill_rows", _FILL),
-    schema.JudgementRow: ("judgement_rows", _JUDGING),
-}
-#: How a keyed row's ids are written: NULL where they are its order's.
-_KEYED_IDS = {
-    "client_order_id": "CASE WHEN o.id IS NULL THEN s.client_order_id END",
-    "decision_id": "CASE WHEN o.id IS NULL OR o.decision_id <> s.decision_id "
-    "THEN s.decision_id END",
-}
-
-
-def _keyed_insert(model: type[Any], source: str, ordinality: str = "") -> str:
-    """The INSERT of ``model``'s rows from ``source`` (one row's values, or a table of
-    them, named ``s``): each takes the row of its run's order of its client order
-    id, where the ledger holds one, and then keeps its ids only where they are not
-    the order's. ``ordinality``: the ORDER BY that keeps them in order."""
-    table, values = _KEYED[model]
-    names = [name for name, _kind in values[1:]]
-    shown = [_KEYED_IDS.get(name, f"s.{name}") for name in names]
-    return (
-        f"INSERT INTO {table} (run_no, order_id, {', '.join(names)}) "
-        f"SELECT s.run_no, o.id, {', '.join(shown)} "
-        f"FROM {source} LEFT JOIN order_rows AS o "
-        f"ON o.run_no = s.run_no AND o.client_order_id = s.client_order_id{ordinality}"
-    )
-
-
-def _keyed_by_columns(model: type[Any]) -> str:
-    """``model``'s rows as one INSERT of the batch's columns, each an array (as status
-    changes go), each keyed by its order's row as the single-row INSERT keys it."""
-    _table, values = _KEYED[model]
-    return _keyed_insert(
-        model,
-        f"unnest({', '.join(f'%s::{kind}[]' for _name, kind in values)}) WITH ORDINALITY "
-        f"AS s({', '.join(name for name, _kind in values)}, n)",
-        " ORDER BY s.n",
-    )
-
-
 def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, Bulk]:
     """How each table the sink writes takes a large batch, by the INSERT it stands for."""
     plans: dict[str, Bulk] = {}
     for table, sql in inserts.items():
         if table is schema.StatusChangeRow:
             plans[sql] = ("columns", _CHANGES_BY_COLUMNS)
-        elif table in _KEYED:
-            plans[sql] = ("columns", _keyed_by_columns(table))
         elif table is not schema.RunRow:  # a run's number is the database's to give
             columns = ", ".join(schema.insert_columns(table))
             plans[sql] = ("copy", f"COPY {schema.table_of(table).name} ({columns}) FROM STDIN")

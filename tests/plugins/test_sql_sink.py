@@ -740,112 +740,15 @@ def test_every_time_reads_back_as_the_text_it_was_written_in(target: Target) -> 
         ]
 
 
-def test_a_fill_names_its_order_s_row_and_reads_back_with_its_ids(target: Target) -> None:
-    """A fill of an order the ledger holds in its run names the order's row and leaves
-    the ids to it (migration 0026), its decision id kept where it is not the
-    order's; a fill of an order the ledger lacks, or holds in another run only,
-    keeps its own; a fill a later run reconciles for an earlier one takes that
-    run's order. The ``fills`` view gives every fill its ids, in the order written."""
-    first = order_for(decision(1), "tp-1")
-    sink = target.sink()
-    sink.open(run_info("r0"))
-    sink.record_order(first)
-    sink.close(run_info("r0"), bars=0, status="completed")
-    second = order_for(decision(2), "tp-2")
-    given = [
-        fill_for(second),
-        fill_for(second).model_copy(update={"execution_id": "x-other", "decision_id": "d-x"}),
-        fill_for(order_for(decision(3), "tp-missing")),
-        # The earlier run's order, filled in this run (an expiry names the order
-        # that opened the position): not this run's order.
-        fill_for(first).model_copy(update={"execution_id": "x-expired", "kind": "expired"}),
-    ]
-    sink = target.sink()
-    sink.open(run_info("r1"))
-    sink.record_order(second)
-    for f in given:
-        sink.record_fill(f)
-    late = fill_for(first).model_copy(update={"execution_id": "x-late"})
-    sink.record_reconciled("r0", [], [late])
-    sink.close(run_info("r1"), bars=0, status="completed")
-
-    ledger = Ledger(target.sink().engine(), target.url)
-    fields = ("execution_id", "client_order_id", "decision_id", "kind", "price")
-    for run, fills in (("r1", given), ("r0", [late])):
-        assert [tuple(getattr(f, k) for k in fields) for f in ledger.fills(run)] == [
-            tuple(getattr(f, k) for k in fields) for f in fills
-        ]
-    stored = target.rows(
-        "select execution_id, order_id is not null, client_order_id, decision_id "
-        "from fill_rows order by id"
-    )
-    assert [(e, bool(o), c, d) for e, o, c, d in stored] == [
-        ("x-tp-2", True, None, None),
-        ("x-other", True, None, "d-x"),
-        ("x-tp-missing", False, "tp-missing", decision(3).id),
-        ("x-expired", False, "tp-1", decision(1).id),
-        ("x-late", True, None, None),
-    ]
-    # Found by the client order id either way.
-    by_id = "select execution_id from fills where client_order_id = '{}' order by id"
-    assert target.rows(by_id.format("tp-2")) == [("x-tp-2",), ("x-other",)]
-    assert target.rows(by_id.format("tp-1")) == [("x-expired",), ("x-late",)]
-
-
-def test_a_judging_names_its_order_s_row_and_reads_back_with_its_ids(target: Target) -> None:
-    """A judging whose order the ledger holds in its run (written in the same batch,
-    after it) names the order's row and leaves the ids to it (migration 0027); a
-    denial, a judging whose order came in a later batch, and one whose decision id
-    is not its order's keep theirs. ``judgements`` and ``verdicts`` give every
-    judging its ids, and a lookup by decision id or client order id finds it."""
-    sink = target.sink()
-    sink.open(run_info())
-    orders = {n: order_for(decision(n), f"tp-{n}") for n in (1, 2, 3)}
-
-    def judged(n: int) -> RiskVerdict:
-        i = orders[n].intent
-        return verdict(1, "min_confidence", decision_id=i.decision_id).model_copy(
-            update={"client_order_id": i.client_order_id}
-        )
-
-    sink.record_verdict(judged(1))
-    sink.record_order(orders[1])
-    sink.record_verdict(verdict(1, "max_position_value", Outcome.DENY, decision_id="d-denied"))
-    sink.record_verdict(judged(2))
-    sink.flush()  # the judging's batch ends before its order
-    sink.record_order(orders[2])
-    odd = verdict(1, "min_confidence", decision_id="d-other").model_copy(
-        update={"client_order_id": "tp-3"}
-    )
-    sink.record_verdict(odd)
-    sink.record_order(orders[3])
-    sink.close(run_info(), bars=0, status="completed")
-
-    expected = [
-        (orders[1].intent.decision_id, "tp-1"),
-        ("d-denied", "tp-d-denied"),
-        (orders[2].intent.decision_id, "tp-2"),
-        ("d-other", "tp-3"),
-    ]
-    for view in ("judgements", "verdicts"):
-        rows = target.rows(f"select decision_id, client_order_id from {view} order by id")
-        assert rows == expected, view
-    stored = target.rows(
-        "select order_id is not null, decision_id, client_order_id from judgement_rows order by id"
-    )
-    assert [(bool(o), d, c) for o, d, c in stored] == [
-        (True, None, None),
-        (False, "d-denied", "tp-d-denied"),
-        (False, orders[2].intent.decision_id, "tp-2"),  # its order was not yet written
-        (True, "d-other", None),
-    ]
-    for decision_id, cid in expected:
-        found = target.rows(
-            f"select client_order_id from judgements where decision_id = '{decision_id}'"
-        )
-        assert found == [(cid,)]
-        found = target.rows(f"select decision_id from judgements where client_order_id = '{cid}'")
-        assert found == [(decision_id,)]
+def test_a_missing_time_is_never_written_as_an_empty_one() -> None:
+    """The times' text is remembered from one record to the next: a first record
+    without a time fails, as it always did, rather than taking the empty text the
+    cache starts with (an empty change time means "its order's")."""
+    for short in (False, True):
+        times = sink_module._Timestamps(short=short)
+        with pytest.raises(AttributeError):
+            times(None)
+        assert times(T) == (str(int(T.timestamp())) if short else T.isoformat())
 
 
 def test_a_change_keeps_its_time_unless_its_own_order_was_placed_last_then(
