@@ -31,13 +31,12 @@ Revises: 0021
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from tradepipe.plugins.ledger.migrations import earlier
 
 revision = "0022"
 down_revision = "0021"
@@ -178,20 +177,10 @@ TABLES: dict[str, dict[str, Any]] = {
 }
 
 
-def _migration(name: str) -> Any:
-    """An earlier migration's module: its views are made again over the new ones."""
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"tradepipe_ledger_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _dependent_views(dialect: str) -> list[str]:
     """The views over these tables, as the latest migration made each."""
-    heads = _migration("0020_verdict_heads.py")
-    times = _migration("0021_change_times.py")
+    heads = earlier("0020_verdict_heads.py")
+    times = earlier("0021_change_times.py")
     if dialect == "postgresql":
         return [heads.POSTGRESQL_VIEW, times.VIEW_0019]
     return [heads.SQLITE_VIEW, times.SQLITE_VIEW]

@@ -23,13 +23,12 @@ Revises: 0023
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from tradepipe.plugins.ledger.migrations import earlier
 
 revision = "0024"
 down_revision = "0023"
@@ -125,16 +124,6 @@ LEFT JOIN verdict_heads AS h ON json_array_length(e.v) IN (2, 4)
 """
 
 
-def _migration(name: str) -> Any:
-    """An earlier migration's module: a downgrade makes its view again."""
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"tradepipe_ledger_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     op.add_column("verdict_heads", sa.Column("figures", sa.Text(), nullable=True))
@@ -211,5 +200,5 @@ def downgrade() -> None:
     op.execute("DROP VIEW verdicts")
     with op.batch_alter_table("verdict_heads") as batch:
         batch.drop_column("figures")
-    old = _migration("0020_verdict_heads.py")
+    old = earlier("0020_verdict_heads.py")
     op.execute(old.POSTGRESQL_VIEW if dialect == "postgresql" else old.SQLITE_VIEW)

@@ -20,12 +20,11 @@ Revises: 0024
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from tradepipe.plugins.ledger.migrations import earlier
 
 revision = "0025"
 down_revision = "0024"
@@ -57,16 +56,6 @@ def iso(column: str) -> str:
     )
 
 
-def _migration(name: str) -> Any:
-    """An earlier migration's module: its views are made again."""
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"tradepipe_ledger_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _view(bind: Any, view: str, short: bool) -> str:
     """``view`` as 0022 made it, its time given as ISO text where it is ``short``:
     its columns in the order the view has them."""
@@ -88,7 +77,7 @@ def _view(bind: Any, view: str, short: bool) -> str:
 def _order_events(short: bool) -> str:
     """``order_events`` as 0023 made it on SQLite, a change's own time given as ISO
     text where it is ``short``."""
-    made = _migration("0023_status_codes.py")._view("sqlite", coded=True)
+    made = earlier("0023_status_codes.py")._view("sqlite", coded=True)
     if not short:
         return str(made)
     plain = "ELSE status_changes.ts END AS ts"
@@ -104,7 +93,7 @@ def _remake(bind: Any, short: bool) -> None:
     for sql in views.values():
         bind.exec_driver_sql(sql)
     bind.exec_driver_sql(_order_events(short))
-    bind.exec_driver_sql(_migration("0024_figure_names.py").SQLITE_VIEW)
+    bind.exec_driver_sql(earlier("0024_figure_names.py").SQLITE_VIEW)
 
 
 def upgrade() -> None:
