@@ -490,20 +490,30 @@ class AuditRow(_Ledger, table=True):
     detail: str = Field(default="", sa_type=Text)
 
 
-def _stored(view: type[SQLModel], name: str, *extra: Any) -> Table:
+def _stored(
+    view: type[SQLModel],
+    name: str,
+    *extra: Any,
+    keys: tuple[Column[Any], ...] = (),
+    optional: frozenset[str] = frozenset(),
+) -> Table:
     """The table behind ``view``: its columns, but the run named by its number
     (``runs.run_no``) rather than its id, which took 22 bytes in every row and
-    index entry (migration 0022). Only the sink writes these tables."""
-    columns = [
-        c._copy()
-        for c in view.__table__.columns  # type: ignore[attr-defined]
-        if c.name not in ("id", "run_id")
-    ]
+    index entry (migration 0022), then ``keys``; the columns named ``optional``
+    may be NULL. Only the sink writes these tables."""
+    columns = []
+    for c in view.__table__.columns:  # type: ignore[attr-defined]
+        if c.name not in ("id", "run_id"):
+            column = c._copy()
+            if c.name in optional:
+                column.nullable = True
+            columns.append(column)
     return Table(
         name,
         metadata,
         Column("id", Integer, primary_key=True),
         Column("run_no", Integer, nullable=False),
+        *keys,
         *columns,
         *extra,
     )
@@ -537,11 +547,25 @@ ORDER_ROWS = _stored(
     Index("ix_orders_run", "run_no"),
     Index("ix_orders_decision", "decision_id"),
 )
+#: The fills without an order's row, whose client order ids are indexed.
+_WITHOUT_ORDER = text("order_id IS NULL")
+
 FILL_ROWS = _stored(
     FillRow,
     "fill_rows",
     UniqueConstraint("run_no", "execution_id", name="uq_fills_run_exec"),
-    Index("ix_fills_client_order_id", "client_order_id"),
+    # An order's fills by its row; the fills of orders the ledger lacks by their id.
+    Index("ix_fills_order", "order_id"),
+    Index(
+        "ix_fills_client_order_id",
+        "client_order_id",
+        sqlite_where=_WITHOUT_ORDER,
+        postgresql_where=_WITHOUT_ORDER,
+    ),
+    # A fill of an order the ledger holds names the order's row and leaves its ids
+    # to it: its decision id is NULL too unless it differs (migration 0026).
+    keys=(Column("order_id", Integer, nullable=True),),
+    optional=frozenset({"client_order_id", "decision_id"}),
 )
 
 #: The records whose rows name their run by number, and the tables they go to.

@@ -340,6 +340,11 @@ class SqlSink(Sink):
                 f"broker_order_id) VALUES ((SELECT id FROM order_rows WHERE run_no = {mark} "
                 f"AND client_order_id = {mark}), {', '.join([mark] * 6)})"
             )
+            # A fill takes its order's row where the ledger holds it (migration 0026).
+            values = ", ".join(
+                f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in _FILL
+            )
+            self._sql[schema.FillRow] = _fill_insert(f"(SELECT {values}) AS s")
             if not sqlite:
                 self._dec = _identity
                 self._ts = self._at = _identity
@@ -1143,12 +1148,61 @@ _CHANGES_BY_COLUMNS = (
 )
 
 
+#: The values of a fill's row, as the sink gives them, and their PostgreSQL types.
+_FILL = (
+    ("run_no", "integer"),
+    ("execution_id", "varchar"),
+    ("client_order_id", "varchar"),
+    ("decision_id", "varchar"),
+    ("broker_order_id", "varchar"),
+    ("symbol", "varchar"),
+    ("side", "varchar"),
+    ("quantity", "numeric"),
+    ("price", "numeric"),
+    ("commission", "numeric"),
+    ("multiplier", "numeric"),
+    ("ts", "timestamptz"),
+    ("kind", "varchar"),
+    ("is_combo", "boolean"),
+    ("combo_execution_id", "varchar"),
+)
+
+
+def _fill_insert(source: str, ordinality: str = "") -> str:
+    """The INSERT of fills from ``source`` (one fill's values, or a table of them,
+    named ``s``): each takes the row of its run's order of its client order id,
+    where the ledger holds one, and then keeps its ids only where they are not the
+    order's. ``ordinality``: the ORDER BY that keeps them in order."""
+    rest = [name for name, _kind in _FILL[4:]]
+    return (
+        f"INSERT INTO fill_rows (run_no, order_id, execution_id, client_order_id, decision_id, "
+        f"{', '.join(rest)}) "
+        "SELECT s.run_no, o.id, s.execution_id, "
+        "CASE WHEN o.id IS NULL THEN s.client_order_id END, "
+        "CASE WHEN o.id IS NULL OR o.decision_id <> s.decision_id THEN s.decision_id END, "
+        f"{', '.join('s.' + name for name in rest)} "
+        f"FROM {source} LEFT JOIN order_rows AS o "
+        f"ON o.run_no = s.run_no AND o.client_order_id = s.client_order_id{ordinality}"
+    )
+
+
+#: Fills go as one INSERT of the batch's columns, each an array (as status changes
+#: do), each keyed by its order's row as the single-row INSERT keys it.
+_FILLS_BY_COLUMNS = _fill_insert(
+    f"unnest({', '.join(f'%s::{kind}[]' for _name, kind in _FILL)}) WITH ORDINALITY "
+    f"AS s({', '.join(name for name, _kind in _FILL)}, n)",
+    " ORDER BY s.n",
+)
+
+
 def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, Bulk]:
     """How each table the sink writes takes a large batch, by the INSERT it stands for."""
     plans: dict[str, Bulk] = {}
     for table, sql in inserts.items():
         if table is schema.StatusChangeRow:
             plans[sql] = ("columns", _CHANGES_BY_COLUMNS)
+        elif table is schema.FillRow:
+            plans[sql] = ("columns", _FILLS_BY_COLUMNS)
         elif table is not schema.RunRow:  # a run's number is the database's to give
             columns = ", ".join(schema.insert_columns(table))
             plans[sql] = ("copy", f"COPY {schema.table_of(table).name} ({columns}) FROM STDIN")

@@ -1286,6 +1286,73 @@ def test_times_to_the_second_are_stored_short_and_written_out_on_a_downgrade(
         upgraded.dispose()
 
 
+def _fills(conn: Any) -> list[tuple[Any, ...]]:
+    rows = conn.execute(text("SELECT * FROM fills ORDER BY id")).all()
+    return [tuple(str(v) if isinstance(v, Decimal) else v for v in r) for r in rows]
+
+
+def test_fills_name_their_order_s_row_and_read_as_before(ledger_url: str) -> None:
+    """Migration 0026: a fill of an order its run holds names the order's row and
+    leaves the ids to it, one whose decision differs keeps its decision id, one
+    without an order keeps both; every fill reads as before through ``fills``, the
+    ids of new fills are after the old ones', and a downgrade puts the ids back."""
+    _runs_at_0021(ledger_url)  # fills of orders tp-1 (r1) and tp-3, and one without a run
+    engine = create_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0025")
+            conn.execute(text("UPDATE fill_rows SET decision_id = 'd-other' WHERE id = 2"))
+            before = _fills(conn)
+        assert [row[3:5] for row in before] == [
+            ("tp-1", "d1"),
+            ("tp-3", "d-other"),
+            ("tp-1", "d1"),
+        ]
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0026")
+        with engine.connect() as conn:
+            assert _fills(conn) == before
+            stored = conn.execute(
+                text(
+                    "SELECT order_id IS NOT NULL, client_order_id, decision_id FROM fill_rows "
+                    "ORDER BY id"
+                )
+            ).all()
+            assert [(bool(o), c, d) for o, c, d in stored] == [
+                (True, None, None),
+                (True, None, "d-other"),
+                (False, "tp-1", "d1"),  # its run (made for rows without one) has no order
+            ]
+        sink_run = _run("r4", dt.datetime(2026, 1, 4, tzinfo=dt.UTC))
+        from tradepipe.plugins.ledger.sink import SqlSink
+
+        sink = SqlSink(SqlSink.Settings(url=ledger_url, writer="inline"))
+        sink.open(sink_run)
+        sink.record_fill(_fill("e-new", "tp-none", dt.datetime(2026, 1, 4, tzinfo=dt.UTC)))
+        sink.close(sink_run, bars=0, status="completed")
+        with engine.connect() as conn:
+            after = _fills(conn)
+        assert after[:3] == before and after[3][2:4] == ("e-new", "tp-none")
+        assert after[3][0] > before[-1][0]
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0025")
+        with engine.connect() as conn:
+            assert _fills(conn) == after
+            names = {c["name"] for c in inspect(conn).get_columns("fill_rows")}
+            assert "order_id" not in names
+            assert {i["name"] for i in inspect(conn).get_indexes("fill_rows")} >= {
+                "ix_fills_client_order_id"
+            }
+    finally:
+        engine.dispose()
+    upgraded = open_engine(ledger_url)  # and up again
+    try:
+        with upgraded.connect() as conn:
+            assert _fills(conn) == after
+    finally:
+        upgraded.dispose()
+
+
 def test_a_run_keeps_its_row_while_the_ledger_holds_its_rows(ledger_url: str) -> None:
     """Deleting a run's row by hand would leave its rows naming a number the next run
     takes: the database refuses, and nothing changes. A run without rows can go."""

@@ -751,6 +751,58 @@ def test_a_missing_time_is_never_written_as_an_empty_one() -> None:
         assert times(T) == (str(int(T.timestamp())) if short else T.isoformat())
 
 
+def test_a_fill_names_its_order_s_row_and_reads_back_with_its_ids(target: Target) -> None:
+    """A fill of an order the ledger holds in its run names the order's row and leaves
+    the ids to it (migration 0026), its decision id kept where it is not the
+    order's; a fill of an order the ledger lacks, or holds in another run only,
+    keeps its own; a fill a later run reconciles for an earlier one takes that
+    run's order. The ``fills`` view gives every fill its ids, in the order written."""
+    first = order_for(decision(1), "tp-1")
+    sink = target.sink()
+    sink.open(run_info("r0"))
+    sink.record_order(first)
+    sink.close(run_info("r0"), bars=0, status="completed")
+    second = order_for(decision(2), "tp-2")
+    given = [
+        fill_for(second),
+        fill_for(second).model_copy(update={"execution_id": "x-other", "decision_id": "d-x"}),
+        fill_for(order_for(decision(3), "tp-missing")),
+        # The earlier run's order, filled in this run (an expiry names the order
+        # that opened the position): not this run's order.
+        fill_for(first).model_copy(update={"execution_id": "x-expired", "kind": "expired"}),
+    ]
+    sink = target.sink()
+    sink.open(run_info("r1"))
+    sink.record_order(second)
+    for f in given:
+        sink.record_fill(f)
+    late = fill_for(first).model_copy(update={"execution_id": "x-late"})
+    sink.record_reconciled("r0", [], [late])
+    sink.close(run_info("r1"), bars=0, status="completed")
+
+    ledger = Ledger(target.sink().engine(), target.url)
+    fields = ("execution_id", "client_order_id", "decision_id", "kind", "price")
+    for run, fills in (("r1", given), ("r0", [late])):
+        assert [tuple(getattr(f, k) for k in fields) for f in ledger.fills(run)] == [
+            tuple(getattr(f, k) for k in fields) for f in fills
+        ]
+    stored = target.rows(
+        "select execution_id, order_id is not null, client_order_id, decision_id "
+        "from fill_rows order by id"
+    )
+    assert [(e, bool(o), c, d) for e, o, c, d in stored] == [
+        ("x-tp-2", True, None, None),
+        ("x-other", True, None, "d-x"),
+        ("x-tp-missing", False, "tp-missing", decision(3).id),
+        ("x-expired", False, "tp-1", decision(1).id),
+        ("x-late", True, None, None),
+    ]
+    # Found by the client order id either way.
+    by_id = "select execution_id from fills where client_order_id = '{}' order by id"
+    assert target.rows(by_id.format("tp-2")) == [("x-tp-2",), ("x-other",)]
+    assert target.rows(by_id.format("tp-1")) == [("x-expired",), ("x-late",)]
+
+
 def test_a_change_keeps_its_time_unless_its_own_order_was_placed_last_then(
     target: Target,
 ) -> None:
