@@ -72,8 +72,9 @@ def _rest(dialect: str) -> str:
 
 
 def view(dialect: str) -> str:
-    """``fills``: the fills with an order's row take its ids, the rest their own.
-    The tables keep their names (no alias): query plans then name them."""
+    """``fills``: the fills with an order's row take its ids, the rest (those with a
+    client order id of their own) theirs, found by the id through its index. The
+    tables keep their names (no alias): query plans then name them."""
     rest = _rest(dialect)
     return f"""
 CREATE VIEW fills AS
@@ -85,7 +86,7 @@ UNION ALL
 SELECT fill_rows.id, runs.run_id, fill_rows.execution_id, fill_rows.client_order_id,
        fill_rows.decision_id, {rest}
 FROM fill_rows JOIN runs ON runs.run_no = fill_rows.run_no
-WHERE fill_rows.order_id IS NULL
+WHERE fill_rows.client_order_id IS NOT NULL
 """
 
 
