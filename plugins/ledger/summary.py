@@ -20,9 +20,9 @@ from tradepipe.logs import mask_account
 from tradepipe.money import ZERO, money_text
 from tradepipe.orders import TERMINAL, WORKING, OrderStatus
 from tradepipe.plugins.ledger.schema import (
+    FILL_ROWS,
     AccountRow,
     DecisionRow,
-    FillRow,
     JudgementRow,
     OrderRow,
     PositionRow,
@@ -203,8 +203,15 @@ def written(s: Session, run_id: str) -> list[int]:
             s.scalar(select(func.count()).select_from(StatusChangeRow).where(order.between(lo, hi)))
             or 0
         )
-    fills = s.scalar(select(func.count()).select_from(FillRow).where(col(FillRow.run_id) == run_id))
+    fills = s.scalar(select(func.count()).select_from(FILL_ROWS).where(_fills_of(run_id)))
     return [changes, int(fills or 0)]
+
+
+def _fills_of(run_id: str) -> Any:
+    """The run's fills in their table: counts read no id, and through the view each
+    fill would find its order's row for them (migration 0026)."""
+    run_no = select(col(RunRow.run_no)).where(col(RunRow.run_id) == run_id)
+    return FILL_ROWS.c.run_no == run_no.scalar_subquery()
 
 
 def not_sent(s: Session, run_id: str) -> list[dict[str, Any]]:
@@ -266,16 +273,17 @@ def figures(s: Session, run_id: str) -> dict[str, Any]:
         return int(s.scalar(stmt) or 0)
 
     states, sent = order_counts(s, run_id)
+    fills = FILL_ROWS.c
+    of_run = _fills_of(run_id) & fills.combo_execution_id.is_(None)
     # Summed in Python: SQLite would add the decimal text as floats.
     # Grouped first: a run's fills share a handful of distinct amounts.
     commissions = sum(
         (
             amount * n
             for amount, n in s.execute(
-                select(col(FillRow.commission), func.count())
-                .where(col(FillRow.run_id) == run_id)
-                .where(col(FillRow.combo_execution_id).is_(None))  # a combo's, once
-                .group_by(col(FillRow.commission))
+                select(fills.commission, func.count())
+                .where(of_run)  # a combo's, once
+                .group_by(fills.commission)
             )
         ),
         ZERO,
@@ -298,15 +306,7 @@ def figures(s: Session, run_id: str) -> dict[str, Any]:
         "not_sent": not_sent(s, run_id),
         "orders": count(OrderRow),
         # A combo's fill once (its legs are rows of their own).
-        "fills": int(
-            s.scalar(
-                select(func.count())
-                .select_from(FillRow)
-                .where(col(FillRow.run_id) == run_id)
-                .where(col(FillRow.combo_execution_id).is_(None))
-            )
-            or 0
-        ),
+        "fills": int(s.scalar(select(func.count()).select_from(FILL_ROWS).where(of_run)) or 0),
     }
 
 

@@ -73,8 +73,10 @@ def _rest(dialect: str) -> str:
 
 def view(dialect: str) -> str:
     """``fills``: the fills with an order's row take its ids, the rest (those with a
-    client order id of their own) theirs, found by the id through its index. The
-    tables keep their names (no alias): query plans then name them."""
+    client order id of their own) theirs, found by the id through its index. (Not
+    a LEFT JOIN of the order's row: SQLite then does not take a lookup by the id
+    into the view's parts.) The tables keep their names (no alias): query plans
+    then name them."""
     rest = _rest(dialect)
     return f"""
 CREATE VIEW fills AS
