@@ -25,6 +25,7 @@ from tradepipe.plugins.ledger.schema import (
     RejectedDecisionRow,
     RunRow,
     VerdictRow,
+    fills_of_orders,
 )
 
 
@@ -162,7 +163,7 @@ def _chain(s: Session, run_id: str, decision_id: str) -> dict[str, Any]:
         fills = s.scalars(
             select(FillRow)
             .where(
-                (col(FillRow.client_order_id) == cid)
+                fills_of_orders([cid])
                 & (
                     (col(FillRow.run_id) == run_id)
                     | ((col(FillRow.kind) != "trade") & col(FillRow.run_id).not_in(elsewhere))

@@ -25,6 +25,7 @@ from tradepipe.orders import OrderIntent, OrderStatus
 from tradepipe.plugins.ledger import history
 from tradepipe.plugins.ledger import summary as summaries
 from tradepipe.plugins.ledger.schema import (
+    FILL_ROWS,
     AccountRow,
     DecisionRow,
     FillRow,
@@ -35,6 +36,7 @@ from tradepipe.plugins.ledger.schema import (
     RejectedDecisionRow,
     RunRow,
     VerdictRow,
+    fills_of_orders,
 )
 from tradepipe.sink import Unsettled, account_label, account_of
 
@@ -231,7 +233,24 @@ class Ledger:
         return self._rows(VerdictRow, run_id, col(VerdictRow.id), limit)
 
     def fills(self, run_id: str, limit: int | None = None) -> list[FillRow]:
-        return self._rows(FillRow, run_id, col(FillRow.id), limit)
+        if not limit:
+            return self._rows(FillRow, run_id, col(FillRow.id), None)
+        # The first ``limit`` are chosen in the table: through the view, every fill
+        # of the run would find its order's row before the sort (migration 0026).
+        fills = FILL_ROWS.c
+        run_no = select(col(RunRow.run_no)).where(col(RunRow.run_id) == run_id)
+        first = (
+            select(fills.id)
+            .where(fills.run_no == run_no.scalar_subquery())
+            .order_by(fills.id)
+            .limit(limit)
+        )
+        try:
+            with self._session() as s:
+                stmt = select(FillRow).where(col(FillRow.id).in_(first)).order_by(col(FillRow.id))
+                return list(s.scalars(stmt))
+        except SQLAlchemyError as exc:
+            raise self._guard(FillRow.__tablename__) from exc
 
     def order_events(self, run_id: str, client_order_id: str) -> list[OrderEventRow]:
         try:
@@ -354,7 +373,7 @@ class Ledger:
                     # Only trades: an expiry recorded under the order is no execution of it.
                     for f in s.scalars(
                         select(FillRow).where(
-                            col(FillRow.client_order_id).in_(open_ids)
+                            fills_of_orders(open_ids)
                             & (col(FillRow.kind) == "trade")
                             # a combo's fill counts once, by its own row
                             & col(FillRow.combo_execution_id).is_(None)
@@ -458,7 +477,7 @@ class Ledger:
         fills: dict[str, dict[str, FillRow]] = {}
         for f in s.scalars(
             select(FillRow).where(
-                col(FillRow.client_order_id).in_(ids)
+                fills_of_orders(ids)
                 & (col(FillRow.kind) == "trade")
                 # a combo's fill counts once, by its own row
                 & col(FillRow.combo_execution_id).is_(None)

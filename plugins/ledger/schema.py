@@ -10,6 +10,7 @@ updated to show progress: an order's history is its ``status_changes`` rows
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +27,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    select,
     text,
+    union_all,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -547,8 +550,8 @@ ORDER_ROWS = _stored(
     Index("ix_orders_run", "run_no"),
     Index("ix_orders_decision", "decision_id"),
 )
-#: The fills without an order's row, whose client order ids are indexed.
-_WITHOUT_ORDER = text("order_id IS NULL")
+#: The fills that keep their own client order id, whose ids are indexed.
+_OWN_ID = text("client_order_id IS NOT NULL")
 
 FILL_ROWS = _stored(
     FillRow,
@@ -559,14 +562,33 @@ FILL_ROWS = _stored(
     Index(
         "ix_fills_client_order_id",
         "client_order_id",
-        sqlite_where=_WITHOUT_ORDER,
-        postgresql_where=_WITHOUT_ORDER,
+        sqlite_where=_OWN_ID,
+        postgresql_where=_OWN_ID,
     ),
     # A fill of an order the ledger holds names the order's row and leaves its ids
     # to it: its decision id is NULL too unless it differs (migration 0026).
     keys=(Column("order_id", Integer, nullable=True),),
     optional=frozenset({"client_order_id", "decision_id"}),
 )
+
+
+def fills_of_orders(client_order_ids: Iterable[str]) -> Any:
+    """The condition on ``fills`` of the fills under any of ``client_order_ids``.
+
+    A fill's client order id is its own or its order's (migration 0026), and no
+    database looks up that merged id through an index: the fills are found through
+    the orders' index and the fills' index of order rows, and through the index of
+    the fills that keep their own id, then read from the view by key.
+    """
+    ids = list(client_order_ids)
+    fills = FILL_ROWS.c
+    orders = select(ORDER_ROWS.c.id).where(ORDER_ROWS.c.client_order_id.in_(ids))
+    found = union_all(
+        select(fills.id).where(fills.order_id.in_(orders)),
+        select(fills.id).where(fills.client_order_id.in_(ids)),
+    )
+    return FillRow.__table__.c.id.in_(found)  # type: ignore[attr-defined]
+
 
 #: The records whose rows name their run by number, and the tables they go to.
 STORED: dict[type[SQLModel], Table] = {

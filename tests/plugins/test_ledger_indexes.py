@@ -200,6 +200,12 @@ def _plans(engine: Engine, work: Any) -> list[tuple[str, str]]:
     return plans
 
 
+def _newest(statement: str) -> bool:
+    """A read of a table's newest rows, which walks its key back from the end and
+    stops at the limit (the dashboard's): a SCAN in the plan, but not of every row."""
+    return "WHERE" not in statement and ".id DESC" in statement and "LIMIT" in statement
+
+
 def _full_scans(plans: list[tuple[str, str]]) -> list[str]:
     return [
         f"{detail}: {statement}"
@@ -207,6 +213,7 @@ def _full_scans(plans: list[tuple[str, str]]) -> list[str]:
         if detail.startswith("SCAN ")
         and detail.split()[1] in BIG
         and "USING" not in detail  # an index scan says which index
+        and not _newest(statement)
     ]
 
 
@@ -224,11 +231,26 @@ def test_a_history_and_a_summary_read_the_big_tables_through_indexes(
             found.summary("r-c"),
             found.summary("r-a"),
             found.unsettled_of([CID, "tp-unknown"]),  # what a live run's start asks
+            found.recent(50),  # the dashboard's
+            found.fills("r-a", 20),
         ),
     )
     assert any("FROM verdicts" in statement for statement, _detail in plans)
     assert any("FROM judgements" in statement for statement, _detail in plans)
     assert _full_scans(plans) == []
+    # The newest fills, and a run's first, are read down the fills' own keys, not
+    # sorted after each has found its order's row (migration 0026).
+    fills: dict[str, list[str]] = {}
+    for statement, detail in plans:
+        if "FROM fills" in statement and "LIMIT" in statement:
+            fills.setdefault(statement, []).append(detail)
+    [newest] = [d for st, d in fills.items() if "DESC" in st]
+    assert not any("TEMP B-TREE" in d for d in newest)
+    # A run's first: only their ids are sorted, read from an index alone.
+    [first] = [d for st, d in fills.items() if "DESC" not in st]
+    assert any("COVERING INDEX" in d for d in first)
+    # An order's fills, through the index of order rows.
+    assert any("ix_fills_order" in detail for _statement, detail in plans)
     # The denials are counted from their own index.
     assert any("ix_judgements_denied" in detail for _statement, detail in plans)
 
@@ -333,3 +355,67 @@ def test_a_row_dumps_its_fields_in_the_order_the_table_declares_them() -> None:
         "reason",
         "broker_order_id",
     ]
+
+
+#: Orders, each with a fill, of a big run beside the fixture's small ones.
+BIG_RUN = 20_000
+
+
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
+def test_postgresql_reads_a_small_run_and_an_order_s_fills_through_indexes(
+    ledger: tuple[Engine, Ledger],
+) -> None:
+    """With statistics of a big run, PostgreSQL still finds an order's fills, the
+    newest fills and a small run's through indexes: the fills view's LEFT JOIN of
+    the order's row (migration 0026) must not turn into a scan of every order."""
+    engine, found = ledger
+    with Session(engine) as s:
+        s.add(_run("r-big", 3))
+        s.commit()
+    with engine.begin() as conn:
+        number = conn.execute(text("SELECT run_no FROM runs WHERE run_id = 'r-big'")).scalar()
+        conn.execute(
+            text(
+                "INSERT INTO order_rows (run_no, client_order_id, decision_id, source, symbol, "
+                "side, quantity, order_type, tif, outside_rth, created_at) "
+                "SELECT :run, 'tp-big-' || g, 'd-big-' || g, 'ai', 'AAPL', 'buy', 1, 'market', "
+                "'day', false, :at FROM generate_series(1, :n) AS g"
+            ),
+            {"run": number, "at": T0, "n": BIG_RUN},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO fill_rows (run_no, order_id, execution_id, symbol, side, quantity, "
+                "price, commission, multiplier, ts, kind, is_combo) "
+                "SELECT run_no, id, 'x-' || id, 'AAPL', 'buy', 1, 100, 0, 1, :at, 'trade', false "
+                "FROM order_rows WHERE run_no = :run"
+            ),
+            {"run": number, "at": T0},
+        )
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+    seen: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "fills" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        assert [f.client_order_id for f in found.fills("r-big", 3)] == [
+            "tp-big-1",
+            "tp-big-2",
+            "tp-big-3",
+        ]
+        assert found.recent(50)["fills"][0]["client_order_id"] == f"tp-big-{BIG_RUN}"
+        found.chains("tp-big-7")
+        found.fills("r-a", 20)
+        found.unsettled_of([CID, "tp-big-9"])
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    assert len(seen) >= 5
+    with engine.connect() as conn:
+        for statement, parameters in seen:
+            plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+            assert "Seq Scan on fill_rows" not in plan, (statement, plan)
+            assert "Seq Scan on order_rows" not in plan, (statement, plan)

@@ -9,7 +9,11 @@ the order's. A fill of an order the ledger does not hold keeps its ids. The
 ``fills`` view gives every fill its ids as before.
 
 An index of order rows serves a lookup of an order's fills; the index of client
-order ids holds only the fills without an order's row.
+order ids holds only the fills that keep their own. The view is a LEFT JOIN of
+the order's row, so that a read of the newest fills, or of a run's, goes down
+the fills' own keys as before; a reader that looks fills up by client order id
+asks both indexes (``queries.fills_of_orders``), since neither database takes a
+lookup of the view's merged id into its tables.
 
 A downgrade writes the ids back into every fill.
 
@@ -19,13 +23,12 @@ Revises: 0025
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from tradepipe.plugins.ledger.migrations import earlier
 
 revision = "0026"
 down_revision = "0025"
@@ -39,24 +42,14 @@ PROGRESS_EVERY = 1_000_000
 #: Fills copied a second on SQLite (0022 measured 175,000 rows a second).
 ROWS_PER_SECOND = 175_000
 
-#: The fills without an order's row, whose client order id the index holds.
-WITHOUT_ORDER = sa.text("order_id IS NULL")
+#: The fills that keep their own client order id, which the index holds.
+OWN_ID = sa.text("client_order_id IS NOT NULL")
 
 #: The fill's columns after its ids, as the view and the table have them.
 REST = (
     "broker_order_id, symbol, side, quantity, price, commission, multiplier, ts, kind, "
     "is_combo, combo_execution_id"
 )
-
-
-def _migration(name: str) -> Any:
-    """An earlier migration's module: its trigger and time format are used again."""
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"tradepipe_ledger_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rest(dialect: str) -> str:
@@ -66,29 +59,23 @@ def _rest(dialect: str) -> str:
     for name in REST.split(", "):
         column = f"fill_rows.{name}"
         if name == "ts" and dialect == "sqlite":
-            column = f"{_migration('0025_short_times.py').iso(column)} AS ts"
+            column = f"{earlier('0025_short_times.py').iso(column)} AS ts"
         shown.append(column)
     return ", ".join(shown)
 
 
 def view(dialect: str) -> str:
-    """``fills``: the fills with an order's row take its ids, the rest (those with a
-    client order id of their own) theirs, found by the id through its index. (Not
-    a LEFT JOIN of the order's row: SQLite then does not take a lookup by the id
-    into the view's parts.) The tables keep their names (no alias): query plans
-    then name them."""
+    """``fills``: every fill with its ids, its own or its order's. The order's row
+    is a LEFT JOIN by its key: a read that takes no id then goes down the fills'
+    own keys. The tables keep their names (no alias): query plans then name them."""
     rest = _rest(dialect)
     return f"""
 CREATE VIEW fills AS
-SELECT fill_rows.id, runs.run_id, fill_rows.execution_id, order_rows.client_order_id,
+SELECT fill_rows.id, runs.run_id, fill_rows.execution_id,
+       COALESCE(fill_rows.client_order_id, order_rows.client_order_id) AS client_order_id,
        COALESCE(fill_rows.decision_id, order_rows.decision_id) AS decision_id, {rest}
-FROM fill_rows JOIN order_rows ON order_rows.id = fill_rows.order_id
-JOIN runs ON runs.run_no = fill_rows.run_no
-UNION ALL
-SELECT fill_rows.id, runs.run_id, fill_rows.execution_id, fill_rows.client_order_id,
-       fill_rows.decision_id, {rest}
 FROM fill_rows JOIN runs ON runs.run_no = fill_rows.run_no
-WHERE fill_rows.client_order_id IS NOT NULL
+LEFT JOIN order_rows ON order_rows.id = fill_rows.order_id
 """
 
 
@@ -117,7 +104,7 @@ def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, ids_kept: bool
     ``copy`` (over the old table, named ``f``), its indexes as the layout has them
     (``ids_kept``: every fill keeps its ids, as before this migration)."""
     dialect = bind.dialect.name
-    trigger = _migration("0022_run_numbers.py")
+    trigger = earlier("0022_run_numbers.py")
     if dialect == "sqlite":
         # SQLite checks every trigger and view when a table is renamed.
         op.execute("DROP TRIGGER runs_keep_rows")
@@ -148,11 +135,15 @@ def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, ids_kept: bool
             "ix_fills_client_order_id",
             "fill_rows",
             ["client_order_id"],
-            sqlite_where=WITHOUT_ORDER,
-            postgresql_where=WITHOUT_ORDER,
+            sqlite_where=OWN_ID,
+            postgresql_where=OWN_ID,
         )
     if dialect == "sqlite":
         op.execute(trigger.KEEP_RUNS_WITH_ROWS)
+    else:
+        # A new table has no statistics until autovacuum comes by: without them
+        # PostgreSQL took a lookup of a few fills by id through a scan of them all.
+        op.execute("ANALYZE fill_rows")
 
 
 def upgrade() -> None:
