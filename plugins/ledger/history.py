@@ -26,6 +26,7 @@ from tradepipe.plugins.ledger.schema import (
     RunRow,
     VerdictRow,
     fills_of_orders,
+    orders_of_decisions,
 )
 
 
@@ -54,9 +55,7 @@ def recent(s: Session, limit: int) -> dict[str, list[dict[str, Any]]]:
     orders: dict[tuple[str, str], OrderRow] = {
         (o.run_id, o.decision_id): o
         for o in s.scalars(
-            select(OrderRow).where(
-                col(OrderRow.run_id).in_(runs) & col(OrderRow.decision_id).in_(ids)
-            )
+            select(OrderRow).where(col(OrderRow.run_id).in_(runs) & orders_of_decisions(ids))
         )
     }
     latest: dict[tuple[str, str], OrderEventRow] = {}
@@ -139,6 +138,8 @@ def chains(s: Session, key: str) -> list[dict[str, Any]]:
 
 def _chain(s: Session, run_id: str, decision_id: str) -> dict[str, Any]:
     def where(model: Any) -> Any:
+        if model is OrderRow:  # its decision id may be its decision row's (0027)
+            return (col(model.run_id) == run_id) & orders_of_decisions([decision_id])
         return (col(model.run_id) == run_id) & (col(model.decision_id) == decision_id)
 
     run = s.get(RunRow, run_id)

@@ -542,13 +542,27 @@ JUDGEMENT_ROWS = _stored(
         postgresql_where=_DENIED,
     ),
 )
+#: The orders that keep their own decision id, whose ids are indexed.
+_OWN_DECISION = text("decision_id IS NOT NULL")
+
 ORDER_ROWS = _stored(
     OrderRow,
     "order_rows",
     # Serves lookups by the client order id alone too; a run's orders by its number.
     UniqueConstraint("client_order_id", "run_no", name="uq_orders_cid_run"),
     Index("ix_orders_run", "run_no"),
-    Index("ix_orders_decision", "decision_id"),
+    # A decision's orders by its row; those of decisions the run lacks by their id.
+    Index("ix_orders_decision_row", "decision_row"),
+    Index(
+        "ix_orders_decision",
+        "decision_id",
+        sqlite_where=_OWN_DECISION,
+        postgresql_where=_OWN_DECISION,
+    ),
+    # An order of a decision its run recorded names the decision's row and leaves
+    # the decision id to it (migration 0027).
+    keys=(Column("decision_row", Integer, nullable=True),),
+    optional=frozenset({"decision_id"}),
 )
 #: The fills that keep their own client order id, whose ids are indexed.
 _OWN_ID = text("client_order_id IS NOT NULL")
@@ -572,22 +586,31 @@ FILL_ROWS = _stored(
 )
 
 
-def fills_of_orders(client_order_ids: Iterable[str]) -> Any:
-    """The condition on ``fills`` of the fills under any of ``client_order_ids``.
-
-    A fill's client order id is its own or its order's (migration 0026), and no
-    database looks up that merged id through an index: the fills are found through
-    the orders' index and the fills' index of order rows, and through the index of
-    the fills that keep their own id, then read from the view by key.
-    """
-    ids = list(client_order_ids)
-    fills = FILL_ROWS.c
-    orders = select(ORDER_ROWS.c.id).where(ORDER_ROWS.c.client_order_id.in_(ids))
+def _through(view: Any, rows: Table, key: str, parent: Table, field: str, ids: list[str]) -> Any:
+    """The condition on ``view`` (over ``rows``) of the rows whose ``field`` is among
+    ``ids``: those that name a row of ``parent`` with one of them by ``key``, and
+    those that keep their own. No database looks the view's merged id up through an
+    index: both parts go through one, and the rows are then read by their key."""
+    named = select(parent.c.id).where(parent.c[field].in_(ids))
     found = union_all(
-        select(fills.id).where(fills.order_id.in_(orders)),
-        select(fills.id).where(fills.client_order_id.in_(ids)),
+        select(rows.c.id).where(rows.c[key].in_(named)),
+        select(rows.c.id).where(rows.c[field].in_(ids)),
     )
-    return FillRow.__table__.c.id.in_(found)  # type: ignore[attr-defined]
+    return view.__table__.c.id.in_(found)
+
+
+def fills_of_orders(client_order_ids: Iterable[str]) -> Any:
+    """The condition on ``fills`` of the fills under any of ``client_order_ids``: a
+    fill's client order id is its own or its order's (migration 0026)."""
+    ids = list(client_order_ids)
+    return _through(FillRow, FILL_ROWS, "order_id", ORDER_ROWS, "client_order_id", ids)
+
+
+def orders_of_decisions(decision_ids: Iterable[str]) -> Any:
+    """The condition on ``orders`` of the orders of any of ``decision_ids``: an
+    order's decision id is its own or its decision row's (migration 0027)."""
+    ids = list(decision_ids)
+    return _through(OrderRow, ORDER_ROWS, "decision_row", DECISION_ROWS, "decision_id", ids)
 
 
 #: The records whose rows name their run by number, and the tables they go to.

@@ -345,6 +345,12 @@ class SqlSink(Sink):
                 f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in _FILL
             )
             self._sql[schema.FillRow] = _fill_insert(f"(SELECT {values}) AS s")
+            # An order takes its decision's row where its run recorded the decision
+            # (migration 0027); decisions go before orders in a batch.
+            values = ", ".join(
+                f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in _ORDER
+            )
+            self._sql[schema.OrderRow] = _order_insert(f"(SELECT {values}) AS s")
             if not sqlite:
                 self._dec = _identity
                 self._ts = self._at = _identity
@@ -1179,20 +1185,71 @@ def _fill_insert(source: str, ordinality: str = "") -> str:
         f"{', '.join(rest)}) "
         "SELECT s.run_no, o.id, s.execution_id, "
         "CASE WHEN o.id IS NULL THEN s.client_order_id END, "
-        "CASE WHEN o.id IS NULL OR o.decision_id <> s.decision_id THEN s.decision_id END, "
+        "CASE WHEN o.id IS NULL OR COALESCE(o.decision_id, (SELECT d.decision_id "
+        "FROM decision_rows AS d WHERE d.id = o.decision_row)) <> s.decision_id "
+        "THEN s.decision_id END, "
         f"{', '.join('s.' + name for name in rest)} "
         f"FROM {source} LEFT JOIN order_rows AS o "
         f"ON o.run_no = s.run_no AND o.client_order_id = s.client_order_id{ordinality}"
     )
 
 
-#: Fills go as one INSERT of the batch's columns, each an array (as status changes
-#: do), each keyed by its order's row as the single-row INSERT keys it.
-_FILLS_BY_COLUMNS = _fill_insert(
-    f"unnest({', '.join(f'%s::{kind}[]' for _name, kind in _FILL)}) WITH ORDINALITY "
-    f"AS s({', '.join(name for name, _kind in _FILL)}, n)",
-    " ORDER BY s.n",
+#: The values of an order's row, as the sink gives them, and their PostgreSQL types.
+_ORDER = (
+    ("run_no", "integer"),
+    ("client_order_id", "varchar"),
+    ("decision_id", "varchar"),
+    ("source", "varchar"),
+    ("symbol", "varchar"),
+    ("side", "varchar"),
+    ("quantity", "numeric"),
+    ("order_type", "varchar"),
+    ("limit_price", "numeric"),
+    ("stop_price", "numeric"),
+    ("tif", "varchar"),
+    ("outside_rth", "boolean"),
+    ("stop_loss", "numeric"),
+    ("take_profit", "numeric"),
+    ("reference_price", "numeric"),
+    ("created_at", "timestamptz"),
+    ("instrument", "text"),
+    ("option_risk", "text"),
 )
+
+
+def _order_insert(source: str, ordinality: str = "") -> str:
+    """The INSERT of orders from ``source`` (one order's values, or a table of them,
+    named ``s``): each takes the row of its run's decision of its decision id, where
+    the run recorded one, and then leaves its decision id to it. ``ordinality``:
+    the ORDER BY that keeps them in order."""
+    rest = [name for name, _kind in _ORDER[3:]]
+    return (
+        "INSERT INTO order_rows (run_no, decision_row, client_order_id, decision_id, "
+        f"{', '.join(rest)}) "
+        "SELECT s.run_no, d.id, s.client_order_id, CASE WHEN d.id IS NULL THEN s.decision_id END, "
+        f"{', '.join('s.' + name for name in rest)} "
+        f"FROM {source} LEFT JOIN decision_rows AS d ON d.id = (SELECT MIN(k.id) "
+        "FROM decision_rows AS k WHERE k.run_no = s.run_no AND k.decision_id = s.decision_id)"
+        f"{ordinality}"
+    )
+
+
+def _by_columns(insert: Any, typed: tuple[tuple[str, str], ...]) -> str:
+    """``insert`` (a function of its source) of a batch's columns, each an array (as
+    status changes go), in the order they came."""
+    return str(
+        insert(
+            f"unnest({', '.join(f'%s::{kind}[]' for _name, kind in typed)}) WITH ORDINALITY "
+            f"AS s({', '.join(name for name, _kind in typed)}, n)",
+            " ORDER BY s.n",
+        )
+    )
+
+
+#: Orders and fills go as one INSERT of the batch's columns each, keyed as the
+#: single-row INSERT keys one.
+_ORDERS_BY_COLUMNS = _by_columns(_order_insert, _ORDER)
+_FILLS_BY_COLUMNS = _by_columns(_fill_insert, _FILL)
 
 
 def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, Bulk]:
@@ -1203,6 +1260,8 @@ def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, Bulk]:
             plans[sql] = ("columns", _CHANGES_BY_COLUMNS)
         elif table is schema.FillRow:
             plans[sql] = ("columns", _FILLS_BY_COLUMNS)
+        elif table is schema.OrderRow:
+            plans[sql] = ("columns", _ORDERS_BY_COLUMNS)
         elif table is not schema.RunRow:  # a run's number is the database's to give
             columns = ", ".join(schema.insert_columns(table))
             plans[sql] = ("copy", f"COPY {schema.table_of(table).name} ({columns}) FROM STDIN")

@@ -233,6 +233,8 @@ def test_a_history_and_a_summary_read_the_big_tables_through_indexes(
             found.unsettled_of([CID, "tp-unknown"]),  # what a live run's start asks
             found.recent(50),  # the dashboard's
             found.fills("r-a", 20),
+            found.chains(DECISION),
+            found.orders("r-a", 20),
         ),
     )
     assert any("FROM verdicts" in statement for statement, _detail in plans)
@@ -249,8 +251,10 @@ def test_a_history_and_a_summary_read_the_big_tables_through_indexes(
     # A run's first: only their ids are sorted, read from an index alone.
     [first] = [d for st, d in fills.items() if "DESC" not in st]
     assert any("COVERING INDEX" in d for d in first)
-    # An order's fills, through the index of order rows.
+    # An order's fills, through the index of order rows; a decision's orders,
+    # through that of decision rows (migrations 0026 and 0027).
     assert any("ix_fills_order" in detail for _statement, detail in plans)
+    assert any("ix_orders_decision_row" in detail for _statement, detail in plans)
     # The denials are counted from their own index.
     assert any("ix_judgements_denied" in detail for _statement, detail in plans)
 
@@ -362,7 +366,7 @@ BIG_RUN = 20_000
 
 
 @pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
-def test_postgresql_reads_a_small_run_and_an_order_s_fills_through_indexes(
+def test_postgresql_reads_a_small_run_and_an_order_s_fills_and_a_decision_s_orders_by_index(
     ledger: tuple[Engine, Ledger],
 ) -> None:
     """With statistics of a big run, PostgreSQL still finds an order's fills, the
@@ -376,12 +380,22 @@ def test_postgresql_reads_a_small_run_and_an_order_s_fills_through_indexes(
         number = conn.execute(text("SELECT run_no FROM runs WHERE run_id = 'r-big'")).scalar()
         conn.execute(
             text(
-                "INSERT INTO order_rows (run_no, client_order_id, decision_id, source, symbol, "
-                "side, quantity, order_type, tif, outside_rth, created_at) "
-                "SELECT :run, 'tp-big-' || g, 'd-big-' || g, 'ai', 'AAPL', 'buy', 1, 'market', "
-                "'day', false, :at FROM generate_series(1, :n) AS g"
+                "INSERT INTO decision_rows (run_no, decision_id, created_at, source, symbol, "
+                "action, confidence, order_type, tif, rationale) "
+                "SELECT :run, 'd-big-' || g, :at, 'ai', 'AAPL', 'buy', 90, 'market', 'day', '' "
+                "FROM generate_series(1, :n) AS g"
             ),
             {"run": number, "at": T0, "n": BIG_RUN},
+        )
+        # Each order names its decision's row, as the sink writes it (migration 0027).
+        conn.execute(
+            text(
+                "INSERT INTO order_rows (run_no, decision_row, client_order_id, source, symbol, "
+                "side, quantity, order_type, tif, outside_rth, created_at) "
+                "SELECT run_no, id, 'tp-big-' || substr(decision_id, 7), 'ai', 'AAPL', 'buy', 1, "
+                "'market', 'day', false, :at FROM decision_rows WHERE run_no = :run ORDER BY id"
+            ),
+            {"run": number, "at": T0},
         )
         conn.execute(
             text(
@@ -397,7 +411,9 @@ def test_postgresql_reads_a_small_run_and_an_order_s_fills_through_indexes(
     seen: list[tuple[str, Any]] = []
 
     def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "fills" in statement:
+        if statement.lstrip().upper().startswith("SELECT") and (
+            "fills" in statement or "orders" in statement
+        ):
             seen.append((statement, parameters))
 
     event.listen(engine, "before_cursor_execute", keep)
@@ -408,7 +424,11 @@ def test_postgresql_reads_a_small_run_and_an_order_s_fills_through_indexes(
             "tp-big-3",
         ]
         assert found.recent(50)["fills"][0]["client_order_id"] == f"tp-big-{BIG_RUN}"
-        found.chains("tp-big-7")
+        [chain] = found.chains("tp-big-7")
+        assert chain["decision"]["decision_id"] == "d-big-7"
+        assert [o["order"]["decision_id"] for o in chain["orders"]] == ["d-big-7"]
+        [chain] = found.chains("d-big-8")
+        assert [o["order"]["client_order_id"] for o in chain["orders"]] == ["tp-big-8"]
         found.fills("r-a", 20)
         found.unsettled_of([CID, "tp-big-9"])
     finally:
@@ -419,3 +439,4 @@ def test_postgresql_reads_a_small_run_and_an_order_s_fills_through_indexes(
             plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
             assert "Seq Scan on fill_rows" not in plan, (statement, plan)
             assert "Seq Scan on order_rows" not in plan, (statement, plan)
+            assert "Seq Scan on decision_rows" not in plan, (statement, plan)

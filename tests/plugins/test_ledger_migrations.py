@@ -1353,6 +1353,112 @@ def test_fills_name_their_order_s_row_and_read_as_before(ledger_url: str) -> Non
         upgraded.dispose()
 
 
+def _orders(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the views over orders, as a reader gets them."""
+    got = {}
+    for view in ("orders", "order_events", "fills"):
+        rows = conn.execute(text(f"SELECT * FROM {view} ORDER BY id")).all()
+        got[view] = [tuple(str(v) if isinstance(v, Decimal) else v for v in r) for r in rows]
+    return got
+
+
+def test_orders_name_their_decision_s_row_and_read_as_before(ledger_url: str) -> None:
+    """Migration 0027: an order of a decision its run recorded names the decision's
+    row (the first, should the run hold the id twice) and leaves the id to it; an
+    order of a decision its run lacks keeps it. Orders, their status changes and
+    their fills read as before through the views, a new run's orders are keyed as
+    they are written, and a downgrade puts the ids back."""
+    _runs_at_0021(ledger_url)  # orders tp-1 and tp-3 of r1's decisions d1 and d3
+    engine = create_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0026")
+            conn.execute(
+                text(
+                    "UPDATE order_rows SET decision_id = 'd-elsewhere' "
+                    "WHERE client_order_id = 'tp-3'"
+                )
+            )
+            # d1 recorded twice in its run: the order takes the first.
+            conn.execute(
+                text(
+                    "INSERT INTO decision_rows (run_no, decision_id, created_at, source, symbol, "
+                    "action, confidence, order_type, tif, rationale) SELECT run_no, decision_id, "
+                    "created_at, source, symbol, action, confidence, order_type, tif, rationale "
+                    "FROM decision_rows WHERE decision_id = 'd1'"
+                )
+            )
+            before = _orders(conn)
+        assert [row[2:4] for row in before["orders"]] == [("tp-1", "d1"), ("tp-3", "d-elsewhere")]
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0027")
+        with engine.connect() as conn:
+            assert _orders(conn) == before
+            stored = conn.execute(
+                text(
+                    "SELECT o.client_order_id, o.decision_id, d.decision_id, d.id = "
+                    "(SELECT MIN(id) FROM decision_rows WHERE decision_id = 'd1') "
+                    "FROM order_rows o LEFT JOIN decision_rows d ON d.id = o.decision_row "
+                    "ORDER BY o.id"
+                )
+            ).all()
+            assert [tuple(r) for r in stored] == [
+                ("tp-1", None, "d1", True),
+                ("tp-3", "d-elsewhere", None, None),
+            ]
+        from tradepipe import Decision, Order, OrderIntent
+        from tradepipe.orders import Side
+        from tradepipe.plugins.ledger.sink import SqlSink
+
+        at = dt.datetime(2026, 1, 4, tzinfo=dt.UTC)
+        sink_run = _run("r4", at)
+        sink = SqlSink(SqlSink.Settings(url=ledger_url, writer="inline"))
+        sink.open(sink_run)
+        new = Decision(source="s", created_at=at, symbol="AAPL", action="buy", confidence=90)
+        sink.record_decision(new)
+        for cid, decision_id in (("tp-new", new.id), ("tp-other", "d-not-recorded")):
+            intent = OrderIntent(
+                client_order_id=cid,
+                decision_id=decision_id,
+                source="s",
+                symbol="AAPL",
+                side=Side.BUY,
+                quantity=Decimal(5),
+                created_at=at,
+            )
+            sink.record_order(Order.from_intent(intent))
+        sink.close(sink_run, bars=0, status="completed")
+        with engine.connect() as conn:
+            after = _orders(conn)
+            assert [row[2:4] for row in after["orders"][2:]] == [
+                ("tp-new", new.id),
+                ("tp-other", "d-not-recorded"),
+            ]
+            assert after["orders"][2][0] > before["orders"][-1][0]
+            kept = conn.execute(
+                text(
+                    "SELECT decision_id FROM order_rows WHERE client_order_id LIKE 'tp-%' "
+                    "ORDER BY id"
+                )
+            ).all()
+            assert [k for (k,) in kept] == [None, "d-elsewhere", None, "d-not-recorded"]
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0026")
+        with engine.connect() as conn:
+            assert _orders(conn) == after
+            assert "decision_row" not in {
+                c["name"] for c in inspect(conn).get_columns("order_rows")
+            }
+    finally:
+        engine.dispose()
+    upgraded = open_engine(ledger_url)  # and up again
+    try:
+        with upgraded.connect() as conn:
+            assert _orders(conn) == after
+    finally:
+        upgraded.dispose()
+
+
 def test_a_run_keeps_its_row_while_the_ledger_holds_its_rows(ledger_url: str) -> None:
     """Deleting a run's row by hand would leave its rows naming a number the next run
     takes: the database refuses, and nothing changes. A run without rows can go."""

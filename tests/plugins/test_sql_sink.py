@@ -751,6 +751,52 @@ def test_a_missing_time_is_never_written_as_an_empty_one() -> None:
         assert times(T) == (str(int(T.timestamp())) if short else T.isoformat())
 
 
+def test_an_order_names_its_decision_s_row_and_reads_back_with_its_id(target: Target) -> None:
+    """An order of a decision its run recorded names the decision's row and leaves
+    the id to it (migration 0027); an order of a decision the run did not record
+    (recorded by another run, or not at all) keeps its id. Orders, their fills and
+    explain give every decision id as written."""
+    first, second = decision(1), decision(2)
+    sink = target.sink()
+    sink.open(run_info("r0"))
+    sink.record_decision(second)  # in another run
+    sink.close(run_info("r0"), bars=0, status="completed")
+    sink = target.sink()
+    sink.open(run_info("r1"))
+    sink.record_decision(first)
+    orders = [order_for(first, "tp-1"), order_for(second, "tp-2"), order_for(decision(3), "tp-3")]
+    for o in orders:
+        sink.record_order(o)
+    other = fill_for(orders[0]).model_copy(update={"execution_id": "x-other", "decision_id": "d-x"})
+    sink.record_fill(fill_for(orders[0]))
+    sink.record_fill(other)
+    sink.close(run_info("r1"), bars=0, status="completed")
+
+    ledger = Ledger(target.sink().engine(), target.url)
+    assert [(o.client_order_id, o.decision_id) for o, _s, _r in ledger.orders("r1")] == [
+        (o.client_order_id, o.intent.decision_id) for o in orders
+    ]
+    assert [f.decision_id for f in ledger.fills("r1")] == [first.id, "d-x"]
+    [chain] = ledger.chains(first.id)
+    assert [o["order"]["client_order_id"] for o in chain["orders"]] == ["tp-1"]
+    assert [(f["execution_id"], f["decision_id"]) for f in chain["orders"][0]["fills"]] == [
+        ("x-tp-1", first.id),
+        ("x-other", "d-x"),
+    ]
+    # A decision its run did not record: its order keeps the id, found by it.
+    [chain] = ledger.chains("tp-2")
+    assert (chain["run_id"], chain["decision_id"]) == ("r1", second.id)
+    assert [o["order"]["client_order_id"] for o in chain["orders"]] == ["tp-2"]
+    stored = target.rows(
+        "select client_order_id, decision_row is not null, decision_id from order_rows order by id"
+    )
+    assert [(c, bool(k), d) for c, k, d in stored] == [
+        ("tp-1", True, None),
+        ("tp-2", False, second.id),
+        ("tp-3", False, decision(3).id),
+    ]
+
+
 def test_a_fill_names_its_order_s_row_and_reads_back_with_its_ids(target: Target) -> None:
     """A fill of an order the ledger holds in its run names the order's row and leaves
     the ids to it (migration 0026), its decision id kept where it is not the
