@@ -83,6 +83,17 @@ def run_for(clock: VirtualClock, seconds: float, *, step: float = 5.0) -> None:
         settle(0.03)
 
 
+def subscribed(gw: Any, conid: int, clock: VirtualClock, timeout: float = WAIT) -> None:
+    """Move ``clock`` on in half seconds until a socket of the stand-in ``gw`` holds a
+    subscription to ``conid``. The stream subscribes from its own thread, later on
+    a loaded machine; IBKR sends nothing of a trade made before it."""
+    deadline = time.monotonic() + timeout
+    while not any(conid in s["subscriptions"] for s in gw.streams()["sockets"]):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the stream did not subscribe to {conid} in {timeout} s")
+        run_for(clock, 0.5, step=0.5)
+
+
 def received(socket_info: dict[str, Any], prefix: str) -> list[str]:
     """The client messages a stand-in socket received that start with ``prefix``."""
     return [m for m in socket_info["received"] if m.startswith(prefix)]

@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "brokers"))
 
 from inprocess_support import InProcessGateway, VirtualNow
-from stream_support import run_for
+from stream_support import run_for, subscribed
 from tradepipe.brokers.paper.broker import PaperBroker
 from tradepipe.errors import ConfigError
 from tradepipe.market import Bar, Quote
@@ -74,6 +74,7 @@ def test_streamed_trades_make_bars_and_quotes_reach_the_run(
     gw: InProcessGateway, stream_feed: IbkrStreamFeed
 ) -> None:
     run_for(gw.clock, 1, step=0.5)
+    subscribed(gw, AAPL, gw.clock)
     # Start at a bar boundary (plus a little), so the three trades fall in one 5-s bar.
     gw.clock.advance(5 - gw.clock.time() % 5 + 0.2)
     gw.ticks(
