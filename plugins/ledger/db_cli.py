@@ -84,7 +84,9 @@ def current(app: AppContext, as_json: bool) -> None:
         said = {
             "current": "up to date",
             "behind": "behind; run `tradepipe db upgrade`",
-            "ahead": "made by a newer tradepipe, which this one cannot use; upgrade tradepipe",
+            "ahead": "made by a newer tradepipe, which this one cannot use; upgrade "
+            "tradepipe, or take the ledger back with the newer one: "
+            f"`tradepipe db downgrade --to {data['head']}`",
         }[where_it_stands]
         click.echo(f"{where}: schema {found or 'none'} (newest {data['head']}), {said}")
     if where_it_stands == "ahead":
@@ -94,7 +96,7 @@ def current(app: AppContext, as_json: bool) -> None:
 @db.command("upgrade")
 @pass_app
 def upgrade_command(app: AppContext) -> None:
-    """Apply the migrations the ledger lacks (runs also do this when they start)."""
+    """Apply the migrations the ledger lacks (every command that opens it does too)."""
     engine, where = _engine(app)
     try:
         changed = upgrade(engine)
@@ -109,7 +111,11 @@ def upgrade_command(app: AppContext) -> None:
 
 @db.command("downgrade")
 @click.option(
-    "--to", "target", required=True, metavar="REV", help="The schema to go back to, e.g. 0019."
+    "--to",
+    "target",
+    required=True,
+    metavar="REV",
+    help="The schema to go back to: the older tradepipe's newest (its `db current`).",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app

@@ -233,6 +233,7 @@ def test_db_current_says_a_ledger_from_a_newer_tradepipe_is_ahead(
     assert code == 1
     assert "schema 0099 (newest" in out
     assert "made by a newer tradepipe, which this one cannot use; upgrade tradepipe" in out
+    assert f"take the ledger back with the newer one: `tradepipe db downgrade --to {head()}`" in out
     code, out, _err = tp("db", "current", "--json")
     assert (code, json.loads(out)["state"], json.loads(out)["up_to_date"]) == (1, "ahead", False)
     # Every other command refuses it, saying how to go back; so does a downgrade.
