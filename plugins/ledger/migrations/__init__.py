@@ -9,8 +9,19 @@ head; the revision ids are short sequence numbers so the history reads in order.
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+log = logging.getLogger("tradepipe.plugins.ledger.queries")
+
+#: A conversion of more rows than this says first how long it should take.
+PROGRESS_EVERY = 1_000_000
+#: Rows copied a second on SQLite (0022 measured 175,000 rows a second).
+ROWS_PER_SECOND = 175_000
 
 
 def earlier(name: str) -> Any:
@@ -23,3 +34,60 @@ def earlier(name: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def table_columns(bind: Any, table: str) -> dict[str, sa.Column[Any]]:
+    """``table``'s columns as the database has them, but its id, by name: to make
+    the table again with some of them changed."""
+    found = sa.Table(table, sa.MetaData(), autoload_with=bind)
+    return {
+        c.name: sa.Column(c.name, c.type, nullable=c.nullable, server_default=c.server_default)
+        for c in found.columns
+        if c.name != "id"
+    }
+
+
+def say_how_long(bind: Any, table: str, what: str) -> None:
+    """Before ``table`` is copied, say how long it should take (``what`` its rows
+    come to), when it holds more than :data:`PROGRESS_EVERY` rows."""
+    total = bind.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar() or 0
+    if total > PROGRESS_EVERY:
+        log.warning(
+            "the ledger's %d %s: about %d s", total, what, max(1, round(total / ROWS_PER_SECOND))
+        )
+
+
+def copy_table(
+    bind: Any,
+    table: str,
+    columns: list[sa.Column[Any]],
+    copy: str,
+    unique: tuple[str, list[str]],
+) -> None:
+    """Make ``table`` again with ``columns`` (after its id) and the ``unique``
+    constraint (its name and columns), its rows copied by the SELECT ``copy``
+    (over the old table, named by its first letter), in the order of their ids,
+    which they keep. The views
+    and triggers over ``table`` must be gone first (SQLite checks them all when a
+    table is renamed); its indexes are the caller's to make again."""
+    sqlite = bind.dialect.name == "sqlite"
+    op.create_table(
+        f"{table}_new",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        *columns,
+        *([sa.UniqueConstraint(*unique[1], name=unique[0])] if sqlite else []),
+    )
+    names = ", ".join(c.name for c in columns)
+    op.execute(f"INSERT INTO {table}_new (id, {names}) {copy} ORDER BY {table[0]}.id")
+    op.drop_table(table)
+    op.rename_table(f"{table}_new", table)
+    if not sqlite:
+        # The sequence and primary key take the table's names again, and the
+        # sequence goes on after the highest id.
+        op.execute(f"ALTER SEQUENCE {table}_new_id_seq RENAME TO {table}_id_seq")
+        op.execute(f"ALTER INDEX {table}_new_pkey RENAME TO {table}_pkey")
+        bind.exec_driver_sql(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+        )
+        op.create_unique_constraint(unique[0], table, unique[1])

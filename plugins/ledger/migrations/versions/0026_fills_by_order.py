@@ -23,24 +23,21 @@ Revises: 0025
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-from tradepipe.plugins.ledger.migrations import earlier
+from tradepipe.plugins.ledger.migrations import (
+    copy_table,
+    earlier,
+    say_how_long,
+    table_columns,
+)
 
 revision = "0026"
 down_revision = "0025"
 branch_labels = None
 depends_on = None
-
-log = logging.getLogger("tradepipe.plugins.ledger.queries")
-
-#: A conversion of more fills than this says how long it takes.
-PROGRESS_EVERY = 1_000_000
-#: Fills copied a second on SQLite (0022 measured 175,000 rows a second).
-ROWS_PER_SECOND = 175_000
 
 #: The fills that keep their own client order id, which the index holds.
 OWN_ID = sa.text("client_order_id IS NOT NULL")
@@ -89,16 +86,6 @@ def _old_view(dialect: str) -> str:
     )
 
 
-def _columns(bind: Any) -> dict[str, sa.Column[Any]]:
-    """``fill_rows``' columns as the database has them, but its id, by name."""
-    found = sa.Table("fill_rows", sa.MetaData(), autoload_with=bind)
-    return {
-        c.name: sa.Column(c.name, c.type, nullable=c.nullable, server_default=c.server_default)
-        for c in found.columns
-        if c.name != "id"
-    }
-
-
 def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, ids_kept: bool) -> None:
     """Make ``fill_rows`` again with ``columns``, its rows copied by the SELECT
     ``copy`` (over the old table, named ``f``), its indexes as the layout has them
@@ -109,24 +96,7 @@ def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, ids_kept: bool
         # SQLite checks every trigger and view when a table is renamed.
         op.execute("DROP TRIGGER runs_keep_rows")
     op.execute("DROP VIEW fills")
-    unique = []
-    if dialect == "sqlite":
-        unique = [sa.UniqueConstraint("run_no", "execution_id", name="uq_fills_run_exec")]
-    op.create_table(
-        "fill_rows_new", sa.Column("id", sa.Integer(), primary_key=True), *columns, *unique
-    )
-    names = ", ".join(c.name for c in columns)
-    op.execute(f"INSERT INTO fill_rows_new (id, {names}) {copy} ORDER BY f.id")
-    op.drop_table("fill_rows")
-    op.rename_table("fill_rows_new", "fill_rows")
-    if dialect == "postgresql":
-        op.execute("ALTER SEQUENCE fill_rows_new_id_seq RENAME TO fill_rows_id_seq")
-        op.execute("ALTER INDEX fill_rows_new_pkey RENAME TO fill_rows_pkey")
-        op.create_unique_constraint("uq_fills_run_exec", "fill_rows", ["run_no", "execution_id"])
-        bind.exec_driver_sql(
-            "SELECT setval(pg_get_serial_sequence('fill_rows', 'id'), "
-            "COALESCE((SELECT MAX(id) FROM fill_rows), 0) + 1, false)"
-        )
+    copy_table(bind, "fill_rows", columns, copy, ("uq_fills_run_exec", ["run_no", "execution_id"]))
     if ids_kept:
         op.create_index("ix_fills_client_order_id", "fill_rows", ["client_order_id"])
     else:
@@ -148,14 +118,8 @@ def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, ids_kept: bool
 
 def upgrade() -> None:
     bind = op.get_bind()
-    total = bind.exec_driver_sql("SELECT COUNT(*) FROM fill_rows").scalar() or 0
-    if total > PROGRESS_EVERY:
-        log.warning(
-            "the ledger's %d fills name their order's row: about %d s",
-            total,
-            max(1, round(total / ROWS_PER_SECOND)),
-        )
-    old = _columns(bind)
+    say_how_long(bind, "fill_rows", "fills name their order's row")
+    old = table_columns(bind, "fill_rows")
     order = sa.Column("order_id", sa.Integer(), nullable=True)
     ids = [
         sa.Column(name, old[name].type, nullable=True)
@@ -179,7 +143,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
-    old = _columns(bind)
+    old = table_columns(bind, "fill_rows")
     ids = [
         sa.Column(name, old[name].type, nullable=False)
         for name in ("client_order_id", "decision_id")

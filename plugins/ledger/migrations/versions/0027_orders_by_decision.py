@@ -20,24 +20,21 @@ Revises: 0026
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-from tradepipe.plugins.ledger.migrations import earlier
+from tradepipe.plugins.ledger.migrations import (
+    copy_table,
+    earlier,
+    say_how_long,
+    table_columns,
+)
 
 revision = "0027"
 down_revision = "0026"
 branch_labels = None
 depends_on = None
-
-log = logging.getLogger("tradepipe.plugins.ledger.queries")
-
-#: A conversion of more orders than this says how long it takes.
-PROGRESS_EVERY = 1_000_000
-#: Orders copied a second on SQLite (0022 measured 175,000 rows a second).
-ROWS_PER_SECOND = 175_000
 
 #: The orders that keep their own decision id, which the index holds.
 OWN_ID = sa.text("decision_id IS NOT NULL")
@@ -99,16 +96,6 @@ def _order_events(dialect: str) -> str:
     return str(earlier("0023_status_codes.py")._view("postgresql", coded=True))
 
 
-def _columns(bind: Any) -> dict[str, sa.Column[Any]]:
-    """``order_rows``' columns as the database has them, but its id, by name."""
-    found = sa.Table("order_rows", sa.MetaData(), autoload_with=bind)
-    return {
-        c.name: sa.Column(c.name, c.type, nullable=c.nullable, server_default=c.server_default)
-        for c in found.columns
-        if c.name != "id"
-    }
-
-
 def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, keyed: bool) -> None:
     """Make ``order_rows`` again with ``columns``, its rows copied by the SELECT
     ``copy`` (over the old table, named ``o``), its indexes and views as the layout
@@ -120,26 +107,8 @@ def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, keyed: bool) -
         op.execute("DROP TRIGGER runs_keep_rows")
     for view in VIEWS:
         op.execute(f"DROP VIEW {view}")
-    unique = []
-    if dialect == "sqlite":
-        unique = [sa.UniqueConstraint("client_order_id", "run_no", name="uq_orders_cid_run")]
-    op.create_table(
-        "order_rows_new", sa.Column("id", sa.Integer(), primary_key=True), *columns, *unique
-    )
-    names = ", ".join(c.name for c in columns)
-    op.execute(f"INSERT INTO order_rows_new (id, {names}) {copy} ORDER BY o.id")
-    op.drop_table("order_rows")
-    op.rename_table("order_rows_new", "order_rows")
-    if dialect == "postgresql":
-        op.execute("ALTER SEQUENCE order_rows_new_id_seq RENAME TO order_rows_id_seq")
-        op.execute("ALTER INDEX order_rows_new_pkey RENAME TO order_rows_pkey")
-        op.create_unique_constraint(
-            "uq_orders_cid_run", "order_rows", ["client_order_id", "run_no"]
-        )
-        bind.exec_driver_sql(
-            "SELECT setval(pg_get_serial_sequence('order_rows', 'id'), "
-            "COALESCE((SELECT MAX(id) FROM order_rows), 0) + 1, false)"
-        )
+    unique = ("uq_orders_cid_run", ["client_order_id", "run_no"])
+    copy_table(bind, "order_rows", columns, copy, unique)
     op.create_index("ix_orders_run", "order_rows", ["run_no"])
     if keyed:
         op.create_index("ix_orders_decision_row", "order_rows", ["decision_row"])
@@ -166,14 +135,8 @@ def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, keyed: bool) -
 
 def upgrade() -> None:
     bind = op.get_bind()
-    total = bind.exec_driver_sql("SELECT COUNT(*) FROM order_rows").scalar() or 0
-    if total > PROGRESS_EVERY:
-        log.warning(
-            "the ledger's %d orders name their decision's row: about %d s",
-            total,
-            max(1, round(total / ROWS_PER_SECOND)),
-        )
-    old = _columns(bind)
+    say_how_long(bind, "order_rows", "orders name their decision's row")
+    old = table_columns(bind, "order_rows")
     key = sa.Column("decision_row", sa.Integer(), nullable=True)
     decision = sa.Column("decision_id", old["decision_id"].type, nullable=True)
     rest = [
@@ -196,7 +159,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
-    old = _columns(bind)
+    old = table_columns(bind, "order_rows")
     decision = sa.Column("decision_id", old["decision_id"].type, nullable=False)
     rest = [
         c
