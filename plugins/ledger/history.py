@@ -55,7 +55,7 @@ def recent(s: Session, limit: int) -> dict[str, list[dict[str, Any]]]:
     orders: dict[tuple[str, str], OrderRow] = {
         (o.run_id, o.decision_id): o
         for o in s.scalars(
-            select(OrderRow).where(col(OrderRow.run_id).in_(runs) & orders_of_decisions(ids))
+            select(OrderRow).where(col(OrderRow.run_id).in_(runs) & orders_of_decisions(s, ids))
         )
     }
     latest: dict[tuple[str, str], OrderEventRow] = {}
@@ -139,7 +139,7 @@ def chains(s: Session, key: str) -> list[dict[str, Any]]:
 def _chain(s: Session, run_id: str, decision_id: str) -> dict[str, Any]:
     def where(model: Any) -> Any:
         if model is OrderRow:  # its decision id may be its decision row's (0027)
-            return (col(model.run_id) == run_id) & orders_of_decisions([decision_id])
+            return (col(model.run_id) == run_id) & orders_of_decisions(s, [decision_id])
         return (col(model.run_id) == run_id) & (col(model.decision_id) == decision_id)
 
     run = s.get(RunRow, run_id)
@@ -164,7 +164,7 @@ def _chain(s: Session, run_id: str, decision_id: str) -> dict[str, Any]:
         fills = s.scalars(
             select(FillRow)
             .where(
-                fills_of_orders([cid])
+                fills_of_orders(s, [cid])
                 & (
                     (col(FillRow.run_id) == run_id)
                     | ((col(FillRow.kind) != "trade") & col(FillRow.run_id).not_in(elsewhere))

@@ -373,7 +373,7 @@ class Ledger:
                     # Only trades: an expiry recorded under the order is no execution of it.
                     for f in s.scalars(
                         select(FillRow).where(
-                            fills_of_orders(open_ids)
+                            fills_of_orders(s, open_ids)
                             & (col(FillRow.kind) == "trade")
                             # a combo's fill counts once, by its own row
                             & col(FillRow.combo_execution_id).is_(None)
@@ -477,7 +477,7 @@ class Ledger:
         fills: dict[str, dict[str, FillRow]] = {}
         for f in s.scalars(
             select(FillRow).where(
-                fills_of_orders(ids)
+                fills_of_orders(s, ids)
                 & (col(FillRow.kind) == "trade")
                 # a combo's fill counts once, by its own row
                 & col(FillRow.combo_execution_id).is_(None)

@@ -586,31 +586,35 @@ FILL_ROWS = _stored(
 )
 
 
-def _through(view: Any, rows: Table, key: str, parent: Table, field: str, ids: list[str]) -> Any:
+def _through(
+    s: Any, view: Any, rows: Table, key: str, parent: Table, field: str, *, ids: list[str]
+) -> Any:
     """The condition on ``view`` (over ``rows``) of the rows whose ``field`` is among
     ``ids``: those that name a row of ``parent`` with one of them by ``key``, and
     those that keep their own. No database looks the view's merged id up through an
-    index: both parts go through one, and the rows are then read by their key."""
-    named = select(parent.c.id).where(parent.c[field].in_(ids))
+    index, so the rows' keys are found first, in ``s`` (a session), each step by an
+    index and a list of values: given a subquery instead, PostgreSQL without
+    statistics of a new table scanned every row for each one it read."""
+    named = list(s.scalars(select(parent.c.id).where(parent.c[field].in_(ids))))
     found = union_all(
         select(rows.c.id).where(rows.c[key].in_(named)),
         select(rows.c.id).where(rows.c[field].in_(ids)),
     )
-    return view.__table__.c.id.in_(found)
+    return view.__table__.c.id.in_(list(s.scalars(found)))
 
 
-def fills_of_orders(client_order_ids: Iterable[str]) -> Any:
+def fills_of_orders(s: Any, client_order_ids: Iterable[str]) -> Any:
     """The condition on ``fills`` of the fills under any of ``client_order_ids``: a
     fill's client order id is its own or its order's (migration 0026)."""
     ids = list(client_order_ids)
-    return _through(FillRow, FILL_ROWS, "order_id", ORDER_ROWS, "client_order_id", ids)
+    return _through(s, FillRow, FILL_ROWS, "order_id", ORDER_ROWS, "client_order_id", ids=ids)
 
 
-def orders_of_decisions(decision_ids: Iterable[str]) -> Any:
+def orders_of_decisions(s: Any, decision_ids: Iterable[str]) -> Any:
     """The condition on ``orders`` of the orders of any of ``decision_ids``: an
     order's decision id is its own or its decision row's (migration 0027)."""
     ids = list(decision_ids)
-    return _through(OrderRow, ORDER_ROWS, "decision_row", DECISION_ROWS, "decision_id", ids)
+    return _through(s, OrderRow, ORDER_ROWS, "decision_row", DECISION_ROWS, "decision_id", ids=ids)
 
 
 #: The records whose rows name their run by number, and the tables they go to.

@@ -12,7 +12,7 @@ An index of order rows serves a lookup of an order's fills; the index of client
 order ids holds only the fills that keep their own. The view is a LEFT JOIN of
 the order's row, so that a read of the newest fills, or of a run's, goes down
 the fills' own keys as before; a reader that looks fills up by client order id
-asks both indexes (``queries.fills_of_orders``), since neither database takes a
+asks both indexes (``schema.fills_of_orders``), since neither database takes a
 lookup of the view's merged id into its tables.
 
 A downgrade writes the ids back into every fill.
