@@ -344,13 +344,13 @@ class SqlSink(Sink):
             values = ", ".join(
                 f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in _FILL
             )
-            self._sql[schema.FillRow] = _fill_insert(f"(SELECT {values}) AS s")
+            self._sql[schema.FillRow] = _fill_insert(f"(SELECT {values}) AS s", sqlite=sqlite)
             # An order takes its decision's row where its run recorded the decision
             # (migration 0027); decisions go before orders in a batch.
             values = ", ".join(
                 f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in _ORDER
             )
-            self._sql[schema.OrderRow] = _order_insert(f"(SELECT {values}) AS s")
+            self._sql[schema.OrderRow] = _order_insert(f"(SELECT {values}) AS s", sqlite=sqlite)
             if not sqlite:
                 self._dec = _identity
                 self._ts = self._at = _identity
@@ -1174,12 +1174,32 @@ _FILL = (
 )
 
 
-def _fill_insert(source: str, ordinality: str = "") -> str:
+def _joined(alias: str, sqlite_join: str, lateral: str) -> str:
+    """The row a record takes from another table, as ``alias``: on SQLite by
+    ``sqlite_join`` (a LEFT JOIN), on PostgreSQL by the ``lateral`` SELECT, one
+    index lookup a record. Given a join of a batch of thousands, PostgreSQL read
+    the whole other table into a hash for every batch (a review: 1,000 orders
+    of a ledger of 201,000 decisions, 90 ms against 15 ms)."""
+    if not lateral:
+        return sqlite_join
+    return f"LEFT JOIN LATERAL ({lateral}) AS {alias} ON true"
+
+
+def _fill_insert(source: str, ordinality: str = "", *, sqlite: bool = False) -> str:
     """The INSERT of fills from ``source`` (one fill's values, or a table of them,
     named ``s``): each takes the row of its run's order of its client order id,
     where the ledger holds one, and then keeps its ids only where they are not the
     order's. ``ordinality``: the ORDER BY that keeps them in order."""
     rest = [name for name, _kind in _FILL[4:]]
+    order = _joined(
+        "o",
+        "LEFT JOIN order_rows AS o "
+        "ON o.run_no = s.run_no AND o.client_order_id = s.client_order_id",
+        ""
+        if sqlite
+        else "SELECT k.id, k.decision_id, k.decision_row FROM order_rows AS k "
+        "WHERE k.run_no = s.run_no AND k.client_order_id = s.client_order_id",
+    )
     return (
         f"INSERT INTO fill_rows (run_no, order_id, execution_id, client_order_id, decision_id, "
         f"{', '.join(rest)}) "
@@ -1189,8 +1209,7 @@ def _fill_insert(source: str, ordinality: str = "") -> str:
         "FROM decision_rows AS d WHERE d.id = o.decision_row)) <> s.decision_id "
         "THEN s.decision_id END, "
         f"{', '.join('s.' + name for name in rest)} "
-        f"FROM {source} LEFT JOIN order_rows AS o "
-        f"ON o.run_no = s.run_no AND o.client_order_id = s.client_order_id{ordinality}"
+        f"FROM {source} {order}{ordinality}"
     )
 
 
@@ -1217,20 +1236,24 @@ _ORDER = (
 )
 
 
-def _order_insert(source: str, ordinality: str = "") -> str:
+def _order_insert(source: str, ordinality: str = "", *, sqlite: bool = False) -> str:
     """The INSERT of orders from ``source`` (one order's values, or a table of them,
     named ``s``): each takes the row of its run's decision of its decision id, where
     the run recorded one, and then leaves its decision id to it. ``ordinality``:
     the ORDER BY that keeps them in order."""
     rest = [name for name, _kind in _ORDER[3:]]
+    first = "FROM decision_rows AS k WHERE k.run_no = s.run_no AND k.decision_id = s.decision_id"
+    decision = _joined(
+        "d",
+        f"LEFT JOIN decision_rows AS d ON d.id = (SELECT MIN(k.id) {first})",
+        "" if sqlite else f"SELECT MIN(k.id) AS id {first}",
+    )
     return (
         "INSERT INTO order_rows (run_no, decision_row, client_order_id, decision_id, "
         f"{', '.join(rest)}) "
         "SELECT s.run_no, d.id, s.client_order_id, CASE WHEN d.id IS NULL THEN s.decision_id END, "
         f"{', '.join('s.' + name for name in rest)} "
-        f"FROM {source} LEFT JOIN decision_rows AS d ON d.id = (SELECT MIN(k.id) "
-        "FROM decision_rows AS k WHERE k.run_no = s.run_no AND k.decision_id = s.decision_id)"
-        f"{ordinality}"
+        f"FROM {source} {decision}{ordinality}"
     )
 
 
