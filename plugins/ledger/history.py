@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 from tradepipe.money import fmt
 from tradepipe.plugins.ledger.schema import (
+    JUDGEMENT_ROWS,
     ApprovalRow,
     DecisionRow,
     FillRow,
@@ -125,9 +126,11 @@ def chains(s: Session, key: str) -> list[dict[str, Any]]:
             col(JudgementRow.decision_id).in_(ids) & (col(JudgementRow.client_order_id) == key)
         )
     else:
-        judged = judged.where(
-            (col(JudgementRow.decision_id) == key) | (col(JudgementRow.client_order_id) == key)
-        )
+        # No order has the key for its id: a judging of it keeps the id in its own
+        # row (migration 0028), read there rather than through the view's join.
+        rows = JUDGEMENT_ROWS.c
+        own = select(rows.id).where((rows.decision_id == key) | (rows.client_order_id == key))
+        judged = judged.where(col(JudgementRow.id).in_(own))
     pairs.update((r, d) for r, d in s.execute(judged))
     out = []
     for run_id, decision_id in pairs:

@@ -541,6 +541,10 @@ JUDGEMENT_ROWS = _stored(
         sqlite_where=_DENIED,
         postgresql_where=_DENIED,
     ),
+    # A judging of an order its run holds names the order's row and leaves the
+    # client order id to it (migration 0028).
+    keys=(Column("order_id", Integer, nullable=True),),
+    optional=frozenset({"client_order_id"}),
 )
 #: The orders that keep their own decision id, whose ids are indexed.
 _OWN_DECISION = text("decision_id IS NOT NULL")
@@ -637,8 +641,9 @@ TABLES: list[type[SQLModel]] = [
     DecisionRow,
     RejectedDecisionRow,
     VerdictHeadRow,
-    JudgementRow,
+    # Orders before judgings: a judging finds its order's row in the same batch.
     OrderRow,
+    JudgementRow,
     StatusChangeRow,
     FillRow,
     PositionRow,

@@ -351,6 +351,13 @@ class SqlSink(Sink):
                 f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in _ORDER
             )
             self._sql[schema.OrderRow] = _order_insert(f"(SELECT {values}) AS s", sqlite=sqlite)
+            # A judging takes its order's row where the run holds the order (0028).
+            values = ", ".join(
+                f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in _JUDGING
+            )
+            self._sql[schema.JudgementRow] = _judging_insert(
+                f"(SELECT {values}) AS s", sqlite=sqlite
+            )
             if not sqlite:
                 self._dec = _identity
                 self._ts = self._at = _identity
@@ -1257,6 +1264,42 @@ def _order_insert(source: str, ordinality: str = "", *, sqlite: bool = False) ->
     )
 
 
+#: The values of a judging's row, as the sink gives them, and their PostgreSQL types.
+_JUDGING = (
+    ("run_no", "integer"),
+    ("decision_id", "varchar"),
+    ("client_order_id", "varchar"),
+    ("ts", "timestamptz"),
+    ("denied_by", "varchar"),
+    ("verdicts", "text"),
+    ("quantity", "numeric"),
+)
+
+
+def _judging_insert(source: str, ordinality: str = "", *, sqlite: bool = False) -> str:
+    """The INSERT of judgings from ``source`` (one judging's values, or a table of
+    them, named ``s``): each takes the row of its run's order of its client order
+    id, where the run holds one (written before it, or earlier in its batch), and
+    then leaves the id to it. ``ordinality``: the ORDER BY that keeps them in order."""
+    rest = [name for name, _kind in _JUDGING[3:]]
+    order = _joined(
+        "o",
+        "LEFT JOIN order_rows AS o "
+        "ON o.run_no = s.run_no AND o.client_order_id = s.client_order_id",
+        ""
+        if sqlite
+        else "SELECT k.id FROM order_rows AS k "
+        "WHERE k.run_no = s.run_no AND k.client_order_id = s.client_order_id",
+    )
+    return (
+        "INSERT INTO judgement_rows (run_no, order_id, decision_id, client_order_id, "
+        f"{', '.join(rest)}) "
+        "SELECT s.run_no, o.id, s.decision_id, CASE WHEN o.id IS NULL THEN s.client_order_id END, "
+        f"{', '.join('s.' + name for name in rest)} "
+        f"FROM {source} {order}{ordinality}"
+    )
+
+
 def _by_columns(insert: Any, typed: tuple[tuple[str, str], ...]) -> str:
     """``insert`` (a function of its source) of a batch's columns, each an array (as
     status changes go), in the order they came."""
@@ -1273,6 +1316,7 @@ def _by_columns(insert: Any, typed: tuple[tuple[str, str], ...]) -> str:
 #: single-row INSERT keys one.
 _ORDERS_BY_COLUMNS = _by_columns(_order_insert, _ORDER)
 _FILLS_BY_COLUMNS = _by_columns(_fill_insert, _FILL)
+_JUDGINGS_BY_COLUMNS = _by_columns(_judging_insert, _JUDGING)
 
 
 def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, Bulk]:
@@ -1285,6 +1329,8 @@ def _copy_plans(inserts: dict[type[Any], str]) -> dict[str, Bulk]:
             plans[sql] = ("columns", _FILLS_BY_COLUMNS)
         elif table is schema.OrderRow:
             plans[sql] = ("columns", _ORDERS_BY_COLUMNS)
+        elif table is schema.JudgementRow:
+            plans[sql] = ("columns", _JUDGINGS_BY_COLUMNS)
         elif table is not schema.RunRow:  # a run's number is the database's to give
             columns = ", ".join(schema.insert_columns(table))
             plans[sql] = ("copy", f"COPY {schema.table_of(table).name} ({columns}) FROM STDIN")

@@ -1460,6 +1460,61 @@ def test_orders_name_their_decision_s_row_and_read_as_before(ledger_url: str) ->
         upgraded.dispose()
 
 
+def _judgings(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the views over judgings, as a reader gets them."""
+    got = {}
+    for view in ("judgements", "verdicts"):
+        rows = conn.execute(text(f"SELECT * FROM {view} ORDER BY id")).all()
+        got[view] = [tuple(str(v) if isinstance(v, Decimal) else v for v in r) for r in rows]
+    return got
+
+
+def test_judgings_name_their_order_s_row_and_read_as_before(ledger_url: str) -> None:
+    """Migration 0028: a judging of an order its run holds names the order's row and
+    leaves the client order id to it; a denial keeps it. Judgings and verdicts read
+    as before, and a downgrade puts the ids back."""
+    _runs_at_0021(ledger_url)  # judgings of tp-1 and tp-3 (sent, r1) and tp-2 (denied, r2)
+    engine = create_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0027")
+            before = _judgings(conn)
+        assert [row[2:4] for row in before["judgements"]] == [
+            ("d1", "tp-1"),
+            ("d2", "tp-2"),
+            ("d3", "tp-3"),
+        ]
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0028")
+        with engine.connect() as conn:
+            assert _judgings(conn) == before
+            stored = conn.execute(
+                text(
+                    "SELECT decision_id, order_id IS NOT NULL, client_order_id "
+                    "FROM judgement_rows ORDER BY id"
+                )
+            ).all()
+            assert [(d, bool(k), c) for d, k, c in stored] == [
+                ("d1", True, None),
+                ("d2", False, "tp-2"),
+                ("d3", True, None),
+            ]
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0027")
+        with engine.connect() as conn:
+            assert _judgings(conn) == before
+            names = {c["name"] for c in inspect(conn).get_columns("judgement_rows")}
+            assert "order_id" not in names
+    finally:
+        engine.dispose()
+    upgraded = open_engine(ledger_url)  # and up again
+    try:
+        with upgraded.connect() as conn:
+            assert _judgings(conn) == before
+    finally:
+        upgraded.dispose()
+
+
 def test_a_run_keeps_its_row_while_the_ledger_holds_its_rows(ledger_url: str) -> None:
     """Deleting a run's row by hand would leave its rows naming a number the next run
     takes: the database refuses, and nothing changes. A run without rows can go."""

@@ -901,6 +901,49 @@ def test_a_batch_that_holds_an_order_holds_its_verdicts(target: Target) -> None:
     sink.close(run_info(), bars=0, status="completed")
 
 
+def test_a_judging_names_its_order_s_row_and_reads_back_with_its_id(target: Target) -> None:
+    """A judging of an order its run holds, written in the same batch or before it,
+    names the order's row and leaves the client order id to it (migration 0028);
+    a denial, and a judging whose order comes in a later batch, keep the id. The
+    judgements and verdicts views and explain give every id as written."""
+    d1, d2, d3 = (decision(n).id for n in (1, 2, 3))
+    sink = target.sink(batch_size=1000)
+    sink.open(run_info())
+    # d1: judged and sent in one batch; d2: denied; d3: its order in a later batch.
+    sink.record_verdict(verdict(1, "min_confidence", decision_id=d1))
+    sink.record_order(order_for(decision(1), f"tp-{d1}"))
+    sink.record_verdict(verdict(1, "max_position_value", Outcome.DENY, decision_id=d2))
+    sink.record_verdict(verdict(1, "min_confidence", decision_id=d3))
+    sink.flush()
+    sink.record_order(order_for(decision(3), f"tp-{d3}"))
+    sink.close(run_info(), bars=0, status="completed")
+    assert target.rows("select decision_id, client_order_id from judgements order by id") == [
+        (d, f"tp-{d}") for d in (d1, d2, d3)
+    ]
+    assert target.rows("select client_order_id, filter from verdicts order by id") == [
+        (f"tp-{d1}", "min_confidence"),
+        (f"tp-{d2}", "max_position_value"),
+        (f"tp-{d3}", "min_confidence"),
+    ]
+    stored = target.rows(
+        "select decision_id, order_id is not null, client_order_id from judgement_rows order by id"
+    )
+    assert [(d, bool(k), c) for d, k, c in stored] == [
+        (d1, True, None),
+        (d2, False, f"tp-{d2}"),
+        (d3, False, f"tp-{d3}"),
+    ]
+    ledger = Ledger(target.sink().engine(), target.url)
+    # explain finds a denial by its client order id alone (no order has it).
+    [chain] = ledger.chains(f"tp-{d2}")
+    assert [(v["filter"], v["outcome"]) for v in chain["verdicts"]] == [
+        ("max_position_value", "deny")
+    ]
+    [chain] = ledger.chains(f"tp-{d1}")
+    assert [v["filter"] for v in chain["verdicts"]] == ["min_confidence"]
+    assert [o["order"]["client_order_id"] for o in chain["orders"]] == [f"tp-{d1}"]
+
+
 def test_a_judging_holds_at_most_a_thousand_verdicts(target: Target) -> None:
     """The view numbers a judging's verdicts within its id times 1,000."""
     sink = target.sink()

@@ -62,7 +62,7 @@ def copy_table(
     table: str,
     columns: list[sa.Column[Any]],
     copy: str,
-    unique: tuple[str, list[str]],
+    unique: tuple[str, list[str]] | None = None,
 ) -> None:
     """Make ``table`` again with ``columns`` (after its id) and the ``unique``
     constraint (its name and columns), its rows copied by the SELECT ``copy``
@@ -75,7 +75,7 @@ def copy_table(
         f"{table}_new",
         sa.Column("id", sa.Integer(), primary_key=True),
         *columns,
-        *([sa.UniqueConstraint(*unique[1], name=unique[0])] if sqlite else []),
+        *([sa.UniqueConstraint(*unique[1], name=unique[0])] if sqlite and unique else []),
     )
     names = ", ".join(c.name for c in columns)
     op.execute(f"INSERT INTO {table}_new (id, {names}) {copy} ORDER BY {table[0]}.id")
@@ -90,4 +90,5 @@ def copy_table(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
             f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
         )
-        op.create_unique_constraint(unique[0], table, unique[1])
+        if unique:
+            op.create_unique_constraint(unique[0], table, unique[1])
