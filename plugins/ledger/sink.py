@@ -1192,21 +1192,27 @@ def _joined(alias: str, sqlite_join: str, lateral: str) -> str:
     return f"LEFT JOIN LATERAL ({lateral}) AS {alias} ON true"
 
 
+def _order_of(sqlite: bool, columns: str) -> str:
+    """The run's order of a record's client order id, as ``o`` (its ``columns`` of
+    ``order_rows AS k`` on PostgreSQL), by the orders' unique index (see _joined)."""
+    return _joined(
+        "o",
+        "LEFT JOIN order_rows AS o "
+        "ON o.run_no = s.run_no AND o.client_order_id = s.client_order_id",
+        ""
+        if sqlite
+        else f"SELECT {columns} FROM order_rows AS k "
+        "WHERE k.run_no = s.run_no AND k.client_order_id = s.client_order_id",
+    )
+
+
 def _fill_insert(source: str, ordinality: str = "", *, sqlite: bool = False) -> str:
     """The INSERT of fills from ``source`` (one fill's values, or a table of them,
     named ``s``): each takes the row of its run's order of its client order id,
     where the ledger holds one, and then keeps its ids only where they are not the
     order's. ``ordinality``: the ORDER BY that keeps them in order."""
     rest = [name for name, _kind in _FILL[4:]]
-    order = _joined(
-        "o",
-        "LEFT JOIN order_rows AS o "
-        "ON o.run_no = s.run_no AND o.client_order_id = s.client_order_id",
-        ""
-        if sqlite
-        else "SELECT k.id, k.decision_id, k.decision_row FROM order_rows AS k "
-        "WHERE k.run_no = s.run_no AND k.client_order_id = s.client_order_id",
-    )
+    order = _order_of(sqlite, "k.id, k.decision_id, k.decision_row")
     return (
         f"INSERT INTO fill_rows (run_no, order_id, execution_id, client_order_id, decision_id, "
         f"{', '.join(rest)}) "
@@ -1282,15 +1288,7 @@ def _judging_insert(source: str, ordinality: str = "", *, sqlite: bool = False) 
     id, where the run holds one (written before it, or earlier in its batch), and
     then leaves the id to it. ``ordinality``: the ORDER BY that keeps them in order."""
     rest = [name for name, _kind in _JUDGING[3:]]
-    order = _joined(
-        "o",
-        "LEFT JOIN order_rows AS o "
-        "ON o.run_no = s.run_no AND o.client_order_id = s.client_order_id",
-        ""
-        if sqlite
-        else "SELECT k.id FROM order_rows AS k "
-        "WHERE k.run_no = s.run_no AND k.client_order_id = s.client_order_id",
-    )
+    order = _order_of(sqlite, "k.id")
     return (
         "INSERT INTO judgement_rows (run_no, order_id, decision_id, client_order_id, "
         f"{', '.join(rest)}) "
