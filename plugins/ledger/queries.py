@@ -37,6 +37,7 @@ from tradepipe.plugins.ledger.schema import (
     RunRow,
     VerdictRow,
     fills_of_orders,
+    fills_of_run,
 )
 from tradepipe.sink import Unsettled, account_label, account_of
 
@@ -238,13 +239,7 @@ class Ledger:
         # The first ``limit`` are chosen in the table: through the view, every fill
         # of the run would find its order's row before the sort (migration 0026).
         fills = FILL_ROWS.c
-        run_no = select(col(RunRow.run_no)).where(col(RunRow.run_id) == run_id)
-        first = (
-            select(fills.id)
-            .where(fills.run_no == run_no.scalar_subquery())
-            .order_by(fills.id)
-            .limit(limit)
-        )
+        first = select(fills.id).where(fills_of_run(run_id)).order_by(fills.id).limit(limit)
         try:
             with self._session() as s:
                 stmt = select(FillRow).where(col(FillRow.id).in_(first)).order_by(col(FillRow.id))

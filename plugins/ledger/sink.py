@@ -340,24 +340,18 @@ class SqlSink(Sink):
                 f"broker_order_id) VALUES ((SELECT id FROM order_rows WHERE run_no = {mark} "
                 f"AND client_order_id = {mark}), {', '.join([mark] * 6)})"
             )
-            # A fill takes its order's row where the ledger holds it (migration 0026).
-            values = ", ".join(
-                f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in _FILL
-            )
-            self._sql[schema.FillRow] = _fill_insert(f"(SELECT {values}) AS s", sqlite=sqlite)
-            # An order takes its decision's row where its run recorded the decision
-            # (migration 0027); decisions go before orders in a batch.
-            values = ", ".join(
-                f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in _ORDER
-            )
-            self._sql[schema.OrderRow] = _order_insert(f"(SELECT {values}) AS s", sqlite=sqlite)
-            # A judging takes its order's row where the run holds the order (0028).
-            values = ", ".join(
-                f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in _JUDGING
-            )
-            self._sql[schema.JudgementRow] = _judging_insert(
-                f"(SELECT {values}) AS s", sqlite=sqlite
-            )
+            # A fill takes its order's row where the ledger holds it (migration 0026),
+            # an order its decision's where its run recorded the decision (0027), a
+            # judging its order's (0028); a batch writes decisions, then orders, first.
+            for table, insert, typed in (
+                (schema.FillRow, _fill_insert, _FILL),
+                (schema.OrderRow, _order_insert, _ORDER),
+                (schema.JudgementRow, _judging_insert, _JUDGING),
+            ):
+                values = ", ".join(
+                    f"{mark}{'' if sqlite else '::' + kind} AS {name}" for name, kind in typed
+                )
+                self._sql[table] = insert(f"(SELECT {values}) AS s", sqlite=sqlite)
             if not sqlite:
                 self._dec = _identity
                 self._ts = self._at = _identity
@@ -1181,13 +1175,13 @@ _FILL = (
 )
 
 
-def _joined(alias: str, sqlite_join: str, lateral: str) -> str:
+def _joined(alias: str, sqlite: bool, sqlite_join: str, lateral: str) -> str:
     """The row a record takes from another table, as ``alias``: on SQLite by
     ``sqlite_join`` (a LEFT JOIN), on PostgreSQL by the ``lateral`` SELECT, one
     index lookup a record. Given a join of a batch of thousands, PostgreSQL read
     the whole other table into a hash for every batch (a review: 1,000 orders
     of a ledger of 201,000 decisions, 90 ms against 15 ms)."""
-    if not lateral:
+    if sqlite:
         return sqlite_join
     return f"LEFT JOIN LATERAL ({lateral}) AS {alias} ON true"
 
@@ -1197,11 +1191,10 @@ def _order_of(sqlite: bool, columns: str) -> str:
     ``order_rows AS k`` on PostgreSQL), by the orders' unique index (see _joined)."""
     return _joined(
         "o",
+        sqlite,
         "LEFT JOIN order_rows AS o "
         "ON o.run_no = s.run_no AND o.client_order_id = s.client_order_id",
-        ""
-        if sqlite
-        else f"SELECT {columns} FROM order_rows AS k "
+        f"SELECT {columns} FROM order_rows AS k "
         "WHERE k.run_no = s.run_no AND k.client_order_id = s.client_order_id",
     )
 
@@ -1258,8 +1251,9 @@ def _order_insert(source: str, ordinality: str = "", *, sqlite: bool = False) ->
     first = "FROM decision_rows AS k WHERE k.run_no = s.run_no AND k.decision_id = s.decision_id"
     decision = _joined(
         "d",
+        sqlite,
         f"LEFT JOIN decision_rows AS d ON d.id = (SELECT MIN(k.id) {first})",
-        "" if sqlite else f"SELECT MIN(k.id) AS id {first}",
+        f"SELECT MIN(k.id) AS id {first}",
     )
     return (
         "INSERT INTO order_rows (run_no, decision_row, client_order_id, decision_id, "
@@ -1310,8 +1304,8 @@ def _by_columns(insert: Any, typed: tuple[tuple[str, str], ...]) -> str:
     )
 
 
-#: Orders and fills go as one INSERT of the batch's columns each, keyed as the
-#: single-row INSERT keys one.
+#: Orders, fills and judgings go as one INSERT of the batch's columns each, keyed
+#: as the single-row INSERT keys one.
 _ORDERS_BY_COLUMNS = _by_columns(_order_insert, _ORDER)
 _FILLS_BY_COLUMNS = _by_columns(_fill_insert, _FILL)
 _JUDGINGS_BY_COLUMNS = _by_columns(_judging_insert, _JUDGING)

@@ -31,6 +31,7 @@ from tradepipe.plugins.ledger.schema import (
     StatusChangeRow,
     UnmatchedOrderEventRow,
     VerdictHeadRow,
+    fills_of_run,
 )
 from tradepipe.services.figures import position_figures
 from tradepipe.sink import account_fields, account_of
@@ -203,15 +204,8 @@ def written(s: Session, run_id: str) -> list[int]:
             s.scalar(select(func.count()).select_from(StatusChangeRow).where(order.between(lo, hi)))
             or 0
         )
-    fills = s.scalar(select(func.count()).select_from(FILL_ROWS).where(_fills_of(run_id)))
+    fills = s.scalar(select(func.count()).select_from(FILL_ROWS).where(fills_of_run(run_id)))
     return [changes, int(fills or 0)]
-
-
-def _fills_of(run_id: str) -> Any:
-    """The run's fills in their table: counts read no id, and through the view each
-    fill would find its order's row for them (migration 0026)."""
-    run_no = select(col(RunRow.run_no)).where(col(RunRow.run_id) == run_id)
-    return FILL_ROWS.c.run_no == run_no.scalar_subquery()
 
 
 def not_sent(s: Session, run_id: str) -> list[dict[str, Any]]:
@@ -274,7 +268,7 @@ def figures(s: Session, run_id: str) -> dict[str, Any]:
 
     states, sent = order_counts(s, run_id)
     fills = FILL_ROWS.c
-    of_run = _fills_of(run_id) & fills.combo_execution_id.is_(None)
+    of_run = fills_of_run(run_id) & fills.combo_execution_id.is_(None)
     # Summed in Python: SQLite would add the decimal text as floats.
     # Grouped first: a run's fills share a handful of distinct amounts.
     commissions = sum(
