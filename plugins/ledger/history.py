@@ -27,7 +27,9 @@ from tradepipe.plugins.ledger.schema import (
     RunRow,
     VerdictRow,
     fills_of_orders,
+    judgings_of_decisions,
     orders_of_decisions,
+    verdicts_of_decisions,
 )
 
 
@@ -45,10 +47,9 @@ def recent(s: Session, limit: int) -> dict[str, list[dict[str, Any]]]:
     ids = {d.decision_id for d in decisions}
     runs = {d.run_id for d in decisions}
     verdicts: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    # By the judgings' ids alone: those of another run are never asked for below.
     for v in s.scalars(
-        select(VerdictRow)
-        .where(col(VerdictRow.run_id).in_(runs) & col(VerdictRow.decision_id).in_(ids))
-        .order_by(col(VerdictRow.id))
+        select(VerdictRow).where(verdicts_of_decisions(s, ids)).order_by(col(VerdictRow.id))
     ):
         verdicts.setdefault((v.run_id, v.decision_id), []).append(
             {"filter": v.filter, "outcome": v.outcome, "reason": v.reason}
@@ -123,11 +124,12 @@ def chains(s: Session, key: str) -> list[dict[str, Any]]:
     judged = select(col(JudgementRow.run_id), col(JudgementRow.decision_id))
     if ids:
         judged = judged.where(
-            col(JudgementRow.decision_id).in_(ids) & (col(JudgementRow.client_order_id) == key)
+            judgings_of_decisions(s, ids) & (col(JudgementRow.client_order_id) == key)
         )
     else:
-        # No order has the key for its id: a judging of it keeps the id in its own
-        # row (migration 0028), read there rather than through the view's join.
+        # No decision or order has the key for its id: a judging of it keeps the
+        # id in its own row (migrations 0028 and 0029), read there rather than
+        # through the view's joins.
         rows = JUDGEMENT_ROWS.c
         own = select(rows.id).where((rows.decision_id == key) | (rows.client_order_id == key))
         judged = judged.where(col(JudgementRow.id).in_(own))
@@ -141,8 +143,11 @@ def chains(s: Session, key: str) -> list[dict[str, Any]]:
 
 def _chain(s: Session, run_id: str, decision_id: str) -> dict[str, Any]:
     def where(model: Any) -> Any:
-        if model is OrderRow:  # its decision id may be its decision row's (0027)
+        # An order's and a judging's decision id may be its decision row's (0027, 0029).
+        if model is OrderRow:
             return (col(model.run_id) == run_id) & orders_of_decisions(s, [decision_id])
+        if model is VerdictRow:
+            return (col(model.run_id) == run_id) & verdicts_of_decisions(s, [decision_id])
         return (col(model.run_id) == run_id) & (col(model.decision_id) == decision_id)
 
     run = s.get(RunRow, run_id)

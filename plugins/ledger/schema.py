@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 metadata = MetaData()
 
@@ -304,6 +304,9 @@ class VerdictRow(_View, table=True):
     quantity_after: Decimal = _money()
     figures: str
     ts: dt.datetime = _ts()
+    #: The judging's ``id``: a condition on it finds the judgings by their own key
+    #: (since migration 0029; see :func:`judgings_of_decisions`). Never shown.
+    judging: int | None = Field(default=None, exclude=True)
 
 
 class OrderRow(_View, table=True):
@@ -522,6 +525,9 @@ def _stored(
     )
 
 
+#: The orders and judgings that keep their own decision id, whose ids are indexed.
+_OWN_DECISION = text("decision_id IS NOT NULL")
+
 DECISION_ROWS = _stored(
     DecisionRow,
     "decision_rows",
@@ -532,7 +538,14 @@ DECISION_ROWS = _stored(
 JUDGEMENT_ROWS = _stored(
     JudgementRow,
     "judgement_rows",
-    Index("ix_judgements_decision", "decision_id"),
+    # A decision's judgings by its row; those of decisions the run lacks by their id.
+    Index("ix_judgements_decision_row", "decision_row"),
+    Index(
+        "ix_judgements_decision",
+        "decision_id",
+        sqlite_where=_OWN_DECISION,
+        postgresql_where=_OWN_DECISION,
+    ),
     # Only the denials, which a run's summary counts by filter.
     Index(
         "ix_judgements_denied",
@@ -542,12 +555,14 @@ JUDGEMENT_ROWS = _stored(
         postgresql_where=_DENIED,
     ),
     # A judging of an order its run holds names the order's row and leaves the
-    # client order id to it (migration 0028).
-    keys=(Column("order_id", Integer, nullable=True),),
-    optional=frozenset({"client_order_id"}),
+    # client order id to it (migration 0028); of a decision its run recorded, the
+    # decision's row, and leaves the decision id to it (0029).
+    keys=(
+        Column("order_id", Integer, nullable=True),
+        Column("decision_row", Integer, nullable=True),
+    ),
+    optional=frozenset({"client_order_id", "decision_id"}),
 )
-#: The orders that keep their own decision id, whose ids are indexed.
-_OWN_DECISION = text("decision_id IS NOT NULL")
 
 ORDER_ROWS = _stored(
     OrderRow,
@@ -590,21 +605,29 @@ FILL_ROWS = _stored(
 )
 
 
-def _through(
-    s: Any, view: Any, rows: Table, key: str, parent: Table, field: str, *, ids: list[str]
-) -> Any:
-    """The condition on ``view`` (over ``rows``) of the rows whose ``field`` is among
-    ``ids``: those that name a row of ``parent`` with one of them by ``key``, and
-    those that keep their own. No database looks the view's merged id up through an
-    index, so the rows' keys are found first, in ``s`` (a session), each step by an
-    index and a list of values: given a subquery instead, PostgreSQL without
-    statistics of a new table scanned every row for each one it read."""
+def _keys_through(
+    s: Any, rows: Table, key: str, parent: Table, field: str, ids: list[str]
+) -> list[int]:
+    """The ids of ``rows`` whose ``field`` is among ``ids``: those that name a row of
+    ``parent`` with one of them by ``key``, and those that keep their own. No
+    database looks a view's merged id up through an index, so the keys are found
+    here, in ``s`` (a session), each step by an index and a list of values: given
+    a subquery instead, PostgreSQL without statistics of a new table scanned every
+    row for each one it read."""
     named = list(s.scalars(select(parent.c.id).where(parent.c[field].in_(ids))))
     found = union_all(
         select(rows.c.id).where(rows.c[key].in_(named)),
         select(rows.c.id).where(rows.c[field].in_(ids)),
     )
-    return view.__table__.c.id.in_(list(s.scalars(found)))
+    return list(s.scalars(found))
+
+
+def _through(
+    s: Any, view: Any, rows: Table, key: str, parent: Table, field: str, *, ids: list[str]
+) -> Any:
+    """The condition on ``view`` (over ``rows``) of the rows whose ``field`` is among
+    ``ids`` (see :func:`_keys_through`)."""
+    return view.__table__.c.id.in_(_keys_through(s, rows, key, parent, field, ids))
 
 
 def fills_of_run(run_id: str) -> Any:
@@ -627,6 +650,23 @@ def orders_of_decisions(s: Any, decision_ids: Iterable[str]) -> Any:
     order's decision id is its own or its decision row's (migration 0027)."""
     ids = list(decision_ids)
     return _through(s, OrderRow, ORDER_ROWS, "decision_row", DECISION_ROWS, "decision_id", ids=ids)
+
+
+def judgings_of_decisions(s: Any, decision_ids: Iterable[str]) -> Any:
+    """The condition on ``judgements`` of the judgings of any of ``decision_ids``: a
+    judging's decision id is its own or its decision row's (migration 0029)."""
+    ids = list(decision_ids)
+    return _through(
+        s, JudgementRow, JUDGEMENT_ROWS, "decision_row", DECISION_ROWS, "decision_id", ids=ids
+    )
+
+
+def verdicts_of_decisions(s: Any, decision_ids: Iterable[str]) -> Any:
+    """The condition on ``verdicts`` of the verdicts of any of ``decision_ids``, by
+    their judgings' ids (see :func:`judgings_of_decisions`)."""
+    ids = list(decision_ids)
+    rows = _keys_through(s, JUDGEMENT_ROWS, "decision_row", DECISION_ROWS, "decision_id", ids)
+    return col(VerdictRow.judging).in_(rows)
 
 
 #: The records whose rows name their run by number, and the tables they go to.

@@ -342,7 +342,8 @@ class SqlSink(Sink):
             )
             # A fill takes its order's row where the ledger holds it (migration 0026),
             # an order its decision's where its run recorded the decision (0027), a
-            # judging its order's (0028); a batch writes decisions, then orders, first.
+            # judging its order's and its decision's (0028, 0029); a batch writes
+            # decisions, then orders, first.
             for table, insert, typed in (
                 (schema.FillRow, _fill_insert, _FILL),
                 (schema.OrderRow, _order_insert, _ORDER),
@@ -1248,19 +1249,24 @@ def _order_insert(source: str, ordinality: str = "", *, sqlite: bool = False) ->
     the run recorded one, and then leaves its decision id to it. ``ordinality``:
     the ORDER BY that keeps them in order."""
     rest = [name for name, _kind in _ORDER[3:]]
-    first = "FROM decision_rows AS k WHERE k.run_no = s.run_no AND k.decision_id = s.decision_id"
-    decision = _joined(
-        "d",
-        sqlite,
-        f"LEFT JOIN decision_rows AS d ON d.id = (SELECT MIN(k.id) {first})",
-        f"SELECT MIN(k.id) AS id {first}",
-    )
     return (
         "INSERT INTO order_rows (run_no, decision_row, client_order_id, decision_id, "
         f"{', '.join(rest)}) "
         "SELECT s.run_no, d.id, s.client_order_id, CASE WHEN d.id IS NULL THEN s.decision_id END, "
         f"{', '.join('s.' + name for name in rest)} "
-        f"FROM {source} {decision}{ordinality}"
+        f"FROM {source} {_decision_of(sqlite)}{ordinality}"
+    )
+
+
+def _decision_of(sqlite: bool) -> str:
+    """The row of a record's decision, as ``d``: its run's first decision of its
+    decision id, by the decisions' index (see _joined)."""
+    first = "FROM decision_rows AS k WHERE k.run_no = s.run_no AND k.decision_id = s.decision_id"
+    return _joined(
+        "d",
+        sqlite,
+        f"LEFT JOIN decision_rows AS d ON d.id = (SELECT MIN(k.id) {first})",
+        f"SELECT MIN(k.id) AS id {first}",
     )
 
 
@@ -1280,15 +1286,17 @@ def _judging_insert(source: str, ordinality: str = "", *, sqlite: bool = False) 
     """The INSERT of judgings from ``source`` (one judging's values, or a table of
     them, named ``s``): each takes the row of its run's order of its client order
     id, where the run holds one (written before it, or earlier in its batch), and
-    then leaves the id to it. ``ordinality``: the ORDER BY that keeps them in order."""
+    of its run's decision of its decision id, where the run recorded it, and then
+    leaves those ids to them. ``ordinality``: the ORDER BY that keeps them in order."""
     rest = [name for name, _kind in _JUDGING[3:]]
     order = _order_of(sqlite, "k.id")
     return (
-        "INSERT INTO judgement_rows (run_no, order_id, decision_id, client_order_id, "
-        f"{', '.join(rest)}) "
-        "SELECT s.run_no, o.id, s.decision_id, CASE WHEN o.id IS NULL THEN s.client_order_id END, "
+        "INSERT INTO judgement_rows (run_no, order_id, decision_row, decision_id, "
+        f"client_order_id, {', '.join(rest)}) "
+        "SELECT s.run_no, o.id, d.id, CASE WHEN d.id IS NULL THEN s.decision_id END, "
+        "CASE WHEN o.id IS NULL THEN s.client_order_id END, "
         f"{', '.join('s.' + name for name in rest)} "
-        f"FROM {source} {order}{ordinality}"
+        f"FROM {source} {order} {_decision_of(sqlite)}{ordinality}"
     )
 
 

@@ -407,13 +407,13 @@ def test_postgresql_reads_a_small_run_and_an_order_s_fills_and_a_decision_s_orde
             ),
             {"run": number, "at": T0},
         )
-        # Each order judged (its judging names the order's row, migration 0028);
-        # the ninth sent and not finished, as a live run's start asks about.
+        # Each order judged (its judging names the order's and the decision's rows,
+        # migrations 0028 and 0029); the ninth sent and not finished, as a live
+        # run's start asks about.
         conn.execute(
             text(
-                "INSERT INTO judgement_rows (run_no, order_id, decision_id, ts, verdicts) "
-                "SELECT o.run_no, o.id, d.decision_id, :at, '[]' FROM order_rows o "
-                "JOIN decision_rows d ON d.id = o.decision_row WHERE o.run_no = :run"
+                "INSERT INTO judgement_rows (run_no, order_id, decision_row, ts, verdicts) "
+                "SELECT run_no, id, decision_row, :at, '[]' FROM order_rows WHERE run_no = :run"
             ),
             {"run": number, "at": T0},
         )

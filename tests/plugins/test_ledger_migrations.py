@@ -1461,11 +1461,15 @@ def test_orders_name_their_decision_s_row_and_read_as_before(ledger_url: str) ->
 
 
 def _judgings(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the views over judgings, as a reader gets them."""
+    """Every row of the views over judgings, as a reader gets them (but a verdict's
+    judging, which ``verdicts`` names since migration 0029)."""
     got = {}
     for view in ("judgements", "verdicts"):
-        rows = conn.execute(text(f"SELECT * FROM {view} ORDER BY id")).all()
-        got[view] = [tuple(str(v) if isinstance(v, Decimal) else v for v in r) for r in rows]
+        rows = conn.execute(text(f"SELECT * FROM {view} ORDER BY id")).mappings().all()
+        got[view] = [
+            tuple(str(v) if isinstance(v, Decimal) else v for k, v in r.items() if k != "judging")
+            for r in rows
+        ]
     return got
 
 
@@ -1505,6 +1509,84 @@ def test_judgings_name_their_order_s_row_and_read_as_before(ledger_url: str) -> 
             assert _judgings(conn) == before
             names = {c["name"] for c in inspect(conn).get_columns("judgement_rows")}
             assert "order_id" not in names
+    finally:
+        engine.dispose()
+    upgraded = open_engine(ledger_url)  # and up again
+    try:
+        with upgraded.connect() as conn:
+            assert _judgings(conn) == before
+    finally:
+        upgraded.dispose()
+
+
+def test_judgings_name_their_decision_s_row_and_read_as_before(ledger_url: str) -> None:
+    """Migration 0029: a judging of a decision its run recorded names the decision's
+    row (the first, when recorded twice) and leaves the id to it; one of a decision
+    its run did not record keeps its id. Judgings and verdicts read as before, each
+    verdict names its judging, and a downgrade puts the ids back."""
+    _runs_at_0021(ledger_url)  # judgings of d1 and d3 (r1) and d2 (denied, r2)
+    engine = create_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0028")
+            # A judging of a decision r1 did not record (sent on from elsewhere).
+            conn.execute(
+                text(
+                    "INSERT INTO judgement_rows (run_no, decision_id, client_order_id, ts, "
+                    "verdicts) SELECT run_no, 'd-elsewhere', 'tp-9', ts, verdicts "
+                    "FROM judgement_rows WHERE decision_id = 'd1'"
+                )
+            )
+            # Each with a verdict written out (seq, filter, outcome, reason, quantities).
+            conn.execute(
+                text(
+                    "UPDATE judgement_rows SET verdicts = "
+                    """'[[1,"max_position_value","pass","","1","1",{"limit":"5"}]]'"""
+                )
+            )
+            # d1 recorded twice in its run: the judging takes the first.
+            conn.execute(
+                text(
+                    "INSERT INTO decision_rows (run_no, decision_id, created_at, source, symbol, "
+                    "action, confidence, order_type, tif, rationale) SELECT run_no, decision_id, "
+                    "created_at, source, symbol, action, confidence, order_type, tif, rationale "
+                    "FROM decision_rows WHERE decision_id = 'd1'"
+                )
+            )
+            before = _judgings(conn)
+        assert [row[2:4] for row in before["judgements"]] == [
+            ("d1", "tp-1"),
+            ("d2", "tp-2"),
+            ("d3", "tp-3"),
+            ("d-elsewhere", "tp-9"),
+        ]
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0029")
+        with engine.connect() as conn:
+            assert _judgings(conn) == before
+            stored = conn.execute(
+                text(
+                    "SELECT j.decision_id, d.decision_id, d.id = (SELECT MIN(id) FROM "
+                    "decision_rows WHERE decision_id = d.decision_id) FROM judgement_rows j "
+                    "LEFT JOIN decision_rows d ON d.id = j.decision_row ORDER BY j.id"
+                )
+            ).all()
+            assert [tuple(r) for r in stored] == [
+                (None, "d1", True),
+                (None, "d2", True),
+                (None, "d3", True),
+                ("d-elsewhere", None, None),
+            ]
+            named = conn.execute(text("SELECT id, judging FROM verdicts ORDER BY id")).all()
+            assert named and all(judging == id // 1000 for id, judging in named)
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0028")
+        with engine.connect() as conn:
+            assert _judgings(conn) == before
+            names = {c["name"] for c in inspect(conn).get_columns("judgement_rows")}
+            assert "decision_row" not in names
+            verdict_names = {c["name"] for c in inspect(conn).get_columns("verdicts")}
+            assert "judging" not in verdict_names
     finally:
         engine.dispose()
     upgraded = open_engine(ledger_url)  # and up again

@@ -944,6 +944,41 @@ def test_a_judging_names_its_order_s_row_and_reads_back_with_its_id(target: Targ
     assert [o["order"]["client_order_id"] for o in chain["orders"]] == [f"tp-{d1}"]
 
 
+def test_a_judging_names_its_decision_s_row_and_reads_back_with_its_id(target: Target) -> None:
+    """A judging of a decision its run recorded, sent or denied, names the decision's
+    row and leaves the decision id to it (migration 0029); one of a decision the run
+    did not record keeps the id. The views, explain and the latest activity give
+    every verdict under its decision as written."""
+    d1, d2, d3 = (decision(n) for n in (1, 2, 3))
+    sink = target.sink(batch_size=1000)
+    sink.open(run_info())
+    # d1 judged and sent, d2 denied, both recorded; d3 sent on from elsewhere.
+    for d in (d1, d2):
+        sink.record_decision(d)
+    sink.record_verdict(verdict(1, "min_confidence", decision_id=d1.id))
+    sink.record_order(order_for(d1, f"tp-{d1.id}"))
+    sink.record_verdict(verdict(1, "max_position_value", Outcome.DENY, decision_id=d2.id))
+    sink.record_verdict(verdict(1, "min_confidence", decision_id=d3.id))
+    sink.record_order(order_for(d3, f"tp-{d3.id}"))
+    sink.close(run_info(), bars=0, status="completed")
+    ids = [d1.id, d2.id, d3.id]
+    assert target.rows("select decision_id from judgements order by id") == [(d,) for d in ids]
+    assert target.rows("select decision_id from verdicts order by id") == [(d,) for d in ids]
+    stored = target.rows(
+        "select j.decision_id, d.decision_id from judgement_rows j "
+        "left join decision_rows d on d.id = j.decision_row order by j.id"
+    )
+    assert stored == [(None, d1.id), (None, d2.id), (d3.id, None)]
+    ledger = Ledger(target.sink().engine(), target.url)
+    for d, shown in ((d1, "min_confidence"), (d2, "max_position_value"), (d3, "min_confidence")):
+        [chain] = ledger.chains(d.id)
+        assert [v["filter"] for v in chain["verdicts"]] == [shown]
+        assert [v["decision_id"] for v in chain["verdicts"]] == [d.id]
+    recent = {r["decision_id"]: r["verdicts"] for r in ledger.recent(10)["decisions"]}
+    assert [v["filter"] for v in recent[d1.id]] == ["min_confidence"]
+    assert [(v["filter"], v["outcome"]) for v in recent[d2.id]] == [("max_position_value", "deny")]
+
+
 def test_a_judging_holds_at_most_a_thousand_verdicts(target: Target) -> None:
     """The view numbers a judging's verdicts within its id times 1,000."""
     sink = target.sink()
@@ -1855,7 +1890,7 @@ def test_a_batch_by_copy_or_the_writer_process_writes_what_inserts_write(
                         {
                             k: v
                             for k, v in row.items()
-                            if k not in ("id", "order_id") and v not in own
+                            if k not in ("id", "order_id", "judging") and v not in own
                         }
                         for row in read
                     ]
