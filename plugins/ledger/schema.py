@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -356,18 +357,22 @@ class StatusChangeRow(_Ledger, table=True):
 
     ``status`` and ``previous`` are stored as numbers (:class:`StatusCode`) and
     read here, and through the view, as names.
+
+    A change has no id of its own: its order's row and its place (``seq``) are
+    its key, and the view makes its ``id`` of them (migration 0030).
     """
 
     __tablename__ = "status_changes"
     __table_args__ = (
-        UniqueConstraint("order_id", "seq", name="uq_status_changes_seq"),
-        # Ids are never reused: those kept in order_events_unmatched stay unique.
-        {"sqlite_autoincrement": True},
+        # Keyed by its order's row and place: no id of its own, nor an index over
+        # the key beside the table; on SQLite the rows sit in the key's order
+        # (migration 0030).
+        PrimaryKeyConstraint("order_id", "seq", name="pk_status_changes"),
+        {"sqlite_with_rowid": False},
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    order_id: int
-    seq: int
+    order_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     status: str = Field(sa_type=StatusCode)
     previous: str | None = Field(default=None, sa_type=StatusCode)
     ts: dt.datetime | None = _ts(nullable=False)
@@ -377,7 +382,11 @@ class StatusChangeRow(_Ledger, table=True):
 
 class OrderEventRow(_View, table=True):
     """A change of an order's status: the ``order_events`` view, a
-    :class:`StatusChangeRow` with its order's run, client order id and decision."""
+    :class:`StatusChangeRow` with its order's run, client order id and decision.
+
+    Its ``id`` is its order's row times 2**20 plus its place, ``seq`` (the negated
+    id of one kept in ``order_events_unmatched``): unique, and an order's changes
+    in order (migration 0030)."""
 
     __tablename__ = "order_events"
 

@@ -745,7 +745,9 @@ def test_change_times_left_to_their_order_are_written_in_on_a_downgrade(ledger_u
 
     def events(conn: Any) -> list[tuple[Any, ...]]:
         rows = conn.execute(
-            text("SELECT id, run_id, client_order_id, seq, status, ts FROM order_events")
+            text(
+                "SELECT id, run_id, client_order_id, seq, status, ts FROM order_events ORDER BY id"
+            )
         ).all()
         return [(*row[:5], _instant(row[5])) for row in rows]
 
@@ -767,7 +769,7 @@ def test_change_times_left_to_their_order_are_written_in_on_a_downgrade(ledger_u
         with engine.begin() as conn:
             command.downgrade(ledger_db._config(conn), "0020")
         with engine.connect() as conn:
-            assert (events(conn), blank(conn)) == (before, 0)
+            assert (_without_ids(events(conn)), blank(conn)) == (_without_ids(before), 0)
     finally:
         engine.dispose()
     _upgraded_reads(ledger_url, before, events)
@@ -827,6 +829,19 @@ def _event_rows(conn: Any) -> list[tuple[Any, ...]]:
     return [(*row[:7], _instant(row[7]), *row[8:]) for row in rows]
 
 
+def _without_ids(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Status changes as read (an id first, then the run and the client order id),
+    but their ids, by run and order, each order's in the order read. A change's id
+    is made of its key since migration 0030, which leaves the ids before it
+    behind, and a downgrade past it numbers the changes anew."""
+    return sorted((row[1:] for row in rows), key=lambda row: (row[0], row[1]))
+
+
+def _event_keys(conn: Any) -> list[tuple[Any, ...]]:
+    """:func:`_event_rows` but the ids."""
+    return _without_ids(_event_rows(conn))
+
+
 def _as_read_after_0019(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """The change naming another decision than its order's is read with its order's."""
     return [(*row[:3], "d2", *row[4:]) if row[0] == 5 else row for row in rows]
@@ -840,8 +855,11 @@ def test_status_changes_are_keyed_by_their_order_and_read_as_before(ledger_url: 
     engine.dispose()
     assert len(before) == len(OLD_EVENTS)
     before = _as_read_after_0019(before)
-    engine = open_engine(ledger_url)
+    engine = create_engine(ledger_url)
     try:
+        # The ids, as 0019 to 0029 keep them (0030 makes them of each change's key).
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0029")
         with engine.connect() as conn:
             assert _event_rows(conn) == before
             changes = conn.execute(
@@ -862,17 +880,6 @@ def test_status_changes_are_keyed_by_their_order_and_read_as_before(ledger_url: 
                 text("SELECT id FROM order_events_unmatched ORDER BY id")
             ).scalars()
             assert list(unmatched) == [8]
-        found = Ledger(engine, "test")
-        assert [e.status for e in found.order_events("r1", "tp-1")] == [
-            "submitted",
-            "accepted",
-            "filled",
-        ]
-        # r1: tp-1 filled; tp-x, kept without an order row, submitted.
-        orders = found.summary("r1")["orders"]
-        assert (orders["filled"], orders["open"], orders["submitted"]) == (1, 1, 2)
-        # r2: tp-2 partly filled, working.
-        assert found.summary("r2")["orders"]["open"] == 1
         # The sink's next change takes the next id, after the converted ones.
         with engine.begin() as conn:
             conn.execute(
@@ -885,6 +892,25 @@ def test_status_changes_are_keyed_by_their_order_and_read_as_before(ledger_url: 
             )
             ids = conn.execute(text("SELECT id FROM order_events ORDER BY id")).scalars()
             assert list(ids) == [1, 2, 3, 4, 5, 6, 8, 9]
+    finally:
+        engine.dispose()
+    engine = open_engine(ledger_url)
+    try:
+        with engine.connect() as conn:
+            assert _event_keys(conn)[:-1] == _without_ids(before)
+            ids = conn.execute(text("SELECT id FROM order_events")).scalars().all()
+            assert len(set(ids)) == len(ids) == 8
+        found = Ledger(engine, "test")
+        assert [e.status for e in found.order_events("r1", "tp-1")] == [
+            "submitted",
+            "accepted",
+            "filled",
+        ]
+        # r1: tp-1 filled; tp-x, kept without an order row, submitted.
+        orders = found.summary("r1")["orders"]
+        assert (orders["filled"], orders["open"], orders["submitted"]) == (1, 1, 2)
+        # r2: tp-2 filled by the change written above.
+        assert found.summary("r2")["orders"]["filled"] == 1
     finally:
         engine.dispose()
 
@@ -900,7 +926,10 @@ def test_status_changes_go_back_to_their_rows_on_a_downgrade(ledger_url: str) ->
         command.downgrade(ledger_db._config(conn), "0018")
     try:
         with engine.connect() as conn:
-            assert _event_rows(conn) == before
+            # Numbered anew by 0030's downgrade, after the one kept without its order.
+            assert _event_keys(conn) == _without_ids(before)
+            ids = conn.execute(text("SELECT id FROM order_events ORDER BY id")).scalars()
+            assert list(ids) == [8, 9, 10, 11, 12, 13, 14]
             tables = inspect(conn).get_table_names()
             assert "status_changes" not in tables and "order_events_unmatched" not in tables
             [unique] = inspect(conn).get_unique_constraints("order_events")
@@ -912,7 +941,7 @@ def test_status_changes_go_back_to_their_rows_on_a_downgrade(ledger_url: str) ->
     finally:
         engine.dispose()
     # And up again: the same changes through the view.
-    _upgraded_reads(ledger_url, before, _event_rows)
+    _upgraded_reads(ledger_url, _without_ids(before), _event_keys)
 
 
 @pytest.mark.parametrize(
@@ -1011,12 +1040,10 @@ def _run_rows(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
     for view, columns in _VIEWS.items():
         rows = conn.execute(text(f"SELECT {columns} FROM {view} ORDER BY id")).all()
         got[view] = [tuple(str(v) if isinstance(v, Decimal) else v for v in r) for r in rows]
-    got["order_events"] = [
-        tuple(r)
-        for r in conn.execute(
-            text("SELECT id, run_id, client_order_id, status FROM order_events ORDER BY id")
-        )
-    ]
+    events = conn.execute(
+        text("SELECT id, run_id, client_order_id, status FROM order_events ORDER BY id")
+    )
+    got["order_events"] = _without_ids([tuple(r) for r in events])
     return got
 
 
@@ -1355,11 +1382,13 @@ def test_fills_name_their_order_s_row_and_read_as_before(ledger_url: str) -> Non
 
 
 def _orders(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the views over orders, as a reader gets them."""
+    """Every row of the views over orders, as a reader gets them (status changes
+    but their ids, see :func:`_without_ids`)."""
     got = {}
     for view in ("orders", "order_events", "fills"):
         rows = conn.execute(text(f"SELECT * FROM {view} ORDER BY id")).all()
         got[view] = [tuple(str(v) if isinstance(v, Decimal) else v for v in r) for r in rows]
+    got["order_events"] = _without_ids(got["order_events"])
     return got
 
 
@@ -1595,6 +1624,78 @@ def test_judgings_name_their_decision_s_row_and_read_as_before(ledger_url: str) 
             assert _judgings(conn) == before
     finally:
         upgraded.dispose()
+
+
+def test_status_changes_are_keyed_by_order_and_place_and_read_as_before(
+    ledger_url: str,
+) -> None:
+    """Migration 0030: a status change's key is its order's row and its place, with
+    no id or index beside it; the view reads every change as before, its id made
+    of its key (one kept without its order negated). A downgrade numbers the
+    changes anew after the kept ones, and new changes follow them."""
+    _events_at_0018(ledger_url)  # r1's tp-1 and r2's tp-2, and tp-x without an order
+    engine = create_engine(ledger_url)
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0029")
+            before = _event_rows(conn)
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0030")
+        with engine.connect() as conn:
+            assert _event_keys(conn) == _without_ids(before)
+            rows = {r: n for r, n in conn.execute(text("SELECT client_order_id, id FROM orders"))}
+            shown = conn.execute(
+                text("SELECT id, client_order_id, seq FROM order_events ORDER BY id")
+            ).all()
+            made = sorted(rows[c] * 2**20 + seq for _i, c, seq in shown if c != "tp-x")
+            assert [i for i, _c, _s in shown] == [-8, *made]
+            assert all(i == rows[c] * 2**20 + seq for i, c, seq in shown if c != "tp-x")
+            columns = [c["name"] for c in inspect(conn).get_columns("status_changes")]
+            assert columns[:2] == ["order_id", "seq"] and "id" not in columns
+            key = inspect(conn).get_pk_constraint("status_changes")
+            assert key["constrained_columns"] == ["order_id", "seq"]
+            assert inspect(conn).get_unique_constraints("status_changes") == []
+            assert inspect(conn).get_indexes("status_changes") == []
+            if sqlite:
+                made = conn.execute(
+                    text("SELECT sql FROM sqlite_schema WHERE name = 'status_changes'")
+                ).scalar()
+                assert made.rstrip().endswith("WITHOUT ROWID")
+        # A change at a place its order has, or without its order, is refused.
+        for order in ("(SELECT id FROM orders WHERE client_order_id = 'tp-1')", "NULL"):
+            refused = pytest.raises(Exception, match="(?i)unique|duplicate|not null|null value")
+            with refused, engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO status_changes (order_id, seq, status, ts, reason) "
+                        f"VALUES ({order}, 1, 7, :ts, '')"
+                    ),
+                    {"ts": _ts_value(engine, "2026-01-02T00:09:00+00:00")},
+                )
+        with engine.connect() as conn:
+            assert _event_keys(conn) == _without_ids(before)
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0029")
+        with engine.connect() as conn:
+            assert _event_keys(conn) == _without_ids(before)
+            ids = conn.execute(text("SELECT id FROM order_events ORDER BY id")).scalars()
+            assert list(ids) == [8, 9, 10, 11, 12, 13, 14]
+        with engine.begin() as conn:  # the next change takes the next id
+            conn.execute(
+                text(
+                    "INSERT INTO status_changes (order_id, seq, status, ts, reason) VALUES "
+                    "((SELECT id FROM orders WHERE client_order_id = 'tp-2'), 4, 7, :ts, '')"
+                ),
+                {"ts": _ts_value(engine, "2026-01-02T00:09:00+00:00")},
+            )
+            last = conn.execute(text("SELECT MAX(id) FROM order_events")).scalar()
+            assert last == 15
+            after = _event_keys(conn)
+    finally:
+        engine.dispose()
+    assert len(after) == len(before) + 1
+    _upgraded_reads(ledger_url, after, _event_keys)  # and up again
 
 
 def test_a_run_keeps_its_row_while_the_ledger_holds_its_rows(ledger_url: str) -> None:
