@@ -1288,7 +1288,8 @@ def test_times_to_the_second_are_stored_short_and_written_out_on_a_downgrade(
             stored = conn.execute(text("SELECT created_at FROM order_rows ORDER BY id")).all()
         new = [v if isinstance(v, str) else v.isoformat() for v in after["orders"][-2:]]
         if ledger_url.startswith("sqlite"):
-            assert [r[0] for r in stored][-2:] == [str(int(at.timestamp())), new[1]]
+            # The seconds, kept as an integer since 0031; a fraction of a second as text.
+            assert [r[0] for r in stored][-2:] == [int(at.timestamp()), new[1]]
             assert new == [at.isoformat(), at.replace(microsecond=5).isoformat()]
         assert {view: times[: len(old[view])] for view, times in after.items()} == old
         with engine.begin() as conn:
@@ -1310,6 +1311,96 @@ def test_times_to_the_second_are_stored_short_and_written_out_on_a_downgrade(
     try:
         with upgraded.connect() as conn:
             assert _times(conn) == after
+    finally:
+        upgraded.dispose()
+
+
+#: Each table of a run's rows and its time (migration 0031).
+_ROW_TIMES = {
+    "decision_rows": "created_at",
+    "judgement_rows": "ts",
+    "order_rows": "created_at",
+    "fill_rows": "ts",
+    "status_changes": "ts",
+}
+
+
+def _stored_times(conn: Any) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """Each table's time column: its declared type, and its values with their
+    storage classes (SQLite)."""
+    got = {}
+    for table, time in _ROW_TIMES.items():
+        [declared] = [c["type"] for c in inspect(conn).get_columns(table) if c["name"] == time]
+        values = conn.execute(text(f"SELECT typeof({time}), {time} FROM {table}")).all()
+        got[table] = (str(declared), sorted((k, str(v)) for k, v in values))
+    return got
+
+
+def test_times_stored_as_seconds_are_integers_and_read_as_before(ledger_url: str) -> None:
+    """Migration 0031: on SQLite the times of a run's rows are declared DATETIME,
+    and one stored as seconds since 1970 is kept as an integer; ISO text and a
+    change's empty time stay text. Every view reads as before, indexes, views and
+    the trigger are made again, and a downgrade gives the text back."""
+    _runs_at_0021(ledger_url, orphan=False)
+    engine = create_engine(ledger_url)
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0030")
+            if sqlite:  # a time in seconds in each table, as the sink writes them
+                for table, time in _ROW_TIMES.items():
+                    if table != "status_changes":
+                        conn.execute(text(f"UPDATE {table} SET {time} = '1767623400' WHERE id = 1"))
+                # One change in seconds, one whose time is its order's (empty).
+                for ts, which in (("1767623400", "MAX"), ("", "MIN")):
+                    conn.execute(
+                        text(
+                            f"UPDATE status_changes SET ts = '{ts}' WHERE order_id = "
+                            f"(SELECT {which}(order_id) FROM status_changes)"
+                        )
+                    )
+            before = _run_rows(conn), _times(conn)
+            if sqlite:
+                old = _stored_times(conn)
+                made = conn.execute(
+                    text("SELECT type, name FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY 1, 2")
+                ).all()
+        if sqlite:
+            assert old["order_rows"][0] == "VARCHAR(40)"
+            assert ("text", "1767623400") in old["order_rows"][1]
+        with engine.begin() as conn:
+            command.upgrade(ledger_db._config(conn), "0031")
+        with engine.connect() as conn:
+            assert (_run_rows(conn), _times(conn)) == before
+            if sqlite:
+                now = _stored_times(conn)
+                assert {t: k for t, (k, _v) in now.items()} == dict.fromkeys(_ROW_TIMES, "DATETIME")
+                for table, (_kind, values) in now.items():
+                    was = old[table][1]
+                    assert values == sorted(
+                        ("integer", v) if v == "1767623400" else (k, v) for k, v in was
+                    )
+                    assert ("integer", "1767623400") in values
+                assert ("text", "") in now["status_changes"][1]
+                again = conn.execute(
+                    text("SELECT type, name FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY 1, 2")
+                ).all()
+                assert again == made  # every table, index, view and trigger
+        refused = pytest.raises(Exception, match="cannot be deleted while the ledger holds")
+        with refused, engine.begin() as conn:
+            conn.execute(text("DELETE FROM runs WHERE run_id = 'r1'"))
+        with engine.begin() as conn:
+            command.downgrade(ledger_db._config(conn), "0030")
+        with engine.connect() as conn:
+            assert (_run_rows(conn), _times(conn)) == before
+            if sqlite:
+                assert _stored_times(conn) == old
+    finally:
+        engine.dispose()
+    upgraded = open_engine(ledger_url)  # and up again
+    try:
+        with upgraded.connect() as conn:
+            assert (_run_rows(conn), _times(conn)) == before
     finally:
         upgraded.dispose()
 

@@ -650,16 +650,22 @@ def test_a_change_at_its_order_s_time_leaves_the_time_to_the_order(target: Targe
     sink.record_order_event(changes[-1])
     sink.close(run_info("r1"), bars=0, status="completed")
 
+    # By order and place: r0's order's two changes, then r1's three.
     stored = [
-        ts if isinstance(ts, str) else ts.isoformat()
-        for (ts,) in target.rows("select ts from status_changes order by id")
+        ts if isinstance(ts, str | int) else ts.isoformat()
+        for (ts,) in target.rows("select ts from status_changes order by order_id, seq")
     ]
     at, after = T.isoformat(), later.isoformat()
     if target.postgres:
         assert stored == [after, at, at, at, after]
-    else:  # times in UTC to the second as their seconds since 1970 (migration 0025)
-        at, after = str(int(T.timestamp())), str(int(later.timestamp()))
-        assert stored == [after, "", "", at, after]
+    else:  # times in UTC to the second as their seconds since 1970 (0025, 0031)
+        assert stored == [
+            int(later.timestamp()),
+            int(T.timestamp()),
+            "",
+            "",
+            int(later.timestamp()),
+        ]
     ledger = Ledger(target.sink().engine(), target.url)
     assert [(e.status, e.ts) for e in ledger.order_events("r1", "tp-d1")] == [
         (e.status.value, e.ts) for e in changes
@@ -729,14 +735,15 @@ def test_every_time_reads_back_as_the_text_it_was_written_in(target: Target) -> 
     }
     if not target.postgres:
         stored = [ts for (ts,) in target.rows("select created_at from order_rows order by id")]
+        # Seconds since 1970 kept as integers (migration 0031), other times as text.
         assert stored == [
-            "1772461800",
+            1772461800,
             "2026-03-02T14:30:00.250000+00:00",
             "2026-03-02T20:00:00+05:30",
-            "1772461800",
-            "-62135596800",
-            "-1",
-            "253402300799",
+            1772461800,
+            -62135596800,
+            -1,
+            253402300799,
         ]
 
 
@@ -868,10 +875,11 @@ def test_a_change_keeps_its_time_unless_its_own_order_was_placed_last_then(
     sink.record_order_event(canceled)
     sink.close(run_info(), bars=0, status="completed")
     if not target.postgres:
-        assert target.rows("select ts from status_changes order by id") == [
+        # A's two changes, then B's.
+        assert target.rows("select ts from status_changes order by order_id, seq") == [
             ("",),
+            (int(later.timestamp()),),
             ("",),
-            (str(int(later.timestamp())),),
         ]
     ledger = Ledger(target.sink().engine(), target.url)
     assert [(e.status, e.ts) for e in ledger.order_events("r1", "tp-a")] == [
