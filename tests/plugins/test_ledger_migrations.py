@@ -311,9 +311,7 @@ def _instant(ts: Any) -> dt.datetime:
     return ts if isinstance(ts, dt.datetime) else dt.datetime.fromisoformat(ts)
 
 
-def _upgraded_reads(
-    url: str, before: list[tuple[Any, ...]], read: Callable[[Any], list[tuple[Any, ...]]]
-) -> None:
+def _upgraded_reads(url: str, before: Any, read: Callable[[Any], Any]) -> None:
     """Upgraded to the latest schema, the ledger ``read`` gives ``before``."""
     engine = open_engine(url)
     try:
@@ -1501,14 +1499,7 @@ def test_orders_name_their_decision_s_row_and_read_as_before(ledger_url: str) ->
                 )
             )
             # d1 recorded twice in its run: the order takes the first.
-            conn.execute(
-                text(
-                    "INSERT INTO decision_rows (run_no, decision_id, created_at, source, symbol, "
-                    "action, confidence, order_type, tif, rationale) SELECT run_no, decision_id, "
-                    "created_at, source, symbol, action, confidence, order_type, tif, rationale "
-                    "FROM decision_rows WHERE decision_id = 'd1'"
-                )
-            )
+            _record_again(conn, "d1")
             before = _orders(conn)
         assert [row[2:4] for row in before["orders"]] == [("tp-1", "d1"), ("tp-3", "d-elsewhere")]
         with engine.begin() as conn:
@@ -1572,12 +1563,20 @@ def test_orders_name_their_decision_s_row_and_read_as_before(ledger_url: str) ->
             }
     finally:
         engine.dispose()
-    upgraded = open_engine(ledger_url)  # and up again
-    try:
-        with upgraded.connect() as conn:
-            assert _orders(conn) == after
-    finally:
-        upgraded.dispose()
+    _upgraded_reads(ledger_url, after, _orders)  # and up again
+
+
+def _record_again(conn: Any, decision_id: str) -> None:
+    """Record the decision ``decision_id`` a second time in its run."""
+    conn.execute(
+        text(
+            "INSERT INTO decision_rows (run_no, decision_id, created_at, source, symbol, "
+            "action, confidence, order_type, tif, rationale) SELECT run_no, decision_id, "
+            "created_at, source, symbol, action, confidence, order_type, tif, rationale "
+            "FROM decision_rows WHERE decision_id = :d"
+        ),
+        {"d": decision_id},
+    )
 
 
 def _judgings(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
@@ -1631,12 +1630,7 @@ def test_judgings_name_their_order_s_row_and_read_as_before(ledger_url: str) -> 
             assert "order_id" not in names
     finally:
         engine.dispose()
-    upgraded = open_engine(ledger_url)  # and up again
-    try:
-        with upgraded.connect() as conn:
-            assert _judgings(conn) == before
-    finally:
-        upgraded.dispose()
+    _upgraded_reads(ledger_url, before, _judgings)  # and up again
 
 
 def test_judgings_name_their_decision_s_row_and_read_as_before(ledger_url: str) -> None:
@@ -1665,14 +1659,7 @@ def test_judgings_name_their_decision_s_row_and_read_as_before(ledger_url: str) 
                 )
             )
             # d1 recorded twice in its run: the judging takes the first.
-            conn.execute(
-                text(
-                    "INSERT INTO decision_rows (run_no, decision_id, created_at, source, symbol, "
-                    "action, confidence, order_type, tif, rationale) SELECT run_no, decision_id, "
-                    "created_at, source, symbol, action, confidence, order_type, tif, rationale "
-                    "FROM decision_rows WHERE decision_id = 'd1'"
-                )
-            )
+            _record_again(conn, "d1")
             before = _judgings(conn)
         assert [row[2:4] for row in before["judgements"]] == [
             ("d1", "tp-1"),
@@ -1709,12 +1696,7 @@ def test_judgings_name_their_decision_s_row_and_read_as_before(ledger_url: str) 
             assert "judging" not in verdict_names
     finally:
         engine.dispose()
-    upgraded = open_engine(ledger_url)  # and up again
-    try:
-        with upgraded.connect() as conn:
-            assert _judgings(conn) == before
-    finally:
-        upgraded.dispose()
+    _upgraded_reads(ledger_url, before, _judgings)  # and up again
 
 
 def test_status_changes_are_keyed_by_order_and_place_and_read_as_before(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,33 @@ def copy_table(
         )
         if unique:
             op.create_unique_constraint(unique[0], table, unique[1])
+
+
+def remake(
+    bind: Any,
+    table: str,
+    columns: list[sa.Column[Any]],
+    copy: str,
+    *,
+    views: tuple[str, ...],
+    indexes: Callable[[], None],
+    unique: tuple[str, list[str]] | None = None,
+) -> None:
+    """:func:`copy_table` under the views over ``table``: they are dropped first
+    (``views``, dependents first; the caller makes them again), and on SQLite the
+    trigger that keeps a run's row while rows name it (0022) too, which comes back
+    after. ``indexes`` makes the table's indexes. On PostgreSQL the new table is
+    analyzed: it has no statistics until autovacuum comes by, and without them
+    PostgreSQL took a lookup of a few rows by id through a scan of them all."""
+    sqlite = bind.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite checks every trigger and view when a table is renamed.
+        op.execute("DROP TRIGGER runs_keep_rows")
+    for view in views:
+        op.execute(f"DROP VIEW {view}")
+    copy_table(bind, table, columns, copy, unique)
+    indexes()
+    if sqlite:
+        op.execute(earlier("0022_run_numbers.py").KEEP_RUNS_WITH_ROWS)
+    else:
+        op.execute(f"ANALYZE {table}")

@@ -28,8 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 from tradepipe.plugins.ledger.migrations import (
-    copy_table,
     earlier,
+    remake,
     say_how_long,
     table_columns,
 )
@@ -90,16 +90,11 @@ def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, ids_kept: bool
     """Make ``fill_rows`` again with ``columns``, its rows copied by the SELECT
     ``copy`` (over the old table, named ``f``), its indexes as the layout has them
     (``ids_kept``: every fill keeps its ids, as before this migration)."""
-    dialect = bind.dialect.name
-    trigger = earlier("0022_run_numbers.py")
-    if dialect == "sqlite":
-        # SQLite checks every trigger and view when a table is renamed.
-        op.execute("DROP TRIGGER runs_keep_rows")
-    op.execute("DROP VIEW fills")
-    copy_table(bind, "fill_rows", columns, copy, ("uq_fills_run_exec", ["run_no", "execution_id"]))
-    if ids_kept:
-        op.create_index("ix_fills_client_order_id", "fill_rows", ["client_order_id"])
-    else:
+
+    def indexes() -> None:
+        if ids_kept:
+            op.create_index("ix_fills_client_order_id", "fill_rows", ["client_order_id"])
+            return
         op.create_index("ix_fills_order", "fill_rows", ["order_id"])
         op.create_index(
             "ix_fills_client_order_id",
@@ -108,12 +103,9 @@ def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, ids_kept: bool
             sqlite_where=OWN_ID,
             postgresql_where=OWN_ID,
         )
-    if dialect == "sqlite":
-        op.execute(trigger.KEEP_RUNS_WITH_ROWS)
-    else:
-        # A new table has no statistics until autovacuum comes by: without them
-        # PostgreSQL took a lookup of a few fills by id through a scan of them all.
-        op.execute("ANALYZE fill_rows")
+
+    unique = ("uq_fills_run_exec", ["run_no", "execution_id"])
+    remake(bind, "fill_rows", columns, copy, views=("fills",), indexes=indexes, unique=unique)
 
 
 def upgrade() -> None:

@@ -25,8 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 from tradepipe.plugins.ledger.migrations import (
-    copy_table,
     earlier,
+    remake,
     say_how_long,
     table_columns,
 )
@@ -102,15 +102,12 @@ def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, keyed: bool) -
     has them (``keyed``: orders name their decision's row, as after this migration)."""
     dialect = bind.dialect.name
     shown = [c["name"] for c in sa.inspect(bind).get_columns("orders")]
-    if dialect == "sqlite":
-        # SQLite checks every trigger and view when a table is renamed.
-        op.execute("DROP TRIGGER runs_keep_rows")
-    for view in VIEWS:
-        op.execute(f"DROP VIEW {view}")
-    unique = ("uq_orders_cid_run", ["client_order_id", "run_no"])
-    copy_table(bind, "order_rows", columns, copy, unique)
-    op.create_index("ix_orders_run", "order_rows", ["run_no"])
-    if keyed:
+
+    def indexes() -> None:
+        op.create_index("ix_orders_run", "order_rows", ["run_no"])
+        if not keyed:
+            op.create_index("ix_orders_decision", "order_rows", ["decision_id"])
+            return
         op.create_index("ix_orders_decision_row", "order_rows", ["decision_row"])
         op.create_index(
             "ix_orders_decision",
@@ -119,13 +116,9 @@ def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, keyed: bool) -
             sqlite_where=OWN_ID,
             postgresql_where=OWN_ID,
         )
-    else:
-        op.create_index("ix_orders_decision", "order_rows", ["decision_id"])
-    if dialect == "sqlite":
-        op.execute(earlier("0022_run_numbers.py").KEEP_RUNS_WITH_ROWS)
-    else:
-        # A new table has no statistics until autovacuum comes by (as in 0026).
-        op.execute("ANALYZE order_rows")
+
+    unique = ("uq_orders_cid_run", ["client_order_id", "run_no"])
+    remake(bind, "order_rows", columns, copy, views=VIEWS, indexes=indexes, unique=unique)
     bind.exec_driver_sql(_orders_view(shown, dialect, keyed))
     bind.exec_driver_sql(
         fills_view(dialect) if keyed else earlier("0026_fills_by_order.py").view(dialect)

@@ -24,8 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 from tradepipe.plugins.ledger.migrations import (
-    copy_table,
     earlier,
+    remake,
     say_how_long,
     table_columns,
 )
@@ -80,18 +80,8 @@ def _verdicts(dialect: str) -> str:
     return str(made.POSTGRESQL_VIEW if dialect == "postgresql" else made.SQLITE_VIEW)
 
 
-def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, keyed: bool) -> None:
-    """Make ``judgement_rows`` again with ``columns``, its rows copied by the SELECT
-    ``copy`` (over the old table, named ``j``), its indexes and views as the layout
-    has them (``keyed``: judgings name their order's row, as after this migration)."""
-    dialect = bind.dialect.name
-    if dialect == "sqlite":
-        # SQLite checks every trigger and view when a table is renamed.
-        op.execute("DROP TRIGGER runs_keep_rows")
-    op.execute("DROP VIEW verdicts")
-    op.execute("DROP VIEW judgements")
-    copy_table(bind, "judgement_rows", columns, copy)
-    op.create_index("ix_judgements_decision", "judgement_rows", ["decision_id"])
+def denied_index() -> None:
+    """The index of the denials, which a run's summary counts by filter."""
     op.create_index(
         "ix_judgements_denied",
         "judgement_rows",
@@ -99,11 +89,20 @@ def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, keyed: bool) -
         sqlite_where=DENIED,
         postgresql_where=DENIED,
     )
-    if dialect == "sqlite":
-        op.execute(earlier("0022_run_numbers.py").KEEP_RUNS_WITH_ROWS)
-    else:
-        # A new table has no statistics until autovacuum comes by (as in 0026).
-        op.execute("ANALYZE judgement_rows")
+
+
+def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, keyed: bool) -> None:
+    """Make ``judgement_rows`` again with ``columns``, its rows copied by the SELECT
+    ``copy`` (over the old table, named ``j``), its indexes and views as the layout
+    has them (``keyed``: judgings name their order's row, as after this migration)."""
+    dialect = bind.dialect.name
+
+    def indexes() -> None:
+        op.create_index("ix_judgements_decision", "judgement_rows", ["decision_id"])
+        denied_index()
+
+    views = ("verdicts", "judgements")
+    remake(bind, "judgement_rows", columns, copy, views=views, indexes=indexes)
     bind.exec_driver_sql(view(dialect, keyed))
     bind.exec_driver_sql(_verdicts(dialect))
 

@@ -27,8 +27,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 from tradepipe.plugins.ledger.migrations import (
-    copy_table,
     earlier,
+    remake,
     say_how_long,
     table_columns,
 )
@@ -40,9 +40,6 @@ depends_on = None
 
 #: The judgings that keep their own decision id, which the index holds.
 OWN_ID = sa.text("decision_id IS NOT NULL")
-
-#: Only the denials, which a run's summary counts by filter (as 0022 made it).
-DENIED = sa.text("denied_by IS NOT NULL")
 
 #: What 0028 made, which a downgrade gives back.
 _BEFORE = "0028_judgings_by_order.py"
@@ -80,36 +77,24 @@ def _rebuild(bind: Any, columns: list[sa.Column[Any]], copy: str, keyed: bool) -
     ``copy`` (over the old table, named ``j``), its indexes and views as the layout
     has them (``keyed``: judgings name their decision's row, as after this migration)."""
     dialect = bind.dialect.name
-    if dialect == "sqlite":
-        # SQLite checks every trigger and view when a table is renamed.
-        op.execute("DROP TRIGGER runs_keep_rows")
-    op.execute("DROP VIEW verdicts")
-    op.execute("DROP VIEW judgements")
-    copy_table(bind, "judgement_rows", columns, copy)
-    if keyed:
-        op.create_index("ix_judgements_decision_row", "judgement_rows", ["decision_row"])
-        op.create_index(
-            "ix_judgements_decision",
-            "judgement_rows",
-            ["decision_id"],
-            sqlite_where=OWN_ID,
-            postgresql_where=OWN_ID,
-        )
-    else:
-        op.create_index("ix_judgements_decision", "judgement_rows", ["decision_id"])
-    op.create_index(
-        "ix_judgements_denied",
-        "judgement_rows",
-        ["run_no", "denied_by"],
-        sqlite_where=DENIED,
-        postgresql_where=DENIED,
-    )
-    if dialect == "sqlite":
-        op.execute(earlier("0022_run_numbers.py").KEEP_RUNS_WITH_ROWS)
-    else:
-        # A new table has no statistics until autovacuum comes by (as in 0026).
-        op.execute("ANALYZE judgement_rows")
     before = earlier(_BEFORE)
+
+    def indexes() -> None:
+        if not keyed:
+            op.create_index("ix_judgements_decision", "judgement_rows", ["decision_id"])
+        else:
+            op.create_index("ix_judgements_decision_row", "judgement_rows", ["decision_row"])
+            op.create_index(
+                "ix_judgements_decision",
+                "judgement_rows",
+                ["decision_id"],
+                sqlite_where=OWN_ID,
+                postgresql_where=OWN_ID,
+            )
+        before.denied_index()
+
+    views = ("verdicts", "judgements")
+    remake(bind, "judgement_rows", columns, copy, views=views, indexes=indexes)
     bind.exec_driver_sql(view(dialect) if keyed else before.view(dialect))
     bind.exec_driver_sql(verdicts(dialect) if keyed else before._verdicts(dialect))
 
